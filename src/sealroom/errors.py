@@ -1,0 +1,135 @@
+"""The one exception tree of sealroom.
+
+Every error carries a stable ``code`` (for machines, the API error catalog and
+logs) and a ``public_message`` that is safe to show to any party: it never
+contains secrets, key material or data values. ``diagnostics()`` adds the
+detail a user needs to fix the problem; it is written for the party that
+caused the error and, like the public message, contains no secrets.
+
+::
+
+    SealroomError
+    ├── InvalidInput                 bad input at a boundary (CLI, API, parser, file)
+    │   ├── StatementFormatError     a statement or envelope that does not parse strictly
+    │   └── KeystoreError            a missing, corrupt or foreign keystore
+    ├── NotFound
+    ├── Conflict                     a state change that cannot happen (e.g. a fork)
+    ├── PolicyDenied
+    ├── VerificationFailed           a check that must pass did not; fail closed
+    │   ├── SignatureInvalid
+    │   ├── AttestationInvalid       TEE evidence, measurements, key binding
+    │   ├── ProofInvalid             Merkle inclusion / consistency, checkpoints
+    │   ├── CommitmentMismatch       data that does not match its commitment
+    │   └── DecryptionFailed         sealed data that does not open (tampered,
+    │                                truncated, reordered, wrong key or context)
+    ├── ProtocolError                a peer or message that breaks a protocol's rules
+    └── BackendUnavailable           a database, TEE agent or service cannot be reached
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AttestationInvalid",
+    "BackendUnavailable",
+    "CommitmentMismatch",
+    "Conflict",
+    "DecryptionFailed",
+    "InvalidInput",
+    "KeystoreError",
+    "NotFound",
+    "PolicyDenied",
+    "ProofInvalid",
+    "ProtocolError",
+    "SealroomError",
+    "SignatureInvalid",
+    "StatementFormatError",
+    "VerificationFailed",
+]
+
+
+class SealroomError(Exception):
+    """Base of every error sealroom raises on purpose."""
+
+    code: str = "internal"
+    public_message: str = "sealroom failed"
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail
+        super().__init__(detail if detail is not None else self.public_message)
+
+    def diagnostics(self) -> str:
+        """A multi-line explanation for the user who hit this error."""
+        lines = [f"{self.public_message} [{self.code}]"]
+        if self.detail:
+            lines.append(f"  {self.detail}")
+        return "\n".join(lines)
+
+
+class InvalidInput(SealroomError):
+    code = "invalid_input"
+    public_message = "the input is not valid"
+
+
+class StatementFormatError(InvalidInput):
+    code = "statement_format"
+    public_message = "the statement is malformed"
+
+
+class KeystoreError(InvalidInput):
+    code = "keystore"
+    public_message = "the keystore cannot be used"
+
+
+class NotFound(SealroomError):
+    code = "not_found"
+    public_message = "not found"
+
+
+class Conflict(SealroomError):
+    code = "conflict"
+    public_message = "the request conflicts with the current state"
+
+
+class PolicyDenied(SealroomError):
+    code = "policy_denied"
+    public_message = "the policy does not allow this"
+
+
+class VerificationFailed(SealroomError):
+    code = "verification_failed"
+    public_message = "verification failed"
+
+
+class SignatureInvalid(VerificationFailed):
+    code = "signature_invalid"
+    public_message = "a signature did not verify"
+
+
+class AttestationInvalid(VerificationFailed):
+    code = "attestation_invalid"
+    public_message = "the TEE evidence did not verify"
+
+
+class ProofInvalid(VerificationFailed):
+    code = "proof_invalid"
+    public_message = "a transparency-log proof did not verify"
+
+
+class CommitmentMismatch(VerificationFailed):
+    code = "commitment_mismatch"
+    public_message = "the data does not match its commitment"
+
+
+class DecryptionFailed(VerificationFailed):
+    code = "decryption_failed"
+    public_message = "sealed data could not be opened"
+
+
+class ProtocolError(SealroomError):
+    code = "protocol_error"
+    public_message = "a protocol message broke the protocol"
+
+
+class BackendUnavailable(SealroomError):
+    code = "backend_unavailable"
+    public_message = "a backend service is unavailable"
