@@ -24,13 +24,17 @@ def reference_root(leaves: list[bytes]) -> bytes:
     k = 1
     while k * 2 < n:
         k *= 2
-    return hashlib.sha256(b"\x01" + reference_root(leaves[:k]) + reference_root(leaves[k:])).digest()
+    return hashlib.sha256(
+        b"\x01" + reference_root(leaves[:k]) + reference_root(leaves[k:])
+    ).digest()
 
 
 def test_known_answers() -> None:
     assert EMPTY_ROOT.hex() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     # RFC 6962 test tree leaf 0 (empty leaf) from the Go reference implementation.
-    assert leaf_hash(b"").hex() == "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+    assert (
+        leaf_hash(b"").hex() == "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+    )
     a, b = leaf_hash(b"a"), leaf_hash(b"b")
     assert node_hash(a, b) == hashlib.sha256(b"\x01" + a + b).digest()
 

@@ -1,0 +1,54 @@
+"""Signed statements: canonical JSON, envelopes, digests, and the protocol's document types."""
+
+from __future__ import annotations
+
+from sealroom.statements.canonical import canonical_json, parse_json_strict
+from sealroom.statements.envelope import Envelope, Signed, Statement, digest_of, sign_statement
+from sealroom.statements.fields import Digest
+from sealroom.statements.models import (
+    STATEMENT_TYPES,
+    Approval,
+    Column,
+    CommitmentRef,
+    ComputationRef,
+    ComputationRequest,
+    DatasetAttestation,
+    EnclaveEvidence,
+    EnclaveKeyDocument,
+    InputRef,
+    Keyword,
+    OutputRef,
+    Policy,
+    PrivacyCharge,
+    Receipt,
+    TimeRange,
+    output_commitment,
+)
+
+__all__ = [
+    "STATEMENT_TYPES",
+    "Approval",
+    "Column",
+    "CommitmentRef",
+    "ComputationRef",
+    "ComputationRequest",
+    "DatasetAttestation",
+    "Digest",
+    "EnclaveEvidence",
+    "EnclaveKeyDocument",
+    "Envelope",
+    "InputRef",
+    "Keyword",
+    "OutputRef",
+    "Policy",
+    "PrivacyCharge",
+    "Receipt",
+    "Signed",
+    "Statement",
+    "TimeRange",
+    "canonical_json",
+    "digest_of",
+    "output_commitment",
+    "parse_json_strict",
+    "sign_statement",
+]

@@ -1,0 +1,71 @@
+"""Bounded field types for statements: every string, list and number has a limit."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, NewType
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from sealroom.crypto.keys import PARTY_ID_PREFIX, b64decode_strict
+from sealroom.errors import InvalidInput
+
+__all__ = [
+    "B64Bytes",
+    "B64Hash",
+    "B64Key",
+    "B64Nonce",
+    "DecimalStr",
+    "Digest",
+    "DigestStr",
+    "Identifier",
+    "LongText",
+    "NonNegInt",
+    "PartyIdStr",
+    "ShortText",
+    "UnixTime",
+]
+
+Digest = NewType("Digest", str)
+"""``sha256:<64 lowercase hex>``: the digest of a signed statement (see :mod:`.envelope`)."""
+
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+DigestStr = Annotated[str, StringConstraints(pattern=DIGEST_PATTERN)]
+PartyIdStr = Annotated[str, StringConstraints(pattern=rf"^{PARTY_ID_PREFIX}[a-z2-7]{{52}}$")]
+Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(max_length=10_000)]
+NonNegInt = Annotated[int, Field(ge=0, le=2**53 - 1)]
+UnixTime = Annotated[int, Field(ge=0, le=253402300799)]  # up to 9999-12-31
+
+_DECIMAL_RE = re.compile(r"^(0|[1-9][0-9]{0,17})(\.[0-9]{1,18})?$")
+
+
+def _canonical_decimal(text: str) -> str:
+    """Non-negative decimal without exponent, sign, leading zeros or trailing fraction zeros."""
+    if not _DECIMAL_RE.match(text) or (("." in text) and text.endswith("0")):
+        raise ValueError("must be a canonical non-negative decimal string like '0.5'")
+    try:
+        Decimal(text)
+    except InvalidOperation as exc:  # pragma: no cover - the regex admits only valid decimals
+        raise ValueError("not a decimal") from exc
+    return text
+
+
+def _b64(size: int | None, what: str) -> AfterValidator:
+    def check(text: str) -> str:
+        try:
+            b64decode_strict(text, what=what, size=size)
+        except InvalidInput as exc:
+            raise ValueError(exc.detail) from None
+        return text
+
+    return AfterValidator(check)
+
+
+DecimalStr = Annotated[str, AfterValidator(_canonical_decimal)]
+B64Key = Annotated[str, StringConstraints(max_length=44), _b64(32, "key")]
+B64Hash = Annotated[str, StringConstraints(max_length=44), _b64(32, "hash")]
+B64Nonce = Annotated[str, StringConstraints(max_length=24), _b64(16, "nonce")]
+B64Bytes = Annotated[str, StringConstraints(max_length=8 << 20), _b64(None, "bytes")]

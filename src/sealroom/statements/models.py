@@ -1,0 +1,354 @@
+"""The signed statements of the sealroom protocol (see ARCHITECTURE.md, "Statements").
+
+Every statement names who must sign it; :meth:`Envelope.open` enforces that.
+Dataset ids, request ids and the like are statement digests, never
+coordinator-assigned numbers, so no party has to trust the coordinator's naming.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sealroom.attestation.evidence import TeeEvidence
+from sealroom.crypto.keys import PublicIdentity, b64decode_strict
+from sealroom.errors import InvalidInput, SignatureInvalid
+from sealroom.statements.canonical import canonical_json
+from sealroom.statements.envelope import Statement, require_signer
+from sealroom.statements.fields import (
+    B64Hash,
+    B64Key,
+    B64Nonce,
+    DecimalStr,
+    DigestStr,
+    Identifier,
+    LongText,
+    NonNegInt,
+    PartyIdStr,
+    ShortText,
+    UnixTime,
+)
+
+__all__ = [
+    "STATEMENT_TYPES",
+    "Approval",
+    "Column",
+    "CommitmentRef",
+    "ComputationRef",
+    "ComputationRequest",
+    "DatasetAttestation",
+    "EnclaveEvidence",
+    "EnclaveKeyDocument",
+    "InputRef",
+    "Keyword",
+    "OutputRef",
+    "Policy",
+    "PrivacyCharge",
+    "Receipt",
+    "TimeRange",
+    "output_commitment",
+]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --- DatasetAttestation -------------------------------------------------------------------
+
+
+Term = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class Keyword(_Part):
+    term: Term
+    # Only the counts the owner chose to disclose; ``None`` means "present, count withheld".
+    count: NonNegInt | None
+
+
+class Column(_Part):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    type: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class TimeRange(_Part):
+    start: UnixTime
+    end: UnixTime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeRange:
+        if self.end < self.start:
+            raise ValueError("time_range.end is before time_range.start")
+        return self
+
+
+class CommitmentRef(_Part):
+    """A dataset commitment: RFC 9162 root over fixed-size chunks of canonical Arrow IPC bytes."""
+
+    format: Literal["arrow-ipc-stream/v1"]
+    root: B64Hash
+    length: NonNegInt
+    rows: NonNegInt
+    chunk_size: Annotated[int, Field(ge=1024, le=64 << 20)]
+
+
+class DatasetAttestation(Statement):
+    TYPE: ClassVar[str] = "sealroom.dataset-attestation"
+    VERSION: ClassVar[int] = 1
+
+    owner: PartyIdStr
+    title: ShortText
+    description: LongText
+    keywords: Annotated[tuple[Keyword, ...], Field(max_length=500)]
+    topics: Annotated[
+        tuple[Annotated[str, Field(min_length=1, max_length=100)], ...], Field(max_length=100)
+    ]
+    schema_: Annotated[tuple[Column, ...], Field(max_length=1000, alias="schema")]
+    row_count: NonNegInt
+    time_range: TimeRange | None
+    commitment: CommitmentRef
+    policy: DigestStr | None
+    created_at: UnixTime
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    @model_validator(mode="after")
+    def _rows_match(self) -> DatasetAttestation:
+        if self.commitment.rows != self.row_count:
+            raise ValueError("row_count differs from commitment.rows")
+        terms = [k.term for k in self.keywords]
+        if len(set(terms)) != len(terms):
+            raise ValueError("keywords contain a duplicate term")
+        return self
+
+    def check_signer(self, signer: PublicIdentity) -> None:
+        require_signer(self.owner, signer, role="owner")
+
+
+# --- Policy ---------------------------------------------------------------------------------
+
+
+class Policy(Statement):
+    """An owner's policy. The rules are opaque here; the policy engine gives them meaning."""
+
+    TYPE: ClassVar[str] = "sealroom.policy"
+    VERSION: ClassVar[int] = 1
+
+    owner: PartyIdStr
+    name: ShortText
+    rules: dict[str, Any]
+    created_at: UnixTime
+
+    @field_validator("rules")
+    @classmethod
+    def _bounded(cls, rules: dict[str, Any]) -> dict[str, Any]:
+        if len(canonical_json(rules)) > 64 << 10:
+            raise ValueError("rules exceed 64 KiB")
+        return rules
+
+    def check_signer(self, signer: PublicIdentity) -> None:
+        require_signer(self.owner, signer, role="owner")
+
+
+# --- ComputationRequest -------------------------------------------------------------------
+
+
+class ComputationRef(_Part):
+    id: Identifier
+    version: Annotated[str, Field(pattern=r"^[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}$")]
+    code_digest: DigestStr
+
+
+class ComputationRequest(Statement):
+    TYPE: ClassVar[str] = "sealroom.computation-request"
+    VERSION: ClassVar[int] = 1
+
+    requester: PartyIdStr
+    computation: ComputationRef
+    parameters: dict[str, Any]
+    inputs: Annotated[tuple[DigestStr, ...], Field(min_length=1, max_length=64)]
+    recipients: Annotated[tuple[PartyIdStr, ...], Field(min_length=1, max_length=64)]
+    # 16 random bytes so two identical requests are two requests.
+    nonce: B64Nonce
+    created_at: UnixTime
+    expires_at: UnixTime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ComputationRequest:
+        if len(set(self.inputs)) != len(self.inputs):
+            raise ValueError("inputs contain a duplicate dataset")
+        if len(set(self.recipients)) != len(self.recipients):
+            raise ValueError("recipients contain a duplicate party")
+        if self.expires_at <= self.created_at:
+            raise ValueError("expires_at must be after created_at")
+        if len(canonical_json(self.parameters)) > 64 << 10:
+            raise ValueError("parameters exceed 64 KiB")
+        return self
+
+    def check_signer(self, signer: PublicIdentity) -> None:
+        require_signer(self.requester, signer, role="requester")
+
+
+# --- Approval -------------------------------------------------------------------------------
+
+
+class Approval(Statement):
+    """An owner's decision on one request for one of its datasets."""
+
+    TYPE: ClassVar[str] = "sealroom.approval"
+    VERSION: ClassVar[int] = 1
+
+    request: DigestStr
+    dataset: DigestStr
+    approver: PartyIdStr
+    decision: Literal["approve", "reject"]
+    # "manual": a person decided. "policy": the owner's policy decided, attributed to it.
+    mode: Literal["manual", "policy"]
+    policy: DigestStr | None
+    reason: Annotated[str, Field(max_length=2000)]
+    conditions: Annotated[tuple[Annotated[str, Field(max_length=500)], ...], Field(max_length=32)]
+    created_at: UnixTime
+
+    @model_validator(mode="after")
+    def _policy_named(self) -> Approval:
+        if self.mode == "policy" and self.policy is None:
+            raise ValueError("an automatic approval must name the policy that made it")
+        return self
+
+    def check_signer(self, signer: PublicIdentity) -> None:
+        require_signer(self.approver, signer, role="approver")
+
+
+# --- EnclaveEvidence -----------------------------------------------------------------------
+
+
+class EnclaveKeyDocument(_Part):
+    """The enclave's public keys; its canonical bytes are what the TEE report binds."""
+
+    purpose: Literal["sealroom-enclave-keys"]
+    signing_key: B64Key
+    sealing_key: B64Key
+    tee: Literal["tdx", "simulated"]
+    created_at: UnixTime
+
+    def canonical_bytes(self) -> bytes:
+        return canonical_json(self.model_dump(mode="json"))
+
+    def identity(self) -> PublicIdentity:
+        try:
+            return PublicIdentity(
+                signing_key=b64decode_strict(self.signing_key, what="signing_key", size=32),
+                sealing_key=b64decode_strict(self.sealing_key, what="sealing_key", size=32),
+            )
+        except InvalidInput as exc:  # pragma: no cover - validated on construction
+            raise ValueError(exc.detail) from None
+
+
+class EnclaveEvidence(Statement):
+    """The enclave's keys bound to TEE evidence; signed by the enclave key itself."""
+
+    TYPE: ClassVar[str] = "sealroom.enclave-evidence"
+    VERSION: ClassVar[int] = 1
+    MAX_PAYLOAD: ClassVar[int] = 12 << 20
+
+    keys: EnclaveKeyDocument
+    # Repeated at the top so that nobody can miss a simulation.
+    tee: Literal["tdx", "simulated"]
+    simulated: bool
+    evidence: dict[str, Any]
+    created_at: UnixTime
+
+    @model_validator(mode="after")
+    def _labels_agree(self) -> EnclaveEvidence:
+        parsed = self.tee_evidence()
+        if parsed.simulated != self.simulated:
+            raise ValueError("simulated flag differs from the evidence's own")
+        if self.keys.tee != self.tee or parsed.tee != self.tee:
+            raise ValueError("tee kind differs between keys, evidence and statement")
+        return self
+
+    def tee_evidence(self) -> TeeEvidence:
+        try:
+            return TeeEvidence.from_dict(self.evidence)
+        except InvalidInput as exc:
+            raise ValueError(exc.detail) from None
+
+    def check_signer(self, signer: PublicIdentity) -> None:
+        if signer != self.keys.identity():
+            raise SignatureInvalid("enclave evidence must be signed by the enclave key it names")
+
+
+# --- Receipt --------------------------------------------------------------------------------
+
+
+class InputRef(_Part):
+    dataset: DigestStr
+    commitment_root: B64Hash
+
+
+class PrivacyCharge(_Part):
+    dataset: DigestStr
+    epsilon: DecimalStr
+    delta: DecimalStr
+
+
+class Receipt(Statement):
+    """What the enclave did, signed by the enclave key named in ``evidence``."""
+
+    TYPE: ClassVar[str] = "sealroom.receipt"
+    VERSION: ClassVar[int] = 1
+
+    request: DigestStr
+    approvals: Annotated[tuple[DigestStr, ...], Field(min_length=1, max_length=64)]
+    inputs: Annotated[tuple[InputRef, ...], Field(min_length=1, max_length=64)]
+    computation: ComputationRef
+    policies: Annotated[tuple[DigestStr, ...], Field(max_length=64)]
+    privacy_spent: Annotated[tuple[PrivacyCharge, ...], Field(max_length=64)]
+    outputs: Annotated[tuple[OutputRef, ...], Field(min_length=1, max_length=64)]
+    evidence: DigestStr
+    tee: Literal["tdx", "simulated"]
+    simulated: bool
+    issued_at: UnixTime
+
+    def check_signer(self, signer: PublicIdentity) -> None:
+        # The receipt names its enclave by evidence digest; the verifier checks the key
+        # against that evidence. Here we only know a signer exists.
+        return None
+
+
+class OutputRef(_Part):
+    """One released output: its recipient and a salted commitment to the plaintext.
+
+    The commitment is salted (see :func:`output_commitment`) because receipts are
+    public and results can be low-entropy: an unsalted hash of "yes" is a "yes".
+    """
+
+    recipient: PartyIdStr
+    commitment: DigestStr
+
+
+_OUTPUT_DOMAIN = b"sealroom-output-v1:"
+OUTPUT_SALT_SIZE = 32
+
+
+def output_commitment(salt: bytes, body: bytes) -> str:
+    if len(salt) != OUTPUT_SALT_SIZE:
+        raise InvalidInput(f"output salt must be {OUTPUT_SALT_SIZE} bytes")
+    return "sha256:" + hashlib.sha256(_OUTPUT_DOMAIN + salt + body).hexdigest()
+
+
+Receipt.model_rebuild()
+
+STATEMENT_TYPES: dict[str, type[Statement]] = {
+    cls.TYPE: cls
+    for cls in (
+        DatasetAttestation,
+        Policy,
+        ComputationRequest,
+        Approval,
+        EnclaveEvidence,
+        Receipt,
+    )
+}
