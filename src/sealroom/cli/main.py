@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from sealroom import __version__
+from sealroom.errors import SealroomError
+from sealroom.statements import ReleasedOutput
+from sealroom.verification.bundle import ProofBundle
+from sealroom.verification.trust import trust_policy
+from sealroom.verification.verify import (
+    BundleRejected,
+    Check,
+    VerificationReport,
+    verify_bundle,
+)
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="sealroom: learn from datasets you cannot share.",
+    pretty_exceptions_enable=False,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 @app.command()
@@ -15,5 +38,115 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        typer.echo(f"error: cannot read {what} {path}: {exc.strerror}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+@app.command()
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="Proof bundle (JSON) to verify.")],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON.")
+    ] = False,
+    allow_simulated: Annotated[
+        bool,
+        typer.Option(
+            "--allow-simulated",
+            help="Accept evidence from a SIMULATED enclave (no hardware protection).",
+        ),
+    ] = False,
+    result: Annotated[
+        list[Path] | None,
+        typer.Option("--result", help="A released output to check against the receipt."),
+    ] = None,
+    log_key: Annotated[
+        str | None,
+        typer.Option("--log-key", help="Pin the transparency log's verifier key (C2SP vkey)."),
+    ] = None,
+    measurements: Annotated[
+        Path | None,
+        typer.Option("--measurements", help="JSON allowlist of TDX measurements to accept."),
+    ] = None,
+) -> None:
+    """Verify a proof bundle offline: signatures, TEE evidence, references, log proofs.
+
+    Exits 0 only if every check passes.
+    """
+    raw = _read(bundle, "bundle")
+    outputs = [ReleasedOutput.from_json(_read(p, "result")) for p in result or []]
+    try:
+        policy = trust_policy(
+            allow_simulated=allow_simulated,
+            log_key=log_key,
+            measurements=_read(measurements, "measurements") if measurements else None,
+        )
+    except SealroomError as exc:
+        typer.echo(f"error: {exc.diagnostics()}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    try:
+        parsed = ProofBundle.from_json(raw)
+        report = verify_bundle(parsed, trust=policy, outputs=outputs)
+    except BundleRejected as exc:
+        report = exc.report
+    except SealroomError as exc:
+        report = VerificationReport(
+            checks=(Check("bundle format", False, exc.detail or exc.public_message),),
+            warnings=(),
+            simulated=False,
+        )
+    if json_output:
+        typer.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+    else:
+        _print_report(bundle, report)
+    raise typer.Exit(EXIT_FAILED if report.failures else EXIT_OK)
+
+
+def _print_report(path: Path, report: VerificationReport) -> None:
+    typer.echo(f"Verifying {path}")
+    if report.simulated:
+        typer.secho(
+            "!! SIMULATED ENCLAVE: no hardware protected this computation !!", fg="red", bold=True
+        )
+    width = max(len(c.name) for c in report.checks)
+    for c in report.checks:
+        mark = typer.style("PASS", fg="green") if c.passed else typer.style("FAIL", fg="red")
+        typer.echo(f"  {mark}  {c.name.ljust(width)}  {c.detail}")
+    for w in report.warnings:
+        typer.secho(f"  warning: {w}", fg="yellow")
+    total, failed = len(report.checks), len(report.failures)
+    if failed:
+        typer.secho(f"NOT VERIFIED: {failed} of {total} checks failed.", fg="red", bold=True)
+    else:
+        label = " (simulated TEE)" if report.simulated else ""
+        typer.secho(f"VERIFIED{label}: all {total} checks passed.", fg="green", bold=True)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Where to write the demo's files (default: a temp dir)."),
+    ] = None,
+) -> None:
+    """Run the end-to-end demo on embedded data and verify its proof bundle."""
+    from sealroom.demo import run_demo
+
+    try:
+        code = run_demo(workdir, echo=typer.echo)
+    except SealroomError as exc:
+        typer.echo(f"error: {exc.diagnostics()}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    raise typer.Exit(code)
+
+
 def main() -> None:
-    app()
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    try:
+        app()
+    except SealroomError as exc:  # pragma: no cover - commands catch their own
+        print(f"error: {exc.diagnostics()}", file=sys.stderr)
+        sys.exit(EXIT_FAILED)

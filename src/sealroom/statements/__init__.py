@@ -24,6 +24,7 @@ from sealroom.statements.models import (
     TimeRange,
     output_commitment,
 )
+from sealroom.statements.output import ReleasedOutput
 
 __all__ = [
     "STATEMENT_TYPES",
@@ -43,6 +44,7 @@ __all__ = [
     "Policy",
     "PrivacyCharge",
     "Receipt",
+    "ReleasedOutput",
     "Signed",
     "Statement",
     "TimeRange",

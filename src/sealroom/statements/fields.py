@@ -32,7 +32,8 @@ Digest = NewType("Digest", str)
 
 DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
 DigestStr = Annotated[str, StringConstraints(pattern=DIGEST_PATTERN)]
-PartyIdStr = Annotated[str, StringConstraints(pattern=rf"^{PARTY_ID_PREFIX}[a-z2-7]{{52}}$")]
+PARTY_ID_PATTERN = rf"^{PARTY_ID_PREFIX}[a-z2-7]{{52}}$"
+PartyIdStr = Annotated[str, StringConstraints(pattern=PARTY_ID_PATTERN)]
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(max_length=10_000)]

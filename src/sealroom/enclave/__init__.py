@@ -1,0 +1,1 @@
+"""The mediator enclave: code that runs inside the TEE boundary."""

@@ -1,0 +1,58 @@
+"""The enclave's own keys, created inside the TEE and published with evidence binding them.
+
+The private keys never leave this object; what leaves is an
+:class:`~sealroom.statements.EnclaveEvidence` statement that a client must
+verify before sealing anything to :attr:`EnclaveKeys.public`.
+"""
+
+from __future__ import annotations
+
+from sealroom.attestation.evidence import EvidenceProvider
+from sealroom.crypto.keys import Identity, PublicIdentity, b64encode
+from sealroom.statements import EnclaveEvidence, EnclaveKeyDocument, Signed, sign_statement
+
+__all__ = ["EnclaveKeys"]
+
+
+class EnclaveKeys:
+    __slots__ = ("_evidence", "_identity")
+
+    def __init__(self, identity: Identity, evidence: Signed[EnclaveEvidence]) -> None:
+        self._identity = identity
+        self._evidence = evidence
+
+    @classmethod
+    def create_at_time(cls, provider: EvidenceProvider, *, tee: str, now: int) -> EnclaveKeys:
+        """Generate fresh keys and ask ``provider`` to bind them to this TEE."""
+        identity = Identity.generate()
+        document = EnclaveKeyDocument.model_validate(
+            {
+                "purpose": "sealroom-enclave-keys",
+                "signing_key": b64encode(identity.public.signing_key),
+                "sealing_key": b64encode(identity.public.sealing_key),
+                "tee": tee,
+                "created_at": now,
+            }
+        )
+        evidence = provider.attest(document.canonical_bytes())
+        statement = EnclaveEvidence(
+            keys=document,
+            tee=evidence.tee,
+            simulated=evidence.simulated,
+            evidence=evidence.to_dict(),
+            created_at=now,
+        )
+        return cls(identity, sign_statement(statement, identity))
+
+    @property
+    def public(self) -> PublicIdentity:
+        return self._identity.public
+
+    @property
+    def identity(self) -> Identity:
+        """For code inside the enclave boundary only: signing receipts, opening sealed inputs."""
+        return self._identity
+
+    @property
+    def evidence(self) -> Signed[EnclaveEvidence]:
+        return self._evidence

@@ -1,0 +1,54 @@
+"""Packing a receipt and everything it refers to into a :class:`ProofBundle`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sealroom.errors import InvalidInput
+from sealroom.statements import Envelope, ReleasedOutput
+from sealroom.transparency.checkpoint import NoteVerifier, open_checkpoint
+from sealroom.transparency.log import TransparencyLog
+from sealroom.verification.bundle import LogEntryProof, LogProof, ProofBundle
+
+__all__ = ["assemble_bundle"]
+
+
+def assemble_bundle(
+    *,
+    receipt: Envelope,
+    evidence: Envelope,
+    statements: Sequence[Envelope],
+    log: TransparencyLog,
+    indices: Mapping[str, int],
+    checkpoint: str,
+    verifier_key: str,
+    outputs: Sequence[ReleasedOutput] = (),
+) -> ProofBundle:
+    """Bundle ``receipt`` with proofs of every statement against ``checkpoint``.
+
+    ``indices`` maps each statement digest to its leaf index in ``log``. The
+    checkpoint is opened (its signature checked) before anything is packed,
+    so a bundle is never built on a checkpoint its own log key did not sign.
+    """
+    cp = open_checkpoint(checkpoint, NoteVerifier.from_vkey(verifier_key))
+    entries = []
+    for env in (receipt, evidence, *statements):
+        index = indices.get(env.digest)
+        if index is None:
+            raise InvalidInput(f"{env.type} {env.digest} has not been logged")
+        if index >= cp.size:
+            raise InvalidInput(f"{env.type} {env.digest} is not covered by the checkpoint")
+        if log.entry(index) != env.to_json():
+            raise InvalidInput(f"log entry {index} is not {env.type} {env.digest}")
+        entries.append(
+            LogEntryProof(
+                digest=env.digest, index=index, proof=tuple(log.inclusion_proof(index, cp.size))
+            )
+        )
+    return ProofBundle(
+        receipt=receipt,
+        evidence=evidence,
+        statements=tuple(statements),
+        log=LogProof(verifier_key=verifier_key, checkpoint=checkpoint, entries=tuple(entries)),
+        outputs=tuple(outputs),
+    )

@@ -1,0 +1,85 @@
+"""Building a :class:`TrustPolicy` from what a verifying user says they trust.
+
+Fail closed: TDX evidence needs a measurement allowlist, simulated evidence
+needs ``allow_simulated``, and anything left unpinned (the log key, the
+simulation root) is accepted only with a warning in the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sealroom.attestation.dcap import DcapPolicy, DcapVerifier, MeasurementAllowlist
+from sealroom.attestation.evidence import EvidenceVerifier, TeeEvidence, VerifiedEvidence
+from sealroom.attestation.simulated import SimulatedVerifier, simulation_root_of
+from sealroom.errors import InvalidInput
+from sealroom.statements import EnclaveEvidence, parse_json_strict
+from sealroom.verification.verify import TrustPolicy
+
+__all__ = ["parse_measurements", "trust_policy"]
+
+_ALLOWLIST_FIELDS = ("mrtd", "rtmr0", "rtmr1", "rtmr2", "mr_config_id", "compose_hash")
+_POLICY_FIELDS = ("accepted_tcb_statuses", "allowed_advisory_ids")
+
+
+def parse_measurements(data: bytes) -> DcapPolicy:
+    """Parse a JSON allowlist: ``{"mrtd": ["<hex>", ...], ..., "accepted_tcb_statuses": [...]}``."""
+    value = parse_json_strict(data, max_size=1 << 20, what="measurements")
+    if not isinstance(value, dict):
+        raise InvalidInput("measurements must be a JSON object")
+    unknown = set(value) - set(_ALLOWLIST_FIELDS) - set(_POLICY_FIELDS)
+    if unknown:
+        raise InvalidInput(f"measurements: unknown fields {sorted(unknown)}")
+    lists: dict[str, frozenset[str]] = {}
+    for name, items in value.items():
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise InvalidInput(f"measurements.{name} must be a list of strings")
+        lists[name] = frozenset(items)
+    allowlist = MeasurementAllowlist(**{k: v for k, v in lists.items() if k in _ALLOWLIST_FIELDS})
+    extra: dict[str, Any] = {k: v for k, v in lists.items() if k in _POLICY_FIELDS}
+    return DcapPolicy(measurements=allowlist, **extra)
+
+
+class _UnpinnedSimulationRoot:
+    """Accepts the simulation root a report names, and says so."""
+
+    def __init__(self, inner: SimulatedVerifier) -> None:
+        self._inner = inner
+
+    def verify_at_time(
+        self, evidence: TeeEvidence, *, key_document: bytes, at_time: int
+    ) -> VerifiedEvidence:
+        verified = self._inner.verify_at_time(
+            evidence, key_document=key_document, at_time=at_time
+        )
+        return dataclasses.replace(
+            verified,
+            warnings=(
+                *verified.warnings,
+                "simulation root taken from the evidence itself (not pinned)",
+            ),
+        )
+
+
+def trust_policy(
+    *,
+    allow_simulated: bool = False,
+    log_key: str | None = None,
+    measurements: bytes | None = None,
+    simulation_root: bytes | None = None,
+) -> TrustPolicy:
+    dcap = parse_measurements(measurements) if measurements is not None else DcapPolicy()
+
+    def tee_verifier(statement: EnclaveEvidence) -> EvidenceVerifier:
+        evidence = statement.tee_evidence()
+        if evidence.tee == "simulated":
+            if simulation_root is not None:
+                return SimulatedVerifier(simulation_root, allow_simulated=allow_simulated)
+            root = simulation_root_of(evidence)
+            return _UnpinnedSimulationRoot(
+                SimulatedVerifier(root, allow_simulated=allow_simulated)
+            )
+        return DcapVerifier(dcap, allow_simulated=allow_simulated)
+
+    return TrustPolicy.from_parts(tee_verifier=tee_verifier, log_key=log_key)

@@ -1,0 +1,79 @@
+"""A complete, verifiable job built from the library's parts, with knobs to break it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
+from sealroom.crypto.keys import Identity
+from sealroom.enclave.keys import EnclaveKeys
+from sealroom.enclave.receipts import issue_receipt
+from sealroom.statements import Envelope, ReleasedOutput, sign_statement
+from sealroom.transparency.checkpoint import NoteSigner
+from sealroom.transparency.log import MemoryLogStore, TransparencyLog
+from sealroom.verification.assemble import assemble_bundle
+from sealroom.verification.bundle import ProofBundle
+from tests.helpers import T0, approval, attestation, identity, request
+
+LOG_NAME = "test.sealroom.example/log"
+
+
+@dataclass
+class Job:
+    bundle: ProofBundle
+    output: ReleasedOutput
+    root: SimulationRoot
+    log_signer: NoteSigner
+    owner: Identity
+    requester: Identity
+
+
+def build_job(
+    *,
+    approver: Identity | None = None,
+    approval_overrides: dict[str, Any] | None = None,
+    receipt_time: int = T0 + 120,
+) -> Job:
+    owner, requester = identity("owner"), identity("requester")
+    root = SimulationRoot.from_private_bytes(hashlib.sha256(b"sim-root").digest())
+    enclave = EnclaveKeys.create_at_time(SimulatedEnclave(root), tee="simulated", now=T0)
+
+    att = sign_statement(attestation(owner), owner)
+    req = sign_statement(request(requester, (att.digest,)), requester)
+    signer = approver or owner
+    appr = sign_statement(
+        approval(signer, req.digest, att.digest, **(approval_overrides or {})), signer
+    )
+    receipt, released = issue_receipt(
+        enclave,
+        request=req,
+        approvals=[appr],
+        attestations=[att],
+        outputs={requester.party_id: b'{"rows":3}'},
+        issued_at=receipt_time,
+        random=lambda n: b"\x07" * n,
+    )
+    log = TransparencyLog(MemoryLogStore())
+    log_signer = NoteSigner.from_seed(LOG_NAME, hashlib.sha256(b"log").digest())
+    statements: list[Envelope] = [req.envelope, appr.envelope, att.envelope]
+    logged = [enclave.evidence.envelope, *statements, receipt.envelope]
+    indices = {env.digest: log.append(env.to_json()) for env in logged}
+    bundle = assemble_bundle(
+        receipt=receipt.envelope,
+        evidence=enclave.evidence.envelope,
+        statements=statements,
+        log=log,
+        indices=indices,
+        checkpoint=log.checkpoint(log_signer),
+        verifier_key=log_signer.verifier.vkey,
+    )
+    return Job(
+        bundle=bundle,
+        output=released[requester.party_id],
+        root=root,
+        log_signer=log_signer,
+        owner=owner,
+        requester=requester,
+    )
