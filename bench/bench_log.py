@@ -31,6 +31,7 @@ from bench._harness import Ratio, median_seconds
 from sealroom.crypto.merkle import leaf_hash
 from sealroom.transparency.log import TransparencyLog
 from sealroom.transparency.proof import (
+    ProofPlan,
     consistency_plan,
     inclusion_plan,
     verify_consistency,
@@ -167,10 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         engine.dispose()
 
 
-def _assembled(plan: object) -> list[bytes]:
-    from sealroom.transparency.proof import ProofPlan
-
-    assert isinstance(plan, ProofPlan)
+def _assembled(plan: ProofPlan) -> list[bytes]:
     return plan.assemble([b"\x00" * 32] * len(plan.nodes))
 
 

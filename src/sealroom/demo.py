@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from sealroom.attestation.simulated import SimulatedEnclave, SimulatedVerifier, SimulationRoot
 from sealroom.crypto.commit import DatasetCommitment, canonical_bytes, commit_table, read_verified
-from sealroom.crypto.keys import Identity, PartyId, b64encode
+from sealroom.crypto.keys import Identity, b64encode
 from sealroom.crypto.keystore import Keystore
 from sealroom.crypto.sealing import SealContext, open_sealed, seal
 from sealroom.enclave.keys import EnclaveKeys
@@ -39,7 +39,6 @@ from sealroom.statements import (
     Envelope,
     Keyword,
     ReleasedOutput,
-    Signed,
     TimeRange,
     canonical_json,
     sign_statement,
@@ -140,9 +139,7 @@ def run_demo(workdir: Path | None, *, echo: Echo) -> int:
                 "description": "Notes from building on dstack: attestation, builds, KMS.",
                 "keywords": tuple(Keyword(term=t, count=n) for t, n in counts.most_common(5)),
                 "topics": ("tee", "dstack"),
-                "schema": tuple(
-                    {"name": f.name, "type": str(f.type)} for f in table.schema
-                ),
+                "schema": tuple({"name": f.name, "type": str(f.type)} for f in table.schema),
                 "row_count": table.num_rows,
                 "time_range": TimeRange(
                     start=min(table.column("ts").to_pylist()),
@@ -156,8 +153,10 @@ def run_demo(workdir: Path | None, *, echo: Echo) -> int:
         owner,
     )
     echo(f"\n1. amiller publishes dataset {attestation.digest}")
-    echo(f"   {commitment.rows} rows, {commitment.length} canonical bytes, Merkle root "
-         f"{commitment.root.hex()[:16]}...")
+    echo(
+        f"   {commitment.rows} rows, {commitment.length} canonical bytes, Merkle root "
+        f"{commitment.root.hex()[:16]}..."
+    )
 
     # --- the enclave -------------------------------------------------------------------
     root = SimulationRoot.generate()
@@ -212,9 +211,7 @@ def run_demo(workdir: Path | None, *, echo: Echo) -> int:
     echo(f"   and seals {len(sealed_input)} bytes to the enclave key (HPKE + AES-256-GCM STREAM)")
 
     # --- run inside the enclave ----------------------------------------------------------
-    received = {
-        e.digest: e for e in (attestation.envelope, request.envelope, approval.envelope)
-    }
+    received = {e.digest: e for e in (attestation.envelope, request.envelope, approval.envelope)}
     req = received[request.digest].open(ComputationRequest)
     att = received[attestation.digest].open(DatasetAttestation)
     appr = received[approval.digest].open(Approval)
@@ -256,7 +253,7 @@ def run_demo(workdir: Path | None, *, echo: Echo) -> int:
             approval.envelope,
             receipt.envelope,
         ]
-        indices = {}
+        indices: dict[str, int] = {}
         for env in envelopes:
             indices[env.digest] = log.append(env.to_json())
         checkpoint = log.checkpoint(log_signer)
@@ -290,14 +287,17 @@ def run_demo(workdir: Path | None, *, echo: Echo) -> int:
     echo("   " + json.dumps(json.loads(opened.body), sort_keys=True))
 
     trust = trust_policy(allow_simulated=True, log_key=log_signer.verifier.vkey)
-    echo(f"\n8. anyone verifies the proof bundle offline: sealroom verify {bundle_path} "
-         f"--result {result_path} --allow-simulated")
-    report = verify_bundle(ProofBundle.from_json(bundle_path.read_bytes()), trust=trust,
-                           outputs=[opened])
+    echo(
+        f"\n8. anyone verifies the proof bundle offline: sealroom verify {bundle_path} "
+        f"--result {result_path} --allow-simulated"
+    )
+    report = verify_bundle(
+        ProofBundle.from_json(bundle_path.read_bytes()), trust=trust, outputs=[opened]
+    )
     _print(report, echo)
 
     # --- tamper ------------------------------------------------------------------------
-    tampered = _flip_byte(bundle_path.read_bytes(), b'"issued_at"')
+    tampered = _flip_receipt_byte(bundle_path.read_bytes())
     echo("\n9. the same bundle with one byte of the receipt changed:")
     try:
         verify_bundle(ProofBundle.from_json(tampered), trust=trust, outputs=[opened])
@@ -310,12 +310,12 @@ def run_demo(workdir: Path | None, *, echo: Echo) -> int:
     return 1
 
 
-def _flip_byte(bundle: bytes, near: bytes) -> bytes:
+def _flip_receipt_byte(bundle: bytes) -> bytes:
     """Change one character of the base64 receipt payload (keeps the JSON well-formed)."""
     doc = json.loads(bundle)
     payload = doc["receipt"]["payload"]
     i = len(payload) // 2
-    doc["receipt"]["payload"] = payload[:i] + ("A" if payload[i] != "A" else "B") + payload[i + 1:]
+    doc["receipt"]["payload"] = payload[:i] + ("A" if payload[i] != "A" else "B") + payload[i + 1 :]
     return canonical_json(doc)
 
 
@@ -324,5 +324,7 @@ def _print(report: VerificationReport, echo: Echo) -> None:
         echo(f"   {'PASS' if c.passed else 'FAIL'}  {c.name}: {c.detail}")
     for w in report.warnings:
         echo(f"   warning: {w}")
-    echo(f"   VERIFIED: all {len(report.checks)} checks passed"
-         + (" (SIMULATED TEE)" if report.simulated else ""))
+    echo(
+        f"   VERIFIED: all {len(report.checks)} checks passed"
+        + (" (SIMULATED TEE)" if report.simulated else "")
+    )

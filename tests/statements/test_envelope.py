@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.helpers import approval, attestation, identity, request
 
 from sealroom.errors import SealroomError, SignatureInvalid, StatementFormatError
 from sealroom.statements import (
@@ -19,6 +18,7 @@ from sealroom.statements import (
     sign_statement,
 )
 from sealroom.statements.envelope import pae
+from tests.helpers import approval, attestation, identity, request
 
 VECTORS = Path(__file__).parent / "vectors"
 OWNER = identity("owner")

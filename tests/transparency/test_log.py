@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ from sealroom.transparency.sqlstore import (
     configure_sqlite,
     head,
     leaves,
+    metadata,
     nodes,
     sqlite_engine,
 )
@@ -33,11 +36,51 @@ ORIGIN = "sealroom.test/log"
 SIGNER = NoteSigner.from_seed(ORIGIN, bytes(range(32)))
 
 
+# The SQL store suite runs on SQLite always and on PostgreSQL when a server is given, e.g.
+# SEALROOM_TEST_POSTGRES_URL="postgresql+psycopg://user@/db?host=/tmp/pgsock&port=54329".
+# The tables are dropped before and after each test, so use a throwaway database.
+POSTGRES_URL = os.environ.get("SEALROOM_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgresql"]
+
+EngineFactory = Callable[[], Engine]
+
+
+@contextmanager
+def engine_factory(backend: str, tmp_path: Path) -> Iterator[EngineFactory]:
+    """New engines on one database (concurrency tests need one engine per writer)."""
+    created: list[Engine] = []
+
+    def make() -> Engine:
+        if backend == "sqlite":
+            eng = sqlite_engine(tmp_path / "log.db")
+        else:
+            assert POSTGRES_URL is not None
+            eng = create_engine(POSTGRES_URL)
+        created.append(eng)
+        return eng
+
+    if backend == "postgresql":
+        if not POSTGRES_URL:
+            pytest.skip("set SEALROOM_TEST_POSTGRES_URL to run the SQL store on PostgreSQL")
+        metadata.drop_all(make())
+    try:
+        yield make
+    finally:
+        if backend == "postgresql":
+            metadata.drop_all(created[0])
+        for eng in created:
+            eng.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def make_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EngineFactory]:
+    with engine_factory(request.param, tmp_path) as make:
+        yield make
+
+
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = sqlite_engine(tmp_path / "log.db")
-    yield eng
-    eng.dispose()
+def engine(make_engine: EngineFactory) -> Engine:
+    return make_engine()
 
 
 @pytest.fixture
@@ -47,15 +90,21 @@ def sql_log(engine: Engine) -> TransparencyLog:
     return TransparencyLog(store)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", *BACKENDS])
 def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TransparencyLog]:
     if request.param == "memory":
         yield TransparencyLog(MemoryLogStore())
         return
-    eng = sqlite_engine(tmp_path / "param.db")
-    store = SqlLogStore(eng)
-    store.create_schema()
-    yield TransparencyLog(store)
+    with engine_factory(request.param, tmp_path) as make:
+        store = SqlLogStore(make())
+        store.create_schema()
+        yield TransparencyLog(store)
+
+
+@pytest.fixture
+def sqlite_only(tmp_path: Path) -> Iterator[Engine]:
+    eng = sqlite_engine(tmp_path / "sqlite-only.db")
+    yield eng
     eng.dispose()
 
 
@@ -188,7 +237,8 @@ def test_random_batches_match_the_reference(batches: list[int], data: st.DataObj
 # --- SQL store: setup, atomicity, concurrency -----------------------------------------
 
 
-def test_sqlite_engine_pragmas(engine: Engine) -> None:
+def test_sqlite_engine_pragmas(sqlite_only: Engine) -> None:
+    engine = sqlite_only
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
@@ -236,14 +286,13 @@ def test_a_failed_append_leaves_nothing_behind(
     assert sql_log.append(b"next") == 6
 
 
-def test_concurrent_appenders_do_not_corrupt_the_tree(tmp_path: Path) -> None:
-    path = tmp_path / "concurrent.db"
-    setup = sqlite_engine(path)
+def test_concurrent_appenders_do_not_corrupt_the_tree(make_engine: EngineFactory) -> None:
+    setup = make_engine()
     SqlLogStore(setup).create_schema()
     errors: list[BaseException] = []
 
     def worker(w: int) -> None:
-        eng = sqlite_engine(path)  # each writer has its own engine and connections
+        eng = make_engine()  # each writer has its own engine and connections
         try:
             log = TransparencyLog(SqlLogStore(eng))
             for i in range(15):
@@ -270,7 +319,6 @@ def test_concurrent_appenders_do_not_corrupt_the_tree(tmp_path: Path) -> None:
     stored = Counter(log.entry(i) for i in range(log.size()))
     assert all(count == 1 for count in stored.values())
     assert {e for e in stored if e.startswith(b"w3-14")} == {b"w3-14"}
-    setup.dispose()
 
 
 # --- a log never signs a checkpoint inconsistent with one it signed -------------------
@@ -435,8 +483,9 @@ def test_sigkill_mid_append_leaves_a_verifiable_log(
         eng.dispose()
 
 
-def test_sql_text_is_plain(engine: Engine) -> None:
+def test_sqlite_ddl(sqlite_only: Engine) -> None:
     """The tables use portable types; the only SQLite-specific DDL is WITHOUT ROWID."""
+    engine = sqlite_only
     store = SqlLogStore(engine)
     store.create_schema()
     with engine.connect() as conn:

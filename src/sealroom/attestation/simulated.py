@@ -194,8 +194,8 @@ class SimulatedVerifier:
         if not self._allow_simulated:
             raise AttestationInvalid(
                 "simulated TEE evidence is not trusted: it is produced in software and "
-                "proves nothing; to accept it for development or tests, construct "
-                "SimulatedVerifier(root_public_key, allow_simulated=True)"
+                "proves nothing; to accept it for development or tests, allow simulated "
+                "evidence explicitly (--allow-simulated, or allow_simulated=True)"
             )
         if evidence.tee != "simulated" or not evidence.simulated:
             raise AttestationInvalid(

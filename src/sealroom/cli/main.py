@@ -49,9 +49,7 @@ def _read(path: Path, what: str) -> bytes:
 @app.command()
 def verify(
     bundle: Annotated[Path, typer.Argument(help="Proof bundle (JSON) to verify.")],
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print the report as JSON.")
-    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     allow_simulated: Annotated[
         bool,
         typer.Option(
@@ -77,8 +75,8 @@ def verify(
     Exits 0 only if every check passes.
     """
     raw = _read(bundle, "bundle")
-    outputs = [ReleasedOutput.from_json(_read(p, "result")) for p in result or []]
     try:
+        outputs = [ReleasedOutput.from_json(_read(p, "result")) for p in result or []]
         policy = trust_policy(
             allow_simulated=allow_simulated,
             log_key=log_key,

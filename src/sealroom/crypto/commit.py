@@ -66,9 +66,9 @@ __all__ = [
 CHUNK_SIZE = 1 << 20
 MIN_CHUNK_SIZE = 1 << 10
 MAX_CHUNK_SIZE = 1 << 26
-# A multiple of 64 rows, so every batch but the last starts on a byte (and
-# word) boundary of the validity and boolean bitmaps: slicing then never
-# re-aligns bits, which is where writers could differ.
+# A multiple of 64 rows, so every batch starts on a word boundary of the
+# validity and boolean bitmaps and the writer slices them instead of
+# re-packing bits.
 ROWS_PER_BATCH = 1 << 16
 COMMITMENT_SCHEME = "sealroom-ipc-merkle-v1"
 IPC_OPTIONS = ipc.IpcWriteOptions(
@@ -96,10 +96,12 @@ def _natural(value: object) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class DatasetCommitment:
-    """A binding, hiding-nothing commitment to a dataset's canonical bytes.
+    """A binding commitment to a dataset's canonical bytes.
 
-    ``rows`` is not hashed into ``root``; it is a claim that
-    :func:`read_verified` checks against the bytes.
+    It is not hiding: there is no salt, so anyone who can guess the exact
+    bytes of a tiny or predictable table can confirm the guess against the
+    public attestation. ``rows`` is not hashed into ``root``; it is a claim
+    that :func:`read_verified` checks against the bytes.
     """
 
     root: bytes

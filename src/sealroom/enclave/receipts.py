@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 
 from sealroom.crypto.keys import PartyId
+from sealroom.enclave.keys import EnclaveKeys
 from sealroom.errors import InvalidInput
 from sealroom.statements import (
     Approval,
@@ -21,8 +22,6 @@ from sealroom.statements import (
     sign_statement,
 )
 from sealroom.statements.models import OUTPUT_SALT_SIZE
-
-from sealroom.enclave.keys import EnclaveKeys
 
 __all__ = ["issue_receipt"]
 

@@ -48,7 +48,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.sql.expression import Executable
 
 from sealroom.errors import BackendUnavailable, Conflict, InvalidInput, ProofInvalid
@@ -197,7 +197,7 @@ class SqlLogStore:
                 exists = conn.execute(select(head.c.id).where(head.c.id == 1)).first()
                 if exists is None:
                     conn.execute(head.insert().values(id=1, size=0))
-        except OperationalError as exc:
+        except (OperationalError, ProgrammingError) as exc:
             raise BackendUnavailable(f"log database: {exc.orig}") from exc
 
     @contextmanager
@@ -217,7 +217,8 @@ class SqlLogStore:
                     yield conn
         except IntegrityError as exc:
             raise Conflict(f"concurrent or duplicate write to the log: {exc.orig}") from exc
-        except OperationalError as exc:
+        except (OperationalError, ProgrammingError) as exc:
+            # Unreachable, locked, or a schema this code does not know (missing migration).
             raise BackendUnavailable(f"log database: {exc.orig}") from exc
 
     @contextmanager

@@ -16,8 +16,8 @@ from typing import Any
 from sealroom.crypto.keys import b64decode_strict, b64encode
 from sealroom.errors import InvalidInput, StatementFormatError
 from sealroom.statements import Digest, Envelope, canonical_json, parse_json_strict
-from sealroom.statements.output import ReleasedOutput
 from sealroom.statements.fields import DIGEST_PATTERN
+from sealroom.statements.output import ReleasedOutput
 
 __all__ = ["BUNDLE_TYPE", "LogEntryProof", "LogProof", "ProofBundle"]
 

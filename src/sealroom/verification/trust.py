@@ -8,7 +8,6 @@ simulation root) is accepted only with a warning in the report.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from sealroom.attestation.dcap import DcapPolicy, DcapVerifier, MeasurementAllowlist
 from sealroom.attestation.evidence import EvidenceVerifier, TeeEvidence, VerifiedEvidence
@@ -36,9 +35,20 @@ def parse_measurements(data: bytes) -> DcapPolicy:
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise InvalidInput(f"measurements.{name} must be a list of strings")
         lists[name] = frozenset(items)
-    allowlist = MeasurementAllowlist(**{k: v for k, v in lists.items() if k in _ALLOWLIST_FIELDS})
-    extra: dict[str, Any] = {k: v for k, v in lists.items() if k in _POLICY_FIELDS}
-    return DcapPolicy(measurements=allowlist, **extra)
+    empty: frozenset[str] = frozenset()
+    allowlist = MeasurementAllowlist(
+        mrtd=lists.get("mrtd", empty),
+        rtmr0=lists.get("rtmr0", empty),
+        rtmr1=lists.get("rtmr1", empty),
+        rtmr2=lists.get("rtmr2", empty),
+        mr_config_id=lists.get("mr_config_id", empty),
+        compose_hash=lists.get("compose_hash", empty),
+    )
+    return DcapPolicy(
+        measurements=allowlist,
+        accepted_tcb_statuses=lists.get("accepted_tcb_statuses", frozenset({"UpToDate"})),
+        allowed_advisory_ids=lists.get("allowed_advisory_ids", empty),
+    )
 
 
 class _UnpinnedSimulationRoot:
@@ -50,9 +60,7 @@ class _UnpinnedSimulationRoot:
     def verify_at_time(
         self, evidence: TeeEvidence, *, key_document: bytes, at_time: int
     ) -> VerifiedEvidence:
-        verified = self._inner.verify_at_time(
-            evidence, key_document=key_document, at_time=at_time
-        )
+        verified = self._inner.verify_at_time(evidence, key_document=key_document, at_time=at_time)
         return dataclasses.replace(
             verified,
             warnings=(
@@ -77,9 +85,7 @@ def trust_policy(
             if simulation_root is not None:
                 return SimulatedVerifier(simulation_root, allow_simulated=allow_simulated)
             root = simulation_root_of(evidence)
-            return _UnpinnedSimulationRoot(
-                SimulatedVerifier(root, allow_simulated=allow_simulated)
-            )
+            return _UnpinnedSimulationRoot(SimulatedVerifier(root, allow_simulated=allow_simulated))
         return DcapVerifier(dcap, allow_simulated=allow_simulated)
 
     return TrustPolicy.from_parts(tee_verifier=tee_verifier, log_key=log_key)

@@ -1,0 +1,3 @@
+from sealroom.cli.main import main
+
+main()

@@ -1,0 +1,28 @@
+"""The README's two commands are the project's contract with a fresh machine; keep them true."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```sh\n(.*?)```", text, re.S)
+    assert block, "README must open with a sh code block"
+    assert text.index("```sh") < text.index("\n## "), "the commands come before any section"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_readme_starts_with_exactly_two_commands() -> None:
+    demo, tests = readme_commands()
+    assert demo.endswith("sealroom demo")
+    assert "pytest" in tests
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    _, tests = readme_commands()
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert tests in ci
