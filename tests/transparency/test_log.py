@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -36,32 +35,27 @@ ORIGIN = "sealroom.test/log"
 SIGNER = NoteSigner.from_seed(ORIGIN, bytes(range(32)))
 
 
-# The SQL store suite runs on SQLite always and on PostgreSQL when a server is given, e.g.
-# SEALROOM_TEST_POSTGRES_URL="postgresql+psycopg://user@/db?host=/tmp/pgsock&port=54329".
+# The SQL store suite runs on SQLite and on PostgreSQL (see the postgres_url fixture).
 # The tables are dropped before and after each test, so use a throwaway database.
-POSTGRES_URL = os.environ.get("SEALROOM_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"]
 
 EngineFactory = Callable[[], Engine]
 
 
 @contextmanager
-def engine_factory(backend: str, tmp_path: Path) -> Iterator[EngineFactory]:
+def engine_factory(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[EngineFactory]:
     """New engines on one database (concurrency tests need one engine per writer)."""
     created: list[Engine] = []
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else ""
 
     def make() -> Engine:
-        if backend == "sqlite":
-            eng = sqlite_engine(tmp_path / "log.db")
-        else:
-            assert POSTGRES_URL is not None
-            eng = create_engine(POSTGRES_URL)
+        eng = sqlite_engine(tmp_path / "log.db") if backend == "sqlite" else create_engine(url)
         created.append(eng)
         return eng
 
     if backend == "postgresql":
-        if not POSTGRES_URL:
-            pytest.skip("set SEALROOM_TEST_POSTGRES_URL to run the SQL store on PostgreSQL")
         metadata.drop_all(make())
     try:
         yield make
@@ -74,7 +68,7 @@ def engine_factory(backend: str, tmp_path: Path) -> Iterator[EngineFactory]:
 
 @pytest.fixture(params=BACKENDS)
 def make_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EngineFactory]:
-    with engine_factory(request.param, tmp_path) as make:
+    with engine_factory(request.param, tmp_path, request) as make:
         yield make
 
 
@@ -95,7 +89,7 @@ def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Transparency
     if request.param == "memory":
         yield TransparencyLog(MemoryLogStore())
         return
-    with engine_factory(request.param, tmp_path) as make:
+    with engine_factory(request.param, tmp_path, request) as make:
         store = SqlLogStore(make())
         store.create_schema()
         yield TransparencyLog(store)
