@@ -119,4 +119,14 @@ def test_verify_bad_inputs(tmp_path: Path) -> None:
     assert "measurements.mrtd must be a list of strings" in res.output
     res = runner.invoke(app, ["verify", str(garbage), "--result", str(bad)])
     assert res.exit_code == 2
-    assert "output must be an object" in res.output
+    assert "output: missing ['body'" in res.output
+
+
+def test_init_creates_an_identity_once(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    res = runner.invoke(app, ["init", "--name", "amiller"], env={"SEALROOM_HOME": str(home)})
+    assert res.exit_code == 0, res.output
+    assert "party id: sr1" in res.output
+    again = runner.invoke(app, ["init", "--name", "amiller", "--home", str(home)])
+    assert again.exit_code == 1
+    assert "keystore" in again.output

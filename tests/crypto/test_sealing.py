@@ -35,9 +35,13 @@ REQUEST = hashlib.sha256(b"request-1").digest()
 CTX = SealContext(REQUEST, BOB.party_id, "input")
 
 
-def _seal(data: bytes, *, chunk_size: int = C, key: bytes | None = None) -> bytes:
+def _seal(
+    data: bytes, *, chunk_size: int = C, key: bytes | None = None, via: str = "stream"
+) -> bytes:
     if key is None:
         return seal(data, BOB.public, CTX, chunk_size=chunk_size)
+    if via == "bytes":
+        return sealing._seal_bytes(data, BOB.public, CTX, chunk_size=chunk_size, payload_key=key)
     return b"".join(
         sealing._seal_stream(data, BOB.public, CTX, chunk_size=chunk_size, payload_key=key)
     )
@@ -50,8 +54,13 @@ def _split(sealed: bytes, chunk_size: int = C) -> tuple[bytes, list[bytes]]:
 
 
 def _fails(sealed: bytes | bytearray, match: str, *, context: SealContext = CTX) -> None:
+    """Both opening paths (in memory and streaming) refuse, with the same explanation."""
+    identity = BOB if context.recipient == BOB.party_id else CAROL
     with pytest.raises(DecryptionFailed, match=match):
-        open_sealed(bytes(sealed), BOB if context.recipient == BOB.party_id else CAROL, context)
+        open_sealed(bytes(sealed), identity, context)
+    with pytest.raises(DecryptionFailed, match=match):
+        for _ in open_stream(io.BytesIO(bytes(sealed)), identity, context):
+            pass
 
 
 def _pieces(data: bytes, sizes: list[int]) -> Iterator[bytes]:
@@ -87,6 +96,9 @@ def test_round_trip_any_size_any_pieces(
     opened = list(open_stream(_pieces(sealed, out_sizes), BOB, CTX))
     assert b"".join(opened) == data
     assert all(len(p) == C for p in opened[:-1])
+    in_memory = seal(data, BOB.public, CTX, chunk_size=C)
+    assert len(in_memory) == len(sealed)
+    assert b"".join(open_stream(_pieces(in_memory, out_sizes), BOB, CTX)) == data
 
 
 @pytest.mark.parametrize(
@@ -152,10 +164,11 @@ def test_fresh_key_every_time() -> None:
 # --- known structure ---------------------------------------------------------------------------
 
 
-def test_header_layout_and_stream_construction() -> None:
+@pytest.mark.parametrize("via", ["stream", "bytes"])
+def test_header_layout_and_stream_construction(via: str) -> None:
     key = bytes(range(32))
     data = os.urandom(2 * C + 5)
-    sealed = _seal(data, key=key)
+    sealed = _seal(data, key=key, via=via)
     header, chunks = _split(sealed)
     magic, version, suite, chunk_size = struct.unpack(">6sBBI", header[:12])
     assert (magic, version, suite, chunk_size) == (b"SRSEAL", 1, 1, C)
@@ -241,8 +254,7 @@ def test_every_truncation_fails() -> None:
     _, header, chunks = _message(3)
     sealed = header + b"".join(chunks)
     for cut in range(len(sealed)):
-        with pytest.raises(DecryptionFailed):
-            open_sealed(sealed[:cut], BOB, CTX)
+        _fails(sealed[:cut], ".")
 
 
 def test_reordered_chunks() -> None:
@@ -391,8 +403,7 @@ def test_flipped_bit_anywhere() -> None:
     for pos in range(len(sealed)):
         flipped = bytearray(sealed)
         flipped[pos] ^= 1 << (pos % 8)
-        with pytest.raises(DecryptionFailed):
-            open_sealed(bytes(flipped), BOB, CTX)
+        _fails(flipped, ".")
 
 
 def test_flipped_bit_in_a_middle_chunk_is_named() -> None:

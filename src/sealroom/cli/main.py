@@ -47,6 +47,27 @@ def _read(path: Path, what: str) -> bytes:
 
 
 @app.command()
+def init(
+    name: Annotated[str, typer.Option("--name", help="A display name for this identity.")],
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="Keystore directory (default: $SEALROOM_HOME or ~/.sealroom)."),
+    ] = None,
+) -> None:
+    """Create this party's identity (Ed25519 signing + X25519 sealing keys) in a keystore."""
+    from sealroom.crypto.keystore import Keystore, resolve_home
+
+    try:
+        path = resolve_home(home, os.environ)
+        identity = Keystore.create(path, name=name)
+    except SealroomError as exc:
+        typer.echo(f"error: {exc.diagnostics()}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    typer.echo(f"created identity {name!r} in {Keystore.path(path)}")
+    typer.echo(f"party id: {identity.party_id}")
+
+
+@app.command()
 def verify(
     bundle: Annotated[Path, typer.Argument(help="Proof bundle (JSON) to verify.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,

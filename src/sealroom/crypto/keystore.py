@@ -17,7 +17,11 @@ File ``<home>/identity.json`` (mode 0600, directory 0700)::
       "sealing_secret": "<base64 X25519 secret, 32 bytes>"
     }
 
-The permission checks assume POSIX, like ssh's.
+A new directory is created 0700; an existing one is used as it is, provided
+no one else can write to it (else they could swap the file). The permission
+checks assume POSIX, like ssh's. A process killed mid-write can leave a
+``.identity.*.tmp`` file behind (never a half-written ``identity.json``);
+loading ignores it.
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 import re
 import struct
@@ -94,8 +95,8 @@ DIGEST_SIZE = 32
 MIN_CHUNK_SIZE = 1 << 6
 MAX_CHUNK_SIZE = 1 << 24
 # 64 KiB, as in age. Streaming throughput is flat from 64 KiB to 1 MiB
-# (bench/bench_seal.py: within run-to-run noise), so the smallest wins: less
-# memory per open stream and a cheaper diagnosis on the error path.
+# (bench/bench_seal.py: within ~10%, the run-to-run noise here), so the
+# smallest wins: less memory per open stream, cheaper error-path diagnosis.
 DEFAULT_CHUNK_SIZE = 1 << 16
 
 _PREFIX = struct.Struct(">6sBBI32s32s32s")
@@ -263,13 +264,15 @@ def seal(
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> bytes:
-    """Seal ``data`` to ``recipient`` for ``context``.
+    """Seal ``data`` to ``recipient`` for ``context``, all in memory.
 
-    Convenience for small payloads: input and output are both whole in
-    memory. For datasets use :func:`seal_stream`, which never holds more than
-    two chunks (and is several times faster; see ``bench/bench_seal.py``).
+    For datasets prefer :func:`seal_stream`: it never holds more than two
+    chunks, and by staying in cache it is several times faster than writing
+    a whole new buffer (see ``bench/bench_seal.py``).
     """
-    return b"".join(seal_stream(data, recipient, context, chunk_size=chunk_size))
+    return _seal_bytes(
+        data, recipient, context, chunk_size=chunk_size, payload_key=os.urandom(PAYLOAD_KEY_SIZE)
+    )
 
 
 def seal_stream(
@@ -296,11 +299,20 @@ def seal_stream(
 
 
 def open_sealed(data: BytesLike, identity: Identity, context: SealContext) -> bytes:
-    """Open a sealed byte string; returns the plaintext only if all of it authenticates.
-
-    Convenience for small payloads, like :func:`seal`; use :func:`open_stream` for datasets.
-    """
-    return b"".join(open_stream(data, identity, context))
+    """Open sealed bytes in memory; returns the plaintext only if all of it authenticates."""
+    view = _byte_view(data)
+    reader, opener = _start_open(view, identity, context)
+    # Exact for any input: every chunk but the last is full, and a last chunk
+    # shorter than a tag raises before anything is written for it.
+    full, rest = divmod(len(view) - HEADER_SIZE, opener.sealed)
+    out = _allocate(full * (opener.sealed - TAG_SIZE) + max(0, rest - TAG_SIZE))
+    with out.getbuffer() as dest:
+        pos = 0
+        for index, ct, final in _sealed_frames(reader, opener.sealed):
+            end = pos + len(ct) - TAG_SIZE
+            opener.decrypt_into(index, ct, final, dest[pos:end])
+            pos = end
+    return out.getvalue()
 
 
 def open_stream(source: Source, identity: Identity, context: SealContext) -> Iterator[bytes]:
@@ -318,27 +330,11 @@ def open_stream(source: Source, identity: Identity, context: SealContext) -> Ite
     The header is read, checked against ``context`` and the payload key
     unwrapped at the call, so a wrong recipient or context raises here.
     """
-    if identity.party_id != context.recipient:
-        raise InvalidInput(
-            f"this identity is {identity.party_id}, but the context's recipient is "
-            f"{context.recipient}"
-        )
-    reader = _Rechunker(_fetcher(source))
-    header = SealedHeader.parse(reader.read(HEADER_SIZE))
-    header.check_context(context)
-    encoded_context = context.encode()
-    info = _INFO_DOMAIN + header.raw[: _PREFIX.size] + encoded_context
-    try:
-        payload_key = _HPKE.decrypt(header.enc + header.wrapped_key, identity.x25519(), info)
-    except (InvalidTag, ValueError):
-        raise DecryptionFailed(
-            "the payload key does not unwrap with this identity's key: sealed to a different "
-            "key for this party, or the header was modified"
-        ) from None
-    if len(payload_key) != PAYLOAD_KEY_SIZE:
-        raise DecryptionFailed("bad header: the wrapped payload key has the wrong length")
-    aad = _aad(header.raw, encoded_context)
-    return _open_chunks(reader, AESGCM(payload_key), aad, header.chunk_size)
+    reader, opener = _start_open(source, identity, context)
+    return (
+        opener.decrypt(index, ct, final)
+        for index, ct, final in _sealed_frames(reader, opener.sealed)
+    )
 
 
 # --- internals -----------------------------------------------------------------------------
@@ -363,15 +359,33 @@ def _aad(header: bytes, encoded_context: bytes) -> bytes:
     return hashlib.sha256(_AAD_DOMAIN + header + encoded_context).digest()
 
 
-def _seal_stream(
-    source: Source,
-    recipient: PublicIdentity,
-    context: SealContext,
-    *,
-    chunk_size: int,
-    payload_key: bytes,
-) -> Iterator[bytes]:
-    """:func:`seal_stream` with an explicit payload key, for known-structure tests."""
+def _byte_view(data: BytesLike) -> memoryview:
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise InvalidInput(f"expected bytes, got {type(data).__name__}") from None
+    return view if view.ndim == 1 and view.format == "B" else view.cast("B")
+
+
+def _allocate(size: int) -> io.BytesIO:
+    """A ``size``-byte buffer to fill through ``getbuffer()`` and hand over by ``getvalue()``.
+
+    CPython's BytesIO returns its internal bytes object from ``getvalue()``
+    without copying once no view is left, so the convenience functions write
+    their output exactly once instead of joining chunks (which costs a second
+    fresh buffer and a copy). Elsewhere ``getvalue()`` copies: slower, same result.
+    """
+    out = io.BytesIO()
+    if size:
+        out.seek(size - 1)
+        out.write(b"\x00")
+    return out
+
+
+def _start_seal(
+    recipient: PublicIdentity, context: SealContext, chunk_size: int, payload_key: bytes
+) -> tuple[bytes, AESGCM, bytes]:
+    """Validate, wrap the payload key: (header, stream cipher, chunk aad)."""
     if not isinstance(recipient, PublicIdentity):
         raise InvalidInput("recipient must be a PublicIdentity")
     if recipient.party_id != context.recipient:
@@ -382,33 +396,74 @@ def _seal_stream(
     _check_chunk_size(chunk_size)
     if len(payload_key) != PAYLOAD_KEY_SIZE:
         raise InvalidInput(f"payload key must be {PAYLOAD_KEY_SIZE} bytes")
-    reader = _Rechunker(_fetcher(source))
     encoded_context = context.encode()
     prefix = _PREFIX.pack(MAGIC, VERSION, SUITE_X25519_AES256GCM, chunk_size, *context._digests())
     info = _INFO_DOMAIN + prefix + encoded_context
     header = prefix + _HPKE.encrypt(payload_key, recipient.x25519(), info)
-    return _seal_chunks(
-        reader, AESGCM(payload_key), _aad(header, encoded_context), header, chunk_size
-    )
+    return header, AESGCM(payload_key), _aad(header, encoded_context)
+
+
+def _seal_stream(
+    source: Source,
+    recipient: PublicIdentity,
+    context: SealContext,
+    *,
+    chunk_size: int,
+    payload_key: bytes,
+) -> Iterator[bytes]:
+    """:func:`seal_stream` with an explicit payload key, for known-structure tests."""
+    header, aead, aad = _start_seal(recipient, context, chunk_size, payload_key)
+    frames = _plain_frames(_Rechunker(_fetcher(source)), chunk_size)
+    return _seal_chunks(header, aead, aad, frames)
 
 
 def _seal_chunks(
-    reader: _Rechunker, aead: AESGCM, aad: bytes, header: bytes, chunk_size: int
+    header: bytes, aead: AESGCM, aad: bytes, frames: Iterator[tuple[int, memoryview, bool]]
 ) -> Iterator[bytes]:
     yield header
+    for counter, chunk, final in frames:
+        yield aead.encrypt(_nonce(counter, final), chunk, aad)
+
+
+def _seal_bytes(
+    data: BytesLike,
+    recipient: PublicIdentity,
+    context: SealContext,
+    *,
+    chunk_size: int,
+    payload_key: bytes,
+) -> bytes:
+    """:func:`seal` with an explicit payload key."""
+    view = _byte_view(data)
+    header, aead, aad = _start_seal(recipient, context, chunk_size, payload_key)
+    out = _allocate(sealed_size(len(view), chunk_size))
+    with out.getbuffer() as dest:
+        dest[:HEADER_SIZE] = header
+        pos = HEADER_SIZE
+        for counter, chunk, final in _plain_frames(_Rechunker(_fetcher(view)), chunk_size):
+            end = pos + len(chunk) + TAG_SIZE
+            aead.encrypt_into(_nonce(counter, final), chunk, aad, dest[pos:end])
+            pos = end
+    return out.getvalue()
+
+
+def _plain_frames(reader: _Rechunker, chunk_size: int) -> Iterator[tuple[int, memoryview, bool]]:
+    """(counter, plaintext chunk, is final) for sealing.
+
+    A full chunk is only non-final if more input follows; looking ahead
+    keeps the encoding canonical (no empty final chunk after data).
+    """
     counter = 0
     chunk = reader.read(chunk_size)
-    # A full chunk is only non-final if more input follows; looking ahead
-    # keeps the encoding canonical (no empty final chunk after data).
     while len(chunk) == chunk_size and not reader.at_eof():
-        yield aead.encrypt(_nonce(counter, False), chunk, aad)
+        yield counter, chunk, False
         counter += 1
         chunk = reader.read(chunk_size)
-    yield aead.encrypt(_nonce(counter, True), chunk, aad)
+    yield counter, chunk, True
 
 
-def _open_chunks(reader: _Rechunker, aead: AESGCM, aad: bytes, chunk_size: int) -> Iterator[bytes]:
-    sealed = chunk_size + TAG_SIZE
+def _sealed_frames(reader: _Rechunker, sealed: int) -> Iterator[tuple[int, memoryview, bool]]:
+    """(index, sealed chunk, is final) for opening; the last chunk is whatever ends the input."""
     index = 0
     while True:
         ct = reader.read(sealed)
@@ -420,19 +475,75 @@ def _open_chunks(reader: _Rechunker, aead: AESGCM, aad: bytes, chunk_size: int) 
                 f"truncated mid-chunk: chunk {index} has {len(ct)} bytes, "
                 f"less than its {TAG_SIZE}-byte tag"
             )
-        try:
-            plaintext = aead.decrypt(_nonce(index, final), ct, aad)
-        except InvalidTag:
-            raise _diagnose(aead, aad, sealed, index, ct, final, reader) from None
+        yield index, ct, final
         if final:
-            if not plaintext and index:
-                raise DecryptionFailed(
-                    f"non-canonical stream: empty final chunk {index} after data"
-                )
-            yield plaintext
             return
-        yield plaintext
         index += 1
+
+
+def _start_open(
+    source: Source, identity: Identity, context: SealContext
+) -> tuple[_Rechunker, _ChunkOpener]:
+    """Read and check the header, unwrap the payload key."""
+    if identity.party_id != context.recipient:
+        raise InvalidInput(
+            f"this identity is {identity.party_id}, but the context's recipient is "
+            f"{context.recipient}"
+        )
+    reader = _Rechunker(_fetcher(source))
+    header = SealedHeader.parse(reader.read(HEADER_SIZE))
+    header.check_context(context)
+    encoded_context = context.encode()
+    info = _INFO_DOMAIN + header.raw[: _PREFIX.size] + encoded_context
+    try:
+        payload_key = _HPKE.decrypt(header.enc + header.wrapped_key, identity.x25519(), info)
+    except (InvalidTag, ValueError):
+        raise DecryptionFailed(
+            "the payload key does not unwrap with this identity's key: sealed to a different "
+            "key for this party, or the header was modified"
+        ) from None
+    if len(payload_key) != PAYLOAD_KEY_SIZE:
+        raise DecryptionFailed("bad header: the wrapped payload key has the wrong length")
+    opener = _ChunkOpener(
+        AESGCM(payload_key), _aad(header.raw, encoded_context), header.chunk_size, reader
+    )
+    return reader, opener
+
+
+class _ChunkOpener:
+    """Authenticates one sealed chunk in its position, or explains why it does not."""
+
+    __slots__ = ("aad", "aead", "reader", "sealed")
+
+    def __init__(self, aead: AESGCM, aad: bytes, chunk_size: int, reader: _Rechunker) -> None:
+        self.aead = aead
+        self.aad = aad
+        self.sealed = chunk_size + TAG_SIZE
+        self.reader = reader
+
+    def decrypt(self, index: int, ct: memoryview, final: bool) -> bytes:
+        try:
+            plaintext = self.aead.decrypt(_nonce(index, final), ct, self.aad)
+        except InvalidTag:
+            raise self._failure(index, ct, final) from None
+        self._check_canonical(index, ct, final)
+        return plaintext
+
+    def decrypt_into(self, index: int, ct: memoryview, final: bool, dest: memoryview) -> None:
+        try:
+            self.aead.decrypt_into(_nonce(index, final), ct, self.aad, dest)
+        except InvalidTag:
+            dest[:] = bytes(len(dest))  # decrypt_into leaves unauthenticated plaintext behind
+            raise self._failure(index, ct, final) from None
+        self._check_canonical(index, ct, final)
+
+    @staticmethod
+    def _check_canonical(index: int, ct: memoryview, final: bool) -> None:
+        if final and index and len(ct) == TAG_SIZE:
+            raise DecryptionFailed(f"non-canonical stream: empty final chunk {index} after data")
+
+    def _failure(self, index: int, ct: memoryview, final: bool) -> DecryptionFailed:
+        return _diagnose(self.aead, self.aad, self.sealed, index, ct, final, self.reader)
 
 
 def _diagnose(

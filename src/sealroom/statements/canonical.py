@@ -15,9 +15,17 @@ from typing import Any
 
 import rfc8785
 
-from sealroom.errors import StatementFormatError
+from sealroom.crypto.keys import b64decode_strict
+from sealroom.errors import InvalidInput, StatementFormatError
 
-__all__ = ["MAX_DEPTH", "MAX_SAFE_INT", "canonical_json", "parse_json_strict"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_SAFE_INT",
+    "b64_field",
+    "canonical_json",
+    "exact_keys",
+    "parse_json_strict",
+]
 
 MAX_SAFE_INT = 2**53 - 1
 MAX_DEPTH = 32
@@ -112,3 +120,26 @@ def _check_text(text: str, path: str) -> None:
         text.encode("utf-8", errors="strict")
     except UnicodeEncodeError as exc:
         raise StatementFormatError(f"string at {path} is not valid Unicode") from exc
+
+
+def exact_keys(data: Any, expected: set[str], what: str) -> dict[str, Any]:
+    """``data`` as an object with exactly the ``expected`` fields, or a format error naming the rest."""
+    if not isinstance(data, dict):
+        raise StatementFormatError(f"{what} must be a JSON object")
+    keys = set(data)
+    if keys != expected:
+        detail = []
+        if missing := sorted(expected - keys):
+            detail.append(f"missing {missing}")
+        if unknown := sorted(keys - expected):
+            detail.append(f"unknown {unknown}")
+        raise StatementFormatError(f"{what}: " + ", ".join(detail))
+    return data
+
+
+def b64_field(value: Any, what: str, size: int | None = None) -> bytes:
+    """Canonical base64 in a document, reported as a format error of that document."""
+    try:
+        return b64decode_strict(value, what=what, size=size)
+    except InvalidInput as exc:
+        raise StatementFormatError(exc.detail) from None

@@ -24,11 +24,15 @@ from sealroom.crypto.keys import (
     SIGNATURE_SIZE,
     Identity,
     PublicIdentity,
-    b64decode_strict,
     b64encode,
 )
 from sealroom.errors import InvalidInput, SignatureInvalid, StatementFormatError
-from sealroom.statements.canonical import canonical_json, parse_json_strict
+from sealroom.statements.canonical import (
+    b64_field,
+    canonical_json,
+    exact_keys,
+    parse_json_strict,
+)
 from sealroom.statements.fields import Digest
 
 __all__ = [
@@ -163,31 +167,24 @@ class Envelope:
 
     @classmethod
     def from_dict(cls, data: Any) -> Envelope:
-        if not isinstance(data, dict):
-            raise StatementFormatError("envelope must be a JSON object")
-        _exact_keys(data, {"type", "version", "payload", "signer", "signature"}, "envelope")
+        data = exact_keys(data, {"type", "version", "payload", "signer", "signature"}, "envelope")
         kind, version = data["type"], data["version"]
         if not isinstance(kind, str) or not 0 < len(kind) <= 100:
             raise StatementFormatError("envelope.type must be a string of 1-100 characters")
         if not isinstance(version, int) or isinstance(version, bool) or not 0 < version < 1000:
             raise StatementFormatError("envelope.version must be an integer in 1..999")
-        signer = data["signer"]
-        if not isinstance(signer, dict):
-            raise StatementFormatError("envelope.signer must be an object")
-        _exact_keys(signer, {"signing_key", "sealing_key"}, "envelope.signer")
+        signer = exact_keys(data["signer"], {"signing_key", "sealing_key"}, "envelope.signer")
         try:
             public = PublicIdentity(
-                signing_key=b64decode_strict(signer["signing_key"], what="signer.signing_key"),
-                sealing_key=b64decode_strict(signer["sealing_key"], what="signer.sealing_key"),
-            )
-            payload = b64decode_strict(data["payload"], what="envelope.payload")
-            signature = b64decode_strict(
-                data["signature"], what="envelope.signature", size=SIGNATURE_SIZE
+                signing_key=b64_field(signer["signing_key"], "signer.signing_key"),
+                sealing_key=b64_field(signer["sealing_key"], "signer.sealing_key"),
             )
         except StatementFormatError:
             raise
         except InvalidInput as exc:
             raise StatementFormatError(exc.detail) from None
+        payload = b64_field(data["payload"], "envelope.payload")
+        signature = b64_field(data["signature"], "envelope.signature", SIGNATURE_SIZE)
         return cls(type=kind, version=version, payload=payload, signer=public, signature=signature)
 
     @classmethod
@@ -197,19 +194,6 @@ class Envelope:
         if envelope.to_json() != bytes(data):
             raise StatementFormatError("envelope is not in canonical (RFC 8785) form")
         return envelope
-
-
-def _exact_keys(data: dict[str, Any], expected: set[str], what: str) -> None:
-    keys = set(data)
-    if keys != expected:
-        missing = sorted(expected - keys)
-        unknown = sorted(keys - expected)
-        detail = []
-        if missing:
-            detail.append(f"missing {missing}")
-        if unknown:
-            detail.append(f"unknown {unknown}")
-        raise StatementFormatError(f"{what}: " + ", ".join(detail))
 
 
 @dataclass(frozen=True, slots=True)

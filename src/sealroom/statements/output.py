@@ -6,9 +6,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sealroom.crypto.keys import PartyId, b64decode_strict, b64encode
-from sealroom.errors import InvalidInput, StatementFormatError
-from sealroom.statements.canonical import canonical_json, parse_json_strict
+from sealroom.crypto.keys import PartyId, b64encode
+from sealroom.errors import StatementFormatError
+from sealroom.statements.canonical import (
+    b64_field,
+    canonical_json,
+    exact_keys,
+    parse_json_strict,
+)
 from sealroom.statements.fields import DIGEST_PATTERN, PARTY_ID_PATTERN, Digest
 from sealroom.statements.models import OUTPUT_SALT_SIZE, output_commitment
 
@@ -23,13 +28,6 @@ def _field(d: dict[str, Any], name: str, pattern: str) -> str:
     if not isinstance(value, str) or not re.match(pattern, value):
         raise StatementFormatError(f"output.{name} is malformed")
     return value
-
-
-def _b64(value: Any, what: str, size: int | None = None) -> bytes:
-    try:
-        return b64decode_strict(value, what=what, size=size)
-    except InvalidInput as exc:
-        raise StatementFormatError(exc.detail) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +57,15 @@ class ReleasedOutput:
 
     @classmethod
     def from_dict(cls, data: Any) -> ReleasedOutput:
-        expected = {"type", "version", "request", "recipient", "salt", "body"}
-        if not isinstance(data, dict) or set(data) != expected:
-            raise StatementFormatError(f"output must be an object with fields {sorted(expected)}")
+        fields = {"type", "version", "request", "recipient", "salt", "body"}
+        data = exact_keys(data, fields, "output")
         if data["type"] != OUTPUT_TYPE or data["version"] != 1:
             raise StatementFormatError(f"not a {OUTPUT_TYPE} v1 document")
         return cls(
             request=Digest(_field(data, "request", DIGEST_PATTERN)),
             recipient=PartyId(_field(data, "recipient", PARTY_ID_PATTERN)),
-            salt=_b64(data["salt"], "output.salt", OUTPUT_SALT_SIZE),
-            body=_b64(data["body"], "output.body"),
+            salt=b64_field(data["salt"], "output.salt", OUTPUT_SALT_SIZE),
+            body=b64_field(data["body"], "output.body"),
         )
 
     @classmethod
@@ -78,5 +75,3 @@ class ReleasedOutput:
         if output.to_json() != bytes(data):
             raise StatementFormatError("output is not in canonical (RFC 8785) form")
         return output
-
-

@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sealroom.crypto.keys import b64decode_strict, b64encode
-from sealroom.errors import InvalidInput, StatementFormatError
+from sealroom.crypto.keys import b64encode
+from sealroom.errors import StatementFormatError
 from sealroom.statements import Digest, Envelope, canonical_json, parse_json_strict
+from sealroom.statements.canonical import b64_field, exact_keys
 from sealroom.statements.fields import DIGEST_PATTERN
 from sealroom.statements.output import ReleasedOutput
 
@@ -28,15 +29,6 @@ MAX_STATEMENTS = 256
 MAX_PROOF_LENGTH = 64
 
 _DIGEST_RE = re.compile(DIGEST_PATTERN)
-
-
-def _keys(data: Any, expected: set[str], what: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise StatementFormatError(f"{what} must be a JSON object")
-    if set(data) != expected:
-        missing, unknown = sorted(expected - set(data)), sorted(set(data) - expected)
-        raise StatementFormatError(f"{what}: missing {missing}, unknown {unknown}")
-    return data
 
 
 def _int(value: Any, what: str) -> int:
@@ -55,15 +47,6 @@ def _digest(value: Any, what: str) -> Digest:
     if not isinstance(value, str) or not _DIGEST_RE.match(value):
         raise StatementFormatError(f"{what} must be a statement digest (sha256:<hex>)")
     return Digest(value)
-
-
-def _b64(value: Any, what: str, size: int | None = None) -> bytes:
-    try:
-        return b64decode_strict(value, what=what, size=size)
-    except StatementFormatError:
-        raise
-    except InvalidInput as exc:
-        raise StatementFormatError(exc.detail) from None
 
 
 def _list(value: Any, what: str, max_len: int) -> list[Any]:
@@ -89,12 +72,12 @@ class LogEntryProof:
 
     @classmethod
     def from_dict(cls, data: Any) -> LogEntryProof:
-        d = _keys(data, {"digest", "index", "proof"}, "log entry")
+        d = exact_keys(data, {"digest", "index", "proof"}, "log entry")
         proof = _list(d["proof"], "log entry proof", MAX_PROOF_LENGTH)
         return cls(
             digest=_digest(d["digest"], "log entry digest"),
             index=_int(d["index"], "log entry index"),
-            proof=tuple(_b64(h, "log entry proof hash", 32) for h in proof),
+            proof=tuple(b64_field(h, "log entry proof hash", 32) for h in proof),
         )
 
 
@@ -115,7 +98,7 @@ class LogProof:
 
     @classmethod
     def from_dict(cls, data: Any) -> LogProof:
-        d = _keys(data, {"verifier_key", "checkpoint", "entries"}, "log")
+        d = exact_keys(data, {"verifier_key", "checkpoint", "entries"}, "log")
         entries = _list(d["entries"], "log entries", MAX_STATEMENTS)
         return cls(
             verifier_key=_str(d["verifier_key"], "log verifier_key", max_len=1024),
@@ -152,7 +135,7 @@ class ProofBundle:
     @classmethod
     def from_json(cls, data: bytes) -> ProofBundle:
         value = parse_json_strict(data, max_size=MAX_BUNDLE_SIZE, what="proof bundle")
-        d = _keys(
+        d = exact_keys(
             value,
             {
                 "type",
