@@ -22,13 +22,12 @@ from sealroom.statements import (
     ComputationRequest,
     DatasetAttestation,
     EnclaveEvidence,
-    Envelope,
     Receipt,
     ReleasedOutput,
     Signed,
     Statement,
 )
-from sealroom.transparency.checkpoint import NoteVerifier, open_checkpoint
+from sealroom.transparency.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
 from sealroom.transparency.proof import verify_inclusion
 from sealroom.verification.bundle import ProofBundle
 
@@ -136,8 +135,13 @@ class _Failed(Exception):
     pass
 
 
-def _open(envelope: Envelope, cls: type[S]) -> Signed[S]:
-    return envelope.open(cls)
+T = TypeVar("T")
+
+
+def _present(value: T | None, message: str) -> T:
+    if value is None:
+        raise VerificationFailed(message)
+    return value
 
 
 def _require(condition: bool, message: str) -> None:
@@ -167,7 +171,7 @@ def _verify(
     ev: Signed[EnclaveEvidence] | None = None
     try:
         with c.check("enclave key statement", "signed by the enclave key it describes"):
-            ev = _open(bundle.evidence, EnclaveEvidence)
+            ev = bundle.evidence.open(EnclaveEvidence)
     except _Failed:
         pass
     simulated = True
@@ -205,11 +209,10 @@ def _verify(
     rc: Signed[Receipt] | None = None
     try:
         with c.check("receipt signature", "signed by the enclave key in the evidence"):
-            rc = _open(bundle.receipt, Receipt)
-            _require(ev is not None, "no verified enclave key to check the receipt against")
-            assert ev is not None
+            rc = bundle.receipt.open(Receipt)
+            keys = _present(ev, "no verified enclave key to check the receipt against")
             _require(
-                bundle.receipt.signer == ev.statement.keys.identity(),
+                bundle.receipt.signer == keys.statement.keys.identity(),
                 "the receipt was signed by a key other than the attested enclave key",
             )
     except _Failed:
@@ -232,10 +235,10 @@ def _verify(
     req: Signed[ComputationRequest] | None = None
     try:
         with c.check("computation request", "signed by the requester; the receipt refers to it"):
-            env = bundle.statement(receipt.request)
-            _require(env is not None, f"request {receipt.request} is not in the bundle")
-            assert env is not None
-            req = _open(env, ComputationRequest)
+            env = _present(
+                bundle.statement(receipt.request), f"request {receipt.request} is not in the bundle"
+            )
+            req = env.open(ComputationRequest)
     except _Failed:
         req = None
     if req is not None:
@@ -276,10 +279,10 @@ def _verify(
             )
             policies: set[str] = set()
             for digest in request.inputs:
-                env = bundle.statement(digest)
-                _require(env is not None, f"dataset attestation {digest} is not in the bundle")
-                assert env is not None
-                att = _open(env, DatasetAttestation).statement
+                env = _present(
+                    bundle.statement(digest), f"dataset attestation {digest} is not in the bundle"
+                )
+                att = env.open(DatasetAttestation).statement
                 _require(
                     hmac.compare_digest(att.commitment.root, receipt_inputs[digest]),
                     f"the enclave's input for {digest} does not match the owner's commitment",
@@ -302,10 +305,8 @@ def _verify(
         def approvals() -> None:
             approved: set[str] = set()
             for digest in receipt.approvals:
-                env = bundle.statement(digest)
-                _require(env is not None, f"approval {digest} is not in the bundle")
-                assert env is not None
-                appr = _open(env, Approval).statement
+                env = _present(bundle.statement(digest), f"approval {digest} is not in the bundle")
+                appr = env.open(Approval).statement
                 _require(appr.request == req.digest, f"approval {digest} is for another request")
                 _require(appr.decision == "approve", f"approval {digest} is a rejection")
                 _require(
@@ -365,21 +366,21 @@ def _verify_log(bundle: ProofBundle, trust: TrustPolicy, c: _Checker) -> None:
             "log key taken from the bundle itself (not pinned with --log-key): the log "
             "proofs show the statements are in a consistent log, not which log."
         )
-    checkpoint = None
-    try:
-        with c.check("log checkpoint", "the transparency log's signed checkpoint verifies"):
-            checkpoint = open_checkpoint(bundle.log.checkpoint, NoteVerifier.from_vkey(key))
-    except _Failed:
+    opened: list[Checkpoint] = []
+    if not c.run(
+        "log checkpoint",
+        "the transparency log's signed checkpoint verifies",
+        lambda: opened.append(open_checkpoint(bundle.log.checkpoint, NoteVerifier.from_vkey(key))),
+    ):
         return
-    assert checkpoint is not None
-    cp = checkpoint
+    cp = opened[0]
     required = [bundle.receipt, bundle.evidence, *bundle.statements]
 
     def inclusion() -> None:
         for env in required:
-            entry = bundle.log.entry_for(env.digest)
-            _require(entry is not None, f"no log proof for {env.type} {env.digest}")
-            assert entry is not None
+            entry = _present(
+                bundle.log.entry_for(env.digest), f"no log proof for {env.type} {env.digest}"
+            )
             verify_inclusion(
                 entry.index, cp.size, leaf_hash(env.to_json()), entry.proof, cp.root_hash
             )
