@@ -193,3 +193,9 @@ def test_request_and_approval_rules() -> None:
         approval(OWNER, att.digest, att.digest, mode="policy")
     with pytest.raises(ValueError, match="nonce.*expected 16 bytes"):
         request(REQUESTER, (att.digest,), nonce=base64.b64encode(b"x" * 15).decode())
+
+
+def test_free_form_objects_are_bounded() -> None:
+    att = sign_statement(attestation(OWNER), OWNER)
+    with pytest.raises(ValueError, match=r"parameters\n.*exceeds 64 KiB"):
+        request(REQUESTER, (att.digest,), parameters={"x": "a" * (64 << 10)})

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, NewType
+from typing import Annotated, Any, NewType
 
 from pydantic import AfterValidator, Field, StringConstraints
 
 from sealroom.crypto.keys import PARTY_ID_PREFIX, b64decode_strict
 from sealroom.errors import InvalidInput
+from sealroom.statements.canonical import canonical_json
 
 __all__ = [
     "B64Bytes",
     "B64Hash",
     "B64Key",
     "B64Nonce",
+    "BoundedObject",
     "DecimalStr",
     "Digest",
     "DigestStr",
@@ -64,6 +66,16 @@ def _b64(size: int | None, what: str) -> AfterValidator:
 
     return AfterValidator(check)
 
+
+def _bounded_object(value: dict[str, Any]) -> dict[str, Any]:
+    if len(canonical_json(value)) > MAX_OBJECT_BYTES:
+        raise ValueError(f"exceeds {MAX_OBJECT_BYTES >> 10} KiB as canonical JSON")
+    return value
+
+
+MAX_OBJECT_BYTES = 64 << 10
+BoundedObject = Annotated[dict[str, Any], AfterValidator(_bounded_object)]
+"""A free-form JSON object (policy rules, computation parameters) of bounded size."""
 
 DecimalStr = Annotated[str, AfterValidator(_canonical_decimal)]
 B64Key = Annotated[str, StringConstraints(max_length=44), _b64(32, "key")]

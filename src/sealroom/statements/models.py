@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sealroom.attestation.evidence import TeeEvidence
 from sealroom.crypto.keys import PublicIdentity, b64decode_strict
@@ -21,6 +21,7 @@ from sealroom.statements.fields import (
     B64Hash,
     B64Key,
     B64Nonce,
+    BoundedObject,
     DecimalStr,
     DigestStr,
     Identifier,
@@ -138,15 +139,8 @@ class Policy(Statement):
 
     owner: PartyIdStr
     name: ShortText
-    rules: dict[str, Any]
+    rules: BoundedObject
     created_at: UnixTime
-
-    @field_validator("rules")
-    @classmethod
-    def _bounded(cls, rules: dict[str, Any]) -> dict[str, Any]:
-        if len(canonical_json(rules)) > 64 << 10:
-            raise ValueError("rules exceed 64 KiB")
-        return rules
 
     def check_signer(self, signer: PublicIdentity) -> None:
         require_signer(self.owner, signer, role="owner")
@@ -167,7 +161,7 @@ class ComputationRequest(Statement):
 
     requester: PartyIdStr
     computation: ComputationRef
-    parameters: dict[str, Any]
+    parameters: BoundedObject
     inputs: Annotated[tuple[DigestStr, ...], Field(min_length=1, max_length=64)]
     recipients: Annotated[tuple[PartyIdStr, ...], Field(min_length=1, max_length=64)]
     # 16 random bytes so two identical requests are two requests.
@@ -183,8 +177,6 @@ class ComputationRequest(Statement):
             raise ValueError("recipients contain a duplicate party")
         if self.expires_at <= self.created_at:
             raise ValueError("expires_at must be after created_at")
-        if len(canonical_json(self.parameters)) > 64 << 10:
-            raise ValueError("parameters exceed 64 KiB")
         return self
 
     def check_signer(self, signer: PublicIdentity) -> None:
