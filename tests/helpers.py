@@ -39,6 +39,12 @@ def attestation(owner: Identity, **overrides: Any) -> DatasetAttestation:
         "schema": (),
         "row_count": 3,
         "time_range": TimeRange(start=T0 - 86_400, end=T0),
+        "profile": {
+            "projects": 2,
+            "active_days": 1,
+            "primary_focus": "remote attestation",
+            "expertise": ("remote attestation", "reproducible builds"),
+        },
         "commitment": CommitmentRef(
             format="arrow-ipc-stream/v1",
             root=b64encode(hashlib.sha256(b"root").digest()),

@@ -145,6 +145,12 @@ def run_demo(workdir: Path | None, *, echo: Echo) -> int:
                     start=min(table.column("ts").to_pylist()),
                     end=max(table.column("ts").to_pylist()),
                 ),
+                "profile": {
+                    "projects": 3,
+                    "active_days": None,
+                    "primary_focus": counts.most_common(1)[0][0],
+                    "expertise": tuple(t for t, _ in counts.most_common(3)),
+                },
                 "commitment": _commitment_ref(commitment),
                 "policy": None,
                 "created_at": now,

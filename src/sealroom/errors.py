@@ -12,7 +12,8 @@ caused the error and, like the public message, contains no secrets.
     ├── InvalidInput                 bad input at a boundary (CLI, API, parser, file)
     │   ├── StatementFormatError     a statement or envelope that does not parse strictly
     │   └── KeystoreError            a missing, corrupt or foreign keystore
-    ├── NotFound
+    ├── AuthenticationFailed         a request signature that is missing, stale, replayed or wrong
+    ├── NotFound                     also what a party gets for objects it may not see
     ├── Conflict                     a state change that cannot happen (e.g. a fork)
     ├── PolicyDenied
     ├── VerificationFailed           a check that must pass did not; fail closed
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 __all__ = [
     "AttestationInvalid",
+    "AuthenticationFailed",
     "BackendUnavailable",
     "CommitmentMismatch",
     "Conflict",
@@ -78,6 +80,11 @@ class StatementFormatError(InvalidInput):
 class KeystoreError(InvalidInput):
     code = "keystore"
     public_message = "the keystore cannot be used"
+
+
+class AuthenticationFailed(SealroomError):
+    code = "unauthenticated"
+    public_message = "the request is not authenticated"
 
 
 class NotFound(SealroomError):

@@ -40,6 +40,7 @@ __all__ = [
     "ComputationRef",
     "ComputationRequest",
     "DatasetAttestation",
+    "DatasetProfile",
     "EnclaveEvidence",
     "EnclaveKeyDocument",
     "InputRef",
@@ -95,6 +96,15 @@ class CommitmentRef(_Part):
     chunk_size: Annotated[int, Field(ge=1024, le=64 << 20)]
 
 
+class DatasetProfile(_Part):
+    """The card others see besides keywords: volume and focus, computed by the owner's client."""
+
+    projects: NonNegInt | None
+    active_days: NonNegInt | None
+    primary_focus: Term | None
+    expertise: Annotated[tuple[Term, ...], Field(max_length=20)]
+
+
 class DatasetAttestation(Statement):
     TYPE: ClassVar[str] = "sealroom.dataset-attestation"
     VERSION: ClassVar[int] = 1
@@ -109,6 +119,7 @@ class DatasetAttestation(Statement):
     schema_: Annotated[tuple[Column, ...], Field(max_length=1000, alias="schema")]
     row_count: NonNegInt
     time_range: TimeRange | None
+    profile: DatasetProfile
     commitment: CommitmentRef
     policy: DigestStr | None
     created_at: UnixTime

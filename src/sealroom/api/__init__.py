@@ -1,0 +1,1 @@
+"""sealroom.api"""

@@ -1,0 +1,134 @@
+"""What a computation is: a vetted, versioned, pure function with declared privacy properties.
+
+A computation never sees keys, statements or the network: the enclave hands it
+Arrow tables that already match their commitments and a :class:`PrivacyContext`
+taken from the owners' verified policies, and it returns a value of its declared
+output model. Its code digest covers the source of every module it declares, so
+an owner approves exactly the code that runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ValidationError
+
+from sealroom.errors import InvalidInput
+from sealroom.statements import ComputationRef, Digest
+
+__all__ = [
+    "DEFAULT_K",
+    "Computation",
+    "PrivacyClass",
+    "PrivacyContext",
+    "Release",
+    "code_digest_of",
+]
+
+PrivacyClass = Literal["aggregate", "model", "content"]
+"""``aggregate``: counts and statistics only. ``model``: trained parameters.
+``content``: may reveal (redacted) record text, so never approved automatically."""
+
+Release = Literal["all-parties", "requester"]
+"""Who may receive the output: the requester and every input owner, or the requester only."""
+
+DEFAULT_K = 5
+"""Minimum number of records a term or group must occur in before it may be released."""
+
+_CODE_DOMAIN = b"sealroom-computation-code-v1\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyContext:
+    """Output-privacy parameters from the owners' verified policies, one ``k`` per input."""
+
+    k: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not self.k or any(k < 1 for k in self.k):
+            raise InvalidInput("every input needs a threshold k of at least 1")
+
+    @classmethod
+    def uniform(cls, n_inputs: int, k: int = DEFAULT_K) -> PrivacyContext:
+        return cls(k=(k,) * n_inputs)
+
+
+def code_digest_of(modules: Sequence[ModuleType]) -> Digest:
+    """SHA-256 over the source of ``modules``, length-prefixed and in the order given."""
+    h = hashlib.sha256(_CODE_DOMAIN)
+    for module in modules:
+        source = inspect.getsource(module).encode("utf-8")
+        name = module.__name__.encode("utf-8")
+        h.update(len(name).to_bytes(4, "big") + name + len(source).to_bytes(8, "big") + source)
+    return Digest("sha256:" + h.hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class Computation:
+    """One entry of the computation library.
+
+    ``input_names`` fixes the meaning of each position in a request's ``inputs``
+    (e.g. ``("expert", "learner")``). ``run`` must be pure and deterministic
+    given its arguments; it raises :class:`InvalidInput` for data it cannot use.
+    """
+
+    id: str
+    version: str
+    summary: str
+    privacy_class: PrivacyClass
+    release: Release
+    input_names: tuple[str, ...]
+    params: type[BaseModel]
+    output: type[BaseModel]
+    run_fn: Callable[[Sequence[pa.Table], BaseModel, PrivacyContext], BaseModel]
+    modules: tuple[ModuleType, ...]
+    _digest: list[Digest] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def code_digest(self) -> Digest:
+        if not self._digest:
+            self._digest.append(code_digest_of(self.modules))
+        return self._digest[0]
+
+    def ref(self) -> ComputationRef:
+        return ComputationRef(id=self.id, version=self.version, code_digest=self.code_digest)
+
+    def parse_params(self, raw: object) -> BaseModel:
+        """Validate request parameters against the declared schema, or raise :class:`InvalidInput`."""
+        try:
+            return self.params.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "parameters"
+            raise InvalidInput(f"{self.id} parameter {where}: {first['msg']}") from None
+
+    def run(
+        self, inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
+    ) -> BaseModel:
+        """Run on tables in ``input_names`` order; the result is re-validated against ``output``."""
+        if len(inputs) != len(self.input_names) or len(privacy.k) != len(self.input_names):
+            raise InvalidInput(
+                f"{self.id} takes {len(self.input_names)} inputs ({', '.join(self.input_names)})"
+            )
+        result = self.run_fn(inputs, params, privacy)
+        return self.output.model_validate(result.model_dump())
+
+    def describe(self) -> dict[str, object]:
+        """The public description served by the coordinator and shown to approvers."""
+        return {
+            "id": self.id,
+            "version": self.version,
+            "summary": self.summary,
+            "privacy_class": self.privacy_class,
+            "release": self.release,
+            "inputs": list(self.input_names),
+            "code_digest": self.code_digest,
+            "parameters_schema": self.params.model_json_schema(),
+            "output_schema": self.output.model_json_schema(),
+        }
