@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from sealroom import __version__
+from sealroom.cli import party, services
 from sealroom.errors import SealroomError
 from sealroom.statements import ReleasedOutput
 from sealroom.verification.bundle import ProofBundle
@@ -53,6 +54,7 @@ def init(
         Path | None,
         typer.Option("--home", help="Keystore directory (default: $SEALROOM_HOME or ~/.sealroom)."),
     ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Create this party's identity (Ed25519 signing + X25519 sealing keys) in a keystore."""
     from sealroom.crypto.keystore import Keystore, resolve_home
@@ -62,7 +64,14 @@ def init(
         identity = Keystore.create(path, name=name)
     except SealroomError as exc:
         typer.echo(f"error: {exc.diagnostics()}", err=True)
+        if json_output:
+            doc = {"error": {"code": exc.code, "message": exc.public_message, "detail": exc.detail}}
+            typer.echo(json.dumps(doc, sort_keys=True))
         raise typer.Exit(EXIT_FAILED) from None
+    if json_output:
+        done = {"party": identity.party_id, "name": name, "keystore": str(Keystore.path(path))}
+        typer.echo(json.dumps(done, sort_keys=True))
+        return
     typer.echo(f"created identity {name!r} in {Keystore.path(path)}")
     typer.echo(f"party id: {identity.party_id}")
 
@@ -160,6 +169,10 @@ def demo(
         typer.echo(f"error: {exc.diagnostics()}", err=True)
         raise typer.Exit(EXIT_FAILED) from None
     raise typer.Exit(code)
+
+
+party.register(app)
+services.register(app)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from sealroom.computations.base import DEFAULT_K, Computation
 from sealroom.errors import InvalidInput
+from sealroom.statements.canonical import canonical_json
 from sealroom.statements.fields import Identifier, PartyIdStr
 
 __all__ = ["ComputationRule", "Decision", "PolicyRules", "decide"]
@@ -76,8 +77,14 @@ class PolicyRules(_Rules):
     @classmethod
     def parse(cls, rules: Mapping[str, object]) -> PolicyRules:
         """Validate the ``rules`` object of a Policy statement, or raise :class:`InvalidInput`."""
+        # Validated as JSON: rules come from a JSON payload, where lists are arrays and
+        # strict mode accepts them for tuples (in Python mode it would refuse a list).
         try:
-            return cls.model_validate(dict(rules))
+            data = canonical_json(dict(rules))
+        except InvalidInput as exc:
+            raise InvalidInput(f"policy rules: {exc.detail}") from None
+        try:
+            return cls.model_validate_json(data)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "rules"

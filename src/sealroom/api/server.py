@@ -1,0 +1,28 @@
+"""Run the coordinator with uvicorn (``sealroom serve``)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from sealroom.api.app import create_app
+from sealroom.computations.registry import Registry, default_registry
+
+__all__ = ["serve"]
+
+
+def serve(
+    *,
+    db_url: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    registry: Registry | None = None,
+    log_origin: str = "sealroom.local/log",
+    log_level: str = "info",
+) -> None:
+    """Serve the API until interrupted; migrations run before the first request."""
+    app = create_app(
+        db_url=db_url,
+        registry=registry if registry is not None else default_registry(),
+        log_origin=log_origin,
+    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)

@@ -1,0 +1,587 @@
+"""Party commands: publish and discover datasets, request, approve, follow and fetch results."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from sealroom.cli.common import (
+    DEFAULT_URL_VALUE,
+    HomeOpt,
+    JsonOpt,
+    UrlOpt,
+    emit,
+    handle_errors,
+    open_session,
+    progress_bar,
+    public_client,
+    read_file,
+    table,
+    warn_simulated,
+)
+from sealroom.client import flows
+from sealroom.client.views import DatasetView, RequestView
+from sealroom.errors import InvalidInput
+from sealroom.statements import parse_json_strict
+
+__all__ = ["dataset_app", "register"]
+
+dataset_app = typer.Typer(no_args_is_help=True, help="Publish and look up datasets.")
+
+AllowSimulated = Annotated[
+    bool,
+    typer.Option(
+        "--allow-simulated",
+        help="Accept a SIMULATED enclave (software only, protects nothing). Tests only.",
+    ),
+]
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _short(text: str, n: int = 20) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _dataset_json(view: DatasetView) -> dict[str, Any]:
+    data = view.to_json_dict()
+    data.pop("envelope", None)
+    return data
+
+
+def _print_dataset(view: DatasetView) -> None:
+    typer.echo(f"dataset      {view.dataset}")
+    typer.echo(f"title        {view.title}")
+    typer.echo(f"owner        {view.owner}" + (f" ({view.owner_name})" if view.owner_name else ""))
+    typer.echo(f"status       {view.status}")
+    typer.echo(f"rows         {view.row_count}")
+    if view.time_range is not None:
+        typer.echo(f"time range   {view.time_range.start} .. {view.time_range.end}")
+    if view.topics:
+        typer.echo(f"topics       {', '.join(view.topics)}")
+    if view.keywords:
+        kws = ", ".join(
+            k.term + (f" ({k.count})" if k.count is not None else "") for k in view.keywords[:15]
+        )
+        typer.echo(f"keywords     {kws}")
+    typer.echo(f"policy       {view.policy or '(none: the owner decides by hand)'}")
+    typer.echo(f"log index    {view.log_index}")
+    if view.description:
+        typer.echo(f"\n{view.description}")
+
+
+def _request_json(view: RequestView) -> dict[str, Any]:
+    data = view.to_json_dict()
+    data.pop("envelope", None)
+    return data
+
+
+def _print_request(view: RequestView) -> None:
+    c = view.computation
+    typer.echo(f"request      {view.request}")
+    typer.echo(f"computation  {c.id} {c.version} ({c.code_digest})")
+    typer.echo(f"requester    {view.requester}")
+    typer.echo(
+        f"status       {view.status}" + (f": {view.status_reason}" if view.status_reason else "")
+    )
+    typer.echo(f"parameters   {json.dumps(view.parameters, sort_keys=True)}")
+    rows = [
+        [
+            i.dataset,
+            _short(i.owner, 16),
+            i.decision + (f" ({i.mode})" if i.mode else ""),
+            "yes" if i.sealed else "no",
+        ]
+        for i in view.inputs
+    ]
+    table(rows, ["dataset", "owner", "decision", "sealed"])
+    for p in view.precheck:
+        how = "automatic" if p.automatic else ("allowed" if p.allowed else "DENIED")
+        typer.echo(f"  policy pre-check {_short(p.dataset, 24)}: {how}: {'; '.join(p.reasons)}")
+
+
+# --- datasets --------------------------------------------------------------------------------
+
+
+@dataset_app.command("publish")
+def dataset_publish(
+    file: Annotated[Path, typer.Argument(help="The data file (CSV, JSONL, Parquet, ...).")],
+    title: Annotated[str | None, typer.Option("--title", help="Default: the file name.")] = None,
+    description: Annotated[str, typer.Option("--description")] = "",
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="JSON file with the dataset's policy rules.")
+    ] = None,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Profile and commit a local file, sign its attestation and publish it. The data stays here."""
+    with handle_errors(json_output):
+        rules: dict[str, Any] | None = None
+        if policy is not None:
+            value = parse_json_strict(
+                read_file(policy, "policy file"), max_size=1 << 20, what="policy file"
+            )
+            if not isinstance(value, dict):
+                raise InvalidInput("the policy file must hold a JSON object of rules")
+            rules = value
+        if not file.is_file():
+            raise InvalidInput(f"no such data file: {file}")
+        session = open_session(url, home)
+        with session.client:
+            result = flows.publish(
+                session.client,
+                session.identity,
+                file,
+                title=title or file.name,
+                description=description,
+                policy_rules=rules,
+                now=_now(),
+                home=session.home,
+            )
+        data = {
+            "dataset": result.dataset,
+            "policy": result.policy,
+            "rows": result.rows,
+            "log_index": result.log_index,
+            "checkpoint_size": result.checkpoint_size,
+            "path": str(result.path),
+        }
+
+        def human() -> None:
+            typer.echo(f"published {result.dataset}")
+            typer.echo(f"  {result.rows} rows from {result.path} (the data stays on this machine)")
+            if result.policy:
+                typer.echo(f"  policy {result.policy}")
+            typer.echo(
+                f"  in the transparency log at index {result.log_index} "
+                f"(inclusion verified against a checkpoint of size {result.checkpoint_size})"
+            )
+
+        emit(json_output, data, human)
+
+
+@dataset_app.command("list")
+def dataset_list(
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="Only this party's datasets.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit")] = None,
+    cursor: Annotated[str | None, typer.Option("--cursor")] = None,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    json_output: JsonOpt = False,
+) -> None:
+    """List published datasets."""
+    with handle_errors(json_output), public_client(url) as client:
+        page = client.list_datasets(owner=owner, limit=limit, cursor=cursor)
+        data = {"items": [_dataset_json(d) for d in page.items], "next_cursor": page.next_cursor}
+
+        def human() -> None:
+            table(
+                [[d.dataset, _short(d.title, 40), str(d.row_count), d.status] for d in page.items],
+                ["dataset", "title", "rows", "status"],
+            )
+            if page.next_cursor:
+                typer.echo(f"more: --cursor {page.next_cursor}")
+
+        emit(json_output, data, human)
+
+
+@dataset_app.command("show")
+def dataset_show(
+    dataset: Annotated[str, typer.Argument(help="Dataset id (sha256:...).")],
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    json_output: JsonOpt = False,
+) -> None:
+    """Show one dataset's public card, after checking the owner's signature on it."""
+    from sealroom.statements import DatasetAttestation
+
+    with handle_errors(json_output), public_client(url) as client:
+        view = client.dataset(dataset)
+        att = view.envelope.open(DatasetAttestation)
+        if att.digest != dataset:
+            from sealroom.errors import VerificationFailed
+
+            raise VerificationFailed(f"the coordinator served another statement for {dataset}")
+        emit(json_output, _dataset_json(view), lambda: _print_dataset(view))
+
+
+def search(
+    query: Annotated[str | None, typer.Argument(help="Full-text query.")] = None,
+    keyword: Annotated[
+        list[str] | None, typer.Option("--keyword", help="Required keyword (repeatable).")
+    ] = None,
+    similar_to: Annotated[
+        str | None, typer.Option("--similar-to", help="Rank by keyword overlap with this dataset.")
+    ] = None,
+    owner: Annotated[str | None, typer.Option("--owner")] = None,
+    min_rows: Annotated[int | None, typer.Option("--min-rows")] = None,
+    max_rows: Annotated[int | None, typer.Option("--max-rows")] = None,
+    limit: Annotated[int | None, typer.Option("--limit")] = None,
+    cursor: Annotated[str | None, typer.Option("--cursor")] = None,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    json_output: JsonOpt = False,
+) -> None:
+    """Search published datasets."""
+    with handle_errors(json_output), public_client(url) as client:
+        page = client.search(
+            query,
+            keywords=keyword or (),
+            owner=owner,
+            min_rows=min_rows,
+            max_rows=max_rows,
+            similar_to=similar_to,
+            limit=limit,
+            cursor=cursor,
+        )
+        data = {
+            "items": [
+                {"dataset": _dataset_json(h.dataset), "score": h.score, "jaccard": h.jaccard}
+                for h in page.items
+            ],
+            "next_cursor": page.next_cursor,
+            "total": page.total,
+        }
+
+        def human() -> None:
+            table(
+                [
+                    [
+                        h.dataset.dataset,
+                        _short(h.dataset.title, 40),
+                        f"{h.score:.3f}",
+                        "" if h.jaccard is None else f"{h.jaccard:.3f}",
+                    ]
+                    for h in page.items
+                ],
+                ["dataset", "title", "score", "jaccard"],
+            )
+            typer.echo(f"{page.total} match(es)")
+
+        emit(json_output, data, human)
+
+
+# --- requests --------------------------------------------------------------------------------
+
+
+def _param(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise InvalidInput(f"--param must be key=value, got {text!r}")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    if isinstance(value, float):
+        raise InvalidInput(f"--param {key}: decimals are not allowed; use an integer or a string")
+    return key, value
+
+
+def request(
+    computation: Annotated[
+        str, typer.Argument(help="Computation id (see `sealroom computations`).")
+    ],
+    dataset: Annotated[list[str], typer.Option("--dataset", help="Input dataset id (repeatable).")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="Parameter key=value (repeatable).")
+    ] = None,
+    ttl: Annotated[int, typer.Option("--ttl", help="Seconds until the request expires.")] = 7
+    * 86_400,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Request a computation on datasets; their owners approve (by hand or by policy)."""
+    with handle_errors(json_output):
+        params = dict(_param(p) for p in param or [])
+        session = open_session(url, home)
+        with session.client:
+            view = flows.request(
+                session.client,
+                session.identity,
+                computation,
+                dataset,
+                params,
+                now=_now(),
+                ttl=ttl,
+            )
+        emit(json_output, _request_json(view), lambda: _print_request(view))
+
+
+def inbox(
+    auto_approve: Annotated[
+        bool,
+        typer.Option(
+            "--auto-approve", help="Approve the items your policies approve automatically."
+        ),
+    ] = False,
+    allow_simulated: AllowSimulated = False,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Requests waiting for your decision."""
+    if allow_simulated:
+        warn_simulated()
+    with handle_errors(json_output):
+        session = open_session(url, home)
+        with session.client:
+            if auto_approve:
+                done = flows.auto_approve(
+                    session.client,
+                    session.identity,
+                    home=session.home,
+                    allow_simulated=allow_simulated,
+                    now=_now(),
+                    progress=None if json_output else progress_bar("  sealed upload"),
+                )
+                data: dict[str, Any] = {
+                    "actions": [
+                        {
+                            "request": a.request,
+                            "dataset": a.dataset,
+                            "action": a.action,
+                            "reason": a.reason,
+                            "simulated": a.result.simulated if a.result else None,
+                        }
+                        for a in done
+                    ]
+                }
+
+                def human_auto() -> None:
+                    table(
+                        [[a.request, _short(a.dataset, 24), a.action, a.reason] for a in done],
+                        ["request", "dataset", "action", "reason"],
+                    )
+                    if any(a.result is not None and a.result.simulated for a in done):
+                        typer.secho("data was sealed to a SIMULATED enclave", fg="red", err=True)
+
+                emit(json_output, data, human_auto)
+                return
+            items = session.client.inbox()
+            data = {"items": [_request_json(v) for v in items]}
+
+            def human() -> None:
+                table(
+                    [
+                        [
+                            v.request,
+                            f"{v.computation.id} {v.computation.version}",
+                            _short(v.requester, 16),
+                            v.status,
+                        ]
+                        for v in items
+                    ],
+                    ["request", "computation", "requester", "status"],
+                )
+
+            emit(json_output, data, human)
+
+
+def approve(
+    request_id: Annotated[str, typer.Argument(metavar="REQUEST", help="Request id.")],
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="The data file (default: from the local dataset index)."),
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason")] = "approved by the owner",
+    allow_simulated: AllowSimulated = False,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Approve a request: verify the enclave, re-check your data, sign, seal and upload it."""
+    if allow_simulated:
+        warn_simulated()
+    with handle_errors(json_output):
+        session = open_session(url, home)
+        with session.client:
+            done = flows.approve(
+                session.client,
+                session.identity,
+                request_id,
+                home=session.home,
+                data_path=data,
+                allow_simulated=allow_simulated,
+                now=_now(),
+                reason=reason,
+                progress=None if json_output else progress_bar("  sealed upload"),
+            )
+        out = {
+            "approved": [
+                {
+                    "request": a.request,
+                    "dataset": a.dataset,
+                    "mode": a.mode,
+                    "reason": a.reason,
+                    "approval": a.approval,
+                    "sealed_bytes": a.sealed_bytes,
+                    "enclave": a.enclave,
+                    "simulated": a.simulated,
+                    "warnings": list(a.warnings),
+                    "status": a.status,
+                }
+                for a in done
+            ]
+        }
+
+        def human() -> None:
+            for a in done:
+                typer.echo(f"approved {a.dataset} ({a.mode}: {a.reason})")
+                typer.echo(f"  sealed {a.sealed_bytes} bytes to enclave {a.enclave}")
+                typer.echo(f"  request is now {a.status}")
+                if a.simulated:
+                    typer.secho("  SIMULATED ENCLAVE: the data is not protected", fg="red")
+
+        emit(json_output, out, human)
+
+
+def reject(
+    request_id: Annotated[str, typer.Argument(metavar="REQUEST")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded and shown).")],
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Reject a request that uses your data."""
+    with handle_errors(json_output):
+        session = open_session(url, home)
+        with session.client:
+            view = flows.reject(
+                session.client, session.identity, request_id, reason=reason, now=_now()
+            )
+        emit(json_output, _request_json(view), lambda: _print_request(view))
+
+
+def withdraw(
+    request_id: Annotated[str, typer.Argument(metavar="REQUEST")],
+    reason: Annotated[str, typer.Option("--reason")] = "withdrawn by the requester",
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Withdraw your own request (while pending or approved)."""
+    with handle_errors(json_output):
+        session = open_session(url, home)
+        with session.client:
+            view = flows.withdraw(session.client, request_id, reason=reason)
+        emit(json_output, _request_json(view), lambda: _print_request(view))
+
+
+def status(
+    request_id: Annotated[str, typer.Argument(metavar="REQUEST")],
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the request finishes.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait at most.")] = 600,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Show a request's status (and history); --wait follows it to the end."""
+    with handle_errors(json_output):
+        session = open_session(url, home)
+        with session.client:
+            if wait:
+                view = flows.wait(
+                    session.client,
+                    request_id,
+                    timeout=timeout,
+                    progress=lambda v: typer.echo(f"  ... {v.status}", err=True),
+                )
+            else:
+                view = flows.status(session.client, request_id)
+
+        def human() -> None:
+            _print_request(view)
+            for h in view.history:
+                typer.echo(f"  {h.at}  {h.status}" + (f": {h.reason}" if h.reason else ""))
+
+        emit(json_output, _request_json(view), human)
+
+
+def result(
+    request_id: Annotated[str, typer.Argument(metavar="REQUEST")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for result.json and bundle.json.")
+    ] = Path("."),
+    allow_simulated: AllowSimulated = False,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Download, open and verify your result; write result.json and bundle.json."""
+    if allow_simulated:
+        warn_simulated()
+    with handle_errors(json_output):
+        session = open_session(url, home)
+        with session.client:
+            fetched = flows.fetch_result(
+                session.client,
+                session.identity,
+                request_id,
+                out,
+                home=session.home,
+                allow_simulated=allow_simulated,
+            )
+        data = {
+            "request": fetched.request,
+            "result": fetched.body,
+            "verified": True,
+            "simulated": fetched.simulated,
+            "warnings": list(fetched.report.warnings),
+            "result_path": str(fetched.result_path),
+            "bundle_path": str(fetched.bundle_path),
+        }
+
+        def human() -> None:
+            if fetched.simulated:
+                typer.secho(
+                    "!! SIMULATED ENCLAVE: no hardware protected this computation !!",
+                    fg="red",
+                    bold=True,
+                )
+            typer.echo(json.dumps(fetched.body, indent=2, sort_keys=True))
+            label = " (SIMULATED TEE)" if fetched.simulated else ""
+            typer.secho(
+                f"VERIFIED{label}: all {len(fetched.report.checks)} checks passed",
+                fg="green",
+                bold=True,
+            )
+            for w in fetched.report.warnings:
+                typer.secho(f"  warning: {w}", fg="yellow", err=True)
+            typer.echo(f"wrote {fetched.result_path} and {fetched.bundle_path}")
+
+        emit(json_output, data, human)
+
+
+def computations(url: UrlOpt = DEFAULT_URL_VALUE, json_output: JsonOpt = False) -> None:
+    """The computation library the coordinator offers."""
+    with handle_errors(json_output), public_client(url) as client:
+        items = client.computations()
+        data = {"computations": [c.to_json_dict() for c in items]}
+
+        def human() -> None:
+            table(
+                [[c.id, c.version, c.privacy_class, c.release, c.summary] for c in items],
+                ["id", "version", "class", "release", "summary"],
+            )
+
+        emit(json_output, data, human)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(dataset_app, name="dataset")
+    app.command("search")(search)
+    app.command("computations")(computations)
+    app.command("request")(request)
+    app.command("inbox")(inbox)
+    app.command("approve")(approve)
+    app.command("reject")(reject)
+    app.command("withdraw")(withdraw)
+    app.command("status")(status)
+    app.command("result")(result)

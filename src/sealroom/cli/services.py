@@ -1,0 +1,122 @@
+"""Long-running processes: the coordinator (``serve``) and the enclave worker (``enclave``)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sealroom.cli.common import (
+    DEFAULT_URL_VALUE,
+    JsonOpt,
+    UrlOpt,
+    emit,
+    handle_errors,
+)
+from sealroom.crypto.keystore import HOME_ENV
+
+__all__ = ["DB_ENV", "default_db_url", "register"]
+
+DB_ENV = "SEALROOM_DB"
+
+
+def default_db_url(environ: dict[str, str] | os._Environ[str]) -> str:
+    """``$SEALROOM_DB``; else ``$SEALROOM_HOME/coordinator.db``; else ``./sealroom.db`` (SQLite)."""
+    explicit = environ.get(DB_ENV, "")
+    if explicit:
+        return explicit
+    home = environ.get(HOME_ENV, "")
+    path = Path(home) / "coordinator.db" if home else Path("sealroom.db")
+    return f"sqlite:///{path.resolve()}"
+
+
+def serve(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Database URL (default: $SEALROOM_DB, else $SEALROOM_HOME/coordinator.db, "
+            "else ./sealroom.db).",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8470,
+) -> None:
+    """Run the coordinator: HTTP API, registry, workflow and transparency log."""
+    from sealroom.api.server import serve as run_server
+
+    with handle_errors(False):
+        run_server(db_url=db or default_db_url(os.environ), host=host, port=port)
+
+
+def enclave(
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    simulated: Annotated[
+        bool,
+        typer.Option(
+            "--simulated/--dstack",
+            help="Evidence from a labelled software simulation (default) or a dstack CVM.",
+        ),
+    ] = True,
+    dstack_endpoint: Annotated[
+        str | None,
+        typer.Option("--dstack-endpoint", help="dstack guest agent (default: the SDK's)."),
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Register, run at most one job, and exit.")
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Run the mediator enclave worker: register evidence, then claim and run jobs."""
+    from sealroom.client.enclave_worker import EnclaveWorker, make_enclave_keys, stop_on_signals
+    from sealroom.client.http import Client
+
+    if simulated:
+        typer.secho(
+            "!! SIMULATED ENCLAVE: a software stand-in for a TEE. It protects NOTHING. !!",
+            fg="red",
+            bold=True,
+            err=True,
+        )
+    with handle_errors(json_output):
+        keys = make_enclave_keys(
+            tee="simulated" if simulated else "dstack",
+            now=int(time.time()),
+            dstack_endpoint=dstack_endpoint,
+        )
+        with Client(base_url=url, identity=keys.identity) as client:
+            worker = EnclaveWorker(
+                client=client,
+                keys=keys,
+                on_event=None if json_output else lambda m: typer.echo(m, err=True),
+            )
+            evidence = worker.register()
+            if once:
+                step = worker.step()
+                emit(
+                    json_output,
+                    {
+                        "evidence": evidence,
+                        "party": keys.public.party_id,
+                        "simulated": simulated,
+                        "outcome": step.outcome,
+                        "request": step.request,
+                        "reason": step.reason,
+                    },
+                    lambda: typer.echo(
+                        f"{step.outcome}" + (f" {step.request}" if step.request else "")
+                    ),
+                )
+                return
+            stop = threading.Event()
+            with stop_on_signals(stop):
+                worker.run(stop)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("enclave")(enclave)

@@ -1,0 +1,209 @@
+"""The enclave worker: the process loop around :func:`sealroom.enclave.runner.execute_job`.
+
+It creates the enclave's keys (bound to TEE evidence by a provider: the
+labelled simulation by default, dstack when configured), registers the
+evidence with the coordinator, then claims jobs, downloads their sealed
+inputs, runs them and posts the receipt and sealed outputs — or a failure
+with a reason that is safe to publish. The runner checks every statement
+itself; this loop only moves bytes and never trusts the coordinator's word.
+
+Polling backs off while idle or while the coordinator is unreachable, and
+the loop stops cleanly on SIGTERM/SIGINT or when a stop event is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+from sealroom.attestation.evidence import EvidenceProvider
+from sealroom.client.http import Client
+from sealroom.client.views import JobView
+from sealroom.computations import Registry, default_registry
+from sealroom.enclave.keys import EnclaveKeys
+from sealroom.enclave.runner import JobFailed, JobMaterials, execute_job
+from sealroom.errors import BackendUnavailable, SealroomError, VerificationFailed
+
+__all__ = ["EnclaveWorker", "StepResult", "make_enclave_keys", "stop_on_signals"]
+
+_log = logging.getLogger("sealroom.enclave_worker")
+
+
+def make_enclave_keys(
+    *,
+    tee: Literal["simulated", "dstack"] = "simulated",
+    now: int,
+    dstack_endpoint: str | None = None,
+    provider: EvidenceProvider | None = None,
+) -> EnclaveKeys:
+    """Fresh enclave keys with evidence: a new simulation root, or the dstack guest agent."""
+    if provider is None:
+        if tee == "simulated":
+            from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
+
+            provider = SimulatedEnclave(SimulationRoot.generate())
+        else:
+            from sealroom.attestation.dstack import DstackProvider
+
+            provider = DstackProvider(dstack_endpoint)
+    return EnclaveKeys.create_at_time(
+        provider, tee="simulated" if tee == "simulated" else "tdx", now=now
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """What one :meth:`EnclaveWorker.step` did."""
+
+    outcome: Literal["idle", "completed", "failed"]
+    request: str | None = None
+    reason: str | None = None
+
+
+class EnclaveWorker:
+    """Claims and runs jobs for one enclave identity against one coordinator."""
+
+    __slots__ = (
+        "_client",
+        "_clock",
+        "_idle_max",
+        "_idle_min",
+        "_keys",
+        "_on_event",
+        "_registered",
+        "_registry",
+    )
+
+    def __init__(
+        self,
+        *,
+        client: Client,
+        keys: EnclaveKeys,
+        registry: Registry | None = None,
+        clock: Callable[[], int] | None = None,
+        idle_min: float = 0.25,
+        idle_max: float = 5.0,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        if client.identity is None or client.identity.party_id != keys.public.party_id:
+            raise VerificationFailed("the worker's client must sign with the enclave key")
+        self._client = client
+        self._keys = keys
+        self._registry = registry or default_registry()
+        self._clock = clock or client.now
+        self._idle_min = idle_min
+        self._idle_max = idle_max
+        self._on_event = on_event
+        self._registered: str | None = None
+
+    @property
+    def evidence_digest(self) -> str:
+        return self._keys.evidence.digest
+
+    def _event(self, message: str) -> None:
+        _log.info("%s", message)
+        if self._on_event is not None:
+            self._on_event(message)
+
+    def register(self) -> str:
+        """Publish the evidence (POST /v1/enclaves); returns its digest."""
+        view = self._client.register_enclave(self._keys.evidence.envelope)
+        if view.evidence != self._keys.evidence.digest or view.party != self._keys.public.party_id:
+            raise VerificationFailed("the coordinator registered different enclave evidence")
+        self._registered = view.evidence
+        label = "SIMULATED" if view.simulated else view.tee
+        self._event(f"registered enclave {view.party} ({label}), evidence {view.evidence}")
+        return view.evidence
+
+    def step(self) -> StepResult:
+        """Claim at most one job and finish it (complete or fail)."""
+        if self._registered is None:
+            self.register()
+        job = self._client.claim_job()
+        if job is None:
+            return StepResult("idle")
+        request_id = job.request.digest
+        self._event(f"claimed {request_id}")
+        try:
+            materials = self._materials(job)
+            output = execute_job(
+                materials, keys=self._keys, registry=self._registry, now=self._clock()
+            )
+        except JobFailed as exc:
+            return self._fail(request_id, exc.reason)
+        except BackendUnavailable:
+            raise  # the lease runs out and the coordinator fails the job; retry the loop
+        except SealroomError as exc:
+            return self._fail(request_id, _safe_reason(exc))
+        except Exception:  # a bug must not crash the loop nor leak anything
+            _log.exception("unexpected error in job %s", request_id)
+            return self._fail(request_id, "internal error in the enclave worker")
+        self._client.complete_job(request_id, output.receipt.envelope, output.sealed_outputs)
+        self._event(f"completed {request_id}: receipt {output.receipt.digest}")
+        return StepResult("completed", request_id)
+
+    def _materials(self, job: JobView) -> JobMaterials:
+        if job.evidence != self._keys.evidence.digest:
+            raise VerificationFailed(
+                "the job's inputs are sealed to other enclave evidence than this enclave's"
+            )
+        request_id = job.request.digest
+        sealed = {i.dataset: self._client.job_input(request_id, i.dataset) for i in job.inputs}
+        return JobMaterials(
+            request=job.request,
+            approvals=job.approvals,
+            attestations=job.attestations,
+            policies=job.policies,
+            sealed_inputs=sealed,
+        )
+
+    def _fail(self, request_id: str, reason: str) -> StepResult:
+        self._client.fail_job(request_id, reason[:2000])
+        self._event(f"failed {request_id}: {reason}")
+        return StepResult("failed", request_id, reason)
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set; back off while idle or while the coordinator is down."""
+        delay = self._idle_min
+        while not stop.is_set():
+            try:
+                result = self.step()
+            except BackendUnavailable as exc:
+                self._event(f"coordinator unavailable ({exc.detail}); retrying")
+                stop.wait(delay)
+                delay = min(delay * 2, self._idle_max)
+                continue
+            if result.outcome == "idle":
+                stop.wait(delay)
+                delay = min(delay * 2, self._idle_max)
+            else:
+                delay = self._idle_min
+
+
+def _safe_reason(exc: SealroomError) -> str:
+    return f"{exc.public_message}: {exc.detail}" if exc.detail else exc.public_message
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGTERM/SIGINT while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    for s in previous:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

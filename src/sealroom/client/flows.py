@@ -1,0 +1,711 @@
+"""Owner and requester flows on the client side, one function per step (usable by agents).
+
+Every flow re-opens the statements it acts on (signature, signer, digest) and
+compares digests with the ids it asked for; nothing the coordinator says is
+taken on its word. Owners seal data only to enclave evidence they verified
+themselves, and only data that still matches their signed commitment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from sealroom.client.errors import WaitTimeout
+from sealroom.client.http import Client, Progress
+from sealroom.client.local import DatasetIndex, LocalDataset
+from sealroom.client.trust import (
+    VerifiedEnclave,
+    trusted_log_key,
+    verify_enclave,
+    verify_inclusion_in_checkpoint,
+)
+from sealroom.client.views import RequestStatus, RequestView
+from sealroom.computations import Computation, Registry, default_registry
+from sealroom.crypto.commit import DatasetCommitment, canonical_bytes, commit_table
+from sealroom.crypto.keys import Identity, b64decode_strict, b64encode
+from sealroom.crypto.sealing import SealContext, open_sealed, seal
+from sealroom.errors import (
+    CommitmentMismatch,
+    InvalidInput,
+    NotFound,
+    PolicyDenied,
+    VerificationFailed,
+)
+from sealroom.policy import Decision, PolicyRules, decide
+from sealroom.statements import (
+    Approval,
+    CommitmentRef,
+    ComputationRequest,
+    DatasetAttestation,
+    Policy,
+    Receipt,
+    ReleasedOutput,
+    Signed,
+    sign_statement,
+)
+from sealroom.verification.trust import trust_policy
+from sealroom.verification.verify import VerificationReport, verify_bundle
+
+__all__ = [
+    "TERMINAL",
+    "ApprovedInput",
+    "AutoApproval",
+    "FetchedResult",
+    "Published",
+    "approve",
+    "auto_approve",
+    "fetch_result",
+    "publish",
+    "reject",
+    "request",
+    "status",
+    "wait",
+    "withdraw",
+]
+
+DEFAULT_TTL = 7 * 86_400
+TERMINAL: frozenset[str] = frozenset({"completed", "failed", "rejected", "withdrawn", "expired"})
+
+
+def _check_identity(client: Client, identity: Identity) -> None:
+    if client.identity is None or client.identity.party_id != identity.party_id:
+        raise InvalidInput("the client must be signing as the same identity the flow acts for")
+
+
+def _digest_bytes(digest: str) -> bytes:
+    return bytes.fromhex(digest.removeprefix("sha256:"))
+
+
+# --- publish --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    dataset: str
+    policy: str | None
+    log_index: int
+    checkpoint_size: int
+    path: Path
+    rows: int
+    attestation: Signed[DatasetAttestation]
+
+
+def _commitment_ref(c: DatasetCommitment) -> CommitmentRef:
+    return CommitmentRef(
+        format="arrow-ipc-stream/v1",
+        root=b64encode(c.root),
+        length=c.length,
+        rows=c.rows,
+        chunk_size=c.chunk_size,
+    )
+
+
+def _read_table(path: Path) -> pa.Table:
+    from sealroom.connectors import read_table
+
+    return read_table(path)
+
+
+def _card(table: pa.Table) -> Mapping[str, Any]:
+    """The public card fields of the attestation, computed locally by the profiler."""
+    from sealroom.connectors.profile import profile_table
+
+    card = profile_table(table)
+    return card.attestation_fields()
+
+
+def publish(
+    client: Client,
+    identity: Identity,
+    path: Path,
+    *,
+    title: str,
+    description: str,
+    policy_rules: Mapping[str, Any] | None,
+    now: int,
+    home: Path,
+    policy_name: str | None = None,
+) -> Published:
+    """Profile and commit a local file, sign and post its attestation (and policy), check the log."""
+    _check_identity(client, identity)
+    path = Path(path).resolve()
+    table = _read_table(path)
+    fields = dict(_card(table))
+    commitment = commit_table(table)
+    del table
+    policy: Signed[Policy] | None = None
+    if policy_rules is not None:
+        PolicyRules.parse(policy_rules)  # refuse bad rules before anything is signed
+        policy = sign_statement(
+            Policy(
+                owner=identity.party_id,
+                name=(policy_name or f"policy for {title}")[:200],
+                rules=dict(policy_rules),
+                created_at=now,
+            ),
+            identity,
+        )
+    try:
+        statement = DatasetAttestation.model_validate(
+            {
+                **fields,
+                "owner": identity.party_id,
+                "title": title,
+                "description": description,
+                "row_count": commitment.rows,
+                "commitment": _commitment_ref(commitment),
+                "policy": policy.digest if policy is not None else None,
+                "created_at": now,
+            }
+        )
+    except ValueError as exc:
+        raise InvalidInput(f"cannot build the dataset attestation: {exc}") from None
+    attestation = sign_statement(statement, identity)
+    view = client.publish_dataset(
+        attestation.envelope, policy.envelope if policy is not None else None
+    )
+    if view.dataset != attestation.digest or view.envelope.to_json() != (
+        attestation.envelope.to_json()
+    ):
+        raise VerificationFailed("the coordinator answered with a different dataset")
+    if view.policy != (policy.digest if policy is not None else None):
+        raise VerificationFailed("the coordinator recorded a different policy for the dataset")
+    log_key = trusted_log_key(client, home)
+    cp = verify_inclusion_in_checkpoint(
+        attestation.envelope,
+        index=view.log_index,
+        proof=view.inclusion.proof,
+        checkpoint=view.inclusion.checkpoint,
+        log_key=log_key,
+    )
+    if cp.size != view.inclusion.size:
+        raise VerificationFailed("the inclusion proof's size differs from its checkpoint")
+    DatasetIndex(home).record(
+        LocalDataset(dataset=attestation.digest, path=path, title=title, published_at=now)
+    )
+    return Published(
+        dataset=attestation.digest,
+        policy=policy.digest if policy is not None else None,
+        log_index=view.log_index,
+        checkpoint_size=cp.size,
+        path=path,
+        rows=commitment.rows,
+        attestation=attestation,
+    )
+
+
+# --- request --------------------------------------------------------------------------------
+
+
+def _open_dataset(client: Client, dataset: str) -> Signed[DatasetAttestation]:
+    view = client.dataset(dataset)
+    att = view.envelope.open(DatasetAttestation)
+    if att.digest != dataset or view.dataset != dataset:
+        raise VerificationFailed(f"the coordinator served another statement for {dataset}")
+    return att
+
+
+def request(
+    client: Client,
+    identity: Identity,
+    computation_id: str,
+    datasets: Sequence[str],
+    params: Mapping[str, Any],
+    *,
+    now: int,
+    ttl: int = DEFAULT_TTL,
+    registry: Registry | None = None,
+    random: Callable[[int], bytes] = os.urandom,
+) -> RequestView:
+    """Build, sign and post a ComputationRequest for a computation of the local library."""
+    _check_identity(client, identity)
+    computation = (registry or default_registry()).get(computation_id)
+    if len(datasets) != len(computation.input_names):
+        raise InvalidInput(
+            f"{computation.id} takes {len(computation.input_names)} dataset(s) "
+            f"({', '.join(computation.input_names)}), got {len(datasets)}"
+        )
+    computation.parse_params(dict(params))
+    recipients: list[str] = [identity.party_id]
+    if computation.release == "all-parties":
+        for dataset in datasets:
+            owner = _open_dataset(client, dataset).statement.owner
+            if owner not in recipients:
+                recipients.append(owner)
+    signed = sign_statement(
+        ComputationRequest(
+            requester=identity.party_id,
+            computation=computation.ref(),
+            parameters=dict(params),
+            inputs=tuple(datasets),
+            recipients=tuple(recipients),
+            nonce=b64encode(random(16)),
+            created_at=now,
+            expires_at=now + ttl,
+        ),
+        identity,
+    )
+    view = client.create_request(signed.envelope)
+    if view.request != signed.digest:
+        raise VerificationFailed("the coordinator answered for a different request")
+    return view
+
+
+# --- approve --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovedInput:
+    request: str
+    dataset: str
+    mode: Literal["manual", "policy"]
+    reason: str
+    approval: str | None
+    sealed_bytes: int
+    enclave: str
+    simulated: bool
+    warnings: tuple[str, ...]
+    status: RequestStatus
+
+
+@dataclass(frozen=True, slots=True)
+class _Mine:
+    attestation: Signed[DatasetAttestation]
+    decision: Decision
+    policy: str | None
+    already_approved: bool
+
+
+def _open_request(
+    client: Client, request_id: str
+) -> tuple[RequestView, Signed[ComputationRequest]]:
+    view = client.get_request(request_id)
+    req = view.envelope.open(ComputationRequest)
+    if req.digest != request_id or view.request != request_id:
+        raise VerificationFailed(f"the coordinator served another statement for {request_id}")
+    return view, req
+
+
+def _resolve(registry: Registry, req: Signed[ComputationRequest]) -> Computation:
+    ref = req.statement.computation
+    try:
+        return registry.resolve(ref)
+    except (InvalidInput, NotFound) as exc:
+        raise PolicyDenied(
+            f"the request runs {ref.id} {ref.version} with code {ref.code_digest}, which this "
+            f"client does not have: {exc.detail}"
+        ) from None
+
+
+def _my_inputs(
+    client: Client,
+    identity: Identity,
+    view: RequestView,
+    req: Signed[ComputationRequest],
+    computation: Computation,
+) -> list[_Mine]:
+    """The caller's inputs still waiting for it, each with its own policy's decision."""
+    mine: list[_Mine] = []
+    for item in view.inputs:
+        if item.owner != identity.party_id or item.dataset not in req.statement.inputs:
+            continue
+        if item.decision == "reject" or item.sealed:
+            continue
+        att = _open_dataset(client, item.dataset)
+        if att.statement.owner != identity.party_id:
+            continue
+        rules: PolicyRules | None = None
+        if att.statement.policy is not None:
+            pview = client.policy(att.statement.policy)
+            policy = pview.envelope.open(Policy)
+            if policy.digest != att.statement.policy or policy.statement.owner != identity.party_id:
+                raise VerificationFailed(f"the coordinator served another policy for {att.digest}")
+            rules = PolicyRules.parse(policy.statement.rules)
+        decision = decide(rules, computation=computation, requester=req.statement.requester)
+        mine.append(
+            _Mine(
+                attestation=att,
+                decision=decision,
+                policy=att.statement.policy,
+                already_approved=item.decision == "approve",
+            )
+        )
+    return mine
+
+
+def _load_checked(
+    att: Signed[DatasetAttestation], *, data_path: Path | None, home: Path
+) -> pa.Table:
+    """The owner's data, re-read and checked against the signed commitment."""
+    if data_path is None:
+        entry = DatasetIndex(home).get(att.digest)
+        if entry is None:
+            raise NotFound(
+                f"no local file recorded for dataset {att.digest} in "
+                f"{DatasetIndex(home).path}; pass the data file explicitly (--data FILE)"
+            )
+        data_path = entry.path
+    table = _read_table(Path(data_path))
+    ref = att.statement.commitment
+    got = commit_table(table, chunk_size=ref.chunk_size)
+    expected_root = b64decode_strict(ref.root, what="commitment root", size=32)
+    if got.root != expected_root or got.length != ref.length or got.rows != ref.rows:
+        raise CommitmentMismatch(
+            f"{data_path} no longer matches the commitment published for {att.digest} "
+            f"({got.rows} rows / {got.length} bytes now, {ref.rows} rows / {ref.length} bytes "
+            "published); refusing to seal changed data — publish it again as a new dataset"
+        )
+    return table
+
+
+def _approve_one(
+    client: Client,
+    identity: Identity,
+    req: Signed[ComputationRequest],
+    mine: _Mine,
+    enclave: VerifiedEnclave,
+    *,
+    mode: Literal["manual", "policy"],
+    reason: str,
+    data_path: Path | None,
+    home: Path,
+    now: int,
+    progress: Progress | None,
+) -> ApprovedInput:
+    att = mine.attestation
+    table = _load_checked(att, data_path=data_path, home=home)
+    sealed = seal(
+        canonical_bytes(table),
+        enclave.public,
+        SealContext(
+            request_digest=_digest_bytes(req.digest),
+            recipient=enclave.public.party_id,
+            purpose="input",
+        ),
+    )
+    del table
+    approval_digest: str | None = None
+    if not mine.already_approved:
+        approval = sign_statement(
+            Approval(
+                request=req.digest,
+                dataset=att.digest,
+                approver=identity.party_id,
+                decision="approve",
+                mode=mode,
+                policy=mine.policy if mode == "policy" else None,
+                reason=reason[:2000],
+                conditions=(),
+                created_at=now,
+            ),
+            identity,
+        )
+        client.post_approval(req.digest, approval.envelope)
+        approval_digest = approval.digest
+    view = client.upload_input(
+        req.digest, att.digest, sealed, enclave=enclave.digest, progress=progress
+    )
+    return ApprovedInput(
+        request=req.digest,
+        dataset=att.digest,
+        mode=mode,
+        reason=reason,
+        approval=approval_digest,
+        sealed_bytes=len(sealed),
+        enclave=enclave.digest,
+        simulated=enclave.simulated,
+        warnings=enclave.warnings,
+        status=view.status,
+    )
+
+
+def approve(
+    client: Client,
+    identity: Identity,
+    request_id: str,
+    *,
+    home: Path,
+    data_path: Path | None = None,
+    allow_simulated: bool = False,
+    now: int,
+    reason: str = "approved by the owner",
+    registry: Registry | None = None,
+    measurements: bytes | None = None,
+    progress: Progress | None = None,
+) -> list[ApprovedInput]:
+    """Approve the caller's inputs of a request, and seal and upload their data to the enclave.
+
+    The data and the enclave evidence are checked before anything is signed,
+    so a refusal leaves no half-made approval behind. The approval is
+    attributed to the dataset's policy when that policy approves it
+    automatically, else it is a manual approval with ``reason``.
+    """
+    _check_identity(client, identity)
+    view, req = _open_request(client, request_id)
+    if view.status != "pending":
+        raise PolicyDenied(f"request {request_id} is {view.status}; nothing to approve")
+    computation = _resolve(registry or default_registry(), req)
+    mine = _my_inputs(client, identity, view, req, computation)
+    if not mine:
+        raise NotFound(f"request {request_id} has no input of yours waiting for a decision")
+    if data_path is not None and len(mine) > 1:
+        raise InvalidInput("the request uses several of your datasets; approve from the index")
+    for item in mine:
+        if not item.decision.allowed:
+            raise PolicyDenied(
+                f"your policy for {item.attestation.digest} does not allow this request "
+                f"({item.decision.reason}); reject it instead"
+            )
+    enclave = verify_enclave(
+        client, allow_simulated=allow_simulated, now=now, measurements=measurements
+    )
+    for item in mine:  # check every file before signing anything
+        _load_checked(item.attestation, data_path=data_path, home=home)
+    done = []
+    for item in mine:
+        automatic = item.decision.automatic and item.policy is not None
+        done.append(
+            _approve_one(
+                client,
+                identity,
+                req,
+                item,
+                enclave,
+                mode="policy" if automatic else "manual",
+                reason=item.decision.reason if automatic else reason,
+                data_path=data_path,
+                home=home,
+                now=now,
+                progress=progress,
+            )
+        )
+    return done
+
+
+@dataclass(frozen=True, slots=True)
+class AutoApproval:
+    request: str
+    dataset: str
+    action: Literal["approved", "left"]
+    reason: str
+    result: ApprovedInput | None
+
+
+def auto_approve(
+    client: Client,
+    identity: Identity,
+    *,
+    home: Path,
+    allow_simulated: bool = False,
+    now: int,
+    registry: Registry | None = None,
+    measurements: bytes | None = None,
+    progress: Progress | None = None,
+) -> list[AutoApproval]:
+    """Approve exactly the inbox items whose dataset policy approves automatically; leave the rest."""
+    _check_identity(client, identity)
+    registry = registry or default_registry()
+    out: list[AutoApproval] = []
+    enclave: VerifiedEnclave | None = None
+    for item in client.inbox():
+        view, req = _open_request(client, item.request)
+        if view.status != "pending":
+            continue
+        try:
+            computation = _resolve(registry, req)
+        except PolicyDenied as exc:
+            for inp in view.inputs:
+                if inp.owner == identity.party_id and inp.decision == "pending":
+                    out.append(_left(req.digest, inp.dataset, exc.detail or ""))
+            continue
+        for mine in _my_inputs(client, identity, view, req, computation):
+            if not (mine.decision.automatic and mine.policy is not None):
+                out.append(_left(req.digest, mine.attestation.digest, mine.decision.reason))
+                continue
+            if enclave is None:
+                enclave = verify_enclave(
+                    client, allow_simulated=allow_simulated, now=now, measurements=measurements
+                )
+            result = _approve_one(
+                client,
+                identity,
+                req,
+                mine,
+                enclave,
+                mode="policy",
+                reason=mine.decision.reason,
+                data_path=None,
+                home=home,
+                now=now,
+                progress=progress,
+            )
+            out.append(
+                AutoApproval(
+                    request=req.digest,
+                    dataset=mine.attestation.digest,
+                    action="approved",
+                    reason=mine.decision.reason,
+                    result=result,
+                )
+            )
+    return out
+
+
+def _left(request_id: str, dataset: str, reason: str) -> AutoApproval:
+    return AutoApproval(
+        request=request_id, dataset=dataset, action="left", reason=reason, result=None
+    )
+
+
+# --- reject, withdraw, status, wait -------------------------------------------------------------
+
+
+def reject(
+    client: Client, identity: Identity, request_id: str, *, reason: str, now: int
+) -> RequestView:
+    """Reject the request (one signed rejection of one of the caller's inputs ends it)."""
+    _check_identity(client, identity)
+    if not reason.strip():
+        raise InvalidInput("a rejection needs a reason")
+    view, req = _open_request(client, request_id)
+    pending = [i for i in view.inputs if i.owner == identity.party_id and i.decision == "pending"]
+    if not pending:
+        raise NotFound(f"request {request_id} has no input of yours waiting for a decision")
+    rejection = sign_statement(
+        Approval(
+            request=req.digest,
+            dataset=pending[0].dataset,
+            approver=identity.party_id,
+            decision="reject",
+            mode="manual",
+            policy=None,
+            reason=reason[:2000],
+            conditions=(),
+            created_at=now,
+        ),
+        identity,
+    )
+    return client.post_approval(req.digest, rejection.envelope)
+
+
+def withdraw(client: Client, request_id: str, *, reason: str) -> RequestView:
+    return client.withdraw_request(request_id, reason)
+
+
+def status(client: Client, request_id: str) -> RequestView:
+    """The request's current view, after checking the served envelope is that request."""
+    view, _ = _open_request(client, request_id)
+    return view
+
+
+def wait(
+    client: Client,
+    request_id: str,
+    *,
+    until: Collection[str] = TERMINAL,
+    timeout: float,
+    progress: Callable[[RequestView], None] | None = None,
+    interval: float = 0.5,
+    max_interval: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> RequestView:
+    """Poll until the request reaches a status in ``until`` (or any terminal one)."""
+    deadline = monotonic() + timeout
+    delay = interval
+    last: str | None = None
+    while True:
+        view = status(client, request_id)
+        if progress is not None and view.status != last:
+            progress(view)
+        last = view.status
+        if view.status in until or view.status in TERMINAL:
+            return view
+        remaining = deadline - monotonic()
+        if remaining <= 0:
+            raise WaitTimeout(f"request {request_id} is still {view.status} after {timeout:g} s")
+        sleep(min(delay, remaining))
+        delay = min(delay * 1.5, max_interval)
+
+
+# --- result ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedResult:
+    request: str
+    body: Any
+    output: ReleasedOutput
+    report: VerificationReport
+    result_path: Path
+    bundle_path: Path
+
+    @property
+    def simulated(self) -> bool:
+        return self.report.simulated
+
+
+def fetch_result(
+    client: Client,
+    identity: Identity,
+    request_id: str,
+    out_dir: Path,
+    *,
+    home: Path,
+    allow_simulated: bool = False,
+    measurements: bytes | None = None,
+) -> FetchedResult:
+    """Download, open and verify the caller's result; write result.json and bundle.json."""
+    _check_identity(client, identity)
+    served = client.result(request_id)
+    if served.request != request_id or served.recipient != identity.party_id:
+        raise VerificationFailed("the coordinator served a result for another request or party")
+    plain = open_sealed(
+        served.sealed,
+        identity,
+        SealContext(
+            request_digest=_digest_bytes(request_id), recipient=identity.party_id, purpose="result"
+        ),
+    )
+    output = ReleasedOutput.from_json(plain)
+    if output.request != request_id or output.recipient != identity.party_id:
+        raise VerificationFailed("the opened result names another request or recipient")
+    bundle = client.bundle(request_id)
+    receipt = bundle.receipt.open(Receipt)
+    if receipt.statement.request != request_id or receipt.digest != served.receipt.digest:
+        raise VerificationFailed("the proof bundle's receipt is not this request's receipt")
+    log_key = trusted_log_key(client, home)
+    report = verify_bundle(
+        bundle,
+        trust=trust_policy(
+            allow_simulated=allow_simulated, log_key=log_key, measurements=measurements
+        ),
+        outputs=[output],
+    )
+    try:
+        body = json.loads(output.body)
+    except ValueError:
+        raise VerificationFailed("the verified result body is not JSON") from None
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result_path = out_dir / "result.json"
+    bundle_path = out_dir / "bundle.json"
+    result_path.write_bytes(output.to_json())
+    bundle_path.write_bytes(dataclasses.replace(bundle, outputs=(output,)).to_json())
+    return FetchedResult(
+        request=request_id,
+        body=body,
+        output=output,
+        report=report,
+        result_path=result_path,
+        bundle_path=bundle_path,
+    )

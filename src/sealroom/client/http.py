@@ -1,0 +1,551 @@
+"""The Python SDK: one method per route of docs/http-api.md, over a sync httpx client.
+
+Every mutating call and every non-public read is signed
+(:func:`~sealroom.crypto.request_signing.sign_request`) over the exact bytes
+that go on the wire: the body is serialised here (canonical JSON) and sent as
+``content=``, and the signed target is taken from the built request's raw path
+and query. Error responses come back as the matching
+:mod:`sealroom.errors` class with the server's detail; an unreachable
+coordinator is :class:`~sealroom.errors.BackendUnavailable` naming the URL; a
+response that does not have the documented shape is a
+:class:`~sealroom.errors.ProtocolError`.
+
+This class checks shapes only. Whether a statement is genuine is decided by
+the flows (:mod:`sealroom.client.flows`), which re-open every envelope.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+
+from sealroom.client.errors import error_for
+from sealroom.client.views import (
+    ComputationInfo,
+    ComputationList,
+    ConsistencyProofView,
+    DatasetPage,
+    DatasetView,
+    DraftView,
+    EnclaveRegistered,
+    EnclaveView,
+    Health,
+    InclusionProofView,
+    JobView,
+    LogEntryView,
+    LogKey,
+    PartyView,
+    PolicyCreated,
+    PolicyView,
+    PublishedDataset,
+    RequestList,
+    RequestView,
+    ResultView,
+    SearchPage,
+    V,
+    parse_view,
+)
+from sealroom.crypto.keys import Identity, PartyId, b64encode
+from sealroom.crypto.request_signing import sign_request
+from sealroom.errors import (
+    AuthenticationFailed,
+    BackendUnavailable,
+    InvalidInput,
+    ProtocolError,
+    SealroomError,
+)
+from sealroom.statements import ComputationRequest, Envelope, canonical_json
+from sealroom.verification.bundle import ProofBundle
+
+__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "Client", "Progress", "system_clock"]
+
+DEFAULT_URL = "http://127.0.0.1:8470"
+DEFAULT_TIMEOUT = 30.0
+UPLOAD_PIECE = 1 << 20
+_MAX_ERROR_BODY = 64 << 10
+
+Progress = Callable[[int, int], None]
+"""Called with (bytes done, bytes total) while a large body is sent or received."""
+
+
+def system_clock() -> int:
+    """The wall clock in unix seconds: the default for signing timestamps."""
+    return int(time.time())
+
+
+def _segment(value: str) -> str:
+    """One path segment; ``:`` in digests stays readable, everything else unsafe is escaped."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInput("a path parameter must be a non-empty string")
+    return quote(value, safe=":")
+
+
+class Client:
+    """A connection to one coordinator, optionally acting as one party (``identity``)."""
+
+    __slots__ = ("_base_url", "_clock", "_http", "_identity")
+
+    def __init__(
+        self,
+        *,
+        base_url: str = DEFAULT_URL,
+        identity: Identity | None = None,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], int] = system_clock,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise InvalidInput(f"coordinator URL must be http(s)://..., got {base_url!r}")
+        self._base_url = base_url.rstrip("/")
+        self._identity = identity
+        self._clock = clock
+        self._http = httpx.Client(transport=transport, timeout=httpx.Timeout(timeout))
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @property
+    def identity(self) -> Identity | None:
+        return self._identity
+
+    def now(self) -> int:
+        return self._clock()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _require_identity(self) -> Identity:
+        if self._identity is None:
+            raise AuthenticationFailed(
+                "this call must be signed, but the client has no identity "
+                "(create one with `sealroom init`)"
+            )
+        return self._identity
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: bytes | None = None,
+        content_type: str = "application/json",
+        signed: bool,
+        headers: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> httpx.Response:
+        target = path + ("?" + urlencode(list(query), quote_via=quote) if query else "")
+        url = self._base_url + target
+        all_headers: dict[str, str] = {"accept": "application/json", **(headers or {})}
+        payload = body if body is not None else b""
+        content: bytes | Iterator[bytes] | None = None
+        if body is not None:
+            all_headers["content-type"] = content_type
+            all_headers["content-length"] = str(len(body))
+            content = body if progress is None else _pieces(body, progress)
+        request = self._http.build_request(method, url, content=content, headers=all_headers)
+        if signed:
+            identity = self._require_identity()
+            sent_target = request.url.raw_path.decode("ascii")
+            request.headers.update(
+                sign_request(
+                    identity, method=method, target=sent_target, body=payload, now=self._clock()
+                )
+            )
+        try:
+            response = self._http.send(request)
+        except httpx.TimeoutException as exc:
+            raise BackendUnavailable(
+                f"the coordinator at {self._base_url} did not answer in time ({method} {path}): "
+                f"{type(exc).__name__}"
+            ) from None
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(
+                f"cannot reach the coordinator at {self._base_url}: {exc or type(exc).__name__}"
+            ) from None
+        if response.status_code >= 400:
+            raise _error_from(response, method, path)
+        return response
+
+    def _view(
+        self,
+        cls: type[V],
+        method: str,
+        path: str,
+        *,
+        what: str,
+        expect: tuple[int, ...] = (200, 201),
+        **kwargs: Any,
+    ) -> V:
+        response = self._send(method, path, **kwargs)
+        _expect(response, expect, what)
+        return parse_view(cls, response.content, what=what)
+
+    @staticmethod
+    def _json_body(value: Mapping[str, Any]) -> bytes:
+        return canonical_json(dict(value))
+
+    # --- service -----------------------------------------------------------------------
+
+    def health(self) -> Health:
+        return self._view(Health, "GET", "/v1/health", what="GET /v1/health", signed=False)
+
+    def computations(self) -> tuple[ComputationInfo, ...]:
+        view = self._view(
+            ComputationList, "GET", "/v1/computations", what="GET /v1/computations", signed=False
+        )
+        return view.computations
+
+    # --- parties -----------------------------------------------------------------------
+
+    def register_party(self, name: str) -> PartyView:
+        """Register this client's identity (self-certifying; repeat calls are idempotent)."""
+        identity = self._require_identity()
+        body = self._json_body(
+            {
+                "name": name,
+                "signing_key": b64encode(identity.public.signing_key),
+                "sealing_key": b64encode(identity.public.sealing_key),
+            }
+        )
+        return self._view(
+            PartyView, "POST", "/v1/parties", what="POST /v1/parties", body=body, signed=True
+        )
+
+    def party(self, party: str) -> PartyView:
+        path = f"/v1/parties/{_segment(party)}"
+        return self._view(PartyView, "GET", path, what="GET party", signed=False)
+
+    # --- transparency log --------------------------------------------------------------
+
+    def log_checkpoint(self) -> str:
+        response = self._send("GET", "/v1/log/checkpoint", signed=False)
+        _expect(response, (200,), "GET /v1/log/checkpoint")
+        try:
+            return response.content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError("the log checkpoint is not UTF-8 text") from None
+
+    def log_key(self) -> LogKey:
+        return self._view(LogKey, "GET", "/v1/log/key", what="GET /v1/log/key", signed=False)
+
+    def log_entry(self, index: int) -> LogEntryView:
+        path = f"/v1/log/entries/{int(index)}"
+        return self._view(LogEntryView, "GET", path, what="GET log entry", signed=False)
+
+    def log_inclusion(self, index: int, size: int) -> InclusionProofView:
+        return self._view(
+            InclusionProofView,
+            "GET",
+            "/v1/log/inclusion",
+            query=[("index", str(int(index))), ("size", str(int(size)))],
+            what="GET /v1/log/inclusion",
+            signed=False,
+        )
+
+    def log_consistency(self, first: int, second: int) -> ConsistencyProofView:
+        return self._view(
+            ConsistencyProofView,
+            "GET",
+            "/v1/log/consistency",
+            query=[("first", str(int(first))), ("second", str(int(second)))],
+            what="GET /v1/log/consistency",
+            signed=False,
+        )
+
+    # --- policies ----------------------------------------------------------------------
+
+    def post_policy(self, policy: Envelope) -> PolicyCreated:
+        body = self._json_body({"policy": policy.to_dict()})
+        return self._view(
+            PolicyCreated, "POST", "/v1/policies", what="POST /v1/policies", body=body, signed=True
+        )
+
+    def policy(self, digest: str) -> PolicyView:
+        path = f"/v1/policies/{_segment(digest)}"
+        return self._view(PolicyView, "GET", path, what="GET policy", signed=False)
+
+    # --- datasets and discovery --------------------------------------------------------
+
+    def publish_dataset(
+        self, attestation: Envelope, policy: Envelope | None = None
+    ) -> PublishedDataset:
+        body = self._json_body(
+            {
+                "attestation": attestation.to_dict(),
+                "policy": policy.to_dict() if policy is not None else None,
+            }
+        )
+        return self._view(
+            PublishedDataset,
+            "POST",
+            "/v1/datasets",
+            what="POST /v1/datasets",
+            body=body,
+            signed=True,
+        )
+
+    def list_datasets(
+        self, *, owner: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> DatasetPage:
+        query = _query(owner=owner, limit=limit, cursor=cursor)
+        return self._view(
+            DatasetPage, "GET", "/v1/datasets", query=query, what="GET /v1/datasets", signed=False
+        )
+
+    def dataset(self, dataset: str) -> DatasetView:
+        path = f"/v1/datasets/{_segment(dataset)}"
+        return self._view(DatasetView, "GET", path, what="GET dataset", signed=False)
+
+    def withdraw_dataset(self, dataset: str, reason: str) -> DatasetView:
+        path = f"/v1/datasets/{_segment(dataset)}/withdraw"
+        body = self._json_body({"reason": reason})
+        return self._view(
+            DatasetView, "POST", path, what="POST dataset withdraw", body=body, signed=True
+        )
+
+    def search(
+        self,
+        q: str | None = None,
+        *,
+        keywords: Sequence[str] = (),
+        owner: str | None = None,
+        min_rows: int | None = None,
+        max_rows: int | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        similar_to: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> SearchPage:
+        query = _query(q=q)
+        query += [("keyword", k) for k in keywords]
+        query += _query(
+            owner=owner,
+            min_rows=min_rows,
+            max_rows=max_rows,
+            **{"from": start, "to": end},
+            similar_to=similar_to,
+            limit=limit,
+            cursor=cursor,
+        )
+        return self._view(
+            SearchPage, "GET", "/v1/search", query=query, what="GET /v1/search", signed=False
+        )
+
+    # --- requests and approvals --------------------------------------------------------
+
+    def create_request(self, request: Envelope) -> RequestView:
+        body = self._json_body({"request": request.to_dict()})
+        return self._view(
+            RequestView, "POST", "/v1/requests", what="POST /v1/requests", body=body, signed=True
+        )
+
+    def keyword_overlap_draft(self, dataset_a: str, dataset_b: str) -> ComputationRequest:
+        """The server's unsigned topic-overlap draft; the caller checks it before signing."""
+        body = self._json_body({"dataset_a": dataset_a, "dataset_b": dataset_b})
+        view = self._view(
+            DraftView,
+            "POST",
+            "/v1/compute/keyword-overlap",
+            what="POST /v1/compute/keyword-overlap",
+            body=body,
+            signed=True,
+            expect=(200,),
+        )
+        try:
+            return ComputationRequest.parse_payload(canonical_json(view.draft))
+        except SealroomError as exc:
+            raise ProtocolError(f"the keyword-overlap draft is not a request: {exc}") from None
+
+    def keyword_overlap_create(
+        self, dataset_a: str, dataset_b: str, request: Envelope
+    ) -> RequestView:
+        body = self._json_body(
+            {"dataset_a": dataset_a, "dataset_b": dataset_b, "request": request.to_dict()}
+        )
+        return self._view(
+            RequestView,
+            "POST",
+            "/v1/compute/keyword-overlap",
+            what="POST /v1/compute/keyword-overlap",
+            body=body,
+            signed=True,
+        )
+
+    def list_requests(
+        self, *, role: str | None = None, status: str | None = None
+    ) -> tuple[RequestView, ...]:
+        view = self._view(
+            RequestList,
+            "GET",
+            "/v1/requests",
+            query=_query(role=role, status=status),
+            what="GET /v1/requests",
+            signed=True,
+        )
+        return view.items
+
+    def inbox(self) -> tuple[RequestView, ...]:
+        view = self._view(RequestList, "GET", "/v1/inbox", what="GET /v1/inbox", signed=True)
+        return view.items
+
+    def get_request(self, request: str) -> RequestView:
+        path = f"/v1/requests/{_segment(request)}"
+        return self._view(RequestView, "GET", path, what="GET request", signed=True)
+
+    def post_approval(self, request: str, approval: Envelope) -> RequestView:
+        path = f"/v1/requests/{_segment(request)}/approvals"
+        body = self._json_body({"approval": approval.to_dict()})
+        return self._view(RequestView, "POST", path, what="POST approval", body=body, signed=True)
+
+    def upload_input(
+        self,
+        request: str,
+        dataset: str,
+        sealed: bytes,
+        *,
+        enclave: str,
+        progress: Progress | None = None,
+    ) -> RequestView:
+        path = f"/v1/requests/{_segment(request)}/inputs/{_segment(dataset)}"
+        return self._view(
+            RequestView,
+            "PUT",
+            path,
+            what="PUT sealed input",
+            body=sealed,
+            content_type="application/octet-stream",
+            headers={"sealroom-enclave": enclave},
+            signed=True,
+            progress=progress,
+        )
+
+    def withdraw_request(self, request: str, reason: str) -> RequestView:
+        path = f"/v1/requests/{_segment(request)}/withdraw"
+        body = self._json_body({"reason": reason})
+        return self._view(
+            RequestView, "POST", path, what="POST request withdraw", body=body, signed=True
+        )
+
+    def result(self, request: str) -> ResultView:
+        path = f"/v1/requests/{_segment(request)}/result"
+        return self._view(ResultView, "GET", path, what="GET result", signed=True)
+
+    def bundle(self, request: str) -> ProofBundle:
+        """The proof bundle (without outputs). Shape-checked here, verified by the caller."""
+        path = f"/v1/requests/{_segment(request)}/bundle"
+        response = self._send("GET", path, signed=True)
+        _expect(response, (200,), "GET bundle")
+        try:
+            value = json.loads(response.content)
+            return ProofBundle.from_json(canonical_json(value))
+        except (ValueError, SealroomError) as exc:
+            raise ProtocolError(f"malformed proof bundle: {exc}") from None
+
+    # --- enclaves and jobs -------------------------------------------------------------
+
+    def register_enclave(self, evidence: Envelope) -> EnclaveRegistered:
+        body = self._json_body({"evidence": evidence.to_dict()})
+        return self._view(
+            EnclaveRegistered,
+            "POST",
+            "/v1/enclaves",
+            what="POST /v1/enclaves",
+            body=body,
+            signed=True,
+        )
+
+    def enclave(self) -> EnclaveView:
+        return self._view(EnclaveView, "GET", "/v1/enclave", what="GET /v1/enclave", signed=False)
+
+    def claim_job(self) -> JobView | None:
+        """The next job for this enclave, or None when nothing is ready (204)."""
+        response = self._send("POST", "/v1/jobs/claim", body=b"", signed=True)
+        _expect(response, (200, 204), "POST /v1/jobs/claim")
+        if response.status_code == 204:
+            return None
+        return parse_view(JobView, response.content, what="POST /v1/jobs/claim")
+
+    def job_input(self, request: str, dataset: str) -> bytes:
+        path = f"/v1/jobs/{_segment(request)}/inputs/{_segment(dataset)}"
+        response = self._send("GET", path, signed=True, headers={"accept": "*/*"})
+        _expect(response, (200,), "GET job input")
+        return response.content
+
+    def complete_job(
+        self, request: str, receipt: Envelope, outputs: Mapping[PartyId, bytes]
+    ) -> RequestView:
+        path = f"/v1/jobs/{_segment(request)}/complete"
+        body = self._json_body(
+            {
+                "receipt": receipt.to_dict(),
+                "outputs": [
+                    {"recipient": r, "sealed": b64encode(s)} for r, s in sorted(outputs.items())
+                ],
+            }
+        )
+        return self._view(
+            RequestView, "POST", path, what="POST job complete", body=body, signed=True
+        )
+
+    def fail_job(self, request: str, reason: str) -> RequestView:
+        path = f"/v1/jobs/{_segment(request)}/fail"
+        body = self._json_body({"reason": reason})
+        return self._view(RequestView, "POST", path, what="POST job fail", body=body, signed=True)
+
+
+def _pieces(body: bytes, progress: Progress) -> Iterator[bytes]:
+    total = len(body)
+    view = memoryview(body)
+    progress(0, total)
+    for start in range(0, total, UPLOAD_PIECE):
+        piece = bytes(view[start : start + UPLOAD_PIECE])
+        yield piece
+        progress(start + len(piece), total)
+
+
+def _query(**params: str | int | None) -> list[tuple[str, str]]:
+    return [(k, str(v)) for k, v in params.items() if v is not None]
+
+
+def _expect(response: httpx.Response, statuses: tuple[int, ...], what: str) -> None:
+    if response.status_code not in statuses:
+        raise ProtocolError(
+            f"unexpected HTTP {response.status_code} from {what} "
+            f"(expected {', '.join(map(str, statuses))})"
+        )
+
+
+def _error_from(response: httpx.Response, method: str, path: str) -> SealroomError:
+    status = response.status_code
+    raw = response.content[:_MAX_ERROR_BODY]
+    try:
+        doc = json.loads(raw)
+        err = doc["error"]
+        code = err["code"]
+        message = err.get("message")
+        detail = err.get("detail")
+        if not isinstance(code, str):
+            raise TypeError("code")
+    except (ValueError, KeyError, TypeError):
+        return ProtocolError(
+            f"HTTP {status} from {method} {path} without a sealroom error body"
+            + (" (is this a sealroom coordinator?)" if status == 404 else "")
+        )
+    text = detail if isinstance(detail, str) and detail else message
+    return error_for(status, code, text if isinstance(text, str) else f"HTTP {status}")

@@ -1,0 +1,152 @@
+"""What a party's client remembers next to its keystore.
+
+``<home>/datasets.json`` maps each dataset the party published to the absolute
+path of its file, so ``approve`` can find (and re-check) the data later.
+``<home>/coordinators.json`` pins each coordinator's transparency-log key on
+first use: the coordinator is untrusted, so a log key that changes later is
+refused rather than silently followed.
+
+Both files are small JSON documents written atomically (temp file + rename,
+mode 0600), so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sealroom.errors import InvalidInput, ProofInvalid
+
+__all__ = [
+    "COORDINATORS_FILE",
+    "DATASETS_FILE",
+    "DatasetIndex",
+    "LocalDataset",
+    "pin_log_key",
+    "pinned_log_key",
+]
+
+DATASETS_FILE = "datasets.json"
+COORDINATORS_FILE = "coordinators.json"
+_MAX_FILE = 16 << 20
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {what} {path}: {exc.strerror}") from None
+    if len(raw) > _MAX_FILE:
+        raise InvalidInput(f"{what} {path} is too large")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidInput(f"{what} {path} is not valid JSON; fix or remove it") from None
+    if not isinstance(value, dict) or value.get("version") != 1:
+        raise InvalidInput(f"{what} {path} is not a version 1 sealroom file")
+    return value
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data = json.dumps(value, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class LocalDataset:
+    dataset: str
+    path: Path
+    title: str
+    published_at: int
+
+
+class DatasetIndex:
+    """dataset digest -> local file, for the datasets this party published."""
+
+    __slots__ = ("_path",)
+
+    def __init__(self, home: Path) -> None:
+        self._path = Path(home) / DATASETS_FILE
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def _load(self) -> dict[str, Any]:
+        doc = _read_json(self._path, "dataset index")
+        datasets = doc.get("datasets", {})
+        if not isinstance(datasets, dict):
+            raise InvalidInput(f"dataset index {self._path}: 'datasets' must be an object")
+        return datasets
+
+    def record(self, entry: LocalDataset) -> None:
+        datasets = self._load()
+        datasets[entry.dataset] = {
+            "path": str(entry.path.resolve()),
+            "title": entry.title,
+            "published_at": entry.published_at,
+        }
+        _write_json(self._path, {"version": 1, "datasets": datasets})
+
+    def get(self, dataset: str) -> LocalDataset | None:
+        item = self._load().get(dataset)
+        if item is None:
+            return None
+        try:
+            return LocalDataset(
+                dataset=dataset,
+                path=Path(item["path"]),
+                title=str(item["title"]),
+                published_at=int(item["published_at"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise InvalidInput(
+                f"dataset index {self._path}: entry {dataset} is malformed"
+            ) from None
+
+    def all(self) -> list[LocalDataset]:
+        return [e for d in sorted(self._load()) if (e := self.get(d)) is not None]
+
+
+def pinned_log_key(home: Path, base_url: str) -> str | None:
+    doc = _read_json(Path(home) / COORDINATORS_FILE, "coordinator pins")
+    entry = doc.get("coordinators", {}).get(base_url)
+    return entry.get("log_key") if isinstance(entry, dict) else None
+
+
+def pin_log_key(home: Path, base_url: str, log_key: str) -> bool:
+    """Pin ``log_key`` for ``base_url``; True if newly pinned. A different pinned key fails."""
+    path = Path(home) / COORDINATORS_FILE
+    doc = _read_json(path, "coordinator pins")
+    coordinators = doc.get("coordinators", {})
+    if not isinstance(coordinators, dict):
+        raise InvalidInput(f"coordinator pins {path}: 'coordinators' must be an object")
+    current = coordinators.get(base_url)
+    if isinstance(current, dict) and current.get("log_key") is not None:
+        if current["log_key"] != log_key:
+            raise ProofInvalid(
+                f"the coordinator at {base_url} now presents a different transparency-log key "
+                f"than the one pinned in {path}; refusing (if the log really moved, remove "
+                "the pin by hand)"
+            )
+        return False
+    coordinators[base_url] = {"log_key": log_key}
+    _write_json(path, {"version": 1, "coordinators": coordinators})
+    return True

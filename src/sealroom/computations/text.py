@@ -1,0 +1,236 @@
+"""Term extraction for engineering notes: which terms occur in how many records.
+
+Runs inside the enclave on plaintext and on the owner's machine for the dataset
+card, so it is pure, deterministic and dependency-free (plain Python is fast
+enough for tens of thousands of short records and avoids importing scikit-learn
+into the enclave).
+
+Pipeline for one record:
+
+1. NFKC normalisation and lower-casing, so ``ＴＤＸ`` and ``TDX`` are one term.
+2. Tokenisation that keeps technical tokens whole: ``tpm2``, ``x509``,
+   ``scale-codec``, ``ra-tls``, ``docker-compose.yml``. A token starts and ends
+   with a letter or digit; inner ``. _ - + /`` are kept.
+3. The record is cut into segments at sentence and clause punctuation, so no
+   n-gram spans a full stop or a comma.
+4. Light plural normalisation (``quotes`` -> ``quote``, ``policies`` ->
+   ``policy``), skipping acronyms and words that only look plural (``kms``,
+   ``tls``, ``status``).
+5. Terms are 1- to 3-grams inside a segment that contain no stopword (English
+   function words plus a log-noise list: "today", "tried", "finally", ...) and
+   no noise token (numbers, hex ids, versions, paths, over-long tokens).
+
+:func:`record_frequencies` counts, per term, the number of records it occurs in
+(document frequency): a record that says "TDX" five times counts once, which is
+also the unit that the privacy threshold ``k`` is stated in.
+
+:func:`select_topics` turns frequencies into topics: terms in at least
+``min_count`` records, minus terms that are a part of a longer kept term that
+occurs almost as often (``tdx`` and ``quote`` are kept beside ``tdx quote`` only
+if they also occur on their own), ranked by record count.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+
+__all__ = [
+    "LOG_NOISE",
+    "MAX_NGRAM",
+    "STOPWORDS",
+    "SUBSUME_RATIO",
+    "Topic",
+    "record_frequencies",
+    "record_terms",
+    "select_topics",
+    "term_words",
+    "tokenize",
+]
+
+MAX_NGRAM = 3
+MAX_TOKEN_CHARS = 32
+SUBSUME_RATIO = Fraction(4, 5)
+"""A term is dropped for a longer term containing it that occurs in >= 80 % as many records."""
+
+_TOKEN = re.compile(r"[a-z0-9](?:[a-z0-9._+/-]*[a-z0-9+])?")
+_SEGMENT_BREAK = re.compile(r"[.!?;:,()\[\]{}\"“”'`|]+(?:\s|$)|[()\[\]{}\"“”`|;]|\s[-–—]+\s|\n")
+_NUMBERISH = re.compile(r"^[0-9][0-9._:/+-]*[a-z]{0,3}$|^v[0-9][0-9.]*$")
+_HEXISH = re.compile(r"^(?:0x)?[0-9a-f]{8,}$")
+
+STOPWORDS: frozenset[str] = frozenset(
+    """
+    a about above after again against all almost along already also although always am among an
+    and another any anyone anything anyway are aren't around as at away back be became because
+    become been before being below between both but by can cannot could couldn did didn do does
+    doesn doing don done down during each either else enough even ever every few for from further
+    get gets getting got had hadn has hasn have haven having he her here hers herself him himself
+    his how however i if in into is isn it its itself just least less let like made make makes
+    many may me might more most much must my myself neither no nor not now of off often on once
+    one only onto or other others our ours ourselves out over own per perhaps quite rather really
+    s same she should shouldn since so some something still such t than that the their theirs them
+    themselves then there these they this those though through thus to together too toward under
+    until up upon us very via was wasn way we well were weren what whatever when where whether which
+    while who whom whose why will with within without won would wouldn yet you your yours yourself
+    yourselves ll ve re d m
+    """.split()
+)
+"""English function words; a term never contains one."""
+
+LOG_NOISE: frozenset[str] = frozenset(
+    """
+    today yesterday tomorrow tonight morning afternoon evening night week weekend day days hour
+    hours minute minutes min mins sec secs time times monday tuesday wednesday thursday friday
+    saturday sunday jan feb mar apr jun jul aug sep sept oct nov dec am pm utc eod
+    todo tbd wip fyi btw imo ok okay yes yeah nope hmm huh ugh lol oh note notes noted
+    tried try trying tries retry retried finally eventually again still maybe probably actually
+    basically just seems seem seemed looks look looked looking think thought guess need needs
+    needed want wanted going gonna went go goes come came start started starting spent spend
+    took take takes taking put keep kept thing things stuff bit lot lots kind sort part
+    good bad nice great cool weird strange annoying fine better worse best worst big small
+    new old first second third last next little long short quick quickly slow slowly
+    work worked working works did doing done do use used using uses make made making
+    fix fixed fixing fixes see saw seen know knew known find found finding
+    figure figured wrote write writing read reading tell told said say says ask asked
+    today's couple whole half pretty sure else also yet though able around worth help helped
+    thanks thank added removed updated changed merged pushed pulled ran run running checked
+    failed failing broke broken tested passed got getting inside outside two three four five
+    check checks compare compared comparing derived reviewed set sets change changes changed
+    give gives gave real learn learned learning understand understood sense follow followed
+    following drew bookmarked later right wrong example difference differs differ asked ask
+    asking explained moved issued requested generated answer helpful remember someone myself
+    fun lost open opened close closed feel feeling means mean meaning match matches matched
+    every each anyway only slower faster almost enough cleaner clean
+    """.split()
+)
+"""Words that fill work logs without naming a topic."""
+
+_NOT_PLURAL: frozenset[str] = frozenset(
+    """
+    kms tls mtls aws gcs dns https ias pcs ens sss gas news lens canvas chaos perhaps always
+    ios macos redis postgres kubernetes devops cors jwks
+    """.split()
+)
+_PLURAL_MAP: Mapping[str, str] = {
+    "vms": "vm",
+    "ids": "id",
+    "cas": "ca",
+    "ips": "ip",
+    "prs": "pr",
+    "apis": "api",
+    "cpus": "cpu",
+    "gpus": "gpu",
+    "vcpus": "vcpu",
+    "caches": "cache",
+    "tees": "tee",
+}
+
+STOP: frozenset[str] = STOPWORDS | LOG_NOISE
+
+
+def _singular(word: str) -> str:
+    """Light plural normalisation; stopwords, acronyms and short words are left alone."""
+    mapped = _PLURAL_MAP.get(word)
+    if mapped is not None:
+        return mapped
+    if len(word) <= 3 or word in STOP or word in _NOT_PLURAL or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("sses", "shes", "ches", "xes")):
+        return word[:-2]
+    if word.endswith(("ss", "us", "is")):
+        return word
+    if word.endswith("s"):
+        return word[:-1]
+    return word
+
+
+def _is_noise(token: str) -> bool:
+    return (
+        len(token) < 2
+        or len(token) > MAX_TOKEN_CHARS
+        or bool(_NUMBERISH.match(token))
+        or bool(_HEXISH.match(token))
+        or "/" in token
+        or token in STOP
+    )
+
+
+def tokenize(text: str) -> list[list[str]]:
+    """Normalised tokens of ``text``, one list per segment (sentence or clause)."""
+    norm = unicodedata.normalize("NFKC", text).lower()
+    segments: list[list[str]] = []
+    for piece in _SEGMENT_BREAK.split(norm):
+        tokens = [_singular(t) for t in _TOKEN.findall(piece)]
+        if tokens:
+            segments.append(tokens)
+    return segments
+
+
+def record_terms(text: str) -> set[str]:
+    """The distinct terms (1..3-grams without stopwords or noise) of one record."""
+    terms: set[str] = set()
+    for seg in tokenize(text):
+        ok = [not _is_noise(t) for t in seg]
+        n = len(seg)
+        for i in range(n):
+            if not ok[i]:
+                continue
+            terms.add(seg[i])
+            for j in range(i + 1, min(i + MAX_NGRAM, n)):
+                if not ok[j]:
+                    break
+                terms.add(" ".join(seg[i : j + 1]))
+    return terms
+
+
+def record_frequencies(texts: Iterable[str | None]) -> dict[str, int]:
+    """Number of records each term occurs in; ``None`` records count as empty."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        if text:
+            counts.update(record_terms(text))
+    return dict(counts)
+
+
+def term_words(term: str) -> tuple[str, ...]:
+    return tuple(term.split(" "))
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    term: str
+    count: int
+
+
+def select_topics(
+    frequencies: Mapping[str, int], *, min_count: int, top: int | None
+) -> list[Topic]:
+    """The top terms in at least ``min_count`` records, without redundant sub-terms.
+
+    A term is dropped when a longer term above the threshold contains it (as a
+    contiguous run of words) and occurs in at least :data:`SUBSUME_RATIO` as many
+    records: the longer term already says it. Order is record count descending, then the term, so the result is
+    deterministic.
+    """
+    kept = {t: c for t, c in frequencies.items() if c >= min_count}
+    subsumed: set[str] = set()
+    for term, count in kept.items():
+        words = term_words(term)
+        n = len(words)
+        for size in range(1, n):
+            for start in range(n - size + 1):
+                part = " ".join(words[start : start + size])
+                part_count = kept.get(part)
+                if part_count is not None and count >= SUBSUME_RATIO * part_count:
+                    subsumed.add(part)
+    ranked = sorted(
+        (Topic(term=t, count=c) for t, c in kept.items() if t not in subsumed),
+        key=lambda topic: (-topic.count, topic.term),
+    )
+    return ranked if top is None else ranked[:top]

@@ -1,0 +1,466 @@
+"""The mediator enclave's job runner: check everything again, run, seal, sign.
+
+:func:`execute_job` is a pure function of its inputs (statements and
+ciphertexts the coordinator handed over, the enclave's keys, the computation
+library and the time). It trusts nothing the coordinator says: every
+signature, signer, digest, policy decision, approval, recipient key and input
+commitment is checked here from the signed statements alone, and the first
+failed check raises :class:`JobFailed` naming the step. Nothing partial is
+ever returned: either a complete :class:`JobOutput` or an exception.
+
+Erasure. Plaintext inputs, tables and results are dropped (``del``) as soon
+as they are no longer needed, so no reference to them outlives the call.
+Python cannot promise more: ``bytes`` are immutable and cannot be wiped,
+the allocator (and Arrow's memory pool) reuses freed memory without zeroing
+it, and a computation may have made copies of its own. What protects
+plaintext left in freed memory is the TEE (encrypted, isolated memory for
+the life of the CVM), not this code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+import pyarrow as pa
+from pydantic import BaseModel
+
+from sealroom.computations.base import DEFAULT_K, Computation, PrivacyContext
+from sealroom.computations.registry import Registry
+from sealroom.crypto.commit import DatasetCommitment, read_verified
+from sealroom.crypto.keys import PartyId, PublicIdentity, b64decode_strict
+from sealroom.crypto.sealing import SealContext, open_sealed, seal
+from sealroom.enclave.keys import EnclaveKeys
+from sealroom.enclave.receipts import issue_receipt
+from sealroom.errors import (
+    CommitmentMismatch,
+    Conflict,
+    InvalidInput,
+    PolicyDenied,
+    SealroomError,
+    VerificationFailed,
+)
+from sealroom.policy.rules import Decision, PolicyRules, decide
+from sealroom.statements import (
+    Approval,
+    ComputationRequest,
+    DatasetAttestation,
+    Envelope,
+    Policy,
+    Receipt,
+    ReleasedOutput,
+    Signed,
+    canonical_json,
+)
+
+__all__ = ["STEPS", "JobFailed", "JobMaterials", "JobOutput", "Step", "execute_job"]
+
+Step = Literal[
+    "enclave",
+    "request",
+    "computation",
+    "parameters",
+    "attestations",
+    "policies",
+    "approvals",
+    "recipients",
+    "inputs",
+    "commitments",
+    "compute",
+    "release",
+]
+STEPS: tuple[Step, ...] = (
+    "enclave",
+    "request",
+    "computation",
+    "parameters",
+    "attestations",
+    "policies",
+    "approvals",
+    "recipients",
+    "inputs",
+    "commitments",
+    "compute",
+    "release",
+)
+
+
+class JobFailed(SealroomError):
+    """The enclave refused or could not finish a job; ``reason`` is safe to post anywhere.
+
+    ``cause`` is an error of the original type whose detail is safe too: for
+    steps that see plaintext (commitments, compute, release) it is rebuilt
+    with a fixed message and the original exception is not chained, so no
+    data value can reach the coordinator, a log or a traceback.
+    """
+
+    code = "job_failed"
+    public_message = "the enclave refused the job"
+
+    def __init__(self, step: Step, cause: SealroomError) -> None:
+        self.step: Step = step
+        self.cause = cause
+        self.reason = f"{step}: {cause.detail or cause.public_message}"
+        super().__init__(self.reason)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobMaterials:
+    """Everything the coordinator hands the enclave for one job; all of it is untrusted."""
+
+    request: Envelope
+    approvals: tuple[Envelope, ...]
+    attestations: tuple[Envelope, ...]
+    policies: tuple[Envelope, ...]
+    # dataset digest -> the owner's sealed canonical Arrow IPC bytes
+    sealed_inputs: Mapping[str, bytes]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sealed_inputs", MappingProxyType(dict(self.sealed_inputs)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobOutput:
+    """The signed receipt and each recipient's sealed :class:`ReleasedOutput`."""
+
+    receipt: Signed[Receipt]
+    sealed_outputs: Mapping[PartyId, bytes]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sealed_outputs", MappingProxyType(dict(self.sealed_outputs)))
+
+
+@contextmanager
+def _step(step: Step) -> Iterator[None]:
+    """Turn a typed error from the statement-checking steps into :class:`JobFailed`.
+
+    These steps see only signed statements (public metadata), so the
+    original detail is safe to pass on.
+    """
+    try:
+        yield
+    except JobFailed:
+        raise
+    except SealroomError as exc:
+        raise JobFailed(step, exc) from exc
+
+
+def _digest_bytes(digest: str) -> bytes:
+    return bytes.fromhex(digest.removeprefix("sha256:"))
+
+
+def execute_job(
+    materials: JobMaterials,
+    *,
+    keys: EnclaveKeys,
+    registry: Registry,
+    now: int,
+    random: Callable[[int], bytes] = os.urandom,
+) -> JobOutput:
+    """Run one mediated job, or raise :class:`JobFailed` at the first check that fails."""
+    with _step("enclave"):
+        if keys.evidence.statement.created_at > now:
+            raise VerificationFailed("the enclave's evidence is dated after the job time")
+    with _step("request"):
+        req = _open_request(materials.request, now)
+    request = req.statement
+    with _step("computation"):
+        computation = registry.resolve(request.computation)
+        if len(request.inputs) != len(computation.input_names):
+            raise InvalidInput(
+                f"{computation.id} {computation.version} takes {len(computation.input_names)} "
+                f"input(s) ({', '.join(computation.input_names)}), "
+                f"the request names {len(request.inputs)}"
+            )
+    with _step("parameters"):
+        params = computation.parse_params(request.parameters)
+    with _step("attestations"):
+        atts = _open_attestations(materials.attestations, request)
+    with _step("policies"):
+        rules, decisions = _check_policies(materials.policies, atts, computation, request)
+    with _step("approvals"):
+        approvals = _check_approvals(materials.approvals, req, atts, decisions, now=now)
+    with _step("recipients"):
+        recipients = _recipients(req, atts, computation)
+    with _step("inputs"):
+        extra = sorted(set(materials.sealed_inputs) - set(request.inputs))
+        if extra:
+            raise InvalidInput(f"sealed data for {extra[0]}, which is not an input of the request")
+        missing = [d for d in request.inputs if d not in materials.sealed_inputs]
+        if missing:
+            raise InvalidInput(f"no sealed data for input {missing[0]}")
+
+    tables = _open_inputs(materials.sealed_inputs, atts, keys=keys, request_digest=req.digest)
+    privacy = PrivacyContext(k=tuple(r.k if r is not None else DEFAULT_K for r in rules))
+    body = _compute(computation, tables, params, privacy)
+    del tables
+    outputs = dict.fromkeys(recipients, body)
+    del body
+    released: dict[PartyId, ReleasedOutput] = {}
+    failure: JobFailed | None = None
+    try:
+        receipt, released = issue_receipt(
+            keys,
+            request=req,
+            approvals=approvals,
+            attestations=atts,
+            outputs=outputs,
+            issued_at=now,
+            random=random,
+        )
+        sealed = {
+            recipient: seal(
+                output.to_json(),
+                recipients[recipient],
+                SealContext(
+                    request_digest=_digest_bytes(req.digest), recipient=recipient, purpose="result"
+                ),
+            )
+            for recipient, output in released.items()
+        }
+    except SealroomError as exc:
+        # Only statement and key errors can arise here; their details carry no data,
+        # and the traceback (whose frames saw the plaintext output) is dropped.
+        failure = JobFailed("release", exc.with_traceback(None))
+    finally:
+        outputs.clear()
+        released.clear()
+    if failure is not None:
+        raise failure
+    return JobOutput(receipt=receipt, sealed_outputs=sealed)
+
+
+def _open_request(envelope: Envelope, now: int) -> Signed[ComputationRequest]:
+    req = envelope.open(ComputationRequest)
+    request = req.statement
+    if now < request.created_at:
+        raise InvalidInput(f"the request is dated {request.created_at}, after the job time {now}")
+    if now > request.expires_at:
+        raise Conflict(f"the request expired at {request.expires_at} (job time {now})")
+    return req
+
+
+def _open_attestations(
+    envelopes: Sequence[Envelope], request: ComputationRequest
+) -> tuple[Signed[DatasetAttestation], ...]:
+    """Exactly one owner-signed attestation per requested input, in the request's order."""
+    by_digest: dict[str, Signed[DatasetAttestation]] = {}
+    for envelope in envelopes:
+        att = envelope.open(DatasetAttestation)
+        if att.digest in by_digest:
+            raise InvalidInput(f"attestation {att.digest} is given twice")
+        if att.digest not in request.inputs:
+            raise InvalidInput(f"attestation {att.digest} is not an input of the request")
+        by_digest[att.digest] = att
+    for digest in request.inputs:
+        if digest not in by_digest:
+            raise InvalidInput(f"no attestation for input {digest}")
+    return tuple(by_digest[d] for d in request.inputs)
+
+
+def _check_policies(
+    envelopes: Sequence[Envelope],
+    atts: Sequence[Signed[DatasetAttestation]],
+    computation: Computation,
+    request: ComputationRequest,
+) -> tuple[tuple[PolicyRules | None, ...], tuple[Decision, ...]]:
+    """Exactly the policies the inputs name, each signed by its input's owner, each allowing."""
+    by_digest: dict[str, Signed[Policy]] = {}
+    for envelope in envelopes:
+        policy = envelope.open(Policy)
+        if policy.digest in by_digest:
+            raise InvalidInput(f"policy {policy.digest} is given twice")
+        by_digest[policy.digest] = policy
+    named = {a.statement.policy for a in atts if a.statement.policy is not None}
+    extra = sorted(set(by_digest) - named)
+    if extra:
+        raise InvalidInput(f"policy {extra[0]} is not the policy of any input")
+    rules: list[PolicyRules | None] = []
+    decisions: list[Decision] = []
+    for att in atts:
+        digest = att.statement.policy
+        if digest is None:
+            parsed = None
+        else:
+            named_policy = by_digest.get(digest)
+            if named_policy is None:
+                raise InvalidInput(f"policy {digest} of input {att.digest} is missing")
+            if named_policy.statement.owner != att.statement.owner:
+                raise VerificationFailed(
+                    f"policy {digest} is signed by {named_policy.statement.owner}, "
+                    f"not by the owner of input {att.digest}"
+                )
+            parsed = PolicyRules.parse(named_policy.statement.rules)
+        decision = decide(parsed, computation=computation, requester=request.requester)
+        if not decision.allowed:
+            raise PolicyDenied(f"input {att.digest}: {decision.reason}")
+        rules.append(parsed)
+        decisions.append(decision)
+    return tuple(rules), tuple(decisions)
+
+
+def _check_approvals(
+    envelopes: Sequence[Envelope],
+    req: Signed[ComputationRequest],
+    atts: Sequence[Signed[DatasetAttestation]],
+    decisions: Sequence[Decision],
+    *,
+    now: int,
+) -> tuple[Signed[Approval], ...]:
+    """One owner-signed approval per input for this request; any rejection ends the job."""
+    request = req.statement
+    position: dict[str, int] = {att.digest: i for i, att in enumerate(atts)}
+    chosen: dict[str, Signed[Approval]] = {}
+    seen: set[str] = set()
+    for envelope in envelopes:
+        appr = envelope.open(Approval)
+        approval = appr.statement
+        if appr.digest in seen:
+            raise InvalidInput(f"approval {appr.digest} is given twice")
+        seen.add(appr.digest)
+        if approval.request != req.digest:
+            raise VerificationFailed(f"approval {appr.digest} is for another request")
+        i = position.get(approval.dataset)
+        if i is None:
+            raise VerificationFailed(
+                f"approval {appr.digest} is for {approval.dataset}, not an input of the request"
+            )
+        att = atts[i]
+        if approval.approver != att.statement.owner:
+            raise VerificationFailed(
+                f"approval {appr.digest} is signed by {approval.approver}, "
+                f"not by the owner of {att.digest}"
+            )
+        if approval.decision == "reject":
+            raise PolicyDenied(f"the owner of {att.digest} rejected the request")
+        # The same window the receipt verifier checks (``now`` is the receipt's time).
+        if not request.created_at <= approval.created_at <= now:
+            raise VerificationFailed(
+                f"approval {appr.digest} is dated outside the request's lifetime so far"
+            )
+        if approval.dataset in chosen:
+            raise InvalidInput(f"more than one approval for input {approval.dataset}")
+        if approval.mode == "policy":
+            if approval.policy != att.statement.policy:
+                raise VerificationFailed(
+                    f"approval {appr.digest} is attributed to policy {approval.policy}, "
+                    f"which is not the policy of {att.digest}"
+                )
+            if not decisions[i].automatic:
+                raise PolicyDenied(
+                    f"approval {appr.digest} is automatic, but the policy of {att.digest} "
+                    f"does not approve this automatically: {decisions[i].reason}"
+                )
+        chosen[approval.dataset] = appr
+    for att in atts:
+        if att.digest not in chosen:
+            raise PolicyDenied(f"no approval from the owner of {att.digest}")
+    return tuple(chosen[a.digest] for a in atts)
+
+
+def _recipients(
+    req: Signed[ComputationRequest],
+    atts: Sequence[Signed[DatasetAttestation]],
+    computation: Computation,
+) -> dict[PartyId, PublicIdentity]:
+    """Recipients by the computation's release rule, with keys from verified signers only."""
+    request = req.statement
+    keys: dict[PartyId, PublicIdentity] = {req.envelope.signer.party_id: req.envelope.signer}
+    if computation.release == "all-parties":
+        for att in atts:
+            keys[att.envelope.signer.party_id] = att.envelope.signer
+    if set(request.recipients) != set(keys):
+        who = (
+            "the requester only"
+            if computation.release == "requester"
+            else "the requester and every input owner"
+        )
+        raise PolicyDenied(
+            f"{computation.id} releases to {who} (release rule {computation.release!r}); "
+            f"the request names {len(request.recipients)} recipient(s) that differ"
+        )
+    return {PartyId(r): keys[PartyId(r)] for r in request.recipients}
+
+
+def _open_inputs(
+    sealed_inputs: Mapping[str, bytes],
+    atts: Sequence[Signed[DatasetAttestation]],
+    *,
+    keys: EnclaveKeys,
+    request_digest: str,
+) -> list[pa.Table]:
+    """Unseal each input and check it against its owner's signed commitment."""
+    tables: list[pa.Table] = []
+    context = SealContext(
+        request_digest=_digest_bytes(request_digest),
+        recipient=keys.public.party_id,
+        purpose="input",
+    )
+    try:
+        for att in atts:
+            ref = att.statement.commitment
+            with _step("commitments"):
+                commitment = DatasetCommitment(
+                    root=b64decode_strict(ref.root, what="commitment root", size=32),
+                    length=ref.length,
+                    rows=ref.rows,
+                    chunk_size=ref.chunk_size,
+                )
+            with _step("inputs"):
+                plain = open_sealed(sealed_inputs[att.digest], keys.identity, context)
+            failure: SealroomError | None = None
+            try:
+                tables.append(read_verified(plain, commitment))
+            except CommitmentMismatch as exc:
+                # Lengths, row counts and roots only: the detail carries no data.
+                failure = CommitmentMismatch(f"input {att.digest}: {exc.detail}")
+            except SealroomError:
+                failure = InvalidInput(
+                    f"input {att.digest} matches its commitment but is not canonical Arrow IPC"
+                )
+            del plain
+            if failure is not None:
+                tables.clear()
+                raise JobFailed("commitments", failure)
+    except BaseException:
+        # A traceback keeps this frame alive: do not let it keep earlier inputs too.
+        tables.clear()
+        raise
+    return tables
+
+
+def _compute(
+    computation: Computation,
+    tables: list[pa.Table],
+    params: BaseModel,
+    privacy: PrivacyContext,
+) -> bytes:
+    """Run the computation and serialise its output; errors keep their type, never their text.
+
+    The failure is raised outside the ``except`` block so the computation's
+    own exception (whose message may quote data) is not even chained.
+    """
+    label = f"{computation.id} {computation.version}"
+    failure: JobFailed | None = None
+    body = b""
+    try:
+        output = computation.run(tables, params, privacy)
+        try:
+            body = canonical_json(output.model_dump(mode="json"))
+        except SealroomError:
+            failure = JobFailed(
+                "release", InvalidInput(f"the output of {label} cannot be serialised canonically")
+            )
+        del output
+    except SealroomError as exc:
+        failure = JobFailed("compute", type(exc)(f"{label} refused its inputs ({exc.code})"))
+    except Exception:  # a computation bug must not leak data or crash the worker
+        failure = JobFailed("compute", SealroomError(f"{label} failed with an internal error"))
+    tables.clear()
+    if failure is not None:
+        raise failure
+    return body

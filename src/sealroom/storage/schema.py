@@ -1,0 +1,236 @@
+"""The coordinator's tables (SQLAlchemy Core; SQLite and PostgreSQL).
+
+Everything here is public metadata, signed statements or ciphertext: the
+coordinator never stores plaintext data or results. Statements are stored as
+their canonical envelope bytes, so what a client fetches is exactly what was
+signed and logged; the other columns are indexes derived from them.
+
+Full-text search objects (an SQLite FTS5 virtual table, a PostgreSQL tsvector
+table with a GIN index) are dialect-specific and live outside this metadata:
+see :mod:`sealroom.storage.search` and the migrations.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from sealroom.transparency import sqlstore
+
+__all__ = [
+    "all_metadata",
+    "dataset_keywords",
+    "datasets",
+    "enclaves",
+    "jobs",
+    "metadata",
+    "nonces",
+    "parties",
+    "policies",
+    "request_blobs",
+    "request_history",
+    "request_inputs",
+    "request_recipients",
+    "requests",
+    "results",
+    "settings",
+    "statements",
+]
+
+metadata = MetaData()
+
+_DIGEST = String(71)  # "sha256:" + 64 hex
+_PARTY = String(55)  # "sr1" + 52 base32
+_Seq = BigInteger().with_variant(Integer(), "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
+
+parties = Table(
+    "parties",
+    metadata,
+    Column("party", _PARTY, primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("signing_key", LargeBinary(32), nullable=False),
+    Column("sealing_key", LargeBinary(32), nullable=False),
+    Column("registered_at", BigInteger, nullable=False),
+    CheckConstraint("kind IN ('party', 'enclave')", name="parties_kind"),
+)
+
+statements = Table(
+    "statements",
+    metadata,
+    Column("digest", _DIGEST, primary_key=True),
+    Column("type", String(100), nullable=False),
+    Column("signer", _PARTY, nullable=False),
+    Column("envelope", LargeBinary, nullable=False),
+    Column("log_index", BigInteger, nullable=False, unique=True),
+    Column("stored_at", BigInteger, nullable=False),
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("policy", _DIGEST, ForeignKey("statements.digest"), primary_key=True),
+    Column("owner", _PARTY, nullable=False, index=True),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("seq", _Seq, primary_key=True, autoincrement=True),
+    Column("dataset", _DIGEST, ForeignKey("statements.digest"), nullable=False, unique=True),
+    Column("owner", _PARTY, nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("row_count", BigInteger, nullable=False),
+    Column("time_start", BigInteger, nullable=True),
+    Column("time_end", BigInteger, nullable=True),
+    Column("policy", _DIGEST, nullable=True),
+    Column("keyword_count", Integer, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("status_reason", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("registered_at", BigInteger, nullable=False),
+    CheckConstraint("status IN ('active', 'withdrawn')", name="datasets_status"),
+    Index("datasets_owner", "owner", "seq"),
+    Index("datasets_status_rows", "status", "row_count"),
+)
+
+dataset_keywords = Table(
+    "dataset_keywords",
+    metadata,
+    Column("term", String(100), primary_key=True),
+    Column("seq", _Seq, ForeignKey("datasets.seq"), primary_key=True),
+    Column("count", BigInteger, nullable=True),
+    Index("dataset_keywords_seq", "seq", "term"),
+)
+
+requests = Table(
+    "requests",
+    metadata,
+    Column("seq", _Seq, primary_key=True, autoincrement=True),
+    Column("request", _DIGEST, ForeignKey("statements.digest"), nullable=False, unique=True),
+    Column("requester", _PARTY, nullable=False, index=True),
+    Column("computation_id", String(64), nullable=False),
+    Column("computation_version", String(20), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("status_reason", Text, nullable=True),
+    Column("precheck", Text, nullable=False),  # canonical JSON list
+    Column("receipt", _DIGEST, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("registered_at", BigInteger, nullable=False),
+    CheckConstraint(
+        "status IN ('pending', 'approved', 'running', 'completed', 'failed', "
+        "'rejected', 'withdrawn', 'expired')",
+        name="requests_status",
+    ),
+    Index("requests_status_seq", "status", "seq"),
+)
+
+request_inputs = Table(
+    "request_inputs",
+    metadata,
+    Column("request", _DIGEST, ForeignKey("requests.request"), primary_key=True),
+    Column("dataset", _DIGEST, ForeignKey("datasets.dataset"), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("owner", _PARTY, nullable=False, index=True),
+    Column("decision", String(10), nullable=False),
+    Column("mode", String(10), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("approval", _DIGEST, nullable=True),
+    Column("enclave", _DIGEST, nullable=True),
+    Column("sealed_size", BigInteger, nullable=True),
+    CheckConstraint("decision IN ('pending', 'approve', 'reject')", name="request_inputs_decision"),
+    Index("request_inputs_dataset", "dataset"),
+)
+
+request_blobs = Table(
+    "request_blobs",
+    metadata,
+    Column("request", _DIGEST, primary_key=True),
+    Column("dataset", _DIGEST, primary_key=True),
+    Column("sealed", LargeBinary, nullable=False),
+)
+
+request_recipients = Table(
+    "request_recipients",
+    metadata,
+    Column("request", _DIGEST, ForeignKey("requests.request"), primary_key=True),
+    Column("party", _PARTY, primary_key=True),
+    Column("position", Integer, nullable=False),
+    Index("request_recipients_party", "party"),
+)
+
+request_history = Table(
+    "request_history",
+    metadata,
+    Column("id", _Seq, primary_key=True, autoincrement=True),
+    Column("request", _DIGEST, ForeignKey("requests.request"), nullable=False, index=True),
+    Column("status", String(10), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+results = Table(
+    "results",
+    metadata,
+    Column("request", _DIGEST, ForeignKey("requests.request"), primary_key=True),
+    Column("recipient", _PARTY, primary_key=True),
+    Column("sealed", LargeBinary, nullable=False),
+)
+
+enclaves = Table(
+    "enclaves",
+    metadata,
+    Column("seq", _Seq, primary_key=True, autoincrement=True),
+    Column("evidence", _DIGEST, ForeignKey("statements.digest"), nullable=False, unique=True),
+    Column("party", _PARTY, ForeignKey("parties.party"), nullable=False, index=True),
+    Column("tee", String(20), nullable=False),
+    Column("simulated", Boolean, nullable=False),
+    Column("registered_at", BigInteger, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("request", _DIGEST, ForeignKey("requests.request"), primary_key=True),
+    Column("evidence", _DIGEST, nullable=False),
+    Column("enclave", _PARTY, nullable=False),
+    Column("claimed_at", BigInteger, nullable=False),
+    Column("lease_until", BigInteger, nullable=False, index=True),
+)
+
+nonces = Table(
+    "nonces",
+    metadata,
+    Column("party", _PARTY, primary_key=True),
+    Column("nonce", String(32), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
+
+
+def all_metadata() -> MetaData:
+    """Coordinator tables plus the transparency log's, as the migrations create them."""
+    combined = MetaData()
+    for source in (metadata, sqlstore.metadata):
+        for table in source.tables.values():
+            table.to_metadata(combined)
+    return combined
