@@ -1,336 +1,439 @@
-"""``sealroom demo``: the trust core end to end, on embedded data, with every role played locally.
+"""``sealroom demo``: the reference scenario, end to end, with real processes on loopback.
 
-An owner commits to a dataset and signs an attestation; a requester asks for a
-thresholded topic count; the owner verifies the (simulated) enclave's evidence,
-approves and seals the data to it; the enclave opens the data, checks it
-against the commitment, computes, seals the result to the requester and signs
-a receipt; every statement goes into a transparency log; the proof bundle is
-then verified offline, and a one-byte tamper is shown to fail.
+A coordinator (``sealroom serve``, SQLite in a temporary directory) and a
+mediator enclave (``sealroom enclave``, SIMULATED) run as separate processes.
+Four parties act through the SDK exactly as an agent would: amiller publishes a
+TEE-development log with a policy that approves topic overlaps automatically;
+CloudMolty finds it by search and asks for a topic overlap through the seed's
+``/compute/keyword-overlap`` call; NewbieMolty asks for a gap analysis, which
+amiller approves by hand; every recipient opens its result and verifies its
+receipt offline; an auditor re-verifies each proof bundle from files alone.
 """
 
 from __future__ import annotations
 
-import hashlib
-import inspect
+import contextlib
 import json
 import os
-import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
-import pyarrow as pa
+import httpx
 
-from sealroom.attestation.simulated import SimulatedEnclave, SimulatedVerifier, SimulationRoot
-from sealroom.crypto.commit import DatasetCommitment, canonical_bytes, commit_table, read_verified
-from sealroom.crypto.keys import Identity, b64encode
-from sealroom.crypto.keystore import Keystore
-from sealroom.crypto.sealing import SealContext, open_sealed, seal
-from sealroom.enclave.keys import EnclaveKeys
-from sealroom.enclave.receipts import issue_receipt
-from sealroom.statements import (
-    Approval,
-    CommitmentRef,
-    ComputationRef,
-    ComputationRequest,
-    DatasetAttestation,
-    Envelope,
-    Keyword,
-    ReleasedOutput,
-    TimeRange,
-    canonical_json,
-    sign_statement,
+from sealroom.client.flows import (
+    FetchedResult,
+    approve,
+    auto_approve,
+    fetch_result,
+    publish,
+    request,
+    wait,
 )
-from sealroom.transparency.checkpoint import NoteSigner
-from sealroom.transparency.log import TransparencyLog
-from sealroom.transparency.sqlstore import SqlLogStore, sqlite_engine
-from sealroom.verification.assemble import assemble_bundle
+from sealroom.client.http import Client
+from sealroom.client.views import DatasetView, RequestView
+from sealroom.computations import default_registry
+from sealroom.crypto.keys import Identity
+from sealroom.crypto.keystore import Keystore
+from sealroom.errors import SealroomError, VerificationFailed
+from sealroom.statements import canonical_json, sign_statement
 from sealroom.verification.bundle import ProofBundle
 from sealroom.verification.trust import trust_policy
-from sealroom.verification.verify import BundleRejected, VerificationReport, verify_bundle
+from sealroom.verification.verify import BundleRejected, verify_bundle
 
-__all__ = ["run_demo"]
+__all__ = ["dataset_path", "run_demo"]
 
 Echo = Callable[[str], None]
 
-TOPICS = (
-    "remote attestation",
-    "reproducible builds",
-    "tls in tee",
-    "on-chain authorization",
-    "kms and secrets",
-    "production debugging",
-    "sgx legacy",
-)
-DAY = 86_400
+BANNER = "!! SIMULATED ENCLAVE: a software stand-in for Intel TDX; it protects nothing !!"
+AMILLER_POLICY: dict[str, Any] = {
+    "allow": [{"id": "topic-overlap"}, {"id": "gap-analysis"}],
+    "auto_approve": [{"id": "topic-overlap"}],
+    "requesters": "any",
+    "k": 5,
+}
+OWN_DATA_POLICY: dict[str, Any] = {
+    "allow": [{"id": "topic-overlap"}, {"id": "gap-analysis"}],
+    "auto_approve": [{"id": "topic-overlap"}, {"id": "gap-analysis"}],
+    "requesters": "any",
+    "k": 5,
+}
 
 
-def _dataset(seed: int, rows: int, start: int) -> pa.Table:
-    """A synthetic work log: one record per note, skewed towards a few topics."""
-    rng = random.Random(seed)  # noqa: S311 - demo data, not a secret
-    weights = [30, 22, 15, 12, 10, 8, 3]
-    topics = rng.choices(TOPICS, weights=weights, k=rows)
-    days = sorted(rng.randrange(0, 90) for _ in range(rows))
-    return pa.table(
-        {
-            "ts": pa.array([start + d * DAY + rng.randrange(DAY) for d in days], pa.int64()),
-            "project": pa.array([rng.choice(("dstack", "kms", "gateway")) for _ in range(rows)]),
-            "topic": pa.array(topics),
-            "text": pa.array([f"note {i}: worked on {t}" for i, t in enumerate(topics)]),
-        }
-    )
+def dataset_path(name: str) -> Path:
+    """A scenario dataset shipped with the package (``amiller``, ``cloudmolty``, ``newbiemolty``)."""
+    return Path(str(resources.files("sealroom") / "data" / f"{name}.jsonl"))
 
 
-def topic_counts(table: pa.Table, k: int) -> dict[str, object]:
-    """The computation: records per topic, releasing only topics seen in at least k records."""
-    counts = Counter(table.column("topic").to_pylist())
-    released = {t: n for t, n in sorted(counts.items()) if n >= k}
-    return {
-        "topics": released,
-        "suppressed_topics": len(counts) - len(released),
-        "threshold_k": k,
-    }
+@dataclass(frozen=True, slots=True)
+class _Party:
+    name: str
+    home: Path
+    identity: Identity
+    client: Client
 
 
-CODE_DIGEST = "sha256:" + hashlib.sha256(inspect.getsource(topic_counts).encode()).hexdigest()
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
-def _commitment_ref(c: DatasetCommitment) -> CommitmentRef:
-    return CommitmentRef(
-        format="arrow-ipc-stream/v1",
-        root=b64encode(c.root),
-        length=c.length,
-        rows=c.rows,
-        chunk_size=c.chunk_size,
-    )
-
-
-def _party(home: Path, name: str) -> Identity:
-    return Keystore.create(home, name=name)
-
-
-def run_demo(workdir: Path | None, *, echo: Echo) -> int:
-    if workdir is None:
-        workdir = Path(tempfile.mkdtemp(prefix="sealroom-demo-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    if any(workdir.iterdir()):
-        echo(f"error: {workdir} is not empty; the demo writes fresh keys and files there")
-        return 2
-    now = int(time.time())
-    echo(f"sealroom demo: files in {workdir}\n")
-
-    # --- parties -----------------------------------------------------------------------
-    owner = _party(workdir / "amiller", "amiller")
-    requester = _party(workdir / "cloudmolty", "CloudMolty")
-    echo(f"owner      amiller     {owner.party_id}")
-    echo(f"requester  CloudMolty  {requester.party_id}")
-
-    # --- publish -----------------------------------------------------------------------
-    table = _dataset(seed=2026, rows=600, start=now - 90 * DAY)
-    commitment = commit_table(table)
-    counts = Counter(table.column("topic").to_pylist())
-    attestation = sign_statement(
-        DatasetAttestation.model_validate(
-            {
-                "owner": owner.party_id,
-                "title": "TEE development work log",
-                "description": "Notes from building on dstack: attestation, builds, KMS.",
-                "keywords": tuple(Keyword(term=t, count=n) for t, n in counts.most_common(5)),
-                "topics": ("tee", "dstack"),
-                "schema": tuple({"name": f.name, "type": str(f.type)} for f in table.schema),
-                "row_count": table.num_rows,
-                "time_range": TimeRange(
-                    start=min(table.column("ts").to_pylist()),
-                    end=max(table.column("ts").to_pylist()),
-                ),
-                "profile": {
-                    "projects": 3,
-                    "active_days": None,
-                    "primary_focus": counts.most_common(1)[0][0],
-                    "expertise": tuple(t for t, _ in counts.most_common(3)),
-                },
-                "commitment": _commitment_ref(commitment),
-                "policy": None,
-                "created_at": now,
-            }
-        ),
-        owner,
-    )
-    echo(f"\n1. amiller publishes dataset {attestation.digest}")
-    echo(
-        f"   {commitment.rows} rows, {commitment.length} canonical bytes, Merkle root "
-        f"{commitment.root.hex()[:16]}..."
-    )
-
-    # --- the enclave -------------------------------------------------------------------
-    root = SimulationRoot.generate()
-    enclave = EnclaveKeys.create_at_time(SimulatedEnclave(root), tee="simulated", now=now)
-    echo("\n2. the mediator enclave starts and publishes its key evidence")
-    echo("   !! SIMULATED ENCLAVE: a software stand-in for Intel TDX; it protects nothing !!")
-
-    # --- request -----------------------------------------------------------------------
-    request = sign_statement(
-        ComputationRequest(
-            requester=requester.party_id,
-            computation=ComputationRef(id="topic-counts", version="1.0.0", code_digest=CODE_DIGEST),
-            parameters={"k": 20},
-            inputs=(attestation.digest,),
-            recipients=(requester.party_id,),
-            nonce=b64encode(os.urandom(16)),
-            created_at=now,
-            expires_at=now + DAY,
-        ),
-        requester,
-    )
-    echo(f"\n3. CloudMolty requests topic-counts (k=20): {request.digest}")
-
-    # --- approve and seal ---------------------------------------------------------------
-    # The owner checks the enclave's evidence before sealing anything to it.
-    SimulatedVerifier(root.public_key, allow_simulated=True).verify_at_time(
-        enclave.evidence.statement.tee_evidence(),
-        key_document=enclave.evidence.statement.keys.canonical_bytes(),
-        at_time=now,
-    )
-    approval = sign_statement(
-        Approval(
-            request=request.digest,
-            dataset=attestation.digest,
-            approver=owner.party_id,
-            decision="approve",
-            mode="manual",
-            policy=None,
-            reason="aggregate counts with k=20 are fine",
-            conditions=(),
-            created_at=now,
-        ),
-        owner,
-    )
-    request_id = bytes.fromhex(request.digest.removeprefix("sha256:"))
-    sealed_input = seal(
-        canonical_bytes(table),
-        enclave.public,
-        SealContext(request_digest=request_id, recipient=enclave.public.party_id, purpose="input"),
-    )
-    echo("\n4. amiller verifies the enclave evidence (simulation explicitly allowed), approves,")
-    echo(f"   and seals {len(sealed_input)} bytes to the enclave key (HPKE + AES-256-GCM STREAM)")
-
-    # --- run inside the enclave ----------------------------------------------------------
-    received = {e.digest: e for e in (attestation.envelope, request.envelope, approval.envelope)}
-    req = received[request.digest].open(ComputationRequest)
-    att = received[attestation.digest].open(DatasetAttestation)
-    appr = received[approval.digest].open(Approval)
-    plaintext = open_sealed(
-        sealed_input,
-        enclave.identity,
-        SealContext(request_digest=request_id, recipient=enclave.public.party_id, purpose="input"),
-    )
-    data = read_verified(plaintext, commitment)
-    result = canonical_json(topic_counts(data, k=int(req.statement.parameters["k"])))
-    del plaintext, data
-    receipt, released = issue_receipt(
-        enclave,
-        request=req,
-        approvals=[appr],
-        attestations=[att],
-        outputs={requester.party_id: result},
-        issued_at=now,
-    )
-    sealed_result = seal(
-        released[requester.party_id].to_json(),
-        requester.public,
-        SealContext(request_digest=request_id, recipient=requester.party_id, purpose="result"),
-    )
-    echo("\n5. the enclave checks every signature, opens the data, verifies it against the")
-    echo("   commitment, computes, seals the result to CloudMolty and signs a receipt")
-
-    # --- log ---------------------------------------------------------------------------
-    engine = sqlite_engine(workdir / "log.sqlite")
-    try:
-        store = SqlLogStore(engine)
-        store.create_schema()
-        log = TransparencyLog(store)
-        log_signer = NoteSigner.from_seed("demo.sealroom.example/log", os.urandom(32))
-        envelopes: list[Envelope] = [
-            attestation.envelope,
-            enclave.evidence.envelope,
-            request.envelope,
-            approval.envelope,
-            receipt.envelope,
-        ]
-        indices: dict[str, int] = {}
-        for env in envelopes:
-            indices[env.digest] = log.append(env.to_json())
-        checkpoint = log.checkpoint(log_signer)
-        bundle = assemble_bundle(
-            receipt=receipt.envelope,
-            evidence=enclave.evidence.envelope,
-            statements=[request.envelope, approval.envelope, attestation.envelope],
-            log=log,
-            indices=indices,
-            checkpoint=checkpoint,
-            verifier_key=log_signer.verifier.vkey,
+@contextlib.contextmanager
+def _process(
+    args: Sequence[str], log: Path, env: Mapping[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process that is always stopped (SIGTERM, then SIGKILL) when the block ends."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [sys.executable, "-m", "sealroom.cli", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
         )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the coordinator exited ({proc.returncode}):\n{_tail(log)}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/v1/health", timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"the coordinator did not answer within {timeout:g} s:\n{_tail(log)}")
+
+
+def _wait_enclave(client: Client, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the enclave exited ({proc.returncode}):\n{_tail(log)}")
+        with contextlib.suppress(SealroomError):
+            return client.enclave().evidence
+        time.sleep(0.1)
+    raise RuntimeError(f"the enclave did not register within {timeout:g} s:\n{_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def run_demo(out: Path | None, *, echo: Echo, timeout: float = 60.0) -> int:
+    """Run the scenario; with ``out``, leave every result and proof bundle there. Returns 0 on success."""
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        if any(out.iterdir()):
+            echo(f"error: {out} is not empty; the demo writes fresh results and bundles there")
+            return 2
+    work = Path(tempfile.mkdtemp(prefix="sealroom-demo-"))
+    results_dir = out if out is not None else work / "results"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALROOM_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    started = time.monotonic()
+    try:
+        echo(f"sealroom demo (working files in {work})")
+        echo(BANNER)
+        with _process(
+            ["serve", "--db", f"sqlite:///{work / 'coordinator.db'}", "--port", str(port)],
+            work / "coordinator.log",
+            env,
+        ) as coordinator:
+            _wait_healthy(url, coordinator, work / "coordinator.log", timeout=30)
+            echo(f"\ncoordinator  {url}  (pid {coordinator.pid}, SQLite {work / 'coordinator.db'})")
+            with _process(
+                ["enclave", "--url", url, "--poll-max", "0.5"], work / "enclave.log", env
+            ) as enclave:
+                with Client(base_url=url) as anon:
+                    evidence = _wait_enclave(anon, enclave, work / "enclave.log", timeout=30)
+                echo(
+                    f"enclave      pid {enclave.pid}, evidence {evidence[:23]}... (tee: simulated)"
+                )
+                code = _scenario(url, work, results_dir, echo, timeout)
+        echo(f"\ncoordinator and enclave stopped; {time.monotonic() - started:.1f} s in total")
+        if out is not None and code == 0:
+            echo(f"results and proof bundles are in {out}; check any of them with")
+            echo(f"  sealroom verify --allow-simulated {out}/<name>/bundle.json")
+        return code
+    except (RuntimeError, SealroomError) as exc:
+        detail = exc.diagnostics() if isinstance(exc, SealroomError) else str(exc)
+        echo(f"error: the demo failed: {detail}")
+        return 1
     finally:
-        engine.dispose()
-    echo(f"\n6. all {len(envelopes)} statements are in the transparency log; checkpoint:")
-    echo("   " + checkpoint.rstrip("\n").replace("\n", "\n   "))
+        shutil.rmtree(work, ignore_errors=True)
 
-    # --- deliver + verify ----------------------------------------------------------------
-    opened = ReleasedOutput.from_json(
-        open_sealed(
-            sealed_result,
-            requester,
-            SealContext(request_digest=request_id, recipient=requester.party_id, purpose="result"),
-        )
-    )
-    bundle_path = workdir / "bundle.json"
-    result_path = workdir / "result.json"
-    bundle_path.write_bytes(bundle.to_json())
-    result_path.write_bytes(opened.to_json())
-    echo(f"\n7. CloudMolty opens its result ({result_path.name}):")
-    echo("   " + json.dumps(json.loads(opened.body), sort_keys=True))
 
-    trust = trust_policy(allow_simulated=True, log_key=log_signer.verifier.vkey)
-    echo(
-        f"\n8. anyone verifies the proof bundle offline: sealroom verify {bundle_path} "
-        f"--result {result_path} --allow-simulated"
-    )
-    report = verify_bundle(
-        ProofBundle.from_json(bundle_path.read_bytes()), trust=trust, outputs=[opened]
-    )
-    _print(report, echo)
+def _party(name: str, work: Path, url: str) -> _Party:
+    home = work / "homes" / name
+    identity = Keystore.create(home, name=name)
+    client = Client(base_url=url, identity=identity)
+    client.register_party(name)
+    return _Party(name=name, home=home, identity=identity, client=client)
 
-    # --- tamper ------------------------------------------------------------------------
-    tampered = _flip_receipt_byte(bundle_path.read_bytes())
-    echo("\n9. the same bundle with one byte of the receipt changed:")
+
+def _scenario(url: str, work: Path, results: Path, echo: Echo, timeout: float) -> int:
+    now = lambda: int(time.time())  # noqa: E731
+    parties = {n: _party(n, work, url) for n in ("amiller", "CloudMolty", "NewbieMolty", "auditor")}
     try:
-        verify_bundle(ProofBundle.from_json(tampered), trust=trust, outputs=[opened])
+        return _run(parties, results, echo, now, timeout)
+    finally:
+        for p in parties.values():
+            p.client.close()
+
+
+def _run(
+    parties: dict[str, _Party], results: Path, echo: Echo, now: Callable[[], int], timeout: float
+) -> int:
+    amiller, cloud, newbie = parties["amiller"], parties["CloudMolty"], parties["NewbieMolty"]
+    echo("\n1. four parties create their keys and register")
+    for p in parties.values():
+        echo(f"   {p.name:<12} {p.identity.party_id}")
+
+    echo(
+        "\n2. each owner profiles its log locally, commits to it and publishes a signed attestation"
+    )
+    published = {}
+    for party, data, title, description, rules in (
+        (
+            amiller,
+            "amiller",
+            "TEE development log (dstack / Phala)",
+            "Work notes from building on dstack: remote attestation, reproducible builds, TLS in "
+            "TEE, on-chain authorization, KMS and secrets, production debugging.",
+            AMILLER_POLICY,
+        ),
+        (
+            cloud,
+            "cloudmolty",
+            "GCP confidential VM log",
+            "Notes from running confidential VMs on GCP: TDX + TPM dual attestation, SCALE "
+            "encoding, cloud APIs.",
+            OWN_DATA_POLICY,
+        ),
+        (
+            newbie,
+            "newbiemolty",
+            "Learning log: getting started with TEEs",
+            "A beginner's notes while learning containers, TEEs and attestation.",
+            OWN_DATA_POLICY,
+        ),
+    ):
+        pub = publish(
+            party.client,
+            party.identity,
+            dataset_path(data),
+            title=title,
+            description=description,
+            policy_rules=rules,
+            now=now(),
+            home=party.home,
+        )
+        published[party.name] = pub.dataset
+        echo(
+            f"   {party.name:<12} {pub.rows:>5} records -> {pub.dataset[:23]}... "
+            f"(log index {pub.log_index}, inclusion proof checked)"
+        )
+    echo("   amiller's policy: allow topic-overlap and gap-analysis, approve topic-overlap")
+    echo("   automatically, k = 5 (a term counts only if it occurs in at least 5 records)")
+
+    echo(
+        '\n3. CloudMolty searches for "attestation", ranked by keyword Jaccard against its own log'
+    )
+    page = cloud.client.search("attestation", similar_to=published["CloudMolty"], limit=5)
+    found = next((h for h in page.items if h.dataset.dataset == published["amiller"]), None)
+    for hit in page.items:
+        jac = f"{hit.jaccard:.3f}" if hit.jaccard is not None else "-"
+        echo(f"   jaccard {jac}  {hit.dataset.title}  ({hit.dataset.owner_name})")
+    if found is None:
+        echo("   error: amiller's dataset was not found")
+        return 1
+    _card(found.dataset, echo)
+
+    echo("\n4. CloudMolty asks for a topic overlap with the seed's call shape:")
+    echo("   POST /v1/compute/keyword-overlap {dataset_a, dataset_b} -> a draft request to sign")
+    overlap = _keyword_overlap(cloud, published["CloudMolty"], published["amiller"], now())
+    echo(f"   request {overlap.request[:23]}... status {overlap.status}")
+
+    echo("\n5. each owner's client handles its inbox")
+    for party in (cloud, amiller):
+        for item in auto_approve(
+            party.client, party.identity, home=party.home, allow_simulated=True, now=now()
+        ):
+            echo(f"   {party.name:<12} {item.action} {item.request[:23]}...: {item.reason}")
+
+    echo("\n6. NewbieMolty asks for a gap analysis of its log against amiller's")
+    gap = request(
+        newbie.client,
+        newbie.identity,
+        "gap-analysis",
+        [published["amiller"], published["NewbieMolty"]],
+        {},
+        now=now(),
+    )
+    echo(f"   request {gap.request[:23]}... status {gap.status}")
+    for item in auto_approve(
+        newbie.client, newbie.identity, home=newbie.home, allow_simulated=True, now=now()
+    ):
+        echo(f"   NewbieMolty  {item.action} {item.request[:23]}...: {item.reason}")
+    left = [
+        i
+        for i in auto_approve(
+            amiller.client, amiller.identity, home=amiller.home, allow_simulated=True, now=now()
+        )
+        if i.request == gap.request
+    ]
+    echo(f"   amiller's policy leaves it for a person: {left[0].reason if left else '-'}")
+    for a in approve(
+        amiller.client,
+        amiller.identity,
+        gap.request,
+        home=amiller.home,
+        allow_simulated=True,
+        now=now(),
+        reason="a beginner's gap analysis reveals only my topic counts; fine",
+    ):
+        echo(f"   amiller      approved by hand ({a.mode}) and sealed its data to the enclave")
+
+    echo("\n7. the enclave runs both jobs (verifies every statement, unseals, checks commitments,")
+    echo("   applies k, seals each result to its recipients, signs a receipt)")
+    for req in (overlap.request, gap.request):
+        view = wait(cloud.client if req == overlap.request else newbie.client, req, timeout=timeout)
+        echo(
+            f"   {req[:23]}... {view.status}"
+            + (f": {view.status_reason}" if view.status_reason else "")
+        )
+        if view.status != "completed":
+            return 1
+
+    echo("\n8. recipients open and verify their results (receipt, evidence, log proofs)")
+    fetched: dict[str, FetchedResult] = {}
+    for label, party, req in (
+        ("overlap-cloudmolty", cloud, overlap.request),
+        ("overlap-amiller", amiller, overlap.request),
+        ("gap-newbiemolty", newbie, gap.request),
+    ):
+        res = fetch_result(
+            party.client,
+            party.identity,
+            req,
+            results / label,
+            home=party.home,
+            allow_simulated=True,
+        )
+        fetched[label] = res
+        echo(
+            f"   {party.name:<12} VERIFIED {len(res.report.checks)} checks (SIMULATED TEE) -> {label}/"
+        )
+    if fetched["overlap-cloudmolty"].output.body != fetched["overlap-amiller"].output.body:
+        echo("   error: the two overlap recipients got different results")
+        return 1
+    echo("   CloudMolty and amiller received the same overlap result")
+    try:
+        newbie.client.result(overlap.request)
+    except SealroomError as exc:
+        echo(
+            f"   NewbieMolty asking for the overlap result gets: {exc.public_message} [{exc.code}]"
+        )
+
+    echo("\n   topic overlap (CloudMolty x amiller):")
+    _show(fetched["overlap-cloudmolty"].body, echo)
+    echo("\n   gap analysis (NewbieMolty against amiller), only NewbieMolty receives it:")
+    _show(fetched["gap-newbiemolty"].body, echo)
+
+    echo("\n9. the auditor verifies every bundle from the files alone (no network)")
+    trust = trust_policy(allow_simulated=True)
+    for label, res in fetched.items():
+        bundle = ProofBundle.from_json(res.bundle_path.read_bytes())
+        report = verify_bundle(bundle, trust=trust, outputs=list(bundle.outputs))
+        echo(f"   {label:<20} VERIFIED ({len(report.checks)} checks, simulated={report.simulated})")
+
+    echo("\n10. the same bundle with one byte of its receipt changed:")
+    tampered = ProofBundle.from_json(_flip_receipt_byte(fetched["gap-newbiemolty"].bundle_path))
+    try:
+        verify_bundle(tampered, trust=trust, outputs=list(tampered.outputs))
     except BundleRejected as exc:
-        for c in exc.report.failures:
-            echo(f"   FAIL  {c.name}: {c.detail}")
+        for check in exc.report.failures:
+            echo(f"   FAIL  {check.name}: {check.detail}")
         echo("   -> rejected, as it must be")
         return 0
     echo("   -> NOT rejected: this is a bug")
     return 1
 
 
-def _flip_receipt_byte(bundle: bytes) -> bytes:
+def _flip_receipt_byte(bundle: Path) -> bytes:
     """Change one character of the base64 receipt payload (keeps the JSON well-formed)."""
-    doc = json.loads(bundle)
+    doc = json.loads(bundle.read_bytes())
     payload = doc["receipt"]["payload"]
     i = len(payload) // 2
     doc["receipt"]["payload"] = payload[:i] + ("A" if payload[i] != "A" else "B") + payload[i + 1 :]
     return canonical_json(doc)
 
 
-def _print(report: VerificationReport, echo: Echo) -> None:
-    for c in report.checks:
-        echo(f"   {'PASS' if c.passed else 'FAIL'}  {c.name}: {c.detail}")
-    for w in report.warnings:
-        echo(f"   warning: {w}")
+def _keyword_overlap(party: _Party, mine: str, theirs: str, now: int) -> RequestView:
+    """The seed's call: take the server's draft, check it against the local library, sign it."""
+    draft = party.client.keyword_overlap_draft(mine, theirs)
+    expected = default_registry().get("topic-overlap").ref()
+    if (
+        draft.requester != party.identity.party_id
+        or draft.computation != expected
+        or draft.inputs != (mine, theirs)
+        or party.identity.party_id not in draft.recipients
+        or abs(draft.created_at - now) > 300
+    ):
+        raise VerificationFailed("the coordinator's keyword-overlap draft is not what was asked")
+    signed = sign_statement(draft, party.identity)
+    return party.client.keyword_overlap_create(mine, theirs, signed.envelope)
+
+
+def _card(view: DatasetView, echo: Echo) -> None:
+    profile = view.profile
+    days = profile.get("active_days")
+    echo("   the card CloudMolty sees (never the raw logs):")
+    echo(f"     dataset        {view.dataset}")
+    echo(f"     owner          {view.owner_name} ({view.owner[:16]}...)")
+    echo(f"     topics         {', '.join(view.topics)}")
     echo(
-        f"   VERIFIED: all {len(report.checks)} checks passed"
-        + (" (SIMULATED TEE)" if report.simulated else "")
+        f"     volume         {view.row_count} records, {profile.get('projects')} projects, "
+        f"{days} active days"
     )
+    echo(f"     primary focus  {profile.get('primary_focus')}")
+    echo(f"     key expertise  {', '.join(profile.get('expertise', []))}")
+    words = ", ".join(f"{k.term} ({k.count})" for k in view.keywords[:12])
+    echo(f"     keywords       {words}")
+
+
+def _show(body: Any, echo: Echo, indent: str = "     ") -> None:
+    if not isinstance(body, dict):
+        echo(indent + json.dumps(body))
+        return
+    for key, value in body.items():
+        if isinstance(value, list) and len(value) > 8:
+            shown = json.dumps(value[:8]) + f" ... (+{len(value) - 8})"
+        else:
+            shown = json.dumps(value)
+        echo(f"{indent}{key}: {shown}")

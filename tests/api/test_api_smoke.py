@@ -29,7 +29,9 @@ def test_api_health_and_publish(server: tuple[str, Clock]) -> None:
         r = alice.register("alice")
         assert r.status_code == 201, r.text
         att = sign_statement(attestation(alice.identity), alice.identity)
-        r = alice.call("POST", "/v1/datasets", {"attestation": att.envelope.to_dict(), "policy": None})
+        r = alice.call(
+            "POST", "/v1/datasets", {"attestation": att.envelope.to_dict(), "policy": None}
+        )
         assert r.status_code == 201, r.text
         assert r.json()["dataset"] == att.digest
         r = http.get("/v1/search", params={"q": "attestation"})

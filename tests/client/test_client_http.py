@@ -50,9 +50,7 @@ def client_with(handler: Handler, *, signed_as: object = ALICE) -> Client:
 
 
 def error(status: int, code: str, detail: str) -> httpx.Response:
-    return httpx.Response(
-        status, json={"error": {"code": code, "message": "m", "detail": detail}}
-    )
+    return httpx.Response(status, json={"error": {"code": code, "message": "m", "detail": detail}})
 
 
 def request_view_json(req_digest: str, envelope: dict[str, object]) -> dict[str, object]:
@@ -77,7 +75,9 @@ def request_view_json(req_digest: str, envelope: dict[str, object]) -> dict[str,
         "recipients": [ALICE.party_id],
         "status": "pending",
         "status_reason": None,
-        "precheck": [{"dataset": digest_hex("d"), "allowed": True, "automatic": False, "reasons": ["x"]}],
+        "precheck": [
+            {"dataset": digest_hex("d"), "allowed": True, "automatic": False, "reasons": ["x"]}
+        ],
         "history": [{"status": "pending", "at": T0, "reason": None}],
         "receipt": None,
         "created_at": T0,
@@ -242,7 +242,6 @@ def test_malformed_responses_are_protocol_errors(body: bytes) -> None:
 
 def test_request_view_parses_and_envelope_is_checked() -> None:
     from sealroom.statements import ComputationRequest
-
     from tests.helpers import request as make_request
 
     req = sign_statement(make_request(ALICE, (digest_hex("d"),)), ALICE)
@@ -312,9 +311,7 @@ def test_upload_sends_octet_stream_with_enclave_header_and_progress() -> None:
     assert req.content == blob
     assert req.headers["content-type"] == "application/octet-stream"
     assert req.headers["sealroom-enclave"] == digest_hex("e")
-    assert req.url.raw_path.decode() == (
-        f"/v1/requests/{digest_hex('r')}/inputs/{digest_hex('d')}"
-    )
+    assert req.url.raw_path.decode() == (f"/v1/requests/{digest_hex('r')}/inputs/{digest_hex('d')}")
     verify_request(
         req.headers,
         method="PUT",

@@ -63,7 +63,10 @@ def _limit_for(scope: Scope) -> int:
 
 
 class BodyLimit:
-    """Refuse bodies over the route's limit: by Content-Length up front, else while reading."""
+    """Refuse bodies over the route's limit: by Content-Length up front, else while reading.
+
+    Also the last line of defence for unexpected exceptions (a clean 500).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -91,7 +94,22 @@ class BodyLimit:
                     raise BodyTooLarge(f"the body exceeds the limit of {limit} bytes")
             return message
 
-        await self.app(scope, limited, send)
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracking)
+        except Exception as exc:
+            # A bug: answer 500 "internal" (logged, no internals) and keep the server serving.
+            if started:
+                raise
+            response = await handle_unexpected(Request(scope), exc)
+            await response(scope, receive, send)
 
 
 def _target(request: Request) -> str:
@@ -130,7 +148,6 @@ def create_app(
     )
     app.state.coordinator = coordinator
     app.add_exception_handler(SealroomError, handle_sealroom_error)
-    app.add_exception_handler(Exception, handle_unexpected)
 
     async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
         detail = "invalid parameters"

@@ -155,16 +155,16 @@ def _print_report(path: Path, report: VerificationReport) -> None:
 
 @app.command()
 def demo(
-    workdir: Annotated[
+    out: Annotated[
         Path | None,
-        typer.Option("--dir", help="Where to write the demo's files (default: a temp dir)."),
+        typer.Option("--out", help="Leave each result and proof bundle in this (empty) directory."),
     ] = None,
 ) -> None:
-    """Run the end-to-end demo on embedded data and verify its proof bundle."""
+    """Run the reference scenario end to end: coordinator, SIMULATED enclave, four parties."""
     from sealroom.demo import run_demo
 
     try:
-        code = run_demo(workdir, echo=typer.echo)
+        code = run_demo(out, echo=typer.echo)
     except SealroomError as exc:
         typer.echo(f"error: {exc.diagnostics()}", err=True)
         raise typer.Exit(EXIT_FAILED) from None

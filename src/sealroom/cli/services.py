@@ -69,6 +69,12 @@ def enclave(
     once: Annotated[
         bool, typer.Option("--once", help="Register, run at most one job, and exit.")
     ] = False,
+    poll_max: Annotated[
+        float,
+        typer.Option(
+            "--poll-max", min=0.05, max=60.0, help="Longest wait between polls when idle (s)."
+        ),
+    ] = 5.0,
     json_output: JsonOpt = False,
 ) -> None:
     """Run the mediator enclave worker: register evidence, then claim and run jobs."""
@@ -92,6 +98,8 @@ def enclave(
             worker = EnclaveWorker(
                 client=client,
                 keys=keys,
+                idle_max=poll_max,
+                idle_min=min(0.25, poll_max),
                 on_event=None if json_output else lambda m: typer.echo(m, err=True),
             )
             evidence = worker.register()

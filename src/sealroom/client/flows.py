@@ -110,7 +110,7 @@ def _commitment_ref(c: DatasetCommitment) -> CommitmentRef:
 
 
 def _read_table(path: Path) -> pa.Table:
-    from sealroom.connectors import read_table
+    from sealroom.connectors.files import read_table
 
     return read_table(path)
 
@@ -120,7 +120,17 @@ def _card(table: pa.Table) -> Mapping[str, Any]:
     from sealroom.connectors.profile import profile_table
 
     card = profile_table(table)
-    return card.attestation_fields()
+    return {
+        "keywords": tuple({"term": t, "count": n} for t, n in card.keywords),
+        "topics": card.topics,
+        "schema": tuple({"name": name, "type": kind} for name, kind in card.schema),
+        "time_range": (
+            {"start": card.time_range[0], "end": card.time_range[1]}
+            if card.time_range is not None
+            else None
+        ),
+        "profile": card.profile,
+    }
 
 
 def publish(

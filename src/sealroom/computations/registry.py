@@ -48,6 +48,8 @@ class Registry:
 
 def default_registry() -> Registry:
     """Every computation shipped with sealroom."""
-    from sealroom.computations import gap_analysis, topic_overlap
+    # Module imports (not ``from package import``) so mypy resolves the submodules.
+    import sealroom.computations.gap_analysis as gap_analysis
+    import sealroom.computations.topic_overlap as topic_overlap
 
     return Registry([topic_overlap.COMPUTATION, gap_analysis.COMPUTATION])

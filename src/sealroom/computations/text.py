@@ -7,7 +7,7 @@ into the enclave).
 
 Pipeline for one record:
 
-1. NFKC normalisation and lower-casing, so ``ＴＤＸ`` and ``TDX`` are one term.
+1. NFKC normalisation and lower-casing, so full-width ``TDX`` and ``TDX`` are one term.
 2. Tokenisation that keeps technical tokens whole: ``tpm2``, ``x509``,
    ``scale-codec``, ``ra-tls``, ``docker-compose.yml``. A token starts and ends
    with a letter or digit; inner ``. _ - + /`` are kept.
@@ -58,11 +58,18 @@ SUBSUME_RATIO = Fraction(4, 5)
 """A term is dropped for a longer term containing it that occurs in >= 80 % as many records."""
 
 _TOKEN = re.compile(r"[a-z0-9](?:[a-z0-9._+/-]*[a-z0-9+])?")
-_SEGMENT_BREAK = re.compile(r"[.!?;:,()\[\]{}\"“”'`|]+(?:\s|$)|[()\[\]{}\"“”`|;]|\s[-–—]+\s|\n")
+_SEGMENT_BREAK = re.compile(
+    r"[.!?;:,()\[\]{}\"“”'`|]+(?:\s|$)|[()\[\]{}\"“”`|;]|\s[-\u2013\u2014]+\s|\n"
+)
 _NUMBERISH = re.compile(r"^[0-9][0-9._:/+-]*[a-z]{0,3}$|^v[0-9][0-9.]*$")
 _HEXISH = re.compile(r"^(?:0x)?[0-9a-f]{8,}$")
 
-STOPWORDS: frozenset[str] = frozenset(
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+STOPWORDS: frozenset[str] = _words(
     """
     a about above after again against all almost along already also although always am among an
     and another any anyone anything anyway are aren't around as at away back be became because
@@ -77,11 +84,11 @@ STOPWORDS: frozenset[str] = frozenset(
     until up upon us very via was wasn way we well were weren what whatever when where whether which
     while who whom whose why will with within without won would wouldn yet you your yours yourself
     yourselves ll ve re d m
-    """.split()
+    """
 )
 """English function words; a term never contains one."""
 
-LOG_NOISE: frozenset[str] = frozenset(
+LOG_NOISE: frozenset[str] = _words(
     """
     today yesterday tomorrow tonight morning afternoon evening night week weekend day days hour
     hours minute minutes min mins sec secs time times monday tuesday wednesday thursday friday
@@ -105,15 +112,15 @@ LOG_NOISE: frozenset[str] = frozenset(
     asking explained moved issued requested generated answer helpful remember someone myself
     fun lost open opened close closed feel feeling means mean meaning match matches matched
     every each anyway only slower faster almost enough cleaner clean
-    """.split()
+    """
 )
 """Words that fill work logs without naming a topic."""
 
-_NOT_PLURAL: frozenset[str] = frozenset(
+_NOT_PLURAL: frozenset[str] = _words(
     """
     kms tls mtls aws gcs dns https ias pcs ens sss gas news lens canvas chaos perhaps always
     ios macos redis postgres kubernetes devops cors jwks
-    """.split()
+    """
 )
 _PLURAL_MAP: Mapping[str, str] = {
     "vms": "vm",

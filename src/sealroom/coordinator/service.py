@@ -46,9 +46,9 @@ from sealroom.statements import (
     Policy,
     Receipt,
 )
+from sealroom.storage.datasets import insert_datasets
 from sealroom.storage.engine import read_transaction, write_transaction
 from sealroom.storage.schema import (
-    dataset_keywords,
     datasets,
     enclaves,
     jobs,
@@ -63,7 +63,7 @@ from sealroom.storage.schema import (
     results,
     statements,
 )
-from sealroom.storage.search import SearchQuery, index_dataset, normalize_term, search
+from sealroom.storage.search import SearchQuery, search
 from sealroom.transparency.checkpoint import NoteSigner
 from sealroom.verification.assemble import assemble_bundle
 
@@ -353,39 +353,7 @@ class Coordinator:
                     raise InvalidInput("the attestation names another party's policy")
             index, _, created = self._store(conn, env, now=now)
             if created:
-                terms: dict[str, int | None] = {}
-                for kw in att.keywords:
-                    terms.setdefault(normalize_term(kw.term), kw.count)
-                terms.pop("", None)
-                seq = conn.execute(
-                    datasets.insert()
-                    .values(
-                        dataset=env.digest,
-                        owner=att.owner,
-                        title=att.title,
-                        row_count=att.row_count,
-                        time_start=None if att.time_range is None else att.time_range.start,
-                        time_end=None if att.time_range is None else att.time_range.end,
-                        policy=att.policy,
-                        keyword_count=len(terms),
-                        status="active",
-                        created_at=att.created_at,
-                        registered_at=now,
-                    )
-                    .returning(datasets.c.seq)
-                ).scalar_one()
-                if terms:
-                    conn.execute(
-                        dataset_keywords.insert(),
-                        [{"term": t, "seq": seq, "count": c} for t, c in terms.items()],
-                    )
-                index_dataset(
-                    conn,
-                    seq=int(seq),
-                    title=att.title,
-                    tags=[kw.term for kw in att.keywords] + list(att.topics),
-                    description=att.description,
-                )
+                insert_datasets(conn, [(env.digest, att)], registered_at=now)
             view = self._dataset_views(conn, [env.digest])[0]
             checkpoint_note = _latest_checkpoint(conn)
             size = _checkpoint_size(checkpoint_note)
@@ -666,9 +634,9 @@ class Coordinator:
                     raise Conflict(f"dataset {ds} has been withdrawn")
                 owners.append(str(row.owner))
         if computation.release == "requester":
-            recipients = [caller]
+            recipients: list[str] = [caller]
         else:
-            recipients = list(dict.fromkeys([caller, *owners]))
+            recipients = list(dict.fromkeys([str(caller), *owners]))
         params = computation.params.model_validate({}).model_dump(mode="json")
         draft = ComputationRequest.model_validate(
             {

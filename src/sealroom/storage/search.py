@@ -20,6 +20,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Connection, Float, and_, cast, exists, func, select
@@ -34,7 +35,7 @@ __all__ = [
     "SearchQuery",
     "fts_create_statements",
     "fts_drop_statements",
-    "index_dataset",
+    "index_datasets",
     "normalize_term",
     "search",
 ]
@@ -72,29 +73,27 @@ def normalize_term(term: str) -> str:
     return term.strip().casefold()
 
 
-def index_dataset(
-    conn: Connection, *, seq: int, title: str, tags: Sequence[str], description: str
-) -> None:
-    """Write the full-text entry of one dataset (inside the caller's transaction)."""
-    tag_text = " ".join(tags)
+def index_datasets(conn: Connection, rows: Sequence[tuple[int, str, Sequence[str], str]]) -> None:
+    """Write full-text entries ``(seq, title, tags, description)`` in the caller's transaction."""
+    params = [
+        {"seq": seq, "title": title, "tags": " ".join(tags), "description": description}
+        for seq, title, tags, description in rows
+    ]
+    if not params:
+        return
     if conn.dialect.name == "sqlite":
-        conn.execute(
-            sa.text(
-                "INSERT INTO dataset_fts (rowid, title, tags, description) "
-                "VALUES (:seq, :title, :tags, :description)"
-            ),
-            {"seq": seq, "title": title, "tags": tag_text, "description": description},
+        sql = (
+            "INSERT INTO dataset_fts (rowid, title, tags, description) "
+            "VALUES (:seq, :title, :tags, :description)"
         )
     else:
-        conn.execute(
-            sa.text(
-                "INSERT INTO dataset_fts (seq, document) VALUES (:seq, "
-                "setweight(to_tsvector('english', :title), 'A') || "
-                "setweight(to_tsvector('english', :tags), 'B') || "
-                "setweight(to_tsvector('english', :description), 'C'))"
-            ),
-            {"seq": seq, "title": title, "tags": tag_text, "description": description},
+        sql = (
+            "INSERT INTO dataset_fts (seq, document) VALUES (:seq, "
+            "setweight(to_tsvector('english', :title), 'A') || "
+            "setweight(to_tsvector('english', :tags), 'B') || "
+            "setweight(to_tsvector('english', :description), 'C'))"
         )
+    conn.execute(sa.text(sql), params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,17 +214,31 @@ def search(conn: Connection, query: SearchQuery) -> SearchPage:
     if query.q is not None:
         tokens = _tokens(query.q)
         if conn.dialect.name == "sqlite":
+            # Rank inside the FTS table first (one pass over the posting lists), then join:
+            # a join driven from ``datasets`` would run MATCH once per dataset row.
             match = " AND ".join(f'"{t}"' for t in tokens)
-            from_ = from_.join(_fts_sqlite, _fts_sqlite.c.rowid == d.c.seq)
-            where.append(sa.text("dataset_fts MATCH :match").bindparams(match=match))
-            score = -func.bm25(sa.literal_column("dataset_fts"), 3.0, 2.0, 1.0)
+            fts = (
+                select(
+                    _fts_sqlite.c.rowid.label("seq"),
+                    (-func.bm25(sa.literal_column("dataset_fts"), 3.0, 2.0, 1.0)).label("rank"),
+                )
+                .where(sa.literal_column("dataset_fts").op("MATCH", return_type=sa.Boolean)(match))
+                .subquery("fts")
+            )
         else:
             tsq = func.plainto_tsquery(sa.literal_column("'english'"), " ".join(tokens))
-            from_ = from_.join(_fts_pg, _fts_pg.c.seq == d.c.seq)
-            where.append(_fts_pg.c.document.op("@@")(tsq))
-            score = cast(func.ts_rank_cd(_fts_pg.c.document, tsq), Float)
+            fts = (
+                select(
+                    _fts_pg.c.seq.label("seq"),
+                    cast(func.ts_rank_cd(_fts_pg.c.document, tsq), Float).label("rank"),
+                )
+                .where(_fts_pg.c.document.op("@@")(tsq))
+                .subquery("fts")
+            )
+        from_ = from_.join(fts, fts.c.seq == d.c.seq)
+        score = fts.c.rank
 
-    jaccard: ColumnElement[float] | None = None
+    jaccard: ColumnElement[Any] | None = None
     if query.similar_to is not None:
         target = conn.execute(
             select(d.c.seq).where(d.c.dataset == query.similar_to)

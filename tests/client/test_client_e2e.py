@@ -1,0 +1,225 @@
+"""The SDK flows end to end against the real coordinator, with an in-process simulated enclave."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from client_world import AUTO_POLICY, TOPICS_A, TOPICS_B, coordinator, now, party, write_jsonl
+
+from sealroom.client import flows
+from sealroom.client.enclave_worker import EnclaveWorker, make_enclave_keys
+from sealroom.client.http import Client
+from sealroom.errors import AttestationInvalid, CommitmentMismatch, NotFound
+from sealroom.verification.bundle import ProofBundle
+from sealroom.verification.trust import trust_policy
+from sealroom.verification.verify import BundleRejected, verify_bundle
+
+
+def test_publish_request_approve_run_result_verify(tmp_path: Path) -> None:
+    with coordinator(tmp_path) as url:
+        alice_home, alice = party(tmp_path, "alice")
+        bob_home, bob = party(tmp_path, "bob")
+        carol_home, carol = party(tmp_path, "carol")
+        a = Client(base_url=url, identity=alice)
+        b = Client(base_url=url, identity=bob)
+        c = Client(base_url=url, identity=carol)
+        for client, name in ((a, "alice"), (b, "bob"), (c, "carol")):
+            client.register_party(name)
+
+        a_file = write_jsonl(tmp_path / "alice.jsonl", TOPICS_A)
+        b_file = write_jsonl(tmp_path / "bob.jsonl", TOPICS_B)
+        pa_ = flows.publish(
+            a,
+            alice,
+            a_file,
+            title="Alice's TEE log",
+            description="work notes",
+            policy_rules=AUTO_POLICY,
+            now=now(),
+            home=alice_home,
+        )
+        pb = flows.publish(
+            b,
+            bob,
+            b_file,
+            title="Bob's systems log",
+            description="notes",
+            policy_rules=None,
+            now=now(),
+            home=bob_home,
+        )
+        assert pa_.policy is not None
+        assert pb.policy is None
+        index = json.loads((alice_home / "datasets.json").read_text())
+        assert index["datasets"][pa_.dataset]["path"] == str(a_file.resolve())
+
+        hits = a.search("tee")
+        assert pa_.dataset in {h.dataset.dataset for h in hits.items}
+
+        # Enclave: registered before anyone seals.
+        keys = make_enclave_keys(now=now())
+        enclave_client = Client(base_url=url, identity=keys.identity)
+        worker = EnclaveWorker(client=enclave_client, keys=keys)
+        worker.register()
+        assert worker.step().outcome == "idle"
+
+        view = flows.request(
+            b, bob, "topic-overlap", [pa_.dataset, pb.dataset], {"top": 10}, now=now()
+        )
+        assert set(view.recipients) == {alice.party_id, bob.party_id}
+        assert view.status == "pending"
+
+        # Someone who is not a party of the request cannot see it, let alone approve it.
+        with pytest.raises(NotFound):
+            flows.approve(c, carol, view.request, home=carol_home, allow_simulated=True, now=now())
+
+        # Simulated evidence is refused unless explicitly allowed; nothing is signed then.
+        with pytest.raises(AttestationInvalid, match="allow"):
+            flows.approve(b, bob, view.request, home=bob_home, now=now())
+        assert flows.status(b, view.request).inputs[1].decision == "pending"
+
+        # Alice's policy approves topic-overlap automatically; Bob decides by hand.
+        auto = flows.auto_approve(a, alice, home=alice_home, allow_simulated=True, now=now())
+        assert [(x.dataset, x.action) for x in auto] == [(pa_.dataset, "approved")]
+        assert auto[0].result is not None
+        assert auto[0].result.mode == "policy"
+        assert auto[0].result.simulated
+        assert (
+            flows.auto_approve(b, bob, home=bob_home, allow_simulated=True, now=now())[0].action
+            == "left"
+        )
+
+        done = flows.approve(b, bob, view.request, home=bob_home, allow_simulated=True, now=now())
+        assert [d.mode for d in done] == ["manual"]
+        assert done[0].status == "approved"
+
+        step = worker.step()
+        assert step.outcome == "completed", step.reason
+        final = flows.wait(b, view.request, timeout=5)
+        assert final.status == "completed"
+
+        with pytest.raises(BundleRejected):
+            flows.fetch_result(b, bob, view.request, tmp_path / "bob-out", home=bob_home)
+        got = flows.fetch_result(
+            b, bob, view.request, tmp_path / "bob-out", home=bob_home, allow_simulated=True
+        )
+        assert got.simulated
+        assert any("SIMULATED" in w for w in got.report.warnings)
+        assert "shared" in json.dumps(got.body)
+        got_a = flows.fetch_result(
+            a, alice, view.request, tmp_path / "alice-out", home=alice_home, allow_simulated=True
+        )
+        assert got_a.body == got.body
+
+        # The written bundle verifies offline with the written result, and only that one.
+        bundle = ProofBundle.from_json((tmp_path / "bob-out" / "bundle.json").read_bytes())
+        report = verify_bundle(bundle, trust=trust_policy(allow_simulated=True))
+        assert report.simulated
+        with pytest.raises(NotFound):
+            c.result(view.request)
+
+
+def test_changed_data_is_never_sealed(tmp_path: Path) -> None:
+    with coordinator(tmp_path) as url:
+        alice_home, alice = party(tmp_path, "alice")
+        bob_home, bob = party(tmp_path, "bob")
+        a = Client(base_url=url, identity=alice)
+        b = Client(base_url=url, identity=bob)
+        a.register_party("alice")
+        b.register_party("bob")
+        a_file = write_jsonl(tmp_path / "alice.jsonl", TOPICS_A)
+        pub = flows.publish(
+            a,
+            alice,
+            a_file,
+            title="A",
+            description="",
+            policy_rules=None,
+            now=now(),
+            home=alice_home,
+        )
+        b_file = write_jsonl(tmp_path / "bob.jsonl", TOPICS_B)
+        pub_b = flows.publish(
+            b, bob, b_file, title="B", description="", policy_rules=None, now=now(), home=bob_home
+        )
+        keys = make_enclave_keys(now=now())
+        EnclaveWorker(client=Client(base_url=url, identity=keys.identity), keys=keys).register()
+        view = flows.request(b, bob, "gap-analysis", [pub.dataset, pub_b.dataset], {}, now=now())
+        assert view.recipients == (bob.party_id,)
+        write_jsonl(a_file, TOPICS_A, rows=61)
+        with pytest.raises(CommitmentMismatch, match="no longer matches"):
+            flows.approve(a, alice, view.request, home=alice_home, allow_simulated=True, now=now())
+        assert flows.status(a, view.request).inputs[0].decision == "pending"
+        rejected = flows.reject(a, alice, view.request, reason="not now", now=now())
+        assert rejected.status == "rejected"
+
+
+def test_worker_loop_reports_a_failing_job_and_stops_on_event(tmp_path: Path) -> None:
+    import threading
+
+    with coordinator(tmp_path) as url:
+        alice_home, alice = party(tmp_path, "alice")
+        bob_home, bob = party(tmp_path, "bob")
+        a = Client(base_url=url, identity=alice)
+        b = Client(base_url=url, identity=bob)
+        a.register_party("alice")
+        b.register_party("bob")
+        pub_a = flows.publish(
+            a,
+            alice,
+            write_jsonl(tmp_path / "a.jsonl", TOPICS_A),
+            title="A",
+            description="",
+            policy_rules=None,
+            now=now(),
+            home=alice_home,
+        )
+        pub_b = flows.publish(
+            b,
+            bob,
+            write_jsonl(tmp_path / "b.jsonl", TOPICS_B),
+            title="B",
+            description="",
+            policy_rules=None,
+            now=now(),
+            home=bob_home,
+        )
+        keys = make_enclave_keys(now=now())
+        events: list[str] = []
+        worker = EnclaveWorker(
+            client=Client(base_url=url, identity=keys.identity),
+            keys=keys,
+            idle_min=0.05,
+            idle_max=0.2,
+            on_event=events.append,
+        )
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(stop,))
+        thread.start()
+        try:
+            view = flows.request(
+                b,
+                bob,
+                "gap-analysis",
+                [pub_a.dataset, pub_b.dataset],
+                {"text_column": "no_such_column"},
+                now=now(),
+            )
+            flows.wait(b, view.request, until={"pending"}, timeout=1)
+            for _ in range(200):  # the worker registers its evidence on its first step
+                if not events:
+                    stop.wait(0.05)
+            assert events[0].startswith("registered enclave")
+            for client, who, home in ((a, alice, alice_home), (b, bob, bob_home)):
+                flows.approve(client, who, view.request, home=home, allow_simulated=True, now=now())
+            final = flows.wait(b, view.request, timeout=10, interval=0.05)
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+        assert not thread.is_alive()
+        assert final.status == "failed"
+        assert final.status_reason is not None
+        assert "compute" in final.status_reason
+        assert any(e.startswith("failed ") for e in events)

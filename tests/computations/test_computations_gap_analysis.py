@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from scenario_data import shipped, texts
+
+from sealroom.computations import PrivacyContext, default_registry
+from sealroom.computations.gap_analysis import GapAnalysisOutput
+from sealroom.errors import InvalidInput
+
+GAP = default_registry().get("gap-analysis", "1.0.0")
+
+
+def run(
+    expert: pa.Table, learner: pa.Table, k: tuple[int, int] = (2, 2), **params: object
+) -> GapAnalysisOutput:
+    out = GAP.run([expert, learner], GAP.parse_params(params), PrivacyContext(k=k))
+    assert isinstance(out, GapAnalysisOutput)
+    return out
+
+
+def test_declaration() -> None:
+    assert (GAP.privacy_class, GAP.release, GAP.input_names) == (
+        "aggregate",
+        "requester",
+        ("expert", "learner"),
+    )
+
+
+def test_exact_small_tables() -> None:
+    expert = texts(
+        *["kms root key"] * 4, *["remote attestation"] * 3, *["docker"] * 2, "rare secret"
+    )
+    learner = texts("docker basics", "docker run", "attestation?", "what is attestation")
+    out = run(expert, learner)
+    assert [(g.term, g.mentions, g.level) for g in out.gaps] == [
+        ("kms root key", 4, "advanced"),
+        ("remote attestation", 3, "intermediate"),
+    ]
+    assert out.intermediate == ("remote attestation",)
+    assert out.advanced == ("kms root key",)
+    assert out.recommended == ("remote attestation", "kms root key")
+    assert (out.expert_topics, out.covered) == (3, 1)  # kms root key, remote attestation, docker
+    assert "covers 1 of the expert's top 3 topics" in out.summary
+
+
+def test_learner_terms_never_in_output() -> None:
+    expert = texts(*["tdx quote"] * 3)
+    learner = texts(*["secret diary entry"] * 10, "tdx")
+    dumped = GapAnalysisOutput.model_dump_json(run(expert, learner))
+    assert "diary" not in dumped
+    assert "secret" not in dumped
+
+
+def test_expert_threshold() -> None:
+    learner = texts("hello")
+    assert run(texts(*["rtmr"] * 4), learner, k=(5, 1)).gaps == ()
+    assert [g.term for g in run(texts(*["rtmr"] * 5), learner, k=(5, 1)).gaps] == ["rtmr"]
+
+
+def test_learner_min_decides_coverage() -> None:
+    expert = texts(*["enclave"] * 5)
+    learner = texts("enclave")
+    assert [g.term for g in run(expert, learner).gaps] == ["enclave"]  # default learner_min=2
+    assert run(expert, learner, learner_min=1).gaps == ()
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"learner_min": 0}, "learner_min"),
+        ({"top": -1}, "top"),
+        ({"recommend": 99}, "recommend"),
+        ({"k": 3}, "k"),
+    ],
+)
+def test_parameter_validation(params: dict[str, object], fragment: str) -> None:
+    with pytest.raises(InvalidInput, match=fragment):
+        GAP.parse_params(params)
+
+
+def test_non_string_text_column() -> None:
+    with pytest.raises(InvalidInput, match="input 'learner' column 'text' is double"):
+        run(texts("a"), pa.table({"text": [1.5]}))
+
+
+def test_scenario_newbie_against_amiller_lists_advanced_tee_topics() -> None:
+    out = run(shipped("amiller"), shipped("newbiemolty"), k=(5, 5))
+    assert out == run(shipped("amiller"), shipped("newbiemolty"), k=(5, 5))
+    gap_terms = {g.term for g in out.gaps}
+    assert "kms" in out.advanced
+    assert {"reproducible build", "tdx quote", "compose hash", "key derivation"} <= gap_terms
+    assert "docker" not in gap_terms
+    assert "attestation" not in gap_terms
+    assert 3 <= len(out.recommended) <= 5
+    assert all(g.mentions >= 5 for g in out.gaps)
+    assert [g.mentions for g in out.gaps] == sorted((g.mentions for g in out.gaps), reverse=True)
+    GapAnalysisOutput.model_validate(out.model_dump())

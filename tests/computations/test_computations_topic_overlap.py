@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from scenario_data import shipped, texts
+
+from sealroom.computations import PrivacyContext, default_registry
+from sealroom.computations.topic_overlap import TopicOverlapOutput, decimal4
+from sealroom.errors import InvalidInput
+
+OVERLAP = default_registry().get("topic-overlap", "1.0.0")
+
+
+def run(
+    a: pa.Table, b: pa.Table, k: tuple[int, int] = (2, 2), **params: object
+) -> TopicOverlapOutput:
+    out = OVERLAP.run([a, b], OVERLAP.parse_params(params), PrivacyContext(k=k))
+    assert isinstance(out, TopicOverlapOutput)
+    return out
+
+
+def test_declaration() -> None:
+    assert OVERLAP.privacy_class == "aggregate"
+    assert OVERLAP.release == "all-parties"
+    assert OVERLAP.input_names == ("a", "b")
+    assert OVERLAP.code_digest.startswith("sha256:")
+
+
+def test_exact_small_tables() -> None:
+    a = texts("kms rotation", "kms rotation", "kms audit", "tdx quote", "tdx quote")
+    b = texts("tdx quote", "tdx quote", "tdx quote", "vtpm", "vtpm", "kms")
+    out = run(a, b)
+    assert [(s.term, s.count_a, s.count_b) for s in out.shared] == [("tdx quote", 2, 3)]
+    assert [(t.term, t.count) for t in out.unique_to_a] == [("kms", 3), ("kms rotation", 2)]
+    assert [(t.term, t.count) for t in out.unique_to_b] == [("vtpm", 2)]
+    assert out.jaccard == "0.25"  # 1 shared of {tdx quote, kms, kms rotation, vtpm}
+    assert out.insight.startswith('partial overlap: both cover "tdx quote"')
+    assert '"kms"' in out.insight
+    assert '"vtpm"' in out.insight
+
+
+def test_threshold_k_minus_one_never_released() -> None:
+    for k in (2, 3, 5):
+        a = texts(*(["sealedterm"] * (k - 1) + ["other words"] * 5))
+        b = texts(*(["sealedterm"] * k))
+        out = run(a, b, k=(k, k))
+        assert out.shared == ()
+        assert "sealedterm" not in {t.term for t in out.unique_to_a}
+        assert [(t.term, t.count) for t in out.unique_to_b] == [("sealedterm", k)]
+        a_k = texts(*(["sealedterm"] * k))
+        assert [(s.term, s.count_a) for s in run(a_k, b, k=(k, k)).shared] == [("sealedterm", k)]
+
+
+def test_per_input_thresholds_apply_to_their_side() -> None:
+    a = texts(*["enclave"] * 3)
+    b = texts(*["enclave"] * 3)
+    assert run(a, b, k=(3, 4)).shared == ()
+    assert run(a, b, k=(3, 4)).unique_to_a[0].term == "enclave"
+    assert run(a, b, k=(3, 3)).jaccard == "1"
+
+
+def test_insight_rules() -> None:
+    same = texts(*["tdx quote"] * 3)
+    assert run(same, same).insight == 'high overlap: both cover "tdx quote"'
+    other = texts(*["vtpm"] * 3)
+    out = run(same, other)
+    assert out.jaccard == "0"
+    assert out.insight == 'disjoint: no topic in common; a is about "tdx quote", b is about "vtpm"'
+    empty = texts("x")
+    assert run(empty, empty).insight.startswith("no topics")
+
+
+def test_decimal4_is_canonical() -> None:
+    from fractions import Fraction
+
+    assert decimal4(Fraction(3, 14)) == "0.2143"
+    assert decimal4(Fraction(1, 2)) == "0.5"
+    assert decimal4(Fraction(1)) == "1"
+    assert decimal4(Fraction(0)) == "0"
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"top": 0}, "top"),
+        ({"top": 10_000}, "top"),
+        ({"top": "5"}, "top"),
+        ({"extra": 1}, "extra"),
+        ({"text_column": ""}, "text_column"),
+    ],
+)
+def test_parameter_validation(params: dict[str, object], fragment: str) -> None:
+    with pytest.raises(InvalidInput, match=fragment):
+        OVERLAP.parse_params(params)
+
+
+def test_text_column_must_exist_and_be_string() -> None:
+    good = texts("a b c")
+    with pytest.raises(InvalidInput, match="input 'b' has no column 'text' \\(columns: body\\)"):
+        run(good, pa.table({"text": ["x"]}).rename_columns(["body"]), text_column="text")
+    with pytest.raises(InvalidInput, match="input 'a' column 'text' is int64"):
+        run(pa.table({"text": [1, 2]}), good)
+
+
+def test_wrong_arity_rejected() -> None:
+    with pytest.raises(InvalidInput, match="takes 2 inputs"):
+        OVERLAP.run([texts("a")], OVERLAP.parse_params({}), PrivacyContext(k=(2,)))
+
+
+def test_deterministic_and_output_validates() -> None:
+    a, b = shipped("amiller"), shipped("cloudmolty")
+    first = run(a, b, k=(5, 5))
+    assert run(a, b, k=(5, 5)) == first
+    TopicOverlapOutput.model_validate(first.model_dump())
+
+
+def test_scenario_amiller_vs_cloudmolty_is_meaningful() -> None:
+    out = run(shipped("amiller"), shipped("cloudmolty"), k=(5, 5))
+    shared = {s.term for s in out.shared}
+    only_a = {t.term for t in out.unique_to_a}
+    only_b = {t.term for t in out.unique_to_b}
+    assert {"tdx quote", "remote attestation"} & shared
+    assert any("attestation" in t for t in shared)
+    assert {
+        "reproducible build",
+        "compose hash",
+        "on-chain authorization",
+        "key derivation",
+    } & only_a
+    assert any("tpm" in t for t in only_b)
+    assert any("scale" in t for t in only_b)
+    assert 0 < float(out.jaccard) < 0.5
+    assert out.insight.startswith(("complementary", "partial overlap"))
+    for s in out.shared:
+        assert s.count_a >= 5
+        assert s.count_b >= 5

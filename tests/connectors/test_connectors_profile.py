@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from sealroom.connectors import attestation_fields, profile_table, read_table
+from sealroom.crypto.keys import b64encode
+from sealroom.errors import InvalidInput
+from sealroom.statements.models import CommitmentRef, DatasetProfile
+from tests.helpers import attestation, identity
+
+DATA = Path(__file__).resolve().parents[2] / "src" / "sealroom" / "data"
+
+
+def small() -> pa.Table:
+    return pa.table(
+        {
+            "ts": pa.array([0, 3600, 86400 * 2, 86400 * 2 + 5], type=pa.timestamp("s", tz="UTC")),
+            "project": ["a", "b", "a", None],
+            "text": ["tdx quote check", "tdx quote", "tdx quote again", "kms"],
+        }
+    )
+
+
+def test_exact_small_card() -> None:
+    card = profile_table(small(), k=2)
+    assert card.keywords == (("tdx quote", 3),)
+    assert card.topics == ("tdx quote",)
+    assert card.profile == DatasetProfile(
+        projects=2, active_days=2, primary_focus="tdx quote", expertise=("tdx quote",)
+    )
+    assert card.time_range == (0, 86400 * 2 + 5)
+    assert card.schema == (
+        ("ts", "timestamp[s, tz=UTC]"),
+        ("project", "string"),
+        ("text", "string"),
+    )
+    assert card.row_count == 4
+
+
+def test_threshold_hides_rare_terms() -> None:
+    assert all(term != "kms" for term, _ in profile_table(small(), k=2).keywords)
+    assert ("kms", 1) in profile_table(small(), k=1).keywords
+    assert profile_table(small(), k=4).keywords == ()
+
+
+def test_missing_optional_columns() -> None:
+    card = profile_table(pa.table({"text": ["a b"]}), k=1)
+    assert card.time_range is None
+    assert card.profile.projects is None
+    assert card.profile.active_days is None
+    with pytest.raises(InvalidInput, match="text column 'text' is int64"):
+        profile_table(pa.table({"text": [1]}))
+
+
+def test_shipped_card_and_attestation_fields() -> None:
+    card = profile_table(read_table(DATA / "amiller.jsonl"))
+    assert len(card.keywords) == 30
+    assert all(c >= 5 for _, c in card.keywords)
+    terms = {t for t, _ in card.keywords}
+    assert {"kms", "attestation", "dstack"} <= terms
+    assert card.profile.primary_focus in card.topics
+    assert card.profile.active_days is not None
+    assert card.profile.active_days > 60
+    fields = attestation_fields(card)
+    owner = identity("amiller")
+    commitment = CommitmentRef(
+        format="arrow-ipc-stream/v1",
+        root=b64encode(bytes(32)),
+        length=1,
+        rows=card.row_count,
+        chunk_size=1 << 20,
+    )
+    att = attestation(owner, commitment=commitment, **fields)
+    assert att.row_count == 2000
+    assert [(k.term, k.count) for k in att.keywords] == list(card.keywords)
+    assert att.profile == card.profile
+    assert att.time_range is not None
+    assert att.time_range.start == card.time_range[0]
+    assert profile_table(read_table(DATA / "amiller.jsonl")) == card

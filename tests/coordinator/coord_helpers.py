@@ -1,0 +1,122 @@
+"""A small world for coordinator service tests: parties, a dataset, an enclave."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Engine
+
+from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
+from sealroom.computations.base import Computation, PrivacyContext
+from sealroom.computations.registry import Registry
+from sealroom.coordinator.service import Coordinator
+from sealroom.crypto.keys import Identity, b64encode
+from sealroom.enclave.keys import EnclaveKeys
+from sealroom.statements import Policy, sign_statement
+from tests.helpers import T0, attestation, identity, request
+
+
+class CountParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    k: int = 5
+
+
+class CountOutput(BaseModel):
+    rows: int
+
+
+def _run(inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext) -> BaseModel:
+    return CountOutput(rows=sum(t.num_rows for t in inputs))
+
+
+def _computation(cid: str, names: tuple[str, ...], release: Any, klass: Any) -> Computation:
+    return Computation(
+        id=cid,
+        version="1.0.0",
+        summary="test only",
+        privacy_class=klass,
+        release=release,
+        input_names=names,
+        params=CountParams,
+        output=CountOutput,
+        run_fn=_run,
+        modules=(sys.modules[__name__],),
+    )
+
+
+ROW_COUNT = _computation("row-count", ("a",), "requester", "aggregate")
+PAIR = _computation("topic-overlap", ("a", "b"), "all-parties", "aggregate")
+REVEAL = _computation("reveal", ("a",), "requester", "content")
+REGISTRY = Registry([ROW_COUNT, PAIR, REVEAL])
+
+
+@dataclass
+class World:
+    c: Coordinator
+    owner: Identity
+    requester: Identity
+    stranger: Identity
+    enclave: EnclaveKeys
+    dataset: str
+
+    def publish(
+        self, owner: Identity, *, policy_rules: dict[str, Any] | None = None, **kw: Any
+    ) -> str:
+        body: dict[str, Any] = {"policy": None}
+        if policy_rules is not None:
+            pol = sign_statement(
+                Policy(owner=owner.party_id, name="p", rules=policy_rules, created_at=T0), owner
+            )
+            kw["policy"] = pol.digest
+            body["policy"] = pol.envelope.to_dict()
+        att = sign_statement(attestation(owner, **kw), owner)
+        body["attestation"] = att.envelope.to_dict()
+        return str(self.c.publish_dataset(body, caller=owner.party_id, now=T0).view["dataset"])
+
+    def request(
+        self,
+        inputs: tuple[str, ...],
+        *,
+        computation: Computation = ROW_COUNT,
+        nonce: int = 1,
+        **kw: Any,
+    ) -> str:
+        fields: dict[str, Any] = {
+            "computation": computation.ref(),
+            "nonce": b64encode(bytes([nonce]) * 16),
+        }
+        fields.update(kw)
+        req = sign_statement(request(self.requester, inputs, **fields), self.requester)
+        view = self.c.create_request(
+            {"request": req.envelope.to_dict()}, caller=self.requester.party_id, now=T0 + 10
+        ).view
+        return str(view["request"])
+
+    def register_enclave(self) -> str:
+        env = self.enclave.evidence.envelope
+        out = self.c.register_enclave(
+            {"evidence": env.to_dict()}, caller=env.signer.party_id, now=T0
+        )
+        return str(out.view["evidence"])
+
+
+def make_world(engine: Engine) -> World:
+    c = Coordinator(engine=engine, registry=REGISTRY, log_origin="sealroom.test/log")
+    root = SimulationRoot.from_private_bytes(hashlib.sha256(b"sim-root").digest())
+    enclave = EnclaveKeys.create_at_time(SimulatedEnclave(root), tee="simulated", now=T0)
+    w = World(
+        c=c,
+        owner=identity("owner"),
+        requester=identity("requester"),
+        stranger=identity("stranger"),
+        enclave=enclave,
+        dataset="",
+    )
+    w.dataset = w.publish(w.owner)
+    return w

@@ -1,0 +1,277 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from coord_helpers import PAIR, REVEAL, World, make_world
+from sqlalchemy import Engine
+
+from sealroom.crypto.keys import b64encode
+from sealroom.enclave.receipts import issue_receipt
+from sealroom.errors import Conflict, InvalidInput, NotFound, PolicyDenied, SignatureInvalid
+from sealroom.statements import (
+    Approval,
+    ComputationRequest,
+    DatasetAttestation,
+    Envelope,
+    sign_statement,
+)
+from sealroom.statements.canonical import canonical_json
+from sealroom.verification.bundle import ProofBundle
+from tests.helpers import T0, approval, identity
+
+
+@pytest.fixture
+def w(engine: Engine) -> World:
+    return make_world(engine)
+
+
+def _approve(w: World, rid: str, dataset: str, **kw: Any) -> dict[str, Any]:
+    a = sign_statement(approval(w.owner, rid, dataset, **kw), w.owner)
+    return w.c.add_approval(
+        rid, {"approval": a.envelope.to_dict()}, caller=w.owner.party_id, now=T0 + 20
+    )
+
+
+def _upload(w: World, rid: str, evidence: str, dataset: str | None = None) -> dict[str, Any]:
+    return w.c.upload_input(
+        rid,
+        dataset or w.dataset,
+        b"sealed-bytes",
+        enclave=evidence,
+        caller=w.owner.party_id,
+        now=T0 + 30,
+    )
+
+
+def _statuses(view: dict[str, Any]) -> list[str]:
+    return [h["status"] for h in view["history"]]
+
+
+def _ready(w: World) -> tuple[str, str]:
+    evidence = w.register_enclave()
+    rid = w.request((w.dataset,))
+    _approve(w, rid, w.dataset)
+    view = _upload(w, rid, evidence)
+    assert view["status"] == "approved"
+    return rid, evidence
+
+
+def test_coordinator_full_lifecycle_and_bundle(w: World) -> None:
+    rid, evidence = _ready(w)
+    enclave = w.enclave.public.party_id
+    job = w.c.claim_job(caller=enclave, now=T0 + 40)
+    assert job is not None
+    assert job["evidence"] == evidence
+    assert job["inputs"] == [{"dataset": w.dataset, "size": len(b"sealed-bytes")}]
+    assert w.c.job_input(rid, w.dataset, caller=enclave, now=T0 + 41) == b"sealed-bytes"
+    assert w.c.claim_job(caller=enclave, now=T0 + 41) is None
+    req = Envelope.from_dict(job["request"]).open(ComputationRequest)
+    appr = Envelope.from_dict(job["approvals"][0]).open(Approval)
+    att = Envelope.from_dict(job["attestations"][0]).open(DatasetAttestation)
+    receipt, _released = issue_receipt(
+        w.enclave,
+        request=req,
+        approvals=[appr],
+        attestations=[att],
+        outputs={w.requester.party_id: b'{"rows":3}'},
+        issued_at=T0 + 50,
+    )
+    outputs = [{"recipient": w.requester.party_id, "sealed": b64encode(b"ciphertext")}]
+    view = w.c.complete_job(
+        rid,
+        {"receipt": receipt.envelope.to_dict(), "outputs": outputs},
+        caller=enclave,
+        now=T0 + 50,
+    )
+    assert view["status"] == "completed"
+    assert view["receipt"] == receipt.digest
+    assert _statuses(view) == ["pending", "approved", "running", "completed"]
+    result = w.c.get_result(rid, caller=w.requester.party_id, now=T0 + 60)
+    assert result["sealed"] == b64encode(b"ciphertext")
+    with pytest.raises(NotFound):
+        w.c.get_result(rid, caller=w.owner.party_id, now=T0 + 60)  # not a recipient
+    bundle = ProofBundle.from_json(
+        canonical_json(w.c.bundle(rid, caller=w.owner.party_id, now=T0 + 60))
+    )
+    assert bundle.receipt.digest == receipt.digest
+    assert {e.digest for e in bundle.log.entries} >= {rid, receipt.digest, w.dataset}
+    with pytest.raises(NotFound):
+        w.c.bundle(rid, caller=w.stranger.party_id, now=T0 + 60)
+    with pytest.raises(Conflict):
+        w.c.withdraw_request(rid, {"reason": "late"}, caller=w.requester.party_id, now=T0 + 70)
+
+
+def test_coordinator_other_party_sees_nothing(w: World) -> None:
+    rid = w.request((w.dataset,))
+    for fn in (w.c.get_request, w.c.get_result, w.c.bundle):
+        with pytest.raises(NotFound):
+            fn(rid, caller=w.stranger.party_id, now=T0 + 20)
+    assert (
+        w.c.list_requests(caller=w.stranger.party_id, role=None, status=None, now=T0)["items"] == []
+    )
+    assert [v["request"] for v in w.c.inbox(caller=w.owner.party_id, now=T0 + 20)["items"]] == [rid]
+    a = sign_statement(approval(w.stranger, rid, w.dataset), w.stranger)
+    with pytest.raises(NotFound):
+        w.c.add_approval(
+            rid, {"approval": a.envelope.to_dict()}, caller=w.stranger.party_id, now=T0
+        )
+    with pytest.raises(PolicyDenied):
+        w.c.withdraw_request(rid, {"reason": "x"}, caller=w.owner.party_id, now=T0 + 20)
+
+
+def test_coordinator_approve_twice_and_upload_rules(w: World) -> None:
+    evidence = w.register_enclave()
+    rid = w.request((w.dataset,))
+    with pytest.raises(Conflict):  # upload before approval
+        _upload(w, rid, evidence)
+    _approve(w, rid, w.dataset)
+    with pytest.raises(Conflict):
+        _approve(w, rid, w.dataset, reason="again")
+    with pytest.raises(InvalidInput):
+        _upload(w, rid, "sha256:" + "0" * 64)  # unknown enclave
+    _upload(w, rid, evidence)
+    with pytest.raises(Conflict):
+        _upload(w, rid, evidence)
+
+
+def test_coordinator_reject_and_skips_refused(w: World) -> None:
+    rid = w.request((w.dataset,))
+    view = _approve(w, rid, w.dataset, decision="reject", reason="no")
+    assert view["status"] == "rejected"
+    assert "no" in view["status_reason"]
+    enclave = w.enclave.public.party_id
+    w.register_enclave()
+    assert w.c.claim_job(caller=enclave, now=T0 + 40) is None  # pending/rejected are never claimed
+    with pytest.raises(NotFound):
+        w.c.fail_job(rid, {"reason": "x"}, caller=enclave, now=T0 + 40)
+    with pytest.raises(Conflict):
+        w.c.withdraw_request(rid, {"reason": "x"}, caller=w.requester.party_id, now=T0 + 40)
+
+
+def test_coordinator_withdraw_and_expire(w: World) -> None:
+    rid = w.request((w.dataset,))
+    view = w.c.withdraw_request(
+        rid, {"reason": "changed my mind"}, caller=w.requester.party_id, now=T0 + 20
+    )
+    assert _statuses(view) == ["pending", "withdrawn"]
+    rid2 = w.request((w.dataset,), nonce=2)
+    view = w.c.get_request(rid2, caller=w.requester.party_id, now=T0 + 3600)
+    assert view["status"] == "expired"
+    with pytest.raises(Conflict):
+        _approve(w, rid2, w.dataset)
+
+
+def test_coordinator_lease_runs_out(w: World) -> None:
+    rid, _ = _ready(w)
+    enclave = w.enclave.public.party_id
+    assert w.c.claim_job(caller=enclave, now=T0 + 40) is not None
+    view = w.c.get_request(rid, caller=w.requester.party_id, now=T0 + 40 + 301)
+    assert view["status"] == "failed"
+    assert "in time" in view["status_reason"]
+    with pytest.raises(Conflict):
+        w.c.fail_job(rid, {"reason": "late"}, caller=enclave, now=T0 + 400)
+
+
+def test_coordinator_only_enclaves_claim(w: World) -> None:
+    with pytest.raises(PolicyDenied):
+        w.c.claim_job(caller=w.requester.party_id, now=T0)
+
+
+def test_coordinator_request_checks(w: World) -> None:
+    with pytest.raises(InvalidInput):  # recipients must follow the release rule
+        w.request((w.dataset,), recipients=(w.requester.party_id, w.owner.party_id))
+    with pytest.raises(NotFound):
+        w.request(("sha256:" + "1" * 64,))
+    with pytest.raises(InvalidInput):
+        w.request((w.dataset,), expires_at=T0 + 5)
+    bad = sign_statement(
+        ComputationRequest.model_validate({**_req_fields(w), "requester": w.stranger.party_id}),
+        w.stranger,
+    )
+    with pytest.raises(SignatureInvalid):
+        w.c.create_request({"request": bad.envelope.to_dict()}, caller=w.requester.party_id, now=T0)
+
+
+def _req_fields(w: World) -> dict[str, Any]:
+    from coord_helpers import ROW_COUNT
+
+    return {
+        "requester": w.requester.party_id,
+        "computation": ROW_COUNT.ref(),
+        "parameters": {},
+        "inputs": (w.dataset,),
+        "recipients": (w.requester.party_id,),
+        "nonce": b64encode(b"\x09" * 16),
+        "created_at": T0,
+        "expires_at": T0 + 3600,
+    }
+
+
+def test_coordinator_policy_precheck_and_policy_mode(w: World) -> None:
+    rules = {
+        "allow": [{"id": "row-count"}, {"id": "reveal"}],
+        "auto_approve": [{"id": "row-count"}, {"id": "reveal"}],
+    }
+    ds = w.publish(w.owner, policy_rules=rules, title="with policy")
+    policy = w.c.get_dataset(ds)["policy"]
+    rid = w.request((ds,))
+    view = w.c.get_request(rid, caller=w.requester.party_id, now=T0 + 11)
+    assert view["precheck"][0]["automatic"] is True
+    view = _approve(w, rid, ds, mode="policy", policy=policy)
+    assert view["inputs"][0]["mode"] == "policy"
+    # content class is never automatic: a "policy" approval is refused
+    rid2 = w.request((ds,), computation=REVEAL, nonce=3)
+    with pytest.raises(PolicyDenied):
+        _approve(w, rid2, ds, mode="policy", policy=policy)
+    # a policy that does not allow the computation rejects at once
+    ds2 = w.publish(w.owner, policy_rules={"allow": []}, title="closed")
+    rid3 = w.request((ds2,), nonce=4)
+    view = w.c.get_request(rid3, caller=w.requester.party_id, now=T0 + 11)
+    assert view["status"] == "rejected"
+    assert _statuses(view) == ["pending", "rejected"]
+
+
+def test_coordinator_dataset_withdrawal(w: World) -> None:
+    rid = w.request((w.dataset,))
+    with pytest.raises(PolicyDenied):
+        w.c.withdraw_dataset(w.dataset, {"reason": "x"}, caller=w.requester.party_id, now=T0)
+    view = w.c.withdraw_dataset(
+        w.dataset, {"reason": "retired"}, caller=w.owner.party_id, now=T0 + 20
+    )
+    assert view["status"] == "withdrawn"
+    req = w.c.get_request(rid, caller=w.requester.party_id, now=T0 + 21)
+    assert req["status"] == "rejected"
+    assert "retired" in req["status_reason"]
+    with pytest.raises(Conflict):
+        w.request((w.dataset,), nonce=5)
+    with pytest.raises(Conflict):
+        w.c.withdraw_dataset(w.dataset, {"reason": "again"}, caller=w.owner.party_id, now=T0 + 22)
+
+
+def test_coordinator_keyword_overlap_alias_equals_request(w: World) -> None:
+    other = identity("other-owner")
+    ds_b = w.publish(other, title="other")
+    body = {"dataset_a": w.dataset, "dataset_b": ds_b}
+    draft = w.c.keyword_overlap(body, caller=w.requester.party_id, now=T0).view["draft"]
+    assert draft["inputs"] == [w.dataset, ds_b]
+    assert set(draft["recipients"]) == {w.requester.party_id, w.owner.party_id, other.party_id}
+    signed = sign_statement(ComputationRequest.model_validate_json(json.dumps(draft)), w.requester)
+    via_alias = w.c.keyword_overlap(
+        {**body, "request": signed.envelope.to_dict()}, caller=w.requester.party_id, now=T0 + 1
+    )
+    assert via_alias.created
+    assert via_alias.view["request"] == signed.digest
+    again = w.c.create_request(
+        {"request": signed.envelope.to_dict()}, caller=w.requester.party_id, now=T0 + 2
+    )
+    assert not again.created
+    assert again.view == via_alias.view
+    assert PAIR.id == draft["computation"]["id"]
+    with pytest.raises(InvalidInput):
+        w.c.keyword_overlap(
+            {"dataset_a": ds_b, "dataset_b": w.dataset, "request": signed.envelope.to_dict()},
+            caller=w.requester.party_id,
+            now=T0,
+        )
