@@ -2,7 +2,7 @@
 
     python -m bench.bench_job [--scale 4] [--repeat 7]
 
-The job is a two-party term overlap on the bundled work logs (amiller.jsonl
+The job is ``topic-overlap`` on the bundled work logs (amiller.jsonl
 and cloudmolty.jsonl, ``--scale`` copies of each). End to end is
 :func:`sealroom.enclave.runner.execute_job`: open and check every statement,
 decide policy, unseal both inputs, check them against their commitments,
@@ -16,19 +16,15 @@ the computation itself.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
 
 from bench._harness import Ratio, median_seconds
 from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
-from sealroom.computations import Computation, PrivacyContext, Registry
-from sealroom.computations.text import record_frequencies
+from sealroom.computations import PrivacyContext, default_registry
+from sealroom.connectors import read_table
 from sealroom.crypto.commit import DatasetCommitment, commit_table, iter_canonical, read_verified
 from sealroom.crypto.keys import Identity, b64decode_strict, b64encode
 from sealroom.crypto.sealing import SealContext, open_sealed, seal
@@ -50,63 +46,8 @@ DATASETS = ("amiller.jsonl", "cloudmolty.jsonl")
 MODES = ("policy", "manual")
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    top: int = 50
-
-
-class _Output(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    shared: list[str]
-    records: list[int]
-
-
-def _overlap(inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext) -> BaseModel:
-    """Terms that occur in at least k records of each input, the most common first."""
-    top = params.top if isinstance(params, _Params) else 50
-    kept = []
-    for table, k in zip(inputs, privacy.k, strict=True):
-        freq = record_frequencies(table.column("text").to_pylist())
-        kept.append({t: n for t, n in freq.items() if n >= k})
-    shared = set(kept[0]).intersection(*kept[1:])
-    ranked = sorted(shared, key=lambda t: (-min(d[t] for d in kept), t))[:top]
-    return _Output(shared=ranked, records=[t.num_rows for t in inputs])
-
-
-BENCH_OVERLAP = Computation(
-    id="bench-term-overlap",
-    version="1.0.0",
-    summary="Shared terms of two text datasets above each owner's k (benchmark stand-in).",
-    privacy_class="aggregate",
-    release="all-parties",
-    input_names=("a", "b"),
-    params=_Params,
-    output=_Output,
-    run_fn=_overlap,
-    modules=(sys.modules[__name__],),
-)
-
-
-def _read_jsonl(path: Path) -> pa.Table:
-    """ts / project / text columns of a work-log JSONL file."""
-    try:
-        from sealroom.connectors import read_table  # type: ignore[attr-defined]
-    except ImportError:
-        rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
-        return pa.table(
-            {
-                "ts": pa.array([r.get("ts") for r in rows], pa.string()),
-                "project": pa.array([r.get("project") for r in rows], pa.string()),
-                "text": pa.array([r.get("text") for r in rows], pa.string()),
-            }
-        )
-    table: pa.Table = read_table(path)
-    return table
-
-
 def _load(name: str, scale: int) -> pa.Table:
-    path = Path(str(resources.files("sealroom") / "data" / name))
-    table = _read_jsonl(path)
+    table = read_table(Path(str(resources.files("sealroom") / "data" / name)))
     return pa.concat_tables([table] * scale) if scale > 1 else table
 
 
@@ -147,11 +88,12 @@ def main() -> None:
     enclave = EnclaveKeys.create_at_time(
         SimulatedEnclave(SimulationRoot.generate()), tee="simulated", now=NOW - 2000
     )
-    registry = Registry([BENCH_OVERLAP])
+    registry = default_registry()
+    overlap = registry.get("topic-overlap")
     owners = (Identity.generate(), Identity.generate())
     requester = Identity.generate()
     tables = tuple(_load(name, args.scale) for name in DATASETS)
-    rules = {"allow": [{"id": BENCH_OVERLAP.id}], "auto_approve": [{"id": BENCH_OVERLAP.id}]}
+    rules = {"allow": [{"id": overlap.id}], "auto_approve": [{"id": overlap.id}]}
     policy = sign_statement(
         Policy(owner=owners[0].party_id, name="auto", rules=rules, created_at=NOW - 1000),
         owners[0],
@@ -163,8 +105,8 @@ def main() -> None:
     req = sign_statement(
         ComputationRequest(
             requester=requester.party_id,
-            computation=BENCH_OVERLAP.ref(),
-            parameters={"top": 50},
+            computation=overlap.ref(),
+            parameters={},
             inputs=tuple(a.digest for a in atts),
             recipients=(requester.party_id, owners[0].party_id, owners[1].party_id),
             nonce=b64encode(b"\x00" * 16),
@@ -218,7 +160,7 @@ def main() -> None:
         for c in (a.statement.commitment for a in atts)
     ]
     privacy = PrivacyContext(k=(5, 5))
-    params = BENCH_OVERLAP.parse_params({"top": 50})
+    params = overlap.parse_params({})
 
     def end_to_end() -> None:
         execute_job(materials, keys=enclave, registry=registry, now=NOW)
@@ -228,10 +170,10 @@ def main() -> None:
             read_verified(open_sealed(sealed[a.digest], enclave.identity, context), c)
             for a, c in zip(atts, commitments, strict=True)
         ]
-        BENCH_OVERLAP.run(inputs, params, privacy)
+        overlap.run(inputs, params, privacy)
 
     def compute() -> None:
-        BENCH_OVERLAP.run(tables, params, privacy)
+        overlap.run(tables, params, privacy)
 
     r = args.repeat
     t_e2e = median_seconds(end_to_end, repeat=r)
@@ -240,7 +182,7 @@ def main() -> None:
     rows = [t.num_rows for t in tables]
     size = sum(len(p) for p in plain)
     print(
-        f"job: {BENCH_OVERLAP.id} on {' + '.join(DATASETS)} x{args.scale} "
+        f"job: {overlap.id} on {' + '.join(DATASETS)} x{args.scale} "
         f"({rows[0]} + {rows[1]} records, {size / (1 << 20):.1f} MiB canonical Arrow), "
         f"medians of {r} runs"
     )

@@ -210,6 +210,8 @@ def search(conn: Connection, query: SearchQuery) -> SearchPage:
         where.append(exists().where(and_(k.c.seq == d.c.seq, k.c.term == term)))
 
     from_: sa.FromClause = d
+    count_from: sa.FromClause = d
+    count_where: list[ColumnElement[bool]] = []
     score: ColumnElement[float] = sa.literal(0.0, Float)
     if query.q is not None:
         tokens = _tokens(query.q)
@@ -237,6 +239,14 @@ def search(conn: Connection, query: SearchQuery) -> SearchPage:
             )
         from_ = from_.join(fts, fts.c.seq == d.c.seq)
         score = fts.c.rank
+        # Counting needs the matches, not their rank (BM25 per row is the expensive part).
+        if conn.dialect.name == "sqlite":
+            ids = select(_fts_sqlite.c.rowid).where(
+                sa.literal_column("dataset_fts").op("MATCH", return_type=sa.Boolean)(match)
+            )
+        else:
+            ids = select(_fts_pg.c.seq).where(_fts_pg.c.document.op("@@")(tsq))
+        count_where.append(d.c.seq.in_(ids))
 
     jaccard: ColumnElement[Any] | None = None
     if query.similar_to is not None:
@@ -259,13 +269,18 @@ def search(conn: Connection, query: SearchQuery) -> SearchPage:
             .subquery("overlap")
         )
         from_ = from_.join(overlap, overlap.c.seq == d.c.seq)
+        count_from = count_from.join(overlap, overlap.c.seq == d.c.seq)
         where.append(d.c.seq != target)
         inter = cast(overlap.c.inter, Float)
         jaccard = inter / (cast(len(terms) + d.c.keyword_count, Float) - inter)
 
     fingerprint = query.fingerprint()
     position = _decode_cursor(query.cursor, fingerprint) if query.cursor else {}
-    total = int(conn.execute(select(func.count()).select_from(from_).where(*where)).scalar_one())
+    total = int(
+        conn.execute(
+            select(func.count()).select_from(count_from).where(*where, *count_where)
+        ).scalar_one()
+    )
 
     cols = [d.c.seq, d.c.dataset, score.label("score")]
     if jaccard is not None:
