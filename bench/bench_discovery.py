@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import itertools
 import hashlib
+import itertools
 import random
 import statistics
 import tempfile
@@ -151,7 +151,6 @@ def main() -> int:
         print(f"built {n} attestations in {time.perf_counter() - t0:.1f} s")
         engine = create_engine(url)
         c = Coordinator(engine=engine, registry=Registry([]), log_origin="bench.local/log")
-        rng = random.Random(11)
         some = [c.search(SearchQuery(limit=100, q=QUERY_WORDS[k]))["items"] for k in range(5)]
         ids = [item["dataset"]["dataset"] for page in some for item in page] or [""]
         deep = c.search(SearchQuery(limit=100))

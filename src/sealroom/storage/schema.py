@@ -103,7 +103,7 @@ datasets = Table(
     Column("registered_at", BigInteger, nullable=False),
     CheckConstraint("status IN ('active', 'withdrawn')", name="datasets_status"),
     Index("datasets_owner", "owner", "seq"),
-    Index("datasets_status_rows", "status", "row_count"),
+    Index("datasets_status_rows", "status", "row_count", "time_start", "time_end"),
 )
 
 dataset_keywords = Table(

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import ColumnElement, Connection, Float, and_, cast, exists, func, select
+from sqlalchemy import ColumnElement, Connection, Float, cast, func, select
 
 from sealroom.errors import InvalidInput, NotFound
 from sealroom.storage.schema import dataset_keywords, datasets
@@ -205,9 +205,12 @@ def search(conn: Connection, query: SearchQuery) -> SearchPage:
         where.append(d.c.time_end >= query.time_from)
     if query.time_to is not None:
         where.append(d.c.time_start <= query.time_to)
-    for term in dict.fromkeys(normalize_term(k) for k in query.keywords):
+    wanted = list(dict.fromkeys(normalize_term(k) for k in query.keywords))
+    if wanted:
+        # Intersect the posting lists (primary key (term, seq)) rather than probing per row.
         k = dataset_keywords
-        where.append(exists().where(and_(k.c.seq == d.c.seq, k.c.term == term)))
+        lists = [select(k.c.seq).where(k.c.term == term) for term in wanted]
+        where.append(d.c.seq.in_(lists[0] if len(lists) == 1 else sa.intersect(*lists)))
 
     from_: sa.FromClause = d
     count_from: sa.FromClause = d

@@ -132,7 +132,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("dataset"),
     )
     op.create_index("datasets_owner", "datasets", ["owner", "seq"], unique=False)
-    op.create_index("datasets_status_rows", "datasets", ["status", "row_count"], unique=False)
+    op.create_index(
+        "datasets_status_rows",
+        "datasets",
+        ["status", "row_count", "time_start", "time_end"],
+        unique=False,
+    )
     op.create_table(
         "enclaves",
         sa.Column(
