@@ -265,13 +265,13 @@ def test_a_failed_append_leaves_nothing_behind(
     from sealroom.transparency import sqlstore
 
     sql_log.append_many(entries(6))
-    original = sqlstore._SqlTxn.append
+    original = sqlstore.SqlLogTxn.append
 
-    def append_then_fail(self: sqlstore._SqlTxn, *args: object, **kwargs: object) -> None:
+    def append_then_fail(self: sqlstore.SqlLogTxn, *args: object, **kwargs: object) -> None:
         original(self, *args, **kwargs)  # type: ignore[arg-type]
         raise RuntimeError("crash after the rows were written")
 
-    monkeypatch.setattr(sqlstore._SqlTxn, "append", append_then_fail)
+    monkeypatch.setattr(sqlstore.SqlLogTxn, "append", append_then_fail)
     with pytest.raises(RuntimeError):
         sql_log.append_many(entries(10, tag=b"lost"))
     monkeypatch.undo()

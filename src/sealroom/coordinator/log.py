@@ -20,7 +20,7 @@ from sealroom.storage.engine import write_transaction
 from sealroom.storage.schema import settings
 from sealroom.transparency.checkpoint import NoteSigner
 from sealroom.transparency.log import LogReader, LogWriter, TransparencyLog
-from sealroom.transparency.sqlstore import SqlLogStore, _SqlTxn
+from sealroom.transparency.sqlstore import SqlLogStore, SqlLogTxn
 
 __all__ = ["BoundLogStore", "append_statement", "load_log_signer", "log_on", "reader_log"]
 
@@ -38,11 +38,11 @@ class BoundLogStore:
 
     @contextmanager
     def reader(self) -> Iterator[LogReader]:
-        yield _SqlTxn(self._conn)
+        yield SqlLogTxn(self._conn)
 
     @contextmanager
     def writer(self) -> Iterator[LogWriter]:
-        txn = _SqlTxn(self._conn)
+        txn = SqlLogTxn(self._conn)
         txn.lock()
         yield txn
 

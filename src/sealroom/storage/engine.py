@@ -24,7 +24,7 @@ from sealroom.transparency.sqlstore import configure_sqlite
 __all__ = ["create_engine", "read_transaction", "write_transaction"]
 
 # The option configure_sqlite's BEGIN hook reads to emit BEGIN IMMEDIATE.
-_WRITE_OPTION = sqlstore._WRITE_OPTION
+WRITE_OPTION = sqlstore.WRITE_OPTION
 
 
 def create_engine(url: str) -> Engine:
@@ -65,7 +65,7 @@ def _translate() -> Iterator[None]:
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """One serialized write transaction: all of it commits, or none of it."""
     with _translate(), engine.connect() as conn:
-        conn.execution_options(**{_WRITE_OPTION: True})
+        conn.execution_options(**{WRITE_OPTION: True})
         if conn.dialect.name == "postgresql":
             conn.execution_options(isolation_level="READ COMMITTED")
         with conn.begin():

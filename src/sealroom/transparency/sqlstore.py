@@ -56,7 +56,9 @@ from sealroom.transparency.log import LogReader, LogWriter
 from sealroom.transparency.proof import NodeId
 
 __all__ = [
+    "WRITE_OPTION",
     "SqlLogStore",
+    "SqlLogTxn",
     "configure_sqlite",
     "metadata",
     "sqlite_engine",
@@ -108,7 +110,8 @@ checkpoints = Table(
     CheckConstraint("size >= 0", name="tlog_checkpoints_size"),
 )
 
-_WRITE_OPTION = "sealroom_tlog_write"
+WRITE_OPTION = "sealroom_tlog_write"
+"""Execution option marking a connection whose transaction writes (SQLite: BEGIN IMMEDIATE)."""
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -126,7 +129,7 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
-    write = conn.get_execution_options().get(_WRITE_OPTION, False)
+    write = conn.get_execution_options().get(WRITE_OPTION, False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
@@ -205,7 +208,7 @@ class SqlLogStore:
         try:
             with self._engine.connect() as conn:
                 if write:
-                    conn.execution_options(**{_WRITE_OPTION: True})
+                    conn.execution_options(**{WRITE_OPTION: True})
                 if conn.dialect.name == "postgresql":
                     # Writers: READ COMMITTED, so after the head-row lock the next writer sees
                     # the frontier the previous one committed. Readers: one snapshot, so an
@@ -224,17 +227,19 @@ class SqlLogStore:
     @contextmanager
     def reader(self) -> Iterator[LogReader]:
         with self._transaction(write=False) as conn:
-            yield _SqlTxn(conn)
+            yield SqlLogTxn(conn)
 
     @contextmanager
     def writer(self) -> Iterator[LogWriter]:
         with self._transaction(write=True) as conn:
-            txn = _SqlTxn(conn)
+            txn = SqlLogTxn(conn)
             txn.lock()
             yield txn
 
 
-class _SqlTxn:
+class SqlLogTxn:
+    """Log reads and appends inside a caller's transaction (the coordinator logs with its state)."""
+
     __slots__ = ("_conn",)
 
     def __init__(self, conn: Connection) -> None:
