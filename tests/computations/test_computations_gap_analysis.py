@@ -6,6 +6,7 @@ from scenario_data import shipped, texts
 
 from sealroom.computations import PrivacyContext, default_registry
 from sealroom.computations.gap_analysis import GapAnalysisOutput
+from sealroom.computations.text import GENERIC, specificity
 from sealroom.errors import InvalidInput
 
 GAP = default_registry().get("gap-analysis", "1.0.0")
@@ -42,6 +43,17 @@ def test_exact_small_tables() -> None:
     assert out.recommended == ("remote attestation", "kms root key")
     assert (out.expert_topics, out.covered) == (3, 1)  # kms root key, remote attestation, docker
     assert "covers 1 of the expert's top 3 topics" in out.summary
+
+
+def test_generic_known_word_does_not_make_a_gap_intermediate() -> None:
+    expert = texts(*["compose hash"] * 3, *["remote attestation"] * 3)
+    learner = texts("compose file", "compose file", "attestation", "attestation")
+    out = run(expert, learner)
+    # remote attestation 3 x 2 = 6 ranks above compose hash 3 x 1/2; "compose" is generic
+    assert [(g.term, g.level) for g in out.gaps] == [
+        ("remote attestation", "intermediate"),
+        ("compose hash", "advanced"),
+    ]
 
 
 def test_learner_terms_never_in_output() -> None:
@@ -89,10 +101,17 @@ def test_scenario_newbie_against_amiller_lists_advanced_tee_topics() -> None:
     assert out == run(shipped("amiller"), shipped("newbiemolty"), k=(5, 5))
     gap_terms = {g.term for g in out.gaps}
     assert "kms" in out.advanced
+    assert {"reproducible build", "on-chain authorization", "key derivation"} <= set(out.advanced)
+    assert {"tdx quote", "dstack cvm"} <= set(out.intermediate)  # the learner knows tdx, dstack
     assert {"reproducible build", "tdx quote", "compose hash", "key derivation"} <= gap_terms
     assert "docker" not in gap_terms
     assert "attestation" not in gap_terms
+    assert "remote attestation" not in gap_terms  # the learner writes about it
+    assert not {t for t in gap_terms if " " not in t and t in GENERIC}  # no "cvm", "release"
+    assert not {"quote", "tdx"} & gap_terms  # "tdx quote" names them
+    assert out.recommended[0] == "tdx quote"
     assert 3 <= len(out.recommended) <= 5
     assert all(g.mentions >= 5 for g in out.gaps)
-    assert [g.mentions for g in out.gaps] == sorted((g.mentions for g in out.gaps), reverse=True)
+    scores = [g.mentions * specificity(g.term) for g in out.gaps]
+    assert scores == sorted(scores, reverse=True)
     GapAnalysisOutput.model_validate(out.model_dump())

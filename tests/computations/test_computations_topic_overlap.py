@@ -5,6 +5,7 @@ import pytest
 from scenario_data import shipped, texts
 
 from sealroom.computations import PrivacyContext, default_registry
+from sealroom.computations.text import GENERIC
 from sealroom.computations.topic_overlap import TopicOverlapOutput, decimal4
 from sealroom.errors import InvalidInput
 
@@ -27,16 +28,33 @@ def test_declaration() -> None:
 
 
 def test_exact_small_tables() -> None:
-    a = texts("kms rotation", "kms rotation", "kms audit", "tdx quote", "tdx quote")
+    # a: kms in 5 records, "kms rotation" in 2 (2 < 5/2, so the word stays beside the phrase)
+    a = texts(*["kms rotation"] * 2, "kms", "kms", "kms audit", "tdx quote", "tdx quote")
     b = texts("tdx quote", "tdx quote", "tdx quote", "vtpm", "vtpm", "kms")
     out = run(a, b)
     assert [(s.term, s.count_a, s.count_b) for s in out.shared] == [("tdx quote", 2, 3)]
-    assert [(t.term, t.count) for t in out.unique_to_a] == [("kms", 3), ("kms rotation", 2)]
+    # ranks on a: kms 5 x 1 = 5, kms rotation 2 x 2 = 4; "kms audit" is in 1 record only
+    assert [(t.term, t.count) for t in out.unique_to_a] == [("kms", 5), ("kms rotation", 2)]
     assert [(t.term, t.count) for t in out.unique_to_b] == [("vtpm", 2)]
     assert out.jaccard == "0.25"  # 1 shared of {tdx quote, kms, kms rotation, vtpm}
-    assert out.insight.startswith('partial overlap: both cover "tdx quote"')
-    assert '"kms"' in out.insight
-    assert '"vtpm"' in out.insight
+    assert out.insight == (
+        'partial overlap: both cover "tdx quote"; the first dataset (a) adds "kms" and '
+        '"kms rotation"; the second (b) adds "vtpm"'
+    )
+
+
+def test_shared_ranked_by_specificity_times_smaller_relative_frequency() -> None:
+    # attestation: min(4/4, 4/4) x 1 = 1; tdx quote: min(3/4, 3/4) x 2 = 1.5
+    a = texts(*["attestation. tdx quote"] * 3, "attestation")
+    out = run(a, a)
+    assert [(s.term, s.count_a) for s in out.shared] == [("tdx quote", 3), ("attestation", 4)]
+
+
+def test_generic_words_are_not_topics() -> None:
+    a = texts(*["app key"] * 3, *["app"] * 5, *["kms"] * 3)
+    out = run(a, a)
+    # "app" alone names no subject; "app key" (specificity 1/2) ranks below kms (1)
+    assert [s.term for s in out.shared] == ["kms", "app key"]
 
 
 def test_threshold_k_minus_one_never_released() -> None:
@@ -65,7 +83,15 @@ def test_insight_rules() -> None:
     other = texts(*["vtpm"] * 3)
     out = run(same, other)
     assert out.jaccard == "0"
-    assert out.insight == 'disjoint: no topic in common; a is about "tdx quote", b is about "vtpm"'
+    assert out.insight == (
+        'disjoint: no topic in common; the first dataset (a) is about "tdx quote", '
+        'the second (b) about "vtpm"'
+    )
+    only_b = run(texts("x"), other, k=(2, 2))
+    assert only_b.insight == (
+        "disjoint: no topic in common; the first dataset (a) is about nothing above its "
+        'threshold, the second (b) about "vtpm"'
+    )
     empty = texts("x")
     assert run(empty, empty).insight.startswith("no topics")
 
@@ -121,16 +147,23 @@ def test_scenario_amiller_vs_cloudmolty_is_meaningful() -> None:
     only_b = {t.term for t in out.unique_to_b}
     assert {"tdx quote", "remote attestation"} & shared
     assert any("attestation" in t for t in shared)
-    assert {
-        "reproducible build",
-        "compose hash",
-        "on-chain authorization",
-        "key derivation",
-    } & only_a
-    assert any("tpm" in t for t in only_b)
-    assert any("scale" in t for t in only_b)
+    assert {"reproducible build", "on-chain authorization", "key derivation"} <= only_a
+    assert {"tpm quote", "scale encoding", "confidential vm", "dual attestation"} <= only_b
     assert 0 < float(out.jaccard) < 0.5
     assert out.insight.startswith(("complementary", "partial overlap"))
     for s in out.shared:
         assert s.count_a >= 5
         assert s.count_b >= 5
+    listed = shared | only_a | only_b
+    assert not {t for t in listed if " " not in t and t in GENERIC}
+
+
+def test_scenario_insight_names_each_side_and_its_subjects() -> None:
+    out = run(shipped("cloudmolty"), shipped("amiller"), k=(5, 5))
+    assert out.unique_to_a[0].term == "confidential vm"
+    assert "; the first dataset (a) adds " in out.insight
+    assert "; the second (b) adds " in out.insight
+    a_part = out.insight.split("; the first dataset (a) adds ")[1].split(";")[0]
+    assert '"confidential vm"' in a_part
+    assert "\n" not in out.insight
+    assert len(out.insight) < 250

@@ -5,6 +5,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from sealroom.computations.text import GENERIC, record_frequencies, specificity
 from sealroom.connectors import attestation_fields, profile_table, read_table
 from sealroom.crypto.keys import b64encode
 from sealroom.errors import InvalidInput
@@ -46,6 +47,14 @@ def test_threshold_hides_rare_terms() -> None:
     assert profile_table(small(), k=4).keywords == ()
 
 
+def test_shipped_cloudmolty_card_names_its_subjects() -> None:
+    card = profile_table(read_table(DATA / "cloudmolty.jsonl"))
+    assert {"confidential vm", "scale encoding", "tpm quote", "dual attestation"} <= set(
+        card.topics
+    )
+    assert all(" " in t for t in card.topics)
+
+
 def test_missing_optional_columns() -> None:
     card = profile_table(pa.table({"text": ["a b"]}), k=1)
     assert card.time_range is None
@@ -60,8 +69,26 @@ def test_shipped_card_and_attestation_fields() -> None:
     assert len(card.keywords) == 30
     assert all(c >= 5 for _, c in card.keywords)
     terms = {t for t, _ in card.keywords}
-    assert {"kms", "attestation", "dstack"} <= terms
+    assert {"kms", "attestation", "dstack", "remote attestation"} <= terms
+    assert not {t for t in terms if " " not in t and t in GENERIC}  # no "app", "cvm", "key"
     assert card.profile.primary_focus in card.topics
+    # the card names subject areas: attestation, reproducible builds, on-chain authorization,
+    # KMS key derivation, production debugging
+    assert {
+        "remote attestation",
+        "reproducible build",
+        "on-chain authorization",
+        "key derivation",
+        "production debugging",
+    } <= set(card.topics)
+    assert any("attestation" in t for t in card.profile.expertise)
+    assert "reproducible build" in card.profile.expertise
+    assert card.profile.primary_focus != "compose hash"
+    # keywords keep the computations' order (count x specificity) and true record counts
+    freq = record_frequencies(read_table(DATA / "amiller.jsonl").column("text").to_pylist())
+    assert all(freq[t] == c for t, c in card.keywords)
+    scores = [c * specificity(t) for t, c in card.keywords]
+    assert scores == sorted(scores, reverse=True)
     assert card.profile.active_days is not None
     assert card.profile.active_days > 60
     fields = attestation_fields(card)

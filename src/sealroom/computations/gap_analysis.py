@@ -6,22 +6,25 @@ records, with its expert record count. The learner's terms never leave; the
 learner's data only decides whether an expert topic is "covered", and the output
 carries one count of covered topics.
 
-Method: the expert's topics are its top ``top`` terms by record count after the
-threshold, without redundant sub-terms
-(:func:`sealroom.computations.text.select_topics`). A topic is *covered* when it
-occurs in at least ``learner_min`` learner records (default 2: one passing
-mention is not knowledge); the others are *gaps*, ranked by expert record count.
+Method: the expert's topics are its top ``top`` terms after the threshold,
+ranked by record count x specificity, without redundant sub-terms and without
+lone generic words (:func:`sealroom.computations.text.select_topics`). A topic
+is *covered* when it occurs in at least ``learner_min`` learner records
+(default 2: one passing mention is not knowledge); the others are *gaps*, in the
+expert's topic rank.
 
 Level of a gap (an explainable rule, not a model):
 
-* ``intermediate``: at least one of its words is already in the learner's
+* ``intermediate``: at least one of its specific words (not in
+  :data:`sealroom.computations.text.GENERIC`) is already in the learner's
   vocabulary (a word in >= ``learner_min`` learner records), so it builds on
   something the learner knows ("remote attestation" for someone who writes
-  about "attestation");
-* ``advanced``: every word is new to the learner ("kms", "rtmr3").
+  about "attestation"); knowing "app" or "hash" does not make "compose hash"
+  familiar;
+* ``advanced``: no specific word is known to the learner ("kms", "key derivation").
 
-``recommended``: the ``recommend`` most-mentioned intermediate gaps, topped up
-with the most-mentioned advanced gaps when there are fewer intermediate ones.
+``recommended``: the ``recommend`` best-ranked intermediate gaps, topped up
+with the best-ranked advanced gaps when there are fewer intermediate ones.
 """
 
 from __future__ import annotations
@@ -108,7 +111,11 @@ def run(
         Gap(
             term=t.term,
             mentions=t.count,
-            level="intermediate" if any(known(w) for w in text.term_words(t.term)) else "advanced",
+            level=(
+                "intermediate"
+                if any(known(w) and not text.is_generic(w) for w in text.term_words(t.term))
+                else "advanced"
+            ),
         )
         for t in topics
         if not known(t.term)

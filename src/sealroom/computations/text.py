@@ -13,21 +13,51 @@ Pipeline for one record:
    with a letter or digit; inner ``. _ - + /`` are kept.
 3. The record is cut into segments at sentence and clause punctuation, so no
    n-gram spans a full stop or a comma.
-4. Light plural normalisation (``quotes`` -> ``quote``, ``policies`` ->
-   ``policy``), skipping acronyms and words that only look plural (``kms``,
-   ``tls``, ``status``).
+4. Light plural normalisation (``quotes`` -> ``quote``, ``compose hashes`` ->
+   ``compose hash``, ``policies`` -> ``policy``), skipping acronyms and words
+   that only look plural (``kms``, ``tls``, ``status``); this is what merges
+   near-duplicate forms of a term, record by record, so a merged count is still
+   a true record count.
 5. Terms are 1- to 3-grams inside a segment that contain no stopword (English
    function words plus a log-noise list: "today", "tried", "finally", ...) and
    no noise token (numbers, hex ids, versions, paths, over-long tokens).
+   4-grams are counted too, only as context (see subsumption below); they are
+   never a topic.
 
 :func:`record_frequencies` counts, per term, the number of records it occurs in
 (document frequency): a record that says "TDX" five times counts once, which is
 also the unit that the privacy threshold ``k`` is stated in.
 
-:func:`select_topics` turns frequencies into topics: terms in at least
-``min_count`` records, minus terms that are a part of a longer kept term that
-occurs almost as often (``tdx`` and ``quote`` are kept beside ``tdx quote`` only
-if they also occur on their own), ranked by record count.
+:func:`select_topics` turns frequencies into ranked topics, in five explainable steps:
+
+1. **Threshold.** Only terms in at least ``min_count`` records (the privacy ``k``).
+2. **Subsumption.** A term is dropped when a longer term above the threshold
+   contains it and occurs almost as often: in at least :data:`SUBSUME_RATIO`
+   (4/5) as many records for a multi-word part ("docker compose" beside
+   "docker compose file"), :data:`WORD_SUBSUME_RATIO` (1/2) for a single word
+   ("quote" when "tdx quote" accounts for half of its records). Counting
+   4-grams as context removes fragments of a sentence that recurs verbatim
+   ("vm option interfere" is always part of "shielded vm option interfere").
+3. **Eligibility.** A word of :data:`GENERIC` (software and work-log vocabulary
+   that names no subject area: "app", "key", "build", "log", "team"...) is never
+   a topic on its own, though it may be part of one ("app key", "reproducible
+   build"). A term does not end in a past-tense verb ("user reported"): logs
+   narrate, and a narration is not a subject.
+4. **Ranking** by ``score = record count x specificity``, where specificity
+   is the sum of the term's word weights: 1 for a specific word,
+   :data:`GENERIC_WEIGHT` (1/4) for a generic one. A two-word term of specific
+   words ("remote attestation") thus weighs twice a single word and a term of
+   generic words only ("compose hash") half, so multi-word, domain-specific
+   terms rank first while their record counts still decide between equals.
+   Ties break by record count, then by the term, so the order is deterministic.
+5. **Refinements.** Walking down the ranking, a term that contains a
+   better-ranked multi-word topic is skipped: "phala cloud dashboard" adds
+   little below "phala cloud", and the list names more subject areas instead.
+   A single word does not hide its refinements ("remote attestation" stays
+   below "attestation"): a word is broad, a phrase names a subject within it.
+
+Nothing here changes a count: every count released is the true number of
+records that contain the term.
 """
 
 from __future__ import annotations
@@ -40,22 +70,34 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 __all__ = [
+    "GENERIC",
+    "GENERIC_WEIGHT",
     "LOG_NOISE",
     "MAX_NGRAM",
     "STOPWORDS",
     "SUBSUME_RATIO",
+    "WORD_SUBSUME_RATIO",
     "Topic",
+    "is_generic",
     "record_frequencies",
     "record_terms",
     "select_topics",
+    "specificity",
     "term_words",
     "tokenize",
 ]
 
 MAX_NGRAM = 3
+"""The longest topic, in words."""
+CONTEXT_NGRAM = MAX_NGRAM + 1
+"""The longest term counted: one word more than a topic, to see which topics are fragments."""
 MAX_TOKEN_CHARS = 32
 SUBSUME_RATIO = Fraction(4, 5)
-"""A term is dropped for a longer term containing it that occurs in >= 80 % as many records."""
+"""A multi-word term is dropped for a longer term containing it in >= 80 % as many records."""
+WORD_SUBSUME_RATIO = Fraction(1, 2)
+"""A single word is dropped for a longer term containing it in >= 50 % as many records."""
+GENERIC_WEIGHT = Fraction(1, 4)
+"""The specificity a generic word adds to a term; a specific word adds 1."""
 
 _TOKEN = re.compile(r"[a-z0-9](?:[a-z0-9._+/-]*[a-z0-9+])?")
 _SEGMENT_BREAK = re.compile(
@@ -83,7 +125,7 @@ STOPWORDS: frozenset[str] = _words(
     themselves then there these they this those though through thus to together too toward under
     until up upon us very via was wasn way we well were weren what whatever when where whether which
     while who whom whose why will with within without won would wouldn yet you your yours yourself
-    yourselves ll ve re d m
+    yourselves ll ve re d m everywhere anywhere somewhere nowhere
     """
 )
 """English function words; a term never contains one."""
@@ -138,6 +180,29 @@ _PLURAL_MAP: Mapping[str, str] = {
 
 STOP: frozenset[str] = STOPWORDS | LOG_NOISE
 
+GENERIC: frozenset[str] = _words(
+    """
+    app application code program software system platform tool library package module
+    component feature function method class object interface api endpoint sdk cli
+    file doc document page image data content record entry item field value type format
+    name id hash key path root base public private local default main
+    config configuration setting option parameter flag variable env version release build
+    test ci pr patch commit branch repo project change update upgrade issue bug error problem
+    log event message output input request response call command line step flow process
+    job task run result report status state plan story note meeting team user people
+    account role policy rule access permission group owner
+    server client host machine node instance vm cvm cluster service network disk memory
+    guest compose
+    list index length number size count level mode side end part chain domain
+    demo example metric limit cost model
+    """
+)
+"""Generic software and work-log vocabulary: words that occur across subject areas in
+engineering notes, so alone they do not say what the work is about (an "app", a "key",
+a "build", a "log", a "team", a "vm"). Such a word is never a single-word topic and adds only
+:data:`GENERIC_WEIGHT` to the specificity of a longer term; it may still be part of one
+("app key", "reproducible build", "event log"). Singular forms, as terms are normalised."""
+
 
 def _singular(word: str) -> str:
     """Light plural normalisation; stopwords, acronyms and short words are left alone."""
@@ -179,8 +244,8 @@ def tokenize(text: str) -> list[list[str]]:
     return segments
 
 
-def record_terms(text: str) -> set[str]:
-    """The distinct terms (1..3-grams without stopwords or noise) of one record."""
+def record_terms(text: str, *, max_words: int = MAX_NGRAM) -> set[str]:
+    """The distinct terms (1..``max_words``-grams without stopwords or noise) of one record."""
     terms: set[str] = set()
     for seg in tokenize(text):
         ok = [not _is_noise(t) for t in seg]
@@ -189,7 +254,7 @@ def record_terms(text: str) -> set[str]:
             if not ok[i]:
                 continue
             terms.add(seg[i])
-            for j in range(i + 1, min(i + MAX_NGRAM, n)):
+            for j in range(i + 1, min(i + max_words, n)):
                 if not ok[j]:
                     break
                 terms.add(" ".join(seg[i : j + 1]))
@@ -197,11 +262,15 @@ def record_terms(text: str) -> set[str]:
 
 
 def record_frequencies(texts: Iterable[str | None]) -> dict[str, int]:
-    """Number of records each term occurs in; ``None`` records count as empty."""
+    """Number of records each term occurs in; ``None`` records count as empty.
+
+    Terms of up to :data:`CONTEXT_NGRAM` words are counted; the longest only
+    serve :func:`select_topics` as context and are never selected.
+    """
     counts: Counter[str] = Counter()
     for text in texts:
         if text:
-            counts.update(record_terms(text))
+            counts.update(record_terms(text, max_words=CONTEXT_NGRAM))
     return dict(counts)
 
 
@@ -209,21 +278,50 @@ def term_words(term: str) -> tuple[str, ...]:
     return tuple(term.split(" "))
 
 
+def is_generic(word: str) -> bool:
+    """Whether ``word`` is generic vocabulary (:data:`GENERIC`) that names no subject alone."""
+    return word in GENERIC
+
+
+def specificity(term: str) -> Fraction:
+    """How much of a subject ``term`` names: 1 per specific word, :data:`GENERIC_WEIGHT` per generic one.
+
+    0 for a lone generic word, which is never a topic.
+    """
+    words = term_words(term)
+    if len(words) == 1 and words[0] in GENERIC:
+        return Fraction(0)
+    return sum((GENERIC_WEIGHT if w in GENERIC else Fraction(1) for w in words), start=Fraction(0))
+
+
+_PAST_TENSE = re.compile(r"^[a-z]{3,}[^e]ed$")
+
+
+def _eligible(term: str) -> bool:
+    words = term_words(term)
+    if len(words) > MAX_NGRAM or specificity(term) == 0:
+        return False
+    return not (len(words) > 1 and _PAST_TENSE.match(words[-1]))
+
+
 @dataclass(frozen=True, slots=True)
 class Topic:
     term: str
     count: int
 
+    @property
+    def score(self) -> Fraction:
+        """The ranking score: record count x :func:`specificity`."""
+        return self.count * specificity(self.term)
+
 
 def select_topics(
     frequencies: Mapping[str, int], *, min_count: int, top: int | None
 ) -> list[Topic]:
-    """The top terms in at least ``min_count`` records, without redundant sub-terms.
+    """The ``top`` topics among terms in at least ``min_count`` records, best first.
 
-    A term is dropped when a longer term above the threshold contains it (as a
-    contiguous run of words) and occurs in at least :data:`SUBSUME_RATIO` as many
-    records: the longer term already says it. Order is record count descending, then the term, so the result is
-    deterministic.
+    Threshold, subsumption, eligibility and ranking as the module docstring
+    describes; every returned count is the term's frequency unchanged.
     """
     kept = {t: c for t, c in frequencies.items() if c >= min_count}
     subsumed: set[str] = set()
@@ -231,13 +329,27 @@ def select_topics(
         words = term_words(term)
         n = len(words)
         for size in range(1, n):
+            ratio = WORD_SUBSUME_RATIO if size == 1 else SUBSUME_RATIO
             for start in range(n - size + 1):
                 part = " ".join(words[start : start + size])
                 part_count = kept.get(part)
-                if part_count is not None and count >= SUBSUME_RATIO * part_count:
+                if part_count is not None and count >= ratio * part_count:
                     subsumed.add(part)
     ranked = sorted(
-        (Topic(term=t, count=c) for t, c in kept.items() if t not in subsumed),
-        key=lambda topic: (-topic.count, topic.term),
+        (Topic(term=t, count=c) for t, c in kept.items() if t not in subsumed and _eligible(t)),
+        key=lambda topic: (-topic.score, -topic.count, topic.term),
     )
-    return ranked if top is None else ranked[:top]
+    listed: list[Topic] = []
+    listed_phrases: set[str] = set()
+    for topic in ranked:
+        if top is not None and len(listed) >= top:
+            break
+        words = term_words(topic.term)
+        n = len(words)
+        parts = (" ".join(words[i : i + size]) for size in range(2, n) for i in range(n - size + 1))
+        if any(part in listed_phrases for part in parts):
+            continue  # a refinement of a better-ranked topic: "phala cloud dashboard"
+        listed.append(topic)
+        if n > 1:
+            listed_phrases.add(topic.term)
+    return listed

@@ -6,16 +6,17 @@ topic of an input only if it occurs in at least that input's ``k`` records
 counts on the sides where they pass the threshold; a count below ``k`` is never
 released, not even as "present".
 
-Method: each side's topics are its top ``top`` terms by record count after the
-threshold, without sub-terms a longer kept term already covers
+Method: each side's topics are its top ``top`` terms after the threshold, ranked
+by record count x specificity, without sub-terms a longer kept term already
+covers and without lone generic words
 (:func:`sealroom.computations.text.select_topics`). Over the union ``U`` of the
 two lists, a term is *shared* when it passes both thresholds, otherwise it is
 unique to the side whose list holds it. ``jaccard`` = shared / ``|U|``, rounded
 half-even to 4 decimal places, as a canonical decimal string.
 
-Shared topics are ranked by the smaller of their two relative frequencies
-(count / rows), so a topic both sides write about often comes first whatever
-the datasets' sizes; unique topics by record count.
+Shared topics are ranked by specificity x the smaller of their two relative
+frequencies (count / rows), so a specific topic both sides write about often
+comes first whatever the datasets' sizes; unique topics keep their side's rank.
 
 Insight rules (first that applies):
 
@@ -24,6 +25,10 @@ Insight rules (first that applies):
 * jaccard >= 0.5: "high overlap: ..." naming the top three shared topics;
 * jaccard >= 0.25: "partial overlap: ..." naming top shared and top unique topics;
 * otherwise: "complementary: ..." naming top shared and top unique topics.
+
+The insight names the sides as the output does, spelled out for a reader who
+sees only the sentence: "the first dataset (a)" and "the second (b)", in the
+order of the request's inputs.
 """
 
 from __future__ import annotations
@@ -116,16 +121,20 @@ def _insight(
     if not shared:
         a = _names([t.term for t in only_a[:1]]) or "nothing above its threshold"
         b = _names([t.term for t in only_b[:1]]) or "nothing above its threshold"
-        return f"disjoint: no topic in common; a is about {a}, b is about {b}"
+        return (
+            "disjoint: no topic in common; "
+            f"the first dataset (a) is about {a}, the second (b) about {b}"
+        )
     top_shared = _names([t.term for t in shared[:3]])
     if jaccard >= Fraction(1, 2):
         return f"high overlap: both cover {top_shared}"
     label = "partial overlap" if jaccard >= Fraction(1, 4) else "complementary"
     parts = [f"{label}: both cover {_names([t.term for t in shared[:2]])}"]
     if only_a:
-        parts.append(f"a adds {_names([t.term for t in only_a[:2]])}")
+        parts.append(f"the first dataset (a) adds {_names([t.term for t in only_a[:2]])}")
     if only_b:
-        parts.append(f"b adds {_names([t.term for t in only_b[:2]])}")
+        second = "second" if only_a else "second dataset"
+        parts.append(f"the {second} (b) adds {_names([t.term for t in only_b[:2]])}")
     return "; ".join(parts)
 
 
@@ -149,7 +158,11 @@ def run(
     rows_a, rows_b = max(table_a.num_rows, 1), max(table_b.num_rows, 1)
     shared = sorted(
         (SharedTopic(term=t, count_a=freq_a[t], count_b=freq_b[t]) for t in shared_terms),
-        key=lambda s: (-min(Fraction(s.count_a, rows_a), Fraction(s.count_b, rows_b)), s.term),
+        key=lambda s: (
+            -text.specificity(s.term)
+            * min(Fraction(s.count_a, rows_a), Fraction(s.count_b, rows_b)),
+            s.term,
+        ),
     )
     shared_set = set(shared_terms)
     only_a = [SideTopic(term=t, count=freq_a[t]) for t in top_a if t not in shared_set]

@@ -1,9 +1,13 @@
 """Local profiling: the dataset card an owner may disclose, computed on the owner's machine.
 
-The card uses the same term extraction as the computations
-(:mod:`sealroom.computations.text`), so the keywords others see are the terms a
-computation would find. Only terms in at least ``k`` records are listed (the
-same threshold a computation's output obeys); everything else stays local.
+The card uses the same term extraction and ranking as the computations
+(:func:`sealroom.computations.text.select_topics`), so the keywords others see
+are the topics a computation would find, in the same order (record count x
+specificity: multi-word, domain-specific terms first), each with its true record
+count. Only terms in at least ``k`` records are listed (the same threshold a
+computation's output obeys); everything else stays local. ``topics`` are the
+multi-word keywords: the card's subject areas; ``primary_focus`` and
+``expertise`` are the first of them.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from sealroom.statements.models import Column, DatasetProfile, Keyword, TimeRang
 
 __all__ = ["DatasetCard", "attestation_fields", "profile_table"]
 
-MAX_TOPICS = 8
+MAX_TOPICS = 10
 MAX_EXPERTISE = 5
 
 
