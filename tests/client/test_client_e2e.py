@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from client_world import AUTO_POLICY, TOPICS_A, TOPICS_B, coordinator, now, part
 from sealroom.client import flows
 from sealroom.client.enclave_worker import EnclaveWorker, make_enclave_keys
 from sealroom.client.http import Client
-from sealroom.errors import AttestationInvalid, CommitmentMismatch, NotFound
+from sealroom.errors import AttestationInvalid, BackendUnavailable, CommitmentMismatch, NotFound
 from sealroom.verification.bundle import ProofBundle
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import BundleRejected, verify_bundle
@@ -223,3 +224,28 @@ def test_worker_loop_reports_a_failing_job_and_stops_on_event(tmp_path: Path) ->
         assert final.status_reason is not None
         assert "compute" in final.status_reason
         assert any(e.startswith("failed ") for e in events)
+
+
+def test_worker_waits_for_a_coordinator_that_is_starting(tmp_path: Path) -> None:
+    keys = make_enclave_keys(now=now())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    events: list[str] = []
+    clock = [0.0]
+    worker = EnclaveWorker(
+        client=Client(base_url=dead, identity=keys.identity), keys=keys, on_event=events.append
+    )
+    with pytest.raises(BackendUnavailable, match="cannot reach"):
+        worker.register_when_ready(
+            timeout=3.0,
+            sleep=lambda d: clock.__setitem__(0, clock[0] + d),
+            monotonic=lambda: clock[0],
+        )
+    assert len(events) >= 3
+    assert all("retrying" in e for e in events)
+    assert clock[0] <= 3.0
+
+    with coordinator(tmp_path) as url:
+        worker = EnclaveWorker(client=Client(base_url=url, identity=keys.identity), keys=keys)
+        assert worker.register_when_ready(timeout=0) == keys.evidence.digest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from pathlib import Path
@@ -255,16 +256,21 @@ def search(
                     [
                         h.dataset.dataset,
                         _short(h.dataset.title, 40),
-                        f"{h.score:.3f}",
+                        h.dataset.owner_name or h.dataset.owner[:16] + "...",
+                        str(h.dataset.row_count),
                         "" if h.jaccard is None else f"{h.jaccard:.3f}",
                     ]
                     for h in page.items
                 ],
-                ["dataset", "title", "score", "jaccard"],
+                ["dataset", "title", "owner", "rows", "jaccard"],
             )
             typer.echo(f"{page.total} match(es)")
 
         emit(json_output, data, human)
+
+
+def _when(at: int) -> str:
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 # --- requests --------------------------------------------------------------------------------
@@ -499,7 +505,7 @@ def status(
         def human() -> None:
             _print_request(view)
             for h in view.history:
-                typer.echo(f"  {h.at}  {h.status}" + (f": {h.reason}" if h.reason else ""))
+                typer.echo(f"  {_when(h.at)}  {h.status}" + (f": {h.reason}" if h.reason else ""))
 
         emit(json_output, _request_json(view), human)
 

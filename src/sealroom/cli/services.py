@@ -69,6 +69,14 @@ def enclave(
     once: Annotated[
         bool, typer.Option("--once", help="Register, run at most one job, and exit.")
     ] = False,
+    wait_for_coordinator: Annotated[
+        float,
+        typer.Option(
+            "--wait-for-coordinator",
+            min=0.0,
+            help="Keep retrying registration this long while the coordinator is unreachable (s).",
+        ),
+    ] = 60.0,
     poll_max: Annotated[
         float,
         typer.Option(
@@ -102,7 +110,7 @@ def enclave(
                 idle_min=min(0.25, poll_max),
                 on_event=None if json_output else lambda m: typer.echo(m, err=True),
             )
-            evidence = worker.register()
+            evidence = worker.register_when_ready(timeout=wait_for_coordinator)
             if once:
                 step = worker.step()
                 emit(

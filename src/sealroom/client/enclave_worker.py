@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -119,6 +120,26 @@ class EnclaveWorker:
         label = "SIMULATED" if view.simulated else view.tee
         self._event(f"registered enclave {view.party} ({label}), evidence {view.evidence}")
         return view.evidence
+
+    def register_when_ready(
+        self,
+        *,
+        timeout: float,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> str:
+        """:meth:`register`, retrying while the coordinator cannot be reached (it may be starting)."""
+        deadline = monotonic() + timeout
+        delay = 0.1
+        while True:
+            try:
+                return self.register()
+            except BackendUnavailable:
+                if monotonic() + delay > deadline:
+                    raise
+                self._event(f"coordinator not reachable yet; retrying in {delay:.1f} s")
+                sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def step(self) -> StepResult:
         """Claim at most one job and finish it (complete or fail)."""
