@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 REPO = Path(__file__).resolve().parent.parent
 VECTORS = REPO.parent / "shared" / "vectors"
@@ -28,8 +35,6 @@ def postgres_url() -> str:
     """
     import os
 
-    import sqlalchemy as sa
-
     url = os.environ.get("SEALROOM_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
     try:
         engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
@@ -42,3 +47,36 @@ def postgres_url() -> str:
             pytest.fail(reason + " and SEALROOM_REQUIRE_POSTGRES=1")
         pytest.skip(reason + "; set SEALROOM_TEST_POSTGRES_URL or start the server")
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL: an SQLite file, or a throwaway PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'coordinator.db'}"
+        return
+    base: str = request.getfixturevalue("postgres_url")
+    schema = f"sr_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated coordinator database on each backend (see ``db_url``)."""
+    from sealroom.storage.engine import create_engine
+    from sealroom.storage.migrate import upgrade
+
+    eng = create_engine(db_url)
+    upgrade(eng)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
