@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, get_args
 
 import pyarrow as pa
 from pydantic import BaseModel
@@ -73,20 +73,7 @@ Step = Literal[
     "compute",
     "release",
 ]
-STEPS: tuple[Step, ...] = (
-    "enclave",
-    "request",
-    "computation",
-    "parameters",
-    "attestations",
-    "policies",
-    "approvals",
-    "recipients",
-    "inputs",
-    "commitments",
-    "compute",
-    "release",
-)
+STEPS: tuple[Step, ...] = get_args(Step)
 
 
 class JobFailed(SealroomError):
