@@ -1,15 +1,27 @@
-"""Dataset discovery on each database's own full-text engine, behind one interface.
+"""Dataset discovery: full text on each database's own engine, everything else in-process.
 
-SQLite: an FTS5 virtual table (``porter unicode61`` tokenizer, BM25 ranking with
-title > keywords/topics > description). PostgreSQL: a ``tsvector`` table with a
-GIN index (``english`` configuration, weights A/B/C, ``ts_rank_cd``). The index
-row is written in the same transaction as the dataset, so search never sees a
-dataset without its index entry or the other way round.
+Full text. SQLite: an FTS5 virtual table (``porter unicode61`` tokenizer, BM25
+ranking with title > keywords/topics > description). PostgreSQL: a ``tsvector``
+table with a GIN index (``english`` configuration, weights A/B/C,
+``ts_rank_cd``). The index row is written in the same transaction as the
+dataset, so search never sees a dataset without its index entry or the other
+way round. A text query asks the engine twice: once for the bare set of matches
+(no ranking: cheap) to count them under the filters, once for the best-ranked
+matches after the cursor with a top-k limit, sized from the filters' measured
+pass rate and grown only if too few of them pass.
+
+Filters, keyword intersection and keyword-Jaccard ranking run on the
+:class:`~sealroom.storage.discovery_index.DiscoveryIndex` (numpy arrays checked
+against the database's generation in the same read transaction). Results are
+exact; nothing is approximated.
 
 Ranking is deterministic: ties are broken by insertion order (``seq``). The
-cursor is opaque to clients but bound to the query it came from: keyset on
-``seq`` for the default newest-first order, an offset for ranked orders (a
-ranked order has to score every match anyway, so the offset costs little).
+cursor is opaque to clients but bound to the query it came from; it is a keyset
+(the last hit's sort key), never an offset, so a withdrawal or publication
+between pages neither repeats nor skips a dataset whose sort key did not change.
+Jaccard values are exact ratios of small integers (division is correctly
+rounded), so equal similarities compare equal. Text scores depend on corpus
+statistics, so a publication between pages can reorder text matches slightly.
 """
 
 from __future__ import annotations
@@ -17,15 +29,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import sqlalchemy as sa
-from sqlalchemy import ColumnElement, Connection, Float, cast, func, select
+from sqlalchemy import Connection, select
 
 from sealroom.errors import InvalidInput, NotFound
+from sealroom.storage.discovery_index import DiscoveryIndex, IndexView, parse_ids
 from sealroom.storage.schema import dataset_keywords, datasets
 
 __all__ = [
@@ -44,8 +59,15 @@ MAX_LIMIT = 100
 _MAX_TOKENS = 16
 _TOKEN_RE = re.compile(r"\w+", re.UNICODE)
 
-_fts_sqlite = sa.table("dataset_fts", sa.column("rowid"), sa.column("dataset_fts"))
-_fts_pg = sa.table("dataset_fts", sa.column("seq"), sa.column("document"))
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+Mask = npt.NDArray[np.bool_]
+
+# Text ranking as "lower is better" on both engines: bm25() is already negative-better,
+# PostgreSQL's rank is negated. ``score`` in a hit is the negation (higher is better).
+_BM25 = "bm25(dataset_fts, 3.0, 2.0, 1.0)"
+_PG_RANK = "(-CAST(ts_rank_cd(document, plainto_tsquery('english', :q)) AS FLOAT8))"
+_PG_MATCH = "document @@ plainto_tsquery('english', :q)"
 
 
 def fts_create_statements(dialect: str) -> list[str]:
@@ -150,31 +172,34 @@ def _tokens(q: str) -> list[str]:
     return tokens[:_MAX_TOKENS]
 
 
-def _encode_cursor(data: dict[str, object]) -> str:
-    raw = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+def _encode_cursor(fingerprint: str, after: Sequence[float | int]) -> str:
+    raw = json.dumps({"f": fingerprint, "a": list(after)}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, fingerprint: str) -> dict[str, int]:
+def _decode_cursor(cursor: str, fingerprint: str, floats: int) -> tuple[list[float], int]:
+    """``(float sort keys, seq)`` of the last hit of the previous page."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
     except (ValueError, TypeError):
         raise InvalidInput("cursor is not one this server issued") from None
-    if (
-        not isinstance(data, dict)
-        or data.get("f") != fingerprint
-        or not any(k in data for k in ("o", "k"))
-    ):
+    if not isinstance(data, dict) or data.get("f") != fingerprint:
         raise InvalidInput("cursor belongs to another query; start again without it")
-    out: dict[str, int] = {}
-    for key in ("o", "k"):
-        if key in data:
-            value = data[key]
-            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**62:
-                raise InvalidInput("cursor is not one this server issued")
-            out[key] = value
-    return out
+    after = data.get("a")
+    if not isinstance(after, list) or len(after) != floats + 1:
+        raise InvalidInput("cursor is not one this server issued")
+    keys: list[float] = []
+    for value in after[:floats]:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInput("cursor is not one this server issued")
+        if not math.isfinite(value):
+            raise InvalidInput("cursor is not one this server issued")
+        keys.append(float(value))
+    seq = after[floats]
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**62:
+        raise InvalidInput("cursor is not one this server issued")
+    return keys, seq
 
 
 def _check(query: SearchQuery) -> None:
@@ -190,136 +215,247 @@ def _check(query: SearchQuery) -> None:
         raise InvalidInput("q is longer than 500 characters")
 
 
-def search(conn: Connection, query: SearchQuery) -> SearchPage:
-    """Run ``query`` over active datasets; raise :class:`NotFound` for an unknown ``similar_to``."""
-    _check(query)
-    d = datasets
-    where: list[ColumnElement[bool]] = [d.c.status == "active"]
-    if query.owner is not None:
-        where.append(d.c.owner == query.owner)
+def _filter_mask(conn: Connection, view: IndexView, query: SearchQuery) -> Mask:
+    """Active datasets passing every filter of ``query`` (not text, not similarity)."""
+    mask = view.active.copy()
     if query.min_rows is not None:
-        where.append(d.c.row_count >= query.min_rows)
+        mask &= view.row_count >= query.min_rows
     if query.max_rows is not None:
-        where.append(d.c.row_count <= query.max_rows)
+        mask &= view.row_count <= query.max_rows
     if query.time_from is not None:
-        where.append(d.c.time_end >= query.time_from)
+        mask &= view.has_time & (view.time_end >= query.time_from)
     if query.time_to is not None:
-        where.append(d.c.time_start <= query.time_to)
+        mask &= view.has_time & (view.time_start <= query.time_to)
     wanted = list(dict.fromkeys(normalize_term(k) for k in query.keywords))
     if wanted:
-        # Intersect the posting lists (primary key (term, seq)) rather than probing per row.
-        k = dataset_keywords
-        lists = [select(k.c.seq).where(k.c.term == term) for term in wanted]
-        where.append(d.c.seq.in_(lists[0] if len(lists) == 1 else sa.intersect(*lists)))
-
-    from_: sa.FromClause = d
-    count_from: sa.FromClause = d
-    count_where: list[ColumnElement[bool]] = []
-    score: ColumnElement[float] = sa.literal(0.0, Float)
-    if query.q is not None:
-        tokens = _tokens(query.q)
-        if conn.dialect.name == "sqlite":
-            # Rank inside the FTS table first (one pass over the posting lists), then join:
-            # a join driven from ``datasets`` would run MATCH once per dataset row.
-            match = " AND ".join(f'"{t}"' for t in tokens)
-            fts = (
-                select(
-                    _fts_sqlite.c.rowid.label("seq"),
-                    (-func.bm25(sa.literal_column("dataset_fts"), 3.0, 2.0, 1.0)).label("rank"),
-                )
-                .where(sa.literal_column("dataset_fts").op("MATCH", return_type=sa.Boolean)(match))
-                .subquery("fts")
-            )
-        else:
-            tsq = func.plainto_tsquery(sa.literal_column("'english'"), " ".join(tokens))
-            fts = (
-                select(
-                    _fts_pg.c.seq.label("seq"),
-                    cast(func.ts_rank_cd(_fts_pg.c.document, tsq), Float).label("rank"),
-                )
-                .where(_fts_pg.c.document.op("@@")(tsq))
-                .subquery("fts")
-            )
-        from_ = from_.join(fts, fts.c.seq == d.c.seq)
-        score = fts.c.rank
-        # Counting needs the matches, not their rank (BM25 per row is the expensive part).
-        if conn.dialect.name == "sqlite":
-            ids = select(_fts_sqlite.c.rowid).where(
-                sa.literal_column("dataset_fts").op("MATCH", return_type=sa.Boolean)(match)
-            )
-        else:
-            ids = select(_fts_pg.c.seq).where(_fts_pg.c.document.op("@@")(tsq))
-        count_where.append(d.c.seq.in_(ids))
-
-    jaccard: ColumnElement[Any] | None = None
-    if query.similar_to is not None:
-        target = conn.execute(
-            select(d.c.seq).where(d.c.dataset == query.similar_to)
-        ).scalar_one_or_none()
-        if target is None:
-            raise NotFound(f"similar_to: no dataset {query.similar_to}")
-        terms = [
-            t
-            for (t,) in conn.execute(
-                select(dataset_keywords.c.term).where(dataset_keywords.c.seq == target)
-            )
-        ]
-        k = dataset_keywords
-        overlap = (
-            select(k.c.seq.label("seq"), func.count().label("inter"))
-            .where(k.c.term.in_(terms or [""]))
-            .group_by(k.c.seq)
-            .subquery("overlap")
+        # Intersect sorted posting lists, rarest first: the running result only shrinks.
+        lists = sorted((view.postings(t) for t in wanted), key=len)
+        common = lists[0]
+        for other in lists[1:]:
+            if not common.size:
+                break
+            common = np.intersect1d(common, other, assume_unique=True)
+        keep = np.zeros(view.n, dtype=np.bool_)
+        keep[common] = True
+        mask &= keep
+    if query.owner is not None:
+        owned = np.fromiter(
+            conn.execute(select(datasets.c.seq).where(datasets.c.owner == query.owner)).scalars(),
+            dtype=np.int64,
         )
-        from_ = from_.join(overlap, overlap.c.seq == d.c.seq)
-        count_from = count_from.join(overlap, overlap.c.seq == d.c.seq)
-        where.append(d.c.seq != target)
-        inter = cast(overlap.c.inter, Float)
-        jaccard = inter / (cast(len(terms) + d.c.keyword_count, Float) - inter)
+        keep = np.zeros(view.n, dtype=np.bool_)
+        keep[view.positions_of(np.sort(owned))] = True
+        mask &= keep
+    return mask
 
-    fingerprint = query.fingerprint()
-    position = _decode_cursor(query.cursor, fingerprint) if query.cursor else {}
-    total = int(
-        conn.execute(
-            select(func.count()).select_from(count_from).where(*where, *count_where)
-        ).scalar_one()
-    )
 
-    cols = [d.c.seq, d.c.dataset, score.label("score")]
-    if jaccard is not None:
-        cols.append(jaccard.label("jaccard"))
-    stmt = select(*cols).select_from(from_).where(*where)
-    keyset = query.q is None and jaccard is None
-    offset = 0
-    if keyset:
-        if "k" in position:
-            stmt = stmt.where(d.c.seq < position["k"])
-        stmt = stmt.order_by(d.c.seq.desc())
+def _smallest(candidates: I64, keys: Sequence[npt.NDArray[np.generic]], k: int) -> I64:
+    """The ``k`` candidates with the lexicographically smallest ``keys`` (one array per key,
+    aligned with ``candidates``), in order."""
+    if candidates.size > 4 * k:
+        first = keys[0]
+        bound = np.partition(first, k - 1)[k - 1]
+        near = first <= bound
+        candidates = candidates[near]
+        keys = [key[near] for key in keys]
+    order = np.lexsort(tuple(reversed(keys)))
+    return candidates[order[:k]]
+
+
+def _match_seqs(conn: Connection, tokens: list[str]) -> I64:
+    """Every dataset matching the text, unranked (the engines count matches cheaply)."""
+    if conn.dialect.name == "sqlite":
+        sql = "SELECT group_concat(rowid) FROM dataset_fts WHERE dataset_fts MATCH :q"
+        joined = conn.execute(sa.text(sql), {"q": _fts5_query(tokens)}).scalar_one()
     else:
-        offset = position.get("o", 0)
-        order: list[ColumnElement[object]] = []
-        if jaccard is not None:
-            order.append(sa.literal_column("jaccard").desc())
-        if query.q is not None:
-            order.append(sa.literal_column("score").desc())
-        order.append(d.c.seq.asc())
-        stmt = stmt.order_by(*order).offset(offset)
-    rows = conn.execute(stmt.limit(query.limit + 1)).all()
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
+        # Only module constants are interpolated; the text is a bound parameter.
+        sql = f"SELECT string_agg(CAST(seq AS TEXT), ',') FROM dataset_fts WHERE {_PG_MATCH}"  # noqa: S608
+        joined = conn.execute(sa.text(sql), {"q": " ".join(tokens)}).scalar_one()
+    return np.sort(parse_ids(joined))
+
+
+def _fts5_query(tokens: list[str]) -> str:
+    return " AND ".join(f'"{t}"' for t in tokens)
+
+
+def _ranked(
+    conn: Connection, tokens: list[str], after: tuple[float, int] | None, limit: int | None
+) -> tuple[I64, F64]:
+    """``(seqs, rank)`` of the best matches after ``after``, best (lowest rank) first."""
+    if conn.dialect.name == "sqlite":
+        rank, key, match = _BM25, "rowid", "dataset_fts MATCH :q"
+        params: dict[str, object] = {"q": _fts5_query(tokens)}
+    else:
+        rank, key, match = _PG_RANK, "seq", _PG_MATCH
+        params = {"q": " ".join(tokens)}
+    # Only module constants are interpolated; the text and the cursor are bound parameters.
+    sql = f"SELECT {key}, {rank} AS r FROM dataset_fts WHERE {match}"  # noqa: S608
+    if after is not None:
+        params.update(r=after[0], seq=after[1])
+        if conn.dialect.name == "sqlite":
+            sql += f" AND ({rank} > :r OR ({rank} = :r AND {key} > :seq))"
+        else:
+            # PostgreSQL would evaluate the rank twice per match if the condition repeated it.
+            sql = (
+                f"WITH m AS MATERIALIZED ({sql}) "  # noqa: S608
+                f"SELECT {key}, r FROM m WHERE r > :r OR (r = :r AND {key} > :seq)"
+            )
+    sql += f" ORDER BY r, {key}"
+    if limit is not None:
+        sql += " LIMIT :limit"
+        params["limit"] = limit
+    rows = conn.execute(sa.text(sql), params).all()
+    seqs = np.array([r[0] for r in rows], dtype=np.int64)
+    ranks = np.array([r[1] for r in rows], dtype=np.float64)
+    return seqs, ranks
+
+
+@dataclass(frozen=True, slots=True)
+class _Ranked:
+    positions: I64
+    rank: F64 | None  # text rank per position (lower is better), if ranked by text
+    jaccard: F64 | None  # aligned with ``positions``
+
+
+def search(conn: Connection, query: SearchQuery, index: DiscoveryIndex) -> SearchPage:
+    """Run ``query`` over active datasets; raise :class:`NotFound` for an unknown ``similar_to``."""
+    _check(query)
+    tokens = _tokens(query.q) if query.q is not None else None
+    view = index.view(conn)
+    mask = _filter_mask(conn, view, query)
+    fingerprint = query.fingerprint()
+    floats = (query.similar_to is not None) + (tokens is not None)
+    after: tuple[list[float], int] | None = None
+    if query.cursor:
+        after = _decode_cursor(query.cursor, fingerprint, floats)
+    need = query.limit + 1
+    if query.similar_to is not None:
+        jaccard = _jaccard(conn, view, query.similar_to)
+        mask &= jaccard > 0
+        if tokens is not None:
+            page, total = _similar_and_text(conn, view, mask, jaccard, tokens, after, need)
+        else:
+            total = int(mask.sum())
+            if after is not None:
+                (j,), seq = after
+                mask &= (jaccard < j) | ((jaccard == j) & (view.seqs > seq))
+            cand = np.flatnonzero(mask)
+            top = _smallest(cand, [-jaccard[cand], view.seqs[cand]], need)
+            page = _Ranked(top, None, jaccard[top])
+    elif tokens is not None:
+        page, total = _text(conn, view, mask, tokens, after, need)
+    else:
+        total = int(mask.sum())
+        if after is not None:
+            mask &= view.seqs < after[1]
+        page = _Ranked(np.flatnonzero(mask)[::-1][:need], None, None)
+    return _page(conn, view, query, fingerprint, page, total)
+
+
+def _jaccard(conn: Connection, view: IndexView, similar_to: str) -> F64:
+    """Keyword Jaccard of every visible dataset against ``similar_to`` (0 for itself)."""
+    target = conn.execute(
+        select(datasets.c.seq).where(datasets.c.dataset == similar_to)
+    ).scalar_one_or_none()
+    if target is None:
+        raise NotFound(f"similar_to: no dataset {similar_to}")
+    terms = list(
+        conn.execute(
+            select(dataset_keywords.c.term).where(dataset_keywords.c.seq == target)
+        ).scalars()
+    )
+    parts = [view.postings(str(t)) for t in terms]
+    shared = np.bincount(
+        np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32), minlength=view.n
+    )
+    union = len(terms) + view.keyword_count - shared
+    jaccard = np.zeros(view.n, dtype=np.float64)
+    np.divide(shared, union, out=jaccard, where=shared > 0)
+    jaccard[view.positions_of(np.array([int(target)], dtype=np.int64))] = 0.0
+    return jaccard
+
+
+def _text(
+    conn: Connection,
+    view: IndexView,
+    mask: Mask,
+    tokens: list[str],
+    after: tuple[list[float], int] | None,
+    need: int,
+) -> tuple[_Ranked, int]:
+    matches = view.positions_of(_match_seqs(conn, tokens))
+    passing = int(mask[matches].sum())
+    if passing == 0:
+        return _Ranked(np.zeros(0, dtype=np.int64), None, None), 0
+    cursor = None if after is None else (after[0][0], after[1])
+    # Ask for enough ranked rows that ``need`` of them pass the filters at the measured rate.
+    want = min(matches.size, math.ceil(need * matches.size / passing * 1.25) + 8)
+    while True:
+        seqs, ranks = _ranked(conn, tokens, cursor, want)
+        pos = view.positions_of(seqs) if seqs.size else np.zeros(0, dtype=np.int64)
+        ok = mask[pos]
+        if int(ok.sum()) >= need or seqs.size < want or want >= matches.size:
+            hits = pos[ok][:need]
+            return _Ranked(hits, ranks[ok][:need], None), passing
+        want = min(matches.size, want * 4)
+
+
+def _similar_and_text(
+    conn: Connection,
+    view: IndexView,
+    mask: Mask,
+    jaccard: F64,
+    tokens: list[str],
+    after: tuple[list[float], int] | None,
+    need: int,
+) -> tuple[_Ranked, int]:
+    seqs, ranks = _ranked(conn, tokens, None, None)
+    pos = view.positions_of(seqs)
+    rank_of = np.full(view.n, np.inf)
+    rank_of[pos] = ranks
+    ok = pos[mask[pos]]
+    total = int(ok.size)
+    if after is not None:
+        (j, r), seq = after
+        jc, rc, sc = jaccard[ok], rank_of[ok], view.seqs[ok]
+        ok = ok[(jc < j) | ((jc == j) & ((rc > r) | ((rc == r) & (sc > seq))))]
+    top = _smallest(ok, [-jaccard[ok], rank_of[ok], view.seqs[ok]], need)
+    return _Ranked(top, rank_of[top], jaccard[top]), total
+
+
+def _page(
+    conn: Connection,
+    view: IndexView,
+    query: SearchQuery,
+    fingerprint: str,
+    ranked: _Ranked,
+    total: int,
+) -> SearchPage:
+    more = ranked.positions.size > query.limit
+    positions = ranked.positions[: query.limit]
+    seqs = [int(s) for s in view.seqs[positions].tolist()]
+    digest_of = {
+        int(r.seq): str(r.dataset)
+        for r in conn.execute(
+            select(datasets.c.seq, datasets.c.dataset).where(datasets.c.seq.in_(seqs))
+        )
+    }
     hits = tuple(
         SearchHit(
-            seq=int(r.seq),
-            dataset=str(r.dataset),
-            score=float(r.score),
-            jaccard=float(r.jaccard) if jaccard is not None else None,
+            seq=seq,
+            dataset=digest_of[seq],
+            score=0.0 if ranked.rank is None else -float(ranked.rank[i]),
+            jaccard=None if ranked.jaccard is None else float(ranked.jaccard[i]),
         )
-        for r in rows
+        for i, seq in enumerate(seqs)
     )
     next_cursor: str | None = None
     if more and hits:
-        if keyset:
-            next_cursor = _encode_cursor({"f": fingerprint, "k": hits[-1].seq})
-        else:
-            next_cursor = _encode_cursor({"f": fingerprint, "o": offset + len(hits)})
+        last = len(hits) - 1
+        keys: list[float | int] = []
+        if ranked.jaccard is not None:
+            keys.append(float(ranked.jaccard[last]))
+        if ranked.rank is not None:
+            keys.append(float(ranked.rank[last]))
+        next_cursor = _encode_cursor(fingerprint, [*keys, hits[last].seq])
     return SearchPage(hits=hits, next_cursor=next_cursor, total=total)
