@@ -28,6 +28,7 @@ from sealroom.api.errors import (
     handle_sealroom_error,
     handle_unexpected,
 )
+from sealroom.api.schemas import install_openapi
 from sealroom.computations.registry import Registry
 from sealroom.coordinator.service import Coordinator, Stored
 from sealroom.crypto.keys import PartyId, PublicIdentity
@@ -147,6 +148,7 @@ def create_app(
         openapi_url="/openapi.json",
     )
     app.state.coordinator = coordinator
+    install_openapi(app)
     app.add_exception_handler(SealroomError, handle_sealroom_error)
 
     async def validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -27,6 +27,7 @@ from sealroom.cli.common import (
 from sealroom.client import flows
 from sealroom.client.views import DatasetView, RequestView
 from sealroom.errors import InvalidInput
+from sealroom.policy import PolicyRules
 from sealroom.statements import parse_json_strict
 
 __all__ = ["dataset_app", "register"]
@@ -110,6 +111,20 @@ def _print_request(view: RequestView) -> None:
 # --- datasets --------------------------------------------------------------------------------
 
 
+def _policy_rules(path: Path) -> dict[str, Any]:
+    """The rules object in ``path``, checked before anything is read, signed or sent."""
+    value = parse_json_strict(
+        read_file(path, "policy file"), max_size=1 << 20, what=f"policy file {path}"
+    )
+    if not isinstance(value, dict):
+        raise InvalidInput(f"policy file {path} must hold a JSON object of rules")
+    try:
+        PolicyRules.parse(value)
+    except InvalidInput as exc:
+        raise InvalidInput(f"policy file {path}: {exc.detail}") from None
+    return value
+
+
 @dataset_app.command("publish")
 def dataset_publish(
     file: Annotated[Path, typer.Argument(help="The data file (CSV, JSONL, Parquet, ...).")],
@@ -126,12 +141,7 @@ def dataset_publish(
     with handle_errors(json_output):
         rules: dict[str, Any] | None = None
         if policy is not None:
-            value = parse_json_strict(
-                read_file(policy, "policy file"), max_size=1 << 20, what="policy file"
-            )
-            if not isinstance(value, dict):
-                raise InvalidInput("the policy file must hold a JSON object of rules")
-            rules = value
+            rules = _policy_rules(policy)
         if not file.is_file():
             raise InvalidInput(f"no such data file: {file}")
         session = open_session(url, home)
@@ -210,6 +220,26 @@ def dataset_show(
             from sealroom.errors import VerificationFailed
 
             raise VerificationFailed(f"the coordinator served another statement for {dataset}")
+        emit(json_output, _dataset_json(view), lambda: _print_dataset(view))
+
+
+@dataset_app.command("withdraw")
+def dataset_withdraw(
+    dataset: Annotated[str, typer.Argument(help="Your dataset's id (sha256:...).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded and shown).")],
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Withdraw your dataset: new requests on it are refused, pending ones are rejected."""
+    from sealroom.errors import VerificationFailed
+
+    with handle_errors(json_output):
+        session = open_session(url, home)
+        with session.client:
+            view = session.client.withdraw_dataset(dataset, reason)
+        if view.dataset != dataset or view.status != "withdrawn":
+            raise VerificationFailed(f"the coordinator did not withdraw {dataset}")
         emit(json_output, _dataset_json(view), lambda: _print_dataset(view))
 
 

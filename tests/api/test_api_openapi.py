@@ -1,0 +1,187 @@
+"""/openapi.json documents every route of docs/http-api.md, every body, and the real shapes."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from api_helpers import Client, Clock, test_registry
+
+from sealroom.api import schemas
+from sealroom.api.app import create_app
+from sealroom.api.testing import run_in_thread
+from sealroom.statements import sign_statement
+from tests.helpers import T0, attestation, identity
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "http-api.md"
+_ROUTE = re.compile(r"^- `(GET|POST|PUT|DELETE) (/v1/[^`?\s]+)")
+_PARAM = re.compile(r"\{[^}]+\}")
+KEYS_FROM_BODY = {"/v1/parties", "/v1/enclaves"}  # the signer's keys come from the body itself
+
+
+def _norm(path: str) -> str:
+    return _PARAM.sub("{}", path)
+
+
+def documented_routes() -> set[tuple[str, str]]:
+    routes = set()
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        m = _ROUTE.match(line)
+        if m:
+            routes.add((m.group(1).lower(), _norm(m.group(2))))
+    return routes
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Clock]]:
+    clock = Clock(T0)
+    db = tmp_path_factory.mktemp("openapi") / "c.db"
+    app = create_app(db_url=f"sqlite:///{db}", registry=test_registry(), clock=clock)
+    with run_in_thread(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+        yield http, clock
+
+
+@pytest.fixture(scope="module")
+def spec(served: tuple[httpx.Client, Clock]) -> dict[str, Any]:
+    http, _ = served
+    r = http.get("/openapi.json")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/json")
+    value: dict[str, Any] = json.loads(r.content)  # valid JSON, strictly
+    return value
+
+
+def _operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method in {"get", "post", "put", "delete", "patch"}:
+                yield method, path, op
+
+
+def _refs(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "$ref":
+                yield v
+            else:
+                yield from _refs(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _refs(v)
+
+
+def _component(spec: dict[str, Any], ref: str) -> dict[str, Any]:
+    prefix = "#/components/schemas/"
+    assert ref.startswith(prefix), ref
+    found: dict[str, Any] = spec["components"]["schemas"][ref.removeprefix(prefix)]
+    return found
+
+
+def test_openapi_paths_are_exactly_the_documented_routes(spec: dict[str, Any]) -> None:
+    assert spec["openapi"].startswith("3.1")
+    assert spec["info"]["title"]
+    documented = documented_routes()
+    assert len(documented) >= 30  # the parser found the route list
+    served = {(m, _norm(p)) for m, p, _ in _operations(spec)}
+    assert served == documented
+
+
+def test_openapi_every_mutating_route_documents_its_body(spec: dict[str, Any]) -> None:
+    for method, path, op in _operations(spec):
+        if method not in {"post", "put"}:
+            continue
+        if (method, path) in schemas.NO_BODY:
+            assert "requestBody" not in op
+            assert "empty" in op["description"]
+            continue
+        body = op.get("requestBody")
+        assert body is not None, f"{method.upper()} {path} documents no body"
+        assert body["required"] is True
+        (media, content), *rest = body["content"].items()
+        assert not rest
+        if media == "application/octet-stream":
+            assert content["schema"] == {"type": "string", "format": "binary"}
+            headers = {p["name"] for p in op["parameters"] if p["in"] == "header"}
+            assert "Sealroom-Enclave" in headers
+            continue
+        assert media == "application/json"
+        model = _component(spec, content["schema"]["$ref"])
+        assert model["type"] == "object"
+        assert model["properties"]
+        assert model["additionalProperties"] is False
+
+
+def test_openapi_refs_resolve_and_responses_are_typed(spec: dict[str, Any]) -> None:
+    for ref in set(_refs(spec)):
+        assert isinstance(_component(spec, ref), dict)
+    names = set(spec["components"]["schemas"])
+    assert "HTTPValidationError" not in names  # no 422s: bad input is a 400 with ErrorBody
+    for method, path, op in _operations(spec):
+        statuses = set(op["responses"])
+        assert "422" not in statuses, (method, path)
+        assert op["responses"]["4XX"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"
+        }
+        ok = [s for s in statuses if s.startswith("2")]
+        assert ok, (method, path)
+        if path == "/v1/log/checkpoint":
+            assert "text/plain" in op["responses"]["200"]["content"]
+            continue
+        for status in ok:
+            if status == "204":
+                continue
+            assert op["responses"][status]["content"], (method, path, status)
+        signed = "security" in op
+        assert signed == ((method, path) not in schemas.PUBLIC), (method, path)
+
+
+def test_openapi_bodies_match_what_the_server_requires(
+    spec: dict[str, Any], served: tuple[httpx.Client, Clock]
+) -> None:
+    """The documented required fields are the ones the server asks for, and no others."""
+    http, clock = served
+    alice = Client(http, identity("alice"), clock)
+    assert alice.register("alice").status_code in (200, 201)
+    fake = "sha256:" + "1" * 64
+    checked = 0
+    for method, path, op in _operations(spec):
+        content = op.get("requestBody", {}).get("content", {})
+        if "application/json" not in content or path in KEYS_FROM_BODY:
+            continue
+        model = _component(spec, content["application/json"]["schema"]["$ref"])
+        target = _PARAM.sub(fake, path)
+        r = alice.call(method.upper(), target, {})
+        assert r.status_code == 400, (path, r.text)
+        missing = re.search(r"missing field\(s\) (\[.*\])", r.json()["error"]["detail"])
+        assert missing is not None, (path, r.text)
+        assert sorted(json.loads(missing.group(1).replace("'", '"'))) == sorted(model["required"])
+        r = alice.call(method.upper(), target, {"zz_not_documented": 1})
+        assert "unknown field(s) ['zz_not_documented']" in r.json()["error"]["detail"]
+        checked += 1
+    assert checked == 9
+
+
+def test_openapi_response_models_accept_real_responses(served: tuple[httpx.Client, Clock]) -> None:
+    http, clock = served
+    bob = Client(http, identity("bob-openapi"), clock)
+    registered = bob.register("bob")
+    schemas.PartyView.model_validate(registered.json())
+    att = sign_statement(attestation(bob.identity, title="openapi shapes"), bob.identity)
+    published = bob.call(
+        "POST", "/v1/datasets", {"attestation": att.envelope.to_dict(), "policy": None}
+    )
+    assert published.status_code == 201, published.text
+    schemas.PublishedDataset.model_validate(published.json())
+    schemas.HealthView.model_validate(http.get("/v1/health").json())
+    schemas.ComputationList.model_validate(http.get("/v1/computations").json())
+    schemas.DatasetPage.model_validate(http.get("/v1/datasets").json())
+    page = schemas.SearchPage.model_validate(http.get("/v1/search", params={"q": "shapes"}).json())
+    assert page.total == 1
+    schemas.ErrorBody.model_validate(http.get(f"/v1/datasets/{'sha256:' + '0' * 64}").json())
+    schemas.LogKeyView.model_validate(http.get("/v1/log/key").json())
+    schemas.RequestList.model_validate(bob.call("GET", "/v1/inbox").json())
