@@ -239,11 +239,7 @@ def request(
     """Build, sign and post a ComputationRequest for a computation of the local library."""
     _check_identity(client, identity)
     computation = (registry or default_registry()).get(computation_id)
-    if len(datasets) != len(computation.input_names):
-        raise InvalidInput(
-            f"{computation.id} takes {len(computation.input_names)} dataset(s) "
-            f"({', '.join(computation.input_names)}), got {len(datasets)}"
-        )
+    computation.check_inputs(len(datasets))
     computation.parse_params(dict(params))
     recipients: list[str] = [identity.party_id]
     if computation.release == "all-parties":

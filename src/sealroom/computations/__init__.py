@@ -2,9 +2,11 @@
 
 from sealroom.computations.base import (
     DEFAULT_K,
+    ZERO_COST,
     Computation,
     PrivacyClass,
     PrivacyContext,
+    PrivacyCost,
     Release,
     code_digest_of,
 )
@@ -12,9 +14,11 @@ from sealroom.computations.registry import Registry, default_registry
 
 __all__ = [
     "DEFAULT_K",
+    "ZERO_COST",
     "Computation",
     "PrivacyClass",
     "PrivacyContext",
+    "PrivacyCost",
     "Registry",
     "Release",
     "code_digest_of",

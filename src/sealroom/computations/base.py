@@ -13,6 +13,7 @@ import hashlib
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from types import ModuleType
 from typing import Literal
 
@@ -24,9 +25,11 @@ from sealroom.statements import ComputationRef, Digest
 
 __all__ = [
     "DEFAULT_K",
+    "ZERO_COST",
     "Computation",
     "PrivacyClass",
     "PrivacyContext",
+    "PrivacyCost",
     "Release",
     "code_digest_of",
 ]
@@ -45,14 +48,60 @@ _CODE_DOMAIN = b"sealroom-computation-code-v1\x00"
 
 
 @dataclass(frozen=True, slots=True)
-class PrivacyContext:
-    """Output-privacy parameters from the owners' verified policies, one ``k`` per input."""
+class PrivacyCost:
+    """The differential-privacy budget one run consumes on each input; charged before it runs."""
 
-    k: tuple[int, ...]
+    epsilon: Decimal = Decimal(0)
+    delta: Decimal = Decimal(0)
 
     def __post_init__(self) -> None:
+        if self.epsilon < 0 or self.delta < 0 or self.delta >= 1:
+            raise InvalidInput("a privacy cost needs epsilon >= 0 and 0 <= delta < 1")
+
+    @property
+    def is_zero(self) -> bool:
+        return self.epsilon == 0 and self.delta == 0
+
+
+ZERO_COST = PrivacyCost()
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyContext:
+    """Output-privacy parameters from the owners' verified (and composed) policies.
+
+    Every tuple has one entry per input, in request order. ``k`` counts distinct
+    entities of ``entity_columns[i]`` (or rows when that is None). Columns in
+    ``never_output`` must not appear in any output; ``join_only`` columns may be
+    used to join or match and nothing else. ``max_output_rows`` caps row-shaped
+    outputs (None: no cap). ``cost`` is the budget already charged for this run:
+    a DP computation must spend at most that.
+    """
+
+    k: tuple[int, ...]
+    entity_columns: tuple[str | None, ...] = ()
+    never_output: tuple[frozenset[str], ...] = ()
+    join_only: tuple[frozenset[str], ...] = ()
+    max_output_rows: int | None = None
+    cost: PrivacyCost = ZERO_COST
+
+    def __post_init__(self) -> None:
+        n = len(self.k)
         if not self.k or any(k < 1 for k in self.k):
             raise InvalidInput("every input needs a threshold k of at least 1")
+        # Omitted per-input tuples mean "nothing declared" for every input.
+        for name, empty in (
+            ("entity_columns", None),
+            ("never_output", frozenset()),
+            ("join_only", frozenset()),
+        ):
+            value = getattr(self, name)
+            if value == ():
+                object.__setattr__(self, name, (empty,) * n)
+            elif len(value) != n:
+                raise InvalidInput(f"privacy context: {name} needs one entry per input")
+        if self.max_output_rows is not None and self.max_output_rows < 1:
+            raise InvalidInput("max_output_rows must be at least 1")
 
     @classmethod
     def uniform(cls, n_inputs: int, k: int = DEFAULT_K) -> PrivacyContext:
@@ -88,6 +137,11 @@ class Computation:
     output: type[BaseModel]
     run_fn: Callable[[Sequence[pa.Table], BaseModel, PrivacyContext], BaseModel]
     modules: tuple[ModuleType, ...]
+    # The budget a run with these parameters consumes on every input (DP computations).
+    cost_fn: Callable[[BaseModel], PrivacyCost] | None = None
+    # True: the last input name repeats, so the computation takes len(input_names) or more
+    # inputs (e.g. aggregate-stats over 2..64 parties).
+    variadic: bool = False
     _digest: list[Digest] = field(default_factory=list, repr=False, compare=False)
 
     @property
@@ -108,14 +162,28 @@ class Computation:
             where = ".".join(str(p) for p in first["loc"]) or "parameters"
             raise InvalidInput(f"{self.id} parameter {where}: {first['msg']}") from None
 
+    def accepts_inputs(self, n: int) -> bool:
+        return n >= len(self.input_names) if self.variadic else n == len(self.input_names)
+
+    def check_inputs(self, n: int) -> None:
+        if not self.accepts_inputs(n):
+            more = " or more" if self.variadic else ""
+            raise InvalidInput(
+                f"{self.id} takes {len(self.input_names)}{more} inputs "
+                f"({', '.join(self.input_names)}{', ...' if self.variadic else ''}), got {n}"
+            )
+
+    def cost(self, params: BaseModel) -> PrivacyCost:
+        """What a run with ``params`` consumes; charged atomically before anything runs."""
+        return ZERO_COST if self.cost_fn is None else self.cost_fn(params)
+
     def run(
         self, inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
     ) -> BaseModel:
         """Run on tables in ``input_names`` order; the result is re-validated against ``output``."""
-        if len(inputs) != len(self.input_names) or len(privacy.k) != len(self.input_names):
-            raise InvalidInput(
-                f"{self.id} takes {len(self.input_names)} inputs ({', '.join(self.input_names)})"
-            )
+        self.check_inputs(len(inputs))
+        if len(privacy.k) != len(inputs):
+            raise InvalidInput(f"{self.id}: the privacy context has {len(privacy.k)} inputs")
         result = self.run_fn(inputs, params, privacy)
         return self.output.model_validate(result.model_dump())
 
@@ -128,6 +196,7 @@ class Computation:
             "privacy_class": self.privacy_class,
             "release": self.release,
             "inputs": list(self.input_names),
+            "variadic": self.variadic,
             "code_digest": self.code_digest,
             "parameters_schema": self.params.model_json_schema(),
             "output_schema": self.output.model_json_schema(),

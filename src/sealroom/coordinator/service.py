@@ -516,11 +516,7 @@ class Coordinator:
             raise SignatureInvalid("a request must be sent by its requester")
         computation = self._computation(req)
         computation.parse_params(req.parameters)
-        if len(req.inputs) != len(computation.input_names):
-            raise InvalidInput(
-                f"{computation.id} takes {len(computation.input_names)} inputs "
-                f"({', '.join(computation.input_names)}), got {len(req.inputs)}"
-            )
+        computation.check_inputs(len(req.inputs))
         if req.expires_at <= now:
             raise InvalidInput("the request has already expired")
         with write_transaction(self._engine) as conn:

@@ -157,12 +157,7 @@ def execute_job(
     request = req.statement
     with _step("computation"):
         computation = registry.resolve(request.computation)
-        if len(request.inputs) != len(computation.input_names):
-            raise InvalidInput(
-                f"{computation.id} {computation.version} takes {len(computation.input_names)} "
-                f"input(s) ({', '.join(computation.input_names)}), "
-                f"the request names {len(request.inputs)}"
-            )
+        computation.check_inputs(len(request.inputs))
     with _step("parameters"):
         params = computation.parse_params(request.parameters)
     with _step("attestations"):
