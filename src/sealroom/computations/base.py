@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ValidationError
@@ -84,6 +84,9 @@ class PrivacyContext:
     join_only: tuple[frozenset[str], ...] = ()
     max_output_rows: int | None = None
     cost: PrivacyCost = ZERO_COST
+    # Per input: the owner's SQL analysis rules (the validated JSON object of the policy's
+    # ``sql`` rules), for computations that admit requester SQL; None when not declared.
+    analysis: tuple[Mapping[str, Any] | None, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.k)
@@ -94,6 +97,7 @@ class PrivacyContext:
             ("entity_columns", None),
             ("never_output", frozenset()),
             ("join_only", frozenset()),
+            ("analysis", None),
         ):
             value = getattr(self, name)
             if value == ():

@@ -47,9 +47,22 @@ class Registry:
 
 
 def default_registry() -> Registry:
-    """Every computation shipped with sealroom."""
-    # Module imports (not ``from package import``) so mypy resolves the submodules.
-    import sealroom.computations.gap_analysis as gap_analysis
-    import sealroom.computations.topic_overlap as topic_overlap
+    """Every computation shipped with sealroom: each module of this package with a ``COMPUTATION``.
 
-    return Registry([topic_overlap.COMPUTATION, gap_analysis.COMPUTATION])
+    Modules are imported in name order; a module that fails to import is an error, never
+    silently skipped.
+    """
+    import importlib
+    import pkgutil
+
+    import sealroom.computations as package
+
+    found: list[Computation] = []
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name.startswith("_") or info.ispkg:
+            continue
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        computation = getattr(module, "COMPUTATION", None)
+        if isinstance(computation, Computation):
+            found.append(computation)
+    return Registry(found)
