@@ -10,6 +10,7 @@ from typing import Any
 from typer.testing import CliRunner, Result
 
 from sealroom.cli.main import app
+from sealroom.policy.ledger import SqlBudgetLedger
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
 from client_world import (
@@ -120,7 +121,11 @@ def test_cli_end_to_end_and_bad_input(tmp_path: Path) -> None:
         fails(cli(env["carol"], "approve", rid, "--allow-simulated", "--json"), "not_found")
 
         keys = make_enclave_keys(now=now())
-        worker = EnclaveWorker(client=Client(base_url=url, identity=keys.identity), keys=keys)
+        worker = EnclaveWorker(
+            client=Client(base_url=url, identity=keys.identity),
+            keys=keys,
+            ledger=SqlBudgetLedger.temporary()[0],
+        )
         worker.register()
 
         # Without --allow-simulated the simulated enclave is refused.

@@ -13,6 +13,7 @@ from sealroom.client import flows
 from sealroom.client.enclave_worker import EnclaveWorker, make_enclave_keys
 from sealroom.client.http import Client
 from sealroom.errors import AttestationInvalid, BackendUnavailable, CommitmentMismatch, NotFound
+from sealroom.policy.ledger import SqlBudgetLedger
 from sealroom.verification.bundle import ProofBundle
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import BundleRejected, verify_bundle
@@ -62,7 +63,9 @@ def test_publish_request_approve_run_result_verify(tmp_path: Path) -> None:
         # Enclave: registered before anyone seals.
         keys = make_enclave_keys(now=now())
         enclave_client = Client(base_url=url, identity=keys.identity)
-        worker = EnclaveWorker(client=enclave_client, keys=keys)
+        worker = EnclaveWorker(
+            client=enclave_client, keys=keys, ledger=SqlBudgetLedger.temporary()[0]
+        )
         worker.register()
         assert worker.step().outcome == "idle"
 
@@ -146,7 +149,11 @@ def test_changed_data_is_never_sealed(tmp_path: Path) -> None:
             b, bob, b_file, title="B", description="", policy_rules=None, now=now(), home=bob_home
         )
         keys = make_enclave_keys(now=now())
-        EnclaveWorker(client=Client(base_url=url, identity=keys.identity), keys=keys).register()
+        EnclaveWorker(
+            client=Client(base_url=url, identity=keys.identity),
+            keys=keys,
+            ledger=SqlBudgetLedger.temporary()[0],
+        ).register()
         view = flows.request(b, bob, "gap-analysis", [pub.dataset, pub_b.dataset], {}, now=now())
         assert view.recipients == (bob.party_id,)
         write_jsonl(a_file, TOPICS_A, rows=61)
@@ -192,6 +199,7 @@ def test_worker_loop_reports_a_failing_job_and_stops_on_event(tmp_path: Path) ->
         worker = EnclaveWorker(
             client=Client(base_url=url, identity=keys.identity),
             keys=keys,
+            ledger=SqlBudgetLedger.temporary()[0],
             idle_min=0.05,
             idle_max=0.2,
             on_event=events.append,
@@ -234,7 +242,10 @@ def test_worker_waits_for_a_coordinator_that_is_starting(tmp_path: Path) -> None
     events: list[str] = []
     clock = [0.0]
     worker = EnclaveWorker(
-        client=Client(base_url=dead, identity=keys.identity), keys=keys, on_event=events.append
+        client=Client(base_url=dead, identity=keys.identity),
+        keys=keys,
+        ledger=SqlBudgetLedger.temporary()[0],
+        on_event=events.append,
     )
     with pytest.raises(BackendUnavailable, match="cannot reach"):
         worker.register_when_ready(
@@ -247,5 +258,9 @@ def test_worker_waits_for_a_coordinator_that_is_starting(tmp_path: Path) -> None
     assert clock[0] <= 3.0
 
     with coordinator(tmp_path) as url:
-        worker = EnclaveWorker(client=Client(base_url=url, identity=keys.identity), keys=keys)
+        worker = EnclaveWorker(
+            client=Client(base_url=url, identity=keys.identity),
+            keys=keys,
+            ledger=SqlBudgetLedger.temporary()[0],
+        )
         assert worker.register_when_ready(timeout=0) == keys.evidence.digest

@@ -22,6 +22,7 @@ from sealroom.client.enclave_worker import EnclaveWorker, make_enclave_keys
 from sealroom.client.http import Client
 from sealroom.computations import default_registry
 from sealroom.errors import NotFound
+from sealroom.policy.ledger import SqlBudgetLedger
 from sealroom.verification.bundle import ProofBundle
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import verify_bundle
@@ -96,7 +97,11 @@ def test_postgres_publish_search_request_approve_run_fetch_verify(
         assert by_id[pub_a.dataset].jaccard > 0  # type: ignore[operator]
 
         keys = make_enclave_keys(now=now())
-        worker = EnclaveWorker(client=Client(base_url=url, identity=keys.identity), keys=keys)
+        worker = EnclaveWorker(
+            client=Client(base_url=url, identity=keys.identity),
+            keys=keys,
+            ledger=SqlBudgetLedger.temporary()[0],
+        )
         worker.register()
         assert worker.step().outcome == "idle"
 

@@ -1,13 +1,20 @@
+"""Discovery search through the coordinator, on SQLite and PostgreSQL (``engine`` fixture)."""
+
 from __future__ import annotations
 
+import math
+
 import pytest
-from coord_helpers import World, make_world
+from coord_helpers import REGISTRY, World, make_world
 from sqlalchemy import Engine
 
+from sealroom.coordinator.service import Coordinator
 from sealroom.errors import InvalidInput, NotFound
-from sealroom.statements import Keyword, TimeRange
-from sealroom.storage.search import SearchQuery
-from tests.helpers import T0, identity
+from sealroom.statements import Keyword, TimeRange, sign_statement
+from sealroom.storage.discovery_index import DiscoveryIndex
+from sealroom.storage.engine import read_transaction
+from sealroom.storage.search import SearchQuery, search
+from tests.helpers import T0, attestation, identity
 
 
 def _kw(*terms: str) -> tuple[Keyword, ...]:
@@ -105,3 +112,130 @@ def _commit(rows: int) -> object:
         rows=rows,
         chunk_size=1 << 20,
     )
+
+
+# --- text ranking: BM25 over weighted fields, the same on both databases -------------------
+
+# Tokens that neither stemmer changes and neither engine drops (no stop words), so both
+# databases see exactly these tokens and must give exactly the reference scores.
+_CORPUS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
+    # (title, description, keyword terms, topics)
+    ("qa1 qa2", "qa3 qa3 qa9", ("qa4", "qz1"), ("qa5",)),
+    ("qa3 qa7", "qa1 qa1 qa1 qa2 qa9", ("qz1",), ()),
+    ("qa8", "qa1 qa9", ("qa3", "qz1"), ("qa2",)),
+    ("qa6 qa6", "qa2 qa2 qa2 qa2 qa2 qa2 qa9", ("qz1",), ("qa1",)),
+    ("qa7", "qa5 qa9", ("qa1", "qz1"), ()),
+    ("qa7", "qa5 qa9", ("qa1", "qz1"), ()),  # identical statistics: an exact tie
+    ("qa4", "qa4 qa4 qa9", ("qa2", "qz1"), ()),
+    ("qb1", "qb2 qb3 qb4 qb5 qb6 qb7 qb8 qa9", ("qz1",), ()),
+]
+
+
+def _reference_bm25(
+    docs: list[tuple[list[str], list[str], list[str]]], query: list[str]
+) -> list[float | None]:
+    """The documented rank: sum over query terms of idf * f * (k1 + 1) / (f + k1 * (1 - b + b
+    * len / mean len)), f = 3 * title + 2 * (keywords, topics) + 1 * description occurrences,
+    idf = ln((N - n + 0.5) / (n + 0.5)) floored at 1e-6; None if a term is missing."""
+    k1, b = 1.2, 0.75
+    lengths = [sum(len(field) for field in d) for d in docs]
+    mean = sum(lengths) / len(docs)
+    out: list[float | None] = []
+    for doc, length in zip(docs, lengths, strict=True):
+        score = 0.0
+        for term in sorted(set(query)):
+            f = 3 * doc[0].count(term) + 2 * doc[1].count(term) + doc[2].count(term)
+            if f == 0:
+                score = -1.0
+                break
+            n = sum(1 for d in docs if any(term in field for field in d))
+            idf = math.log((len(docs) - n + 0.5) / (n + 0.5))
+            score += (
+                (idf if idf > 0 else 1e-6) * f * (k1 + 1) / (f + k1 * (1 - b + b * length / mean))
+            )
+        out.append(None if score < 0 else score)
+    return out
+
+
+def test_search_text_rank_is_bm25_on_both_databases(engine: Engine) -> None:
+    c = Coordinator(engine=engine, registry=REGISTRY, log_origin="sealroom.test/log")
+    owner = identity("bob")
+    ids = []
+    for i, (title, description, terms, topics) in enumerate(_CORPUS):
+        att = sign_statement(
+            attestation(
+                owner,
+                title=title,
+                description=description,
+                keywords=_kw(*terms),
+                topics=topics,
+                commitment=_commit(3 + i),
+                row_count=3 + i,
+            ),
+            owner,
+        )
+        body = {"attestation": att.envelope.to_dict(), "policy": None}
+        ids.append(str(c.publish_dataset(body, caller=owner.party_id, now=T0).view["dataset"]))
+    docs = [(t.split(), [*k, *p], d.split()) for t, d, k, p in _CORPUS]
+    # withdrawn datasets are never returned but still count in the statistics (as in FTS5)
+    c.withdraw_dataset(ids[2], {"reason": "x"}, caller=owner.party_id, now=T0)
+    for query in ("qa1", "qa2", "qa1 qa2", "qa7", "qa9", "qz1 qa5", "qb8", "qa3 qa1"):
+        ref = _reference_bm25(docs, query.split())
+        want = sorted(
+            ((s, i) for i, s in enumerate(ref) if s is not None and i != 2),
+            key=lambda x: (-x[0], x[1]),
+        )
+        items: list[dict[str, object]] = []
+        cursor = None
+        while True:  # page by 2 to cross ties with the cursor
+            page = c.search(SearchQuery(q=query, limit=2, cursor=cursor))
+            items += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert page["total"] == len(want), query
+        assert [i["dataset"]["dataset"] for i in items] == [ids[i] for _, i in want], query
+        assert [i["score"] for i in items] == pytest.approx([s for s, _ in want], rel=1e-12), query
+    tie = c.search(SearchQuery(q="qa7"))["items"]
+    assert tie[0]["score"] == tie[1]["score"]  # bit-identical, ordered by publication
+
+
+def test_search_text_uses_the_engines_stemming_and_follows_changes(engine: Engine) -> None:
+    c = Coordinator(engine=engine, registry=REGISTRY, log_origin="sealroom.test/log")
+    other = Coordinator(engine=engine, registry=REGISTRY, log_origin="sealroom.test/log")
+    other._discovery = DiscoveryIndex(delta_limit=0)  # fold every refresh into the merged arrays
+    owner = identity("bob")
+
+    def publish(i: int, title: str, description: str) -> str:
+        att = sign_statement(
+            attestation(
+                owner,
+                title=title,
+                description=description,
+                commitment=_commit(10 + i),
+                row_count=10 + i,
+            ),
+            owner,
+        )
+        body = {"attestation": att.envelope.to_dict(), "policy": None}
+        return str(c.publish_dataset(body, caller=owner.party_id, now=T0).view["dataset"])
+
+    first = publish(0, "Kernel tuning", "notes on running kernels")
+    assert _ids_of(other, "kernels") == [first]  # loads the whole index
+    second = publish(1, "Kernels", "kernel kernel")
+    third = publish(2, "Compilers", "compiler notes")
+    assert _ids_of(other, "kernel") == [second, first]  # refreshed incrementally, stemmed
+    assert set(_ids_of(other, "note")) == {first, third}
+    assert _ids_of(other, "run kernel") == [first]
+    with read_transaction(engine) as old:
+        before = search(old, SearchQuery(q="kernel"), other._discovery)
+        fourth = publish(3, "Kernel kernel", "kernel")
+        assert _ids_of(other, "kernel")[0] == fourth  # the shared index moves on
+        assert search(old, SearchQuery(q="kernel"), other._discovery) == before
+    c.withdraw_dataset(second, {"reason": "x"}, caller=owner.party_id, now=T0)
+    assert second not in _ids_of(other, "kernel")
+    assert _ids_of(other, "zzz") == []
+
+
+def _ids_of(c: Coordinator, q: str) -> list[str]:
+    return [i["dataset"]["dataset"] for i in c.search(SearchQuery(q=q))["items"]]

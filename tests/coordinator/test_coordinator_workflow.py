@@ -15,6 +15,7 @@ from sealroom.statements import (
     ComputationRequest,
     DatasetAttestation,
     Envelope,
+    InputDecision,
     sign_statement,
 )
 from sealroom.statements.canonical import canonical_json
@@ -76,6 +77,23 @@ def test_coordinator_full_lifecycle_and_bundle(w: World) -> None:
         approvals=[appr],
         attestations=[att],
         outputs={w.requester.party_id: b'{"rows":3}'},
+        decisions=[
+            InputDecision(
+                dataset=att.digest,
+                policy=att.statement.policy,
+                room_policy=None,
+                decision="allow",
+                automatic=False,
+                reasons=("the owner approved by hand",),
+                k=5,
+                entity_column=None,
+                never_output=(),
+                join_only=(),
+                max_output_rows=None,
+                epsilon="0",
+                delta="0",
+            )
+        ],
         issued_at=T0 + 50,
     )
     outputs = [{"recipient": w.requester.party_id, "sealed": b64encode(b"ciphertext")}]

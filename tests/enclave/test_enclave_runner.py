@@ -38,6 +38,7 @@ from sealroom.errors import (
     SignatureInvalid,
     VerificationFailed,
 )
+from sealroom.policy.ledger import SqlBudgetLedger
 from sealroom.statements import (
     CommitmentRef,
     ComputationRef,
@@ -56,10 +57,27 @@ CASE = build_case()
 SALT = b"\x05" * 32
 
 
-def run(materials: JobMaterials, *, now: int = NOW, registry: Registry = REGISTRY) -> JobOutput:
-    return execute_job(
-        materials, keys=WORLD.enclave, registry=registry, now=now, random=lambda n: SALT[:n]
-    )
+def run(
+    materials: JobMaterials,
+    *,
+    now: int = NOW,
+    registry: Registry = REGISTRY,
+    ledger: SqlBudgetLedger | None = None,
+) -> JobOutput:
+    """Run a job; without ``ledger``, on a fresh (empty) ledger of its own."""
+    led = ledger or SqlBudgetLedger.temporary()[0]
+    try:
+        return execute_job(
+            materials,
+            keys=WORLD.enclave,
+            registry=registry,
+            ledger=led,
+            now=now,
+            random=lambda n: SALT[:n],
+        )
+    finally:
+        if ledger is None:
+            led.close()
 
 
 def refused(materials: JobMaterials, step: str, cause: type[SealroomError], **kw: Any) -> str:

@@ -57,13 +57,22 @@ def test_no_policy_waits_for_the_owner() -> None:
 
 def test_empty_policy_denies_everything() -> None:
     assert decide(rules(), computation=TOPIC, requester=ALICE) == Decision(
-        False, False, ("the policy does not allow topic-overlap 1.0.0",)
+        False,
+        False,
+        ("the policy admits any requester", "the policy does not allow topic-overlap 1.0.0"),
+        ("the policy does not allow topic-overlap 1.0.0",),
     )
 
 
 def test_auto_approve_alone_does_not_allow() -> None:
     d = decide(rules(auto_approve=[{"id": "topic-overlap"}]), computation=TOPIC, requester=ALICE)
-    assert d == Decision(False, False, ("the policy does not allow topic-overlap 1.0.0",))
+    assert d == Decision(
+        False,
+        False,
+        ("the policy admits any requester", "the policy does not allow topic-overlap 1.0.0"),
+        ("the policy does not allow topic-overlap 1.0.0",),
+    )
+    assert d.reason == "the policy does not allow topic-overlap 1.0.0"
 
 
 def test_allowed_without_auto_approval() -> None:
@@ -72,6 +81,7 @@ def test_allowed_without_auto_approval() -> None:
         True,
         False,
         (
+            "the policy admits any requester",
             "the policy allows topic-overlap 1.0.0",
             "not listed for automatic approval; the owner decides by hand",
         ),
@@ -85,6 +95,7 @@ def test_allowed_and_approved_automatically() -> None:
         True,
         True,
         (
+            "the policy admits any requester",
             "the policy allows topic-overlap 1.0.0",
             "the policy approves topic-overlap 1.0.0 automatically (k=7)",
         ),
@@ -98,6 +109,7 @@ def test_content_is_never_automatic() -> None:
         True,
         False,
         (
+            "the policy admits any requester",
             "the policy allows snippets 1.0.0",
             "reveals record content, so never approved automatically",
         ),
@@ -115,8 +127,9 @@ def test_requester_allowlist() -> None:
         allow=[{"id": "topic-overlap"}], auto_approve=[{"id": "topic-overlap"}], requesters=[ALICE]
     )
     assert decide(r, computation=TOPIC, requester=ALICE).automatic
+    denied = f"requester {BOB} is not on the policy's allowlist"
     assert decide(r, computation=TOPIC, requester=BOB) == Decision(
-        False, False, (f"requester {BOB} is not on the policy's allowlist",)
+        False, False, (denied, "the policy allows topic-overlap 1.0.0"), (denied,)
     )
 
 
@@ -142,7 +155,7 @@ def test_version_range(version: str, allowed: bool) -> None:
     d = decide(r, computation=computation(version=version), requester=ALICE)
     assert d.allowed is allowed
     if not allowed:
-        assert d.reasons == (f"the policy does not allow topic-overlap {version}",)
+        assert d.failed == (f"the policy does not allow topic-overlap {version}",)
 
 
 def test_auto_approve_range_narrower_than_allow() -> None:
@@ -244,4 +257,4 @@ def test_empty_allow_list_denies_everything(
     d = decide(r, computation=computation(cid, version, privacy_class), requester=requester)
     assert not d.allowed
     assert not d.automatic
-    assert len(d.reasons) == 1
+    assert f"the policy does not allow {cid} {version}" in d.failed

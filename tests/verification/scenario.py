@@ -10,7 +10,7 @@ from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
 from sealroom.crypto.keys import Identity
 from sealroom.enclave.keys import EnclaveKeys
 from sealroom.enclave.receipts import issue_receipt
-from sealroom.statements import Envelope, ReleasedOutput, sign_statement
+from sealroom.statements import Envelope, InputDecision, ReleasedOutput, sign_statement
 from sealroom.transparency.checkpoint import NoteSigner
 from sealroom.transparency.log import MemoryLogStore, TransparencyLog
 from sealroom.verification.assemble import assemble_bundle
@@ -52,6 +52,23 @@ def build_job(
         approvals=[appr],
         attestations=[att],
         outputs={requester.party_id: b'{"rows":3}'},
+        decisions=[
+            InputDecision(
+                dataset=att.digest,
+                policy=att.statement.policy,
+                room_policy=None,
+                decision="allow",
+                automatic=False,
+                reasons=("the owner approved by hand",),
+                k=5,
+                entity_column=None,
+                never_output=(),
+                join_only=(),
+                max_output_rows=None,
+                epsilon="0",
+                delta="0",
+            )
+        ],
         issued_at=receipt_time,
         random=lambda n: b"\x07" * n,
     )

@@ -8,7 +8,9 @@ parsed; body sizes are enforced while the body is read.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -120,6 +122,16 @@ def _target(request: Request) -> str:
     return f"{path}?{query}" if query else path
 
 
+_log = logging.getLogger("sealroom.api")
+
+
+def _warm(coordinator: Coordinator) -> None:
+    try:
+        coordinator.warm_discovery()
+    except Exception:  # a failure here only costs the first search its load time
+        _log.exception("warming the discovery index failed")
+
+
 def create_app(
     *,
     db_url: str,
@@ -137,7 +149,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Warm the discovery index off the event loop; searches meanwhile wait for its lock.
+        warm = threading.Thread(target=_warm, args=(coordinator,), name="discovery-warmup")
+        warm.start()
         yield
+        warm.join()
         engine.dispose()
 
     app = FastAPI(

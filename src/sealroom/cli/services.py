@@ -83,11 +83,23 @@ def enclave(
             "--poll-max", min=0.05, max=60.0, help="Longest wait between polls when idle (s)."
         ),
     ] = 5.0,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            file_okay=False,
+            help="The enclave's own state directory (its privacy-budget ledger). "
+            "In a dstack CVM: a path on the encrypted disk (required). Simulated default: "
+            "a fresh temporary directory, so budgets reset on every start.",
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Run the mediator enclave worker: register evidence, then claim and run jobs."""
     from sealroom.client.enclave_worker import EnclaveWorker, make_enclave_keys, stop_on_signals
     from sealroom.client.http import Client
+    from sealroom.errors import InvalidInput
+    from sealroom.policy.ledger import SqlBudgetLedger
 
     if simulated:
         typer.secho(
@@ -97,6 +109,21 @@ def enclave(
             err=True,
         )
     with handle_errors(json_output):
+        if state is None:
+            if not simulated:
+                raise InvalidInput(
+                    "--state DIR is required with --dstack: the budget ledger must live on "
+                    "the CVM's encrypted disk and survive restarts"
+                )
+            ledger, state = SqlBudgetLedger.temporary()
+            typer.secho(
+                f"!! no --state given: privacy budgets are kept in {state} and are LOST "
+                "when this enclave stops !!",
+                fg="yellow",
+                err=True,
+            )
+        else:
+            ledger = SqlBudgetLedger.in_directory(state)
         keys = make_enclave_keys(
             tee="simulated" if simulated else "dstack",
             now=int(time.time()),
@@ -106,6 +133,7 @@ def enclave(
             worker = EnclaveWorker(
                 client=client,
                 keys=keys,
+                ledger=ledger,
                 idle_max=poll_max,
                 idle_min=min(0.25, poll_max),
                 on_event=None if json_output else lambda m: typer.echo(m, err=True),

@@ -29,6 +29,7 @@ from sealroom.computations import Registry, default_registry
 from sealroom.enclave.keys import EnclaveKeys
 from sealroom.enclave.runner import JobFailed, JobMaterials, execute_job
 from sealroom.errors import BackendUnavailable, SealroomError, VerificationFailed
+from sealroom.policy.ledger import BudgetLedger
 
 __all__ = ["EnclaveWorker", "StepResult", "make_enclave_keys", "stop_on_signals"]
 
@@ -75,6 +76,7 @@ class EnclaveWorker:
         "_idle_max",
         "_idle_min",
         "_keys",
+        "_ledger",
         "_on_event",
         "_registered",
         "_registry",
@@ -85,6 +87,7 @@ class EnclaveWorker:
         *,
         client: Client,
         keys: EnclaveKeys,
+        ledger: BudgetLedger,
         registry: Registry | None = None,
         clock: Callable[[], int] | None = None,
         idle_min: float = 0.25,
@@ -95,6 +98,7 @@ class EnclaveWorker:
             raise VerificationFailed("the worker's client must sign with the enclave key")
         self._client = client
         self._keys = keys
+        self._ledger = ledger
         self._registry = registry or default_registry()
         self._clock = clock or client.now
         self._idle_min = idle_min
@@ -153,7 +157,11 @@ class EnclaveWorker:
         try:
             materials = self._materials(job)
             output = execute_job(
-                materials, keys=self._keys, registry=self._registry, now=self._clock()
+                materials,
+                keys=self._keys,
+                registry=self._registry,
+                ledger=self._ledger,
+                now=self._clock(),
             )
         except JobFailed as exc:
             return self._fail(request_id, exc.reason)

@@ -395,6 +395,11 @@ class Coordinator:
         nxt = str(page[-1].seq) if len(rows) > limit else None
         return {"items": items, "next_cursor": nxt}
 
+    def warm_discovery(self) -> None:
+        """Load the discovery index now (seconds at 100k datasets) instead of on the first search."""
+        with read_transaction(self._engine) as conn:
+            self._discovery.view(conn)
+
     def search(self, query: SearchQuery) -> dict[str, Any]:
         with read_transaction(self._engine) as conn:
             page = search(conn, query, self._discovery)

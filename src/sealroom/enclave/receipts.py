@@ -13,6 +13,7 @@ from sealroom.statements import (
     ComputationRequest,
     DatasetAttestation,
     Digest,
+    InputDecision,
     InputRef,
     OutputRef,
     PrivacyCharge,
@@ -34,6 +35,7 @@ def issue_receipt(
     attestations: Sequence[Signed[DatasetAttestation]],
     outputs: Mapping[PartyId, bytes],
     privacy_spent: Sequence[PrivacyCharge] = (),
+    decisions: Sequence[InputDecision],
     issued_at: int,
     random: Callable[[int], bytes] = os.urandom,
 ) -> tuple[Signed[Receipt], dict[PartyId, ReleasedOutput]]:
@@ -53,7 +55,10 @@ def issue_receipt(
         )
         for recipient, body in outputs.items()
     }
-    policies = sorted({a.statement.policy for a in attestations if a.statement.policy})
+    policies = sorted(
+        {a.statement.policy for a in attestations if a.statement.policy}
+        | {d.room_policy for d in decisions if d.room_policy}
+    )
     receipt = Receipt(
         request=request.digest,
         approvals=tuple(a.digest for a in approvals),
@@ -64,6 +69,7 @@ def issue_receipt(
         computation=request.statement.computation,
         policies=tuple(policies),
         privacy_spent=tuple(privacy_spent),
+        decisions=tuple(decisions),
         outputs=tuple(
             OutputRef(recipient=r, commitment=o.commitment()) for r, o in sorted(released.items())
         ),

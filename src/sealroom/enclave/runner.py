@@ -15,6 +15,19 @@ the allocator (and Arrow's memory pool) reuses freed memory without zeroing
 it, and a computation may have made copies of its own. What protects
 plaintext left in freed memory is the TEE (encrypted, isolated memory for
 the life of the CVM), not this code.
+
+Policy and budgets. The enclave composes each input's owner policy with the
+room policy (if one is handed over; composition only ever restricts, so an
+untrusted room policy can deny more but never allow more), decides with
+reasons, and then charges every input's budget in its ledger BEFORE it
+unseals or computes anything: a query over budget is refused with nothing
+computed. The charge is committed before any output exists, so a crash
+between charging and release never yields an uncharged release; a retry of
+the same request reuses its charge (idempotent per request and dataset). If a
+later input's charge is refused, earlier inputs stay charged for that request
+(fail closed: a spent budget without a release, never a release without a
+spend). The decision record (per input: policy, reasons, k, entity column,
+column rules, charge) is signed into the receipt.
 """
 
 from __future__ import annotations
@@ -29,7 +42,7 @@ from typing import Literal, get_args
 import pyarrow as pa
 from pydantic import BaseModel
 
-from sealroom.computations.base import DEFAULT_K, Computation, PrivacyContext
+from sealroom.computations.base import DEFAULT_K, Computation, PrivacyContext, PrivacyCost
 from sealroom.computations.registry import Registry
 from sealroom.crypto.commit import DatasetCommitment, read_verified
 from sealroom.crypto.keys import PartyId, PublicIdentity, b64decode_strict
@@ -37,6 +50,7 @@ from sealroom.crypto.sealing import SealContext, open_sealed, seal
 from sealroom.enclave.keys import EnclaveKeys
 from sealroom.enclave.receipts import issue_receipt
 from sealroom.errors import (
+    BackendUnavailable,
     CommitmentMismatch,
     Conflict,
     InvalidInput,
@@ -44,13 +58,17 @@ from sealroom.errors import (
     SealroomError,
     VerificationFailed,
 )
+from sealroom.policy.compose import compose
+from sealroom.policy.ledger import BudgetLedger, Charge, canonical_decimal
 from sealroom.policy.rules import Decision, PolicyRules, decide
 from sealroom.statements import (
     Approval,
     ComputationRequest,
     DatasetAttestation,
     Envelope,
+    InputDecision,
     Policy,
+    PrivacyCharge,
     Receipt,
     ReleasedOutput,
     Signed,
@@ -69,6 +87,7 @@ Step = Literal[
     "approvals",
     "recipients",
     "inputs",
+    "budget",
     "commitments",
     "compute",
     "release",
@@ -105,6 +124,8 @@ class JobMaterials:
     policies: tuple[Envelope, ...]
     # dataset digest -> the owner's sealed canonical Arrow IPC bytes
     sealed_inputs: Mapping[str, bytes]
+    # A room-level Policy whose rules apply to every input (composed, strictest wins).
+    room_policy: Envelope | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sealed_inputs", MappingProxyType(dict(self.sealed_inputs)))
@@ -145,10 +166,15 @@ def execute_job(
     *,
     keys: EnclaveKeys,
     registry: Registry,
+    ledger: BudgetLedger,
     now: int,
     random: Callable[[int], bytes] = os.urandom,
 ) -> JobOutput:
-    """Run one mediated job, or raise :class:`JobFailed` at the first check that fails."""
+    """Run one mediated job, or raise :class:`JobFailed` at the first check that fails.
+
+    ``ledger`` is the enclave's own budget ledger; it is charged for every
+    input before any input is unsealed.
+    """
     with _step("enclave"):
         if keys.evidence.statement.created_at > now:
             raise VerificationFailed("the enclave's evidence is dated after the job time")
@@ -160,12 +186,16 @@ def execute_job(
         computation.check_inputs(len(request.inputs))
     with _step("parameters"):
         params = computation.parse_params(request.parameters)
+        cost = computation.cost(params)
     with _step("attestations"):
         atts = _open_attestations(materials.attestations, request)
     with _step("policies"):
-        rules, decisions = _check_policies(materials.policies, atts, computation, request)
+        room = _open_room_policy(materials.room_policy)
+        rules, decisions, automatic = _check_policies(
+            materials.policies, atts, computation, request, room=room, now=now, cost=cost
+        )
     with _step("approvals"):
-        approvals = _check_approvals(materials.approvals, req, atts, decisions, now=now)
+        approvals = _check_approvals(materials.approvals, req, atts, automatic, now=now)
     with _step("recipients"):
         recipients = _recipients(req, atts, computation)
     with _step("inputs"):
@@ -175,9 +205,20 @@ def execute_job(
         missing = [d for d in request.inputs if d not in materials.sealed_inputs]
         if missing:
             raise InvalidInput(f"no sealed data for input {missing[0]}")
+    charges = _charge(ledger, atts, rules, request=req, cost=cost, now=now)
+    record = _decision_record(atts, rules, decisions, automatic, charges, room=room)
+    spent = tuple(
+        PrivacyCharge(
+            dataset=c.dataset,
+            epsilon=canonical_decimal(c.epsilon),
+            delta=canonical_decimal(c.delta),
+        )
+        for c in charges
+        if c.epsilon or c.delta
+    )
 
     tables = _open_inputs(materials.sealed_inputs, atts, keys=keys, request_digest=req.digest)
-    privacy = PrivacyContext(k=tuple(r.k if r is not None else DEFAULT_K for r in rules))
+    privacy = _privacy_context(rules, cost)
     body = _compute(computation, tables, params, privacy)
     del tables
     outputs = dict.fromkeys(recipients, body)
@@ -191,6 +232,8 @@ def execute_job(
             approvals=approvals,
             attestations=atts,
             outputs=outputs,
+            privacy_spent=spent,
+            decisions=record,
             issued_at=now,
             random=random,
         )
@@ -244,13 +287,31 @@ def _open_attestations(
     return tuple(by_digest[d] for d in request.inputs)
 
 
+def _open_room_policy(envelope: Envelope | None) -> Signed[Policy] | None:
+    """Any validly signed room policy: composing it can only restrict (see the module doc)."""
+    if envelope is None:
+        return None
+    room = envelope.open(Policy)
+    PolicyRules.parse(room.statement.rules)
+    return room
+
+
 def _check_policies(
     envelopes: Sequence[Envelope],
     atts: Sequence[Signed[DatasetAttestation]],
     computation: Computation,
     request: ComputationRequest,
-) -> tuple[tuple[PolicyRules | None, ...], tuple[Decision, ...]]:
-    """Exactly the policies the inputs name, each signed by its input's owner, each allowing."""
+    *,
+    room: Signed[Policy] | None,
+    now: int,
+    cost: PrivacyCost,
+) -> tuple[tuple[PolicyRules | None, ...], tuple[Decision, ...], tuple[bool, ...]]:
+    """Exactly the policies the inputs name, each signed by its input's owner, each allowing.
+
+    Returns per input the effective (composed) rules, the decision on them, and
+    whether the owner's own policy approves automatically (an automatic
+    approval is attributed to the owner's policy, so that decides it).
+    """
     by_digest: dict[str, Signed[Policy]] = {}
     for envelope in envelopes:
         policy = envelope.open(Policy)
@@ -261,8 +322,10 @@ def _check_policies(
     extra = sorted(set(by_digest) - named)
     if extra:
         raise InvalidInput(f"policy {extra[0]} is not the policy of any input")
+    room_rules = PolicyRules.parse(room.statement.rules) if room is not None else None
     rules: list[PolicyRules | None] = []
     decisions: list[Decision] = []
+    automatic: list[bool] = []
     for att in atts:
         digest = att.statement.policy
         if digest is None:
@@ -277,19 +340,116 @@ def _check_policies(
                     f"not by the owner of input {att.digest}"
                 )
             parsed = PolicyRules.parse(named_policy.statement.rules)
-        decision = decide(parsed, computation=computation, requester=request.requester)
+        own = decide(
+            parsed, computation=computation, requester=request.requester, now=now, cost=cost
+        )
+        effective = parsed
+        if room_rules is not None:
+            effective = compose(*(r for r in (parsed, room_rules) if r is not None))
+        decision = (
+            own
+            if effective is parsed
+            else decide(
+                effective, computation=computation, requester=request.requester, now=now, cost=cost
+            )
+        )
+        if not own.allowed:
+            raise PolicyDenied(f"input {att.digest}: {own.reason}")
         if not decision.allowed:
-            raise PolicyDenied(f"input {att.digest}: {decision.reason}")
-        rules.append(parsed)
+            raise PolicyDenied(f"input {att.digest} (with the room policy): {decision.reason}")
+        rules.append(effective)
         decisions.append(decision)
-    return tuple(rules), tuple(decisions)
+        automatic.append(own.automatic)
+    return tuple(rules), tuple(decisions), tuple(automatic)
+
+
+def _charge(
+    ledger: BudgetLedger,
+    atts: Sequence[Signed[DatasetAttestation]],
+    rules: Sequence[PolicyRules | None],
+    *,
+    request: Signed[ComputationRequest],
+    cost: PrivacyCost,
+    now: int,
+) -> tuple[Charge, ...]:
+    """Charge every input's budget (committed) before anything is unsealed.
+
+    A ledger that cannot be reached is not the job's fault: BackendUnavailable
+    passes through so the worker retries the job later (the charge is idempotent).
+    """
+    charges: list[Charge] = []
+    for att, r in zip(atts, rules, strict=True):
+        try:
+            charges.append(
+                ledger.charge(
+                    dataset=att.digest,
+                    requester=request.statement.requester,
+                    cost=cost,
+                    request=request.digest,
+                    now=now,
+                    rules=r,
+                )
+            )
+        except BackendUnavailable:
+            raise
+        except SealroomError as exc:
+            raise JobFailed("budget", exc) from exc
+    return tuple(charges)
+
+
+def _decision_record(
+    atts: Sequence[Signed[DatasetAttestation]],
+    rules: Sequence[PolicyRules | None],
+    decisions: Sequence[Decision],
+    automatic: Sequence[bool],
+    charges: Sequence[Charge],
+    *,
+    room: Signed[Policy] | None,
+) -> tuple[InputDecision, ...]:
+    out: list[InputDecision] = []
+    for att, r, d, auto, c in zip(atts, rules, decisions, automatic, charges, strict=True):
+        out.append(
+            InputDecision(
+                dataset=att.digest,
+                policy=att.statement.policy,
+                room_policy=room.digest if room is not None else None,
+                decision="allow",
+                automatic=auto,
+                reasons=tuple(x[:1000] for x in d.reasons[:32]),
+                k=r.k if r is not None else DEFAULT_K,
+                entity_column=r.entity_column if r is not None else None,
+                never_output=tuple(sorted(r.never_output)) if r is not None else (),
+                join_only=tuple(sorted(r.join_only)) if r is not None else (),
+                max_output_rows=r.max_output_rows if r is not None else None,
+                epsilon=canonical_decimal(c.epsilon),
+                delta=canonical_decimal(c.delta),
+            )
+        )
+    return tuple(out)
+
+
+def _privacy_context(rules: Sequence[PolicyRules | None], cost: PrivacyCost) -> PrivacyContext:
+    """The full privacy context from the effective rules (no policy: the defaults)."""
+    caps = [r.max_output_rows for r in rules if r is not None and r.max_output_rows is not None]
+    return PrivacyContext(
+        k=tuple(r.k if r is not None else DEFAULT_K for r in rules),
+        entity_columns=tuple(r.entity_column if r is not None else None for r in rules),
+        never_output=tuple(frozenset(r.never_output if r else ()) for r in rules),
+        join_only=tuple(frozenset(r.join_only if r else ()) for r in rules),
+        max_output_rows=min(caps) if caps else None,
+        cost=cost,
+        analysis=tuple(
+            r.sql.model_dump(mode="json") if r is not None and r.sql is not None else None
+            for r in rules
+        ),
+    )
 
 
 def _check_approvals(
     envelopes: Sequence[Envelope],
     req: Signed[ComputationRequest],
     atts: Sequence[Signed[DatasetAttestation]],
-    decisions: Sequence[Decision],
+    automatic: Sequence[bool],
     *,
     now: int,
 ) -> tuple[Signed[Approval], ...]:
@@ -332,10 +492,10 @@ def _check_approvals(
                     f"approval {appr.digest} is attributed to policy {approval.policy}, "
                     f"which is not the policy of {att.digest}"
                 )
-            if not decisions[i].automatic:
+            if not automatic[i]:
                 raise PolicyDenied(
                     f"approval {appr.digest} is automatic, but the policy of {att.digest} "
-                    f"does not approve this automatically: {decisions[i].reason}"
+                    "does not approve this automatically"
                 )
         chosen[approval.dataset] = appr
     for att in atts:

@@ -6,24 +6,47 @@ the coordinator (a pre-check that routes or rejects early), the owner's client
 (automatic approval, signed by the owner's key and attributed to the policy),
 and the enclave (which trusts neither of the others and checks again).
 
-Fail closed: a policy that allows nothing denies everything, and a computation
-of privacy class ``content`` is never approved automatically.
+Fail closed: a policy that allows nothing denies everything, a computation
+of privacy class ``content`` is never approved automatically, an expired
+policy denies, and a computation that spends differential-privacy budget is
+denied unless the policy declares a budget (``dp``) that can cover one run.
+
+Revocation. Every job needs the owner's fresh signed approval of that exact
+request AND the owner's own sealed upload of the data for it; nothing the
+owner signed earlier lets a job run without the owner acting again. An owner
+revokes by withdrawing the dataset (the coordinator stops routing requests)
+and approving no further requests; ``expires_at`` makes a policy's automatic
+approvals lapse without any action at all.
+
+Budgets (``dp``, ``max_queries``) are enforced by the enclave's ledger
+(:mod:`sealroom.policy.ledger`), charged before anything is computed; here
+``decide`` only refuses a run whose cost could never fit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sealroom.computations.base import DEFAULT_K, Computation
+from sealroom.computations.base import DEFAULT_K, Computation, PrivacyCost
 from sealroom.errors import InvalidInput
+from sealroom.policy.sql_rules import SqlAnalysisRules
 from sealroom.statements.canonical import canonical_json
-from sealroom.statements.fields import Identifier, PartyIdStr
+from sealroom.statements.fields import DecimalStr, Identifier, PartyIdStr, UnixTime
 
-__all__ = ["ComputationRule", "Decision", "PolicyRules", "decide"]
+__all__ = [
+    "ColumnName",
+    "ComputationRule",
+    "Decision",
+    "DpBudget",
+    "PolicyRules",
+    "QueryLimit",
+    "decide",
+]
 
 _VERSION = r"^[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}$"
 
@@ -60,19 +83,67 @@ class ComputationRule(_Rules):
         )
 
 
+ColumnName = Annotated[str, Field(min_length=1, max_length=200)]
+_Columns = Annotated[tuple[ColumnName, ...], Field(max_length=1000)]
+
+
+class DpBudget(_Rules):
+    """Differential-privacy budgets as canonical decimal strings (exact, never floats).
+
+    ``*_per_requester``: the most one requester may spend on the dataset, ever;
+    ``*_total``: the most all requesters together may spend.
+    """
+
+    epsilon_per_requester: DecimalStr
+    epsilon_total: DecimalStr
+    delta_per_requester: DecimalStr = "0"
+    delta_total: DecimalStr = "0"
+
+    @model_validator(mode="after")
+    def _order(self) -> DpBudget:
+        if Decimal(self.epsilon_per_requester) > Decimal(self.epsilon_total):
+            raise ValueError("epsilon_per_requester cannot exceed epsilon_total")
+        if Decimal(self.delta_per_requester) > Decimal(self.delta_total):
+            raise ValueError("delta_per_requester cannot exceed delta_total")
+        if Decimal(self.delta_total) >= 1:
+            raise ValueError("delta_total must be below 1")
+        return self
+
+
+class QueryLimit(_Rules):
+    """At most ``count`` jobs per requester on the dataset in any ``period_seconds`` window."""
+
+    count: Annotated[int, Field(ge=1, le=1_000_000)]
+    period_seconds: Annotated[int, Field(ge=1, le=100 * 366 * 86400)]
+
+
 class PolicyRules(_Rules):
     """What an owner allows on one dataset.
 
     ``allow`` lists the computations anyone may request (an empty list allows
     none); ``auto_approve`` lists those the owner's client approves without
     asking; ``requesters`` is ``"any"`` or an allowlist of party ids; ``k`` is
-    the minimum number of records a released term or group must occur in.
+    the minimum number of DISTINCT entities (values of ``entity_column``; rows
+    when it is None) a released term or group must occur in. ``dp`` is the DP
+    budget (None: no DP computation may run); ``max_queries`` limits jobs per
+    requester and period; ``never_output`` columns never appear in an output and
+    ``join_only`` columns only join or match; ``max_output_rows`` caps row-shaped
+    outputs; after ``expires_at`` (unix time) the policy denies everything;
+    ``sql`` admits requester SQL (None: none).
     """
 
     allow: Annotated[tuple[ComputationRule, ...], Field(max_length=64)] = ()
     auto_approve: Annotated[tuple[ComputationRule, ...], Field(max_length=64)] = ()
     requesters: Literal["any"] | Annotated[tuple[PartyIdStr, ...], Field(max_length=1000)] = "any"
     k: Annotated[int, Field(ge=1, le=1_000_000)] = DEFAULT_K
+    entity_column: ColumnName | None = None
+    dp: DpBudget | None = None
+    max_queries: QueryLimit | None = None
+    join_only: _Columns = ()
+    never_output: _Columns = ()
+    max_output_rows: Annotated[int, Field(ge=1, le=100_000_000)] | None = None
+    expires_at: UnixTime | None = None
+    sql: SqlAnalysisRules | None = None
 
     @classmethod
     def parse(cls, rules: Mapping[str, object]) -> PolicyRules:
@@ -93,23 +164,39 @@ class PolicyRules(_Rules):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The outcome of evaluating rules on one request; ``reasons`` say why, in order."""
+    """The outcome of evaluating rules on one request.
+
+    ``reasons`` has one sentence per rule checked, in order, passing or not;
+    ``failed`` the sentences of the rules that denied (empty when allowed).
+    """
 
     allowed: bool
     automatic: bool
     reasons: tuple[str, ...]
+    failed: tuple[str, ...] = field(default=())
 
     @property
     def reason(self) -> str:
-        return "; ".join(self.reasons)
+        """Why it was denied (the failing rules), or every reason when allowed."""
+        return "; ".join(self.failed or self.reasons)
 
 
-def decide(rules: PolicyRules | None, *, computation: Computation, requester: str) -> Decision:
+def decide(
+    rules: PolicyRules | None,
+    *,
+    computation: Computation,
+    requester: str,
+    now: int | None = None,
+    cost: PrivacyCost | None = None,
+) -> Decision:
     """Evaluate ``rules`` (None: the dataset has no policy) for one request.
 
     Without a policy a request may be made and waits for a person. With one,
-    it must be allowed by ``allow`` and ``requesters``; it is automatic only if
-    ``auto_approve`` also matches and the computation does not reveal content.
+    every rule is checked and reported: expiry (when ``now`` is given; the
+    enclave always gives it), ``requesters``, ``allow``, and, when ``cost`` is
+    given, whether the DP budget could cover one run. It is automatic only if
+    allowed, ``auto_approve`` also matches and the computation does not reveal
+    content.
     """
     if rules is None:
         return Decision(
@@ -118,11 +205,37 @@ def decide(rules: PolicyRules | None, *, computation: Computation, requester: st
             reasons=("the dataset has no policy; the owner decides by hand",),
         )
     label = f"{computation.id} {computation.version}"
-    if rules.requesters != "any" and requester not in rules.requesters:
-        return Decision(False, False, (f"requester {requester} is not on the policy's allowlist",))
-    if not any(r.matches(computation) for r in rules.allow):
-        return Decision(False, False, (f"the policy does not allow {label}",))
-    reasons = [f"the policy allows {label}"]
+    reasons: list[str] = []
+    failed: list[str] = []
+
+    def check(ok: bool, passed: str, denied: str) -> None:
+        reasons.append(passed if ok else denied)
+        if not ok:
+            failed.append(denied)
+
+    if rules.expires_at is not None and now is not None:
+        check(
+            now < rules.expires_at,
+            f"the policy is in force until {rules.expires_at}",
+            f"the policy expired at {rules.expires_at} (now {now})",
+        )
+    if rules.requesters == "any":
+        reasons.append("the policy admits any requester")
+    else:
+        check(
+            requester in rules.requesters,
+            f"requester {requester} is on the policy's allowlist",
+            f"requester {requester} is not on the policy's allowlist",
+        )
+    check(
+        any(r.matches(computation) for r in rules.allow),
+        f"the policy allows {label}",
+        f"the policy does not allow {label}",
+    )
+    if cost is not None:
+        _check_cost(rules, cost, label, check, reasons)
+    if failed:
+        return Decision(False, False, tuple(reasons), tuple(failed))
     if not any(r.matches(computation) for r in rules.auto_approve):
         reasons.append("not listed for automatic approval; the owner decides by hand")
         return Decision(True, False, tuple(reasons))
@@ -131,3 +244,30 @@ def decide(rules: PolicyRules | None, *, computation: Computation, requester: st
         return Decision(True, False, tuple(reasons))
     reasons.append(f"the policy approves {label} automatically (k={rules.k})")
     return Decision(True, True, tuple(reasons))
+
+
+def _check_cost(
+    rules: PolicyRules,
+    cost: PrivacyCost,
+    label: str,
+    check: Callable[[bool, str, str], None],
+    reasons: list[str],
+) -> None:
+    spend = f"epsilon {cost.epsilon}, delta {cost.delta}"
+    if cost.is_zero:
+        reasons.append(f"{label} spends no differential-privacy budget")
+        return
+    if rules.dp is None:
+        check(False, "", f"{label} spends {spend} per run and the policy sets no DP budget")
+        return
+    budget = rules.dp
+    fits = cost.epsilon <= Decimal(budget.epsilon_per_requester) and cost.delta <= Decimal(
+        budget.delta_per_requester
+    )
+    check(
+        fits,
+        f"{label} spends {spend} per run, within the per-requester budget "
+        f"(epsilon {budget.epsilon_per_requester}, delta {budget.delta_per_requester})",
+        f"{label} spends {spend} per run, more than the per-requester budget "
+        f"(epsilon {budget.epsilon_per_requester}, delta {budget.delta_per_requester})",
+    )

@@ -43,6 +43,7 @@ __all__ = [
     "DatasetProfile",
     "EnclaveEvidence",
     "EnclaveKeyDocument",
+    "InputDecision",
     "InputRef",
     "Keyword",
     "OutputRef",
@@ -297,6 +298,33 @@ class PrivacyCharge(_Part):
     delta: DecimalStr
 
 
+_Reason = Annotated[str, Field(min_length=1, max_length=1000)]
+_ColumnName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class InputDecision(_Part):
+    """The enclave's policy decision on one input, with the reasons and what it enforced.
+
+    Everything here derives from the (public) policies and the request, never
+    from data, so it is safe in a public receipt. ``room_policy``: the room
+    policy composed with the dataset's (strictest wins), if any.
+    """
+
+    dataset: DigestStr
+    policy: DigestStr | None
+    room_policy: DigestStr | None
+    decision: Literal["allow"]
+    automatic: bool
+    reasons: Annotated[tuple[_Reason, ...], Field(min_length=1, max_length=32)]
+    k: Annotated[int, Field(ge=1, le=1_000_000)]
+    entity_column: _ColumnName | None
+    never_output: Annotated[tuple[_ColumnName, ...], Field(max_length=1000)]
+    join_only: Annotated[tuple[_ColumnName, ...], Field(max_length=1000)]
+    max_output_rows: Annotated[int, Field(ge=1)] | None
+    epsilon: DecimalStr
+    delta: DecimalStr
+
+
 class Receipt(Statement):
     """What the enclave did, signed by the enclave key named in ``evidence``."""
 
@@ -309,6 +337,8 @@ class Receipt(Statement):
     computation: ComputationRef
     policies: Annotated[tuple[DigestStr, ...], Field(max_length=64)]
     privacy_spent: Annotated[tuple[PrivacyCharge, ...], Field(max_length=64)]
+    # One per input, in the request's order: the decision record the enclave enforced.
+    decisions: Annotated[tuple[InputDecision, ...], Field(min_length=1, max_length=64)]
     outputs: Annotated[tuple[OutputRef, ...], Field(min_length=1, max_length=64)]
     evidence: DigestStr
     tee: Literal["tdx", "simulated"]

@@ -23,13 +23,21 @@ needed, re-reading the withdrawn set in that older snapshot.
 
 The index belongs to one service object (no module-level state) and is safe to
 share between threads: snapshots are immutable; a lock serialises refreshes.
+
+Text postings (PostgreSQL only): the lexemes of every ``dataset_fts`` tsvector,
+as the database's own ``english`` parser produced them, with per posting the
+number of occurrences and the field-weighted frequency (title 3, keywords and
+topics 2, description 1). Matching and BM25 ranking then need no heap visit per
+match (see :mod:`sealroom.storage.search`). They follow the same generations:
+a full-text row is written in the dataset's transaction and never changes.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
@@ -38,7 +46,7 @@ from sqlalchemy import Connection
 
 from sealroom.errors import BackendUnavailable
 
-__all__ = ["DELTA_LIMIT", "DiscoveryIndex", "IndexView", "parse_ids"]
+__all__ = ["DELTA_LIMIT", "FIELD_WEIGHTS", "DiscoveryIndex", "IndexView", "parse_ids"]
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -65,11 +73,65 @@ _ALL_POSTINGS = {
 }
 
 
+# Field weights of the text ranking, by tsvector weight label (title A, keywords and topics B,
+# description C); the same weights SQLite's bm25() gets. D (unlabelled) counts as 1.
+FIELD_WEIGHTS: Mapping[str, int] = MappingProxyType({"A": 3, "B": 2, "C": 1})
+
+# Per (lexeme, dataset), in binary: the dataset's seq (int8) and occurrences * 65536 + weighted
+# occurrences (int4; a tsvector keeps at most 256 positions per lexeme, so both fit).
+# Only module constants are interpolated.
+_TEXT_POSTINGS = sa.text(
+    "SELECT u.lexeme, string_agg(int8send(f.seq) || int4send(65536 * cardinality(u.weights) "  # noqa: S608
+    f"+ cardinality(u.weights) + {FIELD_WEIGHTS['A'] - 1} * cardinality(array_positions(u.weights, 'A')) "
+    f"+ {FIELD_WEIGHTS['B'] - 1} * cardinality(array_positions(u.weights, 'B'))), ''::bytea) "
+    "FROM dataset_fts f, unnest(f.document) u WHERE f.seq > :after GROUP BY u.lexeme"
+)
+_POSTING = np.dtype([("seq", ">i8"), ("value", ">i4")])
+
+
 def parse_ids(joined: str | None) -> I64:
     """A comma-separated list of integers (an SQL string aggregate) as an array."""
     if not joined:
         return np.zeros(0, dtype=np.int64)
     return np.array(joined.split(","), dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class _TextPostings:
+    """Lexeme postings with a weighted term frequency per posting (CSR plus a recent delta).
+
+    Positions are ascending per lexeme, in the merged part and in the delta alike
+    (each refresh adds only positions beyond the previous ones, sorted)."""
+
+    n_terms: int  # lexeme ids below this are valid for this snapshot
+    offsets: I64
+    positions: I32
+    freqs: I32  # field-weighted occurrences, aligned with ``positions``
+    delta_terms: I32
+    delta_positions: I32
+    delta_freqs: I32
+
+    def get(self, tid: int, n: int) -> tuple[I32, I32]:
+        """``(positions, weighted frequencies)`` of lexeme ``tid`` among the first ``n``."""
+        if tid >= self.n_terms:
+            return _EMPTY, _EMPTY
+        if tid < len(self.offsets) - 1:
+            lo, hi = int(self.offsets[tid]), int(self.offsets[tid + 1])
+            pos, freq = self.positions[lo:hi], self.freqs[lo:hi]
+        else:
+            pos, freq = _EMPTY, _EMPTY
+        if self.delta_terms.size:
+            mine = self.delta_terms == tid
+            if mine.any():
+                pos = np.concatenate([pos, self.delta_positions[mine]])
+                freq = np.concatenate([freq, self.delta_freqs[mine]])
+        if pos.size and int(pos[-1]) >= n:
+            keep = int(np.searchsorted(pos, n))
+            pos, freq = pos[:keep], freq[:keep]
+        return pos, freq
+
+
+_EMPTY: I32 = np.zeros(0, dtype=np.int32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +150,11 @@ class _Snapshot:
     n_terms: int  # term ids below this are valid for this snapshot
     offsets: I64  # postings of term t: positions[offsets[t]:offsets[t + 1]]
     positions: I32
-    delta_terms: I32  # postings added since the last merge, unsorted
+    delta_terms: I32  # postings added since the last merge, ascending per term
     delta_positions: I32
+    text: _TextPostings | None  # PostgreSQL only
+    doc_length: I64  # indexed text tokens per dataset (PostgreSQL only, else zeros)
+    total_length: I64  # cumulative doc_length: total_length[n] = sum(doc_length[:n])
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +163,7 @@ class IndexView:
 
     snapshot: _Snapshot
     terms: Mapping[str, int]
+    lexemes: Mapping[str, int]
     n: int
     active: Mask
 
@@ -150,6 +216,28 @@ class IndexView:
             base = base[base < self.n]
         return base
 
+    @property
+    def has_text(self) -> bool:
+        return self.snapshot.text is not None
+
+    @property
+    def doc_length(self) -> I64:
+        return self.snapshot.doc_length[: self.n]
+
+    @property
+    def mean_doc_length(self) -> float:
+        return float(self.snapshot.total_length[self.n]) / self.n if self.n else 0.0
+
+    def text_postings(self, lexeme: str) -> tuple[I32, I32]:
+        """``(positions, weighted frequencies)`` of the visible datasets with ``lexeme``."""
+        text = self.snapshot.text
+        if text is None:
+            raise BackendUnavailable("this database keeps no text postings in the index")
+        tid = self.lexemes.get(lexeme)
+        if tid is None:
+            return _EMPTY, _EMPTY
+        return text.get(tid, self.n)
+
 
 class DiscoveryIndex:
     """Lazily loaded, incrementally refreshed discovery index (one per service object)."""
@@ -159,6 +247,7 @@ class DiscoveryIndex:
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
         self._terms: dict[str, int] = {}  # only grows; ids are valid per snapshot.n_terms
+        self._lexemes: dict[str, int] = {}  # likewise, per snapshot.text.n_terms
 
     def view(self, conn: Connection) -> IndexView:
         """The index as of ``conn``'s transaction (refreshing the shared one if it is older)."""
@@ -181,7 +270,9 @@ class DiscoveryIndex:
             gone = self._withdrawn(conn)
             gone = gone[gone <= max_seq]
             active[np.searchsorted(snap.seqs[:n], gone)] = False
-        return IndexView(snapshot=snap, terms=self._terms, n=n, active=active)
+        return IndexView(
+            snapshot=snap, terms=self._terms, lexemes=self._lexemes, n=n, active=active
+        )
 
     @staticmethod
     def _withdrawn(conn: Connection) -> I64:
@@ -224,11 +315,22 @@ class DiscoveryIndex:
             add_pos = np.searchsorted(seqs, np.array([r[1] for r in added], dtype=np.int64)).astype(
                 np.int32
             )
+            order = np.argsort(add_pos, kind="stable")  # keep each term's postings ascending
+            add_terms, add_pos = add_terms[order], add_pos[order]
             delta_terms = np.concatenate([old.delta_terms, add_terms])
             delta_positions = np.concatenate([old.delta_positions, add_pos])
             if delta_terms.size > max(self._delta_limit, positions.size // 8):
-                offsets, positions = _merge(offsets, positions, delta_terms, delta_positions)
+                offsets, positions, _ = _merge(offsets, positions, delta_terms, delta_positions)
                 delta_terms = delta_positions = np.zeros(0, dtype=np.int32)
+        text, doc_length = None, np.zeros(seqs.size, dtype=np.int64)
+        if old is not None and old.text is not None and not rows:  # only withdrawals changed
+            text, doc_length = old.text, old.doc_length
+        elif conn.dialect.name == "postgresql":
+            old_text = None if old is None else old.text
+            old_length = np.zeros(0, dtype=np.int64) if old is None else old.doc_length
+            text, doc_length = self._load_text(conn, seqs, after, old_text, old_length)
+        total_length = np.zeros(seqs.size + 1, dtype=np.int64)
+        np.cumsum(doc_length, out=total_length[1:])
         return _Snapshot(
             max_seq=max(max_seq, int(seqs[-1]) if seqs.size else 0),
             withdrawn=withdrawn,
@@ -244,7 +346,74 @@ class DiscoveryIndex:
             positions=positions,
             delta_terms=delta_terms,
             delta_positions=delta_positions,
+            text=text,
+            doc_length=doc_length,
+            total_length=total_length,
         )
+
+    def _load_text(
+        self, conn: Connection, seqs: I64, after: int, old: _TextPostings | None, old_length: I64
+    ) -> tuple[_TextPostings, I64]:
+        """Add the text postings of the datasets after ``after`` (all of them at first)."""
+        lexemes, counts, parts = [], [], []
+        for lexeme, packed in conn.execute(_TEXT_POSTINGS, {"after": after}):
+            lexemes.append(self._lexeme_id(str(lexeme)))
+            counts.append(len(packed) // _POSTING.itemsize)
+            parts.append(bytes(packed))
+        postings = np.frombuffer(b"".join(parts), dtype=_POSTING)
+        add_seqs = postings["seq"].astype(np.int64)
+        add_terms = np.repeat(np.array(lexemes, dtype=np.int32), np.array(counts, dtype=np.int64))
+        add_pos = np.searchsorted(seqs, add_seqs).astype(np.int32)
+        if add_pos.size and not np.array_equal(seqs[add_pos], add_seqs):
+            raise BackendUnavailable("the full-text index does not match the datasets")
+        value = postings["value"].astype(np.int32)
+        add_freqs, occurrences = value & 0xFFFF, value >> 16
+        start = old_length.size
+        length = np.bincount(add_pos - start, weights=occurrences, minlength=seqs.size - start)
+        doc_length = np.concatenate([old_length, length.astype(np.int64)])
+        order = np.argsort(add_pos, kind="stable")  # ascending positions within each lexeme
+        add_terms, add_pos, add_freqs = add_terms[order], add_pos[order], add_freqs[order]
+        if old is None:
+            offsets, positions, (freqs,) = _merge(
+                np.zeros(1, dtype=np.int64),
+                _EMPTY,
+                add_terms,
+                add_pos,
+                values=[(_EMPTY, add_freqs)],
+            )
+            return _TextPostings(
+                n_terms=len(self._lexemes),
+                offsets=offsets,
+                positions=positions,
+                freqs=freqs,
+                delta_terms=_EMPTY,
+                delta_positions=_EMPTY,
+                delta_freqs=_EMPTY,
+            ), doc_length
+        delta_terms = np.concatenate([old.delta_terms, add_terms])
+        delta_positions = np.concatenate([old.delta_positions, add_pos])
+        delta_freqs = np.concatenate([old.delta_freqs, add_freqs])
+        offsets, positions, freqs = old.offsets, old.positions, old.freqs
+        if delta_terms.size > max(self._delta_limit, positions.size // 8):
+            offsets, positions, (freqs,) = _merge(
+                offsets, positions, delta_terms, delta_positions, values=[(freqs, delta_freqs)]
+            )
+            delta_terms = delta_positions = delta_freqs = _EMPTY
+        return _TextPostings(
+            n_terms=len(self._lexemes),
+            offsets=offsets,
+            positions=positions,
+            freqs=freqs,
+            delta_terms=delta_terms,
+            delta_positions=delta_positions,
+            delta_freqs=delta_freqs,
+        ), doc_length
+
+    def _lexeme_id(self, lexeme: str) -> int:
+        tid = self._lexemes.get(lexeme)
+        if tid is None:
+            tid = self._lexemes[lexeme] = len(self._lexemes)
+        return tid
 
     def _term_id(self, term: str) -> int:
         tid = self._terms.get(term)
@@ -276,14 +445,26 @@ def _csr(n_terms: int, per_term: Iterable[tuple[int, I32]]) -> tuple[I64, I32]:
     return offsets, positions.astype(np.int32, copy=False)
 
 
-def _merge(offsets: I64, positions: I32, delta_terms: I32, delta_positions: I32) -> tuple[I64, I32]:
-    """Fold the recent postings into the per-term arrays (positions stay sorted per term)."""
+def _merge(
+    offsets: I64,
+    positions: I32,
+    delta_terms: I32,
+    delta_positions: I32,
+    values: Sequence[tuple[I32, I32]] = (),
+) -> tuple[I64, I32, list[I32]]:
+    """Fold the recent postings into the per-term arrays (positions stay sorted per term);
+    ``values`` are ``(merged, delta)`` arrays aligned with the postings, reordered alike."""
     n_terms = max(len(offsets) - 1, int(delta_terms.max()) + 1 if delta_terms.size else 0)
     base_terms = np.repeat(np.arange(len(offsets) - 1, dtype=np.int32), np.diff(offsets))
     terms = np.concatenate([base_terms, delta_terms])
     pos = np.concatenate([positions, delta_positions])
-    order = np.lexsort((pos, terms))
+    key = (terms.astype(np.int64) << 32) | pos.astype(np.int64)
+    if key.size < 2 or bool(np.all(key[1:] > key[:-1])):
+        order = np.arange(key.size)  # already grouped by term and ascending (a first load)
+    else:
+        order = np.lexsort((pos, terms))
     counts = np.bincount(terms, minlength=n_terms).astype(np.int64)
     new_offsets = np.zeros(n_terms + 1, dtype=np.int64)
     np.cumsum(counts, out=new_offsets[1:])
-    return new_offsets, pos[order]
+    merged = [np.concatenate([base, delta])[order] for base, delta in values]
+    return new_offsets, pos[order], merged

@@ -294,6 +294,28 @@ def _verify(
                 policies <= set(receipt.policies),
                 "the receipt omits a dataset policy that applied",
             )
+            # The signed decision record: one per input, in order, naming each input's policy,
+            # and charging exactly what privacy_spent declares.
+            _require(
+                tuple(d.dataset for d in receipt.decisions) == tuple(request.inputs),
+                "the receipt's decision record does not cover the requested inputs in order",
+            )
+            spent = {c.dataset: (c.epsilon, c.delta) for c in receipt.privacy_spent}
+            for d in receipt.decisions:
+                att_policy = bundle.statement(d.dataset)
+                assert att_policy is not None  # checked above
+                _require(
+                    d.policy == att_policy.open(DatasetAttestation).statement.policy,
+                    f"the decision record names another policy for {d.dataset}",
+                )
+                _require(
+                    d.room_policy is None or d.room_policy in receipt.policies,
+                    "the receipt omits the room policy that applied",
+                )
+                _require(
+                    spent.get(d.dataset, ("0", "0")) == (d.epsilon, d.delta),
+                    f"the decision record's charge for {d.dataset} differs from privacy_spent",
+                )
 
         c.run(
             "dataset attestations",

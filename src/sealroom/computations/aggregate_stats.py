@@ -1,0 +1,438 @@
+"""aggregate-stats: market statistics over the stacked rows of 2 or more parties.
+
+Privacy contract (class ``aggregate``, released to every party):
+
+* Groups: rows of every input are stacked and grouped by ``group_by`` (and by
+  ``period`` when given). A group is released only if (1) its rows hold at
+  least K distinct entities counted across all parties (entity values of the
+  policies' entity columns are compared across inputs, so a customer known to
+  two parties counts once; an input without an entity column counts rows; null
+  entities never count), and (2) every party that has rows in the group has at
+  least K distinct entities in it on its own, because a party that receives the
+  output could otherwise subtract its own rows and isolate another party's
+  few entities. K is the **strictest** threshold: the largest ``k`` of all the
+  inputs. Suppressed groups are only counted (``suppressed_groups``).
+* Totals (``overall`` and ``periods``) are computed over the rows of RELEASED
+  groups only (never "total minus shown groups"), so a suppressed group cannot
+  be rebuilt by subtraction; growth rates compare released values only.
+* Columns: ``value``, ``group_by`` and ``period`` may not be ``join_only`` or
+  ``never_output`` columns of any input (group labels are output).
+* DP (optional, ``dp``): count of distinct entities, sum, mean and every
+  percentile of each released group are OpenDP releases
+  (:mod:`sealroom.policy.dp`); values are clamped to ``[lower, upper]``; each
+  entity keeps at most ``max_rows_per_entity`` rows per group (the sensitivity
+  factor of each measurement) in at most ``max_groups_per_entity`` groups
+  (the first in group order; further rows are dropped before anything is
+  computed). Each statistic gets epsilon / (statistics per group x
+  max_groups_per_entity), rounded down, so one entity's total loss is at most
+  ``epsilon``, which is the cost charged on every input before the run. Totals
+  are post-processing of the noisy group values; row counts and confidence
+  intervals are not released in DP mode. Which groups appear is still decided
+  by the exact threshold above (group presence is not itself DP).
+
+Statistics (non-DP): rows, distinct entities, sum, mean, a Student-t
+confidence interval of the mean (rows as observations), and percentiles by
+linear interpolation (numpy's default). Growth: with ``period``, periods are
+ordered numerically when every label is a number, else as text; a group's
+growth is sum / sum of the previous period (in the order of periods present in
+released groups) minus 1, null when that earlier group is not released or its
+sum is 0. Numbers: see :mod:`sealroom.computations._stats` (decimal strings of
+12 significant digits; unusable value cells are treated as absent rows).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Hashable, Sequence
+from decimal import ROUND_DOWN, Context, Decimal
+from typing import Annotated
+
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, Field, field_validator
+
+from sealroom.computations import _stats
+from sealroom.computations._stats import ColumnName, Confidence, Model, Num, ParamsModel
+from sealroom.computations.base import ZERO_COST, Computation, PrivacyContext, PrivacyCost
+from sealroom.errors import InvalidInput, PolicyDenied
+from sealroom.policy import dp as dpm
+from sealroom.policy import suppression
+
+__all__ = [
+    "COMPUTATION",
+    "AggregateStatsOutput",
+    "AggregateStatsParams",
+    "DpParams",
+    "GroupStats",
+    "Stats",
+    "run",
+]
+
+MAX_GROUPS = 10_000
+
+GroupKey = tuple[str | None, ...]
+
+
+class DpParams(ParamsModel):
+    epsilon: Num
+    lower: Num
+    upper: Num
+    max_rows_per_entity: Annotated[int, Field(ge=1, le=1000)] = 1
+    max_groups_per_entity: Annotated[int, Field(ge=1, le=1000)] = 1
+
+
+class AggregateStatsParams(ParamsModel):
+    value: ColumnName
+    group_by: Annotated[tuple[ColumnName, ...], Field(max_length=4)] = ()
+    period: ColumnName | None = None
+    percentiles: Annotated[tuple[Annotated[int, Field(ge=1, le=99)], ...], Field(max_length=9)] = (
+        25,
+        50,
+        75,
+    )
+    confidence: Confidence = "0.95"
+    dp: DpParams | None = None
+
+    @field_validator("percentiles")
+    @classmethod
+    def _unique(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("percentiles must be distinct")
+        return tuple(sorted(v))
+
+
+class Percentile(Model):
+    p: int
+    value: Num | None
+
+
+class Stats(Model):
+    rows: Annotated[int, Field(ge=0)] | None
+    entities: Annotated[int, Field(ge=0)]
+    sum: Num | None
+    mean: Num | None
+    ci_low: Num | None
+    ci_high: Num | None
+    percentiles: tuple[Percentile, ...]
+
+
+class GroupStats(Model):
+    key: tuple[str | None, ...]
+    period: str | None
+    stats: Stats
+    growth: Num | None
+
+
+class PeriodTotal(Model):
+    period: str
+    stats: Stats
+    growth: Num | None
+
+
+class DpInfo(Model):
+    epsilon: Num
+    epsilon_per_statistic: Num
+    lower: Num
+    upper: Num
+    max_rows_per_entity: int
+    max_groups_per_entity: int
+    mechanisms: tuple[str, ...]
+    granularity: tuple[str, ...]
+
+
+class AggregateStatsOutput(Model):
+    parties: int
+    k: int
+    group_by: tuple[str, ...]
+    groups: Annotated[tuple[GroupStats, ...], Field(max_length=MAX_GROUPS)]
+    suppressed_groups: int
+    overall: Stats
+    periods: tuple[PeriodTotal, ...]
+    confidence: Num
+    dp: DpInfo | None
+
+
+# One usable row: (value, entity, party index).
+_Row = tuple[float, Hashable | None, int]
+
+
+def _sort_key(label: str | None) -> tuple[int, float, str]:
+    if label is None:
+        return (0, 0.0, "")
+    try:
+        x = float(label)
+    except ValueError:
+        return (2, 0.0, label)
+    return (1, x, label) if math.isfinite(x) else (2, 0.0, label)
+
+
+def _group_order(key: GroupKey) -> tuple[tuple[int, float, str], ...]:
+    return tuple(_sort_key(v) for v in key)
+
+
+def _exact_stats(rows: Sequence[_Row], percentiles: Sequence[int], confidence: float) -> Stats:
+    values = np.array([r[0] for r in rows], dtype=np.float64)
+    n = len(values)
+    total = math.fsum(values.tolist()) if n else 0.0
+    mean = total / n if n else math.nan
+    lo, hi = _stats.t_mean_ci(values, confidence)
+    pct = (
+        np.percentile(values, list(percentiles))
+        if n and percentiles
+        else [math.nan] * len(percentiles)
+    )
+    return Stats(
+        rows=n,
+        entities=_stats.distinct(r[1] for r in rows),
+        sum=_stats.num(total),
+        mean=_stats.num(mean),
+        ci_low=_stats.num(lo),
+        ci_high=_stats.num(hi),
+        percentiles=tuple(
+            Percentile(p=p, value=_stats.num(float(v)))
+            for p, v in zip(percentiles, pct, strict=True)
+        ),
+    )
+
+
+class _DpPlan:
+    """Budget split and clamping for DP mode; every release goes through sealroom.policy.dp."""
+
+    def __init__(self, params: DpParams, n_percentiles: int, privacy: PrivacyContext) -> None:
+        self.epsilon = Decimal(params.epsilon)
+        if self.epsilon <= 0:
+            raise InvalidInput("dp.epsilon must be positive")
+        if self.epsilon > privacy.cost.epsilon:
+            raise PolicyDenied(
+                f"aggregate-stats: dp.epsilon {params.epsilon} exceeds the budget charged for "
+                f"this run ({privacy.cost.epsilon})"
+            )
+        self.lower = _stats.parse_num(params.lower, what="dp.lower")
+        self.upper = _stats.parse_num(params.upper, what="dp.upper")
+        if not self.lower < self.upper:
+            raise InvalidInput("dp.lower must be below dp.upper")
+        self.rows_per_entity = params.max_rows_per_entity
+        self.groups_per_entity = params.max_groups_per_entity
+        n_stats = 3 + n_percentiles
+        self.per_stat = Context(prec=28, rounding=ROUND_DOWN).divide(
+            self.epsilon, Decimal(n_stats * self.groups_per_entity)
+        )
+        self.mechanisms: dict[str, str] = {}
+
+    def bound(self, groups: dict[GroupKey, list[_Row]]) -> dict[GroupKey, list[_Row]]:
+        """Drop rows beyond each entity's contribution bounds (deterministic, in group order)."""
+        seen_groups: dict[Hashable, set[GroupKey]] = {}
+        out: dict[GroupKey, list[_Row]] = {}
+        for key in sorted(groups, key=_group_order):
+            per_entity: dict[Hashable, int] = {}
+            kept: list[_Row] = []
+            for row in groups[key]:
+                ent = row[1]
+                if ent is None:
+                    continue  # an unidentified row cannot be bounded: leave it out in DP mode
+                mine = seen_groups.setdefault(ent, set())
+                if key not in mine:
+                    if len(mine) >= self.groups_per_entity:
+                        continue
+                    mine.add(key)
+                if per_entity.get(ent, 0) >= self.rows_per_entity:
+                    continue
+                per_entity[ent] = per_entity.get(ent, 0) + 1
+                kept.append(row)
+            if kept:
+                out[key] = kept
+        return out
+
+    def stats(self, rows: Sequence[_Row], percentiles: Sequence[int]) -> Stats:
+        values = [r[0] for r in rows]
+        bounds = (self.lower, self.upper)
+        mc = self.rows_per_entity
+        count = dpm.dp_count(sorted({repr(r[1]) for r in rows}), epsilon=self.per_stat)
+        total = dpm.dp_sum(values, bounds=bounds, epsilon=self.per_stat, max_contributions=mc)
+        mean = dpm.dp_mean(values, bounds=bounds, epsilon=self.per_stat, max_contributions=mc)
+        pcts = []
+        for p in percentiles:
+            rel = dpm.dp_quantile(values, bounds=bounds, q=p / 100, epsilon=self.per_stat)
+            self.mechanisms.setdefault(rel.mechanism, rel.granularity)
+            pcts.append(Percentile(p=p, value=_stats.num(float(rel.value))))
+        for rel in (count, total, mean):
+            self.mechanisms.setdefault(rel.mechanism, rel.granularity)
+        return Stats(
+            rows=None,
+            entities=max(int(count.value), 0),
+            sum=_stats.num(float(total.value)),
+            mean=_stats.num(float(mean.value)),
+            ci_low=None,
+            ci_high=None,
+            percentiles=tuple(pcts),
+        )
+
+    def info(self) -> DpInfo:
+        return DpInfo(
+            epsilon=_canonical(self.epsilon),
+            epsilon_per_statistic=_canonical(self.per_stat),
+            lower=_stats.num(self.lower) or "0",
+            upper=_stats.num(self.upper) or "0",
+            max_rows_per_entity=self.rows_per_entity,
+            max_groups_per_entity=self.groups_per_entity,
+            mechanisms=tuple(sorted(self.mechanisms)),
+            granularity=tuple(self.mechanisms[m] for m in sorted(self.mechanisms)),
+        )
+
+
+def _canonical(d: Decimal) -> str:
+    s = format(d, "f")
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return s or "0"
+
+
+def _dp_total(parts: Sequence[Stats]) -> Stats:
+    """Totals in DP mode: post-processing of the released noisy group values."""
+    total = math.fsum(float(s.sum) for s in parts if s.sum is not None)
+    return Stats(
+        rows=None,
+        entities=sum(s.entities for s in parts),
+        sum=_stats.num(total),
+        mean=None,
+        ci_low=None,
+        ci_high=None,
+        percentiles=(),
+    )
+
+
+def _growth(now: Stats, before: Stats | None) -> str | None:
+    if before is None or before.sum is None or now.sum is None:
+        return None
+    prev = float(before.sum)
+    return None if prev == 0 else _stats.num(float(now.sum) / prev - 1.0)
+
+
+def run(
+    inputs: Sequence[pa.Table], params: AggregateStatsParams, privacy: PrivacyContext
+) -> AggregateStatsOutput:
+    label_cols = (*params.group_by, *((params.period,) if params.period else ()))
+    if len(set(label_cols)) != len(label_cols) or params.value in label_cols:
+        raise InvalidInput("aggregate-stats: value, group_by and period must be distinct columns")
+    confidence = _stats.confidence_value(params.confidence)
+    plan = None if params.dp is None else _DpPlan(params.dp, len(params.percentiles), privacy)
+    k = max(privacy.k)
+    groups: dict[GroupKey, list[_Row]] = {}
+    for index, table in enumerate(inputs):
+        name = f"party {index + 1}"
+        _stats.check_use(privacy, index, params.value, input_name=name, role="value")
+        for col in label_cols:
+            _stats.check_use(privacy, index, col, input_name=name, role="group or period")
+        values = _stats.numbers(table, params.value, input_name=name)
+        labels = [_stats.keys(table, c, input_name=name) for c in label_cols]
+        ents = _stats.entities(table, privacy, index, input_name=name)
+        for i in range(table.num_rows):
+            v = float(values[i])
+            if math.isnan(v):
+                continue
+            key = tuple(col[i] for col in labels)
+            groups.setdefault(key, []).append((v, ents[i], index))
+    if plan is not None:
+        groups = plan.bound(groups)
+    # Effective entity count: the union across parties, and no contributing party below K.
+    effective: dict[tuple[object, ...], int] = {}
+    for key, rows in groups.items():
+        per_party: dict[int, set[Hashable]] = {}
+        for _, ent, party in rows:
+            if ent is not None:
+                per_party.setdefault(party, set()).add(ent)
+        contributing = {party for _, _, party in rows}
+        union = _stats.distinct(r[1] for r in rows)
+        effective[key] = min([union, *(len(per_party.get(p, ())) for p in contributing)])
+    labelled: dict[tuple[object, ...], list[_Row]] = {key: rows for key, rows in groups.items()}
+    kept = suppression.suppress(labelled, entities=effective, k=k)
+    released = {key: groups[key] for key in groups if key in kept.released}
+    if len(released) > MAX_GROUPS or (
+        privacy.max_output_rows is not None and len(released) > privacy.max_output_rows
+    ):
+        cap = min(MAX_GROUPS, privacy.max_output_rows or MAX_GROUPS)
+        raise PolicyDenied(f"aggregate-stats: {len(released)} groups exceed the cap of {cap} rows")
+
+    def stats_of(rows: Sequence[_Row]) -> Stats:
+        if plan is None:
+            return _exact_stats(rows, params.percentiles, confidence)
+        return plan.stats(rows, params.percentiles)
+
+    order = sorted(released, key=_group_order)
+    stats = {key: stats_of(released[key]) for key in order}
+    n_group = len(params.group_by)
+    periods: list[str] = []
+    if params.period:
+        present = {key[n_group] for key in order if key[n_group] is not None}
+        periods = sorted(present, key=_sort_key)  # type: ignore[arg-type]
+    previous = {p: (periods[i - 1] if i else None) for i, p in enumerate(periods)}
+    out_groups = []
+    for key in order:
+        period = key[n_group] if params.period else None
+        growth = None
+        if period is not None and previous.get(period) is not None:
+            growth = _growth(stats[key], stats.get((*key[:n_group], previous[period])))
+        out_groups.append(
+            GroupStats(key=key[:n_group], period=period, stats=stats[key], growth=growth)
+        )
+    all_rows = [row for key in order for row in released[key]]
+    if plan is None:
+        overall = _exact_stats(all_rows, params.percentiles, confidence)
+    else:
+        overall = _dp_total([stats[key] for key in order])
+    period_totals: list[PeriodTotal] = []
+    for p in periods:
+        members = [key for key in order if key[n_group] == p]
+        if plan is None:
+            st = _exact_stats(
+                [row for key in members for row in released[key]], params.percentiles, confidence
+            )
+        else:
+            st = _dp_total([stats[key] for key in members])
+        growth = _growth(st, period_totals[-1].stats) if period_totals else None
+        period_totals.append(PeriodTotal(period=p, stats=st, growth=growth))
+    return AggregateStatsOutput(
+        parties=len(inputs),
+        k=k,
+        group_by=params.group_by,
+        groups=tuple(out_groups),
+        suppressed_groups=kept.suppressed_groups,
+        overall=overall,
+        periods=tuple(period_totals),
+        confidence=params.confidence,
+        dp=None if plan is None else plan.info(),
+    )
+
+
+def _run(
+    inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
+) -> AggregateStatsOutput:
+    if not isinstance(params, AggregateStatsParams):
+        raise InvalidInput("aggregate-stats needs AggregateStatsParams (use parse_params)")
+    return run(inputs, params, privacy)
+
+
+def _cost(params: BaseModel) -> PrivacyCost:
+    if not isinstance(params, AggregateStatsParams) or params.dp is None:
+        return ZERO_COST
+    return PrivacyCost(epsilon=Decimal(params.dp.epsilon))
+
+
+COMPUTATION = Computation(
+    id="aggregate-stats",
+    version="1.0.0",
+    summary=(
+        "Per-group count, sum, mean, confidence interval, percentiles and period-over-period "
+        "growth over the stacked rows of 2 or more parties; small groups suppressed; optional DP."
+    ),
+    privacy_class="aggregate",
+    release="all-parties",
+    input_names=("party", "party"),
+    params=AggregateStatsParams,
+    output=AggregateStatsOutput,
+    run_fn=_run,
+    modules=(sys.modules[__name__], _stats, dpm, suppression),
+    cost_fn=_cost,
+    variadic=True,
+)

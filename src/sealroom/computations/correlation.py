@@ -1,0 +1,157 @@
+"""correlation: how a column of one dataset moves with a column of another, joined on a key.
+
+Privacy contract (class ``aggregate``, released to every party): the output is
+n (matched keys), Pearson's r and Spearman's rho, each with a Fisher-z
+confidence interval and a two-sided p-value. No row, key or per-key value
+leaves. The run is refused (:class:`PolicyDenied`) unless the rows that make
+the matched pairs hold at least ``k_a`` distinct entities of input a and
+``k_b`` of input b (entities per ``PrivacyContext.entity_columns``, rows when
+none is declared). No DP noise. Key columns may be ``join_only`` or
+``never_output``; ``x`` and ``y`` may not.
+
+Method: rows are matched on ``key_a`` = ``key_b`` (identifiers compared as
+strings, integers as their digits). When a key has several rows on one side
+(a *group key*: e.g. many reviews per restaurant) its value is ``agg_a`` /
+``agg_b`` of those rows (default mean; ``count`` needs no column). Pearson r
+and Spearman rho (average ranks for ties) over the n matched keys; p-values
+from scipy (t distribution with n-2 degrees of freedom). Intervals: Fisher z,
+``tanh(atanh(r) +- z_(1+c)/2 * sqrt(f / (n-3)))`` with f = 1 for Pearson and
+f = 1.06 for Spearman (Fieller, Hartley and Pearson 1957); null when n < 4.
+A coefficient is null when a side is constant. Numbers: see
+:mod:`sealroom.computations._stats` (12 significant digits, decimal strings;
+unusable cells are treated as absent rows).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Annotated
+
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, Field
+from scipy import stats
+
+from sealroom.computations import _stats
+from sealroom.computations._stats import Agg, ColumnName, Confidence, Model, Num, ParamsModel
+from sealroom.computations.base import Computation, PrivacyContext
+from sealroom.errors import InvalidInput, PolicyDenied
+
+__all__ = ["COMPUTATION", "Coefficient", "CorrelationOutput", "CorrelationParams", "run"]
+
+
+class CorrelationParams(ParamsModel):
+    key_a: ColumnName = "id"
+    key_b: ColumnName = "id"
+    x: ColumnName
+    y: ColumnName
+    agg_a: Agg = "mean"
+    agg_b: Agg = "mean"
+    confidence: Confidence = "0.95"
+
+
+class Coefficient(Model):
+    estimate: Num | None
+    ci_low: Num | None
+    ci_high: Num | None
+    p_value: Num | None
+
+
+class CorrelationOutput(Model):
+    n: Annotated[int, Field(ge=0)]
+    pearson: Coefficient
+    spearman: Coefficient
+    confidence: Num
+    insight: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+def _coefficient(r: float, p: float, n: int, confidence: float, f: float) -> Coefficient:
+    lo, hi = _stats.fisher_ci(r, n, confidence, se_factor=f)
+    return Coefficient(
+        estimate=_stats.num(r),
+        ci_low=_stats.num(lo),
+        ci_high=_stats.num(hi),
+        p_value=_stats.num(p) if math.isfinite(r) else None,
+    )
+
+
+def _strength(r: float) -> str:
+    a = abs(r)
+    return "strong" if a >= 0.5 else "moderate" if a >= 0.3 else "weak" if a >= 0.1 else "no"
+
+
+def run(
+    inputs: Sequence[pa.Table], params: CorrelationParams, privacy: PrivacyContext
+) -> CorrelationOutput:
+    table_a, table_b = inputs
+    for i, (name, col, role) in enumerate((("a", params.x, "x"), ("b", params.y, "y"))):
+        _stats.check_use(privacy, i, col, input_name=name, role=f"correlated column {role}")
+    confidence = _stats.confidence_value(params.confidence)
+    keys_a = _stats.keys(table_a, params.key_a, input_name="a")
+    keys_b = _stats.keys(table_b, params.key_b, input_name="b")
+    xs = None if params.agg_a == "count" else _stats.numbers(table_a, params.x, input_name="a")
+    ys = None if params.agg_b == "count" else _stats.numbers(table_b, params.y, input_name="b")
+    va, rows_a = _stats.per_key(keys_a, xs, params.agg_a)
+    vb, rows_b = _stats.per_key(keys_b, ys, params.agg_b)
+    matched = sorted(va.keys() & vb.keys())
+    for index, (name, table, rows) in enumerate((("a", table_a, rows_a), ("b", table_b, rows_b))):
+        ents = _stats.entities(table, privacy, index, input_name=name)
+        n_ent = _stats.distinct(ents[i] for key in matched for i in rows[key])
+        if n_ent < privacy.k[index]:
+            raise PolicyDenied(
+                f"correlation: the matched rows of input {name!r} hold fewer than its "
+                f"threshold of {privacy.k[index]} distinct entities"
+            )
+    n = len(matched)
+    x = np.array([va[key] for key in matched])
+    y = np.array([vb[key] for key in matched])
+    r = rho = p_r = p_rho = math.nan
+    if n >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pr = stats.pearsonr(x, y)
+            sr = stats.spearmanr(x, y)
+        r, p_r = float(pr.statistic), float(pr.pvalue)
+        rho, p_rho = float(sr.statistic), float(sr.pvalue)
+    if math.isfinite(r):
+        insight = (
+            f"{_strength(r)} {'positive' if r > 0 else 'negative'} linear correlation "
+            f"(r = {_stats.num(round(r, 3))}, {_stats.p_text(p_r)}, n = {n})"
+        )
+    else:
+        insight = f"correlation undefined: fewer than 3 matched keys or a constant side (n = {n})"
+    return CorrelationOutput(
+        n=n,
+        pearson=_coefficient(r, p_r, n, confidence, 1.0),
+        spearman=_coefficient(rho, p_rho, n, confidence, 1.06),
+        confidence=params.confidence,
+        insight=insight,
+    )
+
+
+def _run(
+    inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
+) -> CorrelationOutput:
+    if not isinstance(params, CorrelationParams):
+        raise InvalidInput("correlation needs CorrelationParams (use Computation.parse_params)")
+    return run(inputs, params, privacy)
+
+
+COMPUTATION = Computation(
+    id="correlation",
+    version="1.0.0",
+    summary=(
+        "Pearson and Spearman correlation, with Fisher-z confidence intervals, p-values and n, "
+        "between a column of one dataset and a column of another joined on a key or group key."
+    ),
+    privacy_class="aggregate",
+    release="all-parties",
+    input_names=("a", "b"),
+    params=CorrelationParams,
+    output=CorrelationOutput,
+    run_fn=_run,
+    modules=(sys.modules[__name__], _stats),
+)

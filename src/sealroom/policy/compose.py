@@ -1,0 +1,146 @@
+"""Composing policies: a dataset's own rules and a room's rules, strictest wins.
+
+A room policy (a ``Policy`` statement whose rules apply to every input of a
+request) can only ever make things stricter: allows and auto-approvals are
+intersected (per computation id, version ranges intersected), requester
+allowlists intersected, ``k`` is the maximum, budgets and caps the minimum,
+expiry the earliest, ``never_output`` / ``join_only`` the union, SQL rules the
+intersection of what each admits. Because composition is monotone, the enclave
+may accept any validly signed room policy handed to it: it cannot weaken an
+owner's policy, only deny more.
+
+``None`` for ``dp`` or ``sql`` means "none allowed", so it wins; ``None`` for
+``max_queries``, ``max_output_rows`` and ``expires_at`` means "no limit", so
+the other side's limit wins. Composing nothing yields rules that allow nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from sealroom.errors import PolicyDenied
+from sealroom.policy.rules import (
+    ComputationRule,
+    DpBudget,
+    PolicyRules,
+    QueryLimit,
+    _version_key,
+)
+from sealroom.policy.sql_rules import SqlAnalysisRules
+
+__all__ = ["compose"]
+
+
+def _intersect_rules(
+    a: Sequence[ComputationRule], b: Sequence[ComputationRule]
+) -> tuple[ComputationRule, ...]:
+    out: list[ComputationRule] = []
+    for x in a:
+        for y in b:
+            if x.id != y.id:
+                continue
+            lo = max(x.min_version, y.min_version, key=_version_key)
+            highs = [v for v in (x.below_version, y.below_version) if v is not None]
+            hi = min(highs, key=_version_key) if highs else None
+            if hi is not None and _version_key(hi) <= _version_key(lo):
+                continue
+            rule = ComputationRule(id=x.id, min_version=lo, below_version=hi)
+            if rule not in out:
+                out.append(rule)
+    return tuple(out)
+
+
+def _min_opt(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _min_decimal(a: str, b: str) -> str:
+    return a if Decimal(a) <= Decimal(b) else b
+
+
+def _dp(a: DpBudget | None, b: DpBudget | None) -> DpBudget | None:
+    if a is None or b is None:
+        return None
+    return DpBudget(
+        epsilon_per_requester=_min_decimal(a.epsilon_per_requester, b.epsilon_per_requester),
+        epsilon_total=_min_decimal(a.epsilon_total, b.epsilon_total),
+        delta_per_requester=_min_decimal(a.delta_per_requester, b.delta_per_requester),
+        delta_total=_min_decimal(a.delta_total, b.delta_total),
+    )
+
+
+def _queries(a: QueryLimit | None, b: QueryLimit | None) -> QueryLimit | None:
+    """Both limits apply; one limit that is at least as strict on both counts replaces two."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    # count per period: fewer queries over a longer period is stricter on both axes.
+    return QueryLimit(
+        count=min(a.count, b.count), period_seconds=max(a.period_seconds, b.period_seconds)
+    )
+
+
+def _union(a: Iterable[str], b: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(a) | set(b)))
+
+
+def _inter(a: Iterable[str], b: Iterable[str]) -> tuple[str, ...]:
+    keep = set(b)
+    return tuple(x for x in a if x in keep)
+
+
+def _sql(a: SqlAnalysisRules | None, b: SqlAnalysisRules | None) -> SqlAnalysisRules | None:
+    if a is None or b is None:
+        return None
+    return SqlAnalysisRules(
+        aggregations=_inter(a.aggregations, b.aggregations),  # type: ignore[arg-type]
+        aggregate_columns=_inter(a.aggregate_columns, b.aggregate_columns),
+        dimension_columns=_inter(a.dimension_columns, b.dimension_columns),
+        filter_columns=_inter(a.filter_columns, b.filter_columns),
+        join_columns=_inter(a.join_columns, b.join_columns),
+        identity_columns=_union(a.identity_columns, b.identity_columns),
+    )
+
+
+def _pair(a: PolicyRules, b: PolicyRules) -> PolicyRules:
+    if a.requesters == "any":
+        requesters = b.requesters
+    elif b.requesters == "any":
+        requesters = a.requesters
+    else:
+        requesters = _inter(a.requesters, b.requesters)
+    if a.entity_column is not None and b.entity_column not in (None, a.entity_column):
+        raise PolicyDenied(
+            f"the policies name different entity columns ({a.entity_column!r} and "
+            f"{b.entity_column!r}); k cannot be counted for both"
+        )
+    return PolicyRules(
+        allow=_intersect_rules(a.allow, b.allow),
+        auto_approve=_intersect_rules(a.auto_approve, b.auto_approve),
+        requesters=requesters,
+        k=max(a.k, b.k),
+        entity_column=a.entity_column or b.entity_column,
+        dp=_dp(a.dp, b.dp),
+        max_queries=_queries(a.max_queries, b.max_queries),
+        join_only=_union(a.join_only, b.join_only),
+        never_output=_union(a.never_output, b.never_output),
+        max_output_rows=_min_opt(a.max_output_rows, b.max_output_rows),
+        expires_at=_min_opt(a.expires_at, b.expires_at),
+        sql=_sql(a.sql, b.sql),
+    )
+
+
+def compose(*rules: PolicyRules) -> PolicyRules:
+    """The effective rules of all of ``rules`` together (strictest wins); none: deny all."""
+    if not rules:
+        return PolicyRules()
+    out = rules[0]
+    for r in rules[1:]:
+        out = _pair(out, r)
+    return out
