@@ -26,3 +26,25 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     _, tests = readme_commands()
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert tests in ci
+
+
+def test_readme_policy_example_is_a_valid_policy() -> None:
+    import json
+
+    from sealroom.policy import PolicyRules
+
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## Policies.*?```json\n(.*?)```", text, re.S)
+    assert block, "the Policies section shows a policy file"
+    rules = PolicyRules.parse(json.loads(block.group(1)))
+    assert rules.k == 10
+    assert rules.sql is not None
+    assert rules.dp is not None
+
+
+def test_readme_lists_every_shipped_computation() -> None:
+    from sealroom.computations import default_registry
+
+    text = (ROOT / "README.md").read_text()
+    for computation in default_registry():
+        assert f"| `{computation.id}` |" in text, computation.id
