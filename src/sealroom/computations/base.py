@@ -18,10 +18,11 @@ from types import ModuleType
 from typing import Any, Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from sealroom.errors import InvalidInput
 from sealroom.statements import ComputationRef, Digest
+from sealroom.statements.fields import parse_object
 
 __all__ = [
     "DEFAULT_K",
@@ -159,12 +160,7 @@ class Computation:
 
     def parse_params(self, raw: object) -> BaseModel:
         """Validate request parameters against the declared schema, or raise :class:`InvalidInput`."""
-        try:
-            return self.params.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "parameters"
-            raise InvalidInput(f"{self.id} parameter {where}: {first['msg']}") from None
+        return parse_object(self.params, raw, what=f"{self.id} parameter")
 
     def accepts_inputs(self, n: int) -> bool:
         return n >= len(self.input_names) if self.variadic else n == len(self.input_names)

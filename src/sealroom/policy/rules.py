@@ -30,13 +30,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sealroom.computations.base import DEFAULT_K, Computation, PrivacyCost
-from sealroom.errors import InvalidInput
 from sealroom.policy.sql_rules import SqlAnalysisRules
-from sealroom.statements.canonical import canonical_json
-from sealroom.statements.fields import DecimalStr, Identifier, PartyIdStr, UnixTime
+from sealroom.statements.fields import DecimalStr, Identifier, PartyIdStr, UnixTime, parse_object
 
 __all__ = [
     "ColumnName",
@@ -148,18 +146,7 @@ class PolicyRules(_Rules):
     @classmethod
     def parse(cls, rules: Mapping[str, object]) -> PolicyRules:
         """Validate the ``rules`` object of a Policy statement, or raise :class:`InvalidInput`."""
-        # Validated as JSON: rules come from a JSON payload, where lists are arrays and
-        # strict mode accepts them for tuples (in Python mode it would refuse a list).
-        try:
-            data = canonical_json(dict(rules))
-        except InvalidInput as exc:
-            raise InvalidInput(f"policy rules: {exc.detail}") from None
-        try:
-            return cls.model_validate_json(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "rules"
-            raise InvalidInput(f"policy rules {where}: {first['msg']}") from None
+        return parse_object(cls, dict(rules), what="policy rules")
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,12 +47,12 @@ from typing import Annotated, Literal
 
 import pyarrow as pa
 import sqlglot
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from sealroom.errors import InvalidInput, PolicyDenied
-from sealroom.statements.canonical import canonical_json
+from sealroom.statements.fields import parse_object
 
 __all__ = [
     "AGGREGATIONS",
@@ -129,16 +129,7 @@ class SqlAnalysisRules(BaseModel):
     @classmethod
     def parse(cls, rules: Mapping[str, object]) -> SqlAnalysisRules:
         """Validate a JSON object of SQL rules (as found in a policy), or raise InvalidInput."""
-        try:
-            data = canonical_json(dict(rules))
-        except InvalidInput as exc:
-            raise InvalidInput(f"sql analysis rules: {exc.detail}") from None
-        try:
-            return cls.model_validate_json(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "rules"
-            raise InvalidInput(f"sql analysis rules {where}: {first['msg']}") from None
+        return parse_object(cls, dict(rules), what="sql analysis rules")
 
 
 # ---------------------------------------------------------------------------

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, NewType
+from typing import Annotated, Any, NewType, TypeVar
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, ValidationError
 
 from sealroom.crypto.keys import PARTY_ID_PREFIX, b64decode_strict
 from sealroom.errors import InvalidInput
@@ -27,6 +27,7 @@ __all__ = [
     "PartyIdStr",
     "ShortText",
     "UnixTime",
+    "parse_object",
 ]
 
 Digest = NewType("Digest", str)
@@ -82,3 +83,27 @@ B64Key = Annotated[str, StringConstraints(max_length=44), _b64(32, "key")]
 B64Hash = Annotated[str, StringConstraints(max_length=44), _b64(32, "hash")]
 B64Nonce = Annotated[str, StringConstraints(max_length=24), _b64(16, "nonce")]
 B64Bytes = Annotated[str, StringConstraints(max_length=8 << 20), _b64(None, "bytes")]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_object(model: type[M], data: Any, *, what: str) -> M:
+    """Validate a JSON object (rules, parameters) as JSON, or raise :class:`InvalidInput`.
+
+    JSON mode, because these objects come from JSON payloads: strict models accept
+    arrays for tuples there (Python mode refuses a list). The error names the first
+    offending field.
+    """
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{what} must be a JSON object")
+    try:
+        raw = canonical_json(data)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{what}: {exc.detail}") from None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise InvalidInput(f"{what} {where}: {first['msg']}") from None
