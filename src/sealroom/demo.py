@@ -8,11 +8,21 @@ CloudMolty finds it by search and asks for a topic overlap through the seed's
 ``/compute/keyword-overlap`` call; NewbieMolty asks for a gap analysis, which
 amiller approves by hand; every recipient opens its result and verifies its
 receipt offline; an auditor re-verifies each proof bundle from files alone.
+
+Act two runs the statistics library on real public data shipped with
+statsmodels (read offline, written to CSV in the temporary directory and
+split between owners): a lift of a teaching method on grades (``spector``,
+split by columns), visit statistics by self-rated health over three health
+plans' rows of the RAND Health Insurance Experiment (``randhie``, split by
+rows) with a suppressed group, the same with DP noise whose budget a repeated
+request exhausts (refused by the enclave's ledger, kept in ``--state``), and
+requester SQL that the owner admits or refuses by its analysis rules.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import shutil
@@ -29,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
 
 from sealroom.client.flows import (
     FetchedResult,
@@ -36,21 +47,26 @@ from sealroom.client.flows import (
     auto_approve,
     fetch_result,
     publish,
+    reject,
     request,
+    status,
     wait,
 )
 from sealroom.client.http import Client
 from sealroom.client.views import DatasetView, RequestView
 from sealroom.computations import default_registry
+from sealroom.connectors.files import read_table
 from sealroom.crypto.keys import Identity
 from sealroom.crypto.keystore import Keystore
-from sealroom.errors import SealroomError, VerificationFailed
-from sealroom.statements import canonical_json, sign_statement
+from sealroom.errors import InvalidInput, PolicyDenied, SealroomError, VerificationFailed
+from sealroom.policy import PolicyRules
+from sealroom.policy.sql_rules import analyze
+from sealroom.statements import ComputationRequest, Receipt, canonical_json, sign_statement
 from sealroom.verification.bundle import ProofBundle
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import BundleRejected, verify_bundle
 
-__all__ = ["dataset_path", "run_demo"]
+__all__ = ["dataset_path", "public_data", "run_demo"]
 
 Echo = Callable[[str], None]
 
@@ -166,13 +182,14 @@ def run_demo(out: Path | None, *, echo: Echo, timeout: float = 60.0) -> int:
         ) as coordinator:
             _wait_healthy(url, coordinator, work / "coordinator.log", timeout=30)
             echo(f"\ncoordinator  {url}  (pid {coordinator.pid}, SQLite {work / 'coordinator.db'})")
-            with _process(
-                ["enclave", "--url", url, "--poll-max", "0.5"], work / "enclave.log", env
-            ) as enclave:
+            enclave_args = ["enclave", "--url", url, "--poll-max", "0.5"]
+            enclave_args += ["--state", str(work / "enclave-state")]
+            with _process(enclave_args, work / "enclave.log", env) as enclave:
                 with Client(base_url=url) as anon:
                     evidence = _wait_enclave(anon, enclave, work / "enclave.log", timeout=30)
                 echo(
-                    f"enclave      pid {enclave.pid}, evidence {evidence[:23]}... (tee: simulated)"
+                    f"enclave      pid {enclave.pid}, evidence {evidence[:23]}... (tee: simulated, "
+                    f"budget ledger in {work / 'enclave-state'})"
                 )
                 code = _scenario(url, work, results_dir, echo, timeout)
         echo(f"\ncoordinator and enclave stopped; {time.monotonic() - started:.1f} s in total")
@@ -200,7 +217,15 @@ def _scenario(url: str, work: Path, results: Path, echo: Echo, timeout: float) -
     now = lambda: int(time.time())  # noqa: E731
     parties = {n: _party(n, work, url) for n in ("amiller", "CloudMolty", "NewbieMolty", "auditor")}
     try:
-        return _run(parties, results, echo, now, timeout)
+        code = _run(parties, results, echo, now, timeout)
+        if code != 0:
+            return code
+    finally:
+        for p in parties.values():
+            p.client.close()
+    parties = {n: _party(n, work, url) for n in ACT_TWO_PARTIES}
+    try:
+        return _act_two(parties, work / "public-data", results, echo, now, timeout)
     finally:
         for p in parties.values():
             p.client.close()
@@ -437,3 +462,393 @@ def _show(body: Any, echo: Echo, indent: str = "     ") -> None:
         else:
             shown = json.dumps(value)
         echo(f"{indent}{key}: {shown}")
+
+
+# --- act two: statistics on real public data ---------------------------------------------------
+
+ACT_TWO_PARTIES = ("Course", "Registrar", "PlanNorth", "PlanCentral", "PlanSouth", "Analyst")
+PLANS = ("PlanNorth", "PlanCentral", "PlanSouth")
+COURSE_POLICY: dict[str, Any] = {
+    "allow": [{"id": "lift"}],
+    "auto_approve": [{"id": "lift"}],
+    "requesters": "any",
+    "k": 3,
+    "entity_column": "student",
+    "join_only": ["student"],
+}
+PLAN_POLICY: dict[str, Any] = {
+    "allow": [{"id": "aggregate-stats"}, {"id": "sql-aggregate"}],
+    "auto_approve": [{"id": "aggregate-stats"}],
+    "requesters": "any",
+    "k": 50,
+    "entity_column": "record",
+    "dp": {"epsilon_per_requester": "1.5", "epsilon_total": "3"},
+    "sql": {
+        "aggregations": ["count", "avg", "sum"],
+        "aggregate_columns": ["mdvis"],
+        "dimension_columns": ["health", "idp"],
+        "filter_columns": ["health", "idp"],
+        "identity_columns": ["record"],
+    },
+}
+STATS_PARAMS: dict[str, Any] = {"value": "mdvis", "group_by": ["health"], "percentiles": [50]}
+DP_PARAMS: dict[str, Any] = {
+    **STATS_PARAMS,
+    "dp": {"epsilon": "1", "lower": "0", "upper": "20"},
+}
+SQL_ADMITTED = (
+    "SELECT health, COUNT(*) AS records, AVG(mdvis) AS mean_visits FROM a "
+    "GROUP BY health ORDER BY health"
+)
+SQL_DIFFERENCING = (
+    "SELECT health, COUNT(*) AS records, AVG(mdvis) AS mean_visits FROM a "
+    "WHERE record <> 7001 GROUP BY health ORDER BY health"
+)
+
+
+def public_data() -> dict[str, pa.Table]:
+    """Two public datasets shipped with statsmodels, split between the act-two owners.
+
+    ``spector`` (Spector & Mazzeo 1980: 32 students, whether they were taught
+    with the PSI method and whether their grade improved) is split by columns
+    between the course and the registrar; ``randhie`` (the RAND Health
+    Insurance Experiment, 20,190 person-years) is split by rows into three
+    contiguous thirds, one per health plan, with self-rated health as one
+    label and a record number as the entity (the data carry no person id).
+    """
+    import numpy as np
+    import statsmodels.api as sm  # heavy: only the demo's second act needs it
+
+    spector = sm.datasets.spector.load_pandas().data
+    students = pa.array(np.arange(1, len(spector) + 1))
+    rand = sm.datasets.randhie.load_pandas().data
+    health = np.select(
+        [rand["hlthp"] == 1, rand["hlthf"] == 1, rand["hlthg"] == 1],
+        ["poor", "fair", "good"],
+        default="excellent",
+    )
+    records = pa.table(
+        {
+            "record": np.arange(1, len(rand) + 1),
+            "health": health.tolist(),
+            "mdvis": rand["mdvis"].round().astype("int64").to_numpy(),
+            "idp": rand["idp"].round().astype("int64").to_numpy(),
+        }
+    )
+    n = records.num_rows
+    cuts = (0, n // 3, 2 * n // 3, n)
+    frames: dict[str, pa.Table] = {
+        "Course": pa.table(
+            {
+                "student": students,
+                "method": np.where(spector["PSI"] == 1, "PSI", "traditional").tolist(),
+            }
+        ),
+        "Registrar": pa.table({"student": students, "improved": (spector["GRADE"] == 1).tolist()}),
+    }
+    for plan, lo, hi in zip(PLANS, cuts[:-1], cuts[1:], strict=True):
+        frames[plan] = records.slice(lo, hi - lo)
+    return frames
+
+
+def _write_csv(table: pa.Table, path: Path) -> None:
+    """Plain CSV (booleans as true/false), as an owner would export it."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(table.column_names)
+        for row in table.to_pylist():
+            writer.writerow([str(v).lower() if isinstance(v, bool) else v for v in row.values()])
+
+
+def _act_two(
+    parties: dict[str, _Party],
+    data_dir: Path,
+    results: Path,
+    echo: Echo,
+    now: Callable[[], int],
+    timeout: float,
+) -> int:
+    course, registrar, analyst = parties["Course"], parties["Registrar"], parties["Analyst"]
+    plans = [parties[p] for p in PLANS]
+    central = parties["PlanCentral"]
+    echo("\n" + "=" * 92)
+    echo("ACT TWO: statistics on real public data (datasets bundled with statsmodels, offline)")
+    echo("=" * 92)
+    echo("\n11. six more parties register; each owner writes its share of a public dataset to CSV")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    frames = public_data()
+    paths: dict[str, Path] = {}
+    for name, frame in frames.items():
+        paths[name] = data_dir / f"{name.lower()}.csv"
+        _write_csv(frame, paths[name])
+    described = {
+        "Course": ("spector: who was taught with PSI", "Spector & Mazzeo (1980), by columns"),
+        "Registrar": ("spector: whose grade improved", "Spector & Mazzeo (1980), by columns"),
+        **{
+            p: (f"randhie: {p[4:].lower()} third", "RAND Health Insurance Experiment, by rows")
+            for p in PLANS
+        },
+    }
+    published: dict[str, str] = {}
+    for name, (title, source) in described.items():
+        party = parties[name]
+        pub = publish(
+            party.client,
+            party.identity,
+            paths[name],
+            title=title,
+            description=f"{source}; statsmodels.api.datasets",
+            policy_rules=COURSE_POLICY if name in ("Course", "Registrar") else PLAN_POLICY,
+            now=now(),
+            home=party.home,
+        )
+        published[name] = pub.dataset
+        echo(f"   {name:<12} {pub.rows:>5} rows  {title:<36} -> {pub.dataset[:23]}...")
+    echo(f"   Analyst      {analyst.identity.party_id} (requests only)")
+    echo("   Course, Registrar: allow + auto-approve lift; k = 3 distinct students per cell")
+    echo(
+        "   each plan: auto-approve aggregate-stats, review sql-aggregate by hand; k = 50 distinct"
+    )
+    echo("   records; DP budget epsilon 1.5 per requester (3 in all); SQL rules: count/avg/sum of")
+    echo("   mdvis by health or idp, the record number is an identity column")
+
+    echo("\n12. requests: Course asks for the lift of PSI on grades; Analyst asks for visit")
+    echo("    statistics by self-rated health over all three plans, exact and with DP, and two")
+    echo("    SQL queries on PlanCentral's records")
+    lift_params = {
+        "key_exposure": "student",
+        "key_conversions": "student",
+        "group": "method",
+        "test_value": "PSI",
+        "control_value": "traditional",
+        "conversion": "improved",
+    }
+    plan_ds = [published[p] for p in PLANS]
+    lift = request(
+        course.client,
+        course.identity,
+        "lift",
+        [published["Course"], published["Registrar"]],
+        lift_params,
+        now=now(),
+    )
+    stats = request(
+        analyst.client, analyst.identity, "aggregate-stats", plan_ds, STATS_PARAMS, now=now()
+    )
+    dp = request(analyst.client, analyst.identity, "aggregate-stats", plan_ds, DP_PARAMS, now=now())
+    sql_ok = request(
+        analyst.client,
+        analyst.identity,
+        "sql-aggregate",
+        [published["PlanCentral"]],
+        {"sql": SQL_ADMITTED},
+        now=now(),
+    )
+    sql_diff = request(
+        analyst.client,
+        analyst.identity,
+        "sql-aggregate",
+        [published["PlanCentral"]],
+        {"sql": SQL_DIFFERENCING},
+        now=now(),
+    )
+    for label, view in (
+        ("lift", lift),
+        ("aggregate-stats", stats),
+        ("aggregate-stats + DP", dp),
+        ("sql-aggregate", sql_ok),
+        ("sql-aggregate", sql_diff),
+    ):
+        echo(f"   {label:<21} {view.request[:23]}... {view.status}")
+
+    echo("\n13. owners' clients: policies approve lift and aggregate-stats; PlanCentral reviews")
+    echo("    each SQL text against its own rules and schema (sealroom.policy.sql_rules.analyze)")
+    for party in (course, registrar, *plans):
+        done = auto_approve(
+            party.client, party.identity, home=party.home, allow_simulated=True, now=now()
+        )
+        approved = [i for i in done if i.action == "approved"]
+        left = [i for i in done if i.action == "left"]
+        echo(
+            f"   {party.name:<12} approved {len(approved)} by policy and sealed its data"
+            + (f"; left {len(left)} for review" if left else "")
+        )
+    for req, sql in ((sql_ok, SQL_ADMITTED), (sql_diff, SQL_DIFFERENCING)):
+        select, _, rest = sql.partition(" FROM ")
+        echo(f"   PlanCentral  reviews: {select}")
+        echo(f"                         FROM {rest}")
+        verdict = _review_sql(central, req.request, paths["PlanCentral"], now())
+        echo(f"                -> {verdict}")
+
+    echo("\n14. the enclave runs the jobs (budget charged on every plan before the DP run)")
+    for req, party in ((lift, course), (stats, analyst), (dp, analyst), (sql_ok, analyst)):
+        view = wait(party.client, req.request, timeout=timeout)
+        echo(
+            f"   {req.request[:23]}... {view.status}"
+            + (f": {view.status_reason}" if view.status_reason else "")
+        )
+        if view.status != "completed":
+            return 1
+    view = status(analyst.client, sql_diff.request)
+    echo(f"   {sql_diff.request[:23]}... {view.status} (never reached the enclave)")
+    if view.status != "rejected":
+        return 1
+
+    owners = {digest: name for name, digest in published.items()}
+    fetched: dict[str, FetchedResult] = {}
+    for label, party, req in (
+        ("lift-course", course, lift),
+        ("stats-analyst", analyst, stats),
+        ("stats-dp-analyst", analyst, dp),
+        ("sql-analyst", analyst, sql_ok),
+    ):
+        fetched[label] = fetch_result(
+            party.client,
+            party.identity,
+            req.request,
+            results / label,
+            home=party.home,
+            allow_simulated=True,
+        )
+
+    echo("\n15. did the PSI teaching method raise grades? (lift; Course and Registrar receive it)")
+    _show_lift(fetched["lift-course"].body, echo)
+    _show_receipt(fetched["lift-course"], echo, owners)
+
+    echo("\n16. outpatient visits by self-rated health, over the three plans' records")
+    _show_stats(fetched["stats-analyst"].body, echo)
+    small = {p: frames[p].column("health").to_pylist().count("poor") for p in PLANS}
+    echo(
+        f"     (the poor-health group has {sum(small.values())} records, but PlanCentral holds "
+        f"only {small['PlanCentral']} < k = {PLAN_POLICY['k']}: it could subtract its own)"
+    )
+    _show_receipt(fetched["stats-analyst"], echo, owners)
+
+    echo("\n17. the same with differential privacy (OpenDP; epsilon 1 charged before the run)")
+    _show_stats(fetched["stats-dp-analyst"].body, echo)
+    _show_receipt(fetched["stats-dp-analyst"], echo, owners)
+    again = request(
+        analyst.client, analyst.identity, "aggregate-stats", plan_ds, DP_PARAMS, now=now()
+    )
+    for party in plans:
+        auto_approve(party.client, party.identity, home=party.home, allow_simulated=True, now=now())
+    view = wait(analyst.client, again.request, timeout=timeout)
+    echo(f"   Analyst asks for the DP statistics again: {view.status}")
+    echo(f"     {view.status_reason}")
+    if view.status != "failed" or "budget:" not in (view.status_reason or ""):
+        return 1
+
+    echo("\n18. sql-aggregate on PlanCentral's records (only Analyst receives it)")
+    _show_sql(fetched["sql-analyst"].body, echo)
+    _show_receipt(fetched["sql-analyst"], echo, owners)
+
+    echo("\n19. the auditor verifies every act-two bundle from the files alone (no network)")
+    trust = trust_policy(allow_simulated=True)
+    for label, res in fetched.items():
+        bundle = ProofBundle.from_json(res.bundle_path.read_bytes())
+        report = verify_bundle(bundle, trust=trust, outputs=list(bundle.outputs))
+        echo(f"   {label:<20} VERIFIED ({len(report.checks)} checks, simulated={report.simulated})")
+    return 0
+
+
+def _review_sql(owner: _Party, request_id: str, data: Path, now: int) -> str:
+    """The owner's check of requester SQL before approving: its rules, its schema, no data read."""
+    view = status(owner.client, request_id)
+    sql = view.envelope.open(ComputationRequest).statement.parameters.get("sql")
+    rules = PolicyRules.parse(PLAN_POLICY)
+    try:
+        if not isinstance(sql, str):
+            raise InvalidInput("the request carries no SQL text")
+        analyze(
+            sql,
+            inputs={"a": (read_table(data).schema, rules.sql)},
+            max_output_rows=rules.max_output_rows,
+        )
+    except (PolicyDenied, InvalidInput) as exc:
+        detail = exc.detail or exc.public_message
+        reject(owner.client, owner.identity, request_id, reason=detail, now=now)
+        return f"refused and rejected: {detail}"
+    approve(
+        owner.client,
+        owner.identity,
+        request_id,
+        home=owner.home,
+        allow_simulated=True,
+        now=now,
+        reason="the SQL passes my SQL analysis rules",
+    )
+    return "admitted; approved by hand and sealed its data to the enclave"
+
+
+def _show_receipt(res: FetchedResult, echo: Echo, names: Mapping[str, str]) -> None:
+    bundle = ProofBundle.from_json(res.bundle_path.read_bytes())
+    receipt = bundle.receipt.open(Receipt).statement
+    ks = sorted({(d.k, d.entity_column or "rows") for d in receipt.decisions})
+    auto = sum(d.automatic for d in receipt.decisions)
+    spent = [c for c in receipt.privacy_spent if c.epsilon != "0" or c.delta != "0"]
+    spent_text = (
+        ", ".join(
+            f"epsilon {c.epsilon} delta {c.delta} on {names.get(c.dataset, c.dataset)}"
+            for c in spent
+        )
+        if spent
+        else "none"
+    )
+    echo(
+        f"   receipt VERIFIED ({len(res.report.checks)} checks): decisions on "
+        f"{len(receipt.decisions)} input(s) ({auto} automatic; "
+        + ", ".join(f"k={k} distinct {e}" for k, e in ks)
+        + f"); privacy_spent: {spent_text}"
+    )
+
+
+def _show_lift(body: Any, echo: Echo) -> None:
+    for arm in ("test", "control"):
+        a = body[arm]
+        echo(f"     {arm:<8} n {a['n']:>3}  improved {a['conversions']:>3}  rate {a['rate']}")
+    echo(
+        f"     absolute lift {body['absolute_lift']} "
+        f"[{body['absolute_ci_low']}, {body['absolute_ci_high']}], relative lift "
+        f"{body['relative_lift']}, z {body['z']}, p {body['p_value']}"
+    )
+    echo(f"     {body['insight']}")
+
+
+def _show_stats(body: Any, echo: Echo) -> None:
+    dp = body.get("dp")
+    for g in body["groups"]:
+        s = g["stats"]
+        median = next((p["value"] for p in s["percentiles"] if p["p"] == 50), None)
+        if dp is None:
+            echo(
+                f"     {'/'.join(str(k) for k in g['key']):<10} records {s['rows']:>5}  "
+                f"mean visits {s['mean']} [{s['ci_low']}, {s['ci_high']}]  median {median}"
+            )
+        else:
+            echo(
+                f"     {'/'.join(str(k) for k in g['key']):<10} records ~{s['entities']:>5}  "
+                f"mean visits ~{s['mean']}  median ~{median}"
+            )
+    o = body["overall"]
+    totals = (
+        f"records {o['rows']}, mean visits {o['mean']}"
+        if dp is None
+        else f"records ~{o['entities']}, visits ~{o['sum']}"
+    )
+    echo(f"     suppressed groups: {body['suppressed_groups']}; over released groups: {totals}")
+    if dp is not None:
+        echo(
+            f"     DP: epsilon {dp['epsilon']} split {dp['epsilon_per_statistic']} per statistic, "
+            f"values clamped to [{dp['lower']}, {dp['upper']}], mechanisms "
+            f"{', '.join(dp['mechanisms'])}"
+        )
+
+
+def _show_sql(body: Any, echo: Echo) -> None:
+    echo(f"     {' | '.join(body['columns'])}")
+    for row in body["rows"]:
+        echo(f"     {' | '.join(str(v) for v in row)}")
+    echo(
+        f"     suppressed groups: {body['suppressed_groups']}; "
+        f"{len(body['rules_checked'])} rules checked"
+    )

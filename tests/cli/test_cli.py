@@ -4,18 +4,32 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+import statsmodels.api as sm
+from scipy import stats
+from statsmodels.stats.proportion import proportions_ztest
 from typer.testing import CliRunner
 
 from sealroom.cli.main import app
-from sealroom.statements import ReleasedOutput
+from sealroom.statements import Receipt, ReleasedOutput
+from sealroom.verification.bundle import ProofBundle
 from tests.verification.scenario import build_job
 
 runner = CliRunner()
 
 
-BUNDLES = ("overlap-cloudmolty", "overlap-amiller", "gap-newbiemolty")
+BUNDLES = (
+    "overlap-cloudmolty",
+    "overlap-amiller",
+    "gap-newbiemolty",
+    "lift-course",
+    "stats-analyst",
+    "stats-dp-analyst",
+    "sql-analyst",
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +54,123 @@ def test_demo_runs_the_whole_scenario(demo_out: tuple[Path, str]) -> None:
     assert "POST /v1/compute/keyword-overlap" in stdout
     assert stdout.count("the policy approves topic-overlap 1.0.0 automatically") == 2
     assert "approved by hand (manual)" in stdout
-    assert stdout.count(" completed") == 2
+    assert stdout.count("... completed") == 6  # two jobs in act one, four in act two
     assert "CloudMolty and amiller received the same overlap result" in stdout
     assert "NewbieMolty asking for the overlap result gets: not found [not_found]" in stdout
     assert "-> rejected, as it must be" in stdout
     assert "coordinator and enclave stopped" in stdout
+
+
+def test_demo_act_two_shows_the_refusals(demo_out: tuple[Path, str]) -> None:
+    _, stdout = demo_out
+    act_two = stdout[stdout.index("ACT TWO") :]
+    assert "datasets bundled with statsmodels" in act_two
+    # The differencing SQL is refused by the owner's analysis, naming the rule, and never runs.
+    assert "refused and rejected: rule no-identity-literals: a.record" in act_two
+    assert "rejected (never reached the enclave)" in act_two
+    # The repeated DP request is refused by the enclave's ledger at the budget step.
+    assert "Analyst asks for the DP statistics again: failed" in act_two
+    assert "budget: dataset sha256:" in act_two
+    assert "per-requester epsilon budget 1.5 has 0.5 left; this run needs 1" in act_two
+    assert "epsilon 1 delta 0 on PlanNorth, epsilon 1 delta 0 on PlanCentral" in act_two
+    assert act_two.count("VERIFIED (14 checks, simulated=True)") == 4
+
+
+def _body(out: Path, name: str) -> Any:
+    return json.loads(ReleasedOutput.from_json((out / name / "result.json").read_bytes()).body)
+
+
+def _receipt(out: Path, name: str) -> Receipt:
+    bundle = ProofBundle.from_json((out / name / "bundle.json").read_bytes())
+    return bundle.receipt.open(Receipt).statement
+
+
+def test_demo_lift_matches_statsmodels(demo_out: tuple[Path, str]) -> None:
+    out, _ = demo_out
+    body = _body(out, "lift-course")
+    data = sm.datasets.spector.load_pandas().data
+    psi, grade = data["PSI"].to_numpy() == 1, data["GRADE"].to_numpy() == 1
+    count = np.array([grade[psi].sum(), grade[~psi].sum()])
+    nobs = np.array([psi.sum(), (~psi).sum()])
+    z, p = proportions_ztest(count, nobs)
+    assert (body["test"]["n"], body["test"]["conversions"]) == (14, 8)
+    assert (body["control"]["n"], body["control"]["conversions"]) == (18, 3)
+    assert float(body["absolute_lift"]) == pytest.approx(8 / 14 - 3 / 18, rel=1e-9)
+    assert float(body["z"]) == pytest.approx(z, rel=1e-9)
+    assert float(body["p_value"]) == pytest.approx(p, rel=1e-9)
+    receipt = _receipt(out, "lift-course")
+    assert [(d.k, d.entity_column, d.automatic) for d in receipt.decisions] == [
+        (3, "student", True),
+        (3, "student", True),
+    ]
+    assert all(c.epsilon == "0" for c in receipt.privacy_spent)
+
+
+def _rand_health() -> tuple[np.ndarray, np.ndarray]:
+    rand = sm.datasets.randhie.load_pandas().data
+    health = np.select(
+        [rand["hlthp"] == 1, rand["hlthf"] == 1, rand["hlthg"] == 1],
+        ["poor", "fair", "good"],
+        default="excellent",
+    )
+    return health, rand["mdvis"].to_numpy()
+
+
+def test_demo_aggregate_stats_match_numpy(demo_out: tuple[Path, str]) -> None:
+    out, _ = demo_out
+    health, visits = _rand_health()
+    body = _body(out, "stats-analyst")
+    groups = {g["key"][0]: g["stats"] for g in body["groups"]}
+    # poor: 302 records in all, but one plan holds fewer than k = 50 of them.
+    assert set(groups) == {"excellent", "fair", "good"}
+    assert body["suppressed_groups"] == 1
+    for label, s in groups.items():
+        v = visits[health == label]
+        lo, hi = stats.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
+        assert s["rows"] == s["entities"] == len(v)
+        assert float(s["mean"]) == pytest.approx(v.mean(), rel=1e-9)
+        assert float(s["ci_low"]) == pytest.approx(lo, rel=1e-9)
+        assert float(s["ci_high"]) == pytest.approx(hi, rel=1e-9)
+        assert float(s["percentiles"][0]["value"]) == pytest.approx(np.percentile(v, 50))
+    released = visits[health != "poor"]  # totals over released groups only
+    assert body["overall"]["rows"] == len(released)
+    assert float(body["overall"]["mean"]) == pytest.approx(released.mean(), rel=1e-9)
+    receipt = _receipt(out, "stats-analyst")
+    assert {(d.k, d.entity_column) for d in receipt.decisions} == {(50, "record")}
+    assert len(receipt.decisions) == 3
+
+
+def test_demo_dp_stats_charge_the_budget(demo_out: tuple[Path, str]) -> None:
+    out, _ = demo_out
+    body = _body(out, "stats-dp-analyst")
+    assert body["dp"]["epsilon"] == "1"
+    assert body["dp"]["epsilon_per_statistic"] == "0.25"
+    assert {g["key"][0] for g in body["groups"]} == {"excellent", "fair", "good"}
+    assert all(g["stats"]["rows"] is None and g["stats"]["ci_low"] is None for g in body["groups"])
+    receipt = _receipt(out, "stats-dp-analyst")
+    assert [(c.epsilon, c.delta) for c in receipt.privacy_spent] == [("1", "0")] * 3
+    assert {c.dataset for c in receipt.privacy_spent} == {i.dataset for i in receipt.inputs}
+    assert all(d.epsilon == "1" for d in receipt.decisions)
+
+
+def test_demo_sql_matches_the_plaintext_query(demo_out: tuple[Path, str]) -> None:
+    out, _ = demo_out
+    health, visits = _rand_health()
+    n = len(health)
+    h, v = health[n // 3 : 2 * n // 3], visits[n // 3 : 2 * n // 3]  # PlanCentral's third
+    body = _body(out, "sql-analyst")
+    assert body["columns"] == ["health", "records", "mean_visits"]
+    expected = [
+        (label, int((h == label).sum()), float(v[h == label].mean()))
+        for label in sorted(set(h.tolist()))
+        if (h == label).sum() >= 50
+    ]
+    assert [r[0] for r in body["rows"]] == [e[0] for e in expected]
+    for row, (_, count, mean) in zip(body["rows"], expected, strict=True):
+        assert row[1] == count
+        assert float(row[2]) == pytest.approx(mean, rel=1e-9)
+    assert body["suppressed_groups"] == 1  # poor: 42 records < k = 50
+    assert any("no-identity-literals" in r for r in body["rules_checked"])
 
 
 def test_demo_results_are_meaningful(demo_out: tuple[Path, str]) -> None:
