@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import json
 import time
+from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +28,7 @@ from sealroom.cli.common import (
 )
 from sealroom.client import flows
 from sealroom.client.views import DatasetView, RequestView
+from sealroom.computations import default_registry
 from sealroom.errors import InvalidInput
 from sealroom.policy import PolicyRules
 from sealroom.statements import parse_json_strict
@@ -305,18 +308,109 @@ def _when(at: int) -> str:
 
 # --- requests --------------------------------------------------------------------------------
 
+_PARAMS_LIMIT = 1 << 20
+
+
+def _json_decimal(text: str) -> str:
+    """A JSON number with a fraction or exponent, as the canonical decimal string it denotes.
+
+    Statements carry no floats (their canonical JSON would be ambiguous), so the CLI
+    turns ``0.95`` into ``"0.95"``, the form every decimal parameter takes.
+    """
+    try:
+        value = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - json only hands over valid numbers
+        raise ValueError(f"bad number {text}") from None
+    if not value.is_finite() or abs(value.adjusted()) > 30:
+        raise ValueError(f"number {text} is out of range for a decimal parameter")
+    out = format(value, "f")
+    if "." in out:
+        out = out.rstrip("0").rstrip(".")
+    return "0" if out in ("-0", "") else out
+
+
+def _json_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not a number")
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _loads(text: str) -> Any:
+    """JSON as the CLI reads parameters: no duplicate keys, decimals become decimal strings."""
+    return json.loads(
+        text,
+        parse_float=_json_decimal,
+        parse_constant=_json_constant,
+        object_pairs_hook=_json_object,
+    )
+
 
 def _param(text: str) -> tuple[str, Any]:
+    """``key=value``: the value is JSON when it parses as JSON, else the text as a string.
+
+    A value that starts like a JSON array or object (``[``, ``{``) must be valid JSON:
+    silently passing ``[a,b]`` on as a string would only fail later and less clearly.
+    """
     key, sep, raw = text.partition("=")
+    key = key.strip()
     if not sep or not key:
         raise InvalidInput(f"--param must be key=value, got {text!r}")
     try:
-        value: Any = json.loads(raw)
-    except ValueError:
-        value = raw
-    if isinstance(value, float):
-        raise InvalidInput(f"--param {key}: decimals are not allowed; use an integer or a string")
-    return key, value
+        return key, _loads(raw)
+    except (ValueError, RecursionError) as exc:
+        if raw.lstrip().startswith(("[", "{")):
+            raise InvalidInput(f"--param {key}: not valid JSON ({_reason(exc)})") from None
+        return key, raw
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _params_object(source: str) -> dict[str, Any]:
+    """The JSON object given to ``--params``: inline JSON, or ``@path`` to read it from a file."""
+    if source.startswith("@"):
+        path = Path(source[1:])
+        data = read_file(path, "--params file")
+        if len(data) > _PARAMS_LIMIT:
+            raise InvalidInput(f"--params file {path} is larger than {_PARAMS_LIMIT} bytes")
+        what = f"--params file {path}"
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{what}: not UTF-8 text") from None
+    else:
+        what, text = "--params", source
+    try:
+        value = _loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidInput(f"{what}: not valid JSON ({_reason(exc)})") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a JSON object of parameters")
+    return value
+
+
+def request_params(params: str | None, param: Sequence[str]) -> dict[str, Any]:
+    """The request's parameters: ``--params`` first, then each ``--param`` sets one key over it.
+
+    The same key twice in ``--param`` is refused rather than silently keeping one.
+    """
+    out = _params_object(params) if params is not None else {}
+    seen: set[str] = set()
+    for item in param:
+        key, value = _param(item)
+        if key in seen:
+            raise InvalidInput(f"--param {key} is given more than once")
+        seen.add(key)
+        out[key] = value
+    return out
 
 
 def request(
@@ -324,8 +418,23 @@ def request(
         str, typer.Argument(help="Computation id (see `sealroom computations`).")
     ],
     dataset: Annotated[list[str], typer.Option("--dataset", help="Input dataset id (repeatable).")],
+    params: Annotated[
+        str | None,
+        typer.Option(
+            "--params",
+            help="All parameters as one JSON object, inline or @FILE. --param keys override it.",
+        ),
+    ] = None,
     param: Annotated[
-        list[str] | None, typer.Option("--param", help="Parameter key=value (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help=(
+                "One parameter key=value (repeatable; overrides --params). The value is JSON "
+                'when it parses (10, true, ["a","b"], {"x":1}), else a string; quote to force '
+                "a string ('key=\"17\"'). Decimals such as 0.95 become decimal strings."
+            ),
+        ),
     ] = None,
     ttl: Annotated[int, typer.Option("--ttl", help="Seconds until the request expires.")] = 7
     * 86_400,
@@ -333,9 +442,17 @@ def request(
     home: HomeOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Request a computation on datasets; their owners approve (by hand or by policy)."""
+    """Request a computation on datasets; their owners approve (by hand or by policy).
+
+    The parameters are checked against the computation's schema here, before
+    anything is signed or sent.
+    """
     with handle_errors(json_output):
-        params = dict(_param(p) for p in param or [])
+        values = request_params(params, param or [])
+        registry = default_registry()
+        chosen = registry.get(computation)
+        chosen.check_inputs(len(dataset))
+        chosen.parse_params(values)
         session = open_session(url, home)
         with session.client:
             view = flows.request(
@@ -343,9 +460,10 @@ def request(
                 session.identity,
                 computation,
                 dataset,
-                params,
+                values,
                 now=_now(),
                 ttl=ttl,
+                registry=registry,
             )
         emit(json_output, _request_json(view), lambda: _print_request(view))
 

@@ -318,8 +318,13 @@ def _my_inputs(
     view: RequestView,
     req: Signed[ComputationRequest],
     computation: Computation,
+    *,
+    now: int,
 ) -> list[_Mine]:
-    """The caller's inputs still waiting for it, each with its own policy's decision."""
+    """The caller's inputs still waiting for it, each with its own policy's decision at ``now``."""
+    # The same decision the enclave makes: with the run's DP cost, so a policy never
+    # approves (automatically or not) a run its budget could not cover.
+    cost = computation.cost(computation.parse_params(req.statement.parameters))
     mine: list[_Mine] = []
     for item in view.inputs:
         if item.owner != identity.party_id or item.dataset not in req.statement.inputs:
@@ -336,7 +341,13 @@ def _my_inputs(
             if policy.digest != att.statement.policy or policy.statement.owner != identity.party_id:
                 raise VerificationFailed(f"the coordinator served another policy for {att.digest}")
             rules = PolicyRules.parse(policy.statement.rules)
-        decision = decide(rules, computation=computation, requester=req.statement.requester)
+        decision = decide(
+            rules,
+            computation=computation,
+            requester=req.statement.requester,
+            now=now,
+            cost=cost,
+        )
         mine.append(
             _Mine(
                 attestation=att,
@@ -460,7 +471,7 @@ def approve(
     if view.status != "pending":
         raise PolicyDenied(f"request {request_id} is {view.status}; nothing to approve")
     computation = _resolve(registry or default_registry(), req)
-    mine = _my_inputs(client, identity, view, req, computation)
+    mine = _my_inputs(client, identity, view, req, computation, now=now)
     if not mine:
         raise NotFound(f"request {request_id} has no input of yours waiting for a decision")
     if data_path is not None and len(mine) > 1:
@@ -533,7 +544,7 @@ def auto_approve(
                 if inp.owner == identity.party_id and inp.decision == "pending":
                     out.append(_left(req.digest, inp.dataset, exc.detail or ""))
             continue
-        for mine in _my_inputs(client, identity, view, req, computation):
+        for mine in _my_inputs(client, identity, view, req, computation, now=now):
             if not (mine.decision.automatic and mine.policy is not None):
                 out.append(_left(req.digest, mine.attestation.digest, mine.decision.reason))
                 continue

@@ -520,7 +520,7 @@ class Coordinator:
         if req.requester != caller:
             raise SignatureInvalid("a request must be sent by its requester")
         computation = self._computation(req)
-        computation.parse_params(req.parameters)
+        cost = computation.cost(computation.parse_params(req.parameters))
         computation.check_inputs(len(req.inputs))
         if req.expires_at <= now:
             raise InvalidInput("the request has already expired")
@@ -554,7 +554,18 @@ class Coordinator:
             checks: list[tuple[str, Decision]] = []
             for ds in req.inputs:
                 rules = self._rules(conn, rows[ds].policy)
-                checks.append((ds, decide(rules, computation=computation, requester=req.requester)))
+                checks.append(
+                    (
+                        ds,
+                        decide(
+                            rules,
+                            computation=computation,
+                            requester=req.requester,
+                            now=now,
+                            cost=cost,
+                        ),
+                    )
+                )
             index, _, _ = self._store(conn, env, now=now)
             precheck = [
                 {
@@ -884,10 +895,13 @@ class Coordinator:
                     req = ComputationRequest.parse_payload(
                         self._statement(conn, request, ComputationRequest.TYPE)[0].payload
                     )
+                    computation = self._computation(req)
                     decision = decide(
                         self._rules(conn, ds_policy),
-                        computation=self._computation(req),
+                        computation=computation,
                         requester=req.requester,
+                        now=now,
+                        cost=computation.cost(computation.parse_params(req.parameters)),
                     )
                     if not decision.automatic:
                         raise PolicyDenied(
