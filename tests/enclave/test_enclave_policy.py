@@ -92,8 +92,10 @@ class Job:
         bob_rules: dict[str, Any] | None = None,
         epsilon: str = "0.5",
         tag: int = 0,
+        room: Envelope | None = None,
     ) -> None:
         w = WORLD
+        self.room = room
         self.policies = (
             sign_policy(w.alice, alice_rules or BASE_RULES),
             sign_policy(w.bob, bob_rules or BASE_RULES),
@@ -110,6 +112,7 @@ class Job:
                 parameters={"epsilon": epsilon, "tag": tag},
                 recipients=(w.carol.party_id,),
                 nonce=b64encode(tag.to_bytes(16, "big")),
+                room_policy=room.digest if room is not None else None,
             ),
             w.carol,
         )
@@ -128,6 +131,7 @@ class Job:
             "attestations": tuple(a.envelope for a in self.atts),
             "policies": tuple(p.envelope for p in self.policies),
             "sealed_inputs": self.sealed,
+            "room_policy": self.room,
         }
         fields.update(changes)
         return JobMaterials(**fields)
@@ -246,8 +250,8 @@ def _room(rules: dict[str, Any]) -> Envelope:
 
 def test_room_policy_composes_strictest(ledger: SqlBudgetLedger) -> None:
     room = _room({**BASE_RULES, "k": 40, "never_output": ["secret"]})
-    job = Job()
-    out = run(job.materials(room_policy=room), ledger)
+    job = Job(room=room)
+    out = run(job.materials(), ledger)
     (ctx,) = CALLS
     assert ctx.k == (40, 40)
     assert ctx.never_output == (frozenset({"secret"}), frozenset({"secret"}))
@@ -260,8 +264,40 @@ def test_room_policy_composes_strictest(ledger: SqlBudgetLedger) -> None:
 def test_room_policy_can_only_deny_more(ledger: SqlBudgetLedger) -> None:
     room = _room({"allow": [{"id": "something-else"}]})
     with pytest.raises(JobFailed, match=r"with the room policy.*does not allow dp-probe"):
-        run(Job().materials(room_policy=room), ledger)
+        run(Job(room=room).materials(), ledger)
     room = _room({**BASE_RULES, "dp": {"epsilon_per_requester": "0.1", "epsilon_total": "1"}})
     with pytest.raises(JobFailed, match="more than the per-requester budget"):
-        run(Job().materials(room_policy=room), ledger)
+        run(Job(room=room).materials(), ledger)
+    assert CALLS == []
+
+
+def test_room_policy_must_be_exactly_the_one_the_request_names(ledger: SqlBudgetLedger) -> None:
+    named = _room({**BASE_RULES, "k": 40})
+    lax = _room({**BASE_RULES, "k": 2})
+    job = Job(room=named)
+    # A coordinator that drops the room policy, or swaps in another, is refused.
+    with pytest.raises(JobFailed, match="names room policy .*; none given") as info:
+        run(job.materials(room_policy=None), ledger)
+    assert info.value.step == "policies"
+    with pytest.raises(JobFailed, match="is not the one the request names") as info:
+        run(job.materials(room_policy=lax), ledger)
+    assert info.value.step == "policies"
+    # ... and so is one added to a request that names none, even a stricter one.
+    with pytest.raises(JobFailed, match="but the request names none"):
+        run(Job().materials(room_policy=named), ledger)
+    # The named payload re-signed by someone else has the same digest but not its owner's key.
+    from enclave_world import forge
+
+    with pytest.raises(JobFailed, match="but the owner named in the statement"):
+        run(job.materials(room_policy=forge(named, WORLD.mallory)), ledger)
+    assert CALLS == []
+    run(job.materials(), ledger)
+    assert CALLS[0].k == (40, 40)
+
+
+def test_room_policy_can_withhold_automatic_approval(ledger: SqlBudgetLedger) -> None:
+    room = _room({"allow": BASE_RULES["allow"], "dp": BASE_RULES["dp"]})
+    with pytest.raises(JobFailed, match="does not approve this automatically") as info:
+        run(Job(room=room).materials(), ledger)
+    assert info.value.step == "approvals"
     assert CALLS == []

@@ -10,7 +10,7 @@ from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
 from sealroom.crypto.keys import Identity
 from sealroom.enclave.keys import EnclaveKeys
 from sealroom.enclave.receipts import issue_receipt
-from sealroom.statements import Envelope, InputDecision, ReleasedOutput, sign_statement
+from sealroom.statements import Envelope, InputDecision, Policy, ReleasedOutput, sign_statement
 from sealroom.transparency.checkpoint import NoteSigner
 from sealroom.transparency.log import MemoryLogStore, TransparencyLog
 from sealroom.verification.assemble import assemble_bundle
@@ -35,13 +35,29 @@ def build_job(
     approver: Identity | None = None,
     approval_overrides: dict[str, Any] | None = None,
     receipt_time: int = T0 + 120,
+    room: bool = False,
+    decision_room: str | bool | None = True,
+    bundle_room: bool = True,
 ) -> Job:
+    """``room``: the request names a room policy (signed by the requester); the decision
+    record names ``decision_room`` (True: the request's) and the bundle carries it if
+    ``bundle_room``."""
     owner, requester = identity("owner"), identity("requester")
     root = SimulationRoot.from_private_bytes(hashlib.sha256(b"sim-root").digest())
     enclave = EnclaveKeys.create_at_time(SimulatedEnclave(root), tee="simulated", now=T0)
 
     att = sign_statement(attestation(owner), owner)
-    req = sign_statement(request(requester, (att.digest,)), requester)
+    room_policy = sign_statement(
+        Policy(
+            owner=requester.party_id,
+            name="room",
+            rules={"allow": [{"id": "row-count"}], "k": 10},
+            created_at=T0,
+        ),
+        requester,
+    )
+    named = room_policy.digest if room else None
+    req = sign_statement(request(requester, (att.digest,), room_policy=named), requester)
     signer = approver or owner
     appr = sign_statement(
         approval(signer, req.digest, att.digest, **(approval_overrides or {})), signer
@@ -56,7 +72,7 @@ def build_job(
             InputDecision(
                 dataset=att.digest,
                 policy=att.statement.policy,
-                room_policy=None,
+                room_policy=named if decision_room is True else decision_room or None,
                 decision="allow",
                 automatic=False,
                 reasons=("the owner approved by hand",),
@@ -75,6 +91,8 @@ def build_job(
     log = TransparencyLog(MemoryLogStore())
     log_signer = NoteSigner.from_seed(LOG_NAME, hashlib.sha256(b"log").digest())
     statements: list[Envelope] = [req.envelope, appr.envelope, att.envelope]
+    if room and bundle_room:
+        statements.append(room_policy.envelope)
     logged = [enclave.evidence.envelope, *statements, receipt.envelope]
     indices = {env.digest: log.append(env.to_json()) for env in logged}
     bundle = assemble_bundle(

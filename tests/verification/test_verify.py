@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sealroom.errors import SealroomError, StatementFormatError
-from sealroom.statements import ReleasedOutput, canonical_json
+from sealroom.statements import Receipt, ReleasedOutput, canonical_json
 from sealroom.transparency.checkpoint import NoteSigner
 from sealroom.verification.bundle import ProofBundle
 from sealroom.verification.trust import trust_policy
@@ -111,6 +111,32 @@ def test_missing_statement() -> None:
     failed = failures(bundle, pinned())
     assert "is not in the bundle" in failed["dataset attestations"]
     assert "is not in the bundle" in failed["owner approvals"]
+
+
+def test_room_policy_is_listed_and_verifies() -> None:
+    job = build_job(room=True)
+    verify_bundle(job.bundle, trust=pinned(job), outputs=[job.output])
+    receipt = job.bundle.receipt.open(Receipt).statement
+    room = receipt.decisions[0].room_policy
+    assert room is not None
+    assert room in receipt.policies
+    assert job.bundle.statement(room) is not None
+
+
+def test_room_policy_mismatches_are_caught() -> None:
+    # The enclave decided without the room policy the request named.
+    dropped = build_job(room=True, decision_room=None)
+    assert (
+        "omits the room policy" in failures(dropped.bundle, pinned(dropped))["dataset attestations"]
+    )
+    missing = build_job(room=True, bundle_room=False)
+    assert (
+        "is not in the bundle" in failures(missing.bundle, pinned(missing))["dataset attestations"]
+    )
+    added = build_job(decision_room="sha256:" + "ab" * 32)
+    assert (
+        "names another room policy" in failures(added.bundle, pinned(added))["dataset attestations"]
+    )
 
 
 def test_receipt_after_request_expiry() -> None:

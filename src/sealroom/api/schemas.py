@@ -334,6 +334,7 @@ class JobView(_Open):
     approvals: list[Envelope]
     attestations: list[Envelope]
     policies: list[Envelope]
+    room_policy: Envelope | None
     inputs: list[JobInput]
     evidence: Digest
     lease_until: int

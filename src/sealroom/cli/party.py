@@ -31,7 +31,13 @@ from sealroom.client.views import DatasetView, RequestView
 from sealroom.computations import default_registry
 from sealroom.errors import InvalidInput
 from sealroom.policy import PolicyRules
-from sealroom.statements import parse_json_strict
+from sealroom.statements import (
+    ComputationRequest,
+    Envelope,
+    Policy,
+    parse_json_strict,
+    sign_statement,
+)
 
 __all__ = ["dataset_app", "register"]
 
@@ -81,9 +87,14 @@ def _print_dataset(view: DatasetView) -> None:
         typer.echo(f"\n{view.description}")
 
 
+def _room_of(view: RequestView) -> str | None:
+    return ComputationRequest.parse_payload(view.envelope.payload).room_policy
+
+
 def _request_json(view: RequestView) -> dict[str, Any]:
     data = view.to_json_dict()
     data.pop("envelope", None)
+    data["room_policy"] = _room_of(view)
     return data
 
 
@@ -96,6 +107,9 @@ def _print_request(view: RequestView) -> None:
         f"status       {view.status}" + (f": {view.status_reason}" if view.status_reason else "")
     )
     typer.echo(f"parameters   {json.dumps(view.parameters, sort_keys=True)}")
+    room = _room_of(view)
+    if room is not None:
+        typer.echo(f"room policy  {room}")
     rows = [
         [
             i.dataset,
@@ -438,32 +452,57 @@ def request(
     ] = None,
     ttl: Annotated[int, typer.Option("--ttl", help="Seconds until the request expires.")] = 7
     * 86_400,
+    room_policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--room-policy",
+            help=(
+                "JSON file of policy rules for the room: signed by you, published, and composed "
+                "with every input's policy (strictest wins)."
+            ),
+        ),
+    ] = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Request a computation on datasets; their owners approve (by hand or by policy).
 
-    The parameters are checked against the computation's schema here, before
+    The parameters (and the room policy's rules) are checked here, before
     anything is signed or sent.
     """
     with handle_errors(json_output):
         values = request_params(params, param or [])
+        room_rules = _policy_rules(room_policy) if room_policy is not None else None
         registry = default_registry()
         chosen = registry.get(computation)
         chosen.check_inputs(len(dataset))
         chosen.parse_params(values)
         session = open_session(url, home)
         with session.client:
+            now = _now()
+            room: Envelope | None = None
+            if room_rules is not None:
+                assert room_policy is not None
+                room = sign_statement(
+                    Policy(
+                        owner=session.identity.party_id,
+                        name=f"room policy ({room_policy.name})"[:200],
+                        rules=room_rules,
+                        created_at=now,
+                    ),
+                    session.identity,
+                ).envelope
             view = flows.request(
                 session.client,
                 session.identity,
                 computation,
                 dataset,
                 values,
-                now=_now(),
+                now=now,
                 ttl=ttl,
                 registry=registry,
+                room_policy=room,
             )
         emit(json_output, _request_json(view), lambda: _print_request(view))
 

@@ -189,6 +189,7 @@ class EnclaveWorker:
             attestations=job.attestations,
             policies=job.policies,
             sealed_inputs=sealed,
+            room_policy=job.room_policy,
         )
 
     def _fail(self, request_id: str, reason: str) -> StepResult:

@@ -40,12 +40,14 @@ from sealroom.errors import (
     PolicyDenied,
     VerificationFailed,
 )
-from sealroom.policy import Decision, PolicyRules, decide
+from sealroom.policy import Decision, PolicyRules
+from sealroom.policy.compose import decide_in_room
 from sealroom.statements import (
     Approval,
     CommitmentRef,
     ComputationRequest,
     DatasetAttestation,
+    Envelope,
     Policy,
     Receipt,
     ReleasedOutput,
@@ -235,9 +237,24 @@ def request(
     ttl: int = DEFAULT_TTL,
     registry: Registry | None = None,
     random: Callable[[int], bytes] = os.urandom,
+    room_policy: Envelope | str | None = None,
 ) -> RequestView:
-    """Build, sign and post a ComputationRequest for a computation of the local library."""
+    """Build, sign and post a ComputationRequest for a computation of the local library.
+
+    ``room_policy``: a room Policy composed with every input's policy (strictest
+    wins), named in the request; a digest names a policy already stored, an
+    envelope (signed by the caller) is published first (idempotent).
+    """
     _check_identity(client, identity)
+    room: str | None = None
+    if isinstance(room_policy, Envelope):
+        signed_room = room_policy.open(Policy)
+        PolicyRules.parse(signed_room.statement.rules)
+        if client.post_policy(room_policy).policy != signed_room.digest:
+            raise VerificationFailed("the coordinator stored another policy than the one sent")
+        room = signed_room.digest
+    elif room_policy is not None:
+        room = room_policy
     computation = (registry or default_registry()).get(computation_id)
     computation.check_inputs(len(datasets))
     computation.parse_params(dict(params))
@@ -257,6 +274,7 @@ def request(
             nonce=b64encode(random(16)),
             created_at=now,
             expires_at=now + ttl,
+            room_policy=room,
         ),
         identity,
     )
@@ -321,10 +339,15 @@ def _my_inputs(
     *,
     now: int,
 ) -> list[_Mine]:
-    """The caller's inputs still waiting for it, each with its own policy's decision at ``now``."""
+    """The caller's inputs still waiting for it, each with its policy's decision at ``now``.
+
+    The decision is on the dataset's own policy composed with the request's room
+    policy, if it names one (strictest wins), as the enclave decides.
+    """
     # The same decision the enclave makes: with the run's DP cost, so a policy never
     # approves (automatically or not) a run its budget could not cover.
     cost = computation.cost(computation.parse_params(req.statement.parameters))
+    room = _room_rules(client, req)
     mine: list[_Mine] = []
     for item in view.inputs:
         if item.owner != identity.party_id or item.dataset not in req.statement.inputs:
@@ -341,8 +364,9 @@ def _my_inputs(
             if policy.digest != att.statement.policy or policy.statement.owner != identity.party_id:
                 raise VerificationFailed(f"the coordinator served another policy for {att.digest}")
             rules = PolicyRules.parse(policy.statement.rules)
-        decision = decide(
+        decision, _ = decide_in_room(
             rules,
+            room,
             computation=computation,
             requester=req.statement.requester,
             now=now,
@@ -357,6 +381,17 @@ def _my_inputs(
             )
         )
     return mine
+
+
+def _room_rules(client: Client, req: Signed[ComputationRequest]) -> PolicyRules | None:
+    """The rules of the room policy the request names, checked against its digest."""
+    digest = req.statement.room_policy
+    if digest is None:
+        return None
+    room = client.policy(digest).envelope.open(Policy)
+    if room.digest != digest:
+        raise VerificationFailed(f"the coordinator served another policy for room {digest}")
+    return PolicyRules.parse(room.statement.rules)
 
 
 def _load_checked(

@@ -322,6 +322,8 @@ class JobView(View):
     approvals: tuple[EnvelopeField, ...]
     attestations: tuple[EnvelopeField, ...]
     policies: tuple[EnvelopeField, ...]
+    # The room policy the request names (the enclave checks it is exactly that one).
+    room_policy: EnvelopeField | None = None
     inputs: tuple[JobInput, ...]
     evidence: DigestStr
     lease_until: int

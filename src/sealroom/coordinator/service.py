@@ -36,7 +36,8 @@ from sealroom.errors import (
     PolicyDenied,
     SignatureInvalid,
 )
-from sealroom.policy.rules import Decision, PolicyRules, decide
+from sealroom.policy.compose import decide_in_room
+from sealroom.policy.rules import Decision, PolicyRules
 from sealroom.statements import (
     Approval,
     ComputationRequest,
@@ -81,6 +82,7 @@ DEFAULT_LEASE_SECONDS = 300
 DEFAULT_REQUEST_TTL = 7 * 86_400
 MAX_SEALED_SIZE = 64 << 20
 _OPEN = ("pending", "approved")
+_ENDED = ("completed", "failed", "rejected", "withdrawn", "expired")
 _NAME_MAX = 200
 
 
@@ -328,6 +330,20 @@ class Coordinator:
         env, _ = self._statement(conn, policy, Policy.TYPE)
         return PolicyRules.parse(Policy.parse_payload(env.payload).rules)
 
+    def _room_rules(self, conn: Connection, req: ComputationRequest) -> PolicyRules | None:
+        """The rules of the room policy ``req`` names (stored first), or None."""
+        if req.room_policy is None:
+            return None
+        known = conn.execute(
+            select(policies.c.policy).where(policies.c.policy == req.room_policy)
+        ).first()
+        if known is None:
+            raise InvalidInput(
+                f"the request names room policy {req.room_policy}, which is not stored: "
+                "publish it with POST /v1/policies first"
+            )
+        return self._rules(conn, req.room_policy)
+
     # --- datasets -----------------------------------------------------------------------
 
     def publish_dataset(self, body: dict[str, Any], *, caller: PartyId, now: int) -> Stored:
@@ -551,21 +567,18 @@ class Coordinator:
                     f"{computation.id} releases to {computation.release}: recipients must be "
                     f"exactly {sorted(expected)}"
                 )
+            room = self._room_rules(conn, req)
             checks: list[tuple[str, Decision]] = []
             for ds in req.inputs:
-                rules = self._rules(conn, rows[ds].policy)
-                checks.append(
-                    (
-                        ds,
-                        decide(
-                            rules,
-                            computation=computation,
-                            requester=req.requester,
-                            now=now,
-                            cost=cost,
-                        ),
-                    )
+                decision, _ = decide_in_room(
+                    self._rules(conn, rows[ds].policy),
+                    room,
+                    computation=computation,
+                    requester=req.requester,
+                    now=now,
+                    cost=cost,
                 )
+                checks.append((ds, decision))
             index, _, _ = self._store(conn, env, now=now)
             precheck = [
                 {
@@ -619,7 +632,9 @@ class Coordinator:
                     env.digest,
                     ("pending",),
                     "rejected",
-                    f"the policy of dataset {ds} denies it: {d.reason}",
+                    f"the policy of dataset {ds}"
+                    f"{' (with the room policy)' if req.room_policy else ''} denies it: "
+                    f"{d.reason}",
                     now,
                 )
             _ = index
@@ -697,15 +712,25 @@ class Coordinator:
             ).scalar_one_or_none()
             raise Conflict(f"the request is {current}; it cannot become {to}")
         self._history(conn, request, to, reason, now)
+        if to in _ENDED:
+            # No job can use them any more: sealed inputs go when the request ends, however.
+            conn.execute(delete(request_blobs).where(request_blobs.c.request == request))
 
     def sweep(self, *, now: int) -> int:
-        """Expire requests past ``expires_at`` and fail jobs whose lease ran out; return how many."""
+        """Expire requests past ``expires_at``, fail jobs whose lease ran out, and delete the
+        sealed results of completed requests whose retention has passed; return how many."""
+        retention_due = and_(
+            requests.c.results_until <= now,
+            requests.c.results_deleted_at.is_(None),
+            requests.c.status == "completed",
+        )
         with read_transaction(self._engine) as conn:
             due = conn.execute(
                 select(func.count())
                 .select_from(requests)
                 .where(
                     or_(
+                        retention_due,
                         and_(requests.c.status.in_(_OPEN), requests.c.expires_at <= now),
                         and_(
                             requests.c.status == "running",
@@ -740,7 +765,24 @@ class Coordinator:
                     "the enclave did not finish in time",
                     now,
                 )
-            return len(expired) + len(lapsed)
+            retained = conn.execute(
+                select(requests.c.request, requests.c.retention_seconds).where(retention_due)
+            ).all()
+            for req, seconds in retained:
+                conn.execute(delete(results).where(results.c.request == req))
+                conn.execute(delete(request_blobs).where(request_blobs.c.request == req))
+                conn.execute(
+                    update(requests).where(requests.c.request == req).values(results_deleted_at=now)
+                )
+                # Recorded without a status change: the request stays completed.
+                self._history(
+                    conn,
+                    str(req),
+                    "completed",
+                    f"results deleted after retention of {int(seconds)} s",
+                    now,
+                )
+            return len(expired) + len(lapsed) + len(retained)
 
     def _request_row(self, conn: Connection, request: str, caller: PartyId) -> Any:
         row = conn.execute(select(requests).where(requests.c.request == request)).first()
@@ -896,8 +938,9 @@ class Coordinator:
                         self._statement(conn, request, ComputationRequest.TYPE)[0].payload
                     )
                     computation = self._computation(req)
-                    decision = decide(
+                    decision, _ = decide_in_room(
                         self._rules(conn, ds_policy),
+                        self._rules(conn, req.room_policy),
                         computation=computation,
                         requester=req.requester,
                         now=now,
@@ -905,7 +948,8 @@ class Coordinator:
                     )
                     if not decision.automatic:
                         raise PolicyDenied(
-                            f"the dataset's policy does not approve this automatically: "
+                            "the dataset's policy (with the room policy, if any) does not "
+                            f"approve this automatically: "
                             f"{decision.reason}"
                         )
             self._store(conn, env, now=now)
@@ -1031,8 +1075,15 @@ class Coordinator:
             return self._request_view(conn, request)
 
     def get_result(self, request: str, *, caller: PartyId, now: int) -> dict[str, Any]:
+        self.sweep(now=now)
         with read_transaction(self._engine) as conn:
-            self._request_row(conn, request, caller)
+            req_row = self._request_row(conn, request, caller)
+            if req_row.results_deleted_at is not None:
+                raise NotFound(
+                    f"the result was deleted by retention at {int(req_row.results_deleted_at)} "
+                    f"(the inputs' policies keep results {int(req_row.retention_seconds)} s "
+                    "after completion)"
+                )
             row = conn.execute(
                 select(results.c.sealed, requests.c.receipt)
                 .join(requests, requests.c.request == results.c.request)
@@ -1061,7 +1112,17 @@ class Coordinator:
             rec = Receipt.parse_payload(receipt.payload)
             evidence, _ = self._statement(conn, rec.evidence, EnclaveEvidence.TYPE)
             job = self._job_parts(conn, request)
-            refs = [request, *job["approvals"], *job["attestations"], *job["policies"]]
+            refs = list(
+                dict.fromkeys(
+                    [
+                        request,
+                        *job["approvals"],
+                        *job["attestations"],
+                        *job["policies"],
+                        *job["room"],
+                    ]
+                )
+            )
             stmts = [
                 Envelope.from_json(bytes(r.envelope))
                 for r in conn.execute(
@@ -1196,6 +1257,7 @@ class Coordinator:
                                 *parts["approvals"],
                                 *parts["attestations"],
                                 *parts["policies"],
+                                *parts["room"],
                             ]
                         )
                     )
@@ -1211,6 +1273,7 @@ class Coordinator:
             "approvals": [envs[d] for d in parts["approvals"]],
             "attestations": [envs[d] for d in parts["attestations"]],
             "policies": [envs[d] for d in parts["policies"]],
+            "room_policy": envs[parts["room"][0]] if parts["room"] else None,
             "inputs": [{"dataset": d, "size": int(s)} for d, s in sizes],
             "evidence": evidence,
             "lease_until": lease_until,
@@ -1223,10 +1286,13 @@ class Coordinator:
             .where(request_inputs.c.request == request)
             .order_by(request_inputs.c.position)
         ).all()
+        env, _ = self._statement(conn, request, ComputationRequest.TYPE)
+        room = ComputationRequest.parse_payload(env.payload).room_policy
         return {
             "approvals": [str(r.approval) for r in rows if r.approval is not None],
             "attestations": [str(r.dataset) for r in rows],
             "policies": list(dict.fromkeys(str(r.policy) for r in rows if r.policy is not None)),
+            "room": [room] if room is not None else [],
         }
 
     def _job(self, conn: Connection, request: str, caller: PartyId) -> Any:
@@ -1307,8 +1373,33 @@ class Coordinator:
             self._transition(
                 conn, request, ("running",), "completed", "the enclave released the result", now
             )
-            conn.execute(delete(request_blobs).where(request_blobs.c.request == request))
+            retention = self._retention(conn, request)
+            if retention is not None:
+                conn.execute(
+                    update(requests)
+                    .where(requests.c.request == request)
+                    .values(retention_seconds=retention, results_until=now + retention)
+                )
             return self._request_view(conn, request)
+
+    def _retention(self, conn: Connection, request: str) -> int | None:
+        """The smallest ``retention_seconds`` of the inputs' policies and the room's (strictest)."""
+        named = [
+            str(p)
+            for (p,) in conn.execute(
+                select(datasets.c.policy)
+                .join(request_inputs, request_inputs.c.dataset == datasets.c.dataset)
+                .where(request_inputs.c.request == request, datasets.c.policy.is_not(None))
+            )
+        ]
+        env, _ = self._statement(conn, request, ComputationRequest.TYPE)
+        room = ComputationRequest.parse_payload(env.payload).room_policy
+        limits = [
+            r.retention_seconds
+            for p in dict.fromkeys([*named, *([room] if room else [])])
+            if (r := self._rules(conn, p)) is not None and r.retention_seconds is not None
+        ]
+        return min(limits) if limits else None
 
     def fail_job(
         self, request: str, body: dict[str, Any], *, caller: PartyId, now: int

@@ -17,8 +17,9 @@ plaintext left in freed memory is the TEE (encrypted, isolated memory for
 the life of the CVM), not this code.
 
 Policy and budgets. The enclave composes each input's owner policy with the
-room policy (if one is handed over; composition only ever restricts, so an
-untrusted room policy can deny more but never allow more), decides with
+room policy the request names (the one handed over must be exactly that
+one, by digest; composition only ever restricts, so a room policy can deny
+more but never allow more), decides with
 reasons, and then charges every input's budget in its ledger BEFORE it
 unseals or computes anything: a query over budget is refused with nothing
 computed. The charge is committed before any output exists, so a crash
@@ -190,7 +191,7 @@ def execute_job(
     with _step("attestations"):
         atts = _open_attestations(materials.attestations, request)
     with _step("policies"):
-        room = _open_room_policy(materials.room_policy)
+        room = _open_room_policy(materials.room_policy, request)
         rules, decisions, automatic = _check_policies(
             materials.policies, atts, computation, request, room=room, now=now, cost=cost
         )
@@ -287,10 +288,26 @@ def _open_attestations(
     return tuple(by_digest[d] for d in request.inputs)
 
 
-def _open_room_policy(envelope: Envelope | None) -> Signed[Policy] | None:
-    """Any validly signed room policy: composing it can only restrict (see the module doc)."""
+def _open_room_policy(
+    envelope: Envelope | None, request: ComputationRequest
+) -> Signed[Policy] | None:
+    """Exactly the room policy the request names (by digest), validly signed, or none.
+
+    Composing any room policy could only restrict (see the module doc), but a
+    coordinator that drops or swaps the one the requester named would change
+    what was asked for, so the enclave refuses either way.
+    """
     if envelope is None:
+        if request.room_policy is not None:
+            raise InvalidInput(f"the request names room policy {request.room_policy}; none given")
         return None
+    if request.room_policy is None:
+        raise InvalidInput(f"room policy {envelope.digest} is given, but the request names none")
+    if envelope.digest != request.room_policy:
+        raise VerificationFailed(
+            f"room policy {envelope.digest} is not the one the request names "
+            f"({request.room_policy})"
+        )
     room = envelope.open(Policy)
     PolicyRules.parse(room.statement.rules)
     return room
@@ -310,7 +327,8 @@ def _check_policies(
 
     Returns per input the effective (composed) rules, the decision on them, and
     whether the owner's own policy approves automatically (an automatic
-    approval is attributed to the owner's policy, so that decides it).
+    approval is attributed to the owner's policy) and the composition with
+    the room policy, if any, still does.
     """
     by_digest: dict[str, Signed[Policy]] = {}
     for envelope in envelopes:
@@ -359,7 +377,9 @@ def _check_policies(
             raise PolicyDenied(f"input {att.digest} (with the room policy): {decision.reason}")
         rules.append(effective)
         decisions.append(decision)
-        automatic.append(own.automatic)
+        # Automatic only if the owner's policy approves automatically and the room,
+        # which may restrict automatic approvals, does too (as the owner's client decides).
+        automatic.append(own.automatic and decision.automatic)
     return tuple(rules), tuple(decisions), tuple(automatic)
 
 

@@ -10,7 +10,8 @@ may accept any validly signed room policy handed to it: it cannot weaken an
 owner's policy, only deny more.
 
 ``None`` for ``dp`` or ``sql`` means "none allowed", so it wins; ``None`` for
-``max_queries``, ``max_output_rows`` and ``expires_at`` means "no limit", so
+``max_queries``, ``max_output_rows``, ``expires_at`` and ``retention_seconds``
+means "no limit", so
 the other side's limit wins. Composing nothing yields rules that allow nothing.
 """
 
@@ -19,17 +20,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
+from sealroom.computations.base import Computation, PrivacyCost
 from sealroom.errors import PolicyDenied
 from sealroom.policy.rules import (
     ComputationRule,
+    Decision,
     DpBudget,
     PolicyRules,
     QueryLimit,
     _version_key,
+    decide,
 )
 from sealroom.policy.sql_rules import SqlAnalysisRules
 
-__all__ = ["compose"]
+__all__ = ["compose", "decide_in_room"]
 
 
 def _intersect_rules(
@@ -133,6 +137,7 @@ def _pair(a: PolicyRules, b: PolicyRules) -> PolicyRules:
         max_output_rows=_min_opt(a.max_output_rows, b.max_output_rows),
         expires_at=_min_opt(a.expires_at, b.expires_at),
         sql=_sql(a.sql, b.sql),
+        retention_seconds=_min_opt(a.retention_seconds, b.retention_seconds),
     )
 
 
@@ -144,3 +149,42 @@ def compose(*rules: PolicyRules) -> PolicyRules:
     for r in rules[1:]:
         out = _pair(out, r)
     return out
+
+
+def decide_in_room(
+    own: PolicyRules | None,
+    room: PolicyRules | None,
+    *,
+    computation: Computation,
+    requester: str,
+    now: int | None = None,
+    cost: PrivacyCost | None = None,
+) -> tuple[Decision, PolicyRules | None]:
+    """Decide on a dataset's own rules composed with a room's; return it and the effective rules.
+
+    The coordinator's pre-check and the owner's client use this; the enclave
+    makes the same two decisions itself. Allowed only if the dataset's own
+    policy AND the composition allow; automatic only if both approve
+    automatically (the approval is attributed to the owner's policy, and the
+    room may restrict automatic approvals). Without a room this is ``decide``.
+    """
+    mine = decide(own, computation=computation, requester=requester, now=now, cost=cost)
+    if room is None:
+        return mine, own
+    try:
+        effective = compose(*(r for r in (own, room) if r is not None))
+    except PolicyDenied as exc:
+        why = f"with the room policy: {exc.detail}"
+        return Decision(False, False, (*mine.reasons, why), (*mine.failed, why)), own
+    both = decide(effective, computation=computation, requester=requester, now=now, cost=cost)
+    reasons = tuple(f"with the room policy: {r}" for r in both.reasons)
+    failed = (*mine.failed, *(f"with the room policy: {r}" for r in both.failed))
+    return (
+        Decision(
+            mine.allowed and both.allowed,
+            mine.automatic and both.automatic,
+            (*mine.reasons, *reasons),
+            failed,
+        ),
+        effective,
+    )

@@ -127,7 +127,9 @@ class PolicyRules(_Rules):
     requester and period; ``never_output`` columns never appear in an output and
     ``join_only`` columns only join or match; ``max_output_rows`` caps row-shaped
     outputs; after ``expires_at`` (unix time) the policy denies everything;
-    ``sql`` admits requester SQL (None: none).
+    ``sql`` admits requester SQL (None: none); ``retention_seconds`` is how long
+    the coordinator may keep a completed request's sealed results (and sealed
+    inputs) on this dataset after completion (None: no limit).
     """
 
     allow: Annotated[tuple[ComputationRule, ...], Field(max_length=64)] = ()
@@ -142,6 +144,7 @@ class PolicyRules(_Rules):
     max_output_rows: Annotated[int, Field(ge=1, le=100_000_000)] | None = None
     expires_at: UnixTime | None = None
     sql: SqlAnalysisRules | None = None
+    retention_seconds: Annotated[int, Field(ge=1, le=100 * 366 * 86400)] | None = None
 
     @classmethod
     def parse(cls, rules: Mapping[str, object]) -> PolicyRules:

@@ -180,6 +180,9 @@ class ComputationRequest(Statement):
     nonce: B64Nonce
     created_at: UnixTime
     expires_at: UnixTime
+    # A room-level Policy composed with every input's own policy (strictest wins).
+    # The enclave refuses a job whose room policy is missing or not this one.
+    room_policy: DigestStr | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ComputationRequest:

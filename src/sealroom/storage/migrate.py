@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 __all__ = ["HEAD", "upgrade"]
 
-HEAD = "0001"
+HEAD = "0002"
 _SCRIPTS = Path(__file__).resolve().parent / "migrations"
 
 

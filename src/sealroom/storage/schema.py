@@ -130,12 +130,18 @@ requests = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Column("registered_at", BigInteger, nullable=False),
+    # Retention (the smallest of the inputs' policies, room included): the sealed results
+    # of a completed request are deleted once ``results_until`` has passed.
+    Column("retention_seconds", BigInteger, nullable=True),
+    Column("results_until", BigInteger, nullable=True),
+    Column("results_deleted_at", BigInteger, nullable=True),
     CheckConstraint(
         "status IN ('pending', 'approved', 'running', 'completed', 'failed', "
         "'rejected', 'withdrawn', 'expired')",
         name="requests_status",
     ),
     Index("requests_status_seq", "status", "seq"),
+    Index("requests_results_until", "results_until"),
 )
 
 request_inputs = Table(

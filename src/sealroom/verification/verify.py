@@ -22,6 +22,7 @@ from sealroom.statements import (
     ComputationRequest,
     DatasetAttestation,
     EnclaveEvidence,
+    Policy,
     Receipt,
     ReleasedOutput,
     Signed,
@@ -294,6 +295,16 @@ def _verify(
                 policies <= set(receipt.policies),
                 "the receipt omits a dataset policy that applied",
             )
+            if request.room_policy is not None:
+                room = _present(
+                    bundle.statement(request.room_policy),
+                    f"room policy {request.room_policy} is not in the bundle",
+                )
+                room.open(Policy)
+                _require(
+                    request.room_policy in receipt.policies,
+                    "the receipt omits the room policy that applied",
+                )
             # The signed decision record: one per input, in order, naming each input's policy,
             # and charging exactly what privacy_spent declares.
             _require(
@@ -309,8 +320,9 @@ def _verify(
                     f"the decision record names another policy for {d.dataset}",
                 )
                 _require(
-                    d.room_policy is None or d.room_policy in receipt.policies,
-                    "the receipt omits the room policy that applied",
+                    d.room_policy == request.room_policy,
+                    f"the decision record for {d.dataset} names another room policy "
+                    "than the request",
                 )
                 _require(
                     spent.get(d.dataset, ("0", "0")) == (d.epsilon, d.delta),

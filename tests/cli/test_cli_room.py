@@ -1,0 +1,116 @@
+"""``sealroom request --room-policy``: a room policy end to end through the CLI and the enclave."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner, Result
+
+from sealroom.cli.main import app
+from sealroom.policy.ledger import SqlBudgetLedger
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
+from client_world import AUTO_POLICY, TOPICS_A, TOPICS_B, coordinator, now, write_jsonl
+
+from sealroom.client.enclave_worker import EnclaveWorker, make_enclave_keys
+from sealroom.client.http import Client
+from sealroom.statements import Receipt
+from sealroom.verification.bundle import ProofBundle
+
+runner = CliRunner()
+
+
+def cli(env: dict[str, str], *args: str) -> Result:
+    return runner.invoke(app, list(args), env=env)
+
+
+def ok_json(res: Result) -> Any:
+    assert res.exit_code == 0, res.stdout + res.stderr
+    return json.loads(res.stdout)
+
+
+def test_cli_room_policy_restricts_and_is_enforced(tmp_path: Path) -> None:
+    with coordinator(tmp_path) as url:
+        env = {
+            name: {"SEALROOM_HOME": str(tmp_path / name), "SEALROOM_URL": url}
+            for name in ("alice", "bob")
+        }
+        for name, e in env.items():
+            ok_json(cli(e, "init", "--name", name, "--json"))
+        policy = tmp_path / "policy.json"
+        policy.write_text(json.dumps(AUTO_POLICY))
+        datasets = [
+            ok_json(
+                cli(
+                    env[who],
+                    "dataset",
+                    "publish",
+                    str(write_jsonl(tmp_path / f"{who}.jsonl", topics)),
+                    "--policy",
+                    str(policy),
+                    "--json",
+                )
+            )["dataset"]
+            for who, topics in (("alice", TOPICS_A), ("bob", TOPICS_B))
+        ]
+        ds_args = [a for d in datasets for a in ("--dataset", d)]
+
+        def request(room: dict[str, Any], name: str) -> dict[str, Any]:
+            path = tmp_path / name
+            path.write_text(json.dumps(room))
+            args = ["request", "topic-overlap", *ds_args, "--room-policy", str(path), "--json"]
+            out: dict[str, Any] = ok_json(cli(env["bob"], *args))
+            return out
+
+        # Both owners' policies alone allow topic-overlap; a narrower room allow list refuses.
+        narrow = request({"allow": [{"id": "gap-analysis"}]}, "narrow.json")
+        assert narrow["status"] == "rejected"
+        assert "with the room policy" in narrow["status_reason"]
+        assert narrow["room_policy"] is not None
+
+        # A bad rules file is refused before anything is signed.
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({"k": 0}))
+        res = cli(env["bob"], "request", "topic-overlap", *ds_args, "--room-policy", str(bad))
+        assert res.exit_code == 1
+        assert "policy file" in res.stderr
+
+        # A room that allows but raises k to 50 and lists nothing for automatic approval.
+        manual = request({"allow": [{"id": "topic-overlap"}], "k": 50}, "manual.json")
+        assert manual["status"] == "pending"
+        assert all(p["allowed"] and not p["automatic"] for p in manual["precheck"])
+
+        keys = make_enclave_keys(now=now())
+        worker = EnclaveWorker(
+            client=Client(base_url=url, identity=keys.identity),
+            keys=keys,
+            ledger=SqlBudgetLedger.temporary()[0],
+        )
+        worker.register()
+        auto = ok_json(cli(env["alice"], "inbox", "--auto-approve", "--allow-simulated", "--json"))
+        assert [a["action"] for a in auto["actions"]] == ["left"]
+        assert "with the room policy" in auto["actions"][0]["reason"]
+        for who in ("alice", "bob"):  # by hand, then
+            ok_json(cli(env[who], "approve", manual["request"], "--allow-simulated", "--json"))
+        assert worker.step().outcome == "completed"
+        out = tmp_path / "out"
+        got = ok_json(
+            cli(
+                env["bob"],
+                "result",
+                manual["request"],
+                "--out",
+                str(out),
+                "--allow-simulated",
+                "--json",
+            )
+        )
+        assert got["verified"] is True
+        bundle = ProofBundle.from_json((out / "bundle.json").read_bytes())
+        receipt = bundle.receipt.open(Receipt).statement
+        assert manual["room_policy"] in receipt.policies
+        assert all(d.room_policy == manual["room_policy"] for d in receipt.decisions)
+        assert all(d.k == 50 for d in receipt.decisions)
