@@ -16,6 +16,7 @@ BENCHES = {
     "bench.bench_log": (["--quick"], []),
     "bench.bench_job": (["--scale", "1", "--repeat", "3"], []),
     "bench.bench_discovery": (["--quick"], []),
+    "bench.bench_analytics": (["--quick"], []),
 }
 
 

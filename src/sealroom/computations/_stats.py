@@ -13,6 +13,14 @@ at most :data:`MAX_ABS`; a row whose needed cell is not usable, or whose key is
 null, is treated exactly as if it were absent (it is not counted anywhere, not
 even as "dropped"), so an overflowing, unparseable or non-finite cell gives the
 same response as the dataset without that row.
+
+Speed: columns are converted with vectorised Arrow / numpy kernels where the
+result is provably the same as the per-cell Python rule (integers, floats,
+booleans, ASCII-or-not strings trimmed of exactly Python's whitespace); other
+types take the per-cell path. Identifiers are dictionary-encoded into integer
+codes (:func:`encode`) so joins, per-key aggregation and distinct-entity counts
+run in numpy; per-key sums stay ``math.fsum`` (exactly rounded) so a result
+does not depend on row order.
 """
 
 from __future__ import annotations
@@ -20,12 +28,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Annotated, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from scipy import stats
 
@@ -37,9 +47,12 @@ __all__ = [
     "MAX_PLACES",
     "SIG_DIGITS",
     "Agg",
+    "Bools",
+    "Codes",
     "ColumnName",
     "Confidence",
     "Floats",
+    "KeySpace",
     "Model",
     "Num",
     "ParamsModel",
@@ -47,16 +60,24 @@ __all__ = [
     "check_use",
     "column",
     "confidence_value",
+    "count_distinct",
     "distinct",
+    "encode",
+    "encode_keys",
     "entities",
+    "entity_codes",
     "fisher_ci",
     "flags",
+    "group_values",
+    "key_array",
     "keys",
+    "member",
     "num",
     "numbers",
     "p_text",
     "parse_num",
     "per_key",
+    "string_order",
     "t_mean_ci",
 ]
 
@@ -65,6 +86,9 @@ MAX_PLACES = 30
 MAX_ABS = 1e15
 
 Floats = npt.NDArray[np.float64]
+Codes = npt.NDArray[np.int64]
+"""Integer codes of identifiers in one code space; -1 for a null identifier."""
+Bools = npt.NDArray[np.bool_]
 Agg = Literal["mean", "sum", "count", "max", "min"]
 
 _SIGNED_RE = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]*[1-9])?$")
@@ -214,11 +238,16 @@ def numbers(table: pa.Table, name: str, *, input_name: str) -> Floats:
         or pa.types.is_null(t)
     ):
         raise InvalidInput(f"input {input_name!r} column {name!r} is {t}, not numeric")
-    if pa.types.is_floating(t):
-        arr = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64).copy()
+    if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_boolean(t):
+        # Same as _to_float per cell: an integer with |v| <= MAX_ABS < 2**53 converts
+        # exactly, and one beyond it has a float64 image beyond it too (rounding is monotone).
+        raw = pc.fill_null(pc.cast(col, pa.float64(), safe=False), math.nan)
+        arr = np.array(raw.to_numpy(), dtype=np.float64)
         with np.errstate(invalid="ignore"):
             arr[~(np.isfinite(arr) & (np.abs(arr) <= MAX_ABS))] = math.nan
         return arr
+    if pa.types.is_null(t):
+        return np.full(len(col), math.nan)
     return np.fromiter((_to_float(v) for v in col.to_pylist()), dtype=np.float64, count=len(col))
 
 
@@ -229,6 +258,11 @@ _FALSE = frozenset({"0", "false", "f", "no", "n"})
 def flags(table: pa.Table, name: str, *, input_name: str) -> Floats:
     """A 0/1 column (bool, 0/1 numbers, "true"/"false"/"yes"/"no"...) with NaN for anything else."""
     col = column(table, name, input_name=input_name)
+    t = col.type
+    if pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t):
+        xs = numbers(table, name, input_name=input_name)
+        result: Floats = np.where((xs == 0.0) | (xs == 1.0), xs, math.nan)
+        return result
     out = np.full(len(col), math.nan)
     for i, v in enumerate(col.to_pylist()):
         if isinstance(v, str):
@@ -259,16 +293,241 @@ def _key(v: object) -> str | None:
     return str(v)
 
 
-def keys(table: pa.Table, name: str, *, input_name: str) -> list[str | None]:
-    """Identifier cells as strings (integers and integral floats as their digits; else None).
+# Exactly the characters for which str.isspace() is true, i.e. what str.strip() removes.
+_PY_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
+    "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def key_array(table: pa.Table, name: str, *, input_name: str) -> pa.Array:
+    """Identifier cells as a string array (integers and integral floats as their digits; else null).
 
     Integer and string identifiers therefore match across parties ("17" == 17).
+    The same values as :func:`keys`, computed by Arrow kernels for integer,
+    floating and string columns.
     """
     col = column(table, name, input_name=input_name)
     t = col.type
     if pa.types.is_nested(t) or pa.types.is_dictionary(t):
         raise InvalidInput(f"input {input_name!r} column {name!r} is {t}, not an identifier")
-    return [_key(v) for v in col.to_pylist()]
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_integer(t):
+        return pc.cast(arr, pa.string())
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        trimmed = pc.cast(pc.utf8_trim(arr, characters=_PY_WHITESPACE), pa.string())
+        return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+    if pa.types.is_boolean(t) or pa.types.is_null(t):
+        return pa.nulls(len(arr), pa.string())
+    if pa.types.is_floating(t):
+        x = np.asarray(pc.fill_null(pc.cast(arr, pa.float64(), safe=False), math.nan).to_numpy())
+        with np.errstate(invalid="ignore"):
+            integral = np.isfinite(x) & (np.floor(x) == x) & (np.abs(x) < 2.0**63)
+        out = pc.cast(pa.array(np.where(integral, x, 0).astype(np.int64)), pa.string())
+        if bool(np.all(integral | ~np.isfinite(x))):
+            return pc.if_else(pa.array(integral), out, pa.scalar(None, pa.string()))
+    return _per_distinct(arr)
+
+
+def _per_distinct(arr: pa.Array) -> pa.Array:
+    """The per-cell rule applied once per distinct value (a key depends on the value only)."""
+    try:
+        encoded = pc.dictionary_encode(arr)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return pa.array([_key(v) for v in arr.to_pylist()], type=pa.string())
+    labels = pa.array([_key(v) for v in encoded.dictionary.to_pylist()], type=pa.string())
+    return labels.take(encoded.indices)
+
+
+def keys(table: pa.Table, name: str, *, input_name: str) -> list[str | None]:
+    """Identifier cells as strings (integers and integral floats as their digits; else None).
+
+    Integer and string identifiers therefore match across parties ("17" == 17).
+    """
+    values: list[str | None] = key_array(table, name, input_name=input_name).to_pylist()
+    return values
+
+
+def encode(arrays: Sequence[pa.Array]) -> tuple[list[Codes], pa.Array]:
+    """Codes of several key arrays in one space (-1 for null) and the keys by code."""
+    if not arrays:
+        return [], pa.array([], pa.string())
+    joined = pa.concat_arrays([a.cast(pa.string()) for a in arrays])
+    encoded = pc.dictionary_encode(joined)
+    return _split_codes(encoded.indices, [len(a) for a in arrays]), encoded.dictionary
+
+
+def _split_codes(indices: pa.Array, lengths: Sequence[int]) -> list[Codes]:
+    codes = np.asarray(pc.fill_null(indices, -1).to_numpy(), dtype=np.int64)
+    out: list[Codes] = []
+    start = 0
+    for n in lengths:
+        out.append(codes[start : start + n])
+        start += n
+    return out
+
+
+_POW10 = np.array([10**e for e in range(20)], dtype=np.uint64)
+
+
+def _str_order_of_ints(values: npt.NDArray[np.int64]) -> Codes:
+    """The permutation that sorts distinct integers by their decimal strings, as
+    ``sorted(map(str, values))`` would.
+
+    "-" sorts before every digit, so negatives come first; within a sign, the
+    digit strings compare lexicographically: by the digits padded on the right
+    with zeros to 19 places (|int64| has at most 19 digits, and the padded
+    number stays below 10**19 < 2**64), then the shorter (a prefix) first.
+    """
+    negative = values < 0
+    magnitude = np.where(negative, -(values + 1), values).astype(np.uint64)
+    magnitude += negative.astype(np.uint64)  # |int64 min| = 2**63 fits in uint64
+    digits = np.searchsorted(_POW10, magnitude, side="right")  # 0 has one digit
+    digits = np.maximum(digits, 1)
+    padded = magnitude * _POW10[19 - digits]
+    parts = []
+    for side in (np.flatnonzero(negative), np.flatnonzero(~negative)):
+        if not side.size:
+            continue
+        if int(digits[side].max()) <= 17:
+            # Padded values of different strings differ by at least 10**2, so adding the
+            # digit count (<= 17) breaks prefix ties without reordering anything else.
+            parts.append(side[np.argsort(padded[side] + digits[side].astype(np.uint64))])
+        else:
+            parts.append(side[np.lexsort((digits[side], padded[side]))])
+    order: Codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return order
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    """The identifiers behind a code space: integers when every key column is an integer
+    column (equal integers are equal decimal strings), else canonical strings."""
+
+    size: int
+    ints: npt.NDArray[np.int64] | None
+    strings: pa.Array | None
+
+    def in_str_order(self, codes: Codes) -> Codes:
+        """``codes`` reordered so that their keys are in Python's str order (code points)."""
+        if len(codes) == 0:
+            return codes
+        if self.ints is not None:
+            result: Codes = codes[_str_order_of_ints(self.ints[codes])]
+            return result
+        assert self.strings is not None
+        # UTF-8 byte order is code point order, which is how Python compares str.
+        order = np.asarray(pc.sort_indices(self.strings.take(pa.array(codes))).to_numpy())
+        result = codes[order]
+        return result
+
+
+_INT_KEYS = (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32())
+
+
+def encode_keys(columns: Sequence[tuple[pa.Table, str, str]]) -> tuple[list[Codes], KeySpace]:
+    """Identifier columns ``(table, column, input_name)`` coded in one space (-1 for null).
+
+    Two cells get the same code exactly when :func:`keys` gives them the same string.
+    """
+    cols = [column(t, name, input_name=input_name) for t, name, input_name in columns]
+    if cols and all(c.type in _INT_KEYS for c in cols):
+        chunks = [chunk for c in cols for chunk in pc.cast(c, pa.int64()).chunks]
+        joined = pa.concat_arrays(chunks) if chunks else pa.array([], pa.int64())
+        encoded = pc.dictionary_encode(joined)
+        ints = np.asarray(encoded.dictionary.to_numpy(), dtype=np.int64)
+        return _split_codes(encoded.indices, [len(c) for c in cols]), KeySpace(
+            size=len(ints), ints=ints, strings=None
+        )
+    arrays = [key_array(t, name, input_name=input_name) for t, name, input_name in columns]
+    codes, dictionary = encode(arrays)
+    return codes, KeySpace(size=len(dictionary), ints=None, strings=dictionary)
+
+
+def string_order(dictionary: pa.Array, codes: Codes) -> Codes:
+    """``codes`` reordered so that their keys (``dictionary``) are in Python's str order."""
+    return KeySpace(size=len(dictionary), ints=None, strings=dictionary).in_str_order(codes)
+
+
+def member(codes: Codes, chosen: Codes, size: int) -> Bools:
+    """Per row, whether its code is one of ``chosen`` (a null code -1 never is)."""
+    table = np.zeros(size + 1, dtype=np.bool_)
+    table[chosen] = True
+    table[size] = False
+    result: Bools = table[np.where(codes < 0, size, codes)]
+    return result
+
+
+def count_distinct(codes: Codes) -> int:
+    """How many distinct non-negative codes (null entities never count)."""
+    present = codes[codes >= 0]
+    if present.size == 0:
+        return 0
+    return int(np.count_nonzero(np.bincount(present)))
+
+
+def entity_codes(
+    table: pa.Table,
+    privacy: PrivacyContext,
+    index: int,
+    *,
+    input_name: str,
+    key: tuple[str, Codes] | None = None,
+) -> Codes:
+    """Per row, its entity as an integer code (-1 for a null entity); see :func:`entities`.
+
+    Codes are comparable within one input only: rows of an input without an
+    entity column are each their own entity. ``key`` = (column, its codes) reuses
+    the codes of a key column when it is also the entity column.
+    """
+    name = privacy.entity_columns[index]
+    if name is None:
+        return np.arange(table.num_rows, dtype=np.int64)
+    if key is not None and key[0] == name:
+        return key[1]
+    (codes,), _ = encode_keys([(table, name, input_name)])
+    return codes
+
+
+def group_values(
+    codes: Codes, values: Floats | None, agg: Agg, size: int
+) -> tuple[Bools, Floats, Bools]:
+    """The vectorised :func:`per_key`: per code, whether it has usable rows and its value;
+    and per row, whether it was used.
+
+    Rows with a null code or an unusable value are skipped, as if absent. Sums
+    are ``math.fsum`` per key (exactly rounded), as in :func:`per_key`.
+    """
+    used = codes >= 0
+    if agg != "count":
+        if values is None:
+            raise InvalidInput(f"aggregation {agg} needs a value column")
+        used &= ~np.isnan(values)
+    c = codes[used]
+    sizes = np.bincount(c, minlength=size)[:size]
+    present: Bools = sizes > 0
+    if agg == "count":
+        return present, sizes.astype(np.float64), used
+    assert values is not None
+    v = values[used]
+    if agg in ("max", "min"):
+        out = np.full(size, -math.inf if agg == "max" else math.inf)
+        (np.maximum if agg == "max" else np.minimum).at(out, c, v)
+        return present, np.where(present, out, 0.0), used
+    out = np.zeros(size)
+    single = sizes[c] == 1
+    out[c[single]] = v[single]
+    multi = ~single
+    if np.any(multi):
+        mc, mv = c[multi], v[multi]
+        order = np.argsort(mc, kind="stable")
+        mc, mv = mc[order], mv[order]
+        starts = np.flatnonzero(np.r_[True, mc[1:] != mc[:-1]])
+        ends = np.r_[starts[1:], len(mc)]
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+            total = math.fsum(mv[s:e].tolist())
+            out[mc[s]] = total / (e - s) if agg == "mean" else total
+    return present, out, used
 
 
 def entities(

@@ -44,12 +44,14 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, Context, Decimal
 from typing import Annotated
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, Field, field_validator
 
 from sealroom.computations import _stats
@@ -153,10 +155,6 @@ class AggregateStatsOutput(Model):
     dp: DpInfo | None
 
 
-# One usable row: (value, entity, party index).
-_Row = tuple[float, Hashable | None, int]
-
-
 def _sort_key(label: str | None) -> tuple[int, float, str]:
     if label is None:
         return (0, 0.0, "")
@@ -171,8 +169,10 @@ def _group_order(key: GroupKey) -> tuple[tuple[int, float, str], ...]:
     return tuple(_sort_key(v) for v in key)
 
 
-def _exact_stats(rows: Sequence[_Row], percentiles: Sequence[int], confidence: float) -> Stats:
-    values = np.array([r[0] for r in rows], dtype=np.float64)
+def _exact_stats(
+    values: _stats.Floats, ents: _stats.Codes, percentiles: Sequence[int], confidence: float
+) -> Stats:
+    """Exact statistics of one set of rows (``values`` in stacked row order)."""
     n = len(values)
     total = math.fsum(values.tolist()) if n else 0.0
     mean = total / n if n else math.nan
@@ -184,7 +184,7 @@ def _exact_stats(rows: Sequence[_Row], percentiles: Sequence[int], confidence: f
     )
     return Stats(
         rows=n,
-        entities=_stats.distinct(r[1] for r in rows),
+        entities=_stats.count_distinct(ents),
         sum=_stats.num(total),
         mean=_stats.num(mean),
         ci_low=_stats.num(lo),
@@ -220,16 +220,15 @@ class _DpPlan:
         )
         self.mechanisms: dict[str, str] = {}
 
-    def bound(self, groups: dict[GroupKey, list[_Row]]) -> dict[GroupKey, list[_Row]]:
-        """Drop rows beyond each entity's contribution bounds (deterministic, in group order)."""
-        seen_groups: dict[Hashable, set[GroupKey]] = {}
-        out: dict[GroupKey, list[_Row]] = {}
-        for key in sorted(groups, key=_group_order):
-            per_entity: dict[Hashable, int] = {}
-            kept: list[_Row] = []
-            for row in groups[key]:
-                ent = row[1]
-                if ent is None:
+    def bound(self, ents: _stats.Codes, members: dict[GroupKey, _stats.Codes]) -> _stats.Bools:
+        """Rows kept within each entity's contribution bounds (deterministic, in group order)."""
+        keep = np.zeros(len(ents), dtype=np.bool_)
+        seen_groups: dict[int, set[GroupKey]] = {}
+        for key in sorted(members, key=_group_order):
+            per_entity: dict[int, int] = {}
+            for i in members[key].tolist():
+                ent = int(ents[i])
+                if ent < 0:
                     continue  # an unidentified row cannot be bounded: leave it out in DP mode
                 mine = seen_groups.setdefault(ent, set())
                 if key not in mine:
@@ -239,16 +238,17 @@ class _DpPlan:
                 if per_entity.get(ent, 0) >= self.rows_per_entity:
                     continue
                 per_entity[ent] = per_entity.get(ent, 0) + 1
-                kept.append(row)
-            if kept:
-                out[key] = kept
-        return out
+                keep[i] = True
+        return keep
 
-    def stats(self, rows: Sequence[_Row], percentiles: Sequence[int]) -> Stats:
-        values = [r[0] for r in rows]
+    def stats(
+        self, values_array: _stats.Floats, ents: _stats.Codes, percentiles: Sequence[int]
+    ) -> Stats:
+        values = values_array.tolist()
         bounds = (self.lower, self.upper)
         mc = self.rows_per_entity
-        count = dpm.dp_count(sorted({repr(r[1]) for r in rows}), epsilon=self.per_stat)
+        members = np.unique(ents[ents >= 0]).tolist()
+        count = dpm.dp_count(members, epsilon=self.per_stat)
         total = dpm.dp_sum(values, bounds=bounds, epsilon=self.per_stat, max_contributions=mc)
         mean = dpm.dp_mean(values, bounds=bounds, epsilon=self.per_stat, max_contributions=mc)
         pcts = []
@@ -309,6 +309,124 @@ def _growth(now: Stats, before: Stats | None) -> str | None:
     return None if prev == 0 else _stats.num(float(now.sum) / prev - 1.0)
 
 
+@dataclass(frozen=True, slots=True)
+class _Stacked:
+    """The usable rows of every input, stacked in input then row order.
+
+    ``ents`` are entity codes in one space across inputs (declared entity values
+    compare across inputs, so a customer known to two parties is one entity; a
+    row of an input without an entity column is its own entity; -1: null), and
+    ``gid`` the group of each row, whose label tuple is ``keys[gid]``.
+    """
+
+    values: _stats.Floats
+    ents: _stats.Codes
+    party: _stats.Codes
+    gid: _stats.Codes
+    keys: tuple[GroupKey, ...]
+
+    def filter(self, mask: _stats.Bools) -> _Stacked:
+        return _Stacked(
+            values=self.values[mask],
+            ents=self.ents[mask],
+            party=self.party[mask],
+            gid=self.gid[mask],
+            keys=self.keys,
+        )
+
+    def members(self) -> dict[GroupKey, _stats.Codes]:
+        """Per group present, its row indices in stacked order."""
+        order = np.argsort(self.gid, kind="stable")
+        sorted_gid = self.gid[order]
+        starts = np.flatnonzero(np.r_[True, sorted_gid[1:] != sorted_gid[:-1]])
+        ends = np.r_[starts[1:], len(order)].astype(np.int64)
+        return {
+            self.keys[int(sorted_gid[s])]: order[s:e]
+            for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+            if e > s
+        }
+
+    def effective_entities(self) -> dict[tuple[object, ...], int]:
+        """Per group: distinct entities across parties, but no more than any contributing
+        party has on its own (a recipient could subtract its own rows)."""
+        n_groups = len(self.keys)
+        n_parties = int(self.party.max()) + 1 if len(self.party) else 1
+        named = self.ents >= 0
+        rows = pa.table({"g": self.gid[named], "p": self.party[named], "e": self.ents[named]})
+        union = np.zeros(n_groups, dtype=np.int64)
+        by_group = rows.group_by("g").aggregate([("e", "count_distinct")])
+        union[by_group.column("g").to_numpy()] = by_group.column("e_count_distinct").to_numpy()
+        per_party = np.zeros(n_groups * n_parties, dtype=np.int64)
+        by_party = rows.group_by(["g", "p"]).aggregate([("e", "count_distinct")])
+        cell = by_party.column("g").to_numpy() * n_parties + by_party.column("p").to_numpy()
+        per_party[cell] = by_party.column("e_count_distinct").to_numpy()
+        contributing = np.zeros(n_groups * n_parties, dtype=np.bool_)
+        contributing[self.gid * n_parties + self.party] = True
+        smallest = np.where(contributing, per_party, np.iinfo(np.int64).max).reshape(
+            n_groups, n_parties
+        )
+        effective = np.minimum(union, smallest.min(axis=1))
+        present = contributing.reshape(n_groups, n_parties).any(axis=1)
+        return {self.keys[i]: int(effective[i]) for i in np.flatnonzero(present).tolist()}
+
+
+def _stack(
+    inputs: Sequence[pa.Table],
+    params: AggregateStatsParams,
+    privacy: PrivacyContext,
+    label_cols: Sequence[str],
+) -> _Stacked:
+    values: list[_stats.Floats] = []
+    labels: list[list[pa.Array]] = []
+    ent_keys: list[pa.Array | None] = []
+    for index, table in enumerate(inputs):
+        name = f"party {index + 1}"
+        _stats.check_use(privacy, index, params.value, input_name=name, role="value")
+        for col in label_cols:
+            _stats.check_use(privacy, index, col, input_name=name, role="group or period")
+        values.append(_stats.numbers(table, params.value, input_name=name))
+        labels.append([_stats.key_array(table, c, input_name=name) for c in label_cols])
+        entity = privacy.entity_columns[index]
+        ent_keys.append(
+            None if entity is None else _stats.key_array(table, entity, input_name=name)
+        )
+    declared = [e for e in ent_keys if e is not None]
+    codes, space = _stats.encode(declared)
+    ents: list[_stats.Codes] = []
+    next_code = len(space)
+    for e, table in zip(ent_keys, inputs, strict=True):
+        if e is None:
+            ents.append(np.arange(next_code, next_code + table.num_rows, dtype=np.int64))
+            next_code += table.num_rows
+        else:
+            ents.append(codes.pop(0))
+    all_values = np.concatenate(values) if values else np.zeros(0)
+    usable = ~np.isnan(all_values)
+    party = np.concatenate([np.full(t.num_rows, i, dtype=np.int64) for i, t in enumerate(inputs)])
+    gid = np.zeros(len(all_values), dtype=np.int64)
+    columns: list[pa.Array] = []
+    for j in range(len(label_cols)):
+        col = pa.concat_arrays([parts[j] for parts in labels])
+        encoded = pc.dictionary_encode(col, null_encoding="encode")
+        code = np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
+        _, gid = np.unique(gid * len(encoded.dictionary) + code, return_inverse=True)
+        gid = gid.astype(np.int64)
+        columns.append(col)
+    gid = gid[usable]
+    # Compact group ids to the groups with usable rows, and read each group's labels.
+    present, first, gid = np.unique(gid, return_index=True, return_inverse=True)
+    rows = np.flatnonzero(usable)[first]
+    label_values = [col.take(pa.array(rows)).to_pylist() for col in columns]
+    keys = tuple(tuple(lab[i] for lab in label_values) for i in range(len(present)))
+    return _Stacked(
+        values=all_values[usable],
+        ents=np.concatenate(ents)[usable] if ents else np.zeros(0, dtype=np.int64),
+        party=party[usable],
+        gid=gid.astype(np.int64),
+        keys=keys,
+    )
+
+
 def run(
     inputs: Sequence[pa.Table], params: AggregateStatsParams, privacy: PrivacyContext
 ) -> AggregateStatsOutput:
@@ -318,49 +436,37 @@ def run(
     confidence = _stats.confidence_value(params.confidence)
     plan = None if params.dp is None else _DpPlan(params.dp, len(params.percentiles), privacy)
     k = max(privacy.k)
-    groups: dict[GroupKey, list[_Row]] = {}
-    for index, table in enumerate(inputs):
-        name = f"party {index + 1}"
-        _stats.check_use(privacy, index, params.value, input_name=name, role="value")
-        for col in label_cols:
-            _stats.check_use(privacy, index, col, input_name=name, role="group or period")
-        values = _stats.numbers(table, params.value, input_name=name)
-        labels = [_stats.keys(table, c, input_name=name) for c in label_cols]
-        ents = _stats.entities(table, privacy, index, input_name=name)
-        for i in range(table.num_rows):
-            v = float(values[i])
-            if math.isnan(v):
-                continue
-            key = tuple(col[i] for col in labels)
-            groups.setdefault(key, []).append((v, ents[i], index))
+    stacked = _stack(inputs, params, privacy, label_cols)
     if plan is not None:
-        groups = plan.bound(groups)
-    # Effective entity count: the union across parties, and no contributing party below K.
-    effective: dict[tuple[object, ...], int] = {}
-    for key, rows in groups.items():
-        per_party: dict[int, set[Hashable]] = {}
-        for _, ent, party in rows:
-            if ent is not None:
-                per_party.setdefault(party, set()).add(ent)
-        contributing = {party for _, _, party in rows}
-        union = _stats.distinct(r[1] for r in rows)
-        effective[key] = min([union, *(len(per_party.get(p, ())) for p in contributing)])
-    labelled: dict[tuple[object, ...], list[_Row]] = {key: rows for key, rows in groups.items()}
-    kept = suppression.suppress(labelled, entities=effective, k=k)
-    released = {key: groups[key] for key in groups if key in kept.released}
+        stacked = stacked.filter(plan.bound(stacked.ents, stacked.members()))
+    members = stacked.members()
+    effective = stacked.effective_entities()
+    kept = suppression.suppress({key: key for key in members}, entities=effective, k=k)
+    released = {key: members[key] for key in members if key in kept.released}
     if len(released) > MAX_GROUPS or (
         privacy.max_output_rows is not None and len(released) > privacy.max_output_rows
     ):
         cap = min(MAX_GROUPS, privacy.max_output_rows or MAX_GROUPS)
         raise PolicyDenied(f"aggregate-stats: {len(released)} groups exceed the cap of {cap} rows")
 
-    def stats_of(rows: Sequence[_Row]) -> Stats:
+    def rows_of(keys: Sequence[GroupKey]) -> _stats.Codes:
+        parts = [released[key] for key in keys]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def exact(keys: Sequence[GroupKey]) -> Stats:
+        rows = rows_of(keys)
+        return _exact_stats(
+            stacked.values[rows], stacked.ents[rows], params.percentiles, confidence
+        )
+
+    def stats_of(key: GroupKey) -> Stats:
         if plan is None:
-            return _exact_stats(rows, params.percentiles, confidence)
-        return plan.stats(rows, params.percentiles)
+            return exact([key])
+        rows = released[key]
+        return plan.stats(stacked.values[rows], stacked.ents[rows], params.percentiles)
 
     order = sorted(released, key=_group_order)
-    stats = {key: stats_of(released[key]) for key in order}
+    stats = {key: stats_of(key) for key in order}
     n_group = len(params.group_by)
     periods: list[str] = []
     if params.period:
@@ -376,20 +482,11 @@ def run(
         out_groups.append(
             GroupStats(key=key[:n_group], period=period, stats=stats[key], growth=growth)
         )
-    all_rows = [row for key in order for row in released[key]]
-    if plan is None:
-        overall = _exact_stats(all_rows, params.percentiles, confidence)
-    else:
-        overall = _dp_total([stats[key] for key in order])
+    overall = exact(order) if plan is None else _dp_total([stats[key] for key in order])
     period_totals: list[PeriodTotal] = []
     for p in periods:
-        members = [key for key in order if key[n_group] == p]
-        if plan is None:
-            st = _exact_stats(
-                [row for key in members for row in released[key]], params.percentiles, confidence
-            )
-        else:
-            st = _dp_total([stats[key] for key in members])
+        in_period = [key for key in order if key[n_group] == p]
+        st = exact(in_period) if plan is None else _dp_total([stats[key] for key in in_period])
         growth = _growth(st, period_totals[-1].stats) if period_totals else None
         period_totals.append(PeriodTotal(period=p, stats=st, growth=growth))
     return AggregateStatsOutput(

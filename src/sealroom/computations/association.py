@@ -123,43 +123,49 @@ def run(
     confidence = _stats.confidence_value(params.confidence)
     alpha = _stats.parse_num(params.alpha, what="alpha")
     zq = float(stats.norm.ppf((1 + confidence) / 2))
-    sig_keys = _stats.keys(sig_t, params.key_signal, input_name="signal")
-    out_keys = _stats.keys(out_t, params.key_outcome, input_name="outcome")
+    (sig_codes, out_codes), space = _stats.encode_keys(
+        [(sig_t, params.key_signal, "signal"), (out_t, params.key_outcome, "outcome")]
+    )
+    size = space.size
     if params.signal_type == "binary":
         assert params.signal is not None or params.signal_agg == "count"
         if params.signal is None:
             raise InvalidInput("association-test: a binary signal needs a signal column")
-        sv, s_rows = _stats.per_key(
-            sig_keys, _stats.flags(sig_t, params.signal, input_name="signal"), "max"
+        has_s, sv, s_used = _stats.group_values(
+            sig_codes, _stats.flags(sig_t, params.signal, input_name="signal"), "max", size
         )
     else:
         raw = None
         if params.signal_agg != "count":
             assert params.signal is not None
             raw = _stats.numbers(sig_t, params.signal, input_name="signal")
-        sv, s_rows = _stats.per_key(sig_keys, raw, params.signal_agg)
+        has_s, sv, s_used = _stats.group_values(sig_codes, raw, params.signal_agg, size)
     if params.outcome_type == "binary":
         oraw = _stats.flags(out_t, params.outcome, input_name="outcome")
-        ov, o_rows = _stats.per_key(out_keys, oraw, "max")
+        has_o, ov, o_used = _stats.group_values(out_codes, oraw, "max", size)
     else:
         oraw = _stats.numbers(out_t, params.outcome, input_name="outcome")
-        ov, o_rows = _stats.per_key(out_keys, oraw, "mean")
+        has_o, ov, o_used = _stats.group_values(out_codes, oraw, "mean", size)
     if params.fill_missing_signal:
-        for key in ov.keys() - sv.keys():
-            sv[key] = 0.0
-    joined = sorted(sv.keys() & ov.keys())
-    for index, (name, table, rows) in enumerate(
-        (("signal", sig_t, s_rows), ("outcome", out_t, o_rows))
+        missing = has_o & ~has_s
+        sv = np.where(missing, 0.0, sv)
+        has_s = has_s | missing
+    joined = space.in_str_order(np.flatnonzero(has_s & has_o))
+    for index, (name, table, key, codes, used) in enumerate(
+        (
+            ("signal", sig_t, params.key_signal, sig_codes, s_used),
+            ("outcome", out_t, params.key_outcome, out_codes, o_used),
+        )
     ):
-        ents = _stats.entities(table, privacy, index, input_name=name)
-        n_ent = _stats.distinct(ents[i] for key in joined for i in rows.get(key, ()))
+        ents = _stats.entity_codes(table, privacy, index, input_name=name, key=(key, codes))
+        n_ent = _stats.count_distinct(ents[used & _stats.member(codes, joined, size)])
         if n_ent < privacy.k[index]:
             raise PolicyDenied(
                 f"association-test: the joined rows of input {name!r} hold fewer than its "
                 f"threshold of {privacy.k[index]} distinct entities"
             )
-    x = np.array([sv[key] for key in joined])
-    y = np.array([ov[key] for key in joined])
+    x = sv[joined]
+    y = ov[joined]
     n = len(joined)
     k = max(privacy.k)
     binary = [

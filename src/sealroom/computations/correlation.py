@@ -90,24 +90,32 @@ def run(
     for i, (name, col, role) in enumerate((("a", params.x, "x"), ("b", params.y, "y"))):
         _stats.check_use(privacy, i, col, input_name=name, role=f"correlated column {role}")
     confidence = _stats.confidence_value(params.confidence)
-    keys_a = _stats.keys(table_a, params.key_a, input_name="a")
-    keys_b = _stats.keys(table_b, params.key_b, input_name="b")
+    (codes_a, codes_b), space = _stats.encode_keys(
+        [(table_a, params.key_a, "a"), (table_b, params.key_b, "b")]
+    )
+    size = space.size
     xs = None if params.agg_a == "count" else _stats.numbers(table_a, params.x, input_name="a")
     ys = None if params.agg_b == "count" else _stats.numbers(table_b, params.y, input_name="b")
-    va, rows_a = _stats.per_key(keys_a, xs, params.agg_a)
-    vb, rows_b = _stats.per_key(keys_b, ys, params.agg_b)
-    matched = sorted(va.keys() & vb.keys())
-    for index, (name, table, rows) in enumerate((("a", table_a, rows_a), ("b", table_b, rows_b))):
-        ents = _stats.entities(table, privacy, index, input_name=name)
-        n_ent = _stats.distinct(ents[i] for key in matched for i in rows[key])
+    has_a, va, used_a = _stats.group_values(codes_a, xs, params.agg_a, size)
+    has_b, vb, used_b = _stats.group_values(codes_b, ys, params.agg_b, size)
+    # Matched keys in str order, as sorted() would give them.
+    matched = space.in_str_order(np.flatnonzero(has_a & has_b))
+    for index, (name, table, key, codes, used) in enumerate(
+        (
+            ("a", table_a, params.key_a, codes_a, used_a),
+            ("b", table_b, params.key_b, codes_b, used_b),
+        )
+    ):
+        ents = _stats.entity_codes(table, privacy, index, input_name=name, key=(key, codes))
+        n_ent = _stats.count_distinct(ents[used & _stats.member(codes, matched, size)])
         if n_ent < privacy.k[index]:
             raise PolicyDenied(
                 f"correlation: the matched rows of input {name!r} hold fewer than its "
                 f"threshold of {privacy.k[index]} distinct entities"
             )
     n = len(matched)
-    x = np.array([va[key] for key in matched])
-    y = np.array([vb[key] for key in matched])
+    x = va[matched]
+    y = vb[matched]
     r = rho = p_r = p_rho = math.nan
     if n >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
         with warnings.catch_warnings():

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from typing import Annotated
 
+import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
@@ -60,19 +61,24 @@ def run(
     inputs: Sequence[pa.Table], params: OverlapParams, privacy: PrivacyContext
 ) -> OverlapOutput:
     table_a, table_b = inputs
-    keys_a = _stats.keys(table_a, params.key_a, input_name="a")
-    keys_b = _stats.keys(table_b, params.key_b, input_name="b")
-    set_a = {k for k in keys_a if k is not None}
-    set_b = {k for k in keys_b if k is not None}
-    both = set_a & set_b
+    (codes_a, codes_b), space = _stats.encode_keys(
+        [(table_a, params.key_a, "a"), (table_b, params.key_b, "b")]
+    )
+    in_a = np.bincount(codes_a[codes_a >= 0], minlength=space.size) > 0
+    in_b = np.bincount(codes_b[codes_b >= 0], minlength=space.size) > 0
+    n_a, n_b = int(np.count_nonzero(in_a)), int(np.count_nonzero(in_b))
+    both = np.flatnonzero(in_a & in_b)
+    n_both = len(both)
     k = max(privacy.k)
-    enough = len(both) >= k
-    for index, (name, table, ks) in enumerate((("a", table_a, keys_a), ("b", table_b, keys_b))):
-        ents = _stats.entities(table, privacy, index, input_name=name)
-        n_ent = _stats.distinct(e for e, key in zip(ents, ks, strict=True) if key in both)
+    enough = n_both >= k
+    for index, (name, table, key, codes) in enumerate(
+        (("a", table_a, params.key_a, codes_a), ("b", table_b, params.key_b, codes_b))
+    ):
+        ents = _stats.entity_codes(table, privacy, index, input_name=name, key=(key, codes))
+        n_ent = _stats.count_distinct(ents[_stats.member(codes, both, space.size)])
         enough = enough and n_ent >= privacy.k[index]
-    size_a = len(set_a) if len(set_a) >= privacy.k[0] else None
-    size_b = len(set_b) if len(set_b) >= privacy.k[1] else None
+    size_a = n_a if n_a >= privacy.k[0] else None
+    size_b = n_b if n_b >= privacy.k[1] else None
     if not enough:
         return OverlapOutput(
             size_a=size_a,
@@ -86,22 +92,22 @@ def run(
             k=k,
             insight=f"the overlap is below the threshold of {k}: its size is not released",
         )
-    union = len(set_a | set_b)
-    jaccard = len(both) / union
+    union = n_a + n_b - n_both
+    jaccard = n_both / union
     return OverlapOutput(
         size_a=size_a,
         size_b=size_b,
-        overlap=len(both),
+        overlap=n_both,
         union=union,
         jaccard=_stats.num(jaccard),
-        share_of_a=_stats.num(len(both) / len(set_a)) if size_a is not None else None,
-        share_of_b=_stats.num(len(both) / len(set_b)) if size_b is not None else None,
+        share_of_a=_stats.num(n_both / n_a) if size_a is not None else None,
+        share_of_b=_stats.num(n_both / n_b) if size_b is not None else None,
         below_k=False,
         k=k,
         insight=(
-            f"{len(both)} shared identifiers; Jaccard {jaccard:.3f}"
-            + (f"; {100 * len(both) / len(set_a):.1f}% of a" if size_a is not None else "")
-            + (f", {100 * len(both) / len(set_b):.1f}% of b" if size_b is not None else "")
+            f"{n_both} shared identifiers; Jaccard {jaccard:.3f}"
+            + (f"; {100 * n_both / n_a:.1f}% of a" if size_a is not None else "")
+            + (f", {100 * n_both / n_b:.1f}% of b" if size_b is not None else "")
         ),
     )
 

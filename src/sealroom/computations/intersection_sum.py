@@ -65,28 +65,35 @@ def run(
     confidence = _stats.confidence_value(params.confidence)
     names = ("a", "b")
     key_cols = (params.key_a, params.key_b)
-    ks = [_stats.keys(t, c, input_name=n) for t, c, n in zip(inputs, key_cols, names, strict=True)]
+    codes, space = _stats.encode_keys(
+        [(t, c, n) for t, c, n in zip(inputs, key_cols, names, strict=True)]
+    )
     values = _stats.numbers(inputs[vi], params.value, input_name=names[vi])
-    totals, rows_v = _stats.per_key(ks[vi], values, "sum")
-    other = {k for k in ks[1 - vi] if k is not None}
-    both = sorted(totals.keys() & other)
+    has_v, totals, used_v = _stats.group_values(codes[vi], values, "sum", space.size)
+    other = codes[1 - vi]
+    in_other = np.bincount(other[other >= 0], minlength=space.size) > 0
+    both = space.in_str_order(np.flatnonzero(has_v & in_other))
     k = max(privacy.k)
     enough = len(both) >= k
-    in_both = set(both)
     for index in (0, 1):
-        ents = _stats.entities(inputs[index], privacy, index, input_name=names[index])
+        ents = _stats.entity_codes(
+            inputs[index],
+            privacy,
+            index,
+            input_name=names[index],
+            key=(key_cols[index], codes[index]),
+        )
+        rows = _stats.member(codes[index], both, space.size)
         if index == vi:
-            used = (ents[i] for key in both for i in rows_v[key])
-        else:
-            used = (e for e, key in zip(ents, ks[index], strict=True) if key in in_both)
-        enough = enough and _stats.distinct(used) >= privacy.k[index]
+            rows &= used_v
+        enough = enough and _stats.count_distinct(ents[rows]) >= privacy.k[index]
     if not enough:
         raise PolicyDenied(
             f"intersection-sum: the intersection is below the threshold of {k} identifiers "
             "or of an input's k distinct entities"
         )
-    per_id = np.array([totals[key] for key in both])
-    n_rows = sum(len(rows_v[key]) for key in both)
+    per_id = totals[both]
+    n_rows = int(np.count_nonzero(used_v & _stats.member(codes[vi], both, space.size)))
     total = math.fsum(per_id.tolist())
     lo, hi = _stats.t_mean_ci(per_id, confidence)
     return IntersectionSumOutput(

@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from typing import Annotated
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 from scipy import stats
 
@@ -88,36 +90,48 @@ def run(inputs: Sequence[pa.Table], params: LiftParams, privacy: PrivacyContext)
             privacy, 1, params.conversion, input_name="conversions", role="conversion column"
         )
     confidence = _stats.confidence_value(params.confidence)
-    ids = _stats.keys(exposure, params.key_exposure, input_name="exposure")
-    labels = _stats.keys(exposure, params.group, input_name="exposure")
-    ents = _stats.entities(exposure, privacy, 0, input_name="exposure")
-    arms: dict[str, set[str]] = {}
-    for key, label in zip(ids, labels, strict=True):
-        if key is not None and label in (params.test_value, params.control_value):
-            arms.setdefault(key, set()).add(label)
-    arm_of = {key: next(iter(a)) for key, a in arms.items() if len(a) == 1}
-    conv_ids = _stats.keys(conversions, params.key_conversions, input_name="conversions")
+    (ids, conv_ids), space = _stats.encode_keys(
+        [
+            (exposure, params.key_exposure, "exposure"),
+            (conversions, params.key_conversions, "conversions"),
+        ]
+    )
+    size = space.size
+    labels = _stats.key_array(exposure, params.group, input_name="exposure")
+    ents = _stats.entity_codes(
+        exposure, privacy, 0, input_name="exposure", key=(params.key_exposure, ids)
+    )
+    known = ids >= 0
+
+    def labelled(value: str) -> _stats.Bools:
+        rows = np.asarray(pc.fill_null(pc.equal(labels, value), False).to_numpy(False), dtype=bool)
+        return np.bincount(ids[rows & known], minlength=size) > 0
+
+    has_t, has_c = labelled(params.test_value), labelled(params.control_value)
+    # An identifier in both arms is contaminated and left out.
+    arm_t, arm_c = has_t & ~has_c, has_c & ~has_t
     if params.conversion is None:
-        converted = {k for k in conv_ids if k is not None}
+        converted = np.bincount(conv_ids[conv_ids >= 0], minlength=size) > 0
     else:
         flag = _stats.flags(conversions, params.conversion, input_name="conversions")
-        best, _ = _stats.per_key(conv_ids, flag, "max")
-        converted = {k for k, v in best.items() if v == 1.0}
-    cells: dict[tuple[str, bool], set[Hashable]] = {
-        (arm, c): set() for arm in (params.test_value, params.control_value) for c in (True, False)
-    }
-    for key, ent in zip(ids, ents, strict=True):
-        if key is not None and key in arm_of and ent is not None:
-            cells[(arm_of[key], key in converted)].add(ent)
+        has, best, _ = _stats.group_values(conv_ids, flag, "max", size)
+        converted = has & (best == 1.0)
+    safe = np.where(known, ids, 0)
+    rows_ok = known & (ents >= 0)
+    conv_row = converted[safe]
     k = max(privacy.k)
-    if any(len(members) < k for members in cells.values()):
-        raise PolicyDenied(
-            f"lift: every arm needs at least {k} distinct converted and {k} non-converted entities"
-        )
-    n_t = sum(1 for a in arm_of.values() if a == params.test_value)
-    n_c = len(arm_of) - n_t
-    c_t = sum(1 for key, a in arm_of.items() if a == params.test_value and key in converted)
-    c_c = sum(1 for key, a in arm_of.items() if a == params.control_value and key in converted)
+    for arm in (arm_t, arm_c):
+        in_arm = rows_ok & arm[safe]
+        for cell in (in_arm & conv_row, in_arm & ~conv_row):
+            if _stats.count_distinct(ents[cell]) < k:
+                raise PolicyDenied(
+                    f"lift: every arm needs at least {k} distinct converted and {k} "
+                    "non-converted entities"
+                )
+    n_t = int(np.count_nonzero(arm_t))
+    n_c = int(np.count_nonzero(arm_c))
+    c_t = int(np.count_nonzero(arm_t & converted))
+    c_c = int(np.count_nonzero(arm_c & converted))
     p_t, p_c = c_t / n_t, c_c / n_c
     diff = p_t - p_c
     zq = float(stats.norm.ppf((1 + confidence) / 2))
