@@ -64,6 +64,7 @@ __all__ = [
     "distinct",
     "encode",
     "encode_keys",
+    "encode_values",
     "entities",
     "entity_codes",
     "fisher_ci",
@@ -425,6 +426,24 @@ class KeySpace:
 _INT_KEYS = (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32())
 
 
+def _dense_int_codes(joined: pa.Array) -> tuple[Codes, npt.NDArray[np.int64]] | None:
+    """Codes of null-free integers in a narrow range by a lookup table (no hashing): code =
+    rank of the value among the distinct values. None when the table would be too large."""
+    if len(joined) == 0 or joined.null_count:
+        return None
+    values = np.asarray(joined.to_numpy(), dtype=np.int64)
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo >= 4 * len(values) + 1024:
+        return None
+    offsets = values - lo
+    present = np.zeros(hi - lo + 1, dtype=np.bool_)
+    present[offsets] = True
+    rank = np.cumsum(present, dtype=np.int64) - 1
+    codes: Codes = rank[offsets]
+    ints: npt.NDArray[np.int64] = np.flatnonzero(present).astype(np.int64) + lo
+    return codes, ints
+
+
 def encode_keys(columns: Sequence[tuple[pa.Table, str, str]]) -> tuple[list[Codes], KeySpace]:
     """Identifier columns ``(table, column, input_name)`` coded in one space (-1 for null).
 
@@ -434,14 +453,60 @@ def encode_keys(columns: Sequence[tuple[pa.Table, str, str]]) -> tuple[list[Code
     if cols and all(c.type in _INT_KEYS for c in cols):
         chunks = [chunk for c in cols for chunk in pc.cast(c, pa.int64()).chunks]
         joined = pa.concat_arrays(chunks) if chunks else pa.array([], pa.int64())
+        dense = _dense_int_codes(joined)
+        if dense is not None:
+            codes, ints = dense
+            out: list[Codes] = []
+            start = 0
+            for c in cols:
+                out.append(codes[start : start + len(c)])
+                start += len(c)
+            return out, KeySpace(size=len(ints), ints=ints, strings=None)
         encoded = pc.dictionary_encode(joined)
         ints = np.asarray(encoded.dictionary.to_numpy(), dtype=np.int64)
         return _split_codes(encoded.indices, [len(c) for c in cols]), KeySpace(
             size=len(ints), ints=ints, strings=None
         )
-    arrays = [key_array(t, name, input_name=input_name) for t, name, input_name in columns]
-    codes, dictionary = encode(arrays)
-    return codes, KeySpace(size=len(dictionary), ints=None, strings=dictionary)
+    coded, dictionary = encode_values(columns)
+    return coded, KeySpace(size=len(dictionary), ints=None, strings=dictionary)
+
+
+def encode_values(columns: Sequence[tuple[pa.Table, str, str]]) -> tuple[list[Codes], pa.Array]:
+    """The same codes as ``encode([key_array(...) ...])`` up to renumbering, and the keys
+    by code, converting each distinct value once instead of each cell.
+
+    A key depends on the cell's value only, so each column is dictionary-encoded
+    on its raw values, the per-cell rule is applied to the (small) dictionary,
+    and the dictionaries are merged by their key strings (values with the same
+    key, like 0.0 and -0.0 or 17 and "17", get one code; null keys get -1).
+    """
+    local: list[Codes] = []
+    dicts: list[pa.Array] = []
+    for t, name, input_name in columns:
+        col = column(t, name, input_name=input_name)
+        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        try:
+            if pa.types.is_nested(arr.type) or pa.types.is_dictionary(arr.type):
+                raise pa.ArrowNotImplementedError("not hashed by value")
+            enc = pc.dictionary_encode(arr)
+            labels = key_array(pa.table({name: enc.dictionary}), name, input_name=input_name)
+            indices = enc.indices
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+            labels = key_array(t, name, input_name=input_name)
+            indices = pa.array(np.arange(len(labels), dtype=np.int64))
+        local.append(np.asarray(pc.fill_null(indices, -1).to_numpy(), dtype=np.int64))
+        dicts.append(labels)
+    if not dicts:
+        return [], pa.array([], pa.string())
+    merged = pc.dictionary_encode(pa.concat_arrays(dicts))
+    to_global = np.asarray(pc.fill_null(merged.indices, -1).to_numpy(), dtype=np.int64)
+    out: list[Codes] = []
+    offset = 0
+    for codes, labels in zip(local, dicts, strict=True):
+        mapping = np.append(to_global[offset : offset + len(labels)], -1)
+        out.append(mapping[np.where(codes < 0, len(labels), codes)])
+        offset += len(labels)
+    return out, merged.dictionary
 
 
 def string_order(dictionary: pa.Array, codes: Codes) -> Codes:

@@ -51,7 +51,6 @@ from typing import Annotated
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel, Field, field_validator
 
 from sealroom.computations import _stats
@@ -352,14 +351,29 @@ class _Stacked:
         n_groups = len(self.keys)
         n_parties = int(self.party.max()) + 1 if len(self.party) else 1
         named = self.ents >= 0
-        rows = pa.table({"g": self.gid[named], "p": self.party[named], "e": self.ents[named]})
+        g, p, e = self.gid[named], self.party[named], self.ents[named]
+        n_ents = int(e.max()) + 1 if len(e) else 1
         union = np.zeros(n_groups, dtype=np.int64)
-        by_group = rows.group_by("g").aggregate([("e", "count_distinct")])
-        union[by_group.column("g").to_numpy()] = by_group.column("e_count_distinct").to_numpy()
         per_party = np.zeros(n_groups * n_parties, dtype=np.int64)
-        by_party = rows.group_by(["g", "p"]).aggregate([("e", "count_distinct")])
-        cell = by_party.column("g").to_numpy() * n_parties + by_party.column("p").to_numpy()
-        per_party[cell] = by_party.column("e_count_distinct").to_numpy()
+        if n_groups * n_ents * n_parties < 2**62:
+            # One sort of the (group, entity, party) triples gives both counts: distinct
+            # triples per (group, party), and distinct (group, entity) runs per group.
+            triples = np.sort((g * n_ents + e) * n_parties + p)
+            triples = triples[np.r_[True, triples[1:] != triples[:-1]]]
+            pair = triples // n_parties
+            group = pair // n_ents
+            per_party += np.bincount(
+                group * n_parties + (triples - pair * n_parties), minlength=n_groups * n_parties
+            )
+            new_pair = np.r_[True, pair[1:] != pair[:-1]]
+            union += np.bincount(group[new_pair], minlength=n_groups)
+        else:
+            rows = pa.table({"g": g, "p": p, "e": e})
+            by_group = rows.group_by("g").aggregate([("e", "count_distinct")])
+            union[by_group.column("g").to_numpy()] = by_group.column("e_count_distinct").to_numpy()
+            by_party = rows.group_by(["g", "p"]).aggregate([("e", "count_distinct")])
+            cell = by_party.column("g").to_numpy() * n_parties + by_party.column("p").to_numpy()
+            per_party[cell] = by_party.column("e_count_distinct").to_numpy()
         contributing = np.zeros(n_groups * n_parties, dtype=np.bool_)
         contributing[self.gid * n_parties + self.party] = True
         smallest = np.where(contributing, per_party, np.iinfo(np.int64).max).reshape(
@@ -370,6 +384,20 @@ class _Stacked:
         return {self.keys[i]: int(effective[i]) for i in np.flatnonzero(present).tolist()}
 
 
+def _compact(combined: _stats.Codes, bound: int) -> tuple[_stats.Codes, _stats.Codes]:
+    """Dense ids 0..m-1 of ``combined`` (values in ``[0, bound)``) in increasing order of
+    value, and one row of each (any: rows of a group share its labels); a lookup table
+    when ``bound`` is small, else a sort."""
+    if bound <= 4 * len(combined) + 1024:
+        row = np.full(bound, -1, dtype=np.int64)
+        row[combined] = np.arange(len(combined), dtype=np.int64)
+        present = row >= 0
+        dense = np.cumsum(present) - 1
+        return dense[combined].astype(np.int64), row[present]
+    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    return inverse.astype(np.int64).reshape(-1), first.astype(np.int64)
+
+
 def _stack(
     inputs: Sequence[pa.Table],
     params: AggregateStatsParams,
@@ -377,24 +405,22 @@ def _stack(
     label_cols: Sequence[str],
 ) -> _Stacked:
     values: list[_stats.Floats] = []
-    labels: list[list[pa.Array]] = []
-    ent_keys: list[pa.Array | None] = []
     for index, table in enumerate(inputs):
         name = f"party {index + 1}"
         _stats.check_use(privacy, index, params.value, input_name=name, role="value")
         for col in label_cols:
             _stats.check_use(privacy, index, col, input_name=name, role="group or period")
         values.append(_stats.numbers(table, params.value, input_name=name))
-        labels.append([_stats.key_array(table, c, input_name=name) for c in label_cols])
-        entity = privacy.entity_columns[index]
-        ent_keys.append(
-            None if entity is None else _stats.key_array(table, entity, input_name=name)
-        )
-    declared = [e for e in ent_keys if e is not None]
-    codes, space = _stats.encode(declared)
+    names = [f"party {i + 1}" for i in range(len(inputs))]
+    declared = [
+        (t, e, n)
+        for t, e, n in zip(inputs, privacy.entity_columns, names, strict=False)
+        if e is not None
+    ]
+    codes, space = _stats.encode_keys(declared)
     ents: list[_stats.Codes] = []
-    next_code = len(space)
-    for e, table in zip(ent_keys, inputs, strict=True):
+    next_code = space.size
+    for e, table in zip(privacy.entity_columns, inputs, strict=False):
         if e is None:
             ents.append(np.arange(next_code, next_code + table.num_rows, dtype=np.int64))
             next_code += table.num_rows
@@ -403,26 +429,37 @@ def _stack(
     all_values = np.concatenate(values) if values else np.zeros(0)
     usable = ~np.isnan(all_values)
     party = np.concatenate([np.full(t.num_rows, i, dtype=np.int64) for i, t in enumerate(inputs)])
-    gid = np.zeros(len(all_values), dtype=np.int64)
-    columns: list[pa.Array] = []
-    for j in range(len(label_cols)):
-        col = pa.concat_arrays([parts[j] for parts in labels])
-        encoded = pc.dictionary_encode(col, null_encoding="encode")
-        code = np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
-        _, gid = np.unique(gid * len(encoded.dictionary) + code, return_inverse=True)
-        gid = gid.astype(np.int64)
-        columns.append(col)
-    gid = gid[usable]
-    # Compact group ids to the groups with usable rows, and read each group's labels.
-    present, first, gid = np.unique(gid, return_index=True, return_inverse=True)
-    rows = np.flatnonzero(usable)[first]
-    label_values = [col.take(pa.array(rows)).to_pylist() for col in columns]
-    keys = tuple(tuple(lab[i] for lab in label_values) for i in range(len(present)))
+    # Group labels: integer codes per column (a null label is its own code), combined
+    # into one mixed-radix key per row; labels are read back from the dictionaries.
+    combined = np.zeros(int(np.count_nonzero(usable)), dtype=np.int64)
+    bound = 1
+    dictionaries: list[pa.Array] = []
+    label_codes: list[_stats.Codes] = []
+    for c in label_cols:
+        parts, dictionary = _stats.encode_values(
+            [(t, c, n) for t, n in zip(inputs, names, strict=True)]
+        )
+        code = np.concatenate(parts)[usable] if parts else np.zeros(0, dtype=np.int64)
+        code = np.where(code < 0, len(dictionary), code)
+        radix = len(dictionary) + 1
+        if bound * radix >= 2**62:  # re-number the groups so far before the key overflows
+            combined, _ = _compact(combined, bound)
+            bound = int(combined.max()) + 1 if len(combined) else 1
+        combined = combined * radix + code
+        bound *= radix
+        dictionaries.append(pa.concat_arrays([dictionary, pa.nulls(1, pa.string())]))
+        label_codes.append(code)
+    gid, first = _compact(combined, bound)
+    labels = [
+        d.take(pa.array(lc[first])).to_pylist()
+        for d, lc in zip(dictionaries, label_codes, strict=True)
+    ]
+    keys: tuple[GroupKey, ...] = tuple(tuple(lab[i] for lab in labels) for i in range(len(first)))
     return _Stacked(
         values=all_values[usable],
         ents=np.concatenate(ents)[usable] if ents else np.zeros(0, dtype=np.int64),
         party=party[usable],
-        gid=gid.astype(np.int64),
+        gid=gid,
         keys=keys,
     )
 
