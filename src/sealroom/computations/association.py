@@ -158,7 +158,12 @@ def run(
         )
     ):
         ents = _stats.entity_codes(table, privacy, index, input_name=name, key=(key, codes))
-        n_ent = _stats.count_distinct(ents[used & _stats.member(codes, joined, size)])
+        if ents is codes and not params.fill_missing_signal:
+            # The entity is the identifier and every joined identifier has a used row
+            # on both sides, so the distinct entities are the joined identifiers.
+            n_ent = len(joined)
+        else:
+            n_ent = _stats.count_distinct(ents[used & _stats.member(codes, joined, size)])
         if n_ent < privacy.k[index]:
             raise PolicyDenied(
                 f"association-test: the joined rows of input {name!r} hold fewer than its "

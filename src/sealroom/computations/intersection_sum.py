@@ -75,6 +75,7 @@ def run(
     both = space.in_str_order(np.flatnonzero(has_v & in_other))
     k = max(privacy.k)
     enough = len(both) >= k
+    value_rows = used_v & _stats.member(codes[vi], both, space.size)
     for index in (0, 1):
         ents = _stats.entity_codes(
             inputs[index],
@@ -83,17 +84,21 @@ def run(
             input_name=names[index],
             key=(key_cols[index], codes[index]),
         )
-        rows = _stats.member(codes[index], both, space.size)
-        if index == vi:
-            rows &= used_v
-        enough = enough and _stats.count_distinct(ents[rows]) >= privacy.k[index]
+        if ents is codes[index]:
+            # The entity is the identifier: every identifier of the intersection has a
+            # (used) row on both sides, so the distinct entities are the intersection.
+            n_ent = len(both)
+        else:
+            rows = value_rows if index == vi else _stats.member(codes[index], both, space.size)
+            n_ent = _stats.count_distinct(ents[rows])
+        enough = enough and n_ent >= privacy.k[index]
     if not enough:
         raise PolicyDenied(
             f"intersection-sum: the intersection is below the threshold of {k} identifiers "
             "or of an input's k distinct entities"
         )
     per_id = totals[both]
-    n_rows = int(np.count_nonzero(used_v & _stats.member(codes[vi], both, space.size)))
+    n_rows = int(np.count_nonzero(value_rows))
     total = math.fsum(per_id.tolist())
     lo, hi = _stats.t_mean_ci(per_id, confidence)
     return IntersectionSumOutput(
