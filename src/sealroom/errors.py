@@ -11,7 +11,9 @@ caused the error and, like the public message, contains no secrets.
     SealroomError
     ├── InvalidInput                 bad input at a boundary (CLI, API, parser, file)
     │   ├── StatementFormatError     a statement or envelope that does not parse strictly
-    │   └── KeystoreError            a missing, corrupt or foreign keystore
+    │   ├── KeystoreError            a missing, corrupt or foreign keystore
+    │   ├── BodyTooLarge             an HTTP body over its limit
+    │   └── UnsupportedMediaType     an HTTP body of the wrong content type
     ├── AuthenticationFailed         a request signature that is missing, stale, replayed or wrong
     ├── NotFound                     also what a party gets for objects it may not see
     ├── Conflict                     a state change that cannot happen (e.g. a fork)
@@ -30,9 +32,11 @@ caused the error and, like the public message, contains no secrets.
 from __future__ import annotations
 
 __all__ = [
+    "CATALOG",
     "AttestationInvalid",
     "AuthenticationFailed",
     "BackendUnavailable",
+    "BodyTooLarge",
     "CommitmentMismatch",
     "Conflict",
     "DecryptionFailed",
@@ -45,6 +49,7 @@ __all__ = [
     "SealroomError",
     "SignatureInvalid",
     "StatementFormatError",
+    "UnsupportedMediaType",
     "VerificationFailed",
 ]
 
@@ -80,6 +85,16 @@ class StatementFormatError(InvalidInput):
 class KeystoreError(InvalidInput):
     code = "keystore"
     public_message = "the keystore cannot be used"
+
+
+class BodyTooLarge(InvalidInput):
+    code = "body_too_large"
+    public_message = "the request body is too large"
+
+
+class UnsupportedMediaType(InvalidInput):
+    code = "unsupported_media_type"
+    public_message = "the content type is not supported here"
 
 
 class AuthenticationFailed(SealroomError):
@@ -140,3 +155,25 @@ class ProtocolError(SealroomError):
 class BackendUnavailable(SealroomError):
     code = "backend_unavailable"
     public_message = "a backend service is unavailable"
+
+
+CATALOG: tuple[type[SealroomError], ...] = (
+    InvalidInput,
+    StatementFormatError,
+    KeystoreError,
+    BodyTooLarge,
+    UnsupportedMediaType,
+    AuthenticationFailed,
+    NotFound,
+    Conflict,
+    PolicyDenied,
+    VerificationFailed,
+    SignatureInvalid,
+    AttestationInvalid,
+    ProofInvalid,
+    CommitmentMismatch,
+    DecryptionFailed,
+    ProtocolError,
+    BackendUnavailable,
+)
+"""Every error that crosses the HTTP boundary by its code (the API's catalog, the SDK's map back)."""

@@ -35,7 +35,7 @@ from sealroom.computations.registry import Registry
 from sealroom.coordinator.service import Coordinator, Stored
 from sealroom.crypto.keys import PartyId, PublicIdentity
 from sealroom.crypto.request_signing import parse_party, verify_request
-from sealroom.errors import InvalidInput, SealroomError
+from sealroom.errors import BodyTooLarge, InvalidInput, SealroomError, UnsupportedMediaType
 from sealroom.statements.canonical import parse_json_strict
 from sealroom.storage.engine import create_engine
 from sealroom.storage.migrate import upgrade
@@ -47,16 +47,6 @@ MAX_JSON_BODY = 1 << 20
 MAX_SEALED_BODY = 64 << 20
 _UPLOAD_PATH = re.compile(r"^/v1/requests/[^/]+/inputs/[^/]+$")
 T = TypeVar("T")
-
-
-class BodyTooLarge(InvalidInput):
-    code = "body_too_large"
-    public_message = "the request body is too large"
-
-
-class UnsupportedMediaType(InvalidInput):
-    code = "unsupported_media_type"
-    public_message = "the content type is not supported here"
 
 
 def _limit_for(scope: Scope) -> int:

@@ -15,54 +15,39 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from sealroom.errors import (
-    AttestationInvalid,
+    CATALOG,
     AuthenticationFailed,
     BackendUnavailable,
-    CommitmentMismatch,
+    BodyTooLarge,
     Conflict,
-    DecryptionFailed,
-    InvalidInput,
-    KeystoreError,
     NotFound,
     PolicyDenied,
-    ProofInvalid,
-    ProtocolError,
     SealroomError,
-    SignatureInvalid,
-    StatementFormatError,
-    VerificationFailed,
+    UnsupportedMediaType,
 )
 
 __all__ = ["STATUS_BY_CODE", "error_body", "error_response", "status_for"]
 
 _log = logging.getLogger("sealroom.api")
 
-STATUS_BY_CODE: dict[str, int] = {
-    InvalidInput.code: 400,
-    StatementFormatError.code: 400,
-    KeystoreError.code: 400,
-    VerificationFailed.code: 400,
-    SignatureInvalid.code: 400,
-    AttestationInvalid.code: 400,
-    ProofInvalid.code: 400,
-    CommitmentMismatch.code: 400,
-    DecryptionFailed.code: 400,
-    ProtocolError.code: 400,
-    AuthenticationFailed.code: 401,
-    PolicyDenied.code: 403,
-    NotFound.code: 404,
-    Conflict.code: 409,
-    "body_too_large": 413,
-    "unsupported_media_type": 415,
-    BackendUnavailable.code: 503,
-    SealroomError.code: 500,
-}
+# Most specific first: the first class an error is an instance of gives its status;
+# everything else in the catalog (bad input, failed verification, protocol errors) is 400.
+_STATUS_BY_CLASS: tuple[tuple[type[SealroomError], int], ...] = (
+    (BodyTooLarge, 413),
+    (UnsupportedMediaType, 415),
+    (AuthenticationFailed, 401),
+    (PolicyDenied, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (BackendUnavailable, 503),
+)
 
-_MESSAGES = {
-    "body_too_large": "the request body is too large",
-    "unsupported_media_type": "the content type is not supported here",
-    "internal": "internal error",
-}
+STATUS_BY_CODE: dict[str, int] = {
+    cls.code: next((status for base, status in _STATUS_BY_CLASS if issubclass(cls, base)), 400)
+    for cls in CATALOG
+} | {SealroomError.code: 500}
+
+_MESSAGES = {cls.code: cls.public_message for cls in CATALOG} | {"internal": "internal error"}
 
 
 def status_for(code: str) -> int:

@@ -9,22 +9,17 @@ catalog has but the core tree lacks get small subclasses here, so their
 from __future__ import annotations
 
 from sealroom.errors import (
-    AttestationInvalid,
+    CATALOG,
     AuthenticationFailed,
     BackendUnavailable,
-    CommitmentMismatch,
+    BodyTooLarge,
     Conflict,
-    DecryptionFailed,
     InvalidInput,
-    KeystoreError,
     NotFound,
     PolicyDenied,
-    ProofInvalid,
     ProtocolError,
     SealroomError,
-    SignatureInvalid,
-    StatementFormatError,
-    VerificationFailed,
+    UnsupportedMediaType,
 )
 
 __all__ = [
@@ -36,16 +31,6 @@ __all__ = [
 ]
 
 
-class BodyTooLarge(InvalidInput):
-    code = "body_too_large"
-    public_message = "the request body is too large"
-
-
-class UnsupportedMediaType(InvalidInput):
-    code = "unsupported_media_type"
-    public_message = "the request has the wrong content type"
-
-
 class ServerError(SealroomError):
     """The coordinator failed (a bug on its side); its body never carries internals."""
 
@@ -53,29 +38,8 @@ class ServerError(SealroomError):
     public_message = "the coordinator failed"
 
 
-_BY_CODE: dict[str, type[SealroomError]] = {
-    cls.code: cls
-    for cls in (
-        InvalidInput,
-        StatementFormatError,
-        SignatureInvalid,
-        VerificationFailed,
-        AttestationInvalid,
-        CommitmentMismatch,
-        DecryptionFailed,
-        ProofInvalid,
-        KeystoreError,
-        ProtocolError,
-        AuthenticationFailed,
-        PolicyDenied,
-        NotFound,
-        Conflict,
-        BodyTooLarge,
-        UnsupportedMediaType,
-        BackendUnavailable,
-        ServerError,
-    )
-}
+_KNOWN: tuple[type[SealroomError], ...] = (*CATALOG, ServerError)
+_BY_CODE: dict[str, type[SealroomError]] = {cls.code: cls for cls in _KNOWN}
 
 _BY_STATUS: dict[int, type[SealroomError]] = {
     400: InvalidInput,
