@@ -38,6 +38,7 @@ from sealroom.statements import (
     parse_json_strict,
     sign_statement,
 )
+from sealroom.statements.canonical import dict_without_duplicates
 
 __all__ = ["dataset_app", "register"]
 
@@ -347,22 +348,13 @@ def _json_constant(text: str) -> Any:
     raise ValueError(f"{text} is not a number")
 
 
-def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
 def _loads(text: str) -> Any:
     """JSON as the CLI reads parameters: no duplicate keys, decimals become decimal strings."""
     return json.loads(
         text,
         parse_float=_json_decimal,
         parse_constant=_json_constant,
-        object_pairs_hook=_json_object,
+        object_pairs_hook=dict_without_duplicates,
     )
 
 

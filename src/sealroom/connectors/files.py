@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from sealroom.errors import InvalidInput
+from sealroom.statements.canonical import dict_without_duplicates
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -178,15 +179,6 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
 def _json_cell(cols: _Columns, column: str, value: Any, line: int) -> tuple[str, Any]:
     where = f"{cols.name} line {line}: field {column!r}"
     if value is None:
@@ -219,7 +211,7 @@ def _read_jsonl(f: BinaryIO, name: str, limits: ReadLimits) -> _Columns:
             continue
         try:
             obj = json.loads(
-                text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant
+                text, object_pairs_hook=dict_without_duplicates, parse_constant=_reject_constant
             )
         except (json.JSONDecodeError, ValueError) as exc:
             detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_SAFE_INT",
     "b64_field",
     "canonical_json",
+    "dict_without_duplicates",
     "exact_keys",
     "parse_json_strict",
 ]
@@ -70,13 +71,21 @@ def parse_json_strict(data: bytes, *, max_size: int, what: str) -> Any:
     return value
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def dict_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A ``json.loads`` object hook that refuses a repeated key (``ValueError`` naming it)."""
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise StatementFormatError(f"duplicate key {key!r}")
+            raise ValueError(f"duplicate key {key!r}")
         out[key] = value
     return out
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    try:
+        return dict_without_duplicates(pairs)
+    except ValueError as exc:
+        raise StatementFormatError(str(exc)) from None
 
 
 def _no_float(text: str) -> Any:
