@@ -24,6 +24,7 @@ from sealroom.computations import Computation, PrivacyContext
 from sealroom.computations.base import DEFAULT_K, ZERO_COST, PrivacyCost
 from sealroom.connectors.files import read_table
 from sealroom.policy import PolicyRules
+from sealroom.policy.rules import privacy_context
 
 DATA = Path(__file__).resolve().parents[2] / "src" / "sealroom" / "data"
 
@@ -157,20 +158,7 @@ def privacy_for(
     rules: Sequence[Mapping[str, Any] | None], cost: PrivacyCost = ZERO_COST
 ) -> PrivacyContext:
     """The privacy context the owners' rules imply (what the enclave must build, too)."""
-    parsed = [PolicyRules.parse(r) if r is not None else None for r in rules]
-    caps = [r.max_output_rows for r in parsed if r is not None and r.max_output_rows is not None]
-    return PrivacyContext(
-        k=tuple(r.k if r is not None else DEFAULT_K for r in parsed),
-        entity_columns=tuple(r.entity_column if r is not None else None for r in parsed),
-        never_output=tuple(frozenset(r.never_output if r else ()) for r in parsed),
-        join_only=tuple(frozenset(r.join_only if r else ()) for r in parsed),
-        max_output_rows=min(caps) if caps else None,
-        cost=cost,
-        analysis=tuple(
-            r.sql.model_dump(mode="json") if r is not None and r.sql is not None else None
-            for r in parsed
-        ),
-    )
+    return privacy_context([PolicyRules.parse(r) if r is not None else None for r in rules], cost)
 
 
 def run_direct(

@@ -61,7 +61,7 @@ from sealroom.errors import (
 )
 from sealroom.policy.compose import compose
 from sealroom.policy.ledger import BudgetLedger, Charge, canonical_decimal
-from sealroom.policy.rules import Decision, PolicyRules, decide
+from sealroom.policy.rules import Decision, PolicyRules, decide, privacy_context
 from sealroom.statements import (
     Approval,
     ComputationRequest,
@@ -219,7 +219,7 @@ def execute_job(
     )
 
     tables = _open_inputs(materials.sealed_inputs, atts, keys=keys, request_digest=req.digest)
-    privacy = _privacy_context(rules, cost)
+    privacy = privacy_context(rules, cost)
     body = _compute(computation, tables, params, privacy)
     del tables
     outputs = dict.fromkeys(recipients, body)
@@ -446,23 +446,6 @@ def _decision_record(
             )
         )
     return tuple(out)
-
-
-def _privacy_context(rules: Sequence[PolicyRules | None], cost: PrivacyCost) -> PrivacyContext:
-    """The full privacy context from the effective rules (no policy: the defaults)."""
-    caps = [r.max_output_rows for r in rules if r is not None and r.max_output_rows is not None]
-    return PrivacyContext(
-        k=tuple(r.k if r is not None else DEFAULT_K for r in rules),
-        entity_columns=tuple(r.entity_column if r is not None else None for r in rules),
-        never_output=tuple(frozenset(r.never_output if r else ()) for r in rules),
-        join_only=tuple(frozenset(r.join_only if r else ()) for r in rules),
-        max_output_rows=min(caps) if caps else None,
-        cost=cost,
-        analysis=tuple(
-            r.sql.model_dump(mode="json") if r is not None and r.sql is not None else None
-            for r in rules
-        ),
-    )
 
 
 def _check_approvals(

@@ -25,14 +25,14 @@ Budgets (``dp``, ``max_queries``) are enforced by the enclave's ledger
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sealroom.computations.base import DEFAULT_K, Computation, PrivacyCost
+from sealroom.computations.base import DEFAULT_K, Computation, PrivacyContext, PrivacyCost
 from sealroom.policy.sql_rules import SqlAnalysisRules
 from sealroom.statements.fields import DecimalStr, Identifier, PartyIdStr, UnixTime, parse_object
 
@@ -44,6 +44,7 @@ __all__ = [
     "PolicyRules",
     "QueryLimit",
     "decide",
+    "privacy_context",
 ]
 
 _VERSION = r"^[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}$"
@@ -260,4 +261,21 @@ def _check_cost(
         f"(epsilon {budget.epsilon_per_requester}, delta {budget.delta_per_requester})",
         f"{label} spends {spend} per run, more than the per-requester budget "
         f"(epsilon {budget.epsilon_per_requester}, delta {budget.delta_per_requester})",
+    )
+
+
+def privacy_context(rules: Sequence[PolicyRules | None], cost: PrivacyCost) -> PrivacyContext:
+    """What a computation may release, per input, under the effective rules (None: no policy)."""
+    caps = [r.max_output_rows for r in rules if r is not None and r.max_output_rows is not None]
+    return PrivacyContext(
+        k=tuple(r.k if r is not None else DEFAULT_K for r in rules),
+        entity_columns=tuple(r.entity_column if r is not None else None for r in rules),
+        never_output=tuple(frozenset(r.never_output if r else ()) for r in rules),
+        join_only=tuple(frozenset(r.join_only if r else ()) for r in rules),
+        max_output_rows=min(caps) if caps else None,
+        cost=cost,
+        analysis=tuple(
+            r.sql.model_dump(mode="json") if r is not None and r.sql is not None else None
+            for r in rules
+        ),
     )
