@@ -32,6 +32,7 @@ from sealroom.api.errors import (
 )
 from sealroom.api.schemas import install_openapi
 from sealroom.computations.registry import Registry
+from sealroom.coordinator.relay import MAX_MESSAGE, Relay
 from sealroom.coordinator.service import Coordinator, Stored
 from sealroom.crypto.keys import PartyId, PublicIdentity
 from sealroom.crypto.request_signing import parse_party, verify_request
@@ -46,12 +47,15 @@ __all__ = ["MAX_JSON_BODY", "MAX_SEALED_BODY", "create_app"]
 MAX_JSON_BODY = 1 << 20
 MAX_SEALED_BODY = 64 << 20
 _UPLOAD_PATH = re.compile(r"^/v1/requests/[^/]+/inputs/[^/]+$")
+_RELAY_PATH = re.compile(r"^/v1/sessions/[^/]+/messages$")
 T = TypeVar("T")
 
 
 def _limit_for(scope: Scope) -> int:
     if scope["method"] == "PUT" and _UPLOAD_PATH.match(scope["path"]):
         return MAX_SEALED_BODY
+    if scope["method"] == "POST" and _RELAY_PATH.match(scope["path"]):
+        return MAX_MESSAGE
     return MAX_JSON_BODY
 
 
@@ -153,6 +157,7 @@ def create_app(
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
+    relay = Relay(engine=engine)
     app.state.coordinator = coordinator
     install_openapi(app)
     app.add_exception_handler(SealroomError, handle_sealroom_error)
@@ -432,5 +437,44 @@ def create_app(
     async def fail(rid: str, request: Request) -> dict[str, Any]:
         result: dict[str, Any] = await signed_json(request, coordinator.fail_job, rid)
         return result
+
+    # --- relay for protocols run between parties -------------------------------------
+
+    @app.post("/v1/sessions", status_code=201)
+    async def create_session(request: Request) -> JSONResponse:
+        return stored(await signed_json(request, relay.create_session))
+
+    @app.get("/v1/sessions")
+    async def list_sessions(request: Request) -> dict[str, Any]:
+        caller, _ = await authenticate(request)
+        return await call(relay.list_sessions, caller=caller, now=clock())
+
+    @app.get("/v1/sessions/{sid}")
+    async def get_session(sid: str, request: Request) -> dict[str, Any]:
+        caller, _ = await authenticate(request)
+        return await call(relay.get_session, sid, caller=caller, now=clock())
+
+    @app.post("/v1/sessions/{sid}/messages", status_code=201)
+    async def post_message(sid: str, request: Request, to: str = Query(...)) -> dict[str, Any]:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/octet-stream":
+            raise UnsupportedMediaType("send the sealed message as application/octet-stream")
+        caller, body = await authenticate(request, content_type="application/octet-stream")
+        return await call(relay.post_message, sid, to, body, caller=caller, now=clock())
+
+    @app.get("/v1/sessions/{sid}/messages")
+    async def next_message(
+        sid: str, request: Request, after: int = Query(-1, ge=-1, le=2**62)
+    ) -> Response:
+        caller, _ = await authenticate(request)
+        found = await call(relay.next_message, sid, after=after, caller=caller, now=clock())
+        if found is None:
+            return Response(status_code=204)
+        index, sender, body = found
+        return Response(
+            content=body,
+            media_type="application/octet-stream",
+            headers={"sealroom-index": str(index), "sealroom-sender": sender},
+        )
 
     return app

@@ -340,10 +340,45 @@ class JobView(_Open):
     lease_until: int
 
 
+class SessionParticipant(_Doc):
+    role: str = Field(description="The participant's role in the protocol, e.g. a, b, server.")
+    party: str
+
+
+class CreateSessionBody(_Doc):
+    session: str = Field(
+        description="32 lowercase hex characters, chosen at random by the creator."
+    )
+    protocol: str
+    participants: list[SessionParticipant] = Field(description="2..200, the caller among them.")
+    request: Digest | None
+    expires_in: int = Field(description="Seconds, 60..86400.")
+
+
+class SessionView(_Open):
+    session: str
+    protocol: str
+    request: Digest | None
+    created_by: str
+    created_at: int
+    expires_at: int
+    participants: list[SessionParticipant]
+
+
+class SessionList(_Open):
+    sessions: list[SessionView]
+
+
+class MessagePosted(_Open):
+    index: int
+
+
 # --- the route tables ------------------------------------------------------------------------
 
 _SEALED = "sealed"
-"""Marker for the one raw-bytes body: the sealed input upload."""
+"""Marker for the sealed input upload's raw-bytes body."""
+_RELAYED = "relayed"
+"""Marker for a relayed protocol message's raw-bytes body."""
 
 BODIES: dict[tuple[str, str], type[BaseModel] | str] = {
     ("post", "/v1/parties"): RegisterPartyBody,
@@ -358,6 +393,8 @@ BODIES: dict[tuple[str, str], type[BaseModel] | str] = {
     ("post", "/v1/enclaves"): EnclaveBody,
     ("post", "/v1/jobs/{rid}/complete"): CompleteJobBody,
     ("post", "/v1/jobs/{rid}/fail"): ReasonBody,
+    ("post", "/v1/sessions"): CreateSessionBody,
+    ("post", "/v1/sessions/{sid}/messages"): _RELAYED,
 }
 """The body each mutating route takes. ``POST /v1/jobs/claim`` takes none."""
 
@@ -393,6 +430,10 @@ RESPONSES: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
     ("post", "/v1/jobs/claim"): (200, JobView),
     ("post", "/v1/jobs/{rid}/complete"): (200, RequestView),
     ("post", "/v1/jobs/{rid}/fail"): (200, RequestView),
+    ("post", "/v1/sessions"): (201, SessionView),
+    ("get", "/v1/sessions"): (200, SessionList),
+    ("get", "/v1/sessions/{sid}"): (200, SessionView),
+    ("post", "/v1/sessions/{sid}/messages"): (201, MessagePosted),
 }
 
 PUBLIC: frozenset[tuple[str, str]] = frozenset(
@@ -433,6 +474,13 @@ def _json(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _request_body(spec: type[BaseModel] | str) -> dict[str, Any]:
+    if spec == _RELAYED:
+        return {
+            "required": True,
+            "description": "One protocol message (at most 64 MiB): an Ed25519 signature by the "
+            "sender, then the message sealed to the recipient. Opaque to the coordinator.",
+            "content": {"application/octet-stream": {"schema": dict(_BINARY)}},
+        }
     if isinstance(spec, str):
         return {
             "required": True,
@@ -517,6 +565,14 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
             "description": "The ProofBundle JSON (verification/bundle.py), without outputs",
             "content": {"application/json": {"schema": {"type": "object"}}},
         }
+    relayed = paths.get("/v1/sessions/{sid}/messages", {}).get("get")
+    if relayed is not None:
+        relayed["responses"]["200"] = {
+            "description": "The caller's next message after `after`, as posted; its index and "
+            "sender role in the Sealroom-Index and Sealroom-Sender headers",
+            "content": {"application/octet-stream": {"schema": dict(_BINARY)}},
+        }
+        relayed["responses"]["204"] = {"description": "No message yet"}
     claim = paths.get("/v1/jobs/claim", {}).get("post")
     if claim is not None:
         claim["responses"]["204"] = {"description": "Nothing is ready"}

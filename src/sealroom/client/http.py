@@ -47,6 +47,8 @@ from sealroom.client.views import (
     RequestView,
     ResultView,
     SearchPage,
+    SessionList,
+    SessionView,
     V,
     parse_view,
 )
@@ -507,6 +509,81 @@ class Client:
         path = f"/v1/jobs/{_segment(request)}/fail"
         body = self._json_body({"reason": reason})
         return self._view(RequestView, "POST", path, what="POST job fail", body=body, signed=True)
+
+    # --- relay for protocols run between parties ---------------------------------------
+
+    def create_session(
+        self,
+        session: str,
+        *,
+        protocol: str,
+        participants: Sequence[tuple[str, str]],
+        request: str | None = None,
+        expires_in: int = 3600,
+    ) -> SessionView:
+        body = self._json_body(
+            {
+                "session": session,
+                "protocol": protocol,
+                "participants": [{"role": r, "party": p} for r, p in participants],
+                "request": request,
+                "expires_in": expires_in,
+            }
+        )
+        return self._view(
+            SessionView, "POST", "/v1/sessions", what="POST /v1/sessions", body=body, signed=True
+        )
+
+    def sessions(self) -> tuple[SessionView, ...]:
+        page = self._view(SessionList, "GET", "/v1/sessions", what="GET /v1/sessions", signed=True)
+        return page.sessions
+
+    def session(self, session: str) -> SessionView:
+        path = f"/v1/sessions/{_segment(session)}"
+        return self._view(SessionView, "GET", path, what="GET session", signed=True)
+
+    def post_message(self, session: str, to: str, body: bytes) -> int:
+        path = f"/v1/sessions/{_segment(session)}/messages"
+        response = self._send(
+            "POST",
+            path,
+            query=[("to", to)],
+            body=body,
+            content_type="application/octet-stream",
+            signed=True,
+        )
+        _expect(response, (201,), "POST session message")
+        index = _json_object(response, "POST session message").get("index")
+        if type(index) is not int:
+            raise ProtocolError("malformed response to POST session message: index")
+        return index
+
+    def next_message(self, session: str, *, after: int) -> tuple[int, str, bytes] | None:
+        """The next relayed message for this party after ``after``: (index, sender role, body)."""
+        path = f"/v1/sessions/{_segment(session)}/messages"
+        response = self._send(
+            "GET", path, query=[("after", str(after))], signed=True, headers={"accept": "*/*"}
+        )
+        _expect(response, (200, 204), "GET session message")
+        if response.status_code == 204:
+            return None
+        index, sender = (
+            response.headers.get("sealroom-index", ""),
+            response.headers.get("sealroom-sender", ""),
+        )
+        if not index.isdigit() or not sender:
+            raise ProtocolError("malformed response to GET session message: headers")
+        return int(index), sender, response.content
+
+
+def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(response.content)
+    except ValueError:
+        raise ProtocolError(f"malformed response to {what}: not JSON") from None
+    if not isinstance(value, dict):
+        raise ProtocolError(f"malformed response to {what}: not an object")
+    return value
 
 
 def _pieces(body: bytes, progress: Progress) -> Iterator[bytes]:

@@ -53,6 +53,9 @@ __all__ = [
     "ResultView",
     "SearchHit",
     "SearchPage",
+    "SessionList",
+    "SessionParticipant",
+    "SessionView",
     "parse_view",
 ]
 
@@ -327,3 +330,24 @@ class JobView(View):
     inputs: tuple[JobInput, ...]
     evidence: DigestStr
     lease_until: int
+
+
+class SessionParticipant(View):
+    role: str
+    party: PartyIdStr
+
+
+class SessionView(View):
+    """A relay session as the coordinator describes it (participants are checked by the client)."""
+
+    session: str
+    protocol: str
+    request: DigestStr | None
+    created_by: PartyIdStr
+    created_at: int
+    expires_at: int
+    participants: tuple[SessionParticipant, ...]
+
+
+class SessionList(View):
+    sessions: tuple[SessionView, ...]

@@ -49,8 +49,12 @@ __all__ = [
     "OutputRef",
     "Policy",
     "PrivacyCharge",
+    "ProtocolParticipant",
+    "ProtocolReceipt",
     "Receipt",
+    "StreamDigest",
     "TimeRange",
+    "TrainedModel",
     "output_commitment",
 ]
 
@@ -377,6 +381,127 @@ def output_commitment(salt: bytes, body: bytes) -> str:
 
 Receipt.model_rebuild()
 
+
+# --- Protocols run between parties ---------------------------------------------------------
+
+SessionStr = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+
+
+class ProtocolParticipant(_Part):
+    """One party of a protocol run: its role and the datasets it brought (if any)."""
+
+    role: Identifier
+    party: PartyIdStr
+    inputs: Annotated[tuple[DigestStr, ...], Field(max_length=64)]
+
+
+class StreamDigest(_Part):
+    """SHA-256 over every message one role sent another, in order (see protocols.channel)."""
+
+    sender: Identifier
+    recipient: Identifier
+    digest: DigestStr
+
+
+def _check_participants(participants: tuple[ProtocolParticipant, ...]) -> None:
+    if len({p.role for p in participants}) != len(participants):
+        raise ValueError("participants contain a duplicate role")
+    if len({p.party for p in participants}) != len(participants):
+        raise ValueError("participants contain a duplicate party")
+
+
+class ProtocolReceipt(Statement):
+    """One participant's signed account of a protocol run it took part in.
+
+    There is no enclave to sign for everyone, so every participant signs its
+    own receipt over the same run description, plus the digests of the message
+    streams it saw and a salted commitment to what it learned. A run is
+    verified as the set of all participants' receipts
+    (:func:`sealroom.protocols.receipts.verify_run`): same description, and for
+    every stream, sender and recipient report the same digest.
+    """
+
+    TYPE: ClassVar[str] = "sealroom.protocol-receipt"
+    VERSION: ClassVar[int] = 1
+
+    protocol: Identifier
+    protocol_version: Annotated[int, Field(ge=1, le=999)]
+    session: SessionStr
+    request: DigestStr | None
+    code_digest: DigestStr
+    parameters: BoundedObject
+    participants: Annotated[tuple[ProtocolParticipant, ...], Field(min_length=2, max_length=200)]
+    role: Identifier
+    transcript: Annotated[tuple[StreamDigest, ...], Field(min_length=1, max_length=400)]
+    output: OutputRef
+    issued_at: UnixTime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProtocolReceipt:
+        _check_participants(self.participants)
+        if self.role not in {p.role for p in self.participants}:
+            raise ValueError("role is not one of the participants")
+        for s in self.transcript:
+            if self.role not in (s.sender, s.recipient):
+                raise ValueError("transcript lists a stream the signer was not part of")
+        if self.output.recipient != self.signer_party:
+            raise ValueError("output must be committed to the signer")
+        return self
+
+    @property
+    def signer_party(self) -> str:
+        return next(p.party for p in self.participants if p.role == self.role)
+
+    def check_signer(self, signer: PublicIdentity) -> None:
+        require_signer(self.signer_party, signer, role=f"participant {self.role}")
+
+
+class ModelWeights(_Part):
+    """A linear model: weights per feature and an intercept, as exact decimal strings."""
+
+    family: Literal["linear", "logistic"]
+    features: Annotated[tuple[_ColumnName, ...], Field(min_length=1, max_length=10_000)]
+    weights: Annotated[tuple[DecimalStr, ...], Field(min_length=1, max_length=10_000)]
+    intercept: DecimalStr
+
+    @model_validator(mode="after")
+    def _sizes(self) -> ModelWeights:
+        if len(self.weights) != len(self.features):
+            raise ValueError("one weight per feature")
+        return self
+
+
+class TrainedModel(Statement):
+    """A model trained by a protocol run, with its provenance; signed by the trainer.
+
+    Its digest is the model's id, so it can be evaluated and rated later; the
+    participants' :class:`ProtocolReceipt` s commit to this digest.
+    """
+
+    TYPE: ClassVar[str] = "sealroom.trained-model"
+    VERSION: ClassVar[int] = 1
+
+    trainer: PartyIdStr
+    method: Literal["secagg-fedavg", "ckks-gradient-descent"]
+    session: SessionStr
+    code_digest: DigestStr
+    participants: Annotated[tuple[ProtocolParticipant, ...], Field(min_length=2, max_length=200)]
+    rounds: Annotated[int, Field(ge=1, le=100_000)]
+    model: ModelWeights
+    training: BoundedObject
+    issued_at: UnixTime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainedModel:
+        _check_participants(self.participants)
+        if self.trainer not in {p.party for p in self.participants}:
+            raise ValueError("the trainer must be a participant")
+        return self
+
+    def check_signer(self, signer: PublicIdentity) -> None:
+        require_signer(self.trainer, signer, role="trainer")
+
+
 STATEMENT_TYPES: dict[str, type[Statement]] = {
     cls.TYPE: cls
     for cls in (
@@ -386,5 +511,7 @@ STATEMENT_TYPES: dict[str, type[Statement]] = {
         Approval,
         EnclaveEvidence,
         Receipt,
+        ProtocolReceipt,
+        TrainedModel,
     )
 }

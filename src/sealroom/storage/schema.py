@@ -45,6 +45,9 @@ __all__ = [
     "request_recipients",
     "requests",
     "results",
+    "session_messages",
+    "session_participants",
+    "sessions",
     "settings",
     "statements",
 ]
@@ -223,6 +226,42 @@ nonces = Table(
     Column("party", _PARTY, primary_key=True),
     Column("nonce", String(32), primary_key=True),
     Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+# The relay for protocols run between parties (sealroom.coordinator.relay): the
+# coordinator stores each message only as the sealed, signed bytes it was given.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("session", String(32), primary_key=True),
+    Column("protocol", String(64), nullable=False),
+    Column("request", _DIGEST, nullable=True),
+    Column("created_by", _PARTY, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+session_participants = Table(
+    "session_participants",
+    metadata,
+    Column("session", String(32), ForeignKey("sessions.session"), primary_key=True),
+    Column("role", String(64), primary_key=True),
+    Column("party", _PARTY, nullable=False),
+    Column("position", Integer, nullable=False),
+    Index("session_participants_party", "party"),
+    Index("session_participants_unique_party", "session", "party", unique=True),
+)
+
+session_messages = Table(
+    "session_messages",
+    metadata,
+    Column("id", _Seq, primary_key=True, autoincrement=True),
+    Column("session", String(32), ForeignKey("sessions.session"), nullable=False),
+    Column("sender", String(64), nullable=False),
+    Column("recipient", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("session_messages_inbox", "session", "recipient", "id"),
 )
 
 settings = Table(

@@ -1,0 +1,211 @@
+"""The relay for protocols run directly between parties (PSI, PJC, secure aggregation, HE).
+
+The coordinator is a mailbox here, nothing more: a session names a protocol
+and its participants (role -> registered party), and each message is stored
+as the opaque bytes its sender posted, for one recipient. Clients seal every
+message to the recipient's key and sign it (:mod:`sealroom.client.relay`), so
+the coordinator learns who takes part, the protocol's name, message sizes and
+timing, and nothing else; it cannot read, forge, reorder or replay a message
+without the recipient's channel noticing.
+
+Authorization: only participants see a session (others get 404); a party can
+post only as its own role and read only its own inbox. Sessions expire
+(at most a day) and their messages are deleted with them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select
+
+from sealroom.coordinator.service import Stored, _only, _str
+from sealroom.crypto.keys import PartyId
+from sealroom.errors import Conflict, InvalidInput, NotFound
+from sealroom.storage.engine import read_transaction, write_transaction
+from sealroom.storage.schema import parties, session_messages, session_participants, sessions
+
+__all__ = ["MAX_MESSAGE", "MAX_PARTICIPANTS", "MAX_SESSION_SECONDS", "Relay"]
+
+MAX_MESSAGE = 64 << 20
+MAX_PARTICIPANTS = 200
+MAX_SESSION_SECONDS = 86_400
+MAX_MESSAGES_PER_SESSION = 1_000_000
+_SESSION = re.compile(r"^[0-9a-f]{32}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class Relay:
+    def __init__(self, *, engine: Engine) -> None:
+        self._engine = engine
+
+    def create_session(self, body: dict[str, Any], *, caller: PartyId, now: int) -> Stored:
+        _only(body, {"session", "protocol", "participants", "request", "expires_in"}, "body")
+        session = _match(body["session"], _SESSION, "session (32 lowercase hex characters)")
+        protocol = _match(body["protocol"], _NAME, "protocol")
+        request = body["request"]
+        if request is not None:
+            request = _match(request, _DIGEST, "request (a sha256: digest or null)")
+        expires_in = body["expires_in"]
+        if type(expires_in) is not int or not 60 <= expires_in <= MAX_SESSION_SECONDS:
+            raise InvalidInput(f"expires_in must be an integer in 60..{MAX_SESSION_SECONDS}")
+        members = body["participants"]
+        if not isinstance(members, list) or not 2 <= len(members) <= MAX_PARTICIPANTS:
+            raise InvalidInput(f"participants must be a list of 2..{MAX_PARTICIPANTS}")
+        roles: list[tuple[str, str]] = []
+        for i, m in enumerate(members):
+            _only(m, {"role", "party"}, f"participants[{i}]")
+            roles.append(
+                (_match(m["role"], _NAME, f"participants[{i}].role"), _str(m["party"], "party"))
+            )
+        if len({r for r, _ in roles}) != len(roles) or len({p for _, p in roles}) != len(roles):
+            raise InvalidInput("participants must have distinct roles and distinct parties")
+        if caller not in {p for _, p in roles}:
+            raise InvalidInput("the caller must be one of the participants")
+        with write_transaction(self._engine) as conn:
+            self._sweep(conn, now)
+            known = set(
+                conn.scalars(
+                    select(parties.c.party).where(parties.c.party.in_([p for _, p in roles]))
+                )
+            )
+            unknown = [p for _, p in roles if p not in known]
+            if unknown:
+                raise NotFound(f"participant {unknown[0]} is not a registered party")
+            if conn.scalar(select(sessions.c.session).where(sessions.c.session == session)):
+                raise Conflict(f"session {session} already exists; pick a fresh random id")
+            conn.execute(
+                insert(sessions).values(
+                    session=session,
+                    protocol=protocol,
+                    request=request,
+                    created_by=caller,
+                    created_at=now,
+                    expires_at=now + expires_in,
+                )
+            )
+            conn.execute(
+                insert(session_participants),
+                [
+                    {"session": session, "role": r, "party": p, "position": i}
+                    for i, (r, p) in enumerate(roles)
+                ],
+            )
+            return Stored(view=self._view(conn, session), created=True)
+
+    def list_sessions(self, *, caller: PartyId, now: int) -> dict[str, Any]:
+        with read_transaction(self._engine) as conn:
+            ids = conn.scalars(
+                select(sessions.c.session)
+                .join(session_participants, session_participants.c.session == sessions.c.session)
+                .where(session_participants.c.party == caller, sessions.c.expires_at > now)
+                .order_by(sessions.c.created_at.desc(), sessions.c.session)
+                .limit(100)
+            ).all()
+            return {"sessions": [self._view(conn, s) for s in ids]}
+
+    def get_session(self, session: str, *, caller: PartyId, now: int) -> dict[str, Any]:
+        with read_transaction(self._engine) as conn:
+            self._role(conn, session, caller, now)
+            return self._view(conn, session)
+
+    def post_message(
+        self, session: str, recipient: str, body: bytes, *, caller: PartyId, now: int
+    ) -> dict[str, Any]:
+        if not body:
+            raise InvalidInput("a message body is required")
+        if len(body) > MAX_MESSAGE:
+            raise InvalidInput(f"a message may be at most {MAX_MESSAGE} bytes")
+        with write_transaction(self._engine) as conn:
+            sender = self._role(conn, session, caller, now)
+            roles = set(
+                conn.scalars(
+                    select(session_participants.c.role).where(
+                        session_participants.c.session == session
+                    )
+                )
+            )
+            if recipient not in roles or recipient == sender:
+                raise InvalidInput(f"{recipient!r} is not another participant of this session")
+            count = conn.scalar(
+                select(func.count())
+                .select_from(session_messages)
+                .where(session_messages.c.session == session)
+            )
+            if (count or 0) >= MAX_MESSAGES_PER_SESSION:
+                raise Conflict("this session has reached its message limit")
+            result = conn.execute(
+                insert(session_messages).values(
+                    session=session, sender=sender, recipient=recipient, body=body, created_at=now
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None  # an INSERT always has one
+            return {"index": int(key[0])}
+
+    def next_message(
+        self, session: str, *, after: int, caller: PartyId, now: int
+    ) -> tuple[int, str, bytes] | None:
+        """The caller's first message with an index above ``after``: (index, sender role, body)."""
+        with read_transaction(self._engine) as conn:
+            me = self._role(conn, session, caller, now)
+            row = conn.execute(
+                select(session_messages.c.id, session_messages.c.sender, session_messages.c.body)
+                .where(
+                    session_messages.c.session == session,
+                    session_messages.c.recipient == me,
+                    session_messages.c.id > after,
+                )
+                .order_by(session_messages.c.id)
+                .limit(1)
+            ).first()
+            return None if row is None else (int(row.id), row.sender, bytes(row.body))
+
+    def _role(self, conn: Connection, session: str, caller: PartyId, now: int) -> str:
+        row = conn.execute(
+            select(session_participants.c.role)
+            .join(sessions, sessions.c.session == session_participants.c.session)
+            .where(
+                session_participants.c.session == session,
+                session_participants.c.party == caller,
+                sessions.c.expires_at > now,
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"session {session} not found")
+        return str(row.role)
+
+    def _view(self, conn: Connection, session: str) -> dict[str, Any]:
+        row = conn.execute(select(sessions).where(sessions.c.session == session)).one()
+        members = conn.execute(
+            select(session_participants.c.role, session_participants.c.party)
+            .where(session_participants.c.session == session)
+            .order_by(session_participants.c.position)
+        ).all()
+        return {
+            "session": row.session,
+            "protocol": row.protocol,
+            "request": row.request,
+            "created_by": row.created_by,
+            "created_at": row.created_at,
+            "expires_at": row.expires_at,
+            "participants": [{"role": m.role, "party": m.party} for m in members],
+        }
+
+    @staticmethod
+    def _sweep(conn: Connection, now: int) -> None:
+        expired = select(sessions.c.session).where(sessions.c.expires_at <= now)
+        conn.execute(delete(session_messages).where(session_messages.c.session.in_(expired)))
+        conn.execute(
+            delete(session_participants).where(session_participants.c.session.in_(expired))
+        )
+        conn.execute(delete(sessions).where(sessions.c.expires_at <= now))
+
+
+def _match(value: object, pattern: re.Pattern[str], what: str) -> str:
+    text = _str(value, what)
+    if not pattern.match(text):
+        raise InvalidInput(f"{what} is not valid")
+    return text
