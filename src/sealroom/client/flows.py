@@ -218,6 +218,16 @@ def publish(
 # --- request --------------------------------------------------------------------------------
 
 
+def load_dataset(
+    client: Client, dataset: str, *, data_path: Path | None, home: Path
+) -> tuple[Signed[DatasetAttestation], pa.Table]:
+    """One of this party's own datasets, read locally and checked against its signed commitment."""
+    att = _open_dataset(client, dataset)
+    if client.identity is None or att.statement.owner != client.identity.party_id:
+        raise InvalidInput(f"dataset {dataset} belongs to {att.statement.owner}, not to this party")
+    return att, _load_checked(att, data_path=data_path, home=home)
+
+
 def _open_dataset(client: Client, dataset: str) -> Signed[DatasetAttestation]:
     view = client.dataset(dataset)
     att = view.envelope.open(DatasetAttestation)

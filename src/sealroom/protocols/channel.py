@@ -79,7 +79,7 @@ class Channel:
         self.timeout = timeout
         self._next_out = dict.fromkeys(self.peers, 0)
         self._next_in = dict.fromkeys(self.peers, 0)
-        self._pending: dict[str, deque[Frame]] = {p: deque() for p in self.peers}
+        self._pending: dict[str, deque[tuple[Frame, bytes]]] = {p: deque() for p in self.peers}
         self._hashes: dict[tuple[str, str], hashlib._Hash] = {}
         self._aborted = False
 
@@ -187,9 +187,12 @@ class Channel:
                 return got
 
     def _take(self, sender: str, kind: str) -> Frame:
-        frame = self._pending[sender].popleft()
+        frame, data = self._pending[sender].popleft()
         if frame.kind != kind:
             self.fail(f"expected {kind} from {sender}, got {frame.kind}")
+        # Recorded when consumed, not when buffered, so a transcript never includes
+        # messages the protocol has not reached yet.
+        self._record(sender, self.me, data)
         return frame
 
     def _pull(self, deadline: float, *, waiting_for: str | None) -> bool:
@@ -207,12 +210,11 @@ class Channel:
         except ProtocolError as exc:
             self.fail(f"malformed message from {origin}: {exc.detail}")
         self._check(origin, frame)
-        self._record(origin, self.me, data)
         if frame.kind == ABORT:
             self._abort("a peer aborted")
             reason = frame.fields.get("reason")
             raise ProtocolError(f"{origin} aborted the run: {str(reason)[:500]}")
-        self._pending[origin].append(frame)
+        self._pending[origin].append((frame, data))
         return True
 
     def _check(self, origin: str, frame: Frame) -> None:
