@@ -50,12 +50,17 @@ def test_messages_flow_in_order_to_their_recipient_only(engine: Engine) -> None:
     a, b, c = _register(engine, "a", "b", "c")
     relay = Relay(engine=engine)
     view = relay.create_session(_body(a, b), caller=a, now=NOW).view
-    assert view["participants"] == [{"role": "a", "party": a}, {"role": "b", "party": b}]
+    assert view["participants"] == [
+        {"role": "a", "party": a, "active": False},
+        {"role": "b", "party": b, "active": False},
+    ]
     assert relay.list_sessions(caller=b, now=NOW)["sessions"] == [view]
     assert relay.list_sessions(caller=c, now=NOW)["sessions"] == []
     first = relay.post_message(SID, "b", b"one", caller=a, now=NOW)["index"]
     second = relay.post_message(SID, "b", b"two", caller=a, now=NOW)["index"]
     relay.post_message(SID, "a", b"reply", caller=b, now=NOW)
+    members = relay.get_session(SID, caller=a, now=NOW)["participants"]
+    assert [m["active"] for m in members] == [True, True]
     assert relay.next_message(SID, after=-1, caller=b, now=NOW) == (first, "a", b"one")
     assert relay.next_message(SID, after=first, caller=b, now=NOW) == (second, "a", b"two")
     assert relay.next_message(SID, after=second, caller=b, now=NOW) is None

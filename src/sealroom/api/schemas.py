@@ -345,6 +345,12 @@ class SessionParticipant(_Doc):
     party: str
 
 
+class SessionMember(_Open):
+    role: str
+    party: str
+    active: bool = Field(description="Whether this participant has posted a message yet.")
+
+
 class CreateSessionBody(_Doc):
     session: str = Field(
         description="32 lowercase hex characters, chosen at random by the creator."
@@ -362,7 +368,7 @@ class SessionView(_Open):
     created_by: str
     created_at: int
     expires_at: int
-    participants: list[SessionParticipant]
+    participants: list[SessionMember]
 
 
 class SessionList(_Open):

@@ -77,16 +77,27 @@ def open_session(
     roles: Sequence[tuple[str, str]],
     request: str | None = None,
     expires_in: int = 3600,
+    wait: float = 0.0,
 ) -> Session:
-    """Create a session with a fresh random id; ``roles`` pairs each role with a party id."""
-    view = client.create_session(
-        os.urandom(16).hex(),
-        protocol=protocol,
-        participants=roles,
-        request=request,
-        expires_in=expires_in,
-    )
-    return _checked(client, view, protocol=protocol, expect=[p for _, p in roles])
+    """Create a session with a fresh random id; ``roles`` pairs each role with a party id.
+
+    With ``wait``, a peer that has not registered yet is waited for that long.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            view = client.create_session(
+                os.urandom(16).hex(),
+                protocol=protocol,
+                participants=roles,
+                request=request,
+                expires_in=expires_in,
+            )
+            return _checked(client, view, protocol=protocol, expect=[p for _, p in roles])
+        except NotFound:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
 
 
 def join_session(
@@ -112,7 +123,9 @@ def join_session(
             views = [
                 v
                 for v in client.sessions()
-                if v.protocol == protocol and v.created_by != me.party_id
+                if v.protocol == protocol
+                and v.created_by != me.party_id
+                and not any(p.active for p in v.participants if p.party == me.party_id)
             ]
             view = views[0] if views else None
         if view is not None:

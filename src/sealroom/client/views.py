@@ -335,6 +335,7 @@ class JobView(View):
 class SessionParticipant(View):
     role: str
     party: PartyIdStr
+    active: bool
 
 
 class SessionView(View):

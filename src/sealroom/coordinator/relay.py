@@ -8,6 +8,9 @@ the coordinator learns who takes part, the protocol's name, message sizes and
 timing, and nothing else; it cannot read, forge, reorder or replay a message
 without the recipient's channel noticing.
 
+A participant is ``active`` once it has posted a message, so a client joining
+"the newest session" skips runs it already took part in.
+
 Authorization: only participants see a session (others get 404); a party can
 post only as its own role and read only its own inbox. Sessions expire
 (at most a day) and their messages are deleted with them.
@@ -184,6 +187,13 @@ class Relay:
             .where(session_participants.c.session == session)
             .order_by(session_participants.c.position)
         ).all()
+        active = set(
+            conn.scalars(
+                select(session_messages.c.sender)
+                .where(session_messages.c.session == session)
+                .distinct()
+            )
+        )
         return {
             "session": row.session,
             "protocol": row.protocol,
@@ -191,7 +201,9 @@ class Relay:
             "created_by": row.created_by,
             "created_at": row.created_at,
             "expires_at": row.expires_at,
-            "participants": [{"role": m.role, "party": m.party} for m in members],
+            "participants": [
+                {"role": m.role, "party": m.party, "active": m.role in active} for m in members
+            ],
         }
 
     @staticmethod

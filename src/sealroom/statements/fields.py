@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Annotated, Any, NewType, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, ValidationError
@@ -26,7 +27,9 @@ __all__ = [
     "NonNegInt",
     "PartyIdStr",
     "ShortText",
+    "SignedDecimalStr",
     "UnixTime",
+    "decimal_text",
     "parse_object",
 ]
 
@@ -57,6 +60,32 @@ def _canonical_decimal(text: str) -> str:
     return text
 
 
+_SIGNED_DECIMAL_RE = re.compile(r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,18})?$")
+
+
+def _canonical_signed_decimal(text: str) -> str:
+    """A decimal as :func:`_canonical_decimal`, optionally negative (never "-0")."""
+    if not _SIGNED_DECIMAL_RE.match(text) or (("." in text) and text.endswith("0")):
+        raise ValueError("must be a canonical decimal string like '-0.5'")
+    if text.startswith("-") and Decimal(text) == 0:
+        raise ValueError("zero has no sign")
+    return text
+
+
+def decimal_text(value: float, *, places: int = 18) -> str:
+    """A finite float as a canonical signed decimal string, rounded to ``places`` digits."""
+    if not math.isfinite(value):
+        raise InvalidInput(f"{value!r} is not a finite number")
+    with localcontext() as ctx:
+        ctx.prec = 60
+        d = Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-places))
+        text = format(d.normalize(), "f") if d != 0 else "0"
+    try:
+        return _canonical_signed_decimal(text)
+    except ValueError:
+        raise InvalidInput(f"{value!r} is out of range for a decimal string") from None
+
+
 def _b64(size: int | None, what: str) -> AfterValidator:
     def check(text: str) -> str:
         try:
@@ -79,6 +108,7 @@ BoundedObject = Annotated[dict[str, Any], AfterValidator(_bounded_object)]
 """A free-form JSON object (policy rules, computation parameters) of bounded size."""
 
 DecimalStr = Annotated[str, AfterValidator(_canonical_decimal)]
+SignedDecimalStr = Annotated[str, AfterValidator(_canonical_signed_decimal)]
 B64Key = Annotated[str, StringConstraints(max_length=44), _b64(32, "key")]
 B64Hash = Annotated[str, StringConstraints(max_length=44), _b64(32, "hash")]
 B64Nonce = Annotated[str, StringConstraints(max_length=24), _b64(16, "nonce")]

@@ -29,6 +29,7 @@ from sealroom.statements.fields import (
     NonNegInt,
     PartyIdStr,
     ShortText,
+    SignedDecimalStr,
     UnixTime,
 )
 
@@ -46,6 +47,7 @@ __all__ = [
     "InputDecision",
     "InputRef",
     "Keyword",
+    "ModelWeights",
     "OutputRef",
     "Policy",
     "PrivacyCharge",
@@ -461,8 +463,8 @@ class ModelWeights(_Part):
 
     family: Literal["linear", "logistic"]
     features: Annotated[tuple[_ColumnName, ...], Field(min_length=1, max_length=10_000)]
-    weights: Annotated[tuple[DecimalStr, ...], Field(min_length=1, max_length=10_000)]
-    intercept: DecimalStr
+    weights: Annotated[tuple[SignedDecimalStr, ...], Field(min_length=1, max_length=10_000)]
+    intercept: SignedDecimalStr
 
     @model_validator(mode="after")
     def _sizes(self) -> ModelWeights:
