@@ -225,10 +225,17 @@ def _scenario(url: str, work: Path, results: Path, echo: Echo, timeout: float) -
             p.client.close()
     parties = {n: _party(n, work, url) for n in ACT_TWO_PARTIES}
     try:
-        return _act_two(parties, work / "public-data", results, echo, now, timeout)
+        code = _act_two(parties, work / "public-data", results, echo, now, timeout)
+        if code != 0:
+            return code
     finally:
         for p in parties.values():
             p.client.close()
+    from sealroom.demo_no_trust import act_three  # numpy-heavy protocols: only this act
+
+    names = ("amiller", "CloudMolty", "NewbieMolty", "Analyst", *PLANS)
+    logs = {n: dataset_path(n.lower()) for n in ("amiller", "CloudMolty", "NewbieMolty")}
+    return act_three({n: work / "homes" / n for n in names}, logs, url, work / "no-trust", echo)
 
 
 def _run(

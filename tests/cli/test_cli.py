@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +41,7 @@ def demo_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         [sys.executable, "-m", "sealroom.cli", "demo", "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -59,6 +60,30 @@ def test_demo_runs_the_whole_scenario(demo_out: tuple[Path, str]) -> None:
     assert "NewbieMolty asking for the overlap result gets: not found [not_found]" in stdout
     assert "-> rejected, as it must be" in stdout
     assert "coordinator and enclave stopped" in stdout
+
+
+def test_demo_act_three_matches_the_plaintext(demo_out: tuple[Path, str]) -> None:
+    """The no-trust act: every protocol's answer equals the same computation in the clear."""
+    _, stdout = demo_out
+    overlap = re.search(
+        r": (\d+) in common, Jaccard [0-9.]+ \(plaintext check: (\d+) in common\)", stdout
+    )
+    assert overlap is not None
+    assert overlap.group(1) == overlap.group(2)
+    assert "both stop with: below threshold" in stdout
+    pjc = re.search(
+        r"Analyst learns: (\d+) common records, (\d+) visits \(plaintext check: (\d+), (\d+)\)",
+        stdout,
+    )
+    assert pjc is not None
+    assert (pjc.group(1), pjc.group(2)) == (pjc.group(3), pjc.group(4))
+    fed = re.search(r"pooled rows: largest difference ([0-9.e+-]+)", stdout)
+    assert fed is not None
+    assert float(fed.group(1)) < 1e-5
+    enc = re.search(r"plaintext differs by at most ([0-9.e+-]+)", stdout)
+    assert enc is not None
+    assert float(enc.group(1)) < 1e-6
+    assert stdout.count("every party holds the same verified set") == 4
 
 
 def test_demo_act_two_shows_the_refusals(demo_out: tuple[Path, str]) -> None:

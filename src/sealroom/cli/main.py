@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from sealroom import __version__
-from sealroom.cli import party, services
+from sealroom.cli import party, protocols, services
 from sealroom.errors import SealroomError
 from sealroom.statements import ReleasedOutput
 from sealroom.verification.bundle import ProofBundle
@@ -173,6 +173,7 @@ def demo(
 
 party.register(app)
 services.register(app)
+protocols.register(app)
 
 
 def main() -> None:

@@ -171,7 +171,7 @@ class RelayTransport:
     """Seals, signs and posts each message; polls, verifies and opens what arrives."""
 
     def __init__(
-        self, client: Client, session: Session, identity: Identity, *, max_interval: float = 0.25
+        self, client: Client, session: Session, identity: Identity, *, max_interval: float = 0.05
     ) -> None:
         if session.parties[session.me].party_id != identity.party_id:
             raise InvalidInput("the identity does not hold this session's role")
@@ -214,7 +214,7 @@ class RelayTransport:
 
     def receive(self, timeout: float) -> tuple[str, bytes] | None:
         deadline = time.monotonic() + timeout
-        interval = 0.01
+        interval = 0.002
         while True:
             got = self._client.next_message(self._session.id, after=self._after)
             if got is not None:

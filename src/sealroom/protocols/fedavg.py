@@ -377,9 +377,10 @@ def decode_signed(residues: Array, *, bits: int) -> Array:
     r = np.asarray(residues).astype(np.uint64) & np.uint64((1 << bits) - 1)
     if bits == 64:
         return r.view(np.int64)
-    v = r.astype(np.int64)
-    v[v >= 1 << (bits - 1)] -= 1 << bits
-    return v
+    # Sign-extend from bit b-1 by shifting it into bit 63 and back (arithmetic shift),
+    # which avoids the constant 2^b that does not fit int64 when b = 63.
+    shift = np.uint64(64 - bits)
+    return ((r << shift).view(np.int64) >> np.int64(64 - bits)).astype(np.int64)
 
 
 def _need_dp(config: FedAvgConfig) -> DPConfig:

@@ -1,0 +1,576 @@
+"""``sealroom psi | pjc | train``: protocols run directly between parties, no enclave trusted.
+
+One party starts a run naming its peer(s) (``--with PARTY``); the others join
+(``--join``, optionally ``--session ID``). Messages go through the
+coordinator's relay sealed and signed; at the end each party holds what the
+protocol gave it and every participant's signed receipt (``--out FILE``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pyarrow as pa
+import typer
+
+from sealroom.cli.common import (
+    DEFAULT_URL_VALUE,
+    HomeOpt,
+    JsonOpt,
+    UrlOpt,
+    emit,
+    handle_errors,
+    open_session,
+)
+from sealroom.client import flows, relay
+from sealroom.client.protocol_runs import ProtocolRun
+from sealroom.errors import InvalidInput
+from sealroom.protocols.channel import DEFAULT_TIMEOUT
+
+__all__ = ["register"]
+
+WithOpt = Annotated[
+    list[str] | None,
+    typer.Option("--with", help="Start a run with this party (party id; repeatable for training)."),
+]
+JoinOpt = Annotated[
+    bool, typer.Option("--join", help="Join a run another party started (waits for it).")
+]
+SessionOpt = Annotated[
+    str | None, typer.Option("--session", help="With --join: the session id to join.")
+]
+DataOpt = Annotated[Path | None, typer.Option("--data", help="Local data file (JSONL or CSV).")]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset",
+        help="Your published dataset id: its file (from --data or your dataset index) is "
+        "checked against its signed commitment and named in the receipts.",
+    ),
+]
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", help="Write the run record (all signed receipts) here.")
+]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for a peer at any step.")
+]
+
+
+def _table(
+    client: Any, *, data: Path | None, dataset: str | None, home: Path
+) -> tuple[pa.Table, list[str]]:
+    if dataset is not None:
+        att, table = flows.load_dataset(client, dataset, data_path=data, home=home)
+        return table, [att.digest]
+    if data is None:
+        raise InvalidInput("give the data: --data FILE and/or --dataset ID")
+    from sealroom.connectors.files import read_table
+
+    return read_table(data), []
+
+
+def _column(table: pa.Table, name: str) -> list[Any]:
+    if name not in table.column_names:
+        raise InvalidInput(f"no column {name!r} (columns: {', '.join(table.column_names)})")
+    values: list[Any] = table.column(name).to_pylist()
+    return values
+
+
+def _session(
+    client: Any,
+    *,
+    protocol: str,
+    start_with: Sequence[tuple[str, str]] | None,
+    join: bool,
+    session: str | None,
+    expect: Sequence[str],
+    wait: float,
+) -> relay.Session:
+    if join == (start_with is not None):
+        raise InvalidInput("either start a run (--with PARTY) or join one (--join), not both")
+    if start_with is not None:
+        s = relay.open_session(client, protocol=protocol, roles=start_with, wait=wait)
+        typer.echo(
+            f"session {s.id}: waiting for {', '.join(p for _, p in start_with[1:])}", err=True
+        )
+        return s
+    return relay.join_session(client, protocol=protocol, session=session, expect=expect, wait=wait)
+
+
+def _finish(
+    run: ProtocolRun, out: Path | None, json_output: bool, human: Callable[[], None]
+) -> None:
+    doc = run.to_dict()
+    if out is not None:
+        out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    emit(json_output, doc, human)
+    if not json_output:
+        signed = len(run.record.receipts)
+        typer.echo(f"receipts: {signed} of {len(run.session.roles)} participants signed")
+        if out is not None:
+            typer.echo(f"run record written to {out}")
+
+
+def psi(
+    with_party: WithOpt = None,
+    join: JoinOpt = False,
+    session: SessionOpt = None,
+    data: DataOpt = None,
+    dataset: DatasetOpt = None,
+    column: Annotated[
+        str | None, typer.Option("--column", help="Column whose values form your set.")
+    ] = None,
+    keywords: Annotated[
+        bool,
+        typer.Option(
+            "--keywords",
+            help="Private discovery: use your data's full keyword set (text column), not a column.",
+        ),
+    ] = False,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="cardinality (both learn the size) | intersection (the starter learns it).",
+        ),
+    ] = "cardinality",
+    threshold: Annotated[
+        int, typer.Option("--threshold", help="Abort without any size below this many.")
+    ] = 0,
+    workers: Annotated[int, typer.Option("--workers", help="Processes for the group work.")] = 1,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    out: OutOpt = None,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Private set intersection with another party (ECDH-PSI over Curve25519).
+
+    Both parties must give the same --mode and --threshold. In cardinality mode both
+    learn |A ∩ B| and the Jaccard index; in intersection mode the starter learns the
+    common values and the joiner learns only the starter's set size.
+    """
+    from sealroom.protocols import psi as psi_protocol
+
+    with handle_errors(json_output):
+        if keywords == (column is not None):
+            raise InvalidInput("choose the set: --column NAME or --keywords")
+        if mode not in ("cardinality", "intersection"):
+            raise InvalidInput("--mode must be cardinality or intersection")
+        if keywords and mode != "cardinality":
+            raise InvalidInput("--keywords compares keyword sets by size only (cardinality)")
+        params = psi_protocol.PsiParams(
+            mode=mode,  # type: ignore[arg-type]
+            threshold=threshold,
+            max_set_size=psi_protocol.KEYWORD_MAX if keywords else 1_000_000,
+        )
+        party = open_session(url, home)
+        with party.client:
+            table, inputs = _table(party.client, data=data, dataset=dataset, home=party.home)
+            if keywords:
+                from sealroom.connectors.profile import profile_table
+
+                terms = [t for t, _ in profile_table(table, k=1, max_keywords=100_000).keywords]
+                elements = [t.encode() for t in terms]
+            else:
+                assert column is not None
+                elements = [str(v).encode() for v in _column(table, column) if v is not None]
+            me = party.identity.party_id
+            s = _session(
+                party.client,
+                protocol=psi_protocol.PROTOCOL,
+                start_with=[("a", me), ("b", with_party[0])] if with_party else None,
+                join=join,
+                session=session,
+                expect=with_party or [],
+                wait=timeout,
+            )
+            from sealroom.client.protocol_runs import run_protocol
+
+            found: dict[str, Any] = {}
+
+            def run(channel: Any, _: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+                if keywords:
+                    result = psi_protocol.keyword_overlap(
+                        channel, role=s.me, keywords=terms, threshold=threshold, workers=workers
+                    )
+                else:
+                    result = psi_protocol.run_psi(
+                        channel, role=s.me, elements=elements, params=params, workers=workers
+                    )
+                found["intersection"] = result.intersection
+                return params.as_dict(), result.public_summary()
+
+            outcome = run_protocol(
+                party.client,
+                s,
+                version=psi_protocol.VERSION,
+                run=run,
+                inputs=inputs,
+                timeout=timeout,
+            )
+        common = found.get("intersection")
+        values = sorted(v.decode("utf-8", "replace") for v in common) if common else None
+
+        def human() -> None:
+            learned = outcome.learned
+            typer.echo(f"private set intersection ({mode}) as {s.me} in session {s.id}")
+            for key, value in sorted(learned.items()):
+                typer.echo(f"  {key}: {value}")
+            if values is not None:
+                typer.echo(f"  intersection ({len(values)}): {', '.join(values[:50])}")
+
+        if values is not None and out is None and json_output:
+            typer.echo(json.dumps({"intersection": values}), err=True)
+        _finish(outcome, out, json_output, human)
+
+
+def pjc(
+    with_party: WithOpt = None,
+    join: JoinOpt = False,
+    session: SessionOpt = None,
+    data: DataOpt = None,
+    dataset: DatasetOpt = None,
+    id_column: Annotated[str, typer.Option("--id-column", help="Column of identifiers.")] = "id",
+    value_column: Annotated[
+        str | None,
+        typer.Option(
+            "--value-column",
+            help="Column of non-negative integers: makes you the party whose values are summed.",
+        ),
+    ] = None,
+    min_intersection: Annotated[
+        int, typer.Option("--min-intersection", help="No sum below this many common ids.")
+    ] = 10,
+    max_value: Annotated[
+        int, typer.Option("--max-value", help="Largest allowed value (bounds the sum).")
+    ] = 1_000_000,
+    dp_epsilon: Annotated[
+        str | None,
+        typer.Option("--dp-epsilon", help="Add DP noise to the sum (values' owner adds it)."),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Processes for the group work.")] = 1,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    out: OutOpt = None,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Private intersection-sum (Private Join and Compute): the ids-only party learns the
+    number of common ids and the sum of the other party's values over them, nothing else.
+
+    Both parties must give the same --min-intersection, --max-value and --dp-epsilon.
+    """
+    from sealroom.protocols import pjc as pjc_protocol
+
+    with handle_errors(json_output):
+        params = pjc_protocol.PjcParams(
+            min_intersection=min_intersection, max_value=max_value, dp_epsilon=dp_epsilon
+        )
+        party = open_session(url, home)
+        with party.client:
+            table, inputs = _table(party.client, data=data, dataset=dataset, home=party.home)
+            ids_raw = _column(table, id_column)
+            if any(v is None for v in ids_raw):
+                raise InvalidInput(f"column {id_column!r} has empty identifiers")
+            ids = [str(v).encode() for v in ids_raw]
+            values: list[int] | None = None
+            if value_column is not None:
+                raw = _column(table, value_column)
+                if not all(type(v) is int for v in raw):
+                    raise InvalidInput(f"column {value_column!r} must hold integers only")
+                values = raw
+            me = party.identity.party_id
+            my_role = "b" if values is not None else "a"
+            start = None
+            if with_party:
+                other = "a" if my_role == "b" else "b"
+                start = [(my_role, me), (other, with_party[0])]
+            s = _session(
+                party.client,
+                protocol=pjc_protocol.PROTOCOL,
+                start_with=start,
+                join=join,
+                session=session,
+                expect=with_party or [],
+                wait=timeout,
+            )
+            if s.me != my_role:
+                raise InvalidInput(
+                    f"this session has you as {s.me!r}: "
+                    + ("give no --value-column" if s.me == "a" else "give --value-column")
+                )
+            from sealroom.client.protocol_runs import run_protocol
+
+            def run(channel: Any, _: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+                result = pjc_protocol.run_pjc(
+                    channel, role=s.me, ids=ids, values=values, params=params, workers=workers
+                )
+                return params.as_dict(), result.public_summary()
+
+            outcome = run_protocol(
+                party.client,
+                s,
+                version=pjc_protocol.VERSION,
+                run=run,
+                inputs=inputs,
+                timeout=timeout,
+            )
+
+        def human() -> None:
+            typer.echo(f"private intersection-sum as {s.me} in session {s.id}")
+            for key, value in sorted(outcome.learned.items()):
+                typer.echo(f"  {key}: {value}")
+
+        _finish(outcome, out, json_output, human)
+
+
+def _training_data(
+    table: pa.Table, *, features: Sequence[str], label: str
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    columns = []
+    for name in (*features, label):
+        values = _column(table, name)
+        if any(v is None for v in values):
+            raise InvalidInput(f"column {name!r} has empty cells; fill or drop them first")
+        if not all(isinstance(v, int | float) and not isinstance(v, str) for v in values):
+            raise InvalidInput(f"column {name!r} must be numeric (true/false count as 1/0)")
+        columns.append(np.asarray(values, dtype=np.float64))
+    x = np.column_stack(columns[:-1]) if features else np.zeros((table.num_rows, 0))
+    return x, columns[-1]
+
+
+def train(
+    federated: Annotated[
+        bool, typer.Option("--federated", help="Federated averaging over secure aggregation.")
+    ] = False,
+    he: Annotated[
+        bool, typer.Option("--he", help="Gradient descent on CKKS-encrypted parameters.")
+    ] = False,
+    with_party: WithOpt = None,
+    join: JoinOpt = False,
+    session: SessionOpt = None,
+    data: DataOpt = None,
+    dataset: DatasetOpt = None,
+    features: Annotated[
+        str, typer.Option("--features", help="Comma-separated numeric feature columns.")
+    ] = "",
+    label: Annotated[str, typer.Option("--label", help="The 0/1 label column.")] = "label",
+    model: Annotated[
+        str, typer.Option("--model", help="logistic | linear (--he only; federated is logistic).")
+    ] = "logistic",
+    rounds: Annotated[int, typer.Option("--rounds", help="Training rounds.")] = 20,
+    learning_rate: Annotated[
+        str, typer.Option("--learning-rate", help="Step size (decimal).")
+    ] = "0.5",
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    out: OutOpt = None,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Train a model on several owners' data that never leaves them.
+
+    The starter (--with OWNER, repeated) is the aggregator (--federated) or the trainer
+    (--he) and brings no data; each owner joins with --data/--dataset. Everyone must
+    give the same --features (names and order), --rounds and --learning-rate. At the end
+    the trainer signs a model statement with its provenance, which every owner checks
+    and commits to in its receipt.
+    """
+    with handle_errors(json_output):
+        if federated == he:
+            raise InvalidInput("choose one: --federated or --he")
+        names = [f.strip() for f in features.split(",") if f.strip()]
+        if not names:
+            raise InvalidInput("name the feature columns: --features a,b,c")
+        if federated and model != "logistic":
+            raise InvalidInput("federated training fits logistic regression only")
+        if model not in ("logistic", "linear"):
+            raise InvalidInput("--model must be logistic or linear")
+        starting = bool(with_party)
+        if starting and (data is not None or dataset is not None):
+            raise InvalidInput("the starter aggregates or trains and brings no data here")
+        protocol = "secagg" if federated else "he"
+        hub = "aggregator" if federated else "trainer"
+        party = open_session(url, home)
+        with party.client:
+            x = y = None
+            inputs: list[str] = []
+            if not starting:
+                table, inputs = _table(party.client, data=data, dataset=dataset, home=party.home)
+                x, y = _training_data(table, features=names, label=label)
+            start = None
+            if with_party:
+                me = party.identity.party_id
+                start = [(hub, me)] + [(f"o{i + 1}", p) for i, p in enumerate(with_party)]
+            s = _session(
+                party.client,
+                protocol=protocol,
+                start_with=start,
+                join=join,
+                session=session,
+                expect=with_party or [],
+                wait=timeout,
+            )
+            owners = tuple(r for r in s.roles if r != s.roles[0])
+            models: list[Any] = []
+            if federated:
+                run = _federated_run(
+                    party, s, owners, names, x, y, rounds, learning_rate, timeout, models
+                )
+            else:
+                run = _he_run(party, s, owners, names, x, y, model, rounds, learning_rate, models)
+            from sealroom.client.protocol_runs import run_protocol
+
+            outcome = run_protocol(
+                party.client,
+                s,
+                version=1,
+                run=run,
+                inputs=inputs,
+                timeout=timeout,
+                dropout_timeout=timeout if federated else None,
+            )
+            outcome = dataclasses.replace(outcome, model=models[0])
+
+        def human() -> None:
+            typer.echo(f"{'federated' if federated else 'HE'} training as {s.me} in session {s.id}")
+            learned = outcome.learned
+            typer.echo(f"  model statement: {learned['model']}")
+            for name, w in zip(names, learned["weights"], strict=True):
+                typer.echo(f"  {name:>20}  {w}")
+            typer.echo(f"  {'intercept':>20}  {learned['intercept']}")
+
+        _finish(outcome, out, json_output, human)
+
+
+RunFn = Callable[[Any, Any], tuple[Mapping[str, Any], Mapping[str, Any]]]
+
+
+def _learned(signed: Any) -> dict[str, Any]:
+    m = signed.statement.model
+    return {
+        "model": signed.digest,
+        "family": m.family,
+        "weights": list(m.weights),
+        "intercept": m.intercept,
+        "rounds": signed.statement.rounds,
+    }
+
+
+def _federated_run(
+    party: Any,
+    s: relay.Session,
+    owners: tuple[str, ...],
+    names: Sequence[str],
+    x: Any,
+    y: Any,
+    rounds: int,
+    learning_rate: str,
+    timeout: float,
+    models: list[Any],
+) -> RunFn:
+    from sealroom.client.protocol_runs import share_model
+    from sealroom.protocols import fedavg
+
+    try:
+        rate = float(learning_rate)
+    except ValueError:
+        raise InvalidInput("--learning-rate must be a decimal number") from None
+    config = fedavg.FedAvgConfig(
+        aggregator=s.roles[0], owners=owners, features=len(names), rounds=rounds, learning_rate=rate
+    )
+
+    def run(channel: Any, participants: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+        if s.me == s.roles[0]:
+            fitted = fedavg.train_federated_aggregator(channel, config=config, timeout=timeout)
+            weights, intercept = fitted.weights, fitted.intercept
+            training = {
+                "config": config.as_dict(),
+                "precision_bits": fitted.precision_bits,
+                "round_participants": [list(r) for r in fitted.round_participants],
+            }
+        else:
+            data = fedavg.OwnerData(features=x, labels=y)
+            fedavg.train_federated_owner(channel, config=config, data=data, timeout=timeout)
+            weights, intercept, training = (0.0,) * len(names), 0.0, {}
+        signed = share_model(
+            channel,
+            s,
+            participants=participants,
+            method="secagg-fedavg",
+            features=names,
+            family="logistic",
+            weights=weights,
+            intercept=intercept,
+            rounds=rounds,
+            training=training,
+            now=party.client.now(),
+            identity=party.identity,
+        )
+        models.append(signed)
+        return config.as_dict(), _learned(signed)
+
+    return run
+
+
+def _he_run(
+    party: Any,
+    s: relay.Session,
+    owners: tuple[str, ...],
+    names: Sequence[str],
+    x: Any,
+    y: Any,
+    model: str,
+    rounds: int,
+    learning_rate: str,
+    models: list[Any],
+) -> RunFn:
+    from sealroom.client.protocol_runs import share_model
+    from sealroom.protocols import he as he_protocol
+
+    params = he_protocol.HeParams(
+        model=model,  # type: ignore[arg-type]
+        features=len(names),
+        rounds=rounds,
+        learning_rate=learning_rate,
+        owners=owners,
+    )
+
+    def run(channel: Any, participants: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+        if s.me == s.roles[0]:
+            fitted = he_protocol.train_as_trainer(channel, params=params)
+            weights, intercept = fitted.weights, fitted.intercept
+            training = {"params": params.as_dict(), "samples": fitted.samples}
+        else:
+            he_protocol.serve_as_owner(channel, trainer=s.roles[0], params=params, X=x, y=y)
+            weights, intercept, training = (0.0,) * len(names), 0.0, {}
+        signed = share_model(
+            channel,
+            s,
+            participants=participants,
+            method="ckks-gradient-descent",
+            features=names,
+            family=params.model,
+            weights=weights,
+            intercept=intercept,
+            rounds=rounds,
+            training=training,
+            now=party.client.now(),
+            identity=party.identity,
+        )
+        models.append(signed)
+        return params.as_dict(), _learned(signed)
+
+    return run
+
+
+def register(app: typer.Typer) -> None:
+    app.command("psi")(psi)
+    app.command("pjc")(pjc)
+    app.command("train")(train)
