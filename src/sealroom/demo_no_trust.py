@@ -155,7 +155,9 @@ def act_three(
 
 
 def _keywords(path: Path) -> list[str]:
-    return [t for t, _ in profile_table(read_table(path), k=1, max_keywords=psi.KEYWORD_MAX).keywords]
+    return [
+        t for t, _ in profile_table(read_table(path), k=1, max_keywords=psi.KEYWORD_MAX).keywords
+    ]
 
 
 def _discovery(who: Mapping[str, _Who], data: Mapping[str, Path], echo: Echo) -> None:

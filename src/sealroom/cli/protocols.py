@@ -175,7 +175,12 @@ def psi(
             if keywords:
                 from sealroom.connectors.profile import profile_table
 
-                terms = [t for t, _ in profile_table(table, k=1, max_keywords=psi_protocol.KEYWORD_MAX).keywords]
+                terms = [
+                    t
+                    for t, _ in profile_table(
+                        table, k=1, max_keywords=psi_protocol.KEYWORD_MAX
+                    ).keywords
+                ]
                 elements = [t.encode() for t in terms]
             else:
                 assert column is not None
