@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 
 from sealroom.client.http import Client
-from sealroom.client.protocol_runs import ProtocolRun, run_protocol, share_model
+from sealroom.client.protocol_runs import (
+    ProtocolRun,
+    RunFn,
+    federated_training,
+    he_training,
+    run_protocol,
+)
 from sealroom.client.relay import Session, join_session, open_session
 from sealroom.connectors.files import read_table
 from sealroom.connectors.profile import profile_table
@@ -81,7 +87,9 @@ def _run(
     protocol: str,
     starter: bool,
     roles: Sequence[tuple[str, str]],
-    body: Callable[[Session, Channel, Any], tuple[Mapping[str, Any], Mapping[str, Any]]],
+    body: Callable[[Session, Channel, Any], tuple[Mapping[str, Any], Mapping[str, Any]]]
+    | None = None,
+    make: Callable[[Session], RunFn] | None = None,
     dropouts: bool = False,
 ) -> ProtocolRun:
     if starter:
@@ -92,7 +100,9 @@ def _run(
         who.client,
         session,
         version=1,
-        run=lambda channel, participants: body(session, channel, participants),
+        run=make(session)
+        if make is not None
+        else lambda channel, participants: body(session, channel, participants),  # type: ignore[misc]
         timeout=120,
         dropout_timeout=60 if dropouts else None,
     )
@@ -298,49 +308,23 @@ def _federated(who: Mapping[str, _Who], data: Mapping[str, Path], echo: Echo) ->
         learning_rate=1.0,
     )
     arrays = {p: _plan_arrays(data, p) for p in plans}
-    kept: dict[str, Any] = {}
+    kept: dict[str, list[Any]] = {}
 
     def side(w: _Who, plan: str | None) -> Callable[[], ProtocolRun]:
-        def body(
-            s: Session, ch: Channel, participants: Any
-        ) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-            if plan is None:
-                m = fedavg.train_federated_aggregator(ch, config=config, timeout=60)
-                weights, intercept = m.weights, m.intercept
-                training: dict[str, Any] = {
-                    "config": config.as_dict(),
-                    "precision_bits": m.precision_bits,
-                }
-            else:
-                x, y = arrays[plan]
-                fedavg.train_federated_owner(
-                    ch, config=config, data=fedavg.OwnerData(features=x, labels=y)
-                )
-                weights, intercept, training = (0.0,) * len(FEATURES), 0.0, {}
-            signed = share_model(
-                ch,
-                s,
-                participants=participants,
-                method="secagg-fedavg",
-                features=FEATURES,
-                family="logistic",
-                weights=weights,
-                intercept=intercept,
-                rounds=rounds,
-                training=training,
-                now=w.client.now(),
-                identity=w.identity,
+        def make(s: Session) -> RunFn:
+            data = None if plan is None else fedavg.OwnerData(*arrays[plan])
+            mine = kept.setdefault(w.name, [])
+            return federated_training(
+                w.client, s, config=config, features=FEATURES, data=data, kept=mine
             )
-            kept[w.name] = signed.statement
-            return config.as_dict(), {"model": signed.digest}
 
         return lambda: _run(
-            w, protocol="secagg", starter=plan is None, roles=roles, body=body, dropouts=True
+            w, protocol="secagg", starter=plan is None, roles=roles, make=make, dropouts=True
         )
 
     started = time.monotonic()
     runs = _together({"Analyst": side(analyst, None), **{p: side(who[p], p) for p in plans}})
-    model = kept["Analyst"]
+    model = kept["Analyst"][0].statement
     x_all = np.vstack([arrays[p][0] for p in plans])
     y_all = np.concatenate([arrays[p][1] for p in plans])
     ref_w, ref_b = fedavg.fit_centralized(x_all, y_all, rounds=rounds, learning_rate=1.0)
@@ -372,42 +356,19 @@ def _homomorphic(who: Mapping[str, _Who], data: Mapping[str, Path], echo: Echo) 
         (f"o{i + 1}", who[p].identity.party_id) for i, p in enumerate(owners_names)
     ]
     arrays = {p: _plan_arrays(data, p) for p in owners_names}
-    kept: dict[str, Any] = {}
+    kept: dict[str, list[Any]] = {}
 
     def side(w: _Who, plan: str | None) -> Callable[[], ProtocolRun]:
-        def body(
-            s: Session, ch: Channel, participants: Any
-        ) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-            if plan is None:
-                m = he.train_as_trainer(ch, params=params)
-                weights, intercept = m.weights, m.intercept
-                training: dict[str, Any] = {"params": params.as_dict(), "samples": m.samples}
-            else:
-                x, y = arrays[plan]
-                he.serve_as_owner(ch, trainer="trainer", params=params, X=x, y=y)
-                weights, intercept, training = (0.0,) * len(FEATURES), 0.0, {}
-            signed = share_model(
-                ch,
-                s,
-                participants=participants,
-                method="ckks-gradient-descent",
-                features=FEATURES,
-                family="logistic",
-                weights=weights,
-                intercept=intercept,
-                rounds=rounds,
-                training=training,
-                now=w.client.now(),
-                identity=w.identity,
-            )
-            kept[w.name] = signed.statement
-            return params.as_dict(), {"model": signed.digest}
+        def make(s: Session) -> RunFn:
+            data = None if plan is None else arrays[plan]
+            mine = kept.setdefault(w.name, [])
+            return he_training(w.client, s, params=params, features=FEATURES, data=data, kept=mine)
 
-        return lambda: _run(w, protocol="he", starter=plan is None, roles=roles, body=body)
+        return lambda: _run(w, protocol="he", starter=plan is None, roles=roles, make=make)
 
     started = time.monotonic()
     runs = _together({"Analyst": side(analyst, None), **{p: side(who[p], p) for p in owners_names}})
-    model = kept["Analyst"]
+    model = kept["Analyst"][0].statement
     reference = he.train_plaintext(params, [arrays[p] for p in owners_names])
     enc = [float(v) for v in model.model.weights] + [float(model.model.intercept)]
     diff = max(

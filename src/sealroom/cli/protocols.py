@@ -423,14 +423,51 @@ def train(
                 wait=timeout,
             )
             owners = tuple(r for r in s.roles if r != s.roles[0])
+            from sealroom.client.protocol_runs import (
+                federated_training,
+                he_training,
+                run_protocol,
+            )
+
             models: list[Any] = []
             if federated:
-                run = _federated_run(
-                    party, s, owners, names, x, y, rounds, learning_rate, timeout, models
+                from sealroom.protocols import fedavg
+
+                try:
+                    rate = float(learning_rate)
+                except ValueError:
+                    raise InvalidInput("--learning-rate must be a decimal number") from None
+                config = fedavg.FedAvgConfig(
+                    aggregator=s.roles[0],
+                    owners=owners,
+                    features=len(names),
+                    rounds=rounds,
+                    learning_rate=rate,
+                )
+                data_k = None if x is None or y is None else fedavg.OwnerData(features=x, labels=y)
+                run = federated_training(
+                    party.client,
+                    s,
+                    config=config,
+                    features=names,
+                    data=data_k,
+                    kept=models,
+                    timeout=timeout,
                 )
             else:
-                run = _he_run(party, s, owners, names, x, y, model, rounds, learning_rate, models)
-            from sealroom.client.protocol_runs import run_protocol
+                from sealroom.protocols import he as he_protocol
+
+                params = he_protocol.HeParams(
+                    model=model,  # type: ignore[arg-type]
+                    features=len(names),
+                    rounds=rounds,
+                    learning_rate=learning_rate,
+                    owners=owners,
+                )
+                pair = None if x is None or y is None else (x, y)
+                run = he_training(
+                    party.client, s, params=params, features=names, data=pair, kept=models
+                )
 
             outcome = run_protocol(
                 party.client,
@@ -452,127 +489,6 @@ def train(
             typer.echo(f"  {'intercept':>20}  {learned['intercept']}")
 
         _finish(outcome, out, json_output, human)
-
-
-RunFn = Callable[[Any, Any], tuple[Mapping[str, Any], Mapping[str, Any]]]
-
-
-def _learned(signed: Any) -> dict[str, Any]:
-    m = signed.statement.model
-    return {
-        "model": signed.digest,
-        "family": m.family,
-        "weights": list(m.weights),
-        "intercept": m.intercept,
-        "rounds": signed.statement.rounds,
-    }
-
-
-def _federated_run(
-    party: Any,
-    s: relay.Session,
-    owners: tuple[str, ...],
-    names: Sequence[str],
-    x: Any,
-    y: Any,
-    rounds: int,
-    learning_rate: str,
-    timeout: float,
-    models: list[Any],
-) -> RunFn:
-    from sealroom.client.protocol_runs import share_model
-    from sealroom.protocols import fedavg
-
-    try:
-        rate = float(learning_rate)
-    except ValueError:
-        raise InvalidInput("--learning-rate must be a decimal number") from None
-    config = fedavg.FedAvgConfig(
-        aggregator=s.roles[0], owners=owners, features=len(names), rounds=rounds, learning_rate=rate
-    )
-
-    def run(channel: Any, participants: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-        if s.me == s.roles[0]:
-            fitted = fedavg.train_federated_aggregator(channel, config=config, timeout=timeout)
-            weights, intercept = fitted.weights, fitted.intercept
-            training = {
-                "config": config.as_dict(),
-                "precision_bits": fitted.precision_bits,
-                "round_participants": [list(r) for r in fitted.round_participants],
-            }
-        else:
-            data = fedavg.OwnerData(features=x, labels=y)
-            fedavg.train_federated_owner(channel, config=config, data=data, timeout=timeout)
-            weights, intercept, training = (0.0,) * len(names), 0.0, {}
-        signed = share_model(
-            channel,
-            s,
-            participants=participants,
-            method="secagg-fedavg",
-            features=names,
-            family="logistic",
-            weights=weights,
-            intercept=intercept,
-            rounds=rounds,
-            training=training,
-            now=party.client.now(),
-            identity=party.identity,
-        )
-        models.append(signed)
-        return config.as_dict(), _learned(signed)
-
-    return run
-
-
-def _he_run(
-    party: Any,
-    s: relay.Session,
-    owners: tuple[str, ...],
-    names: Sequence[str],
-    x: Any,
-    y: Any,
-    model: str,
-    rounds: int,
-    learning_rate: str,
-    models: list[Any],
-) -> RunFn:
-    from sealroom.client.protocol_runs import share_model
-    from sealroom.protocols import he as he_protocol
-
-    params = he_protocol.HeParams(
-        model=model,  # type: ignore[arg-type]
-        features=len(names),
-        rounds=rounds,
-        learning_rate=learning_rate,
-        owners=owners,
-    )
-
-    def run(channel: Any, participants: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-        if s.me == s.roles[0]:
-            fitted = he_protocol.train_as_trainer(channel, params=params)
-            weights, intercept = fitted.weights, fitted.intercept
-            training = {"params": params.as_dict(), "samples": fitted.samples}
-        else:
-            he_protocol.serve_as_owner(channel, trainer=s.roles[0], params=params, X=x, y=y)
-            weights, intercept, training = (0.0,) * len(names), 0.0, {}
-        signed = share_model(
-            channel,
-            s,
-            participants=participants,
-            method="ckks-gradient-descent",
-            features=names,
-            family=params.model,
-            weights=weights,
-            intercept=intercept,
-            rounds=rounds,
-            training=training,
-            now=party.client.now(),
-            identity=party.identity,
-        )
-        models.append(signed)
-        return params.as_dict(), _learned(signed)
-
-    return run
 
 
 def register(app: typer.Typer) -> None:

@@ -183,3 +183,126 @@ def share_model(
     ):
         channel.fail("the trainer's model statement does not describe this run")
     return signed
+
+
+RunFn = Callable[
+    [Channel, tuple[ProtocolParticipant, ...]], tuple[Mapping[str, Any], Mapping[str, Any]]
+]
+
+
+def _learned(signed: Signed[TrainedModel]) -> dict[str, Any]:
+    m = signed.statement.model
+    return {
+        "model": signed.digest,
+        "family": m.family,
+        "weights": list(m.weights),
+        "intercept": m.intercept,
+        "rounds": signed.statement.rounds,
+    }
+
+
+def federated_training(
+    client: Client,
+    session: Session,
+    *,
+    config: Any,
+    features: Sequence[str],
+    data: Any | None,
+    kept: list[Signed[TrainedModel]],
+    timeout: float = 60.0,
+) -> RunFn:
+    """The run for federated averaging over secure aggregation (the hub aggregates)."""
+    from sealroom.protocols import fedavg
+
+    identity = client.identity
+    if identity is None:
+        raise InvalidInput("training needs a keystore")
+
+    def run(
+        channel: Channel, participants: tuple[ProtocolParticipant, ...]
+    ) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+        training: dict[str, Any] = {}
+        weights: Sequence[float] = (0.0,) * len(features)
+        intercept = 0.0
+        if channel.me == session.roles[0]:
+            fitted = fedavg.train_federated_aggregator(channel, config=config, timeout=timeout)
+            weights, intercept = fitted.weights, fitted.intercept
+            training = {
+                "config": config.as_dict(),
+                "precision_bits": fitted.precision_bits,
+                "round_participants": [list(r) for r in fitted.round_participants],
+            }
+        else:
+            if data is None:
+                raise InvalidInput("an owner needs its training data")
+            fedavg.train_federated_owner(channel, config=config, data=data, timeout=timeout)
+        signed = share_model(
+            channel,
+            session,
+            participants=participants,
+            method="secagg-fedavg",
+            features=features,
+            family="logistic",
+            weights=weights,
+            intercept=intercept,
+            rounds=config.rounds,
+            training=training,
+            now=client.now(),
+            identity=identity,
+        )
+        kept.append(signed)
+        return config.as_dict(), _learned(signed)
+
+    return run
+
+
+def he_training(
+    client: Client,
+    session: Session,
+    *,
+    params: Any,
+    features: Sequence[str],
+    data: tuple[Any, Any] | None,
+    kept: list[Signed[TrainedModel]],
+) -> RunFn:
+    """The run for CKKS gradient descent (the hub trains; owners add encrypted gradients)."""
+    from sealroom.protocols import he
+
+    identity = client.identity
+    if identity is None:
+        raise InvalidInput("training needs a keystore")
+
+    def run(
+        channel: Channel, participants: tuple[ProtocolParticipant, ...]
+    ) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+        training: dict[str, Any] = {}
+        weights: Sequence[float] = (0.0,) * len(features)
+        intercept = 0.0
+        if channel.me == session.roles[0]:
+            fitted = he.train_as_trainer(channel, params=params)
+            weights, intercept = fitted.weights, fitted.intercept
+            training = {"params": params.as_dict(), "samples": fitted.samples}
+        else:
+            if data is None:
+                raise InvalidInput("an owner needs its training data")
+            he.serve_as_owner(
+                channel, trainer=session.roles[0], params=params, X=data[0], y=data[1]
+            )
+        signed = share_model(
+            channel,
+            session,
+            participants=participants,
+            method="ckks-gradient-descent",
+            features=features,
+            family=params.model,
+            weights=weights,
+            intercept=intercept,
+            rounds=params.rounds,
+            training=training,
+            now=client.now(),
+            identity=identity,
+        )
+        kept.append(signed)
+        return params.as_dict(), _learned(signed)
+
+    return run
