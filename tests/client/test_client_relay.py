@@ -78,20 +78,24 @@ def test_two_parties_run_over_the_relay_and_others_see_nothing(tmp_path: Path) -
         assert all(b"SRPM" not in body and b"ping" not in body for body in bodies)
 
 
+def _pinged_pair(url: str, tmp_path: Path) -> tuple[Channel, Channel]:
+    """Alice and Bob in a fresh psi session, with one ping from Alice waiting at the relay."""
+    alice, bob = _clients(url, tmp_path, "alice", "bob")
+    assert alice.identity
+    assert bob.identity
+    s_a = open_session(
+        alice, protocol="psi", roles=[("a", alice.identity.party_id), ("b", bob.identity.party_id)]
+    )
+    s_b = join_session(bob, protocol="psi", session=s_a.id, wait=5)
+    a = channel_for(alice, s_a, version=1, timeout=5)
+    b = channel_for(bob, s_b, version=1, timeout=5)
+    a.send("b", "ping", fields={"i": 1})
+    return a, b
+
+
 def _tampered_run(tmp_path: Path, mutate: Callable[[bytes], bytes]) -> dict[str, object]:
     with coordinator(tmp_path) as url:
-        alice, bob = _clients(url, tmp_path, "alice", "bob")
-        assert alice.identity
-        assert bob.identity
-        s_a = open_session(
-            alice,
-            protocol="psi",
-            roles=[("a", alice.identity.party_id), ("b", bob.identity.party_id)],
-        )
-        s_b = join_session(bob, protocol="psi", session=s_a.id, wait=5)
-        a = channel_for(alice, s_a, version=1, timeout=5)
-        b = channel_for(bob, s_b, version=1, timeout=5)
-        a.send("b", "ping", fields={"i": 1})
+        a, b = _pinged_pair(url, tmp_path)
         db = sqlite3.connect(tmp_path / "coordinator.db")
         ((row_id, body),) = db.execute("SELECT id, body FROM session_messages").fetchall()
         db.execute("UPDATE session_messages SET body = ? WHERE id = ?", (mutate(body), row_id))
@@ -132,18 +136,7 @@ def test_a_relay_that_tampers_is_caught_on_both_sides(
 
 def test_a_replayed_relay_message_is_refused(tmp_path: Path) -> None:
     with coordinator(tmp_path) as url:
-        alice, bob = _clients(url, tmp_path, "alice", "bob")
-        assert alice.identity
-        assert bob.identity
-        s_a = open_session(
-            alice,
-            protocol="psi",
-            roles=[("a", alice.identity.party_id), ("b", bob.identity.party_id)],
-        )
-        s_b = join_session(bob, protocol="psi", session=s_a.id, wait=5)
-        a = channel_for(alice, s_a, version=1, timeout=5)
-        b = channel_for(bob, s_b, version=1, timeout=5)
-        a.send("b", "ping", fields={"i": 1})
+        _, b = _pinged_pair(url, tmp_path)
         db = sqlite3.connect(tmp_path / "coordinator.db")
         db.execute(
             "INSERT INTO session_messages (session, sender, recipient, body, created_at) "
