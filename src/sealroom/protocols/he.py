@@ -628,7 +628,11 @@ def encrypt_weights(ctx: Any, suite: HeSuite, theta: Array) -> bytes:
 
 def owner_matrix(suite: HeSuite, coefficients: Array) -> Any:
     """The ``P x S`` plaintext matrix: ``C`` tiled so every slot of the product is clean."""
-    return ts.plain_tensor(np.tile(coefficients, (1, suite.slots // suite.width)))
+    tiled = np.tile(coefficients, (1, suite.slots // suite.width))
+    # Entries far below the encoding scale encode to zero anyway; make them exactly zero so
+    # TenSEAL skips them instead of handing SEAL a zero plaintext (a "transparent" product).
+    tiled[np.abs(tiled) < 2.0**-60] = 0.0
+    return ts.plain_tensor(tiled)
 
 
 def contribute(ctx: Any, suite: HeSuite, weights: Any, matrix: Any, incoming: Any | None) -> Any:
