@@ -22,10 +22,13 @@ def test_readme_starts_with_exactly_two_commands() -> None:
     assert "pytest" in tests
 
 
-def test_ci_runs_the_readme_test_command_verbatim() -> None:
-    _, tests = readme_commands()
+def test_ci_runs_both_readme_commands_verbatim_demo_first() -> None:
+    demo, tests = readme_commands()
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert demo in ci
     assert tests in ci
+    # The demo runs first, in the fresh venv, before the test extras are installed.
+    assert ci.index(demo) < ci.index(tests)
 
 
 def test_readme_policy_example_is_a_valid_policy() -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, func, select
 from sealroom.coordinator.log import append_statement, load_log_signer
 from sealroom.coordinator.service import DbNonceStore
 from sealroom.crypto.keys import Identity
-from sealroom.errors import AuthenticationFailed, Conflict, InvalidInput
+from sealroom.errors import AuthenticationFailed, BackendUnavailable, Conflict, InvalidInput
 from sealroom.statements import Envelope, sign_statement
 from sealroom.storage.engine import create_engine, read_transaction, write_transaction
 from sealroom.storage.migrate import upgrade
@@ -123,3 +123,13 @@ def test_storage_engine_refuses_unknown_urls() -> None:
         create_engine("mysql://x/y")
     with pytest.raises(InvalidInput):
         create_engine("sqlite://")
+
+
+def test_storage_engine_names_the_extra_when_the_postgres_driver_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sealroom.storage.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "find_spec", lambda name: None)
+    with pytest.raises(BackendUnavailable, match=r"sealroom\[postgres\]"):
+        create_engine("postgresql://postgres@127.0.0.1:5432/test")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.util import find_spec
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine, select
@@ -47,6 +48,11 @@ def create_engine(url: str) -> Engine:
     if backend == "postgresql":
         if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.get_driver_name() == "psycopg" and find_spec("psycopg") is None:
+            raise BackendUnavailable(
+                "PostgreSQL needs its driver, which is an optional part: "
+                "pip install 'sealroom[postgres]'"
+            )
         return sa.create_engine(parsed, pool_pre_ping=True)
     raise InvalidInput(f"the coordinator supports SQLite and PostgreSQL, not {backend}")
 
