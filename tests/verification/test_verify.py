@@ -87,7 +87,7 @@ def test_wrong_simulation_root() -> None:
 def test_wrong_log_key() -> None:
     other = NoteSigner.from_seed(LOG_NAME, b"\x01" * 32).verifier.vkey
     failed = failures(JOB.bundle, pinned(log_key=other))
-    assert failed == {"log key": "the bundle names a different log key from the one pinned"}
+    assert failed == {"log checkpoint": "the bundle names a different log key from the one pinned"}
     # And a bundle that carries the other key cannot satisfy the pinned one either.
     swapped = dataclasses.replace(
         JOB.bundle, log=dataclasses.replace(JOB.bundle.log, verifier_key=other)
