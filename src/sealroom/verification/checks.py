@@ -82,18 +82,18 @@ class Context:
     """What a check sees: the bundle, what the verifier trusts, and what is established.
 
     ``outputs`` are the released outputs to check (the bundle's own and any
-    the user brought). The optional fields are set only by the check that
-    verifies them, so a check that reads one relies on that check having
-    passed; ``output`` is the one output a per-output check is looking at.
+    the user brought). The optional fields are set only by the check named
+    beside each, once it has verified them; ``output`` is the one output a
+    per-output check is looking at.
     """
 
     bundle: ProofBundle
     trust: TrustPolicy
     outputs: tuple[ReleasedOutput, ...] = ()
-    evidence: Signed[EnclaveEvidence] | None = None  # enclave key statement
-    receipt: Signed[Receipt] | None = None  # receipt signature
-    request: Signed[ComputationRequest] | None = None  # computation request
-    checkpoint: Checkpoint | None = None  # log checkpoint
+    evidence: Signed[EnclaveEvidence] | None = None  # by "enclave key statement"
+    receipt: Signed[Receipt] | None = None  # by "receipt signature"
+    request: Signed[ComputationRequest] | None = None  # by "computation request"
+    checkpoint: Checkpoint | None = None  # by "log checkpoint"
     output: ReleasedOutput | None = None
 
 
@@ -121,7 +121,7 @@ class NamedCheck:
 
 
 class NotEstablished(Exception):
-    """A check needs a fact no earlier check established; the pipeline skips it, never fails it."""
+    """A check needs a fact no earlier check established: skipped (a failure before it says why)."""
 
 
 def _established(value: T | None, what: str) -> T:

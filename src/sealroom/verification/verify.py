@@ -93,7 +93,7 @@ def verify_bundle(
 
 
 def run_checks(context: Context, checks: Sequence[NamedCheck] = CHECKS) -> VerificationReport:
-    """Run ``checks`` in order, each on what the ones before it established; never raises.
+    """Run ``checks`` in order, each on what the ones before it established; record, not raise.
 
     A failed check is recorded and the run goes on, so the report names every
     problem; the checks that depend on it are skipped. A check skipped with no
