@@ -411,8 +411,10 @@ def log_checkpoint(ctx: Context) -> Passed:
 def log_inclusion(ctx: Context) -> Passed:
     """Every statement in the bundle (receipt and evidence too) is in the checkpointed log.
 
-    So anyone watching the log saw them: an enclave or coordinator cannot show
-    one party a receipt or approval that the rest of the world never sees.
+    The log is public and append-only, so with its key pinned nobody can show a
+    party a receipt or approval that was never published. (A log showing
+    different parties different trees is for its monitors' consistency proofs
+    to catch, not for this check.)
     """
     checkpoint = _established(ctx.checkpoint, "checkpoint")
     bundle = ctx.bundle
