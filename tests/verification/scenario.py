@@ -1,4 +1,9 @@
-"""A complete, verifiable job built from the library's parts, with knobs to break it."""
+"""A complete, verifiable job built from the library's parts, with knobs to break it.
+
+:func:`context` gives the context every check sees once all earlier checks passed, so a
+test can run one check alone; :func:`resigned_receipt` makes a receipt the enclave did
+sign but that says something else (the verifier must catch it by content, not signature).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,23 @@ from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
 from sealroom.crypto.keys import Identity
 from sealroom.enclave.keys import EnclaveKeys
 from sealroom.enclave.receipts import issue_receipt
-from sealroom.statements import Envelope, InputDecision, Policy, ReleasedOutput, sign_statement
-from sealroom.transparency.checkpoint import NoteSigner
+from sealroom.statements import (
+    ComputationRequest,
+    EnclaveEvidence,
+    Envelope,
+    InputDecision,
+    Policy,
+    Receipt,
+    ReleasedOutput,
+    Signed,
+    sign_statement,
+)
+from sealroom.transparency.checkpoint import NoteSigner, NoteVerifier, open_checkpoint
 from sealroom.transparency.log import MemoryLogStore, TransparencyLog
 from sealroom.verification.assemble import assemble_bundle
 from sealroom.verification.bundle import ProofBundle
+from sealroom.verification.checks import Context
+from sealroom.verification.trust import TrustPolicy, trust_policy
 from tests.helpers import T0, approval, attestation, identity, request
 
 LOG_NAME = "test.sealroom.example/log"
@@ -26,6 +43,8 @@ class Job:
     output: ReleasedOutput
     root: SimulationRoot
     log_signer: NoteSigner
+    log: TransparencyLog
+    enclave: EnclaveKeys
     owner: Identity
     requester: Identity
 
@@ -38,15 +57,22 @@ def build_job(
     room: bool = False,
     decision_room: str | bool | None = True,
     bundle_room: bool = True,
+    dataset_policy: bool = False,
+    evidence_time: int = T0,
 ) -> Job:
     """``room``: the request names a room policy (signed by the requester); the decision
     record names ``decision_room`` (True: the request's) and the bundle carries it if
-    ``bundle_room``."""
+    ``bundle_room``. ``dataset_policy``: the attestation names a policy of its owner."""
     owner, requester = identity("owner"), identity("requester")
     root = SimulationRoot.from_private_bytes(hashlib.sha256(b"sim-root").digest())
-    enclave = EnclaveKeys.create_at_time(SimulatedEnclave(root), tee="simulated", now=T0)
+    enclave = EnclaveKeys.create_at_time(SimulatedEnclave(root), tee="simulated", now=evidence_time)
 
-    att = sign_statement(attestation(owner), owner)
+    own_policy = sign_statement(
+        Policy(owner=owner.party_id, name="mine", rules={"k": 5}, created_at=T0), owner
+    )
+    att = sign_statement(
+        attestation(owner, policy=own_policy.digest if dataset_policy else None), owner
+    )
     room_policy = sign_statement(
         Policy(
             owner=requester.party_id,
@@ -91,6 +117,8 @@ def build_job(
     log = TransparencyLog(MemoryLogStore())
     log_signer = NoteSigner.from_seed(LOG_NAME, hashlib.sha256(b"log").digest())
     statements: list[Envelope] = [req.envelope, appr.envelope, att.envelope]
+    if dataset_policy:
+        statements.append(own_policy.envelope)
     if room and bundle_room:
         statements.append(room_policy.envelope)
     logged = [enclave.evidence.envelope, *statements, receipt.envelope]
@@ -109,6 +137,45 @@ def build_job(
         output=released[requester.party_id],
         root=root,
         log_signer=log_signer,
+        log=log,
+        enclave=enclave,
         owner=owner,
         requester=requester,
     )
+
+
+def pinned(job: Job, **overrides: object) -> TrustPolicy:
+    """Trust exactly this job's simulation root and log key (and allow simulation)."""
+    options: dict[str, object] = {
+        "allow_simulated": True,
+        "log_key": job.log_signer.verifier.vkey,
+        "simulation_root": job.root.public_key,
+    }
+    options.update(overrides)
+    return trust_policy(**options)  # type: ignore[arg-type]
+
+
+def context(job: Job, trust: TrustPolicy | None = None) -> Context:
+    """The context a check sees when every check before it passed (checking ``job.output``)."""
+    bundle = job.bundle
+    receipt = bundle.receipt.open(Receipt)
+    req = bundle.statement(receipt.statement.request)
+    assert req is not None
+    return Context(
+        bundle=bundle,
+        trust=trust or pinned(job),
+        outputs=(job.output,),
+        evidence=bundle.evidence.open(EnclaveEvidence),
+        receipt=receipt,
+        request=req.open(ComputationRequest),
+        checkpoint=open_checkpoint(
+            bundle.log.checkpoint, NoteVerifier.from_vkey(bundle.log.verifier_key)
+        ),
+        output=job.output,
+    )
+
+
+def resigned_receipt(job: Job, **changes: object) -> Signed[Receipt]:
+    """The job's receipt with ``changes``, validly signed by the job's enclave."""
+    receipt = job.bundle.receipt.open(Receipt).statement.model_copy(update=changes)
+    return sign_statement(receipt, job.enclave.identity).envelope.open(Receipt)

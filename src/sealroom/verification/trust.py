@@ -1,4 +1,4 @@
-"""Building a :class:`TrustPolicy` from what a verifying user says they trust.
+"""What a verifier trusts (:class:`TrustPolicy`), built from what its user says they trust.
 
 Fail closed: TDX evidence needs a measurement allowlist, simulated evidence
 needs ``allow_simulated``, and anything left unpinned (the log key, the
@@ -8,15 +8,35 @@ simulation root) is accepted only with a warning in the report.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from sealroom.attestation.dcap import DcapPolicy, DcapVerifier, MeasurementAllowlist
 from sealroom.attestation.evidence import EvidenceVerifier, TeeEvidence, VerifiedEvidence
 from sealroom.attestation.simulated import SimulatedVerifier, simulation_root_of
 from sealroom.errors import InvalidInput
 from sealroom.statements import EnclaveEvidence, parse_json_strict
-from sealroom.verification.verify import TrustPolicy
 
-__all__ = ["parse_measurements", "trust_policy"]
+__all__ = ["TrustPolicy", "VerifierFactory", "parse_measurements", "trust_policy"]
+
+# Chooses the TEE verifier for a bundle's evidence.
+VerifierFactory = Callable[[EnclaveEvidence], EvidenceVerifier]
+
+
+@dataclass(frozen=True, slots=True)
+class TrustPolicy:
+    """What a verifier trusts: how to check TEE evidence, and (optionally) the log's key.
+
+    Build one with :func:`trust_policy`; ``tee_verifier`` picks the evidence
+    verifier for the bundle's evidence (DCAP with a measurement allowlist in
+    production, the simulation verifier when simulation is explicitly allowed).
+    """
+
+    tee_verifier: VerifierFactory
+    # A pinned log key (C2SP vkey). Without one, the bundle's own key is used and
+    # the report says so: that proves consistency, not which log it came from.
+    log_key: str | None = None
+
 
 _ALLOWLIST_FIELDS = ("mrtd", "rtmr0", "rtmr1", "rtmr2", "mr_config_id", "compose_hash")
 _POLICY_FIELDS = ("accepted_tcb_statuses", "allowed_advisory_ids")
@@ -88,4 +108,4 @@ def trust_policy(
             return _UnpinnedSimulationRoot(SimulatedVerifier(root, allow_simulated=allow_simulated))
         return DcapVerifier(dcap, allow_simulated=allow_simulated)
 
-    return TrustPolicy.from_parts(tee_verifier=tee_verifier, log_key=log_key)
+    return TrustPolicy(tee_verifier=tee_verifier, log_key=log_key)
