@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from types import ModuleType
-from typing import Any, Literal
+from typing import Literal
 
 import pyarrow as pa
 from pydantic import BaseModel
 
 from sealroom.errors import InvalidInput
+from sealroom.policy.privacy import (
+    DEFAULT_K,
+    ZERO_COST,
+    PrivacyClass,
+    PrivacyContext,
+    PrivacyCost,
+)
 from sealroom.statements import ComputationRef, Digest
 from sealroom.statements.fields import parse_object
 
@@ -35,82 +41,10 @@ __all__ = [
     "code_digest_of",
 ]
 
-PrivacyClass = Literal["aggregate", "model", "content"]
-"""``aggregate``: counts and statistics only. ``model``: trained parameters.
-``content``: may reveal (redacted) record text, so never approved automatically."""
-
 Release = Literal["all-parties", "requester"]
 """Who may receive the output: the requester and every input owner, or the requester only."""
 
-DEFAULT_K = 5
-"""Minimum number of records a term or group must occur in before it may be released."""
-
 _CODE_DOMAIN = b"sealroom-computation-code-v1\x00"
-
-
-@dataclass(frozen=True, slots=True)
-class PrivacyCost:
-    """The differential-privacy budget one run consumes on each input; charged before it runs."""
-
-    epsilon: Decimal = Decimal(0)
-    delta: Decimal = Decimal(0)
-
-    def __post_init__(self) -> None:
-        if self.epsilon < 0 or self.delta < 0 or self.delta >= 1:
-            raise InvalidInput("a privacy cost needs epsilon >= 0 and 0 <= delta < 1")
-
-    @property
-    def is_zero(self) -> bool:
-        return self.epsilon == 0 and self.delta == 0
-
-
-ZERO_COST = PrivacyCost()
-
-
-@dataclass(frozen=True, slots=True)
-class PrivacyContext:
-    """Output-privacy parameters from the owners' verified (and composed) policies.
-
-    Every tuple has one entry per input, in request order. ``k`` counts distinct
-    entities of ``entity_columns[i]`` (or rows when that is None). Columns in
-    ``never_output`` must not appear in any output; ``join_only`` columns may be
-    used to join or match and nothing else. ``max_output_rows`` caps row-shaped
-    outputs (None: no cap). ``cost`` is the budget already charged for this run:
-    a DP computation must spend at most that.
-    """
-
-    k: tuple[int, ...]
-    entity_columns: tuple[str | None, ...] = ()
-    never_output: tuple[frozenset[str], ...] = ()
-    join_only: tuple[frozenset[str], ...] = ()
-    max_output_rows: int | None = None
-    cost: PrivacyCost = ZERO_COST
-    # Per input: the owner's SQL analysis rules (the validated JSON object of the policy's
-    # ``sql`` rules), for computations that admit requester SQL; None when not declared.
-    analysis: tuple[Mapping[str, Any] | None, ...] = ()
-
-    def __post_init__(self) -> None:
-        n = len(self.k)
-        if not self.k or any(k < 1 for k in self.k):
-            raise InvalidInput("every input needs a threshold k of at least 1")
-        # Omitted per-input tuples mean "nothing declared" for every input.
-        for name, empty in (
-            ("entity_columns", None),
-            ("never_output", frozenset()),
-            ("join_only", frozenset()),
-            ("analysis", None),
-        ):
-            value = getattr(self, name)
-            if value == ():
-                object.__setattr__(self, name, (empty,) * n)
-            elif len(value) != n:
-                raise InvalidInput(f"privacy context: {name} needs one entry per input")
-        if self.max_output_rows is not None and self.max_output_rows < 1:
-            raise InvalidInput("max_output_rows must be at least 1")
-
-    @classmethod
-    def uniform(cls, n_inputs: int, k: int = DEFAULT_K) -> PrivacyContext:
-        return cls(k=(k,) * n_inputs)
 
 
 def code_digest_of(modules: Sequence[ModuleType]) -> Digest:

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from ledger_helpers import DATASET, budget_rules, charge_in_process, req
 
 from sealroom.computations.base import PrivacyCost
+from sealroom.enclave.ledger import SqlBudgetLedger, canonical_decimal
 from sealroom.errors import PolicyDenied
-from sealroom.policy.ledger import SqlBudgetLedger, canonical_decimal
 from sealroom.policy.rules import PolicyRules
 
 

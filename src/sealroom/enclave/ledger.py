@@ -37,8 +37,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from sealroom.computations.base import PrivacyCost
 from sealroom.errors import BackendUnavailable, PolicyDenied
+from sealroom.policy.privacy import PrivacyCost
 from sealroom.policy.rules import PolicyRules
 
 __all__ = ["BudgetLedger", "Charge", "SqlBudgetLedger", "canonical_decimal"]
