@@ -14,10 +14,11 @@ import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Literal
+from typing import Any, Generic, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel
+from typing_extensions import TypeVar
 
 from sealroom.errors import InvalidInput
 from sealroom.policy.privacy import (
@@ -44,6 +45,9 @@ __all__ = [
 Release = Literal["all-parties", "requester"]
 """Who may receive the output: the requester and every input owner, or the requester only."""
 
+P = TypeVar("P", bound=BaseModel, default=Any)
+"""A computation's parameter model; a bare ``Computation`` (the registry's) takes any."""
+
 _CODE_DOMAIN = b"sealroom-computation-code-v1\x00"
 
 
@@ -58,12 +62,15 @@ def code_digest_of(modules: Sequence[ModuleType]) -> Digest:
 
 
 @dataclass(frozen=True, slots=True)
-class Computation:
+class Computation(Generic[P]):
     """One entry of the computation library.
 
     ``input_names`` fixes the meaning of each position in a request's ``inputs``
     (e.g. ``("expert", "learner")``). ``run`` must be pure and deterministic
     given its arguments; it raises :class:`InvalidInput` for data it cannot use.
+    ``run_fn`` and ``cost_fn`` take the computation's own parameter model: the
+    check that parameters are of that model (what :meth:`parse_params` returns)
+    is made here, once for every computation.
     """
 
     id: str
@@ -72,12 +79,12 @@ class Computation:
     privacy_class: PrivacyClass
     release: Release
     input_names: tuple[str, ...]
-    params: type[BaseModel]
+    params: type[P]
     output: type[BaseModel]
-    run_fn: Callable[[Sequence[pa.Table], BaseModel, PrivacyContext], BaseModel]
+    run_fn: Callable[[Sequence[pa.Table], P, PrivacyContext], BaseModel]
     modules: tuple[ModuleType, ...]
     # The budget a run with these parameters consumes on every input (DP computations).
-    cost_fn: Callable[[BaseModel], PrivacyCost] | None = None
+    cost_fn: Callable[[P], PrivacyCost] | None = None
     # True: the last input name repeats, so the computation takes len(input_names) or more
     # inputs (e.g. aggregate-stats over 2..64 parties).
     variadic: bool = False
@@ -92,9 +99,16 @@ class Computation:
     def ref(self) -> ComputationRef:
         return ComputationRef(id=self.id, version=self.version, code_digest=self.code_digest)
 
-    def parse_params(self, raw: object) -> BaseModel:
+    def parse_params(self, raw: object) -> P:
         """Validate request parameters against the declared schema, or raise :class:`InvalidInput`."""
         return parse_object(self.params, raw, what=f"{self.id} parameter")
+
+    def _own(self, params: BaseModel) -> P:
+        if not isinstance(params, self.params):
+            raise InvalidInput(
+                f"{self.id} needs {self.params.__name__} (use Computation.parse_params)"
+            )
+        return params
 
     def accepts_inputs(self, n: int) -> bool:
         return n >= len(self.input_names) if self.variadic else n == len(self.input_names)
@@ -109,7 +123,8 @@ class Computation:
 
     def cost(self, params: BaseModel) -> PrivacyCost:
         """What a run with ``params`` consumes; charged atomically before anything runs."""
-        return ZERO_COST if self.cost_fn is None else self.cost_fn(params)
+        own = self._own(params)
+        return ZERO_COST if self.cost_fn is None else self.cost_fn(own)
 
     def run(
         self, inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
@@ -118,7 +133,7 @@ class Computation:
         self.check_inputs(len(inputs))
         if len(privacy.k) != len(inputs):
             raise InvalidInput(f"{self.id}: the privacy context has {len(privacy.k)} inputs")
-        result = self.run_fn(inputs, params, privacy)
+        result = self.run_fn(inputs, self._own(params), privacy)
         return self.output.model_validate(result.model_dump())
 
     def describe(self) -> dict[str, object]:

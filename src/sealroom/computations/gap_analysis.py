@@ -39,7 +39,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from sealroom import terms
 from sealroom.computations import columns
 from sealroom.computations.base import Computation, PrivacyContext
-from sealroom.errors import InvalidInput
 
 __all__ = ["COMPUTATION", "Gap", "GapAnalysisOutput", "GapAnalysisParams", "run"]
 
@@ -136,14 +135,6 @@ def run(
     )
 
 
-def _run(
-    inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
-) -> GapAnalysisOutput:
-    if not isinstance(params, GapAnalysisParams):
-        raise InvalidInput("gap-analysis needs GapAnalysisParams (use Computation.parse_params)")
-    return run(inputs, params, privacy)
-
-
 COMPUTATION = Computation(
     id="gap-analysis",
     version="1.0.1",
@@ -156,6 +147,6 @@ COMPUTATION = Computation(
     input_names=("expert", "learner"),
     params=GapAnalysisParams,
     output=GapAnalysisOutput,
-    run_fn=_run,
+    run_fn=run,
     modules=(sys.modules[__name__], terms, columns),
 )

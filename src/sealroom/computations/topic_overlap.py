@@ -45,8 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sealroom import terms
 from sealroom.computations import columns
 from sealroom.computations.base import Computation, PrivacyContext
-from sealroom.errors import InvalidInput
-from sealroom.statements.fields import DecimalStr
+from sealroom.statements.fields import DecimalStr, canonical_decimal
 
 __all__ = [
     "COMPUTATION",
@@ -98,10 +97,7 @@ def decimal4(value: Fraction) -> str:
     d = (Decimal(value.numerator) / Decimal(value.denominator)).quantize(
         Decimal("0.0001"), rounding=ROUND_HALF_EVEN
     )
-    s = format(d, "f")
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    return s
+    return canonical_decimal(d)
 
 
 def _names(items: Sequence[str]) -> str:
@@ -178,14 +174,6 @@ def run(
     )
 
 
-def _run(
-    inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
-) -> TopicOverlapOutput:
-    if not isinstance(params, TopicOverlapParams):
-        raise InvalidInput("topic-overlap needs TopicOverlapParams (use Computation.parse_params)")
-    return run(inputs, params, privacy)
-
-
 COMPUTATION = Computation(
     id="topic-overlap",
     version="1.0.1",
@@ -198,6 +186,6 @@ COMPUTATION = Computation(
     input_names=("a", "b"),
     params=TopicOverlapParams,
     output=TopicOverlapOutput,
-    run_fn=_run,
+    run_fn=run,
     modules=(sys.modules[__name__], terms, columns),
 )
