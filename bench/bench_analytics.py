@@ -1,6 +1,6 @@
 """The mediated analytics computations against the same statistics in plain DuckDB / numpy.
 
-    python -m bench.bench_analytics [--rows 200000] [--repeat 5] [--quick] [--only lift,...]
+    python -m bench.bench_analytics [--rows 200000] [--repeat 5] [--quick | --smoke] [--only lift,...]
 
 Data: statsmodels' bundled RAND Health Insurance Experiment panel (``randhie``,
 20,190 person-years, real and offline), replicated to ``--rows`` rows with a
@@ -56,6 +56,7 @@ from sealroom.computations import PrivacyContext, default_registry
 
 TARGET = 1.2
 K = 10
+SMOKE_ROWS = 3000
 SEED = 20_260_101
 SQL_RULES: dict[str, Any] = {
     "aggregations": ["count", "count_distinct", "sum", "avg", "min", "max"],
@@ -416,8 +417,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="10^4 rows, 3 repeats")
     parser.add_argument("--only", default="", help="comma-separated computation ids")
+    parser.add_argument("--smoke", action="store_true", help="once, at tiny sizes (CI)")
     args = parser.parse_args(argv)
     rows, repeat = (10_000, 3) if args.quick else (args.rows, args.repeat)
+    if args.smoke:
+        rows, repeat = SMOKE_ROWS, 1
     registry = default_registry()
     base = _randhie(rows)
     only = {s for s in args.only.split(",") if s}

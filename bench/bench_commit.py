@@ -1,6 +1,6 @@
 """Dataset commitment throughput against plain SHA-256 over the same bytes.
 
-    python -m bench.bench_commit [--mib 256]
+    python -m bench.bench_commit [--mib 256] [--smoke]
 
 The commitment hashes every byte once (1 MiB leaves) plus one small node hash
 per leaf, so it should run at SHA-256 speed; anything well below that is a
@@ -40,7 +40,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--smoke", action="store_true", help="once, at tiny sizes (CI)")
     args = parser.parse_args()
+    if args.smoke:
+        args.mib, args.repeat = 2, 1
     size = args.mib << 20
     data = os.urandom(size)
     view = memoryview(data)

@@ -1,6 +1,6 @@
 """Discovery benchmark: search latency over N published attestations.
 
-    python -m bench.bench_discovery [--rows N] [--quick] [--queries Q] [--db URL]
+    python -m bench.bench_discovery [--rows N] [--quick | --smoke] [--queries Q] [--db URL]
 
 Without ``--db`` the database is a fresh SQLite file in a temporary directory.
 With ``--db URL`` (an SQLite file or PostgreSQL) the benchmark uses that
@@ -246,6 +246,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--quick", action="store_true", help="10,000 rows, fewer queries")
+    parser.add_argument("--smoke", action="store_true", help="once, at tiny sizes (CI)")
     parser.add_argument(
         "--db",
         metavar="URL",
@@ -254,6 +255,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     n, q = (10_000, 15) if args.quick else (args.rows, args.queries)
+    if args.smoke:
+        n, q = 300, 3
     if args.db:
         run(args.db, n, q)
         return 0

@@ -1,6 +1,6 @@
 """Homomorphic training: one round of the HE flow against the same round in plaintext numpy.
 
-    python -m bench.bench_he [--quick] [--owners 3] [--features 3] [--rounds 8]
+    python -m bench.bench_he [--quick | --smoke] [--owners 3] [--features 3] [--rounds 8]
 
 Each scenario is a full protocol run over the in-process channel (threads,
 framing, TenSEAL/SEAL, CKKS N = 8192). The round time is the trainer's wall
@@ -153,9 +153,12 @@ def main() -> None:
     parser.add_argument("--owners", type=int, default=3)
     parser.add_argument("--features", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--smoke", action="store_true", help="once, at tiny sizes (CI)")
     args = parser.parse_args()
     rounds = args.rounds or (5 if args.quick else 8)
     sizes = (1000, 10_000) if args.quick else (1000, 100_000)
+    if args.smoke:
+        rounds, sizes = 2, (100, 300)
     print(
         f"homomorphic training: {args.owners} owners, d = {args.features}, {rounds} rounds, "
         f"CKKS N = 8192, primes {he.COEFF_MOD_BITS} bits"

@@ -1,12 +1,14 @@
 """One mediated job end to end against its plaintext floor, measured in the same run.
 
-    python -m bench.bench_job [--scale 4] [--repeat 7]
+    python -m bench.bench_job [--scale 4] [--repeat 7] [--smoke]
 
 The job is ``topic-overlap`` on the bundled work logs (amiller.jsonl
 and cloudmolty.jsonl, ``--scale`` copies of each). End to end is
 :func:`sealroom.enclave.runner.execute_job`: open and check every statement,
-decide policy, unseal both inputs, check them against their commitments,
-compute, sign the receipt and seal the result to each recipient. The floor is
+decide policy, charge the budget ledger (an SQLite file, as the enclave keeps
+it; a repeated request reuses its charge), unseal both inputs, check them
+against their commitments, compute, sign the receipt and seal the result to
+each recipient. The floor is
 the work no mediated design can skip: unseal + verify against the commitment
 + compute. The ratio end-to-end / floor is the cost of the checks, the
 receipt and the output sealing; compute alone shows how much of the floor is
@@ -16,6 +18,7 @@ the computation itself.
 from __future__ import annotations
 
 import argparse
+import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -29,6 +32,7 @@ from sealroom.crypto.commit import DatasetCommitment, commit_table, iter_canonic
 from sealroom.crypto.keys import Identity, b64decode_strict, b64encode
 from sealroom.crypto.sealing import SealContext, open_sealed, seal
 from sealroom.enclave.keys import EnclaveKeys
+from sealroom.enclave.ledger import SqlBudgetLedger
 from sealroom.enclave.runner import JobMaterials, execute_job
 from sealroom.statements import (
     Approval,
@@ -44,10 +48,13 @@ NOW = 1_790_000_000
 DATASETS = ("amiller.jsonl", "cloudmolty.jsonl")
 # The first owner's policy approves automatically; the second owner approves by hand.
 MODES = ("policy", "manual")
+SMOKE_ROWS = 200
 
 
-def _load(name: str, scale: int) -> pa.Table:
+def _load(name: str, scale: int, rows: int | None) -> pa.Table:
     table = read_table(Path(str(resources.files("sealroom") / "data" / name)))
+    if rows is not None:
+        table = table.slice(0, rows)
     return pa.concat_tables([table] * scale) if scale > 1 else table
 
 
@@ -83,7 +90,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=int, default=4, help="copies of each dataset")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--smoke", action="store_true", help="once, at tiny sizes (CI)")
     args = parser.parse_args()
+    rows = SMOKE_ROWS if args.smoke else None
+    if args.smoke:
+        args.scale, args.repeat = 1, 1
 
     enclave = EnclaveKeys.create_at_time(
         SimulatedEnclave(SimulationRoot.generate()), tee="simulated", now=NOW - 2000
@@ -92,7 +103,7 @@ def main() -> None:
     overlap = registry.get("topic-overlap")
     owners = (Identity.generate(), Identity.generate())
     requester = Identity.generate()
-    tables = tuple(_load(name, args.scale) for name in DATASETS)
+    tables = tuple(_load(name, args.scale, rows) for name in DATASETS)
     rules = {"allow": [{"id": overlap.id}], "auto_approve": [{"id": overlap.id}]}
     policy = sign_statement(
         Policy(owner=owners[0].party_id, name="auto", rules=rules, created_at=NOW - 1000),
@@ -162,8 +173,10 @@ def main() -> None:
     privacy = PrivacyContext(k=(5, 5))
     params = overlap.parse_params({})
 
+    ledger, state = SqlBudgetLedger.temporary()
+
     def end_to_end() -> None:
-        execute_job(materials, keys=enclave, registry=registry, now=NOW)
+        execute_job(materials, keys=enclave, registry=registry, ledger=ledger, now=NOW)
 
     def floor() -> None:
         inputs = [
@@ -191,6 +204,8 @@ def main() -> None:
     print(f"  end to end: execute_job                 {t_e2e * 1e3:9.1f} ms")
     print(Ratio("end-to-end vs floor", t_e2e, t_floor).line())
     print(Ratio("compute alone vs floor", t_compute, t_floor).line())
+    ledger.close()
+    shutil.rmtree(state)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Transparency log benchmark: append throughput, proof generation time, proof sizes.
 
-    python -m bench.bench_log [--leaves N] [--quick] [--batch B] [--entry-bytes E]
+    python -m bench.bench_log [--leaves N] [--quick | --smoke] [--batch B] [--entry-bytes E]
 
 Baselines, measured in the same run on the same machine:
 
@@ -89,8 +89,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=1000, help="entries per append_many")
     parser.add_argument("--entry-bytes", type=int, default=128)
     parser.add_argument("--repeat", type=int, default=201, help="samples per median")
+    parser.add_argument("--smoke", action="store_true", help="once, at tiny sizes (CI)")
     args = parser.parse_args(argv)
     n = 10**4 if args.quick else args.leaves
+    if args.smoke:
+        n, args.batch, args.repeat = 300, 50, 3
     rng = random.Random(1)
 
     with tempfile.TemporaryDirectory(prefix="sealroom-bench-") as tmp:

@@ -1,6 +1,6 @@
 """PJC: Paillier vs exponential ElGamal per operation, then the whole protocol end to end.
 
-    python -m bench.bench_pjc [--quick] [--n N] [--repeat R]
+    python -m bench.bench_pjc [--quick | --smoke] [--n N] [--repeat R]
 
 Part 1 measures, in this process, every operation an additively homomorphic
 PJC needs: b encrypts each of its values; a adds every ciphertext (to the
@@ -159,10 +159,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=None, help="ids per party (default 10^5)")
     parser.add_argument("--repeat", type=int, default=None, help="end-to-end runs (median)")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--smoke", action="store_true", help="once, at tiny sizes (CI)")
     args = parser.parse_args()
     n = args.n or (10**4 if args.quick else 10**5)
     repeat = args.repeat or (3 if args.quick else 1)
     samples = 100 if args.quick else SAMPLES
+    if args.smoke:
+        n, repeat, samples = 200, 1, 12
     matched = n // 2
 
     print(f"== per operation (medians, {samples} samples; this machine, now) ==")

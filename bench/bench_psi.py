@@ -1,6 +1,6 @@
 """ECDH-PSI (cardinality) per core against openmined-psi and against the group's floor.
 
-    python -m bench.bench_psi [--quick | --full] [--repeat N]
+    python -m bench.bench_psi [--quick | --full | --smoke] [--repeat N]
 
 ``--quick`` runs 10^4 x 10^4 (one repeat), the default 10^5 x 10^5 (three),
 ``--full`` adds 10^6 x 10^6 (one repeat; many minutes). The sets overlap by half.
@@ -49,6 +49,7 @@ from sealroom.protocols.group import GroupPool, hash_to_group, mul_many, random_
 from sealroom.protocols.psi import PROTOCOL, VERSION, PsiParams, PsiResult, run_psi
 
 FLOOR_SAMPLE = 20_000
+SMOKE_SIZE = 500
 
 
 @dataclass(frozen=True)
@@ -280,10 +281,14 @@ def main() -> None:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="10^4 x 10^4 only")
     size.add_argument("--full", action="store_true", help="also 10^6 x 10^6 (minutes)")
+    size.add_argument("--smoke", action="store_true", help="once, at tiny sizes (CI)")
     parser.add_argument("--repeat", type=int, help="runs per median (default: 1 quick, else 3)")
     args = parser.parse_args()
     repeat = args.repeat or (1 if args.quick else 3)
     print(f"cores: {os.cpu_count()}, load average (1 min) at start: {os.getloadavg()[0]:.2f}")
+    if args.smoke:
+        bench(SMOKE_SIZE, 1, variants=True, in_process=True)
+        return
     if args.quick:
         bench(10_000, repeat, variants=True, in_process=False)
         return

@@ -36,7 +36,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="once, at tiny sizes (CI)")
     args = parser.parse_args()
+    if args.smoke:
+        args.mib, args.repeat = 2, 1
     size = args.mib << 20
     data = os.urandom(size)
     view = memoryview(data)

@@ -1,6 +1,6 @@
 """Secure aggregation: server time against a plaintext numpy sum of the same vectors.
 
-    python -m bench.bench_secagg [--quick] [--clients 100] [--dimension 100000]
+    python -m bench.bench_secagg [--quick | --smoke] [--clients 100] [--dimension 100000]
 
 Clients are simulated in one process with the pure round functions of
 ``sealroom.protocols.secagg`` (no transport, no serialisation), so the server
@@ -114,10 +114,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=None)
     parser.add_argument("--dimension", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--smoke", action="store_true", help="once, at tiny sizes (CI)")
     args = parser.parse_args()
     n = args.clients or (20 if args.quick else 100)
     d = args.dimension or (10**4 if args.quick else 10**5)
     repeat = args.repeat or (3 if args.quick else 5)
+    if args.smoke:
+        n, d, repeat = 6, 100, 1
     names = tuple(f"c{i:03d}" for i in range(n))
     rng = np.random.default_rng(2024)
     vectors = {u: rng.integers(0, 2**32, d, dtype=np.uint32) for u in names}
@@ -171,7 +174,7 @@ def main() -> None:
         print(f"  {'':14s} per-client median {client * 1e3:8.1f} ms")
     full = median_seconds(plaintext_sum, repeat=9)
     print(f"  plaintext sum of all {n} vectors: {full * 1e3:.2f} ms")
-    small_n, small_d = (5, 1000) if args.quick else (10, 10**4)
+    small_n, small_d = (5, 1000) if args.quick or args.smoke else (10, 10**4)
     wall = channel_run(small_n, small_d)
     print(f"  channel drivers end to end ({small_n} clients x {small_d}, threads): {wall:.3f} s")
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner, Result
 
 from sealroom.cli.main import app
 from sealroom.cli.party import request_params
+from sealroom.enclave.ledger import SqlBudgetLedger
 from sealroom.errors import InvalidInput
-from sealroom.policy.ledger import SqlBudgetLedger
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
 from analytics_e2e_world import (
@@ -28,9 +28,9 @@ from analytics_e2e_world import (
 )
 from client_world import coordinator, now
 
-from sealroom.client.enclave_worker import EnclaveWorker, make_enclave_keys
 from sealroom.client.http import Client
 from sealroom.computations import default_registry
+from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
 
 runner = CliRunner()
 
@@ -169,7 +169,7 @@ def test_sql_aggregate_and_lift_through_the_cli(tmp_path: Path) -> None:
             ok_json(cli(e, "init", "--name", name, "--json"))
         keys = make_enclave_keys(now=now())
         worker = EnclaveWorker(
-            client=Client(base_url=url, identity=keys.identity),
+            source=Client(base_url=url, identity=keys.identity),
             keys=keys,
             ledger=SqlBudgetLedger.temporary()[0],
         )

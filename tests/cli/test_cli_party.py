@@ -10,7 +10,7 @@ from typing import Any
 from typer.testing import CliRunner, Result
 
 from sealroom.cli.main import app
-from sealroom.policy.ledger import SqlBudgetLedger
+from sealroom.enclave.ledger import SqlBudgetLedger
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
 from client_world import (
@@ -22,8 +22,8 @@ from client_world import (
     write_jsonl,
 )
 
-from sealroom.client.enclave_worker import EnclaveWorker, make_enclave_keys
 from sealroom.client.http import Client
+from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
 
 runner = CliRunner()
 
@@ -122,7 +122,7 @@ def test_cli_end_to_end_and_bad_input(tmp_path: Path) -> None:
 
         keys = make_enclave_keys(now=now())
         worker = EnclaveWorker(
-            client=Client(base_url=url, identity=keys.identity),
+            source=Client(base_url=url, identity=keys.identity),
             keys=keys,
             ledger=SqlBudgetLedger.temporary()[0],
         )

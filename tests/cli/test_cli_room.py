@@ -10,13 +10,13 @@ from typing import Any
 from typer.testing import CliRunner, Result
 
 from sealroom.cli.main import app
-from sealroom.policy.ledger import SqlBudgetLedger
+from sealroom.enclave.ledger import SqlBudgetLedger
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
 from client_world import AUTO_POLICY, TOPICS_A, TOPICS_B, coordinator, now, write_jsonl
 
-from sealroom.client.enclave_worker import EnclaveWorker, make_enclave_keys
 from sealroom.client.http import Client
+from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
 from sealroom.statements import Receipt
 from sealroom.verification.bundle import ProofBundle
 
@@ -85,7 +85,7 @@ def test_cli_room_policy_restricts_and_is_enforced(tmp_path: Path) -> None:
 
         keys = make_enclave_keys(now=now())
         worker = EnclaveWorker(
-            client=Client(base_url=url, identity=keys.identity),
+            source=Client(base_url=url, identity=keys.identity),
             keys=keys,
             ledger=SqlBudgetLedger.temporary()[0],
         )

@@ -41,13 +41,13 @@ from client_world import coordinator, now
 from scipy import stats
 
 from sealroom.client import flows
-from sealroom.client.enclave_worker import EnclaveWorker, make_enclave_keys
 from sealroom.client.http import Client
 from sealroom.computations import default_registry
 from sealroom.crypto.keys import Identity
 from sealroom.crypto.keystore import Keystore
+from sealroom.enclave.ledger import SqlBudgetLedger
+from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
 from sealroom.errors import PolicyDenied
-from sealroom.policy.ledger import SqlBudgetLedger
 from sealroom.statements import Receipt
 
 REGISTRY = default_registry()
@@ -96,7 +96,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         keys = make_enclave_keys(now=now())
         ledger, _ = SqlBudgetLedger.temporary()
         worker = EnclaveWorker(
-            client=Client(base_url=url, identity=keys.identity), keys=keys, ledger=ledger
+            source=Client(base_url=url, identity=keys.identity), keys=keys, ledger=ledger
         )
         worker.register()
         try:

@@ -10,10 +10,10 @@ import pytest
 from client_world import AUTO_POLICY, TOPICS_A, TOPICS_B, coordinator, now, party, write_jsonl
 
 from sealroom.client import flows
-from sealroom.client.enclave_worker import EnclaveWorker, make_enclave_keys
 from sealroom.client.http import Client
+from sealroom.enclave.ledger import SqlBudgetLedger
+from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
 from sealroom.errors import AttestationInvalid, BackendUnavailable, CommitmentMismatch, NotFound
-from sealroom.policy.ledger import SqlBudgetLedger
 from sealroom.verification.bundle import ProofBundle
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import BundleRejected, verify_bundle
@@ -64,7 +64,7 @@ def test_publish_request_approve_run_result_verify(tmp_path: Path) -> None:
         keys = make_enclave_keys(now=now())
         enclave_client = Client(base_url=url, identity=keys.identity)
         worker = EnclaveWorker(
-            client=enclave_client, keys=keys, ledger=SqlBudgetLedger.temporary()[0]
+            source=enclave_client, keys=keys, ledger=SqlBudgetLedger.temporary()[0]
         )
         worker.register()
         assert worker.step().outcome == "idle"
@@ -150,7 +150,7 @@ def test_changed_data_is_never_sealed(tmp_path: Path) -> None:
         )
         keys = make_enclave_keys(now=now())
         EnclaveWorker(
-            client=Client(base_url=url, identity=keys.identity),
+            source=Client(base_url=url, identity=keys.identity),
             keys=keys,
             ledger=SqlBudgetLedger.temporary()[0],
         ).register()
@@ -197,7 +197,7 @@ def test_worker_loop_reports_a_failing_job_and_stops_on_event(tmp_path: Path) ->
         keys = make_enclave_keys(now=now())
         events: list[str] = []
         worker = EnclaveWorker(
-            client=Client(base_url=url, identity=keys.identity),
+            source=Client(base_url=url, identity=keys.identity),
             keys=keys,
             ledger=SqlBudgetLedger.temporary()[0],
             idle_min=0.05,
@@ -242,7 +242,7 @@ def test_worker_waits_for_a_coordinator_that_is_starting(tmp_path: Path) -> None
     events: list[str] = []
     clock = [0.0]
     worker = EnclaveWorker(
-        client=Client(base_url=dead, identity=keys.identity),
+        source=Client(base_url=dead, identity=keys.identity),
         keys=keys,
         ledger=SqlBudgetLedger.temporary()[0],
         on_event=events.append,
@@ -259,7 +259,7 @@ def test_worker_waits_for_a_coordinator_that_is_starting(tmp_path: Path) -> None
 
     with coordinator(tmp_path) as url:
         worker = EnclaveWorker(
-            client=Client(base_url=url, identity=keys.identity),
+            source=Client(base_url=url, identity=keys.identity),
             keys=keys,
             ledger=SqlBudgetLedger.temporary()[0],
         )

@@ -18,11 +18,11 @@ from client_world import AUTO_POLICY, TOPICS_A, TOPICS_B, now, party, write_json
 from sealroom.api.app import create_app
 from sealroom.api.testing import run_in_thread
 from sealroom.client import flows
-from sealroom.client.enclave_worker import EnclaveWorker, make_enclave_keys
 from sealroom.client.http import Client
 from sealroom.computations import default_registry
+from sealroom.enclave.ledger import SqlBudgetLedger
+from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
 from sealroom.errors import NotFound
-from sealroom.policy.ledger import SqlBudgetLedger
 from sealroom.verification.bundle import ProofBundle
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import verify_bundle
@@ -98,7 +98,7 @@ def test_postgres_publish_search_request_approve_run_fetch_verify(
 
         keys = make_enclave_keys(now=now())
         worker = EnclaveWorker(
-            client=Client(base_url=url, identity=keys.identity),
+            source=Client(base_url=url, identity=keys.identity),
             keys=keys,
             ledger=SqlBudgetLedger.temporary()[0],
         )

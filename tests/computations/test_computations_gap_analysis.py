@@ -6,10 +6,10 @@ from scenario_data import shipped, texts
 
 from sealroom.computations import PrivacyContext, default_registry
 from sealroom.computations.gap_analysis import GapAnalysisOutput
-from sealroom.computations.text import GENERIC, specificity
 from sealroom.errors import InvalidInput
+from sealroom.terms import GENERIC, specificity
 
-GAP = default_registry().get("gap-analysis", "1.0.0")
+GAP = default_registry().get("gap-analysis", "1.0.1")
 
 
 def run(

@@ -5,11 +5,11 @@ import pytest
 from scenario_data import shipped, texts
 
 from sealroom.computations import PrivacyContext, default_registry
-from sealroom.computations.text import GENERIC
 from sealroom.computations.topic_overlap import TopicOverlapOutput, decimal4
 from sealroom.errors import InvalidInput
+from sealroom.terms import GENERIC
 
-OVERLAP = default_registry().get("topic-overlap", "1.0.0")
+OVERLAP = default_registry().get("topic-overlap", "1.0.1")
 
 
 def run(

@@ -5,11 +5,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from sealroom.computations.text import GENERIC, record_frequencies, specificity
 from sealroom.connectors import attestation_fields, profile_table, read_table
 from sealroom.crypto.keys import b64encode
 from sealroom.errors import InvalidInput
 from sealroom.statements.models import CommitmentRef, DatasetProfile
+from sealroom.terms import GENERIC, record_frequencies, specificity
 from tests.helpers import attestation, identity
 
 DATA = Path(__file__).resolve().parents[2] / "src" / "sealroom" / "data"

@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict
 
 from sealroom.computations import Computation, PrivacyContext, PrivacyCost, Registry
 from sealroom.crypto.keys import b64encode
+from sealroom.enclave.ledger import SqlBudgetLedger
 from sealroom.enclave.runner import JobFailed, JobMaterials, JobOutput, execute_job
 from sealroom.errors import PolicyDenied
-from sealroom.policy.ledger import SqlBudgetLedger
 from sealroom.statements import Envelope, sign_statement
 from tests.helpers import approval, request
 

@@ -26,6 +26,7 @@ from sealroom.computations import DEFAULT_K, Registry
 from sealroom.crypto.commit import commit_bytes_stream
 from sealroom.crypto.keys import Identity, PartyId, b64encode
 from sealroom.crypto.sealing import SealContext, open_sealed, seal
+from sealroom.enclave.ledger import SqlBudgetLedger
 from sealroom.enclave.runner import JobFailed, JobMaterials, JobOutput, execute_job
 from sealroom.errors import (
     CommitmentMismatch,
@@ -38,7 +39,6 @@ from sealroom.errors import (
     SignatureInvalid,
     VerificationFailed,
 )
-from sealroom.policy.ledger import SqlBudgetLedger
 from sealroom.statements import (
     CommitmentRef,
     ComputationRef,

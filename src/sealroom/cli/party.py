@@ -39,6 +39,7 @@ from sealroom.statements import (
     sign_statement,
 )
 from sealroom.statements.canonical import dict_without_duplicates
+from sealroom.statements.fields import canonical_decimal
 
 __all__ = ["dataset_app", "register"]
 
@@ -338,10 +339,7 @@ def _json_decimal(text: str) -> str:
         raise ValueError(f"bad number {text}") from None
     if not value.is_finite() or abs(value.adjusted()) > 30:
         raise ValueError(f"number {text} is out of range for a decimal parameter")
-    out = format(value, "f")
-    if "." in out:
-        out = out.rstrip("0").rstrip(".")
-    return "0" if out in ("-0", "") else out
+    return canonical_decimal(value)
 
 
 def _json_constant(text: str) -> Any:

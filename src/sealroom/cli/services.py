@@ -96,10 +96,10 @@ def enclave(
     json_output: JsonOpt = False,
 ) -> None:
     """Run the mediator enclave worker: register evidence, then claim and run jobs."""
-    from sealroom.client.enclave_worker import EnclaveWorker, make_enclave_keys, stop_on_signals
     from sealroom.client.http import Client
+    from sealroom.enclave.ledger import SqlBudgetLedger
+    from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys, stop_on_signals
     from sealroom.errors import InvalidInput
-    from sealroom.policy.ledger import SqlBudgetLedger
 
     if simulated:
         typer.secho(
@@ -131,7 +131,7 @@ def enclave(
         )
         with Client(base_url=url, identity=keys.identity) as client:
             worker = EnclaveWorker(
-                client=client,
+                source=client,
                 keys=keys,
                 ledger=ledger,
                 idle_max=poll_max,

@@ -26,6 +26,7 @@ import numpy.typing as npt
 from pydantic import AfterValidator
 
 from sealroom.errors import InvalidInput
+from sealroom.statements.fields import canonical_decimal
 
 __all__ = [
     "Family",
@@ -66,11 +67,7 @@ def signed_decimal(value: float, digits: int = SIGNIFICANT_DIGITS) -> str:
     if abs(value) < _TINY:
         return "0"
     d = Decimal(repr(float(value)))
-    d = d.quantize(Decimal(1).scaleb(d.adjusted() - digits + 1))
-    text = format(d, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
+    return canonical_decimal(d.quantize(Decimal(1).scaleb(d.adjusted() - digits + 1)))
 
 
 def parse_signed(text: str) -> float:

@@ -41,6 +41,7 @@ from scipy import stats
 
 from sealroom.computations.base import PrivacyContext
 from sealroom.errors import InvalidInput
+from sealroom.statements.fields import canonical_decimal
 
 __all__ = [
     "MAX_ABS",
@@ -139,10 +140,7 @@ def num(value: float | None) -> str | None:
     d = Decimal(value)  # exact binary value
     place = max(d.adjusted() - SIG_DIGITS + 1, -MAX_PLACES)
     r = d.quantize(Decimal(1).scaleb(place), rounding=ROUND_HALF_EVEN, context=Context(prec=400))
-    s = format(r, "f")
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    return "0" if s in ("-0", "") else s
+    return canonical_decimal(r)
 
 
 def parse_num(text: str, *, what: str) -> float:

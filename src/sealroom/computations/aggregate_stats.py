@@ -51,7 +51,7 @@ from typing import Annotated
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from sealroom.computations import _stats
 from sealroom.computations._stats import ColumnName, Confidence, Model, Num, ParamsModel
@@ -59,6 +59,7 @@ from sealroom.computations.base import ZERO_COST, Computation, PrivacyContext, P
 from sealroom.errors import InvalidInput, PolicyDenied
 from sealroom.policy import dp as dpm
 from sealroom.policy import suppression
+from sealroom.statements.fields import canonical_decimal
 
 __all__ = [
     "COMPUTATION",
@@ -269,8 +270,8 @@ class _DpPlan:
 
     def info(self) -> DpInfo:
         return DpInfo(
-            epsilon=_canonical(self.epsilon),
-            epsilon_per_statistic=_canonical(self.per_stat),
+            epsilon=canonical_decimal(self.epsilon),
+            epsilon_per_statistic=canonical_decimal(self.per_stat),
             lower=_stats.num(self.lower) or "0",
             upper=_stats.num(self.upper) or "0",
             max_rows_per_entity=self.rows_per_entity,
@@ -278,13 +279,6 @@ class _DpPlan:
             mechanisms=tuple(sorted(self.mechanisms)),
             granularity=tuple(self.mechanisms[m] for m in sorted(self.mechanisms)),
         )
-
-
-def _canonical(d: Decimal) -> str:
-    s = format(d, "f")
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    return s or "0"
 
 
 def _dp_total(parts: Sequence[Stats]) -> Stats:
@@ -539,23 +533,15 @@ def run(
     )
 
 
-def _run(
-    inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
-) -> AggregateStatsOutput:
-    if not isinstance(params, AggregateStatsParams):
-        raise InvalidInput("aggregate-stats needs AggregateStatsParams (use parse_params)")
-    return run(inputs, params, privacy)
-
-
-def _cost(params: BaseModel) -> PrivacyCost:
-    if not isinstance(params, AggregateStatsParams) or params.dp is None:
+def _cost(params: AggregateStatsParams) -> PrivacyCost:
+    if params.dp is None:
         return ZERO_COST
     return PrivacyCost(epsilon=Decimal(params.dp.epsilon))
 
 
 COMPUTATION = Computation(
     id="aggregate-stats",
-    version="1.0.0",
+    version="1.0.1",
     summary=(
         "Per-group count, sum, mean, confidence interval, percentiles and period-over-period "
         "growth over the stacked rows of 2 or more parties; small groups suppressed; optional DP."
@@ -565,7 +551,7 @@ COMPUTATION = Computation(
     input_names=("party", "party"),
     params=AggregateStatsParams,
     output=AggregateStatsOutput,
-    run_fn=_run,
+    run_fn=run,
     modules=(sys.modules[__name__], _stats, dpm, suppression),
     cost_fn=_cost,
     variadic=True,

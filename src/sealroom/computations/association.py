@@ -44,7 +44,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, Field
+from pydantic import Field
 from scipy import stats
 
 from sealroom.computations import _stats
@@ -251,17 +251,9 @@ def run(
     )
 
 
-def _run(
-    inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
-) -> AssociationOutput:
-    if not isinstance(params, AssociationParams):
-        raise InvalidInput("association-test needs AssociationParams (use parse_params)")
-    return run(inputs, params, privacy)
-
-
 COMPUTATION = Computation(
     id="association-test",
-    version="1.0.0",
+    version="1.0.1",
     summary=(
         "Whether a signal in one dataset predicts an outcome in another (joined on id): effect "
         "size (odds ratio, standardized mean difference or r) with interval and significance."
@@ -271,6 +263,6 @@ COMPUTATION = Computation(
     input_names=("signal", "outcome"),
     params=AssociationParams,
     output=AssociationOutput,
-    run_fn=_run,
+    run_fn=run,
     modules=(sys.modules[__name__], _stats),
 )

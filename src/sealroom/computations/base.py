@@ -11,16 +11,23 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Generic, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel
+from typing_extensions import TypeVar
 
 from sealroom.errors import InvalidInput
+from sealroom.policy.privacy import (
+    DEFAULT_K,
+    ZERO_COST,
+    PrivacyClass,
+    PrivacyContext,
+    PrivacyCost,
+)
 from sealroom.statements import ComputationRef, Digest
 from sealroom.statements.fields import parse_object
 
@@ -35,82 +42,13 @@ __all__ = [
     "code_digest_of",
 ]
 
-PrivacyClass = Literal["aggregate", "model", "content"]
-"""``aggregate``: counts and statistics only. ``model``: trained parameters.
-``content``: may reveal (redacted) record text, so never approved automatically."""
-
 Release = Literal["all-parties", "requester"]
 """Who may receive the output: the requester and every input owner, or the requester only."""
 
-DEFAULT_K = 5
-"""Minimum number of records a term or group must occur in before it may be released."""
+P = TypeVar("P", bound=BaseModel, default=Any)
+"""A computation's parameter model; a bare ``Computation`` (the registry's) takes any."""
 
 _CODE_DOMAIN = b"sealroom-computation-code-v1\x00"
-
-
-@dataclass(frozen=True, slots=True)
-class PrivacyCost:
-    """The differential-privacy budget one run consumes on each input; charged before it runs."""
-
-    epsilon: Decimal = Decimal(0)
-    delta: Decimal = Decimal(0)
-
-    def __post_init__(self) -> None:
-        if self.epsilon < 0 or self.delta < 0 or self.delta >= 1:
-            raise InvalidInput("a privacy cost needs epsilon >= 0 and 0 <= delta < 1")
-
-    @property
-    def is_zero(self) -> bool:
-        return self.epsilon == 0 and self.delta == 0
-
-
-ZERO_COST = PrivacyCost()
-
-
-@dataclass(frozen=True, slots=True)
-class PrivacyContext:
-    """Output-privacy parameters from the owners' verified (and composed) policies.
-
-    Every tuple has one entry per input, in request order. ``k`` counts distinct
-    entities of ``entity_columns[i]`` (or rows when that is None). Columns in
-    ``never_output`` must not appear in any output; ``join_only`` columns may be
-    used to join or match and nothing else. ``max_output_rows`` caps row-shaped
-    outputs (None: no cap). ``cost`` is the budget already charged for this run:
-    a DP computation must spend at most that.
-    """
-
-    k: tuple[int, ...]
-    entity_columns: tuple[str | None, ...] = ()
-    never_output: tuple[frozenset[str], ...] = ()
-    join_only: tuple[frozenset[str], ...] = ()
-    max_output_rows: int | None = None
-    cost: PrivacyCost = ZERO_COST
-    # Per input: the owner's SQL analysis rules (the validated JSON object of the policy's
-    # ``sql`` rules), for computations that admit requester SQL; None when not declared.
-    analysis: tuple[Mapping[str, Any] | None, ...] = ()
-
-    def __post_init__(self) -> None:
-        n = len(self.k)
-        if not self.k or any(k < 1 for k in self.k):
-            raise InvalidInput("every input needs a threshold k of at least 1")
-        # Omitted per-input tuples mean "nothing declared" for every input.
-        for name, empty in (
-            ("entity_columns", None),
-            ("never_output", frozenset()),
-            ("join_only", frozenset()),
-            ("analysis", None),
-        ):
-            value = getattr(self, name)
-            if value == ():
-                object.__setattr__(self, name, (empty,) * n)
-            elif len(value) != n:
-                raise InvalidInput(f"privacy context: {name} needs one entry per input")
-        if self.max_output_rows is not None and self.max_output_rows < 1:
-            raise InvalidInput("max_output_rows must be at least 1")
-
-    @classmethod
-    def uniform(cls, n_inputs: int, k: int = DEFAULT_K) -> PrivacyContext:
-        return cls(k=(k,) * n_inputs)
 
 
 def code_digest_of(modules: Sequence[ModuleType]) -> Digest:
@@ -124,12 +62,15 @@ def code_digest_of(modules: Sequence[ModuleType]) -> Digest:
 
 
 @dataclass(frozen=True, slots=True)
-class Computation:
+class Computation(Generic[P]):
     """One entry of the computation library.
 
     ``input_names`` fixes the meaning of each position in a request's ``inputs``
     (e.g. ``("expert", "learner")``). ``run`` must be pure and deterministic
     given its arguments; it raises :class:`InvalidInput` for data it cannot use.
+    ``run_fn`` and ``cost_fn`` take the computation's own parameter model: the
+    check that parameters are of that model (what :meth:`parse_params` returns)
+    is made here, once for every computation.
     """
 
     id: str
@@ -138,12 +79,12 @@ class Computation:
     privacy_class: PrivacyClass
     release: Release
     input_names: tuple[str, ...]
-    params: type[BaseModel]
+    params: type[P]
     output: type[BaseModel]
-    run_fn: Callable[[Sequence[pa.Table], BaseModel, PrivacyContext], BaseModel]
+    run_fn: Callable[[Sequence[pa.Table], P, PrivacyContext], BaseModel]
     modules: tuple[ModuleType, ...]
     # The budget a run with these parameters consumes on every input (DP computations).
-    cost_fn: Callable[[BaseModel], PrivacyCost] | None = None
+    cost_fn: Callable[[P], PrivacyCost] | None = None
     # True: the last input name repeats, so the computation takes len(input_names) or more
     # inputs (e.g. aggregate-stats over 2..64 parties).
     variadic: bool = False
@@ -158,9 +99,16 @@ class Computation:
     def ref(self) -> ComputationRef:
         return ComputationRef(id=self.id, version=self.version, code_digest=self.code_digest)
 
-    def parse_params(self, raw: object) -> BaseModel:
+    def parse_params(self, raw: object) -> P:
         """Validate request parameters against the declared schema, or raise :class:`InvalidInput`."""
         return parse_object(self.params, raw, what=f"{self.id} parameter")
+
+    def _own(self, params: BaseModel) -> P:
+        if not isinstance(params, self.params):
+            raise InvalidInput(
+                f"{self.id} needs {self.params.__name__} (use Computation.parse_params)"
+            )
+        return params
 
     def accepts_inputs(self, n: int) -> bool:
         return n >= len(self.input_names) if self.variadic else n == len(self.input_names)
@@ -175,7 +123,8 @@ class Computation:
 
     def cost(self, params: BaseModel) -> PrivacyCost:
         """What a run with ``params`` consumes; charged atomically before anything runs."""
-        return ZERO_COST if self.cost_fn is None else self.cost_fn(params)
+        own = self._own(params)
+        return ZERO_COST if self.cost_fn is None else self.cost_fn(own)
 
     def run(
         self, inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
@@ -184,7 +133,7 @@ class Computation:
         self.check_inputs(len(inputs))
         if len(privacy.k) != len(inputs):
             raise InvalidInput(f"{self.id}: the privacy context has {len(privacy.k)} inputs")
-        result = self.run_fn(inputs, params, privacy)
+        result = self.run_fn(inputs, self._own(params), privacy)
         return self.output.model_validate(result.model_dump())
 
     def describe(self) -> dict[str, object]:

@@ -32,13 +32,13 @@ from typing import Annotated
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, Field
+from pydantic import Field
 from scipy import stats
 
 from sealroom.computations import _stats
 from sealroom.computations._stats import Agg, ColumnName, Confidence, Model, Num, ParamsModel
 from sealroom.computations.base import Computation, PrivacyContext
-from sealroom.errors import InvalidInput, PolicyDenied
+from sealroom.errors import PolicyDenied
 
 __all__ = ["COMPUTATION", "Coefficient", "CorrelationOutput", "CorrelationParams", "run"]
 
@@ -140,17 +140,9 @@ def run(
     )
 
 
-def _run(
-    inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
-) -> CorrelationOutput:
-    if not isinstance(params, CorrelationParams):
-        raise InvalidInput("correlation needs CorrelationParams (use Computation.parse_params)")
-    return run(inputs, params, privacy)
-
-
 COMPUTATION = Computation(
     id="correlation",
-    version="1.0.0",
+    version="1.0.1",
     summary=(
         "Pearson and Spearman correlation, with Fisher-z confidence intervals, p-values and n, "
         "between a column of one dataset and a column of another joined on a key or group key."
@@ -160,6 +152,6 @@ COMPUTATION = Computation(
     input_names=("a", "b"),
     params=CorrelationParams,
     output=CorrelationOutput,
-    run_fn=_run,
+    run_fn=run,
     modules=(sys.modules[__name__], _stats),
 )

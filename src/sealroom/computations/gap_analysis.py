@@ -8,7 +8,7 @@ carries one count of covered topics.
 
 Method: the expert's topics are its top ``top`` terms after the threshold,
 ranked by record count x specificity, without redundant sub-terms and without
-lone generic words (:func:`sealroom.computations.text.select_topics`). A topic
+lone generic words (:func:`sealroom.terms.select_topics`). A topic
 is *covered* when it occurs in at least ``learner_min`` learner records
 (default 2: one passing mention is not knowledge); the others are *gaps*, in the
 expert's topic rank.
@@ -16,7 +16,7 @@ expert's topic rank.
 Level of a gap (an explainable rule, not a model):
 
 * ``intermediate``: at least one of its specific words (not in
-  :data:`sealroom.computations.text.GENERIC`) is already in the learner's
+  :data:`sealroom.terms.GENERIC`) is already in the learner's
   vocabulary (a word in >= ``learner_min`` learner records), so it builds on
   something the learner knows ("remote attestation" for someone who writes
   about "attestation"); knowing "app" or "hash" does not make "compose hash"
@@ -36,9 +36,9 @@ from typing import Annotated, Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from sealroom.computations import columns, text
+from sealroom import terms
+from sealroom.computations import columns
 from sealroom.computations.base import Computation, PrivacyContext
-from sealroom.errors import InvalidInput
 
 __all__ = ["COMPUTATION", "Gap", "GapAnalysisOutput", "GapAnalysisParams", "run"]
 
@@ -96,13 +96,13 @@ def run(
 ) -> GapAnalysisOutput:
     expert, learner = inputs
     k_expert = privacy.k[0]
-    freq_e = text.record_frequencies(
+    freq_e = terms.record_frequencies(
         columns.text_values(expert, params.text_column, input_name="expert")
     )
-    freq_l = text.record_frequencies(
+    freq_l = terms.record_frequencies(
         columns.text_values(learner, params.text_column, input_name="learner")
     )
-    topics = text.select_topics(freq_e, min_count=k_expert, top=params.top)
+    topics = terms.select_topics(freq_e, min_count=k_expert, top=params.top)
 
     def known(term: str) -> bool:
         return freq_l.get(term, 0) >= params.learner_min
@@ -113,7 +113,7 @@ def run(
             mentions=t.count,
             level=(
                 "intermediate"
-                if any(known(w) and not text.is_generic(w) for w in text.term_words(t.term))
+                if any(known(w) and not terms.is_generic(w) for w in terms.term_words(t.term))
                 else "advanced"
             ),
         )
@@ -135,17 +135,9 @@ def run(
     )
 
 
-def _run(
-    inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
-) -> GapAnalysisOutput:
-    if not isinstance(params, GapAnalysisParams):
-        raise InvalidInput("gap-analysis needs GapAnalysisParams (use Computation.parse_params)")
-    return run(inputs, params, privacy)
-
-
 COMPUTATION = Computation(
     id="gap-analysis",
-    version="1.0.0",
+    version="1.0.1",
     summary=(
         "Topics of an expert's text dataset (terms in at least k expert records) that a "
         "learner's dataset does not cover, ranked and levelled, with recommended next topics."
@@ -155,6 +147,6 @@ COMPUTATION = Computation(
     input_names=("expert", "learner"),
     params=GapAnalysisParams,
     output=GapAnalysisOutput,
-    run_fn=_run,
-    modules=(sys.modules[__name__], text, columns),
+    run_fn=run,
+    modules=(sys.modules[__name__], terms, columns),
 )

@@ -26,12 +26,11 @@ from typing import Annotated
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from sealroom.computations import _stats
 from sealroom.computations._stats import ColumnName, Model, Num, ParamsModel
 from sealroom.computations.base import Computation, PrivacyContext
-from sealroom.errors import InvalidInput
 
 __all__ = ["COMPUTATION", "OverlapOutput", "OverlapParams", "run"]
 
@@ -112,15 +111,9 @@ def run(
     )
 
 
-def _run(inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext) -> OverlapOutput:
-    if not isinstance(params, OverlapParams):
-        raise InvalidInput("intersection-overlap needs OverlapParams (use parse_params)")
-    return run(inputs, params, privacy)
-
-
 COMPUTATION = Computation(
     id="intersection-overlap",
-    version="1.0.0",
+    version="1.0.1",
     summary=(
         "Size of the overlap of two identifier sets, with union, Jaccard index and the share of "
         "each side; an overlap below k is reported as below k, never as a number."
@@ -130,6 +123,6 @@ COMPUTATION = Computation(
     input_names=("a", "b"),
     params=OverlapParams,
     output=OverlapOutput,
-    run_fn=_run,
+    run_fn=run,
     modules=(sys.modules[__name__], _stats),
 )

@@ -28,12 +28,12 @@ from typing import Annotated, Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from sealroom.computations import _stats
 from sealroom.computations._stats import ColumnName, Confidence, Model, Num, ParamsModel
 from sealroom.computations.base import Computation, PrivacyContext
-from sealroom.errors import InvalidInput, PolicyDenied
+from sealroom.errors import PolicyDenied
 
 __all__ = ["COMPUTATION", "IntersectionSumOutput", "IntersectionSumParams", "run"]
 
@@ -113,17 +113,9 @@ def run(
     )
 
 
-def _run(
-    inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
-) -> IntersectionSumOutput:
-    if not isinstance(params, IntersectionSumParams):
-        raise InvalidInput("intersection-sum needs IntersectionSumParams (use parse_params)")
-    return run(inputs, params, privacy)
-
-
 COMPUTATION = Computation(
     id="intersection-sum",
-    version="1.0.0",
+    version="1.0.1",
     summary=(
         "Sum and mean (with confidence interval) of a value column over the identifiers two "
         "datasets share; refused when the intersection is below k."
@@ -133,6 +125,6 @@ COMPUTATION = Computation(
     input_names=("a", "b"),
     params=IntersectionSumParams,
     output=IntersectionSumOutput,
-    run_fn=_run,
+    run_fn=run,
     modules=(sys.modules[__name__], _stats),
 )

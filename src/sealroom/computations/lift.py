@@ -35,7 +35,7 @@ from typing import Annotated
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, Field
+from pydantic import Field
 from scipy import stats
 
 from sealroom.computations import _stats
@@ -169,15 +169,9 @@ def run(inputs: Sequence[pa.Table], params: LiftParams, privacy: PrivacyContext)
     )
 
 
-def _run(inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext) -> LiftOutput:
-    if not isinstance(params, LiftParams):
-        raise InvalidInput("lift needs LiftParams (use Computation.parse_params)")
-    return run(inputs, params, privacy)
-
-
 COMPUTATION = Computation(
     id="lift",
-    version="1.0.0",
+    version="1.0.1",
     summary=(
         "Conversion rates of a test and a control arm (exposure from one party, conversions "
         "from another, joined on id): absolute and relative lift with intervals, z-test p-value."
@@ -187,6 +181,6 @@ COMPUTATION = Computation(
     input_names=("exposure", "conversions"),
     params=LiftParams,
     output=LiftOutput,
-    run_fn=_run,
+    run_fn=run,
     modules=(sys.modules[__name__], _stats),
 )

@@ -234,19 +234,9 @@ def run(
     )
 
 
-def _run(
-    inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
-) -> PatternSearchOutput:
-    if not isinstance(params, PatternSearchParams):
-        raise InvalidInput(
-            "pattern-search needs PatternSearchParams (use Computation.parse_params)"
-        )
-    return run(inputs, params, privacy)
-
-
 COMPUTATION = Computation(
     id="pattern-search",
-    version="1.0.0",
+    version="1.0.1",
     summary=(
         "Records of a text log that match a query, summarised as recurring problem -> "
         "investigation -> solution patterns with entity counts; identifiers, paths, UUIDs, "
@@ -258,6 +248,6 @@ COMPUTATION = Computation(
     input_names=("log",),
     params=PatternSearchParams,
     output=PatternSearchOutput,
-    run_fn=_run,
+    run_fn=run,
     modules=(sys.modules[__name__], _redact, columns, suppression),
 )

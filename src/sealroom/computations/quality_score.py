@@ -53,7 +53,7 @@ from sealroom.computations import _sandbox
 from sealroom.computations._glm import SignedDecimal
 from sealroom.computations.base import Computation, PrivacyContext
 from sealroom.errors import InvalidInput, PolicyDenied
-from sealroom.statements.fields import DecimalStr, DigestStr
+from sealroom.statements.fields import DecimalStr, DigestStr, canonical_decimal
 
 __all__ = [
     "COMPUTATION",
@@ -101,13 +101,6 @@ class QualityScoreOutput(_Model):
     withheld_columns: tuple[str, ...]
     sandbox: Annotated[str, Field(min_length=1, max_length=1000)]
     limits: SandboxLimitsOut
-
-
-def _canonical(d: Decimal) -> str:
-    text = format(d, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
 
 
 def _algorithm(table: pa.Table) -> tuple[str, Decimal]:
@@ -203,10 +196,10 @@ def run(
     return QualityScoreOutput(
         status="ok" if score is not None else "failed",
         failure=failure,
-        score=_canonical(score) if score is not None else None,
-        precision=_canonical(Decimal(1).scaleb(-params.precision)),
+        score=canonical_decimal(score) if score is not None else None,
+        precision=canonical_decimal(Decimal(1).scaleb(-params.precision)),
         score_range=(params.score_min, params.score_max),
-        expected=_canonical(expected),
+        expected=canonical_decimal(expected),
         met=(score >= expected) if score is not None else None,
         algorithm_digest="sha256:" + hashlib.sha256(source.encode("utf-8")).hexdigest(),
         sample_rows=sample.num_rows,
@@ -221,17 +214,9 @@ def run(
     )
 
 
-def _run(
-    inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
-) -> QualityScoreOutput:
-    if not isinstance(params, QualityScoreParams):
-        raise InvalidInput("quality-score needs QualityScoreParams (use Computation.parse_params)")
-    return run(inputs, params, privacy)
-
-
 COMPUTATION = Computation(
     id="quality-score",
-    version="1.0.0",
+    version="1.0.1",
     summary=(
         "Runs a buyer's sealed scoring algorithm on a seller's sealed sample in a sandboxed "
         "child process and releases only the rounded score, whether it met the buyer's "
@@ -242,6 +227,6 @@ COMPUTATION = Computation(
     input_names=("algorithm", "sample"),
     params=QualityScoreParams,
     output=QualityScoreOutput,
-    run_fn=_run,
+    run_fn=run,
     modules=(sys.modules[__name__], _sandbox),
 )

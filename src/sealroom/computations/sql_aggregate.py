@@ -64,6 +64,7 @@ from sealroom.policy.sql_rules import (
     SqlAnalysisRules,
     analyze,
 )
+from sealroom.statements.fields import canonical_decimal
 
 __all__ = [
     "COMPUTATION",
@@ -88,6 +89,7 @@ RUNTIME_REFUSAL = (
     "sql-aggregate: the query failed while running; the reason is not reported because it "
     "could depend on the data"
 )
+
 # Refusals DuckDB raises before reading any row: safe to report, they depend on schema only.
 _BIND_ERRORS: tuple[type[Exception], ...] = (
     duckdb.BinderException,
@@ -181,13 +183,7 @@ def _connect() -> duckdb.DuckDBPyConnection:
 def _number_text(value: float | Decimal) -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    d = Decimal(format(value, f".{SIGNIFICANT_DIGITS}g"))
-    if d == 0:
-        return "0"
-    text = format(d, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
+    return canonical_decimal(Decimal(format(value, f".{SIGNIFICANT_DIGITS}g")))
 
 
 def _cell(value: object) -> Cell:
@@ -266,17 +262,9 @@ def run(
     )
 
 
-def _run(
-    inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
-) -> SqlAggregateOutput:
-    if not isinstance(params, SqlAggregateParams):
-        raise InvalidInput("sql-aggregate needs SqlAggregateParams (use Computation.parse_params)")
-    return run(inputs, params, privacy)
-
-
 COMPUTATION = Computation(
     id="sql-aggregate",
-    version="1.0.0",
+    version="1.0.1",
     summary=(
         "The requester's aggregate SQL (DuckDB dialect) over 1..26 inputs named a, b, c, ..., "
         "admitted only under every owner's SQL analysis rules; groups with fewer than k "
@@ -287,7 +275,7 @@ COMPUTATION = Computation(
     input_names=("a",),
     params=SqlAggregateParams,
     output=SqlAggregateOutput,
-    run_fn=_run,
+    run_fn=run,
     modules=(sys.modules[__name__], sql_rules),
     variadic=True,
 )

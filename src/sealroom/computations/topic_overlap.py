@@ -9,7 +9,7 @@ released, not even as "present".
 Method: each side's topics are its top ``top`` terms after the threshold, ranked
 by record count x specificity, without sub-terms a longer kept term already
 covers and without lone generic words
-(:func:`sealroom.computations.text.select_topics`). Over the union ``U`` of the
+(:func:`sealroom.terms.select_topics`). Over the union ``U`` of the
 two lists, a term is *shared* when it passes both thresholds, otherwise it is
 unique to the side whose list holds it. ``jaccard`` = shared / ``|U|``, rounded
 half-even to 4 decimal places, as a canonical decimal string.
@@ -42,10 +42,10 @@ from typing import Annotated
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from sealroom.computations import columns, text
+from sealroom import terms
+from sealroom.computations import columns
 from sealroom.computations.base import Computation, PrivacyContext
-from sealroom.errors import InvalidInput
-from sealroom.statements.fields import DecimalStr
+from sealroom.statements.fields import DecimalStr, canonical_decimal
 
 __all__ = [
     "COMPUTATION",
@@ -97,14 +97,11 @@ def decimal4(value: Fraction) -> str:
     d = (Decimal(value.numerator) / Decimal(value.denominator)).quantize(
         Decimal("0.0001"), rounding=ROUND_HALF_EVEN
     )
-    s = format(d, "f")
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    return s
+    return canonical_decimal(d)
 
 
-def _names(terms: Sequence[str]) -> str:
-    quoted = [f'"{t}"' for t in terms]
+def _names(items: Sequence[str]) -> str:
+    quoted = [f'"{t}"' for t in items]
     if len(quoted) <= 1:
         return "".join(quoted)
     return ", ".join(quoted[:-1]) + " and " + quoted[-1]
@@ -145,10 +142,10 @@ def run(
     k_a, k_b = privacy.k
     texts_a = columns.text_values(table_a, params.text_column, input_name="a")
     texts_b = columns.text_values(table_b, params.text_column, input_name="b")
-    freq_a = text.record_frequencies(texts_a)
-    freq_b = text.record_frequencies(texts_b)
-    top_a = [t.term for t in text.select_topics(freq_a, min_count=k_a, top=params.top)]
-    top_b = [t.term for t in text.select_topics(freq_b, min_count=k_b, top=params.top)]
+    freq_a = terms.record_frequencies(texts_a)
+    freq_b = terms.record_frequencies(texts_b)
+    top_a = [t.term for t in terms.select_topics(freq_a, min_count=k_a, top=params.top)]
+    top_b = [t.term for t in terms.select_topics(freq_b, min_count=k_b, top=params.top)]
     union = dict.fromkeys(top_a + top_b)
 
     def above(freq: dict[str, int], term: str, k: int) -> bool:
@@ -159,7 +156,7 @@ def run(
     shared = sorted(
         (SharedTopic(term=t, count_a=freq_a[t], count_b=freq_b[t]) for t in shared_terms),
         key=lambda s: (
-            -text.specificity(s.term)
+            -terms.specificity(s.term)
             * min(Fraction(s.count_a, rows_a), Fraction(s.count_b, rows_b)),
             s.term,
         ),
@@ -177,17 +174,9 @@ def run(
     )
 
 
-def _run(
-    inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
-) -> TopicOverlapOutput:
-    if not isinstance(params, TopicOverlapParams):
-        raise InvalidInput("topic-overlap needs TopicOverlapParams (use Computation.parse_params)")
-    return run(inputs, params, privacy)
-
-
 COMPUTATION = Computation(
     id="topic-overlap",
-    version="1.0.0",
+    version="1.0.1",
     summary=(
         "Topics (terms in at least k records of their dataset) two text datasets share and "
         "those unique to each, with record counts, a Jaccard index and a one-line insight."
@@ -197,6 +186,6 @@ COMPUTATION = Computation(
     input_names=("a", "b"),
     params=TopicOverlapParams,
     output=TopicOverlapOutput,
-    run_fn=_run,
-    modules=(sys.modules[__name__], text, columns),
+    run_fn=run,
+    modules=(sys.modules[__name__], terms, columns),
 )

@@ -487,23 +487,15 @@ def run(
     )
 
 
-def _run(
-    inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
-) -> TrainModelOutput:
-    if not isinstance(params, TrainModelParams):
-        raise InvalidInput("train-model needs TrainModelParams (use Computation.parse_params)")
-    return run(inputs, params, privacy)
-
-
-def _cost(params: BaseModel) -> PrivacyCost:
-    if isinstance(params, TrainModelParams) and params.dp is not None:
+def _cost(params: TrainModelParams) -> PrivacyCost:
+    if params.dp is not None:
         return PrivacyCost(epsilon=Decimal(params.dp.epsilon))
     return PrivacyCost()
 
 
 COMPUTATION = Computation(
     id="train-model",
-    version="1.0.0",
+    version="1.0.1",
     summary=(
         "A generalised linear model (logistic, linear or Poisson regression) trained on the "
         "joined or stacked rows of several parties: coefficients, standard errors and "
@@ -514,7 +506,7 @@ COMPUTATION = Computation(
     input_names=("party-a", "party-b"),
     params=TrainModelParams,
     output=TrainModelOutput,
-    run_fn=_run,
+    run_fn=run,
     modules=(sys.modules[__name__], _glm),
     cost_fn=_cost,
     variadic=True,

@@ -1,7 +1,7 @@
 """Local profiling: the dataset card an owner may disclose, computed on the owner's machine.
 
 The card uses the same term extraction and ranking as the computations
-(:func:`sealroom.computations.text.select_topics`), so the keywords others see
+(:func:`sealroom.terms.select_topics`), so the keywords others see
 are the topics a computation would find, in the same order (record count x
 specificity: multi-word, domain-specific terms first), each with its true record
 count. Only terms in at least ``k`` records are listed (the same threshold a
@@ -18,9 +18,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sealroom.computations import text as text_terms
-from sealroom.computations.base import DEFAULT_K
+from sealroom import terms
 from sealroom.errors import InvalidInput
+from sealroom.policy.privacy import DEFAULT_K
 from sealroom.statements.models import Column, DatasetProfile, Keyword, TimeRange
 
 __all__ = ["DatasetCard", "attestation_fields", "profile_table"]
@@ -77,8 +77,8 @@ def profile_table(
         col = table.column(text_column)
         if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
             raise InvalidInput(f"text column {text_column!r} is {col.type}, not string")
-        freq = text_terms.record_frequencies(col.to_pylist())
-        ranked = text_terms.select_topics(freq, min_count=k, top=None)
+        freq = terms.record_frequencies(col.to_pylist())
+        ranked = terms.select_topics(freq, min_count=k, top=None)
         ranked = [t for t in ranked if len(t.term) <= 100]
         keywords = tuple((t.term, t.count) for t in ranked[:max_keywords])
         multi = [t.term for t in ranked if " " in t.term]

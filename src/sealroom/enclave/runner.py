@@ -49,6 +49,7 @@ from sealroom.crypto.commit import DatasetCommitment, read_verified
 from sealroom.crypto.keys import PartyId, PublicIdentity, b64decode_strict
 from sealroom.crypto.sealing import SealContext, open_sealed, seal
 from sealroom.enclave.keys import EnclaveKeys
+from sealroom.enclave.ledger import BudgetLedger, Charge
 from sealroom.enclave.receipts import issue_receipt
 from sealroom.errors import (
     BackendUnavailable,
@@ -60,7 +61,6 @@ from sealroom.errors import (
     VerificationFailed,
 )
 from sealroom.policy.compose import compose
-from sealroom.policy.ledger import BudgetLedger, Charge, canonical_decimal
 from sealroom.policy.rules import Decision, PolicyRules, decide, privacy_context
 from sealroom.statements import (
     Approval,
@@ -75,6 +75,7 @@ from sealroom.statements import (
     Signed,
     canonical_json,
 )
+from sealroom.statements.fields import canonical_decimal
 
 __all__ = ["STEPS", "JobFailed", "JobMaterials", "JobOutput", "Step", "execute_job"]
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
-from sealroom.computations.base import Computation, PrivacyCost
 from sealroom.errors import PolicyDenied
+from sealroom.policy.privacy import ComputationInfo, PrivacyCost
 from sealroom.policy.rules import (
     ComputationRule,
     Decision,
@@ -155,7 +155,7 @@ def decide_in_room(
     own: PolicyRules | None,
     room: PolicyRules | None,
     *,
-    computation: Computation,
+    computation: ComputationInfo,
     requester: str,
     now: int | None = None,
     cost: PrivacyCost | None = None,

@@ -19,7 +19,7 @@ and approving no further requests; ``expires_at`` makes a policy's automatic
 approvals lapse without any action at all.
 
 Budgets (``dp``, ``max_queries``) are enforced by the enclave's ledger
-(:mod:`sealroom.policy.ledger`), charged before anything is computed; here
+(:mod:`sealroom.enclave.ledger`), charged before anything is computed; here
 ``decide`` only refuses a run whose cost could never fit.
 """
 
@@ -32,7 +32,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sealroom.computations.base import DEFAULT_K, Computation, PrivacyContext, PrivacyCost
+from sealroom.policy.privacy import DEFAULT_K, ComputationInfo, PrivacyContext, PrivacyCost
 from sealroom.policy.sql_rules import SqlAnalysisRules
 from sealroom.statements.fields import DecimalStr, Identifier, PartyIdStr, UnixTime, parse_object
 
@@ -73,7 +73,7 @@ class ComputationRule(_Rules):
             raise ValueError("below_version must be greater than min_version")
         return self
 
-    def matches(self, computation: Computation) -> bool:
+    def matches(self, computation: ComputationInfo) -> bool:
         v = _version_key(computation.version)
         return (
             computation.id == self.id
@@ -175,7 +175,7 @@ class Decision:
 def decide(
     rules: PolicyRules | None,
     *,
-    computation: Computation,
+    computation: ComputationInfo,
     requester: str,
     now: int | None = None,
     cost: PrivacyCost | None = None,

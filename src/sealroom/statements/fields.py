@@ -29,6 +29,7 @@ __all__ = [
     "ShortText",
     "SignedDecimalStr",
     "UnixTime",
+    "canonical_decimal",
     "decimal_text",
     "parse_object",
 ]
@@ -49,7 +50,7 @@ UnixTime = Annotated[int, Field(ge=0, le=253402300799)]  # up to 9999-12-31
 _DECIMAL_RE = re.compile(r"^(0|[1-9][0-9]{0,17})(\.[0-9]{1,18})?$")
 
 
-def _canonical_decimal(text: str) -> str:
+def _check_decimal(text: str) -> str:
     """Non-negative decimal without exponent, sign, leading zeros or trailing fraction zeros."""
     if not _DECIMAL_RE.match(text) or (("." in text) and text.endswith("0")):
         raise ValueError("must be a canonical non-negative decimal string like '0.5'")
@@ -63,13 +64,27 @@ def _canonical_decimal(text: str) -> str:
 _SIGNED_DECIMAL_RE = re.compile(r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,18})?$")
 
 
-def _canonical_signed_decimal(text: str) -> str:
-    """A decimal as :func:`_canonical_decimal`, optionally negative (never "-0")."""
+def _check_signed_decimal(text: str) -> str:
+    """A decimal as :func:`_check_decimal`, optionally negative (never "-0")."""
     if not _SIGNED_DECIMAL_RE.match(text) or (("." in text) and text.endswith("0")):
         raise ValueError("must be a canonical decimal string like '-0.5'")
     if text.startswith("-") and Decimal(text) == 0:
         raise ValueError("zero has no sign")
     return text
+
+
+def canonical_decimal(value: Decimal) -> str:
+    """``value`` exactly, in the one form sealroom writes decimals: "-0.5", "2", "0".
+
+    No exponent, no trailing fraction zeros, no "-0". Rounding is the caller's
+    (each output states its own precision); this only spells the result.
+    """
+    if not value.is_finite():
+        raise InvalidInput(f"{value} is not a finite number")
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def decimal_text(value: float, *, places: int = 18) -> str:
@@ -78,10 +93,9 @@ def decimal_text(value: float, *, places: int = 18) -> str:
         raise InvalidInput(f"{value!r} is not a finite number")
     with localcontext() as ctx:
         ctx.prec = 60
-        d = Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-places))
-        text = format(d.normalize(), "f") if d != 0 else "0"
+        text = canonical_decimal(Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-places)))
     try:
-        return _canonical_signed_decimal(text)
+        return _check_signed_decimal(text)
     except ValueError:
         raise InvalidInput(f"{value!r} is out of range for a decimal string") from None
 
@@ -107,8 +121,8 @@ MAX_OBJECT_BYTES = 64 << 10
 BoundedObject = Annotated[dict[str, Any], AfterValidator(_bounded_object)]
 """A free-form JSON object (policy rules, computation parameters) of bounded size."""
 
-DecimalStr = Annotated[str, AfterValidator(_canonical_decimal)]
-SignedDecimalStr = Annotated[str, AfterValidator(_canonical_signed_decimal)]
+DecimalStr = Annotated[str, AfterValidator(_check_decimal)]
+SignedDecimalStr = Annotated[str, AfterValidator(_check_signed_decimal)]
 B64Key = Annotated[str, StringConstraints(max_length=44), _b64(32, "key")]
 B64Hash = Annotated[str, StringConstraints(max_length=44), _b64(32, "hash")]
 B64Nonce = Annotated[str, StringConstraints(max_length=24), _b64(16, "nonce")]

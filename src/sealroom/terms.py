@@ -1,9 +1,10 @@
 """Term extraction for engineering notes: which terms occur in how many records.
 
-Runs inside the enclave on plaintext and on the owner's machine for the dataset
-card, so it is pure, deterministic and dependency-free (plain Python is fast
-enough for tens of thousands of short records and avoids importing scikit-learn
-into the enclave).
+Runs inside the enclave on plaintext (the text computations) and on the owner's
+machine for the dataset card (:mod:`sealroom.connectors.profile`), so it sits
+below both, and it is pure, deterministic and dependency-free (plain Python is
+fast enough for tens of thousands of short records and avoids importing
+scikit-learn into the enclave).
 
 Pipeline for one record:
 

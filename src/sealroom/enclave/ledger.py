@@ -37,23 +37,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from sealroom.computations.base import PrivacyCost
 from sealroom.errors import BackendUnavailable, PolicyDenied
+from sealroom.policy.privacy import PrivacyCost
 from sealroom.policy.rules import PolicyRules
+from sealroom.statements.fields import canonical_decimal
 
-__all__ = ["BudgetLedger", "Charge", "SqlBudgetLedger", "canonical_decimal"]
+__all__ = ["BudgetLedger", "Charge", "SqlBudgetLedger"]
 
 _PREC = 80
-
-
-def canonical_decimal(value: Decimal) -> str:
-    """The canonical decimal string (no exponent, no trailing fraction zeros): '0.1', '2'."""
-    if not value.is_finite() or value < 0:
-        raise ValueError("amounts are finite and non-negative")
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_helpers import DATASET, budget_rules, charge_in_process, req
 
-from sealroom.computations.base import PrivacyCost
+from sealroom.enclave.ledger import SqlBudgetLedger
 from sealroom.errors import PolicyDenied
-from sealroom.policy.ledger import SqlBudgetLedger, canonical_decimal
+from sealroom.policy.privacy import PrivacyCost
 from sealroom.policy.rules import PolicyRules
+from sealroom.statements.fields import canonical_decimal
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sealroom.computations.base import PrivacyCost
+from sealroom.enclave.ledger import SqlBudgetLedger
 from sealroom.errors import PolicyDenied
-from sealroom.policy.ledger import SqlBudgetLedger
+from sealroom.policy.privacy import PrivacyCost
 from sealroom.policy.rules import PolicyRules
 
 DATASET = "sha256:" + "d" * 64

@@ -2,10 +2,15 @@
 
 It creates the enclave's keys (bound to TEE evidence by a provider: the
 labelled simulation by default, dstack when configured), registers the
-evidence with the coordinator, then claims jobs, downloads their sealed
-inputs, runs them and posts the receipt and sealed outputs — or a failure
-with a reason that is safe to publish. The runner checks every statement
-itself; this loop only moves bytes and never trusts the coordinator's word.
+evidence with its job source (the coordinator, reached through the SDK's
+client), then claims jobs, downloads their sealed inputs, runs them and posts
+the receipt and sealed outputs, or a failure with a reason that is safe to
+publish. The runner checks every statement itself; this loop only moves bytes
+and never trusts the job source's word.
+
+The loop sees the coordinator only as a :class:`JobSource`, so the code inside
+the TEE imports no SDK: the client satisfies the protocol structurally, and a
+test can hand the loop jobs from memory.
 
 Polling backs off while idle or while the coordinator is unreachable, and
 the loop stops cleanly on SIGTERM/SIGINT or when a stop event is set.
@@ -17,23 +22,100 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from sealroom.attestation.evidence import EvidenceProvider
-from sealroom.client.http import Client
-from sealroom.client.views import JobView
 from sealroom.computations import Registry, default_registry
+from sealroom.crypto.keys import PartyId
 from sealroom.enclave.keys import EnclaveKeys
+from sealroom.enclave.ledger import BudgetLedger
 from sealroom.enclave.runner import JobFailed, JobMaterials, execute_job
 from sealroom.errors import BackendUnavailable, SealroomError, VerificationFailed
-from sealroom.policy.ledger import BudgetLedger
+from sealroom.statements import Envelope
 
-__all__ = ["EnclaveWorker", "StepResult", "make_enclave_keys", "stop_on_signals"]
+__all__ = [
+    "ClaimedJob",
+    "EnclaveWorker",
+    "JobInput",
+    "JobSource",
+    "RegisteredEnclave",
+    "StepResult",
+    "make_enclave_keys",
+    "stop_on_signals",
+]
 
-_log = logging.getLogger("sealroom.enclave_worker")
+_log = logging.getLogger("sealroom.enclave.worker")
+
+
+class RegisteredEnclave(Protocol):
+    """What the job source says it registered (checked against the enclave's own evidence)."""
+
+    @property
+    def evidence(self) -> str: ...
+
+    @property
+    def party(self) -> str: ...
+
+    @property
+    def tee(self) -> str: ...
+
+    @property
+    def simulated(self) -> bool: ...
+
+
+class JobInput(Protocol):
+    """One sealed input of a claimed job, by the digest of its dataset's attestation."""
+
+    @property
+    def dataset(self) -> str: ...
+
+
+class ClaimedJob(Protocol):
+    """A job as the job source hands it over: signed statements, all of them untrusted."""
+
+    @property
+    def request(self) -> Envelope: ...
+
+    @property
+    def approvals(self) -> Sequence[Envelope]: ...
+
+    @property
+    def attestations(self) -> Sequence[Envelope]: ...
+
+    @property
+    def policies(self) -> Sequence[Envelope]: ...
+
+    @property
+    def room_policy(self) -> Envelope | None: ...
+
+    @property
+    def inputs(self) -> Sequence[JobInput]: ...
+
+    @property
+    def evidence(self) -> str: ...
+
+
+class JobSource(Protocol):
+    """Where the enclave's jobs come from: exactly what the loop calls (the SDK client fits)."""
+
+    def register_enclave(self, evidence: Envelope, /) -> RegisteredEnclave: ...
+
+    def claim_job(self) -> ClaimedJob | None: ...
+
+    def job_input(self, request: str, dataset: str, /) -> bytes: ...
+
+    def complete_job(
+        self, request: str, receipt: Envelope, outputs: Mapping[PartyId, bytes], /
+    ) -> object: ...
+
+    def fail_job(self, request: str, reason: str, /) -> object: ...
+
+
+def _unix_now() -> int:
+    return int(time.time())
 
 
 def make_enclave_keys(
@@ -68,10 +150,14 @@ class StepResult:
 
 
 class EnclaveWorker:
-    """Claims and runs jobs for one enclave identity against one coordinator."""
+    """Claims and runs jobs for one enclave identity from one job source.
+
+    The source must act as the enclave (the SDK client signs with the enclave's
+    key): the coordinator refuses a registration signed by anyone else, and
+    :meth:`register` checks the party and evidence it recorded.
+    """
 
     __slots__ = (
-        "_client",
         "_clock",
         "_idle_max",
         "_idle_min",
@@ -80,27 +166,26 @@ class EnclaveWorker:
         "_on_event",
         "_registered",
         "_registry",
+        "_source",
     )
 
     def __init__(
         self,
         *,
-        client: Client,
+        source: JobSource,
         keys: EnclaveKeys,
         ledger: BudgetLedger,
         registry: Registry | None = None,
-        clock: Callable[[], int] | None = None,
+        clock: Callable[[], int] = _unix_now,
         idle_min: float = 0.25,
         idle_max: float = 5.0,
         on_event: Callable[[str], None] | None = None,
     ) -> None:
-        if client.identity is None or client.identity.party_id != keys.public.party_id:
-            raise VerificationFailed("the worker's client must sign with the enclave key")
-        self._client = client
+        self._source = source
         self._keys = keys
         self._ledger = ledger
         self._registry = registry or default_registry()
-        self._clock = clock or client.now
+        self._clock = clock
         self._idle_min = idle_min
         self._idle_max = idle_max
         self._on_event = on_event
@@ -116,8 +201,8 @@ class EnclaveWorker:
             self._on_event(message)
 
     def register(self) -> str:
-        """Publish the evidence (POST /v1/enclaves); returns its digest."""
-        view = self._client.register_enclave(self._keys.evidence.envelope)
+        """Publish the evidence with the job source; returns its digest."""
+        view = self._source.register_enclave(self._keys.evidence.envelope)
         if view.evidence != self._keys.evidence.digest or view.party != self._keys.public.party_id:
             raise VerificationFailed("the coordinator registered different enclave evidence")
         self._registered = view.evidence
@@ -149,7 +234,7 @@ class EnclaveWorker:
         """Claim at most one job and finish it (complete or fail)."""
         if self._registered is None:
             self.register()
-        job = self._client.claim_job()
+        job = self._source.claim_job()
         if job is None:
             return StepResult("idle")
         request_id = job.request.digest
@@ -172,28 +257,28 @@ class EnclaveWorker:
         except Exception:  # a bug must not crash the loop nor leak anything
             _log.exception("unexpected error in job %s", request_id)
             return self._fail(request_id, "internal error in the enclave worker")
-        self._client.complete_job(request_id, output.receipt.envelope, output.sealed_outputs)
+        self._source.complete_job(request_id, output.receipt.envelope, output.sealed_outputs)
         self._event(f"completed {request_id}: receipt {output.receipt.digest}")
         return StepResult("completed", request_id)
 
-    def _materials(self, job: JobView) -> JobMaterials:
+    def _materials(self, job: ClaimedJob) -> JobMaterials:
         if job.evidence != self._keys.evidence.digest:
             raise VerificationFailed(
                 "the job's inputs are sealed to other enclave evidence than this enclave's"
             )
         request_id = job.request.digest
-        sealed = {i.dataset: self._client.job_input(request_id, i.dataset) for i in job.inputs}
+        sealed = {i.dataset: self._source.job_input(request_id, i.dataset) for i in job.inputs}
         return JobMaterials(
             request=job.request,
-            approvals=job.approvals,
-            attestations=job.attestations,
-            policies=job.policies,
+            approvals=tuple(job.approvals),
+            attestations=tuple(job.attestations),
+            policies=tuple(job.policies),
             sealed_inputs=sealed,
             room_policy=job.room_policy,
         )
 
     def _fail(self, request_id: str, reason: str) -> StepResult:
-        self._client.fail_job(request_id, reason[:2000])
+        self._source.fail_job(request_id, reason[:2000])
         self._event(f"failed {request_id}: {reason}")
         return StepResult("failed", request_id, reason)
 

@@ -4,7 +4,7 @@ from fractions import Fraction
 
 from scenario_data import shipped
 
-from sealroom.computations.text import (
+from sealroom.terms import (
     GENERIC,
     Topic,
     record_frequencies,

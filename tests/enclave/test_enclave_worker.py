@@ -1,0 +1,206 @@
+"""The worker loop against an in-memory job source: what it posts for each outcome."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from enclave_world import NOW, REGISTRY, WORLD, Case, build_case
+
+from sealroom.crypto.keys import PartyId
+from sealroom.crypto.sealing import SealContext, open_sealed
+from sealroom.enclave.ledger import SqlBudgetLedger
+from sealroom.enclave.worker import EnclaveWorker, JobSource
+from sealroom.errors import BackendUnavailable, VerificationFailed
+from sealroom.statements import Envelope, Receipt, ReleasedOutput
+
+
+@dataclass(frozen=True)
+class Registered:
+    evidence: str
+    party: str
+    tee: str = "simulated"
+    simulated: bool = True
+
+
+@dataclass(frozen=True)
+class Input:
+    dataset: str
+
+
+@dataclass(frozen=True)
+class Job:
+    request: Envelope
+    approvals: tuple[Envelope, ...]
+    attestations: tuple[Envelope, ...]
+    policies: tuple[Envelope, ...]
+    inputs: tuple[Input, ...]
+    evidence: str
+    room_policy: Envelope | None = None
+
+
+def job_of(case: Case, evidence: str | None = None) -> Job:
+    m = case.materials()
+    return Job(
+        request=m.request,
+        approvals=m.approvals,
+        attestations=m.attestations,
+        policies=m.policies,
+        inputs=tuple(Input(d) for d in case.sealed),
+        evidence=evidence or WORLD.enclave.evidence.digest,
+    )
+
+
+@dataclass
+class Source:
+    """A coordinator reduced to the job-source calls, recording what the worker posts."""
+
+    jobs: list[Job] = field(default_factory=list)
+    sealed: dict[str, bytes] = field(default_factory=dict)
+    registered_party: str = field(default_factory=lambda: WORLD.enclave.public.party_id)
+    fail_claims: int = 0
+    calls: list[str] = field(default_factory=list)
+    completed: dict[str, tuple[Envelope, Mapping[PartyId, bytes]]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def register_enclave(self, evidence: Envelope, /) -> Registered:
+        self.calls.append("register")
+        return Registered(evidence=evidence.digest, party=self.registered_party)
+
+    def claim_job(self) -> Job | None:
+        self.calls.append("claim")
+        if self.fail_claims:
+            self.fail_claims -= 1
+            raise BackendUnavailable("the coordinator is restarting")
+        return self.jobs.pop(0) if self.jobs else None
+
+    def job_input(self, request: str, dataset: str, /) -> bytes:
+        self.calls.append(f"input {dataset}")
+        return self.sealed[dataset]
+
+    def complete_job(
+        self, request: str, receipt: Envelope, outputs: Mapping[PartyId, bytes], /
+    ) -> None:
+        self.completed[request] = (receipt, outputs)
+
+    def fail_job(self, request: str, reason: str, /) -> None:
+        self.failed[request] = reason
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[SqlBudgetLedger]:
+    led = SqlBudgetLedger.in_directory(tmp_path)
+    yield led
+    led.close()
+
+
+def worker(source: JobSource, ledger: SqlBudgetLedger, **kw: object) -> EnclaveWorker:
+    return EnclaveWorker(
+        source=source,
+        keys=WORLD.enclave,
+        ledger=ledger,
+        registry=REGISTRY,
+        clock=lambda: NOW,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_registers_before_it_claims_and_idles_without_jobs(ledger: SqlBudgetLedger) -> None:
+    source = Source()
+    assert worker(source, ledger).step().outcome == "idle"
+    assert source.calls == ["register", "claim"]
+
+
+def test_a_job_completes_with_a_receipt_and_one_sealed_output_per_recipient(
+    ledger: SqlBudgetLedger,
+) -> None:
+    case = build_case()
+    source = Source(jobs=[job_of(case)], sealed=dict(case.sealed))
+    result = worker(source, ledger).step()
+    assert (result.outcome, result.request) == ("completed", case.request.digest)
+    receipt, outputs = source.completed[case.request.digest]
+    assert receipt.open(Receipt).statement.request == case.request.digest
+    assert set(outputs) == {WORLD.carol.party_id, WORLD.alice.party_id, WORLD.bob.party_id}
+    context = SealContext(
+        request_digest=bytes.fromhex(case.request.digest.removeprefix("sha256:")),
+        recipient=WORLD.carol.party_id,
+        purpose="result",
+    )
+    released = ReleasedOutput.from_json(
+        open_sealed(outputs[WORLD.carol.party_id], WORLD.carol, context)
+    )
+    assert (released.request, released.recipient) == (case.request.digest, WORLD.carol.party_id)
+    refs = {o.recipient: o.commitment for o in receipt.open(Receipt).statement.outputs}
+    assert refs[WORLD.carol.party_id] == released.commitment()
+    assert source.failed == {}
+
+
+def test_a_job_sealed_to_other_evidence_fails_before_any_input_is_fetched(
+    ledger: SqlBudgetLedger,
+) -> None:
+    case = build_case()
+    source = Source(jobs=[job_of(case, evidence="sha256:" + "e" * 64)], sealed=dict(case.sealed))
+    result = worker(source, ledger).step()
+    assert result.outcome == "failed"
+    assert "sealed to other enclave evidence" in source.failed[case.request.digest]
+    assert not [c for c in source.calls if c.startswith("input")]
+    assert source.completed == {}
+
+
+def test_a_refused_job_posts_the_runners_public_reason(ledger: SqlBudgetLedger) -> None:
+    case = build_case(bob_texts=("BAD: the secret row 4242",))
+    source = Source(jobs=[job_of(case)], sealed=dict(case.sealed))
+    result = worker(source, ledger).step()
+    reason = source.failed[case.request.digest]
+    assert result.outcome == "failed"
+    assert result.reason == reason
+    assert reason.startswith("compute: ")
+    assert "4242" not in reason
+
+
+def test_a_bug_in_the_loop_fails_the_job_without_detail(ledger: SqlBudgetLedger) -> None:
+    case = build_case()
+    source = Source(jobs=[job_of(case)], sealed={})  # job_input raises KeyError
+    assert worker(source, ledger).step().outcome == "failed"
+    assert source.failed[case.request.digest] == "internal error in the enclave worker"
+
+
+def test_registration_of_another_party_is_refused(ledger: SqlBudgetLedger) -> None:
+    source = Source(registered_party=WORLD.mallory.party_id)
+    with pytest.raises(VerificationFailed, match="registered different enclave evidence"):
+        worker(source, ledger).step()
+    assert source.calls == ["register"]
+
+
+def test_an_unreachable_source_is_retried_by_the_loop(ledger: SqlBudgetLedger) -> None:
+    case = build_case()
+    source = Source(jobs=[job_of(case)], sealed=dict(case.sealed), fail_claims=2)
+    events: list[str] = []
+    stop = threading.Event()
+
+    def on_event(message: str) -> None:
+        events.append(message)
+        if message.startswith("completed"):
+            stop.set()
+
+    w = worker(source, ledger, idle_min=0.001, idle_max=0.002, on_event=on_event)
+    with pytest.raises(BackendUnavailable):
+        w.step()  # one step does not retry: the loop does
+    thread = threading.Thread(target=w.run, args=(stop,))
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert case.request.digest in source.completed
+    assert sum("coordinator unavailable" in e for e in events) == 1
+
+
+def test_the_sdk_client_has_every_call_of_a_job_source() -> None:
+    # mypy checks the signatures where the CLI hands a Client to the worker; this names them.
+    from sealroom.client.http import Client
+
+    calls = sorted(name for name in vars(JobSource) if not name.startswith("_"))
+    assert calls == ["claim_job", "complete_job", "fail_job", "job_input", "register_enclave"]
+    assert all(callable(getattr(Client, name, None)) for name in calls)
