@@ -24,12 +24,12 @@ from typing import Literal
 
 from sealroom.attestation.evidence import EvidenceProvider
 from sealroom.client.http import Client
-from sealroom.client.views import JobView
 from sealroom.computations import Registry, default_registry
 from sealroom.enclave.keys import EnclaveKeys
 from sealroom.enclave.runner import JobFailed, JobMaterials, execute_job
 from sealroom.errors import BackendUnavailable, SealroomError, VerificationFailed
 from sealroom.policy.ledger import BudgetLedger
+from sealroom.wire import JobView
 
 __all__ = ["EnclaveWorker", "StepResult", "make_enclave_keys", "stop_on_signals"]
 
