@@ -84,7 +84,7 @@ def test_coordinator_room_policy_can_withhold_automatic_approval(w: World) -> No
     assert view.precheck[0].automatic is False
     a = sign_statement(approval(w.owner, rid, ds, mode="policy", policy=policy), w.owner)
     with pytest.raises(PolicyDenied, match="with the room policy"):
-        w.c.requests.approve(rid, a.envelope, caller=w.owner.party_id, now=T0 + 20)
+        w.c.approvals.approve(rid, a.envelope, caller=w.owner.party_id, now=T0 + 20)
 
 
 def _run_job(
@@ -94,8 +94,8 @@ def _run_job(
     evidence = w.register_enclave()
     rid = w.request((dataset,), room_policy=room.digest if room is not None else None)
     a = sign_statement(approval(w.owner, rid, dataset), w.owner)
-    w.c.requests.approve(rid, a.envelope, caller=w.owner.party_id, now=T0 + 20)
-    w.c.requests.upload_input(
+    w.c.approvals.approve(rid, a.envelope, caller=w.owner.party_id, now=T0 + 20)
+    w.c.approvals.upload_input(
         rid, dataset, b"sealed-bytes", enclave=evidence, caller=w.owner.party_id, now=T0 + 30
     )
     enclave = w.enclave.public.party_id
@@ -205,8 +205,8 @@ def test_coordinator_sealed_inputs_deleted_when_a_request_fails(w: World) -> Non
     evidence = w.register_enclave()
     rid = w.request((w.dataset,))
     a = sign_statement(approval(w.owner, rid, w.dataset), w.owner)
-    w.c.requests.approve(rid, a.envelope, caller=w.owner.party_id, now=T0 + 20)
-    w.c.requests.upload_input(
+    w.c.approvals.approve(rid, a.envelope, caller=w.owner.party_id, now=T0 + 20)
+    w.c.approvals.upload_input(
         rid, w.dataset, b"sealed-bytes", enclave=evidence, caller=w.owner.party_id, now=T0 + 30
     )
     assert _counts(w, rid) == (0, 1)

@@ -28,11 +28,11 @@ def w(engine: Engine) -> World:
 
 def _approve(w: World, rid: str, dataset: str, **kw: Any) -> dict[str, Any]:
     a = sign_statement(approval(w.owner, rid, dataset, **kw), w.owner)
-    return w.c.requests.approve(rid, a.envelope, caller=w.owner.party_id, now=T0 + 20)
+    return w.c.approvals.approve(rid, a.envelope, caller=w.owner.party_id, now=T0 + 20)
 
 
 def _upload(w: World, rid: str, evidence: str, dataset: str | None = None) -> dict[str, Any]:
-    return w.c.requests.upload_input(
+    return w.c.approvals.upload_input(
         rid,
         dataset or w.dataset,
         b"sealed-bytes",
@@ -125,7 +125,7 @@ def test_coordinator_other_party_sees_nothing(w: World) -> None:
     assert [v.request for v in w.c.requests.inbox(caller=w.owner.party_id, now=T0 + 20)] == [rid]
     a = sign_statement(approval(w.stranger, rid, w.dataset), w.stranger)
     with pytest.raises(NotFound):
-        w.c.requests.approve(rid, a.envelope, caller=w.stranger.party_id, now=T0)
+        w.c.approvals.approve(rid, a.envelope, caller=w.stranger.party_id, now=T0)
     with pytest.raises(PolicyDenied):
         w.c.requests.withdraw(rid, "x", caller=w.owner.party_id, now=T0 + 20)
 

@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sealroom.api.errors import error_response, handle_unexpected
+from sealroom.coordinator.approvals import MAX_SEALED_SIZE
 from sealroom.coordinator.relay import MAX_MESSAGE
-from sealroom.coordinator.requests import MAX_SEALED_SIZE
 from sealroom.errors import BodyTooLarge
 from sealroom.wire import MAX_JSON_BODY
 

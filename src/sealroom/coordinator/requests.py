@@ -1,5 +1,5 @@
-"""Computation requests: creation (with the policy pre-check), approvals, sealed uploads,
-withdrawal, results and proof bundles.
+"""Computation requests: creation (with the policy pre-check), reading, withdrawal, results
+and proof bundles (the owners' decisions and uploads are in :mod:`.approvals`).
 
 The coordinator checks what it can (signatures, signers, digests, policies, the
 status machine in :mod:`.state`), but it is not trusted: clients and the
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, or_, select
 
 from sealroom.coordinator.log import reader_log
 from sealroom.coordinator.state import (
@@ -33,7 +33,6 @@ from sealroom.errors import Conflict, InvalidInput, NotFound, PolicyDenied, Sign
 from sealroom.policy.compose import decide_in_room
 from sealroom.policy.rules import Decision, PolicyRules
 from sealroom.statements import (
-    Approval,
     ComputationRequest,
     EnclaveEvidence,
     Envelope,
@@ -42,9 +41,7 @@ from sealroom.statements import (
 from sealroom.storage.engine import read_transaction, write_transaction
 from sealroom.storage.schema import (
     datasets,
-    enclaves,
     policies,
-    request_blobs,
     request_inputs,
     request_recipients,
     requests,
@@ -55,10 +52,9 @@ from sealroom.verification.assemble import assemble_bundle
 from sealroom.verification.bundle import ProofBundle
 from sealroom.wire import DraftView, RequestView, ResultView
 
-__all__ = ["KEYWORD_OVERLAP_COMPUTATION", "MAX_SEALED_SIZE", "Requests"]
+__all__ = ["KEYWORD_OVERLAP_COMPUTATION", "Requests"]
 
 KEYWORD_OVERLAP_COMPUTATION = "topic-overlap"
-MAX_SEALED_SIZE = 64 << 20
 _ROLES = ("requester", "owner", "recipient")
 _MAX_LISTED = 500
 
@@ -272,152 +268,6 @@ class Requests:
             ids = [str(r) for (r,) in conn.execute(stmt.limit(_MAX_LISTED))]
             return tuple(request_view(conn, r) for r in ids)
 
-    # --- owners' decisions and uploads --------------------------------------------------------
-
-    def approve(self, request: str, env: Envelope, *, caller: PartyId, now: int) -> RequestView:
-        """Record an owner's signed decision on one input; a rejection rejects the request."""
-        self._state.sweep(now=now)
-        with write_transaction(self._state.engine) as conn:
-            row = request_row(conn, request, caller)
-            inp = conn.execute(
-                select(request_inputs).where(
-                    request_inputs.c.request == request, request_inputs.c.owner == caller
-                )
-            ).all()
-            if not inp:
-                raise NotFound(f"no input of request {request} is owned by you")
-            appr = env.open(Approval).statement
-            if appr.approver != caller:
-                raise SignatureInvalid("an approval must be sent by its approver")
-            if appr.request != request:
-                raise InvalidInput("the approval names another request")
-            target = {str(i.dataset): i for i in inp}.get(appr.dataset)
-            if target is None:
-                raise NotFound(f"dataset {appr.dataset} is not an input of yours in this request")
-            if target.decision != "pending":
-                raise Conflict(f"input {appr.dataset} already has a decision ({target.decision})")
-            if row.status != "pending":
-                raise Conflict(f"the request is {row.status}; decisions are closed")
-            if appr.mode == "policy":
-                self._check_automatic(conn, request, appr, now)
-            self._state.store(conn, env, now=now)
-            conn.execute(
-                update(request_inputs)
-                .where(
-                    request_inputs.c.request == request,
-                    request_inputs.c.dataset == appr.dataset,
-                    request_inputs.c.decision == "pending",
-                )
-                .values(
-                    decision=appr.decision,
-                    mode=appr.mode,
-                    reason=appr.reason,
-                    approval=env.digest,
-                )
-            )
-            if appr.decision == "reject":
-                why = f": {appr.reason}" if appr.reason else ""
-                transition(
-                    conn,
-                    request,
-                    ("pending",),
-                    "rejected",
-                    f"the owner of {appr.dataset} rejected it{why}",
-                    now,
-                )
-            else:
-                _maybe_ready(conn, request, now)
-            return request_view(conn, request)
-
-    def _check_automatic(self, conn: Connection, request: str, appr: Approval, now: int) -> None:
-        """An approval attributed to a policy must name the dataset's policy, which must agree."""
-        ds_policy = conn.execute(
-            select(datasets.c.policy).where(datasets.c.dataset == appr.dataset)
-        ).scalar_one()
-        if appr.policy != ds_policy:
-            raise InvalidInput("an automatic approval must name the dataset's policy")
-        if appr.decision != "approve":
-            return
-        req = ComputationRequest.parse_payload(
-            statement(conn, request, ComputationRequest.TYPE)[0].payload
-        )
-        computation = self._state.computation(req)
-        decision, _ = decide_in_room(
-            rules(conn, ds_policy),
-            rules(conn, req.room_policy),
-            computation=computation,
-            requester=req.requester,
-            now=now,
-            cost=computation.cost(computation.parse_params(req.parameters)),
-        )
-        if not decision.automatic:
-            raise PolicyDenied(
-                "the dataset's policy (with the room policy, if any) does not "
-                f"approve this automatically: {decision.reason}"
-            )
-
-    def upload_input(
-        self,
-        request: str,
-        dataset: str,
-        sealed: bytes,
-        *,
-        enclave: str | None,
-        caller: PartyId,
-        now: int,
-    ) -> RequestView:
-        """Store an approved input's bytes, sealed to ``enclave`` (an evidence digest)."""
-        if not sealed:
-            raise InvalidInput("the sealed body is empty")
-        if len(sealed) > MAX_SEALED_SIZE:
-            raise InvalidInput("the sealed body is too large")
-        if enclave is None:
-            raise InvalidInput("header Sealroom-Enclave (the enclave evidence digest) is required")
-        self._state.sweep(now=now)
-        with write_transaction(self._state.engine) as conn:
-            row = request_row(conn, request, caller)
-            inp = conn.execute(
-                select(request_inputs).where(
-                    request_inputs.c.request == request,
-                    request_inputs.c.dataset == dataset,
-                    request_inputs.c.owner == caller,
-                )
-            ).first()
-            if inp is None:
-                raise NotFound(f"dataset {dataset} is not an input of yours in this request")
-            if row.status != "pending":
-                raise Conflict(f"the request is {row.status}; uploads are closed")
-            if inp.decision != "approve":
-                raise Conflict("approve the input before uploading its sealed data")
-            if inp.sealed_size is not None:
-                raise Conflict("this input has already been uploaded")
-            known = conn.execute(
-                select(enclaves.c.evidence).where(enclaves.c.evidence == enclave)
-            ).first()
-            if known is None:
-                raise InvalidInput(f"no registered enclave evidence {enclave}")
-            other = conn.execute(
-                select(request_inputs.c.enclave).where(
-                    request_inputs.c.request == request,
-                    request_inputs.c.enclave.is_not(None),
-                    request_inputs.c.enclave != enclave,
-                )
-            ).first()
-            if other is not None:
-                raise Conflict(
-                    f"another input is sealed to enclave {other[0]}; seal to the same enclave"
-                )
-            conn.execute(
-                request_blobs.insert().values(request=request, dataset=dataset, sealed=sealed)
-            )
-            conn.execute(
-                update(request_inputs)
-                .where(request_inputs.c.request == request, request_inputs.c.dataset == dataset)
-                .values(sealed_size=len(sealed), enclave=enclave)
-            )
-            _maybe_ready(conn, request, now)
-            return request_view(conn, request)
-
     def withdraw(self, request: str, reason: str, *, caller: PartyId, now: int) -> RequestView:
         self._state.sweep(now=now)
         with write_transaction(self._state.engine) as conn:
@@ -516,22 +366,3 @@ def _room_rules(conn: Connection, req: ComputationRequest) -> PolicyRules | None
             "publish it with POST /v1/policies first"
         )
     return rules(conn, req.room_policy)
-
-
-def _maybe_ready(conn: Connection, request: str, now: int) -> None:
-    """``approved`` once every input is approved and sealed, all to one enclave."""
-    rows = conn.execute(
-        select(
-            request_inputs.c.decision, request_inputs.c.sealed_size, request_inputs.c.enclave
-        ).where(request_inputs.c.request == request)
-    ).all()
-    ready = all(r.decision == "approve" and r.sealed_size is not None for r in rows)
-    if ready and len({r.enclave for r in rows}) == 1:
-        transition(
-            conn,
-            request,
-            ("pending",),
-            "approved",
-            "every input is approved and sealed to the enclave",
-            now,
-        )

@@ -1,7 +1,7 @@
 """The coordinator: one service per resource over one database and one log key.
 
-Each resource service (:mod:`.parties`, :mod:`.datasets`, :mod:`.requests`,
-:mod:`.jobs`, :mod:`.log`, :mod:`.relay`) takes typed arguments (wire bodies,
+Each resource service (:mod:`.parties`, :mod:`.datasets`, :mod:`.requests`
+with :mod:`.approvals`, :mod:`.jobs`, :mod:`.log`, :mod:`.relay`) takes typed arguments (wire bodies,
 envelopes, ids), the caller (a verified party id, or none for public reads)
 and ``now``, and returns wire models; what they share lives in :mod:`.state`.
 This module only builds them together.
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from sealroom.computations.registry import Registry
+from sealroom.coordinator.approvals import Approvals
 from sealroom.coordinator.datasets import Datasets
 from sealroom.coordinator.jobs import Jobs
 from sealroom.coordinator.log import Log, load_log_signer
@@ -34,6 +35,7 @@ class Coordinator:
     parties: Parties
     datasets: Datasets
     requests: Requests
+    approvals: Approvals
     jobs: Jobs
     log: Log
     relay: Relay
@@ -55,6 +57,7 @@ class Coordinator:
             parties=Parties(state),
             datasets=Datasets(state),
             requests=Requests(state),
+            approvals=Approvals(state),
             jobs=Jobs(state, lease_seconds=lease_seconds),
             log=Log(engine, state.signer),
             relay=Relay(engine=engine),

@@ -113,7 +113,7 @@ def approve(
     call: Annotated[SignedBody[ApprovalBody], Depends(signed_json(ApprovalBody))],
     api: ApiDep,
 ) -> RequestView:
-    return api.coordinator.requests.approve(
+    return api.coordinator.approvals.approve(
         rid, call.body.approval, caller=call.caller.party, now=call.caller.now
     )
 
@@ -139,7 +139,7 @@ def upload(
         ),
     ],
 ) -> RequestView:
-    return api.coordinator.requests.upload_input(
+    return api.coordinator.approvals.upload_input(
         rid, dataset, call.body, enclave=enclave, caller=call.caller.party, now=call.caller.now
     )
 
