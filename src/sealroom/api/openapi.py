@@ -17,36 +17,14 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
+from sealroom import wire
 from sealroom.api.routes.common import COMPONENT
-from sealroom.wire import (
-    ApprovalBody,
-    CompleteJobBody,
-    CreateRequestBody,
-    CreateSessionBody,
-    EnclaveBody,
-    ErrorBody,
-    KeywordOverlapBody,
-    PolicyBody,
-    PublishDatasetBody,
-    ReasonBody,
-    RegisterPartyBody,
-    WireModel,
-)
+from sealroom.wire import ErrorBody, WireModel
 
 __all__ = ["BODY_MODELS", "install_openapi"]
 
-BODY_MODELS: tuple[type[WireModel], ...] = (
-    ApprovalBody,
-    CompleteJobBody,
-    CreateRequestBody,
-    CreateSessionBody,
-    EnclaveBody,
-    ErrorBody,
-    KeywordOverlapBody,
-    PolicyBody,
-    PublishDatasetBody,
-    ReasonBody,
-    RegisterPartyBody,
+BODY_MODELS: tuple[type[WireModel], ...] = tuple(
+    getattr(wire, name) for name in wire.__all__ if name.endswith("Body") and name != "ErrorBody"
 )
 """Every JSON request body (each route names its own in ``openapi_extra``)."""
 

@@ -57,7 +57,7 @@ from sealroom.wire import (
     LogEntryView,
     LogKey,
     MessagePosted,
-    ParticipantBody,
+    Participant,
     PartyView,
     PolicyBody,
     PolicyCreated,
@@ -542,7 +542,7 @@ class Client:
                 session=session,
                 protocol=protocol,
                 participants=tuple(
-                    ParticipantBody.model_construct(role=r, party=p) for r, p in participants
+                    Participant.model_construct(role=r, party=p) for r, p in participants
                 ),
                 request=request,
                 expires_in=expires_in,

@@ -35,7 +35,7 @@ from sealroom.wire.parties import PartyView, RegisterPartyBody
 from sealroom.wire.relay import (
     CreateSessionBody,
     MessagePosted,
-    ParticipantBody,
+    Participant,
     SessionList,
     SessionParticipant,
     SessionView,
@@ -82,7 +82,7 @@ __all__ = [
     "LogEntryView",
     "LogKey",
     "MessagePosted",
-    "ParticipantBody",
+    "Participant",
     "PartyView",
     "PolicyBody",
     "PolicyCreated",

@@ -37,6 +37,8 @@ B64_PATTERN = (
 B64Str = Annotated[str, StringConstraints(pattern=B64_PATTERN)]
 Key32 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")]
 """A 32-byte public key in canonical base64."""
+Signature64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{85}[AQgw]==$")]
+"""A 64-byte Ed25519 signature in canonical base64."""
 
 DigestStr = Annotated[str, StringConstraints(pattern=DIGEST_PATTERN)]
 PartyIdStr = Annotated[str, StringConstraints(pattern=PARTY_ID_PATTERN)]
@@ -63,7 +65,7 @@ class SignedEnvelope(TypedDict):
     version: Annotated[int, Field(ge=1, le=999)]
     payload: Annotated[B64Str, Field(description="The statement's canonical JSON (RFC 8785).")]
     signer: SignerKeys
-    signature: Annotated[B64Str, Field(description="Ed25519 over the PAE encoding.")]
+    signature: Annotated[Signature64, Field(description="Ed25519 over the PAE encoding.")]
 
 
 def _envelope(value: Any) -> Envelope:

@@ -14,7 +14,7 @@ __all__ = [
     "MAX_SESSION_SECONDS",
     "CreateSessionBody",
     "MessagePosted",
-    "ParticipantBody",
+    "Participant",
     "SessionList",
     "SessionParticipant",
     "SessionView",
@@ -25,7 +25,7 @@ MAX_SESSION_SECONDS = 86_400
 SessionId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 
 
-class ParticipantBody(WireModel):
+class Participant(WireModel):
     role: Identifier = Field(description="The participant's role in the protocol, e.g. a, b.")
     party: str
 
@@ -33,7 +33,7 @@ class ParticipantBody(WireModel):
 class CreateSessionBody(WireModel):
     session: SessionId = Field(description="Chosen at random by the creator.")
     protocol: Identifier
-    participants: tuple[ParticipantBody, ...] = Field(
+    participants: tuple[Participant, ...] = Field(
         min_length=2,
         max_length=MAX_PARTICIPANTS,
         description="Distinct roles and distinct registered parties, the caller among them.",
