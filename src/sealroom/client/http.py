@@ -214,8 +214,9 @@ class Client:
 
     @staticmethod
     def _json_body(body: WireModel) -> bytes:
-        """The body's canonical JSON; built unchecked (``model_construct``): the server judges."""
-        return canonical_json(body.to_json_dict())
+        """The body's canonical JSON. Bodies are built unchecked (``model_construct``): the
+        server judges what it accepts, and says why in its error."""
+        return canonical_json(body.model_dump(mode="json", by_alias=True, warnings=False))
 
     # --- service -----------------------------------------------------------------------
 
@@ -372,7 +373,9 @@ class Client:
 
     def keyword_overlap_draft(self, dataset_a: str, dataset_b: str) -> ComputationRequest:
         """The server's unsigned topic-overlap draft; the caller checks it before signing."""
-        body = canonical_json({"dataset_a": dataset_a, "dataset_b": dataset_b})
+        body = self._json_body(
+            KeywordOverlapBody.model_construct(dataset_a=dataset_a, dataset_b=dataset_b)
+        )
         view = self._view(
             DraftView,
             "POST",
