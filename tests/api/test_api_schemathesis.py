@@ -53,7 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
         yield url, int(http.get("/v1/log/checkpoint").text.splitlines()[1])
 
 
-def _fuzz(url: str, log_size: int, *, signed: bool) -> int:
+def _fuzz(url: str, log_size: int, workdir: Path, *, signed: bool) -> int:
     """Run the schemathesis CLI; return how many cases it generated (fails on any failure)."""
     env = {
         **os.environ,
@@ -71,7 +71,10 @@ def _fuzz(url: str, log_size: int, *, signed: bool) -> int:
         "--workers", "1",
         "--no-color",
     ]  # fmt: skip
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    # In a scratch directory: the CLI keeps a cache of what it found in its working directory.
+    done = subprocess.run(
+        command, env=env, cwd=workdir, capture_output=True, text=True, timeout=600
+    )
     report = done.stdout + done.stderr
     assert done.returncode == 0, report[-20_000:]
     generated = re.search(r"(\d+) generated", report)
@@ -79,12 +82,14 @@ def _fuzz(url: str, log_size: int, *, signed: bool) -> int:
     return int(generated.group(1))
 
 
-def test_schemathesis_finds_nothing_unsigned_or_signed(server: tuple[str, int]) -> None:
+def test_schemathesis_finds_nothing_unsigned_or_signed(
+    server: tuple[str, int], tmp_path: Path
+) -> None:
     url, log_size = server
-    cases = _fuzz(url, log_size, signed=False)
+    cases = _fuzz(url, log_size, tmp_path, signed=False)
     published = httpx.get(f"{url}/v1/datasets", params={"owner": FUZZER.party_id}).json()
     assert len(published["items"]) == 1  # unsigned, nothing was accepted
-    cases += _fuzz(url, log_size, signed=True)
+    cases += _fuzz(url, log_size, tmp_path, signed=True)
     published = httpx.get(f"{url}/v1/datasets", params={"owner": FUZZER.party_id}).json()
     assert len(published["items"]) > 1  # signed, generated publications reached the registry
     assert cases >= MIN_CASES
