@@ -179,7 +179,7 @@ def run(url: str, n: int, q: int) -> float:
     prepare(url, n)
     engine = create_engine(url)
     try:
-        c = Coordinator(engine=engine, registry=Registry([]), log_origin="bench.local/log")
+        c = Coordinator.open(engine=engine, registry=Registry([]), log_origin="bench.local/log")
         return _measure(c, n, q, engine.dialect.name)
     finally:
         engine.dispose()
@@ -187,40 +187,40 @@ def run(url: str, n: int, q: int) -> float:
 
 def _measure(c: Coordinator, n: int, q: int, dialect: str) -> float:
     t0 = time.perf_counter()
-    c.search(SearchQuery(q=QUERY_WORDS[0], limit=1))  # loads the in-process index
+    c.datasets.search(SearchQuery(q=QUERY_WORDS[0], limit=1))  # loads the in-process index
     cold = time.perf_counter() - t0
-    some = [c.search(SearchQuery(limit=100, q=QUERY_WORDS[k]))["items"] for k in range(5)]
-    ids = [item["dataset"]["dataset"] for page in some for item in page] or [""]
-    deep = c.search(SearchQuery(limit=100))
+    some = [c.datasets.search(SearchQuery(limit=100, q=QUERY_WORDS[k])).items for k in range(5)]
+    ids = [item.dataset.dataset for page in some for item in page] or [""]
+    deep = c.datasets.search(SearchQuery(limit=100))
     for _ in range(5):
-        deep = c.search(SearchQuery(limit=100, cursor=deep["next_cursor"]))
-    text_deep = c.search(SearchQuery(q=QUERY_WORDS[0], limit=20))
+        deep = c.datasets.search(SearchQuery(limit=100, cursor=deep.next_cursor))
+    text_deep = c.datasets.search(SearchQuery(q=QUERY_WORDS[0], limit=20))
     for _ in range(5):
-        if text_deep["next_cursor"]:
-            text_deep = c.search(
-                SearchQuery(q=QUERY_WORDS[0], limit=20, cursor=text_deep["next_cursor"])
+        if text_deep.next_cursor:
+            text_deep = c.datasets.search(
+                SearchQuery(q=QUERY_WORDS[0], limit=20, cursor=text_deep.next_cursor)
             )
     kinds: dict[str, Callable[[int], object]] = {
-        "baseline: dataset by id": lambda k: c.get_dataset(ids[k % len(ids)]),
-        "text (1 word)": lambda k: c.search(SearchQuery(q=QUERY_WORDS[k % 200])),
-        "text (2 words)": lambda k: c.search(
+        "baseline: dataset by id": lambda k: c.datasets.get(ids[k % len(ids)]),
+        "text (1 word)": lambda k: c.datasets.search(SearchQuery(q=QUERY_WORDS[k % 200])),
+        "text (2 words)": lambda k: c.datasets.search(
             SearchQuery(q=f"{QUERY_WORDS[k % 50]} {QUERY_WORDS[(k * 7) % 400]}")
         ),
-        "keyword filter (2)": lambda k: c.search(
+        "keyword filter (2)": lambda k: c.datasets.search(
             SearchQuery(keywords=(QUERY_TERMS[k % 30], QUERY_TERMS[(k * 7) % 100]))
         ),
-        "similar_to": lambda k: c.search(SearchQuery(similar_to=ids[k % len(ids)])),
-        "filters (rows+time)": lambda k: c.search(
+        "similar_to": lambda k: c.datasets.search(SearchQuery(similar_to=ids[k % len(ids)])),
+        "filters (rows+time)": lambda k: c.datasets.search(
             SearchQuery(min_rows=1000 * k, max_rows=500_000, time_from=T0 - 200 * 86_400)
         ),
-        "text+filters": lambda k: c.search(
+        "text+filters": lambda k: c.datasets.search(
             SearchQuery(q=QUERY_WORDS[k % 100], min_rows=10_000, owner=None)
         ),
-        "deep page (keyset)": lambda k: c.search(
-            SearchQuery(limit=100, cursor=deep["next_cursor"])
+        "deep page (keyset)": lambda k: c.datasets.search(
+            SearchQuery(limit=100, cursor=deep.next_cursor)
         ),
-        "deep page (text)": lambda k: c.search(
-            SearchQuery(q=QUERY_WORDS[0], limit=20, cursor=text_deep["next_cursor"])
+        "deep page (text)": lambda k: c.datasets.search(
+            SearchQuery(q=QUERY_WORDS[0], limit=20, cursor=text_deep.next_cursor)
         ),
     }
     results = {name: latencies(fn, q) for name, fn in kinds.items()}

@@ -53,7 +53,6 @@ from sealroom.client.flows import (
     wait,
 )
 from sealroom.client.http import Client
-from sealroom.client.views import DatasetView, RequestView
 from sealroom.computations import default_registry
 from sealroom.connectors.files import read_table
 from sealroom.crypto.keys import Identity
@@ -65,6 +64,7 @@ from sealroom.statements import ComputationRequest, Receipt, canonical_json, sig
 from sealroom.verification.bundle import ProofBundle
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import BundleRejected, verify_bundle
+from sealroom.wire import DatasetView, RequestView
 
 __all__ = ["dataset_path", "public_data", "run_demo"]
 

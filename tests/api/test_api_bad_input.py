@@ -23,7 +23,8 @@ import pytest
 import sqlalchemy as sa
 from api_helpers import PAIR_COUNT, Client, Clock, test_registry
 
-from sealroom.api.app import MAX_JSON_BODY, MAX_SEALED_BODY, create_app
+from sealroom.api.app import create_app
+from sealroom.api.middleware import MAX_JSON_BODY, MAX_SEALED_BODY
 from sealroom.api.testing import run_in_thread
 from sealroom.crypto.keys import b64encode
 from sealroom.crypto.request_signing import sign_request

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from api_helpers import Client, Clock, test_registry
 
-from sealroom.api import schemas
+from sealroom import wire
 from sealroom.api.app import create_app
 from sealroom.api.testing import run_in_thread
 from sealroom.statements import sign_statement
@@ -22,6 +22,23 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "http-api.md"
 _ROUTE = re.compile(r"^- `(GET|POST|PUT|DELETE) (/v1/[^`?\s]+)")
 _PARAM = re.compile(r"\{[^}]+\}")
 KEYS_FROM_BODY = {"/v1/parties", "/v1/enclaves"}  # the signer's keys come from the body itself
+NO_BODY = {("post", "/v1/jobs/claim")}
+PUBLIC = {
+    ("get", "/v1/health"),
+    ("get", "/v1/computations"),
+    ("get", "/v1/parties/{party}"),
+    ("get", "/v1/log/checkpoint"),
+    ("get", "/v1/log/key"),
+    ("get", "/v1/log/entries/{index}"),
+    ("get", "/v1/log/inclusion"),
+    ("get", "/v1/log/consistency"),
+    ("get", "/v1/policies/{digest}"),
+    ("get", "/v1/datasets"),
+    ("get", "/v1/datasets/{dataset}"),
+    ("get", "/v1/search"),
+    ("get", "/v1/enclave"),
+}
+"""The routes docs/http-api.md marks public: no request signature."""
 
 
 def _norm(path: str) -> str:
@@ -95,7 +112,7 @@ def test_openapi_every_mutating_route_documents_its_body(spec: dict[str, Any]) -
     for method, path, op in _operations(spec):
         if method not in {"post", "put"}:
             continue
-        if (method, path) in schemas.NO_BODY:
+        if (method, path) in NO_BODY:
             assert "requestBody" not in op
             assert "empty" in op["description"]
             continue
@@ -105,7 +122,7 @@ def test_openapi_every_mutating_route_documents_its_body(spec: dict[str, Any]) -
         (media, content), *rest = body["content"].items()
         assert not rest
         if media == "application/octet-stream":
-            assert content["schema"] == {"type": "string", "format": "binary"}
+            assert content["schema"] == {"type": "string", "format": "binary", "minLength": 1}
             params = {(p["in"], p["name"]) for p in op["parameters"]}
             assert ("header", "Sealroom-Enclave") in params or ("query", "to") in params
             continue
@@ -137,7 +154,7 @@ def test_openapi_refs_resolve_and_responses_are_typed(spec: dict[str, Any]) -> N
                 continue
             assert op["responses"][status]["content"], (method, path, status)
         signed = "security" in op
-        assert signed == ((method, path) not in schemas.PUBLIC), (method, path)
+        assert signed == ((method, path) not in PUBLIC), (method, path)
 
 
 def test_openapi_bodies_match_what_the_server_requires(
@@ -166,22 +183,50 @@ def test_openapi_bodies_match_what_the_server_requires(
     assert checked == 10
 
 
-def test_openapi_response_models_accept_real_responses(served: tuple[httpx.Client, Clock]) -> None:
+def test_openapi_response_models_are_exactly_the_real_responses(
+    served: tuple[httpx.Client, Clock],
+) -> None:
+    """The server's models forbid unknown fields: a real response parses with nothing left over."""
     http, clock = served
+
+    def exact(model: type[wire.WireModel], response: httpx.Response) -> Any:
+        return model.model_validate_json(response.content, strict=True)
+
     bob = Client(http, identity("bob-openapi"), clock)
-    registered = bob.register("bob")
-    schemas.PartyView.model_validate(registered.json())
+    exact(wire.PartyView, bob.register("bob"))
     att = sign_statement(attestation(bob.identity, title="openapi shapes"), bob.identity)
-    published = bob.call(
-        "POST", "/v1/datasets", {"attestation": att.envelope.to_dict(), "policy": None}
-    )
+    body = {"attestation": att.envelope.to_dict(), "policy": None}
+    published = bob.call("POST", "/v1/datasets", body)
     assert published.status_code == 201, published.text
-    schemas.PublishedDataset.model_validate(published.json())
-    schemas.HealthView.model_validate(http.get("/v1/health").json())
-    schemas.ComputationList.model_validate(http.get("/v1/computations").json())
-    schemas.DatasetPage.model_validate(http.get("/v1/datasets").json())
-    page = schemas.SearchPage.model_validate(http.get("/v1/search", params={"q": "shapes"}).json())
+    exact(wire.PublishedDataset, published)
+    again = bob.call("POST", "/v1/datasets", body)
+    assert again.status_code == 200  # documented: the stored view, nothing duplicated
+    assert exact(wire.PublishedDataset, again).dataset == att.digest
+    exact(wire.Health, http.get("/v1/health"))
+    exact(wire.ComputationList, http.get("/v1/computations"))
+    exact(wire.DatasetPage, http.get("/v1/datasets"))
+    page = exact(wire.SearchPage, http.get("/v1/search", params={"q": "shapes"}))
     assert page.total == 1
-    schemas.ErrorBody.model_validate(http.get(f"/v1/datasets/{'sha256:' + '0' * 64}").json())
-    schemas.LogKeyView.model_validate(http.get("/v1/log/key").json())
-    schemas.RequestList.model_validate(bob.call("GET", "/v1/inbox").json())
+    exact(wire.ErrorBody, http.get(f"/v1/datasets/{'sha256:' + '0' * 64}"))
+    exact(wire.LogKey, http.get("/v1/log/key"))
+    exact(wire.RequestList, bob.call("GET", "/v1/inbox"))
+
+
+def test_openapi_documents_the_200_of_a_repeated_publication(spec: dict[str, Any]) -> None:
+    for path in ("/v1/parties", "/v1/policies", "/v1/datasets", "/v1/requests", "/v1/enclaves"):
+        responses = spec["paths"][path]["post"]["responses"]
+        assert {"200", "201"} <= set(responses), path
+        assert responses["200"]["content"] == responses["201"]["content"], path
+
+
+def test_a_method_a_path_does_not_take_is_405_with_allow(
+    served: tuple[httpx.Client, Clock],
+) -> None:
+    http, _ = served
+    r = http.request("DELETE", "/v1/datasets")
+    assert r.status_code == 405
+    assert r.headers["allow"] == "GET, POST"
+    assert r.json()["error"]["code"] == "invalid_input"
+    r = http.request("PATCH", f"/v1/sessions/{'ab' * 16}/messages")
+    assert r.status_code == 405
+    assert r.headers["allow"] == "GET, POST"

@@ -19,6 +19,7 @@ from sealroom.coordinator.service import Coordinator
 from sealroom.crypto.keys import Identity, b64encode
 from sealroom.enclave.keys import EnclaveKeys
 from sealroom.statements import Policy, sign_statement
+from sealroom.wire import PublishDatasetBody
 from tests.helpers import T0, attestation, identity, request
 
 
@@ -68,16 +69,16 @@ class World:
     def publish(
         self, owner: Identity, *, policy_rules: dict[str, Any] | None = None, **kw: Any
     ) -> str:
-        body: dict[str, Any] = {"policy": None}
+        policy = None
         if policy_rules is not None:
             pol = sign_statement(
                 Policy(owner=owner.party_id, name="p", rules=policy_rules, created_at=T0), owner
             )
             kw["policy"] = pol.digest
-            body["policy"] = pol.envelope.to_dict()
+            policy = pol.envelope
         att = sign_statement(attestation(owner, **kw), owner)
-        body["attestation"] = att.envelope.to_dict()
-        return str(self.c.publish_dataset(body, caller=owner.party_id, now=T0).view["dataset"])
+        body = PublishDatasetBody(attestation=att.envelope, policy=policy)
+        return self.c.datasets.publish(body, caller=owner.party_id, now=T0).view.dataset
 
     def request(
         self,
@@ -93,21 +94,19 @@ class World:
         }
         fields.update(kw)
         req = sign_statement(request(self.requester, inputs, **fields), self.requester)
-        view = self.c.create_request(
-            {"request": req.envelope.to_dict()}, caller=self.requester.party_id, now=T0 + 10
+        view = self.c.requests.create(
+            req.envelope, caller=self.requester.party_id, now=T0 + 10
         ).view
-        return str(view["request"])
+        return view.request
 
     def register_enclave(self) -> str:
         env = self.enclave.evidence.envelope
-        out = self.c.register_enclave(
-            {"evidence": env.to_dict()}, caller=env.signer.party_id, now=T0
-        )
-        return str(out.view["evidence"])
+        out = self.c.jobs.register_enclave(env, caller=env.signer.party_id, now=T0)
+        return out.view.evidence
 
 
 def make_world(engine: Engine) -> World:
-    c = Coordinator(engine=engine, registry=REGISTRY, log_origin="sealroom.test/log")
+    c = Coordinator.open(engine=engine, registry=REGISTRY, log_origin="sealroom.test/log")
     root = SimulationRoot.from_private_bytes(hashlib.sha256(b"sim-root").digest())
     enclave = EnclaveKeys.create_at_time(SimulatedEnclave(root), tee="simulated", now=T0)
     w = World(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from coord_helpers import World, make_world
 from sqlalchemy import Engine, select
 
+from sealroom.coordinator.datasets import Datasets
 from sealroom.coordinator.service import Coordinator
 from sealroom.errors import InvalidInput
 from sealroom.statements import Keyword, TimeRange
@@ -34,15 +36,15 @@ def _all_pages(
 ) -> tuple[list[dict[str, Any]], int]:
     items: list[dict[str, Any]] = []
     while True:
-        page = c.search(SearchQuery(**kw, cursor=cursor))
-        items += page["items"]
-        cursor = page["next_cursor"]
+        page = c.datasets.search(SearchQuery(**kw, cursor=cursor))
+        items += page.items
+        cursor = page.next_cursor
         if cursor is None:
-            return items, int(page["total"])
+            return items, int(page.total)
 
 
 def _ids(items: list[dict[str, Any]]) -> list[str]:
-    return [i["dataset"]["dataset"] for i in items]
+    return [i.dataset.dataset for i in items]
 
 
 @pytest.fixture
@@ -89,67 +91,71 @@ def test_discovery_similar_to_exact_jaccard_and_tie_order(w: World) -> None:
         ("abxy", Fraction(1, 3)),
     ]
     assert _ids(items) == [d[name] for name, _ in expected]
-    assert [i["jaccard"] for i in items] == [float(j) for _, j in expected]
+    assert [i.jaccard for i in items] == [float(j) for _, j in expected]
     assert total == len(expected)
-    assert all(i["score"] == 0.0 for i in items)
+    assert all(i.score == 0.0 for i in items)
 
 
 def test_discovery_similar_to_with_filters(w: World) -> None:
     d = _jaccard_world(w)
     carol = identity("carol")
-    assert _ids(w.c.search(SearchQuery(similar_to=d["target"], min_rows=100))["items"]) == [
+    assert _ids(w.c.datasets.search(SearchQuery(similar_to=d["target"], min_rows=100)).items) == [
         d["three"],
         d["ab"],
     ]
-    assert _ids(w.c.search(SearchQuery(similar_to=d["target"], keywords=("E",)))["items"]) == [
-        d["superset"]
-    ]
-    page = w.c.search(SearchQuery(similar_to=d["target"], owner=carol.party_id))
-    assert _ids(page["items"]) == [d["abxy"]]
-    assert page["total"] == 1
-    page = w.c.search(SearchQuery(similar_to=d["target"], q="set", max_rows=600))
+    assert _ids(
+        w.c.datasets.search(SearchQuery(similar_to=d["target"], keywords=("E",))).items
+    ) == [d["superset"]]
+    page = w.c.datasets.search(SearchQuery(similar_to=d["target"], owner=carol.party_id))
+    assert _ids(page.items) == [d["abxy"]]
+    assert page.total == 1
+    page = w.c.datasets.search(SearchQuery(similar_to=d["target"], q="set", max_rows=600))
     # "ab" (700 rows) is filtered out; the 1/2 tie between cd and AB-upper goes to text score
     want = ["same", "superset", "three", "cd", "AB-upper", "abxy"]
-    assert _ids(page["items"]) == [d[name] for name in want]
-    assert page["items"][0]["score"] > 0
-    assert page["items"][0]["jaccard"] == 1.0
+    assert _ids(page.items) == [d[name] for name in want]
+    assert page.items[0].score > 0
+    assert page.items[0].jaccard == 1.0
     # a withdrawn target still works as a reference; it is never its own neighbour
-    w.c.withdraw_dataset(d["same"], {"reason": "x"}, caller=identity("bob").party_id, now=T0)
-    assert _ids(w.c.search(SearchQuery(similar_to=d["same"], limit=1))["items"]) == [d["target"]]
+    w.c.datasets.withdraw(d["same"], "x", caller=identity("bob").party_id, now=T0)
+    assert _ids(w.c.datasets.search(SearchQuery(similar_to=d["same"], limit=1)).items) == [
+        d["target"]
+    ]
 
 
 def test_discovery_pages_neither_repeat_nor_skip_when_data_changes(w: World) -> None:
     d = _jaccard_world(w)
     bob = identity("bob")
-    first = w.c.search(SearchQuery(similar_to=d["target"], limit=2))
-    assert _ids(first["items"]) == [d["same"], d["superset"]]
-    w.c.withdraw_dataset(d["three"], {"reason": "x"}, caller=bob.party_id, now=T0)
+    first = w.c.datasets.search(SearchQuery(similar_to=d["target"], limit=2))
+    assert _ids(first.items) == [d["same"], d["superset"]]
+    w.c.datasets.withdraw(d["three"], "x", caller=bob.party_id, now=T0)
     late = w.publish(bob, title="late", keywords=_kw("a", "b", "c", "d"), commitment=_commit(3, 99))
-    rest, _ = _all_pages(w.c, similar_to=d["target"], limit=2, cursor=first["next_cursor"])
+    rest, _ = _all_pages(w.c, similar_to=d["target"], limit=2, cursor=first.next_cursor)
     # ``late`` (1.0) sorts before the cursor: not repeated; ``three`` is gone; nothing skipped
     assert _ids(rest) == [d["ab"], d["cd"], d["AB-upper"], d["abxy"]]
 
-    newest = w.c.search(SearchQuery(limit=3))
-    assert _ids(newest["items"]) == [late, d["AB-upper"], d["none"]]
-    w.c.withdraw_dataset(d["cd"], {"reason": "x"}, caller=bob.party_id, now=T0)
+    newest = w.c.datasets.search(SearchQuery(limit=3))
+    assert _ids(newest.items) == [late, d["AB-upper"], d["none"]]
+    w.c.datasets.withdraw(d["cd"], "x", caller=bob.party_id, now=T0)
     w.publish(bob, title="later", keywords=_kw("q"), commitment=_commit(3, 100))
-    rest, total = _all_pages(w.c, limit=3, cursor=newest["next_cursor"])
+    rest, total = _all_pages(w.c, limit=3, cursor=newest.next_cursor)
     assert _ids(rest) == [d["abxy"], d["ab"], d["superset"], d["same"], d["target"], w.dataset]
     assert total == 10
 
 
 def test_discovery_index_follows_other_processes(w: World) -> None:
-    other = Coordinator(engine=w.c.engine, registry=w.c.registry, log_origin="sealroom.test/log")
-    assert _ids(other.search(SearchQuery(keywords=("gpu",)))["items"]) == []
+    other = Coordinator.open(
+        engine=w.c.state.engine, registry=w.c.state.registry, log_origin="sealroom.test/log"
+    )
+    assert _ids(other.datasets.search(SearchQuery(keywords=("gpu",))).items) == []
     bob = identity("bob")
     gpu = w.publish(bob, title="GPU", keywords=_kw("gpu", "kms"), commitment=_commit(3, 1))
-    assert _ids(other.search(SearchQuery(keywords=("gpu",)))["items"]) == [gpu]
-    page = other.search(SearchQuery(similar_to=w.dataset))
-    assert _ids(page["items"]) == [gpu]
-    assert page["items"][0]["jaccard"] == pytest.approx(1 / 3)
-    w.c.withdraw_dataset(gpu, {"reason": "x"}, caller=bob.party_id, now=T0)
-    assert other.search(SearchQuery(keywords=("gpu",)))["total"] == 0
-    assert other.search(SearchQuery(similar_to=w.dataset))["items"] == []
+    assert _ids(other.datasets.search(SearchQuery(keywords=("gpu",))).items) == [gpu]
+    page = other.datasets.search(SearchQuery(similar_to=w.dataset))
+    assert _ids(page.items) == [gpu]
+    assert page.items[0].jaccard == pytest.approx(1 / 3)
+    w.c.datasets.withdraw(gpu, "x", caller=bob.party_id, now=T0)
+    assert other.datasets.search(SearchQuery(keywords=("gpu",))).total == 0
+    assert other.datasets.search(SearchQuery(similar_to=w.dataset)).items == ()
 
 
 def test_discovery_older_transaction_is_not_confused_by_a_newer_index(w: World) -> None:
@@ -157,14 +163,14 @@ def test_discovery_older_transaction_is_not_confused_by_a_newer_index(w: World) 
     ix = DiscoveryIndex(delta_limit=0)
     query = SearchQuery(similar_to=w.dataset)
     kept = w.publish(bob, title="kept", keywords=_kw("kms"), commitment=_commit(3, 1))
-    with read_transaction(w.c.engine) as old:
+    with read_transaction(w.c.state.engine) as old:
         before = search(old, query, ix)  # pins this transaction's snapshot and loads the index
         assert [h.dataset for h in before.hits] == [kept]
         new = w.publish(
             bob, title="new", keywords=_kw("kms", "attestation"), commitment=_commit(3, 2)
         )
-        w.c.withdraw_dataset(kept, {"reason": "x"}, caller=bob.party_id, now=T0)
-        with read_transaction(w.c.engine) as fresh:
+        w.c.datasets.withdraw(kept, "x", caller=bob.party_id, now=T0)
+        with read_transaction(w.c.state.engine) as fresh:
             assert [h.dataset for h in search(fresh, query, ix).hits] == [new]
         again = search(old, query, ix)  # the shared index is now newer than this snapshot
         assert again == before
@@ -187,24 +193,24 @@ def test_discovery_text_pages_with_selective_filters(w: World) -> None:
     items, total = _all_pages(w.c, q="notes", min_rows=1000, limit=2)
     assert set(_ids(items)) == big
     assert len(items) == len(big) == total
-    scores = [i["score"] for i in items]
+    scores = [i.score for i in items]
     assert scores == sorted(scores, reverse=True)
     every, total = _all_pages(w.c, q="notes", limit=4)
     assert len(_ids(every)) == len(set(_ids(every))) == total == 30
-    assert [i["score"] for i in every] == sorted((i["score"] for i in every), reverse=True)
+    assert [i.score for i in every] == sorted((i.score for i in every), reverse=True)
 
 
 def test_discovery_cursor_is_checked(w: World) -> None:
     for i in range(3):
         w.publish(identity("bob"), title=f"x{i}", keywords=_kw("k"), commitment=_commit(3, i))
-    page = w.c.search(SearchQuery(keywords=("k",), limit=1))
-    raw = json.loads(base64.urlsafe_b64decode(page["next_cursor"] + "=="))
+    page = w.c.datasets.search(SearchQuery(keywords=("k",), limit=1))
+    raw = json.loads(base64.urlsafe_b64decode(page.next_cursor + "=="))
     for bad in ([1.5, raw["a"][0]], [True], ["1"], [-1]):
         forged = base64.urlsafe_b64encode(json.dumps({"f": raw["f"], "a": bad}).encode()).decode()
         with pytest.raises(InvalidInput):
-            w.c.search(SearchQuery(keywords=("k",), limit=1, cursor=forged))
+            w.c.datasets.search(SearchQuery(keywords=("k",), limit=1, cursor=forged))
     with pytest.raises(InvalidInput):
-        w.c.search(SearchQuery(keywords=("k",), limit=1, cursor="%%%"))
+        w.c.datasets.search(SearchQuery(keywords=("k",), limit=1, cursor="%%%"))
 
 
 def test_discovery_matches_a_brute_force_reference(w: World) -> None:
@@ -212,8 +218,8 @@ def test_discovery_matches_a_brute_force_reference(w: World) -> None:
     rng = random.Random(11)
     vocab = [f"v{i}" for i in range(12)]
     owners = [identity(f"o{i}") for i in range(3)]
-    c = Coordinator(engine=w.c.engine, registry=w.c.registry, log_origin="sealroom.test/log")
-    c._discovery = DiscoveryIndex(delta_limit=0)  # exercise the posting merges too
+    # A fresh index that merges its postings at once (exercises the merges too).
+    c = replace(w.c, datasets=Datasets(w.c.state, discovery=DiscoveryIndex(delta_limit=0)))
     meta: dict[str, dict[str, Any]] = {
         w.dataset: {"owner": w.owner, "terms": {"attestation", "kms"}, "rows": 3, "end": T0}
     }
@@ -237,7 +243,7 @@ def test_discovery_matches_a_brute_force_reference(w: World) -> None:
     for i in range(14):
         publish(i)
     for step in range(4):
-        with read_transaction(w.c.engine) as conn:
+        with read_transaction(w.c.state.engine) as conn:
             seq_of = {
                 str(r.dataset): int(r.seq)
                 for r in conn.execute(select(datasets.c.dataset, datasets.c.seq))
@@ -257,11 +263,11 @@ def test_discovery_matches_a_brute_force_reference(w: World) -> None:
                 q["time_from"] = T0 + rng.randint(0, 120)
             items, total = _all_pages(c, **q)
             expected = _reference(meta, seq_of, q)
-            assert [(i["dataset"]["dataset"], i["jaccard"]) for i in items] == expected
+            assert [(i.dataset.dataset, i.jaccard) for i in items] == expected
             assert total == len(expected)
         publish(100 + step)
         gone = rng.choice(sorted(meta))
-        c.withdraw_dataset(gone, {"reason": "x"}, caller=meta[gone]["owner"].party_id, now=T0)
+        c.datasets.withdraw(gone, "x", caller=meta[gone]["owner"].party_id, now=T0)
         del meta[gone]
 
 

@@ -8,23 +8,21 @@ import pytest
 from coord_helpers import World, make_world
 from sqlalchemy import Engine, func, select
 
-from sealroom.crypto.keys import Identity, b64encode
+from sealroom.crypto.keys import Identity
 from sealroom.enclave.receipts import issue_receipt
 from sealroom.errors import InvalidInput, NotFound, PolicyDenied
 from sealroom.statements import (
     Approval,
     ComputationRequest,
     DatasetAttestation,
-    Envelope,
     InputDecision,
     Policy,
     Signed,
     sign_statement,
 )
-from sealroom.statements.canonical import canonical_json
 from sealroom.storage.engine import read_transaction
 from sealroom.storage.schema import request_blobs, results
-from sealroom.verification.bundle import ProofBundle
+from sealroom.wire import HistoryItem, SealedOutput
 from tests.helpers import T0, approval
 
 OPEN_RULES: dict[str, Any] = {"allow": [{"id": "row-count"}], "auto_approve": [{"id": "row-count"}]}
@@ -38,12 +36,12 @@ def w(engine: Engine) -> World:
 def _room(w: World, rules: dict[str, Any], *, by: Identity | None = None) -> Signed[Policy]:
     who = by or w.requester
     room = sign_statement(Policy(owner=who.party_id, name="room", rules=rules, created_at=T0), who)
-    w.c.put_policy({"policy": room.envelope.to_dict()}, caller=who.party_id, now=T0)
+    w.c.datasets.put_policy(room.envelope, caller=who.party_id, now=T0)
     return room
 
 
 def _view(w: World, rid: str, now: int = T0 + 11) -> dict[str, Any]:
-    return w.c.get_request(rid, caller=w.requester.party_id, now=now)
+    return w.c.requests.get(rid, caller=w.requester.party_id, now=now)
 
 
 def test_coordinator_room_policy_must_be_stored(w: World) -> None:
@@ -59,38 +57,34 @@ def test_coordinator_room_policy_must_be_stored(w: World) -> None:
 def test_coordinator_room_policy_narrows_the_precheck(w: World) -> None:
     ds = w.publish(w.owner, policy_rules=OPEN_RULES, title="open")
     alone = _view(w, w.request((ds,), nonce=1))
-    assert alone["status"] == "pending"
-    assert alone["precheck"][0]["automatic"] is True
+    assert alone.status == "pending"
+    assert alone.precheck[0].automatic is True
     # A narrower allow list: the dataset's policy alone allows it; with the room it is refused.
     narrow = _room(w, {"allow": [{"id": "topic-overlap"}]})
     view = _view(w, w.request((ds,), nonce=2, room_policy=narrow.digest))
-    assert view["status"] == "rejected"
-    assert "(with the room policy) denies it" in view["status_reason"]
-    assert (
-        "with the room policy: the policy does not allow row-count 1.0.0" in (view["status_reason"])
-    )
-    assert view["precheck"][0]["allowed"] is False
+    assert view.status == "rejected"
+    assert "(with the room policy) denies it" in view.status_reason
+    assert "with the room policy: the policy does not allow row-count 1.0.0" in (view.status_reason)
+    assert view.precheck[0].allowed is False
     # A requester allowlist that leaves the requester out also refuses.
     closed = _room(w, {**OPEN_RULES, "requesters": [w.stranger.party_id]})
     view = _view(w, w.request((ds,), nonce=3, room_policy=closed.digest))
-    assert view["status"] == "rejected"
-    assert "is not on the policy's allowlist" in view["status_reason"]
+    assert view.status == "rejected"
+    assert "is not on the policy's allowlist" in view.status_reason
 
 
 def test_coordinator_room_policy_can_withhold_automatic_approval(w: World) -> None:
     ds = w.publish(w.owner, policy_rules=OPEN_RULES, title="open")
-    policy = w.c.get_dataset(ds)["policy"]
+    policy = w.c.datasets.get(ds).policy
     manual = _room(w, {"allow": [{"id": "row-count"}], "k": 50})
     rid = w.request((ds,), room_policy=manual.digest)
     view = _view(w, rid)
-    assert view["status"] == "pending"
-    assert view["precheck"][0]["allowed"] is True
-    assert view["precheck"][0]["automatic"] is False
+    assert view.status == "pending"
+    assert view.precheck[0].allowed is True
+    assert view.precheck[0].automatic is False
     a = sign_statement(approval(w.owner, rid, ds, mode="policy", policy=policy), w.owner)
     with pytest.raises(PolicyDenied, match="with the room policy"):
-        w.c.add_approval(
-            rid, {"approval": a.envelope.to_dict()}, caller=w.owner.party_id, now=T0 + 20
-        )
+        w.c.approvals.approve(rid, a.envelope, caller=w.owner.party_id, now=T0 + 20)
 
 
 def _run_job(
@@ -100,16 +94,16 @@ def _run_job(
     evidence = w.register_enclave()
     rid = w.request((dataset,), room_policy=room.digest if room is not None else None)
     a = sign_statement(approval(w.owner, rid, dataset), w.owner)
-    w.c.add_approval(rid, {"approval": a.envelope.to_dict()}, caller=w.owner.party_id, now=T0 + 20)
-    w.c.upload_input(
+    w.c.approvals.approve(rid, a.envelope, caller=w.owner.party_id, now=T0 + 20)
+    w.c.approvals.upload_input(
         rid, dataset, b"sealed-bytes", enclave=evidence, caller=w.owner.party_id, now=T0 + 30
     )
     enclave = w.enclave.public.party_id
-    job = w.c.claim_job(caller=enclave, now=T0 + 40)
+    job = w.c.jobs.claim(caller=enclave, now=T0 + 40)
     assert job is not None
-    req = Envelope.from_dict(job["request"]).open(ComputationRequest)
-    appr = Envelope.from_dict(job["approvals"][0]).open(Approval)
-    att = Envelope.from_dict(job["attestations"][0]).open(DatasetAttestation)
+    req = job.request.open(ComputationRequest)
+    appr = job.approvals[0].open(Approval)
+    att = job.attestations[0].open(DatasetAttestation)
     receipt, _ = issue_receipt(
         w.enclave,
         request=req,
@@ -135,14 +129,15 @@ def _run_job(
         ],
         issued_at=done_at,
     )
-    outputs = [{"recipient": w.requester.party_id, "sealed": b64encode(b"ciphertext")}]
-    view = w.c.complete_job(
+    outputs = [SealedOutput(recipient=w.requester.party_id, sealed=b"ciphertext")]
+    view = w.c.jobs.complete(
         rid,
-        {"receipt": receipt.envelope.to_dict(), "outputs": outputs},
+        receipt.envelope,
+        outputs,
         caller=enclave,
         now=done_at,
     )
-    assert view["status"] == "completed"
+    assert view.status == "completed"
     return rid, job
 
 
@@ -150,10 +145,8 @@ def test_coordinator_job_and_bundle_carry_the_room_policy(w: World) -> None:
     ds = w.publish(w.owner, policy_rules=OPEN_RULES, title="open")
     room = _room(w, {**OPEN_RULES, "k": 20})
     rid, job = _run_job(w, ds, room=room)
-    assert Envelope.from_dict(job["room_policy"]).digest == room.digest
-    bundle = ProofBundle.from_json(
-        canonical_json(w.c.bundle(rid, caller=w.requester.party_id, now=T0 + 60))
-    )
+    assert job.room_policy.digest == room.digest
+    bundle = w.c.requests.bundle(rid, caller=w.requester.party_id, now=T0 + 60)
     carried = bundle.statement(room.digest)
     assert carried is not None
     assert carried.open(Policy).statement.rules == room.statement.rules
@@ -161,11 +154,11 @@ def test_coordinator_job_and_bundle_carry_the_room_policy(w: World) -> None:
 
 def test_coordinator_job_without_room_policy_says_null(w: World) -> None:
     _, job = _run_job(w, w.dataset)
-    assert job["room_policy"] is None
+    assert job.room_policy is None
 
 
 def _counts(w: World, rid: str) -> tuple[int, int]:
-    with read_transaction(w.c.engine) as conn:
+    with read_transaction(w.c.state.engine) as conn:
         kept = conn.execute(
             select(func.count()).select_from(results).where(results.c.request == rid)
         ).scalar_one()
@@ -180,33 +173,31 @@ def test_coordinator_results_deleted_after_the_smallest_retention(w: World) -> N
     room = _room(w, {**OPEN_RULES, "retention_seconds": 60})
     rid, _ = _run_job(w, ds, room=room, done_at=T0 + 50)
     me = w.requester.party_id
-    assert w.c.get_result(rid, caller=me, now=T0 + 109)["sealed"] == b64encode(b"ciphertext")
+    assert w.c.requests.result(rid, caller=me, now=T0 + 109).sealed == b"ciphertext"
     assert _counts(w, rid) == (1, 0)  # sealed inputs went when the job ended
     with pytest.raises(NotFound, match=f"deleted by retention at {T0 + 110}") as info:
-        w.c.get_result(rid, caller=me, now=T0 + 110)
+        w.c.requests.result(rid, caller=me, now=T0 + 110)
     assert "60 s after completion" in (info.value.detail or "")
     assert _counts(w, rid) == (0, 0)
     view = _view(w, rid, now=T0 + 200)
-    assert view["status"] == "completed"
-    assert view["history"][-1] == {
-        "status": "completed",
-        "at": T0 + 110,
-        "reason": "results deleted after retention of 60 s",
-    }
+    assert view.status == "completed"
+    assert view.history[-1] == HistoryItem(
+        status="completed", at=T0 + 110, reason="results deleted after retention of 60 s"
+    )
     # Recorded once: later sweeps find nothing to do.
-    assert w.c.sweep(now=T0 + 500) == 0
-    assert len(_view(w, rid, now=T0 + 500)["history"]) == len(view["history"])
+    assert w.c.state.sweep(now=T0 + 500) == 0
+    assert len(_view(w, rid, now=T0 + 500).history) == len(view.history)
     # The receipt and bundle stay: only the sealed results are gone.
-    assert w.c.bundle(rid, caller=me, now=T0 + 500)["receipt"] is not None
+    assert w.c.requests.bundle(rid, caller=me, now=T0 + 500).receipt is not None
 
 
 def test_coordinator_results_kept_without_retention(w: World) -> None:
     ds = w.publish(w.owner, policy_rules=OPEN_RULES, title="forever")
     rid, _ = _run_job(w, ds)
     later = T0 + 10 * 366 * 86_400
-    assert w.c.sweep(now=later) >= 0
-    got = w.c.get_result(rid, caller=w.requester.party_id, now=later)
-    assert got["sealed"] == b64encode(b"ciphertext")
+    assert w.c.state.sweep(now=later) >= 0
+    got = w.c.requests.result(rid, caller=w.requester.party_id, now=later)
+    assert got.sealed == b"ciphertext"
     assert _counts(w, rid) == (1, 0)
 
 
@@ -214,12 +205,12 @@ def test_coordinator_sealed_inputs_deleted_when_a_request_fails(w: World) -> Non
     evidence = w.register_enclave()
     rid = w.request((w.dataset,))
     a = sign_statement(approval(w.owner, rid, w.dataset), w.owner)
-    w.c.add_approval(rid, {"approval": a.envelope.to_dict()}, caller=w.owner.party_id, now=T0 + 20)
-    w.c.upload_input(
+    w.c.approvals.approve(rid, a.envelope, caller=w.owner.party_id, now=T0 + 20)
+    w.c.approvals.upload_input(
         rid, w.dataset, b"sealed-bytes", enclave=evidence, caller=w.owner.party_id, now=T0 + 30
     )
     assert _counts(w, rid) == (0, 1)
-    assert w.c.claim_job(caller=w.enclave.public.party_id, now=T0 + 40) is not None
+    assert w.c.jobs.claim(caller=w.enclave.public.party_id, now=T0 + 40) is not None
     view = _view(w, rid, now=T0 + 40 + 301)  # the lease ran out
-    assert view["status"] == "failed"
+    assert view.status == "failed"
     assert _counts(w, rid) == (0, 0)

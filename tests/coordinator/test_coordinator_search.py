@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from coord_helpers import REGISTRY, World, make_world
 from sqlalchemy import Engine
 
+from sealroom.coordinator.datasets import Datasets
 from sealroom.coordinator.service import Coordinator
 from sealroom.errors import InvalidInput, NotFound
 from sealroom.statements import Keyword, TimeRange, sign_statement
 from sealroom.storage.discovery_index import DiscoveryIndex
 from sealroom.storage.engine import read_transaction
 from sealroom.storage.search import SearchQuery, search
+from sealroom.wire import PublishDatasetBody
 from tests.helpers import T0, attestation, identity
 
 
@@ -28,7 +31,7 @@ def w(engine: Engine) -> World:
 
 
 def _ids(w: World, **kw: object) -> list[str]:
-    return [i["dataset"]["dataset"] for i in w.c.search(SearchQuery(**kw))["items"]]  # type: ignore[arg-type]
+    return [i.dataset.dataset for i in w.c.datasets.search(SearchQuery(**kw)).items]  # type: ignore[arg-type]
 
 
 def test_search_text_filters_and_similarity(w: World) -> None:
@@ -58,14 +61,14 @@ def test_search_text_filters_and_similarity(w: World) -> None:
     assert _ids(w, min_rows=100) == [gpu]
     assert _ids(w, time_from=T0 + 15_000) == [gpu]
     assert set(_ids(w, time_to=T0)) == {w.dataset, mixed}
-    page = w.c.search(SearchQuery(similar_to=w.dataset))
+    page = w.c.datasets.search(SearchQuery(similar_to=w.dataset))
     # w.dataset {attestation, kms}: mixed shares 2 of 3 terms (2/3), gpu 1 of 4 (1/4)
-    assert [i["dataset"]["dataset"] for i in page["items"]] == [mixed, gpu]
-    assert page["items"][0]["jaccard"] == pytest.approx(2 / 3)
-    assert page["items"][1]["jaccard"] == pytest.approx(1 / 4)
+    assert [i.dataset.dataset for i in page.items] == [mixed, gpu]
+    assert page.items[0].jaccard == pytest.approx(2 / 3)
+    assert page.items[1].jaccard == pytest.approx(1 / 4)
     with pytest.raises(NotFound):
-        w.c.search(SearchQuery(similar_to="sha256:" + "2" * 64))
-    w.c.withdraw_dataset(mixed, {"reason": "gone"}, caller=bob.party_id, now=T0)
+        w.c.datasets.search(SearchQuery(similar_to="sha256:" + "2" * 64))
+    w.c.datasets.withdraw(mixed, "gone", caller=bob.party_id, now=T0)
     assert _ids(w, q="attestation") == [w.dataset]
 
 
@@ -80,19 +83,19 @@ def test_search_pagination_is_complete_and_bound_to_query(w: World) -> None:
         seen: list[str] = []
         cursor = None
         while True:
-            page = w.c.search(SearchQuery(**{**_fields(q), "cursor": cursor}))  # type: ignore[arg-type]
-            seen += [i["dataset"]["dataset"] for i in page["items"]]
-            cursor = page["next_cursor"]
+            page = w.c.datasets.search(SearchQuery(**{**_fields(q), "cursor": cursor}))  # type: ignore[arg-type]
+            seen += [i.dataset.dataset for i in page.items]
+            cursor = page.next_cursor
             if cursor is None:
                 break
-        assert len(seen) == len(set(seen)) == page["total"]
-    first = w.c.search(SearchQuery(q="notes", limit=2))
+        assert len(seen) == len(set(seen)) == page.total
+    first = w.c.datasets.search(SearchQuery(q="notes", limit=2))
     with pytest.raises(InvalidInput):
-        w.c.search(SearchQuery(q="other", cursor=first["next_cursor"]))
+        w.c.datasets.search(SearchQuery(q="other", cursor=first.next_cursor))
     with pytest.raises(InvalidInput):
-        w.c.search(SearchQuery(limit=0))
+        w.c.datasets.search(SearchQuery(limit=0))
     with pytest.raises(InvalidInput):
-        w.c.search(SearchQuery(q="!!!"))
+        w.c.datasets.search(SearchQuery(q="!!!"))
 
 
 def _fields(q: SearchQuery) -> dict[str, object]:
@@ -158,7 +161,7 @@ def _reference_bm25(
 
 
 def test_search_text_rank_is_bm25_on_both_databases(engine: Engine) -> None:
-    c = Coordinator(engine=engine, registry=REGISTRY, log_origin="sealroom.test/log")
+    c = Coordinator.open(engine=engine, registry=REGISTRY, log_origin="sealroom.test/log")
     owner = identity("bob")
     ids = []
     for i, (title, description, terms, topics) in enumerate(_CORPUS):
@@ -174,11 +177,11 @@ def test_search_text_rank_is_bm25_on_both_databases(engine: Engine) -> None:
             ),
             owner,
         )
-        body = {"attestation": att.envelope.to_dict(), "policy": None}
-        ids.append(str(c.publish_dataset(body, caller=owner.party_id, now=T0).view["dataset"]))
+        body = PublishDatasetBody(attestation=att.envelope)
+        ids.append(c.datasets.publish(body, caller=owner.party_id, now=T0).view.dataset)
     docs = [(t.split(), [*k, *p], d.split()) for t, d, k, p in _CORPUS]
     # withdrawn datasets are never returned but still count in the statistics (as in FTS5)
-    c.withdraw_dataset(ids[2], {"reason": "x"}, caller=owner.party_id, now=T0)
+    c.datasets.withdraw(ids[2], "x", caller=owner.party_id, now=T0)
     for query in ("qa1", "qa2", "qa1 qa2", "qa7", "qa9", "qz1 qa5", "qb8", "qa3 qa1"):
         ref = _reference_bm25(docs, query.split())
         want = sorted(
@@ -188,22 +191,23 @@ def test_search_text_rank_is_bm25_on_both_databases(engine: Engine) -> None:
         items: list[dict[str, object]] = []
         cursor = None
         while True:  # page by 2 to cross ties with the cursor
-            page = c.search(SearchQuery(q=query, limit=2, cursor=cursor))
-            items += page["items"]
-            cursor = page["next_cursor"]
+            page = c.datasets.search(SearchQuery(q=query, limit=2, cursor=cursor))
+            items += page.items
+            cursor = page.next_cursor
             if cursor is None:
                 break
-        assert page["total"] == len(want), query
-        assert [i["dataset"]["dataset"] for i in items] == [ids[i] for _, i in want], query
-        assert [i["score"] for i in items] == pytest.approx([s for s, _ in want], rel=1e-12), query
-    tie = c.search(SearchQuery(q="qa7"))["items"]
-    assert tie[0]["score"] == tie[1]["score"]  # bit-identical, ordered by publication
+        assert page.total == len(want), query
+        assert [i.dataset.dataset for i in items] == [ids[i] for _, i in want], query
+        assert [i.score for i in items] == pytest.approx([s for s, _ in want], rel=1e-12), query
+    tie = c.datasets.search(SearchQuery(q="qa7")).items
+    assert tie[0].score == tie[1].score  # bit-identical, ordered by publication
 
 
 def test_search_text_uses_the_engines_stemming_and_follows_changes(engine: Engine) -> None:
-    c = Coordinator(engine=engine, registry=REGISTRY, log_origin="sealroom.test/log")
-    other = Coordinator(engine=engine, registry=REGISTRY, log_origin="sealroom.test/log")
-    other._discovery = DiscoveryIndex(delta_limit=0)  # fold every refresh into the merged arrays
+    c = Coordinator.open(engine=engine, registry=REGISTRY, log_origin="sealroom.test/log")
+    index = DiscoveryIndex(delta_limit=0)  # fold every refresh into the merged arrays
+    other = Coordinator.open(engine=engine, registry=REGISTRY, log_origin="sealroom.test/log")
+    other = replace(other, datasets=Datasets(other.state, discovery=index))
     owner = identity("bob")
 
     def publish(i: int, title: str, description: str) -> str:
@@ -217,8 +221,8 @@ def test_search_text_uses_the_engines_stemming_and_follows_changes(engine: Engin
             ),
             owner,
         )
-        body = {"attestation": att.envelope.to_dict(), "policy": None}
-        return str(c.publish_dataset(body, caller=owner.party_id, now=T0).view["dataset"])
+        body = PublishDatasetBody(attestation=att.envelope)
+        return c.datasets.publish(body, caller=owner.party_id, now=T0).view.dataset
 
     first = publish(0, "Kernel tuning", "notes on running kernels")
     assert _ids_of(other, "kernels") == [first]  # loads the whole index
@@ -228,14 +232,14 @@ def test_search_text_uses_the_engines_stemming_and_follows_changes(engine: Engin
     assert set(_ids_of(other, "note")) == {first, third}
     assert _ids_of(other, "run kernel") == [first]
     with read_transaction(engine) as old:
-        before = search(old, SearchQuery(q="kernel"), other._discovery)
+        before = search(old, SearchQuery(q="kernel"), index)
         fourth = publish(3, "Kernel kernel", "kernel")
         assert _ids_of(other, "kernel")[0] == fourth  # the shared index moves on
-        assert search(old, SearchQuery(q="kernel"), other._discovery) == before
-    c.withdraw_dataset(second, {"reason": "x"}, caller=owner.party_id, now=T0)
+        assert search(old, SearchQuery(q="kernel"), index) == before
+    c.datasets.withdraw(second, "x", caller=owner.party_id, now=T0)
     assert second not in _ids_of(other, "kernel")
     assert _ids_of(other, "zzz") == []
 
 
 def _ids_of(c: Coordinator, q: str) -> list[str]:
-    return [i["dataset"]["dataset"] for i in c.search(SearchQuery(q=q))["items"]]
+    return [i.dataset.dataset for i in c.datasets.search(SearchQuery(q=q)).items]

@@ -14,12 +14,10 @@ from sealroom.statements import (
     Approval,
     ComputationRequest,
     DatasetAttestation,
-    Envelope,
     InputDecision,
     sign_statement,
 )
-from sealroom.statements.canonical import canonical_json
-from sealroom.verification.bundle import ProofBundle
+from sealroom.wire import DraftView, JobInput, SealedOutput
 from tests.helpers import T0, approval, identity
 
 
@@ -30,13 +28,11 @@ def w(engine: Engine) -> World:
 
 def _approve(w: World, rid: str, dataset: str, **kw: Any) -> dict[str, Any]:
     a = sign_statement(approval(w.owner, rid, dataset, **kw), w.owner)
-    return w.c.add_approval(
-        rid, {"approval": a.envelope.to_dict()}, caller=w.owner.party_id, now=T0 + 20
-    )
+    return w.c.approvals.approve(rid, a.envelope, caller=w.owner.party_id, now=T0 + 20)
 
 
 def _upload(w: World, rid: str, evidence: str, dataset: str | None = None) -> dict[str, Any]:
-    return w.c.upload_input(
+    return w.c.approvals.upload_input(
         rid,
         dataset or w.dataset,
         b"sealed-bytes",
@@ -47,7 +43,7 @@ def _upload(w: World, rid: str, evidence: str, dataset: str | None = None) -> di
 
 
 def _statuses(view: dict[str, Any]) -> list[str]:
-    return [h["status"] for h in view["history"]]
+    return [h.status for h in view.history]
 
 
 def _ready(w: World) -> tuple[str, str]:
@@ -55,22 +51,22 @@ def _ready(w: World) -> tuple[str, str]:
     rid = w.request((w.dataset,))
     _approve(w, rid, w.dataset)
     view = _upload(w, rid, evidence)
-    assert view["status"] == "approved"
+    assert view.status == "approved"
     return rid, evidence
 
 
 def test_coordinator_full_lifecycle_and_bundle(w: World) -> None:
     rid, evidence = _ready(w)
     enclave = w.enclave.public.party_id
-    job = w.c.claim_job(caller=enclave, now=T0 + 40)
+    job = w.c.jobs.claim(caller=enclave, now=T0 + 40)
     assert job is not None
-    assert job["evidence"] == evidence
-    assert job["inputs"] == [{"dataset": w.dataset, "size": len(b"sealed-bytes")}]
-    assert w.c.job_input(rid, w.dataset, caller=enclave, now=T0 + 41) == b"sealed-bytes"
-    assert w.c.claim_job(caller=enclave, now=T0 + 41) is None
-    req = Envelope.from_dict(job["request"]).open(ComputationRequest)
-    appr = Envelope.from_dict(job["approvals"][0]).open(Approval)
-    att = Envelope.from_dict(job["attestations"][0]).open(DatasetAttestation)
+    assert job.evidence == evidence
+    assert job.inputs == (JobInput(dataset=w.dataset, size=len(b"sealed-bytes")),)
+    assert w.c.jobs.job_input(rid, w.dataset, caller=enclave, now=T0 + 41) == b"sealed-bytes"
+    assert w.c.jobs.claim(caller=enclave, now=T0 + 41) is None
+    req = job.request.open(ComputationRequest)
+    appr = job.approvals[0].open(Approval)
+    att = job.attestations[0].open(DatasetAttestation)
     receipt, _released = issue_receipt(
         w.enclave,
         request=req,
@@ -96,47 +92,42 @@ def test_coordinator_full_lifecycle_and_bundle(w: World) -> None:
         ],
         issued_at=T0 + 50,
     )
-    outputs = [{"recipient": w.requester.party_id, "sealed": b64encode(b"ciphertext")}]
-    view = w.c.complete_job(
+    outputs = [SealedOutput(recipient=w.requester.party_id, sealed=b"ciphertext")]
+    view = w.c.jobs.complete(
         rid,
-        {"receipt": receipt.envelope.to_dict(), "outputs": outputs},
+        receipt.envelope,
+        outputs,
         caller=enclave,
         now=T0 + 50,
     )
-    assert view["status"] == "completed"
-    assert view["receipt"] == receipt.digest
+    assert view.status == "completed"
+    assert view.receipt == receipt.digest
     assert _statuses(view) == ["pending", "approved", "running", "completed"]
-    result = w.c.get_result(rid, caller=w.requester.party_id, now=T0 + 60)
-    assert result["sealed"] == b64encode(b"ciphertext")
+    result = w.c.requests.result(rid, caller=w.requester.party_id, now=T0 + 60)
+    assert result.sealed == b"ciphertext"
     with pytest.raises(NotFound):
-        w.c.get_result(rid, caller=w.owner.party_id, now=T0 + 60)  # not a recipient
-    bundle = ProofBundle.from_json(
-        canonical_json(w.c.bundle(rid, caller=w.owner.party_id, now=T0 + 60))
-    )
+        w.c.requests.result(rid, caller=w.owner.party_id, now=T0 + 60)  # not a recipient
+    bundle = w.c.requests.bundle(rid, caller=w.owner.party_id, now=T0 + 60)
     assert bundle.receipt.digest == receipt.digest
     assert {e.digest for e in bundle.log.entries} >= {rid, receipt.digest, w.dataset}
     with pytest.raises(NotFound):
-        w.c.bundle(rid, caller=w.stranger.party_id, now=T0 + 60)
+        w.c.requests.bundle(rid, caller=w.stranger.party_id, now=T0 + 60)
     with pytest.raises(Conflict):
-        w.c.withdraw_request(rid, {"reason": "late"}, caller=w.requester.party_id, now=T0 + 70)
+        w.c.requests.withdraw(rid, "late", caller=w.requester.party_id, now=T0 + 70)
 
 
 def test_coordinator_other_party_sees_nothing(w: World) -> None:
     rid = w.request((w.dataset,))
-    for fn in (w.c.get_request, w.c.get_result, w.c.bundle):
+    for fn in (w.c.requests.get, w.c.requests.result, w.c.requests.bundle):
         with pytest.raises(NotFound):
             fn(rid, caller=w.stranger.party_id, now=T0 + 20)
-    assert (
-        w.c.list_requests(caller=w.stranger.party_id, role=None, status=None, now=T0)["items"] == []
-    )
-    assert [v["request"] for v in w.c.inbox(caller=w.owner.party_id, now=T0 + 20)["items"]] == [rid]
+    assert w.c.requests.listing(caller=w.stranger.party_id, role=None, status=None, now=T0) == ()
+    assert [v.request for v in w.c.requests.inbox(caller=w.owner.party_id, now=T0 + 20)] == [rid]
     a = sign_statement(approval(w.stranger, rid, w.dataset), w.stranger)
     with pytest.raises(NotFound):
-        w.c.add_approval(
-            rid, {"approval": a.envelope.to_dict()}, caller=w.stranger.party_id, now=T0
-        )
+        w.c.approvals.approve(rid, a.envelope, caller=w.stranger.party_id, now=T0)
     with pytest.raises(PolicyDenied):
-        w.c.withdraw_request(rid, {"reason": "x"}, caller=w.owner.party_id, now=T0 + 20)
+        w.c.requests.withdraw(rid, "x", caller=w.owner.party_id, now=T0 + 20)
 
 
 def test_coordinator_approve_twice_and_upload_rules(w: World) -> None:
@@ -157,26 +148,24 @@ def test_coordinator_approve_twice_and_upload_rules(w: World) -> None:
 def test_coordinator_reject_and_skips_refused(w: World) -> None:
     rid = w.request((w.dataset,))
     view = _approve(w, rid, w.dataset, decision="reject", reason="no")
-    assert view["status"] == "rejected"
-    assert "no" in view["status_reason"]
+    assert view.status == "rejected"
+    assert "no" in view.status_reason
     enclave = w.enclave.public.party_id
     w.register_enclave()
-    assert w.c.claim_job(caller=enclave, now=T0 + 40) is None  # pending/rejected are never claimed
+    assert w.c.jobs.claim(caller=enclave, now=T0 + 40) is None  # pending/rejected are never claimed
     with pytest.raises(NotFound):
-        w.c.fail_job(rid, {"reason": "x"}, caller=enclave, now=T0 + 40)
+        w.c.jobs.fail(rid, "x", caller=enclave, now=T0 + 40)
     with pytest.raises(Conflict):
-        w.c.withdraw_request(rid, {"reason": "x"}, caller=w.requester.party_id, now=T0 + 40)
+        w.c.requests.withdraw(rid, "x", caller=w.requester.party_id, now=T0 + 40)
 
 
 def test_coordinator_withdraw_and_expire(w: World) -> None:
     rid = w.request((w.dataset,))
-    view = w.c.withdraw_request(
-        rid, {"reason": "changed my mind"}, caller=w.requester.party_id, now=T0 + 20
-    )
+    view = w.c.requests.withdraw(rid, "changed my mind", caller=w.requester.party_id, now=T0 + 20)
     assert _statuses(view) == ["pending", "withdrawn"]
     rid2 = w.request((w.dataset,), nonce=2)
-    view = w.c.get_request(rid2, caller=w.requester.party_id, now=T0 + 3600)
-    assert view["status"] == "expired"
+    view = w.c.requests.get(rid2, caller=w.requester.party_id, now=T0 + 3600)
+    assert view.status == "expired"
     with pytest.raises(Conflict):
         _approve(w, rid2, w.dataset)
 
@@ -184,17 +173,17 @@ def test_coordinator_withdraw_and_expire(w: World) -> None:
 def test_coordinator_lease_runs_out(w: World) -> None:
     rid, _ = _ready(w)
     enclave = w.enclave.public.party_id
-    assert w.c.claim_job(caller=enclave, now=T0 + 40) is not None
-    view = w.c.get_request(rid, caller=w.requester.party_id, now=T0 + 40 + 301)
-    assert view["status"] == "failed"
-    assert "in time" in view["status_reason"]
+    assert w.c.jobs.claim(caller=enclave, now=T0 + 40) is not None
+    view = w.c.requests.get(rid, caller=w.requester.party_id, now=T0 + 40 + 301)
+    assert view.status == "failed"
+    assert "in time" in view.status_reason
     with pytest.raises(Conflict):
-        w.c.fail_job(rid, {"reason": "late"}, caller=enclave, now=T0 + 400)
+        w.c.jobs.fail(rid, "late", caller=enclave, now=T0 + 400)
 
 
 def test_coordinator_only_enclaves_claim(w: World) -> None:
     with pytest.raises(PolicyDenied):
-        w.c.claim_job(caller=w.requester.party_id, now=T0)
+        w.c.jobs.claim(caller=w.requester.party_id, now=T0)
 
 
 def test_coordinator_request_checks(w: World) -> None:
@@ -209,7 +198,7 @@ def test_coordinator_request_checks(w: World) -> None:
         w.stranger,
     )
     with pytest.raises(SignatureInvalid):
-        w.c.create_request({"request": bad.envelope.to_dict()}, caller=w.requester.party_id, now=T0)
+        w.c.requests.create(bad.envelope, caller=w.requester.party_id, now=T0)
 
 
 def _req_fields(w: World) -> dict[str, Any]:
@@ -233,12 +222,12 @@ def test_coordinator_policy_precheck_and_policy_mode(w: World) -> None:
         "auto_approve": [{"id": "row-count"}, {"id": "reveal"}],
     }
     ds = w.publish(w.owner, policy_rules=rules, title="with policy")
-    policy = w.c.get_dataset(ds)["policy"]
+    policy = w.c.datasets.get(ds).policy
     rid = w.request((ds,))
-    view = w.c.get_request(rid, caller=w.requester.party_id, now=T0 + 11)
-    assert view["precheck"][0]["automatic"] is True
+    view = w.c.requests.get(rid, caller=w.requester.party_id, now=T0 + 11)
+    assert view.precheck[0].automatic is True
     view = _approve(w, rid, ds, mode="policy", policy=policy)
-    assert view["inputs"][0]["mode"] == "policy"
+    assert view.inputs[0].mode == "policy"
     # content class is never automatic: a "policy" approval is refused
     rid2 = w.request((ds,), computation=REVEAL, nonce=3)
     with pytest.raises(PolicyDenied):
@@ -246,50 +235,46 @@ def test_coordinator_policy_precheck_and_policy_mode(w: World) -> None:
     # a policy that does not allow the computation rejects at once
     ds2 = w.publish(w.owner, policy_rules={"allow": []}, title="closed")
     rid3 = w.request((ds2,), nonce=4)
-    view = w.c.get_request(rid3, caller=w.requester.party_id, now=T0 + 11)
-    assert view["status"] == "rejected"
+    view = w.c.requests.get(rid3, caller=w.requester.party_id, now=T0 + 11)
+    assert view.status == "rejected"
     assert _statuses(view) == ["pending", "rejected"]
 
 
 def test_coordinator_dataset_withdrawal(w: World) -> None:
     rid = w.request((w.dataset,))
     with pytest.raises(PolicyDenied):
-        w.c.withdraw_dataset(w.dataset, {"reason": "x"}, caller=w.requester.party_id, now=T0)
-    view = w.c.withdraw_dataset(
-        w.dataset, {"reason": "retired"}, caller=w.owner.party_id, now=T0 + 20
-    )
-    assert view["status"] == "withdrawn"
-    req = w.c.get_request(rid, caller=w.requester.party_id, now=T0 + 21)
-    assert req["status"] == "rejected"
-    assert "retired" in req["status_reason"]
+        w.c.datasets.withdraw(w.dataset, "x", caller=w.requester.party_id, now=T0)
+    view = w.c.datasets.withdraw(w.dataset, "retired", caller=w.owner.party_id, now=T0 + 20)
+    assert view.status == "withdrawn"
+    req = w.c.requests.get(rid, caller=w.requester.party_id, now=T0 + 21)
+    assert req.status == "rejected"
+    assert "retired" in req.status_reason
     with pytest.raises(Conflict):
         w.request((w.dataset,), nonce=5)
     with pytest.raises(Conflict):
-        w.c.withdraw_dataset(w.dataset, {"reason": "again"}, caller=w.owner.party_id, now=T0 + 22)
+        w.c.datasets.withdraw(w.dataset, "again", caller=w.owner.party_id, now=T0 + 22)
 
 
 def test_coordinator_keyword_overlap_alias_equals_request(w: World) -> None:
     other = identity("other-owner")
     ds_b = w.publish(other, title="other")
-    body = {"dataset_a": w.dataset, "dataset_b": ds_b}
-    draft = w.c.keyword_overlap(body, caller=w.requester.party_id, now=T0).view["draft"]
+    out = w.c.requests.keyword_overlap(w.dataset, ds_b, None, caller=w.requester.party_id, now=T0)
+    assert isinstance(out, DraftView)
+    draft = out.draft
     assert draft["inputs"] == [w.dataset, ds_b]
     assert set(draft["recipients"]) == {w.requester.party_id, w.owner.party_id, other.party_id}
     signed = sign_statement(ComputationRequest.model_validate_json(json.dumps(draft)), w.requester)
-    via_alias = w.c.keyword_overlap(
-        {**body, "request": signed.envelope.to_dict()}, caller=w.requester.party_id, now=T0 + 1
+    via_alias = w.c.requests.keyword_overlap(
+        w.dataset, ds_b, signed.envelope, caller=w.requester.party_id, now=T0 + 1
     )
+    assert not isinstance(via_alias, DraftView)
     assert via_alias.created
-    assert via_alias.view["request"] == signed.digest
-    again = w.c.create_request(
-        {"request": signed.envelope.to_dict()}, caller=w.requester.party_id, now=T0 + 2
-    )
+    assert via_alias.view.request == signed.digest
+    again = w.c.requests.create(signed.envelope, caller=w.requester.party_id, now=T0 + 2)
     assert not again.created
     assert again.view == via_alias.view
     assert PAIR.id == draft["computation"]["id"]
     with pytest.raises(InvalidInput):
-        w.c.keyword_overlap(
-            {"dataset_a": ds_b, "dataset_b": w.dataset, "request": signed.envelope.to_dict()},
-            caller=w.requester.party_id,
-            now=T0,
+        w.c.requests.keyword_overlap(
+            ds_b, w.dataset, signed.envelope, caller=w.requester.party_id, now=T0
         )

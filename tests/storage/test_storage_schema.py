@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, select
 
 from sealroom.coordinator.log import append_statement, load_log_signer
-from sealroom.coordinator.service import DbNonceStore
+from sealroom.coordinator.state import DbNonceStore
 from sealroom.crypto.keys import Identity
 from sealroom.errors import AuthenticationFailed, BackendUnavailable, Conflict, InvalidInput
 from sealroom.statements import Envelope, sign_statement

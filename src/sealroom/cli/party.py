@@ -27,7 +27,6 @@ from sealroom.cli.common import (
     warn_simulated,
 )
 from sealroom.client import flows
-from sealroom.client.views import DatasetView, RequestView
 from sealroom.computations import default_registry
 from sealroom.errors import InvalidInput
 from sealroom.policy import PolicyRules
@@ -40,6 +39,7 @@ from sealroom.statements import (
 )
 from sealroom.statements.canonical import dict_without_duplicates
 from sealroom.statements.fields import canonical_decimal
+from sealroom.wire import DatasetView, RequestView
 
 __all__ = ["dataset_app", "register"]
 

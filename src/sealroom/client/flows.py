@@ -28,7 +28,6 @@ from sealroom.client.trust import (
     verify_enclave,
     verify_inclusion_in_checkpoint,
 )
-from sealroom.client.views import RequestStatus, RequestView
 from sealroom.computations import Computation, Registry, default_registry
 from sealroom.crypto.commit import DatasetCommitment, canonical_bytes, commit_table
 from sealroom.crypto.keys import Identity, b64decode_strict, b64encode
@@ -56,6 +55,7 @@ from sealroom.statements import (
 )
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import VerificationReport, verify_bundle
+from sealroom.wire import RequestStatus, RequestView
 
 __all__ = [
     "TERMINAL",

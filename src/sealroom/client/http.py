@@ -19,39 +19,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import httpx
 
 from sealroom.client.errors import error_for
-from sealroom.client.views import (
-    ComputationInfo,
-    ComputationList,
-    ConsistencyProofView,
-    DatasetPage,
-    DatasetView,
-    DraftView,
-    EnclaveRegistered,
-    EnclaveView,
-    Health,
-    InclusionProofView,
-    JobView,
-    LogEntryView,
-    LogKey,
-    PartyView,
-    PolicyCreated,
-    PolicyView,
-    PublishedDataset,
-    RequestList,
-    RequestView,
-    ResultView,
-    SearchPage,
-    SessionList,
-    SessionView,
-    V,
-    parse_view,
-)
 from sealroom.crypto.keys import Identity, PartyId, b64encode
 from sealroom.crypto.request_signing import sign_request
 from sealroom.errors import (
@@ -63,6 +36,46 @@ from sealroom.errors import (
 )
 from sealroom.statements import ComputationRequest, Envelope, canonical_json
 from sealroom.verification.bundle import ProofBundle
+from sealroom.wire import (
+    ApprovalBody,
+    CompleteJobBody,
+    ComputationInfo,
+    ComputationList,
+    ConsistencyProofView,
+    CreateRequestBody,
+    CreateSessionBody,
+    DatasetPage,
+    DatasetView,
+    DraftView,
+    EnclaveBody,
+    EnclaveRegistered,
+    EnclaveView,
+    Health,
+    InclusionProofView,
+    JobView,
+    KeywordOverlapBody,
+    LogEntryView,
+    LogKey,
+    MessagePosted,
+    Participant,
+    PartyView,
+    PolicyBody,
+    PolicyCreated,
+    PolicyView,
+    PublishDatasetBody,
+    PublishedDataset,
+    ReasonBody,
+    RegisterPartyBody,
+    RequestList,
+    RequestView,
+    ResultView,
+    SealedOutput,
+    SearchPage,
+    SessionList,
+    SessionView,
+    WireModel,
+    parse_response,
+)
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "Client", "Progress", "system_clock"]
 
@@ -70,6 +83,8 @@ DEFAULT_URL = "http://127.0.0.1:8470"
 DEFAULT_TIMEOUT = 30.0
 UPLOAD_PIECE = 1 << 20
 _MAX_ERROR_BODY = 64 << 10
+
+V = TypeVar("V", bound=WireModel)
 
 Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes total) while a large body is sent or received."""
@@ -195,11 +210,13 @@ class Client:
     ) -> V:
         response = self._send(method, path, **kwargs)
         _expect(response, expect, what)
-        return parse_view(cls, response.content, what=what)
+        return parse_response(cls, response.content, what=what)
 
     @staticmethod
-    def _json_body(value: Mapping[str, Any]) -> bytes:
-        return canonical_json(dict(value))
+    def _json_body(body: WireModel) -> bytes:
+        """The body's canonical JSON. Bodies are built unchecked (``model_construct``): the
+        server judges what it accepts, and says why in its error."""
+        return canonical_json(body.model_dump(mode="json", by_alias=True, warnings=False))
 
     # --- service -----------------------------------------------------------------------
 
@@ -218,11 +235,11 @@ class Client:
         """Register this client's identity (self-certifying; repeat calls are idempotent)."""
         identity = self._require_identity()
         body = self._json_body(
-            {
-                "name": name,
-                "signing_key": b64encode(identity.public.signing_key),
-                "sealing_key": b64encode(identity.public.sealing_key),
-            }
+            RegisterPartyBody.model_construct(
+                name=name,
+                signing_key=b64encode(identity.public.signing_key),
+                sealing_key=b64encode(identity.public.sealing_key),
+            )
         )
         return self._view(
             PartyView, "POST", "/v1/parties", what="POST /v1/parties", body=body, signed=True
@@ -272,7 +289,7 @@ class Client:
     # --- policies ----------------------------------------------------------------------
 
     def post_policy(self, policy: Envelope) -> PolicyCreated:
-        body = self._json_body({"policy": policy.to_dict()})
+        body = self._json_body(PolicyBody.model_construct(policy=policy))
         return self._view(
             PolicyCreated, "POST", "/v1/policies", what="POST /v1/policies", body=body, signed=True
         )
@@ -287,10 +304,7 @@ class Client:
         self, attestation: Envelope, policy: Envelope | None = None
     ) -> PublishedDataset:
         body = self._json_body(
-            {
-                "attestation": attestation.to_dict(),
-                "policy": policy.to_dict() if policy is not None else None,
-            }
+            PublishDatasetBody.model_construct(attestation=attestation, policy=policy)
         )
         return self._view(
             PublishedDataset,
@@ -315,7 +329,7 @@ class Client:
 
     def withdraw_dataset(self, dataset: str, reason: str) -> DatasetView:
         path = f"/v1/datasets/{_segment(dataset)}/withdraw"
-        body = self._json_body({"reason": reason})
+        body = self._json_body(ReasonBody.model_construct(reason=reason))
         return self._view(
             DatasetView, "POST", path, what="POST dataset withdraw", body=body, signed=True
         )
@@ -352,14 +366,16 @@ class Client:
     # --- requests and approvals --------------------------------------------------------
 
     def create_request(self, request: Envelope) -> RequestView:
-        body = self._json_body({"request": request.to_dict()})
+        body = self._json_body(CreateRequestBody.model_construct(request=request))
         return self._view(
             RequestView, "POST", "/v1/requests", what="POST /v1/requests", body=body, signed=True
         )
 
     def keyword_overlap_draft(self, dataset_a: str, dataset_b: str) -> ComputationRequest:
         """The server's unsigned topic-overlap draft; the caller checks it before signing."""
-        body = self._json_body({"dataset_a": dataset_a, "dataset_b": dataset_b})
+        body = self._json_body(
+            KeywordOverlapBody.model_construct(dataset_a=dataset_a, dataset_b=dataset_b)
+        )
         view = self._view(
             DraftView,
             "POST",
@@ -378,7 +394,9 @@ class Client:
         self, dataset_a: str, dataset_b: str, request: Envelope
     ) -> RequestView:
         body = self._json_body(
-            {"dataset_a": dataset_a, "dataset_b": dataset_b, "request": request.to_dict()}
+            KeywordOverlapBody.model_construct(
+                dataset_a=dataset_a, dataset_b=dataset_b, request=request
+            )
         )
         return self._view(
             RequestView,
@@ -412,7 +430,7 @@ class Client:
 
     def post_approval(self, request: str, approval: Envelope) -> RequestView:
         path = f"/v1/requests/{_segment(request)}/approvals"
-        body = self._json_body({"approval": approval.to_dict()})
+        body = self._json_body(ApprovalBody.model_construct(approval=approval))
         return self._view(RequestView, "POST", path, what="POST approval", body=body, signed=True)
 
     def upload_input(
@@ -439,7 +457,7 @@ class Client:
 
     def withdraw_request(self, request: str, reason: str) -> RequestView:
         path = f"/v1/requests/{_segment(request)}/withdraw"
-        body = self._json_body({"reason": reason})
+        body = self._json_body(ReasonBody.model_construct(reason=reason))
         return self._view(
             RequestView, "POST", path, what="POST request withdraw", body=body, signed=True
         )
@@ -462,7 +480,7 @@ class Client:
     # --- enclaves and jobs -------------------------------------------------------------
 
     def register_enclave(self, evidence: Envelope) -> EnclaveRegistered:
-        body = self._json_body({"evidence": evidence.to_dict()})
+        body = self._json_body(EnclaveBody.model_construct(evidence=evidence))
         return self._view(
             EnclaveRegistered,
             "POST",
@@ -481,7 +499,7 @@ class Client:
         _expect(response, (200, 204), "POST /v1/jobs/claim")
         if response.status_code == 204:
             return None
-        return parse_view(JobView, response.content, what="POST /v1/jobs/claim")
+        return parse_response(JobView, response.content, what="POST /v1/jobs/claim")
 
     def job_input(self, request: str, dataset: str) -> bytes:
         path = f"/v1/jobs/{_segment(request)}/inputs/{_segment(dataset)}"
@@ -494,12 +512,13 @@ class Client:
     ) -> RequestView:
         path = f"/v1/jobs/{_segment(request)}/complete"
         body = self._json_body(
-            {
-                "receipt": receipt.to_dict(),
-                "outputs": [
-                    {"recipient": r, "sealed": b64encode(s)} for r, s in sorted(outputs.items())
-                ],
-            }
+            CompleteJobBody.model_construct(
+                receipt=receipt,
+                outputs=tuple(
+                    SealedOutput.model_construct(recipient=r, sealed=s)
+                    for r, s in sorted(outputs.items())
+                ),
+            )
         )
         return self._view(
             RequestView, "POST", path, what="POST job complete", body=body, signed=True
@@ -507,7 +526,7 @@ class Client:
 
     def fail_job(self, request: str, reason: str) -> RequestView:
         path = f"/v1/jobs/{_segment(request)}/fail"
-        body = self._json_body({"reason": reason})
+        body = self._json_body(ReasonBody.model_construct(reason=reason))
         return self._view(RequestView, "POST", path, what="POST job fail", body=body, signed=True)
 
     # --- relay for protocols run between parties ---------------------------------------
@@ -522,13 +541,15 @@ class Client:
         expires_in: int = 3600,
     ) -> SessionView:
         body = self._json_body(
-            {
-                "session": session,
-                "protocol": protocol,
-                "participants": [{"role": r, "party": p} for r, p in participants],
-                "request": request,
-                "expires_in": expires_in,
-            }
+            CreateSessionBody.model_construct(
+                session=session,
+                protocol=protocol,
+                participants=tuple(
+                    Participant.model_construct(role=r, party=p) for r, p in participants
+                ),
+                request=request,
+                expires_in=expires_in,
+            )
         )
         return self._view(
             SessionView, "POST", "/v1/sessions", what="POST /v1/sessions", body=body, signed=True
@@ -553,10 +574,7 @@ class Client:
             signed=True,
         )
         _expect(response, (201,), "POST session message")
-        index = _json_object(response, "POST session message").get("index")
-        if type(index) is not int:
-            raise ProtocolError("malformed response to POST session message: index")
-        return index
+        return parse_response(MessagePosted, response.content, what="POST session message").index
 
     def next_message(self, session: str, *, after: int) -> tuple[int, str, bytes] | None:
         """The next relayed message for this party after ``after``: (index, sender role, body)."""
@@ -574,16 +592,6 @@ class Client:
         if not index.isdigit() or not sender:
             raise ProtocolError("malformed response to GET session message: headers")
         return int(index), sender, response.content
-
-
-def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(response.content)
-    except ValueError:
-        raise ProtocolError(f"malformed response to {what}: not JSON") from None
-    if not isinstance(value, dict):
-        raise ProtocolError(f"malformed response to {what}: not an object")
-    return value
 
 
 def _pieces(body: bytes, progress: Progress) -> Iterator[bytes]:

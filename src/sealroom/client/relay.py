@@ -22,7 +22,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sealroom.client.http import Client
-from sealroom.client.views import SessionView
 from sealroom.crypto.keys import Identity, PartyId, PublicIdentity, b64decode_strict
 from sealroom.crypto.sealing import SealContext, open_sealed, seal
 from sealroom.errors import (
@@ -34,6 +33,7 @@ from sealroom.errors import (
 )
 from sealroom.protocols.channel import DEFAULT_TIMEOUT, Channel
 from sealroom.statements import ProtocolParticipant
+from sealroom.wire import SessionView
 
 __all__ = ["RelayTransport", "Session", "channel_for", "join_session", "open_session"]
 

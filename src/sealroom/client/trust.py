@@ -15,7 +15,6 @@ from pathlib import Path
 
 from sealroom.client.http import Client
 from sealroom.client.local import pin_log_key
-from sealroom.client.views import EnclaveView
 from sealroom.crypto.keys import PublicIdentity
 from sealroom.crypto.merkle import leaf_hash
 from sealroom.errors import AttestationInvalid, ProofInvalid, VerificationFailed
@@ -24,6 +23,7 @@ from sealroom.transparency.checkpoint import Checkpoint, NoteVerifier, open_chec
 from sealroom.transparency.proof import verify_inclusion
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import TrustPolicy
+from sealroom.wire import EnclaveView
 
 __all__ = [
     "SIMULATED_BANNER",

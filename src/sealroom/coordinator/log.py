@@ -3,26 +3,36 @@
 A statement and the state derived from it commit together or not at all, so
 the log never holds a statement the coordinator forgot, nor the other way
 round. The log key's seed lives in the database (``settings``), so the key,
-and with it every checkpoint client have seen, survives restarts.
+and with it every checkpoint client have seen, survives restarts. :class:`Log`
+serves the log's public reads (key, checkpoint, entries, proofs).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, select
 
-from sealroom.errors import Conflict, InvalidInput
+from sealroom.errors import Conflict, InvalidInput, NotFound
 from sealroom.statements import Envelope
 from sealroom.storage.engine import write_transaction
 from sealroom.storage.schema import settings
 from sealroom.transparency.checkpoint import NoteSigner
 from sealroom.transparency.log import LogReader, LogWriter, TransparencyLog
 from sealroom.transparency.sqlstore import SqlLogStore, SqlLogTxn
+from sealroom.wire import ConsistencyProofView, InclusionProofView, LogEntryView, LogKey
 
-__all__ = ["BoundLogStore", "append_statement", "load_log_signer", "log_on", "reader_log"]
+__all__ = [
+    "BoundLogStore",
+    "Log",
+    "append_statement",
+    "load_log_signer",
+    "log_on",
+    "reader_log",
+]
 
 _SEED = "log_seed"
 _ORIGIN = "log_origin"
@@ -90,3 +100,44 @@ def load_log_signer(engine: Engine, origin: str) -> NoteSigner:
                     "a log cannot change its origin"
                 )
     return NoteSigner.from_seed(origin, seed)
+
+
+class Log:
+    """The log's public reads; proofs are computed in their own read transactions."""
+
+    __slots__ = ("_engine", "_signer")
+
+    def __init__(self, engine: Engine, signer: NoteSigner) -> None:
+        self._engine = engine
+        self._signer = signer
+
+    def key(self) -> LogKey:
+        return LogKey(verifier_key=self._signer.verifier.vkey, origin=self._signer.name)
+
+    def checkpoint(self) -> str:
+        """The latest signed checkpoint (one is signed for the empty log on first request)."""
+        note = reader_log(self._engine).latest_checkpoint()
+        if note is None:
+            with write_transaction(self._engine) as conn:
+                note = log_on(conn).checkpoint(self._signer)
+        return note
+
+    def entry(self, index: int) -> LogEntryView:
+        log = reader_log(self._engine)
+        if index < 0 or index >= log.size():
+            raise NotFound(f"no log entry {index}")
+        return LogEntryView(index=index, entry=Envelope.from_dict(json.loads(log.entry(index))))
+
+    def inclusion(self, index: int, size: int) -> InclusionProofView:
+        log = reader_log(self._engine)
+        if not 0 <= index < size:
+            raise InvalidInput("index must be below size")
+        proof = log.inclusion_proof(index, size)
+        return InclusionProofView(index=index, size=size, proof=tuple(proof))
+
+    def consistency(self, first: int, second: int) -> ConsistencyProofView:
+        log = reader_log(self._engine)
+        if not 0 <= first <= second:
+            raise InvalidInput("first must be at most second")
+        proof = log.consistency_proof(first, second)
+        return ConsistencyProofView(first=first, second=second, proof=tuple(proof))

@@ -18,55 +18,43 @@ post only as its own role and read only its own inbox. Sessions expire
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
-from sealroom.coordinator.service import Stored, _only, _str
+from sealroom.coordinator.state import Stored
 from sealroom.crypto.keys import PartyId
 from sealroom.errors import Conflict, InvalidInput, NotFound
 from sealroom.storage.engine import read_transaction, write_transaction
 from sealroom.storage.schema import parties, session_messages, session_participants, sessions
+from sealroom.wire import (
+    CreateSessionBody,
+    MessagePosted,
+    SessionList,
+    SessionParticipant,
+    SessionView,
+)
+from sealroom.wire.relay import MAX_PARTICIPANTS, MAX_SESSION_SECONDS
 
 __all__ = ["MAX_MESSAGE", "MAX_PARTICIPANTS", "MAX_SESSION_SECONDS", "Relay"]
 
 MAX_MESSAGE = 64 << 20
-MAX_PARTICIPANTS = 200
-MAX_SESSION_SECONDS = 86_400
 MAX_MESSAGES_PER_SESSION = 1_000_000
-_SESSION = re.compile(r"^[0-9a-f]{32}$")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class Relay:
+    __slots__ = ("_engine",)
+
     def __init__(self, *, engine: Engine) -> None:
         self._engine = engine
 
-    def create_session(self, body: dict[str, Any], *, caller: PartyId, now: int) -> Stored:
-        _only(body, {"session", "protocol", "participants", "request", "expires_in"}, "body")
-        session = _match(body["session"], _SESSION, "session (32 lowercase hex characters)")
-        protocol = _match(body["protocol"], _NAME, "protocol")
-        request = body["request"]
-        if request is not None:
-            request = _match(request, _DIGEST, "request (a sha256: digest or null)")
-        expires_in = body["expires_in"]
-        if type(expires_in) is not int or not 60 <= expires_in <= MAX_SESSION_SECONDS:
-            raise InvalidInput(f"expires_in must be an integer in 60..{MAX_SESSION_SECONDS}")
-        members = body["participants"]
-        if not isinstance(members, list) or not 2 <= len(members) <= MAX_PARTICIPANTS:
-            raise InvalidInput(f"participants must be a list of 2..{MAX_PARTICIPANTS}")
-        roles: list[tuple[str, str]] = []
-        for i, m in enumerate(members):
-            _only(m, {"role", "party"}, f"participants[{i}]")
-            roles.append(
-                (_match(m["role"], _NAME, f"participants[{i}].role"), _str(m["party"], "party"))
-            )
+    def create_session(
+        self, body: CreateSessionBody, *, caller: PartyId, now: int
+    ) -> Stored[SessionView]:
+        roles = [(m.role, m.party) for m in body.participants]
         if len({r for r, _ in roles}) != len(roles) or len({p for _, p in roles}) != len(roles):
             raise InvalidInput("participants must have distinct roles and distinct parties")
         if caller not in {p for _, p in roles}:
             raise InvalidInput("the caller must be one of the participants")
+        session = body.session
         with write_transaction(self._engine) as conn:
             self._sweep(conn, now)
             known = set(
@@ -82,11 +70,11 @@ class Relay:
             conn.execute(
                 insert(sessions).values(
                     session=session,
-                    protocol=protocol,
-                    request=request,
+                    protocol=body.protocol,
+                    request=body.request,
                     created_by=caller,
                     created_at=now,
-                    expires_at=now + expires_in,
+                    expires_at=now + body.expires_in,
                 )
             )
             conn.execute(
@@ -98,7 +86,7 @@ class Relay:
             )
             return Stored(view=self._view(conn, session), created=True)
 
-    def list_sessions(self, *, caller: PartyId, now: int) -> dict[str, Any]:
+    def list_sessions(self, *, caller: PartyId, now: int) -> SessionList:
         with read_transaction(self._engine) as conn:
             ids = conn.scalars(
                 select(sessions.c.session)
@@ -107,16 +95,16 @@ class Relay:
                 .order_by(sessions.c.created_at.desc(), sessions.c.session)
                 .limit(100)
             ).all()
-            return {"sessions": [self._view(conn, s) for s in ids]}
+            return SessionList(sessions=tuple(self._view(conn, s) for s in ids))
 
-    def get_session(self, session: str, *, caller: PartyId, now: int) -> dict[str, Any]:
+    def get_session(self, session: str, *, caller: PartyId, now: int) -> SessionView:
         with read_transaction(self._engine) as conn:
             self._role(conn, session, caller, now)
             return self._view(conn, session)
 
     def post_message(
         self, session: str, recipient: str, body: bytes, *, caller: PartyId, now: int
-    ) -> dict[str, Any]:
+    ) -> MessagePosted:
         if not body:
             raise InvalidInput("a message body is required")
         if len(body) > MAX_MESSAGE:
@@ -146,7 +134,7 @@ class Relay:
             )
             key = result.inserted_primary_key
             assert key is not None  # an INSERT always has one
-            return {"index": int(key[0])}
+            return MessagePosted(index=int(key[0]))
 
     def next_message(
         self, session: str, *, after: int, caller: PartyId, now: int
@@ -180,7 +168,7 @@ class Relay:
             raise NotFound(f"session {session} not found")
         return str(row.role)
 
-    def _view(self, conn: Connection, session: str) -> dict[str, Any]:
+    def _view(self, conn: Connection, session: str) -> SessionView:
         row = conn.execute(select(sessions).where(sessions.c.session == session)).one()
         members = conn.execute(
             select(session_participants.c.role, session_participants.c.party)
@@ -194,17 +182,18 @@ class Relay:
                 .distinct()
             )
         )
-        return {
-            "session": row.session,
-            "protocol": row.protocol,
-            "request": row.request,
-            "created_by": row.created_by,
-            "created_at": row.created_at,
-            "expires_at": row.expires_at,
-            "participants": [
-                {"role": m.role, "party": m.party, "active": m.role in active} for m in members
-            ],
-        }
+        return SessionView(
+            session=row.session,
+            protocol=row.protocol,
+            request=row.request,
+            created_by=row.created_by,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            participants=tuple(
+                SessionParticipant(role=m.role, party=m.party, active=m.role in active)
+                for m in members
+            ),
+        )
 
     @staticmethod
     def _sweep(conn: Connection, now: int) -> None:
@@ -214,10 +203,3 @@ class Relay:
             delete(session_participants).where(session_participants.c.session.in_(expired))
         )
         conn.execute(delete(sessions).where(sessions.c.expires_at <= now))
-
-
-def _match(value: object, pattern: re.Pattern[str], what: str) -> str:
-    text = _str(value, what)
-    if not pattern.match(text):
-        raise InvalidInput(f"{what} is not valid")
-    return text

@@ -1,0 +1,110 @@
+"""Enclaves and jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+
+from sealroom.api.auth import ApiDep, Caller, SignedBody, signed, signed_json
+from sealroom.api.routes.common import BINARY, answer, json_body, stored_responses
+from sealroom.wire import (
+    CompleteJobBody,
+    EnclaveBody,
+    EnclaveRegistered,
+    EnclaveView,
+    JobView,
+    ReasonBody,
+    RequestView,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["jobs"])
+Signed = Annotated[Caller, Depends(signed)]
+
+
+@router.post(
+    "/v1/enclaves",
+    status_code=201,
+    response_model=EnclaveRegistered,
+    responses=stored_responses(EnclaveRegistered, "evidence"),
+    openapi_extra=json_body(EnclaveBody),
+    description="Signed by the enclave key the evidence binds; the enclave becomes a party.",
+)
+def register_enclave(
+    call: Annotated[
+        SignedBody[EnclaveBody],
+        Depends(signed_json(EnclaveBody, keys=lambda b: b.evidence.signer)),
+    ],
+    api: ApiDep,
+    response: Response,
+) -> EnclaveRegistered:
+    stored = api.coordinator.jobs.register_enclave(
+        call.body.evidence, caller=call.caller.party, now=call.caller.now
+    )
+    return answer(stored, response)
+
+
+@router.get("/v1/enclave", response_model=EnclaveView)
+def current_enclave(api: ApiDep) -> EnclaveView:
+    return api.coordinator.jobs.current_enclave()
+
+
+@router.post(
+    "/v1/jobs/claim",
+    response_model=JobView,
+    responses={204: {"description": "Nothing is ready"}},
+    description="Signed by an enclave; the body is empty.",
+)
+def claim(caller: Signed, api: ApiDep) -> JobView | Response:
+    job = api.coordinator.jobs.claim(caller=caller.party, now=caller.now)
+    return Response(status_code=204) if job is None else job
+
+
+@router.get(
+    "/v1/jobs/{rid}/inputs/{dataset}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The sealed input bytes",
+            "content": {"application/octet-stream": {"schema": BINARY}},
+        }
+    },
+)
+def job_input(rid: str, dataset: str, caller: Signed, api: ApiDep) -> Response:
+    data = api.coordinator.jobs.job_input(rid, dataset, caller=caller.party, now=caller.now)
+    return Response(content=data, media_type="application/octet-stream")
+
+
+@router.post(
+    "/v1/jobs/{rid}/complete",
+    response_model=RequestView,
+    openapi_extra=json_body(CompleteJobBody),
+    description="Signed by the enclave that claimed the job.",
+)
+def complete(
+    rid: str,
+    call: Annotated[SignedBody[CompleteJobBody], Depends(signed_json(CompleteJobBody))],
+    api: ApiDep,
+) -> RequestView:
+    body = call.body
+    return api.coordinator.jobs.complete(
+        rid, body.receipt, body.outputs, caller=call.caller.party, now=call.caller.now
+    )
+
+
+@router.post(
+    "/v1/jobs/{rid}/fail",
+    response_model=RequestView,
+    openapi_extra=json_body(ReasonBody),
+    description="Signed by the enclave that claimed the job.",
+)
+def fail(
+    rid: str,
+    call: Annotated[SignedBody[ReasonBody], Depends(signed_json(ReasonBody))],
+    api: ApiDep,
+) -> RequestView:
+    return api.coordinator.jobs.fail(
+        rid, call.body.reason, caller=call.caller.party, now=call.caller.now
+    )

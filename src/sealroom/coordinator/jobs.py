@@ -1,0 +1,299 @@
+"""Enclaves and their jobs: registration, claims with a lease, sealed inputs, completion.
+
+An enclave registers by its evidence (signed by the enclave key it binds) and
+becomes a party of kind ``enclave``. It claims the oldest approved request
+whose inputs are all sealed to it; a lease that runs out fails the request
+(:meth:`~sealroom.coordinator.state.State.sweep`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, exists, or_, select, update
+
+from sealroom.coordinator.state import (
+    DEFAULT_LEASE_SECONDS,
+    State,
+    Stored,
+    job_parts,
+    put_party,
+    request_view,
+    rules,
+    statement,
+    transition,
+)
+from sealroom.crypto.keys import PartyId
+from sealroom.errors import (
+    AuthenticationFailed,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PolicyDenied,
+    SignatureInvalid,
+)
+from sealroom.statements import ComputationRequest, EnclaveEvidence, Envelope, Receipt
+from sealroom.storage.engine import read_transaction, write_transaction
+from sealroom.storage.schema import (
+    datasets,
+    enclaves,
+    jobs,
+    parties,
+    request_blobs,
+    request_inputs,
+    request_recipients,
+    requests,
+    results,
+    statements,
+)
+from sealroom.wire import (
+    EnclaveRegistered,
+    EnclaveView,
+    JobInput,
+    JobView,
+    RequestView,
+    SealedOutput,
+)
+
+__all__ = ["Jobs"]
+
+
+class Jobs:
+    __slots__ = ("_lease", "_state")
+
+    def __init__(self, state: State, *, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> None:
+        self._state = state
+        self._lease = lease_seconds
+
+    # --- enclaves ---------------------------------------------------------------------------
+
+    def register_enclave(
+        self, env: Envelope, *, caller: PartyId, now: int
+    ) -> Stored[EnclaveRegistered]:
+        ev = env.open(EnclaveEvidence).statement
+        if env.signer.party_id != caller:
+            raise AuthenticationFailed("the registration must be signed by the enclave key")
+        with write_transaction(self._state.engine) as conn:
+            put_party(conn, env.signer, name=f"enclave ({ev.tee})", kind="enclave", now=now)
+            index, created = self._state.store(conn, env, now=now)
+            if created:
+                conn.execute(
+                    enclaves.insert().values(
+                        evidence=env.digest,
+                        party=caller,
+                        tee=ev.tee,
+                        simulated=ev.simulated,
+                        registered_at=now,
+                    )
+                )
+        view = EnclaveRegistered(
+            evidence=env.digest, party=caller, tee=ev.tee, simulated=ev.simulated, log_index=index
+        )
+        return Stored(view, created=created)
+
+    def current_enclave(self) -> EnclaveView:
+        """The newest registered enclave (owners verify its evidence before sealing to it)."""
+        with read_transaction(self._state.engine) as conn:
+            row = conn.execute(select(enclaves).order_by(enclaves.c.seq.desc()).limit(1)).first()
+            if row is None:
+                raise NotFound("no enclave is registered")
+            env, index = statement(conn, str(row.evidence), EnclaveEvidence.TYPE)
+        return EnclaveView(
+            evidence=row.evidence,
+            envelope=env,
+            tee=row.tee,
+            simulated=bool(row.simulated),
+            party=row.party,
+            log_index=index,
+        )
+
+    # --- jobs -------------------------------------------------------------------------------
+
+    def claim(self, *, caller: PartyId, now: int) -> JobView | None:
+        """The oldest approved request sealed to this enclave, now running; None if none is."""
+        self._state.sweep(now=now)
+        with write_transaction(self._state.engine) as conn:
+            kind = conn.execute(
+                select(parties.c.kind).where(parties.c.party == caller)
+            ).scalar_one_or_none()
+            if kind != "enclave":
+                raise PolicyDenied("only a registered enclave may take jobs")
+            mine = select(enclaves.c.evidence).where(enclaves.c.party == caller)
+            not_mine = exists().where(
+                request_inputs.c.request == requests.c.request,
+                or_(request_inputs.c.enclave.is_(None), request_inputs.c.enclave.not_in(mine)),
+            )
+            row = conn.execute(
+                select(requests.c.request)
+                .where(requests.c.status == "approved", ~not_mine)
+                .order_by(requests.c.seq)
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            request = str(row[0])
+            evidence = conn.execute(
+                select(request_inputs.c.enclave).where(request_inputs.c.request == request).limit(1)
+            ).scalar_one()
+            lease_until = now + self._lease
+            conn.execute(delete(jobs).where(jobs.c.request == request))
+            conn.execute(
+                jobs.insert().values(
+                    request=request,
+                    evidence=evidence,
+                    enclave=caller,
+                    claimed_at=now,
+                    lease_until=lease_until,
+                )
+            )
+            transition(conn, request, ("approved",), "running", "claimed by the enclave", now)
+            parts = job_parts(conn, request)
+            envs = {
+                str(d): Envelope.from_json(bytes(e))
+                for d, e in conn.execute(
+                    select(statements.c.digest, statements.c.envelope).where(
+                        statements.c.digest.in_(parts.digests(request))
+                    )
+                )
+            }
+            sizes = conn.execute(
+                select(request_inputs.c.dataset, request_inputs.c.sealed_size)
+                .where(request_inputs.c.request == request)
+                .order_by(request_inputs.c.position)
+            ).all()
+        return JobView(
+            request=envs[request],
+            approvals=tuple(envs[d] for d in parts.approvals),
+            attestations=tuple(envs[d] for d in parts.attestations),
+            policies=tuple(envs[d] for d in parts.policies),
+            room_policy=envs[parts.room] if parts.room is not None else None,
+            inputs=tuple(JobInput(dataset=d, size=int(s)) for d, s in sizes),
+            evidence=evidence,
+            lease_until=lease_until,
+        )
+
+    def job_input(self, request: str, dataset: str, *, caller: PartyId, now: int) -> bytes:
+        self._state.sweep(now=now)
+        with read_transaction(self._state.engine) as conn:
+            _running_job(conn, request, caller)
+            blob = conn.execute(
+                select(request_blobs.c.sealed).where(
+                    request_blobs.c.request == request, request_blobs.c.dataset == dataset
+                )
+            ).scalar_one_or_none()
+        if blob is None:
+            raise NotFound(f"no sealed input {dataset} in job {request}")
+        return bytes(blob)
+
+    def complete(
+        self,
+        request: str,
+        receipt_env: Envelope,
+        outputs: Sequence[SealedOutput],
+        *,
+        caller: PartyId,
+        now: int,
+    ) -> RequestView:
+        """Store the receipt and one sealed output per recipient; the request completes."""
+        sealed: dict[str, bytes] = {}
+        for o in outputs:
+            if o.recipient in sealed:
+                raise InvalidInput(f"two outputs for recipient {o.recipient}")
+            sealed[o.recipient] = o.sealed
+        if not sealed:
+            raise InvalidInput("outputs must be a non-empty list")
+        self._state.sweep(now=now)
+        with write_transaction(self._state.engine) as conn:
+            job = _running_job(conn, request, caller)
+            receipt = receipt_env.open(Receipt).statement
+            if receipt_env.signer.party_id != caller:
+                raise SignatureInvalid("the receipt must be signed by the enclave that ran the job")
+            if receipt.request != request:
+                raise InvalidInput("the receipt names another request")
+            if receipt.evidence != job.evidence:
+                raise InvalidInput("the receipt names other enclave evidence than the job")
+            recipients = {
+                str(p)
+                for (p,) in conn.execute(
+                    select(request_recipients.c.party).where(
+                        request_recipients.c.request == request
+                    )
+                )
+            }
+            if set(sealed) != recipients:
+                raise InvalidInput("there must be exactly one output per recipient")
+            if {o.recipient for o in receipt.outputs} != recipients or len(receipt.outputs) != len(
+                recipients
+            ):
+                raise InvalidInput("the receipt must commit to one output per recipient")
+            self._state.store(conn, receipt_env, now=now)
+            conn.execute(
+                results.insert(),
+                [{"request": request, "recipient": r, "sealed": s} for r, s in sealed.items()],
+            )
+            conn.execute(
+                update(requests)
+                .where(requests.c.request == request)
+                .values(receipt=receipt_env.digest)
+            )
+            transition(
+                conn, request, ("running",), "completed", "the enclave released the result", now
+            )
+            retention = _retention(conn, request)
+            if retention is not None:
+                conn.execute(
+                    update(requests)
+                    .where(requests.c.request == request)
+                    .values(retention_seconds=retention, results_until=now + retention)
+                )
+            return request_view(conn, request)
+
+    def fail(self, request: str, reason: str, *, caller: PartyId, now: int) -> RequestView:
+        self._state.sweep(now=now)
+        with write_transaction(self._state.engine) as conn:
+            _running_job(conn, request, caller)
+            transition(
+                conn,
+                request,
+                ("running",),
+                "failed",
+                f"the enclave failed: {reason.strip()}",
+                now,
+            )
+            return request_view(conn, request)
+
+
+def _running_job(conn: Connection, request: str, caller: PartyId) -> Row[Any]:
+    """The caller's job on ``request``, which must still be running."""
+    job = conn.execute(
+        select(jobs).where(jobs.c.request == request, jobs.c.enclave == caller)
+    ).first()
+    if job is None:
+        raise NotFound(f"no job {request} claimed by you")
+    status = conn.execute(
+        select(requests.c.status).where(requests.c.request == request)
+    ).scalar_one()
+    if status != "running":
+        raise Conflict(f"the request is {status}, not running")
+    return job
+
+
+def _retention(conn: Connection, request: str) -> int | None:
+    """The smallest ``retention_seconds`` of the inputs' policies and the room's (strictest)."""
+    named = [
+        str(p)
+        for (p,) in conn.execute(
+            select(datasets.c.policy)
+            .join(request_inputs, request_inputs.c.dataset == datasets.c.dataset)
+            .where(request_inputs.c.request == request, datasets.c.policy.is_not(None))
+        )
+    ]
+    env, _ = statement(conn, request, ComputationRequest.TYPE)
+    room = ComputationRequest.parse_payload(env.payload).room_policy
+    limits = [
+        r.retention_seconds
+        for p in dict.fromkeys([*named, *([room] if room else [])])
+        if (r := rules(conn, p)) is not None and r.retention_seconds is not None
+    ]
+    return min(limits) if limits else None

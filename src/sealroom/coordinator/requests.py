@@ -1,0 +1,368 @@
+"""Computation requests: creation (with the policy pre-check), reading, withdrawal, results
+and proof bundles (the owners' decisions and uploads are in :mod:`.approvals`).
+
+The coordinator checks what it can (signatures, signers, digests, policies, the
+status machine in :mod:`.state`), but it is not trusted: clients and the
+enclave check again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from sqlalchemy import Connection, or_, select
+
+from sealroom.coordinator.log import reader_log
+from sealroom.coordinator.state import (
+    DEFAULT_REQUEST_TTL,
+    OPEN,
+    State,
+    Stored,
+    history,
+    job_parts,
+    latest_checkpoint,
+    request_row,
+    request_view,
+    rules,
+    statement,
+    transition,
+)
+from sealroom.crypto.keys import PartyId, b64encode
+from sealroom.errors import Conflict, InvalidInput, NotFound, PolicyDenied, SignatureInvalid
+from sealroom.policy.compose import decide_in_room
+from sealroom.policy.rules import Decision, PolicyRules
+from sealroom.statements import (
+    ComputationRequest,
+    EnclaveEvidence,
+    Envelope,
+    Receipt,
+)
+from sealroom.storage.engine import read_transaction, write_transaction
+from sealroom.storage.schema import (
+    datasets,
+    policies,
+    request_inputs,
+    request_recipients,
+    requests,
+    results,
+    statements,
+)
+from sealroom.verification.assemble import assemble_bundle
+from sealroom.verification.bundle import ProofBundle
+from sealroom.wire import DraftView, RequestView, ResultView
+
+__all__ = ["KEYWORD_OVERLAP_COMPUTATION", "Requests"]
+
+KEYWORD_OVERLAP_COMPUTATION = "topic-overlap"
+_ROLES = ("requester", "owner", "recipient")
+_MAX_LISTED = 500
+
+
+class Requests:
+    __slots__ = ("_state",)
+
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    # --- creation -------------------------------------------------------------------------
+
+    def create(self, env: Envelope, *, caller: PartyId, now: int) -> Stored[RequestView]:
+        """Store a signed request after checking it; a policy that denies rejects it at once."""
+        req = env.open(ComputationRequest).statement
+        if req.requester != caller:
+            raise SignatureInvalid("a request must be sent by its requester")
+        computation = self._state.computation(req)
+        cost = computation.cost(computation.parse_params(req.parameters))
+        computation.check_inputs(len(req.inputs))
+        if req.expires_at <= now:
+            raise InvalidInput("the request has already expired")
+        with write_transaction(self._state.engine) as conn:
+            existing = conn.execute(
+                select(requests.c.request).where(requests.c.request == env.digest)
+            ).first()
+            if existing is not None:
+                return Stored(request_view(conn, env.digest), created=False)
+            rows = {
+                str(r.dataset): r
+                for r in conn.execute(
+                    select(datasets).where(datasets.c.dataset.in_(list(req.inputs)))
+                )
+            }
+            for ds in req.inputs:
+                if ds not in rows:
+                    raise NotFound(f"input dataset {ds} does not exist")
+                if rows[ds].status != "active":
+                    raise Conflict(f"input dataset {ds} has been withdrawn")
+            owners = [str(rows[ds].owner) for ds in req.inputs]
+            if computation.release == "requester":
+                expected = {req.requester}
+            else:
+                expected = {req.requester, *owners}
+            if set(req.recipients) != expected:
+                raise InvalidInput(
+                    f"{computation.id} releases to {computation.release}: recipients must be "
+                    f"exactly {sorted(expected)}"
+                )
+            room = _room_rules(conn, req)
+            checks: list[tuple[str, Decision]] = []
+            for ds in req.inputs:
+                decision, _ = decide_in_room(
+                    rules(conn, rows[ds].policy),
+                    room,
+                    computation=computation,
+                    requester=req.requester,
+                    now=now,
+                    cost=cost,
+                )
+                checks.append((ds, decision))
+            self._state.store(conn, env, now=now)
+            precheck = [
+                {
+                    "dataset": ds,
+                    "allowed": d.allowed,
+                    "automatic": d.automatic,
+                    "reasons": list(d.reasons),
+                }
+                for ds, d in checks
+            ]
+            conn.execute(
+                requests.insert().values(
+                    request=env.digest,
+                    requester=req.requester,
+                    computation_id=req.computation.id,
+                    computation_version=req.computation.version,
+                    status="pending",
+                    status_reason="waiting for the input owners",
+                    precheck=json.dumps(precheck, separators=(",", ":"), sort_keys=True),
+                    created_at=req.created_at,
+                    expires_at=req.expires_at,
+                    registered_at=now,
+                )
+            )
+            conn.execute(
+                request_inputs.insert(),
+                [
+                    {
+                        "request": env.digest,
+                        "dataset": ds,
+                        "position": i,
+                        "owner": owners[i],
+                        "decision": "pending",
+                    }
+                    for i, ds in enumerate(req.inputs)
+                ],
+            )
+            conn.execute(
+                request_recipients.insert(),
+                [
+                    {"request": env.digest, "party": p, "position": i}
+                    for i, p in enumerate(req.recipients)
+                ],
+            )
+            history(conn, env.digest, "pending", "request received", now)
+            denied = [(ds, d) for ds, d in checks if not d.allowed]
+            if denied:
+                ds, d = denied[0]
+                transition(
+                    conn,
+                    env.digest,
+                    ("pending",),
+                    "rejected",
+                    f"the policy of dataset {ds}"
+                    f"{' (with the room policy)' if req.room_policy else ''} denies it: "
+                    f"{d.reason}",
+                    now,
+                )
+            return Stored(request_view(conn, env.digest), created=True)
+
+    def keyword_overlap(
+        self, a: str, b: str, request: Envelope | None, *, caller: PartyId, now: int
+    ) -> Stored[RequestView] | DraftView:
+        """The topic-overlap shortcut: a draft to sign, or (with ``request``) its creation."""
+        if a == b:
+            raise InvalidInput("dataset_a and dataset_b must differ")
+        computation = self._state.registry.get(KEYWORD_OVERLAP_COMPUTATION)
+        if request is not None:
+            req = request.open(ComputationRequest).statement
+            if req.computation.id != computation.id or req.inputs != (a, b):
+                raise InvalidInput(
+                    f"the request is not {computation.id} on exactly [dataset_a, dataset_b]"
+                )
+            return self.create(request, caller=caller, now=now)
+        with read_transaction(self._state.engine) as conn:
+            owners = []
+            for ds in (a, b):
+                row = conn.execute(
+                    select(datasets.c.owner, datasets.c.status).where(datasets.c.dataset == ds)
+                ).first()
+                if row is None:
+                    raise NotFound(f"no dataset {ds}")
+                if row.status != "active":
+                    raise Conflict(f"dataset {ds} has been withdrawn")
+                owners.append(str(row.owner))
+        if computation.release == "requester":
+            recipients: list[str] = [caller]
+        else:
+            recipients = list(dict.fromkeys([str(caller), *owners]))
+        params = computation.params.model_validate({}).model_dump(mode="json")
+        draft = ComputationRequest.model_validate(
+            {
+                "requester": caller,
+                "computation": computation.ref(),
+                "parameters": params,
+                "inputs": (a, b),
+                "recipients": tuple(recipients),
+                "nonce": b64encode(os.urandom(16)),
+                "created_at": now,
+                "expires_at": now + DEFAULT_REQUEST_TTL,
+            }
+        )
+        return DraftView(draft=draft.model_dump(mode="json"))
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def get(self, request: str, *, caller: PartyId, now: int) -> RequestView:
+        self._state.sweep(now=now)
+        with read_transaction(self._state.engine) as conn:
+            request_row(conn, request, caller)
+            return request_view(conn, request)
+
+    def listing(
+        self, *, caller: PartyId, role: str | None, status: str | None, now: int
+    ) -> tuple[RequestView, ...]:
+        """The newest requests the caller takes part in (as ``role``, or in any role)."""
+        self._state.sweep(now=now)
+        if role is not None and role not in _ROLES:
+            raise InvalidInput("role must be requester, owner or recipient")
+        as_requester = select(requests.c.request).where(requests.c.requester == caller)
+        as_owner = select(request_inputs.c.request).where(request_inputs.c.owner == caller)
+        as_recipient = select(request_recipients.c.request).where(
+            request_recipients.c.party == caller
+        )
+        chosen = {"requester": [as_requester], "owner": [as_owner], "recipient": [as_recipient]}
+        parts = chosen[role] if role is not None else [as_requester, as_owner, as_recipient]
+        stmt = select(requests.c.request).where(or_(*(requests.c.request.in_(p) for p in parts)))
+        if status is not None:
+            stmt = stmt.where(requests.c.status == status)
+        stmt = stmt.order_by(requests.c.seq.desc()).limit(_MAX_LISTED)
+        with read_transaction(self._state.engine) as conn:
+            ids = [str(r) for (r,) in conn.execute(stmt)]
+            return tuple(request_view(conn, r) for r in ids)
+
+    def inbox(self, *, caller: PartyId, now: int) -> tuple[RequestView, ...]:
+        """Pending requests with an input of the caller's still waiting for its decision."""
+        self._state.sweep(now=now)
+        stmt = (
+            select(requests.c.request)
+            .join(request_inputs, request_inputs.c.request == requests.c.request)
+            .where(
+                request_inputs.c.owner == caller,
+                request_inputs.c.decision == "pending",
+                requests.c.status == "pending",
+            )
+            .group_by(requests.c.request, requests.c.seq)
+            .order_by(requests.c.seq)
+        )
+        with read_transaction(self._state.engine) as conn:
+            ids = [str(r) for (r,) in conn.execute(stmt.limit(_MAX_LISTED))]
+            return tuple(request_view(conn, r) for r in ids)
+
+    def withdraw(self, request: str, reason: str, *, caller: PartyId, now: int) -> RequestView:
+        self._state.sweep(now=now)
+        with write_transaction(self._state.engine) as conn:
+            row = request_row(conn, request, caller)
+            if row.requester != caller:
+                raise PolicyDenied("only the requester may withdraw a request")
+            transition(
+                conn,
+                request,
+                OPEN,
+                "withdrawn",
+                f"withdrawn by the requester: {reason.strip()}",
+                now,
+            )
+            return request_view(conn, request)
+
+    # --- results ----------------------------------------------------------------------------
+
+    def result(self, request: str, *, caller: PartyId, now: int) -> ResultView:
+        """The caller's sealed output and the receipt, once the request completed."""
+        self._state.sweep(now=now)
+        with read_transaction(self._state.engine) as conn:
+            req_row = request_row(conn, request, caller)
+            if req_row.results_deleted_at is not None:
+                raise NotFound(
+                    f"the result was deleted by retention at {int(req_row.results_deleted_at)} "
+                    f"(the inputs' policies keep results {int(req_row.retention_seconds)} s "
+                    "after completion)"
+                )
+            row = conn.execute(
+                select(results.c.sealed, requests.c.receipt)
+                .join(requests, requests.c.request == results.c.request)
+                .where(
+                    results.c.request == request,
+                    results.c.recipient == caller,
+                    requests.c.status == "completed",
+                )
+            ).first()
+            if row is None:
+                raise NotFound("no result for you on this request (yet)")
+            receipt, _ = statement(conn, str(row.receipt), Receipt.TYPE)
+        return ResultView(
+            request=request, recipient=caller, sealed=bytes(row.sealed), receipt=receipt
+        )
+
+    def bundle(self, request: str, *, caller: PartyId, now: int) -> ProofBundle:
+        """The proof bundle (without outputs) against the current checkpoint."""
+        with read_transaction(self._state.engine) as conn:
+            row = request_row(conn, request, caller)
+            if row.status != "completed" or row.receipt is None:
+                raise NotFound("the request has no receipt yet")
+            receipt, _ = statement(conn, str(row.receipt), Receipt.TYPE)
+            rec = Receipt.parse_payload(receipt.payload)
+            evidence, _ = statement(conn, rec.evidence, EnclaveEvidence.TYPE)
+            refs = job_parts(conn, request).digests(request)
+            stmts = [
+                Envelope.from_json(bytes(r.envelope))
+                for r in conn.execute(
+                    select(statements.c.digest, statements.c.envelope).where(
+                        statements.c.digest.in_(refs)
+                    )
+                )
+            ]
+            order = {d: i for i, d in enumerate(refs)}
+            stmts.sort(key=lambda e: order[e.digest])
+            indices = {
+                str(d): int(i)
+                for d, i in conn.execute(
+                    select(statements.c.digest, statements.c.log_index).where(
+                        statements.c.digest.in_([*refs, rec.evidence, row.receipt])
+                    )
+                )
+            }
+            note = latest_checkpoint(conn)
+        return assemble_bundle(
+            receipt=receipt,
+            evidence=evidence,
+            statements=stmts,
+            log=reader_log(self._state.engine),
+            indices=indices,
+            checkpoint=note,
+            verifier_key=self._state.signer.verifier.vkey,
+        )
+
+
+def _room_rules(conn: Connection, req: ComputationRequest) -> PolicyRules | None:
+    """The rules of the room policy ``req`` names (stored first), or None."""
+    if req.room_policy is None:
+        return None
+    known = conn.execute(
+        select(policies.c.policy).where(policies.c.policy == req.room_policy)
+    ).first()
+    if known is None:
+        raise InvalidInput(
+            f"the request names room policy {req.room_policy}, which is not stored: "
+            "publish it with POST /v1/policies first"
+        )
+    return rules(conn, req.room_policy)

@@ -1,0 +1,98 @@
+"""Policies, datasets and discovery."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field
+
+from sealroom.statements.models import Keyword, TimeRange
+from sealroom.wire.base import WireModel
+from sealroom.wire.fields import B64Field, DigestStr, EnvelopeField, PartyIdStr
+
+__all__ = [
+    "DatasetPage",
+    "DatasetView",
+    "Inclusion",
+    "PolicyBody",
+    "PolicyCreated",
+    "PolicyView",
+    "PublishDatasetBody",
+    "PublishedDataset",
+    "SearchHit",
+    "SearchPage",
+]
+
+
+class PolicyBody(WireModel):
+    policy: EnvelopeField = Field(description="A Policy envelope, signed by its owner.")
+
+
+class PolicyCreated(WireModel):
+    policy: DigestStr
+    log_index: int
+
+
+class PolicyView(WireModel):
+    policy: DigestStr
+    envelope: EnvelopeField
+    log_index: int
+
+
+class PublishDatasetBody(WireModel):
+    attestation: EnvelopeField = Field(description="A DatasetAttestation envelope.")
+    policy: EnvelopeField | None = Field(
+        default=None, description="Required when the attestation names a policy not yet stored."
+    )
+
+
+class DatasetView(WireModel):
+    """A dataset's public card: the attestation's fields, its status and its envelope."""
+
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
+
+    dataset: DigestStr
+    owner: PartyIdStr
+    owner_name: str | None
+    title: str
+    description: str
+    topics: tuple[str, ...]
+    keywords: tuple[Keyword, ...]
+    profile: dict[str, Any]
+    row_count: int
+    time_range: TimeRange | None
+    schema_: tuple[dict[str, Any], ...] = Field(alias="schema")
+    policy: DigestStr | None
+    commitment: dict[str, Any]
+    status: Literal["active", "withdrawn"]
+    status_reason: str | None
+    created_at: int
+    log_index: int
+    envelope: EnvelopeField
+
+
+class Inclusion(WireModel):
+    checkpoint: str = Field(description="C2SP signed checkpoint the proof is against.")
+    proof: tuple[B64Field, ...]
+    size: int
+
+
+class PublishedDataset(DatasetView):
+    inclusion: Inclusion
+
+
+class DatasetPage(WireModel):
+    items: tuple[DatasetView, ...]
+    next_cursor: str | None
+
+
+class SearchHit(WireModel):
+    dataset: DatasetView
+    score: float
+    jaccard: float | None
+
+
+class SearchPage(WireModel):
+    items: tuple[SearchHit, ...]
+    next_cursor: str | None
+    total: int

@@ -1,0 +1,154 @@
+"""Schemathesis hooks for test_api_schemathesis.py, loaded by the schemathesis CLI it runs.
+
+Two things the OpenAPI document cannot say, and this module tells the generator:
+
+- **Signing** (``SEALROOM_FUZZ_SIGNED=1``): every generated request is signed with the
+  registered fuzzer's key over the exact bytes sent (a ``requests`` auth, applied after
+  the body is serialised). Schemathesis removes it itself when it tests missing or
+  invalid credentials (the ``ignored_auth`` and negative cases), so those stay unsigned.
+- **Constraints between values** in *positive* cases only (negative cases are left as
+  generated): a proof's index below its tree size and sizes within the log
+  (``SEALROOM_FUZZ_LOG_SIZE``), two distinct datasets for an overlap, distinct session
+  roles and parties with the caller among them, distinct job recipients, no search
+  cursor (it is opaque: only a previous page's ``next_cursor`` is one), integers written
+  as integers (JSON Schema counts ``815.0`` as one; bodies here refuse every float), and
+  statements that are genuinely signed (a signature is the one constraint no schema can
+  state).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from typing import Any
+
+import requests
+import schemathesis
+from api_helpers import PAIR_COUNT, ROW_COUNT
+from schemathesis import Case, GenerationMode, HookContext
+
+from sealroom.crypto.keys import b64encode
+from sealroom.crypto.request_signing import sign_request
+from sealroom.statements import ComputationRef, Policy, sign_statement
+from tests.helpers import attestation, identity
+from tests.helpers import request as make_request
+
+FUZZER = identity("schemathesis-fuzzer")
+"""Registered by the test before the run (tests.helpers identities are deterministic)."""
+
+_LOG_SIZE = int(os.environ.get("SEALROOM_FUZZ_LOG_SIZE", "1"))
+
+
+class _SignEachRequest(requests.auth.AuthBase):
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        body = r.body or b""
+        if isinstance(body, str):
+            body = body.encode()
+        assert r.method is not None
+        r.headers.update(
+            sign_request(
+                FUZZER, method=r.method, target=r.path_url, body=body, now=int(time.time())
+            )
+        )
+        return r
+
+
+if os.environ.get("SEALROOM_FUZZ_SIGNED") == "1":
+    schemathesis.auth.set_from_requests(_SignEachRequest())  # type: ignore[attr-defined]
+
+
+def _digest(seed: object) -> str:
+    return "sha256:" + hashlib.sha256(repr(seed).encode()).hexdigest()
+
+
+def _fresh(case: Case) -> int:
+    """A per-case number, so each generated statement is new (created, not found)."""
+    return int.from_bytes(hashlib.sha256(repr(case.body).encode()).digest()[:6], "big")
+
+
+def _signed(statement: Any) -> dict[str, Any]:
+    return sign_statement(statement, FUZZER).envelope.to_dict()
+
+
+def _request(inputs: tuple[str, ...], computation: ComputationRef, n: int) -> dict[str, Any]:
+    now = int(time.time())
+    req = make_request(
+        FUZZER,
+        inputs,
+        computation=computation,
+        nonce=b64encode(n.to_bytes(16, "big")),
+        created_at=now,
+        expires_at=now + 3600,
+    )
+    return _signed(req)
+
+
+def _query(case: Case) -> dict[str, Any]:
+    return case.query if isinstance(case.query, dict) else {}
+
+
+def _within_log(case: Case) -> None:
+    q = _query(case)
+    if case.path == "/v1/log/inclusion" and {"index", "size"} <= q.keys():
+        size = 1 + (int(q["size"]) - 1) % _LOG_SIZE
+        q.update(size=size, index=int(q["index"]) % size)
+    if case.path == "/v1/log/consistency" and {"first", "second"} <= q.keys():
+        second = 1 + (int(q["second"]) - 1) % _LOG_SIZE
+        q.update(second=second, first=1 + (int(q["first"]) - 1) % second)
+
+
+def _integers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integers(v) for v in value]
+    return value
+
+
+def _bodies(case: Case) -> None:
+    body = case.body
+    if not isinstance(body, dict):
+        return
+    n = _fresh(case)
+    path = case.path
+    if path == "/v1/policies" and "policy" in body:
+        rules = {"allow": [{"id": "row-count"}]}
+        body["policy"] = _signed(
+            Policy(owner=FUZZER.party_id, name=f"p{n}", rules=rules, created_at=int(time.time()))
+        )
+    elif path == "/v1/datasets" and "attestation" in body:
+        body["attestation"] = _signed(attestation(FUZZER, title=f"fuzzed {n}"))
+        body["policy"] = None
+    elif path == "/v1/requests" and "request" in body:
+        body["request"] = _request((_digest(n),), ROW_COUNT.ref(), n)
+    elif path == "/v1/compute/keyword-overlap" and {"dataset_a", "dataset_b"} <= body.keys():
+        if body.get("request") is not None:
+            body["dataset_a"], body["dataset_b"] = _digest((n, "a")), _digest((n, "b"))
+            inputs = (body["dataset_a"], body["dataset_b"])
+            body["request"] = _request(inputs, PAIR_COUNT.ref(), n)
+        elif body["dataset_a"] == body["dataset_b"]:
+            body["dataset_b"] = f"{body['dataset_b']}-other"
+    elif path == "/v1/sessions" and isinstance(body.get("participants"), list):
+        for i, member in enumerate(body["participants"]):
+            if isinstance(member, dict):
+                member["role"] = f"r{i}"
+                member["party"] = FUZZER.party_id if i == 0 else f"{member.get('party')}-{i}"
+    elif path == "/v1/jobs/{rid}/complete" and isinstance(body.get("outputs"), list):
+        for i, output in enumerate(body["outputs"]):
+            if isinstance(output, dict):
+                output["recipient"] = f"{output.get('recipient')}-{i}"
+
+
+@schemathesis.hook
+def map_case(context: HookContext, case: Case) -> Case:
+    if case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE:
+        return case
+    _within_log(case)
+    if case.path == "/v1/search":
+        _query(case).pop("cursor", None)
+    case.body = _integers(case.body)
+    _bodies(case)
+    return case
