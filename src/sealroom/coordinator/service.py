@@ -324,6 +324,15 @@ class Coordinator:
             raise NotFound(f"no {kind} {digest}")
         return Envelope.from_json(bytes(row[0])), int(row[1])
 
+    def _content_roots(self, conn: Connection, inputs: Sequence[str]) -> dict[str, str]:
+        """Each input's content commitment root (what a policy pins partners by)."""
+        return {
+            ds: DatasetAttestation.parse_payload(
+                self._statement(conn, ds, DatasetAttestation.TYPE)[0].payload
+            ).commitment.root
+            for ds in inputs
+        }
+
     def _rules(self, conn: Connection, policy: str | None) -> PolicyRules | None:
         if policy is None:
             return None
@@ -536,7 +545,8 @@ class Coordinator:
         if req.requester != caller:
             raise SignatureInvalid("a request must be sent by its requester")
         computation = self._computation(req)
-        cost = computation.cost(computation.parse_params(req.parameters))
+        params = computation.parse_params(req.parameters)
+        cost = computation.cost(params)
         computation.check_inputs(len(req.inputs))
         if req.expires_at <= now:
             raise InvalidInput("the request has already expired")
@@ -568,12 +578,16 @@ class Coordinator:
                     f"exactly {sorted(expected)}"
                 )
             room = self._room_rules(conn, req)
+            roots = self._content_roots(conn, req.inputs)
             checks: list[tuple[str, Decision]] = []
             for ds in req.inputs:
                 decision, _ = decide_in_room(
                     self._rules(conn, rows[ds].policy),
                     room,
                     computation=computation,
+                    request=computation.request_shape(
+                        params, partners=[roots[d] for d in req.inputs if d != ds]
+                    ),
                     requester=req.requester,
                     now=now,
                     cost=cost,
@@ -938,13 +952,22 @@ class Coordinator:
                         self._statement(conn, request, ComputationRequest.TYPE)[0].payload
                     )
                     computation = self._computation(req)
+                    params = computation.parse_params(req.parameters)
                     decision, _ = decide_in_room(
                         self._rules(conn, ds_policy),
                         self._rules(conn, req.room_policy),
                         computation=computation,
+                        request=computation.request_shape(
+                            params,
+                            partners=[
+                                root
+                                for d, root in self._content_roots(conn, req.inputs).items()
+                                if d != appr.dataset
+                            ],
+                        ),
                         requester=req.requester,
                         now=now,
-                        cost=computation.cost(computation.parse_params(req.parameters)),
+                        cost=computation.cost(params),
                     )
                     if not decision.automatic:
                         raise PolicyDenied(
