@@ -18,7 +18,6 @@ the computation itself.
 from __future__ import annotations
 
 import argparse
-import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -32,8 +31,8 @@ from sealroom.crypto.commit import DatasetCommitment, commit_table, iter_canonic
 from sealroom.crypto.keys import Identity, b64decode_strict, b64encode
 from sealroom.crypto.sealing import SealContext, open_sealed, seal
 from sealroom.enclave.keys import EnclaveKeys
-from sealroom.enclave.ledger import SqlBudgetLedger
 from sealroom.enclave.runner import JobMaterials, execute_job
+from sealroom.enclave.state import EnclaveState
 from sealroom.statements import (
     Approval,
     CommitmentRef,
@@ -173,10 +172,17 @@ def main() -> None:
     privacy = PrivacyContext(k=(5, 5))
     params = overlap.parse_params({})
 
-    ledger, state = SqlBudgetLedger.temporary()
+    state = EnclaveState.create_temporary()
 
     def end_to_end() -> None:
-        execute_job(materials, keys=enclave, registry=registry, ledger=ledger, now=NOW)
+        execute_job(
+            materials,
+            keys=enclave,
+            registry=registry,
+            ledger=state.ledger,
+            history=state.history,
+            now=NOW,
+        )
 
     def floor() -> None:
         inputs = [
@@ -204,8 +210,7 @@ def main() -> None:
     print(f"  end to end: execute_job                 {t_e2e * 1e3:9.1f} ms")
     print(Ratio("end-to-end vs floor", t_e2e, t_floor).line())
     print(Ratio("compute alone vs floor", t_compute, t_floor).line())
-    ledger.close()
-    shutil.rmtree(state)
+    state.close()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 from sealroom.crypto.keys import Identity, b64encode
+from sealroom.policy.privacy import RequestShape
 from sealroom.statements import (
     Approval,
     CommitmentRef,
@@ -88,3 +89,9 @@ def approval(approver: Identity, request_digest: str, dataset: str, **overrides:
     }
     fields.update(overrides)
     return Approval.model_validate(fields)
+
+
+# An exact request without isolating parameters or partners: how a policy test asks about a
+# computation that is not requester-parametrised.
+def exact_request(**params: Any) -> RequestShape:
+    return RequestShape(dp=False, params=params, partners=frozenset())

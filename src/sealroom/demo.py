@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from sealroom.client.flows import (
     FetchedResult,
     approve,
     auto_approve,
+    exact_rule,
     fetch_result,
     publish,
     reject,
@@ -476,7 +478,7 @@ def _show(body: Any, echo: Echo, indent: str = "     ") -> None:
 ACT_TWO_PARTIES = ("Course", "Registrar", "PlanNorth", "PlanCentral", "PlanSouth", "Analyst")
 PLANS = ("PlanNorth", "PlanCentral", "PlanSouth")
 COURSE_POLICY: dict[str, Any] = {
-    "allow": [{"id": "lift"}],
+    # "allow" is the exact lift below, with the partner's file pinned (_act_two).
     "auto_approve": [{"id": "lift"}],
     "requesters": "any",
     "k": 3,
@@ -484,7 +486,7 @@ COURSE_POLICY: dict[str, Any] = {
     "join_only": ["student"],
 }
 PLAN_POLICY: dict[str, Any] = {
-    "allow": [{"id": "aggregate-stats"}, {"id": "sql-aggregate"}],
+    # "allow": aggregate-stats with DP or exactly by health, and one exact SQL text (_act_two).
     "auto_approve": [{"id": "aggregate-stats"}],
     "requesters": "any",
     "k": 50,
@@ -507,6 +509,14 @@ SQL_ADMITTED = (
     "SELECT health, COUNT(*) AS records, AVG(mdvis) AS mean_visits FROM a "
     "GROUP BY health ORDER BY health"
 )
+LIFT_PARAMS: dict[str, Any] = {
+    "key_exposure": "student",
+    "key_conversions": "student",
+    "group": "method",
+    "test_value": "PSI",
+    "control_value": "traditional",
+    "conversion": "improved",
+}
 SQL_DIFFERENCING = (
     "SELECT health, COUNT(*) AS records, AVG(mdvis) AS mean_visits FROM a "
     "WHERE record <> 7001 GROUP BY health ORDER BY health"
@@ -596,6 +606,25 @@ def _act_two(
             for p in PLANS
         },
     }
+    registry = default_registry()
+    plan_rules = {
+        **PLAN_POLICY,
+        "allow": [
+            exact_rule(registry.get("aggregate-stats"), STATS_PARAMS, dp="optional"),
+            exact_rule(registry.get("sql-aggregate"), {"sql": SQL_ADMITTED}),
+        ],
+    }
+    rules_of = {
+        "Course": {
+            **COURSE_POLICY,
+            "allow": [exact_rule(registry.get("lift"), LIFT_PARAMS, partners=[paths["Registrar"]])],
+        },
+        "Registrar": {
+            **COURSE_POLICY,
+            "allow": [exact_rule(registry.get("lift"), LIFT_PARAMS, partners=[paths["Course"]])],
+        },
+        **dict.fromkeys(PLANS, plan_rules),
+    }
     published: dict[str, str] = {}
     for name, (title, source) in described.items():
         party = parties[name]
@@ -605,38 +634,29 @@ def _act_two(
             paths[name],
             title=title,
             description=f"{source}; statsmodels.api.datasets",
-            policy_rules=COURSE_POLICY if name in ("Course", "Registrar") else PLAN_POLICY,
+            policy_rules=rules_of[name],
             now=now(),
             home=party.home,
         )
         published[name] = pub.dataset
         echo(f"   {name:<12} {pub.rows:>5} rows  {title:<36} -> {pub.dataset[:23]}...")
     echo(f"   Analyst      {analyst.identity.party_id} (requests only)")
-    echo("   Course, Registrar: allow + auto-approve lift; k = 3 distinct students per cell")
-    echo(
-        "   each plan: auto-approve aggregate-stats, review sql-aggregate by hand; k = 50 distinct"
-    )
-    echo("   records; DP budget epsilon 1.5 per requester (3 in all); SQL rules: count/avg/sum of")
-    echo("   mdvis by health or idp, the record number is an identity column")
+    echo("   Course, Registrar: auto-approve one exact lift (its columns and the other's file")
+    echo("   pinned by content root); k = 3 distinct students per cell")
+    echo("   each plan: auto-approve aggregate-stats, with DP or exactly by health; review by hand")
+    echo("   one pinned SQL text; k = 50 distinct records; DP budget epsilon 1.5 per requester")
+    echo("   (3 in all); any other exact question is refused before anyone is asked")
 
     echo("\n12. requests: Course asks for the lift of PSI on grades; Analyst asks for visit")
     echo("    statistics by self-rated health over all three plans, exact and with DP, and two")
     echo("    SQL queries on PlanCentral's records")
-    lift_params = {
-        "key_exposure": "student",
-        "key_conversions": "student",
-        "group": "method",
-        "test_value": "PSI",
-        "control_value": "traditional",
-        "conversion": "improved",
-    }
     plan_ds = [published[p] for p in PLANS]
     lift = request(
         course.client,
         course.identity,
         "lift",
         [published["Course"], published["Registrar"]],
-        lift_params,
+        LIFT_PARAMS,
         now=now(),
     )
     stats = request(
@@ -668,8 +688,14 @@ def _act_two(
     ):
         echo(f"   {label:<21} {view.request[:23]}... {view.status}")
 
+    echo("   the SQL excluding one record was refused at once, before any owner was asked:")
+    for line in textwrap.wrap(sql_diff.status_reason or "", width=86, break_on_hyphens=False):
+        echo(f"     {line}")
+    if sql_diff.status != "rejected":
+        return 1
+
     echo("\n13. owners' clients: policies approve lift and aggregate-stats; PlanCentral reviews")
-    echo("    each SQL text against its own rules and schema (sealroom.policy.sql_rules.analyze)")
+    echo("    the pinned SQL text against its own rules and schema (sql_rules.analyze)")
     for party in (course, registrar, *plans):
         done = auto_approve(
             party.client, party.identity, home=party.home, allow_simulated=True, now=now()
@@ -680,12 +706,11 @@ def _act_two(
             f"   {party.name:<12} approved {len(approved)} by policy and sealed its data"
             + (f"; left {len(left)} for review" if left else "")
         )
-    for req, sql in ((sql_ok, SQL_ADMITTED), (sql_diff, SQL_DIFFERENCING)):
-        select, _, rest = sql.partition(" FROM ")
-        echo(f"   PlanCentral  reviews: {select}")
-        echo(f"                         FROM {rest}")
-        verdict = _review_sql(central, req.request, paths["PlanCentral"], now())
-        echo(f"                -> {verdict}")
+    select, _, rest = SQL_ADMITTED.partition(" FROM ")
+    echo(f"   PlanCentral  reviews: {select}")
+    echo(f"                         FROM {rest}")
+    verdict = _review_sql(central, sql_ok.request, paths["PlanCentral"], now())
+    echo(f"                -> {verdict}")
 
     echo("\n14. the enclave runs the jobs (budget charged on every plan before the DP run)")
     for req, party in ((lift, course), (stats, analyst), (dp, analyst), (sql_ok, analyst)):
@@ -696,10 +721,7 @@ def _act_two(
         )
         if view.status != "completed":
             return 1
-    view = status(analyst.client, sql_diff.request)
-    echo(f"   {sql_diff.request[:23]}... {view.status} (never reached the enclave)")
-    if view.status != "rejected":
-        return 1
+    echo(f"   {sql_diff.request[:23]}... rejected (never reached an owner or the enclave)")
 
     owners = {digest: name for name, digest in published.items()}
     fetched: dict[str, FetchedResult] = {}

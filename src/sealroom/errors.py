@@ -113,8 +113,23 @@ class Conflict(SealroomError):
 
 
 class PolicyDenied(SealroomError):
+    """A refusal under a named rule.
+
+    ``rule`` is the rule's fixed name (``k-threshold``, ``dp-required``...): safe to
+    show anyone, so the enclave passes it on even where the detail, which may
+    quote data, is withheld.
+    """
+
     code = "policy_denied"
     public_message = "the policy does not allow this"
+
+    def __init__(self, detail: str | None = None, *, rule: str | None = None) -> None:
+        super().__init__(detail)
+        self.rule = rule
+
+    def diagnostics(self) -> str:
+        text = super().diagnostics()
+        return text if self.rule is None else f"{text}\n  rule: {self.rule}"
 
 
 class VerificationFailed(SealroomError):

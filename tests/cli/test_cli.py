@@ -90,9 +90,11 @@ def test_demo_act_two_shows_the_refusals(demo_out: tuple[Path, str]) -> None:
     _, stdout = demo_out
     act_two = stdout[stdout.index("ACT TWO") :]
     assert "datasets bundled with statsmodels" in act_two
-    # The differencing SQL is refused by the owner's analysis, naming the rule, and never runs.
-    assert "refused and rejected: rule no-identity-literals: a.record" in act_two
-    assert "rejected (never reached the enclave)" in act_two
+    # The differencing SQL is not the SQL the owners pinned: refused at request time, naming
+    # the rule, and never reaches an owner or the enclave.
+    assert "refused at once, before any owner was asked" in act_two
+    assert "rule exact-shape-pinned: parameter 'sql' is pinned to" in act_two
+    assert "rejected (never reached an owner or the enclave)" in act_two
     # The repeated DP request is refused by the enclave's ledger at the budget step.
     assert "Analyst asks for the DP statistics again: failed" in act_two
     assert "budget: dataset sha256:" in act_two

@@ -13,13 +13,14 @@ from typer.testing import CliRunner, Result
 
 from sealroom.cli.main import app
 from sealroom.cli.party import request_params
-from sealroom.enclave.ledger import SqlBudgetLedger
+from sealroom.enclave.state import EnclaveState
 from sealroom.errors import InvalidInput
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
 from analytics_e2e_world import (
     GRUNFELD_SQL,
     SQL_RULES,
+    exact_policy,
     frame,
     grunfeld_files,
     lift_files,
@@ -171,7 +172,7 @@ def test_sql_aggregate_and_lift_through_the_cli(tmp_path: Path) -> None:
         worker = EnclaveWorker(
             source=Client(base_url=url, identity=keys.identity),
             keys=keys,
-            ledger=SqlBudgetLedger.temporary()[0],
+            state=EnclaveState.create_temporary(),
         )
         worker.register()
 
@@ -225,8 +226,14 @@ def test_sql_aggregate_and_lift_through_the_cli(tmp_path: Path) -> None:
 
         # sql-aggregate: the SQL text from a --params file; the requester owns no input.
         a, b = grunfeld_files(tmp_path)
-        sql_rules = policy("sql-aggregate", k=5, entity_column="firm", sql=SQL_RULES)
-        da, db = publish("alice", a, sql_rules), publish("bob", b, sql_rules)
+        sql_params = {"sql": GRUNFELD_SQL}
+        rules_a, rules_b = (
+            exact_policy(
+                "sql-aggregate", sql_params, [other], k=5, entity_column="firm", sql=SQL_RULES
+            )
+            for other in (b, a)
+        )
+        da, db = publish("alice", a, rules_a), publish("bob", b, rules_b)
         params_file = tmp_path / "sql-params.json"
         params_file.write_text(json.dumps({"sql": GRUNFELD_SQL}))
         _, body = run(
@@ -234,16 +241,15 @@ def test_sql_aggregate_and_lift_through_the_cli(tmp_path: Path) -> None:
             ["alice", "bob"],
             ["sql-aggregate", "--dataset", da, "--dataset", db, "--params", f"@{params_file}"],
         )
-        expected = run_direct(
-            registry.get("sql-aggregate"), [a, b], {"sql": GRUNFELD_SQL}, [sql_rules, sql_rules]
-        )
+        expected = run_direct(registry.get("sql-aggregate"), [a, b], sql_params, [rules_a, rules_b])
         assert body == expected
         assert [r[1] for r in body["rows"]] == [11, 11, 11]
 
         # lift: inline --params, one key overridden by --param (a decimal typed as a number).
         exposure, conversions = lift_files(tmp_path)
-        de = publish("alice", exposure, policy("lift"))
-        dc = publish("bob", conversions, policy("lift"))
+        lift_params = {"group": "group", "confidence": "0.9"}
+        de = publish("alice", exposure, exact_policy("lift", lift_params, [conversions]))
+        dc = publish("bob", conversions, exact_policy("lift", lift_params, [exposure]))
         _, body = run(
             "bob",
             ["alice", "bob"],
@@ -259,9 +265,8 @@ def test_sql_aggregate_and_lift_through_the_cli(tmp_path: Path) -> None:
                 "confidence=0.90",
             ],
         )
-        params = {"group": "group", "confidence": "0.9"}
         expected = run_direct(
-            registry.get("lift"), [exposure, conversions], params, [policy("lift")] * 2
+            registry.get("lift"), [exposure, conversions], lift_params, [policy("lift")] * 2
         )
         assert body == expected
         assert body["confidence"] == "0.9"

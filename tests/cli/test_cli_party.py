@@ -10,7 +10,7 @@ from typing import Any
 from typer.testing import CliRunner, Result
 
 from sealroom.cli.main import app
-from sealroom.enclave.ledger import SqlBudgetLedger
+from sealroom.enclave.state import EnclaveState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
 from client_world import (
@@ -124,7 +124,7 @@ def test_cli_end_to_end_and_bad_input(tmp_path: Path) -> None:
         worker = EnclaveWorker(
             source=Client(base_url=url, identity=keys.identity),
             keys=keys,
-            ledger=SqlBudgetLedger.temporary()[0],
+            state=EnclaveState.create_temporary(),
         )
         worker.register()
 

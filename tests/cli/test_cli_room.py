@@ -10,7 +10,7 @@ from typing import Any
 from typer.testing import CliRunner, Result
 
 from sealroom.cli.main import app
-from sealroom.enclave.ledger import SqlBudgetLedger
+from sealroom.enclave.state import EnclaveState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
 from client_world import AUTO_POLICY, TOPICS_A, TOPICS_B, coordinator, now, write_jsonl
@@ -87,7 +87,7 @@ def test_cli_room_policy_restricts_and_is_enforced(tmp_path: Path) -> None:
         worker = EnclaveWorker(
             source=Client(base_url=url, identity=keys.identity),
             keys=keys,
-            ledger=SqlBudgetLedger.temporary()[0],
+            state=EnclaveState.create_temporary(),
         )
         worker.register()
         auto = ok_json(cli(env["alice"], "inbox", "--auto-approve", "--allow-simulated", "--json"))

@@ -154,6 +154,22 @@ def policy(
     return rules
 
 
+def exact_policy(
+    computation: str,
+    params: Mapping[str, Any],
+    partners: Sequence[Path] = (),
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """``policy`` for an exact release of exactly this request's shape (flows.exact_rule)."""
+    from sealroom.client.flows import exact_rule
+    from sealroom.computations import default_registry
+
+    rules = policy(computation, **kwargs)
+    rules["allow"] = [exact_rule(default_registry().get(computation), params, partners=partners)]
+    PolicyRules.parse(rules)
+    return rules
+
+
 def privacy_for(
     rules: Sequence[Mapping[str, Any] | None], cost: PrivacyCost = ZERO_COST
 ) -> PrivacyContext:

@@ -26,6 +26,7 @@ from analytics_e2e_world import (
     GRUNFELD_SQL,
     QUALITY_SOURCE,
     SQL_RULES,
+    exact_policy,
     fair_columns_files,
     fair_row_files,
     frame,
@@ -45,7 +46,7 @@ from sealroom.client.http import Client
 from sealroom.computations import default_registry
 from sealroom.crypto.keys import Identity
 from sealroom.crypto.keystore import Keystore
-from sealroom.enclave.ledger import SqlBudgetLedger
+from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
 from sealroom.errors import PolicyDenied
 from sealroom.statements import Receipt
@@ -94,9 +95,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             client.register_party(name)
             parties[name] = Party(name, home, identity, client)
         keys = make_enclave_keys(now=now())
-        ledger, _ = SqlBudgetLedger.temporary()
         worker = EnclaveWorker(
-            source=Client(base_url=url, identity=keys.identity), keys=keys, ledger=ledger
+            source=Client(base_url=url, identity=keys.identity),
+            keys=keys,
+            state=EnclaveState.create_temporary(),
         )
         worker.register()
         try:
@@ -207,13 +209,16 @@ def case_dir(world: World, name: str) -> Path:
 
 def test_sql_aggregate(world: World) -> None:
     a, b = grunfeld_files(case_dir(world, "sql"))
-    rules = policy("sql-aggregate", k=5, entity_column="firm", sql=SQL_RULES)
     params = {"sql": GRUNFELD_SQL}
+    rules_a, rules_b = (
+        exact_policy("sql-aggregate", params, [other], k=5, entity_column="firm", sql=SQL_RULES)
+        for other in (b, a)
+    )
     run, expected = run_case(
         world,
         computation="sql-aggregate",
         requester="carol",
-        inputs=[("alice", a, rules), ("bob", b, rules)],
+        inputs=[("alice", a, rules_a), ("bob", b, rules_b)],
         params=params,
     )
     assert run.body == expected
@@ -241,7 +246,10 @@ def test_correlation(world: World) -> None:
         world,
         computation="correlation",
         requester="alice",
-        inputs=[("alice", a, policy("correlation")), ("bob", b, policy("correlation"))],
+        inputs=[
+            ("alice", a, exact_policy("correlation", params, [b])),
+            ("bob", b, exact_policy("correlation", params, [a])),
+        ],
         params=params,
     )
     assert run.body == expected
@@ -254,8 +262,8 @@ def test_correlation(world: World) -> None:
 
 def test_aggregate_stats_three_parties(world: World) -> None:
     files = fair_row_files(case_dir(world, "agg"), 3, ["occupation", "affairs"])
-    rules = policy("aggregate-stats", entity_column="id")
     params = {"value": "affairs", "group_by": ["occupation"], "percentiles": [50]}
+    rules = exact_policy("aggregate-stats", params, entity_column="id")
     run, expected = run_case(
         world,
         computation="aggregate-stats",
@@ -279,8 +287,8 @@ def test_intersection_overlap_and_sum(world: World) -> None:
         computation="intersection-overlap",
         requester="bob",
         inputs=[
-            ("alice", a, policy("intersection-overlap")),
-            ("bob", b, policy("intersection-overlap")),
+            ("alice", a, exact_policy("intersection-overlap", {}, [b])),
+            ("bob", b, exact_policy("intersection-overlap", {}, [a])),
         ],
         params={},
     )
@@ -294,8 +302,8 @@ def test_intersection_overlap_and_sum(world: World) -> None:
         computation="intersection-sum",
         requester="bob",
         inputs=[
-            ("alice", a, policy("intersection-sum")),
-            ("bob", b, policy("intersection-sum")),
+            ("alice", a, exact_policy("intersection-sum", {"value": "affairs"}, [b])),
+            ("bob", b, exact_policy("intersection-sum", {"value": "affairs"}, [a])),
         ],
         params={"value": "affairs"},
     )
@@ -310,7 +318,10 @@ def test_lift(world: World) -> None:
         world,
         computation="lift",
         requester="bob",
-        inputs=[("alice", exposure, policy("lift")), ("bob", conversions, policy("lift"))],
+        inputs=[
+            ("alice", exposure, exact_policy("lift", {}, [conversions])),
+            ("bob", conversions, exact_policy("lift", {}, [exposure])),
+        ],
         params={"confidence": "0.9"},
     )
     assert run.body == expected
@@ -329,8 +340,8 @@ def test_association_test(world: World) -> None:
         computation="association-test",
         requester="bob",
         inputs=[
-            ("alice", a, policy("association-test")),
-            ("bob", b, policy("association-test")),
+            ("alice", a, exact_policy("association-test", params, [b])),
+            ("bob", b, exact_policy("association-test", params, [a])),
         ],
         params=params,
     )
@@ -345,7 +356,6 @@ def test_train_model(world: World) -> None:
     import statsmodels.api as sm
 
     a, b = spector_columns_files(case_dir(world, "model"), [["GPA", "TUCE"], ["PSI", "GRADE"]])
-    rules = policy("train-model", k=3)
     params = {
         "layout": "join",
         "id_column": "id",
@@ -357,7 +367,10 @@ def test_train_model(world: World) -> None:
         world,
         computation="train-model",
         requester="carol",
-        inputs=[("alice", a, rules), ("bob", b, rules)],
+        inputs=[
+            ("alice", a, exact_policy("train-model", params, [b], k=3)),
+            ("bob", b, exact_policy("train-model", params, [a], k=3)),
+        ],
         params=params,
     )
     assert run.body == expected
@@ -373,7 +386,7 @@ def test_quality_score(world: World) -> None:
     algorithm, sample = quality_files(case_dir(world, "quality"))
     # The buyer publishes its algorithm (auto-approved by its own policy); the seller has
     # no policy and decides by hand.
-    buyer = publish(world, "carol", algorithm, policy("quality-score"))
+    buyer = publish(world, "carol", algorithm, exact_policy("quality-score", {"precision": 2}))
     seller = publish(world, "bob", sample, None)
     req = world.parties["carol"]
     view = flows.request(

@@ -11,7 +11,7 @@ from client_world import AUTO_POLICY, TOPICS_A, TOPICS_B, coordinator, now, part
 
 from sealroom.client import flows
 from sealroom.client.http import Client
-from sealroom.enclave.ledger import SqlBudgetLedger
+from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
 from sealroom.errors import AttestationInvalid, BackendUnavailable, CommitmentMismatch, NotFound
 from sealroom.verification.bundle import ProofBundle
@@ -64,7 +64,7 @@ def test_publish_request_approve_run_result_verify(tmp_path: Path) -> None:
         keys = make_enclave_keys(now=now())
         enclave_client = Client(base_url=url, identity=keys.identity)
         worker = EnclaveWorker(
-            source=enclave_client, keys=keys, ledger=SqlBudgetLedger.temporary()[0]
+            source=enclave_client, keys=keys, state=EnclaveState.create_temporary()
         )
         worker.register()
         assert worker.step().outcome == "idle"
@@ -152,7 +152,7 @@ def test_changed_data_is_never_sealed(tmp_path: Path) -> None:
         EnclaveWorker(
             source=Client(base_url=url, identity=keys.identity),
             keys=keys,
-            ledger=SqlBudgetLedger.temporary()[0],
+            state=EnclaveState.create_temporary(),
         ).register()
         view = flows.request(b, bob, "gap-analysis", [pub.dataset, pub_b.dataset], {}, now=now())
         assert view.recipients == (bob.party_id,)
@@ -199,7 +199,7 @@ def test_worker_loop_reports_a_failing_job_and_stops_on_event(tmp_path: Path) ->
         worker = EnclaveWorker(
             source=Client(base_url=url, identity=keys.identity),
             keys=keys,
-            ledger=SqlBudgetLedger.temporary()[0],
+            state=EnclaveState.create_temporary(),
             idle_min=0.05,
             idle_max=0.2,
             on_event=events.append,
@@ -244,7 +244,7 @@ def test_worker_waits_for_a_coordinator_that_is_starting(tmp_path: Path) -> None
     worker = EnclaveWorker(
         source=Client(base_url=dead, identity=keys.identity),
         keys=keys,
-        ledger=SqlBudgetLedger.temporary()[0],
+        state=EnclaveState.create_temporary(),
         on_event=events.append,
     )
     with pytest.raises(BackendUnavailable, match="cannot reach"):
@@ -261,6 +261,6 @@ def test_worker_waits_for_a_coordinator_that_is_starting(tmp_path: Path) -> None
         worker = EnclaveWorker(
             source=Client(base_url=url, identity=keys.identity),
             keys=keys,
-            ledger=SqlBudgetLedger.temporary()[0],
+            state=EnclaveState.create_temporary(),
         )
         assert worker.register_when_ready(timeout=0) == keys.evidence.digest

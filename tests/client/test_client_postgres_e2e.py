@@ -20,7 +20,7 @@ from sealroom.api.testing import run_in_thread
 from sealroom.client import flows
 from sealroom.client.http import Client
 from sealroom.computations import default_registry
-from sealroom.enclave.ledger import SqlBudgetLedger
+from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
 from sealroom.errors import NotFound
 from sealroom.verification.bundle import ProofBundle
@@ -100,7 +100,7 @@ def test_postgres_publish_search_request_approve_run_fetch_verify(
         worker = EnclaveWorker(
             source=Client(base_url=url, identity=keys.identity),
             keys=keys,
-            ledger=SqlBudgetLedger.temporary()[0],
+            state=EnclaveState.create_temporary(),
         )
         worker.register()
         assert worker.step().outcome == "idle"

@@ -9,7 +9,7 @@ from sealroom.computations.gap_analysis import GapAnalysisOutput
 from sealroom.errors import InvalidInput
 from sealroom.terms import GENERIC, specificity
 
-GAP = default_registry().get("gap-analysis", "1.0.1")
+GAP = default_registry().get("gap-analysis")
 
 
 def run(

@@ -15,7 +15,7 @@ from sealroom.computations.base import PrivacyCost
 from sealroom.computations.train_model import TrainModelOutput
 from sealroom.errors import InvalidInput, PolicyDenied
 
-MODEL = default_registry().get("train-model", "1.0.1")
+MODEL = default_registry().get("train-model")
 
 
 def train(

@@ -12,7 +12,7 @@ from sealroom.computations.pattern_search import PatternSearchOutput, classify, 
 from sealroom.connectors import read_table
 from sealroom.errors import InvalidInput
 
-SEARCH = default_registry().get("pattern-search", "1.0.1")
+SEARCH = default_registry().get("pattern-search")
 DATA = Path(__file__).resolve().parents[2] / "src" / "sealroom" / "data"
 
 

@@ -12,7 +12,7 @@ from sealroom.computations import PrivacyContext, default_registry
 from sealroom.computations.quality_score import QualityScoreOutput
 from sealroom.errors import InvalidInput, PolicyDenied
 
-QUALITY = default_registry().get("quality-score", "1.0.1")
+QUALITY = default_registry().get("quality-score")
 
 
 def algorithm(source: str, expected: str = "0.5") -> pa.Table:

@@ -14,49 +14,49 @@ from sealroom.computations import default_registry
 PINNED = {
     (
         "aggregate-stats",
-        "1.0.1",
-    ): "sha256:69364f1c4a64ac65d5932f2f7ea22c5ab615451e86c44219229e820228ad6c12",
+        "1.1.0",
+    ): "sha256:3a3f08812ef138ad8910dea2438e567201db04149557ba65959d791012503ae5",
     (
         "association-test",
-        "1.0.1",
-    ): "sha256:d921703860831c3e00f0a769e0321cd9c0fd62dc45dc5616e55eaeb5e89735f9",
+        "1.1.0",
+    ): "sha256:d4630b9e126621bad8a06ad1523159db3e1858f7b68d5cb7c69bafd01d2875f3",
     (
         "correlation",
-        "1.0.1",
-    ): "sha256:a98a94e918210cfbe4a9c3895fb23b4637f07197ab800d34df98872afe862540",
+        "1.1.0",
+    ): "sha256:66ae222fd18796f9b13d8b8ba4c89d281ae346961c236388caf1f4d44dda723a",
     (
         "gap-analysis",
         "1.0.1",
     ): "sha256:4276ec09cf8b5bef95d5283a5cd4ccb4dc51123d90a4c4aa5310cbf38fbea819",
     (
         "intersection-overlap",
-        "1.0.1",
-    ): "sha256:83c55e148e0d1419a69f6527e99f8398e0ef2cf81ad658f801d32afb188b21d0",
+        "1.1.0",
+    ): "sha256:caf862b2142f087b8718f7209678efb3baef32de0820a0c9903dcf87fcd77726",
     (
         "intersection-sum",
-        "1.0.1",
-    ): "sha256:af5c146cd40d9fce33fd74cd9a20bd53d759f691387ae6cf64f21530e05c8c9c",
-    ("lift", "1.0.1"): "sha256:8c91a4f4b5c30412a783701c3eb951cc072d6e58b50848a7cd26586887503bcf",
+        "1.1.0",
+    ): "sha256:fc089578fb60a3fdc94745285c088e21d1489b2034458e36a1d00526af2711c8",
+    ("lift", "1.1.0"): "sha256:b61f3991e255289c3c24686b93d0578d9c0c576089372675351d66e03b9a9ee6",
     (
         "pattern-search",
         "1.0.1",
     ): "sha256:80d47c00f2926c117095f17002b8c1cf4f46af94c978b05b679e002bfb280f22",
     (
         "quality-score",
-        "1.0.1",
-    ): "sha256:be193396553b6c2b1135849f35804cafa4cd210ae191bb8ae9ca1fde911aa6ac",
+        "1.1.0",
+    ): "sha256:bed0e348d9c6a1d00c681ba447d96d23b926bf911107af23bfd79d8f39de702a",
     (
         "sql-aggregate",
-        "1.0.1",
-    ): "sha256:3c6a48af6f2dd73b7f5531be40b9264f66462b3dedafeacdbfa16f4a8d9c47cb",
+        "1.1.0",
+    ): "sha256:6f86e051727284d506bc052fed4a17510fe5c2031d8a7aca3b40b66ffb5eb2f4",
     (
         "topic-overlap",
         "1.0.1",
     ): "sha256:d98a484a2273924368d28b13b351af5a8d5d0ca815b12e5256d2cbd30eaef76a",
     (
         "train-model",
-        "1.0.1",
-    ): "sha256:8bffe7db1b69211afa0fcdc96bf1088050215742024d313fc1e13b526e9b20bb",
+        "1.1.0",
+    ): "sha256:49ce7b70db38668ca34542897a94cdf8ee7aff56978cd4941abdb49fa8613ec3",
 }
 
 

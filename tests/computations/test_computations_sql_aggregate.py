@@ -64,7 +64,7 @@ def tables(df: pd.DataFrame) -> list[pa.Table]:
 
 
 def test_registered_and_described() -> None:
-    c = default_registry().get("sql-aggregate", "1.0.1")
+    c = default_registry().get("sql-aggregate")
     assert c.privacy_class == "aggregate"
     assert c.release == "requester"
     assert c.variadic

@@ -13,7 +13,7 @@ from sealroom.computations.aggregate_stats import AggregateStatsOutput
 from sealroom.computations.base import PrivacyCost
 from sealroom.errors import InvalidInput, PolicyDenied
 
-AGG = default_registry().get("aggregate-stats", "1.0.1")
+AGG = default_registry().get("aggregate-stats")
 
 
 def run(

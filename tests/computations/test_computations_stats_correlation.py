@@ -13,7 +13,7 @@ from sealroom.computations._stats import num
 from sealroom.computations.correlation import CorrelationOutput
 from sealroom.errors import InvalidInput, PolicyDenied
 
-CORR = default_registry().get("correlation", "1.0.1")
+CORR = default_registry().get("correlation")
 
 
 def run(

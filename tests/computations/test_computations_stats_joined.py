@@ -16,10 +16,10 @@ from sealroom.computations import PrivacyContext, default_registry
 from sealroom.errors import InvalidInput, PolicyDenied
 
 REG = default_registry()
-OVERLAP = REG.get("intersection-overlap", "1.0.1")
-ISUM = REG.get("intersection-sum", "1.0.1")
-LIFT = REG.get("lift", "1.0.1")
-ASSOC = REG.get("association-test", "1.0.1")
+OVERLAP = REG.get("intersection-overlap")
+ISUM = REG.get("intersection-sum")
+LIFT = REG.get("lift")
+ASSOC = REG.get("association-test")
 
 FAIR_A = range(0, 4000, 2)  # even rows 0..3998
 FAIR_B = range(1000, 6366)

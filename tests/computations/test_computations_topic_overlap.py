@@ -9,7 +9,7 @@ from sealroom.computations.topic_overlap import TopicOverlapOutput, decimal4
 from sealroom.errors import InvalidInput
 from sealroom.terms import GENERIC
 
-OVERLAP = default_registry().get("topic-overlap", "1.0.1")
+OVERLAP = default_registry().get("topic-overlap")
 
 
 def run(

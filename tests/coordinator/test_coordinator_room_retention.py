@@ -64,7 +64,9 @@ def test_coordinator_room_policy_narrows_the_precheck(w: World) -> None:
     view = _view(w, w.request((ds,), nonce=2, room_policy=narrow.digest))
     assert view.status == "rejected"
     assert "(with the room policy) denies it" in view.status_reason
-    assert "with the room policy: the policy does not allow row-count 1.0.0" in (view.status_reason)
+    assert "with the room policy: rule allow: the policy does not allow row-count 1.0.0" in (
+        view.status_reason
+    )
     assert view.precheck[0].allowed is False
     # A requester allowlist that leaves the requester out also refuses.
     closed = _room(w, {**OPEN_RULES, "requesters": [w.stranger.party_id]})

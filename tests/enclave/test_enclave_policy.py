@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 import threading
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -14,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sealroom.computations import Computation, PrivacyContext, PrivacyCost, Registry
 from sealroom.crypto.keys import b64encode
+from sealroom.enclave.history import SqlReleaseHistory
 from sealroom.enclave.ledger import SqlBudgetLedger
 from sealroom.enclave.runner import JobFailed, JobMaterials, JobOutput, execute_job
 from sealroom.errors import PolicyDenied
@@ -137,8 +140,20 @@ class Job:
         return JobMaterials(**fields)
 
 
+# Exact releases here are all different shapes of one toy dataset; the difference checks
+# have their own tests (tests/enclave/test_enclave_history.py).
+HISTORY = SqlReleaseHistory.in_directory(Path(tempfile.mkdtemp(prefix="sealroom-history-")))
+
+
 def run(materials: JobMaterials, ledger: SqlBudgetLedger, now: int = NOW) -> JobOutput:
-    return execute_job(materials, keys=WORLD.enclave, registry=REGISTRY, ledger=ledger, now=now)
+    return execute_job(
+        materials,
+        keys=WORLD.enclave,
+        registry=REGISTRY,
+        ledger=ledger,
+        history=HISTORY,
+        now=now,
+    )
 
 
 def test_over_budget_refused_before_anything_is_computed(ledger: SqlBudgetLedger) -> None:
@@ -220,7 +235,7 @@ def test_column_rules_reach_the_computation_and_the_receipt(ledger: SqlBudgetLed
     assert (first.epsilon, first.delta, first.automatic) == ("0.5", "0", True)
     assert first.reasons == (
         "the policy admits any requester",
-        "the policy allows dp-probe 1.0.0",
+        "the policy allows dp-probe 1.0.0 with differential privacy",
         "dp-probe 1.0.0 spends epsilon 0.5, delta 0 per run, within the per-requester "
         "budget (epsilon 1, delta 0)",
         "the policy approves dp-probe 1.0.0 automatically (k=7)",

@@ -28,6 +28,7 @@ from sealroom.crypto.keys import Identity, PartyId, b64encode
 from sealroom.crypto.sealing import SealContext, open_sealed, seal
 from sealroom.enclave.ledger import SqlBudgetLedger
 from sealroom.enclave.runner import JobFailed, JobMaterials, JobOutput, execute_job
+from sealroom.enclave.state import EnclaveState
 from sealroom.errors import (
     CommitmentMismatch,
     Conflict,
@@ -64,20 +65,20 @@ def run(
     registry: Registry = REGISTRY,
     ledger: SqlBudgetLedger | None = None,
 ) -> JobOutput:
-    """Run a job; without ``ledger``, on a fresh (empty) ledger of its own."""
-    led = ledger or SqlBudgetLedger.temporary()[0]
+    """Run a job; without ``ledger``, on fresh (empty) enclave state of its own."""
+    own = EnclaveState.create_temporary()
     try:
         return execute_job(
             materials,
             keys=WORLD.enclave,
             registry=registry,
-            ledger=led,
+            ledger=ledger or own.ledger,
+            history=own.history,
             now=now,
             random=lambda n: SALT[:n],
         )
     finally:
-        if ledger is None:
-            led.close()
+        own.close()
 
 
 def refused(materials: JobMaterials, step: str, cause: type[SealroomError], **kw: Any) -> str:

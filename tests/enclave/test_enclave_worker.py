@@ -12,7 +12,7 @@ from enclave_world import NOW, REGISTRY, WORLD, Case, build_case
 
 from sealroom.crypto.keys import PartyId
 from sealroom.crypto.sealing import SealContext, open_sealed
-from sealroom.enclave.ledger import SqlBudgetLedger
+from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker, JobSource
 from sealroom.errors import BackendUnavailable, VerificationFailed
 from sealroom.statements import Envelope, Receipt, ReleasedOutput
@@ -91,35 +91,35 @@ class Source:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[SqlBudgetLedger]:
-    led = SqlBudgetLedger.in_directory(tmp_path)
-    yield led
-    led.close()
+def state(tmp_path: Path) -> Iterator[EnclaveState]:
+    own = EnclaveState.in_directory(tmp_path)
+    yield own
+    own.close()
 
 
-def worker(source: JobSource, ledger: SqlBudgetLedger, **kw: object) -> EnclaveWorker:
+def worker(source: JobSource, state: EnclaveState, **kw: object) -> EnclaveWorker:
     return EnclaveWorker(
         source=source,
         keys=WORLD.enclave,
-        ledger=ledger,
+        state=state,
         registry=REGISTRY,
         clock=lambda: NOW,
         **kw,  # type: ignore[arg-type]
     )
 
 
-def test_registers_before_it_claims_and_idles_without_jobs(ledger: SqlBudgetLedger) -> None:
+def test_registers_before_it_claims_and_idles_without_jobs(state: EnclaveState) -> None:
     source = Source()
-    assert worker(source, ledger).step().outcome == "idle"
+    assert worker(source, state).step().outcome == "idle"
     assert source.calls == ["register", "claim"]
 
 
 def test_a_job_completes_with_a_receipt_and_one_sealed_output_per_recipient(
-    ledger: SqlBudgetLedger,
+    state: EnclaveState,
 ) -> None:
     case = build_case()
     source = Source(jobs=[job_of(case)], sealed=dict(case.sealed))
-    result = worker(source, ledger).step()
+    result = worker(source, state).step()
     assert (result.outcome, result.request) == ("completed", case.request.digest)
     receipt, outputs = source.completed[case.request.digest]
     assert receipt.open(Receipt).statement.request == case.request.digest
@@ -139,21 +139,21 @@ def test_a_job_completes_with_a_receipt_and_one_sealed_output_per_recipient(
 
 
 def test_a_job_sealed_to_other_evidence_fails_before_any_input_is_fetched(
-    ledger: SqlBudgetLedger,
+    state: EnclaveState,
 ) -> None:
     case = build_case()
     source = Source(jobs=[job_of(case, evidence="sha256:" + "e" * 64)], sealed=dict(case.sealed))
-    result = worker(source, ledger).step()
+    result = worker(source, state).step()
     assert result.outcome == "failed"
     assert "sealed to other enclave evidence" in source.failed[case.request.digest]
     assert not [c for c in source.calls if c.startswith("input")]
     assert source.completed == {}
 
 
-def test_a_refused_job_posts_the_runners_public_reason(ledger: SqlBudgetLedger) -> None:
+def test_a_refused_job_posts_the_runners_public_reason(state: EnclaveState) -> None:
     case = build_case(bob_texts=("BAD: the secret row 4242",))
     source = Source(jobs=[job_of(case)], sealed=dict(case.sealed))
-    result = worker(source, ledger).step()
+    result = worker(source, state).step()
     reason = source.failed[case.request.digest]
     assert result.outcome == "failed"
     assert result.reason == reason
@@ -161,21 +161,21 @@ def test_a_refused_job_posts_the_runners_public_reason(ledger: SqlBudgetLedger) 
     assert "4242" not in reason
 
 
-def test_a_bug_in_the_loop_fails_the_job_without_detail(ledger: SqlBudgetLedger) -> None:
+def test_a_bug_in_the_loop_fails_the_job_without_detail(state: EnclaveState) -> None:
     case = build_case()
     source = Source(jobs=[job_of(case)], sealed={})  # job_input raises KeyError
-    assert worker(source, ledger).step().outcome == "failed"
+    assert worker(source, state).step().outcome == "failed"
     assert source.failed[case.request.digest] == "internal error in the enclave worker"
 
 
-def test_registration_of_another_party_is_refused(ledger: SqlBudgetLedger) -> None:
+def test_registration_of_another_party_is_refused(state: EnclaveState) -> None:
     source = Source(registered_party=WORLD.mallory.party_id)
     with pytest.raises(VerificationFailed, match="registered different enclave evidence"):
-        worker(source, ledger).step()
+        worker(source, state).step()
     assert source.calls == ["register"]
 
 
-def test_an_unreachable_source_is_retried_by_the_loop(ledger: SqlBudgetLedger) -> None:
+def test_an_unreachable_source_is_retried_by_the_loop(state: EnclaveState) -> None:
     case = build_case()
     source = Source(jobs=[job_of(case)], sealed=dict(case.sealed), fail_claims=2)
     events: list[str] = []
@@ -186,7 +186,7 @@ def test_an_unreachable_source_is_retried_by_the_loop(ledger: SqlBudgetLedger) -
         if message.startswith("completed"):
             stop.set()
 
-    w = worker(source, ledger, idle_min=0.001, idle_max=0.002, on_event=on_event)
+    w = worker(source, state, idle_min=0.001, idle_max=0.002, on_event=on_event)
     with pytest.raises(BackendUnavailable):
         w.step()  # one step does not retry: the loop does
     thread = threading.Thread(target=w.run, args=(stop,))

@@ -13,7 +13,7 @@ from sealroom.errors import PolicyDenied
 from sealroom.policy import decide
 from sealroom.policy.compose import compose
 from sealroom.policy.rules import ComputationRule, PolicyRules
-from tests.helpers import identity
+from tests.helpers import exact_request, identity
 
 ALICE = identity("alice").party_id
 BOB = identity("bob").party_id
@@ -45,7 +45,9 @@ def comp(version: str) -> Computation:
 def test_compose_of_nothing_denies() -> None:
     empty = compose()
     assert empty.allow == ()
-    assert not decide(empty, computation=comp("1.0.0"), requester=ALICE).allowed
+    assert not decide(
+        empty, request=exact_request(), computation=comp("1.0.0"), requester=ALICE
+    ).allowed
 
 
 def test_strictest_wins() -> None:
@@ -97,10 +99,14 @@ def test_strictest_wins() -> None:
     assert c.sql is not None
     assert c.sql.aggregate_columns == ("income",)
     assert set(c.sql.identity_columns) == {"id", "person"}
-    assert decide(c, computation=comp("1.5.0"), requester=BOB).allowed
-    assert not decide(c, computation=comp("2.0.0"), requester=BOB).allowed
-    assert not decide(c, computation=comp("1.5.0"), requester=ALICE).allowed
-    assert not decide(c, computation=comp("1.5.0"), requester=BOB, now=1500).allowed
+    assert decide(c, request=exact_request(), computation=comp("1.5.0"), requester=BOB).allowed
+    assert not decide(c, request=exact_request(), computation=comp("2.0.0"), requester=BOB).allowed
+    assert not decide(
+        c, request=exact_request(), computation=comp("1.5.0"), requester=ALICE
+    ).allowed
+    assert not decide(
+        c, request=exact_request(), computation=comp("1.5.0"), requester=BOB, now=1500
+    ).allowed
     # Composition is symmetric in its outcome on these fields.
     assert compose(b, a).k == c.k
     assert compose(b, a).expires_at == c.expires_at
@@ -131,7 +137,7 @@ def test_disjoint_allows_deny_and_conflicting_entities_refused() -> None:
 
 def test_expiry_in_decide_reports_reason() -> None:
     r = rules(allow=[{"id": "stats"}], expires_at=100)
-    ok = decide(r, computation=comp("1.0.0"), requester=ALICE, now=99)
+    ok = decide(r, request=exact_request(), computation=comp("1.0.0"), requester=ALICE, now=99)
     assert ok.reasons[0] == "the policy is in force until 100"
-    late = decide(r, computation=comp("1.0.0"), requester=ALICE, now=100)
-    assert late.failed == ("the policy expired at 100 (now 100)",)
+    late = decide(r, request=exact_request(), computation=comp("1.0.0"), requester=ALICE, now=100)
+    assert late.failed == ("rule expires-at: the policy expired at 100 (now 100)",)

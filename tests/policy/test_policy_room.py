@@ -11,6 +11,7 @@ from sealroom.computations import Computation
 from sealroom.errors import InvalidInput
 from sealroom.policy.compose import compose, decide_in_room
 from sealroom.policy.rules import PolicyRules
+from tests.helpers import exact_request
 
 
 class _P(BaseModel):
@@ -43,7 +44,9 @@ def test_policy_retention_composes_to_the_smallest() -> None:
 
 
 def test_policy_decide_in_room_without_a_room_is_decide() -> None:
-    decision, effective = decide_in_room(OWN, None, computation=COMP, requester="x", now=1)
+    decision, effective = decide_in_room(
+        OWN, None, request=exact_request(), computation=COMP, requester="x", now=1
+    )
     assert decision.allowed
     assert decision.automatic
     assert effective is OWN
@@ -51,32 +54,46 @@ def test_policy_decide_in_room_without_a_room_is_decide() -> None:
 
 def test_policy_room_can_only_restrict() -> None:
     narrow = PolicyRules.parse({"allow": [{"id": "other"}]})
-    decision, _ = decide_in_room(OWN, narrow, computation=COMP, requester="x", now=1)
+    decision, _ = decide_in_room(
+        OWN, narrow, request=exact_request(), computation=COMP, requester="x", now=1
+    )
     assert not decision.allowed
-    assert decision.failed == ("with the room policy: the policy does not allow row-count 1.0.0",)
+    assert decision.failed == (
+        "with the room policy: rule allow: the policy does not allow row-count 1.0.0",
+    )
     # Allowed but not automatic: the room does not list it for automatic approval.
     manual = PolicyRules.parse({"allow": [{"id": "row-count"}], "k": 30})
-    decision, effective = decide_in_room(OWN, manual, computation=COMP, requester="x", now=1)
+    decision, effective = decide_in_room(
+        OWN, manual, request=exact_request(), computation=COMP, requester="x", now=1
+    )
     assert decision.allowed
     assert not decision.automatic
     assert effective is not None
     assert effective.k == 30
     # A room cannot open a dataset whose own policy refuses.
     closed = PolicyRules.parse({"allow": []})
-    decision, _ = decide_in_room(closed, OWN, computation=COMP, requester="x", now=1)
+    decision, _ = decide_in_room(
+        closed, OWN, request=exact_request(), computation=COMP, requester="x", now=1
+    )
     assert not decision.allowed
-    assert decision.failed[0] == "the policy does not allow row-count 1.0.0"
+    assert decision.failed[0] == "rule allow: the policy does not allow row-count 1.0.0"
     # A dataset without a policy: the room may deny, never approve automatically.
-    decision, _ = decide_in_room(None, OWN, computation=COMP, requester="x", now=1)
+    decision, _ = decide_in_room(
+        None, OWN, request=exact_request(), computation=COMP, requester="x", now=1
+    )
     assert decision.allowed
     assert not decision.automatic
-    decision, _ = decide_in_room(None, narrow, computation=COMP, requester="x", now=1)
+    decision, _ = decide_in_room(
+        None, narrow, request=exact_request(), computation=COMP, requester="x", now=1
+    )
     assert not decision.allowed
 
 
 def test_policy_room_with_another_entity_column_denies() -> None:
     own = PolicyRules.parse({**OWN.model_dump(mode="json"), "entity_column": "person"})
     room = PolicyRules.parse({**OWN.model_dump(mode="json"), "entity_column": "household"})
-    decision, _ = decide_in_room(own, room, computation=COMP, requester="x", now=1)
+    decision, _ = decide_in_room(
+        own, room, request=exact_request(), computation=COMP, requester="x", now=1
+    )
     assert not decision.allowed
     assert "different entity columns" in decision.reason

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sealroom.computations import Computation, PrivacyClass, PrivacyContext
 from sealroom.errors import InvalidInput
 from sealroom.policy import Decision, PolicyRules, decide
-from tests.helpers import identity
+from tests.helpers import exact_request, identity
 
 ALICE = identity("alice").party_id
 BOB = identity("bob").party_id
@@ -50,33 +50,49 @@ def rules(**fields: Any) -> PolicyRules:
 
 
 def test_no_policy_waits_for_the_owner() -> None:
-    assert decide(None, computation=TOPIC, requester=ALICE) == Decision(
+    assert decide(None, request=exact_request(), computation=TOPIC, requester=ALICE) == Decision(
         True, False, ("the dataset has no policy; the owner decides by hand",)
     )
 
 
 def test_empty_policy_denies_everything() -> None:
-    assert decide(rules(), computation=TOPIC, requester=ALICE) == Decision(
+    assert decide(rules(), request=exact_request(), computation=TOPIC, requester=ALICE) == Decision(
         False,
         False,
-        ("the policy admits any requester", "the policy does not allow topic-overlap 1.0.0"),
-        ("the policy does not allow topic-overlap 1.0.0",),
+        (
+            "the policy admits any requester",
+            "rule allow: the policy does not allow topic-overlap 1.0.0",
+        ),
+        ("rule allow: the policy does not allow topic-overlap 1.0.0",),
     )
 
 
 def test_auto_approve_alone_does_not_allow() -> None:
-    d = decide(rules(auto_approve=[{"id": "topic-overlap"}]), computation=TOPIC, requester=ALICE)
+    d = decide(
+        rules(auto_approve=[{"id": "topic-overlap"}]),
+        request=exact_request(),
+        computation=TOPIC,
+        requester=ALICE,
+    )
     assert d == Decision(
         False,
         False,
-        ("the policy admits any requester", "the policy does not allow topic-overlap 1.0.0"),
-        ("the policy does not allow topic-overlap 1.0.0",),
+        (
+            "the policy admits any requester",
+            "rule allow: the policy does not allow topic-overlap 1.0.0",
+        ),
+        ("rule allow: the policy does not allow topic-overlap 1.0.0",),
     )
-    assert d.reason == "the policy does not allow topic-overlap 1.0.0"
+    assert d.reason == "rule allow: the policy does not allow topic-overlap 1.0.0"
 
 
 def test_allowed_without_auto_approval() -> None:
-    d = decide(rules(allow=[{"id": "topic-overlap"}]), computation=TOPIC, requester=ALICE)
+    d = decide(
+        rules(allow=[{"id": "topic-overlap"}]),
+        request=exact_request(),
+        computation=TOPIC,
+        requester=ALICE,
+    )
     assert d == Decision(
         True,
         False,
@@ -91,7 +107,7 @@ def test_allowed_without_auto_approval() -> None:
 
 def test_allowed_and_approved_automatically() -> None:
     r = rules(allow=[{"id": "topic-overlap"}], auto_approve=[{"id": "topic-overlap"}], k=7)
-    assert decide(r, computation=TOPIC, requester=ALICE) == Decision(
+    assert decide(r, request=exact_request(), computation=TOPIC, requester=ALICE) == Decision(
         True,
         True,
         (
@@ -105,7 +121,7 @@ def test_allowed_and_approved_automatically() -> None:
 def test_content_is_never_automatic() -> None:
     snippets = computation("snippets", privacy_class="content")
     r = rules(allow=[{"id": "snippets"}], auto_approve=[{"id": "snippets"}])
-    assert decide(r, computation=snippets, requester=ALICE) == Decision(
+    assert decide(r, request=exact_request(), computation=snippets, requester=ALICE) == Decision(
         True,
         False,
         (
@@ -119,23 +135,23 @@ def test_content_is_never_automatic() -> None:
 def test_model_class_may_be_automatic() -> None:
     model = computation("tiny-model", privacy_class="model")
     r = rules(allow=[{"id": "tiny-model"}], auto_approve=[{"id": "tiny-model"}])
-    assert decide(r, computation=model, requester=ALICE).automatic
+    assert decide(r, request=exact_request(), computation=model, requester=ALICE).automatic
 
 
 def test_requester_allowlist() -> None:
     r = rules(
         allow=[{"id": "topic-overlap"}], auto_approve=[{"id": "topic-overlap"}], requesters=[ALICE]
     )
-    assert decide(r, computation=TOPIC, requester=ALICE).automatic
-    denied = f"requester {BOB} is not on the policy's allowlist"
-    assert decide(r, computation=TOPIC, requester=BOB) == Decision(
+    assert decide(r, request=exact_request(), computation=TOPIC, requester=ALICE).automatic
+    denied = f"rule requesters: requester {BOB} is not on the policy's allowlist"
+    assert decide(r, request=exact_request(), computation=TOPIC, requester=BOB) == Decision(
         False, False, (denied, "the policy allows topic-overlap 1.0.0"), (denied,)
     )
 
 
 def test_empty_requester_allowlist_denies_everyone() -> None:
     r = rules(allow=[{"id": "topic-overlap"}], requesters=[])
-    assert not decide(r, computation=TOPIC, requester=ALICE).allowed
+    assert not decide(r, request=exact_request(), computation=TOPIC, requester=ALICE).allowed
 
 
 @pytest.mark.parametrize(
@@ -152,10 +168,12 @@ def test_empty_requester_allowlist_denies_everyone() -> None:
 )
 def test_version_range(version: str, allowed: bool) -> None:
     r = rules(allow=[{"id": "topic-overlap", "min_version": "1.2.0", "below_version": "2.0.0"}])
-    d = decide(r, computation=computation(version=version), requester=ALICE)
+    d = decide(
+        r, request=exact_request(), computation=computation(version=version), requester=ALICE
+    )
     assert d.allowed is allowed
     if not allowed:
-        assert d.failed == (f"the policy does not allow topic-overlap {version}",)
+        assert d.failed == (f"rule allow: the policy does not allow topic-overlap {version}",)
 
 
 def test_auto_approve_range_narrower_than_allow() -> None:
@@ -163,14 +181,18 @@ def test_auto_approve_range_narrower_than_allow() -> None:
         allow=[{"id": "topic-overlap"}],
         auto_approve=[{"id": "topic-overlap", "below_version": "2.0.0"}],
     )
-    assert decide(r, computation=computation(version="1.5.0"), requester=ALICE).automatic
-    later = decide(r, computation=computation(version="2.0.0"), requester=ALICE)
+    assert decide(
+        r, request=exact_request(), computation=computation(version="1.5.0"), requester=ALICE
+    ).automatic
+    later = decide(
+        r, request=exact_request(), computation=computation(version="2.0.0"), requester=ALICE
+    )
     assert (later.allowed, later.automatic) == (True, False)
 
 
 def test_other_computation_ids_do_not_match() -> None:
     r = rules(allow=[{"id": "gap-analysis"}], auto_approve=[{"id": "gap-analysis"}])
-    assert not decide(r, computation=TOPIC, requester=ALICE).allowed
+    assert not decide(r, request=exact_request(), computation=TOPIC, requester=ALICE).allowed
 
 
 def test_defaults() -> None:
@@ -254,7 +276,12 @@ def test_empty_allow_list_denies_everything(
     k: int,
 ) -> None:
     r = rules(allow=[], auto_approve=auto, requesters=requesters, k=k)
-    d = decide(r, computation=computation(cid, version, privacy_class), requester=requester)
+    d = decide(
+        r,
+        request=exact_request(),
+        computation=computation(cid, version, privacy_class),
+        requester=requester,
+    )
     assert not d.allowed
     assert not d.automatic
-    assert f"the policy does not allow {cid} {version}" in d.failed
+    assert f"rule allow: the policy does not allow {cid} {version}" in d.failed

@@ -88,16 +88,17 @@ def enclave(
         typer.Option(
             "--state",
             file_okay=False,
-            help="The enclave's own state directory (its privacy-budget ledger). "
-            "In a dstack CVM: a path on the encrypted disk (required). Simulated default: "
-            "a fresh temporary directory, so budgets reset on every start.",
+            help="The enclave's own state directory (its privacy-budget ledger and release "
+            "history). In a dstack CVM: a path on the encrypted disk (required). Simulated "
+            "default: a fresh temporary directory, removed on exit, so budgets reset on "
+            "every start.",
         ),
     ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Run the mediator enclave worker: register evidence, then claim and run jobs."""
     from sealroom.client.http import Client
-    from sealroom.enclave.ledger import SqlBudgetLedger
+    from sealroom.enclave.state import EnclaveState
     from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys, stop_on_signals
     from sealroom.errors import InvalidInput
 
@@ -115,50 +116,53 @@ def enclave(
                     "--state DIR is required with --dstack: the budget ledger must live on "
                     "the CVM's encrypted disk and survive restarts"
                 )
-            ledger, state = SqlBudgetLedger.temporary()
+            own = EnclaveState.create_temporary()
             typer.secho(
-                f"!! no --state given: privacy budgets are kept in {state} and are LOST "
-                "when this enclave stops !!",
+                f"!! no --state given: privacy budgets and the release history are kept in "
+                f"{own.directory} and are LOST when this enclave stops !!",
                 fg="yellow",
                 err=True,
             )
         else:
-            ledger = SqlBudgetLedger.in_directory(state)
-        keys = make_enclave_keys(
-            tee="simulated" if simulated else "dstack",
-            now=int(time.time()),
-            dstack_endpoint=dstack_endpoint,
-        )
-        with Client(base_url=url, identity=keys.identity) as client:
-            worker = EnclaveWorker(
-                source=client,
-                keys=keys,
-                ledger=ledger,
-                idle_max=poll_max,
-                idle_min=min(0.25, poll_max),
-                on_event=None if json_output else lambda m: typer.echo(m, err=True),
+            own = EnclaveState.in_directory(state)
+        try:
+            keys = make_enclave_keys(
+                tee="simulated" if simulated else "dstack",
+                now=int(time.time()),
+                dstack_endpoint=dstack_endpoint,
             )
-            evidence = worker.register_when_ready(timeout=wait_for_coordinator)
-            if once:
-                step = worker.step()
-                emit(
-                    json_output,
-                    {
-                        "evidence": evidence,
-                        "party": keys.public.party_id,
-                        "simulated": simulated,
-                        "outcome": step.outcome,
-                        "request": step.request,
-                        "reason": step.reason,
-                    },
-                    lambda: typer.echo(
-                        f"{step.outcome}" + (f" {step.request}" if step.request else "")
-                    ),
+            with Client(base_url=url, identity=keys.identity) as client:
+                worker = EnclaveWorker(
+                    source=client,
+                    keys=keys,
+                    state=own,
+                    idle_max=poll_max,
+                    idle_min=min(0.25, poll_max),
+                    on_event=None if json_output else lambda m: typer.echo(m, err=True),
                 )
-                return
-            stop = threading.Event()
-            with stop_on_signals(stop):
-                worker.run(stop)
+                evidence = worker.register_when_ready(timeout=wait_for_coordinator)
+                if once:
+                    step = worker.step()
+                    emit(
+                        json_output,
+                        {
+                            "evidence": evidence,
+                            "party": keys.public.party_id,
+                            "simulated": simulated,
+                            "outcome": step.outcome,
+                            "request": step.request,
+                            "reason": step.reason,
+                        },
+                        lambda: typer.echo(
+                            f"{step.outcome}" + (f" {step.request}" if step.request else "")
+                        ),
+                    )
+                    return
+                stop = threading.Event()
+                with stop_on_signals(stop):
+                    worker.run(stop)
+        finally:
+            own.close()
 
 
 def register(app: typer.Typer) -> None:

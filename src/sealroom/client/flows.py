@@ -117,6 +117,40 @@ def _read_table(path: Path) -> pa.Table:
     return read_table(path)
 
 
+def content_root(path: Path) -> str:
+    """The content commitment root of a local file, as its attestation will name it.
+
+    A policy pins the partner data of exact joins by this root
+    (``pinned.partners``), so an owner can pin a partner's file before either
+    is published.
+    """
+    return b64encode(commit_table(_read_table(Path(path))).root)
+
+
+def exact_rule(
+    computation: Computation,
+    params: Mapping[str, Any],
+    *,
+    partners: Sequence[Path] = (),
+    dp: Literal["optional", "off"] = "off",
+) -> dict[str, Any]:
+    """A policy ``allow`` entry that lets ``computation`` release exactly in one shape.
+
+    The shape is ``params``' isolating parameters (defaults filled in, as a request
+    gives them) and the partner files' content roots: an owner writes the one exact
+    question it agrees to answer, and every other exact request is refused.
+    """
+    given = computation.parse_params(dict(params)).model_dump(mode="json")
+    return {
+        "id": computation.id,
+        "dp": dp,
+        "pinned": {
+            "params": {name: given[name] for name in computation.isolating},
+            "partners": [content_root(p) for p in partners],
+        },
+    }
+
+
 def _card(table: pa.Table) -> Mapping[str, Any]:
     """The public card fields of the attestation, computed locally by the profiler."""
     from sealroom.connectors.profile import profile_table
@@ -356,7 +390,8 @@ def _my_inputs(
     """
     # The same decision the enclave makes: with the run's DP cost, so a policy never
     # approves (automatically or not) a run its budget could not cover.
-    cost = computation.cost(computation.parse_params(req.statement.parameters))
+    params = computation.parse_params(req.statement.parameters)
+    cost = computation.cost(params)
     room = _room_rules(client, req)
     mine: list[_Mine] = []
     for item in view.inputs:
@@ -378,6 +413,14 @@ def _my_inputs(
             rules,
             room,
             computation=computation,
+            request=computation.request_shape(
+                params,
+                partners=[
+                    _open_dataset(client, d).statement.commitment.root
+                    for d in req.statement.inputs
+                    if d != item.dataset
+                ],
+            ),
             requester=req.statement.requester,
             now=now,
             cost=cost,

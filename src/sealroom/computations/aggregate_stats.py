@@ -541,7 +541,7 @@ def _cost(params: AggregateStatsParams) -> PrivacyCost:
 
 COMPUTATION = Computation(
     id="aggregate-stats",
-    version="1.0.1",
+    version="1.1.0",
     summary=(
         "Per-group count, sum, mean, confidence interval, percentiles and period-over-period "
         "growth over the stacked rows of 2 or more parties; small groups suppressed; optional DP."
@@ -555,4 +555,5 @@ COMPUTATION = Computation(
     modules=(sys.modules[__name__], _stats, dpm, suppression),
     cost_fn=_cost,
     variadic=True,
+    isolating=("value", "group_by", "period", "percentiles"),
 )

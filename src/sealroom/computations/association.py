@@ -253,7 +253,7 @@ def run(
 
 COMPUTATION = Computation(
     id="association-test",
-    version="1.0.1",
+    version="1.1.0",
     summary=(
         "Whether a signal in one dataset predicts an outcome in another (joined on id): effect "
         "size (odds ratio, standardized mean difference or r) with interval and significance."
@@ -265,4 +265,15 @@ COMPUTATION = Computation(
     output=AssociationOutput,
     run_fn=run,
     modules=(sys.modules[__name__], _stats),
+    isolating=(
+        "key_signal",
+        "key_outcome",
+        "signal",
+        "signal_type",
+        "signal_agg",
+        "fill_missing_signal",
+        "outcome",
+        "outcome_type",
+    ),
+    selectors=True,
 )

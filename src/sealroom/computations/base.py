@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Generic, Literal
@@ -27,6 +27,7 @@ from sealroom.policy.privacy import (
     PrivacyClass,
     PrivacyContext,
     PrivacyCost,
+    RequestShape,
 )
 from sealroom.statements import ComputationRef, Digest
 from sealroom.statements.fields import parse_object
@@ -35,10 +36,12 @@ __all__ = [
     "DEFAULT_K",
     "ZERO_COST",
     "Computation",
+    "Footprint",
     "PrivacyClass",
     "PrivacyContext",
     "PrivacyCost",
     "Release",
+    "Released",
     "code_digest_of",
 ]
 
@@ -49,6 +52,27 @@ P = TypeVar("P", bound=BaseModel, default=Any)
 """A computation's parameter model; a bare ``Computation`` (the registry's) takes any."""
 
 _CODE_DOMAIN = b"sealroom-computation-code-v1\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """Which entities stand behind the numbers of an exact release, for difference checks.
+
+    ``cells[i]`` holds, for input ``i``, one set of that input's entity values (of its
+    policy's entity column; row numbers when it has none) per released number; numbers
+    computed on the same rows may share one set. An input that contributes nothing to
+    a number (e.g. the requester's side of a join) has no cell for it.
+    """
+
+    cells: tuple[tuple[frozenset[Hashable], ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """An exact release and its footprint (what :attr:`Computation.run_fn` may return)."""
+
+    output: BaseModel
+    footprint: Footprint
 
 
 def code_digest_of(modules: Sequence[ModuleType]) -> Digest:
@@ -81,14 +105,27 @@ class Computation(Generic[P]):
     input_names: tuple[str, ...]
     params: type[P]
     output: type[BaseModel]
-    run_fn: Callable[[Sequence[pa.Table], P, PrivacyContext], BaseModel]
+    # Returns the output, or a Released with the footprint of an exact release (the
+    # enclave's difference checks need it: sealroom.enclave.history).
+    run_fn: Callable[[Sequence[pa.Table], P, PrivacyContext], BaseModel | Released]
     modules: tuple[ModuleType, ...]
     # The budget a run with these parameters consumes on every input (DP computations).
     cost_fn: Callable[[P], PrivacyCost] | None = None
     # True: the last input name repeats, so the computation takes len(input_names) or more
     # inputs (e.g. aggregate-stats over 2..64 parties).
     variadic: bool = False
+    # The parameters whose values can single out entities: an exact (non-DP) release is
+    # allowed only when the owner's policy pins each of them (policy.rules.decide).
+    isolating: tuple[str, ...] = ()
+    # True when another input selects or weights the protected input's rows (a join on an
+    # identifier): an exact release is then allowed only with partners the owner pins.
+    selectors: bool = False
     _digest: list[Digest] = field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        unknown = [n for n in self.isolating if n not in self.params.model_fields]
+        if unknown:
+            raise InvalidInput(f"{self.id}: isolating parameter {unknown[0]!r} is not a parameter")
 
     @property
     def code_digest(self) -> Digest:
@@ -121,32 +158,39 @@ class Computation(Generic[P]):
                 f"({', '.join(self.input_names)}{', ...' if self.variadic else ''}), got {n}"
             )
 
+    def request_shape(self, params: BaseModel, *, partners: Iterable[str]) -> RequestShape:
+        """What a request with ``params`` asks of an input whose co-inputs have the content
+        commitment roots ``partners``."""
+        own = self._own(params)
+        values = own.model_dump(mode="json")
+        return RequestShape(
+            dp=not self.cost(own).is_zero,
+            params={name: values.get(name) for name in self.isolating},
+            partners=frozenset(partners),
+        )
+
     def cost(self, params: BaseModel) -> PrivacyCost:
         """What a run with ``params`` consumes; charged atomically before anything runs."""
         own = self._own(params)
         return ZERO_COST if self.cost_fn is None else self.cost_fn(own)
 
-    def run(
+    def execute(
         self, inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
-    ) -> BaseModel:
-        """Run on tables in ``input_names`` order; the result is re-validated against ``output``."""
+    ) -> tuple[BaseModel, Footprint | None]:
+        """Run on tables in ``input_names`` order: the output, re-validated against
+        ``output``, and the footprint of an exact release (None when not reported)."""
         self.check_inputs(len(inputs))
         if len(privacy.k) != len(inputs):
             raise InvalidInput(f"{self.id}: the privacy context has {len(privacy.k)} inputs")
         result = self.run_fn(inputs, self._own(params), privacy)
-        return self.output.model_validate(result.model_dump())
+        if not isinstance(result, Released):
+            return self.output.model_validate(result.model_dump()), None
+        if len(result.footprint.cells) != len(inputs):
+            raise InvalidInput(f"{self.id}: a footprint needs one entry per input")
+        return self.output.model_validate(result.output.model_dump()), result.footprint
 
-    def describe(self) -> dict[str, object]:
-        """The public description served by the coordinator and shown to approvers."""
-        return {
-            "id": self.id,
-            "version": self.version,
-            "summary": self.summary,
-            "privacy_class": self.privacy_class,
-            "release": self.release,
-            "inputs": list(self.input_names),
-            "variadic": self.variadic,
-            "code_digest": self.code_digest,
-            "parameters_schema": self.params.model_json_schema(),
-            "output_schema": self.output.model_json_schema(),
-        }
+    def run(
+        self, inputs: Sequence[pa.Table], params: BaseModel, privacy: PrivacyContext
+    ) -> BaseModel:
+        """The output of :meth:`execute` alone."""
+        return self.execute(inputs, params, privacy)[0]

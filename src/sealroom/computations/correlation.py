@@ -142,7 +142,7 @@ def run(
 
 COMPUTATION = Computation(
     id="correlation",
-    version="1.0.1",
+    version="1.1.0",
     summary=(
         "Pearson and Spearman correlation, with Fisher-z confidence intervals, p-values and n, "
         "between a column of one dataset and a column of another joined on a key or group key."
@@ -154,4 +154,6 @@ COMPUTATION = Computation(
     output=CorrelationOutput,
     run_fn=run,
     modules=(sys.modules[__name__], _stats),
+    isolating=("key_a", "key_b", "x", "y", "agg_a", "agg_b"),
+    selectors=True,
 )

@@ -113,7 +113,7 @@ def run(
 
 COMPUTATION = Computation(
     id="intersection-overlap",
-    version="1.0.1",
+    version="1.1.0",
     summary=(
         "Size of the overlap of two identifier sets, with union, Jaccard index and the share of "
         "each side; an overlap below k is reported as below k, never as a number."
@@ -125,4 +125,6 @@ COMPUTATION = Computation(
     output=OverlapOutput,
     run_fn=run,
     modules=(sys.modules[__name__], _stats),
+    isolating=("key_a", "key_b"),
+    selectors=True,
 )

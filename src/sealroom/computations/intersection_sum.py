@@ -115,7 +115,7 @@ def run(
 
 COMPUTATION = Computation(
     id="intersection-sum",
-    version="1.0.1",
+    version="1.1.0",
     summary=(
         "Sum and mean (with confidence interval) of a value column over the identifiers two "
         "datasets share; refused when the intersection is below k."
@@ -127,4 +127,6 @@ COMPUTATION = Computation(
     output=IntersectionSumOutput,
     run_fn=run,
     modules=(sys.modules[__name__], _stats),
+    isolating=("key_a", "key_b", "value", "value_input"),
+    selectors=True,
 )

@@ -171,7 +171,7 @@ def run(inputs: Sequence[pa.Table], params: LiftParams, privacy: PrivacyContext)
 
 COMPUTATION = Computation(
     id="lift",
-    version="1.0.1",
+    version="1.1.0",
     summary=(
         "Conversion rates of a test and a control arm (exposure from one party, conversions "
         "from another, joined on id): absolute and relative lift with intervals, z-test p-value."
@@ -183,4 +183,13 @@ COMPUTATION = Computation(
     output=LiftOutput,
     run_fn=run,
     modules=(sys.modules[__name__], _stats),
+    isolating=(
+        "key_exposure",
+        "key_conversions",
+        "group",
+        "test_value",
+        "control_value",
+        "conversion",
+    ),
+    selectors=True,
 )

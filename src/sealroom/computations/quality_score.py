@@ -216,7 +216,7 @@ def run(
 
 COMPUTATION = Computation(
     id="quality-score",
-    version="1.0.1",
+    version="1.1.0",
     summary=(
         "Runs a buyer's sealed scoring algorithm on a seller's sealed sample in a sandboxed "
         "child process and releases only the rounded score, whether it met the buyer's "
@@ -229,4 +229,5 @@ COMPUTATION = Computation(
     output=QualityScoreOutput,
     run_fn=run,
     modules=(sys.modules[__name__], _sandbox),
+    isolating=("precision", "score_min", "score_max"),
 )

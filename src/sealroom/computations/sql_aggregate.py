@@ -264,7 +264,7 @@ def run(
 
 COMPUTATION = Computation(
     id="sql-aggregate",
-    version="1.0.1",
+    version="1.1.0",
     summary=(
         "The requester's aggregate SQL (DuckDB dialect) over 1..26 inputs named a, b, c, ..., "
         "admitted only under every owner's SQL analysis rules; groups with fewer than k "
@@ -278,4 +278,6 @@ COMPUTATION = Computation(
     run_fn=run,
     modules=(sys.modules[__name__], sql_rules),
     variadic=True,
+    isolating=("sql",),
+    selectors=True,
 )

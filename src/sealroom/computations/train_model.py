@@ -495,7 +495,7 @@ def _cost(params: TrainModelParams) -> PrivacyCost:
 
 COMPUTATION = Computation(
     id="train-model",
-    version="1.0.1",
+    version="1.1.0",
     summary=(
         "A generalised linear model (logistic, linear or Poisson regression) trained on the "
         "joined or stacked rows of several parties: coefficients, standard errors and "
@@ -510,4 +510,15 @@ COMPUTATION = Computation(
     modules=(sys.modules[__name__], _glm),
     cost_fn=_cost,
     variadic=True,
+    isolating=(
+        "family",
+        "layout",
+        "id_column",
+        "target",
+        "features",
+        "intercept",
+        "test_fraction",
+        "seed",
+    ),
+    selectors=True,
 )

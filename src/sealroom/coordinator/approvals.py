@@ -10,6 +10,7 @@ from sqlalchemy import Connection, select, update
 
 from sealroom.coordinator.state import (
     State,
+    content_roots,
     request_row,
     request_view,
     rules,
@@ -103,13 +104,18 @@ class Approvals:
             statement(conn, request, ComputationRequest.TYPE)[0].payload
         )
         computation = self._state.computation(req)
+        params = computation.parse_params(req.parameters)
+        roots = content_roots(conn, req.inputs)
         decision, _ = decide_in_room(
             rules(conn, ds_policy),
             rules(conn, req.room_policy),
             computation=computation,
+            request=computation.request_shape(
+                params, partners=[roots[d] for d in req.inputs if d != appr.dataset]
+            ),
             requester=req.requester,
             now=now,
-            cost=computation.cost(computation.parse_params(req.parameters)),
+            cost=computation.cost(params),
         )
         if not decision.automatic:
             raise PolicyDenied(

@@ -19,6 +19,7 @@ from sealroom.coordinator.state import (
     OPEN,
     State,
     Stored,
+    content_roots,
     history,
     job_parts,
     latest_checkpoint,
@@ -73,7 +74,8 @@ class Requests:
         if req.requester != caller:
             raise SignatureInvalid("a request must be sent by its requester")
         computation = self._state.computation(req)
-        cost = computation.cost(computation.parse_params(req.parameters))
+        params = computation.parse_params(req.parameters)
+        cost = computation.cost(params)
         computation.check_inputs(len(req.inputs))
         if req.expires_at <= now:
             raise InvalidInput("the request has already expired")
@@ -105,12 +107,16 @@ class Requests:
                     f"exactly {sorted(expected)}"
                 )
             room = _room_rules(conn, req)
+            roots = content_roots(conn, req.inputs)
             checks: list[tuple[str, Decision]] = []
             for ds in req.inputs:
                 decision, _ = decide_in_room(
                     rules(conn, rows[ds].policy),
                     room,
                     computation=computation,
+                    request=computation.request_shape(
+                        params, partners=[roots[d] for d in req.inputs if d != ds]
+                    ),
                     requester=req.requester,
                     now=now,
                     cost=cost,

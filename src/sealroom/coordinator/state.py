@@ -26,7 +26,7 @@ from sealroom.coordinator.log import append_statement
 from sealroom.crypto.keys import PartyId, PublicIdentity, b64encode
 from sealroom.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from sealroom.policy.rules import PolicyRules
-from sealroom.statements import ComputationRequest, Envelope, Policy
+from sealroom.statements import ComputationRequest, DatasetAttestation, Envelope, Policy
 from sealroom.storage.engine import read_transaction, write_transaction
 from sealroom.storage.schema import (
     datasets,
@@ -224,6 +224,16 @@ def statement(conn: Connection, digest: str, kind: str) -> tuple[Envelope, int]:
     if row is None:
         raise NotFound(f"no {kind} {digest}")
     return Envelope.from_json(bytes(row[0])), int(row[1])
+
+
+def content_roots(conn: Connection, inputs: Sequence[str]) -> dict[str, str]:
+    """Each input's content commitment root (what a policy pins partner data by)."""
+    return {
+        ds: DatasetAttestation.parse_payload(
+            statement(conn, ds, DatasetAttestation.TYPE)[0].payload
+        ).commitment.root
+        for ds in inputs
+    }
 
 
 def rules(conn: Connection, policy: str | None) -> PolicyRules | None:

@@ -34,6 +34,7 @@ column rules, charge) is signed into the receipt.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,11 +44,18 @@ from typing import Literal, get_args
 import pyarrow as pa
 from pydantic import BaseModel
 
-from sealroom.computations.base import DEFAULT_K, Computation, PrivacyContext, PrivacyCost
+from sealroom.computations.base import (
+    DEFAULT_K,
+    Computation,
+    Footprint,
+    PrivacyContext,
+    PrivacyCost,
+)
 from sealroom.computations.registry import Registry
 from sealroom.crypto.commit import DatasetCommitment, read_verified
 from sealroom.crypto.keys import PartyId, PublicIdentity, b64decode_strict
 from sealroom.crypto.sealing import SealContext, open_sealed, seal
+from sealroom.enclave.history import FootprintScope, ReleaseHistory
 from sealroom.enclave.keys import EnclaveKeys
 from sealroom.enclave.ledger import BudgetLedger, Charge
 from sealroom.enclave.receipts import issue_receipt
@@ -60,8 +68,8 @@ from sealroom.errors import (
     SealroomError,
     VerificationFailed,
 )
-from sealroom.policy.compose import compose
-from sealroom.policy.rules import Decision, PolicyRules, decide, privacy_context
+from sealroom.policy.compose import decide_in_room
+from sealroom.policy.rules import Decision, PolicyRules, privacy_context
 from sealroom.statements import (
     Approval,
     ComputationRequest,
@@ -92,9 +100,12 @@ Step = Literal[
     "budget",
     "commitments",
     "compute",
+    "history",
     "release",
 ]
 STEPS: tuple[Step, ...] = get_args(Step)
+# A rule name a computation's refusal may carry out of the enclave (a fixed word, no data).
+_RULE_NAME = re.compile(r"[a-z][a-z0-9-]{0,40}")
 
 
 class JobFailed(SealroomError):
@@ -169,13 +180,16 @@ def execute_job(
     keys: EnclaveKeys,
     registry: Registry,
     ledger: BudgetLedger,
+    history: ReleaseHistory,
     now: int,
     random: Callable[[int], bytes] = os.urandom,
 ) -> JobOutput:
     """Run one mediated job, or raise :class:`JobFailed` at the first check that fails.
 
     ``ledger`` is the enclave's own budget ledger; it is charged for every
-    input before any input is unsealed.
+    input before any input is unsealed. ``history`` holds the footprints of
+    earlier exact releases; an exact release is checked against it before it
+    is sealed (:mod:`sealroom.enclave.history`).
     """
     with _step("enclave"):
         if keys.evidence.statement.created_at > now:
@@ -194,7 +208,7 @@ def execute_job(
     with _step("policies"):
         room = _open_room_policy(materials.room_policy, request)
         rules, decisions, automatic = _check_policies(
-            materials.policies, atts, computation, request, room=room, now=now, cost=cost
+            materials.policies, atts, computation, request, params, room=room, now=now, cost=cost
         )
     with _step("approvals"):
         approvals = _check_approvals(materials.approvals, req, atts, automatic, now=now)
@@ -221,8 +235,12 @@ def execute_job(
 
     tables = _open_inputs(materials.sealed_inputs, atts, keys=keys, request_digest=req.digest)
     privacy = privacy_context(rules, cost)
-    body = _compute(computation, tables, params, privacy)
+    body, footprint = _compute(computation, tables, params, privacy)
     del tables
+    if cost.is_zero:
+        with _step("history"):
+            _difference_check(history, footprint, atts, privacy, request=req.digest, now=now)
+    del footprint
     outputs = dict.fromkeys(recipients, body)
     del body
     released: dict[PartyId, ReleasedOutput] = {}
@@ -319,6 +337,7 @@ def _check_policies(
     atts: Sequence[Signed[DatasetAttestation]],
     computation: Computation,
     request: ComputationRequest,
+    params: BaseModel,
     *,
     room: Signed[Policy] | None,
     now: int,
@@ -359,28 +378,27 @@ def _check_policies(
                     f"not by the owner of input {att.digest}"
                 )
             parsed = PolicyRules.parse(named_policy.statement.rules)
-        own = decide(
-            parsed, computation=computation, requester=request.requester, now=now, cost=cost
+        shape = computation.request_shape(
+            params,
+            partners=[a.statement.commitment.root for a in atts if a.digest != att.digest],
         )
-        effective = parsed
-        if room_rules is not None:
-            effective = compose(*(r for r in (parsed, room_rules) if r is not None))
-        decision = (
-            own
-            if effective is parsed
-            else decide(
-                effective, computation=computation, requester=request.requester, now=now, cost=cost
-            )
+        # The same function as the coordinator's pre-check and the owner's client.
+        decision, effective = decide_in_room(
+            parsed,
+            room_rules,
+            computation=computation,
+            request=shape,
+            requester=request.requester,
+            now=now,
+            cost=cost,
         )
-        if not own.allowed:
-            raise PolicyDenied(f"input {att.digest}: {own.reason}")
         if not decision.allowed:
-            raise PolicyDenied(f"input {att.digest} (with the room policy): {decision.reason}")
+            raise PolicyDenied(f"input {att.digest}: {decision.reason}")
         rules.append(effective)
         decisions.append(decision)
         # Automatic only if the owner's policy approves automatically and the room,
-        # which may restrict automatic approvals, does too (as the owner's client decides).
-        automatic.append(own.automatic and decision.automatic)
+        # which may restrict automatic approvals, does too (decide_in_room).
+        automatic.append(decision.automatic)
     return tuple(rules), tuple(decisions), tuple(automatic)
 
 
@@ -584,17 +602,19 @@ def _compute(
     tables: list[pa.Table],
     params: BaseModel,
     privacy: PrivacyContext,
-) -> bytes:
+) -> tuple[bytes, Footprint | None]:
     """Run the computation and serialise its output; errors keep their type, never their text.
 
+    A refusal keeps its rule's name (a fixed, public word), never its detail.
     The failure is raised outside the ``except`` block so the computation's
     own exception (whose message may quote data) is not even chained.
     """
     label = f"{computation.id} {computation.version}"
     failure: JobFailed | None = None
     body = b""
+    footprint: Footprint | None = None
     try:
-        output = computation.run(tables, params, privacy)
+        output, footprint = computation.execute(tables, params, privacy)
         try:
             body = canonical_json(output.model_dump(mode="json"))
         except SealroomError:
@@ -602,6 +622,10 @@ def _compute(
                 "release", InvalidInput(f"the output of {label} cannot be serialised canonically")
             )
         del output
+    except PolicyDenied as exc:
+        rule = exc.rule if exc.rule is not None and _RULE_NAME.fullmatch(exc.rule) else None
+        why = f" under rule {rule}" if rule else ""
+        failure = JobFailed("compute", PolicyDenied(f"{label} refused its inputs{why}", rule=rule))
     except SealroomError as exc:
         failure = JobFailed("compute", type(exc)(f"{label} refused its inputs ({exc.code})"))
     except Exception:  # a computation bug must not leak data or crash the worker
@@ -609,4 +633,32 @@ def _compute(
     tables.clear()
     if failure is not None:
         raise failure
-    return body
+    return body, footprint
+
+
+def _difference_check(
+    history: ReleaseHistory,
+    footprint: Footprint | None,
+    atts: Sequence[Signed[DatasetAttestation]],
+    privacy: PrivacyContext,
+    *,
+    request: str,
+    now: int,
+) -> None:
+    """Check an exact release's footprint against every earlier release, then record it."""
+    if footprint is None:
+        return
+    scopes = [
+        FootprintScope(
+            scope=(
+                f"{att.statement.owner}:{column}"
+                if (column := privacy.entity_columns[i]) is not None
+                else f"dataset:{att.digest}"
+            ),
+            k=privacy.k[i],
+            cells=footprint.cells[i],
+        )
+        for i, att in enumerate(atts)
+        if footprint.cells[i]
+    ]
+    history.check_and_record(scopes, request=request, now=now)

@@ -31,8 +31,8 @@ from sealroom.attestation.evidence import EvidenceProvider
 from sealroom.computations import Registry, default_registry
 from sealroom.crypto.keys import PartyId
 from sealroom.enclave.keys import EnclaveKeys
-from sealroom.enclave.ledger import BudgetLedger
 from sealroom.enclave.runner import JobFailed, JobMaterials, execute_job
+from sealroom.enclave.state import EnclaveState
 from sealroom.errors import BackendUnavailable, SealroomError, VerificationFailed
 from sealroom.statements import Envelope
 
@@ -162,11 +162,11 @@ class EnclaveWorker:
         "_idle_max",
         "_idle_min",
         "_keys",
-        "_ledger",
         "_on_event",
         "_registered",
         "_registry",
         "_source",
+        "_state",
     )
 
     def __init__(
@@ -174,7 +174,7 @@ class EnclaveWorker:
         *,
         source: JobSource,
         keys: EnclaveKeys,
-        ledger: BudgetLedger,
+        state: EnclaveState,
         registry: Registry | None = None,
         clock: Callable[[], int] = _unix_now,
         idle_min: float = 0.25,
@@ -183,7 +183,7 @@ class EnclaveWorker:
     ) -> None:
         self._source = source
         self._keys = keys
-        self._ledger = ledger
+        self._state = state
         self._registry = registry or default_registry()
         self._clock = clock
         self._idle_min = idle_min
@@ -245,7 +245,8 @@ class EnclaveWorker:
                 materials,
                 keys=self._keys,
                 registry=self._registry,
-                ledger=self._ledger,
+                ledger=self._state.ledger,
+                history=self._state.history,
                 now=self._clock(),
             )
         except JobFailed as exc:

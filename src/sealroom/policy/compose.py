@@ -2,7 +2,9 @@
 
 A room policy (a ``Policy`` statement whose rules apply to every input of a
 request) can only ever make things stricter: allows and auto-approvals are
-intersected (per computation id, version ranges intersected), requester
+intersected (per computation id, version ranges intersected; release modes
+intersected, an explicit mode winning over a default one; only parameters both
+sides pin to the same value stay pinned, and only partners both pin), requester
 allowlists intersected, ``k`` is the maximum, budgets and caps the minimum,
 expiry the earliest, ``never_output`` / ``join_only`` the union, SQL rules the
 intersection of what each admits. Because composition is monotone, the enclave
@@ -21,11 +23,12 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from sealroom.errors import PolicyDenied
-from sealroom.policy.privacy import ComputationInfo, PrivacyCost
+from sealroom.policy.privacy import ComputationInfo, DpMode, PrivacyCost, RequestShape
 from sealroom.policy.rules import (
     ComputationRule,
     Decision,
     DpBudget,
+    Pinned,
     PolicyRules,
     QueryLimit,
     _version_key,
@@ -49,10 +52,51 @@ def _intersect_rules(
             hi = min(highs, key=_version_key) if highs else None
             if hi is not None and _version_key(hi) <= _version_key(lo):
                 continue
-            rule = ComputationRule(id=x.id, min_version=lo, below_version=hi)
+            possible, mode = _modes(x.dp, y.dp)
+            if not possible:
+                continue
+            rule = ComputationRule(
+                id=x.id,
+                min_version=lo,
+                below_version=hi,
+                dp=mode,
+                pinned=None if mode == "required" else _pins(x.pinned, y.pinned),
+            )
             if rule not in out:
                 out.append(rule)
     return tuple(out)
+
+
+_RELEASES: dict[DpMode, frozenset[str]] = {
+    "required": frozenset({"dp"}),
+    "optional": frozenset({"dp", "exact"}),
+    "off": frozenset({"exact"}),
+}
+
+
+def _modes(a: DpMode | None, b: DpMode | None) -> tuple[bool, DpMode | None]:
+    """Whether any release mode is left, and the mode both allow. A default (None) defers
+    to the other side; :func:`decide_in_room` still decides on each policy alone, so a
+    default that would deny is never lost."""
+    if a is None or b is None:
+        return True, b if a is None else a
+    both = _RELEASES[a] & _RELEASES[b]
+    for mode, releases in _RELEASES.items():
+        if releases == both:
+            return True, mode
+    return False, None
+
+
+def _pins(a: Pinned | None, b: Pinned | None) -> Pinned | None:
+    """Pins both sides hold: a parameter pinned by one side only, or to two values, is not
+    pinned (so an exact request is refused for it); partners both sides name."""
+    if a is None and b is None:
+        return None
+    pa, pb = a or Pinned(), b or Pinned()
+    return Pinned(
+        params={k: v for k, v in pa.params.items() if k in pb.params and pb.params[k] == v},
+        partners=tuple(d for d in pa.partners if d in set(pb.partners)),
+    )
 
 
 def _min_opt(a: int | None, b: int | None) -> int | None:
@@ -156,19 +200,32 @@ def decide_in_room(
     room: PolicyRules | None,
     *,
     computation: ComputationInfo,
+    request: RequestShape,
     requester: str,
     now: int | None = None,
     cost: PrivacyCost | None = None,
 ) -> tuple[Decision, PolicyRules | None]:
     """Decide on a dataset's own rules composed with a room's; return it and the effective rules.
 
-    The coordinator's pre-check and the owner's client use this; the enclave
-    makes the same two decisions itself. Allowed only if the dataset's own
-    policy AND the composition allow; automatic only if both approve
-    automatically (the approval is attributed to the owner's policy, and the
-    room may restrict automatic approvals). Without a room this is ``decide``.
+    The coordinator's pre-check, the owner's client and the enclave all decide
+    through this function. Allowed only if the dataset's own policy, the room's
+    policy on its own and their composition all allow; automatic only if the
+    owner's policy and the composition approve automatically (the approval is
+    attributed to the owner's policy, and the room may restrict automatic
+    approvals). Without a room this is ``decide``.
     """
-    mine = decide(own, computation=computation, requester=requester, now=now, cost=cost)
+
+    def on(rules: PolicyRules | None) -> Decision:
+        return decide(
+            rules,
+            computation=computation,
+            request=request,
+            requester=requester,
+            now=now,
+            cost=cost,
+        )
+
+    mine = on(own)
     if room is None:
         return mine, own
     try:
@@ -176,15 +233,18 @@ def decide_in_room(
     except PolicyDenied as exc:
         why = f"with the room policy: {exc.detail}"
         return Decision(False, False, (*mine.reasons, why), (*mine.failed, why)), own
-    both = decide(effective, computation=computation, requester=requester, now=now, cost=cost)
+    both = on(effective)
+    theirs = on(room)
     reasons = tuple(f"with the room policy: {r}" for r in both.reasons)
-    failed = (*mine.failed, *(f"with the room policy: {r}" for r in both.failed))
+    failed = tuple(
+        dict.fromkeys(f"with the room policy: {r}" for r in (*both.failed, *theirs.failed))
+    )
     return (
         Decision(
-            mine.allowed and both.allowed,
+            mine.allowed and both.allowed and theirs.allowed,
             mine.automatic and both.automatic,
             (*mine.reasons, *reasons),
-            failed,
+            (*mine.failed, *failed),
         ),
         effective,
     )

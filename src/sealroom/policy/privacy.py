@@ -20,9 +20,11 @@ __all__ = [
     "DEFAULT_K",
     "ZERO_COST",
     "ComputationInfo",
+    "DpMode",
     "PrivacyClass",
     "PrivacyContext",
     "PrivacyCost",
+    "RequestShape",
 ]
 
 PrivacyClass = Literal["aggregate", "model", "content"]
@@ -33,8 +35,22 @@ DEFAULT_K = 5
 """Minimum number of records a term or group must occur in before it may be released."""
 
 
+DpMode = Literal["required", "optional", "off"]
+"""How a policy lets a computation release: ``required``, only differentially private
+measurements; ``optional``, DP or an exact release of the owner's pinned shape; ``off``, only
+exact releases of the pinned shape."""
+
+
 class ComputationInfo(Protocol):
-    """What a policy needs to know about a computation to decide on it."""
+    """What a policy needs to know about a computation to decide on it.
+
+    ``isolating`` names the parameters whose values can single out entities (group-by
+    sets, percentiles, filters, feature lists, a score's range, SQL text); ``selectors``
+    says whether another input selects or weights the protected input's rows (a join on
+    an identifier). A computation with either is *requester-parametrised*: what it
+    releases depends on choices the requester makes, so a policy lets it release
+    exactly only in a shape the owner pinned.
+    """
 
     @property
     def id(self) -> str: ...
@@ -44,6 +60,27 @@ class ComputationInfo(Protocol):
 
     @property
     def privacy_class(self) -> PrivacyClass: ...
+
+    @property
+    def isolating(self) -> tuple[str, ...]: ...
+
+    @property
+    def selectors(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RequestShape:
+    """What one request asks of one input, in the terms a policy decides on.
+
+    ``dp``: the run releases only differentially private measurements (it charges a
+    budget). ``params``: the computation's isolating parameters with their values, as
+    JSON values. ``partners``: the content commitment roots of the request's OTHER inputs
+    (``attestation.commitment.root``).
+    """
+
+    dp: bool
+    params: Mapping[str, Any]
+    partners: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,17 @@ of privacy class ``content`` is never approved automatically, an expired
 policy denies, and a computation that spends differential-privacy budget is
 denied unless the policy declares a budget (``dp``) that can cover one run.
 
+Exact releases come only from shapes the owner pinned. A computation whose
+release depends on choices the requester makes (its isolating parameters, or
+other inputs that select the protected rows: see
+:class:`~sealroom.policy.privacy.ComputationInfo`) is allowed by default only
+as differential privacy (``dp: "required"``). An owner who allows it exactly
+(``dp: "optional"`` or ``"off"``) pins every isolating parameter and the
+partner datasets in ``pinned``; an exact request must match them to the
+letter. Every refusal names its rule (``rule <name>: ...``), and the same
+text comes from the coordinator's pre-check, the owner's client and the
+enclave, because all three call :func:`decide`.
+
 Revocation. Every job needs the owner's fresh signed approval of that exact
 request AND the owner's own sealed upload of the data for it; nothing the
 owner signed earlier lets a job run without the owner acting again. An owner
@@ -30,20 +41,37 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from sealroom.policy.privacy import DEFAULT_K, ComputationInfo, PrivacyContext, PrivacyCost
+from sealroom.policy.privacy import (
+    DEFAULT_K,
+    ComputationInfo,
+    DpMode,
+    PrivacyContext,
+    PrivacyCost,
+    RequestShape,
+)
 from sealroom.policy.sql_rules import SqlAnalysisRules
-from sealroom.statements.fields import DecimalStr, Identifier, PartyIdStr, UnixTime, parse_object
+from sealroom.statements.canonical import canonical_json
+from sealroom.statements.fields import (
+    B64Hash,
+    DecimalStr,
+    Identifier,
+    PartyIdStr,
+    UnixTime,
+    parse_object,
+)
 
 __all__ = [
     "ColumnName",
     "ComputationRule",
     "Decision",
     "DpBudget",
+    "Pinned",
     "PolicyRules",
     "QueryLimit",
     "decide",
+    "default_dp_mode",
     "privacy_context",
 ]
 
@@ -58,12 +86,34 @@ class _Rules(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+class Pinned(_Rules):
+    """The one shape in which an owner allows a computation to release exactly.
+
+    ``params``: isolating parameter -> the only value a request may give it (compared as
+    canonical JSON). ``partners``: the data that may be the request's other inputs, for
+    computations whose other inputs select rows, named by content commitment root
+    (``attestation.commitment.root``): the exact bytes, whoever publishes them under
+    whatever policy, and without a cycle when two owners pin each other.
+    """
+
+    params: Annotated[dict[Identifier, JsonValue], Field(max_length=64)] = Field(
+        default_factory=dict
+    )
+    partners: Annotated[tuple[B64Hash, ...], Field(max_length=1000)] = ()
+
+
 class ComputationRule(_Rules):
-    """A computation id and the half-open version range ``[min_version, below_version)``."""
+    """A computation id and the half-open version range ``[min_version, below_version)``.
+
+    In ``allow``, ``dp`` says how the computation may release (None: the default for the
+    computation, :func:`default_dp_mode`) and ``pinned`` the shape of exact releases.
+    """
 
     id: Identifier
     min_version: Annotated[str, Field(pattern=_VERSION)] = "0.0.0"
     below_version: Annotated[str, Field(pattern=_VERSION)] | None = None
+    dp: DpMode | None = None
+    pinned: Pinned | None = None
 
     @model_validator(mode="after")
     def _range(self) -> ComputationRule:
@@ -71,6 +121,8 @@ class ComputationRule(_Rules):
             self.min_version
         ):
             raise ValueError("below_version must be greater than min_version")
+        if self.dp == "required" and self.pinned is not None:
+            raise ValueError("a rule with dp 'required' releases nothing exactly: drop 'pinned'")
         return self
 
     def matches(self, computation: ComputationInfo) -> bool:
@@ -147,6 +199,16 @@ class PolicyRules(_Rules):
     sql: SqlAnalysisRules | None = None
     retention_seconds: Annotated[int, Field(ge=1, le=100 * 366 * 86400)] | None = None
 
+    @model_validator(mode="after")
+    def _automatic_rules_only_name(self) -> PolicyRules:
+        for rule in self.auto_approve:
+            if rule.dp is not None or rule.pinned is not None:
+                raise ValueError(
+                    f"auto_approve entry {rule.id!r}: 'dp' and 'pinned' belong in 'allow' "
+                    "(automatic approval only names what 'allow' admits)"
+                )
+        return self
+
     @classmethod
     def parse(cls, rules: Mapping[str, object]) -> PolicyRules:
         """Validate the ``rules`` object of a Policy statement, or raise :class:`InvalidInput`."""
@@ -172,22 +234,74 @@ class Decision:
         return "; ".join(self.failed or self.reasons)
 
 
+def default_dp_mode(computation: ComputationInfo) -> DpMode:
+    """``required`` for a requester-parametrised computation, ``optional`` for the others.
+
+    A computation nothing of whose release the requester chooses (no isolating
+    parameters, no selecting inputs) has no shape to pin, so it may release exactly.
+    """
+    return "required" if computation.isolating or computation.selectors else "optional"
+
+
+def _admit(rule: ComputationRule, computation: ComputationInfo, request: RequestShape) -> str:
+    """Why ``rule`` does not admit ``request`` ("" when it does)."""
+    label = f"{computation.id} {computation.version}"
+    mode = rule.dp or default_dp_mode(computation)
+    if request.dp:
+        if mode == "off":
+            return (
+                f"rule dp-off: the policy allows {label} only as the exact release of its "
+                "pinned shape, not with differential privacy"
+            )
+        return ""
+    if mode == "required":
+        return (
+            f"rule dp-required: the policy allows {label} only with differential privacy "
+            "(the request releases exact values; add its dp parameters)"
+        )
+    pinned = rule.pinned or Pinned()
+    for name in computation.isolating:
+        if name not in pinned.params:
+            return (
+                f"rule exact-shape-pinned: an exact {label} needs the owner to pin its "
+                f"parameter {name!r}, and the policy does not"
+            )
+        want = canonical_json(pinned.params[name])
+        got = canonical_json(request.params.get(name))
+        if want != got:
+            return (
+                f"rule exact-shape-pinned: parameter {name!r} is pinned to "
+                f"{want.decode()}, the request gives {got.decode()}"
+            )
+    if computation.selectors:
+        stray = sorted(request.partners - set(pinned.partners))
+        if stray:
+            return (
+                f"rule exact-partners-pinned: an exact {label} may only be computed with the "
+                f"partner data the policy pins; the input with content root {stray[0]} is not "
+                "one of them"
+            )
+    return ""
+
+
 def decide(
     rules: PolicyRules | None,
     *,
     computation: ComputationInfo,
+    request: RequestShape,
     requester: str,
     now: int | None = None,
     cost: PrivacyCost | None = None,
 ) -> Decision:
-    """Evaluate ``rules`` (None: the dataset has no policy) for one request.
+    """Evaluate ``rules`` (None: the dataset has no policy) for one request on one input.
 
-    Without a policy a request may be made and waits for a person. With one,
-    every rule is checked and reported: expiry (when ``now`` is given; the
-    enclave always gives it), ``requesters``, ``allow``, and, when ``cost`` is
-    given, whether the DP budget could cover one run. It is automatic only if
-    allowed, ``auto_approve`` also matches and the computation does not reveal
-    content.
+    Without a policy a request may be made and waits for a person, who then decides
+    on the exact request. With one, every rule is checked and reported: expiry (when
+    ``now`` is given; the enclave always gives it), ``requesters``, ``allow`` (the
+    computation and version, then how it releases: DP or the pinned exact shape),
+    and, when ``cost`` is given, whether the DP budget could cover one run. It is
+    automatic only if allowed, ``auto_approve`` also matches and the computation does
+    not reveal content.
     """
     if rules is None:
         return Decision(
@@ -208,7 +322,7 @@ def decide(
         check(
             now < rules.expires_at,
             f"the policy is in force until {rules.expires_at}",
-            f"the policy expired at {rules.expires_at} (now {now})",
+            f"rule expires-at: the policy expired at {rules.expires_at} (now {now})",
         )
     if rules.requesters == "any":
         reasons.append("the policy admits any requester")
@@ -216,13 +330,21 @@ def decide(
         check(
             requester in rules.requesters,
             f"requester {requester} is on the policy's allowlist",
-            f"requester {requester} is not on the policy's allowlist",
+            f"rule requesters: requester {requester} is not on the policy's allowlist",
         )
-    check(
-        any(r.matches(computation) for r in rules.allow),
-        f"the policy allows {label}",
-        f"the policy does not allow {label}",
-    )
+    matching = [r for r in rules.allow if r.matches(computation)]
+    if not matching:
+        check(False, "", f"rule allow: the policy does not allow {label}")
+    else:
+        refusals = [_admit(r, computation, request) for r in matching]
+        how = "with differential privacy" if request.dp else "exactly, in its pinned shape"
+        check(
+            "" in refusals,
+            f"the policy allows {label} {how}"
+            if request.dp or computation.isolating or computation.selectors
+            else f"the policy allows {label}",
+            refusals[0],
+        )
     if cost is not None:
         _check_cost(rules, cost, label, check, reasons)
     if failed:
@@ -249,7 +371,11 @@ def _check_cost(
         reasons.append(f"{label} spends no differential-privacy budget")
         return
     if rules.dp is None:
-        check(False, "", f"{label} spends {spend} per run and the policy sets no DP budget")
+        check(
+            False,
+            "",
+            f"rule dp-budget: {label} spends {spend} per run and the policy sets no DP budget",
+        )
         return
     budget = rules.dp
     fits = cost.epsilon <= Decimal(budget.epsilon_per_requester) and cost.delta <= Decimal(
@@ -259,7 +385,7 @@ def _check_cost(
         fits,
         f"{label} spends {spend} per run, within the per-requester budget "
         f"(epsilon {budget.epsilon_per_requester}, delta {budget.delta_per_requester})",
-        f"{label} spends {spend} per run, more than the per-requester budget "
+        f"rule dp-budget: {label} spends {spend} per run, more than the per-requester budget "
         f"(epsilon {budget.epsilon_per_requester}, delta {budget.delta_per_requester})",
     )
 

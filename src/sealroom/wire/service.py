@@ -28,6 +28,12 @@ class ComputationInfo(WireModel):
     inputs: tuple[str, ...]
     variadic: bool
     code_digest: DigestStr
+    isolating: tuple[str, ...] = Field(
+        description="Parameters a policy must pin for an exact (non-DP) release."
+    )
+    selectors: bool = Field(
+        description="Whether other inputs select this input's rows (partners must be pinned)."
+    )
     parameters_schema: dict[str, Any]
     output_schema: dict[str, Any]
 

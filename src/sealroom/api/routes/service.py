@@ -32,6 +32,8 @@ def computations(api: ApiDep) -> ComputationList:
                 inputs=tuple(c.input_names),
                 variadic=c.variadic,
                 code_digest=c.code_digest,
+                isolating=c.isolating,
+                selectors=c.selectors,
                 parameters_schema=c.params.model_json_schema(),
                 output_schema=c.output.model_json_schema(),
             )

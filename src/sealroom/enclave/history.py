@@ -1,0 +1,199 @@
+"""The enclave's release history: difference checks across every exact release.
+
+Pinned shapes (:mod:`sealroom.policy.rules`) stop a requester from choosing
+the parameters or partner data of an exact release. What they cannot stop is
+the data itself changing between two releases of the same shape: an owner
+who republishes a dataset with one more person, or two pinned partner
+datasets that differ by one identifier, turn two allowed releases into one
+person's value by subtraction. Google Ads Data Hub's difference checks are
+the anchor: every released number's *footprint* (the set of the protected
+party's entities behind it) is compared with the footprint of every number
+released before on the same entities, and a release whose footprint differs
+from an earlier one by fewer than ``k`` entities (but by at least one) is
+refused (``rule difference-check``). Identical footprints pass: they release
+nothing new about anyone.
+
+This is defence in depth, not a guarantee: differences of at least ``k``
+can still be combined linearly (A - B - C + D), which is why parametrised
+computations are differentially private by default.
+
+Scope. Footprints are compared within a *scope*: the owner and its entity
+column (``owner:column``), so the check holds across every dataset the
+owner publishes with that entity column (a republished version included);
+without an entity column rows are the entities, and the scope is the dataset
+itself. Entities are stored as 64-bit keyed BLAKE2b hashes under a key the
+enclave keeps with its state, never as values; a footprint is a sorted array
+of them. Comparing two footprints whose sizes differ by ``k`` or more is
+skipped (their difference cannot be below ``k``), so a check loads only the
+few earlier footprints of nearly the same size.
+
+Where it lives: next to the budget ledger in the enclave's state (the same
+caveats: see :mod:`sealroom.enclave.ledger`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from sealroom.errors import BackendUnavailable, InvalidInput, PolicyDenied
+
+__all__ = ["FootprintScope", "ReleaseHistory", "SqlReleaseHistory", "entity_hashes"]
+
+_KEY_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class FootprintScope:
+    """The footprints of one exact release on one input, and how to compare them.
+
+    ``scope`` names the entities (``owner:column``, or ``dataset:<digest>`` for rows);
+    ``k`` is the input's threshold; ``cells`` holds one set of entity values per
+    released number (numbers computed on the same rows may share one cell).
+    """
+
+    scope: str
+    k: int
+    cells: tuple[frozenset[Hashable], ...]
+
+
+class ReleaseHistory(Protocol):
+    """Checks an exact release against every earlier one, and records it if it passes."""
+
+    def check_and_record(
+        self, scopes: Sequence[FootprintScope], *, request: str, now: int
+    ) -> None: ...
+
+
+def entity_hashes(key: bytes, values: Iterable[Hashable]) -> np.ndarray:
+    """Sorted, unique 64-bit keyed hashes of entity values (type-tagged, so 17 != "17")."""
+    out = set()
+    for v in values:
+        tag = type(v).__name__.encode()
+        data = repr(v).encode("utf-8", "surrogatepass")
+        h = hashlib.blake2b(
+            len(tag).to_bytes(2, "big") + tag + data, digest_size=8, key=key
+        ).digest()
+        out.add(int.from_bytes(h, "big"))
+    return np.array(sorted(out), dtype=np.uint64)
+
+
+_metadata = sa.MetaData()
+_secrets = sa.Table(
+    "history_secret",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.LargeBinary(_KEY_BYTES), nullable=False),
+)
+_footprints = sa.Table(
+    "release_footprints",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("scope", sa.String(300), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("hashes", sa.LargeBinary, nullable=False),
+    sa.Column("request", sa.String(80), nullable=False),
+    sa.Column("recorded_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_release_footprints_scope_size", "scope", "size"),
+)
+
+
+class SqlReleaseHistory:
+    """A :class:`ReleaseHistory` on SQLAlchemy (an SQLite file in the enclave's state)."""
+
+    def __init__(self, *, engine: Engine) -> None:
+        self._engine = engine
+        for attempt in range(5):
+            try:
+                _metadata.create_all(engine)
+                break
+            except OperationalError:  # another process created the tables at the same moment
+                if attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        self._key = self._load_key()
+
+    @classmethod
+    def in_directory(cls, state_dir: Path) -> SqlReleaseHistory:
+        """The history file ``history.db`` in the enclave's state directory (owner-only)."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path = (state_dir / "history.db").resolve()
+        path.touch(mode=0o600, exist_ok=True)
+        return cls(engine=sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 60}))
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def _load_key(self) -> bytes:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(_secrets.c.key).where(_secrets.c.id == 1)).first()
+        if row is not None:
+            return bytes(row.key)
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(sa.insert(_secrets).values(id=1, key=os.urandom(_KEY_BYTES)))
+        except IntegrityError:
+            pass  # created concurrently: read the winner's key
+        with self._engine.connect() as conn:
+            return bytes(
+                conn.execute(sa.select(_secrets.c.key).where(_secrets.c.id == 1)).one().key
+            )
+
+    def check_and_record(self, scopes: Sequence[FootprintScope], *, request: str, now: int) -> None:
+        """Refuse (PolicyDenied, nothing recorded) or record every cell of every scope."""
+        fresh = [(s.scope, s.k, entity_hashes(self._key, cell)) for s in scopes for cell in s.cells]
+        for i, (scope, k, cell) in enumerate(fresh):
+            if k < 1:
+                raise InvalidInput("a difference check needs k of at least 1")
+            # Cells of the same release are checked against each other too.
+            for other_scope, _, other in fresh[:i]:
+                if other_scope == scope:
+                    _compare(cell, other, scope=scope, k=k, earlier="this release")
+        try:
+            with self._engine.begin() as conn:
+                for scope, k, cell in fresh:
+                    rows = conn.execute(
+                        sa.select(_footprints.c.hashes, _footprints.c.request).where(
+                            _footprints.c.scope == scope,
+                            _footprints.c.size > len(cell) - k,
+                            _footprints.c.size < len(cell) + k,
+                        )
+                    ).all()
+                    for row in rows:
+                        earlier = np.frombuffer(row.hashes, dtype=np.uint64)
+                        _compare(cell, earlier, scope=scope, k=k, earlier="an earlier release")
+                for scope, _, cell in fresh:
+                    conn.execute(
+                        sa.insert(_footprints).values(
+                            scope=scope,
+                            size=len(cell),
+                            hashes=cell.tobytes(),
+                            request=request,
+                            recorded_at=now,
+                        )
+                    )
+        except OperationalError as exc:
+            raise BackendUnavailable(
+                f"the release history is unavailable ({type(exc.orig).__name__})"
+            ) from None
+
+
+def _compare(a: np.ndarray, b: np.ndarray, *, scope: str, k: int, earlier: str) -> None:
+    differ = len(np.setxor1d(a, b, assume_unique=True))
+    if 0 < differ < k:
+        # Neither size nor the difference is named: the requester must not learn them.
+        raise PolicyDenied(
+            f"rule difference-check: a released number stands on nearly the same entities of "
+            f"{scope} as a number of {earlier} (fewer than k = {k} differ); subtracting the "
+            "two would isolate them"
+        )

@@ -1,0 +1,209 @@
+"""Difference checks: two exact releases may not differ by fewer than k entities.
+
+The attacker asks for the same exact statistic twice on entity sets that differ by one
+person (a republished dataset, a partner list with one more id) and subtracts.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Hashable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from enclave_world import NOW, WORLD, attest, seal_input, sign_policy
+from pydantic import BaseModel, ConfigDict
+
+from sealroom.computations import Computation, PrivacyContext, Registry
+from sealroom.computations.base import Footprint, Released
+from sealroom.crypto.keys import b64encode
+from sealroom.enclave.history import FootprintScope, SqlReleaseHistory, entity_hashes
+from sealroom.enclave.runner import JobFailed, execute_job
+from sealroom.enclave.state import EnclaveState
+from sealroom.errors import PolicyDenied
+from sealroom.statements import sign_statement
+from tests.helpers import approval, request
+
+SCOPE = "owner:person"
+
+
+def cells(*groups: set[Hashable]) -> tuple[frozenset[Hashable], ...]:
+    return tuple(frozenset(g) for g in groups)
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Iterator[SqlReleaseHistory]:
+    h = SqlReleaseHistory.in_directory(tmp_path)
+    yield h
+    h.close()
+
+
+def record(history: SqlReleaseHistory, *groups: set[Hashable], k: int = 3) -> None:
+    history.check_and_record(
+        [FootprintScope(scope=SCOPE, k=k, cells=cells(*groups))], request="r", now=NOW
+    )
+
+
+def test_the_same_footprint_again_releases_nothing_new(history: SqlReleaseHistory) -> None:
+    record(history, set(range(10)))
+    record(history, set(range(10)))
+
+
+def test_one_more_person_is_refused_and_not_recorded(history: SqlReleaseHistory) -> None:
+    record(history, set(range(10)))
+    with pytest.raises(PolicyDenied, match="rule difference-check") as info:
+        record(history, set(range(11)))
+    assert info.value.detail is not None
+    # The refusal names neither the sizes nor the difference.
+    assert "10" not in info.value.detail
+    assert "11" not in info.value.detail
+    assert " 1 " not in info.value.detail
+    # Refused footprints are not recorded: the original still passes.
+    record(history, set(range(10)))
+
+
+def test_k_or_more_differences_pass(history: SqlReleaseHistory) -> None:
+    record(history, set(range(10)))
+    record(history, set(range(13)))  # 3 more, k = 3
+    record(history, set(range(3, 13)))  # 3 fewer than the last: fine
+
+
+def test_a_swap_of_one_person_is_a_difference_of_two(history: SqlReleaseHistory) -> None:
+    record(history, set(range(10)), k=3)
+    with pytest.raises(PolicyDenied, match="difference-check"):
+        record(history, (set(range(10)) - {0}) | {99}, k=3)
+
+
+def test_cells_of_one_release_are_compared_with_each_other(history: SqlReleaseHistory) -> None:
+    # A group and the same group without one person, released side by side.
+    with pytest.raises(PolicyDenied, match="this release"):
+        record(history, set(range(10)), set(range(9)))
+
+
+def test_scopes_do_not_mix(history: SqlReleaseHistory) -> None:
+    history.check_and_record(
+        [FootprintScope(scope="a:id", k=3, cells=cells(set(range(10))))], request="r", now=NOW
+    )
+    history.check_and_record(
+        [FootprintScope(scope="b:id", k=3, cells=cells(set(range(11))))], request="r", now=NOW
+    )
+
+
+def test_values_are_compared_with_their_type(history: SqlReleaseHistory) -> None:
+    record(history, {1, 2, 3, 4, 5})
+    record(history, {"1", "2", "3", "4", "5"})  # five differences (and five more)
+
+
+def test_the_key_survives_a_restart(tmp_path: Path) -> None:
+    first = SqlReleaseHistory.in_directory(tmp_path)
+    record(first, set(range(10)))
+    first.close()
+    again = SqlReleaseHistory.in_directory(tmp_path)
+    with pytest.raises(PolicyDenied):
+        record(again, set(range(9)))
+    again.close()
+    assert (tmp_path / "history.db").stat().st_mode & 0o077 == 0
+
+
+def test_hashes_are_keyed() -> None:
+    values = ["alice", "bob"]
+    assert not (entity_hashes(b"k" * 32, values) == entity_hashes(b"j" * 32, values)).all()
+    assert list(entity_hashes(b"k" * 32, values)) == sorted(entity_hashes(b"k" * 32, values))
+
+
+# --- in the enclave -------------------------------------------------------------------------
+
+
+class DropParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    drop: tuple[str, ...] = ()
+
+
+class CountOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    people: int
+
+
+def _count(inputs: Any, params: DropParams, privacy: PrivacyContext) -> Released:
+    people = {p for p in inputs[0].column("person").to_pylist() if p not in params.drop}
+    return Released(
+        output=CountOutput(people=len(people)),
+        footprint=Footprint(cells=((frozenset(people),),)),
+    )
+
+
+COUNT = Computation(
+    id="count-people",
+    version="1.0.0",
+    summary="Counts the people left after dropping some (a differencing probe).",
+    privacy_class="aggregate",
+    release="requester",
+    input_names=("people",),
+    params=DropParams,
+    output=CountOutput,
+    run_fn=_count,
+    modules=(sys.modules[__name__],),
+)
+REGISTRY = Registry([COUNT])
+TABLE = pa.table({"person": [f"p{i}" for i in range(12)]})
+RULES = {
+    "allow": [{"id": "count-people"}],
+    "auto_approve": [{"id": "count-people"}],
+    "k": 3,
+    "entity_column": "person",
+}
+
+
+def job(state: EnclaveState, *, drop: tuple[str, ...], tag: int) -> Any:
+    w = WORLD
+    policy = sign_policy(w.alice, RULES)
+    att = attest(w.alice, TABLE, policy.digest)
+    req = sign_statement(
+        request(
+            w.carol,
+            (att.digest,),
+            computation=COUNT.ref(),
+            parameters={"drop": list(drop)},
+            recipients=(w.carol.party_id,),
+            nonce=b64encode(tag.to_bytes(16, "big")),
+        ),
+        w.carol,
+    )
+    appr = sign_statement(
+        approval(w.alice, req.digest, att.digest, mode="policy", policy=policy.digest), w.alice
+    )
+    from sealroom.enclave.runner import JobMaterials
+
+    materials = JobMaterials(
+        request=req.envelope,
+        approvals=(appr.envelope,),
+        attestations=(att.envelope,),
+        policies=(policy.envelope,),
+        sealed_inputs={att.digest: seal_input(TABLE, req.digest)},
+        room_policy=None,
+    )
+    return execute_job(
+        materials,
+        keys=w.enclave,
+        registry=REGISTRY,
+        ledger=state.ledger,
+        history=state.history,
+        now=NOW,
+    )
+
+
+def test_the_enclave_refuses_the_second_of_a_differencing_pair(tmp_path: Path) -> None:
+    state = EnclaveState.in_directory(tmp_path)
+    try:
+        job(state, drop=(), tag=1)
+        with pytest.raises(JobFailed) as info:
+            job(state, drop=("p7",), tag=2)
+        assert info.value.step == "history"
+        assert isinstance(info.value.cause, PolicyDenied)
+        assert "rule difference-check" in info.value.reason
+        # Dropping k people is a different, allowed question.
+        job(state, drop=("p1", "p2", "p3"), tag=3)
+    finally:
+        state.close()
