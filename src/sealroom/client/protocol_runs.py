@@ -20,9 +20,8 @@ from sealroom.client.http import Client
 from sealroom.client.relay import Session, channel_for
 from sealroom.crypto.keys import Identity
 from sealroom.errors import InvalidInput
+from sealroom.protocols import pjc, psi
 from sealroom.protocols.channel import DEFAULT_TIMEOUT, Channel
-from sealroom.protocols.pjc import PjcParams
-from sealroom.protocols.psi import PsiParams
 from sealroom.protocols.receipts import RunRecord, exchange_receipts, share_all, sign_receipt
 from sealroom.statements import (
     Envelope,
@@ -227,15 +226,13 @@ def run_psi(
     *,
     elements: Iterable[bytes] = (),
     keywords: Sequence[str] | None = None,
-    params: PsiParams,
+    params: psi.PsiParams,
     workers: int = 1,
     inputs: Sequence[str] = (),
     timeout: float = DEFAULT_TIMEOUT,
 ) -> ProtocolRun:
     """Private set intersection of ``elements`` (or, for private discovery, of the normalised
     ``keywords``, compared by size only) with the session's other party."""
-    from sealroom.protocols import psi
-
     found: list[tuple[bytes, ...] | None] = []
 
     def run(channel: Channel, _: tuple[ProtocolParticipant, ...]) -> RunOutcome:
@@ -266,14 +263,13 @@ def run_pjc(
     *,
     ids: Sequence[bytes],
     values: Sequence[int] | None,
-    params: PjcParams,
+    params: pjc.PjcParams,
     workers: int = 1,
     inputs: Sequence[str] = (),
     timeout: float = DEFAULT_TIMEOUT,
 ) -> ProtocolRun:
     """Private intersection-sum: role ``a`` brings ``ids``; role ``b`` brings ``ids`` and
     ``values``, whose sum over the common ids ``a`` learns."""
-    from sealroom.protocols import pjc
 
     def run(channel: Channel, _: tuple[ProtocolParticipant, ...]) -> RunOutcome:
         result = pjc.run_pjc(
