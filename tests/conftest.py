@@ -80,3 +80,21 @@ def engine(db_url: str) -> Iterator[Engine]:
         yield eng
     finally:
         eng.dispose()
+
+
+@pytest.fixture
+def coordinator_url(tmp_path: Path) -> Iterator[str]:
+    """A real coordinator (SQLite in ``tmp_path``) on loopback for one test: its URL."""
+    from tests.services import coordinator
+
+    with coordinator(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def live_url(coordinator_url: str) -> Iterator[str]:
+    """A real coordinator with a simulated enclave running its jobs in a thread: its URL."""
+    from tests.services import running_enclave
+
+    with running_enclave(coordinator_url):
+        yield coordinator_url

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -51,3 +53,41 @@ def test_readme_lists_every_shipped_computation() -> None:
     text = (ROOT / "README.md").read_text()
     for computation in default_registry():
         assert f"| `{computation.id}` |" in text, computation.id
+
+
+def readme_python() -> str:
+    block = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert block, "the README shows the SDK in a python code block"
+    return block.group(1)
+
+
+def test_readme_python_example_runs_against_a_coordinator_and_an_enclave(
+    tmp_path: Path,
+    live_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The block as written, pointed at a live coordinator with a simulated enclave."""
+    import json
+
+    from sealroom.client.http import DEFAULT_URL
+    from sealroom.statements import ReleasedOutput
+
+    code = readme_python()
+    assert code.count(f'"{DEFAULT_URL}"') == 1, "the example names the default coordinator once"
+    monkeypatch.chdir(tmp_path)
+    regions = ("north", "south", "east")
+    with (tmp_path / "sales.csv").open("w") as f:
+        f.write("customer,region,spend\n")
+        for i in range(30):
+            f.write(f"c{i},{regions[i % 3]},{10 + i}\n")
+
+    exec(compile(code.replace(f'"{DEFAULT_URL}"', repr(live_url)), "README.md", "exec"), {})
+
+    printed = capsys.readouterr().out
+    assert "verified by" in printed
+    output = ReleasedOutput.from_json((tmp_path / "result" / "result.json").read_bytes())
+    body = json.loads(output.body)
+    by_region = {row[0]: row[1] for row in body["rows"]}
+    assert by_region == {"east": 10, "north": 10, "south": 10}
+    assert (tmp_path / "result" / "bundle.json").is_file()

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from scenario_data import shipped
-
 from sealroom.terms import (
     GENERIC,
     Topic,
@@ -13,6 +11,7 @@ from sealroom.terms import (
     specificity,
     tokenize,
 )
+from tests.computations.scenario_data import shipped
 
 
 def test_technical_tokens_survive_tokenisation() -> None:

@@ -34,7 +34,6 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,37 +41,22 @@ from typing import Any
 import httpx
 import pyarrow as pa
 
-from sealroom.client.flows import (
-    FetchedResult,
-    approve,
-    auto_approve,
-    exact_rule,
-    fetch_result,
-    publish,
-    reject,
-    request,
-    status,
-    wait,
-)
-from sealroom.client.http import Client
+from sealroom.attestation.simulated import SIMULATED_BANNER
+from sealroom.client import Client, DatasetView, FetchedResult, Party, exact_rule
 from sealroom.computations import default_registry
 from sealroom.connectors.files import read_table
-from sealroom.crypto.keys import Identity
-from sealroom.crypto.keystore import Keystore
-from sealroom.errors import InvalidInput, PolicyDenied, SealroomError, VerificationFailed
+from sealroom.errors import InvalidInput, PolicyDenied, SealroomError
 from sealroom.policy import PolicyRules
 from sealroom.policy.sql_rules import analyze
-from sealroom.statements import ComputationRequest, Receipt, canonical_json, sign_statement
+from sealroom.statements import ComputationRequest, Receipt, canonical_json
 from sealroom.verification.bundle import ProofBundle
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import BundleRejected, verify_bundle
-from sealroom.wire import DatasetView, RequestView
 
 __all__ = ["dataset_path", "public_data", "run_demo"]
 
 Echo = Callable[[str], None]
 
-BANNER = "!! SIMULATED ENCLAVE: a software stand-in for Intel TDX; it protects nothing !!"
 AMILLER_POLICY: dict[str, Any] = {
     "allow": [{"id": "topic-overlap"}, {"id": "gap-analysis"}],
     "auto_approve": [{"id": "topic-overlap"}],
@@ -90,14 +74,6 @@ OWN_DATA_POLICY: dict[str, Any] = {
 def dataset_path(name: str) -> Path:
     """A scenario dataset shipped with the package (``amiller``, ``cloudmolty``, ``newbiemolty``)."""
     return Path(str(resources.files("sealroom") / "data" / f"{name}.jsonl"))
-
-
-@dataclass(frozen=True, slots=True)
-class _Party:
-    name: str
-    home: Path
-    identity: Identity
-    client: Client
 
 
 def _free_port() -> int:
@@ -176,7 +152,7 @@ def run_demo(out: Path | None, *, echo: Echo, timeout: float = 60.0) -> int:
     started = time.monotonic()
     try:
         echo(f"sealroom demo (working files in {work})")
-        echo(BANNER)
+        echo(f"!! {SIMULATED_BANNER} !!")
         with _process(
             ["serve", "--db", f"sqlite:///{work / 'coordinator.db'}", "--port", str(port)],
             work / "coordinator.log",
@@ -207,32 +183,27 @@ def run_demo(out: Path | None, *, echo: Echo, timeout: float = 60.0) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _party(name: str, work: Path, url: str) -> _Party:
-    home = work / "homes" / name
-    identity = Keystore.create(home, name=name)
-    client = Client(base_url=url, identity=identity)
-    client.register_party(name)
-    return _Party(name=name, home=home, identity=identity, client=client)
+def _party(name: str, work: Path, url: str) -> Party:
+    return Party.create(home=work / "homes" / name, name=name, url=url)
 
 
 def _scenario(url: str, work: Path, results: Path, echo: Echo, timeout: float) -> int:
-    now = lambda: int(time.time())  # noqa: E731
     parties = {n: _party(n, work, url) for n in ("amiller", "CloudMolty", "NewbieMolty", "auditor")}
     try:
-        code = _run(parties, results, echo, now, timeout)
+        code = _run(parties, results, echo, timeout)
         if code != 0:
             return code
     finally:
         for p in parties.values():
-            p.client.close()
+            p.close()
     parties = {n: _party(n, work, url) for n in ACT_TWO_PARTIES}
     try:
-        code = _act_two(parties, work / "public-data", results, echo, now, timeout)
+        code = _act_two(parties, work / "public-data", results, echo, timeout)
         if code != 0:
             return code
     finally:
         for p in parties.values():
-            p.client.close()
+            p.close()
     from sealroom.demo_no_trust import act_three  # numpy-heavy protocols: only this act
 
     names = ("amiller", "CloudMolty", "NewbieMolty", "Analyst", *PLANS)
@@ -240,13 +211,11 @@ def _scenario(url: str, work: Path, results: Path, echo: Echo, timeout: float) -
     return act_three({n: work / "homes" / n for n in names}, logs, url, work / "no-trust", echo)
 
 
-def _run(
-    parties: dict[str, _Party], results: Path, echo: Echo, now: Callable[[], int], timeout: float
-) -> int:
+def _run(parties: dict[str, Party], results: Path, echo: Echo, timeout: float) -> int:
     amiller, cloud, newbie = parties["amiller"], parties["CloudMolty"], parties["NewbieMolty"]
     echo("\n1. four parties create their keys and register")
     for p in parties.values():
-        echo(f"   {p.name:<12} {p.identity.party_id}")
+        echo(f"   {p.name:<12} {p.party_id}")
 
     echo(
         "\n2. each owner profiles its log locally, commits to it and publishes a signed attestation"
@@ -277,16 +246,7 @@ def _run(
             OWN_DATA_POLICY,
         ),
     ):
-        pub = publish(
-            party.client,
-            party.identity,
-            dataset_path(data),
-            title=title,
-            description=description,
-            policy_rules=rules,
-            now=now(),
-            home=party.home,
-        )
+        pub = party.publish(dataset_path(data), title=title, description=description, policy=rules)
         published[party.name] = pub.dataset
         echo(
             f"   {party.name:<12} {pub.rows:>5} records -> {pub.dataset[:23]}... "
@@ -298,7 +258,7 @@ def _run(
     echo(
         '\n3. CloudMolty searches for "attestation", ranked by keyword Jaccard against its own log'
     )
-    page = cloud.client.search("attestation", similar_to=published["CloudMolty"], limit=5)
+    page = cloud.search("attestation", similar_to=published["CloudMolty"], limit=5)
     found = next((h for h in page.items if h.dataset.dataset == published["amiller"]), None)
     for hit in page.items:
         jac = f"{hit.jaccard:.3f}" if hit.jaccard is not None else "-"
@@ -310,45 +270,24 @@ def _run(
 
     echo("\n4. CloudMolty asks for a topic overlap with the seed's call shape:")
     echo("   POST /v1/compute/keyword-overlap {dataset_a, dataset_b} -> a draft request to sign")
-    overlap = _keyword_overlap(cloud, published["CloudMolty"], published["amiller"], now())
+    overlap = cloud.keyword_overlap(published["CloudMolty"], published["amiller"])
     echo(f"   request {overlap.request[:23]}... status {overlap.status}")
 
     echo("\n5. each owner's client handles its inbox")
     for party in (cloud, amiller):
-        for item in auto_approve(
-            party.client, party.identity, home=party.home, allow_simulated=True, now=now()
-        ):
+        for item in party.auto_approve(allow_simulated=True):
             echo(f"   {party.name:<12} {item.action} {item.request[:23]}...: {item.reason}")
 
     echo("\n6. NewbieMolty asks for a gap analysis of its log against amiller's")
-    gap = request(
-        newbie.client,
-        newbie.identity,
-        "gap-analysis",
-        [published["amiller"], published["NewbieMolty"]],
-        {},
-        now=now(),
-    )
+    gap = newbie.request("gap-analysis", [published["amiller"], published["NewbieMolty"]])
     echo(f"   request {gap.request[:23]}... status {gap.status}")
-    for item in auto_approve(
-        newbie.client, newbie.identity, home=newbie.home, allow_simulated=True, now=now()
-    ):
+    for item in newbie.auto_approve(allow_simulated=True):
         echo(f"   NewbieMolty  {item.action} {item.request[:23]}...: {item.reason}")
-    left = [
-        i
-        for i in auto_approve(
-            amiller.client, amiller.identity, home=amiller.home, allow_simulated=True, now=now()
-        )
-        if i.request == gap.request
-    ]
+    left = [i for i in amiller.auto_approve(allow_simulated=True) if i.request == gap.request]
     echo(f"   amiller's policy leaves it for a person: {left[0].reason if left else '-'}")
-    for a in approve(
-        amiller.client,
-        amiller.identity,
+    for a in amiller.approve(
         gap.request,
-        home=amiller.home,
         allow_simulated=True,
-        now=now(),
         reason="a beginner's gap analysis reveals only my topic counts; fine",
     ):
         echo(f"   amiller      approved by hand ({a.mode}) and sealed its data to the enclave")
@@ -356,7 +295,7 @@ def _run(
     echo("\n7. the enclave runs both jobs (verifies every statement, unseals, checks commitments,")
     echo("   applies k, seals each result to its recipients, signs a receipt)")
     for req in (overlap.request, gap.request):
-        view = wait(cloud.client if req == overlap.request else newbie.client, req, timeout=timeout)
+        view = (cloud if req == overlap.request else newbie).wait(req, timeout=timeout)
         echo(
             f"   {req[:23]}... {view.status}"
             + (f": {view.status_reason}" if view.status_reason else "")
@@ -371,14 +310,7 @@ def _run(
         ("overlap-amiller", amiller, overlap.request),
         ("gap-newbiemolty", newbie, gap.request),
     ):
-        res = fetch_result(
-            party.client,
-            party.identity,
-            req,
-            results / label,
-            home=party.home,
-            allow_simulated=True,
-        )
+        res = party.result(req, results / label, allow_simulated=True)
         fetched[label] = res
         echo(
             f"   {party.name:<12} VERIFIED {len(res.report.checks)} checks (SIMULATED TEE) -> {label}/"
@@ -426,22 +358,6 @@ def _flip_receipt_byte(bundle: Path) -> bytes:
     i = len(payload) // 2
     doc["receipt"]["payload"] = payload[:i] + ("A" if payload[i] != "A" else "B") + payload[i + 1 :]
     return canonical_json(doc)
-
-
-def _keyword_overlap(party: _Party, mine: str, theirs: str, now: int) -> RequestView:
-    """The seed's call: take the server's draft, check it against the local library, sign it."""
-    draft = party.client.keyword_overlap_draft(mine, theirs)
-    expected = default_registry().get("topic-overlap").ref()
-    if (
-        draft.requester != party.identity.party_id
-        or draft.computation != expected
-        or draft.inputs != (mine, theirs)
-        or party.identity.party_id not in draft.recipients
-        or abs(draft.created_at - now) > 300
-    ):
-        raise VerificationFailed("the coordinator's keyword-overlap draft is not what was asked")
-    signed = sign_statement(draft, party.identity)
-    return party.client.keyword_overlap_create(mine, theirs, signed.envelope)
 
 
 def _card(view: DatasetView, echo: Echo) -> None:
@@ -578,12 +494,7 @@ def _write_csv(table: pa.Table, path: Path) -> None:
 
 
 def _act_two(
-    parties: dict[str, _Party],
-    data_dir: Path,
-    results: Path,
-    echo: Echo,
-    now: Callable[[], int],
-    timeout: float,
+    parties: dict[str, Party], data_dir: Path, results: Path, echo: Echo, timeout: float
 ) -> int:
     course, registrar, analyst = parties["Course"], parties["Registrar"], parties["Analyst"]
     plans = [parties[p] for p in PLANS]
@@ -628,19 +539,15 @@ def _act_two(
     published: dict[str, str] = {}
     for name, (title, source) in described.items():
         party = parties[name]
-        pub = publish(
-            party.client,
-            party.identity,
+        pub = party.publish(
             paths[name],
             title=title,
             description=f"{source}; statsmodels.api.datasets",
-            policy_rules=rules_of[name],
-            now=now(),
-            home=party.home,
+            policy=rules_of[name],
         )
         published[name] = pub.dataset
         echo(f"   {name:<12} {pub.rows:>5} rows  {title:<36} -> {pub.dataset[:23]}...")
-    echo(f"   Analyst      {analyst.identity.party_id} (requests only)")
+    echo(f"   Analyst      {analyst.party_id} (requests only)")
     echo("   Course, Registrar: auto-approve one exact lift (its columns and the other's file")
     echo("   pinned by content root); k = 3 distinct students per cell")
     echo("   each plan: auto-approve aggregate-stats, with DP or exactly by health; review by hand")
@@ -651,33 +558,12 @@ def _act_two(
     echo("    statistics by self-rated health over all three plans, exact and with DP, and two")
     echo("    SQL queries on PlanCentral's records")
     plan_ds = [published[p] for p in PLANS]
-    lift = request(
-        course.client,
-        course.identity,
-        "lift",
-        [published["Course"], published["Registrar"]],
-        LIFT_PARAMS,
-        now=now(),
-    )
-    stats = request(
-        analyst.client, analyst.identity, "aggregate-stats", plan_ds, STATS_PARAMS, now=now()
-    )
-    dp = request(analyst.client, analyst.identity, "aggregate-stats", plan_ds, DP_PARAMS, now=now())
-    sql_ok = request(
-        analyst.client,
-        analyst.identity,
-        "sql-aggregate",
-        [published["PlanCentral"]],
-        {"sql": SQL_ADMITTED},
-        now=now(),
-    )
-    sql_diff = request(
-        analyst.client,
-        analyst.identity,
-        "sql-aggregate",
-        [published["PlanCentral"]],
-        {"sql": SQL_DIFFERENCING},
-        now=now(),
+    lift = course.request("lift", [published["Course"], published["Registrar"]], LIFT_PARAMS)
+    stats = analyst.request("aggregate-stats", plan_ds, STATS_PARAMS)
+    dp = analyst.request("aggregate-stats", plan_ds, DP_PARAMS)
+    sql_ok = analyst.request("sql-aggregate", [published["PlanCentral"]], {"sql": SQL_ADMITTED})
+    sql_diff = analyst.request(
+        "sql-aggregate", [published["PlanCentral"]], {"sql": SQL_DIFFERENCING}
     )
     for label, view in (
         ("lift", lift),
@@ -697,9 +583,7 @@ def _act_two(
     echo("\n13. owners' clients: policies approve lift and aggregate-stats; PlanCentral reviews")
     echo("    the pinned SQL text against its own rules and schema (sql_rules.analyze)")
     for party in (course, registrar, *plans):
-        done = auto_approve(
-            party.client, party.identity, home=party.home, allow_simulated=True, now=now()
-        )
+        done = party.auto_approve(allow_simulated=True)
         approved = [i for i in done if i.action == "approved"]
         left = [i for i in done if i.action == "left"]
         echo(
@@ -709,12 +593,12 @@ def _act_two(
     select, _, rest = SQL_ADMITTED.partition(" FROM ")
     echo(f"   PlanCentral  reviews: {select}")
     echo(f"                         FROM {rest}")
-    verdict = _review_sql(central, sql_ok.request, paths["PlanCentral"], now())
+    verdict = _review_sql(central, sql_ok.request, paths["PlanCentral"])
     echo(f"                -> {verdict}")
 
     echo("\n14. the enclave runs the jobs (budget charged on every plan before the DP run)")
     for req, party in ((lift, course), (stats, analyst), (dp, analyst), (sql_ok, analyst)):
-        view = wait(party.client, req.request, timeout=timeout)
+        view = party.wait(req.request, timeout=timeout)
         echo(
             f"   {req.request[:23]}... {view.status}"
             + (f": {view.status_reason}" if view.status_reason else "")
@@ -731,14 +615,7 @@ def _act_two(
         ("stats-dp-analyst", analyst, dp),
         ("sql-analyst", analyst, sql_ok),
     ):
-        fetched[label] = fetch_result(
-            party.client,
-            party.identity,
-            req.request,
-            results / label,
-            home=party.home,
-            allow_simulated=True,
-        )
+        fetched[label] = party.result(req.request, results / label, allow_simulated=True)
 
     echo("\n15. did the PSI teaching method raise grades? (lift; Course and Registrar receive it)")
     _show_lift(fetched["lift-course"].body, echo)
@@ -756,12 +633,10 @@ def _act_two(
     echo("\n17. the same with differential privacy (OpenDP; epsilon 1 charged before the run)")
     _show_stats(fetched["stats-dp-analyst"].body, echo)
     _show_receipt(fetched["stats-dp-analyst"], echo, owners)
-    again = request(
-        analyst.client, analyst.identity, "aggregate-stats", plan_ds, DP_PARAMS, now=now()
-    )
+    again = analyst.request("aggregate-stats", plan_ds, DP_PARAMS)
     for party in plans:
-        auto_approve(party.client, party.identity, home=party.home, allow_simulated=True, now=now())
-    view = wait(analyst.client, again.request, timeout=timeout)
+        party.auto_approve(allow_simulated=True)
+    view = analyst.wait(again.request, timeout=timeout)
     echo(f"   Analyst asks for the DP statistics again: {view.status}")
     echo(f"     {view.status_reason}")
     if view.status != "failed" or "budget:" not in (view.status_reason or ""):
@@ -780,9 +655,9 @@ def _act_two(
     return 0
 
 
-def _review_sql(owner: _Party, request_id: str, data: Path, now: int) -> str:
+def _review_sql(owner: Party, request_id: str, data: Path) -> str:
     """The owner's check of requester SQL before approving: its rules, its schema, no data read."""
-    view = status(owner.client, request_id)
+    view = owner.status(request_id)
     sql = view.envelope.open(ComputationRequest).statement.parameters.get("sql")
     rules = PolicyRules.parse(PLAN_POLICY)
     try:
@@ -795,17 +670,9 @@ def _review_sql(owner: _Party, request_id: str, data: Path, now: int) -> str:
         )
     except (PolicyDenied, InvalidInput) as exc:
         detail = exc.detail or exc.public_message
-        reject(owner.client, owner.identity, request_id, reason=detail, now=now)
+        owner.reject(request_id, reason=detail)
         return f"refused and rejected: {detail}"
-    approve(
-        owner.client,
-        owner.identity,
-        request_id,
-        home=owner.home,
-        allow_simulated=True,
-        now=now,
-        reason="the SQL passes my SQL analysis rules",
-    )
+    owner.approve(request_id, allow_simulated=True, reason="the SQL passes my SQL analysis rules")
     return "admitted; approved by hand and sealed its data to the enclave"
 
 

@@ -10,30 +10,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sealroom.client.http import Client
-from sealroom.client.protocol_runs import (
-    ProtocolRun,
-    RunFn,
-    federated_training,
-    he_training,
-    run_protocol,
-)
-from sealroom.client.relay import Session, join_session, open_session
+from sealroom.client import Party, ProtocolRun
 from sealroom.connectors.files import read_table
 from sealroom.connectors.profile import profile_table
-from sealroom.crypto.keys import Identity
-from sealroom.crypto.keystore import Keystore
 from sealroom.errors import ProtocolError, SealroomError
-from sealroom.protocols import fedavg, he, pjc, psi
-from sealroom.protocols.channel import Channel
+from sealroom.protocols import fedavg, he, psi
+from sealroom.statements import TrainedModel
 
 __all__ = ["act_three"]
 
@@ -41,19 +30,6 @@ Echo = Callable[[str], None]
 # Public scaling constants for the randhie features (so CKKS sums stay in range).
 FEATURES = ("idp", "lncoins", "physlm", "disea")
 SCALE = {"idp": 1.0, "lncoins": 4.61, "physlm": 1.0, "disea": 58.6}
-
-
-@dataclass(frozen=True)
-class _Who:
-    name: str
-    identity: Identity
-    client: Client
-
-
-def _open(home: Path, url: str) -> _Who:
-    entry = Keystore.load_entry(home)
-    client = Client(base_url=url, identity=entry.identity)
-    return _Who(name=entry.name, identity=entry.identity, client=client)
 
 
 def _together(jobs: Mapping[str, Callable[[], ProtocolRun]]) -> dict[str, ProtocolRun]:
@@ -81,31 +57,11 @@ def _together(jobs: Mapping[str, Callable[[], ProtocolRun]]) -> dict[str, Protoc
     return results
 
 
-def _run(
-    who: _Who,
-    *,
-    protocol: str,
-    starter: bool,
-    roles: Sequence[tuple[str, str]],
-    body: Callable[[Session, Channel, Any], tuple[Mapping[str, Any], Mapping[str, Any]]]
-    | None = None,
-    make: Callable[[Session], RunFn] | None = None,
-    dropouts: bool = False,
-) -> ProtocolRun:
-    if starter:
-        session = open_session(who.client, protocol=protocol, roles=roles, wait=30)
-    else:
-        session = join_session(who.client, protocol=protocol, expect=[roles[0][1]], wait=30)
-    return run_protocol(
-        who.client,
-        session,
-        version=1,
-        run=make(session)
-        if make is not None
-        else lambda channel, participants: body(session, channel, participants),  # type: ignore[misc]
-        timeout=120,
-        dropout_timeout=60 if dropouts else None,
-    )
+def _model(run: ProtocolRun) -> TrainedModel:
+    """The model statement the trainer signed (every owner checked it against the run)."""
+    if run.model is None:
+        raise ProtocolError("the training run ended without a model statement")
+    return run.model.statement
 
 
 def _receipts(runs: Mapping[str, ProtocolRun], started: float) -> str:
@@ -146,7 +102,7 @@ def act_three(
     homes: Mapping[str, Path], logs: Mapping[str, Path], url: str, work: Path, echo: Echo
 ) -> int:
     """Run act three with the keystores of acts one and two; 0 on success."""
-    who = {name: _open(home, url) for name, home in homes.items()}
+    who = {name: Party.open(home=home, url=url) for name, home in homes.items()}
     data = {**logs, **plan_tables(work)}
     try:
         echo("\n" + "=" * 92)
@@ -161,7 +117,7 @@ def act_three(
         return 0
     finally:
         for w in who.values():
-            w.client.close()
+            w.close()
 
 
 def _keywords(path: Path) -> list[str]:
@@ -170,28 +126,28 @@ def _keywords(path: Path) -> list[str]:
     ]
 
 
-def _discovery(who: Mapping[str, _Who], data: Mapping[str, Path], echo: Echo) -> None:
+def _discovery(who: Mapping[str, Party], data: Mapping[str, Path], echo: Echo) -> None:
     amiller, cloud, newbie = who["amiller"], who["CloudMolty"], who["NewbieMolty"]
     echo("\n20. private discovery, before any request: amiller and CloudMolty compare their")
     echo("    FULL keyword sets (not just the 30 on each public card) by PSI (cardinality);")
     echo("    each learns the overlap and the other's set size, never a keyword")
     sets = {n: _keywords(data[n]) for n in ("amiller", "CloudMolty", "NewbieMolty")}
-    roles = [("a", amiller.identity.party_id), ("b", cloud.identity.party_id)]
 
-    def side(w: _Who, starter: bool, terms: list[str], k: int) -> Callable[[], ProtocolRun]:
-        def body(s: Session, ch: Channel, _: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-            result = psi.keyword_overlap(ch, role=s.me, keywords=terms, threshold=k)
-            params = psi.PsiParams(mode="cardinality", threshold=k, max_set_size=psi.KEYWORD_MAX)
-            return params.as_dict(), result.public_summary()
+    def side(w: Party, other: Party, *, starts: bool, k: int) -> Callable[[], ProtocolRun]:
+        terms = sets[w.name]
+        if starts:
+            return lambda: w.psi(
+                keywords=terms, threshold=k, start_with=[other.party_id], timeout=120
+            )
+        return lambda: w.psi(
+            keywords=terms, threshold=k, join=True, expect=[other.party_id], timeout=120
+        )
 
-        return lambda: _run(w, protocol="psi", starter=starter, roles=roles_for[w.name], body=body)
-
-    roles_for = {"amiller": roles, "CloudMolty": roles}
     started = time.monotonic()
     runs = _together(
         {
-            "amiller": side(amiller, True, sets["amiller"], 0),
-            "CloudMolty": side(cloud, False, sets["CloudMolty"], 0),
+            "amiller": side(amiller, cloud, starts=True, k=0),
+            "CloudMolty": side(cloud, amiller, starts=False, k=0),
         }
     )
     learned = runs["amiller"].learned
@@ -208,18 +164,11 @@ def _discovery(who: Mapping[str, _Who], data: Mapping[str, Path], echo: Echo) ->
     echo(f"    receipts: {_receipts(runs, started)}")
 
     echo("\n    NewbieMolty asks the same of amiller with a threshold of 1000 common keywords:")
-    roles_for.clear()
-    roles_for.update(
-        {
-            "NewbieMolty": [("a", newbie.identity.party_id), ("b", amiller.identity.party_id)],
-            "amiller": [("a", newbie.identity.party_id), ("b", amiller.identity.party_id)],
-        }
-    )
     try:
         _together(
             {
-                "NewbieMolty": side(newbie, True, sets["NewbieMolty"], 1000),
-                "amiller": side(amiller, False, sets["amiller"], 1000),
+                "NewbieMolty": side(newbie, amiller, starts=True, k=1000),
+                "amiller": side(amiller, newbie, starts=False, k=1000),
             }
         )
         raise ProtocolError("the threshold run should have stopped below its threshold")
@@ -236,37 +185,35 @@ def _cohort_and_visits(data: Mapping[str, Path]) -> tuple[list[int], list[int], 
     return cohort, records, visits
 
 
-def _intersection_sum(who: Mapping[str, _Who], data: Mapping[str, Path], echo: Echo) -> None:
+def _intersection_sum(who: Mapping[str, Party], data: Mapping[str, Path], echo: Echo) -> None:
     analyst, north = who["Analyst"], who["PlanNorth"]
     cohort, records, visits = _cohort_and_visits(data)
-    params = pjc.PjcParams(min_intersection=50, max_value=1000)
     echo("\n21. private intersection-sum (Private Join and Compute): Analyst holds a cohort of")
     echo(
         f"    {len(cohort)} record numbers, PlanNorth its {len(records)} records with visit counts;"
     )
     echo("    Analyst learns how many of its cohort PlanNorth holds and their total visits only")
-    roles = [("a", analyst.identity.party_id), ("b", north.identity.party_id)]
 
-    def side(w: _Who, starter: bool, role: str) -> Callable[[], ProtocolRun]:
-        def body(s: Session, ch: Channel, _: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-            if role == "a":
-                result = pjc.run_pjc(
-                    ch, role="a", ids=[str(r).encode() for r in cohort], params=params
-                )
-            else:
-                result = pjc.run_pjc(
-                    ch,
-                    role="b",
-                    ids=[str(r).encode() for r in records],
-                    values=visits,
-                    params=params,
-                )
-            return params.as_dict(), result.public_summary()
+    def analyst_side() -> ProtocolRun:
+        ids = [str(r).encode() for r in cohort]
+        return analyst.pjc(
+            ids, start_with=[north.party_id], min_intersection=50, max_value=1000, timeout=120
+        )
 
-        return lambda: _run(w, protocol="pjc", starter=starter, roles=roles, body=body)
+    def north_side() -> ProtocolRun:
+        ids = [str(r).encode() for r in records]
+        return north.pjc(
+            ids,
+            visits,
+            join=True,
+            expect=[analyst.party_id],
+            min_intersection=50,
+            max_value=1000,
+            timeout=120,
+        )
 
     started = time.monotonic()
-    runs = _together({"Analyst": side(analyst, True, "a"), "PlanNorth": side(north, False, "b")})
+    runs = _together({"Analyst": analyst_side, "PlanNorth": north_side})
     got = runs["Analyst"].learned
     members = set(cohort)
     truth = sum(v for r, v in zip(records, visits, strict=True) if r in members)
@@ -289,42 +236,32 @@ def _plan_arrays(
     return x, y
 
 
-def _federated(who: Mapping[str, _Who], data: Mapping[str, Path], echo: Echo) -> None:
+def _federated(who: Mapping[str, Party], data: Mapping[str, Path], echo: Echo) -> None:
     plans = ("PlanNorth", "PlanCentral", "PlanSouth")
     analyst = who["Analyst"]
     rounds = 10
     echo("\n22. federated logistic regression over secure aggregation: the three plans train")
     echo(f"    'any outpatient visit' on {', '.join(FEATURES)}; Analyst aggregates and sees only")
     echo(f"    sums of fixed-point updates, {rounds} rounds")
-    roles = [("aggregator", analyst.identity.party_id)] + [
-        (f"o{i + 1}", who[p].identity.party_id) for i, p in enumerate(plans)
-    ]
-    owners = tuple(r for r, _ in roles[1:])
-    config = fedavg.FedAvgConfig(
-        aggregator="aggregator",
-        owners=owners,
-        features=len(FEATURES),
-        rounds=rounds,
-        learning_rate=1.0,
-    )
     arrays = {p: _plan_arrays(data, p) for p in plans}
-    kept: dict[str, list[Any]] = {}
 
-    def side(w: _Who, plan: str | None) -> Callable[[], ProtocolRun]:
-        def make(s: Session) -> RunFn:
-            data = None if plan is None else fedavg.OwnerData(*arrays[plan])
-            mine = kept.setdefault(w.name, [])
-            return federated_training(
-                w.client, s, config=config, features=FEATURES, data=data, kept=mine
-            )
-
-        return lambda: _run(
-            w, protocol="secagg", starter=plan is None, roles=roles, make=make, dropouts=True
+    def side(w: Party, plan: str | None) -> Callable[[], ProtocolRun]:
+        return lambda: w.train(
+            "federated",
+            features=FEATURES,
+            data=None if plan is None else arrays[plan],
+            start_with=[who[p].party_id for p in plans] if plan is None else (),
+            join=plan is not None,
+            expect=[analyst.party_id] if plan is not None else (),
+            rounds=rounds,
+            learning_rate="1",
+            timeout=120,
+            dropout_timeout=60,
         )
 
     started = time.monotonic()
     runs = _together({"Analyst": side(analyst, None), **{p: side(who[p], p) for p in plans}})
-    model = kept["Analyst"][0].statement
+    model = _model(runs["Analyst"])
     x_all = np.vstack([arrays[p][0] for p in plans])
     y_all = np.concatenate([arrays[p][1] for p in plans])
     ref_w, ref_b = fedavg.fit_centralized(x_all, y_all, rounds=rounds, learning_rate=1.0)
@@ -338,7 +275,7 @@ def _federated(who: Mapping[str, _Who], data: Mapping[str, Path], echo: Echo) ->
     echo(f"    receipts: {_receipts(runs, started)}; each owner's receipt commits to the model")
 
 
-def _homomorphic(who: Mapping[str, _Who], data: Mapping[str, Path], echo: Echo) -> None:
+def _homomorphic(who: Mapping[str, Party], data: Mapping[str, Path], echo: Echo) -> None:
     analyst = who["Analyst"]
     owners_names = ("PlanNorth", "PlanSouth")
     rounds = 4
@@ -352,23 +289,25 @@ def _homomorphic(who: Mapping[str, _Who], data: Mapping[str, Path], echo: Echo) 
     echo("\n23. homomorphic training (CKKS): Analyst encrypts the weights, PlanNorth and PlanSouth")
     echo("    each compute an encrypted gradient on their rows and add it along a chain; only the")
     echo(f"    sum reaches Analyst, who decrypts it, {rounds} rounds")
-    roles = [("trainer", analyst.identity.party_id)] + [
-        (f"o{i + 1}", who[p].identity.party_id) for i, p in enumerate(owners_names)
-    ]
     arrays = {p: _plan_arrays(data, p) for p in owners_names}
-    kept: dict[str, list[Any]] = {}
 
-    def side(w: _Who, plan: str | None) -> Callable[[], ProtocolRun]:
-        def make(s: Session) -> RunFn:
-            data = None if plan is None else arrays[plan]
-            mine = kept.setdefault(w.name, [])
-            return he_training(w.client, s, params=params, features=FEATURES, data=data, kept=mine)
-
-        return lambda: _run(w, protocol="he", starter=plan is None, roles=roles, make=make)
+    def side(w: Party, plan: str | None) -> Callable[[], ProtocolRun]:
+        return lambda: w.train(
+            "he",
+            features=FEATURES,
+            data=None if plan is None else arrays[plan],
+            start_with=[who[p].party_id for p in owners_names] if plan is None else (),
+            join=plan is not None,
+            expect=[analyst.party_id] if plan is not None else (),
+            model=params.model,
+            rounds=rounds,
+            learning_rate=params.learning_rate,
+            timeout=120,
+        )
 
     started = time.monotonic()
     runs = _together({"Analyst": side(analyst, None), **{p: side(who[p], p) for p in owners_names}})
-    model = kept["Analyst"][0].statement
+    model = _model(runs["Analyst"])
     reference = he.train_plaintext(params, [arrays[p] for p in owners_names])
     enc = [float(v) for v in model.model.weights] + [float(model.model.intercept)]
     diff = max(

@@ -25,12 +25,12 @@ from typing import Any
 
 import requests
 import schemathesis
-from api_helpers import PAIR_COUNT, ROW_COUNT
 from schemathesis import Case, GenerationMode, HookContext
 
 from sealroom.crypto.keys import b64encode
 from sealroom.crypto.request_signing import sign_request
 from sealroom.statements import ComputationRef, Policy, sign_statement
+from tests.api.api_helpers import PAIR_COUNT, ROW_COUNT
 from tests.helpers import attestation, identity
 from tests.helpers import request as make_request
 

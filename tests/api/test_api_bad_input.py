@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from api_helpers import PAIR_COUNT, Client, Clock, test_registry
 
 from sealroom.api.app import create_app
 from sealroom.api.middleware import MAX_JSON_BODY, MAX_SEALED_BODY
@@ -31,6 +30,7 @@ from sealroom.crypto.request_signing import sign_request
 from sealroom.statements import DatasetAttestation, Statement, sign_statement
 from sealroom.statements.canonical import canonical_json
 from sealroom.statements.envelope import pae
+from tests.api.api_helpers import PAIR_COUNT, Client, Clock, test_registry
 from tests.helpers import T0, approval, attestation, identity, request
 
 UNKNOWN = "sha256:" + "0" * 64

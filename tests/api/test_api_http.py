@@ -6,12 +6,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_helpers import PAIR_COUNT, Client, Clock, test_registry
 
 from sealroom.api.app import create_app
 from sealroom.api.testing import run_in_thread
 from sealroom.crypto.request_signing import sign_request
 from sealroom.statements import ComputationRequest, sign_statement
+from tests.api.api_helpers import PAIR_COUNT, Client, Clock, test_registry
 from tests.helpers import T0, attestation, identity
 
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import Client, Clock, test_registry
 
 from sealroom import wire
 from sealroom.api.app import create_app
 from sealroom.api.testing import run_in_thread
 from sealroom.statements import sign_statement
+from tests.api.api_helpers import Client, Clock, test_registry
 from tests.helpers import T0, attestation, identity
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "http-api.md"

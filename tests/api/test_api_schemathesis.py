@@ -25,15 +25,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_helpers import Client, Clock, test_registry
-from schemathesis_hooks import FUZZER
 
 from sealroom.api.app import create_app
 from sealroom.api.testing import run_in_thread
 from sealroom.statements import sign_statement
+from tests.api.api_helpers import Client, Clock, test_registry
+from tests.api.schemathesis_hooks import FUZZER
 from tests.helpers import attestation
 
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("SEALROOM_FUZZ_EXAMPLES", "8"))
 SEED = int(os.environ.get("SEALROOM_FUZZ_SEED", "1"))
 MIN_CASES = 1_000  # both runs together; a broken schema or hook would generate far fewer
@@ -57,8 +57,8 @@ def _fuzz(url: str, log_size: int, workdir: Path, *, signed: bool) -> int:
     """Run the schemathesis CLI; return how many cases it generated (fails on any failure)."""
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), str(HERE)]),
-        "SCHEMATHESIS_HOOKS": "schemathesis_hooks",
+        "PYTHONPATH": str(ROOT),
+        "SCHEMATHESIS_HOOKS": "tests.api.schemathesis_hooks",
         "SEALROOM_FUZZ_SIGNED": "1" if signed else "0",
         "SEALROOM_FUZZ_LOG_SIZE": str(log_size),
     }

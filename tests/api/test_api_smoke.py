@@ -5,11 +5,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_helpers import Client, Clock, test_registry
 
 from sealroom.api.app import create_app
 from sealroom.api.testing import run_in_thread
 from sealroom.statements import sign_statement
+from tests.api.api_helpers import Client, Clock, test_registry
 from tests.helpers import T0, attestation, identity
 
 

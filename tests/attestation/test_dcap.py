@@ -23,7 +23,7 @@ from sealroom.attestation.quote_format import check_quote_framing
 from sealroom.errors import AttestationInvalid, InvalidInput
 
 if TYPE_CHECKING:
-    from conftest import Dcap, DstackRecording
+    from tests.attestation.conftest import Dcap, DstackRecording
 
 VECTOR_TIME = 1750809600  # 2025-06-25T00:00:00Z
 KEY_DOC = b'{"enclave":"keys","v":1}'

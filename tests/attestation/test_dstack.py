@@ -24,7 +24,7 @@ from sealroom.attestation.dstack_standin import GuestAgentStandIn, StandInRecord
 from sealroom.errors import AttestationInvalid, BackendUnavailable, InvalidInput
 
 if TYPE_CHECKING:
-    from conftest import Dcap, DstackRecording
+    from tests.attestation.conftest import Dcap, DstackRecording
 
 KEY_DOC = b'{"enclave":"keys","v":1}'
 DSTACK_COMPOSE_HASH = "86b0e55f2fa8e4fb69d890f14f54d5612707646e2573d54e0d2ddaaade77caa9"

@@ -24,7 +24,7 @@ from sealroom.attestation.rtmr import (
 from sealroom.errors import AttestationInvalid
 
 if TYPE_CHECKING:
-    from conftest import DstackRecording
+    from tests.attestation.conftest import DstackRecording
 
 
 def quoted_rtmr3(recording: DstackRecording) -> bytes:

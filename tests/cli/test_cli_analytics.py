@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,9 @@ from typer.testing import CliRunner, Result
 
 from sealroom.cli.main import app
 from sealroom.cli.party import request_params
-from sealroom.enclave.state import EnclaveState
+from sealroom.computations import default_registry
 from sealroom.errors import InvalidInput
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
-from analytics_e2e_world import (
+from tests.client.analytics_e2e_world import (
     GRUNFELD_SQL,
     SQL_RULES,
     exact_policy,
@@ -27,11 +24,7 @@ from analytics_e2e_world import (
     policy,
     run_direct,
 )
-from client_world import coordinator, now
-
-from sealroom.client.http import Client
-from sealroom.computations import default_registry
-from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
+from tests.services import coordinator, registered_enclave
 
 runner = CliRunner()
 
@@ -168,13 +161,7 @@ def test_sql_aggregate_and_lift_through_the_cli(tmp_path: Path) -> None:
         }
         for name, e in env.items():
             ok_json(cli(e, "init", "--name", name, "--json"))
-        keys = make_enclave_keys(now=now())
-        worker = EnclaveWorker(
-            source=Client(base_url=url, identity=keys.identity),
-            keys=keys,
-            state=EnclaveState.create_temporary(),
-        )
-        worker.register()
+        worker = registered_enclave(url)
 
         def publish(owner: str, path: Path, rules: dict[str, Any]) -> str:
             pfile = tmp_path / f"{path.stem}.policy.json"

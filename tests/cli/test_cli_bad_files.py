@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +19,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from sealroom.cli.main import app
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
-from client_world import TOPICS_A, coordinator, write_jsonl
+from tests.client.client_world import TOPICS_A, write_jsonl
+from tests.services import coordinator
 
 runner = CliRunner()
 BIG = 100 << 10  # a 100 KiB field: over the 64 KiB field limit, under csv's own limit

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from typer.testing import CliRunner, Result
 
 from sealroom.cli.main import app
-from sealroom.enclave.state import EnclaveState
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
-from client_world import (
+from tests.client.client_world import (
     AUTO_POLICY,
     TOPICS_A,
     TOPICS_B,
-    coordinator,
-    now,
     write_jsonl,
 )
-
-from sealroom.client.http import Client
-from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
+from tests.services import coordinator, registered_enclave
 
 runner = CliRunner()
 
@@ -120,13 +112,7 @@ def test_cli_end_to_end_and_bad_input(tmp_path: Path) -> None:
         # Carol is no party of the request: it does not exist for her.
         fails(cli(env["carol"], "approve", rid, "--allow-simulated", "--json"), "not_found")
 
-        keys = make_enclave_keys(now=now())
-        worker = EnclaveWorker(
-            source=Client(base_url=url, identity=keys.identity),
-            keys=keys,
-            state=EnclaveState.create_temporary(),
-        )
-        worker.register()
+        worker = registered_enclave(url)
 
         # Without --allow-simulated the simulated enclave is refused.
         fails(cli(env["bob"], "approve", rid, "--json"), "attestation_invalid")

@@ -14,12 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
-from client_world import coordinator
-
 from sealroom.crypto.keystore import Keystore
 from sealroom.protocols.receipts import verify_run
 from sealroom.statements import Envelope
+from tests.services import coordinator
 
 
 def _env(tmp_path: Path, url: str, name: str) -> dict[str, str]:

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from typer.testing import CliRunner, Result
 
 from sealroom.cli.main import app
-from sealroom.enclave.state import EnclaveState
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
-from client_world import AUTO_POLICY, TOPICS_A, TOPICS_B, coordinator, now, write_jsonl
-
-from sealroom.client.http import Client
-from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
 from sealroom.statements import Receipt
 from sealroom.verification.bundle import ProofBundle
+from tests.client.client_world import AUTO_POLICY, TOPICS_A, TOPICS_B, write_jsonl
+from tests.services import coordinator, registered_enclave
 
 runner = CliRunner()
 
@@ -83,13 +77,7 @@ def test_cli_room_policy_restricts_and_is_enforced(tmp_path: Path) -> None:
         assert manual["status"] == "pending"
         assert all(p["allowed"] and not p["automatic"] for p in manual["precheck"])
 
-        keys = make_enclave_keys(now=now())
-        worker = EnclaveWorker(
-            source=Client(base_url=url, identity=keys.identity),
-            keys=keys,
-            state=EnclaveState.create_temporary(),
-        )
-        worker.register()
+        worker = registered_enclave(url)
         auto = ok_json(cli(env["alice"], "inbox", "--auto-approve", "--allow-simulated", "--json"))
         assert [a["action"] for a in auto["actions"]] == ["left"]
         assert "with the room policy" in auto["actions"][0]["reason"]

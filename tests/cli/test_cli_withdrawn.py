@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 from typer.testing import CliRunner, Result
 
 from sealroom.cli.main import app
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
-from client_world import TOPICS_A, TOPICS_B, coordinator, write_jsonl
+from tests.client.client_world import TOPICS_A, TOPICS_B, write_jsonl
+from tests.services import coordinator
 
 runner = CliRunner()
 _ERROR = re.compile(r"^error: .+ \[(?P<code>[a-z_]+)\]$")

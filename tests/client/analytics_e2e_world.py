@@ -1,7 +1,6 @@
 """Real statsmodels data split between parties, written as the files owners publish.
 
-Imported by basename (``from analytics_e2e_world import ...``) by the SDK and CLI
-end-to-end tests of the analytics computations. The data sets have no
+Used by the SDK and CLI end-to-end tests of the analytics computations. The data sets have no
 identifiers, so ``id`` is the row number. Every builder returns the files of
 each party; the tests read them back with the same connector the enclave's
 inputs come from, so a direct run on those tables is the plaintext truth.

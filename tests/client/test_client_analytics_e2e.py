@@ -22,7 +22,17 @@ from typing import Any
 
 import numpy as np
 import pytest
-from analytics_e2e_world import (
+from scipy import stats
+
+from sealroom.client import flows
+from sealroom.client.http import Client
+from sealroom.computations import default_registry
+from sealroom.crypto.keys import Identity
+from sealroom.crypto.keystore import Keystore
+from sealroom.enclave.worker import EnclaveWorker
+from sealroom.errors import PolicyDenied
+from sealroom.statements import Receipt
+from tests.client.analytics_e2e_world import (
     GRUNFELD_SQL,
     QUALITY_SOURCE,
     SQL_RULES,
@@ -38,18 +48,8 @@ from analytics_e2e_world import (
     run_direct,
     spector_columns_files,
 )
-from client_world import coordinator, now
-from scipy import stats
-
-from sealroom.client import flows
-from sealroom.client.http import Client
-from sealroom.computations import default_registry
-from sealroom.crypto.keys import Identity
-from sealroom.crypto.keystore import Keystore
-from sealroom.enclave.state import EnclaveState
-from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
-from sealroom.errors import PolicyDenied
-from sealroom.statements import Receipt
+from tests.client.client_world import now
+from tests.services import coordinator, registered_enclave
 
 REGISTRY = default_registry()
 
@@ -94,13 +94,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             client = Client(base_url=url, identity=identity)
             client.register_party(name)
             parties[name] = Party(name, home, identity, client)
-        keys = make_enclave_keys(now=now())
-        worker = EnclaveWorker(
-            source=Client(base_url=url, identity=keys.identity),
-            keys=keys,
-            state=EnclaveState.create_temporary(),
-        )
-        worker.register()
+        worker = registered_enclave(url)
         try:
             yield World(url=url, root=root, parties=parties, worker=worker)
         finally:

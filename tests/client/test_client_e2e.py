@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from client_world import AUTO_POLICY, TOPICS_A, TOPICS_B, coordinator, now, party, write_jsonl
+import sqlalchemy as sa
 
 from sealroom.client import flows
 from sealroom.client.http import Client
@@ -17,10 +17,20 @@ from sealroom.errors import AttestationInvalid, BackendUnavailable, CommitmentMi
 from sealroom.verification.bundle import ProofBundle
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import BundleRejected, verify_bundle
+from tests.client.client_world import (
+    AUTO_POLICY,
+    TOPICS_A,
+    TOPICS_B,
+    now,
+    party,
+    write_jsonl,
+)
+from tests.services import coordinator, registered_enclave
 
 
-def test_publish_request_approve_run_result_verify(tmp_path: Path) -> None:
-    with coordinator(tmp_path) as url:
+def test_publish_request_approve_run_result_verify(tmp_path: Path, db_url: str) -> None:
+    """On SQLite and on PostgreSQL (a throwaway schema: ``db_url``), as ``sealroom serve --db``."""
+    with coordinator(tmp_path, db_url=db_url) as url:
         alice_home, alice = party(tmp_path, "alice")
         bob_home, bob = party(tmp_path, "bob")
         carol_home, carol = party(tmp_path, "carol")
@@ -57,16 +67,23 @@ def test_publish_request_approve_run_result_verify(tmp_path: Path) -> None:
         index = json.loads((alice_home / "datasets.json").read_text())
         assert index["datasets"][pa_.dataset]["path"] == str(a_file.resolve())
 
+        # The app migrated its own tables into the database it was given.
+        engine = sa.create_engine(db_url)
+        try:
+            assert {"datasets", "requests", "parties"} <= set(sa.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+
+        # Discovery: the backend's full-text search, and keyword Jaccard.
         hits = a.search("tee")
         assert pa_.dataset in {h.dataset.dataset for h in hits.items}
+        similar = {h.dataset.dataset: h for h in b.search(None, similar_to=pb.dataset).items}
+        jaccard = similar[pa_.dataset].jaccard
+        assert jaccard is not None
+        assert jaccard > 0
 
         # Enclave: registered before anyone seals.
-        keys = make_enclave_keys(now=now())
-        enclave_client = Client(base_url=url, identity=keys.identity)
-        worker = EnclaveWorker(
-            source=enclave_client, keys=keys, state=EnclaveState.create_temporary()
-        )
-        worker.register()
+        worker = registered_enclave(url)
         assert worker.step().outcome == "idle"
 
         view = flows.request(
@@ -124,6 +141,11 @@ def test_publish_request_approve_run_result_verify(tmp_path: Path) -> None:
         with pytest.raises(NotFound):
             c.result(view.request)
 
+    # A second app on the same database sees the same state (migrations are idempotent).
+    with coordinator(tmp_path, db_url=db_url) as url:
+        listed = {d.dataset for d in Client(base_url=url).list_datasets().items}
+        assert listed == {pa_.dataset, pb.dataset}
+
 
 def test_changed_data_is_never_sealed(tmp_path: Path) -> None:
     with coordinator(tmp_path) as url:
@@ -148,12 +170,7 @@ def test_changed_data_is_never_sealed(tmp_path: Path) -> None:
         pub_b = flows.publish(
             b, bob, b_file, title="B", description="", policy_rules=None, now=now(), home=bob_home
         )
-        keys = make_enclave_keys(now=now())
-        EnclaveWorker(
-            source=Client(base_url=url, identity=keys.identity),
-            keys=keys,
-            state=EnclaveState.create_temporary(),
-        ).register()
+        registered_enclave(url)
         view = flows.request(b, bob, "gap-analysis", [pub.dataset, pub_b.dataset], {}, now=now())
         assert view.recipients == (bob.party_id,)
         write_jsonl(a_file, TOPICS_A, rows=61)

@@ -8,12 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from client_world import coordinator, party
 
 from sealroom.client.http import Client
 from sealroom.client.relay import channel_for, join_session, open_session
 from sealroom.errors import Conflict, InvalidInput, NotFound, ProtocolError
 from sealroom.protocols.channel import Channel, run_local
+from tests.client.client_world import party
+from tests.services import coordinator
 
 
 def _clients(url: str, tmp_path: Path, *names: str) -> list[Client]:

@@ -1,4 +1,4 @@
-"""Shared loaders for the computation tests (imported by basename)."""
+"""Shared loaders for the computation tests."""
 
 from __future__ import annotations
 

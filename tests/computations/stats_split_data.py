@@ -1,6 +1,6 @@
 """Real public data (statsmodels' bundled datasets) split between parties for the stats tests.
 
-Imported by basename. The datasets have no identifiers, so ``id`` is invented
+The datasets have no identifiers, so ``id`` is invented
 as the row number ("invent ids by row number"): a vertical split gives each
 party some columns of the same rows, keyed by that id; a horizontal split gives
 each party some rows with all columns.

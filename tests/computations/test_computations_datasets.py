@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 
-from scenario_data import DATA
+from tests.computations.scenario_data import DATA
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_datasets.py"
 SIZES = {

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-from scenario_data import shipped, texts
 
 from sealroom.computations import PrivacyContext, default_registry
 from sealroom.computations.gap_analysis import GapAnalysisOutput
 from sealroom.errors import InvalidInput
 from sealroom.terms import GENERIC, specificity
+from tests.computations.scenario_data import shipped, texts
 
 GAP = default_registry().get("gap-analysis")
 

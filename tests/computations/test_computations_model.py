@@ -7,13 +7,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import statsmodels.api as sm
-from mqp_data import by_columns, by_rows, frame
 from scipy import stats
 
 from sealroom.computations import PrivacyContext, default_registry
 from sealroom.computations.base import PrivacyCost
 from sealroom.computations.train_model import TrainModelOutput
 from sealroom.errors import InvalidInput, PolicyDenied
+from tests.computations.mqp_data import by_columns, by_rows, frame
 
 MODEL = default_registry().get("train-model")
 

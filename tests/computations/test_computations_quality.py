@@ -6,11 +6,11 @@ import statistics
 import numpy as np
 import pyarrow as pa
 import pytest
-from mqp_data import frame
 
 from sealroom.computations import PrivacyContext, default_registry
 from sealroom.computations.quality_score import QualityScoreOutput
 from sealroom.errors import InvalidInput, PolicyDenied
+from tests.computations.mqp_data import frame
 
 QUALITY = default_registry().get("quality-score")
 

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from sql_split_data import SQL_RULES, grunfeld, split_by_columns
 
 from sealroom.computations.base import PrivacyContext
 from sealroom.computations.registry import default_registry
@@ -22,6 +21,7 @@ from sealroom.computations.sql_aggregate import (
 )
 from sealroom.errors import InvalidInput, PolicyDenied
 from sealroom.statements.canonical import canonical_json
+from tests.computations.sql_split_data import SQL_RULES, grunfeld, split_by_columns
 
 JOIN3 = (
     "FROM a JOIN b ON a.firm = b.firm AND a.year = b.year "

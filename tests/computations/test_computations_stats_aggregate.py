@@ -6,12 +6,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from scipy import stats
-from stats_split_data import as_strings, frame, row_shares, with_row
 
 from sealroom.computations import PrivacyContext, default_registry
 from sealroom.computations.aggregate_stats import AggregateStatsOutput
 from sealroom.computations.base import PrivacyCost
 from sealroom.errors import InvalidInput, PolicyDenied
+from tests.computations.stats_split_data import as_strings, frame, row_shares, with_row
 
 AGG = default_registry().get("aggregate-stats")
 

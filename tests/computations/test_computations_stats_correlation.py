@@ -6,12 +6,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from scipy import stats
-from stats_split_data import as_strings, columns_of, frame, with_row
 
 from sealroom.computations import PrivacyContext, default_registry
 from sealroom.computations._stats import num
 from sealroom.computations.correlation import CorrelationOutput
 from sealroom.errors import InvalidInput, PolicyDenied
+from tests.computations.stats_split_data import as_strings, columns_of, frame, with_row
 
 CORR = default_registry().get("correlation")
 

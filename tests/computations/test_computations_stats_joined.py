@@ -9,11 +9,11 @@ import pyarrow as pa
 import pytest
 import statsmodels.api as sm
 from scipy import stats
-from stats_split_data import as_strings, columns_of, frame, with_row
 from statsmodels.stats.proportion import proportions_ztest
 
 from sealroom.computations import PrivacyContext, default_registry
 from sealroom.errors import InvalidInput, PolicyDenied
+from tests.computations.stats_split_data import as_strings, columns_of, frame, with_row
 
 REG = default_registry()
 OVERLAP = REG.get("intersection-overlap")

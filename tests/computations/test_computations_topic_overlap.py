@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-from scenario_data import shipped, texts
 
 from sealroom.computations import PrivacyContext, default_registry
 from sealroom.computations.topic_overlap import TopicOverlapOutput, decimal4
 from sealroom.errors import InvalidInput
 from sealroom.terms import GENERIC
+from tests.computations.scenario_data import shipped, texts
 
 OVERLAP = default_registry().get("topic-overlap")
 

@@ -13,8 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
-from coord_helpers import World, make_world
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from sealroom.coordinator.datasets import Datasets
 from sealroom.coordinator.service import Coordinator
@@ -24,6 +23,7 @@ from sealroom.storage.discovery_index import DiscoveryIndex
 from sealroom.storage.engine import read_transaction
 from sealroom.storage.schema import datasets
 from sealroom.storage.search import SearchQuery, search
+from tests.coordinator.coord_helpers import World
 from tests.helpers import T0, identity
 
 
@@ -45,11 +45,6 @@ def _all_pages(
 
 def _ids(items: list[dict[str, Any]]) -> list[str]:
     return [i.dataset.dataset for i in items]
-
-
-@pytest.fixture
-def w(engine: Engine) -> World:
-    return make_world(engine)  # dataset 0: keywords {attestation, kms}
 
 
 def _jaccard_world(w: World) -> dict[str, str]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from coord_helpers import World, make_world
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 
 from sealroom.crypto.keys import Identity
 from sealroom.enclave.receipts import issue_receipt
@@ -23,14 +22,10 @@ from sealroom.statements import (
 from sealroom.storage.engine import read_transaction
 from sealroom.storage.schema import request_blobs, results
 from sealroom.wire import HistoryItem, SealedOutput
+from tests.coordinator.coord_helpers import World
 from tests.helpers import T0, approval
 
 OPEN_RULES: dict[str, Any] = {"allow": [{"id": "row-count"}], "auto_approve": [{"id": "row-count"}]}
-
-
-@pytest.fixture
-def w(engine: Engine) -> World:
-    return make_world(engine)
 
 
 def _room(w: World, rules: dict[str, Any], *, by: Identity | None = None) -> Signed[Policy]:

@@ -6,7 +6,6 @@ import math
 from dataclasses import replace
 
 import pytest
-from coord_helpers import REGISTRY, World, make_world
 from sqlalchemy import Engine
 
 from sealroom.coordinator.datasets import Datasets
@@ -17,17 +16,12 @@ from sealroom.storage.discovery_index import DiscoveryIndex
 from sealroom.storage.engine import read_transaction
 from sealroom.storage.search import SearchQuery, search
 from sealroom.wire import PublishDatasetBody
+from tests.coordinator.coord_helpers import REGISTRY, World
 from tests.helpers import T0, attestation, identity
 
 
 def _kw(*terms: str) -> tuple[Keyword, ...]:
     return tuple(Keyword(term=t, count=1) for t in terms)
-
-
-@pytest.fixture
-def w(engine: Engine) -> World:
-    world = make_world(engine)  # dataset 0: "TEE development logs", keywords attestation, kms
-    return world
 
 
 def _ids(w: World, **kw: object) -> list[str]:

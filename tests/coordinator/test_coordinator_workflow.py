@@ -4,8 +4,6 @@ import json
 from typing import Any
 
 import pytest
-from coord_helpers import PAIR, REVEAL, World, make_world
-from sqlalchemy import Engine
 
 from sealroom.crypto.keys import b64encode
 from sealroom.enclave.receipts import issue_receipt
@@ -18,12 +16,8 @@ from sealroom.statements import (
     sign_statement,
 )
 from sealroom.wire import DraftView, JobInput, SealedOutput
+from tests.coordinator.coord_helpers import PAIR, REVEAL, World
 from tests.helpers import T0, approval, identity
-
-
-@pytest.fixture
-def w(engine: Engine) -> World:
-    return make_world(engine)
 
 
 def _approve(w: World, rid: str, dataset: str, **kw: Any) -> dict[str, Any]:
@@ -202,7 +196,7 @@ def test_coordinator_request_checks(w: World) -> None:
 
 
 def _req_fields(w: World) -> dict[str, Any]:
-    from coord_helpers import ROW_COUNT
+    from tests.coordinator.coord_helpers import ROW_COUNT
 
     return {
         "requester": w.requester.party_id,

@@ -1,8 +1,4 @@
-"""A small world for enclave job tests: parties, a simulated enclave, a test computation.
-
-Imported by basename (``from enclave_world import ...``): pytest puts this
-directory on ``sys.path`` because test directories have no ``__init__.py``.
-"""
+"""A small world for enclave job tests: parties, a simulated enclave, a test computation."""
 
 from __future__ import annotations
 

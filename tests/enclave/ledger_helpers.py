@@ -1,4 +1,4 @@
-"""Shared pieces for the ledger tests (imported by basename)."""
+"""Shared pieces for the ledger tests."""
 
 from __future__ import annotations
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from enclave_world import NOW, WORLD, attest, seal_input, sign_policy
 from pydantic import BaseModel, ConfigDict
 
 from sealroom.computations import Computation, PrivacyContext, Registry
@@ -24,6 +23,7 @@ from sealroom.enclave.runner import JobFailed, execute_job
 from sealroom.enclave.state import EnclaveState
 from sealroom.errors import PolicyDenied
 from sealroom.statements import sign_statement
+from tests.enclave.enclave_world import NOW, WORLD, attest, seal_input, sign_policy
 from tests.helpers import approval, request
 
 SCOPE = "owner:person"

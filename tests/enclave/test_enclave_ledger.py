@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_helpers import DATASET, budget_rules, charge_in_process, req
 
 from sealroom.enclave.ledger import SqlBudgetLedger
 from sealroom.errors import PolicyDenied
 from sealroom.policy.privacy import PrivacyCost
 from sealroom.policy.rules import PolicyRules
 from sealroom.statements.fields import canonical_decimal
+from tests.enclave.ledger_helpers import DATASET, budget_rules, charge_in_process, req
 
 
 @pytest.fixture

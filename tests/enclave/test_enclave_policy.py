@@ -11,7 +11,6 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from enclave_world import NOW, WORLD, attest, seal_input, sign_policy
 from pydantic import BaseModel, ConfigDict
 
 from sealroom.computations import Computation, PrivacyContext, PrivacyCost, Registry
@@ -21,6 +20,7 @@ from sealroom.enclave.ledger import SqlBudgetLedger
 from sealroom.enclave.runner import JobFailed, JobMaterials, JobOutput, execute_job
 from sealroom.errors import PolicyDenied
 from sealroom.statements import Envelope, sign_statement
+from tests.enclave.enclave_world import NOW, WORLD, attest, seal_input, sign_policy
 from tests.helpers import approval, request
 
 
@@ -301,7 +301,7 @@ def test_room_policy_must_be_exactly_the_one_the_request_names(ledger: SqlBudget
     with pytest.raises(JobFailed, match="but the request names none"):
         run(Job().materials(room_policy=named), ledger)
     # The named payload re-signed by someone else has the same digest but not its owner's key.
-    from enclave_world import forge
+    from tests.enclave.enclave_world import forge
 
     with pytest.raises(JobFailed, match="but the owner named in the statement"):
         run(job.materials(room_policy=forge(named, WORLD.mallory)), ledger)

@@ -5,22 +5,6 @@ import hashlib
 from typing import Any
 
 import pytest
-from enclave_world import (
-    ALICE_RULES,
-    NOW,
-    PRIVATE,
-    REGISTRY,
-    SEAL_CHUNK,
-    SHARED,
-    WORLD,
-    Case,
-    attest,
-    build_case,
-    forge,
-    seal_input,
-    sign_policy,
-    text_table,
-)
 
 from sealroom.computations import DEFAULT_K, Registry
 from sealroom.crypto.commit import commit_bytes_stream
@@ -52,6 +36,22 @@ from sealroom.transparency.log import MemoryLogStore, TransparencyLog
 from sealroom.verification.assemble import assemble_bundle
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import verify_bundle
+from tests.enclave.enclave_world import (
+    ALICE_RULES,
+    NOW,
+    PRIVATE,
+    REGISTRY,
+    SEAL_CHUNK,
+    SHARED,
+    WORLD,
+    Case,
+    attest,
+    build_case,
+    forge,
+    seal_input,
+    sign_policy,
+    text_table,
+)
 from tests.helpers import T0, approval, attestation, digest_hex, request
 
 CASE = build_case()

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from enclave_world import NOW, REGISTRY, WORLD, Case, build_case
 
 from sealroom.crypto.keys import PartyId
 from sealroom.crypto.sealing import SealContext, open_sealed
@@ -16,6 +15,7 @@ from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker, JobSource
 from sealroom.errors import BackendUnavailable, VerificationFailed
 from sealroom.statements import Envelope, Receipt, ReleasedOutput
+from tests.enclave.enclave_world import NOW, REGISTRY, WORLD, Case, build_case
 
 
 @dataclass(frozen=True)

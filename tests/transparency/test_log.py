@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, delete, select, text, update
-from tlog_helpers import RFC6962_LEAVES, RFC6962_ROOTS, RefTree, flip_bit
 
 from sealroom.crypto.merkle import EMPTY_ROOT, leaf_hash
 from sealroom.errors import Conflict, InvalidInput, ProofInvalid
@@ -30,6 +29,7 @@ from sealroom.transparency.sqlstore import (
     nodes,
     sqlite_engine,
 )
+from tests.transparency.tlog_helpers import RFC6962_LEAVES, RFC6962_ROOTS, RefTree, flip_bit
 
 ORIGIN = "sealroom.test/log"
 SIGNER = NoteSigner.from_seed(ORIGIN, bytes(range(32)))

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tlog_helpers import RFC6962_LEAVES, RFC6962_ROOTS, RefTree, flip_bit
 
 from sealroom.crypto.merkle import EMPTY_ROOT, leaf_hash
 from sealroom.errors import InvalidInput, ProofInvalid
@@ -25,6 +24,7 @@ from sealroom.transparency.proof import (
     verify_consistency,
     verify_inclusion,
 )
+from tests.transparency.tlog_helpers import RFC6962_LEAVES, RFC6962_ROOTS, RefTree, flip_bit
 
 MERKLE_VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "merkle"
 VECTOR_FILES = sorted(MERKLE_VECTORS.rglob("*.json")) if MERKLE_VECTORS.is_dir() else []

@@ -29,6 +29,7 @@ from sealroom.crypto.keys import KEY_SIZE, verify_ed25519
 from sealroom.errors import AttestationInvalid, InvalidInput, SignatureInvalid
 
 __all__ = [
+    "SIMULATED_BANNER",
     "SIMULATED_MEASUREMENT",
     "SIMULATED_PROVIDER",
     "SIMULATED_WARNING",
@@ -43,6 +44,12 @@ SIMULATED_PROVIDER = "sealroom-simulated"
 # Made up on purpose, and says so: 48 bytes (the size of a TDX measurement) whose
 # hex decodes to "SIMULATED/NOT-A-REAL-MEASUREMENT/sealroom-encl-1".
 SIMULATED_MEASUREMENT = b"SIMULATED/NOT-A-REAL-MEASUREMENT/sealroom-encl-1".hex()
+SIMULATED_BANNER = (
+    "SIMULATED ENCLAVE: a software stand-in for a TEE that protects nothing; "
+    "for development and tests only"
+)
+"""The one line every surface (CLI, demo, SDK warnings) shows whenever a simulated enclave is
+used: a simulation must never pass for protection."""
 SIMULATED_WARNING = (
     "SIMULATED TEE: this report was produced in software by whoever holds the "
     "simulation root key; it proves nothing about confidentiality or integrity"

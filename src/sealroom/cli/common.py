@@ -1,4 +1,4 @@
-"""What every networked CLI command shares: options, the party session, output, errors.
+"""What every networked CLI command shares: options, the party, output, errors, the banner.
 
 Conventions: ``--json`` prints exactly one JSON document on stdout (also for
 errors); otherwise readable text on stdout. Warnings, banners and progress go
@@ -12,27 +12,27 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from sealroom.client.http import DEFAULT_URL, Client, Progress
-from sealroom.crypto.keys import Identity
-from sealroom.crypto.keystore import Keystore, resolve_home
-from sealroom.errors import Conflict, InvalidInput, SealroomError
+from sealroom.attestation.simulated import SIMULATED_BANNER
+from sealroom.client import Client, Party
+from sealroom.client.http import DEFAULT_URL, Progress
+from sealroom.crypto.keystore import resolve_home
+from sealroom.errors import InvalidInput, SealroomError
 
 __all__ = [
     "EXIT_FAILED",
+    "Command",
     "HomeOpt",
     "JsonOpt",
-    "Session",
     "UrlOpt",
+    "command",
     "emit",
     "handle_errors",
-    "open_session",
     "progress_bar",
     "read_file",
     "table",
@@ -88,45 +88,50 @@ def read_file(path: Path, what: str) -> bytes:
         raise InvalidInput(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
-def warn_simulated() -> None:
-    """The banner shown every time a command is told to accept simulated evidence."""
-    line = "!" * 78
-    typer.secho(line, fg="red", bold=True, err=True)
-    typer.secho(
-        "!! --allow-simulated: accepting a SIMULATED enclave. It is software only and\n"
-        "!! protects NOTHING from whoever runs it. Development and tests only.",
-        fg="red",
-        bold=True,
-        err=True,
-    )
-    typer.secho(line, fg="red", bold=True, err=True)
+def warn_simulated(*, err: bool = True) -> None:
+    """The simulated-enclave banner, in red: on every command that accepts simulated evidence,
+    and on every output that a simulated enclave touched."""
+    typer.secho(f"!! {SIMULATED_BANNER} !!", fg="red", bold=True, err=err)
 
 
-@dataclass(frozen=True, slots=True)
-class Session:
-    client: Client
-    identity: Identity
-    name: str
-    home: Path
+class Command:
+    """One networked command's connections: this party or a public client, opened on first use
+    (after the command's own checks), closed when the command ends."""
+
+    __slots__ = ("_home", "_party", "_stack", "_url")
+
+    def __init__(self, stack: ExitStack, url: str, home: Path | None) -> None:
+        self._stack = stack
+        self._url = url
+        self._home = home
+        self._party: Party | None = None
+
+    def party(self) -> Party:
+        """This party (its keystore from --home, $SEALROOM_HOME or ~/.sealroom), registered."""
+        if self._party is None:
+            home = resolve_home(self._home, os.environ)
+            self._party = self._stack.enter_context(Party.open(home=home, url=self._url))
+        return self._party
+
+    def public(self) -> Client:
+        """An anonymous client, for public reads (no keystore needed)."""
+        return self._stack.enter_context(Client(base_url=self._url))
 
 
-def open_session(url: str, home: Path | None) -> Session:
-    """Load the keystore, connect, and make sure the party is registered (idempotent)."""
-    path = resolve_home(home, os.environ)
-    entry = Keystore.load_entry(path)
-    client = Client(base_url=url, identity=entry.identity)
-    try:
-        client.register_party(entry.name)
-    except Conflict:
-        pass  # registered earlier under another display name; the keys are what count
-    except SealroomError:
-        client.close()
-        raise
-    return Session(client=client, identity=entry.identity, name=entry.name, home=path)
-
-
-def public_client(url: str) -> Client:
-    return Client(base_url=url)
+@contextmanager
+def command(
+    json_output: bool,
+    *,
+    url: str = DEFAULT_URL,
+    home: Path | None = None,
+    allow_simulated: bool = False,
+) -> Iterator[Command]:
+    """What every networked command starts with: the banner when it accepts a simulated
+    enclave, errors as one line (:func:`handle_errors`), and its connections."""
+    if allow_simulated:
+        warn_simulated()
+    with handle_errors(json_output), ExitStack() as stack:
+        yield Command(stack, url, home)
 
 
 def progress_bar(label: str) -> Progress:

@@ -12,6 +12,7 @@ import typer
 
 from sealroom import __version__
 from sealroom.cli import party, protocols, services
+from sealroom.cli.common import warn_simulated
 from sealroom.errors import SealroomError
 from sealroom.statements import ReleasedOutput
 from sealroom.verification.bundle import ProofBundle
@@ -136,9 +137,7 @@ def verify(
 def _print_report(path: Path, report: VerificationReport) -> None:
     typer.echo(f"Verifying {path}")
     if report.simulated:
-        typer.secho(
-            "!! SIMULATED ENCLAVE: no hardware protected this computation !!", fg="red", bold=True
-        )
+        warn_simulated(err=False)
     width = max(len(c.name) for c in report.checks)
     for c in report.checks:
         mark = typer.style("PASS", fg="green") if c.passed else typer.style("FAIL", fg="red")

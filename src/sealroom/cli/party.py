@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import time
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -17,11 +16,9 @@ from sealroom.cli.common import (
     HomeOpt,
     JsonOpt,
     UrlOpt,
+    command,
     emit,
-    handle_errors,
-    open_session,
     progress_bar,
-    public_client,
     read_file,
     table,
     warn_simulated,
@@ -30,13 +27,7 @@ from sealroom.client import flows
 from sealroom.computations import default_registry
 from sealroom.errors import InvalidInput
 from sealroom.policy import PolicyRules
-from sealroom.statements import (
-    ComputationRequest,
-    Envelope,
-    Policy,
-    parse_json_strict,
-    sign_statement,
-)
+from sealroom.statements import ComputationRequest, parse_json_strict
 from sealroom.statements.canonical import dict_without_duplicates
 from sealroom.statements.fields import canonical_decimal
 from sealroom.wire import DatasetView, RequestView
@@ -52,10 +43,6 @@ AllowSimulated = Annotated[
         help="Accept a SIMULATED enclave (software only, protects nothing). Tests only.",
     ),
 ]
-
-
-def _now() -> int:
-    return int(time.time())
 
 
 def _short(text: str, n: int = 20) -> str:
@@ -157,24 +144,15 @@ def dataset_publish(
     json_output: JsonOpt = False,
 ) -> None:
     """Profile and commit a local file, sign its attestation and publish it. The data stays here."""
-    with handle_errors(json_output):
+    with command(json_output, url=url, home=home) as cmd:
         rules: dict[str, Any] | None = None
         if policy is not None:
             rules = _policy_rules(policy)
         if not file.is_file():
             raise InvalidInput(f"no such data file: {file}")
-        session = open_session(url, home)
-        with session.client:
-            result = flows.publish(
-                session.client,
-                session.identity,
-                file,
-                title=title or file.name,
-                description=description,
-                policy_rules=rules,
-                now=_now(),
-                home=session.home,
-            )
+        result = cmd.party().publish(
+            file, title=title or file.name, description=description, policy=rules
+        )
         data = {
             "dataset": result.dataset,
             "policy": result.policy,
@@ -208,8 +186,8 @@ def dataset_list(
     json_output: JsonOpt = False,
 ) -> None:
     """List published datasets."""
-    with handle_errors(json_output), public_client(url) as client:
-        page = client.list_datasets(owner=owner, limit=limit, cursor=cursor)
+    with command(json_output, url=url) as cmd:
+        page = cmd.public().list_datasets(owner=owner, limit=limit, cursor=cursor)
         data = {"items": [_dataset_json(d) for d in page.items], "next_cursor": page.next_cursor}
 
         def human() -> None:
@@ -230,15 +208,8 @@ def dataset_show(
     json_output: JsonOpt = False,
 ) -> None:
     """Show one dataset's public card, after checking the owner's signature on it."""
-    from sealroom.statements import DatasetAttestation
-
-    with handle_errors(json_output), public_client(url) as client:
-        view = client.dataset(dataset)
-        att = view.envelope.open(DatasetAttestation)
-        if att.digest != dataset:
-            from sealroom.errors import VerificationFailed
-
-            raise VerificationFailed(f"the coordinator served another statement for {dataset}")
+    with command(json_output, url=url) as cmd:
+        view = flows.show(cmd.public(), dataset)
         emit(json_output, _dataset_json(view), lambda: _print_dataset(view))
 
 
@@ -251,14 +222,8 @@ def dataset_withdraw(
     json_output: JsonOpt = False,
 ) -> None:
     """Withdraw your dataset: new requests on it are refused, pending ones are rejected."""
-    from sealroom.errors import VerificationFailed
-
-    with handle_errors(json_output):
-        session = open_session(url, home)
-        with session.client:
-            view = session.client.withdraw_dataset(dataset, reason)
-        if view.dataset != dataset or view.status != "withdrawn":
-            raise VerificationFailed(f"the coordinator did not withdraw {dataset}")
+    with command(json_output, url=url, home=home) as cmd:
+        view = cmd.party().withdraw_dataset(dataset, reason=reason)
         emit(json_output, _dataset_json(view), lambda: _print_dataset(view))
 
 
@@ -279,8 +244,8 @@ def search(
     json_output: JsonOpt = False,
 ) -> None:
     """Search published datasets."""
-    with handle_errors(json_output), public_client(url) as client:
-        page = client.search(
+    with command(json_output, url=url) as cmd:
+        page = cmd.public().search(
             query,
             keywords=keyword or (),
             owner=owner,
@@ -461,39 +426,20 @@ def request(
     The parameters (and the room policy's rules) are checked here, before
     anything is signed or sent.
     """
-    with handle_errors(json_output):
+    with command(json_output, url=url, home=home) as cmd:
         values = request_params(params, param or [])
         room_rules = _policy_rules(room_policy) if room_policy is not None else None
-        registry = default_registry()
-        chosen = registry.get(computation)
+        chosen = default_registry().get(computation)
         chosen.check_inputs(len(dataset))
         chosen.parse_params(values)
-        session = open_session(url, home)
-        with session.client:
-            now = _now()
-            room: Envelope | None = None
-            if room_rules is not None:
-                assert room_policy is not None
-                room = sign_statement(
-                    Policy(
-                        owner=session.identity.party_id,
-                        name=f"room policy ({room_policy.name})"[:200],
-                        rules=room_rules,
-                        created_at=now,
-                    ),
-                    session.identity,
-                ).envelope
-            view = flows.request(
-                session.client,
-                session.identity,
-                computation,
-                dataset,
-                values,
-                now=now,
-                ttl=ttl,
-                registry=registry,
-                room_policy=room,
-            )
+        view = cmd.party().request(
+            computation,
+            dataset,
+            values,
+            ttl=ttl,
+            room_policy=room_rules,
+            room_policy_name=f"room policy ({room_policy.name})" if room_policy else "room policy",
+        )
         emit(json_output, _request_json(view), lambda: _print_request(view))
 
 
@@ -510,61 +456,54 @@ def inbox(
     json_output: JsonOpt = False,
 ) -> None:
     """Requests waiting for your decision."""
-    if allow_simulated:
-        warn_simulated()
-    with handle_errors(json_output):
-        session = open_session(url, home)
-        with session.client:
-            if auto_approve:
-                done = flows.auto_approve(
-                    session.client,
-                    session.identity,
-                    home=session.home,
-                    allow_simulated=allow_simulated,
-                    now=_now(),
-                    progress=None if json_output else progress_bar("  sealed upload"),
-                )
-                data: dict[str, Any] = {
-                    "actions": [
-                        {
-                            "request": a.request,
-                            "dataset": a.dataset,
-                            "action": a.action,
-                            "reason": a.reason,
-                            "simulated": a.result.simulated if a.result else None,
-                        }
-                        for a in done
-                    ]
-                }
+    with command(json_output, url=url, home=home, allow_simulated=allow_simulated) as cmd:
+        party = cmd.party()
+        if auto_approve:
+            done = party.auto_approve(
+                allow_simulated=allow_simulated,
+                progress=None if json_output else progress_bar("  sealed upload"),
+            )
+            data: dict[str, Any] = {
+                "actions": [
+                    {
+                        "request": a.request,
+                        "dataset": a.dataset,
+                        "action": a.action,
+                        "reason": a.reason,
+                        "simulated": a.result.simulated if a.result else None,
+                    }
+                    for a in done
+                ]
+            }
 
-                def human_auto() -> None:
-                    table(
-                        [[a.request, _short(a.dataset, 24), a.action, a.reason] for a in done],
-                        ["request", "dataset", "action", "reason"],
-                    )
-                    if any(a.result is not None and a.result.simulated for a in done):
-                        typer.secho("data was sealed to a SIMULATED enclave", fg="red", err=True)
-
-                emit(json_output, data, human_auto)
-                return
-            items = session.client.inbox()
-            data = {"items": [_request_json(v) for v in items]}
-
-            def human() -> None:
+            def human_auto() -> None:
                 table(
-                    [
-                        [
-                            v.request,
-                            f"{v.computation.id} {v.computation.version}",
-                            _short(v.requester, 16),
-                            v.status,
-                        ]
-                        for v in items
-                    ],
-                    ["request", "computation", "requester", "status"],
+                    [[a.request, _short(a.dataset, 24), a.action, a.reason] for a in done],
+                    ["request", "dataset", "action", "reason"],
                 )
+                if any(a.result is not None and a.result.simulated for a in done):
+                    warn_simulated()
 
-            emit(json_output, data, human)
+            emit(json_output, data, human_auto)
+            return
+        items = party.inbox()
+        data = {"items": [_request_json(v) for v in items]}
+
+        def human() -> None:
+            table(
+                [
+                    [
+                        v.request,
+                        f"{v.computation.id} {v.computation.version}",
+                        _short(v.requester, 16),
+                        v.status,
+                    ]
+                    for v in items
+                ],
+                ["request", "computation", "requester", "status"],
+            )
+
+        emit(json_output, data, human)
 
 
 def approve(
@@ -580,22 +519,14 @@ def approve(
     json_output: JsonOpt = False,
 ) -> None:
     """Approve a request: verify the enclave, re-check your data, sign, seal and upload it."""
-    if allow_simulated:
-        warn_simulated()
-    with handle_errors(json_output):
-        session = open_session(url, home)
-        with session.client:
-            done = flows.approve(
-                session.client,
-                session.identity,
-                request_id,
-                home=session.home,
-                data_path=data,
-                allow_simulated=allow_simulated,
-                now=_now(),
-                reason=reason,
-                progress=None if json_output else progress_bar("  sealed upload"),
-            )
+    with command(json_output, url=url, home=home, allow_simulated=allow_simulated) as cmd:
+        done = cmd.party().approve(
+            request_id,
+            data=data,
+            reason=reason,
+            allow_simulated=allow_simulated,
+            progress=None if json_output else progress_bar("  sealed upload"),
+        )
         out = {
             "approved": [
                 {
@@ -620,7 +551,7 @@ def approve(
                 typer.echo(f"  sealed {a.sealed_bytes} bytes to enclave {a.enclave}")
                 typer.echo(f"  request is now {a.status}")
                 if a.simulated:
-                    typer.secho("  SIMULATED ENCLAVE: the data is not protected", fg="red")
+                    warn_simulated(err=False)
 
         emit(json_output, out, human)
 
@@ -633,12 +564,8 @@ def reject(
     json_output: JsonOpt = False,
 ) -> None:
     """Reject a request that uses your data."""
-    with handle_errors(json_output):
-        session = open_session(url, home)
-        with session.client:
-            view = flows.reject(
-                session.client, session.identity, request_id, reason=reason, now=_now()
-            )
+    with command(json_output, url=url, home=home) as cmd:
+        view = cmd.party().reject(request_id, reason=reason)
         emit(json_output, _request_json(view), lambda: _print_request(view))
 
 
@@ -650,10 +577,8 @@ def withdraw(
     json_output: JsonOpt = False,
 ) -> None:
     """Withdraw your own request (while pending or approved)."""
-    with handle_errors(json_output):
-        session = open_session(url, home)
-        with session.client:
-            view = flows.withdraw(session.client, request_id, reason=reason)
+    with command(json_output, url=url, home=home) as cmd:
+        view = cmd.party().withdraw(request_id, reason=reason)
         emit(json_output, _request_json(view), lambda: _print_request(view))
 
 
@@ -666,18 +591,16 @@ def status(
     json_output: JsonOpt = False,
 ) -> None:
     """Show a request's status (and history); --wait follows it to the end."""
-    with handle_errors(json_output):
-        session = open_session(url, home)
-        with session.client:
-            if wait:
-                view = flows.wait(
-                    session.client,
-                    request_id,
-                    timeout=timeout,
-                    progress=lambda v: typer.echo(f"  ... {v.status}", err=True),
-                )
-            else:
-                view = flows.status(session.client, request_id)
+    with command(json_output, url=url, home=home) as cmd:
+        party = cmd.party()
+        if wait:
+            view = party.wait(
+                request_id,
+                timeout=timeout,
+                progress=lambda v: typer.echo(f"  ... {v.status}", err=True),
+            )
+        else:
+            view = party.status(request_id)
 
         def human() -> None:
             _print_request(view)
@@ -698,19 +621,8 @@ def result(
     json_output: JsonOpt = False,
 ) -> None:
     """Download, open and verify your result; write result.json and bundle.json."""
-    if allow_simulated:
-        warn_simulated()
-    with handle_errors(json_output):
-        session = open_session(url, home)
-        with session.client:
-            fetched = flows.fetch_result(
-                session.client,
-                session.identity,
-                request_id,
-                out,
-                home=session.home,
-                allow_simulated=allow_simulated,
-            )
+    with command(json_output, url=url, home=home, allow_simulated=allow_simulated) as cmd:
+        fetched = cmd.party().result(request_id, out, allow_simulated=allow_simulated)
         data = {
             "request": fetched.request,
             "result": fetched.body,
@@ -723,11 +635,7 @@ def result(
 
         def human() -> None:
             if fetched.simulated:
-                typer.secho(
-                    "!! SIMULATED ENCLAVE: no hardware protected this computation !!",
-                    fg="red",
-                    bold=True,
-                )
+                warn_simulated(err=False)
             typer.echo(json.dumps(fetched.body, indent=2, sort_keys=True))
             label = " (SIMULATED TEE)" if fetched.simulated else ""
             typer.secho(
@@ -744,8 +652,8 @@ def result(
 
 def computations(url: UrlOpt = DEFAULT_URL_VALUE, json_output: JsonOpt = False) -> None:
     """The computation library the coordinator offers."""
-    with handle_errors(json_output), public_client(url) as client:
-        items = client.computations()
+    with command(json_output, url=url) as cmd:
+        items = cmd.public().computations()
         data = {"computations": [c.to_json_dict() for c in items]}
 
         def human() -> None:

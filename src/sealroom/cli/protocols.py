@@ -8,11 +8,10 @@ protocol gave it and every participant's signed receipt (``--out FILE``).
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, cast
 
 import numpy as np
 import pyarrow as pa
@@ -23,12 +22,11 @@ from sealroom.cli.common import (
     HomeOpt,
     JsonOpt,
     UrlOpt,
+    command,
     emit,
-    handle_errors,
-    open_session,
 )
-from sealroom.client import flows, relay
-from sealroom.client.protocol_runs import ProtocolRun
+from sealroom.client import Party, ProtocolRun
+from sealroom.client.relay import Session
 from sealroom.errors import InvalidInput
 from sealroom.protocols.channel import DEFAULT_TIMEOUT
 
@@ -61,11 +59,10 @@ TimeoutOpt = Annotated[
 ]
 
 
-def _table(
-    client: Any, *, data: Path | None, dataset: str | None, home: Path
-) -> tuple[pa.Table, list[str]]:
+def _table(party: Party, *, data: Path | None, dataset: str | None) -> tuple[pa.Table, list[str]]:
+    """The rows this party brings, and the attested datasets its receipt will name."""
     if dataset is not None:
-        att, table = flows.load_dataset(client, dataset, data_path=data, home=home)
+        att, table = party.load_dataset(dataset, data=data)
         return table, [att.digest]
     if data is None:
         raise InvalidInput("give the data: --data FILE and/or --dataset ID")
@@ -81,25 +78,9 @@ def _column(table: pa.Table, name: str) -> list[Any]:
     return values
 
 
-def _session(
-    client: Any,
-    *,
-    protocol: str,
-    start_with: Sequence[tuple[str, str]] | None,
-    join: bool,
-    session: str | None,
-    expect: Sequence[str],
-    wait: float,
-) -> relay.Session:
-    if join == (start_with is not None):
-        raise InvalidInput("either start a run (--with PARTY) or join one (--join), not both")
-    if start_with is not None:
-        s = relay.open_session(client, protocol=protocol, roles=start_with, wait=wait)
-        typer.echo(
-            f"session {s.id}: waiting for {', '.join(p for _, p in start_with[1:])}", err=True
-        )
-        return s
-    return relay.join_session(client, protocol=protocol, session=session, expect=expect, wait=wait)
+def _waiting(session: Session) -> None:
+    others = [session.parties[r].party_id for r in session.roles if r != session.me]
+    typer.echo(f"session {session.id}: waiting for {', '.join(others)}", err=True)
 
 
 def _finish(
@@ -155,77 +136,43 @@ def psi(
     learn |A ∩ B| and the Jaccard index; in intersection mode the starter learns the
     common values and the joiner learns only the starter's set size.
     """
-    from sealroom.protocols import psi as psi_protocol
-
-    with handle_errors(json_output):
+    with command(json_output, url=url, home=home) as cmd:
         if keywords == (column is not None):
             raise InvalidInput("choose the set: --column NAME or --keywords")
-        if mode not in ("cardinality", "intersection"):
-            raise InvalidInput("--mode must be cardinality or intersection")
-        if keywords and mode != "cardinality":
-            raise InvalidInput("--keywords compares keyword sets by size only (cardinality)")
-        params = psi_protocol.PsiParams(
-            mode=mode,  # type: ignore[arg-type]
+        party = cmd.party()
+        table, inputs = _table(party, data=data, dataset=dataset)
+        terms: list[str] | None = None
+        elements: list[bytes] = []
+        if keywords:
+            from sealroom.connectors.profile import profile_table
+            from sealroom.protocols.psi import KEYWORD_MAX
+
+            terms = [t for t, _ in profile_table(table, k=1, max_keywords=KEYWORD_MAX).keywords]
+        else:
+            assert column is not None
+            elements = [str(v).encode() for v in _column(table, column) if v is not None]
+        outcome = party.psi(
+            elements,
+            keywords=terms,
+            start_with=with_party or (),
+            join=join,
+            session=session,
+            mode=cast(Literal["cardinality", "intersection"], mode),
             threshold=threshold,
-            max_set_size=psi_protocol.KEYWORD_MAX if keywords else 1_000_000,
+            workers=workers,
+            inputs=inputs,
+            timeout=timeout,
+            on_start=_waiting,
         )
-        party = open_session(url, home)
-        with party.client:
-            table, inputs = _table(party.client, data=data, dataset=dataset, home=party.home)
-            if keywords:
-                from sealroom.connectors.profile import profile_table
-
-                terms = [
-                    t
-                    for t, _ in profile_table(
-                        table, k=1, max_keywords=psi_protocol.KEYWORD_MAX
-                    ).keywords
-                ]
-                elements = [t.encode() for t in terms]
-            else:
-                assert column is not None
-                elements = [str(v).encode() for v in _column(table, column) if v is not None]
-            me = party.identity.party_id
-            s = _session(
-                party.client,
-                protocol=psi_protocol.PROTOCOL,
-                start_with=[("a", me), ("b", with_party[0])] if with_party else None,
-                join=join,
-                session=session,
-                expect=with_party or [],
-                wait=timeout,
-            )
-            from sealroom.client.protocol_runs import run_protocol
-
-            found: dict[str, Any] = {}
-
-            def run(channel: Any, _: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-                if keywords:
-                    result = psi_protocol.keyword_overlap(
-                        channel, role=s.me, keywords=terms, threshold=threshold, workers=workers
-                    )
-                else:
-                    result = psi_protocol.run_psi(
-                        channel, role=s.me, elements=elements, params=params, workers=workers
-                    )
-                found["intersection"] = result.intersection
-                return params.as_dict(), result.public_summary()
-
-            outcome = run_protocol(
-                party.client,
-                s,
-                version=psi_protocol.VERSION,
-                run=run,
-                inputs=inputs,
-                timeout=timeout,
-            )
-        common = found.get("intersection")
+        common = outcome.intersection
         values = sorted(v.decode("utf-8", "replace") for v in common) if common else None
 
         def human() -> None:
-            learned = outcome.learned
-            typer.echo(f"private set intersection ({mode}) as {s.me} in session {s.id}")
-            for key, value in sorted(learned.items()):
+            typer.echo(
+                f"private set intersection ({mode}) as {outcome.session.me} "
+                f"in session {outcome.session.id}"
+            )
+            for key, value in sorted(outcome.learned.items()):
                 typer.echo(f"  {key}: {value}")
             if values is not None:
                 typer.echo(f"  intersection ({len(values)}): {', '.join(values[:50])}")
@@ -271,63 +218,36 @@ def pjc(
 
     Both parties must give the same --min-intersection, --max-value and --dp-epsilon.
     """
-    from sealroom.protocols import pjc as pjc_protocol
-
-    with handle_errors(json_output):
-        params = pjc_protocol.PjcParams(
-            min_intersection=min_intersection, max_value=max_value, dp_epsilon=dp_epsilon
+    with command(json_output, url=url, home=home) as cmd:
+        party = cmd.party()
+        table, inputs = _table(party, data=data, dataset=dataset)
+        ids_raw = _column(table, id_column)
+        if any(v is None for v in ids_raw):
+            raise InvalidInput(f"column {id_column!r} has empty identifiers")
+        ids = [str(v).encode() for v in ids_raw]
+        values: list[int] | None = None
+        if value_column is not None:
+            raw = _column(table, value_column)
+            if not all(type(v) is int for v in raw):
+                raise InvalidInput(f"column {value_column!r} must hold integers only")
+            values = raw
+        outcome = party.pjc(
+            ids,
+            values,
+            start_with=with_party or (),
+            join=join,
+            session=session,
+            min_intersection=min_intersection,
+            max_value=max_value,
+            dp_epsilon=dp_epsilon,
+            workers=workers,
+            inputs=inputs,
+            timeout=timeout,
+            on_start=_waiting,
         )
-        party = open_session(url, home)
-        with party.client:
-            table, inputs = _table(party.client, data=data, dataset=dataset, home=party.home)
-            ids_raw = _column(table, id_column)
-            if any(v is None for v in ids_raw):
-                raise InvalidInput(f"column {id_column!r} has empty identifiers")
-            ids = [str(v).encode() for v in ids_raw]
-            values: list[int] | None = None
-            if value_column is not None:
-                raw = _column(table, value_column)
-                if not all(type(v) is int for v in raw):
-                    raise InvalidInput(f"column {value_column!r} must hold integers only")
-                values = raw
-            me = party.identity.party_id
-            my_role = "b" if values is not None else "a"
-            start = None
-            if with_party:
-                other = "a" if my_role == "b" else "b"
-                start = [(my_role, me), (other, with_party[0])]
-            s = _session(
-                party.client,
-                protocol=pjc_protocol.PROTOCOL,
-                start_with=start,
-                join=join,
-                session=session,
-                expect=with_party or [],
-                wait=timeout,
-            )
-            if s.me != my_role:
-                raise InvalidInput(
-                    f"this session has you as {s.me!r}: "
-                    + ("give no --value-column" if s.me == "a" else "give --value-column")
-                )
-            from sealroom.client.protocol_runs import run_protocol
-
-            def run(channel: Any, _: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-                result = pjc_protocol.run_pjc(
-                    channel, role=s.me, ids=ids, values=values, params=params, workers=workers
-                )
-                return params.as_dict(), result.public_summary()
-
-            outcome = run_protocol(
-                party.client,
-                s,
-                version=pjc_protocol.VERSION,
-                run=run,
-                inputs=inputs,
-                timeout=timeout,
-            )
 
         def human() -> None:
+            s = outcome.session
             typer.echo(f"private intersection-sum as {s.me} in session {s.id}")
             for key, value in sorted(outcome.learned.items()):
                 typer.echo(f"  {key}: {value}")
@@ -387,100 +307,36 @@ def train(
     the trainer signs a model statement with its provenance, which every owner checks
     and commits to in its receipt.
     """
-    with handle_errors(json_output):
+    with command(json_output, url=url, home=home) as cmd:
         if federated == he:
             raise InvalidInput("choose one: --federated or --he")
         names = [f.strip() for f in features.split(",") if f.strip()]
-        if not names:
-            raise InvalidInput("name the feature columns: --features a,b,c")
-        if federated and model != "logistic":
-            raise InvalidInput("federated training fits logistic regression only")
-        if model not in ("logistic", "linear"):
-            raise InvalidInput("--model must be logistic or linear")
         starting = bool(with_party)
         if starting and (data is not None or dataset is not None):
             raise InvalidInput("the starter aggregates or trains and brings no data here")
-        protocol = "secagg" if federated else "he"
-        hub = "aggregator" if federated else "trainer"
-        party = open_session(url, home)
-        with party.client:
-            x = y = None
-            inputs: list[str] = []
-            if not starting:
-                table, inputs = _table(party.client, data=data, dataset=dataset, home=party.home)
-                x, y = _training_data(table, features=names, label=label)
-            start = None
-            if with_party:
-                me = party.identity.party_id
-                start = [(hub, me)] + [(f"o{i + 1}", p) for i, p in enumerate(with_party)]
-            s = _session(
-                party.client,
-                protocol=protocol,
-                start_with=start,
-                join=join,
-                session=session,
-                expect=with_party or [],
-                wait=timeout,
-            )
-            owners = tuple(r for r in s.roles if r != s.roles[0])
-            from sealroom.client.protocol_runs import (
-                federated_training,
-                he_training,
-                run_protocol,
-            )
-
-            models: list[Any] = []
-            if federated:
-                from sealroom.protocols import fedavg
-
-                try:
-                    rate = float(learning_rate)
-                except ValueError:
-                    raise InvalidInput("--learning-rate must be a decimal number") from None
-                config = fedavg.FedAvgConfig(
-                    aggregator=s.roles[0],
-                    owners=owners,
-                    features=len(names),
-                    rounds=rounds,
-                    learning_rate=rate,
-                )
-                data_k = None if x is None or y is None else fedavg.OwnerData(features=x, labels=y)
-                run = federated_training(
-                    party.client,
-                    s,
-                    config=config,
-                    features=names,
-                    data=data_k,
-                    kept=models,
-                    timeout=timeout,
-                )
-            else:
-                from sealroom.protocols import he as he_protocol
-
-                params = he_protocol.HeParams(
-                    model=model,  # type: ignore[arg-type]
-                    features=len(names),
-                    rounds=rounds,
-                    learning_rate=learning_rate,
-                    owners=owners,
-                )
-                pair = None if x is None or y is None else (x, y)
-                run = he_training(
-                    party.client, s, params=params, features=names, data=pair, kept=models
-                )
-
-            outcome = run_protocol(
-                party.client,
-                s,
-                version=1,
-                run=run,
-                inputs=inputs,
-                timeout=timeout,
-                dropout_timeout=timeout if federated else None,
-            )
-            outcome = dataclasses.replace(outcome, model=models[0])
+        party = cmd.party()
+        rows = None
+        inputs: list[str] = []
+        if not starting:
+            table, inputs = _table(party, data=data, dataset=dataset)
+            rows = _training_data(table, features=names, label=label)
+        outcome = party.train(
+            "federated" if federated else "he",
+            features=names,
+            data=rows,
+            start_with=with_party or (),
+            join=join,
+            session=session,
+            model=cast(Literal["logistic", "linear"], model),
+            rounds=rounds,
+            learning_rate=learning_rate,
+            inputs=inputs,
+            timeout=timeout,
+            on_start=_waiting,
+        )
 
         def human() -> None:
+            s = outcome.session
             typer.echo(f"{'federated' if federated else 'HE'} training as {s.me} in session {s.id}")
             learned = outcome.learned
             typer.echo(f"  model statement: {learned['model']}")

@@ -16,6 +16,7 @@ from sealroom.cli.common import (
     UrlOpt,
     emit,
     handle_errors,
+    warn_simulated,
 )
 from sealroom.crypto.keystore import HOME_ENV
 
@@ -103,12 +104,7 @@ def enclave(
     from sealroom.errors import InvalidInput
 
     if simulated:
-        typer.secho(
-            "!! SIMULATED ENCLAVE: a software stand-in for a TEE. It protects NOTHING. !!",
-            fg="red",
-            bold=True,
-            err=True,
-        )
+        warn_simulated()
     with handle_errors(json_output):
         if state is None:
             if not simulated:

@@ -55,7 +55,7 @@ from sealroom.statements import (
 )
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import VerificationReport, verify_bundle
-from sealroom.wire import RequestStatus, RequestView
+from sealroom.wire import DatasetView, RequestStatus, RequestView
 
 __all__ = [
     "TERMINAL",
@@ -65,13 +65,19 @@ __all__ = [
     "Published",
     "approve",
     "auto_approve",
+    "content_root",
+    "exact_rule",
     "fetch_result",
+    "keyword_overlap",
+    "load_dataset",
     "publish",
     "reject",
     "request",
+    "show",
     "status",
     "wait",
     "withdraw",
+    "withdraw_dataset",
 ]
 
 DEFAULT_TTL = 7 * 86_400
@@ -263,11 +269,30 @@ def load_dataset(
 
 
 def _open_dataset(client: Client, dataset: str) -> Signed[DatasetAttestation]:
-    view = client.dataset(dataset)
+    return _opened(client.dataset(dataset), dataset)
+
+
+def _opened(view: DatasetView, dataset: str) -> Signed[DatasetAttestation]:
+    """The attestation in ``view``, after checking its owner's signature and that it is ``dataset``."""
     att = view.envelope.open(DatasetAttestation)
     if att.digest != dataset or view.dataset != dataset:
         raise VerificationFailed(f"the coordinator served another statement for {dataset}")
     return att
+
+
+def show(client: Client, dataset: str) -> DatasetView:
+    """A dataset's public card, once its owner's signature on it checks out."""
+    view = client.dataset(dataset)
+    _opened(view, dataset)
+    return view
+
+
+def withdraw_dataset(client: Client, dataset: str, *, reason: str) -> DatasetView:
+    """Withdraw one of the caller's datasets: new requests on it are refused, pending ones end."""
+    view = client.withdraw_dataset(dataset, reason)
+    if view.dataset != dataset or view.status != "withdrawn":
+        raise VerificationFailed(f"the coordinator did not withdraw {dataset}")
+    return view
 
 
 def request(
@@ -323,6 +348,35 @@ def request(
         identity,
     )
     view = client.create_request(signed.envelope)
+    if view.request != signed.digest:
+        raise VerificationFailed("the coordinator answered for a different request")
+    return view
+
+
+def keyword_overlap(
+    client: Client,
+    identity: Identity,
+    mine: str,
+    theirs: str,
+    *,
+    now: int,
+    registry: Registry | None = None,
+) -> RequestView:
+    """A topic overlap through the seed's call: the server drafts the request, this client
+    checks the draft against what it asked and its own library, and only then signs it."""
+    _check_identity(client, identity)
+    draft = client.keyword_overlap_draft(mine, theirs)
+    expected = (registry or default_registry()).get("topic-overlap").ref()
+    if (
+        draft.requester != identity.party_id
+        or draft.computation != expected
+        or draft.inputs != (mine, theirs)
+        or identity.party_id not in draft.recipients
+        or abs(draft.created_at - now) > 300
+    ):
+        raise VerificationFailed("the coordinator's keyword-overlap draft is not what was asked")
+    signed = sign_statement(draft, identity)
+    view = client.keyword_overlap_create(mine, theirs, signed.envelope)
     if view.request != signed.digest:
         raise VerificationFailed("the coordinator answered for a different request")
     return view

@@ -11,14 +11,16 @@ side with a :class:`~sealroom.errors.ProtocolError`.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from sealroom.client.http import Client
 from sealroom.client.relay import Session, channel_for
 from sealroom.crypto.keys import Identity
 from sealroom.errors import InvalidInput
+from sealroom.protocols import pjc, psi
 from sealroom.protocols.channel import DEFAULT_TIMEOUT, Channel
 from sealroom.protocols.receipts import RunRecord, exchange_receipts, share_all, sign_receipt
 from sealroom.statements import (
@@ -34,9 +36,24 @@ from sealroom.statements import (
 from sealroom.statements.envelope import MAX_ENVELOPE_SIZE
 from sealroom.statements.fields import decimal_text
 
-__all__ = ["ProtocolRun", "run_protocol", "share_model"]
+if TYPE_CHECKING:  # numpy and TenSEAL load only when a party trains
+    from numpy.typing import ArrayLike
 
-T = TypeVar("T")
+    from sealroom.protocols.fedavg import FedAvgConfig, OwnerData
+    from sealroom.protocols.he import HeParams
+
+__all__ = [
+    "ProtocolRun",
+    "run_federated",
+    "run_he",
+    "run_pjc",
+    "run_protocol",
+    "run_psi",
+    "share_model",
+]
+
+RunOutcome = tuple[Mapping[str, Any], Mapping[str, Any]]
+"""What a run function returns: (the parameters all agreed on, what this party learned)."""
 _MAX_INPUTS = 64 << 10
 
 
@@ -48,6 +65,9 @@ class ProtocolRun:
     learned: Mapping[str, Any]
     record: RunRecord
     model: Signed[TrainedModel] | None = field(default=None)
+    """Training runs: the model statement the trainer signed (every owner checked it)."""
+    intersection: tuple[bytes, ...] | None = field(default=None)
+    """PSI in intersection mode, for the party that matches: the common elements (never sent)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,9 +87,7 @@ def run_protocol(
     session: Session,
     *,
     version: int,
-    run: Callable[
-        [Channel, tuple[ProtocolParticipant, ...]], tuple[Mapping[str, Any], Mapping[str, Any]]
-    ],
+    run: Callable[[Channel, tuple[ProtocolParticipant, ...]], RunOutcome],
     inputs: Sequence[str] = (),
     peers: Sequence[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
@@ -185,11 +203,6 @@ def share_model(
     return signed
 
 
-RunFn = Callable[
-    [Channel, tuple[ProtocolParticipant, ...]], tuple[Mapping[str, Any], Mapping[str, Any]]
-]
-
-
 def _learned(signed: Signed[TrainedModel]) -> dict[str, Any]:
     m = signed.statement.model
     return {
@@ -201,31 +214,104 @@ def _learned(signed: Signed[TrainedModel]) -> dict[str, Any]:
     }
 
 
-def federated_training(
+def _identity(client: Client) -> Identity:
+    if client.identity is None:
+        raise InvalidInput("running a protocol needs a keystore")
+    return client.identity
+
+
+def run_psi(
     client: Client,
     session: Session,
     *,
-    config: Any,
+    elements: Iterable[bytes] = (),
+    keywords: Sequence[str] | None = None,
+    params: psi.PsiParams,
+    workers: int = 1,
+    inputs: Sequence[str] = (),
+    timeout: float = DEFAULT_TIMEOUT,
+) -> ProtocolRun:
+    """Private set intersection of ``elements`` (or, for private discovery, of the normalised
+    ``keywords``, compared by size only) with the session's other party."""
+    found: list[tuple[bytes, ...] | None] = []
+
+    def run(channel: Channel, _: tuple[ProtocolParticipant, ...]) -> RunOutcome:
+        if keywords is not None:
+            result = psi.keyword_overlap(
+                channel,
+                role=session.me,
+                keywords=keywords,
+                threshold=params.threshold,
+                workers=workers,
+            )
+        else:
+            result = psi.run_psi(
+                channel, role=session.me, elements=elements, params=params, workers=workers
+            )
+        found.append(result.intersection)
+        return params.as_dict(), result.public_summary()
+
+    done = run_protocol(
+        client, session, version=psi.VERSION, run=run, inputs=inputs, timeout=timeout
+    )
+    return dataclasses.replace(done, intersection=found[0])
+
+
+def run_pjc(
+    client: Client,
+    session: Session,
+    *,
+    ids: Sequence[bytes],
+    values: Sequence[int] | None,
+    params: pjc.PjcParams,
+    workers: int = 1,
+    inputs: Sequence[str] = (),
+    timeout: float = DEFAULT_TIMEOUT,
+) -> ProtocolRun:
+    """Private intersection-sum: role ``a`` brings ``ids``; role ``b`` brings ``ids`` and
+    ``values``, whose sum over the common ids ``a`` learns."""
+
+    def run(channel: Channel, _: tuple[ProtocolParticipant, ...]) -> RunOutcome:
+        result = pjc.run_pjc(
+            channel, role=session.me, ids=ids, values=values, params=params, workers=workers
+        )
+        return params.as_dict(), result.public_summary()
+
+    return run_protocol(
+        client, session, version=pjc.VERSION, run=run, inputs=inputs, timeout=timeout
+    )
+
+
+def run_federated(
+    client: Client,
+    session: Session,
+    *,
+    config: FedAvgConfig,
     features: Sequence[str],
-    data: Any | None,
-    kept: list[Signed[TrainedModel]],
-    timeout: float = 60.0,
-) -> RunFn:
-    """The run for federated averaging over secure aggregation (the hub aggregates)."""
+    data: OwnerData | None,
+    inputs: Sequence[str] = (),
+    timeout: float = DEFAULT_TIMEOUT,
+    dropout_timeout: float = DEFAULT_TIMEOUT,
+) -> ProtocolRun:
+    """Federated averaging over secure aggregation: the hub aggregates (``data`` None), each
+    owner trains on its ``data``; the hub signs the model statement, every owner checks it.
+
+    ``dropout_timeout``: how long anyone waits for a step of a round (the hub then goes on
+    without the owners that have not answered).
+    """
     from sealroom.protocols import fedavg
 
-    identity = client.identity
-    if identity is None:
-        raise InvalidInput("training needs a keystore")
+    identity = _identity(client)
+    kept: list[Signed[TrainedModel]] = []
 
-    def run(
-        channel: Channel, participants: tuple[ProtocolParticipant, ...]
-    ) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    def run(channel: Channel, participants: tuple[ProtocolParticipant, ...]) -> RunOutcome:
         training: dict[str, Any] = {}
         weights: Sequence[float] = (0.0,) * len(features)
         intercept = 0.0
         if channel.me == session.roles[0]:
-            fitted = fedavg.train_federated_aggregator(channel, config=config, timeout=timeout)
+            fitted = fedavg.train_federated_aggregator(
+                channel, config=config, timeout=dropout_timeout
+            )
             weights, intercept = fitted.weights, fitted.intercept
             training = {
                 "config": config.as_dict(),
@@ -235,7 +321,7 @@ def federated_training(
         else:
             if data is None:
                 raise InvalidInput("an owner needs its training data")
-            fedavg.train_federated_owner(channel, config=config, data=data, timeout=timeout)
+            fedavg.train_federated_owner(channel, config=config, data=data, timeout=dropout_timeout)
         signed = share_model(
             channel,
             session,
@@ -253,28 +339,36 @@ def federated_training(
         kept.append(signed)
         return config.as_dict(), _learned(signed)
 
-    return run
+    done = run_protocol(
+        client,
+        session,
+        version=1,
+        run=run,
+        inputs=inputs,
+        timeout=timeout,
+        dropout_timeout=dropout_timeout,
+    )
+    return dataclasses.replace(done, model=kept[0])
 
 
-def he_training(
+def run_he(
     client: Client,
     session: Session,
     *,
-    params: Any,
+    params: HeParams,
     features: Sequence[str],
-    data: tuple[Any, Any] | None,
-    kept: list[Signed[TrainedModel]],
-) -> RunFn:
-    """The run for CKKS gradient descent (the hub trains; owners add encrypted gradients)."""
+    data: tuple[ArrayLike, ArrayLike] | None,
+    inputs: Sequence[str] = (),
+    timeout: float = DEFAULT_TIMEOUT,
+) -> ProtocolRun:
+    """CKKS gradient descent: the hub (trainer, ``data`` None) holds the key and the weights;
+    the owners add their encrypted gradients along a chain; the trainer signs the model."""
     from sealroom.protocols import he
 
-    identity = client.identity
-    if identity is None:
-        raise InvalidInput("training needs a keystore")
+    identity = _identity(client)
+    kept: list[Signed[TrainedModel]] = []
 
-    def run(
-        channel: Channel, participants: tuple[ProtocolParticipant, ...]
-    ) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    def run(channel: Channel, participants: tuple[ProtocolParticipant, ...]) -> RunOutcome:
         training: dict[str, Any] = {}
         weights: Sequence[float] = (0.0,) * len(features)
         intercept = 0.0
@@ -305,4 +399,5 @@ def he_training(
         kept.append(signed)
         return params.as_dict(), _learned(signed)
 
-    return run
+    done = run_protocol(client, session, version=1, run=run, inputs=inputs, timeout=timeout)
+    return dataclasses.replace(done, model=kept[0])

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sealroom.attestation.simulated import SIMULATED_BANNER
 from sealroom.client.http import Client
 from sealroom.client.local import pin_log_key
 from sealroom.crypto.keys import PublicIdentity
@@ -26,18 +27,12 @@ from sealroom.verification.verify import TrustPolicy
 from sealroom.wire import EnclaveView
 
 __all__ = [
-    "SIMULATED_BANNER",
     "VerifiedEnclave",
     "trusted_log_key",
     "verify_enclave",
     "verify_enclave_evidence",
     "verify_inclusion_in_checkpoint",
 ]
-
-SIMULATED_BANNER = (
-    "SIMULATED ENCLAVE: a software stand-in for a TEE; it protects nothing from "
-    "the machine's operator. Use only for development and tests."
-)
 
 
 @dataclass(frozen=True, slots=True)

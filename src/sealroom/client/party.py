@@ -1,0 +1,603 @@
+"""One party acting through the SDK: its keys, its coordinator, its local state and its clock.
+
+A :class:`Party` is what the CLI, the demos and agents hold: every verb of the
+flows (publish, search, request, approve, ... and the protocols run directly
+between parties) signed by this party, timed by its clock, with what it
+remembers (dataset index, pinned log key) kept in its keystore directory.
+The verbs are thin: the checks live in :mod:`sealroom.client.flows` and
+:mod:`sealroom.client.protocol_runs`, which stay usable on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from sealroom.client import flows
+from sealroom.client.http import DEFAULT_TIMEOUT as HTTP_TIMEOUT
+from sealroom.client.http import DEFAULT_URL, Client, Progress, system_clock
+from sealroom.client.protocol_runs import ProtocolRun, run_federated, run_he, run_pjc, run_psi
+from sealroom.client.relay import Session, join_session, open_session
+from sealroom.computations import Registry, default_registry
+from sealroom.crypto.keys import Identity, PartyId
+from sealroom.crypto.keystore import Keystore
+from sealroom.errors import Conflict, InvalidInput, SealroomError
+from sealroom.protocols.channel import DEFAULT_TIMEOUT
+from sealroom.statements import Envelope, Policy, sign_statement
+from sealroom.wire import DatasetView, RequestView, SearchPage
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from numpy.typing import NDArray
+
+    from sealroom.statements import DatasetAttestation, Signed
+
+__all__ = ["Party"]
+
+
+class Party:
+    """This party's client, identity, keystore directory (``home``) and clock.
+
+    Open one with :meth:`open` (an existing keystore) or :meth:`create` (new
+    keys); both register the party with the coordinator. Use it as a context
+    manager, or call :meth:`close`, to close its HTTP connections. The clock
+    (unix seconds) times every signature and statement; tests inject one.
+    """
+
+    __slots__ = ("_client", "_home", "_identity", "_name", "_registry")
+
+    def __init__(
+        self, *, client: Client, home: Path, name: str, registry: Registry | None = None
+    ) -> None:
+        if client.identity is None:
+            raise InvalidInput("a party's client must sign as the party (it has no identity)")
+        self._client = client
+        self._identity = client.identity
+        self._home = Path(home)
+        self._name = name
+        self._registry = registry or default_registry()
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        home: Path,
+        url: str = DEFAULT_URL,
+        clock: Callable[[], int] = system_clock,
+        timeout: float = HTTP_TIMEOUT,
+        registry: Registry | None = None,
+    ) -> Party:
+        """The party whose keystore is in ``home``, connected to the coordinator at ``url``."""
+        entry = Keystore.load_entry(home)
+        return cls._connect(entry.identity, entry.name, home, url, clock, timeout, registry)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        home: Path,
+        name: str,
+        url: str = DEFAULT_URL,
+        clock: Callable[[], int] = system_clock,
+        timeout: float = HTTP_TIMEOUT,
+        registry: Registry | None = None,
+    ) -> Party:
+        """A new party: fresh keys in a new keystore in ``home``, registered as ``name``."""
+        identity = Keystore.create(home, name=name)
+        return cls._connect(identity, name, home, url, clock, timeout, registry)
+
+    @classmethod
+    def _connect(
+        cls,
+        identity: Identity,
+        name: str,
+        home: Path,
+        url: str,
+        clock: Callable[[], int],
+        timeout: float,
+        registry: Registry | None,
+    ) -> Party:
+        client = Client(base_url=url, identity=identity, clock=clock, timeout=timeout)
+        try:
+            client.register_party(name)  # idempotent
+        except Conflict:
+            pass  # registered earlier under another display name; the keys are what count
+        except SealroomError:
+            client.close()
+            raise
+        return cls(client=client, home=home, name=name, registry=registry)
+
+    # --- who, where, when ------------------------------------------------------------------
+
+    @property
+    def client(self) -> Client:
+        """The HTTP layer, for the routes no verb covers."""
+        return self._client
+
+    @property
+    def identity(self) -> Identity:
+        return self._identity
+
+    @property
+    def party_id(self) -> PartyId:
+        return self.identity.party_id
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def home(self) -> Path:
+        return self._home
+
+    @property
+    def url(self) -> str:
+        return self._client.base_url
+
+    def now(self) -> int:
+        return self._client.now()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Party:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Party(name={self._name!r}, party_id={self.party_id!r}, url={self.url!r})"
+
+    # --- datasets --------------------------------------------------------------------------
+
+    def publish(
+        self,
+        path: Path,
+        *,
+        title: str,
+        description: str = "",
+        policy: Mapping[str, Any] | None = None,
+        policy_name: str | None = None,
+    ) -> flows.Published:
+        """Profile and commit a local file, publish its signed card (and ``policy``'s rules);
+        the data stays here."""
+        return flows.publish(
+            self._client,
+            self.identity,
+            path,
+            title=title,
+            description=description,
+            policy_rules=policy,
+            policy_name=policy_name,
+            now=self.now(),
+            home=self._home,
+        )
+
+    def search(
+        self,
+        query: str | None = None,
+        *,
+        keywords: Sequence[str] = (),
+        owner: str | None = None,
+        min_rows: int | None = None,
+        max_rows: int | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        similar_to: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> SearchPage:
+        """Published datasets by full text, keywords, owner, size and time range, or ranked
+        by keyword Jaccard against ``similar_to``."""
+        return self._client.search(
+            query,
+            keywords=keywords,
+            owner=owner,
+            min_rows=min_rows,
+            max_rows=max_rows,
+            start=start,
+            end=end,
+            similar_to=similar_to,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def show(self, dataset: str) -> DatasetView:
+        """A dataset's public card, once its owner's signature on it checks out."""
+        return flows.show(self._client, dataset)
+
+    def withdraw_dataset(self, dataset: str, *, reason: str) -> DatasetView:
+        """Withdraw one of this party's datasets (new requests are refused, pending ones end)."""
+        return flows.withdraw_dataset(self._client, dataset, reason=reason)
+
+    def load_dataset(
+        self, dataset: str, *, data: Path | None = None
+    ) -> tuple[Signed[DatasetAttestation], pa.Table]:
+        """One of this party's datasets, read from ``data`` (default: the file it published)
+        and checked against its signed commitment."""
+        return flows.load_dataset(self._client, dataset, data_path=data, home=self._home)
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def request(
+        self,
+        computation: str,
+        datasets: Sequence[str],
+        params: Mapping[str, Any] | None = None,
+        *,
+        ttl: int = flows.DEFAULT_TTL,
+        room_policy: Mapping[str, Any] | Envelope | str | None = None,
+        room_policy_name: str = "room policy",
+    ) -> RequestView:
+        """Ask for ``computation`` on ``datasets``; their owners approve by hand or by policy.
+
+        ``room_policy``: rules this party signs (or a signed policy, or a stored policy's
+        digest) that every input's policy composes with, strictest wins.
+        """
+        room: Envelope | str | None
+        if isinstance(room_policy, Mapping):
+            room = sign_statement(
+                Policy(
+                    owner=self.party_id,
+                    name=room_policy_name[:200],
+                    rules=dict(room_policy),
+                    created_at=self.now(),
+                ),
+                self.identity,
+            ).envelope
+        else:
+            room = room_policy
+        return flows.request(
+            self._client,
+            self.identity,
+            computation,
+            datasets,
+            params or {},
+            now=self.now(),
+            ttl=ttl,
+            registry=self._registry,
+            room_policy=room,
+        )
+
+    def keyword_overlap(self, mine: str, theirs: str) -> RequestView:
+        """A topic overlap drafted by the coordinator (the seed's call), checked, then signed."""
+        return flows.keyword_overlap(
+            self._client, self.identity, mine, theirs, now=self.now(), registry=self._registry
+        )
+
+    def inbox(self) -> tuple[RequestView, ...]:
+        """Requests on this party's datasets that wait for its decision."""
+        return self._client.inbox()
+
+    def auto_approve(
+        self,
+        *,
+        allow_simulated: bool = False,
+        measurements: bytes | None = None,
+        progress: Progress | None = None,
+    ) -> list[flows.AutoApproval]:
+        """Approve (and seal data for) exactly the inbox items this party's policies approve
+        automatically; leave the rest for a person."""
+        return flows.auto_approve(
+            self._client,
+            self.identity,
+            home=self._home,
+            allow_simulated=allow_simulated,
+            now=self.now(),
+            registry=self._registry,
+            measurements=measurements,
+            progress=progress,
+        )
+
+    def approve(
+        self,
+        request: str,
+        *,
+        data: Path | None = None,
+        reason: str = "approved by the owner",
+        allow_simulated: bool = False,
+        measurements: bytes | None = None,
+        progress: Progress | None = None,
+    ) -> list[flows.ApprovedInput]:
+        """Approve this party's inputs of ``request``: verify the enclave, re-check the data
+        against its commitment, sign, seal it to the enclave and upload it."""
+        return flows.approve(
+            self._client,
+            self.identity,
+            request,
+            home=self._home,
+            data_path=data,
+            allow_simulated=allow_simulated,
+            now=self.now(),
+            reason=reason,
+            registry=self._registry,
+            measurements=measurements,
+            progress=progress,
+        )
+
+    def reject(self, request: str, *, reason: str) -> RequestView:
+        """Reject a request on this party's data (one signed rejection ends it)."""
+        return flows.reject(self._client, self.identity, request, reason=reason, now=self.now())
+
+    def withdraw(self, request: str, *, reason: str = "withdrawn by the requester") -> RequestView:
+        """Withdraw this party's own request while it is pending or approved."""
+        return flows.withdraw(self._client, request, reason=reason)
+
+    def status(self, request: str) -> RequestView:
+        return flows.status(self._client, request)
+
+    def wait(
+        self,
+        request: str,
+        *,
+        timeout: float,
+        until: Collection[str] = flows.TERMINAL,
+        progress: Callable[[RequestView], None] | None = None,
+    ) -> RequestView:
+        """Poll until ``request`` reaches a status in ``until`` (or any final one)."""
+        return flows.wait(self._client, request, until=until, timeout=timeout, progress=progress)
+
+    def result(
+        self,
+        request: str,
+        out_dir: Path,
+        *,
+        allow_simulated: bool = False,
+        measurements: bytes | None = None,
+    ) -> flows.FetchedResult:
+        """Download, open and verify this party's result; write result.json and bundle.json
+        in ``out_dir``."""
+        return flows.fetch_result(
+            self._client,
+            self.identity,
+            request,
+            out_dir,
+            home=self._home,
+            allow_simulated=allow_simulated,
+            measurements=measurements,
+        )
+
+    # --- protocols between parties, no enclave ----------------------------------------------
+    #
+    # A run is started by one party naming the others (``start_with``: party ids) and
+    # joined by each of them (``join=True``: the newest session of the protocol that invites
+    # this party, or ``session``; ``expect``: party ids the session must include).
+
+    def psi(
+        self,
+        elements: Iterable[bytes] = (),
+        *,
+        keywords: Sequence[str] | None = None,
+        start_with: Sequence[str] = (),
+        join: bool = False,
+        session: str | None = None,
+        expect: Sequence[str] = (),
+        mode: Literal["cardinality", "intersection"] = "cardinality",
+        threshold: int = 0,
+        workers: int = 1,
+        inputs: Sequence[str] = (),
+        timeout: float = DEFAULT_TIMEOUT,
+        on_start: Callable[[Session], None] | None = None,
+    ) -> ProtocolRun:
+        """Private set intersection with one other party (ECDH-PSI over Curve25519).
+
+        Both learn both set sizes; in ``cardinality`` mode both learn |A ∩ B| and the
+        Jaccard index, in ``intersection`` mode the starter learns the common elements
+        (:attr:`ProtocolRun.intersection`). With ``keywords`` (private discovery) the
+        normalised keyword sets are compared by size only. Both sides must give the same
+        ``mode`` and ``threshold``; below the threshold the run stops, revealing no size.
+        """
+        from sealroom.protocols import psi
+
+        if keywords is not None and mode != "cardinality":
+            raise InvalidInput("keyword sets are compared by size only (cardinality)")
+        params = psi.PsiParams(
+            mode=mode,
+            threshold=threshold,
+            max_set_size=psi.KEYWORD_MAX if keywords is not None else 1_000_000,
+        )
+        peer = _one_peer(start_with)
+        met = self._meet(
+            psi.PROTOCOL,
+            [("a", self.party_id), ("b", peer)] if peer is not None else None,
+            session=session,
+            expect=expect,
+            join=join,
+            timeout=timeout,
+            on_start=on_start,
+        )
+        return run_psi(
+            self._client,
+            met,
+            elements=elements,
+            keywords=keywords,
+            params=params,
+            workers=workers,
+            inputs=inputs,
+            timeout=timeout,
+        )
+
+    def pjc(
+        self,
+        ids: Sequence[bytes],
+        values: Sequence[int] | None = None,
+        *,
+        start_with: Sequence[str] = (),
+        join: bool = False,
+        session: str | None = None,
+        expect: Sequence[str] = (),
+        min_intersection: int = 10,
+        max_value: int = 1_000_000,
+        dp_epsilon: str | None = None,
+        workers: int = 1,
+        inputs: Sequence[str] = (),
+        timeout: float = DEFAULT_TIMEOUT,
+        on_start: Callable[[Session], None] | None = None,
+    ) -> ProtocolRun:
+        """Private intersection-sum (Private Join and Compute) with one other party.
+
+        The party without ``values`` learns how many ``ids`` both hold and the sum of the
+        other's values over them (with Laplace noise at ``dp_epsilon``, a decimal string);
+        the values' owner learns only the other set's size. Both must give the same
+        ``min_intersection``, ``max_value`` and ``dp_epsilon``.
+        """
+        from sealroom.protocols import pjc
+
+        params = pjc.PjcParams(
+            min_intersection=min_intersection, max_value=max_value, dp_epsilon=dp_epsilon
+        )
+        mine = "b" if values is not None else "a"
+        peer = _one_peer(start_with)
+        met = self._meet(
+            pjc.PROTOCOL,
+            [(mine, self.party_id), ("a" if mine == "b" else "b", peer)]
+            if peer is not None
+            else None,
+            session=session,
+            expect=expect,
+            join=join,
+            timeout=timeout,
+            on_start=on_start,
+        )
+        if met.me != mine:
+            raise InvalidInput(
+                f"this session has this party as {met.me!r}: "
+                + ("the values belong to the other side" if met.me == "a" else "bring the values")
+            )
+        return run_pjc(
+            self._client,
+            met,
+            ids=ids,
+            values=values,
+            params=params,
+            workers=workers,
+            inputs=inputs,
+            timeout=timeout,
+        )
+
+    def train(
+        self,
+        method: Literal["federated", "he"],
+        *,
+        features: Sequence[str],
+        data: tuple[NDArray[Any], NDArray[Any]] | None = None,
+        start_with: Sequence[str] = (),
+        join: bool = False,
+        session: str | None = None,
+        expect: Sequence[str] = (),
+        model: Literal["logistic", "linear"] = "logistic",
+        rounds: int = 20,
+        learning_rate: str = "0.5",
+        inputs: Sequence[str] = (),
+        timeout: float = DEFAULT_TIMEOUT,
+        dropout_timeout: float | None = None,
+        on_start: Callable[[Session], None] | None = None,
+    ) -> ProtocolRun:
+        """Train a model on several owners' rows that never leave them.
+
+        The starter (``start_with``: the owners) aggregates (``federated``: federated
+        averaging over secure aggregation, logistic only) or trains (``he``: gradient
+        descent on CKKS-encrypted weights) and brings no data; each owner joins with its
+        ``data`` (features, labels). Everyone gives the same ``features`` (names, in
+        order), ``rounds`` and ``learning_rate``. The trainer signs the model statement
+        (:attr:`ProtocolRun.model`); every owner checks it and commits to it.
+        ``dropout_timeout`` (federated; default ``timeout``): how long a round waits.
+        """
+        if method not in ("federated", "he"):
+            raise InvalidInput("the training method must be federated or he")
+        if model not in ("logistic", "linear"):
+            raise InvalidInput("the model must be logistic or linear")
+        if method == "federated" and model != "logistic":
+            raise InvalidInput("federated training fits logistic regression only")
+        if not features:
+            raise InvalidInput("name the feature columns")
+        if start_with and data is not None:
+            raise InvalidInput("the starter aggregates or trains and brings no data")
+        if join and data is None:
+            raise InvalidInput("an owner joins with its training data (features, labels)")
+        hub = "aggregator" if method == "federated" else "trainer"
+        met = self._meet(
+            "secagg" if method == "federated" else "he",
+            [(hub, self.party_id)] + [(f"o{i + 1}", p) for i, p in enumerate(start_with)]
+            if start_with
+            else None,
+            session=session,
+            expect=expect,
+            join=join,
+            timeout=timeout,
+            on_start=on_start,
+        )
+        owners = tuple(r for r in met.roles if r != met.roles[0])
+        if method == "federated":
+            from sealroom.protocols import fedavg
+
+            try:
+                rate = float(learning_rate)
+            except ValueError:
+                raise InvalidInput("the learning rate must be a decimal number") from None
+            config = fedavg.FedAvgConfig(
+                aggregator=met.roles[0],
+                owners=owners,
+                features=len(features),
+                rounds=rounds,
+                learning_rate=rate,
+            )
+            return run_federated(
+                self._client,
+                met,
+                config=config,
+                features=features,
+                data=None if data is None else fedavg.OwnerData(*data),
+                inputs=inputs,
+                timeout=timeout,
+                dropout_timeout=timeout if dropout_timeout is None else dropout_timeout,
+            )
+        from sealroom.protocols import he
+
+        params = he.HeParams(
+            model=model,
+            features=len(features),
+            rounds=rounds,
+            learning_rate=learning_rate,
+            owners=owners,
+        )
+        return run_he(
+            self._client,
+            met,
+            params=params,
+            features=features,
+            data=data,
+            inputs=inputs,
+            timeout=timeout,
+        )
+
+    def _meet(
+        self,
+        protocol: str,
+        roles: Sequence[tuple[str, str]] | None,
+        *,
+        session: str | None,
+        expect: Sequence[str],
+        join: bool,
+        timeout: float,
+        on_start: Callable[[Session], None] | None,
+    ) -> Session:
+        """Open a session in ``roles`` (role, party id), or join one: exactly one of the two."""
+        if join == (roles is not None):
+            raise InvalidInput("either start a run with other parties or join one, not both")
+        if roles is None:
+            return join_session(
+                self._client, protocol=protocol, session=session, expect=expect, wait=timeout
+            )
+        opened = open_session(self._client, protocol=protocol, roles=roles, wait=timeout)
+        if on_start is not None:
+            on_start(opened)
+        return opened
+
+
+def _one_peer(start_with: Sequence[str]) -> str | None:
+    if len(start_with) > 1:
+        raise InvalidInput("this protocol runs between exactly two parties")
+    return start_with[0] if start_with else None
