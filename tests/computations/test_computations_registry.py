@@ -26,8 +26,8 @@ PINNED = {
     ): "sha256:66ae222fd18796f9b13d8b8ba4c89d281ae346961c236388caf1f4d44dda723a",
     (
         "gap-analysis",
-        "1.0.1",
-    ): "sha256:4276ec09cf8b5bef95d5283a5cd4ccb4dc51123d90a4c4aa5310cbf38fbea819",
+        "2.0.0",
+    ): "sha256:8e4357ffafadc7aa626782a5fb82710c37661b8e3f115ebd66ecc434dcb27dba",
     (
         "intersection-overlap",
         "1.1.0",
@@ -39,8 +39,8 @@ PINNED = {
     ("lift", "1.1.0"): "sha256:b61f3991e255289c3c24686b93d0578d9c0c576089372675351d66e03b9a9ee6",
     (
         "pattern-search",
-        "1.0.1",
-    ): "sha256:80d47c00f2926c117095f17002b8c1cf4f46af94c978b05b679e002bfb280f22",
+        "2.0.0",
+    ): "sha256:907f15f7d5fb03e57a506d52b467ed9d5318dc41f10bbedac8e7cfe3009a50e0",
     (
         "quality-score",
         "1.1.0",
@@ -51,8 +51,8 @@ PINNED = {
     ): "sha256:6f86e051727284d506bc052fed4a17510fe5c2031d8a7aca3b40b66ffb5eb2f4",
     (
         "topic-overlap",
-        "1.0.1",
-    ): "sha256:d98a484a2273924368d28b13b351af5a8d5d0ca815b12e5256d2cbd30eaef76a",
+        "2.0.0",
+    ): "sha256:53c1283e046debb3c009e89b9581f3794b5f60364527fd55f7f4830215b9d436",
     (
         "train-model",
         "1.1.0",
