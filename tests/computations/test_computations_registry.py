@@ -40,7 +40,7 @@ PINNED = {
     (
         "pattern-search",
         "2.0.0",
-    ): "sha256:907f15f7d5fb03e57a506d52b467ed9d5318dc41f10bbedac8e7cfe3009a50e0",
+    ): "sha256:7e2f3a41bc30514236133ccbc2675be1204c691148a5aec50e32c1f8ea0389af",
     (
         "quality-score",
         "1.1.0",

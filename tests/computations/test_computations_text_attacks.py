@@ -15,6 +15,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sealroom.client.flows import CardOptions, preview_card
 from sealroom.computations import PrivacyContext, default_registry
@@ -273,6 +275,27 @@ def test_query_prefix_extension_learns_nothing_about_a_redacted_secret() -> None
             assert a.matched == 0
             assert a.patterns == ()
     assert "hunter2" not in _search(_secret_log(secret), "login failed").model_dump_json()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    secrets=st.lists(
+        st.from_regex(r"[a-z]{0,6}[0-9][a-z0-9]{2,8}", fullmatch=True), min_size=2, max_size=2
+    ),
+    form=st.sampled_from(["the password is {}", "password: {}", "pw={}", "my pin is {}"]),
+    cut=st.integers(min_value=0, max_value=12),
+)
+def test_no_query_tells_two_secrets_apart(secrets: list[str], form: str, cut: int) -> None:
+    """Whatever the secret, every query built from it (or from the other) answers the same."""
+    logs = [
+        pa.table({"text": [f"Deploy failed; {form.format(x)}. Fixed by a restart."] * 4})
+        for x in secrets
+    ]
+    for secret in secrets:
+        for query in (form.format(secret)[: len(form) - 2 + cut], secret[: max(cut, 2)]):
+            if len(query.strip()) < 2:
+                continue
+            assert _search(logs[0], query) == _search(logs[1], query), query
 
 
 @pytest.mark.parametrize(

@@ -177,10 +177,10 @@ _HOST = re.compile(
 _ID = re.compile(
     r"\b0x[0-9a-fA-F]{4,}\b"
     r"|\b(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"
-    r"|\b\w*\d{6,}\w*\b"
     r"|(?<![\w#])#\d+\b"
     r"|\b[A-Za-z]+(?:[-_][A-Za-z]*)*[-_](?=[A-Za-z0-9]*(?:\d[A-Za-z]*){4})[A-Za-z0-9]+\b"
 )
+_DIGIT_WORD = re.compile(r"\b(?=\w*?\d{6})\w+")
 _DIGIT_GROUPS = re.compile(r"(?<![\w.-])\d+(?:[ .-]\d+)+(?![\w-])")
 _MANY_DIGITS = re.compile(r"(?:\d\D{0,3}){6}\d")
 
@@ -199,24 +199,27 @@ _COUNTRY_TLDS = (
     frozenset(r.lower() for r in phonenumbers.SUPPORTED_REGIONS) | {"uk", "eu"}
 ) - _FILE_EXTENSIONS
 
-# National ids in their usual written shape, with the python-stdnum check that names them.
-_NATIONAL_IDS: tuple[tuple[re.Pattern[str], Callable[[str], bool] | None], ...] = (
-    (re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), ssn.is_valid),
-    (re.compile(r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b"), cpf.is_valid),
-    (re.compile(r"\b\d{3}[ -]\d{3}[ -]\d{4}\b"), nhs.is_valid),
-    (re.compile(r"\b\d{3}[ -]\d{3}[ -]\d{3}\b"), sin.is_valid),
-    (re.compile(r"\b\d{4} \d{4} \d{4}\b"), aadhaar.is_valid),
-    (
-        re.compile(r"\b[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}\b"),
-        nir.is_valid,
-    ),
-    (re.compile(r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b", re.I), codicefiscale.is_valid),
-    (re.compile(r"\b\d{8}-?[A-Z]\b", re.I), dni.is_valid),
-    (re.compile(r"\b[XYZ]-?\d{7}-?[A-Z]\b", re.I), nie.is_valid),
-    (re.compile(r"\b[A-Z]{5}\d{4}[A-Z]\b"), pan.is_valid),
-    (re.compile(r"\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"), None),  # UK NINO
+# National ids in their usual written shape, with the python-stdnum check that names them
+# (None: no checksum exists); a shape only one kind of id has is redacted whatever its check.
+# Each starts a word with at most six letters before its first digit.
+_NATIONAL_IDS: tuple[tuple[str, Callable[[str], bool] | None, bool], ...] = (
+    (r"\d{3}-\d{2}-\d{4}\b", ssn.is_valid, False),
+    (r"\d{3}\.\d{3}\.\d{3}-\d{2}\b", cpf.is_valid, False),
+    (r"\d{3}[ -]\d{3}[ -]\d{4}\b", nhs.is_valid, False),
+    (r"\d{3}[ -]\d{3}[ -]\d{3}\b", sin.is_valid, False),
+    (r"\d{4} \d{4} \d{4}\b", aadhaar.is_valid, False),
+    (r"[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}\b", nir.is_valid, False),
+    (r"(?i:[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z])\b", codicefiscale.is_valid, True),
+    (r"(?i:\d{8}-?[A-Z])\b", dni.is_valid, False),
+    (r"(?i:[XYZ]-?\d{7}-?[A-Z])\b", nie.is_valid, False),
+    (r"[A-Z]{5}\d{4}[A-Z]\b", pan.is_valid, True),
+    (r"[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", None, True),  # UK NINO
 )
-_DISTINCT_SHAPES = frozenset({codicefiscale.is_valid, pan.is_valid})
+_NATIONAL_ID = re.compile(
+    r"(?<!\w)(?=[A-Za-z]{0,6}[ -]?\d)(?:"
+    + "|".join(f"(?P<n{i}>{p})" for i, (p, _, _) in enumerate(_NATIONAL_IDS))
+    + ")"
+)
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
 
 
@@ -295,17 +298,11 @@ def _phones(text: str) -> str:
     return _spans_replaced(text, spans, "<phone>")
 
 
-def _national_ids(text: str) -> str:
-    for pattern, check in _NATIONAL_IDS:
-
-        def named(m: re.Match[str], check: Callable[[str], bool] | None = check) -> str:
-            if check is None or check(m.group(0)):
-                return "<national-id>"
-            # A shape only these ids have is redacted whatever its checksum says.
-            return "<id>" if check in _DISTINCT_SHAPES else m.group(0)
-
-        text = pattern.sub(named, text)
-    return text
+def _national_id(m: re.Match[str]) -> str:
+    _, check, distinct = _NATIONAL_IDS[int(str(m.lastgroup)[1:])]
+    if check is None or check(m.group(0)):
+        return "<national-id>"
+    return "<id>" if distinct else m.group(0)
 
 
 def _iban(m: re.Match[str]) -> str:
@@ -343,8 +340,25 @@ def _digit_groups(m: re.Match[str]) -> str:
     return "<id>" if sum(c.isdigit() for c in m.group(0)) >= 7 else m.group(0)
 
 
-def _sub(pattern: re.Pattern[str], replacement: Replacement) -> Callable[[str], str]:
-    return lambda text: pattern.sub(replacement, text)
+def _sub(
+    pattern: re.Pattern[str], replacement: Replacement, *, when: Callable[[str], bool] | None = None
+) -> Callable[[str], str]:
+    """A step; ``when`` is a cheap test that the pattern can match at all (a speed-up only)."""
+    if when is None:
+        return lambda text: pattern.sub(replacement, text)
+    return lambda text: pattern.sub(replacement, text) if when(text) else text
+
+
+def _names_a_secret(text: str) -> bool:
+    low = text.lower()
+    return any(
+        w in low for w in ("pass", "pw", "pin", "secret", "token", "key", "cred", "auth", "bearer")
+    )
+
+
+def _has(pattern: str) -> Callable[[str], bool]:
+    compiled = re.compile(pattern)
+    return lambda text: compiled.search(text) is not None
 
 
 _STEPS: tuple[Callable[[str], str], ...] = (
@@ -353,18 +367,19 @@ _STEPS: tuple[Callable[[str], str], ...] = (
     _sub(_URL, _ending("<url>")),
     _sub(_EMAIL, "<email>"),
     _sub(_UUID, "<uuid>"),
-    _sub(_SECRET_ASSIGN, _assigned),
-    _sub(_SECRET_PROSE, _told),
+    _sub(_SECRET_ASSIGN, _assigned, when=_names_a_secret),
+    _sub(_SECRET_PROSE, _told, when=_names_a_secret),
     _sub(_HIGH_ENTROPY, _entropy),
     _sub(_CARD, _card),
     _phones,
-    _national_ids,
+    _sub(_NATIONAL_ID, _national_id),
     _sub(_IBAN, _iban),
     _sub(_IPV4, _ip4),
     _sub(_IPV6, _ip6),
     _sub(_PATH, _ending("<path>")),
-    _sub(_HOST, _host),
+    _sub(_HOST, _host, when=_has(r"\.[A-Za-z]")),
     _sub(_ID, "<id>"),
+    _sub(_DIGIT_WORD, "<id>", when=_has(r"\d{6}")),
     _sub(_DIGIT_GROUPS, _digit_groups),
 )
 
