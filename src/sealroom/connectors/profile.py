@@ -21,6 +21,10 @@ policy:
 * **Coarse dates.** The time range is given in whole UTC days, and volume as
   counts of records, active days and projects.
 
+Residual leakage: the card has no history to check against, so the cards of two
+versions of a dataset that differ by a few entities can be subtracted (counts,
+and terms that cross k); the owner publishes each, after seeing it.
+
 ``topics`` are the multi-word keywords: the card's subject areas;
 ``primary_focus`` and ``expertise`` are the first of them. Which columns hold
 the text, the time and the project is the owner's to say; by default ``text``,
