@@ -12,24 +12,11 @@ from sealroom.cli.main import app
 from sealroom.client.http import Client
 from sealroom.statements import DatasetAttestation
 from tests.client.client_world import coordinator
+from tests.connectors.clinic_notes import write_clinic_notes
 
 runner = CliRunner()
 
 CARD_FIELDS = ("keywords", "topics", "schema", "time_range", "profile")
-
-
-def notes(path: Path) -> Path:
-    """200 clinic notes by 70 clinicians; 6 of them name a patient and a diagnosis."""
-    with path.open("w", encoding="utf-8") as fh:
-        for i in range(200):
-            if i % 33 == 0 and i < 198:
-                text = "Saw patient Zebulon Quixote, diagnosis lymphoblastic leukaemia."
-            else:
-                text = f"Ward round {i % 7}: routine checks, medication review, discharge planning."
-            when = f"2023-11-{14 + i // 100}T{i % 24:02d}:00:00Z"
-            row = {"when": when, "ward": f"w{i % 4}", "note": text, "who": f"c{i % 70}"}
-            fh.write(json.dumps(row) + "\n")
-    return path
 
 
 def run(env: dict[str, str], *args: str) -> Result:
@@ -42,7 +29,7 @@ def ok_json(res: Result) -> Any:
 
 
 def test_dry_run_signs_and_sends_nothing_and_obeys_the_policys_k(tmp_path: Path) -> None:
-    data = notes(tmp_path / "notes.jsonl")
+    data = write_clinic_notes(tmp_path / "notes.jsonl")
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps({"allow": [{"id": "topic-overlap"}], "k": 50}))
     # No keystore and no coordinator: a dry run needs neither.
@@ -69,7 +56,7 @@ def test_dry_run_signs_and_sends_nothing_and_obeys_the_policys_k(tmp_path: Path)
 
 
 def test_owner_drops_terms_and_names_the_columns(tmp_path: Path) -> None:
-    data = notes(tmp_path / "notes.jsonl")
+    data = write_clinic_notes(tmp_path / "notes.jsonl")
     env = {"SEALROOM_HOME": str(tmp_path / "nobody")}
     base = ("dataset", "publish", str(data), "--dry-run", "--json", "--text-column", "note")
     plain = ok_json(run(env, *base))
@@ -108,7 +95,7 @@ def test_owner_drops_terms_and_names_the_columns(tmp_path: Path) -> None:
 
 
 def test_the_published_card_is_the_dry_runs(tmp_path: Path) -> None:
-    data = notes(tmp_path / "notes.jsonl")
+    data = write_clinic_notes(tmp_path / "notes.jsonl")
     policy = tmp_path / "policy.json"
     policy.write_text(
         json.dumps({"allow": [{"id": "topic-overlap"}], "k": 10, "entity_column": "who"})

@@ -27,7 +27,7 @@ PINNED = {
     (
         "gap-analysis",
         "2.0.0",
-    ): "sha256:8e4357ffafadc7aa626782a5fb82710c37661b8e3f115ebd66ecc434dcb27dba",
+    ): "sha256:78cb502bdcb66cc6f01dd88c3c3c03697120752841a67a915dd89abe519e8da9",
     (
         "intersection-overlap",
         "1.1.0",
@@ -40,7 +40,7 @@ PINNED = {
     (
         "pattern-search",
         "2.0.0",
-    ): "sha256:7e2f3a41bc30514236133ccbc2675be1204c691148a5aec50e32c1f8ea0389af",
+    ): "sha256:af21da91bcf616646828d05f40b5086e70edd933bcc9ee68c757b8c15c0d205b",
     (
         "quality-score",
         "1.1.0",
@@ -52,7 +52,7 @@ PINNED = {
     (
         "topic-overlap",
         "2.0.0",
-    ): "sha256:53c1283e046debb3c009e89b9581f3794b5f60364527fd55f7f4830215b9d436",
+    ): "sha256:365b1d9cff7a5ad71a2f2d8dd772d599b4f497e73e290112d01f5ead3569b180",
     (
         "train-model",
         "1.1.0",

@@ -29,6 +29,7 @@ from sealroom.connectors import profile_table
 from sealroom.enclave.history import FootprintScope, SqlReleaseHistory
 from sealroom.errors import PolicyDenied
 from tests.computations.scenario_data import shipped
+from tests.connectors.clinic_notes import write_clinic_notes
 
 OVERLAP = default_registry().get("topic-overlap")
 GAP = default_registry().get("gap-analysis")
@@ -193,24 +194,13 @@ def test_republishing_with_one_more_entity_is_refused_by_the_difference_check(
 
 # --- class 11: the public card ----------------------------------------------------------------
 
-
-def _clinic_notes(path: Path) -> Path:
-    """200 records; 6 of them name a patient and a diagnosis."""
-    with path.open("w", encoding="utf-8") as fh:
-        for i in range(200):
-            if i % 33 == 0 and i < 198:
-                text = "Saw patient Zebulon Quixote, diagnosis lymphoblastic leukaemia."
-            else:
-                text = f"Ward round {i % 7}: routine checks, medication review, discharge planning."
-            row = {"ts": 1_700_000_000 + i * 600, "clinician": f"c{i % 70}", "text": text}
-            fh.write(json.dumps(row) + "\n")
-    return path
+NOTES = CardOptions(text_column="note")
 
 
 def test_card_obeys_the_policys_k_in_distinct_entities(tmp_path: Path) -> None:
-    data = _clinic_notes(tmp_path / "notes.jsonl")
+    data = write_clinic_notes(tmp_path / "notes.jsonl")
     policy = {"allow": [{"id": "topic-overlap"}], "k": 50}
-    preview = preview_card(data, policy_rules=policy)
+    preview = preview_card(data, policy_rules=policy, options=NOTES)
     dumped = json.dumps(preview.fields)
     for word in ("zebulon", "quixote", "leukaemia", "lymphoblastic"):
         assert word not in dumped.lower()
@@ -218,7 +208,7 @@ def test_card_obeys_the_policys_k_in_distinct_entities(tmp_path: Path) -> None:
     assert preview.card.k == 50
     # Entities: 70 clinicians; "ward round" is written by all of them, but counted once each.
     by_clinician = preview_card(
-        data, policy_rules={**policy, "k": 20, "entity_column": "clinician"}
+        data, policy_rules={**policy, "k": 20, "entity_column": "who"}, options=NOTES
     )
     counts = {kw["term"]: kw["count"] for kw in by_clinician.fields["keywords"]}
     assert counts
@@ -227,11 +217,13 @@ def test_card_obeys_the_policys_k_in_distinct_entities(tmp_path: Path) -> None:
 
 
 def test_card_without_a_policy_uses_the_default_k(tmp_path: Path) -> None:
-    data = _clinic_notes(tmp_path / "notes.jsonl")
-    preview = preview_card(data, policy_rules=None)
+    data = write_clinic_notes(tmp_path / "notes.jsonl")
+    preview = preview_card(data, policy_rules=None, options=NOTES)
     assert preview.card.k == 5
     assert "zebulon" in json.dumps(preview.fields).lower()  # 6 records >= 5: the owner sees it
-    dropped = preview_card(data, policy_rules=None, options=CardOptions(drop_terms=("Zebulon",)))
+    dropped = preview_card(
+        data, policy_rules=None, options=CardOptions(text_column="note", drop_terms=("Zebulon",))
+    )
     assert "zebulon" not in json.dumps(dropped.fields).lower()
 
 

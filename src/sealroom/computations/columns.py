@@ -1,16 +1,18 @@
-"""Access to input columns with the checks every text computation needs."""
+"""Input columns of the text computations: the checks they need, and the terms their entities use."""
 
 from __future__ import annotations
 
 from collections.abc import Hashable
+from dataclasses import dataclass
 
 import pyarrow as pa
 
 from sealroom import terms
 from sealroom.errors import InvalidInput, PolicyDenied
 from sealroom.policy.privacy import PrivacyContext
+from sealroom.policy.separation import Separated
 
-__all__ = ["entity_values", "term_entities", "text_values"]
+__all__ = ["Topics", "entity_values", "term_entities", "text_values", "topics"]
 
 
 def text_values(
@@ -73,3 +75,36 @@ def term_entities(
     texts = text_values(table, column, input_name=input_name, privacy=privacy, index=index)
     entities = entity_values(table, privacy.entity_columns[index], input_name=input_name)
     return terms.term_entities(texts, entities)
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """One input's terms and its listed topics: at least ``k`` entities each, ranked, and
+    separated (``separated`` holds their entity sets, for any count released beside them)."""
+
+    used: terms.TermEntities
+    k: int
+    listed: tuple[terms.Topic, ...]
+    separated: Separated
+
+    def passes(self, term: str) -> bool:
+        return self.used.count(term) >= self.k
+
+
+def topics(
+    table: pa.Table,
+    column: str,
+    *,
+    input_name: str,
+    privacy: PrivacyContext,
+    index: int,
+    top: int,
+) -> Topics:
+    """The ``top`` topics of input ``index`` under its policy's k, entity column and column rules."""
+    used = term_entities(table, column, input_name=input_name, privacy=privacy, index=index)
+    k = privacy.k[index]
+    separated = Separated(k)
+    listed = terms.select_topics(
+        used.counts(), min_count=k, top=top, admit=lambda t: separated.admit(used.members[t])
+    )
+    return Topics(used, k, tuple(listed), separated)

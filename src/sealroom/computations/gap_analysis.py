@@ -121,19 +121,12 @@ def _summary(gaps: Sequence[Gap], expert_topics: int, covered: int, rec: Sequenc
 
 def run(inputs: Sequence[pa.Table], params: GapAnalysisParams, privacy: PrivacyContext) -> Released:
     expert, learner = inputs
-    k_expert = privacy.k[0]
-    used_e = columns.term_entities(
-        expert, params.text_column, input_name="expert", privacy=privacy, index=0
+    expert_topics = columns.topics(
+        expert, params.text_column, input_name="expert", privacy=privacy, index=0, top=params.top
     )
+    topics, used_e = expert_topics.listed, expert_topics.used
     used_l = columns.term_entities(
         learner, params.text_column, input_name="learner", privacy=privacy, index=1
-    )
-    separated = separation.Separated(k_expert)
-    topics = terms.select_topics(
-        used_e.counts(),
-        min_count=k_expert,
-        top=params.top,
-        admit=lambda t: separated.admit(used_e.members[t]),
     )
     learner_k = max(params.learner_min, privacy.k[1])
 

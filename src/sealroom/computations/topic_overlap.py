@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 from typing import Annotated
@@ -165,56 +164,31 @@ def _insight(
     return "; ".join(parts)
 
 
-@dataclass(frozen=True, slots=True)
-class _Side:
-    """One input's terms, its k, its listed topics and the entity sets it releases so far."""
-
-    used: terms.TermEntities
-    k: int
-    listed: tuple[str, ...]
-    separated: separation.Separated
-
-    def passes(self, term: str) -> bool:
-        return self.used.count(term) >= self.k
-
-
-def _side(
-    table: pa.Table, index: int, name: str, params: TopicOverlapParams, privacy: PrivacyContext
-) -> _Side:
-    used = columns.term_entities(
-        table, params.text_column, input_name=name, privacy=privacy, index=index
-    )
-    k = privacy.k[index]
-    separated = separation.Separated(k)
-    topics = terms.select_topics(
-        used.counts(),
-        min_count=k,
-        top=params.top,
-        admit=lambda t: separated.admit(used.members[t]),
-    )
-    return _Side(used, k, tuple(t.term for t in topics), separated)
-
-
 def run(
     inputs: Sequence[pa.Table], params: TopicOverlapParams, privacy: PrivacyContext
 ) -> Released:
     a, b = (
-        _side(t, i, n, params, privacy) for i, (t, n) in enumerate(zip(inputs, "ab", strict=True))
+        columns.topics(
+            table, params.text_column, input_name=name, privacy=privacy, index=i, top=params.top
+        )
+        for i, (table, name) in enumerate(zip(inputs, "ab", strict=True))
     )
+    listed_a = [t.term for t in a.listed]
+    listed_b = [t.term for t in b.listed]
     shared_terms: list[str] = []
     only_a: list[str] = []
     only_b: list[str] = []
-    for term in dict.fromkeys(a.listed + b.listed):
+    for term in dict.fromkeys(listed_a + listed_b):
         if a.passes(term) and b.passes(term):
             # A term from the other side's list releases a count on this side too; it must
             # keep this side's separation, or the term is left out (calling it unique to the
             # side that listed it would be false).
-            fresh = [s for s in (a, b) if term not in s.listed]
+            fresh = [s for s, listed in ((a, listed_a), (b, listed_b)) if term not in listed]
             if all(s.separated.admits(s.used.members[term]) for s in fresh):
                 for s in fresh:
                     s.separated.admit(s.used.members[term])
                 shared_terms.append(term)
-        elif term in a.listed:
+        elif term in listed_a:
             only_a.append(term)
         else:
             only_b.append(term)
