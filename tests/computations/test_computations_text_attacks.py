@@ -200,7 +200,7 @@ NOTES = CardOptions(text_column="note")
 def test_card_obeys_the_policys_k_in_distinct_entities(tmp_path: Path) -> None:
     data = write_clinic_notes(tmp_path / "notes.jsonl")
     policy = {"allow": [{"id": "topic-overlap"}], "k": 50}
-    preview = preview_card(data, policy_rules=policy, options=NOTES)
+    preview = preview_card(data, policy_rules=policy, card=NOTES)
     dumped = json.dumps(preview.fields)
     for word in ("zebulon", "quixote", "leukaemia", "lymphoblastic"):
         assert word not in dumped.lower()
@@ -208,7 +208,7 @@ def test_card_obeys_the_policys_k_in_distinct_entities(tmp_path: Path) -> None:
     assert preview.card.k == 50
     # Entities: 70 clinicians; "ward round" is written by all of them, but counted once each.
     by_clinician = preview_card(
-        data, policy_rules={**policy, "k": 20, "entity_column": "who"}, options=NOTES
+        data, policy_rules={**policy, "k": 20, "entity_column": "who"}, card=NOTES
     )
     counts = {kw["term"]: kw["count"] for kw in by_clinician.fields["keywords"]}
     assert counts
@@ -218,11 +218,11 @@ def test_card_obeys_the_policys_k_in_distinct_entities(tmp_path: Path) -> None:
 
 def test_card_without_a_policy_uses_the_default_k(tmp_path: Path) -> None:
     data = write_clinic_notes(tmp_path / "notes.jsonl")
-    preview = preview_card(data, policy_rules=None, options=NOTES)
+    preview = preview_card(data, policy_rules=None, card=NOTES)
     assert preview.card.k == 5
     assert "zebulon" in json.dumps(preview.fields).lower()  # 6 records >= 5: the owner sees it
     dropped = preview_card(
-        data, policy_rules=None, options=CardOptions(text_column="note", drop_terms=("Zebulon",))
+        data, policy_rules=None, card=CardOptions(text_column="note", drop_terms=("Zebulon",))
     )
     assert "zebulon" not in json.dumps(dropped.fields).lower()
 

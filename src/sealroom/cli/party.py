@@ -206,7 +206,7 @@ def dataset_publish(
             drop_terms=cli_card.drop_terms(drop_term or (), drop_terms),
         )
         if dry_run:
-            preview = flows.preview_card(file, policy_rules=rules, options=card)
+            preview = flows.preview_card(file, policy_rules=rules, card=card)
             emit(json_output, cli_card.card_json(preview), lambda: cli_card.print_card(preview))
             return
         session = open_session(url, home)

@@ -184,47 +184,36 @@ class CardPreview:
     commitment: CommitmentRef
 
 
-def _card_of(
-    table: pa.Table, policy_rules: Mapping[str, Any] | None, options: CardOptions
-) -> DatasetCard:
-    from sealroom.connectors.profile import profile_table
+def _preview(
+    table: pa.Table, policy_rules: Mapping[str, Any] | None, card: CardOptions
+) -> CardPreview:
+    from sealroom.connectors.profile import attestation_fields, profile_table
 
     rules = PolicyRules.parse(policy_rules) if policy_rules is not None else None
-    return profile_table(
+    built = profile_table(
         table,
-        text_column=options.text_column,
-        time_column=options.time_column,
-        project_column=options.project_column,
+        text_column=card.text_column,
+        time_column=card.time_column,
+        project_column=card.project_column,
         k=rules.k if rules is not None else DEFAULT_K,
         entity_column=rules.entity_column if rules is not None else None,
-        drop_terms=options.drop_terms,
+        drop_terms=card.drop_terms,
     )
-
-
-def _preview(
-    table: pa.Table, policy_rules: Mapping[str, Any] | None, options: CardOptions
-) -> CardPreview:
-    from sealroom.connectors.profile import attestation_fields
-
-    card = _card_of(table, policy_rules, options)
-    fields = attestation_fields(card)
+    fields = attestation_fields(built)
     fields.pop("row_count")  # the commitment's, checked against it by the statement
     return CardPreview(
-        card=card,
+        card=built,
         fields=to_jsonable_python(fields, by_alias=True),
         commitment=_commitment_ref(commit_table(table)),
     )
 
 
 def preview_card(
-    path: Path,
-    *,
-    policy_rules: Mapping[str, Any] | None,
-    options: CardOptions = CardOptions(),
+    path: Path, *, policy_rules: Mapping[str, Any] | None, card: CardOptions = CardOptions()
 ) -> CardPreview:
     """The card :func:`publish` would sign for ``path`` under ``policy_rules``: nothing is
     signed or sent, so an owner can read it, drop terms, and look again."""
-    return _preview(_read_table(Path(path)), policy_rules, options)
+    return _preview(_read_table(Path(path)), policy_rules, card)
 
 
 def publish(
