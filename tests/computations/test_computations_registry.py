@@ -40,7 +40,7 @@ PINNED = {
     (
         "pattern-search",
         "2.0.0",
-    ): "sha256:af21da91bcf616646828d05f40b5086e70edd933bcc9ee68c757b8c15c0d205b",
+    ): "sha256:a2d7496bd836d23f840505e0446268da443ce5e04c7f5681560fbbc370c5dedc",
     (
         "quality-score",
         "1.1.0",

@@ -3,7 +3,9 @@
 Privacy contract (class ``content``: releases redacted record text, so never
 approved automatically; released to the requester only; exact mode). The log is
 protected; the adversary chooses the query (any number of queries, from any
-number of identities, at any time) and nothing else.
+number of identities, at any time) and nothing else. The query is a filter the
+requester writes, and it is not pinned by policy: the owner reads and approves
+every query by hand (class ``content``), and the rules below hold for any query.
 
 * **Unit.** An entity of the log: a value of its policy's entity column
   (``entity_columns[0]``; each record when none). A record with a null entity
