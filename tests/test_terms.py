@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import pytest
+
+from sealroom.errors import InvalidInput
 from sealroom.terms import (
     GENERIC,
     Topic,
@@ -9,6 +12,7 @@ from sealroom.terms import (
     record_terms,
     select_topics,
     specificity,
+    term_entities,
     tokenize,
 )
 from tests.computations.scenario_data import shipped
@@ -52,6 +56,34 @@ def test_record_frequencies_counts_records_not_occurrences() -> None:
     assert freq["kms"] == 2
     assert freq["kms key"] == 1
     assert freq["tdx"] == 1
+
+
+def test_term_entities_count_distinct_entities() -> None:
+    used = term_entities(
+        ["kms kms", "KMS key", "kms", None, "tdx", "kms"], ["ann", "ann", "bob", "cy", None, None]
+    )
+    assert used.count("kms") == 2  # ann twice, bob; the records of no entity count for nothing
+    assert used.values("kms") == frozenset({"ann", "bob"})
+    assert used.count("tdx") == 0
+    assert used.total == 2  # cy's record is empty
+    assert used.counts()["kms key"] == 1
+    rows = term_entities(["kms", "kms", "tdx"])
+    assert rows.values("kms") == frozenset({0, 1})  # records are the entities: row numbers
+    with pytest.raises(InvalidInput, match="one entity per record"):
+        term_entities(["a", "b"], ["x"])
+
+
+def test_admit_decides_after_ranking_and_refused_terms_take_no_place() -> None:
+    freq = {"kms": 30, "attestation": 20, "tdx quote": 10, "remote attestation": 8}
+    seen: list[str] = []
+
+    def admit(term: str) -> bool:
+        seen.append(term)
+        return term != "attestation"
+
+    topics = select_topics(freq, min_count=5, top=2, admit=admit)
+    assert topics == [Topic("kms", 30), Topic("tdx quote", 10)]
+    assert seen == ["kms", "attestation", "tdx quote"]  # asked in rank order, lazily
 
 
 def test_select_topics_threshold_and_subsumption() -> None:

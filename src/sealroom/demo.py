@@ -253,7 +253,8 @@ def _run(parties: dict[str, Party], results: Path, echo: Echo, timeout: float) -
             f"(log index {pub.log_index}, inclusion proof checked)"
         )
     echo("   amiller's policy: allow topic-overlap and gap-analysis, approve topic-overlap")
-    echo("   automatically, k = 5 (a term counts only if it occurs in at least 5 records)")
+    echo("   automatically, k = 5: a term counts (on the card too) only if at least 5 distinct")
+    echo("   entities use it; the policy names no entity column, so each record is one")
 
     echo(
         '\n3. CloudMolty searches for "attestation", ranked by keyword Jaccard against its own log'

@@ -1,4 +1,4 @@
-"""Term extraction for engineering notes: which terms occur in how many records.
+"""Term extraction for engineering notes: each term and the distinct entities that use it.
 
 Runs inside the enclave on plaintext (the text computations) and on the owner's
 machine for the dataset card (:mod:`sealroom.connectors.profile`), so it sits
@@ -18,25 +18,28 @@ Pipeline for one record:
    ``compose hash``, ``policies`` -> ``policy``), skipping acronyms and words
    that only look plural (``kms``, ``tls``, ``status``); this is what merges
    near-duplicate forms of a term, record by record, so a merged count is still
-   a true record count.
+   a true count.
 5. Terms are 1- to 3-grams inside a segment that contain no stopword (English
    function words plus a log-noise list: "today", "tried", "finally", ...) and
    no noise token (numbers, hex ids, versions, paths, over-long tokens).
    4-grams are counted too, only as context (see subsumption below); they are
    never a topic.
 
-:func:`record_frequencies` counts, per term, the number of records it occurs in
-(document frequency): a record that says "TDX" five times counts once, which is
-also the unit that the privacy threshold ``k`` is stated in.
+:func:`term_entities` records, per term, the distinct *entities* that use it:
+the values of the owner's entity column (a person, a module), or the records
+themselves when the policy names none. A record that says "TDX" five times counts
+once, and an entity with a hundred records that say "TDX" counts once too: the
+privacy threshold ``k`` is stated in entities, so every count here is one.
+:func:`record_frequencies` is the special case where every record is an entity.
 
-:func:`select_topics` turns frequencies into ranked topics, in five explainable steps:
+:func:`select_topics` turns counts into ranked topics, in five explainable steps:
 
-1. **Threshold.** Only terms in at least ``min_count`` records (the privacy ``k``).
+1. **Threshold.** Only terms of at least ``min_count`` entities (the privacy ``k``).
 2. **Subsumption.** A term is dropped when a longer term above the threshold
    contains it and occurs almost as often: in at least :data:`SUBSUME_RATIO`
-   (4/5) as many records for a multi-word part ("docker compose" beside
+   (4/5) as many entities for a multi-word part ("docker compose" beside
    "docker compose file"), :data:`WORD_SUBSUME_RATIO` (1/2) for a single word
-   ("quote" when "tdx quote" accounts for half of its records). Counting
+   ("quote" when "tdx quote" accounts for half of its entities). Counting
    4-grams as context removes fragments of a sentence that recurs verbatim
    ("vm option interfere" is always part of "shielded vm option interfere").
 3. **Eligibility.** A word of :data:`GENERIC` (software and work-log vocabulary
@@ -44,31 +47,36 @@ also the unit that the privacy threshold ``k`` is stated in.
    a topic on its own, though it may be part of one ("app key", "reproducible
    build"). A term does not end in a past-tense verb ("user reported"): logs
    narrate, and a narration is not a subject.
-4. **Ranking** by ``score = record count x specificity``, where specificity
+4. **Ranking** by ``score = entity count x specificity``, where specificity
    is the sum of the term's word weights: 1 for a specific word,
    :data:`GENERIC_WEIGHT` (1/4) for a generic one. A two-word term of specific
    words ("remote attestation") thus weighs twice a single word and a term of
    generic words only ("compose hash") half, so multi-word, domain-specific
-   terms rank first while their record counts still decide between equals.
-   Ties break by record count, then by the term, so the order is deterministic.
+   terms rank first while their counts still decide between equals.
+   Ties break by count, then by the term, so the order is deterministic.
 5. **Refinements.** Walking down the ranking, a term that contains a
    better-ranked multi-word topic is skipped: "phala cloud dashboard" adds
    little below "phala cloud", and the list names more subject areas instead.
    A single word does not hide its refinements ("remote attestation" stays
    below "attestation"): a word is broad, a phrase names a subject within it.
+   Last, the caller's ``admit`` decides (the text computations and the card
+   admit a term only when its entity set is separated from those already
+   listed: :class:`sealroom.policy.separation.Separated`).
 
-Nothing here changes a count: every count released is the true number of
-records that contain the term.
+Nothing here changes a count: every count is the true number of distinct
+entities that use the term.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import islice
+
+from sealroom.errors import InvalidInput
 
 __all__ = [
     "GENERIC",
@@ -78,12 +86,15 @@ __all__ = [
     "STOPWORDS",
     "SUBSUME_RATIO",
     "WORD_SUBSUME_RATIO",
+    "TermEntities",
     "Topic",
     "is_generic",
+    "iter_topics",
     "record_frequencies",
     "record_terms",
     "select_topics",
     "specificity",
+    "term_entities",
     "term_words",
     "tokenize",
 ]
@@ -94,9 +105,9 @@ CONTEXT_NGRAM = MAX_NGRAM + 1
 """The longest term counted: one word more than a topic, to see which topics are fragments."""
 MAX_TOKEN_CHARS = 32
 SUBSUME_RATIO = Fraction(4, 5)
-"""A multi-word term is dropped for a longer term containing it in >= 80 % as many records."""
+"""A multi-word term is dropped for a longer term containing it in >= 80 % as many entities."""
 WORD_SUBSUME_RATIO = Fraction(1, 2)
-"""A single word is dropped for a longer term containing it in >= 50 % as many records."""
+"""A single word is dropped for a longer term containing it in >= 50 % as many entities."""
 GENERIC_WEIGHT = Fraction(1, 4)
 """The specificity a generic word adds to a term; a specific word adds 1."""
 
@@ -262,17 +273,68 @@ def record_terms(text: str, *, max_words: int = MAX_NGRAM) -> set[str]:
     return terms
 
 
-def record_frequencies(texts: Iterable[str | None]) -> dict[str, int]:
-    """Number of records each term occurs in; ``None`` records count as empty.
+@dataclass(frozen=True, slots=True)
+class TermEntities:
+    """Which entities use each term.
 
-    Terms of up to :data:`CONTEXT_NGRAM` words are counted; the longest only
-    serve :func:`select_topics` as context and are never selected.
+    ``members[term]`` holds entity numbers; ``entities[n]`` is entity ``n``'s value (its
+    entity-column value, or its row number when records are the entities).
     """
-    counts: Counter[str] = Counter()
-    for text in texts:
-        if text:
-            counts.update(record_terms(text, max_words=CONTEXT_NGRAM))
-    return dict(counts)
+
+    members: Mapping[str, Set[int]]
+    entities: Sequence[Hashable]
+
+    @property
+    def total(self) -> int:
+        """The number of distinct entities with at least one non-empty record."""
+        return len(self.entities)
+
+    def count(self, term: str) -> int:
+        return len(self.members.get(term, ()))
+
+    def counts(self) -> dict[str, int]:
+        return {term: len(m) for term, m in self.members.items()}
+
+    def values(self, term: str) -> frozenset[Hashable]:
+        """The entity values behind ``term``'s count (a footprint for difference checks)."""
+        return frozenset(self.entities[n] for n in self.members.get(term, ()))
+
+
+def term_entities(
+    texts: Sequence[str | None], entities: Sequence[Hashable | None] | None = None
+) -> TermEntities:
+    """The distinct entities that use each term; ``entities`` None: each record is one.
+
+    A record with no text, or with a null entity (not an identified entity, so it
+    cannot lift a term over k), counts for nothing. Terms of up to
+    :data:`CONTEXT_NGRAM` words are counted; the longest only serve
+    :func:`select_topics` as context and are never selected.
+    """
+    if entities is not None and len(entities) != len(texts):
+        raise InvalidInput("term_entities needs one entity per record")
+    members: dict[str, set[int]] = {}
+    numbers: dict[Hashable, int] = {}
+    values: list[Hashable] = []
+    for i, text in enumerate(texts):
+        entity = i if entities is None else entities[i]
+        if not text or entity is None:
+            continue
+        n = numbers.get(entity)
+        if n is None:
+            n = numbers[entity] = len(values)
+            values.append(entity)
+        for term in record_terms(text, max_words=CONTEXT_NGRAM):
+            found = members.get(term)
+            if found is None:
+                members[term] = {n}
+            else:
+                found.add(n)
+    return TermEntities(members=members, entities=tuple(values))
+
+
+def record_frequencies(texts: Iterable[str | None]) -> dict[str, int]:
+    """Number of records each term occurs in (every record its own entity)."""
+    return term_entities(list(texts)).counts()
 
 
 def term_words(term: str) -> tuple[str, ...]:
@@ -312,19 +374,23 @@ class Topic:
 
     @property
     def score(self) -> Fraction:
-        """The ranking score: record count x :func:`specificity`."""
+        """The ranking score: entity count x :func:`specificity`."""
         return self.count * specificity(self.term)
 
 
-def select_topics(
-    frequencies: Mapping[str, int], *, min_count: int, top: int | None
-) -> list[Topic]:
-    """The ``top`` topics among terms in at least ``min_count`` records, best first.
+def iter_topics(
+    counts: Mapping[str, int],
+    *,
+    min_count: int,
+    admit: Callable[[str], bool] | None = None,
+) -> Iterator[Topic]:
+    """Topics among terms of at least ``min_count`` entities, best first.
 
-    Threshold, subsumption, eligibility and ranking as the module docstring
-    describes; every returned count is the term's frequency unchanged.
+    Threshold, subsumption, eligibility, ranking and refinements as the module
+    docstring describes; then ``admit`` (when given) decides each term in rank
+    order, and a term it refuses is skipped. Every count is the term's count unchanged.
     """
-    kept = {t: c for t, c in frequencies.items() if c >= min_count}
+    kept = {t: c for t, c in counts.items() if c >= min_count}
     subsumed: set[str] = set()
     for term, count in kept.items():
         words = term_words(term)
@@ -340,17 +406,26 @@ def select_topics(
         (Topic(term=t, count=c) for t, c in kept.items() if t not in subsumed and _eligible(t)),
         key=lambda topic: (-topic.score, -topic.count, topic.term),
     )
-    listed: list[Topic] = []
     listed_phrases: set[str] = set()
     for topic in ranked:
-        if top is not None and len(listed) >= top:
-            break
         words = term_words(topic.term)
         n = len(words)
         parts = (" ".join(words[i : i + size]) for size in range(2, n) for i in range(n - size + 1))
         if any(part in listed_phrases for part in parts):
             continue  # a refinement of a better-ranked topic: "phala cloud dashboard"
-        listed.append(topic)
+        if admit is not None and not admit(topic.term):
+            continue
+        yield topic
         if n > 1:
             listed_phrases.add(topic.term)
-    return listed
+
+
+def select_topics(
+    counts: Mapping[str, int],
+    *,
+    min_count: int,
+    top: int | None,
+    admit: Callable[[str], bool] | None = None,
+) -> list[Topic]:
+    """The first ``top`` (all when None) topics of :func:`iter_topics`."""
+    return list(islice(iter_topics(counts, min_count=min_count, admit=admit), top))

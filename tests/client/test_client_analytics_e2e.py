@@ -437,7 +437,8 @@ def test_pattern_search_is_approved_by_hand(world: World) -> None:
     assert [d.automatic for d in run.receipt.decisions] == [False]
     assert run.body == run_direct(REGISTRY.get("pattern-search"), [log], params, [rules])
     texts = [json.loads(line)["text"].lower() for line in log.read_text().splitlines()]
-    assert run.body["matched"] == sum("quote verification failed" in t for t in texts)
+    matched = sum("quote verification failed" in t for t in texts)
+    assert run.body["matched"] in (None, matched - matched % 5)  # rounded down to k
     assert 0 < len(run.body["patterns"]) <= 5
 
 

@@ -74,7 +74,28 @@ def test_learner_min_decides_coverage() -> None:
     expert = texts(*["enclave"] * 5)
     learner = texts("enclave")
     assert [g.term for g in run(expert, learner).gaps] == ["enclave"]  # default learner_min=2
-    assert run(expert, learner, learner_min=1).gaps == ()
+    assert run(expert, learner, learner_min=1, k=(2, 1)).gaps == ()
+    # learner_min cannot go below the learner's own k: one learner record is not enough
+    assert [g.term for g in run(expert, learner, learner_min=1).gaps] == ["enclave"]
+
+
+def test_learner_entities_not_records_decide_coverage() -> None:
+    expert = texts(*["enclave"] * 5)
+    learner = pa.table({"text": ["enclave"] * 6, "who": ["x", "y"] * 3})
+    ctx = PrivacyContext(k=(2, 3), entity_columns=(None, "who"))
+    out = GAP.run([expert, learner], GAP.parse_params({"learner_min": 3}), ctx)
+    assert isinstance(out, GapAnalysisOutput)
+    assert [g.term for g in out.gaps] == ["enclave"]  # 6 records, 2 entities < 3
+
+
+def test_footprint_is_the_expert_entities_behind_each_gap() -> None:
+    expert = pa.table({"text": ["kms root key"] * 4 + ["tdx"] * 4, "who": list("abcdefgh")})
+    ctx = PrivacyContext(k=(3, 2), entity_columns=("who", None))
+    out, footprint = GAP.execute([expert, texts("tdx", "tdx")], GAP.parse_params({}), ctx)
+    assert isinstance(out, GapAnalysisOutput)
+    assert [(g.term, g.mentions) for g in out.gaps] == [("kms root key", 4)]
+    assert footprint is not None
+    assert footprint.cells == ((frozenset("abcd"),), ())
 
 
 @pytest.mark.parametrize(

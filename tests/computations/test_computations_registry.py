@@ -26,8 +26,8 @@ PINNED = {
     ): "sha256:66ae222fd18796f9b13d8b8ba4c89d281ae346961c236388caf1f4d44dda723a",
     (
         "gap-analysis",
-        "1.0.1",
-    ): "sha256:4276ec09cf8b5bef95d5283a5cd4ccb4dc51123d90a4c4aa5310cbf38fbea819",
+        "2.0.0",
+    ): "sha256:78cb502bdcb66cc6f01dd88c3c3c03697120752841a67a915dd89abe519e8da9",
     (
         "intersection-overlap",
         "1.1.0",
@@ -39,8 +39,8 @@ PINNED = {
     ("lift", "1.1.0"): "sha256:b61f3991e255289c3c24686b93d0578d9c0c576089372675351d66e03b9a9ee6",
     (
         "pattern-search",
-        "1.0.1",
-    ): "sha256:80d47c00f2926c117095f17002b8c1cf4f46af94c978b05b679e002bfb280f22",
+        "2.0.0",
+    ): "sha256:a2d7496bd836d23f840505e0446268da443ce5e04c7f5681560fbbc370c5dedc",
     (
         "quality-score",
         "1.1.0",
@@ -51,8 +51,8 @@ PINNED = {
     ): "sha256:6f86e051727284d506bc052fed4a17510fe5c2031d8a7aca3b40b66ffb5eb2f4",
     (
         "topic-overlap",
-        "1.0.1",
-    ): "sha256:d98a484a2273924368d28b13b351af5a8d5d0ca815b12e5256d2cbd30eaef76a",
+        "2.0.0",
+    ): "sha256:365b1d9cff7a5ad71a2f2d8dd772d599b4f497e73e290112d01f5ead3569b180",
     (
         "train-model",
         "1.1.0",

@@ -5,7 +5,7 @@ import pytest
 
 from sealroom.computations import PrivacyContext, default_registry
 from sealroom.computations.topic_overlap import TopicOverlapOutput, decimal4
-from sealroom.errors import InvalidInput
+from sealroom.errors import InvalidInput, PolicyDenied
 from sealroom.terms import GENERIC
 from tests.computations.scenario_data import shipped, texts
 
@@ -44,10 +44,50 @@ def test_exact_small_tables() -> None:
 
 
 def test_shared_ranked_by_specificity_times_smaller_relative_frequency() -> None:
-    # attestation: min(4/4, 4/4) x 1 = 1; tdx quote: min(3/4, 3/4) x 2 = 1.5
-    a = texts(*["attestation. tdx quote"] * 3, "attestation")
+    # attestation: min(4/7, 4/7) x 1 = 4/7; tdx quote: min(3/7, 3/7) x 2 = 6/7
+    a = texts(*["tdx quote"] * 3, *["attestation"] * 4)
     out = run(a, a)
     assert [(s.term, s.count_a) for s in out.shared] == [("tdx quote", 3), ("attestation", 4)]
+
+
+def test_counts_on_nearly_the_same_records_are_not_released_together() -> None:
+    # "attestation" in 4 records, "tdx quote" in 3 of them: both counts would say that one
+    # record names attestation without a tdx quote (1 < k = 2), so the lower-ranked one goes.
+    a = texts(*["attestation. tdx quote"] * 3, "attestation")
+    out, footprint = OVERLAP.execute([a, a], OVERLAP.parse_params({}), PrivacyContext(k=(2, 2)))
+    assert isinstance(out, TopicOverlapOutput)
+    assert [(s.term, s.count_a, s.count_b) for s in out.shared] == [("tdx quote", 3, 3)]
+    assert footprint is not None
+    assert footprint.cells == ((frozenset({0, 1, 2}),), (frozenset({0, 1, 2}),))
+
+
+def test_entity_column_counts_entities() -> None:
+    a = pa.table({"text": ["tdx quote"] * 9 + ["kms"] * 3, "who": ["x", "y", "z"] * 4})
+    ctx = PrivacyContext(k=(3, 3), entity_columns=("who", None))
+    out, footprint = OVERLAP.execute([a, texts(*["tdx quote"] * 3)], OVERLAP.parse_params({}), ctx)
+    assert isinstance(out, TopicOverlapOutput)
+    assert [(s.term, s.count_a, s.count_b) for s in out.shared] == [("tdx quote", 3, 3)]
+    assert [(t.term, t.count) for t in out.unique_to_a] == [("kms", 3)]
+    assert footprint is not None
+    assert footprint.cells[0] == (frozenset({"x", "y", "z"}),) * 2
+    assert footprint.cells[1] == (frozenset({0, 1, 2}),)
+    with pytest.raises(InvalidInput, match="no entity column 'who'"):
+        OVERLAP.run(
+            [texts("a"), texts("b")],
+            OVERLAP.parse_params({}),
+            PrivacyContext(k=(1, 1), entity_columns=(None, "who")),
+        )
+
+
+def test_text_column_obeys_the_policys_column_rules() -> None:
+    a = texts(*["tdx quote"] * 3)
+    for ctx, rule in (
+        (PrivacyContext(k=(2, 2), never_output=(frozenset(), frozenset({"text"}))), "never-output"),
+        (PrivacyContext(k=(2, 2), join_only=(frozenset({"text"}), frozenset())), "join-only"),
+    ):
+        with pytest.raises(PolicyDenied, match=f"rule {rule}") as caught:
+            OVERLAP.run([a, a], OVERLAP.parse_params({}), ctx)
+        assert caught.value.rule == rule
 
 
 def test_generic_words_are_not_topics() -> None:

@@ -32,13 +32,35 @@ def test_exact_small_card() -> None:
     assert card.profile == DatasetProfile(
         projects=2, active_days=2, primary_focus="tdx quote", expertise=("tdx quote",)
     )
-    assert card.time_range == (0, 86400 * 2 + 5)
+    assert card.time_range == (0, 86400 * 3 - 1)  # whole days
+    assert (card.k, card.entity_column, card.dropped) == (2, None, ())
     assert card.schema == (
         ("ts", "timestamp[s, tz=UTC]"),
         ("project", "string"),
         ("text", "string"),
     )
     assert card.row_count == 4
+
+
+def test_entities_drops_and_columns() -> None:
+    table = small().append_column("who", pa.array(["x", "x", "x", "y"]))
+    assert profile_table(table, k=2, entity_column="who").keywords == ()  # one person writes it
+    assert profile_table(table, k=1, entity_column="who").keywords[0] == ("tdx quote", 1)
+    card = profile_table(table, k=1, drop_terms=("TDX",))
+    assert not any("tdx" in t for t, _ in card.keywords)
+    assert card.dropped == ("tdx",)
+    bare = profile_table(table, k=1, time_column="", project_column="")
+    assert (bare.time_range, bare.profile.active_days, bare.profile.projects) == (None, None, None)
+    assert bare.columns.text == "text"
+    assert profile_table(table, k=1, project_column="who").profile.projects == 2
+    with pytest.raises(InvalidInput, match="the time column 'when' is not in the file"):
+        profile_table(table, time_column="when")
+    with pytest.raises(InvalidInput, match="the project column 'ts' is timestamp"):
+        profile_table(table, project_column="ts")
+    with pytest.raises(InvalidInput, match="entity column 'nobody' is not in the file"):
+        profile_table(table, entity_column="nobody")
+    with pytest.raises(InvalidInput, match="k must be at least 1"):
+        profile_table(table, k=0)
 
 
 def test_threshold_hides_rare_terms() -> None:

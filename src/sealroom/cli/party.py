@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from sealroom.cli import card as cli_card
 from sealroom.cli.common import (
     DEFAULT_URL_VALUE,
     HomeOpt,
@@ -139,19 +140,64 @@ def dataset_publish(
     policy: Annotated[
         Path | None, typer.Option("--policy", help="JSON file with the dataset's policy rules.")
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Show the exact card that would be signed; sign and send nothing."
+        ),
+    ] = False,
+    drop_term: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--drop-term",
+            help="Leave TERM, and every term containing it, out of the card. Repeatable.",
+        ),
+    ] = None,
+    drop_terms: Annotated[
+        Path | None,
+        typer.Option("--drop-terms", help="A file of terms to leave out, one per line."),
+    ] = None,
+    text_column: Annotated[
+        str | None,
+        typer.Option("--text-column", help="Keywords come from this column (default: text)."),
+    ] = None,
+    time_column: Annotated[
+        str | None,
+        typer.Option("--time-column", help="Time range from this column (default: ts)."),
+    ] = None,
+    project_column: Annotated[
+        str | None,
+        typer.Option(
+            "--project-column",
+            help="Projects from this column (default: project). '' leaves any column out.",
+        ),
+    ] = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Profile and commit a local file, sign its attestation and publish it. The data stays here."""
+    """Profile and commit a local file, sign its attestation and publish it. The data stays here.
+
+    The card (keywords used by at least the policy's k distinct entities) is public for
+    good: look at it first with --dry-run."""
     with command(json_output, url=url, home=home) as cmd:
         rules: dict[str, Any] | None = None
         if policy is not None:
             rules = _policy_rules(policy)
         if not file.is_file():
             raise InvalidInput(f"no such data file: {file}")
+        card = flows.CardOptions(
+            text_column=text_column,
+            time_column=time_column,
+            project_column=project_column,
+            drop_terms=cli_card.drop_terms(drop_term or (), drop_terms),
+        )
+        if dry_run:
+            preview = flows.preview_card(file, policy_rules=rules, card=card)
+            emit(json_output, cli_card.card_json(preview), lambda: cli_card.print_card(preview))
+            return
         result = cmd.party().publish(
-            file, title=title or file.name, description=description, policy=rules
+            file, title=title or file.name, description=description, policy=rules, card=card
         )
         data = {
             "dataset": result.dataset,

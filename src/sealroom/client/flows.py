@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
+from pydantic_core import to_jsonable_python
 
 from sealroom.client.errors import WaitTimeout
 from sealroom.client.http import Client, Progress
@@ -28,7 +29,7 @@ from sealroom.client.trust import (
     verify_enclave,
     verify_inclusion_in_checkpoint,
 )
-from sealroom.computations import Computation, Registry, default_registry
+from sealroom.computations import DEFAULT_K, Computation, Registry, default_registry
 from sealroom.crypto.commit import DatasetCommitment, canonical_bytes, commit_table
 from sealroom.crypto.keys import Identity, b64decode_strict, b64encode
 from sealroom.crypto.sealing import SealContext, open_sealed, seal
@@ -51,16 +52,22 @@ from sealroom.statements import (
     Receipt,
     ReleasedOutput,
     Signed,
+    canonical_json,
     sign_statement,
 )
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import VerificationReport, verify_bundle
 from sealroom.wire import DatasetView, RequestStatus, RequestView
 
+if TYPE_CHECKING:
+    from sealroom.connectors.profile import DatasetCard
+
 __all__ = [
     "TERMINAL",
     "ApprovedInput",
     "AutoApproval",
+    "CardOptions",
+    "CardPreview",
     "FetchedResult",
     "Published",
     "approve",
@@ -70,6 +77,7 @@ __all__ = [
     "fetch_result",
     "keyword_overlap",
     "load_dataset",
+    "preview_card",
     "publish",
     "reject",
     "request",
@@ -157,22 +165,61 @@ def exact_rule(
     }
 
 
-def _card(table: pa.Table) -> Mapping[str, Any]:
-    """The public card fields of the attestation, computed locally by the profiler."""
-    from sealroom.connectors.profile import profile_table
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CardOptions:
+    """The owner's say in its public card (k and the entity column come from its policy).
 
-    card = profile_table(table)
-    return {
-        "keywords": tuple({"term": t, "count": n} for t, n in card.keywords),
-        "topics": card.topics,
-        "schema": tuple({"name": name, "type": kind} for name, kind in card.schema),
-        "time_range": (
-            {"start": card.time_range[0], "end": card.time_range[1]}
-            if card.time_range is not None
-            else None
-        ),
-        "profile": card.profile,
-    }
+    A column names a column of the file; "" leaves that part of the card out; None
+    takes ``text``, ``ts`` or ``project`` when the file has them. ``drop_terms`` are
+    left out of the card, with every term that contains one as whole words.
+    """
+
+    text_column: str | None = None
+    time_column: str | None = None
+    project_column: str | None = None
+    drop_terms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CardPreview:
+    """What :func:`publish` would sign for a file: the card, its attestation fields exactly as
+    they would be signed (``fields``, JSON values), and the commitment to the data."""
+
+    card: DatasetCard
+    fields: dict[str, Any]
+    commitment: CommitmentRef
+
+
+def _preview(
+    table: pa.Table, policy_rules: Mapping[str, Any] | None, card: CardOptions
+) -> CardPreview:
+    from sealroom.connectors.profile import attestation_fields, profile_table
+
+    rules = PolicyRules.parse(policy_rules) if policy_rules is not None else None
+    built = profile_table(
+        table,
+        text_column=card.text_column,
+        time_column=card.time_column,
+        project_column=card.project_column,
+        k=rules.k if rules is not None else DEFAULT_K,
+        entity_column=rules.entity_column if rules is not None else None,
+        drop_terms=card.drop_terms,
+    )
+    fields = attestation_fields(built)
+    fields.pop("row_count")  # the commitment's, checked against it by the statement
+    return CardPreview(
+        card=built,
+        fields=to_jsonable_python(fields, by_alias=True),
+        commitment=_commitment_ref(commit_table(table)),
+    )
+
+
+def preview_card(
+    path: Path, *, policy_rules: Mapping[str, Any] | None, card: CardOptions = CardOptions()
+) -> CardPreview:
+    """The card :func:`publish` would sign for ``path`` under ``policy_rules``: nothing is
+    signed or sent, so an owner can read it, drop terms, and look again."""
+    return _preview(_read_table(Path(path)), policy_rules, card)
 
 
 def publish(
@@ -186,17 +233,22 @@ def publish(
     now: int,
     home: Path,
     policy_name: str | None = None,
+    card: CardOptions = CardOptions(),
 ) -> Published:
-    """Profile and commit a local file, sign and post its attestation (and policy), check the log."""
+    """Profile and commit a local file, sign and post its attestation (and policy), check the log.
+
+    The card is built under the policy's k and entity column (:func:`preview_card` shows
+    the same card without signing anything).
+    """
     _check_identity(client, identity)
     path = Path(path).resolve()
+    if policy_rules is not None:
+        PolicyRules.parse(policy_rules)  # refuse bad rules before anything is read or signed
     table = _read_table(path)
-    fields = dict(_card(table))
-    commitment = commit_table(table)
+    preview = _preview(table, policy_rules, card)
     del table
     policy: Signed[Policy] | None = None
     if policy_rules is not None:
-        PolicyRules.parse(policy_rules)  # refuse bad rules before anything is signed
         policy = sign_statement(
             Policy(
                 owner=identity.party_id,
@@ -207,17 +259,19 @@ def publish(
             identity,
         )
     try:
-        statement = DatasetAttestation.model_validate(
-            {
-                **fields,
-                "owner": identity.party_id,
-                "title": title,
-                "description": description,
-                "row_count": commitment.rows,
-                "commitment": _commitment_ref(commitment),
-                "policy": policy.digest if policy is not None else None,
-                "created_at": now,
-            }
+        statement = DatasetAttestation.model_validate_json(
+            canonical_json(
+                {
+                    **preview.fields,
+                    "owner": identity.party_id,
+                    "title": title,
+                    "description": description,
+                    "row_count": preview.commitment.rows,
+                    "commitment": preview.commitment.model_dump(mode="json"),
+                    "policy": policy.digest if policy is not None else None,
+                    "created_at": now,
+                }
+            )
         )
     except ValueError as exc:
         raise InvalidInput(f"cannot build the dataset attestation: {exc}") from None
@@ -250,7 +304,7 @@ def publish(
         log_index=view.log_index,
         checkpoint_size=cp.size,
         path=path,
-        rows=commitment.rows,
+        rows=preview.commitment.rows,
         attestation=attestation,
     )
 

@@ -160,9 +160,10 @@ class Party:
         description: str = "",
         policy: Mapping[str, Any] | None = None,
         policy_name: str | None = None,
+        card: flows.CardOptions | None = None,
     ) -> flows.Published:
         """Profile and commit a local file, publish its signed card (and ``policy``'s rules);
-        the data stays here."""
+        the data stays here. ``flows.preview_card`` shows the same card unsigned."""
         return flows.publish(
             self._client,
             self.identity,
@@ -173,6 +174,7 @@ class Party:
             policy_name=policy_name,
             now=self.now(),
             home=self._home,
+            card=card if card is not None else flows.CardOptions(),
         )
 
     def search(

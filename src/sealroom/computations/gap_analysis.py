@@ -1,23 +1,50 @@
 """gap-analysis: what an expert's log covers that a learner's log does not yet.
 
-Privacy contract (class ``aggregate``, released to the requester only): the
-output lists only the expert's topics, each in at least ``k_expert`` expert
-records, with its expert record count. The learner's terms never leave; the
-learner's data only decides whether an expert topic is "covered", and the output
-carries one count of covered topics.
+Privacy contract (class ``aggregate``, released to the requester only; exact mode
+only: nothing a requester chooses can single out an entity, so no noise). Both
+inputs are protected; against each, the adversary controls the other input (it
+may write an "expert" log of candidate terms, or name someone else's log as the
+learner), the parameters, any number of identities and the timing.
+
+* **Unit.** An entity of each input: a value of its policy's entity column
+  (``PrivacyContext.entity_columns``; each record when none). A record with a
+  null entity counts for nothing.
+* **What leaves about the expert.** Its topics: terms used by at least
+  ``k_expert`` distinct expert entities, the gaps among them with their exact
+  entity counts (``mentions``), and how many topics there are.
+* **What leaves about the learner.** One bit per expert topic and per word of a
+  gap (covered or not, known or not), and the count of covered topics; never a
+  term of the learner's own. A term is covered (a word known) only when at least
+  ``max(learner_min, k_learner)`` distinct learner entities use it, so the bit
+  is the same threshold as a term of the learner that topic-overlap would
+  name: no expert input the requester writes can test whether fewer than
+  ``k_learner`` learner entities use a term.
+* **Separation and difference checks.** As in topic-overlap: no two released
+  counts of the expert stand on entity sets that differ by 1 to ``k_expert - 1``
+  entities (:class:`sealroom.policy.separation.Separated`), and every released
+  count's entity set is its footprint for the enclave's difference checks. The
+  learner's threshold bits are not counts and have no footprint.
+* **Columns.** The text column may not be ``never_output`` or ``join_only`` on
+  either input (rules ``never-output``, ``join-only``).
+
+Residual leakage: the requester can test candidate terms against the learner at
+the ``k_learner`` threshold (one bit each) and against the expert at
+``k_expert`` with exact counts; across two versions of a dataset that differ by
+one entity a threshold bit can flip, which the difference check (on counts)
+does not see.
 
 Method: the expert's topics are its top ``top`` terms after the threshold,
-ranked by record count x specificity, without redundant sub-terms and without
-lone generic words (:func:`sealroom.terms.select_topics`). A topic
-is *covered* when it occurs in at least ``learner_min`` learner records
-(default 2: one passing mention is not knowledge); the others are *gaps*, in the
-expert's topic rank.
+ranked by entity count x specificity, without redundant sub-terms and without
+lone generic words (:func:`sealroom.terms.select_topics`). A topic is *covered*
+when the learner uses it (at least ``learner_min`` learner entities, default 2:
+one passing mention is not knowledge, and never fewer than ``k_learner``); the
+others are *gaps*, in the expert's topic rank.
 
 Level of a gap (an explainable rule, not a model):
 
 * ``intermediate``: at least one of its specific words (not in
   :data:`sealroom.terms.GENERIC`) is already in the learner's
-  vocabulary (a word in >= ``learner_min`` learner records), so it builds on
+  vocabulary (used as often as a covered topic), so it builds on
   something the learner knows ("remote attestation" for someone who writes
   about "attestation"); knowing "app" or "hash" does not make "compose hash"
   familiar;
@@ -38,7 +65,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sealroom import terms
 from sealroom.computations import columns
-from sealroom.computations.base import Computation, PrivacyContext
+from sealroom.computations.base import Computation, Footprint, PrivacyContext, Released
+from sealroom.policy import separation
 
 __all__ = ["COMPUTATION", "Gap", "GapAnalysisOutput", "GapAnalysisParams", "run"]
 
@@ -80,7 +108,7 @@ class GapAnalysisOutput(_Model):
 
 def _summary(gaps: Sequence[Gap], expert_topics: int, covered: int, rec: Sequence[str]) -> str:
     if expert_topics == 0:
-        return "no expert topics: the expert input has no term in at least k of its records"
+        return "no expert topics: the expert input has no term that at least k of its entities use"
     head = f"the learner covers {covered} of the expert's top {expert_topics} topics"
     if not gaps:
         return head + "; no gaps"
@@ -91,21 +119,19 @@ def _summary(gaps: Sequence[Gap], expert_topics: int, covered: int, rec: Sequenc
     )
 
 
-def run(
-    inputs: Sequence[pa.Table], params: GapAnalysisParams, privacy: PrivacyContext
-) -> GapAnalysisOutput:
+def run(inputs: Sequence[pa.Table], params: GapAnalysisParams, privacy: PrivacyContext) -> Released:
     expert, learner = inputs
-    k_expert = privacy.k[0]
-    freq_e = terms.record_frequencies(
-        columns.text_values(expert, params.text_column, input_name="expert")
+    expert_topics = columns.topics(
+        expert, params.text_column, input_name="expert", privacy=privacy, index=0, top=params.top
     )
-    freq_l = terms.record_frequencies(
-        columns.text_values(learner, params.text_column, input_name="learner")
+    topics, used_e = expert_topics.listed, expert_topics.used
+    used_l = columns.term_entities(
+        learner, params.text_column, input_name="learner", privacy=privacy, index=1
     )
-    topics = terms.select_topics(freq_e, min_count=k_expert, top=params.top)
+    learner_k = max(params.learner_min, privacy.k[1])
 
     def known(term: str) -> bool:
-        return freq_l.get(term, 0) >= params.learner_min
+        return used_l.count(term) >= learner_k
 
     gaps = tuple(
         Gap(
@@ -124,7 +150,7 @@ def run(
     advanced = tuple(g.term for g in gaps if g.level == "advanced")
     recommended = (intermediate + advanced)[: params.recommend]
     covered = len(topics) - len(gaps)
-    return GapAnalysisOutput(
+    output = GapAnalysisOutput(
         gaps=gaps,
         intermediate=intermediate,
         advanced=advanced,
@@ -133,14 +159,16 @@ def run(
         covered=covered,
         summary=_summary(gaps, len(topics), covered, recommended),
     )
+    return Released(output, Footprint(cells=(tuple(used_e.values(g.term) for g in gaps), ())))
 
 
 COMPUTATION = Computation(
     id="gap-analysis",
-    version="1.0.1",
+    version="2.0.0",
     summary=(
-        "Topics of an expert's text dataset (terms in at least k expert records) that a "
-        "learner's dataset does not cover, ranked and levelled, with recommended next topics."
+        "Topics of an expert's text dataset (terms at least k distinct expert entities use) "
+        "that a learner's dataset does not cover, ranked and levelled, with recommended next "
+        "topics."
     ),
     privacy_class="aggregate",
     release="requester",
@@ -148,5 +176,5 @@ COMPUTATION = Computation(
     params=GapAnalysisParams,
     output=GapAnalysisOutput,
     run_fn=run,
-    modules=(sys.modules[__name__], terms, columns),
+    modules=(sys.modules[__name__], terms, columns, separation),
 )

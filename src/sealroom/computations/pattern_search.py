@@ -1,35 +1,67 @@
 """pattern-search: recurring problem -> investigation -> solution patterns in a text log.
 
-Method. A record *matches* when its text, lower-cased with whitespace collapsed,
-contains the query phrase (normalised the same way). Each matching record is
-cut into clauses at sentence ends and semicolons; a leading filler ("Today:",
-"FYI", "Note to self:"...) is dropped; every clause is redacted
-(:mod:`sealroom.computations._redact`: identifiers, paths, UUIDs, e-mail and IP
-addresses, URLs, keys and tokens), lower-cased and stripped of end
-punctuation. A clause is an *investigation* step when it names one
-(investigate, debugging, root cause, traced, postmortem, found the cause...),
-else a *solution* when it names one (fixed, resolved, workaround, had to,
-rolled back, pinned, refreshed, restarted, upgraded...), else a *problem* when
-it names one (error, failed, bug, broke, choked, mismatch, stuck, denied...) or
-contains the query. A record's problem is its first problem clause containing
-the query (else its first problem clause, else its first clause containing the
-query); its steps are its investigation and solution clauses.
-
 Privacy contract (class ``content``: releases redacted record text, so never
-approved automatically; released to the requester only):
+approved automatically; released to the requester only; exact mode). The log is
+protected; the adversary chooses the query (any number of queries, from any
+number of identities, at any time) and nothing else. The query is a filter the
+requester writes, and it is not pinned by policy: the owner reads and approves
+every query by hand (class ``content``), and the rules below hold for any query.
 
-* A problem is released only when at least ``k`` distinct entities
-  (``entity_columns[0]``, records when None) have it; an investigation or
-  solution under it only when at least ``k`` distinct entities have that
-  problem *and* that step. Every released text is therefore a redacted clause
-  written identically in at least k entities' records, and every count is a
-  true count of distinct entities. ``matched`` (entities whose records match)
-  is released only when at least k, else 0 with nothing else.
-* ``suppressed_problems`` counts problems below k (the groups, never their
-  entities); no total is given from which a suppressed count could be derived.
-* At most ``max_patterns`` problems (and ``max_output_rows`` of the policy)
-  are listed, most frequent first, ties by text.
-* The text column may not be ``never_output`` or ``join_only``.
+* **Unit.** An entity of the log: a value of its policy's entity column
+  (``entity_columns[0]``; each record when none). A record with a null entity
+  counts for nothing.
+* **Redaction first.** Every record is redacted before anything else reads it
+  (:mod:`sealroom.computations._redact`: keys, URLs, e-mail addresses, UUIDs,
+  secrets after their names and in prose, high-entropy tokens, Luhn-checked card
+  numbers, phone numbers (libphonenumber), national ids and IBANs (python-stdnum),
+  IP addresses, paths, hostnames, identifiers and long digit groups). Matching,
+  clause splitting, grouping and counting see redacted text only, so a query
+  cannot probe a redacted span: extending a query into a secret matches
+  nothing, whatever the secret. Redaction is best effort (free text holds
+  identifiers no detector knows: names, diagnoses); the output says so and
+  lists the classes that ran.
+* **What leaves.** The query; problems, investigations and solutions that are
+  redacted clauses written identically by at least ``k`` distinct entities
+  (a step only when ``k`` entities have that problem *and* that step); and
+  their entity counts, and ``matched`` (entities whose redacted records contain
+  the query), all rounded down to a multiple of ``k`` (``counts_rounded_to``):
+  one entity more or less moves a count only when it crosses a multiple of k.
+  Fewer than ``k`` matching entities: ``matched`` 0 and nothing else. No count of
+  suppressed groups leaves.
+* **Separation.** No two released counts stand on entity sets that differ by 1
+  to ``k - 1`` entities: a step (or ``matched``, which is then null) whose set is
+  that close to one already listed is left out
+  (:class:`sealroom.policy.separation.Separated`).
+* **Difference checks.** Every released count's entity set is its footprint
+  for the enclave's release history, which refuses a release whose counts
+  stand on nearly the same entities as an earlier one's (two queries whose
+  matches differ by one person, a republished log with one more person).
+* **Caps and columns.** At most ``max_patterns`` problems (and the policy's
+  ``max_output_rows``), most frequent first. The text column may not be
+  ``never_output`` or ``join_only`` (rules ``never-output``, ``join-only``).
+
+Residual leakage: text that no detector recognises leaves when ``k`` entities
+wrote the same clause; a query reveals, at the ``k`` threshold and to a
+multiple of ``k``, how many entities wrote it; which patterns appear is an
+exact threshold decision, so across two versions of a log that differ by one
+entity a pattern can appear or disappear (one bit per pattern), which the
+difference check (on counts) does not see. The placeholder names the
+detector, so a redacted number's placeholder tells whether it passed a
+checksum. The owner reviews every request by hand (class ``content``).
+
+Method. Each record is redacted; it *matches* when its redacted text,
+lower-cased with whitespace collapsed, contains the query phrase (normalised
+the same way). Each matching record is cut into clauses at sentence ends and
+semicolons; a leading filler ("Today:", "FYI", "Note to self:"...) is dropped;
+each clause is lower-cased and stripped of end punctuation. A clause is an
+*investigation* step when it names one (investigate, debugging, root cause,
+traced, postmortem, found the cause...), else a *solution* when it names one
+(fixed, resolved, workaround, had to, rolled back, pinned, refreshed,
+restarted, upgraded...), else a *problem* when it names one (error, failed,
+bug, broke, choked, mismatch, stuck, denied...) or contains the query. A
+record's problem is its first problem clause containing the query (else its
+first problem clause, else its first clause containing the query); its steps
+are its investigation and solution clauses.
 """
 
 from __future__ import annotations
@@ -37,22 +69,22 @@ from __future__ import annotations
 import re
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import Annotated
+from collections.abc import Hashable, Sequence
+from typing import Annotated, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from sealroom.computations import _redact, columns
-from sealroom.computations.base import Computation, PrivacyContext
-from sealroom.errors import InvalidInput
-from sealroom.policy import suppression
+from sealroom.computations.base import Computation, Footprint, PrivacyContext, Released
+from sealroom.policy import separation
 
 __all__ = [
     "COMPUTATION",
     "Pattern",
     "PatternSearchOutput",
     "PatternSearchParams",
+    "Redaction",
     "Step",
     "classify",
     "clauses",
@@ -108,12 +140,24 @@ class Pattern(_Model):
     solutions: tuple[Step, ...]
 
 
+class Redaction(_Model):
+    best_effort: Literal[True] = True
+    note: str = (
+        "best effort: only the classes listed are redacted, by pattern and checksum detectors; "
+        "names and other free text that no detector recognises are not"
+    )
+    classes: tuple[str, ...] = _redact.CLASSES
+
+
 class PatternSearchOutput(_Model):
     query: str
-    matched: Annotated[int, Field(ge=0)]
+    # Entities whose redacted records contain the query, rounded down to a multiple of
+    # counts_rounded_to (0: fewer than k); None: withheld, as it stands on nearly the
+    # same entities as a released pattern.
+    matched: Annotated[int, Field(ge=0)] | None
     patterns: tuple[Pattern, ...]
-    suppressed_problems: Annotated[int, Field(ge=0)]
-    redacted: tuple[str, ...]
+    counts_rounded_to: Annotated[int, Field(ge=1)]
+    redaction: Redaction
 
 
 def _normalise(text: str) -> str:
@@ -121,7 +165,7 @@ def _normalise(text: str) -> str:
 
 
 def clauses(text: str) -> list[str]:
-    """The redacted, normalised clauses of one record, in order, empty ones dropped."""
+    """The normalised clauses of one (already redacted) record, in order, empty ones dropped."""
     out = []
     for raw in _CLAUSE_BREAK.split(text):
         clause = raw.strip()
@@ -130,7 +174,7 @@ def clauses(text: str) -> list[str]:
             if stripped == clause:
                 break
             clause = stripped
-        clause = _normalise(_redact.redact(clause)).rstrip(".!?:, ")
+        clause = _normalise(clause).rstrip(".!?:, ")
         if clause:
             out.append(clause)
     return out
@@ -160,88 +204,97 @@ def _record_pattern(text: str, query: str) -> tuple[str | None, set[str], set[st
     return problem, investigations, solutions
 
 
+def _coarse(n: int, k: int) -> int:
+    return n - n % k
+
+
 def run(
     inputs: Sequence[pa.Table], params: PatternSearchParams, privacy: PrivacyContext
-) -> PatternSearchOutput:
+) -> Released:
     (table,) = inputs
     k = privacy.k[0]
-    if params.text_column in privacy.never_output[0]:
-        raise InvalidInput(f"pattern-search: column {params.text_column!r} is never_output")
-    if params.text_column in privacy.join_only[0]:
-        raise InvalidInput(f"pattern-search: column {params.text_column!r} is join_only")
-    texts = columns.text_values(table, params.text_column, input_name="log")
-    entity_col = privacy.entity_columns[0]
-    if entity_col is None:
-        entities: list[object] = list(range(table.num_rows))
-    elif entity_col not in table.column_names:
-        raise InvalidInput(f"pattern-search: the log has no entity column {entity_col!r}")
-    else:
-        entities = table.column(entity_col).to_pylist()
+    texts = columns.text_values(
+        table, params.text_column, input_name="log", privacy=privacy, index=0
+    )
+    entities = columns.entity_values(table, privacy.entity_columns[0], input_name="log")
+    # Everything below reads redacted text only: no query can probe what was redacted.
+    redacted = [None if t is None else _redact.redact(t) for t in texts]
+    del texts
     query = _normalise(params.query)
-    matched: set[object] = set()
-    by_problem: dict[tuple[object, ...], set[object]] = defaultdict(set)
-    steps: dict[tuple[str, str, str], set[object]] = defaultdict(set)
-    for text, entity in zip(texts, entities, strict=True):
+    matched: set[Hashable] = set()
+    by_problem: dict[str, set[Hashable]] = defaultdict(set)
+    steps: dict[tuple[str, str, str], set[Hashable]] = defaultdict(set)
+    for i, text in enumerate(redacted):
+        entity = i if entities is None else entities[i]
         if text is None or entity is None or query not in _normalise(text):
             continue
         matched.add(entity)
         problem, investigations, solutions = _record_pattern(text, query)
         if problem is None:
             continue
-        by_problem[(problem,)].add(entity)
+        by_problem[problem].add(entity)
         for step in investigations:
             steps[(problem, "investigation", step)].add(entity)
         for step in solutions:
             steps[(problem, "solution", step)].add(entity)
+    redaction = Redaction()
     if len(matched) < k:
-        return PatternSearchOutput(
-            query=params.query,
-            matched=0,
-            patterns=(),
-            suppressed_problems=0,
-            redacted=_redact.CLASSES,
+        output = PatternSearchOutput(
+            query=params.query, matched=0, patterns=(), counts_rounded_to=k, redaction=redaction
         )
-    counts = {g: len(e) for g, e in by_problem.items()}
-    kept = suppression.suppress(counts, entities=counts, k=k)
+        return Released(output, Footprint(cells=((),)))
     limit = params.max_patterns
     if privacy.max_output_rows is not None:
         limit = min(limit, privacy.max_output_rows)
+    separated = separation.Separated(k)
+    cells: list[frozenset[Hashable]] = []
+
+    def release(members: set[Hashable]) -> bool:
+        if len(members) < k or not separated.admit(members):
+            return False
+        cells.append(frozenset(members))
+        return True
 
     def released_steps(problem: str, kind: str) -> tuple[Step, ...]:
-        found = [
-            Step(text=s, count=len(e))
-            for (p, kd, s), e in steps.items()
-            if p == problem and kd == kind and len(e) >= k
-        ]
-        return tuple(sorted(found, key=lambda st: (-st.count, st.text)))
-
-    ranked = sorted(kept.released.items(), key=lambda item: (-item[1], str(item[0][0])))
-    patterns = tuple(
-        Pattern(
-            problem=str(group[0]),
-            count=count,
-            investigations=released_steps(str(group[0]), "investigation"),
-            solutions=released_steps(str(group[0]), "solution"),
+        found = sorted(
+            ((s, e) for (p, kd, s), e in steps.items() if p == problem and kd == kind),
+            key=lambda item: (-_coarse(len(item[1]), k), item[0]),
         )
-        for group, count in ranked[:limit]
-    )
-    return PatternSearchOutput(
+        return tuple(Step(text=s, count=_coarse(len(e), k)) for s, e in found if release(e))
+
+    ranked = sorted(by_problem.items(), key=lambda item: (-_coarse(len(item[1]), k), item[0]))
+    patterns: list[Pattern] = []
+    for problem, members in ranked:
+        if len(patterns) >= limit:
+            break
+        if release(members):
+            patterns.append(
+                Pattern(
+                    problem=problem,
+                    count=_coarse(len(members), k),
+                    investigations=released_steps(problem, "investigation"),
+                    solutions=released_steps(problem, "solution"),
+                )
+            )
+    output = PatternSearchOutput(
         query=params.query,
-        matched=len(matched),
-        patterns=patterns,
-        suppressed_problems=kept.suppressed_groups,
-        redacted=_redact.CLASSES,
+        matched=_coarse(len(matched), k) if release(matched) else None,
+        patterns=tuple(patterns),
+        counts_rounded_to=k,
+        redaction=redaction,
     )
+    return Released(output, Footprint(cells=(tuple(cells),)))
 
 
 COMPUTATION = Computation(
     id="pattern-search",
-    version="1.0.1",
+    version="2.0.0",
     summary=(
-        "Records of a text log that match a query, summarised as recurring problem -> "
-        "investigation -> solution patterns with entity counts; identifiers, paths, UUIDs, "
-        "e-mail and IP addresses, keys and tokens are redacted, and only patterns seen for at "
-        "least k entities are released."
+        "Records of a text log whose redacted text matches a query, summarised as recurring "
+        "problem -> investigation -> solution patterns with entity counts rounded down to a "
+        "multiple of k; keys, secrets, cards, phone numbers, national ids, addresses, hosts, "
+        "paths and identifiers are redacted (best effort) before anything reads the text, and "
+        "only clauses written identically by at least k entities are released."
     ),
     privacy_class="content",
     release="requester",
@@ -249,5 +302,5 @@ COMPUTATION = Computation(
     params=PatternSearchParams,
     output=PatternSearchOutput,
     run_fn=run,
-    modules=(sys.modules[__name__], _redact, columns, suppression),
+    modules=(sys.modules[__name__], _redact, columns, separation),
 )

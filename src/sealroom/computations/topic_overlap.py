@@ -1,26 +1,54 @@
 """topic-overlap: which topics two text datasets share and which are their own.
 
-Privacy contract (class ``aggregate``, released to every party): a term is a
-topic of an input only if it occurs in at least that input's ``k`` records
-(``PrivacyContext.k``). The output names only such topics, with their record
-counts on the sides where they pass the threshold; a count below ``k`` is never
-released, not even as "present".
+Privacy contract (class ``aggregate``, released to every party; exact mode only:
+nothing a requester chooses can single out an entity, so the computation is not
+parametrised and runs without noise). Each input is protected; against input
+``i`` the adversary controls the other input, the parameters, any number of
+identities and the timing of requests.
 
-Method: each side's topics are its top ``top`` terms after the threshold, ranked
-by record count x specificity, without sub-terms a longer kept term already
-covers and without lone generic words
-(:func:`sealroom.terms.select_topics`). Over the union ``U`` of the
-two lists, a term is *shared* when it passes both thresholds, otherwise it is
-unique to the side whose list holds it. ``jaccard`` = shared / ``|U|``, rounded
-half-even to 4 decimal places, as a canonical decimal string.
+* **Unit.** An entity of input ``i``: a value of its policy's entity column
+  (``PrivacyContext.entity_columns[i]``; each record when none). A record with a
+  null entity counts for nothing.
+* **What leaves about input i.** Terms used by at least ``k_i`` distinct entities
+  of ``i``, each with its exact entity count; the Jaccard index and the insight
+  are computed from those terms alone.
+* **Threshold on the protected side.** A term of ``i`` is named (as a topic of
+  ``i`` or as shared) only when ``k_i`` entities of ``i`` use it. The other input,
+  which the requester may have written to hold any candidate term, decides
+  which of those terms are listed, never whether one passes ``k_i``.
+* **Separation.** No two counts released on ``i`` stand on entity sets that
+  differ by 1 to ``k_i - 1`` entities (the later-ranked term is left out:
+  :class:`sealroom.policy.separation.Separated`), so no count below ``k_i``
+  follows by subtraction inside one release.
+* **Difference checks.** The footprint of every released count (its entity set
+  on its input) goes to the enclave's release history, which refuses a release
+  whose counts stand on nearly the same entities as an earlier release's (a
+  republished dataset with one more person in it).
+* **Columns.** The text column may not be ``never_output`` or ``join_only``
+  (rules ``never-output``, ``join-only``).
+
+Residual leakage: a requester can test any candidate term (by writing it into
+its own input) for whether at least ``k_i`` entities of ``i`` use it, and learn
+how many do. Which terms appear is an exact threshold decision, so across two
+versions of a dataset that differ by one entity a term can appear or disappear:
+at most one bit per term and version, which the difference check (on counts)
+does not see. The order of a list reveals the relative counts of listed terms.
+
+Method: each side's topics are its top ``top`` terms after the threshold,
+ranked by entity count x specificity, without sub-terms a longer kept term
+already covers and without lone generic words
+(:func:`sealroom.terms.select_topics`). Over the union ``U`` of the two lists,
+a term is *shared* when it passes both thresholds (and both separations),
+otherwise it is unique to the side whose list holds it. ``jaccard`` = shared /
+``|U|``, rounded half-even to 4 decimal places, as a canonical decimal string.
 
 Shared topics are ranked by specificity x the smaller of their two relative
-frequencies (count / rows), so a specific topic both sides write about often
+frequencies (count / entities), so a specific topic both sides write about often
 comes first whatever the datasets' sizes; unique topics keep their side's rank.
 
 Insight rules (first that applies):
 
-* ``U`` empty: "no topics: ..." (neither side has a term in k records);
+* ``U`` empty: "no topics: ..." (neither side has a term of k entities);
 * nothing shared: "disjoint: ..." naming each side's top topic;
 * jaccard >= 0.5: "high overlap: ..." naming the top three shared topics;
 * jaccard >= 0.25: "partial overlap: ..." naming top shared and top unique topics;
@@ -44,7 +72,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sealroom import terms
 from sealroom.computations import columns
-from sealroom.computations.base import Computation, PrivacyContext
+from sealroom.computations.base import Computation, Footprint, PrivacyContext, Released
+from sealroom.policy import separation
 from sealroom.statements.fields import DecimalStr, canonical_decimal
 
 __all__ = [
@@ -114,7 +143,7 @@ def _insight(
     jaccard: Fraction,
 ) -> str:
     if not (shared or only_a or only_b):
-        return "no topics: neither input has a term that occurs in at least k of its records"
+        return "no topics: neither input has a term that at least k of its entities use"
     if not shared:
         a = _names([t.term for t in only_a[:1]]) or "nothing above its threshold"
         b = _names([t.term for t in only_b[:1]]) or "nothing above its threshold"
@@ -137,49 +166,72 @@ def _insight(
 
 def run(
     inputs: Sequence[pa.Table], params: TopicOverlapParams, privacy: PrivacyContext
-) -> TopicOverlapOutput:
-    table_a, table_b = inputs
-    k_a, k_b = privacy.k
-    texts_a = columns.text_values(table_a, params.text_column, input_name="a")
-    texts_b = columns.text_values(table_b, params.text_column, input_name="b")
-    freq_a = terms.record_frequencies(texts_a)
-    freq_b = terms.record_frequencies(texts_b)
-    top_a = [t.term for t in terms.select_topics(freq_a, min_count=k_a, top=params.top)]
-    top_b = [t.term for t in terms.select_topics(freq_b, min_count=k_b, top=params.top)]
-    union = dict.fromkeys(top_a + top_b)
-
-    def above(freq: dict[str, int], term: str, k: int) -> bool:
-        return freq.get(term, 0) >= k
-
-    shared_terms = [t for t in union if above(freq_a, t, k_a) and above(freq_b, t, k_b)]
-    rows_a, rows_b = max(table_a.num_rows, 1), max(table_b.num_rows, 1)
+) -> Released:
+    a, b = (
+        columns.topics(
+            table, params.text_column, input_name=name, privacy=privacy, index=i, top=params.top
+        )
+        for i, (table, name) in enumerate(zip(inputs, "ab", strict=True))
+    )
+    listed_a = [t.term for t in a.listed]
+    listed_b = [t.term for t in b.listed]
+    shared_terms: list[str] = []
+    only_a: list[str] = []
+    only_b: list[str] = []
+    for term in dict.fromkeys(listed_a + listed_b):
+        if a.passes(term) and b.passes(term):
+            # A term from the other side's list releases a count on this side too; it must
+            # keep this side's separation, or the term is left out (calling it unique to the
+            # side that listed it would be false).
+            fresh = [s for s, listed in ((a, listed_a), (b, listed_b)) if term not in listed]
+            if all(s.separated.admits(s.used.members[term]) for s in fresh):
+                for s in fresh:
+                    s.separated.admit(s.used.members[term])
+                shared_terms.append(term)
+        elif term in listed_a:
+            only_a.append(term)
+        else:
+            only_b.append(term)
+    total_a, total_b = max(a.used.total, 1), max(b.used.total, 1)
     shared = sorted(
-        (SharedTopic(term=t, count_a=freq_a[t], count_b=freq_b[t]) for t in shared_terms),
+        (
+            SharedTopic(term=t, count_a=a.used.count(t), count_b=b.used.count(t))
+            for t in shared_terms
+        ),
         key=lambda s: (
             -terms.specificity(s.term)
-            * min(Fraction(s.count_a, rows_a), Fraction(s.count_b, rows_b)),
+            * min(Fraction(s.count_a, total_a), Fraction(s.count_b, total_b)),
             s.term,
         ),
     )
-    shared_set = set(shared_terms)
-    only_a = [SideTopic(term=t, count=freq_a[t]) for t in top_a if t not in shared_set]
-    only_b = [SideTopic(term=t, count=freq_b[t]) for t in top_b if t not in shared_set]
-    jaccard = Fraction(len(shared), len(union)) if union else Fraction(0)
-    return TopicOverlapOutput(
+    side_a = [SideTopic(term=t, count=a.used.count(t)) for t in only_a]
+    side_b = [SideTopic(term=t, count=b.used.count(t)) for t in only_b]
+    union = len(shared) + len(side_a) + len(side_b)
+    jaccard = Fraction(len(shared), union) if union else Fraction(0)
+    output = TopicOverlapOutput(
         shared=tuple(shared),
-        unique_to_a=tuple(only_a),
-        unique_to_b=tuple(only_b),
+        unique_to_a=tuple(side_a),
+        unique_to_b=tuple(side_b),
         jaccard=decimal4(jaccard),
-        insight=_insight(shared, only_a, only_b, jaccard),
+        insight=_insight(shared, side_a, side_b, jaccard),
     )
+    in_shared = [s.term for s in shared]
+    footprint = Footprint(
+        cells=(
+            tuple(a.used.values(t) for t in in_shared + only_a),
+            tuple(b.used.values(t) for t in in_shared + only_b),
+        )
+    )
+    return Released(output, footprint)
 
 
 COMPUTATION = Computation(
     id="topic-overlap",
-    version="1.0.1",
+    version="2.0.0",
     summary=(
-        "Topics (terms in at least k records of their dataset) two text datasets share and "
-        "those unique to each, with record counts, a Jaccard index and a one-line insight."
+        "Topics (terms at least k distinct entities of their dataset use) two text datasets "
+        "share and those unique to each, with entity counts, a Jaccard index and a one-line "
+        "insight."
     ),
     privacy_class="aggregate",
     release="all-parties",
@@ -187,5 +239,5 @@ COMPUTATION = Computation(
     params=TopicOverlapParams,
     output=TopicOverlapOutput,
     run_fn=run,
-    modules=(sys.modules[__name__], terms, columns),
+    modules=(sys.modules[__name__], terms, columns, separation),
 )

@@ -629,9 +629,11 @@ def encrypt_weights(ctx: Any, suite: HeSuite, theta: Array) -> bytes:
 def owner_matrix(suite: HeSuite, coefficients: Array) -> Any:
     """The ``P x S`` plaintext matrix: ``C`` tiled so every slot of the product is clean."""
     tiled = np.tile(coefficients, (1, suite.slots // suite.width))
-    # Entries far below the encoding scale encode to zero anyway; make them exactly zero so
-    # TenSEAL skips them instead of handing SEAL a zero plaintext (a "transparent" product).
-    tiled[np.abs(tiled) < 2.0**-60] = 0.0
+    # An encoded plaintext's largest coefficient is at least scale * sqrt(2) * max|v| / N,
+    # so entries below N / (2 sqrt(2) scale) may encode to a zero plaintext, which SEAL
+    # refuses to multiply (a "transparent" product). They are below CKKS's precision anyway:
+    # make them exactly zero, which TenSEAL skips; every row left encodes to a non-zero one.
+    tiled[np.abs(tiled) < suite.degree / (2 * math.sqrt(2) * suite.scale)] = 0.0
     return ts.plain_tensor(tiled)
 
 
