@@ -177,3 +177,14 @@ def test_malformed_algorithm_input() -> None:
         )
     with pytest.raises(InvalidInput, match="32-bit 'memory'"):
         score("(module)")
+
+
+def test_the_readme_example_module_scores_the_mean_of_the_first_column() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"```wat\n(.*?)```", readme, re.S)
+    assert block, "the README shows a quality-score module"
+    sample = pa.table({"x": [0.25, 0.5, 0.75, 1.0, 0.0]})
+    assert score(block.group(1), sample, privacy=charged(k=(1, 1))).score == "0.5"

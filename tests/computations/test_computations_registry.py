@@ -43,8 +43,8 @@ PINNED = {
     ): "sha256:80d47c00f2926c117095f17002b8c1cf4f46af94c978b05b679e002bfb280f22",
     (
         "quality-score",
-        "1.1.0",
-    ): "sha256:bed0e348d9c6a1d00c681ba447d96d23b926bf911107af23bfd79d8f39de702a",
+        "2.0.0",
+    ): "sha256:516edae5073f8ef9c45202fee1aa4d14ace076ce849ed01acf6b04d85b77fdb9",
     (
         "sql-aggregate",
         "1.1.0",
@@ -55,8 +55,8 @@ PINNED = {
     ): "sha256:d98a484a2273924368d28b13b351af5a8d5d0ca815b12e5256d2cbd30eaef76a",
     (
         "train-model",
-        "1.1.0",
-    ): "sha256:49ce7b70db38668ca34542897a94cdf8ee7aff56978cd4941abdb49fa8613ec3",
+        "2.0.0",
+    ): "sha256:180e29b626f4f5a69f82de26c21a0cb34fcec303ee10426129dd1d586e6cc7f1",
 }
 
 
