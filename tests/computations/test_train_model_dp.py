@@ -188,3 +188,32 @@ def test_dp_audit_passes_at_the_bound_and_catches_noise_calibrated_for_one_row()
         runs=1200,
     )
     assert caught.epsilon_lower > 1.0, caught
+
+
+def test_rows_as_entities_keep_their_split_when_a_row_is_added() -> None:
+    """Stacked, no entity column: each row is an entity, and the split hashes its content
+    (a row number would shift for every row after an inserted one)."""
+    p = TrainModelParams.model_validate(
+        {
+            "layout": "stack",
+            "target": "y",
+            "features": ["x"],
+            "test_fraction": "0.5",
+            "dp": {"epsilon": "1", "bounds": {"x": ["-1", "1"]}},
+        }
+    )
+    privacy = PrivacyContext(k=(1, 1))
+    rng = np.random.default_rng(4)
+    table = pa.table({"x": rng.uniform(-1, 1, 200), "y": (rng.uniform(size=200) < 0.5) * 1.0})
+    other = pa.table({"x": [0.0], "y": [0.0]})
+
+    def assigned(t: pa.Table) -> set[tuple[float, float, bool]]:
+        rows = prepare([t, other], p, privacy)
+        assert rows.is_test is not None
+        return set(zip(rows.x[:, 0].tolist(), rows.y.tolist(), rows.is_test.tolist(), strict=True))
+
+    before = assigned(table)
+    inserted = pa.concat_tables(
+        [table.slice(0, 7), pa.table({"x": [0.123], "y": [1.0]}), table.slice(7)]
+    )
+    assert len(assigned(inserted) ^ before) == 1

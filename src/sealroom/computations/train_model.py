@@ -340,6 +340,7 @@ class _Part:
     ids: list[Hashable]
     entity: list[Hashable]
     values: dict[str, np.ndarray]
+    split_key: list[str]
 
 
 def _part(
@@ -371,21 +372,33 @@ def _part(
     rows = np.flatnonzero(ok)
     if entity_col is not None:  # a row without an entity belongs to no one we can bound
         rows = np.array([r for r in rows if entity[r] is not None], dtype=np.int64)
+    content = [
+        _row_hash(ids[r] if params.layout == "join" else None, *(values[c][r] for c in columns))
+        for r in rows
+    ]
     if bound is not None:
-        content = [
-            _row_hash(ids[r] if params.layout == "join" else None, *(values[c][r] for c in columns))
-            for r in rows
-        ]
-        rows = rows[_truncate([entity[r] for r in rows], content, bound)]
+        kept = _truncate([entity[r] for r in rows], content, bound)
+        rows, content = rows[kept], [content[r] for r in kept]
     if params.layout == "join":
         counts: dict[Hashable, int] = {}
         for r in rows:
             counts[ids[r]] = counts.get(ids[r], 0) + 1
-        rows = np.array([r for r in rows if counts[ids[r]] == 1], dtype=np.int64)
+        once = [n for n, r in enumerate(rows) if counts[ids[r]] == 1]
+        rows, content = rows[once], [content[n] for n in once]
+    # The DP split's key, from the row alone: its id (join); its entity, so an entity's rows
+    # stay together, or its content when rows are the entities (stack; row numbers would
+    # shift when another row is added).
+    if params.layout == "join":
+        keys = [repr(ids[r]) for r in rows]
+    elif entity_col is None:
+        keys = [repr((i, c.hex())) for c in content]
+    else:
+        keys = [repr((i, entity[r])) for r in rows]
     return _Part(
         ids=[ids[r] for r in rows],
         entity=[entity[r] for r in rows],
         values={c: v[rows] for c, v in values.items()},
+        split_key=keys,
     )
 
 
@@ -410,7 +423,7 @@ def prepare(
             tuple(e if j == i else None for j, p in enumerate(parts) for e in p.entity)
             for i in range(n_inputs)
         )
-        keys = tuple(repr((j, e)) for j, p in enumerate(parts) for e in p.entity)
+        keys = tuple(k for p in parts for k in p.split_key)
         return Prepared(
             x=x, y=y, entities=entities, split_key=keys, used=used, is_test=_split_dp(keys, params)
         )
@@ -439,7 +452,7 @@ def prepare(
         else np.zeros((0, len(params.features)))
     )
     entities = tuple(tuple(p.entity[index[i][v]] for v in ordered) for i, p in enumerate(parts))
-    keys = tuple(repr(v) for v in ordered)
+    keys = tuple(parts[0].split_key[index[0][v]] for v in ordered)
     return Prepared(
         x=x,
         y=column[params.target],
