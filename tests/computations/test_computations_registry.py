@@ -56,7 +56,7 @@ PINNED = {
     (
         "train-model",
         "2.0.0",
-    ): "sha256:180e29b626f4f5a69f82de26c21a0cb34fcec303ee10426129dd1d586e6cc7f1",
+    ): "sha256:60642e5af62bb2db7e5c72693bec30b3ea203f9d8e536afad99aa2155bda2a3c",
 }
 
 
