@@ -12,7 +12,7 @@ from scipy import stats
 
 from sealroom.computations import PrivacyContext, default_registry
 from sealroom.computations.base import PrivacyCost
-from sealroom.computations.train_model import TrainModelOutput
+from sealroom.computations.train_model import TrainModelOutput, prepare
 from sealroom.errors import InvalidInput, PolicyDenied
 
 MODEL = default_registry().get("train-model")
@@ -383,3 +383,42 @@ def test_dp_noise_is_real_and_metric_spends_a_share() -> None:
     assert (a.dp.count_epsilon, a.dp.params_epsilon, a.dp.metric_epsilon) == ("0.1", "0.7", "0.2")
     assert set(a.metrics) == {"accuracy"}
     assert 0 <= float(a.metrics["accuracy"]) <= 1
+
+
+def test_dp_linear_regression_with_huge_epsilon_approaches_ols_in_original_units() -> None:
+    data = frame("star98")
+    features = ["LOWINC", "PERASIAN", "PERBLACK", "PERHISP", "AVYRSEXP"]
+    tables = by_columns(data, [features[:2], features[2:], ["PTRATIO"]])
+    bounds = {f: ["0", "100"] for f in features[:4]} | {"AVYRSEXP": ["0", "30"]}
+    params = MODEL.parse_params(
+        {
+            "layout": "join",
+            "id_column": "id",
+            "family": "gaussian",
+            "target": "PTRATIO",
+            "features": features,
+            "test_fraction": "0.2",
+            "dp": {
+                "epsilon": "1000000",
+                "bounds": bounds | {"PTRATIO": ["10", "35"]},
+                "l2": "0.000000001",
+            },
+        }
+    )
+    out = MODEL.run(tables, params, PrivacyContext(k=(3, 3, 3), cost=MODEL.cost(params)))
+    assert isinstance(out, TrainModelOutput)
+    assert out.dp is not None
+    assert (out.dp.count_epsilon, out.dp.params_epsilon, out.dp.metric_epsilon) == (
+        "0",
+        "800000",
+        "200000",
+    )
+    assert float(out.dp.l1_sensitivity) == 28.0  # q = 7: (49 + 7) / 2, one row per entity
+    assert set(out.metrics) == {"rmse"}
+    # the DP split is row-local: compare with OLS on the same training rows
+    rows = prepare(tables, params, PrivacyContext(k=(3, 3, 3)))
+    assert rows.is_test is not None
+    train_ids = data["id"].to_numpy()[~rows.is_test]
+    ols = reference(data[data["id"].isin(train_ids)], "PTRATIO", features, sm.families.Gaussian())
+    np.testing.assert_allclose(estimates(out), ols.params, rtol=1e-3, atol=1e-4)
+    assert float(out.metrics["rmse"]) == pytest.approx(2.0, abs=1.0)

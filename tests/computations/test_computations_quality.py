@@ -188,3 +188,13 @@ def test_the_readme_example_module_scores_the_mean_of_the_first_column() -> None
     assert block, "the README shows a quality-score module"
     sample = pa.table({"x": [0.25, 0.5, 0.75, 1.0, 0.0]})
     assert score(block.group(1), sample, privacy=charged(k=(1, 1))).score == "0.5"
+
+
+def test_a_column_type_the_module_cannot_take_is_refused_by_name() -> None:
+    sample = spector().append_column("tags", pa.array([["a"]] * 32, pa.list_(pa.string())))
+    with pytest.raises(InvalidInput, match="column 'tags'"):
+        score(constant(0.5), sample)
+    dates = spector().append_column("day", pa.array([0] * 32, pa.date32()))
+    assert (
+        score(module("(f64.convert_i32_s (local.get $cols))"), dates, score_max="10").score == "6"
+    )

@@ -44,7 +44,7 @@ PINNED = {
     (
         "quality-score",
         "2.0.0",
-    ): "sha256:516edae5073f8ef9c45202fee1aa4d14ace076ce849ed01acf6b04d85b77fdb9",
+    ): "sha256:e6c66e0dd751c5357e83b3da142542f7418988aeaa427748cfa8e7fccf644c67",
     (
         "sql-aggregate",
         "1.1.0",

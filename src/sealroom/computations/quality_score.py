@@ -173,25 +173,31 @@ def _algorithm(table: pa.Table) -> tuple[str, Decimal]:
     return module, expected
 
 
+def _kind(name: str, t: pa.DataType) -> Literal["f64", "utf8"]:
+    """How a column reaches the module: numbers as f64, anything castable as UTF-8 text."""
+    if pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t):
+        return "f64"
+    try:
+        pc.cast(pa.array([], t), pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise InvalidInput(
+            f"quality-score: sample column {name!r} of type {t} cannot be given to the module"
+        ) from None
+    return "utf8"
+
+
 def sample_columns(table: pa.Table) -> list[_wasm.Column]:
     """The sample as the module's typed columns (numbers as f64, the rest as UTF-8)."""
     out: list[_wasm.Column] = []
     for name in table.column_names:
         col = table.column(name)
-        t = col.type
-        if pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t):
+        if _kind(name, col.type) == "f64":
             floats = pc.cast(col, pa.float64()).to_pylist()
             out.append(_wasm.Column(name, "f64", [math.nan if v is None else v for v in floats]))
-            continue
-        try:
+        else:
             texts = pc.cast(col, pa.string()).to_pylist()
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise InvalidInput(
-                f"quality-score: sample column {name!r} of type {t} cannot be given to the module"
-            ) from None
-        out.append(
-            _wasm.Column(name, "utf8", [None if v is None else v.encode("utf-8") for v in texts])
-        )
+            encoded = [None if v is None else v.encode("utf-8") for v in texts]
+            out.append(_wasm.Column(name, "utf8", encoded))
     return out
 
 
@@ -226,6 +232,9 @@ def run(
     withheld = tuple(
         n for n in sample.column_names if n in privacy.never_output[1] | privacy.join_only[1]
     )
+    given = sample.drop_columns(list(withheld))
+    for field in given.schema:  # the schema is public: its refusals may say why
+        _kind(field.name, field.type)
     limits = _wasm.WasmLimits(fuel=params.fuel, memory_bytes=params.memory_mb << 20)
     isolation = (
         f"{_wasm.runtime()}: WebAssembly with no imports (no WASI), fuel, memory and "
@@ -237,7 +246,7 @@ def run(
     interrupt_at = release_at - min(_PAD_MARGIN * params.wall_ms / 1000, 0.05)
     score: Decimal | None = None
     try:
-        columns = sample_columns(sample.drop_columns(list(withheld)))
+        columns = sample_columns(given)
         value = _wasm.run_score(wasm, columns, sample.num_rows, limits, deadline=interrupt_at)
         del columns
         if value is not None:

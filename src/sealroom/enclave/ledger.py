@@ -6,10 +6,11 @@ computes anything, in one transaction that (1) takes a per-dataset lock,
 (a retried job never pays twice, and a crash after charging and before release
 is retried against the same charge), (3) checks the per-requester and total
 epsilon, delta and bit budgets and the requester's query count in the policy's
-period, and (4) records the charge. Bits are the information budget of exact
-releases whose content requester code chooses (quality-score): a run charges
-log2 of the number of distinct outputs it can give, beside its epsilon. Anything over a limit raises
-:class:`~sealroom.errors.PolicyDenied` naming the limit.
+period, and (4) records the charge. Anything over a limit raises
+:class:`~sealroom.errors.PolicyDenied` naming the limit. Bits are the
+information budget of exact releases whose content requester code chooses
+(quality-score): a run charges log2 of the number of distinct outputs it can
+give, beside its epsilon.
 
 Amounts are exact: stored as canonical decimal strings, summed as
 :class:`~decimal.Decimal` (ten charges of 0.1 exhaust a budget of 1 exactly),
