@@ -181,13 +181,17 @@ def test_run_time_does_not_depend_on_the_sample() -> None:
     )
     assert raw_gap > 0.05, raw_gap  # the channel exists without padding
     params = {"fuel": 10**11, "wall_ms": 400, "score_max": "1"}
-    ctx_sample = {"fast": fast, "slow": slow}
+    samples = {"fast": fast, "slow": slow}
+    for sample in samples.values():  # warm up (first-call costs are not the sample's)
+        _timed(source, sample, **params)
     times: dict[str, list[float]] = {"fast": [], "slow": []}
-    for _ in range(5):
-        for name, sample in ctx_sample.items():
+    for _ in range(7):
+        for name, sample in samples.items():
             times[name].append(_timed(source, sample, **params))
     gap = statistics.median(times["slow"]) - statistics.median(times["fast"])
-    spread = max(max(t) - min(t) for t in times.values())
-    assert abs(gap) < 0.02, (gap, times)
-    assert spread < 0.06, (spread, times)
+    assert abs(gap) < 0.02, (gap, raw_gap, times)
+    # No threshold tells every slow run from every fast one (their ranges overlap), and
+    # nothing is released before the padded time.
+    assert min(times["slow"]) < max(times["fast"]), times
+    assert min(times["fast"]) < max(times["slow"]), times
     assert min(min(t) for t in times.values()) >= 0.4
