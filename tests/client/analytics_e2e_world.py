@@ -112,17 +112,17 @@ def spector_columns_files(out: Path, groups: Sequence[Sequence[str]]) -> list[Pa
     return [write_csv(out / f"spector_{i}.csv", df[["id", *g]]) for i, g in enumerate(groups)]
 
 
-QUALITY_SOURCE = (
-    "def score(table):\n"
-    "    grades = [g for g in table['GRADE'] if g is not None]\n"
-    "    return sum(grades) / len(grades)\n"
-)
+def quality_source() -> str:
+    """The buyer's scoring module: the mean of spector's GRADE (column 4), in WebAssembly."""
+    from tests.computations.wasm_modules import mean
+
+    return mean(4)
 
 
 def quality_files(out: Path) -> list[Path]:
-    """The buyer's algorithm (a one-row JSONL: ``source``, ``expected``) and the seller's sample."""
+    """The buyer's algorithm (a one-row JSONL: ``module``, ``expected``) and the seller's sample."""
     algorithm = write_jsonl(
-        out / "algorithm.jsonl", [{"source": QUALITY_SOURCE, "expected": "0.3"}]
+        out / "algorithm.jsonl", [{"module": quality_source(), "expected": "0.3"}]
     )
     sample = write_csv(out / "spector_sample.csv", frame("spector"))
     return [algorithm, sample]

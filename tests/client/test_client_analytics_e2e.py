@@ -34,7 +34,6 @@ from sealroom.errors import PolicyDenied
 from sealroom.statements import Receipt
 from tests.client.analytics_e2e_world import (
     GRUNFELD_SQL,
-    QUALITY_SOURCE,
     SQL_RULES,
     exact_policy,
     fair_columns_files,
@@ -45,6 +44,7 @@ from tests.client.analytics_e2e_world import (
     log_file,
     policy,
     quality_files,
+    quality_source,
     run_direct,
     spector_columns_files,
 )
@@ -378,13 +378,17 @@ def test_quality_score(world: World) -> None:
     import hashlib
 
     algorithm, sample = quality_files(case_dir(world, "quality"))
-    # The buyer publishes its algorithm (auto-approved by its own policy); the seller has
-    # no policy and decides by hand.
-    buyer = publish(world, "carol", algorithm, exact_policy("quality-score", {"precision": 2}))
-    seller = publish(world, "bob", sample, None)
+    params = {"precision": 2, "wall_ms": 300}
+    bits = {"per_requester": "20", "total": "40"}
+    # The buyer publishes its module (auto-approved by its own policy); the seller pins the
+    # range, precision and limits, declares a bit budget, and decides by hand.
+    buyer_rules = exact_policy("quality-score", params, bits=bits)
+    seller_rules = exact_policy("quality-score", params, auto=False, bits=bits)
+    buyer = publish(world, "carol", algorithm, buyer_rules)
+    seller = publish(world, "bob", sample, seller_rules)
     req = world.parties["carol"]
     view = flows.request(
-        req.client, req.identity, "quality-score", [buyer, seller], {"precision": 2}, now=now()
+        req.client, req.identity, "quality-score", [buyer, seller], params, now=now()
     )
     for name in ("carol", "bob"):
         p = world.parties[name]
@@ -394,19 +398,17 @@ def test_quality_score(world: World) -> None:
     run = finish(world, view.request, ["carol"])
     assert [d.automatic for d in run.receipt.decisions] == [True, False]
     expected = run_direct(
-        REGISTRY.get("quality-score"),
-        [algorithm, sample],
-        {"precision": 2},
-        [policy("quality-score"), None],
+        REGISTRY.get("quality-score"), [algorithm, sample], params, [buyer_rules, seller_rules]
     )
     assert run.body == expected
     truth = float(np.mean(frame("spector")["GRADE"]))
     assert run.body["score"] == f"{round(truth, 2):.2f}"
+    assert run.body["bits"] == "6.672426"
     assert (
         run.body["algorithm_digest"]
-        == "sha256:" + hashlib.sha256(QUALITY_SOURCE.encode()).hexdigest()
+        == "sha256:" + hashlib.sha256(quality_source().encode()).hexdigest()
     )
-    assert QUALITY_SOURCE not in json.dumps(run.body)
+    assert quality_source() not in json.dumps(run.body)
 
 
 def test_pattern_search_is_approved_by_hand(world: World) -> None:

@@ -11,7 +11,7 @@ from scipy import stats
 
 from sealroom.computations import PrivacyContext, default_registry
 from sealroom.computations.base import PrivacyCost
-from sealroom.computations.train_model import TrainModelOutput
+from sealroom.computations.train_model import TrainModelOutput, prepare
 from sealroom.errors import InvalidInput, PolicyDenied
 from tests.computations.mqp_data import by_columns, by_rows, frame
 
@@ -21,7 +21,9 @@ MODEL = default_registry().get("train-model")
 def train(
     tables: list[pa.Table], privacy: PrivacyContext | None = None, **params: object
 ) -> TrainModelOutput:
-    ctx = privacy if privacy is not None else PrivacyContext.uniform(len(tables), k=5)
+    # k=3: spector's 32 students support 4 parameters (4 <= 32 / (2 * 3)), and star98's
+    # largest leverage (0.25) is below 1/3.
+    ctx = privacy if privacy is not None else PrivacyContext.uniform(len(tables), k=3)
     out = MODEL.run(tables, MODEL.parse_params(params), ctx)
     assert isinstance(out, TrainModelOutput)
     return out
@@ -43,6 +45,7 @@ def reference(
 
 
 def test_declaration() -> None:
+    assert MODEL.version == "2.0.0"
     assert MODEL.privacy_class == "model"
     assert MODEL.variadic
     assert MODEL.accepts_inputs(2)
@@ -231,10 +234,20 @@ def test_k_counts_distinct_entities_not_rows() -> None:
     a = a.append_column("household", pa.array(list(range(a.num_rows))))
     params = {"layout": "stack", "target": "had_affair", "features": FAIR_FEATURES[:2]}
     ctx = PrivacyContext(k=(5, 5), entity_columns=("household", "household"))
-    with pytest.raises(PolicyDenied, match="input 1 contributes fewer than its k=5"):
+    with pytest.raises(PolicyDenied, match="input 1 contributes fewer than its k=5") as err:
         train([a, b], ctx, **params)
-    ok = PrivacyContext(k=(5, 4), entity_columns=("household", "household"))
-    assert train([a, b], ok, **params).converged
+    assert err.value.rule == "k-threshold"
+    # 4 entities pass k=4, but cannot carry 3 parameters: 3 * 2 * 4 > 4.
+    ctx = PrivacyContext(k=(5, 4), entity_columns=("household", "household"))
+    with pytest.raises(PolicyDenied, match="3 parameters need 8 entities of input 1") as err:
+        train([a, b], ctx, **params)
+    assert err.value.rule == "parameter-bound"
+    b = b.set_column(
+        b.column_names.index("household"),
+        "household",
+        pa.array([i % 400 for i in range(b.num_rows)]),
+    )
+    assert train([a, b], ctx, **params).converged
 
 
 def test_too_few_rows_per_parameter_is_refused() -> None:
@@ -281,7 +294,17 @@ def test_invalid_parameters() -> None:
         )
     with pytest.raises(InvalidInput, match="no input has column 'nope'"):
         train(tables, layout="join", id_column="id", target="GRADE", features=["nope"])
-    with pytest.raises(InvalidInput, match="binomial"):
+    with pytest.raises(InvalidInput, match="'binomial' and 'gaussian'"):
+        train(
+            tables,
+            layout="join",
+            id_column="id",
+            target="GRADE",
+            features=["GPA"],
+            family="poisson",
+            dp={"epsilon": "1", "bounds": {"GPA": ["0", "4"]}},
+        )
+    with pytest.raises(InvalidInput, match="needs bounds for column 'GRADE'"):
         train(
             tables,
             layout="join",
@@ -317,8 +340,9 @@ def test_dp_refuses_to_spend_more_than_charged() -> None:
     tables = by_rows(_fair(), 2)
     params = MODEL.parse_params(_dp_params("1"))
     short = PrivacyContext(k=(5, 5), cost=PrivacyCost(epsilon=Decimal("0.5")))
-    with pytest.raises(PolicyDenied, match="exceeds the charged budget"):
+    with pytest.raises(PolicyDenied, match="exceeds the charged budget") as err:
         MODEL.run(tables, params, short)
+    assert err.value.rule == "dp-budget"
 
 
 def test_dp_with_huge_epsilon_approaches_the_regularised_fit_and_declares_its_noise() -> None:
@@ -334,11 +358,16 @@ def test_dp_with_huge_epsilon_approaches_the_regularised_fit_and_declares_its_no
     # a tiny ridge penalty and negligible noise: close to the unpenalised MLE
     np.testing.assert_allclose(estimates(out), ref.params, rtol=0.05, atol=0.01)
     n, p = len(data), len(FAIR_FEATURES) + 1
-    l1 = np.sqrt(p) * 2 / (n * 1e-6)
-    assert float(out.dp.l1_sensitivity) == pytest.approx(l1, rel=1e-9)
-    assert float(out.dp.scale) >= l1 / 1e6 * 0.999
+    # add/remove one row (m = 1) moves the minimiser of sum loss + (l2 * n~ / 2)||theta||^2
+    # by at most 1 / (l2 * n~); n~ is the noisy row count (noise ~1e-5 at this epsilon)
+    l1 = np.sqrt(p) / (n * 1e-6)
+    assert float(out.dp.l1_sensitivity) == pytest.approx(l1, rel=1e-6)
+    assert float(out.dp.scale) == pytest.approx(l1 / (0.9 * 1e6), rel=1e-6)
+    assert out.dp.noisy_rows_train == str(n)
     assert out.dp.mechanism == "laplace"
     assert out.dp.epsilon == "1000000"
+    assert (out.rows_train, out.rows_test, out.converged, out.iterations) == (None,) * 4
+    assert all(u.rows_used is None for u in out.inputs)
 
 
 def test_dp_noise_is_real_and_metric_spends_a_share() -> None:
@@ -351,7 +380,45 @@ def test_dp_noise_is_real_and_metric_spends_a_share() -> None:
     assert isinstance(b, TrainModelOutput)
     assert a.coefficients != b.coefficients  # fresh noise each run
     assert a.dp is not None
-    assert a.dp.params_epsilon == "0.75"
-    assert a.dp.metric_epsilon == "0.25"
+    assert (a.dp.count_epsilon, a.dp.params_epsilon, a.dp.metric_epsilon) == ("0.1", "0.7", "0.2")
     assert set(a.metrics) == {"accuracy"}
     assert 0 <= float(a.metrics["accuracy"]) <= 1
+
+
+def test_dp_linear_regression_with_huge_epsilon_approaches_ols_in_original_units() -> None:
+    data = frame("star98")
+    features = ["LOWINC", "PERASIAN", "PERBLACK", "PERHISP", "AVYRSEXP"]
+    tables = by_columns(data, [features[:2], features[2:], ["PTRATIO"]])
+    bounds = {f: ["0", "100"] for f in features[:4]} | {"AVYRSEXP": ["0", "30"]}
+    params = MODEL.parse_params(
+        {
+            "layout": "join",
+            "id_column": "id",
+            "family": "gaussian",
+            "target": "PTRATIO",
+            "features": features,
+            "test_fraction": "0.2",
+            "dp": {
+                "epsilon": "1000000",
+                "bounds": bounds | {"PTRATIO": ["10", "35"]},
+                "l2": "0.000000001",
+            },
+        }
+    )
+    out = MODEL.run(tables, params, PrivacyContext(k=(3, 3, 3), cost=MODEL.cost(params)))
+    assert isinstance(out, TrainModelOutput)
+    assert out.dp is not None
+    assert (out.dp.count_epsilon, out.dp.params_epsilon, out.dp.metric_epsilon) == (
+        "0",
+        "800000",
+        "200000",
+    )
+    assert float(out.dp.l1_sensitivity) == 28.0  # q = 7: (49 + 7) / 2, one row per entity
+    assert set(out.metrics) == {"rmse"}
+    # the DP split is row-local: compare with OLS on the same training rows
+    rows = prepare(tables, params, PrivacyContext(k=(3, 3, 3)))
+    assert rows.is_test is not None
+    train_ids = data["id"].to_numpy()[~rows.is_test]
+    ols = reference(data[data["id"].isin(train_ids)], "PTRATIO", features, sm.families.Gaussian())
+    np.testing.assert_allclose(estimates(out), ols.params, rtol=1e-3, atol=1e-4)
+    assert float(out.metrics["rmse"]) == pytest.approx(2.0, abs=1.0)

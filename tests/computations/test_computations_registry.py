@@ -43,8 +43,8 @@ PINNED = {
     ): "sha256:a2d7496bd836d23f840505e0446268da443ce5e04c7f5681560fbbc370c5dedc",
     (
         "quality-score",
-        "1.1.0",
-    ): "sha256:bed0e348d9c6a1d00c681ba447d96d23b926bf911107af23bfd79d8f39de702a",
+        "2.0.0",
+    ): "sha256:e6c66e0dd751c5357e83b3da142542f7418988aeaa427748cfa8e7fccf644c67",
     (
         "sql-aggregate",
         "1.1.0",
@@ -55,8 +55,8 @@ PINNED = {
     ): "sha256:365b1d9cff7a5ad71a2f2d8dd772d599b4f497e73e290112d01f5ead3569b180",
     (
         "train-model",
-        "1.1.0",
-    ): "sha256:49ce7b70db38668ca34542897a94cdf8ee7aff56978cd4941abdb49fa8613ec3",
+        "2.0.0",
+    ): "sha256:60642e5af62bb2db7e5c72693bec30b3ea203f9d8e536afad99aa2155bda2a3c",
 }
 
 

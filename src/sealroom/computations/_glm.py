@@ -186,17 +186,38 @@ def fit_glm(
 
 
 def fit_logistic_l2(x: Array, y: Array, *, l2: float, max_iter: int = 200) -> Array:
-    """argmin (1/n) sum log-loss + (l2/2)||theta||^2, by Newton's method (strongly convex)."""
+    """argmin (1/n) sum log-loss + (l2/2)||theta||^2, by damped Newton (strongly convex).
+
+    DP output perturbation is calibrated to the exact minimiser, so this must reach it
+    whatever the data: a backtracking line search on the objective makes every step a
+    descent, and the loop ends on a gradient norm near machine precision.
+    """
     n, p = x.shape
     theta = np.zeros(p)
+
+    def objective(t: Array) -> float:
+        eta = x @ t
+        loss = np.logaddexp(0.0, eta) - y * eta
+        return float(np.mean(loss)) + 0.5 * l2 * float(t @ t)
+
     with np.errstate(over="ignore"):
+        value = objective(theta)
         for _ in range(max_iter):
             mu = inverse_link("binomial", x @ theta)
             grad = x.T @ (mu - y) / n + l2 * theta
+            if float(np.linalg.norm(grad)) < 1e-13:
+                break
             hess = x.T @ (x * (mu * (1 - mu))[:, None]) / n + l2 * np.eye(p)
             step = np.linalg.solve(hess, grad)
-            theta = theta - step
-            if float(np.max(np.abs(step))) < 1e-12:
+            t = 1.0
+            while t > 1e-10:
+                candidate = theta - t * step
+                new_value = objective(candidate)
+                if new_value <= value - 1e-4 * t * float(grad @ step):
+                    break
+                t *= 0.5
+            theta, value = theta - t * step, objective(theta - t * step)
+            if float(np.max(np.abs(t * step))) < 1e-14:
                 break
     return theta
 

@@ -164,7 +164,7 @@ class Computation(Generic[P]):
         own = self._own(params)
         values = own.model_dump(mode="json")
         return RequestShape(
-            dp=not self.cost(own).is_zero,
+            dp=self.cost(own).is_dp,
             params={name: values.get(name) for name in self.isolating},
             partners=frozenset(partners),
         )

@@ -5,9 +5,12 @@ computes anything, in one transaction that (1) takes a per-dataset lock,
 (2) returns the existing charge if this (request, dataset) was already charged
 (a retried job never pays twice, and a crash after charging and before release
 is retried against the same charge), (3) checks the per-requester and total
-epsilon and delta budgets and the requester's query count in the policy's
+epsilon, delta and bit budgets and the requester's query count in the policy's
 period, and (4) records the charge. Anything over a limit raises
-:class:`~sealroom.errors.PolicyDenied` naming the limit.
+:class:`~sealroom.errors.PolicyDenied` naming the limit. Bits are the
+information budget of exact releases whose content requester code chooses
+(quality-score): a run charges log2 of the number of distinct outputs it can
+give, beside its epsilon.
 
 Amounts are exact: stored as canonical decimal strings, summed as
 :class:`~decimal.Decimal` (ten charges of 0.1 exhaust a budget of 1 exactly),
@@ -35,7 +38,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from sealroom.errors import BackendUnavailable, PolicyDenied
 from sealroom.policy.privacy import PrivacyCost
@@ -58,6 +61,7 @@ class Charge:
     delta: Decimal
     charged_at: int
     reused: bool = False
+    bits: Decimal = Decimal(0)
 
 
 class BudgetLedger(Protocol):
@@ -91,6 +95,8 @@ _charges = sa.Table(
     sa.Column("epsilon", sa.String(40), nullable=False),
     sa.Column("delta", sa.String(40), nullable=False),
     sa.Column("charged_at", sa.BigInteger, nullable=False),
+    # Added after the first release: _add_bits_column upgrades older ledgers in place.
+    sa.Column("bits", sa.String(40), nullable=False, server_default="0"),
     sa.Index("ix_budget_charges_dataset", "dataset"),
 )
 
@@ -103,6 +109,7 @@ class SqlBudgetLedger:
         for attempt in range(5):
             try:
                 _metadata.create_all(engine)
+                _add_bits_column(engine)
                 break
             except OperationalError:  # another process created the tables at the same moment
                 if attempt == 4:
@@ -175,12 +182,14 @@ class SqlBudgetLedger:
                         delta=Decimal(existing.delta),
                         charged_at=int(existing.charged_at),
                         reused=True,
+                        bits=Decimal(existing.bits),
                     )
                 rows = conn.execute(
                     sa.select(
                         _charges.c.requester,
                         _charges.c.epsilon,
                         _charges.c.delta,
+                        _charges.c.bits,
                         _charges.c.charged_at,
                     ).where(_charges.c.dataset == dataset)
                 ).all()
@@ -194,6 +203,7 @@ class SqlBudgetLedger:
                         requester=requester,
                         epsilon=canonical_decimal(cost.epsilon),
                         delta=canonical_decimal(cost.delta),
+                        bits=canonical_decimal(cost.bits),
                         charged_at=now,
                     )
                 )
@@ -208,6 +218,7 @@ class SqlBudgetLedger:
             epsilon=cost.epsilon,
             delta=cost.delta,
             charged_at=now,
+            bits=cost.bits,
         )
 
     def spent(self, *, dataset: str, requester: str | None = None) -> tuple[Decimal, Decimal]:
@@ -225,6 +236,24 @@ class SqlBudgetLedger:
             )
 
 
+def _add_bits_column(engine: Engine) -> None:
+    """Give a ledger created before bit budgets its ``bits`` column (every old charge: 0)."""
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("budget_charges")}
+    if "bits" in columns:
+        return
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "ALTER TABLE budget_charges ADD COLUMN bits VARCHAR(40) NOT NULL DEFAULT '0'"
+                )
+            )
+    except DBAPIError:  # another process added it at the same moment
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("budget_charges")}
+        if "bits" not in columns:
+            raise
+
+
 def _check_limits(
     rows: Sequence[Any],
     *,
@@ -235,16 +264,35 @@ def _check_limits(
     rules: PolicyRules | None,
 ) -> None:
     """Raise PolicyDenied naming the first limit this charge would break."""
-    if not cost.is_zero and (rules is None or rules.dp is None):
+    if cost.is_dp and (rules is None or rules.dp is None):
         raise PolicyDenied(
             f"dataset {dataset}: the computation spends differential-privacy budget "
             "and the policy sets none"
+        )
+    if cost.bits and (rules is None or rules.bits is None):
+        raise PolicyDenied(
+            f"dataset {dataset}: the computation releases up to {cost.bits} bits chosen by "
+            "requester code and the policy sets no bit budget"
         )
     if rules is None:
         return
     with localcontext() as ctx:
         ctx.prec = _PREC
-        if rules.dp is not None and not cost.is_zero:
+        if rules.bits is not None and cost.bits:
+            mine = [r for r in rows if r.requester == requester]
+            for scope, subset, limit in (
+                ("per-requester", mine, rules.bits.per_requester),
+                ("total", rows, rules.bits.total),
+            ):
+                spent = sum((Decimal(r.bits) for r in subset), Decimal(0))
+                if spent + cost.bits > Decimal(limit):
+                    remaining = max(Decimal(limit) - spent, Decimal(0))
+                    raise PolicyDenied(
+                        f"dataset {dataset}: the {scope} bit budget {limit} has "
+                        f"{canonical_decimal(remaining)} left; this run needs "
+                        f"{canonical_decimal(cost.bits)}"
+                    )
+        if rules.dp is not None and cost.is_dp:
             mine = [r for r in rows if r.requester == requester]
             checks = (
                 ("epsilon", "per-requester", mine, cost.epsilon, rules.dp.epsilon_per_requester),

@@ -237,7 +237,7 @@ def execute_job(
     privacy = privacy_context(rules, cost)
     body, footprint = _compute(computation, tables, params, privacy)
     del tables
-    if cost.is_zero:
+    if not cost.is_dp:
         with _step("history"):
             _difference_check(history, footprint, atts, privacy, request=req.digest, now=now)
     del footprint

@@ -11,7 +11,7 @@ intersection of what each admits. Because composition is monotone, the enclave
 may accept any validly signed room policy handed to it: it cannot weaken an
 owner's policy, only deny more.
 
-``None`` for ``dp`` or ``sql`` means "none allowed", so it wins; ``None`` for
+``None`` for ``dp``, ``bits`` or ``sql`` means "none allowed", so it wins; ``None`` for
 ``max_queries``, ``max_output_rows``, ``expires_at`` and ``retention_seconds``
 means "no limit", so
 the other side's limit wins. Composing nothing yields rules that allow nothing.
@@ -25,6 +25,7 @@ from decimal import Decimal
 from sealroom.errors import PolicyDenied
 from sealroom.policy.privacy import ComputationInfo, DpMode, PrivacyCost, RequestShape
 from sealroom.policy.rules import (
+    BitBudget,
     ComputationRule,
     Decision,
     DpBudget,
@@ -122,6 +123,15 @@ def _dp(a: DpBudget | None, b: DpBudget | None) -> DpBudget | None:
     )
 
 
+def _bits(a: BitBudget | None, b: BitBudget | None) -> BitBudget | None:
+    if a is None or b is None:
+        return None
+    return BitBudget(
+        per_requester=_min_decimal(a.per_requester, b.per_requester),
+        total=_min_decimal(a.total, b.total),
+    )
+
+
 def _queries(a: QueryLimit | None, b: QueryLimit | None) -> QueryLimit | None:
     """Both limits apply; one limit that is at least as strict on both counts replaces two."""
     if a is None:
@@ -175,6 +185,7 @@ def _pair(a: PolicyRules, b: PolicyRules) -> PolicyRules:
         k=max(a.k, b.k),
         entity_column=a.entity_column or b.entity_column,
         dp=_dp(a.dp, b.dp),
+        bits=_bits(a.bits, b.bits),
         max_queries=_queries(a.max_queries, b.max_queries),
         join_only=_union(a.join_only, b.join_only),
         never_output=_union(a.never_output, b.never_output),

@@ -85,18 +85,29 @@ class RequestShape:
 
 @dataclass(frozen=True, slots=True)
 class PrivacyCost:
-    """The differential-privacy budget one run consumes on each input; charged before it runs."""
+    """The budget one run consumes on each input; charged before it runs.
+
+    ``epsilon`` and ``delta``: differential privacy. ``bits``: the most information an
+    exact release whose content a requester's code chooses can carry (log2 of the number
+    of distinct outputs; quality-score), charged against the policy's bit budget.
+    """
 
     epsilon: Decimal = Decimal(0)
     delta: Decimal = Decimal(0)
+    bits: Decimal = Decimal(0)
 
     def __post_init__(self) -> None:
-        if self.epsilon < 0 or self.delta < 0 or self.delta >= 1:
-            raise InvalidInput("a privacy cost needs epsilon >= 0 and 0 <= delta < 1")
+        if self.epsilon < 0 or self.delta < 0 or self.delta >= 1 or self.bits < 0:
+            raise InvalidInput("a privacy cost needs epsilon >= 0, 0 <= delta < 1 and bits >= 0")
 
     @property
     def is_zero(self) -> bool:
-        return self.epsilon == 0 and self.delta == 0
+        return self.epsilon == 0 and self.delta == 0 and self.bits == 0
+
+    @property
+    def is_dp(self) -> bool:
+        """The run releases only differentially private measurements (it spends epsilon)."""
+        return self.epsilon != 0 or self.delta != 0
 
 
 ZERO_COST = PrivacyCost()

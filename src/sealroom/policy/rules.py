@@ -63,6 +63,7 @@ from sealroom.statements.fields import (
 )
 
 __all__ = [
+    "BitBudget",
     "ColumnName",
     "ComputationRule",
     "Decision",
@@ -161,6 +162,25 @@ class DpBudget(_Rules):
         return self
 
 
+class BitBudget(_Rules):
+    """Bit budgets for exact releases whose content requester code chooses (quality-score).
+
+    A run charges log2 of the number of distinct outputs it could give (a failure is one
+    of them). ``per_requester``: the most one requester may draw from the dataset, ever
+    (best effort: identities are free); ``total``: the most all requesters together may,
+    which binds. Canonical decimal strings, summed exactly.
+    """
+
+    per_requester: DecimalStr
+    total: DecimalStr
+
+    @model_validator(mode="after")
+    def _order(self) -> BitBudget:
+        if Decimal(self.per_requester) > Decimal(self.total):
+            raise ValueError("bits per_requester cannot exceed total")
+        return self
+
+
 class QueryLimit(_Rules):
     """At most ``count`` jobs per requester on the dataset in any ``period_seconds`` window."""
 
@@ -176,7 +196,8 @@ class PolicyRules(_Rules):
     asking; ``requesters`` is ``"any"`` or an allowlist of party ids; ``k`` is
     the minimum number of DISTINCT entities (values of ``entity_column``; rows
     when it is None) a released term or group must occur in. ``dp`` is the DP
-    budget (None: no DP computation may run); ``max_queries`` limits jobs per
+    budget (None: no DP computation may run); ``bits`` the bit budget of computations
+    that run requester code (None: none may run); ``max_queries`` limits jobs per
     requester and period; ``never_output`` columns never appear in an output and
     ``join_only`` columns only join or match; ``max_output_rows`` caps row-shaped
     outputs; after ``expires_at`` (unix time) the policy denies everything;
@@ -191,6 +212,7 @@ class PolicyRules(_Rules):
     k: Annotated[int, Field(ge=1, le=1_000_000)] = DEFAULT_K
     entity_column: ColumnName | None = None
     dp: DpBudget | None = None
+    bits: BitBudget | None = None
     max_queries: QueryLimit | None = None
     join_only: _Columns = ()
     never_output: _Columns = ()
@@ -366,8 +388,21 @@ def _check_cost(
     check: Callable[[bool, str, str], None],
     reasons: list[str],
 ) -> None:
+    if cost.bits:
+        bits = rules.bits
+        check(
+            bits is not None and cost.bits <= Decimal(bits.per_requester),
+            f"{label} releases at most {cost.bits} bits per run, within the per-requester "
+            f"bit budget ({bits.per_requester if bits else ''})",
+            f"rule bits-budget: {label} releases up to {cost.bits} bits per run and the "
+            + (
+                f"per-requester bit budget is {bits.per_requester}"
+                if bits is not None
+                else "policy sets no bit budget"
+            ),
+        )
     spend = f"epsilon {cost.epsilon}, delta {cost.delta}"
-    if cost.is_zero:
+    if not cost.is_dp:
         reasons.append(f"{label} spends no differential-privacy budget")
         return
     if rules.dp is None:
