@@ -125,3 +125,39 @@ def test_audit_catches_a_mutant_calibrated_for_one_row_per_entity(
     share = float(Decimal(1) / 3)
     found = audits(sample(d, p), sample(n, p))
     assert all(e > share for e in found), found
+
+
+def test_utility_at_epsilon_one_on_the_demo_data() -> None:
+    """The figures in the module docstring: typical (median over runs) errors, with margin."""
+    from sealroom.demo import DP_PARAMS, PLANS, public_data
+
+    frames = public_data()
+    tables = [frames[p] for p in PLANS]
+    p = AGG.parse_params(DP_PARAMS)
+    ctx = PrivacyContext(k=(50,) * 3, entity_columns=("record",) * 3, cost=AGG.cost(p))
+    mech = ags.dp_mechanism(tables, p, ctx)
+    everything = pa.concat_tables(tables).to_pandas()
+    truth = {h: g["mdvis"].to_numpy() for h, g in everything.groupby("health")}
+    errors: dict[str, list[tuple[float, float, float]]] = {h: [] for h in truth}
+    for _ in range(40):
+        out = mech.release()
+        assert {g.key[0] for g in out.groups} == set(truth)  # poor included, every time
+        for g in out.groups:
+            v = truth[str(g.key[0])]
+            assert g.stats.rows is not None
+            assert g.stats.mean is not None
+            median = g.stats.percentiles[0].value
+            assert median is not None
+            errors[str(g.key[0])].append(
+                (
+                    abs(g.stats.rows - len(v)) / len(v),
+                    abs(float(g.stats.mean) - v.mean()) / v.mean(),
+                    abs(float(median) - float(np.percentile(v, 50))),
+                )
+            )
+    for label, errs in errors.items():
+        rows, mean, median = np.median(np.array(errs), axis=0)
+        big = len(truth[label]) > 1000
+        assert rows <= (0.005 if big else 0.03), (label, rows)
+        assert mean <= (0.05 if big else 0.15), (label, mean)
+        assert median <= 0.8, (label, median)

@@ -56,9 +56,14 @@ middle order statistics); an adversary that stacks its own rows can move which m
 order statistic a percentile lands on (never outside the K-th entity from either end);
 ``suppressed_groups`` counts groups below K.
 
-Utility at epsilon = 1 (the demo's data: RAND HIE ``mdvis`` by self-rated health over
-three plans, 20,190 records, one row each; bounds [0, 20], delta 1e-6, median):
-see :data:`UTILITY`.
+Utility at epsilon = 1 (the demo's data: RAND HIE outpatient visits ``mdvis`` by
+self-rated health over three plans, 20,190 records of one row each; bounds [0, 30],
+delta 1e-6, the median; 300 runs, errors against the exact values over all records):
+every group appears in every run (poor, 302 records, included: exact mode withholds it);
+row counts are within 0.1% (p95) for the three large groups and 3% for poor; means
+within 2.2% / 6.6% / 2.2% / 17.9% (p95; excellent, fair, good, poor), mostly the bias
+of clamping at 30 (the largest value is 77); a median lands within the interval of
+tied integer values around the exact one (0.5 off in the typical run, 0.8 at p95).
 
 Statistics (exact): rows, distinct entities, sum, mean, a Student-t interval of the mean
 (rows as observations), percentiles by linear interpolation (numpy's default). Growth:
@@ -100,7 +105,6 @@ from sealroom.statements.fields import canonical_decimal
 
 __all__ = [
     "COMPUTATION",
-    "UTILITY",
     "AggregateStatsOutput",
     "AggregateStatsParams",
     "DpMechanism",
@@ -112,9 +116,6 @@ __all__ = [
 ]
 
 MAX_GROUPS = 10_000
-
-UTILITY = ""
-"""Measured on the demo's data; filled in from tests/computations/test_aggregate_stats_utility.py."""
 
 GroupKey = tuple[str | None, ...]
 
@@ -603,7 +604,8 @@ def dp_mechanism(
     lower = _stats.parse_num(dp_params.lower, what="dp.lower")
     upper = _stats.parse_num(dp_params.upper, what="dp.upper")
     bounds = dp_groups.Bounds(dp_params.max_rows_per_entity, dp_params.max_groups_per_entity)
-    labels = [f"__g{j}" for j in range(len(label_cols))]
+    labels_at = range(len(label_cols))
+    labels = [f"__g{j}" for j in labels_at]
     schema: dict[str, pl.DataType] = {name: pl.String() for name in labels}
     schema |= {"__x": pl.Float64(), "__q": pl.Int64()}
     stats = [
@@ -627,14 +629,13 @@ def dp_mechanism(
     ident = stacked.ents[named] * stacked.parties + stacked.party[named]
     step = dp_groups.step_for((lower, upper))
 
+    by_group = [pl.Series([key[j] for key in stacked.keys], dtype=pl.String) for j in labels_at]
+
     def frame() -> pl.DataFrame:
         kept = np.flatnonzero(named)[dp_groups.truncate(ident, stacked.gid[named], bounds)]
         values = stacked.values[kept]
-        groups = stacked.gid[kept].tolist()
-        columns = [
-            pl.Series(name, [stacked.keys[g][j] for g in groups], pl.String)
-            for j, name in enumerate(labels)
-        ]
+        groups = stacked.gid[kept]
+        columns = [by_group[j].gather(groups).alias(name) for j, name in enumerate(labels)]
         columns.append(pl.Series("__x", np.clip(values, lower, upper), pl.Float64))
         columns.append(pl.Series("__q", dp_groups.quantize(values, (lower, upper)), pl.Int64))
         return pl.DataFrame(columns)

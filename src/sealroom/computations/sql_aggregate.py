@@ -43,6 +43,12 @@ where its column is not null) stand on at least that input's ``k`` distinct enti
 Footprints (:class:`~sealroom.computations.base.Released`): per input, the entity sets
 behind every released row and aggregate, for the enclave's difference checks.
 
+Utility at epsilon = 1 (the demo's pinned query, COUNT(*) and AVG(mdvis) by health on
+PlanCentral's 6,730 records, bounds [0, 30], delta 1e-6, 300 runs): counts within 0.25%
+/ 2.6% / 0.4% (p95; excellent 4,107, fair 351, good 2,230 records), means within 4% /
+17% / 5%; the poor group (42 records, withheld in exact mode at k = 50) appears in 74% of
+runs with a noisy mean.
+
 Residual leakage. DP mode: (epsilon, delta) per input per run. Exact mode: the pinned
 query's aggregates over at least k entities of each input, exactly; which groups have
 at least k (group presence); the output's order. No suppressed-group count is released.
@@ -499,12 +505,18 @@ def dp_mechanism(
         delta=delta,
     )
 
+    # Labels as their codes' text (null last), so OpenDP sees strings whatever the type.
+    label_text = [
+        pl.Series([*(str(i) for i in range(len(values))), None], dtype=pl.String)
+        for _, values in dims
+    ]
+
     def frame() -> pl.DataFrame:
         kept = np.flatnonzero(named)[dp_groups.truncate(ident[named], gid[named], contributions)]
         take = pa.array(kept)
         series = [
-            pl.Series(name, [None if c < 0 else str(c) for c in codes[kept].tolist()], pl.String)
-            for name, (codes, _) in zip(labels, dims, strict=True)
+            by_code.gather(np.where(codes[kept] < 0, len(by_code) - 1, codes[kept])).alias(name)
+            for name, (codes, _), by_code in zip(labels, dims, label_text, strict=True)
         ]
         for name, (kind, source, lohi) in sources.items():
             raw = rows.column(source).take(take)
