@@ -100,8 +100,7 @@ def test_demo_act_two_shows_the_refusals(demo_out: tuple[Path, str]) -> None:
     assert "budget: dataset sha256:" in act_two
     assert "per-requester epsilon budget 1.5 has 0.5 left; this run needs 1" in act_two
     assert (
-        "epsilon 1 delta 0.000001 on PlanNorth, epsilon 1 delta 0.000001 on PlanCentral"
-        in act_two
+        "epsilon 1 delta 0.000001 on PlanNorth, epsilon 1 delta 0.000001 on PlanCentral" in act_two
     )
     assert "groups appear only if their noisy count reaches" in act_two
     assert act_two.count("VERIFIED (14 checks, simulated=True)") == 4
@@ -208,8 +207,9 @@ def test_demo_sql_matches_the_plaintext_query(demo_out: tuple[Path, str]) -> Non
         assert float(row[2]) == pytest.approx(mean, rel=1e-9)
     assert "suppressed_groups" not in body  # poor (42 records < k = 50) leaves no trace
     assert "identity-columns" in body["rules_checked"]
-    assert "entity-threshold: a k=50 (distinct record) behind every aggregate" in (
-        body["rules_checked"]
+    assert (
+        "entity-threshold: a k=50 (distinct record) behind every aggregate"
+        in (body["rules_checked"])
     )
 
 

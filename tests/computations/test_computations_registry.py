@@ -14,8 +14,8 @@ from sealroom.computations import default_registry
 PINNED = {
     (
         "aggregate-stats",
-        "1.1.0",
-    ): "sha256:3a3f08812ef138ad8910dea2438e567201db04149557ba65959d791012503ae5",
+        "2.0.0",
+    ): "sha256:68afdb6cf5de4c45e4f7f776013a87bff62491436d894447ca984b25110d28e8",
     (
         "association-test",
         "1.1.0",
@@ -47,8 +47,8 @@ PINNED = {
     ): "sha256:bed0e348d9c6a1d00c681ba447d96d23b926bf911107af23bfd79d8f39de702a",
     (
         "sql-aggregate",
-        "1.1.0",
-    ): "sha256:6f86e051727284d506bc052fed4a17510fe5c2031d8a7aca3b40b66ffb5eb2f4",
+        "2.0.0",
+    ): "sha256:f6444e6cf9f000f31ea9162ca7b7d6018ea678c484f35d7d12f2334b647c7027",
     (
         "topic-overlap",
         "1.0.1",
