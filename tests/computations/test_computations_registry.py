@@ -15,7 +15,7 @@ PINNED = {
     (
         "aggregate-stats",
         "2.0.0",
-    ): "sha256:68afdb6cf5de4c45e4f7f776013a87bff62491436d894447ca984b25110d28e8",
+    ): "sha256:8fd342a4f731fe80d4cabde77741f2c0ada56c6a831feceec7e85f06e34b188e",
     (
         "association-test",
         "1.1.0",
@@ -48,7 +48,7 @@ PINNED = {
     (
         "sql-aggregate",
         "2.0.0",
-    ): "sha256:f6444e6cf9f000f31ea9162ca7b7d6018ea678c484f35d7d12f2334b647c7027",
+    ): "sha256:3644e0ef665ef989215887c48b1d78e24e77db2c06a17b6b102f419fc06d7754",
     (
         "topic-overlap",
         "1.0.1",

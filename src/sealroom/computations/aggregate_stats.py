@@ -705,12 +705,12 @@ def dp_mechanism(
 def run(
     inputs: Sequence[pa.Table], params: AggregateStatsParams, privacy: PrivacyContext
 ) -> AggregateStatsOutput | Released:
-    label_cols = _label_columns(params)
-    _admit(params, [schema_text(t.schema) for t in inputs], privacy)
-    _stats.confidence_value(params.confidence)
     if params.dp is not None:
         return dp_mechanism(inputs, params, privacy).release()
-    return _run_exact(inputs, params, privacy, _stack(inputs, params, privacy, label_cols))
+    _admit(params, [schema_text(t.schema) for t in inputs], privacy)
+    _stats.confidence_value(params.confidence)
+    stacked = _stack(inputs, params, privacy, _label_columns(params))
+    return _run_exact(inputs, params, privacy, stacked)
 
 
 def _cost(params: AggregateStatsParams) -> PrivacyCost:

@@ -286,8 +286,8 @@ def _prepare(table: pa.Table, entity: str | None, name: str) -> pa.Table:
 
 def _query(
     inputs: Sequence[pa.Table], privacy: PrivacyContext, admitted: Admitted, sql: str
-) -> tuple[list[tuple[Any, ...]], list[str]]:
-    """Run ``sql`` on the inputs it reads: its rows (Python values) and DuckDB column types."""
+) -> tuple[pa.Table, list[str]]:
+    """Run ``sql`` on the inputs it reads: its result and its DuckDB column types."""
     index = {name: i for i, name in enumerate(input_names(len(inputs)))}
     con = duckdb.connect(
         ":memory:",
@@ -305,9 +305,8 @@ def _query(
             con.register(name, _prepare(inputs[i], privacy.entity_columns[i], name))
         con.execute("SET lock_configuration = true")
         try:
-            cursor = con.execute(sql)
-            types = [str(d[1]) for d in cursor.description or []]
-            return cursor.fetchall(), types
+            relation = con.sql(sql)
+            return relation.to_arrow_table(), [str(t) for t in relation.types]
         except _BIND_ERRORS as exc:
             first = str(exc).splitlines()[0][:300]
             raise InvalidInput(f"sql-aggregate: the query does not bind: {first}") from None
@@ -326,6 +325,8 @@ def _number_text(value: float | Decimal) -> str | None:
 def _cell(value: object) -> Cell:
     if value is None or isinstance(value, bool | str):
         return value
+    if isinstance(value, Decimal) and value.as_tuple().exponent == 0:
+        value = int(value)  # a HUGEINT sum
     if isinstance(value, int):
         return value if -_SAFE_INT <= value <= _SAFE_INT else str(value)
     if isinstance(value, float | Decimal):
@@ -364,7 +365,7 @@ def _run_exact(inputs: Sequence[pa.Table], privacy: PrivacyContext, admitted: Ad
     released: list[tuple[Cell, ...]] = []
     cells: list[list[frozenset[Hashable]]] = [[] for _ in inputs]
     passing = 0
-    for row in result:
+    for row in zip(*(c.to_pylist() for c in result.columns), strict=True):
         behind = [frozenset(v for v in lst or () if v is not None) for lst in row[width:]]
         if any(len(s) < k for s, k in zip(behind, thresholds, strict=True)):
             continue
@@ -402,11 +403,8 @@ class DpMechanism:
 
 def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[Any]]:
     """Dictionary codes of a column (-1 for null) and the values by code."""
-    encoded = (
-        pc.dictionary_encode(column).combine_chunks()
-        if isinstance(column, pa.ChunkedArray)
-        else pc.dictionary_encode(column)
-    )
+    whole = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    encoded = pc.dictionary_encode(whole)
     codes = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(), dtype=np.int64)
     return codes, encoded.dictionary.to_pylist()
 
@@ -431,21 +429,7 @@ def dp_mechanism(
             rule="dp-budget",
         )
     bounds = _bounds(dp_params)
-    fetched, _ = _query(inputs, privacy, admitted, admitted.rows_sql)
-    rows = pa.table(
-        {
-            name: pa.array([r[i] for r in fetched])
-            for i, name in enumerate(
-                ["__sealroom_id"]
-                + [f"__sealroom_d{i}" for i in range(len(admitted.dimensions))]
-                + [
-                    f"__sealroom_v{j}"
-                    for j, a in enumerate(admitted.aggregates)
-                    if a.column is not None
-                ]
-            )
-        }
-    )
+    rows, row_types = _query(inputs, privacy, admitted, admitted.rows_sql)
     if rows.num_rows > dp_groups.MAX_ROWS:
         raise InvalidInput(f"sql-aggregate: DP takes at most {dp_groups.MAX_ROWS} rows")
     # Identifiers: the first input's entity, which the entity join makes every input's
@@ -458,43 +442,40 @@ def dp_mechanism(
         gid = gid * (len(values) + 1) + (codes + 1)
     _, gid = np.unique(gid, return_inverse=True)
     named = ident >= 0
-    # One statistic per distinct measured quantity; each aggregate reads one or two.
-    stats = [dp_groups.Statistic("__count", "count")]
-    shown = {"__count": "count"}
-    sources: dict[str, tuple[str, str, tuple[float, float] | None]] = {}  # name -> kind, col
+    # The measured quantities: the row count, and per aggregated column its non-null count
+    # (COUNT(col), AVG) and its clamped sum (SUM, AVG); each aggregate reads one or two.
+    measured: dict[str, dp_groups.Statistic] = {"count": dp_groups.Statistic("__count", "count")}
+    sources: dict[str, tuple[str, tuple[float, float] | None]] = {}  # name -> column, bounds
+
+    def need(kind: str, j: int) -> str:
+        agg = admitted.aggregates[j]
+        label = f"{kind} {agg.input}.{agg.column}"
+        if label not in measured:
+            name = f"__m{len(measured)}"
+            if kind == "count":
+                measured[label] = dp_groups.Statistic(name, "count", name)
+                sources[name] = (f"__sealroom_v{j}", None)
+            else:
+                lohi = bounds[f"{agg.input}.{agg.column}"]
+                measured[label] = dp_groups.Statistic(
+                    name, "sum", name, dp_groups.integer_bounds(lohi)
+                )
+                sources[name] = (f"__sealroom_v{j}", lohi)
+        return measured[label].name
+
     reads: list[tuple[str, ...]] = []
     for j, agg in enumerate(admitted.aggregates):
         if agg.column is None:
             reads.append(("__count",))
-            continue
-        key = f"{agg.input}.{agg.column}"
-        source = f"__sealroom_v{j}"
-        count, total = f"__n{j}", f"__s{j}"
-        for name, kind in ((count, "count"), (total, "sum")):
-            wanted = agg.function == kind or (agg.function == "avg")
-            known = next((n for n, d in shown.items() if d == f"{kind} {key}"), None)
-            if not wanted or known is not None:
-                continue
-            if kind == "count":
-                stats.append(dp_groups.Statistic(name, "count", name))
-                sources[name] = ("present", source, None)
-            else:
-                lohi = bounds[key]
-                stats.append(dp_groups.Statistic(name, "sum", name, dp_groups.integer_bounds(lohi)))
-                sources[name] = ("quantized", source, lohi)
-            shown[name] = f"{kind} {key}"
-        mine = {d: n for n, d in shown.items()}
-        reads.append(
-            tuple(
-                mine[f"{kind} {key}"]
-                for kind in {"count": ("count",), "sum": ("sum",), "avg": ("sum", "count")}[
-                    agg.function
-                ]
-            )
-        )
+        elif agg.function == "avg":
+            reads.append((need("sum", j), need("count", j)))
+        else:
+            reads.append((need(agg.function, j),))
+    stats = list(measured.values())
+    shown = {stat.name: label for label, stat in measured.items()}
     schema: dict[str, pl.DataType] = {name: pl.String() for name in labels}
-    for name, (kind, _, _) in sources.items():
-        schema[name] = pl.Float64() if kind == "present" else pl.Int64()
+    for name, (_, lohi) in sources.items():
+        schema[name] = pl.Float64() if lohi is None else pl.Int64()
     contributions = dp_groups.Bounds(dp_params.max_rows_per_entity, dp_params.max_groups_per_entity)
     plan = dp_groups.plan(
         schema=schema,
@@ -518,21 +499,18 @@ def dp_mechanism(
             by_code.gather(np.where(codes[kept] < 0, len(by_code) - 1, codes[kept])).alias(name)
             for name, (codes, _), by_code in zip(labels, dims, label_text, strict=True)
         ]
-        for name, (kind, source, lohi) in sources.items():
+        for name, (source, lohi) in sources.items():
             raw = rows.column(source).take(take)
-            if kind == "present":
+            if lohi is None:  # a count of non-null cells: 1.0 where present
                 present = pc.is_valid(raw).to_pylist()
                 series.append(pl.Series(name, [1.0 if p else None for p in present], pl.Float64))
             else:
-                assert lohi is not None
                 values = pc.cast(raw, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
                 quantized = dp_groups.quantize(np.asarray(values, dtype=np.float64), lohi)
                 series.append(pl.Series(name, quantized, pl.Int64))
         return pl.DataFrame(series, schema=schema)
 
-    steps = {
-        name: dp_groups.step_for(lohi) for name, (_, _, lohi) in sources.items() if lohi is not None
-    }
+    steps = {name: dp_groups.step_for(lohi) for name, (_, lohi) in sources.items() if lohi}
     names = [s.name for s in stats]
     info = SqlDpInfo(
         epsilon=dp_params.epsilon,
@@ -552,9 +530,9 @@ def dp_mechanism(
         ),
     )
     types = tuple(
-        str(rows.schema.field(f"__sealroom_d{i}").type)
+        row_types[1 + i]
         if kind == "dimension"
-        else ("int64" if admitted.aggregates[i].function == "count" else "double")
+        else ("BIGINT" if admitted.aggregates[i].function == "count" else "DOUBLE")
         for kind, i in admitted.outputs
     )
     cap = privacy.max_output_rows or DEFAULT_MAX_ROWS

@@ -15,7 +15,7 @@ datasets add or remove one identifier.
    Bound(by=labels, per_group=rows_per_group, num_groups=groups)]``
    (:meth:`Bounds.d_in`). We truncate ourselves rather than with OpenDP's
    ``truncate_num_groups``: in OpenDP 0.16 it keeps k - 1 groups while charging k
-   (a dense rank starts at 1), and with one identifier column it fails in Polars
+   (a dense rank starts at 1), and with one grouping column it fails in Polars
    ("multiple fields"); our truncation is tested on its own
    (tests/policy/test_policy_dp_groups.py).
 2. **One OpenDP measurement** (``make_private_lazyframe``) over the truncated table
@@ -36,7 +36,9 @@ power of two), so the sum is exact in any order and its sensitivity is exact (a 
 sum's rounding error, which OpenDP bounds by the largest group length, would cost
 more than the noise at our table sizes). A released sum is the noisy integer times
 ``step``. Counts are of rows within the bounds; a mean is post-processing (noisy sum
-over noisy count, clamped to the bounds).
+over noisy count, clamped to the bounds). The one public fact the measurement assumes
+of the data is a table of at most :data:`MAX_ROWS` rows (OpenDP's ``max_length``
+margin; larger tables are refused), which also keeps integer sums far from overflow.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ __all__ = [
     "GroupRelease",
     "Plan",
     "Statistic",
+    "integer_bounds",
     "plan",
     "quantize",
     "step_for",
