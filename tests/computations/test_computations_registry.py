@@ -15,7 +15,7 @@ PINNED = {
     (
         "aggregate-stats",
         "2.0.0",
-    ): "sha256:8fd342a4f731fe80d4cabde77741f2c0ada56c6a831feceec7e85f06e34b188e",
+    ): "sha256:01f4ece83c54b3b24eaa34ec92807d29466e7a4fd4680b45f917f749470d35c2",
     (
         "association-test",
         "1.1.0",
@@ -48,7 +48,7 @@ PINNED = {
     (
         "sql-aggregate",
         "2.0.0",
-    ): "sha256:3644e0ef665ef989215887c48b1d78e24e77db2c06a17b6b102f419fc06d7754",
+    ): "sha256:1aa4415543a61734b9bd9243d5458ea07144607a213b05ff46f3952e7cdd13c4",
     (
         "topic-overlap",
         "1.0.1",

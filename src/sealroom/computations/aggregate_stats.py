@@ -77,7 +77,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Protocol
@@ -107,7 +107,6 @@ __all__ = [
     "COMPUTATION",
     "AggregateStatsOutput",
     "AggregateStatsParams",
-    "DpMechanism",
     "DpParams",
     "GroupStats",
     "Stats",
@@ -571,20 +570,11 @@ class _DpTotals:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class DpMechanism:
-    """The DP release on given inputs: ``plan`` (the calibrated OpenDP measurement) and
-    ``release``, which truncates afresh and runs it once (:func:`run` calls it once;
-    audits call it often)."""
-
-    plan: dp_groups.Plan
-    release: Callable[[], AggregateStatsOutput]
-
-
 def dp_mechanism(
     inputs: Sequence[pa.Table], params: AggregateStatsParams, privacy: PrivacyContext
-) -> DpMechanism:
-    """The DP release of ``params`` on ``inputs`` (see :class:`DpMechanism`)."""
+) -> dp_groups.Mechanism[AggregateStatsOutput]:
+    """The DP release of ``params`` on ``inputs``, as a mechanism to run (see
+    :class:`~sealroom.policy.dp_groups.Mechanism`)."""
     if params.dp is None:
         raise InvalidInput("aggregate-stats: this request has no dp parameters")
     label_cols = _label_columns(params)
@@ -699,7 +689,7 @@ def dp_mechanism(
             dp=info,
         )
 
-    return DpMechanism(plan=plan, release=release)
+    return dp_groups.Mechanism(plan=plan, release=release)
 
 
 def run(

@@ -71,8 +71,7 @@ import datetime as dt
 import math
 import string
 import sys
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Sequence
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -110,7 +109,6 @@ __all__ = [
     "COMPUTATION",
     "DEFAULT_MAX_ROWS",
     "PRECISION",
-    "DpMechanism",
     "SqlAggregateOutput",
     "SqlAggregateParams",
     "SqlDpParams",
@@ -392,15 +390,6 @@ def _run_exact(inputs: Sequence[pa.Table], privacy: PrivacyContext, admitted: Ad
 # --- DP mode ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class DpMechanism:
-    """The DP release of one admitted query on given inputs: ``plan`` (the calibrated
-    OpenDP measurement) and ``release``, which truncates afresh and runs it once."""
-
-    plan: dp_groups.Plan
-    release: Callable[[], SqlAggregateOutput]
-
-
 def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[Any]]:
     """Dictionary codes of a column (-1 for null) and the values by code."""
     whole = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
@@ -415,8 +404,9 @@ def _sort_key(row: Sequence[Cell]) -> tuple[tuple[bool, str, Any], ...]:
 
 def dp_mechanism(
     inputs: Sequence[pa.Table], params: SqlAggregateParams, privacy: PrivacyContext
-) -> DpMechanism:
-    """The DP release of ``params`` on ``inputs`` (see :class:`DpMechanism`)."""
+) -> dp_groups.Mechanism[SqlAggregateOutput]:
+    """The DP release of ``params`` on ``inputs``, as a mechanism to run (see
+    :class:`~sealroom.policy.dp_groups.Mechanism`)."""
     if params.dp is None:
         raise InvalidInput("sql-aggregate: this request has no dp parameters")
     dp_params = params.dp
@@ -575,7 +565,7 @@ def dp_mechanism(
             dp=info,
         )
 
-    return DpMechanism(plan=plan, release=release)
+    return dp_groups.Mechanism(plan=plan, release=release)
 
 
 def run(

@@ -44,10 +44,10 @@ margin; larger tables are refused), which also keeps integer sums far from overf
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Context, Decimal
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +62,7 @@ __all__ = [
     "MAX_ROWS",
     "Bounds",
     "GroupRelease",
+    "Mechanism",
     "Plan",
     "Statistic",
     "integer_bounds",
@@ -350,6 +351,19 @@ class Plan:
         if frame.height > MAX_ROWS:
             raise InvalidInput(f"DP statistics take at most {MAX_ROWS} rows")
         return GroupRelease(frame=self.measurement(frame.lazy()).collect())
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Mechanism(Generic[T]):
+    """A computation's DP release on given inputs: ``plan`` (the calibrated measurement)
+    and ``release``, which truncates afresh and runs it once (a run calls it once, an
+    audit many times)."""
+
+    plan: Plan
+    release: Callable[[], T]
 
 
 def plan(
