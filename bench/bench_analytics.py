@@ -237,14 +237,17 @@ def _cases(base: pa.Table) -> list[Case]:
         return out
 
     def agg_check(out: Any, want: dict[tuple[float, int], tuple[Any, ...]]) -> None:
-        assert len(out.groups) == len(want)
+        # Groups below k in some party are withheld, and a percentile without k entities of
+        # every party strictly on each side is withheld: check what is released.
+        assert 0 < len(out.groups) <= len(want)
         for g in out.groups:
             n, total, mean, lo, median = want[(float(g.key[0]), int(g.key[1]))]
             assert g.stats.rows == n
             _close(g.stats.sum, total, "group sum", rel=1e-11)
             _close(g.stats.mean, mean, "group mean", rel=1e-10)
             _close(g.stats.ci_low, lo, "group ci", rel=1e-8)
-            _close(g.stats.percentiles[1].value, median, "group median", rel=1e-10)
+            if g.stats.percentiles[1].value is not None:
+                _close(g.stats.percentiles[1].value, median, "group median", rel=1e-10)
 
     cases.append(
         Case(

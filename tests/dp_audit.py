@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import beta
 
-__all__ = ["Audit", "audit"]
+__all__ = ["Audit", "audit", "audit_columns"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +95,16 @@ def audit(
                 if value > best:
                     best, where = value, f"{name}, {direction}"
     return Audit(epsilon_lower=max(best, 0.0), event=where, runs=runs)
+
+
+def audit_columns(on_d: np.ndarray, on_neighbour: np.ndarray) -> list[Audit]:
+    """:func:`audit` of each column of releases already sampled (one row per run) on D and D':
+    one sampling serves every number a mechanism releases."""
+    out = []
+    for j in range(on_d.shape[1]):
+        d, n = iter(on_d[:, j].tolist()), iter(on_neighbour[:, j].tolist())
+        out.append(audit(lambda: next(d), lambda: next(n), runs=len(on_d)))  # noqa: B023
+    return out
 
 
 def laplace_counts(

@@ -408,7 +408,12 @@ PLAN_POLICY: dict[str, Any] = {
     "requesters": "any",
     "k": 50,
     "entity_column": "record",
-    "dp": {"epsilon_per_requester": "1.5", "epsilon_total": "3"},
+    "dp": {
+        "epsilon_per_requester": "1.5",
+        "epsilon_total": "3",
+        "delta_per_requester": "0.000002",
+        "delta_total": "0.00001",
+    },
     "sql": {
         "aggregations": ["count", "avg", "sum"],
         "aggregate_columns": ["mdvis"],
@@ -420,7 +425,8 @@ PLAN_POLICY: dict[str, Any] = {
 STATS_PARAMS: dict[str, Any] = {"value": "mdvis", "group_by": ["health"], "percentiles": [50]}
 DP_PARAMS: dict[str, Any] = {
     **STATS_PARAMS,
-    "dp": {"epsilon": "1", "lower": "0", "upper": "20"},
+    # One record per person (the record number is the entity): one row in one group each.
+    "dp": {"epsilon": "1", "delta": "0.000001", "lower": "0", "upper": "30"},
 }
 SQL_ADMITTED = (
     "SELECT health, COUNT(*) AS records, AVG(mdvis) AS mean_visits FROM a "
@@ -716,36 +722,43 @@ def _show_stats(body: Any, echo: Echo) -> None:
     for g in body["groups"]:
         s = g["stats"]
         median = next((p["value"] for p in s["percentiles"] if p["p"] == 50), None)
+        label = "/".join(str(k) for k in g["key"])
         if dp is None:
             echo(
-                f"     {'/'.join(str(k) for k in g['key']):<10} records {s['rows']:>5}  "
+                f"     {label:<10} records {s['rows']:>5}  "
                 f"mean visits {s['mean']} [{s['ci_low']}, {s['ci_high']}]  median {median}"
             )
         else:
             echo(
-                f"     {'/'.join(str(k) for k in g['key']):<10} records ~{s['entities']:>5}  "
-                f"mean visits ~{s['mean']}  median ~{median}"
+                f"     {label:<10} records ~{s['rows']:>5}  mean visits ~{s['mean']}  "
+                f"median ~{median}"
             )
     o = body["overall"]
-    totals = (
-        f"records {o['rows']}, mean visits {o['mean']}"
-        if dp is None
-        else f"records ~{o['entities']}, visits ~{o['sum']}"
-    )
-    echo(f"     suppressed groups: {body['suppressed_groups']}; over released groups: {totals}")
-    if dp is not None:
+    if dp is None:
         echo(
-            f"     DP: epsilon {dp['epsilon']} split {dp['epsilon_per_statistic']} per statistic, "
-            f"values clamped to [{dp['lower']}, {dp['upper']}], mechanisms "
-            f"{', '.join(dp['mechanisms'])}"
+            f"     suppressed groups: {body['suppressed_groups']}; over released groups: "
+            f"records {o['rows']}, mean visits {o['mean']}"
         )
+        return
+    echo(f"     over released groups: records ~{o['rows']}, visits ~{o['sum']}")
+    echo(
+        f"     DP: epsilon {dp['epsilon']} split {dp['epsilon_per_statistic'][:6]} per "
+        f"statistic ({', '.join(dp['statistics'])}), each calibrated at "
+        f"{dp['max_rows_per_entity']} row(s) in {dp['max_groups_per_entity']} group(s) per "
+        f"record; visits clamped to [{dp['lower']}, {dp['upper']}]"
+    )
+    echo(
+        f"     groups appear only if their noisy count reaches {dp['threshold']} (delta "
+        f"{dp['delta']}): nothing is suppressed, no count is exact"
+    )
 
 
 def _show_sql(body: Any, echo: Echo) -> None:
     echo(f"     {' | '.join(body['columns'])}")
     for row in body["rows"]:
         echo(f"     {' | '.join(str(v) for v in row)}")
+    thresholds = [r for r in body["rules_checked"] if r.startswith("entity-threshold")]
     echo(
-        f"     suppressed groups: {body['suppressed_groups']}; "
-        f"{len(body['rules_checked'])} rules checked"
+        f"     {len(body['rules_checked'])} rules checked; "
+        + "; ".join(t.removeprefix("entity-threshold: ") for t in thresholds)
     )

@@ -91,16 +91,19 @@ def test_demo_act_two_shows_the_refusals(demo_out: tuple[Path, str]) -> None:
     _, stdout = demo_out
     act_two = stdout[stdout.index("ACT TWO") :]
     assert "datasets bundled with statsmodels" in act_two
-    # The differencing SQL is not the SQL the owners pinned: refused at request time, naming
-    # the rule, and never reaches an owner or the enclave.
+    # The differencing SQL is outside the grammar (an identity column in WHERE): refused at
+    # request time on the attested schema, naming the rule; it never reaches an owner.
     assert "refused at once, before any owner was asked" in act_two
-    assert "rule exact-shape-pinned: parameter 'sql' is pinned to" in act_two
+    assert "rule identity-columns: a.record is an identity column" in " ".join(act_two.split())
     assert "rejected (never reached an owner or the enclave)" in act_two
     # The repeated DP request is refused by the enclave's ledger at the budget step.
     assert "Analyst asks for the DP statistics again: failed" in act_two
     assert "budget: dataset sha256:" in act_two
     assert "per-requester epsilon budget 1.5 has 0.5 left; this run needs 1" in act_two
-    assert "epsilon 1 delta 0 on PlanNorth, epsilon 1 delta 0 on PlanCentral" in act_two
+    assert (
+        "epsilon 1 delta 0.000001 on PlanNorth, epsilon 1 delta 0.000001 on PlanCentral" in act_two
+    )
+    assert "groups appear only if their noisy count reaches" in act_two
     assert act_two.count("VERIFIED (14 checks, simulated=True)") == 4
 
 
@@ -172,11 +175,17 @@ def test_demo_dp_stats_charge_the_budget(demo_out: tuple[Path, str]) -> None:
     out, _ = demo_out
     body = _body(out, "stats-dp-analyst")
     assert body["dp"]["epsilon"] == "1"
-    assert body["dp"]["epsilon_per_statistic"] == "0.25"
-    assert {g["key"][0] for g in body["groups"]} == {"excellent", "fair", "good"}
-    assert all(g["stats"]["rows"] is None and g["stats"]["ci_low"] is None for g in body["groups"])
+    assert body["dp"]["delta"] == "0.000001"
+    assert body["dp"]["epsilon_per_statistic"] == "0.3333333333333333333333333333"
+    assert body["dp"]["statistics"] == ["count", "sum", "p50"]
+    # Group presence is DP: poor (about 300 records) clears the threshold; nothing is
+    # suppressed, and no exact count, entity count or interval is released.
+    assert {g["key"][0] for g in body["groups"]} == {"excellent", "fair", "good", "poor"}
+    assert body["suppressed_groups"] is None
+    assert all(g["stats"]["entities"] is None for g in body["groups"])
+    assert all(g["stats"]["ci_low"] is None for g in body["groups"])
     receipt = _receipt(out, "stats-dp-analyst")
-    assert [(c.epsilon, c.delta) for c in receipt.privacy_spent] == [("1", "0")] * 3
+    assert [(c.epsilon, c.delta) for c in receipt.privacy_spent] == [("1", "0.000001")] * 3
     assert {c.dataset for c in receipt.privacy_spent} == {i.dataset for i in receipt.inputs}
     assert all(d.epsilon == "1" for d in receipt.decisions)
 
@@ -197,8 +206,12 @@ def test_demo_sql_matches_the_plaintext_query(demo_out: tuple[Path, str]) -> Non
     for row, (_, count, mean) in zip(body["rows"], expected, strict=True):
         assert row[1] == count
         assert float(row[2]) == pytest.approx(mean, rel=1e-9)
-    assert body["suppressed_groups"] == 1  # poor: 42 records < k = 50
-    assert any("no-identity-literals" in r for r in body["rules_checked"])
+    assert "suppressed_groups" not in body  # poor (42 records < k = 50) leaves no trace
+    assert "identity-columns" in body["rules_checked"]
+    assert (
+        "entity-threshold: a k=50 (distinct record) behind every aggregate"
+        in (body["rules_checked"])
+    )
 
 
 def test_demo_results_are_meaningful(demo_out: tuple[Path, str]) -> None:

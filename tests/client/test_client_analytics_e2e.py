@@ -449,7 +449,12 @@ def test_pattern_search_is_approved_by_hand(world: World) -> None:
 
 def test_dp_aggregate_stats_spends_budget_then_refuses(world: World) -> None:
     files = fair_row_files(case_dir(world, "dp"), 3, ["occupation", "affairs"])
-    budget = {"epsilon_per_requester": "1.5", "epsilon_total": "10"}
+    budget = {
+        "epsilon_per_requester": "1.5",
+        "epsilon_total": "10",
+        "delta_per_requester": "0.00001",
+        "delta_total": "0.0001",
+    }
     rules = policy("aggregate-stats", entity_column="id", dp=budget)
     names = ("alice", "bob", "carol")
     datasets = [(n, publish(world, n, f, rules)) for n, f in zip(names, files, strict=True)]
@@ -457,20 +462,21 @@ def test_dp_aggregate_stats_spends_budget_then_refuses(world: World) -> None:
         "value": "affairs",
         "group_by": ["occupation"],
         "percentiles": [50],
-        "dp": {"epsilon": "1", "lower": "0", "upper": "10"},
+        "dp": {"epsilon": "1", "delta": "0.000001", "lower": "0", "upper": "10"},
     }
     rid = request_and_approve(world, "alice", "aggregate-stats", datasets, params)
     run = finish(world, rid, list(names))
     spent = {(c.dataset, c.epsilon, c.delta) for c in run.receipt.privacy_spent}
-    assert spent == {(d, "1", "0") for _, d in datasets}
+    assert spent == {(d, "1", "0.000001") for _, d in datasets}
     assert [d.epsilon for d in run.receipt.decisions] == ["1", "1", "1"]
     assert run.body["dp"]["epsilon"] == "1"
-    assert run.body["dp"]["granularity"]
+    assert run.body["dp"]["mechanisms"]
+    assert run.body["suppressed_groups"] is None
     df = frame("fair")
     for g in run.body["groups"]:
-        assert g["stats"]["rows"] is None  # row counts are not released in DP mode
+        assert g["stats"]["entities"] is None  # no exact count is released in DP mode
         n = int((df["occupation"] == float(g["key"][0])).sum())
-        assert abs(g["stats"]["entities"] - n) <= 60
+        assert abs(g["stats"]["rows"] - n) <= 60
 
     # The next run (1 more) would bring alice to 2 > 1.5: decided fine, refused by the ledger.
     again = request_and_approve(world, "alice", "aggregate-stats", datasets, params)

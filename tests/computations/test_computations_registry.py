@@ -14,8 +14,8 @@ from sealroom.computations import default_registry
 PINNED = {
     (
         "aggregate-stats",
-        "1.1.0",
-    ): "sha256:3a3f08812ef138ad8910dea2438e567201db04149557ba65959d791012503ae5",
+        "2.0.0",
+    ): "sha256:01f4ece83c54b3b24eaa34ec92807d29466e7a4fd4680b45f917f749470d35c2",
     (
         "association-test",
         "1.1.0",
@@ -47,8 +47,8 @@ PINNED = {
     ): "sha256:e6c66e0dd751c5357e83b3da142542f7418988aeaa427748cfa8e7fccf644c67",
     (
         "sql-aggregate",
-        "1.1.0",
-    ): "sha256:6f86e051727284d506bc052fed4a17510fe5c2031d8a7aca3b40b66ffb5eb2f4",
+        "2.0.0",
+    ): "sha256:1aa4415543a61734b9bd9243d5458ea07144607a213b05ff46f3952e7cdd13c4",
     (
         "topic-overlap",
         "2.0.0",

@@ -65,6 +65,9 @@ def tables(df: pd.DataFrame) -> list[pa.Table]:
 
 def test_registered_and_described() -> None:
     c = default_registry().get("sql-aggregate")
+    assert c.version == "2.0.0"
+    assert c.selectors
+    assert c.isolating == ("sql",)
     assert c.privacy_class == "aggregate"
     assert c.release == "requester"
     assert c.variadic
@@ -80,13 +83,12 @@ def test_registered_and_described() -> None:
 def test_three_party_join_matches_plaintext(df: pd.DataFrame, tables: list[pa.Table]) -> None:
     sql = (
         "SELECT a.year, count(*) AS n, count(DISTINCT a.firm) AS firms, sum(a.invest) AS inv, "
-        "avg(b.value) AS val, stddev(c.capital) AS sd, median(b.value) AS med, "
-        "quantile_cont(c.capital, 0.25) AS q1, sum(a.invest / c.capital) AS ratio "
+        "avg(b.value) AS val, stddev(c.capital) AS sd "
         f"{JOIN3} GROUP BY a.year ORDER BY a.year"
     )
     out = run_sql(tables, sql)
-    assert out.columns == ("year", "n", "firms", "inv", "val", "sd", "med", "q1", "ratio")
-    assert out.suppressed_groups == 0
+    assert out.columns == ("year", "n", "firms", "inv", "val", "sd")
+    assert out.dp is None
     assert not out.truncated
     g = df.groupby("year")
     expected = pd.DataFrame(
@@ -96,9 +98,6 @@ def test_three_party_join_matches_plaintext(df: pd.DataFrame, tables: list[pa.Ta
             "inv": g["invest"].sum(),
             "val": g["value"].mean(),
             "sd": g["capital"].std(ddof=1),
-            "med": g["value"].median(),
-            "q1": g["capital"].quantile(0.25),
-            "ratio": (df["invest"] / df["capital"]).groupby(df["year"]).sum(),
         }
     )
     assert [r[0] for r in out.rows] == list(expected.index)
@@ -106,7 +105,7 @@ def test_three_party_join_matches_plaintext(df: pd.DataFrame, tables: list[pa.Ta
         e = expected.loc[row[0]]
         assert row[1] == e["n"] == 11
         assert row[2] == e["firms"]
-        for i, col in enumerate(["inv", "val", "sd", "med", "q1", "ratio"], start=3):
+        for i, col in enumerate(["inv", "val", "sd"], start=3):
             assert num(row[i]) == pytest.approx(e[col], rel=1e-10), col
 
 
@@ -121,7 +120,6 @@ def test_filter_suppresses_groups_below_k(df: pd.DataFrame, tables: list[pa.Tabl
     firms = big["firm"].nunique()
     kept = firms[firms >= 5].index
     assert 0 < len(kept) < len(firms), "the test needs both released and suppressed groups"
-    assert out.suppressed_groups == len(firms) - len(kept)
     assert [r[0] for r in out.rows] == list(kept)
     means = big["invest"].mean()
     for row in out.rows:
@@ -133,14 +131,14 @@ def test_same_answer_as_plain_duckdb_on_joined_plaintext(
     df: pd.DataFrame, tables: list[pa.Table]
 ) -> None:
     sql = (
-        "SELECT a.decade, sum(a.invest) AS s, max(c.capital) AS m, avg(b.value) AS v "
+        "SELECT a.decade, sum(a.invest) AS s, stddev(c.capital) AS m, avg(b.value) AS v "
         f"{JOIN3} GROUP BY a.decade ORDER BY a.decade"
     )
     out = run_sql(tables, sql)
     plain = duckdb.connect()
     plain.register("t", df)
     expected = plain.execute(
-        "SELECT decade, sum(invest), max(capital), avg(value) FROM t GROUP BY decade ORDER BY 1"
+        "SELECT decade, sum(invest), stddev(capital), avg(value) FROM t GROUP BY decade ORDER BY 1"
     ).fetchall()
     assert len(out.rows) == len(expected) == 3
     for got, want in zip(out.rows, expected, strict=True):
@@ -149,12 +147,14 @@ def test_same_answer_as_plain_duckdb_on_joined_plaintext(
 
 
 def test_group_of_one_entity_with_many_rows_is_suppressed(tables: list[pa.Table]) -> None:
-    # Every firm has 20 rows but is one entity: with k=2 no firm-level group is released.
-    rules = dict(SQL_RULES, dimension_columns=["firm"])
+    # Every firm has 20 rows but is one entity: with k=2 no group of one firm is released.
+    labelled = tables[0].append_column("label", tables[0].column("firm"))
+    rules = dict(SQL_RULES, dimension_columns=["label"])
     ctx = PrivacyContext(k=(2,), entity_columns=("firm",), analysis=(rules,))
-    out = run_sql(tables[:1], "SELECT firm, count(*), sum(invest) FROM a GROUP BY firm", ctx)
+    out = run_sql([labelled], "SELECT label, count(*), sum(invest) FROM a GROUP BY label", ctx)
     assert out.rows == ()
-    assert out.suppressed_groups == 11
+    with pytest.raises(PolicyDenied, match="rule identity-columns"):
+        run_sql(tables[:1], "SELECT firm, count(*) FROM a GROUP BY firm", ctx)
 
 
 def test_group_with_k_minus_one_entities_suppressed_and_not_rebuildable() -> None:
@@ -175,7 +175,6 @@ def test_group_with_k_minus_one_entities_suppressed_and_not_rebuildable() -> Non
     }
     ctx = PrivacyContext(k=(k,), entity_columns=("person",), analysis=(rules,))
     out = run_sql([table], "SELECT grp, count(*), sum(amount) FROM a GROUP BY grp", ctx)
-    assert out.suppressed_groups == 1
     assert out.rows == (("big", 30, sum(values[:30])),)
     # No total is released next to the groups, in any form the analyser admits.
     for sql in (
@@ -189,77 +188,63 @@ def test_group_with_k_minus_one_entities_suppressed_and_not_rebuildable() -> Non
     # With fewer than k rows-per-entity counted as rows, it would pass: entities, not rows.
     rows_ctx = PrivacyContext(k=(k,), analysis=(rules,))
     by_rows = run_sql([table], "SELECT grp, count(*) FROM a GROUP BY grp", rows_ctx)
-    assert by_rows.suppressed_groups == 0
     assert len(by_rows.rows) == 2
 
 
 def test_differencing_pair_is_refused(tables: list[pa.Table]) -> None:
     first = "SELECT year, sum(invest) FROM a GROUP BY year"
     assert len(run_sql(tables[:1], first).rows) == 20
-    with pytest.raises(PolicyDenied, match="rule no-identity-literals: a.firm compared"):
+    with pytest.raises(PolicyDenied, match="rule identity-columns: a.firm is an identity column"):
         run_sql(tables[:1], "SELECT year, sum(invest) FROM a WHERE firm <> 'IBM' GROUP BY year")
 
 
 def test_entity_column_is_an_identity_column_even_if_undeclared(tables: list[pa.Table]) -> None:
     rules = dict(SQL_RULES, identity_columns=[], filter_columns=["firm"])
     ctx = PrivacyContext(k=(5,), entity_columns=("firm",), analysis=(rules,))
-    with pytest.raises(PolicyDenied, match="rule no-identity-literals: a.firm"):
+    with pytest.raises(PolicyDenied, match="rule identity-columns: a.firm"):
         run_sql(tables[:1], "SELECT sum(invest) FROM a WHERE firm LIKE 'I%'", ctx)
 
 
 def poison_tables(poison: bool) -> list[pa.Table]:
     people = [f"p{i}" for i in range(12)]
-    a = {
+    a: dict[str, list[Any]] = {
         "person": people,
         "grp": ["x"] * 6 + ["y"] * 6,
-        "num": [str(10 * i) for i in range(12)],
-        "den": [1 + i % 3 for i in range(12)],
-        "big": [i for i in range(12)],
+        "num": [10.0 * i for i in range(12)],
+        "big": list(range(12)),
     }
     if poison:
-        # One entity's extra row: a value no cast accepts, a zero divisor, an int64 extreme.
-        a["person"].append("p3")
-        a["grp"].append("x")
-        a["num"].append("not-a-number")
-        a["den"].append(0)
-        a["big"].append(2**63 - 1)
+        # One entity's extra rows: non-finite doubles and an int64 extreme.
+        for value, big in ((float("nan"), 2**63 - 1), (float("inf"), -(2**63)), (None, None)):
+            a["person"].append("p3")
+            a["grp"].append("x")
+            a["num"].append(value)
+            a["big"].append(big)
     return [pa.table(a)]
 
 
 POISON_RULES = {
-    "aggregations": ["count", "count_distinct", "sum", "avg", "max"],
-    "aggregate_columns": ["num", "den", "big"],
+    "aggregations": ["count", "count_distinct", "sum", "avg", "stddev"],
+    "aggregate_columns": ["num", "big"],
     "dimension_columns": ["grp"],
     "identity_columns": ["person"],
 }
 
 
-def test_one_poison_row_gives_the_same_response() -> None:
+def test_no_row_can_turn_success_into_failure() -> None:
     ctx = PrivacyContext(k=(3,), entity_columns=("person",), analysis=(POISON_RULES,))
     sql = (
-        "SELECT grp, count(DISTINCT person) AS people, "
-        "sum(TRY_CAST(num AS DOUBLE) / den) AS ratio, avg(TRY_CAST(num AS BIGINT)) AS mean, "
-        "max(den * 2 / (den - den)) AS nothing "
-        "FROM a GROUP BY grp ORDER BY grp"
+        "SELECT grp, count(DISTINCT person) AS people, sum(num), avg(num), stddev(big), "
+        "sum(big) FROM a GROUP BY grp ORDER BY grp"
     )
     clean = run_sql(poison_tables(False), sql, ctx)
     poisoned = run_sql(poison_tables(True), sql, ctx)
-    assert clean == poisoned
-    assert clean.rows[0][0] == "x"
-    assert clean.rows[0][4] is None
-    assert num(clean.rows[0][2]) == pytest.approx(sum(10 * i / (1 + i % 3) for i in range(6)))
-
-
-def test_overflow_row_does_not_turn_success_into_failure() -> None:
-    ctx = PrivacyContext(k=(3,), entity_columns=("person",), analysis=(POISON_RULES,))
-    sql = "SELECT grp, sum(big), sum(big * big + big) AS sq FROM a GROUP BY grp ORDER BY grp"
-    for poison in (False, True):
-        out = run_sql(poison_tables(poison), sql, ctx)
-        bigs = poison_tables(poison)[0].to_pandas()
-        x = bigs[bigs["grp"] == "x"]["big"]
-        assert out.rows[0][1] == (int(x.sum()) if not poison else str(int(x.astype(object).sum())))
-        sq = sum(float(v) * float(v) + float(v) for v in x)
-        assert num(out.rows[0][2]) == pytest.approx(sq, rel=1e-11)
+    assert clean.rows[1] == poisoned.rows[1]  # group y is untouched
+    assert poisoned.rows[0][0] == "x"
+    assert poisoned.rows[0][1] == 6
+    assert num(clean.rows[0][2]) == pytest.approx(sum(10.0 * i for i in range(6)))
+    # Sums of int64 are HUGEINT: 2^63 - 1 - 2^63 + 15 leaves an exact integer.
+    assert poisoned.rows[0][5] == sum(range(6)) - 1
 
 
 def test_column_rules_from_the_policy(tables: list[pa.Table]) -> None:
@@ -278,7 +263,7 @@ def test_column_rules_from_the_policy(tables: list[pa.Table]) -> None:
         )
         == 3
     )
-    with pytest.raises(InvalidInput, match="rule join-only: b.year may be used as a join key only"):
+    with pytest.raises(PolicyDenied, match="rule join-only: b.year may be used as a join key only"):
         run_sql(tables[:2], f"SELECT b.year, sum(b.value) {join} GROUP BY b.year", join_only)
     never = PrivacyContext(
         k=(5,),
@@ -287,8 +272,8 @@ def test_column_rules_from_the_policy(tables: list[pa.Table]) -> None:
         never_output=(frozenset({"invest"}),),
     )
     assert run_sql(tables[:1], "SELECT count(invest) FROM a", never).rows == ((220,),)
-    with pytest.raises(InvalidInput, match="rule never-output: a.invest is never output"):
-        run_sql(tables[:1], "SELECT max(invest) FROM a", never)
+    with pytest.raises(PolicyDenied, match="rule never-output: a.invest is never output"):
+        run_sql(tables[:1], "SELECT sum(invest) FROM a", never)
 
 
 def test_output_caps_and_limits(tables: list[pa.Table]) -> None:

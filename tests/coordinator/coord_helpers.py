@@ -105,8 +105,8 @@ class World:
         return out.view.evidence
 
 
-def make_world(engine: Engine) -> World:
-    c = Coordinator.open(engine=engine, registry=REGISTRY, log_origin="sealroom.test/log")
+def make_world(engine: Engine, registry: Registry = REGISTRY) -> World:
+    c = Coordinator.open(engine=engine, registry=registry, log_origin="sealroom.test/log")
     root = SimulationRoot.from_private_bytes(hashlib.sha256(b"sim-root").digest())
     enclave = EnclaveKeys.create_at_time(SimulatedEnclave(root), tee="simulated", now=T0)
     w = World(

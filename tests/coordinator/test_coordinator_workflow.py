@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
 from sealroom.crypto.keys import b64encode
 from sealroom.enclave.receipts import issue_receipt
@@ -16,7 +17,7 @@ from sealroom.statements import (
     sign_statement,
 )
 from sealroom.wire import DraftView, JobInput, SealedOutput
-from tests.coordinator.coord_helpers import PAIR, REVEAL, World
+from tests.coordinator.coord_helpers import PAIR, REGISTRY, REVEAL, World, make_world
 from tests.helpers import T0, approval, identity
 
 
@@ -232,6 +233,49 @@ def test_coordinator_policy_precheck_and_policy_mode(w: World) -> None:
     view = w.c.requests.get(rid3, caller=w.requester.party_id, now=T0 + 11)
     assert view.status == "rejected"
     assert _statuses(view) == ["pending", "rejected"]
+
+
+def test_coordinator_precheck_admits_the_request_on_the_attested_schema(engine: Engine) -> None:
+    """The computation's own admission (sql-aggregate's grammar) runs at request time, on the
+    schema the attestation publishes, and rejects by the same rule the enclave would give."""
+    from sealroom.computations import sql_aggregate
+    from sealroom.computations.registry import Registry
+    from sealroom.statements import Column
+
+    w = make_world(engine, Registry([*REGISTRY, sql_aggregate.COMPUTATION]))
+    rules = {
+        "allow": [{"id": "sql-aggregate"}],
+        "entity_column": "id",
+        "dp": {
+            "epsilon_per_requester": "1",
+            "epsilon_total": "1",
+            "delta_per_requester": "0.00001",
+            "delta_total": "0.00001",
+        },
+        "sql": {"aggregate_columns": ["x"], "dimension_columns": ["g"]},
+    }
+    schema = (Column(name="id", type="int64"), Column(name="g", type="string"))
+    ds = w.publish(
+        w.owner, policy_rules=rules, title="sql", schema=(*schema, Column(name="x", type="double"))
+    )
+    dp = {"epsilon": "1", "delta": "0.000001", "bounds": {"a.x": ["0", "1"]}}
+
+    def ask(sql: str, nonce: int) -> Any:
+        rid = w.request(
+            (ds,),
+            computation=sql_aggregate.COMPUTATION,
+            nonce=nonce,
+            parameters={"sql": sql, "dp": dp},
+        )
+        return w.c.requests.get(rid, caller=w.requester.party_id, now=T0 + 11)
+
+    fine = ask("SELECT g, count(*), avg(x) FROM a GROUP BY g", 1)
+    assert fine.status == "pending"
+    refused = ask("SELECT g, avg(x) FROM a WHERE id <> 7 GROUP BY g", 2)
+    assert refused.status == "rejected"
+    assert "rule identity-columns: a.id is an identity column" in refused.status_reason
+    unbounded = ask("SELECT g, sum(x) FROM a JOIN a ON a.id = a.id GROUP BY g", 3)
+    assert "rule declared-tables" in unbounded.status_reason
 
 
 def test_coordinator_dataset_withdrawal(w: World) -> None:

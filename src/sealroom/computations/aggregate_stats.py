@@ -1,64 +1,106 @@
-"""aggregate-stats: market statistics over the stacked rows of 2 or more parties.
+"""aggregate-stats: statistics per group over the stacked rows of 2 or more parties.
 
-Privacy contract (class ``aggregate``, released to every party):
+Privacy contract, against the adversary of docs/privacy.md (it controls every input but
+the protected one, every parameter, any number of identities, timing and the
+coordinator). Class ``aggregate``, released to every party. Rows of every input are
+stacked and grouped by ``group_by`` (and ``period``). ``value``, ``group_by`` and
+``period`` may not be ``join_only`` or ``never_output`` columns of any input (rules
+``join-only`` / ``never-output``, checked at the coordinator's pre-check and again here).
 
-* Groups: rows of every input are stacked and grouped by ``group_by`` (and by
-  ``period`` when given). A group is released only if (1) its rows hold at
-  least K distinct entities counted across all parties (entity values of the
-  policies' entity columns are compared across inputs, so a customer known to
-  two parties counts once; an input without an entity column counts rows; null
-  entities never count), and (2) every party that has rows in the group has at
-  least K distinct entities in it on its own, because a party that receives the
-  output could otherwise subtract its own rows and isolate another party's
-  few entities. K is the **strictest** threshold: the largest ``k`` of all the
-  inputs. Suppressed groups are only counted (``suppressed_groups``).
-* Totals (``overall`` and ``periods``) are computed over the rows of RELEASED
-  groups only (never "total minus shown groups"), so a suppressed group cannot
-  be rebuilt by subtraction; growth rates compare released values only.
-* Columns: ``value``, ``group_by`` and ``period`` may not be ``join_only`` or
-  ``never_output`` columns of any input (group labels are output).
-* DP (optional, ``dp``): count of distinct entities, sum, mean and every
-  percentile of each released group are OpenDP releases
-  (:mod:`sealroom.policy.dp`); values are clamped to ``[lower, upper]``; each
-  entity keeps at most ``max_rows_per_entity`` rows per group (the sensitivity
-  factor of each measurement) in at most ``max_groups_per_entity`` groups
-  (the first in group order; further rows are dropped before anything is
-  computed). Each statistic gets epsilon / (statistics per group x
-  max_groups_per_entity), rounded down, so one entity's total loss is at most
-  ``epsilon``, which is the cost charged on every input before the run. Totals
-  are post-processing of the noisy group values; row counts and confidence
-  intervals are not released in DP mode. Which groups appear is still decided
-  by the exact threshold above (group presence is not itself DP).
+DP mode (``dp`` given; the policy default ``dp: required``). The privacy unit is one
+entity of one input: the rows sharing a value of that input's entity column (each row
+when it declares none). What leaves is epsilon-delta-DP for EACH input's entities, the
+other inputs fixed, and (epsilon, delta) is charged on every input before the run:
 
-Statistics (non-DP): rows, distinct entities, sum, mean, a Student-t
-confidence interval of the mean (rows as observations), and percentiles by
-linear interpolation (numpy's default). Growth: with ``period``, periods are
-ordered numerically when every label is a number, else as text; a group's
-growth is sum / sum of the previous period (in the order of periods present in
-released groups) minus 1, null when that earlier group is not released or its
-sum is 0. Numbers: see :mod:`sealroom.computations._stats` (decimal strings of
-12 significant digits; unusable value cells are treated as absent rows).
+* each entity keeps at most ``max_rows_per_entity`` rows per group, in at most
+  ``max_groups_per_entity`` groups, chosen at random (truncation before any statistic;
+  rows without an identified entity are left out);
+* one OpenDP measurement (:mod:`sealroom.policy.dp_groups`) releases, per group, a noisy
+  row count, a noisy sum of values clamped to ``[lower, upper]``, and each percentile
+  (exponential mechanism over 101 public candidates spaced evenly over the bounds),
+  every one calibrated at the contribution bound. The split is exact: each of the
+  ``2 + len(percentiles)`` statistics gets ``epsilon / (2 + len(percentiles))``
+  (rounded down; reported as ``dp.epsilon_per_statistic`` with each noise scale);
+* which groups appear is DP partition selection on the noisy count (``delta`` > 0 is
+  needed with ``group_by`` or ``period``; the threshold is in ``dp.threshold``), so a
+  group's presence is inside the guarantee; no exact count, entity count or
+  ``suppressed_groups`` is released, and ``k`` does not apply;
+* means (noisy sum over noisy count, clamped), totals over released groups and growth
+  rates are post-processing.
+
+Exact mode (no ``dp``): only the owner's pinned shape (``value``, ``group_by``,
+``period``, ``percentiles`` pinned in the policy; enforced by the policy before the run).
+
+* A group is released only if EVERY input has at least K distinct entities in it
+  (K = the largest ``k``; entity values compare across inputs; null entities never
+  count). Counting on every input, not only on those with rows, means a group looks the
+  same whether an input has 0 or k - 1 entities in it, so an input brought by the
+  adversary cannot turn group presence into a membership oracle. ``suppressed_groups``
+  counts the others.
+* Totals (``overall``, ``periods``) are over released groups only, so a suppressed group
+  is never rebuilt by subtraction within a release.
+* A percentile ``v`` of a set of rows is released only if every input has at least K
+  distinct entities with a value strictly below ``v`` and K strictly above it, so a
+  minimum, a maximum or any value near the ends never leaves, and a group of exactly K
+  entities releases no percentile (9 percentiles plus a sum used to give all K values).
+* Footprints (:class:`~sealroom.computations.base.Released`): per input, the entities
+  behind each released group and behind each total, for the enclave's difference
+  checks across releases (``group_by [region]`` then ``[region, sex]`` differs by a
+  suppressed group's entities and is refused).
+
+Residual leakage. DP mode: (epsilon, delta) per input per run, composing across runs
+until ``epsilon_total`` is spent; ``max_*`` bounds and the bounds' clamping bias the
+estimates, not the guarantee. Exact mode: the pinned shape's values themselves (sums
+and means of at least K entities per input, their variance through the intervals,
+middle order statistics); an adversary that stacks its own rows can move which middle
+order statistic a percentile lands on (never outside the K-th entity from either end);
+``suppressed_groups`` counts groups below K.
+
+Utility at epsilon = 1 (the demo's data: RAND HIE outpatient visits ``mdvis`` by
+self-rated health over three plans, 20,190 records of one row each; bounds [0, 30],
+delta 1e-6, the median; 300 runs, errors against the exact values over all records):
+every group appears in every run (poor, 302 records, included: exact mode withholds it);
+row counts are within 0.1% (p95) for the three large groups and 3% for poor; means
+within 2.2% / 6.6% / 2.2% / 17.9% (p95; excellent, fair, good, poor), mostly the bias
+of clamping at 30 (the largest value is 77); a median lands within the interval of
+tied integer values around the exact one (0.5 off in the typical run, 0.8 at p95).
+
+Statistics (exact): rows, distinct entities, sum, mean, a Student-t interval of the mean
+(rows as observations), percentiles by linear interpolation (numpy's default). Growth:
+with ``period``, periods are ordered numerically when every label is a number, else as
+text; a group's growth is sum / sum of the previous period minus 1 (null when that
+group is not released or its sum is 0). Numbers: :mod:`sealroom.computations._stats`
+(decimal strings of 12 significant digits; unusable value cells are absent rows).
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Context, Decimal
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Protocol
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 from pydantic import Field, field_validator
 
 from sealroom.computations import _stats
 from sealroom.computations._stats import ColumnName, Confidence, Model, Num, ParamsModel
-from sealroom.computations.base import ZERO_COST, Computation, PrivacyContext, PrivacyCost
+from sealroom.computations.base import (
+    ZERO_COST,
+    Computation,
+    Footprint,
+    PrivacyContext,
+    PrivacyCost,
+    Released,
+    SchemaText,
+    schema_text,
+)
 from sealroom.errors import InvalidInput, PolicyDenied
-from sealroom.policy import dp as dpm
-from sealroom.policy import suppression
+from sealroom.policy import dp_groups
 from sealroom.statements.fields import canonical_decimal
 
 __all__ = [
@@ -68,6 +110,7 @@ __all__ = [
     "DpParams",
     "GroupStats",
     "Stats",
+    "dp_mechanism",
     "run",
 ]
 
@@ -78,6 +121,7 @@ GroupKey = tuple[str | None, ...]
 
 class DpParams(ParamsModel):
     epsilon: Num
+    delta: Num = "0"
     lower: Num
     upper: Num
     max_rows_per_entity: Annotated[int, Field(ge=1, le=1000)] = 1
@@ -110,8 +154,11 @@ class Percentile(Model):
 
 
 class Stats(Model):
+    """Exact: rows, distinct entities and the rest. DP: ``rows`` is the noisy count of rows
+    within the contribution bounds; ``entities`` and the interval are None."""
+
     rows: Annotated[int, Field(ge=0)] | None
-    entities: Annotated[int, Field(ge=0)]
+    entities: Annotated[int, Field(ge=0)] | None
     sum: Num | None
     mean: Num | None
     ci_low: Num | None
@@ -133,25 +180,32 @@ class PeriodTotal(Model):
 
 
 class DpInfo(Model):
+    """What the DP release spent and how: every number a reader needs to interpret it."""
+
     epsilon: Num
+    delta: Num
     epsilon_per_statistic: Num
+    statistics: tuple[str, ...]
+    noise_scales: tuple[Num, ...]
+    threshold: int | None
     lower: Num
     upper: Num
     max_rows_per_entity: int
     max_groups_per_entity: int
+    quantile_candidates: int
+    sum_granularity: Num
     mechanisms: tuple[str, ...]
-    granularity: tuple[str, ...]
 
 
 class AggregateStatsOutput(Model):
     parties: int
-    k: int
+    k: int | None
     group_by: tuple[str, ...]
     groups: Annotated[tuple[GroupStats, ...], Field(max_length=MAX_GROUPS)]
-    suppressed_groups: int
+    suppressed_groups: int | None
     overall: Stats
     periods: tuple[PeriodTotal, ...]
-    confidence: Num
+    confidence: Num | None
     dp: DpInfo | None
 
 
@@ -169,137 +223,45 @@ def _group_order(key: GroupKey) -> tuple[tuple[int, float, str], ...]:
     return tuple(_sort_key(v) for v in key)
 
 
-def _exact_stats(
-    values: _stats.Floats, ents: _stats.Codes, percentiles: Sequence[int], confidence: float
-) -> Stats:
-    """Exact statistics of one set of rows (``values`` in stacked row order)."""
-    n = len(values)
-    total = math.fsum(values.tolist()) if n else 0.0
-    mean = total / n if n else math.nan
-    lo, hi = _stats.t_mean_ci(values, confidence)
-    pct = (
-        np.percentile(values, list(percentiles))
-        if n and percentiles
-        else [math.nan] * len(percentiles)
-    )
-    return Stats(
-        rows=n,
-        entities=_stats.count_distinct(ents),
-        sum=_stats.num(total),
-        mean=_stats.num(mean),
-        ci_low=_stats.num(lo),
-        ci_high=_stats.num(hi),
-        percentiles=tuple(
-            Percentile(p=p, value=_stats.num(float(v)))
-            for p, v in zip(percentiles, pct, strict=True)
-        ),
-    )
+def _label_columns(params: AggregateStatsParams) -> tuple[str, ...]:
+    cols = (*params.group_by, *((params.period,) if params.period else ()))
+    if len(set(cols)) != len(cols) or params.value in cols:
+        raise InvalidInput("aggregate-stats: value, group_by and period must be distinct columns")
+    return cols
 
 
-class _DpPlan:
-    """Budget split and clamping for DP mode; every release goes through sealroom.policy.dp."""
-
-    def __init__(self, params: DpParams, n_percentiles: int, privacy: PrivacyContext) -> None:
-        self.epsilon = Decimal(params.epsilon)
-        if self.epsilon <= 0:
-            raise InvalidInput("dp.epsilon must be positive")
-        if self.epsilon > privacy.cost.epsilon:
-            raise PolicyDenied(
-                f"aggregate-stats: dp.epsilon {params.epsilon} exceeds the budget charged for "
-                f"this run ({privacy.cost.epsilon})"
-            )
-        self.lower = _stats.parse_num(params.lower, what="dp.lower")
-        self.upper = _stats.parse_num(params.upper, what="dp.upper")
-        if not self.lower < self.upper:
+def _admit(
+    params: AggregateStatsParams, schemas: Sequence[SchemaText], privacy: PrivacyContext
+) -> None:
+    """Column roles against every input's schema and policy (the pre-check runs this too)."""
+    labels = _label_columns(params)
+    for i, schema in enumerate(schemas):
+        names = {name for name, _ in schema}
+        for col, role in ((params.value, "value"), *((c, "group or period") for c in labels)):
+            if col not in names:
+                raise InvalidInput(f"aggregate-stats: party {i + 1} has no column {col!r}")
+            for rule, columns in (
+                ("join-only", privacy.join_only[i]),
+                ("never-output", privacy.never_output[i]),
+            ):
+                if col in columns:
+                    raise PolicyDenied(
+                        f"rule {rule}: party {i + 1} column {col!r} is {rule} in its owner's "
+                        f"policy; it cannot be the {role}",
+                        rule=rule,
+                    )
+    if params.dp is not None:
+        lower = _stats.parse_num(params.dp.lower, what="dp.lower")
+        upper = _stats.parse_num(params.dp.upper, what="dp.upper")
+        if not lower < upper:
             raise InvalidInput("dp.lower must be below dp.upper")
-        self.rows_per_entity = params.max_rows_per_entity
-        self.groups_per_entity = params.max_groups_per_entity
-        n_stats = 3 + n_percentiles
-        self.per_stat = Context(prec=28, rounding=ROUND_DOWN).divide(
-            self.epsilon, Decimal(n_stats * self.groups_per_entity)
-        )
-        self.mechanisms: dict[str, str] = {}
-
-    def bound(self, ents: _stats.Codes, members: dict[GroupKey, _stats.Codes]) -> _stats.Bools:
-        """Rows kept within each entity's contribution bounds (deterministic, in group order)."""
-        keep = np.zeros(len(ents), dtype=np.bool_)
-        seen_groups: dict[int, set[GroupKey]] = {}
-        for key in sorted(members, key=_group_order):
-            per_entity: dict[int, int] = {}
-            for i in members[key].tolist():
-                ent = int(ents[i])
-                if ent < 0:
-                    continue  # an unidentified row cannot be bounded: leave it out in DP mode
-                mine = seen_groups.setdefault(ent, set())
-                if key not in mine:
-                    if len(mine) >= self.groups_per_entity:
-                        continue
-                    mine.add(key)
-                if per_entity.get(ent, 0) >= self.rows_per_entity:
-                    continue
-                per_entity[ent] = per_entity.get(ent, 0) + 1
-                keep[i] = True
-        return keep
-
-    def stats(
-        self, values_array: _stats.Floats, ents: _stats.Codes, percentiles: Sequence[int]
-    ) -> Stats:
-        values = values_array.tolist()
-        bounds = (self.lower, self.upper)
-        mc = self.rows_per_entity
-        members = np.unique(ents[ents >= 0]).tolist()
-        count = dpm.dp_count(members, epsilon=self.per_stat)
-        total = dpm.dp_sum(values, bounds=bounds, epsilon=self.per_stat, max_contributions=mc)
-        mean = dpm.dp_mean(values, bounds=bounds, epsilon=self.per_stat, max_contributions=mc)
-        pcts = []
-        for p in percentiles:
-            rel = dpm.dp_quantile(values, bounds=bounds, q=p / 100, epsilon=self.per_stat)
-            self.mechanisms.setdefault(rel.mechanism, rel.granularity)
-            pcts.append(Percentile(p=p, value=_stats.num(float(rel.value))))
-        for rel in (count, total, mean):
-            self.mechanisms.setdefault(rel.mechanism, rel.granularity)
-        return Stats(
-            rows=None,
-            entities=max(int(count.value), 0),
-            sum=_stats.num(float(total.value)),
-            mean=_stats.num(float(mean.value)),
-            ci_low=None,
-            ci_high=None,
-            percentiles=tuple(pcts),
-        )
-
-    def info(self) -> DpInfo:
-        return DpInfo(
-            epsilon=canonical_decimal(self.epsilon),
-            epsilon_per_statistic=canonical_decimal(self.per_stat),
-            lower=_stats.num(self.lower) or "0",
-            upper=_stats.num(self.upper) or "0",
-            max_rows_per_entity=self.rows_per_entity,
-            max_groups_per_entity=self.groups_per_entity,
-            mechanisms=tuple(sorted(self.mechanisms)),
-            granularity=tuple(self.mechanisms[m] for m in sorted(self.mechanisms)),
-        )
-
-
-def _dp_total(parts: Sequence[Stats]) -> Stats:
-    """Totals in DP mode: post-processing of the released noisy group values."""
-    total = math.fsum(float(s.sum) for s in parts if s.sum is not None)
-    return Stats(
-        rows=None,
-        entities=sum(s.entities for s in parts),
-        sum=_stats.num(total),
-        mean=None,
-        ci_low=None,
-        ci_high=None,
-        percentiles=(),
-    )
-
-
-def _growth(now: Stats, before: Stats | None) -> str | None:
-    if before is None or before.sum is None or now.sum is None:
-        return None
-    prev = float(before.sum)
-    return None if prev == 0 else _stats.num(float(now.sum) / prev - 1.0)
+        if Decimal(params.dp.epsilon) <= 0:
+            raise InvalidInput("dp.epsilon must be positive")
+        if labels and Decimal(params.dp.delta) <= 0:
+            raise InvalidInput(
+                "dp.delta must be positive with group_by or period: which groups appear is "
+                "decided by DP partition selection"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,24 +270,18 @@ class _Stacked:
 
     ``ents`` are entity codes in one space across inputs (declared entity values
     compare across inputs, so a customer known to two parties is one entity; a
-    row of an input without an entity column is its own entity; -1: null), and
-    ``gid`` the group of each row, whose label tuple is ``keys[gid]``.
+    row of an input without an entity column is its own entity; -1: null),
+    ``party`` and ``row`` where each row comes from, and ``gid`` its group, whose
+    label tuple is ``keys[gid]``.
     """
 
     values: _stats.Floats
     ents: _stats.Codes
     party: _stats.Codes
+    row: _stats.Codes
     gid: _stats.Codes
     keys: tuple[GroupKey, ...]
-
-    def filter(self, mask: _stats.Bools) -> _Stacked:
-        return _Stacked(
-            values=self.values[mask],
-            ents=self.ents[mask],
-            party=self.party[mask],
-            gid=self.gid[mask],
-            keys=self.keys,
-        )
+    parties: int
 
     def members(self) -> dict[GroupKey, _stats.Codes]:
         """Per group present, its row indices in stacked order."""
@@ -339,43 +295,23 @@ class _Stacked:
             if e > s
         }
 
-    def effective_entities(self) -> dict[tuple[object, ...], int]:
-        """Per group: distinct entities across parties, but no more than any contributing
-        party has on its own (a recipient could subtract its own rows)."""
-        n_groups = len(self.keys)
-        n_parties = int(self.party.max()) + 1 if len(self.party) else 1
+    def fewest_entities(self) -> dict[GroupKey, int]:
+        """Per group present: the fewest distinct entities any input has in it (0 when an
+        input has no rows there)."""
+        n_groups, n_parties = len(self.keys), self.parties
         named = self.ents >= 0
         g, p, e = self.gid[named], self.party[named], self.ents[named]
-        n_ents = int(e.max()) + 1 if len(e) else 1
-        union = np.zeros(n_groups, dtype=np.int64)
         per_party = np.zeros(n_groups * n_parties, dtype=np.int64)
-        if n_groups * n_ents * n_parties < 2**62:
-            # One sort of the (group, entity, party) triples gives both counts: distinct
-            # triples per (group, party), and distinct (group, entity) runs per group.
-            triples = np.sort((g * n_ents + e) * n_parties + p)
-            triples = triples[np.r_[True, triples[1:] != triples[:-1]]]
-            pair = triples // n_parties
-            group = pair // n_ents
-            per_party += np.bincount(
-                group * n_parties + (triples - pair * n_parties), minlength=n_groups * n_parties
-            )
-            new_pair = np.r_[True, pair[1:] != pair[:-1]]
-            union += np.bincount(group[new_pair], minlength=n_groups)
-        else:
-            rows = pa.table({"g": g, "p": p, "e": e})
-            by_group = rows.group_by("g").aggregate([("e", "count_distinct")])
-            union[by_group.column("g").to_numpy()] = by_group.column("e_count_distinct").to_numpy()
-            by_party = rows.group_by(["g", "p"]).aggregate([("e", "count_distinct")])
-            cell = by_party.column("g").to_numpy() * n_parties + by_party.column("p").to_numpy()
-            per_party[cell] = by_party.column("e_count_distinct").to_numpy()
-        contributing = np.zeros(n_groups * n_parties, dtype=np.bool_)
-        contributing[self.gid * n_parties + self.party] = True
-        smallest = np.where(contributing, per_party, np.iinfo(np.int64).max).reshape(
-            n_groups, n_parties
-        )
-        effective = np.minimum(union, smallest.min(axis=1))
-        present = contributing.reshape(n_groups, n_parties).any(axis=1)
-        return {self.keys[i]: int(effective[i]) for i in np.flatnonzero(present).tolist()}
+        if len(g):
+            cells = pa.table({"c": g * n_parties + p, "e": e})
+            counted = cells.group_by("c").aggregate([("e", "count_distinct")])
+            per_party[counted.column("c").to_numpy()] = counted.column(
+                "e_count_distinct"
+            ).to_numpy()
+        fewest = per_party.reshape(n_groups, n_parties).min(axis=1)
+        present = np.zeros(n_groups, dtype=np.bool_)
+        present[self.gid] = True
+        return {self.keys[i]: int(fewest[i]) for i in np.flatnonzero(present).tolist()}
 
 
 def _compact(combined: _stats.Codes, bound: int) -> tuple[_stats.Codes, _stats.Codes]:
@@ -398,14 +334,10 @@ def _stack(
     privacy: PrivacyContext,
     label_cols: Sequence[str],
 ) -> _Stacked:
-    values: list[_stats.Floats] = []
-    for index, table in enumerate(inputs):
-        name = f"party {index + 1}"
-        _stats.check_use(privacy, index, params.value, input_name=name, role="value")
-        for col in label_cols:
-            _stats.check_use(privacy, index, col, input_name=name, role="group or period")
-        values.append(_stats.numbers(table, params.value, input_name=name))
     names = [f"party {i + 1}" for i in range(len(inputs))]
+    values = [
+        _stats.numbers(t, params.value, input_name=n) for t, n in zip(inputs, names, strict=True)
+    ]
     declared = [
         (t, e, n)
         for t, e, n in zip(inputs, privacy.entity_columns, names, strict=False)
@@ -423,6 +355,7 @@ def _stack(
     all_values = np.concatenate(values) if values else np.zeros(0)
     usable = ~np.isnan(all_values)
     party = np.concatenate([np.full(t.num_rows, i, dtype=np.int64) for i, t in enumerate(inputs)])
+    row = np.concatenate([np.arange(t.num_rows, dtype=np.int64) for t in inputs])
     # Group labels: integer codes per column (a null label is its own code), combined
     # into one mixed-radix key per row; labels are read back from the dictionaries.
     combined = np.zeros(int(np.count_nonzero(usable)), dtype=np.int64)
@@ -453,51 +386,31 @@ def _stack(
         values=all_values[usable],
         ents=np.concatenate(ents)[usable] if ents else np.zeros(0, dtype=np.int64),
         party=party[usable],
+        row=row[usable],
         gid=gid,
         keys=keys,
+        parties=len(inputs),
     )
 
 
-def run(
-    inputs: Sequence[pa.Table], params: AggregateStatsParams, privacy: PrivacyContext
-) -> AggregateStatsOutput:
-    label_cols = (*params.group_by, *((params.period,) if params.period else ()))
-    if len(set(label_cols)) != len(label_cols) or params.value in label_cols:
-        raise InvalidInput("aggregate-stats: value, group_by and period must be distinct columns")
-    confidence = _stats.confidence_value(params.confidence)
-    plan = None if params.dp is None else _DpPlan(params.dp, len(params.percentiles), privacy)
-    k = max(privacy.k)
-    stacked = _stack(inputs, params, privacy, label_cols)
-    if plan is not None:
-        stacked = stacked.filter(plan.bound(stacked.ents, stacked.members()))
-    members = stacked.members()
-    effective = stacked.effective_entities()
-    kept = suppression.suppress({key: key for key in members}, entities=effective, k=k)
-    released = {key: members[key] for key in members if key in kept.released}
-    if len(released) > MAX_GROUPS or (
-        privacy.max_output_rows is not None and len(released) > privacy.max_output_rows
-    ):
-        cap = min(MAX_GROUPS, privacy.max_output_rows or MAX_GROUPS)
-        raise PolicyDenied(f"aggregate-stats: {len(released)} groups exceed the cap of {cap} rows")
+def _growth(now: Stats, before: Stats | None) -> str | None:
+    if before is None or before.sum is None or now.sum is None:
+        return None
+    prev = float(before.sum)
+    return None if prev == 0 else _stats.num(float(now.sum) / prev - 1.0)
 
-    def rows_of(keys: Sequence[GroupKey]) -> _stats.Codes:
-        parts = [released[key] for key in keys]
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
-    def exact(keys: Sequence[GroupKey]) -> Stats:
-        rows = rows_of(keys)
-        return _exact_stats(
-            stacked.values[rows], stacked.ents[rows], params.percentiles, confidence
-        )
+class _Totals(Protocol):
+    """How a total over released groups is computed (exact rows, or DP post-processing)."""
 
-    def stats_of(key: GroupKey) -> Stats:
-        if plan is None:
-            return exact([key])
-        rows = released[key]
-        return plan.stats(stacked.values[rows], stacked.ents[rows], params.percentiles)
+    def of(self, keys: Sequence[GroupKey]) -> Stats: ...
 
-    order = sorted(released, key=_group_order)
-    stats = {key: stats_of(key) for key in order}
+
+def _layout(
+    params: AggregateStatsParams, stats: dict[GroupKey, Stats], total: _Totals
+) -> tuple[tuple[GroupStats, ...], Stats, tuple[PeriodTotal, ...]]:
+    """Groups in label order with growth, the overall total and the period totals."""
+    order = sorted(stats, key=_group_order)
     n_group = len(params.group_by)
     periods: list[str] = []
     if params.period:
@@ -513,38 +426,296 @@ def run(
         out_groups.append(
             GroupStats(key=key[:n_group], period=period, stats=stats[key], growth=growth)
         )
-    overall = exact(order) if plan is None else _dp_total([stats[key] for key in order])
     period_totals: list[PeriodTotal] = []
     for p in periods:
-        in_period = [key for key in order if key[n_group] == p]
-        st = exact(in_period) if plan is None else _dp_total([stats[key] for key in in_period])
+        st = total.of([key for key in order if key[n_group] == p])
         growth = _growth(st, period_totals[-1].stats) if period_totals else None
         period_totals.append(PeriodTotal(period=p, stats=st, growth=growth))
-    return AggregateStatsOutput(
+    return tuple(out_groups), total.of(order), tuple(period_totals)
+
+
+# --- exact mode ---------------------------------------------------------------------
+
+
+def _entity_values(inputs: Sequence[pa.Table], privacy: PrivacyContext) -> list[list[Hashable]]:
+    """Per input, each row's entity value (the entity column's cell; the row number)."""
+    out: list[list[Hashable]] = []
+    for table, entity in zip(inputs, privacy.entity_columns, strict=True):
+        if entity is None:
+            out.append(list(range(table.num_rows)))
+        else:
+            out.append(table.column(entity).to_pylist())
+    return out
+
+
+class _Exact:
+    """Exact statistics of sets of released rows, their percentiles gated, their footprints."""
+
+    def __init__(
+        self,
+        stacked: _Stacked,
+        released: dict[GroupKey, _stats.Codes],
+        params: AggregateStatsParams,
+        k: int,
+        raw: list[list[Hashable]],
+    ) -> None:
+        self.stacked = stacked
+        self.released = released
+        self.percentiles = params.percentiles
+        self.confidence = _stats.confidence_value(params.confidence)
+        self.k = k
+        self.raw = raw
+        self.cells: list[list[frozenset[Hashable]]] = [[] for _ in range(stacked.parties)]
+
+    def _rows(self, keys: Sequence[GroupKey]) -> _stats.Codes:
+        parts = [self.released[key] for key in keys]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def _percentile(self, values: _stats.Floats, rows: _stats.Codes, p: int) -> str | None:
+        """The p-th percentile, if every input has K entities strictly below and above it."""
+        v = float(np.percentile(values, p))
+        s = self.stacked
+        for i in range(s.parties):
+            mine = rows[s.party[rows] == i]
+            for side in (s.values[mine] < v, s.values[mine] > v):
+                if _stats.count_distinct(s.ents[mine][side]) < self.k:
+                    return None
+        return _stats.num(v)
+
+    def of(self, keys: Sequence[GroupKey]) -> Stats:
+        s = self.stacked
+        rows = self._rows(keys)
+        values = s.values[rows]
+        n = len(values)
+        for i in range(s.parties):
+            mine = rows[(s.party[rows] == i) & (s.ents[rows] >= 0)]
+            cell = frozenset(self.raw[i][r] for r in s.row[mine].tolist())
+            if cell not in self.cells[i]:
+                self.cells[i].append(cell)
+        total = math.fsum(values.tolist()) if n else 0.0
+        lo, hi = _stats.t_mean_ci(values, self.confidence)
+        return Stats(
+            rows=n,
+            entities=_stats.count_distinct(s.ents[rows]),
+            sum=_stats.num(total),
+            mean=_stats.num(total / n if n else math.nan),
+            ci_low=_stats.num(lo),
+            ci_high=_stats.num(hi),
+            percentiles=tuple(
+                Percentile(p=p, value=self._percentile(values, rows, p) if n else None)
+                for p in self.percentiles
+            ),
+        )
+
+    def footprint(self) -> Footprint:
+        return Footprint(cells=tuple(tuple(c) for c in self.cells))
+
+
+def _cap(n: int, privacy: PrivacyContext) -> None:
+    cap = min(MAX_GROUPS, privacy.max_output_rows or MAX_GROUPS)
+    if n > cap:
+        raise PolicyDenied(
+            f"aggregate-stats: {n} groups exceed the cap of {cap} rows", rule="max-output-rows"
+        )
+
+
+def _run_exact(
+    inputs: Sequence[pa.Table],
+    params: AggregateStatsParams,
+    privacy: PrivacyContext,
+    stacked: _Stacked,
+) -> Released:
+    k = max(privacy.k)
+    members = stacked.members()
+    fewest = stacked.fewest_entities()
+    released = {key: rows for key, rows in members.items() if fewest.get(key, 0) >= k}
+    _cap(len(released), privacy)
+    exact = _Exact(stacked, released, params, k, _entity_values(inputs, privacy))
+    groups, overall, periods = _layout(params, {key: exact.of([key]) for key in released}, exact)
+    output = AggregateStatsOutput(
         parties=len(inputs),
         k=k,
         group_by=params.group_by,
-        groups=tuple(out_groups),
-        suppressed_groups=kept.suppressed_groups,
+        groups=groups,
+        suppressed_groups=len(members) - len(released),
         overall=overall,
-        periods=tuple(period_totals),
+        periods=periods,
         confidence=params.confidence,
-        dp=None if plan is None else plan.info(),
+        dp=None,
     )
+    return Released(output=output, footprint=exact.footprint())
+
+
+# --- DP mode ------------------------------------------------------------------------
+
+
+class _DpTotals:
+    """Totals in DP mode: post-processing of the released noisy group values."""
+
+    def __init__(self, stats: dict[GroupKey, Stats], lower: float, upper: float) -> None:
+        self.stats = stats
+        self.lower, self.upper = lower, upper
+
+    def of(self, keys: Sequence[GroupKey]) -> Stats:
+        rows = sum(self.stats[key].rows or 0 for key in keys)
+        total = math.fsum(float(self.stats[key].sum or 0) for key in keys)
+        return Stats(
+            rows=rows,
+            entities=None,
+            sum=_stats.num(total),
+            mean=_stats.num(min(max(total / max(rows, 1), self.lower), self.upper)),
+            ci_low=None,
+            ci_high=None,
+            percentiles=(),
+        )
+
+
+def dp_mechanism(
+    inputs: Sequence[pa.Table], params: AggregateStatsParams, privacy: PrivacyContext
+) -> dp_groups.Mechanism[AggregateStatsOutput]:
+    """The DP release of ``params`` on ``inputs``, as a mechanism to run (see
+    :class:`~sealroom.policy.dp_groups.Mechanism`)."""
+    if params.dp is None:
+        raise InvalidInput("aggregate-stats: this request has no dp parameters")
+    label_cols = _label_columns(params)
+    _admit(params, [schema_text(t.schema) for t in inputs], privacy)
+    stacked = _stack(inputs, params, privacy, label_cols)
+    dp_params = params.dp
+    epsilon, delta = Decimal(dp_params.epsilon), Decimal(dp_params.delta)
+    if epsilon > privacy.cost.epsilon or delta > privacy.cost.delta:
+        raise PolicyDenied(
+            f"aggregate-stats: dp (epsilon {dp_params.epsilon}, delta {dp_params.delta}) "
+            f"exceeds the budget charged for this run ({privacy.cost.epsilon}, "
+            f"{privacy.cost.delta})",
+            rule="dp-budget",
+        )
+    if len(stacked.values) > dp_groups.MAX_ROWS:
+        raise InvalidInput(f"aggregate-stats: DP takes at most {dp_groups.MAX_ROWS} rows")
+    lower = _stats.parse_num(dp_params.lower, what="dp.lower")
+    upper = _stats.parse_num(dp_params.upper, what="dp.upper")
+    bounds = dp_groups.Bounds(dp_params.max_rows_per_entity, dp_params.max_groups_per_entity)
+    labels_at = range(len(label_cols))
+    labels = [f"__g{j}" for j in labels_at]
+    schema: dict[str, pl.DataType] = {name: pl.String() for name in labels}
+    schema |= {"__x": pl.Float64(), "__q": pl.Int64()}
+    stats = [
+        dp_groups.Statistic("__count", "count"),
+        dp_groups.Statistic("__sum", "sum", "__q", dp_groups.integer_bounds((lower, upper))),
+        *(
+            dp_groups.Statistic(f"__p{p}", "quantile", "__x", (lower, upper), p / 100)
+            for p in params.percentiles
+        ),
+    ]
+    plan = dp_groups.plan(
+        schema=schema,
+        labels=labels,
+        statistics=stats,
+        bounds=bounds,
+        epsilon=epsilon,
+        delta=delta,
+    )
+    # The privacy unit: an entity of one input (identifier = entity code x parties + input).
+    named = stacked.ents >= 0
+    ident = stacked.ents[named] * stacked.parties + stacked.party[named]
+    step = dp_groups.step_for((lower, upper))
+
+    by_group = [pl.Series([key[j] for key in stacked.keys], dtype=pl.String) for j in labels_at]
+
+    def frame() -> pl.DataFrame:
+        kept = np.flatnonzero(named)[dp_groups.truncate(ident, stacked.gid[named], bounds)]
+        values = stacked.values[kept]
+        groups = stacked.gid[kept]
+        columns = [by_group[j].gather(groups).alias(name) for j, name in enumerate(labels)]
+        columns.append(pl.Series("__x", np.clip(values, lower, upper), pl.Float64))
+        columns.append(pl.Series("__q", dp_groups.quantize(values, (lower, upper)), pl.Int64))
+        return pl.DataFrame(columns)
+
+    names = ["count", "sum", *(f"p{p}" for p in params.percentiles)]
+    scales = [plan.scales["__count"], plan.scales["__sum"] * step] + [
+        plan.scales[f"__p{p}"] for p in params.percentiles
+    ]
+    info = DpInfo(
+        epsilon=dp_params.epsilon,
+        delta=canonical_decimal(plan.delta),
+        epsilon_per_statistic=canonical_decimal(plan.epsilon_each),
+        statistics=tuple(names),
+        noise_scales=tuple(_stats.num(s) or "0" for s in scales),
+        threshold=plan.threshold,
+        lower=_stats.num(lower) or "0",
+        upper=_stats.num(upper) or "0",
+        max_rows_per_entity=bounds.rows_per_group,
+        max_groups_per_entity=bounds.groups,
+        quantile_candidates=dp_groups.CANDIDATES,
+        sum_granularity=_stats.num(step) or "0",
+        mechanisms=(
+            "count: OpenDP integer Laplace; with groups, released only if the noisy count "
+            "reaches the threshold (DP partition selection)",
+            "sum: values clamped to [lower, upper] and rounded to the sum granularity, "
+            "OpenDP integer Laplace on the integer sum",
+            "percentiles: OpenDP exponential mechanism over the public candidates",
+            "mean: noisy sum / noisy count, clamped (post-processing)",
+        ),
+    )
+
+    def release() -> AggregateStatsOutput:
+        out = plan.release(frame()).frame
+        released: dict[GroupKey, Stats] = {}
+        for record in out.iter_rows(named=True):
+            count = max(int(record["__count"]), 0)
+            total = int(record["__sum"]) * step
+            released[tuple(record[name] for name in labels)] = Stats(
+                rows=count,
+                entities=None,
+                sum=_stats.num(total),
+                mean=_stats.num(min(max(total / max(count, 1), lower), upper)),
+                ci_low=None,
+                ci_high=None,
+                percentiles=tuple(
+                    Percentile(p=p, value=_stats.num(float(record[f"__p{p}"])))
+                    for p in params.percentiles
+                ),
+            )
+        _cap(len(released), privacy)
+        groups, overall, periods = _layout(params, released, _DpTotals(released, lower, upper))
+        return AggregateStatsOutput(
+            parties=stacked.parties,
+            k=None,
+            group_by=params.group_by,
+            groups=groups,
+            suppressed_groups=None,
+            overall=overall,
+            periods=periods,
+            confidence=None,
+            dp=info,
+        )
+
+    return dp_groups.Mechanism(plan=plan, release=release)
+
+
+def run(
+    inputs: Sequence[pa.Table], params: AggregateStatsParams, privacy: PrivacyContext
+) -> AggregateStatsOutput | Released:
+    if params.dp is not None:
+        return dp_mechanism(inputs, params, privacy).release()
+    _admit(params, [schema_text(t.schema) for t in inputs], privacy)
+    _stats.confidence_value(params.confidence)
+    stacked = _stack(inputs, params, privacy, _label_columns(params))
+    return _run_exact(inputs, params, privacy, stacked)
 
 
 def _cost(params: AggregateStatsParams) -> PrivacyCost:
     if params.dp is None:
         return ZERO_COST
-    return PrivacyCost(epsilon=Decimal(params.dp.epsilon))
+    return PrivacyCost(epsilon=Decimal(params.dp.epsilon), delta=Decimal(params.dp.delta))
 
 
 COMPUTATION = Computation(
     id="aggregate-stats",
-    version="1.1.0",
+    version="2.0.0",
     summary=(
-        "Per-group count, sum, mean, confidence interval, percentiles and period-over-period "
-        "growth over the stacked rows of 2 or more parties; small groups suppressed; optional DP."
+        "Per-group count, sum, mean, percentiles and growth over the stacked rows of 2 or "
+        "more parties: entity-level DP (OpenDP; groups by partition selection), or the "
+        "owner's pinned shape exactly, with k entities of every input behind every number."
     ),
     privacy_class="aggregate",
     release="all-parties",
@@ -552,8 +723,9 @@ COMPUTATION = Computation(
     params=AggregateStatsParams,
     output=AggregateStatsOutput,
     run_fn=run,
-    modules=(sys.modules[__name__], _stats, dpm, suppression),
+    modules=(sys.modules[__name__], _stats, dp_groups),
     cost_fn=_cost,
     variadic=True,
     isolating=("value", "group_by", "period", "percentiles"),
+    admit_fn=_admit,
 )

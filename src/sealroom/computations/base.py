@@ -42,7 +42,9 @@ __all__ = [
     "PrivacyCost",
     "Release",
     "Released",
+    "SchemaText",
     "code_digest_of",
+    "schema_text",
 ]
 
 Release = Literal["all-parties", "requester"]
@@ -73,6 +75,15 @@ class Released:
 
     output: BaseModel
     footprint: Footprint
+
+
+SchemaText = tuple[tuple[str, str], ...]
+"""An input's columns as its attestation publishes them: (name, Arrow type as text)."""
+
+
+def schema_text(schema: pa.Schema) -> SchemaText:
+    """A table's schema in its attested form (what the owner's profiler publishes)."""
+    return tuple((f.name, str(f.type)) for f in schema)
 
 
 def code_digest_of(modules: Sequence[ModuleType]) -> Digest:
@@ -120,6 +131,11 @@ class Computation(Generic[P]):
     # True when another input selects or weights the protected input's rows (a join on an
     # identifier): an exact release is then allowed only with partners the owner pins.
     selectors: bool = False
+    # Checks a request against its inputs' schemas and policies before any row is read,
+    # raising PolicyDenied under a named rule: the coordinator's pre-check calls it with
+    # the attested schemas, and ``run_fn`` calls it again on :func:`schema_text` of the
+    # tables it is given, so the same code admits in both places. None: nothing to check.
+    admit_fn: Callable[[P, Sequence[SchemaText], PrivacyContext], None] | None = None
     _digest: list[Digest] = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -168,6 +184,15 @@ class Computation(Generic[P]):
             params={name: values.get(name) for name in self.isolating},
             partners=frozenset(partners),
         )
+
+    def admit(
+        self, params: BaseModel, schemas: Sequence[SchemaText], privacy: PrivacyContext
+    ) -> None:
+        """Refuse (PolicyDenied, naming the rule) what the schemas and policies already rule
+        out; the enclave decides again on the data."""
+        self.check_inputs(len(schemas))
+        if self.admit_fn is not None:
+            self.admit_fn(self._own(params), schemas, privacy)
 
     def cost(self, params: BaseModel) -> PrivacyCost:
         """What a run with ``params`` consumes; charged atomically before anything runs."""

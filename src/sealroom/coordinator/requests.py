@@ -26,13 +26,14 @@ from sealroom.coordinator.state import (
     request_row,
     request_view,
     rules,
+    schemas,
     statement,
     transition,
 )
 from sealroom.crypto.keys import PartyId, b64encode
 from sealroom.errors import Conflict, InvalidInput, NotFound, PolicyDenied, SignatureInvalid
 from sealroom.policy.compose import decide_in_room
-from sealroom.policy.rules import Decision, PolicyRules
+from sealroom.policy.rules import Decision, PolicyRules, privacy_context
 from sealroom.statements import (
     ComputationRequest,
     EnclaveEvidence,
@@ -109,8 +110,9 @@ class Requests:
             room = _room_rules(conn, req)
             roots = content_roots(conn, req.inputs)
             checks: list[tuple[str, Decision]] = []
+            effective: list[PolicyRules | None] = []
             for ds in req.inputs:
-                decision, _ = decide_in_room(
+                decision, own = decide_in_room(
                     rules(conn, rows[ds].policy),
                     room,
                     computation=computation,
@@ -122,6 +124,19 @@ class Requests:
                     cost=cost,
                 )
                 checks.append((ds, decision))
+                effective.append(own)
+            # The computation's own admission (e.g. the SQL grammar) on the attested schemas:
+            # the same function the enclave runs on the data.
+            refused: str | None = None
+            try:
+                computation.admit(
+                    params, schemas(conn, req.inputs), privacy_context(effective, cost)
+                )
+            except PolicyDenied as exc:
+                refused = (
+                    "the computation refuses it on its inputs' attested schemas and policies: "
+                    f"{exc.detail}"
+                )
             self._state.store(conn, env, now=now)
             precheck = [
                 {
@@ -168,7 +183,9 @@ class Requests:
             )
             history(conn, env.digest, "pending", "request received", now)
             denied = [(ds, d) for ds, d in checks if not d.allowed]
-            if denied:
+            if refused is not None:
+                transition(conn, env.digest, ("pending",), "rejected", refused, now)
+            elif denied:
                 ds, d = denied[0]
                 transition(
                     conn,

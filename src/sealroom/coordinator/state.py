@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, and_, delete, exists, func, or_, select, update
 
-from sealroom.computations.base import Computation
+from sealroom.computations.base import Computation, SchemaText
 from sealroom.computations.registry import Registry
 from sealroom.coordinator.log import append_statement
 from sealroom.crypto.keys import PartyId, PublicIdentity, b64encode
@@ -228,12 +228,18 @@ def statement(conn: Connection, digest: str, kind: str) -> tuple[Envelope, int]:
 
 def content_roots(conn: Connection, inputs: Sequence[str]) -> dict[str, str]:
     """Each input's content commitment root (what a policy pins partner data by)."""
-    return {
-        ds: DatasetAttestation.parse_payload(
-            statement(conn, ds, DatasetAttestation.TYPE)[0].payload
-        ).commitment.root
-        for ds in inputs
-    }
+    return {ds: _attestation(conn, ds).commitment.root for ds in inputs}
+
+
+def schemas(conn: Connection, inputs: Sequence[str]) -> list[SchemaText]:
+    """Each input's attested schema, in the form computations admit requests on."""
+    return [tuple((c.name, c.type) for c in _attestation(conn, ds).schema_) for ds in inputs]
+
+
+def _attestation(conn: Connection, dataset: str) -> DatasetAttestation:
+    return DatasetAttestation.parse_payload(
+        statement(conn, dataset, DatasetAttestation.TYPE)[0].payload
+    )
 
 
 def rules(conn: Connection, policy: str | None) -> PolicyRules | None:

@@ -1,49 +1,69 @@
-"""SQL analysis rules: which requester SQL an owner admits on a dataset, and the analyser.
+"""SQL analysis rules: the allow-list grammar of requester SQL, and what an owner admits.
 
 An owner declares, per dataset, what a query may do with each column
-(:class:`SqlAnalysisRules`, carried in the policy as ``PolicyRules.sql``). The
-analyser (:func:`analyze`) parses the requester's SQL (DuckDB dialect, with
-``sqlglot``) and admits it only if it satisfies the rules of EVERY input it
-reads; otherwise it raises :class:`~sealroom.errors.PolicyDenied` naming the
-rule broken ("rule <name>: ..."). It also rewrites the admitted query so that no
-single row can change success into failure (TRY_CAST only, NULL-safe division,
-arithmetic in DOUBLE) and adds the per-input distinct-entity counts the engine
-needs to enforce the threshold k itself.
+(:class:`SqlAnalysisRules`, carried in the policy as ``PolicyRules.sql``). The analyser
+(:func:`analyze`) parses the requester's SQL (DuckDB dialect, with ``sqlglot``) and
+admits only queries of this shape, modelled on AWS Clean Rooms' aggregation analysis
+rule; anything else is refused with :class:`~sealroom.errors.PolicyDenied` naming the
+rule broken ("rule <name>: ...")::
 
-Rules (the names used in refusals):
+    SELECT item [, item ...]           -- each: AGG(column) | AGG(*) | a GROUP BY column
+    FROM t [alias] [[INNER] JOIN u [alias] ON t.x = u.y [AND ...]] ...
+    [WHERE column OP literal [AND | OR | NOT ...]]
+    [GROUP BY column [, column ...]]
+    [ORDER BY output [ASC | DESC] [, ...]] [LIMIT n]
 
-* ``single-select``: exactly one plain SELECT statement; no DDL/DML, PRAGMA,
-  ATTACH, COPY, SET, UNION/INTERSECT/EXCEPT, CTEs or subqueries.
-* ``declared-tables``: only the computation's input names as tables, each at most
-  once; no table functions (read_csv, read_parquet, ...), no schemas/catalogs
-  (system tables).
+An aggregate takes ONE plain column (or ``*`` for COUNT): no expression, CASE, IF,
+FILTER, COALESCE, NULLIF, arithmetic, cast or literal inside it, so no aggregate can
+select rows by a predicate of its own (the ``CASE WHEN id = ... THEN salary END`` and
+``COALESCE(NULLIF(x, x), 'C0042')`` tricks have nowhere to go). There are no scalar
+expressions anywhere: a WHERE predicate compares a plain column with literals, so no
+expression that contains a column can evaluate to a chosen literal.
+
+Rules (the names used in refusals), in the order they are reported:
+
+* ``single-select``: exactly one plain SELECT of the shape above; no DDL/DML, PRAGMA,
+  SET, UNION, CTEs, subqueries, HAVING, QUALIFY, window functions or DISTINCT rows.
+* ``declared-tables``: only the computation's input names as tables, each at most once;
+  no table functions, schemas or catalogs.
 * ``sql-rules-declared``: every input read declares SQL analysis rules.
 * ``known-columns``: every column exists in exactly one table read (or is qualified).
-* ``allowed-functions``: only the aggregations an input allows (``aggregations``)
-  and a fixed list of total scalar functions; no window functions.
-* ``aggregate-columns``: columns inside an aggregation are in ``aggregate_columns``.
-* ``dimension-columns``: GROUP BY items are plain columns in ``dimension_columns``;
-  no ROLLUP / CUBE / GROUPING SETS (they release totals over suppressed groups).
-* ``filter-columns``: columns in WHERE (and outside aggregations in HAVING) are in
-  ``filter_columns`` (HAVING: group-by columns).
-* ``join-columns``: JOIN ... ON equalities (or USING) between join columns of
-  different inputs only; no CROSS/NATURAL/LATERAL joins.
-* ``no-identity-literals``: an identity column is never compared with a literal
-  (=, <>, <, IN, LIKE, BETWEEN, ...), which blocks the differencing pair "the same
-  query excluding one entity by its identifier".
-* ``no-row-level-output``: every output column is an aggregate or a GROUP BY
-  column; no ``SELECT *``; no DISTINCT rows.
-* ``no-cast``: CAST and ``::`` are refused (TRY_CAST is allowed).
-* ``typed-comparisons``: no comparison between a text and a number/time operand
-  (an implicit cast that a single row could make fail).
+* ``allowed-functions``: the aggregation is one the column's owner allows
+  (``aggregations``; COUNT(*) needs every input read to allow ``count``).
+* ``no-order-statistics``: MIN, MAX, MEDIAN and quantiles are refused: each releases one
+  entity's value exactly (the names stay valid in a policy and admit nothing).
+* ``aggregate-arguments``: an aggregate takes one plain column or ``*``.
+* ``aggregate-columns``: that column is one of its input's ``aggregate_columns``.
+* ``identity-columns``: an identity column (and the policy's entity column) appears only
+  in JOIN conditions and in COUNT / COUNT(DISTINCT ...): never grouped, filtered,
+  summed or output.
+* ``dimension-columns``: GROUP BY items are plain ``dimension_columns``; no ROLLUP, CUBE
+  or GROUPING SETS (totals over suppressed groups).
+* ``filter-columns``: WHERE compares ``dimension_columns`` or ``filter_columns`` with
+  literals only (=, <>, <, <=, >, >=, IN, BETWEEN, LIKE, IS [NOT] NULL, with AND, OR,
+  NOT).
+* ``join-columns``: INNER joins on equalities of ``join_columns`` of two inputs.
+* ``no-row-level-output``: every output is one aggregate or one GROUP BY column; no
+  ``SELECT *``.
+* ``output-columns``: at most :data:`MAX_OUTPUT_COLUMNS` outputs.
+* ``output-order``: ORDER BY names outputs (by alias, name or position) only.
+* ``typed-comparisons``: a literal has the type family of the column it is compared with
+  (a text-number comparison is an implicit cast that one row could make fail).
 * ``output-limit``: LIMIT (if any) is a constant in [1, max_output_rows]; no OFFSET.
+
+The engine, not the requester, checks the threshold: :class:`Admitted` carries the
+query rewritten to return, next to each output row, the entities of every input behind
+the group and behind each aggregate (the rows where its column is not null), so ``k``
+is checked on the rows behind EACH aggregate expression, per input. For differential
+privacy, :func:`admit_dp` adds the rules of DP SQL and ``Admitted.rows_sql`` returns the
+rows the aggregates would read (entity, group columns, aggregated columns).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeAlias
 
 import pyarrow as pa
 import sqlglot
@@ -56,15 +76,19 @@ from sealroom.statements.fields import parse_object
 
 __all__ = [
     "AGGREGATIONS",
+    "DP_RULES",
     "ENTITY_COLUMN",
+    "MAX_OUTPUT_COLUMNS",
     "MAX_SQL_LENGTH",
     "RULES",
     "Admitted",
+    "Aggregate",
     "AggregationName",
     "ColumnUse",
     "SqlAnalysisRules",
+    "admit_dp",
     "analyze",
-    "entity_count_column",
+    "hidden_column",
 ]
 
 AggregationName = Literal[
@@ -79,9 +103,10 @@ AggregationName = Literal[
     "median",
     "quantile",
 ]
-"""Aggregations an owner may allow. ``count`` covers COUNT(*) and COUNT(col);
-``stddev``/``variance`` cover the sample and population forms; ``quantile`` covers
-QUANTILE_CONT / QUANTILE_DISC with a constant fraction."""
+"""Aggregations an owner may list. ``count`` covers COUNT(*) and COUNT(col);
+``stddev``/``variance`` cover the sample and population forms. ``min``, ``max``,
+``median`` and ``quantile`` are accepted in a policy but never admitted
+(``no-order-statistics``)."""
 
 AGGREGATIONS: tuple[AggregationName, ...] = (
     "count",
@@ -95,6 +120,7 @@ AGGREGATIONS: tuple[AggregationName, ...] = (
     "median",
     "quantile",
 )
+_ORDER_STATISTICS = frozenset({"min", "max", "median", "quantile"})
 
 ColumnName = Annotated[str, Field(min_length=1, max_length=200)]
 Columns = Annotated[tuple[ColumnName, ...], Field(max_length=1000)]
@@ -105,11 +131,12 @@ class SqlAnalysisRules(BaseModel):
 
     ``aggregations``: the aggregation functions allowed (default: count, sum, avg).
     ``aggregate_columns``: columns usable inside an aggregation.
-    ``dimension_columns``: columns usable in GROUP BY (and so output per group).
-    ``filter_columns``: columns usable in WHERE predicates.
+    ``dimension_columns``: columns usable in GROUP BY (and so output per group) and in
+    WHERE comparisons with literals.
+    ``filter_columns``: further columns usable in WHERE comparisons with literals.
     ``join_columns``: columns usable as equality join keys with another input.
-    ``identity_columns``: columns identifying an entity; never compared with a literal
-    (the engine adds the policy's entity column to these).
+    ``identity_columns``: columns identifying an entity: only joined on and counted (the
+    engine adds the policy's entity column to these).
     The output threshold is the policy's ``k`` in distinct entities, enforced by the engine.
     """
 
@@ -132,41 +159,47 @@ class SqlAnalysisRules(BaseModel):
         return parse_object(cls, dict(rules), what="sql analysis rules")
 
 
-# ---------------------------------------------------------------------------
-# The analyser
-# ---------------------------------------------------------------------------
-
 RULES: tuple[str, ...] = (
     "single-select",
     "declared-tables",
     "sql-rules-declared",
     "known-columns",
     "allowed-functions",
+    "no-order-statistics",
+    "aggregate-arguments",
     "aggregate-columns",
-    "identity-aggregates",
+    "identity-columns",
     "dimension-columns",
     "filter-columns",
     "join-columns",
-    "no-identity-literals",
     "no-row-level-output",
-    "no-cast",
+    "output-columns",
+    "output-order",
     "typed-comparisons",
     "output-limit",
 )
 """Every rule an admitted query was checked against, in the order they are reported."""
 
+DP_RULES: tuple[str, ...] = ("dp-aggregations", "dp-bounds", "dp-entity-join")
+"""The further rules of DP SQL (:func:`admit_dp`)."""
+
 MAX_SQL_LENGTH = 20_000
+MAX_OUTPUT_COLUMNS = 20
 ENTITY_COLUMN = "__sealroom_entity"
-"""The hidden column the engine appends to every input: the policy's entity column (or a row
-number), counted per output group to enforce k. Never visible to the requester's SQL."""
+"""The hidden column the engine appends to every input: the policy's entity column (or a
+row number). Never visible to the requester's SQL."""
 _RESERVED_PREFIX = "__sealroom"
 
 Role = Literal["aggregate", "dimension", "filter", "join"]
+Schema: TypeAlias = "pa.Schema | Sequence[tuple[str, str]]"
+"""An input's columns: an Arrow schema, or (name, Arrow type as text) as attested."""
 
 
-def entity_count_column(input_name: str) -> str:
-    """Name of the hidden output column holding the distinct entities of ``input_name``."""
-    return f"{_RESERVED_PREFIX}_k_{input_name}"
+def hidden_column(input_name: str, aggregate: int | None) -> str:
+    """Name of the hidden output column listing ``input_name``'s entities behind the group
+    (``aggregate`` None) or behind aggregate number ``aggregate``."""
+    which = "group" if aggregate is None else f"agg{aggregate}"
+    return f"{_RESERVED_PREFIX}_k_{input_name}_{which}"
 
 
 def _alias(input_name: str) -> str:
@@ -184,35 +217,56 @@ class ColumnUse:
 
 
 @dataclass(frozen=True, slots=True)
+class Aggregate:
+    """One aggregate output: its function, column (None for COUNT(*)) and the column's
+    type family (number, text, time, bool; None when unknown)."""
+
+    function: AggregationName
+    input: str | None
+    column: str | None
+    family: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Admitted:
     """A query that satisfies the rules of every input it reads, rewritten for execution.
 
     ``sql`` reads each input ``x`` as table ``x`` with the hidden column
-    :data:`ENTITY_COLUMN`; its result has the requester's columns (``output_names``:
-    the alias, the column name, or the expression as written) followed by
-    one distinct-entity count per input in ``tables`` (named by
-    :func:`entity_count_column`). It carries no LIMIT: the engine applies ``limit``
-    after suppressing small groups.
+    :data:`ENTITY_COLUMN`; its result has the requester's columns (``output_names``)
+    followed by the ``hidden`` columns: for each (input, aggregate index or None for the
+    group), the list of that input's distinct entities behind it
+    (:func:`hidden_column`). It carries no LIMIT: the engine applies ``limit`` after
+    suppressing small groups. ``outputs`` says what each output is (``dimension`` i:
+    ``dimensions[i]``; ``aggregate`` j: ``aggregates[j]``), ``order`` the requester's
+    ORDER BY as (output index, descending). ``rows_sql`` returns one row per joined,
+    filtered input row: the first input's entity (``__sealroom_id``), each dimension
+    (``__sealroom_d{i}``) and each aggregated column (``__sealroom_v{j}``).
     """
 
     sql: str
+    rows_sql: str
     tables: tuple[str, ...]
     output_names: tuple[str, ...]
+    outputs: tuple[tuple[Literal["dimension", "aggregate"], int], ...]
+    dimensions: tuple[tuple[str, str], ...]
+    aggregates: tuple[Aggregate, ...]
+    hidden: tuple[tuple[str, int | None], ...]
+    joins: tuple[tuple[tuple[str, str], tuple[str, str]], ...]
+    order: tuple[tuple[int, bool], ...]
     limit: int | None
     uses: frozenset[ColumnUse]
     rules_checked: tuple[str, ...] = RULES
 
 
 def _deny(rule: str, detail: str) -> PolicyDenied:
-    return PolicyDenied(f"rule {rule}: {detail}")
+    return PolicyDenied(f"rule {rule}: {detail}", rule=rule)
 
 
-_SELECT_ARGS = frozenset(
-    {"expressions", "from_", "joins", "where", "group", "having", "order", "limit"}
-)
+_SELECT_ARGS = frozenset({"expressions", "from_", "joins", "where", "group", "order", "limit"})
 _SELECT_ARG_WORDS = {
     "with_": "WITH (common table expressions)",
     "distinct": "SELECT DISTINCT",
+    "having": "HAVING",
     "offset": "OFFSET",
     "qualify": "QUALIFY",
     "windows": "WINDOW",
@@ -239,7 +293,6 @@ _AGGREGATES: dict[type[exp.Expression], AggregationName] = {
     exp.PercentileCont: "quantile",
     exp.PercentileDisc: "quantile",
 }
-# Comparisons whose operands must not pair an identity column with a constant.
 _COMPARISONS: tuple[type[exp.Expression], ...] = (
     exp.EQ,
     exp.NEQ,
@@ -247,60 +300,40 @@ _COMPARISONS: tuple[type[exp.Expression], ...] = (
     exp.GTE,
     exp.LT,
     exp.LTE,
-    exp.NullSafeEQ,
-    exp.NullSafeNEQ,
-    exp.In,
-    exp.Between,
-    exp.Like,
-    exp.ILike,
-    exp.Glob,
-    exp.RegexpLike,
-    exp.SimilarTo,
 )
-_ARITHMETIC: tuple[type[exp.Expression], ...] = (
-    exp.Add,
-    exp.Sub,
-    exp.Mul,
-    exp.Div,
-    exp.IntDiv,
-    exp.Mod,
-)
-_LOGIC: tuple[type[exp.Expression], ...] = (exp.And, exp.Or, exp.Not, exp.Paren)
-# Total scalar functions: none of them can fail on a value once arithmetic is in DOUBLE.
-_SCALARS: tuple[type[exp.Expression], ...] = (
-    exp.Coalesce,
-    exp.Nullif,
-    exp.Case,
-    exp.If,
-    exp.Abs,
-    exp.Round,
-    exp.Lower,
-    exp.Upper,
-)
-_TRY_CAST_TARGETS: dict[str, str] = {
-    "DOUBLE": "number",
-    "FLOAT": "number",
-    "BIGINT": "number",
-    "INT": "number",
-    "SMALLINT": "number",
-    "TEXT": "text",
-    "VARCHAR": "text",
-    "DATE": "time",
-    "TIMESTAMP": "time",
-    "TIMESTAMPNTZ": "time",
-    "BOOLEAN": "bool",
-}
+_PATTERNS: tuple[type[exp.Expression], ...] = (exp.Like, exp.ILike)
 
 
-def _arrow_family(t: pa.DataType) -> str | None:
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+def _family_of_text(type_text: str) -> str | None:
+    """The type family of an Arrow type written as text (how an attestation names it)."""
+    t = type_text.lower()
+    if t.startswith(("int", "uint", "float", "double", "halffloat", "decimal")):
         return "number"
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
+    if t in ("string", "large_string", "utf8", "large_utf8", "string_view"):
         return "text"
-    if pa.types.is_temporal(t):
+    if t.startswith(("date", "timestamp", "time")):
         return "time"
-    if pa.types.is_boolean(t):
+    if t == "bool":
         return "bool"
+    return None
+
+
+def _columns_of(schema: Schema) -> tuple[tuple[str, str], ...]:
+    if isinstance(schema, pa.Schema):
+        return tuple((f.name, str(f.type)) for f in schema)
+    return tuple((str(n), str(t)) for n, t in schema)
+
+
+def _literal_family(node: exp.Expression) -> str | None:
+    """The family of a literal operand; None when ``node`` is not a literal."""
+    if isinstance(node, exp.Null):
+        return "any"
+    if isinstance(node, exp.Boolean):
+        return "bool"
+    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
+        return None if node.this.is_string else "number"
+    if isinstance(node, exp.Literal):
+        return "text" if node.is_string else "number"
     return None
 
 
@@ -317,7 +350,7 @@ class _Analyzer:
 
     def __init__(
         self,
-        inputs: Mapping[str, tuple[pa.Schema, SqlAnalysisRules | None]],
+        inputs: Mapping[str, tuple[tuple[tuple[str, str], ...], SqlAnalysisRules | None]],
         max_output_rows: int | None,
     ) -> None:
         self.inputs = inputs
@@ -327,8 +360,9 @@ class _Analyzer:
         self.rules: dict[str, SqlAnalysisRules] = {}
         self.resolved: dict[int, tuple[str, str]] = {}
         self.uses: set[ColumnUse] = set()
-        self.group: set[tuple[str, str]] = set()
-        self.output_aliases: set[str] = set()
+        self.group: list[tuple[str, str]] = []
+        self.aggregates: list[Aggregate] = []
+        self.joins: list[tuple[tuple[str, str], tuple[str, str]]] = []
 
     # -- tables ------------------------------------------------------------
     def table(self, node: exp.Expression, where: str) -> None:
@@ -338,13 +372,13 @@ class _Analyzer:
                 f"{where} must name an input table; table functions and subqueries "
                 f"are not allowed (got {node.sql(dialect='duckdb')[:80]})",
             )
-        extra = [k for k, _ in _args(node) if k not in ("this", "alias")]
         if node.args.get("db") is not None or node.args.get("catalog") is not None:
             raise _deny(
                 "declared-tables",
                 f"{node.sql(dialect='duckdb')} names a schema or catalog; only the inputs "
                 f"({', '.join(self.inputs)}) may be read",
             )
+        extra = [k for k, _ in _args(node) if k not in ("this", "alias")]
         if extra:
             raise _deny("declared-tables", f"table modifier {extra[0]} is not allowed")
         name = node.this.this.lower()
@@ -389,7 +423,7 @@ class _Analyzer:
             candidates = list(self.scope.values())
         found: list[tuple[str, str]] = []
         for table in candidates:
-            names = self.inputs[table][0].names
+            names = [n for n, _ in self.inputs[table][0]]
             exact = [n for n in names if n == name]
             folded = exact or [n for n in names if n.lower() == name.lower()]
             if len(folded) > 1:
@@ -405,297 +439,155 @@ class _Analyzer:
         self.resolved[id(col)] = found[0]
         return found[0]
 
-    def family(self, node: exp.Expression) -> str | None:
-        """The type family of an expression ("any" for NULL; None when unknown)."""
-        if isinstance(node, exp.Null):
-            return "any"
-        if isinstance(node, exp.Column):
-            table, name = self.resolve(node)
-            return _arrow_family(self.inputs[table][0].field(name).type)
-        if isinstance(node, exp.Literal):
-            return "text" if node.is_string else "number"
-        if isinstance(node, (exp.Boolean, *_COMPARISONS, *_LOGIC[:3])):
-            return "bool"
-        if isinstance(node, exp.TryCast):
-            return _TRY_CAST_TARGETS.get(node.args["to"].this.name)
-        if isinstance(node, (*_ARITHMETIC, exp.Neg, exp.Abs, exp.Round)):
-            return "number"
-        if isinstance(node, (exp.Count, exp.Sum, exp.Avg, exp.Stddev, exp.StddevSamp)):
-            return "number"
-        if isinstance(node, (exp.StddevPop, exp.Variance, exp.VariancePop)):
-            return "number"
-        if isinstance(node, (exp.Lower, exp.Upper)):
-            return "text"
-        if isinstance(node, (exp.Paren, exp.Min, exp.Max, exp.Median, exp.Alias)):
-            return self.family(node.this)
-        if isinstance(node, (exp.Quantile, exp.PercentileCont, exp.PercentileDisc)):
-            return self.family(node.this)
-        branches: list[exp.Expression] = []
-        if isinstance(node, (exp.Coalesce, exp.Nullif)):
-            branches = [node.this, *node.expressions]
-            if isinstance(node, exp.Nullif):
-                branches.append(node.expression)
-        elif isinstance(node, exp.Case):
-            branches = [i.args["true"] for i in node.args.get("ifs") or []]
-            if node.args.get("default") is not None:
-                branches.append(node.args["default"])
-        elif isinstance(node, exp.If):
-            branches = [node.args["true"]]
-            if node.args.get("false") is not None:
-                branches.append(node.args["false"])
-        if branches:
-            return self.common_family(branches, what=node.key.upper())
-        return None
+    def family(self, table: str, column: str) -> str | None:
+        return _family_of_text(dict(self.inputs[table][0])[column])
 
-    def common_family(self, operands: list[exp.Expression], *, what: str) -> str | None:
-        families = {self.family(o) for o in operands} - {"any"}
-        if None in families:
-            return None
-        if len(families) > 1:
-            time_text = families == {"time", "text"}
-            literal_text = all(
-                isinstance(o, exp.Literal) or self.family(o) != "text" for o in operands
+    def identity(self, table: str, column: str, where: str) -> None:
+        if column in self.rules[table].identity_columns:
+            raise _deny(
+                "identity-columns",
+                f"{table}.{column} is an identity column; it may appear only in JOIN "
+                f"conditions and in COUNT, not {where}",
             )
-            if not (time_text and literal_text):
-                raise _deny(
-                    "typed-comparisons",
-                    f"{what} mixes {' and '.join(sorted(f for f in families if f))} operands; "
-                    "convert explicitly with TRY_CAST",
-                )
-            return "time"
-        return families.pop() if families else "any"
-
-    # -- checks ------------------------------------------------------------
-    def identity_literals(self, tree: exp.Expression) -> None:
-        for node in tree.find_all(*_COMPARISONS):
-            operands = [c for c in node.iter_expressions() if isinstance(c, exp.Expression)]
-            if isinstance(node, exp.In):
-                if node.args.get("query") is not None or node.args.get("unnest") is not None:
-                    continue  # refused as a subquery later
-                operands = [node.this, *node.expressions]
-            for i, operand in enumerate(operands):
-                idents = [
-                    self.resolve(c)
-                    for c in operand.find_all(exp.Column)
-                    if isinstance(c.this, exp.Identifier) and self.is_identity(c)
-                ]
-                if not idents:
-                    continue
-                others = operands[:i] + operands[i + 1 :]
-                if any(not any(True for _ in o.find_all(exp.Column)) for o in others):
-                    table, column = idents[0]
-                    raise _deny(
-                        "no-identity-literals",
-                        f"{table}.{column} compared with a literal "
-                        f"({node.sql(dialect='duckdb')[:120]})",
-                    )
-
-    def is_identity(self, col: exp.Column) -> bool:
-        try:
-            table, name = self.resolve(col)
-        except PolicyDenied:
-            return False  # reported by the main walk with its own rule
-        return name in self.rules[table].identity_columns
 
     def use(self, table: str, column: str, role: Role, fn: AggregationName | None = None) -> None:
         self.uses.add(ColumnUse(input=table, column=column, role=role, function=fn))
 
-    def expr(self, node: exp.Expression, ctx: str, agg: AggregationName | None = None) -> None:
-        """Check one expression in a context: output, having, order, where, filter."""
-        if isinstance(node, (exp.Literal, exp.Null, exp.Boolean)):
-            return
-        if isinstance(node, exp.Column):
-            self.column(node, ctx, agg)
-            return
-        if isinstance(node, exp.Star):
-            raise _deny("no-row-level-output", "SELECT * is not allowed")
-        if isinstance(node, (exp.Subquery, exp.Select, exp.Exists, exp.Union)):
-            raise _deny("single-select", "subqueries are not allowed")
-        if isinstance(node, exp.Window):
-            raise _deny(
-                "allowed-functions",
-                "window functions are not allowed (they release row-level values or totals)",
-            )
-        if isinstance(node, exp.TryCast):
-            self.try_cast(node, ctx, agg)
-            return
-        if isinstance(node, exp.Cast):
-            raise _deny("no-cast", f"use TRY_CAST instead of {node.sql(dialect='duckdb')[:80]}")
+    # -- aggregates --------------------------------------------------------
+    def aggregate(self, node: exp.Expression) -> int:
+        """Check one aggregate output; its index in :attr:`aggregates`."""
         if isinstance(node, exp.Filter):
-            self.filtered_aggregate(node, ctx, agg)
-            return
-        if type(node) in _AGGREGATES:
-            self.aggregate(node, ctx, agg)
-            return
-        if isinstance(node, exp.Alias):
-            if ctx != "output" or node.parent is None or not isinstance(node.parent, exp.Select):
-                raise _deny("single-select", "aliases are allowed on output columns only")
-            self.expr(node.this, ctx, agg)
-            return
-        if isinstance(node, (*_COMPARISONS, exp.Is)):
-            self.comparison(node, ctx, agg)
-            return
-        if isinstance(node, _LOGIC + _ARITHMETIC + (exp.Neg,) + _SCALARS):
-            self.scalar(node, ctx, agg)
-            return
-        if isinstance(node, exp.Anonymous):
-            name = str(node.name).upper()
-        elif isinstance(node, exp.Func):
-            name = node.sql_name()
-        else:
-            name = node.key.upper()
-        raise _deny("allowed-functions", f"{name} is not allowed")
-
-    def column(self, node: exp.Column, ctx: str, agg: AggregationName | None) -> None:
-        if (
-            ctx == "order"
-            and node.args.get("table") is None
-            and isinstance(node.this, exp.Identifier)
-            and node.this.this.lower() in self.output_aliases
-        ):
-            return  # an output column named in ORDER BY
-        table, name = self.resolve(node)
-        rules = self.rules[table]
-        label = f"{table}.{name}"
-        if agg is not None:
-            if name in rules.identity_columns and agg not in ("count", "count_distinct"):
-                raise _deny(
-                    "identity-aggregates",
-                    f"identity column {label} may only be counted, not in {agg.upper()}",
-                )
-            if name not in rules.aggregate_columns and name not in rules.identity_columns:
-                raise _deny(
-                    "aggregate-columns", f"{label} may not be aggregated (in {agg.upper()})"
-                )
-            self.use(table, name, "aggregate", agg)
-            return
-        if ctx in ("where", "filter"):
-            if name not in rules.filter_columns:
-                raise _deny(
-                    "filter-columns", f"{label} may not be used in a WHERE/FILTER predicate"
-                )
-            self.use(table, name, "filter")
-            return
-        if (table, name) in self.group:
-            return
-        if ctx == "having":
             raise _deny(
-                "filter-columns",
-                f"HAVING may use aggregates and GROUP BY columns only, not {label}",
+                "aggregate-arguments",
+                "FILTER (WHERE ...) selects rows inside an aggregate; filter with WHERE",
             )
-        raise _deny(
-            "no-row-level-output",
-            f"{label} is neither aggregated nor a GROUP BY column",
-        )
-
-    def try_cast(self, node: exp.TryCast, ctx: str, agg: AggregationName | None) -> None:
-        extra = [k for k, _ in _args(node) if k not in ("this", "to", "safe", "_type")]
-        target = node.args["to"]
-        name = target.this.name if isinstance(target, exp.DataType) else "?"
-        if extra or name not in _TRY_CAST_TARGETS or target.expressions:
-            raise _deny(
-                "allowed-functions",
-                f"TRY_CAST to {target.sql(dialect='duckdb')} is not allowed "
-                f"(targets: DOUBLE, BIGINT, INTEGER, VARCHAR, DATE, TIMESTAMP, BOOLEAN)",
-            )
-        self.expr(node.this, ctx, agg)
-
-    def aggregate(self, node: exp.Expression, ctx: str, agg: AggregationName | None) -> None:
         fn = _AGGREGATES[type(node)]
-        if agg is not None:
-            raise _deny("allowed-functions", "nested aggregations are not allowed")
-        if ctx in ("where", "filter"):
-            raise _deny("allowed-functions", "aggregations are not allowed in WHERE")
+        if fn in _ORDER_STATISTICS:
+            raise _deny(
+                "no-order-statistics",
+                f"{fn.upper()} releases one entity's value exactly; use AVG, SUM or COUNT "
+                "(or the DP percentiles of aggregate-stats)",
+            )
         arg = node.this
         if fn == "count" and isinstance(arg, exp.Distinct):
             if len(arg.expressions) != 1 or any(k != "expressions" for k, _ in _args(arg)):
-                raise _deny("allowed-functions", "COUNT(DISTINCT ...) takes one column")
+                raise _deny("aggregate-arguments", "COUNT(DISTINCT ...) takes one column")
             fn, arg = "count_distinct", arg.expressions[0]
         elif isinstance(arg, exp.Distinct):
-            raise _deny("allowed-functions", f"DISTINCT is allowed in COUNT only, not {fn.upper()}")
-        allowed_args = {"this", "big_int"}
-        if fn == "quantile":
-            q = node.args.get("quantile") or node.args.get("expression")
-            if not (isinstance(q, exp.Literal) and not q.is_string and 0 <= float(q.this) <= 1):
-                raise _deny("allowed-functions", "a quantile needs a constant fraction in [0, 1]")
-            allowed_args |= {"quantile", "expression"}
-        extra = [k for k, _ in _args(node) if k not in allowed_args]
-        if extra:
-            raise _deny("allowed-functions", f"{fn.upper()} does not take {extra[0]}")
-        if isinstance(arg, exp.Star):
-            if fn != "count":
-                raise _deny("allowed-functions", f"{fn.upper()}(*) is not allowed")
-        else:
-            self.expr(arg, ctx, fn)
-        # The inputs whose values are aggregated must allow the function (all, for COUNT(*)).
-        read = {self.resolved[id(c)][0] for c in arg.find_all(exp.Column) if id(c) in self.resolved}
-        for table in self.tables:
-            if (not read or table in read) and fn not in self.rules[table].aggregations:
-                raise _deny("allowed-functions", f"input {table} does not allow {fn.upper()}")
-
-    def filtered_aggregate(self, node: exp.Filter, ctx: str, agg: AggregationName | None) -> None:
-        inner, where = node.this, node.expression
-        if type(inner) not in _AGGREGATES or not isinstance(where, exp.Where):
-            raise _deny("allowed-functions", "FILTER applies to an aggregation only")
-        self.aggregate(inner, ctx, agg)
-        self.expr(where.this, "filter")
-
-    def comparison(self, node: exp.Expression, ctx: str, agg: AggregationName | None) -> None:
-        if isinstance(node, exp.In):
-            if any(k in ("query", "unnest", "field") for k, _ in _args(node)):
-                raise _deny("single-select", "IN takes a list of values, not a subquery")
-            operands = [node.this, *node.expressions]
-        elif isinstance(node, exp.Is):
-            if not isinstance(node.expression, (exp.Null, exp.Boolean)):
-                raise _deny("allowed-functions", "IS compares with NULL, TRUE or FALSE only")
-            operands = [node.this]
-        else:
-            extra = [k for k, _ in _args(node) if k not in ("this", "expression", "low", "high")]
-            if extra:
-                raise _deny("allowed-functions", f"{node.key.upper()} does not take {extra[0]}")
-            operands = [c for c in node.iter_expressions() if isinstance(c, exp.Expression)]
-        for operand in operands:
-            self.expr(operand, ctx, agg)
-        if isinstance(node, (exp.Like, exp.ILike, exp.Glob, exp.RegexpLike, exp.SimilarTo)):
-            operands.append(exp.Literal.string(""))  # pattern matching is on text
-        if (
-            not isinstance(node, exp.Is)
-            and self.common_family(operands, what=node.key.upper()) is None
-        ):
             raise _deny(
-                "typed-comparisons",
-                f"cannot tell the operand types of {node.sql(dialect='duckdb')[:80]}; use TRY_CAST",
+                "aggregate-arguments", f"DISTINCT is allowed in COUNT only, not {fn.upper()}"
             )
-
-    def scalar(self, node: exp.Expression, ctx: str, agg: AggregationName | None) -> None:
-        if isinstance(node, exp.Round):
-            decimals = node.args.get("decimals")
-            if decimals is not None and not (isinstance(decimals, exp.Literal) and decimals.is_int):
-                raise _deny("allowed-functions", "ROUND takes a constant number of decimals")
-            extra = [k for k, _ in _args(node) if k not in ("this", "decimals")]
-        elif isinstance(node, exp.Coalesce):
-            extra = [k for k, _ in _args(node) if k not in ("this", "expressions")]
-        elif isinstance(node, exp.Case):
-            extra = [k for k, _ in _args(node) if k not in ("ifs", "default")]
-        elif isinstance(node, exp.If):
-            extra = [k for k, _ in _args(node) if k not in ("this", "true", "false")]
-        else:
-            extra = [k for k, _ in _args(node) if k not in ("this", "expression")]
+        extra = [k for k, _ in _args(node) if k not in ("this", "big_int")]
         if extra:
-            raise _deny("allowed-functions", f"{node.key.upper()} does not take {extra[0]}")
-        for child in node.iter_expressions():
-            self.expr(child, ctx, agg)
-        if isinstance(node, (exp.Coalesce, exp.Nullif, exp.Case, exp.If)):
-            self.family(node)  # refuses mixed branch types
+            raise _deny("aggregate-arguments", f"{fn.upper()} does not take {extra[0]}")
+        if isinstance(arg, exp.Star) and fn == "count":
+            for table in self.tables:
+                if "count" not in self.rules[table].aggregations:
+                    raise _deny("allowed-functions", f"input {table} does not allow COUNT")
+            self.aggregates.append(Aggregate(function="count", input=None, column=None))
+            return len(self.aggregates) - 1
+        if not isinstance(arg, exp.Column):
+            raise _deny(
+                "aggregate-arguments",
+                f"{fn.upper()} takes one plain column, not {arg.sql(dialect='duckdb')[:80]} "
+                "(no expressions, CASE, IF, COALESCE, NULLIF or arithmetic inside an aggregate)",
+            )
+        table, column = self.resolve(arg)
+        rules = self.rules[table]
+        if fn not in rules.aggregations:
+            raise _deny("allowed-functions", f"input {table} does not allow {fn.upper()}")
+        if column in rules.identity_columns:
+            if fn not in ("count", "count_distinct"):
+                raise _deny(
+                    "identity-columns",
+                    f"{table}.{column} is an identity column; it may only be counted, "
+                    f"not in {fn.upper()}",
+                )
+        elif column not in rules.aggregate_columns:
+            raise _deny(
+                "aggregate-columns", f"{table}.{column} may not be aggregated (in {fn.upper()})"
+            )
+        self.use(table, column, "aggregate", fn)
+        self.aggregates.append(
+            Aggregate(function=fn, input=table, column=column, family=self.family(table, column))
+        )
+        return len(self.aggregates) - 1
 
+    # -- WHERE -------------------------------------------------------------
+    def predicate(self, node: exp.Expression) -> None:
+        """A boolean combination of plain columns compared with literals."""
+        if isinstance(node, (exp.And, exp.Or)):
+            self.predicate(node.this)
+            self.predicate(node.expression)
+            return
+        if isinstance(node, (exp.Not, exp.Paren)):
+            self.predicate(node.this)
+            return
+        if isinstance(node, exp.Is):
+            operands, literals = [node.this], [node.expression]
+            if not isinstance(node.expression, exp.Null):
+                raise _deny("filter-columns", "IS compares with NULL only")
+        elif isinstance(node, exp.In):
+            if any(k in ("query", "unnest", "field") for k, _ in _args(node)):
+                raise _deny("single-select", "IN takes a list of literals, not a subquery")
+            operands, literals = [node.this], list(node.expressions)
+        elif isinstance(node, exp.Between):
+            operands, literals = [node.this], [node.args["low"], node.args["high"]]
+        elif isinstance(node, (*_COMPARISONS, *_PATTERNS)):
+            extra = [k for k, _ in _args(node) if k not in ("this", "expression")]
+            if extra:
+                raise _deny("filter-columns", f"{node.key.upper()} does not take {extra[0]}")
+            left, right = node.this, node.expression
+            if isinstance(left, exp.Column) or isinstance(node, _PATTERNS):
+                operands, literals = [left], [right]
+            else:
+                operands, literals = [right], [left]
+        else:
+            raise _deny(
+                "filter-columns",
+                "WHERE compares plain columns with literals only, not "
+                f"{node.sql(dialect='duckdb')[:80]}",
+            )
+        column = operands[0]
+        if not isinstance(column, exp.Column):
+            raise _deny(
+                "filter-columns",
+                "WHERE compares a plain column with literals, not "
+                f"{column.sql(dialect='duckdb')[:80]}",
+            )
+        table, name = self.resolve(column)
+        self.identity(table, name, "in WHERE")
+        rules = self.rules[table]
+        if name not in rules.dimension_columns and name not in rules.filter_columns:
+            raise _deny("filter-columns", f"{table}.{name} may not be used in WHERE")
+        want = self.family(table, name)
+        for lit in literals:
+            got = _literal_family(lit)
+            if got is None:
+                raise _deny(
+                    "filter-columns",
+                    f"{table}.{name} is compared with {lit.sql(dialect='duckdb')[:80]}, not a "
+                    "literal",
+                )
+            if isinstance(node, _PATTERNS) and got != "text":
+                raise _deny("typed-comparisons", f"{node.key.upper()} takes a text pattern")
+            ok = got == "any" or want == got or (want == "time" and got == "text")
+            if not ok:
+                raise _deny(
+                    "typed-comparisons",
+                    f"{table}.{name} ({want or 'unknown type'}) is compared with a {got} literal",
+                )
+        self.use(table, name, "filter")
+
+    # -- JOIN, GROUP BY, LIMIT --------------------------------------------
     def join(self, node: exp.Join) -> None:
-        extra = [k for k, _ in _args(node) if k not in ("this", "on", "side", "kind")]
-        kind = (node.args.get("kind") or "").upper()
-        if extra or kind not in ("", "INNER", "OUTER"):
-            what = kind or (extra[0] if extra else "")
+        extra = [k for k, _ in _args(node) if k not in ("this", "on", "kind")]
+        kind = str(node.args.get("kind") or "").upper()
+        if extra or kind not in ("", "INNER"):
+            what = kind or str(node.args.get("side") or (extra[0] if extra else "")).upper()
             raise _deny(
                 "join-columns",
-                f"{what.upper()} joins are not allowed; join with ON equalities of join columns",
+                f"{what} joins are not allowed; INNER JOIN with ON equalities of join columns",
             )
         self.table(node.this, "JOIN")
         joined = self.tables[-1]
@@ -724,14 +616,17 @@ class _Analyzer:
                     f"join conditions are equalities of two columns, not "
                     f"{eq.sql(dialect='duckdb')[:80]}",
                 )
-            (t1, c1), (t2, c2) = self.resolve(eq.this), self.resolve(eq.expression)
-            if t1 == t2:
-                raise _deny("join-columns", f"{t1}.{c1} = {t2}.{c2} does not join two inputs")
-            for t, c in ((t1, c1), (t2, c2)):
+            left, right = self.resolve(eq.this), self.resolve(eq.expression)
+            if left[0] == right[0]:
+                raise _deny(
+                    "join-columns", f"{left[0]}.{left[1]} = {right[0]}.{right[1]} joins no inputs"
+                )
+            for t, c in (left, right):
                 if c not in self.rules[t].join_columns:
                     raise _deny("join-columns", f"{t}.{c} is not a join column")
                 self.use(t, c, "join")
-            touches_joined = touches_joined or joined in (t1, t2)
+            self.joins.append((left, right))
+            touches_joined = touches_joined or joined in (left[0], right[0])
         if not touches_joined:
             raise _deny("join-columns", f"the ON clause of the join does not involve {joined}")
 
@@ -752,9 +647,11 @@ class _Analyzer:
                     f"GROUP BY takes plain dimension columns, not {item.sql(dialect='duckdb')[:80]}",
                 )
             table, name = self.resolve(item)
+            self.identity(table, name, "in GROUP BY")
             if name not in self.rules[table].dimension_columns:
                 raise _deny("dimension-columns", f"{table}.{name} is not a dimension column")
-            self.group.add((table, name))
+            if (table, name) not in self.group:
+                self.group.append((table, name))
             self.use(table, name, "dimension")
 
     def limit(self, node: exp.Expression | None) -> int | None:
@@ -771,23 +668,7 @@ class _Analyzer:
         return n
 
 
-def analyze(
-    sql: str,
-    *,
-    inputs: Mapping[str, tuple[pa.Schema, SqlAnalysisRules | None]],
-    max_output_rows: int | None = None,
-) -> Admitted:
-    """Admit ``sql`` if it satisfies every rule of every input it reads, or raise PolicyDenied.
-
-    ``inputs`` maps each input name (the table name in SQL) to its schema and its
-    owner's rules. The result is rewritten for execution (see :class:`Admitted`).
-    """
-    if len(sql) > MAX_SQL_LENGTH:
-        raise InvalidInput(f"the SQL is {len(sql)} characters; the limit is {MAX_SQL_LENGTH}")
-    for name, (schema, _) in inputs.items():
-        reserved = [n for n in schema.names if n.lower().startswith(_RESERVED_PREFIX)]
-        if reserved:
-            raise InvalidInput(f"input {name} has a reserved column name {reserved[0]!r}")
+def _select(sql: str) -> exp.Select:
     try:
         statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
     except SqlglotError as exc:
@@ -800,81 +681,137 @@ def analyze(
     for key, _ in _args(tree):
         if key not in _SELECT_ARGS:
             word = _SELECT_ARG_WORDS.get(key, key.upper())
-            rule = "no-row-level-output" if key == "distinct" else "single-select"
-            if key == "offset":
-                rule = "output-limit"
+            rule = {"distinct": "no-row-level-output", "offset": "output-limit"}.get(
+                key, "single-select"
+            )
             raise _deny(rule, f"{word} is not allowed")
-    a = _Analyzer(inputs, max_output_rows)
+    if next(tree.find_all(exp.Subquery, exp.Union, exp.Exists), None) is not None:
+        raise _deny("single-select", "subqueries are not allowed")
+    if next(tree.find_all(exp.Window), None) is not None:
+        raise _deny("single-select", "window functions are not allowed")
+    return tree
+
+
+def analyze(
+    sql: str,
+    *,
+    inputs: Mapping[str, tuple[Schema, SqlAnalysisRules | None]],
+    max_output_rows: int | None = None,
+) -> Admitted:
+    """Admit ``sql`` if it satisfies every rule of every input it reads, or raise PolicyDenied.
+
+    ``inputs`` maps each input name (the table name in SQL) to its schema (Arrow, or the
+    attested (name, type) pairs: both give the same decision) and its owner's rules.
+    """
+    if len(sql) > MAX_SQL_LENGTH:
+        raise InvalidInput(f"the SQL is {len(sql)} characters; the limit is {MAX_SQL_LENGTH}")
+    columns = {name: (_columns_of(schema), rules) for name, (schema, rules) in inputs.items()}
+    for input_name, (cols, _) in columns.items():
+        reserved = [n for n, _ in cols if n.lower().startswith(_RESERVED_PREFIX)]
+        if reserved:
+            raise InvalidInput(f"input {input_name} has a reserved column name {reserved[0]!r}")
+    tree = _select(sql)
+    a = _Analyzer(columns, max_output_rows)
     from_ = tree.args.get("from_")
     if from_ is None:
         raise _deny("declared-tables", "the query reads no input (FROM is missing)")
     a.table(from_.this, "FROM")
     for join in tree.args.get("joins") or []:
         a.join(join)
-    if next(tree.find_all(exp.Subquery, exp.Union, exp.Exists), None) is not None:
-        raise _deny("single-select", "subqueries are not allowed")
-    a.identity_literals(tree)
     group = tree.args.get("group")
     if group is not None:
         a.group_by(group)
-    outputs = tree.expressions
-    for item in outputs:
+    outputs: list[tuple[Literal["dimension", "aggregate"], int]] = []
+    names: list[str] = []
+    items = list(tree.expressions)
+    if len(items) > MAX_OUTPUT_COLUMNS:
+        raise _deny(
+            "output-columns", f"{len(items)} outputs; at most {MAX_OUTPUT_COLUMNS} are allowed"
+        )
+    for item in items:
+        node: exp.Expression = item
+        name: str | None = None
         if isinstance(item, exp.Alias):
-            if item.alias.lower().startswith(_RESERVED_PREFIX):
-                raise _deny("no-row-level-output", f"output name {item.alias!r} is reserved")
-            a.output_aliases.add(item.alias.lower())
-        a.expr(item, "output")
-    has_aggregate = any(any(True for _ in item.find_all(*_AGGREGATES)) for item in outputs)
-    if group is None and not has_aggregate:
+            node, name = item.this, item.alias
+            if name.lower().startswith(_RESERVED_PREFIX):
+                raise _deny("no-row-level-output", f"output name {name!r} is reserved")
+        if isinstance(node, exp.Star):
+            raise _deny("no-row-level-output", "SELECT * is not allowed")
+        if isinstance(node, exp.Column):
+            table, column = a.resolve(node)
+            a.identity(table, column, "as an output")
+            if (table, column) not in a.group:
+                raise _deny(
+                    "no-row-level-output",
+                    f"{table}.{column} is neither aggregated nor a GROUP BY column",
+                )
+            outputs.append(("dimension", a.group.index((table, column))))
+            names.append(name or column)
+        elif type(node) in _AGGREGATES or isinstance(node, exp.Filter):
+            outputs.append(("aggregate", a.aggregate(node)))
+            names.append(name or node.sql(dialect="duckdb")[:200])
+        else:
+            raise _deny(
+                "no-row-level-output",
+                "each output is one aggregate or one GROUP BY column, not "
+                f"{node.sql(dialect='duckdb')[:80]}",
+            )
+    if not any(kind == "aggregate" for kind, _ in outputs) and group is None:
         raise _deny("no-row-level-output", "the query neither aggregates nor groups")
     where = tree.args.get("where")
     if where is not None:
-        a.expr(where.this, "where")
-    having = tree.args.get("having")
-    if having is not None:
-        a.expr(having.this, "having")
-    order = tree.args.get("order")
-    order_items: list[exp.Expression] = []
-    if order is not None:
-        for ordered in order.expressions:
-            item = ordered.this
-            if isinstance(item, exp.Literal) and item.is_int:
-                if not 1 <= int(item.this) <= len(outputs):
-                    raise _deny("no-row-level-output", f"ORDER BY {item.this} is not an output")
-            else:
-                a.expr(item, "order")
-            order_items.append(ordered)
+        a.predicate(where.this)
+    order: list[tuple[int, bool]] = []
+    for ordered in (tree.args.get("order") or exp.Order()).expressions:
+        order.append((_order_index(ordered.this, names, items), bool(ordered.args.get("desc"))))
     limit = a.limit(tree.args.get("limit"))
-    names: list[str] = []
-    for item in list(outputs):
-        if isinstance(item, exp.Alias):
-            names.append(item.alias)
-            continue
-        name = item.name if isinstance(item, exp.Column) else item.sql(dialect="duckdb")
-        names.append(name[:200])
-        alias = exp.Alias(alias=exp.to_identifier(name[:200], quoted=True))
-        item.replace(alias)
-        alias.set("this", item)
+    hidden: list[tuple[str, int | None]] = [(t, None) for t in a.tables]
+    for j, agg in enumerate(a.aggregates):
+        if agg.column is not None:
+            hidden.extend((t, j) for t in a.tables)
     return Admitted(
-        sql=_rewrite(tree, a, order_items),
+        sql=_exact_sql(tree, a, outputs, names, order, hidden),
+        rows_sql=_rows_sql(tree, a),
         tables=tuple(a.tables),
         output_names=tuple(names),
+        outputs=tuple(outputs),
+        dimensions=tuple(a.group),
+        aggregates=tuple(a.aggregates),
+        hidden=tuple(hidden),
+        joins=tuple(a.joins),
+        order=tuple(order),
         limit=limit,
         uses=frozenset(a.uses),
     )
 
 
-def _as_double(node: exp.Expression) -> exp.Expression:
-    return exp.TryCast(this=node, to=exp.DataType.build("DOUBLE"))
+def _order_index(
+    node: exp.Expression, names: Sequence[str], items: Sequence[exp.Expression]
+) -> int:
+    """The output an ORDER BY item names (by position, output name or the same text)."""
+    if isinstance(node, exp.Literal) and node.is_int and 1 <= int(node.this) <= len(names):
+        return int(node.this) - 1
+    if isinstance(node, exp.Column) and node.args.get("table") is None:
+        lowered = [n.lower() for n in names]
+        if node.name.lower() in lowered:
+            return lowered.index(node.name.lower())
+    text = node.sql(dialect="duckdb")
+    for i, item in enumerate(items):
+        bare = item.this if isinstance(item, exp.Alias) else item
+        if bare.sql(dialect="duckdb") == text:
+            return i
+    raise _deny("output-order", f"ORDER BY names outputs only, not {text[:80]}")
 
 
-def _rewrite(tree: exp.Select, a: _Analyzer, order_items: list[exp.Expression]) -> str:
-    """Qualify every column, make arithmetic total, add entity counts and a stable order."""
-    for col in list(tree.find_all(exp.Column)):
-        target = a.resolved.get(id(col))
+def _qualified(tree: exp.Select, a: _Analyzer) -> exp.Select:
+    """A copy of ``tree`` with every column and table qualified by a reserved alias."""
+    out = tree.copy()
+    originals = list(tree.find_all(exp.Column))
+    for col, original in zip(list(out.find_all(exp.Column)), originals, strict=True):
+        target = a.resolved.get(id(original))
         if target is not None:
             col.replace(exp.column(target[1], table=_alias(target[0]), quoted=True))
-    for table in list(tree.find_all(exp.Table)):
+    for table in list(out.find_all(exp.Table)):
         name = table.this.this.lower()
         table.replace(
             exp.Table(
@@ -882,29 +819,129 @@ def _rewrite(tree: exp.Select, a: _Analyzer, order_items: list[exp.Expression]) 
                 alias=exp.TableAlias(this=exp.to_identifier(_alias(name), quoted=True)),
             )
         )
-    # Arithmetic in DOUBLE (no overflow) and division by NULLIF(x, 0) (no division by zero):
-    # no single value can make the query fail.
-    for node in list(tree.find_all(*_ARITHMETIC, exp.Neg, exp.Abs, exp.Round)):
-        node.set("this", _as_double(node.this))
-        if isinstance(node, (exp.Div, exp.IntDiv, exp.Mod)):
-            node.set(
-                "expression",
-                exp.Nullif(this=_as_double(node.expression), expression=exp.Literal.number(0)),
+    return out
+
+
+def _entity(table: str) -> exp.Column:
+    return exp.column(ENTITY_COLUMN, table=_alias(table), quoted=True)
+
+
+def _col(table: str, column: str) -> exp.Column:
+    return exp.column(column, table=_alias(table), quoted=True)
+
+
+def _exact_sql(
+    tree: exp.Select,
+    a: _Analyzer,
+    outputs: Sequence[tuple[Literal["dimension", "aggregate"], int]],
+    names: Sequence[str],
+    order: Sequence[tuple[int, bool]],
+    hidden: Sequence[tuple[str, int | None]],
+) -> str:
+    """The query with the hidden entity lists, the requester's order then a stable one."""
+    q = _qualified(tree, a)
+    q.set(
+        "expressions",
+        [
+            exp.alias_(e.this if isinstance(e, exp.Alias) else e, name, quoted=True)
+            for e, name in zip(
+                q.expressions, [f"{_RESERVED_PREFIX}_o{i}" for i in range(len(names))], strict=True
             )
-        elif isinstance(node, _ARITHMETIC):
-            node.set("expression", _as_double(node.expression))
-    for name in a.tables:
-        count = exp.Count(
-            this=exp.Distinct(
-                expressions=[exp.column(ENTITY_COLUMN, table=_alias(name), quoted=True)]
+        ],
+    )
+    for table, j in hidden:
+        entities: exp.Expression = exp.ArrayAgg(this=exp.Distinct(expressions=[_entity(table)]))
+        if j is not None:
+            agg = a.aggregates[j]
+            assert agg.input is not None
+            assert agg.column is not None
+            entities = exp.Filter(
+                this=entities,
+                expression=exp.Where(
+                    this=exp.Not(
+                        this=exp.Is(this=_col(agg.input, agg.column), expression=exp.Null())
+                    )
+                ),
             )
+        q.append("expressions", exp.alias_(entities, hidden_column(table, j), quoted=True))
+    keys = [exp.Ordered(this=exp.Literal.number(i + 1), desc=desc) for i, desc in order] + [
+        exp.Ordered(this=exp.Literal.number(i + 1)) for i in range(len(names))
+    ]
+    q.set("order", exp.Order(expressions=keys))
+    q.set("limit", None)
+    return q.sql(dialect="duckdb")
+
+
+def _rows_sql(tree: exp.Select, a: _Analyzer) -> str:
+    """The joined, filtered rows the aggregates read: the first input's entity, each GROUP BY
+    column and each aggregated column."""
+    q = _qualified(tree, a)
+    select = [exp.alias_(_entity(a.tables[0]), f"{_RESERVED_PREFIX}_id", quoted=True)]
+    select += [
+        exp.alias_(_col(t, c), f"{_RESERVED_PREFIX}_d{i}", quoted=True)
+        for i, (t, c) in enumerate(a.group)
+    ]
+    select += [
+        exp.alias_(_col(agg.input, agg.column), f"{_RESERVED_PREFIX}_v{j}", quoted=True)
+        for j, agg in enumerate(a.aggregates)
+        if agg.input is not None and agg.column is not None
+    ]
+    q.set("expressions", select)
+    for key in ("group", "order", "limit"):
+        q.set(key, None)
+    return q.sql(dialect="duckdb")
+
+
+def admit_dp(
+    admitted: Admitted,
+    *,
+    entity_columns: Mapping[str, str | None],
+    bounds: Mapping[str, object],
+) -> None:
+    """The further rules of DP SQL, or PolicyDenied naming the rule.
+
+    * ``dp-aggregations``: COUNT(*), COUNT(column), SUM(column) and AVG(column) only.
+    * ``dp-bounds``: every SUM / AVG column has public bounds, keyed ``input.column``.
+    * ``dp-entity-join``: every input read declares an entity column, and with several
+      inputs the JOIN equalities connect all their entity columns, so each joined row
+      belongs to one entity of every input (the privacy unit of every input at once).
+    """
+    for agg in admitted.aggregates:
+        if agg.function not in ("count", "sum", "avg"):
+            raise _deny(
+                "dp-aggregations",
+                f"DP SQL releases COUNT, SUM and AVG only, not {agg.function.upper()}",
+            )
+        if agg.function in ("sum", "avg") and agg.family not in ("number", "bool"):
+            raise InvalidInput(f"{agg.function.upper()}({agg.input}.{agg.column}) needs a number")
+        if agg.function in ("sum", "avg") and f"{agg.input}.{agg.column}" not in bounds:
+            raise _deny(
+                "dp-bounds",
+                f"{agg.function.upper()}({agg.input}.{agg.column}) needs public bounds: "
+                f"dp.bounds[{agg.input}.{agg.column!s}] = [lower, upper]",
+            )
+    missing = [t for t in admitted.tables if entity_columns.get(t) is None]
+    if missing:
+        raise _deny(
+            "dp-entity-join",
+            f"input {missing[0]} declares no entity column: DP SQL needs one per input",
         )
-        tree.append(
-            "expressions",
-            exp.alias_(count, entity_count_column(name), quoted=True),
+    linked = {admitted.tables[0]}
+    grew = True
+    while grew:
+        grew = False
+        for (t1, c1), (t2, c2) in admitted.joins:
+            if (
+                c1 == entity_columns[t1]
+                and c2 == entity_columns[t2]
+                and (t1 in linked) != (t2 in linked)
+            ):
+                linked |= {t1, t2}
+                grew = True
+    stray = [t for t in admitted.tables if t not in linked]
+    if stray:
+        raise _deny(
+            "dp-entity-join",
+            f"input {stray[0]} is not joined on its entity column to the others: every "
+            "joined row must belong to one entity of each input",
         )
-    width = len(tree.expressions) - len(a.tables)
-    stable = [exp.Ordered(this=exp.Literal.number(i)) for i in range(1, width + 1)]
-    tree.set("order", exp.Order(expressions=[*order_items, *stable]))
-    tree.set("limit", None)
-    return tree.sql(dialect="duckdb")
