@@ -18,25 +18,25 @@ PINNED = {
     ): "sha256:3a3f08812ef138ad8910dea2438e567201db04149557ba65959d791012503ae5",
     (
         "association-test",
-        "1.1.0",
-    ): "sha256:d4630b9e126621bad8a06ad1523159db3e1858f7b68d5cb7c69bafd01d2875f3",
+        "2.0.0",
+    ): "sha256:48ed1b2d0d2425c01280ac9ca388c61895269f3fca58cf4f5754c0a4a3aed2d8",
     (
         "correlation",
-        "1.1.0",
-    ): "sha256:66ae222fd18796f9b13d8b8ba4c89d281ae346961c236388caf1f4d44dda723a",
+        "2.0.0",
+    ): "sha256:f21428a4565f6103525efd3c4857b6af36d69d342ac44ff34fcd9cdc862e3c72",
     (
         "gap-analysis",
         "1.0.1",
     ): "sha256:4276ec09cf8b5bef95d5283a5cd4ccb4dc51123d90a4c4aa5310cbf38fbea819",
     (
         "intersection-overlap",
-        "1.1.0",
-    ): "sha256:caf862b2142f087b8718f7209678efb3baef32de0820a0c9903dcf87fcd77726",
+        "2.0.0",
+    ): "sha256:d42f849965ce44026c076d6c16e24f7d94e44a3f7f80331f4306939537a1124b",
     (
         "intersection-sum",
-        "1.1.0",
-    ): "sha256:fc089578fb60a3fdc94745285c088e21d1489b2034458e36a1d00526af2711c8",
-    ("lift", "1.1.0"): "sha256:b61f3991e255289c3c24686b93d0578d9c0c576089372675351d66e03b9a9ee6",
+        "2.0.0",
+    ): "sha256:6ad326df94436269215b13a02b0c279eeaadecaa842c11e1aa84b982e1aa78d7",
+    ("lift", "2.0.0"): "sha256:6a12e3ae4f077f996e02efb7d46fcb44f13d601bf1789e1a7bd88f73dd143331",
     (
         "pattern-search",
         "1.0.1",
