@@ -86,9 +86,7 @@ def test_overlap_join_only_keys_are_fine_and_null_ids_absent() -> None:
 def test_intersection_sum_matches_numpy() -> None:
     a = columns_of("fair", ["age"], rows=FAIR_A)
     b = columns_of("fair", ["affairs"], rows=FAIR_B)
-    out = ISUM.run(
-        [a, b], ISUM.parse_params({"value": "affairs", "value_bounds": WIDE}), ctx()
-    )
+    out = ISUM.run([a, b], ISUM.parse_params({"value": "affairs", "value_bounds": WIDE}), ctx())
     df = frame("fair")
     shared = sorted(set(FAIR_A) & set(FAIR_B))
     vals = coded(df.loc[shared, "affairs"].to_numpy(), 5)

@@ -340,6 +340,26 @@ def _measurement(
     return _calibrate(make, d_in, epsilon)
 
 
+@functools.lru_cache(maxsize=2048)
+def _map(
+    kind: str,
+    epsilon: float,
+    d_cal: int,
+    bounds: tuple[float, float] | None,
+    categories: tuple[str, ...],
+    d_in: int,
+) -> Decimal:
+    return Decimal(_measurement(kind, epsilon, d_cal, bounds, categories)[0].map(d_in))
+
+
+@functools.lru_cache(maxsize=512)
+def _accuracy(discrete: bool, scale: float, alpha: float) -> float:
+    """The noise's (1 - alpha) bound: |noise| <= it with probability 1 - alpha (OpenDP)."""
+    if discrete:
+        return float(dp.discrete_laplacian_scale_to_accuracy(scale, alpha))
+    return float(dp.laplacian_scale_to_accuracy(scale, alpha))
+
+
 @dataclass(frozen=True, slots=True)
 class Noisy:
     """A DP release: each statistic's noisy value (a histogram's, per category)."""
@@ -402,27 +422,29 @@ class DpPlan:
         readers = max(sum(1 for s in stats if i in s.sides) for i in (0, 1))
         share = Context(prec=28, rounding=ROUND_DOWN).divide(self.epsilon, Decimal(readers))
         self.share = share
-        self.measurements: dict[str, tuple[Any, float]] = {}
-        for s in self.stats:
-            d_in = max(contributions[i] for i in s.sides)
-            self.measurements[s.name] = _measurement(
-                s.kind, _at_most(share), d_in, s.bounds, s.categories
+        self._specs = {
+            st.name: (
+                st.kind,
+                _at_most(share),
+                max(contributions[i] for i in st.sides),
+                st.bounds,
+                st.categories,
             )
+            for st in self.stats
+        }
+        self.measurements = {name: _measurement(*spec) for name, spec in self._specs.items()}
         for i in (0, 1):
             if self.loss(i) > self.epsilon:  # pragma: no cover - the shares add up to epsilon
                 raise InvalidInput(f"{computation}: the DP plan overspends on input {i}")
 
+    def map(self, name: str, d_in: int) -> Decimal:
+        """The privacy map of statistic ``name`` at ``d_in`` (OpenDP's, cached)."""
+        return _map(*self._specs[name], d_in)
+
     def loss(self, index: int) -> Decimal:
         """The privacy loss of the release for input ``index`` at its contribution bound."""
         d_in = self.contributions[index]
-        return sum(
-            (
-                Decimal(self.measurements[s.name][0].map(d_in))
-                for s in self.stats
-                if index in s.sides
-            ),
-            Decimal(0),
-        )
+        return sum((self.map(st.name, d_in) for st in self.stats if index in st.sides), Decimal(0))
 
     def release(self, data: Mapping[str, Any]) -> Noisy:
         """Run every measurement on its records: bools for a count (one per record),
@@ -439,11 +461,12 @@ class DpPlan:
                 out[s.name] = float(meas([float(v) for v in records]))
         return Noisy(out)
 
-    def replicates(self, released: Noisy, draws: int = DRAWS) -> Replicates:
+    def replicates(self, released: Noisy, draws: int | None = None) -> Replicates:
         """``draws`` plausible exact values of each statistic given the release (the release
         minus fresh draws of its noise) and as many standard normal draws for a sampling
         term: post-processing of public scales and the release, seeded by the release, so
         the same release always gives the same intervals."""
+        draws = DRAWS if draws is None else draws
         seed = hashlib.sha256(repr(sorted(released.values.items())).encode()).digest()
         rng = np.random.default_rng(int.from_bytes(seed[:8], "big"))
         out: dict[str, Floats] = {}
@@ -462,24 +485,20 @@ class DpPlan:
         return Replicates(out, rng.standard_normal(draws))
 
     def info(self, confidence: float) -> JoinDp:
-        alpha = 1.0 - confidence
         statistics = []
         for s in self.stats:
-            meas, scale = self.measurements[s.name]
+            scale = self.measurements[s.name][1]
             discrete = s.kind != "sum"
-            accuracy = (
-                dp.discrete_laplacian_scale_to_accuracy(scale, alpha)
-                if discrete
-                else dp.laplacian_scale_to_accuracy(scale, alpha)
-            )
             statistics.append(
                 DpStatistic(
                     name=s.name,
                     mechanism="discrete laplace" if discrete else "laplace",
                     scale=_stats.num(scale) or "0",
-                    epsilon=_stats.num(float(max(meas.map(self.contributions[i]) for i in s.sides)))
+                    epsilon=_stats.num(
+                        float(max(self.map(s.name, self.contributions[i]) for i in s.sides))
+                    )
                     or "0",
-                    accuracy=_stats.num(float(accuracy)) or "0",
+                    accuracy=_stats.num(_accuracy(discrete, scale, 1.0 - confidence)) or "0",
                 )
             )
         return JoinDp(
