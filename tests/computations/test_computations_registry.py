@@ -19,11 +19,11 @@ PINNED = {
     (
         "association-test",
         "2.0.0",
-    ): "sha256:48ed1b2d0d2425c01280ac9ca388c61895269f3fca58cf4f5754c0a4a3aed2d8",
+    ): "sha256:36f28364fe3b53bcf8d5bd290ab728883e751d0758106526f2572bde253cb24f",
     (
         "correlation",
         "2.0.0",
-    ): "sha256:f21428a4565f6103525efd3c4857b6af36d69d342ac44ff34fcd9cdc862e3c72",
+    ): "sha256:3c0e9a715f48d16461066f3f18f374179005bd46e911aacb39b87b9c2653ce71",
     (
         "gap-analysis",
         "1.0.1",
@@ -31,12 +31,12 @@ PINNED = {
     (
         "intersection-overlap",
         "2.0.0",
-    ): "sha256:d42f849965ce44026c076d6c16e24f7d94e44a3f7f80331f4306939537a1124b",
+    ): "sha256:ca833967a9f94a283bf51d89ef031a9d5c62bab25ea32e560bfdc93edd0220ed",
     (
         "intersection-sum",
         "2.0.0",
-    ): "sha256:6ad326df94436269215b13a02b0c279eeaadecaa842c11e1aa84b982e1aa78d7",
-    ("lift", "2.0.0"): "sha256:6a12e3ae4f077f996e02efb7d46fcb44f13d601bf1789e1a7bd88f73dd143331",
+    ): "sha256:9f1a487479635d82fe4ac4b59a5fba269ff2c47331813f692b1d32a101fde03c",
+    ("lift", "2.0.0"): "sha256:d1c37e96db599599f169bab901f36aee3d767fd11df1b2258c3896c091ae1f67",
     (
         "pattern-search",
         "1.0.1",

@@ -594,7 +594,7 @@ def entity_set(side: Side, rows: _stats.Bools) -> frozenset[Hashable]:
     if side.entity_column is None:
         return frozenset(np.flatnonzero(rows).tolist())
     col = side.table.column(side.entity_column).filter(pa.array(rows))
-    return frozenset(v for v in pc.unique(col).to_pylist() if v is not None)
+    return frozenset(pc.drop_null(pc.unique(col)).to_pylist())
 
 
 def cover_clip(
