@@ -19,11 +19,11 @@ PINNED = {
     (
         "association-test",
         "2.0.0",
-    ): "sha256:36f28364fe3b53bcf8d5bd290ab728883e751d0758106526f2572bde253cb24f",
+    ): "sha256:feeb87cc052f8575a7273b2f30f39fbe75a4db732009dd2bec62f14588c45d32",
     (
         "correlation",
         "2.0.0",
-    ): "sha256:3c0e9a715f48d16461066f3f18f374179005bd46e911aacb39b87b9c2653ce71",
+    ): "sha256:ac9305286e524da7e4c1ac58e13adace43ad6957e1e4038f8d5cd769f71dac36",
     (
         "gap-analysis",
         "1.0.1",
@@ -31,12 +31,12 @@ PINNED = {
     (
         "intersection-overlap",
         "2.0.0",
-    ): "sha256:ca833967a9f94a283bf51d89ef031a9d5c62bab25ea32e560bfdc93edd0220ed",
+    ): "sha256:50fb08f7b3531793fb8b6816318064e86045909e012da783f84b18f4f7d442ef",
     (
         "intersection-sum",
         "2.0.0",
-    ): "sha256:9f1a487479635d82fe4ac4b59a5fba269ff2c47331813f692b1d32a101fde03c",
-    ("lift", "2.0.0"): "sha256:d1c37e96db599599f169bab901f36aee3d767fd11df1b2258c3896c091ae1f67",
+    ): "sha256:672db82c7d0d61b8f1dbc1bb6e6a37c66291245c7d568170b5e35fcedc7e968b",
+    ("lift", "2.0.0"): "sha256:37a5cb59db87c67216facdf6d79a63bbafd560e9e9f42136f86afa6471b81460",
     (
         "pattern-search",
         "1.0.1",

@@ -59,11 +59,14 @@ from data the owner pinned, and only once (difference checks).
 Numbers: decimal strings of 12 significant digits; unusable cells are absent
 rows (:mod:`sealroom.computations._stats`).
 
-Utility on statsmodels' ``fair`` (ids 1000..3998 even, 1500 joined): exact
-Pearson r of yrs_married (bounds [0, 25]) and rate_marriage (bounds [1, 5]) is
--0.19; at epsilon 1, entity = id, the DP r is off by about 0.05 (95%); on
-``spector`` (32 students) a DP test at epsilon 1 is dominated by noise, so
-small studies need an exact pinned release.
+Utility at epsilon 1, entity = id, over 200 runs, on statsmodels' ``fair`` (ids
+1000..3998 even, 1500 joined): r of yrs_married [0, 25] and rate_marriage
+[1, 5] (-0.166) is off by 0.027 (median) and 0.11 (95th percentile); the
+standardized mean difference of yrs_married between women with and without an
+affair (0.525) by 0.033 and 0.11; the odds ratio of children x affair (2.91) by
+0.019 and 0.083. On ``spector`` (32 students) the DP test is undefined in 72% of
+runs (a noisy class variance below 0): small studies need an exact pinned
+release, where the k = 3 coding of GPA moves the effect from 1.17 to 1.30.
 """
 
 from __future__ import annotations

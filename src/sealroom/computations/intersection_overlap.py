@@ -36,8 +36,9 @@ Identifiers are compared as strings (integers as their digits, so 17 matches
 are decimal strings of 12 significant digits (:mod:`sealroom.computations._stats`).
 
 Utility on statsmodels' ``fair`` (ids 0..3998 even vs 1000..6365: sizes 2000 and
-5366, overlap 1500) at epsilon 1, entity = id: each size is off by at most
-about 9 (95%), the Jaccard index by about 0.002.
+5366, overlap 1500) at epsilon 1, entity = id, over 200 runs: the overlap is off
+by 1 (median) and 6 (95th percentile), the Jaccard index (0.2557) by 0.0003 and
+0.0012.
 """
 
 from __future__ import annotations
