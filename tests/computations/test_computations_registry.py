@@ -19,11 +19,11 @@ PINNED = {
     (
         "association-test",
         "2.0.0",
-    ): "sha256:feeb87cc052f8575a7273b2f30f39fbe75a4db732009dd2bec62f14588c45d32",
+    ): "sha256:362ab3b97ff76a1ab3961c6611393c25d9a112d76d1d42b22b141499a66ab4f2",
     (
         "correlation",
         "2.0.0",
-    ): "sha256:ac9305286e524da7e4c1ac58e13adace43ad6957e1e4038f8d5cd769f71dac36",
+    ): "sha256:d3f71d7685f247b59a7b398f4d0337a6586cab1e2618b8f9016bc9f61c89670b",
     (
         "gap-analysis",
         "1.0.1",
@@ -31,12 +31,12 @@ PINNED = {
     (
         "intersection-overlap",
         "2.0.0",
-    ): "sha256:50fb08f7b3531793fb8b6816318064e86045909e012da783f84b18f4f7d442ef",
+    ): "sha256:d4566552ef72a5ae9e2e3fb6905422c867d408aa037b46e1acc287acb1bafb14",
     (
         "intersection-sum",
         "2.0.0",
-    ): "sha256:672db82c7d0d61b8f1dbc1bb6e6a37c66291245c7d568170b5e35fcedc7e968b",
-    ("lift", "2.0.0"): "sha256:37a5cb59db87c67216facdf6d79a63bbafd560e9e9f42136f86afa6471b81460",
+    ): "sha256:88014b515620f2a58c09b008a904f58b8404c990bc9e1c4d0d1ff77e37ec7764",
+    ("lift", "2.0.0"): "sha256:e3f436cf374fe501fb3f455be0e907567cdb15200ea988b72da9aafc49414072",
     (
         "pattern-search",
         "1.0.1",

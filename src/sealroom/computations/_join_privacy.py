@@ -66,18 +66,19 @@ import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import numpy as np
 import opendp.prelude as dp
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from sealroom.computations import _stats
 from sealroom.computations._stats import Codes, Floats, Model, Num, ParamsModel
 from sealroom.computations.base import ZERO_COST, PrivacyContext, PrivacyCost
 from sealroom.errors import InvalidInput, PolicyDenied
+from sealroom.policy.dp import MAX_EPSILON
 
 __all__ = [
     "MAX_EPSILON",
@@ -90,6 +91,7 @@ __all__ = [
     "Replicates",
     "Side",
     "Stat",
+    "WithDp",
     "bounds_of",
     "contributions",
     "cost",
@@ -101,15 +103,12 @@ __all__ = [
     "moment_stats",
     "p_two_sided",
     "pearson",
-    "refuse",
+    "require_k",
     "sides",
     "truncate",
 ]
 
 dp.enable_features("contrib")
-
-MAX_EPSILON = Decimal(100)
-"""Larger epsilons give no meaningful protection; refuse them rather than pretend."""
 
 DRAWS = 2000
 """Bootstrap replicates behind a DP-mode interval or p-value."""
@@ -122,7 +121,13 @@ class JoinDpParams(ParamsModel):
     max_keys_per_entity: Annotated[int, Field(ge=1, le=64)] = 1
 
 
-Bounds = tuple[Num, Num]
+def _ordered(bounds: tuple[str, str]) -> tuple[str, str]:
+    if not Decimal(bounds[0]) < Decimal(bounds[1]):
+        raise ValueError("must be [lower, upper] with lower < upper")
+    return bounds
+
+
+Bounds = Annotated[tuple[Num, Num], AfterValidator(_ordered)]
 """Public bounds ``[lower, upper]`` of a numeric variable, as decimal strings."""
 
 
@@ -144,11 +149,18 @@ class JoinDp(Model):
     note: str
 
 
-def cost(params: JoinDpParams | None) -> PrivacyCost:
+class WithDp(Protocol):
+    """The parameters of a join computation: ``dp`` None for an exact release."""
+
+    @property
+    def dp(self) -> JoinDpParams | None: ...
+
+
+def cost(params: WithDp) -> PrivacyCost:
     """The epsilon charged on every input: all of ``dp.epsilon`` (each input's loss is at most it)."""
-    if params is None:
+    if params.dp is None:
         return ZERO_COST
-    return PrivacyCost(epsilon=_epsilon(params))
+    return PrivacyCost(epsilon=_epsilon(params.dp))
 
 
 def _epsilon(params: JoinDpParams) -> Decimal:
@@ -168,11 +180,6 @@ def bounds_of(bounds: Bounds, *, what: str) -> tuple[float, float]:
     if not lo < hi:
         raise InvalidInput(f"{what} must be [lower, upper] with lower < upper")
     return lo, hi
-
-
-def refuse(message: str, rule: str) -> PolicyDenied:
-    """A privacy refusal: the enclave passes ``rule`` on, never ``message``."""
-    return PolicyDenied(message, rule=rule)
 
 
 # --- the two sides of a join ----------------------------------------------------------------
@@ -411,10 +418,10 @@ class DpPlan:
     ) -> None:
         self.epsilon = _epsilon(params)
         if self.epsilon > privacy.cost.epsilon:
-            raise refuse(
+            raise PolicyDenied(
                 f"{computation}: dp.epsilon {params.epsilon} exceeds the budget charged for "
                 f"this run ({privacy.cost.epsilon})",
-                "dp-budget",
+                rule="dp-budget",
             )
         self.max_keys = params.max_keys_per_entity
         self.contributions = contributions
@@ -588,6 +595,19 @@ def fisher(r: Floats, n: Floats, z: Floats) -> Floats:
 # --- exact mode -----------------------------------------------------------------------------
 
 
+def require_k(
+    sides: Sequence[Side], rows: Sequence[_stats.Bools], privacy: PrivacyContext, *, what: str
+) -> None:
+    """Refuse (``k-threshold``) unless each input's ``rows`` hold its k distinct entities."""
+    for side, used in zip(sides, rows, strict=True):
+        if side.entities(used) < privacy.k[side.index]:
+            raise PolicyDenied(
+                f"{what}: the joined rows of input {side.name!r} hold fewer than its "
+                f"threshold of {privacy.k[side.index]} distinct entities",
+                rule="k-threshold",
+            )
+
+
 def entity_set(side: Side, rows: _stats.Bools) -> frozenset[Hashable]:
     """The entity values behind ``rows`` (of the policy's entity column; row numbers when it
     has none), for a footprint."""
@@ -626,13 +646,15 @@ def cover_clip(
         np.minimum.at(first, ents[named], rank[key_of_row[named]])
         covered = np.sort(first[first < len(keys)])
         if len(covered) < k:
-            raise refuse(f"{what}: too few entities to bound a value's influence", "k-threshold")
+            raise PolicyDenied(
+                f"{what}: too few entities to bound a value's influence", rule="k-threshold"
+            )
         levels.append(float(v[order[int(covered[k - 1])]]))
     top, bottom = levels
     if bottom > top:
-        raise refuse(
+        raise PolicyDenied(
             f"{what}: too few entities for every extreme value to be shared by k of them",
-            "influence-bound",
+            rule="influence-bound",
         )
     out[keys] = np.clip(values[keys], bottom, top)
     return out

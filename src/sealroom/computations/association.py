@@ -89,10 +89,9 @@ from sealroom.computations.base import (
     Computation,
     Footprint,
     PrivacyContext,
-    PrivacyCost,
     Released,
 )
-from sealroom.errors import InvalidInput
+from sealroom.errors import InvalidInput, PolicyDenied
 
 __all__ = ["COMPUTATION", "AssociationOutput", "AssociationParams", "Effect", "run"]
 
@@ -418,10 +417,10 @@ def _class_check(
         enough = enough and side.entities(here) >= privacy.k[side.index]
         cells[side.index].append(jp.entity_set(side, here))
     if not enough:
-        raise jp.refuse(
+        raise PolicyDenied(
             f"association-test: every class (and 2x2 cell) needs at least {k} joined "
             "identifiers and k distinct entities of each input",
-            "k-threshold",
+            rule="k-threshold",
         )
 
 
@@ -449,13 +448,7 @@ def run(
         used[0] & sides[0].rows_of(joined, size),
         used[1] & sides[1].rows_of(joined, size),
     )
-    for side, r in zip(sides, rows, strict=True):
-        if side.entities(r) < privacy.k[side.index]:
-            raise jp.refuse(
-                f"association-test: the joined rows of input {side.name!r} hold fewer than "
-                f"its threshold of {privacy.k[side.index]} distinct entities",
-                "k-threshold",
-            )
+    jp.require_k(sides, rows, privacy, what="association-test")
     cells: tuple[list[frozenset[Hashable]], list[frozenset[Hashable]]] = (
         [jp.entity_set(sides[0], rows[0])],
         [jp.entity_set(sides[1], rows[1])],
@@ -532,10 +525,6 @@ def run(
     return Released(out, Footprint(cells=(tuple(cells[0]), tuple(cells[1]))))
 
 
-def _cost(params: AssociationParams) -> PrivacyCost:
-    return jp.cost(params.dp)
-
-
 COMPUTATION = Computation(
     id="association-test",
     version="2.0.0",
@@ -551,7 +540,7 @@ COMPUTATION = Computation(
     output=AssociationOutput,
     run_fn=run,
     modules=(sys.modules[__name__], _stats, jp),
-    cost_fn=_cost,
+    cost_fn=jp.cost,
     isolating=(
         "key_signal",
         "key_outcome",

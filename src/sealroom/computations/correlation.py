@@ -74,7 +74,6 @@ from sealroom.computations.base import (
     Computation,
     Footprint,
     PrivacyContext,
-    PrivacyCost,
     Released,
 )
 
@@ -209,13 +208,7 @@ def run(
     # Matched keys in str order, as sorted() would give them.
     matched = space.in_str_order(np.flatnonzero(per_key[0][0] & per_key[1][0]))
     rows = [per_key[s.index][2] & s.rows_of(matched, size) for s in sides]
-    for side, used in zip(sides, rows, strict=True):
-        if side.entities(used) < privacy.k[side.index]:
-            raise jp.refuse(
-                f"correlation: the matched rows of input {side.name!r} hold fewer than its "
-                f"threshold of {privacy.k[side.index]} distinct entities",
-                "k-threshold",
-            )
+    jp.require_k(sides, rows, privacy, what="correlation")
     x, y = (
         jp.cover_clip(
             np.clip(per_key[i][1], *bounds[i]),
@@ -247,10 +240,6 @@ def run(
     return Released(out, Footprint(cells=cells))
 
 
-def _cost(params: CorrelationParams) -> PrivacyCost:
-    return jp.cost(params.dp)
-
-
 COMPUTATION = Computation(
     id="correlation",
     version="2.0.0",
@@ -265,7 +254,7 @@ COMPUTATION = Computation(
     output=CorrelationOutput,
     run_fn=run,
     modules=(sys.modules[__name__], _stats, jp),
-    cost_fn=_cost,
+    cost_fn=jp.cost,
     isolating=("key_a", "key_b", "x", "y", "agg_a", "agg_b", "x_bounds", "y_bounds"),
     selectors=True,
 )

@@ -58,7 +58,6 @@ from sealroom.computations.base import (
     Computation,
     Footprint,
     PrivacyContext,
-    PrivacyCost,
     Released,
 )
 
@@ -189,10 +188,6 @@ def run(
     return Released(out, Footprint(cells=(tuple(cells[0]), tuple(cells[1]))))
 
 
-def _cost(params: OverlapParams) -> PrivacyCost:
-    return jp.cost(params.dp)
-
-
 COMPUTATION = Computation(
     id="intersection-overlap",
     version="2.0.0",
@@ -207,7 +202,7 @@ COMPUTATION = Computation(
     output=OverlapOutput,
     run_fn=run,
     modules=(sys.modules[__name__], _stats, jp),
-    cost_fn=_cost,
+    cost_fn=jp.cost,
     isolating=("key_a", "key_b"),
     selectors=True,
 )

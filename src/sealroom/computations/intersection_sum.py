@@ -69,9 +69,9 @@ from sealroom.computations.base import (
     Computation,
     Footprint,
     PrivacyContext,
-    PrivacyCost,
     Released,
 )
+from sealroom.errors import PolicyDenied
 
 __all__ = ["COMPUTATION", "IntersectionSumOutput", "IntersectionSumParams", "run"]
 
@@ -172,10 +172,10 @@ def run(
     if len(both) < max(privacy.k) or any(
         s.entities(r) < privacy.k[s.index] for s, r in zip(sides, rows, strict=True)
     ):
-        raise jp.refuse(
+        raise PolicyDenied(
             f"intersection-sum: the intersection is below the threshold of {max(privacy.k)} "
             "identifiers or of an input's k distinct entities",
-            "k-threshold",
+            rule="k-threshold",
         )
     coded = jp.cover_clip(
         np.clip(totals, *bounds),
@@ -203,10 +203,6 @@ def run(
     return Released(out, Footprint(cells=cells))
 
 
-def _cost(params: IntersectionSumParams) -> PrivacyCost:
-    return jp.cost(params.dp)
-
-
 COMPUTATION = Computation(
     id="intersection-sum",
     version="2.0.0",
@@ -221,7 +217,7 @@ COMPUTATION = Computation(
     output=IntersectionSumOutput,
     run_fn=run,
     modules=(sys.modules[__name__], _stats, jp),
-    cost_fn=_cost,
+    cost_fn=jp.cost,
     isolating=("key_a", "key_b", "value", "value_input", "value_bounds"),
     selectors=True,
 )

@@ -79,10 +79,9 @@ from sealroom.computations.base import (
     Computation,
     Footprint,
     PrivacyContext,
-    PrivacyCost,
     Released,
 )
-from sealroom.errors import InvalidInput
+from sealroom.errors import InvalidInput, PolicyDenied
 
 __all__ = ["COMPUTATION", "Arm", "LiftOutput", "LiftParams", "run"]
 
@@ -273,11 +272,11 @@ def run(
                 enough = enough and conversions.entities(conv_rows) >= privacy.k[1]
                 conv_cells.append(jp.entity_set(conversions, conv_rows))
             if not enough:
-                raise jp.refuse(
+                raise PolicyDenied(
                     f"lift: every arm needs at least {k} converted and {k} non-converted "
                     "identifiers, each with k distinct entities of the exposure input and the "
                     "converted ones with k of the conversions input",
-                    "k-threshold",
+                    rule="k-threshold",
                 )
             cells.append(jp.entity_set(exposure, rows))
     n_t, n_c = int(np.count_nonzero(arm_t)), int(np.count_nonzero(arm_c))
@@ -308,10 +307,6 @@ def run(
     return Released(out, Footprint(cells=(tuple(cells), tuple(conv_cells))))
 
 
-def _cost(params: LiftParams) -> PrivacyCost:
-    return jp.cost(params.dp)
-
-
 COMPUTATION = Computation(
     id="lift",
     version="2.0.0",
@@ -327,7 +322,7 @@ COMPUTATION = Computation(
     output=LiftOutput,
     run_fn=run,
     modules=(sys.modules[__name__], _stats, jp),
-    cost_fn=_cost,
+    cost_fn=jp.cost,
     isolating=(
         "key_exposure",
         "key_conversions",
