@@ -148,6 +148,33 @@ def test_pinned_lists_s_and_s_plus_t_the_second_release_is_refused_by_the_enclav
         state.close()
 
 
+def test_an_exact_release_below_k_reaches_the_requester_as_its_rule_name_only(
+    tmp_path: Path,
+) -> None:
+    few = pa.table({"id": [1, 2, 3]})
+    rules = exact_rules("intersection-sum", ISUM, [few], k=5, entity_column="id")
+    state = EnclaveState.in_directory(tmp_path)
+    try:
+        with pytest.raises(JobFailed) as info:
+            exact_job(
+                state,
+                "intersection-sum",
+                owner_table=SALARY,
+                owner_rules=rules,
+                partner_table=few,
+                params=ISUM,
+                owner_index=0,
+                tag=1,
+            )
+    finally:
+        state.close()
+    assert info.value.step == "compute"
+    assert isinstance(info.value.cause, PolicyDenied)
+    assert info.value.cause.rule == "k-threshold"
+    assert "under rule k-threshold" in info.value.reason
+    assert "threshold of" not in info.value.reason  # the detail stays in the enclave
+
+
 # --- class 5: an indicator of one id ------------------------------------------------------
 
 

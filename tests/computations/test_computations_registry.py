@@ -19,11 +19,11 @@ PINNED = {
     (
         "association-test",
         "2.0.0",
-    ): "sha256:362ab3b97ff76a1ab3961c6611393c25d9a112d76d1d42b22b141499a66ab4f2",
+    ): "sha256:76ed7c0f9d2ab01fa9d57a0786faca45d62aae23c2cb4a626ee73b3475b861f6",
     (
         "correlation",
         "2.0.0",
-    ): "sha256:d3f71d7685f247b59a7b398f4d0337a6586cab1e2618b8f9016bc9f61c89670b",
+    ): "sha256:4acd03e29b2069d2cf901f86942144a8412bd145de2ad0ff845ca430882f06c9",
     (
         "gap-analysis",
         "1.0.1",
@@ -35,8 +35,8 @@ PINNED = {
     (
         "intersection-sum",
         "2.0.0",
-    ): "sha256:88014b515620f2a58c09b008a904f58b8404c990bc9e1c4d0d1ff77e37ec7764",
-    ("lift", "2.0.0"): "sha256:e3f436cf374fe501fb3f455be0e907567cdb15200ea988b72da9aafc49414072",
+    ): "sha256:cfd5ed1b44585e572df291e8d76ccbe8dd21f7941190f6e2be92aa24a9e4fd7d",
+    ("lift", "2.0.0"): "sha256:d23c7ee4daf497dd2b7183cf921a6f50b52279fef6445b8f43346af7b07c35a1",
     (
         "pattern-search",
         "1.0.1",

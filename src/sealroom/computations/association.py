@@ -32,9 +32,10 @@ counts (one count by categories, discrete Laplace); binary x numeric, the two
 class sizes (one count by categories) and per class the sums of the centred
 numeric value and of its square (four clamp + sums, Laplace): epsilon / 5 each;
 numeric x numeric, n and the sums of x, y, x^2, y^2, xy: epsilon / 6 each. d_in
-per input: 1 when its entity column is the key, else 2 x
-``dp.max_keys_per_entity`` (truncation); 2 x that on the signal side with
-``fill_missing_signal`` (a key's absence there is the value 0). The effect,
+per input, with m the keys one entity may hold (1 when the entity column is the
+key or rows are the entities, else ``dp.max_keys_per_entity``, enforced by
+truncation): 1 when its entity column is the key, else 2m; 2m on the signal
+side with ``fill_missing_signal`` (a key's absence there is the value 0). The effect,
 correlation, interval, p-value and ``significant`` are post-processing (a
 bootstrap of the noise and the sampling error); the statistic is null; n is
 the noisy size of the join. No exact count leaves.
@@ -78,6 +79,7 @@ from collections.abc import Hashable, Sequence
 from typing import Annotated, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 from pydantic import Field, model_validator
 from scipy import stats
@@ -97,6 +99,7 @@ __all__ = ["COMPUTATION", "AssociationOutput", "AssociationParams", "Effect", "r
 
 Kind = Literal["binary", "numeric"]
 StatName = Literal["chi2", "welch_t", "t"]
+EffectName = Literal["odds_ratio", "standardized_mean_difference", "pearson_r"]
 CELLS = ("signal 1 outcome 1", "signal 1 outcome 0", "signal 0 outcome 1", "signal 0 outcome 0")
 
 
@@ -127,7 +130,7 @@ class AssociationParams(ParamsModel):
 
 
 class Effect(Model):
-    name: Literal["odds_ratio", "standardized_mean_difference", "pearson_r"]
+    name: EffectName
     estimate: Num | None
     ci_low: Num | None
     ci_high: Num | None
@@ -165,23 +168,16 @@ def _smd(
     return d, d - zq * se, d + zq * se, float(res.statistic), float(res.pvalue)
 
 
-_METHODS = {
-    2: ("chi-square test of a 2x2 table", "chi2", "odds_ratio"),
-    0: ("Pearson correlation t-test", "t", "pearson_r"),
-}
-
-
-def _method(params: AssociationParams) -> tuple[str, StatName, str]:
-    n_binary = (params.signal_type == "binary") + (params.outcome_type == "binary")
-    if n_binary == 1:
-        which = (
-            "the outcome between signal classes"
-            if params.signal_type == "binary"
-            else "the signal between outcome classes"
-        )
-        return f"Welch t-test of {which}", "welch_t", "standardized_mean_difference"
-    method, stat, effect = _METHODS[n_binary]
-    return method, stat, effect  # type: ignore[return-value]
+def _method(params: AssociationParams) -> tuple[str, StatName, EffectName]:
+    binary = (params.signal_type == "binary", params.outcome_type == "binary")
+    if all(binary):
+        return "chi-square test of a 2x2 table", "chi2", "odds_ratio"
+    if not any(binary):
+        return "Pearson correlation t-test", "t", "pearson_r"
+    which = (
+        "the outcome between signal classes" if binary[0] else "the signal between outcome classes"
+    )
+    return f"Welch t-test of {which}", "welch_t", "standardized_mean_difference"
 
 
 def _per_key(
@@ -265,6 +261,100 @@ def _bounds(params: AssociationParams) -> tuple[tuple[float, float] | None, ...]
     )
 
 
+# (estimate, interval low, high, p-value, correlation, n) of a DP release.
+DpResult = tuple[float, float, float, float, float, int]
+
+
+def _dp_cells(plan: jp.DpPlan, x: _stats.Floats, y: _stats.Floats, confidence: float) -> DpResult:
+    """binary x binary: the odds ratio of the four noisy cells."""
+    labels = [f"signal {int(s)} outcome {int(o)}" for s, o in zip(x, y, strict=True)]
+    noisy = plan.release({"cells": labels})
+    a, b, c, d = (float(max(v, 0)) for v in noisy.counts("cells"))
+    margins = (a + b) * (c + d) * (a + c) * (b + d)
+    odds = (a * d) / (b * c) if b * c > 0 else math.nan
+    corr = (a * d - b * c) / math.sqrt(margins) if margins > 0 else math.nan
+    reps = plan.replicates(noisy)
+    r = np.maximum(reps["cells"], 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_or = np.log(r[:, 0] * r[:, 3] / (r[:, 1] * r[:, 2]))
+        draws = log_or + reps.z * np.sqrt(np.sum(1 / r, axis=1))
+    lo, hi = jp.interval(draws, confidence)
+    return odds, math.exp(lo), math.exp(hi), jp.p_two_sided(draws), corr, int(a + b + c + d)
+
+
+def _smd_of_sums(
+    n1: npt.ArrayLike,
+    n0: npt.ArrayLike,
+    s1: npt.ArrayLike,
+    s0: npt.ArrayLike,
+    q1: npt.ArrayLike,
+    q0: npt.ArrayLike,
+) -> tuple[_stats.Floats, _stats.Floats, _stats.Floats]:
+    """Cohen's d, its standard error and the point-biserial r from class sizes and the
+    classes' sums and sums of squares (of values centred anywhere), element-wise."""
+    n1, n0, s1, s0, q1, q0 = (np.asarray(v, dtype=np.float64) for v in (n1, n0, s1, s0, q1, q0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m1, m0 = s1 / n1, s0 / n0
+        var = (q1 - n1 * m1 * m1 + q0 - n0 * m0 * m0) / (n1 + n0 - 2)
+        ok = (n1 >= 2) & (n0 >= 2) & (var > 0)
+        d = np.where(ok, (m1 - m0) / np.sqrt(var), np.nan)
+        se = np.sqrt((n1 + n0) / (n1 * n0) + d * d / (2 * (n1 + n0)))
+        total = n1 + n0
+        var_n = (q1 + q0) / total - ((s1 + s0) / total) ** 2
+        r = np.where(
+            ok & (var_n > 0), (m1 - m0) * np.sqrt(n1 * n0) / total / np.sqrt(var_n), np.nan
+        )
+    return d, se, np.clip(r, -1.0, 1.0)
+
+
+def _dp_classes(
+    plan: jp.DpPlan,
+    classes: _stats.Floats,
+    values: _stats.Floats,
+    bounds: tuple[float, float],
+    confidence: float,
+) -> DpResult:
+    """binary x numeric: the standardized mean difference from noisy class sums."""
+    v = np.clip(values, *bounds) - (bounds[0] + bounds[1]) / 2
+    one = classes == 1.0
+    noisy = plan.release(
+        {
+            "classes": ["1" if c else "0" for c in one],
+            "s1": np.where(one, v, 0.0),
+            "s0": np.where(one, 0.0, v),
+            "q1": np.where(one, v * v, 0.0),
+            "q0": np.where(one, 0.0, v * v),
+        }
+    )
+    n1, n0 = (float(max(c, 0)) for c in noisy.counts("classes"))
+    d, _, r = _smd_of_sums(n1, n0, *(noisy.sum(name) for name in ("s1", "s0", "q1", "q0")))
+    reps = plan.replicates(noisy)
+    cls = np.maximum(reps["classes"], 0.0)
+    d_r, se_r, _ = _smd_of_sums(
+        cls[:, 0], cls[:, 1], reps["s1"], reps["s0"], reps["q1"], reps["q0"]
+    )
+    draws = d_r + reps.z * se_r
+    lo, hi = jp.interval(draws, confidence)
+    return float(d), lo, hi, jp.p_two_sided(draws), float(r), int(n1 + n0)
+
+
+def _dp_moments(
+    plan: jp.DpPlan,
+    x: _stats.Floats,
+    y: _stats.Floats,
+    bounds: tuple[tuple[float, float], tuple[float, float]],
+    confidence: float,
+) -> DpResult:
+    """numeric x numeric: Pearson's r from noisy moments."""
+    noisy = plan.release(jp.moment_records(x, y, *bounds))
+    r = float(jp.pearson(noisy.values))
+    reps = plan.replicates(noisy)
+    z = jp.fisher(jp.pearson(reps.values), reps["n"], reps.z)
+    lo, hi = (math.tanh(v) for v in jp.interval(z, confidence))
+    p = jp.p_two_sided(z) if math.isfinite(r) else math.nan
+    return r, lo, hi, p, r, max(noisy.count("n"), 0)
+
+
 def _dp(
     sides: tuple[jp.Side, jp.Side],
     space: _stats.KeySpace,
@@ -284,121 +374,48 @@ def _dp(
     b_sig, b_out = _bounds(params)
     _, _, effect_name = _method(params)
     both = (0, 1)
-    stat = math.nan
-    if params.signal_type == "binary" and params.outcome_type == "binary":
-        plan = jp.DpPlan(
-            (jp.Stat("cells", both, categories=CELLS),),
+
+    def plan(stats: Sequence[jp.Stat]) -> jp.DpPlan:
+        assert params.dp is not None
+        return jp.DpPlan(
+            stats,
             params=params.dp,
             privacy=privacy,
             contributions=contributions,
             computation="association-test",
         )
-        labels = [f"signal {int(s)} outcome {int(o)}" for s, o in zip(x, y, strict=True)]
-        noisy = plan.release({"cells": labels})
-        a, b, c, d = (float(max(v, 0)) for v in noisy.counts("cells"))
-        n = int(a + b + c + d)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            estimate = (a * d) / (b * c) if b * c > 0 else math.nan
-            corr = (
-                (a * d - b * c) / math.sqrt((a + b) * (c + d) * (a + c) * (b + d))
-                if min(a + b, c + d, a + c, b + d) > 0
-                else math.nan
-            )
-            reps = plan.replicates(noisy)
-            r = np.maximum(reps["cells"], 0.0)
-            log_or = np.log(r[:, 0] * r[:, 3] / (r[:, 1] * r[:, 2])) + reps.z * np.sqrt(
-                np.sum(1 / r, axis=1)
-            )
-        lo, hi = (math.exp(v) for v in jp.interval(log_or, confidence))
-        p = jp.p_two_sided(log_or)
-    elif params.signal_type == "binary" or params.outcome_type == "binary":
-        if params.signal_type == "binary":
-            classes, values, bounds = x, y, b_out
-        else:
-            classes, values, bounds = y, x, b_sig
+
+    if effect_name == "odds_ratio":
+        built = plan((jp.Stat("cells", both, categories=CELLS),))
+        result = _dp_cells(built, x, y, confidence)
+    elif effect_name == "standardized_mean_difference":
+        classes, values, bounds = (x, y, b_out) if params.signal_type == "binary" else (y, x, b_sig)
         assert bounds is not None
-        mid, half = (bounds[0] + bounds[1]) / 2, (bounds[1] - bounds[0]) / 2
-        plan = jp.DpPlan(
+        half = (bounds[1] - bounds[0]) / 2
+        built = plan(
             (
                 jp.Stat("classes", both, categories=("1", "0")),
                 jp.Stat("s1", both, bounds=(-half, half)),
                 jp.Stat("s0", both, bounds=(-half, half)),
                 jp.Stat("q1", both, bounds=(0.0, half * half)),
                 jp.Stat("q0", both, bounds=(0.0, half * half)),
-            ),
-            params=params.dp,
-            privacy=privacy,
-            contributions=contributions,
-            computation="association-test",
+            )
         )
-        v = np.clip(values, *bounds) - mid
-        one = classes == 1.0
-        noisy = plan.release(
-            {
-                "classes": ["1" if c else "0" for c in one],
-                "s1": np.where(one, v, 0.0),
-                "s0": np.where(one, 0.0, v),
-                "q1": np.where(one, v * v, 0.0),
-                "q0": np.where(one, 0.0, v * v),
-            }
-        )
-        reps = plan.replicates(noisy)
-
-        def smd(
-            n1: np.ndarray,
-            n0: np.ndarray,
-            s1: np.ndarray,
-            s0: np.ndarray,
-            q1: np.ndarray,
-            q0: np.ndarray,
-        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                m1, m0 = s1 / n1, s0 / n0
-                var = (q1 - n1 * m1 * m1 + q0 - n0 * m0 * m0) / (n1 + n0 - 2)
-                ok = (n1 >= 2) & (n0 >= 2) & (var > 0)
-                d_ = np.where(ok, (m1 - m0) / np.sqrt(var), np.nan)
-                se_ = np.sqrt((n1 + n0) / (n1 * n0) + d_ * d_ / (2 * (n1 + n0)))
-                total = n1 + n0
-                var_n = (q1 + q0) / total - ((s1 + s0) / total) ** 2
-                r_ = np.where(
-                    ok & (var_n > 0), (m1 - m0) * np.sqrt(n1 * n0) / total / np.sqrt(var_n), np.nan
-                )
-            return d_, se_, r_
-
-        n1, n0 = (float(max(c, 0)) for c in noisy.counts("classes"))
-        d0, _, r0 = smd(
-            np.array(n1), np.array(n0), *(np.array(noisy.sum(s)) for s in ("s1", "s0", "q1", "q0"))
-        )
-        estimate, corr, n = float(d0), float(np.clip(r0, -1, 1)), int(n1 + n0)
-        cls = np.maximum(reps["classes"], 0.0)
-        d_r, se_r, _ = smd(cls[:, 0], cls[:, 1], reps["s1"], reps["s0"], reps["q1"], reps["q0"])
-        draws = d_r + reps.z * se_r
-        lo, hi = jp.interval(draws, confidence)
-        p = jp.p_two_sided(draws)
+        result = _dp_classes(built, classes, values, bounds, confidence)
     else:
         assert b_sig is not None
         assert b_out is not None
-        plan = jp.DpPlan(
-            jp.moment_stats(b_sig, b_out),
-            params=params.dp,
-            privacy=privacy,
-            contributions=contributions,
-            computation="association-test",
-        )
-        noisy = plan.release(jp.moment_records(x, y, b_sig, b_out))
-        corr = estimate = float(jp.pearson(noisy.values))
-        n = max(noisy.count("n"), 0)
-        reps = plan.replicates(noisy)
-        z = jp.fisher(jp.pearson(reps.values), reps["n"], reps.z)
-        lo, hi = (math.tanh(v) for v in jp.interval(z, confidence))
-        p = jp.p_two_sided(z) if math.isfinite(corr) else math.nan
+        built = plan(jp.moment_stats(b_sig, b_out))
+        result = _dp_moments(built, x, y, (b_sig, b_out), confidence)
+    estimate, lo, hi, p, corr, n = result
+    defined = math.isfinite(estimate)
     effect = Effect(
-        name=effect_name,  # type: ignore[arg-type]
+        name=effect_name,
         estimate=_stats.num(estimate),
-        ci_low=_stats.num(lo if math.isfinite(estimate) else math.nan),
-        ci_high=_stats.num(hi if math.isfinite(estimate) else math.nan),
+        ci_low=_stats.num(lo if defined else math.nan),
+        ci_high=_stats.num(hi if defined else math.nan),
     )
-    return _finish(params, n, effect, stat, p, corr, plan.info(confidence))
+    return _finish(params, n, effect, math.nan, p, corr, built.info(confidence))
 
 
 def _class_check(

@@ -18,8 +18,8 @@ measurements over the matched keys, each charged epsilon / 6: n (count,
 discrete Laplace) and the sums of x, y, x^2, y^2 and xy, each value centred on
 its bounds' midpoint (clamp + sum, Laplace). d_in per input
 (:mod:`sealroom.computations._join_privacy`): 1 when the entity column is the
-key, else 2 x ``dp.max_keys_per_entity`` (truncation; a key's value may come
-from several entities). r = (n Sxy - Sx Sy) / sqrt((n Sxx - Sx^2)(n Syy -
+key, else 2m, with m = 1 for row entities and ``dp.max_keys_per_entity``
+(truncation) for others (a key's value may come from several entities). r = (n Sxy - Sx Sy) / sqrt((n Sxx - Sx^2)(n Syy -
 Sy^2)) from the noisy sums, null when a noisy variance is not positive; the
 interval and p-value are a bootstrap of the noise and Fisher's sampling error.
 Spearman's rho is not released in DP mode (null): one entity moves every rank,

@@ -19,9 +19,11 @@ DP mode (``dp``; the default policies require it): three OpenDP measurements
 over the intersection, each charged epsilon / 3: its size (count, discrete
 Laplace), the sum of the clipped values and the sum of their squared
 deviations from the bounds' midpoint (clamp + sum, Laplace). d_in per input
-(:mod:`sealroom.computations._join_privacy`): 1 when the entity column is the
-key; otherwise ``dp.max_keys_per_entity`` keys (truncation), times 2 on the
-value side (a key's total may come from several entities). The mean is the
+(:mod:`sealroom.computations._join_privacy`), with m the keys one entity may
+hold (1 when the entity column is the key or rows are the entities, else
+``dp.max_keys_per_entity``, enforced by truncation): m on the other side; on the
+value side 1 when the entity column is the key, else 2m (a key's total may come
+from several entities). The mean is the
 noisy sum over the noisy size, clipped to the bounds; the interval is a
 bootstrap of the noise and of the t-interval's sampling error. No exact count
 (overlap, rows) leaves: ``rows`` and ``mean_per_row`` are null.

@@ -21,10 +21,11 @@ incremental conversions = conversions_t - p_c * n_t.
 DP mode (``dp``; the default policies require it): one OpenDP measurement, the
 counts of the four arm x outcome cells (count by categories, discrete Laplace
 per cell), charged all of epsilon; d_in (:mod:`sealroom.computations._join_privacy`)
-on the exposure side is 1 when its entity column is the key, else 2 x
-``dp.max_keys_per_entity`` (truncation); on the conversions side 2 x the keys
-per entity (1 when its entity column is the key): a key's absence there is
-the label "did not convert", so one entity moves a key between cells. Arms,
+with m the keys one entity may hold (1 when the entity column is the key or rows
+are the entities, else ``dp.max_keys_per_entity``, enforced by truncation): on
+the exposure side 1 when its entity column is the key, else 2m; on the
+conversions side 2m: a key's absence there is the label "did not convert", so
+one entity moves a key between cells. Arms,
 rates and lifts are post-processing of the noisy cells (clamped at 0); the
 intervals and the p-value are a bootstrap of the noise and the Wald /
 log risk-ratio sampling error; z is null. No exact count leaves.
