@@ -19,11 +19,11 @@ PINNED = {
     (
         "association-test",
         "2.0.0",
-    ): "sha256:76ed7c0f9d2ab01fa9d57a0786faca45d62aae23c2cb4a626ee73b3475b861f6",
+    ): "sha256:091fd81a21c9122c3ca0825b746e1e2cec171d60070703977d2bc94ffd3ed8ca",
     (
         "correlation",
         "2.0.0",
-    ): "sha256:4acd03e29b2069d2cf901f86942144a8412bd145de2ad0ff845ca430882f06c9",
+    ): "sha256:6a1c979e7bcdc028d1b79cb1806df4869093ab4d841a72ce0000c34e80b3d339",
     (
         "gap-analysis",
         "1.0.1",
@@ -31,12 +31,12 @@ PINNED = {
     (
         "intersection-overlap",
         "2.0.0",
-    ): "sha256:d4566552ef72a5ae9e2e3fb6905422c867d408aa037b46e1acc287acb1bafb14",
+    ): "sha256:fc51ad32318911006fc221322e1b9ddafb52c8c01bbc51f1b2c66accd6694dfd",
     (
         "intersection-sum",
         "2.0.0",
-    ): "sha256:cfd5ed1b44585e572df291e8d76ccbe8dd21f7941190f6e2be92aa24a9e4fd7d",
-    ("lift", "2.0.0"): "sha256:d23c7ee4daf497dd2b7183cf921a6f50b52279fef6445b8f43346af7b07c35a1",
+    ): "sha256:65a578e4290ba165e2fc59286441ad5504019ed65daa5df7a731dcf767471045",
+    ("lift", "2.0.0"): "sha256:f45e8c1d1b5192023adb701aed091289fccc815eb36c893ccc524737f334c42b",
     (
         "pattern-search",
         "1.0.1",

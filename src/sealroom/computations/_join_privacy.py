@@ -103,6 +103,7 @@ __all__ = [
     "moment_stats",
     "p_two_sided",
     "pearson",
+    "pearson_release",
     "require_k",
     "sides",
     "truncate",
@@ -590,6 +591,26 @@ def fisher(r: Floats, n: Floats, z: Floats) -> Floats:
             n > 3, np.arctanh(np.clip(r, -0.999999, 0.999999)) + z / np.sqrt(n - 3), np.nan
         )
     return out
+
+
+def pearson_release(
+    plan: DpPlan,
+    x: Floats,
+    y: Floats,
+    bounds: tuple[tuple[float, float], tuple[float, float]],
+    confidence: float,
+) -> tuple[float, float, float, float, int]:
+    """Pearson's r of matched pairs from a :func:`moment_stats` plan: (r, interval low,
+    high, p-value, noisy n); the interval and p-value are null when r is."""
+    noisy = plan.release(moment_records(x, y, *bounds))
+    r = float(pearson(noisy.values))
+    n = max(noisy.count("n"), 0)
+    if not math.isfinite(r):
+        return math.nan, math.nan, math.nan, math.nan, n
+    reps = plan.replicates(noisy)
+    z = fisher(pearson(reps.values), reps["n"], reps.z)
+    lo, hi = interval(z, confidence)
+    return r, math.tanh(lo), math.tanh(hi), p_two_sided(z), n
 
 
 # --- exact mode -----------------------------------------------------------------------------

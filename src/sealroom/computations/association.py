@@ -338,23 +338,6 @@ def _dp_classes(
     return float(d), lo, hi, jp.p_two_sided(draws), float(r), int(n1 + n0)
 
 
-def _dp_moments(
-    plan: jp.DpPlan,
-    x: _stats.Floats,
-    y: _stats.Floats,
-    bounds: tuple[tuple[float, float], tuple[float, float]],
-    confidence: float,
-) -> DpResult:
-    """numeric x numeric: Pearson's r from noisy moments."""
-    noisy = plan.release(jp.moment_records(x, y, *bounds))
-    r = float(jp.pearson(noisy.values))
-    reps = plan.replicates(noisy)
-    z = jp.fisher(jp.pearson(reps.values), reps["n"], reps.z)
-    lo, hi = (math.tanh(v) for v in jp.interval(z, confidence))
-    p = jp.p_two_sided(z) if math.isfinite(r) else math.nan
-    return r, lo, hi, p, r, max(noisy.count("n"), 0)
-
-
 def _dp(
     sides: tuple[jp.Side, jp.Side],
     space: _stats.KeySpace,
@@ -406,7 +389,8 @@ def _dp(
         assert b_sig is not None
         assert b_out is not None
         built = plan(jp.moment_stats(b_sig, b_out))
-        result = _dp_moments(built, x, y, (b_sig, b_out), confidence)
+        r, lo, hi, p, n = jp.pearson_release(built, x, y, (b_sig, b_out), confidence)
+        result = r, lo, hi, p, r, n
     estimate, lo, hi, p, corr, n = result
     defined = math.isfinite(estimate)
     effect = Effect(

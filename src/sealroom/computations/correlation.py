@@ -167,19 +167,15 @@ def _dp(
         for s in sides
     ]
     matched = np.flatnonzero(per_key[0][0] & per_key[1][0])
-    noisy = plan.release(jp.moment_records(per_key[0][1][matched], per_key[1][1][matched], *bounds))
-    r = float(jp.pearson(noisy.values))
-    n = max(noisy.count("n"), 0)
-    reps = plan.replicates(noisy)
-    z = jp.fisher(jp.pearson(reps.values), reps["n"], reps.z)
-    lo, hi = jp.interval(z, confidence)
-    p = jp.p_two_sided(z) if math.isfinite(r) else math.nan
+    r, lo, hi, p, n = jp.pearson_release(
+        plan, per_key[0][1][matched], per_key[1][1][matched], bounds, confidence
+    )
     return CorrelationOutput(
         n=n,
         pearson=Coefficient(
             estimate=_stats.num(r),
-            ci_low=_stats.num(math.tanh(lo)),
-            ci_high=_stats.num(math.tanh(hi)),
+            ci_low=_stats.num(lo),
+            ci_high=_stats.num(hi),
             p_value=_stats.num(p),
         ),
         spearman=None,
