@@ -57,6 +57,7 @@ from sealroom.computations import PrivacyContext, default_registry
 TARGET = 1.2
 K = 10
 SMOKE_ROWS = 3000
+WIDE = ["-1000000", "1000000"]  # public bounds that clip nothing here
 SEED = 20_260_101
 SQL_RULES: dict[str, Any] = {
     "aggregations": ["count", "count_distinct", "sum", "avg", "min", "max"],
@@ -118,6 +119,15 @@ def _split(base: pa.Table) -> tuple[pa.Table, pa.Table]:
     return a, b
 
 
+def _coded(values: np.ndarray) -> np.ndarray:
+    """Exact mode's influence bound when every identifier is its own entity: values top- and
+    bottom-coded at the K-th largest and K-th smallest (part of the statistic released)."""
+    v = np.asarray(values, dtype=np.float64)
+    lo = np.partition(v, K - 1)[K - 1]
+    hi = np.partition(v, len(v) - K)[len(v) - K]
+    return np.clip(v, lo, hi)
+
+
 def _connect() -> duckdb.DuckDBPyConnection:
     return duckdb.connect(":memory:", config={"threads": 1})
 
@@ -172,8 +182,8 @@ def _cases(base: pa.Table) -> list[Case]:
     # -- correlation -----------------------------------------------------------------
     def corr_plain() -> tuple[float, float, int]:
         j = _joined(a, b, ["visits"], ["disease"])
-        x = j.column("visits").to_numpy().astype(np.float64)
-        y = j.column("disease").to_numpy()
+        x = _coded(j.column("visits").to_numpy())
+        y = _coded(j.column("disease").to_numpy())
         return (
             float(stats.pearsonr(x, y).statistic),
             float(stats.spearmanr(x, y).statistic),
@@ -190,7 +200,7 @@ def _cases(base: pa.Table) -> list[Case]:
             "correlation",
             "correlation",
             (a, b),
-            {"x": "visits", "y": "disease"},
+            {"x": "visits", "y": "disease", "x_bounds": WIDE, "y_bounds": WIDE},
             privacy2,
             corr_plain,
             corr_check,
@@ -289,7 +299,7 @@ def _cases(base: pa.Table) -> list[Case]:
     # -- intersection-sum --------------------------------------------------------------
     def isum_plain() -> tuple[int, float, float]:
         keep = pc.is_in(b.column("id"), value_set=pc.unique(a.column("id")))
-        v = b.filter(keep).column("income").to_numpy()
+        v = _coded(b.filter(keep).column("income").to_numpy())
         lo, _ = stats.t.interval(0.95, len(v) - 1, loc=np.mean(v), scale=stats.sem(v))
         return len(v), math.fsum(v), float(lo)
 
@@ -303,7 +313,7 @@ def _cases(base: pa.Table) -> list[Case]:
             "intersection-sum",
             "intersection-sum",
             (a, b),
-            {"value": "income"},
+            {"value": "income", "value_bounds": WIDE},
             privacy2,
             isum_plain,
             isum_check,
@@ -354,7 +364,7 @@ def _cases(base: pa.Table) -> list[Case]:
     # -- association-test: does the number of visits (a) predict good health (b)? -------------
     def assoc_plain() -> tuple[float, float]:
         j = _joined(a, b, ["visits"], ["limitation"])
-        x = j.column("visits").to_numpy().astype(np.float64)
+        x = _coded(j.column("visits").to_numpy())
         y = j.column("limitation").to_numpy() > 0
         res = stats.ttest_ind(x[y], x[~y], equal_var=False)
         return float(res.statistic), float(np.corrcoef(x, y)[0, 1])
@@ -369,7 +379,7 @@ def _cases(base: pa.Table) -> list[Case]:
             "association-test",
             "association-test",
             (a, outcome),
-            {"signal": "visits", "outcome": "limited"},
+            {"signal": "visits", "signal_bounds": WIDE, "outcome": "limited"},
             privacy2,
             assoc_plain,
             assoc_check,

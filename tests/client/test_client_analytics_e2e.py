@@ -49,6 +49,7 @@ from tests.client.analytics_e2e_world import (
     spector_columns_files,
 )
 from tests.client.client_world import now
+from tests.computations.join_truth import coded
 from tests.services import coordinator, registered_enclave
 
 REGISTRY = default_registry()
@@ -235,7 +236,7 @@ def test_sql_aggregate(world: World) -> None:
 
 def test_correlation(world: World) -> None:
     a, b = fair_columns_files(case_dir(world, "corr"), ["age", "yrs_married"], ["affairs"])
-    params = {"x": "yrs_married", "y": "affairs"}
+    params = {"x": "yrs_married", "y": "affairs", "x_bounds": ["0", "25"], "y_bounds": ["0", "60"]}
     run, expected = run_case(
         world,
         computation="correlation",
@@ -249,7 +250,8 @@ def test_correlation(world: World) -> None:
     assert run.body == expected
     df = frame("fair")
     overlap = df.iloc[1000:4000:2]
-    r, _ = stats.pearsonr(overlap["yrs_married"], overlap["affairs"])
+    # Exact mode top-codes each side to the level k = 5 women of the other side share.
+    r, _ = stats.pearsonr(overlap["yrs_married"], coded(overlap["affairs"], 5))
     assert run.body["n"] == len(overlap)
     assert float(run.body["pearson"]["estimate"]) == pytest.approx(r, rel=1e-9)
 
@@ -291,18 +293,19 @@ def test_intersection_overlap_and_sum(world: World) -> None:
     assert overlap.body["overlap"] == len(ids_a & ids_b)
     assert overlap.body["union"] == len(ids_a | ids_b)
 
+    isum = {"value": "affairs", "value_bounds": ["0", "60"]}
     total, expected = run_case(
         world,
         computation="intersection-sum",
         requester="bob",
         inputs=[
-            ("alice", a, exact_policy("intersection-sum", {"value": "affairs"}, [b])),
-            ("bob", b, exact_policy("intersection-sum", {"value": "affairs"}, [a])),
+            ("alice", a, exact_policy("intersection-sum", isum, [b])),
+            ("bob", b, exact_policy("intersection-sum", isum, [a])),
         ],
-        params={"value": "affairs"},
+        params=isum,
     )
     assert total.body == expected
-    truth = frame("fair").iloc[1000:4000:2]["affairs"].sum()
+    truth = coded(frame("fair").iloc[1000:4000:2]["affairs"], 5).sum()
     assert float(total.body["sum"]) == pytest.approx(truth, rel=1e-11)
 
 
@@ -328,7 +331,13 @@ def test_lift(world: World) -> None:
 
 def test_association_test(world: World) -> None:
     a, b = fair_columns_files(case_dir(world, "assoc"), ["yrs_married"], ["rate_marriage"])
-    params = {"signal": "yrs_married", "outcome": "rate_marriage", "outcome_type": "numeric"}
+    params = {
+        "signal": "yrs_married",
+        "signal_bounds": ["0", "25"],
+        "outcome": "rate_marriage",
+        "outcome_type": "numeric",
+        "outcome_bounds": ["1", "5"],
+    }
     run, expected = run_case(
         world,
         computation="association-test",
@@ -512,6 +521,72 @@ def test_dp_aggregate_stats_spends_budget_then_refuses(world: World) -> None:
             allow_simulated=True,
             now=now(),
         )
+
+
+def test_dp_intersection_sum_is_the_default_and_charges_both_inputs(world: World) -> None:
+    a, b = fair_columns_files(case_dir(world, "dp-isum"), ["age"], ["affairs"])
+    budget = {"epsilon_per_requester": "2", "epsilon_total": "10"}
+    rules = policy("intersection-sum", entity_column="id", dp=budget)
+    exact = {"value": "affairs", "value_bounds": ["0", "10"]}
+    params = {**exact, "dp": {"epsilon": "1"}}
+    run, _ = run_case(
+        world,
+        computation="intersection-sum",
+        requester="bob",
+        inputs=[("alice", a, rules), ("bob", b, rules)],
+        params=params,
+    )
+    spent = {(c.epsilon, c.delta) for c in run.receipt.privacy_spent}
+    assert spent == {("1", "0")}
+    assert len(run.receipt.privacy_spent) == 2
+    body = run.body
+    assert body["rows"] is None  # no exact count next to the DP values
+    assert body["mean_per_row"] is None
+    assert body["dp"]["epsilon"] == "1"
+    truth = frame("fair").iloc[1000:4000:2]["affairs"].clip(0, 10)
+    # Laplace noise of scale 3 x 10 / 1 and discrete Laplace of scale 3: beyond 14 scales
+    # with probability below 1e-6.
+    assert abs(float(body["sum"]) - truth.sum()) < 14 * 30
+    assert abs(body["overlap"] - len(truth)) < 14 * 3
+    # The same question without dp is refused when it is asked: the policy requires DP.
+    bob = world.parties["bob"]
+    view = flows.request(
+        bob.client,
+        bob.identity,
+        "intersection-sum",
+        [d.dataset for d in run.receipt.decisions],
+        exact,
+        now=now(),
+    )
+    assert view.status == "rejected"
+    assert view.status_reason is not None
+    assert "rule dp-required" in view.status_reason
+
+
+def test_dp_lift_releases_noisy_cells_only(world: World) -> None:
+    exposure, conversions = lift_files(case_dir(world, "dp-lift"))
+    budget = {"epsilon_per_requester": "1", "epsilon_total": "3"}
+    rules = policy("lift", entity_column="id", dp=budget)
+    run, _ = run_case(
+        world,
+        computation="lift",
+        requester="alice",
+        inputs=[("alice", exposure, rules), ("bob", conversions, rules)],
+        params={"dp": {"epsilon": "1"}},
+    )
+    assert {(c.epsilon, c.delta) for c in run.receipt.privacy_spent} == {("1", "0")}
+    body = run.body
+    assert body["z"] is None
+    assert [s["name"] for s in body["dp"]["statistics"]] == ["cells"]
+    df = frame("fair")
+    test = df[df["children"] > 0]
+    # Two cells of discrete Laplace noise of scale 2 (conversions count at d_in = 2).
+    assert abs(body["test"]["n"] - len(test)) < 2 * 14 * 2
+    assert abs(body["test"]["conversions"] - int((test["affairs"] > 0).sum())) < 14 * 2
+    truth = (test["affairs"] > 0).mean() - (df[df["children"] == 0]["affairs"] > 0).mean()
+    assert abs(float(body["absolute_lift"]) - truth) < 0.03
+    assert float(body["absolute_ci_low"]) < float(body["absolute_lift"])
+    assert float(body["absolute_lift"]) < float(body["absolute_ci_high"])
 
 
 def test_expired_policy_is_rejected_at_request_time(world: World) -> None:

@@ -18,25 +18,25 @@ PINNED = {
     ): "sha256:01f4ece83c54b3b24eaa34ec92807d29466e7a4fd4680b45f917f749470d35c2",
     (
         "association-test",
-        "1.1.0",
-    ): "sha256:d4630b9e126621bad8a06ad1523159db3e1858f7b68d5cb7c69bafd01d2875f3",
+        "2.0.0",
+    ): "sha256:091fd81a21c9122c3ca0825b746e1e2cec171d60070703977d2bc94ffd3ed8ca",
     (
         "correlation",
-        "1.1.0",
-    ): "sha256:66ae222fd18796f9b13d8b8ba4c89d281ae346961c236388caf1f4d44dda723a",
+        "2.0.0",
+    ): "sha256:6a1c979e7bcdc028d1b79cb1806df4869093ab4d841a72ce0000c34e80b3d339",
     (
         "gap-analysis",
         "2.0.0",
     ): "sha256:78cb502bdcb66cc6f01dd88c3c3c03697120752841a67a915dd89abe519e8da9",
     (
         "intersection-overlap",
-        "1.1.0",
-    ): "sha256:caf862b2142f087b8718f7209678efb3baef32de0820a0c9903dcf87fcd77726",
+        "2.0.0",
+    ): "sha256:fc51ad32318911006fc221322e1b9ddafb52c8c01bbc51f1b2c66accd6694dfd",
     (
         "intersection-sum",
-        "1.1.0",
-    ): "sha256:fc089578fb60a3fdc94745285c088e21d1489b2034458e36a1d00526af2711c8",
-    ("lift", "1.1.0"): "sha256:b61f3991e255289c3c24686b93d0578d9c0c576089372675351d66e03b9a9ee6",
+        "2.0.0",
+    ): "sha256:65a578e4290ba165e2fc59286441ad5504019ed65daa5df7a731dcf767471045",
+    ("lift", "2.0.0"): "sha256:f45e8c1d1b5192023adb701aed091289fccc815eb36c893ccc524737f334c42b",
     (
         "pattern-search",
         "2.0.0",

@@ -59,13 +59,13 @@ def test_entity_is_identifier_threshold_is_the_joined_identifiers() -> None:
     a = a.append_column("s", pa.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]))
     reg = default_registry()
     isum = reg.get("intersection-sum")
-    params = isum.parse_params({"value": "v"})
-    ok = isum.run((a, b), params, PrivacyContext(k=(5, 5), entity_columns=("id", "id")))
+    params = isum.parse_params({"value": "v", "value_bounds": ["0", "10"]})
+    ok = isum.run((a, b), params, PrivacyContext(k=(3, 3), entity_columns=("id", "id")))
     assert ok.overlap == 5
     with pytest.raises(PolicyDenied):
-        isum.run((a, b), params, PrivacyContext(k=(5, 6), entity_columns=("id", "id")))
+        isum.run((a, b), params, PrivacyContext(k=(3, 6), entity_columns=("id", "id")))
     assoc = reg.get("association-test")
-    ap = assoc.parse_params({"signal": "s", "outcome": "flag"})
+    ap = assoc.parse_params({"signal": "s", "signal_bounds": ["0", "10"], "outcome": "flag"})
     got = assoc.run((a, b), ap, PrivacyContext(k=(1, 1), entity_columns=("id", "id")))
     assert got.n == 6
     with pytest.raises(PolicyDenied):

@@ -13,6 +13,7 @@ from statsmodels.stats.proportion import proportions_ztest
 
 from sealroom.computations import PrivacyContext, default_registry
 from sealroom.errors import InvalidInput, PolicyDenied
+from tests.computations.join_truth import WIDE, coded
 from tests.computations.stats_split_data import as_strings, columns_of, frame, with_row
 
 REG = default_registry()
@@ -85,10 +86,10 @@ def test_overlap_join_only_keys_are_fine_and_null_ids_absent() -> None:
 def test_intersection_sum_matches_numpy() -> None:
     a = columns_of("fair", ["age"], rows=FAIR_A)
     b = columns_of("fair", ["affairs"], rows=FAIR_B)
-    out = ISUM.run([a, b], ISUM.parse_params({"value": "affairs"}), ctx())
+    out = ISUM.run([a, b], ISUM.parse_params({"value": "affairs", "value_bounds": WIDE}), ctx())
     df = frame("fair")
     shared = sorted(set(FAIR_A) & set(FAIR_B))
-    vals = df.loc[shared, "affairs"].to_numpy()
+    vals = coded(df.loc[shared, "affairs"].to_numpy(), 5)
     assert out.overlap == out.rows == len(shared)
     close(out.sum, float(vals.sum()))
     close(out.mean_per_id, float(vals.mean()))
@@ -101,10 +102,16 @@ def test_intersection_sum_value_on_a_and_several_rows_per_id() -> None:
     df = frame("grunfeld")
     b = pa.table({"firm": sorted(df["firm"].unique())[:7]})
     a = pa.Table.from_pandas(df[["firm", "invest"]], preserve_index=False)
-    privacy = PrivacyContext(k=(5, 5), entity_columns=("firm", "firm"))
-    params = {"key_a": "firm", "key_b": "firm", "value": "invest", "value_input": "a"}
+    privacy = PrivacyContext(k=(3, 3), entity_columns=("firm", "firm"))
+    params = {
+        "key_a": "firm",
+        "key_b": "firm",
+        "value": "invest",
+        "value_input": "a",
+        "value_bounds": WIDE,
+    }
     out = ISUM.run([a, b], ISUM.parse_params(params), privacy)
-    per_firm = df.groupby("firm")["invest"].sum().loc[b.column("firm").to_pylist()]
+    per_firm = coded(df.groupby("firm")["invest"].sum().loc[b.column("firm").to_pylist()], 3)
     assert (out.overlap, out.rows) == (7, 140)
     close(out.sum, float(per_firm.sum()))
     close(out.mean_per_id, float(per_firm.mean()))
@@ -114,18 +121,20 @@ def test_intersection_sum_value_on_a_and_several_rows_per_id() -> None:
 def test_intersection_sum_below_k_refused_and_poison_rows_ignored() -> None:
     a = pa.table({"id": list(range(4)) * 50})
     b = pa.table({"id": list(range(100)), "v": [float(i) for i in range(100)]})
-    with pytest.raises(PolicyDenied, match="below the threshold"):
-        ISUM.run([a, b], ISUM.parse_params({"value": "v"}), ctx())
+    with pytest.raises(PolicyDenied, match="below the threshold") as info:
+        ISUM.run([a, b], ISUM.parse_params({"value": "v", "value_bounds": WIDE}), ctx())
+    assert info.value.rule == "k-threshold"
     a = columns_of("fair", ["age"], rows=FAIR_A)
     b = as_strings(columns_of("fair", ["affairs"], rows=FAIR_B), "affairs")
-    clean = ISUM.run([a, b], ISUM.parse_params({"value": "affairs"}), ctx())
+    params = ISUM.parse_params({"value": "affairs", "value_bounds": WIDE})
+    clean = ISUM.run([a, b], params, ctx())
     for poison in ("9" * 400, "1e309", "abc", "nan", "-inf"):
         bad_b = with_row(b, {"id": 2, "affairs": poison})  # id 2 is in a but not in b
         bad_a = with_row(a, {"id": 90_001, "age": 30.0})
         assert (
             ISUM.run(
                 [bad_a, with_row(bad_b, {"id": 90_001, "affairs": poison})],
-                ISUM.parse_params({"value": "affairs"}),
+                params,
                 ctx(),
             )
             == clean
@@ -207,8 +216,9 @@ def test_lift_poison_rows_same_response_and_column_rules() -> None:
 def test_association_numeric_signal_binary_outcome() -> None:
     a = columns_of("spector", ["GPA", "PSI"])
     b = columns_of("spector", ["GRADE"])
-    out = ASSOC.run([a, b], ASSOC.parse_params({"signal": "GPA", "outcome": "GRADE"}), ctx(k=3))
-    df = frame("spector")
+    params = {"signal": "GPA", "signal_bounds": ["0", "4"], "outcome": "GRADE"}
+    out = ASSOC.run([a, b], ASSOC.parse_params(params), ctx(k=3))
+    df = frame("spector").assign(GPA=lambda d: coded(d["GPA"], 3))
     g1, g0 = df.loc[df["GRADE"] == 1, "GPA"], df.loc[df["GRADE"] == 0, "GPA"]
     res = stats.ttest_ind(g1, g0, equal_var=False)
     sp = math.sqrt(((len(g1) - 1) * g1.var() + (len(g0) - 1) * g0.var()) / (len(df) - 2))
@@ -258,9 +268,11 @@ def test_association_ticket_counts_with_fill_and_numeric_outcome() -> None:
     outc = pa.table({"id": df["id"], "rate": df["rate_marriage"]})
     params = {
         "signal_agg": "count",
+        "signal_bounds": ["0", "10"],
         "fill_missing_signal": True,
         "outcome": "rate",
         "outcome_type": "numeric",
+        "outcome_bounds": ["1", "5"],
     }
     out = ASSOC.run([tickets, outc], ASSOC.parse_params(params), ctx())
     x = np.where(df["yrs_married"] > 10, 2.0, 0.0)
@@ -274,12 +286,19 @@ def test_association_ticket_counts_with_fill_and_numeric_outcome() -> None:
 def test_association_small_class_refused_and_poison_same() -> None:
     sig = pa.table({"id": list(range(50)), "s": [1.0] * 4 + [0.0] * 46})
     outc = pa.table({"id": list(range(50)), "o": [float(i % 7) for i in range(50)]})
-    params = {"signal": "s", "signal_type": "binary", "outcome": "o", "outcome_type": "numeric"}
-    with pytest.raises(PolicyDenied, match="every class"):
+    params = {
+        "signal": "s",
+        "signal_type": "binary",
+        "outcome": "o",
+        "outcome_type": "numeric",
+        "outcome_bounds": ["0", "10"],
+    }
+    with pytest.raises(PolicyDenied, match="every class") as info:
         ASSOC.run([sig, outc], ASSOC.parse_params(params), ctx())
+    assert info.value.rule == "k-threshold"
     a = columns_of("spector", ["GPA"])
     b = columns_of("spector", ["GRADE"])
-    p2 = {"signal": "GPA", "outcome": "GRADE"}
+    p2 = {"signal": "GPA", "signal_bounds": WIDE, "outcome": "GRADE"}
     clean = ASSOC.run([a, b], ASSOC.parse_params(p2), ctx(k=3))
     bad_a = with_row(a, {"id": 500, "GPA": 1e200})
     bad_b = with_row(with_row(b, {"id": 500, "GRADE": 1.0}), {"id": 3, "GRADE": 7.0})  # not 0/1

@@ -1,25 +1,57 @@
 """correlation: how a column of one dataset moves with a column of another, joined on a key.
 
-Privacy contract (class ``aggregate``, released to every party): the output is
-n (matched keys), Pearson's r and Spearman's rho, each with a Fisher-z
-confidence interval and a two-sided p-value. No row, key or per-key value
-leaves. The run is refused (:class:`PolicyDenied`) unless the rows that make
-the matched pairs hold at least ``k_a`` distinct entities of input a and
-``k_b`` of input b (entities per ``PrivacyContext.entity_columns``, rows when
-none is declared). No DP noise. Key columns may be ``join_only`` or
-``never_output``; ``x`` and ``y`` may not.
+Privacy contract (class ``aggregate``, released to every party; the adversary of
+docs/privacy.md holds either input, every parameter and any number of
+identities). What leaves: n (matched keys), Pearson's r with a confidence
+interval and a p-value, and in exact mode Spearman's rho likewise. No row, key
+or per-key value leaves. Key columns may be ``join_only`` or ``never_output``;
+``x`` and ``y`` may not.
 
 Method: rows are matched on ``key_a`` = ``key_b`` (identifiers compared as
 strings, integers as their digits). When a key has several rows on one side
 (a *group key*: e.g. many reviews per restaurant) its value is ``agg_a`` /
-``agg_b`` of those rows (default mean; ``count`` needs no column). Pearson r
-and Spearman rho (average ranks for ties) over the n matched keys; p-values
-from scipy (t distribution with n-2 degrees of freedom). Intervals: Fisher z,
+``agg_b`` of those rows (default mean; ``count`` needs no column), then clipped
+to ``x_bounds`` / ``y_bounds`` (public; request parameters in both modes).
+
+DP mode (``dp``; the default policies require it): Pearson's r from six OpenDP
+measurements over the matched keys, each charged epsilon / 6: n (count,
+discrete Laplace) and the sums of x, y, x^2, y^2 and xy, each value centred on
+its bounds' midpoint (clamp + sum, Laplace). d_in per input
+(:mod:`sealroom.computations._join_privacy`): 1 when the entity column is the
+key, else 2m, with m = 1 for row entities and ``dp.max_keys_per_entity``
+(truncation) for others (a key's value may come from several entities). r = (n Sxy - Sx Sy) / sqrt((n Sxx - Sx^2)(n Syy -
+Sy^2)) from the noisy sums, null when a noisy variance is not positive; the
+interval and p-value are a bootstrap of the noise and Fisher's sampling error.
+Spearman's rho is not released in DP mode (null): one entity moves every rank,
+so ranks have no useful sensitivity bound; ask for a DP correlation of ranks
+you compute yourself on public scales, or use exact mode. No exact n leaves.
+
+Exact mode (no ``dp``; only the owner-pinned columns, aggregations and bounds,
+with pinned partner data): refused (``k-threshold``) unless the matched rows
+hold at least ``k_i`` distinct entities of EACH input i; x and y are clipped
+to the pinned bounds, then top- and bottom-coded so that each extreme level is
+shared by k entities of the other input (``influence-bound`` when too few): a
+partner's indicator of one identifier becomes a constant (r undefined), a
+planted outlier one of k equal values. The footprint (matched entities per
+side) goes to the enclave's difference checks (S vs S plus one id: refused).
+Then Pearson r and Spearman rho (average ranks for ties) over the n matched
+keys; p-values from scipy (t with n-2 degrees of freedom); Fisher-z intervals
 ``tanh(atanh(r) +- z_(1+c)/2 * sqrt(f / (n-3)))`` with f = 1 for Pearson and
-f = 1.06 for Spearman (Fieller, Hartley and Pearson 1957); null when n < 4.
-A coefficient is null when a side is constant. Numbers: see
-:mod:`sealroom.computations._stats` (12 significant digits, decimal strings;
-unusable cells are treated as absent rows).
+1.06 for Spearman (Fieller, Hartley and Pearson 1957), null when n < 4; a
+coefficient is null when a side is constant.
+
+Residual leakage: DP, epsilon per input per run. Exact: a coefficient over at
+least k entities per side with coded extremes; combinations of releases over
+sets that differ by k or more, which the pins stop.
+
+Numbers: 12 significant digits as decimal strings; unusable cells are absent
+rows (:mod:`sealroom.computations._stats`).
+
+Utility on statsmodels' ``fair`` (ids 1000..3998 even: 1500 pairs) at epsilon 1,
+entity = id, over 200 runs: r of age [17, 42] and yrs_married [0, 25] (0.895) is
+off by 0.021 (median) and 0.088 (95th percentile); r of yrs_married [0, 25] and
+affairs [0, 10] (-0.078) by 0.052 and 0.16: six noisy sums at epsilon / 6 each
+cost about +-0.1 in r at n = 1500 when the bounds are wide for the data.
 """
 
 from __future__ import annotations
@@ -35,10 +67,15 @@ import pyarrow as pa
 from pydantic import Field
 from scipy import stats
 
+from sealroom.computations import _join_privacy as jp
 from sealroom.computations import _stats
 from sealroom.computations._stats import Agg, ColumnName, Confidence, Model, Num, ParamsModel
-from sealroom.computations.base import Computation, PrivacyContext
-from sealroom.errors import PolicyDenied
+from sealroom.computations.base import (
+    Computation,
+    Footprint,
+    PrivacyContext,
+    Released,
+)
 
 __all__ = ["COMPUTATION", "Coefficient", "CorrelationOutput", "CorrelationParams", "run"]
 
@@ -50,7 +87,10 @@ class CorrelationParams(ParamsModel):
     y: ColumnName
     agg_a: Agg = "mean"
     agg_b: Agg = "mean"
+    x_bounds: jp.Bounds
+    y_bounds: jp.Bounds
     confidence: Confidence = "0.95"
+    dp: jp.JoinDpParams | None = None
 
 
 class Coefficient(Model):
@@ -63,9 +103,10 @@ class Coefficient(Model):
 class CorrelationOutput(Model):
     n: Annotated[int, Field(ge=0)]
     pearson: Coefficient
-    spearman: Coefficient
+    spearman: Coefficient | None
     confidence: Num
     insight: Annotated[str, Field(min_length=1, max_length=1000)]
+    dp: jp.JoinDp | None = None
 
 
 def _coefficient(r: float, p: float, n: int, confidence: float, f: float) -> Coefficient:
@@ -83,39 +124,99 @@ def _strength(r: float) -> str:
     return "strong" if a >= 0.5 else "moderate" if a >= 0.3 else "weak" if a >= 0.1 else "no"
 
 
+def _insight(r: float, p: float, n: int, dp: bool) -> str:
+    if not math.isfinite(r):
+        return f"correlation undefined: fewer than 3 matched keys or a constant side (n = {n})"
+    return (
+        f"{_strength(r)} {'positive' if r > 0 else 'negative'} linear correlation "
+        f"(r = {_stats.num(round(r, 3))}, {_stats.p_text(p)}, n = {n}"
+        + (", differentially private)" if dp else ")")
+    )
+
+
+def _values(
+    side: jp.Side, codes: _stats.Codes, column: str, agg: Agg, size: int
+) -> tuple[_stats.Bools, _stats.Floats, _stats.Bools]:
+    xs = None if agg == "count" else _stats.numbers(side.table, column, input_name=side.name)
+    return _stats.group_values(codes, xs, agg, size)
+
+
+def _dp(
+    sides: tuple[jp.Side, jp.Side],
+    space: _stats.KeySpace,
+    params: CorrelationParams,
+    privacy: PrivacyContext,
+    bounds: tuple[tuple[float, float], tuple[float, float]],
+    confidence: float,
+) -> CorrelationOutput:
+    assert params.dp is not None
+    m = params.dp.max_keys_per_entity
+    plan = jp.DpPlan(
+        jp.moment_stats(*bounds),
+        params=params.dp,
+        privacy=privacy,
+        contributions=(
+            jp.contributions(sides[0], m, valued=True),
+            jp.contributions(sides[1], m, valued=True),
+        ),
+        computation="correlation",
+    )
+    cols, aggs = (params.x, params.y), (params.agg_a, params.agg_b)
+    per_key = [
+        _values(s, jp.truncate(s, space, m), cols[s.index], aggs[s.index], space.size)
+        for s in sides
+    ]
+    matched = np.flatnonzero(per_key[0][0] & per_key[1][0])
+    r, lo, hi, p, n = jp.pearson_release(
+        plan, per_key[0][1][matched], per_key[1][1][matched], bounds, confidence
+    )
+    return CorrelationOutput(
+        n=n,
+        pearson=Coefficient(
+            estimate=_stats.num(r),
+            ci_low=_stats.num(lo),
+            ci_high=_stats.num(hi),
+            p_value=_stats.num(p),
+        ),
+        spearman=None,
+        confidence=params.confidence,
+        insight=_insight(r, p, n, True),
+        dp=plan.info(confidence),
+    )
+
+
 def run(
     inputs: Sequence[pa.Table], params: CorrelationParams, privacy: PrivacyContext
-) -> CorrelationOutput:
-    table_a, table_b = inputs
+) -> CorrelationOutput | Released:
     for i, (name, col, role) in enumerate((("a", params.x, "x"), ("b", params.y, "y"))):
         _stats.check_use(privacy, i, col, input_name=name, role=f"correlated column {role}")
     confidence = _stats.confidence_value(params.confidence)
-    (codes_a, codes_b), space = _stats.encode_keys(
-        [(table_a, params.key_a, "a"), (table_b, params.key_b, "b")]
+    bounds = (
+        jp.bounds_of(params.x_bounds, what="x_bounds"),
+        jp.bounds_of(params.y_bounds, what="y_bounds"),
     )
+    sides, space = jp.sides(inputs, privacy, (params.key_a, params.key_b), ("a", "b"))
+    if params.dp is not None:
+        return _dp(sides, space, params, privacy, bounds, confidence)
     size = space.size
-    xs = None if params.agg_a == "count" else _stats.numbers(table_a, params.x, input_name="a")
-    ys = None if params.agg_b == "count" else _stats.numbers(table_b, params.y, input_name="b")
-    has_a, va, used_a = _stats.group_values(codes_a, xs, params.agg_a, size)
-    has_b, vb, used_b = _stats.group_values(codes_b, ys, params.agg_b, size)
+    cols, aggs = (params.x, params.y), (params.agg_a, params.agg_b)
+    per_key = [_values(s, s.codes, cols[s.index], aggs[s.index], size) for s in sides]
     # Matched keys in str order, as sorted() would give them.
-    matched = space.in_str_order(np.flatnonzero(has_a & has_b))
-    for index, (name, table, key, codes, used) in enumerate(
-        (
-            ("a", table_a, params.key_a, codes_a, used_a),
-            ("b", table_b, params.key_b, codes_b, used_b),
-        )
-    ):
-        ents = _stats.entity_codes(table, privacy, index, input_name=name, key=(key, codes))
-        n_ent = _stats.count_distinct(ents[used & _stats.member(codes, matched, size)])
-        if n_ent < privacy.k[index]:
-            raise PolicyDenied(
-                f"correlation: the matched rows of input {name!r} hold fewer than its "
-                f"threshold of {privacy.k[index]} distinct entities"
-            )
+    matched = space.in_str_order(np.flatnonzero(per_key[0][0] & per_key[1][0]))
+    rows = [per_key[s.index][2] & s.rows_of(matched, size) for s in sides]
+    jp.require_k(sides, rows, privacy, what="correlation")
+    x, y = (
+        jp.cover_clip(
+            np.clip(per_key[i][1], *bounds[i]),
+            matched,
+            sides[1 - i],
+            rows[1 - i],
+            privacy.k[1 - i],
+            what="correlation",
+        )[matched]
+        for i in (0, 1)
+    )
     n = len(matched)
-    x = va[matched]
-    y = vb[matched]
     r = rho = p_r = p_rho = math.nan
     if n >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
         with warnings.catch_warnings():
@@ -124,28 +225,23 @@ def run(
             sr = stats.spearmanr(x, y)
         r, p_r = float(pr.statistic), float(pr.pvalue)
         rho, p_rho = float(sr.statistic), float(sr.pvalue)
-    if math.isfinite(r):
-        insight = (
-            f"{_strength(r)} {'positive' if r > 0 else 'negative'} linear correlation "
-            f"(r = {_stats.num(round(r, 3))}, {_stats.p_text(p_r)}, n = {n})"
-        )
-    else:
-        insight = f"correlation undefined: fewer than 3 matched keys or a constant side (n = {n})"
-    return CorrelationOutput(
+    out = CorrelationOutput(
         n=n,
         pearson=_coefficient(r, p_r, n, confidence, 1.0),
         spearman=_coefficient(rho, p_rho, n, confidence, 1.06),
         confidence=params.confidence,
-        insight=insight,
+        insight=_insight(r, p_r, n, False),
     )
+    cells = tuple((jp.entity_set(s, used),) for s, used in zip(sides, rows, strict=True))
+    return Released(out, Footprint(cells=cells))
 
 
 COMPUTATION = Computation(
     id="correlation",
-    version="1.1.0",
+    version="2.0.0",
     summary=(
-        "Pearson and Spearman correlation, with Fisher-z confidence intervals, p-values and n, "
-        "between a column of one dataset and a column of another joined on a key or group key."
+        "Pearson (and, exactly, Spearman) correlation with intervals, p-values and n between "
+        "bounded columns of two datasets joined on a key; DP, or exact from a pinned shape."
     ),
     privacy_class="aggregate",
     release="all-parties",
@@ -153,7 +249,8 @@ COMPUTATION = Computation(
     params=CorrelationParams,
     output=CorrelationOutput,
     run_fn=run,
-    modules=(sys.modules[__name__], _stats),
-    isolating=("key_a", "key_b", "x", "y", "agg_a", "agg_b"),
+    modules=(sys.modules[__name__], _stats, jp),
+    cost_fn=jp.cost,
+    isolating=("key_a", "key_b", "x", "y", "agg_a", "agg_b", "x_bounds", "y_bounds"),
     selectors=True,
 )
