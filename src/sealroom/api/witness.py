@@ -55,7 +55,10 @@ def status_for(exc: SealroomError) -> int:
 
 def _refusal(exc: SealroomError) -> Response:
     if isinstance(exc, OldSizeMismatch):
-        return Response(f"{exc.size}\n", status_code=409, media_type=SIZE_CONTENT_TYPE)
+        # Exactly the spec's type: Starlette would append "; charset=utf-8" to a text/ type.
+        return Response(
+            f"{exc.size}\n".encode(), status_code=409, headers={"content-type": SIZE_CONTENT_TYPE}
+        )
     status = status_for(exc)
     if status == 500:
         _log.error("witness failure: %s", exc.diagnostics())
