@@ -50,6 +50,7 @@ def serve(
         list[str] | None,
         typer.Option(
             "--witness",
+            envvar="SEALROOM_WITNESSES",
             help="A witness that cosigns the log's checkpoints, as <witness vkey>@<URL> "
             "(repeatable; see `sealroom witness`).",
         ),

@@ -83,6 +83,7 @@ def serve(
         list[str],
         typer.Option(
             "--log",
+            envvar="SEALROOM_WITNESS_LOGS",
             help="The key (vkey) of a log to witness; its name is the log's origin "
             "(repeatable; a coordinator prints its key at GET /v1/log/key).",
         ),
