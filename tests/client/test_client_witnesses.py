@@ -35,7 +35,12 @@ def test_m_of_n_witnesses_from_witness_processes_to_verify(tmp_path: Path) -> No
         with serve(db, endpoints[:1]) as url:
             client = Client(base_url=url, identity=alice)
             client.register_party("alice")
-            TrustedLog(client, home).require_witnesses(WitnessPolicy.parse(vkeys, 2))
+            named = [arg for v in vkeys for arg in ("--witness", v)]
+            required = cli(
+                "checkpoint", "require", "--url", url, "--home", str(home), *named,
+                "--witnesses-required", "2",
+            )  # fmt: skip
+            assert required.returncode == 0, required.stderr
             with pytest.raises(ProofInvalid, match="1 of the 2 required witness cosignatures"):
                 publish(client, alice, home, "one")
             assert not list((home / "checkpoints").glob("*.note"))  # nothing was trusted
@@ -50,11 +55,25 @@ def test_m_of_n_witnesses_from_witness_processes_to_verify(tmp_path: Path) -> No
             assert {c.witness.name for c in found} == {"witness.test/w0", "witness.test/w1"}
             job_bundle = _run_a_job(tmp_path, url, client, alice, home, done.dataset)
 
+            # The log grows past the bundle; the party's trusted checkpoint follows it.
+            publish(client, alice, home, "extra")
+            at = ["--url", url, "--home", str(home)]
+            shown = cli("checkpoint", "show", *at, "--json")
+            assert shown.returncode == 0, shown.stderr
+            doc = json.loads(shown.stdout)
+            assert len(doc["cosigned_by"]) == 2
+            trusted = doc["file"]
+            older = cli("verify", str(job_bundle / "bundle.json"), "--allow-simulated",
+                        "--checkpoint", trusted)  # fmt: skip
+            assert older.returncode == 1
+            assert "carries no consistency proof" in older.stdout
+            proved = tmp_path / "proved.json"
+            added = cli("checkpoint", "prove", str(job_bundle / "bundle.json"), "--out",
+                        str(proved), *at)  # fmt: skip
+            assert added.returncode == 0, added.stderr
+
         # Offline: the bundle carries the cosignatures; verify checks m of n and consistency.
-        bundle_path = job_bundle / "bundle.json"
-        trusted = next((home / "checkpoints").glob("*.note"))
-        base = ["verify", str(bundle_path), "--allow-simulated", "--json"]
-        named = [arg for v in vkeys for arg in ("--witness", v)]
+        base = ["verify", str(proved), "--allow-simulated", "--json"]
         ok = cli(*base, "--checkpoint", str(trusted), *named, "--witnesses-required", "2")
         assert ok.returncode == 0, ok.stdout
         checks = {c["name"]: c for c in json.loads(ok.stdout)["checks"]}

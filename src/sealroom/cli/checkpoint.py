@@ -9,8 +9,10 @@ consistency proof an offline verifier needs to relate it to a trusted checkpoint
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,7 +26,23 @@ from sealroom.cli.common import (
     read_file,
 )
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from sealroom.client.checkpoints import TrustedLog
+
+__all__ = ["WitnessOpt", "WitnessesRequiredOpt", "register"]
+
+WitnessOpt = Annotated[
+    list[str] | None,
+    typer.Option("--witness", help="A witness's cosignature key (vkey) (repeatable)."),
+]
+WitnessesRequiredOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--witnesses-required",
+        min=1,
+        help="How many of the --witness keys must have cosigned (default: all).",
+    ),
+]
 
 checkpoint_app = typer.Typer(
     no_args_is_help=True,
@@ -32,19 +50,26 @@ checkpoint_app = typer.Typer(
 )
 
 
+@contextmanager
+def _trusted_log(url: str, home: Path | None, json_output: bool) -> Iterator[TrustedLog]:
+    """The coordinator's log as this party trusts it; errors end the command in one line."""
+    from sealroom.client.checkpoints import TrustedLog
+    from sealroom.client.http import Client
+    from sealroom.crypto.keystore import resolve_home
+
+    with handle_errors(json_output), Client(base_url=url) as client:
+        yield TrustedLog(client, resolve_home(home, os.environ))
+
+
 @checkpoint_app.command("show")
 def show(
     url: UrlOpt = DEFAULT_URL_VALUE, home: HomeOpt = None, json_output: JsonOpt = False
 ) -> None:
     """Advance to the coordinator's latest checkpoint (consistently) and print it."""
-    from sealroom.client.checkpoints import TrustedLog
-    from sealroom.client.http import Client
     from sealroom.crypto.keys import b64encode
-    from sealroom.crypto.keystore import resolve_home
     from sealroom.transparency.cosignature import cosignatures
 
-    with handle_errors(json_output), Client(base_url=url) as client:
-        log = TrustedLog(client, resolve_home(home, os.environ))
+    with _trusted_log(url, home, json_output) as log:
         cp = log.latest()
         policy = log.witness_policy()
         note = log.trusted_note() or ""
@@ -72,31 +97,17 @@ def show(
 
 @checkpoint_app.command("require")
 def require(
-    witness: Annotated[
-        list[str],
-        typer.Option("--witness", help="A witness's cosignature key (vkey) (repeatable)."),
-    ],
-    witnesses_required: Annotated[
-        int | None,
-        typer.Option(
-            "--witnesses-required",
-            min=1,
-            help="How many of the named witnesses must have cosigned (default: all).",
-        ),
-    ] = None,
+    witness: WitnessOpt = None,
+    witnesses_required: WitnessesRequiredOpt = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """From now on, trust the coordinator's checkpoints only with these witnesses' cosignatures."""
-    from sealroom.client.checkpoints import TrustedLog
-    from sealroom.client.http import Client
-    from sealroom.crypto.keystore import resolve_home
     from sealroom.transparency.cosignature import WitnessPolicy
 
-    with handle_errors(json_output), Client(base_url=url) as client:
-        policy = WitnessPolicy.parse(witness, witnesses_required)
-        log = TrustedLog(client, resolve_home(home, os.environ))
+    with _trusted_log(url, home, json_output) as log:
+        policy = WitnessPolicy.parse(witness or [], witnesses_required)
         path = log.require_witnesses(policy)
         emit(
             json_output,
@@ -121,15 +132,11 @@ def prove(
     json_output: JsonOpt = False,
 ) -> None:
     """Add the consistency proof between a bundle's checkpoint and a trusted one (online)."""
-    from sealroom.client.checkpoints import TrustedLog
-    from sealroom.client.http import Client
     from sealroom.crypto.files import write_private
-    from sealroom.crypto.keystore import resolve_home
     from sealroom.errors import InvalidInput
     from sealroom.verification.bundle import ProofBundle
 
-    with handle_errors(json_output), Client(base_url=url) as client:
-        log = TrustedLog(client, resolve_home(home, os.environ))
+    with _trusted_log(url, home, json_output) as log:
         parsed = ProofBundle.from_json(read_file(bundle, "bundle"))
         if checkpoint is None:
             log.latest()

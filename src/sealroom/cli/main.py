@@ -12,6 +12,7 @@ import typer
 
 from sealroom import __version__
 from sealroom.cli import checkpoint, party, protocols, services, witness
+from sealroom.cli.checkpoint import WitnessesRequiredOpt, WitnessOpt
 from sealroom.cli.common import warn_simulated
 from sealroom.errors import InvalidInput, SealroomError
 from sealroom.statements import ReleasedOutput
@@ -109,18 +110,8 @@ def verify(
             "checkpoint show` names); the bundle's must be consistent with it.",
         ),
     ] = None,
-    witness: Annotated[
-        list[str] | None,
-        typer.Option("--witness", help="A witness's cosignature key (vkey) (repeatable)."),
-    ] = None,
-    witnesses_required: Annotated[
-        int | None,
-        typer.Option(
-            "--witnesses-required",
-            min=1,
-            help="How many --witness keys must have cosigned the checkpoint (default: all).",
-        ),
-    ] = None,
+    witness: WitnessOpt = None,
+    witnesses_required: WitnessesRequiredOpt = None,
 ) -> None:
     """Verify a proof bundle offline: signatures, TEE evidence, references, log proofs.
 

@@ -240,19 +240,20 @@ class TrustedLog:
             ):
                 anchor = self._client.log_checkpoint()
                 policy.check(anchor)
-                self._relate(self._verifier, anchor, latest=True)
-                trusted = self._store.trusted(self._verifier)
-                assert trusted is not None
-            if new.size > trusted.checkpoint.size:
+                witnessed = self._relate(anchor, latest=True)
+            else:
+                witnessed = trusted.checkpoint
+            if new.size > witnessed.size:
                 raise ProofInvalid(
                     f"the checkpoint (size {new.size}) has too few witness cosignatures, and "
-                    f"the coordinator's witnessed checkpoint (size {trusted.checkpoint.size}) "
-                    "is older, so nothing vouches for it"
+                    f"the coordinator's witnessed checkpoint (size {witnessed.size}) is older, "
+                    "so nothing vouches for it"
                 )
-        return self._relate(self._verifier, note, latest=latest)
+        return self._relate(note, latest=latest)
 
-    def _relate(self, log: NoteVerifier, note: str, *, latest: bool) -> Checkpoint:
+    def _relate(self, note: str, *, latest: bool) -> Checkpoint:
         """Check ``note`` against the trusted checkpoint; store it if it extends it."""
+        log = self._verifier
         new = open_checkpoint(note, log)
         trusted = self._store.trusted(log)
         if trusted is None:

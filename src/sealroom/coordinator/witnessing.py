@@ -98,10 +98,6 @@ class Witnessing:
         self._cosigned_sizes: dict[str, int] = {}
         self._resting_until: dict[str, float] = {}
 
-    @property
-    def witnesses(self) -> tuple[WitnessEndpoint, ...]:
-        return self._witnesses
-
     def latest(self) -> str | None:
         """The latest stored checkpoint, with every cosignature the witnesses give for it."""
         with self._lock:
@@ -114,7 +110,8 @@ class Witnessing:
             if row is None:
                 return None
             seq, note = int(row.seq), str(row.note)
-            have = {c.witness.public_key for c in cosignatures(note, self._all_keys())}
+            keys = [w.key for w in self._witnesses]
+            have = {c.witness.public_key for c in cosignatures(note, keys)}
             now = self._monotonic()
             due = [
                 w
@@ -134,9 +131,6 @@ class Witnessing:
                     .values(note=cosigned)
                 )
             return cosigned
-
-    def _all_keys(self) -> list[CosignerKey]:
-        return [w.key for w in self._witnesses]
 
     def _gather(self, note: str, due: Sequence[WitnessEndpoint]) -> list[NoteSignature]:
         body, _ = split_note(note)

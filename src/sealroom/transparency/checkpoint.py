@@ -15,7 +15,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NewType
+from typing import ClassVar, NewType, Self
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -33,6 +33,7 @@ __all__ = [
     "MAX_SIGNATURES",
     "Checkpoint",
     "KeyId",
+    "NoteKey",
     "NoteSignature",
     "NoteSigner",
     "NoteVerifier",
@@ -41,7 +42,6 @@ __all__ = [
     "key_id_for",
     "open_checkpoint",
     "open_note",
-    "parse_vkey",
     "sign_checkpoint",
     "sign_note",
     "split_note",
@@ -84,12 +84,9 @@ def _utf8(text: str, *, what: str) -> bytes:
         raise InvalidInput(f"{what} is not valid UTF-8") from exc
 
 
-def parse_vkey(vkey: object, alg: int, *, what: str) -> tuple[str, bytes]:
-    """The name and Ed25519 key of a vkey ``<name>+<hex key id>+<base64(alg || key)>``.
-
-    ``alg`` is the signature type byte the caller accepts (0x01 log keys, 0x04 witness
-    cosignature keys); the key id must be the one derived from the name, type and key.
-    """
+def _parse_vkey(vkey: object, alg: int, *, what: str) -> tuple[str, bytes]:
+    """The name and Ed25519 key of a vkey ``<name>+<hex key id>+<base64(alg || key)>``; the
+    key id must be the one derived from the name, type byte and key."""
     if not isinstance(vkey, str):
         raise InvalidInput(f"{what} must be a string")
     parts = vkey.split("+", 2)
@@ -117,8 +114,16 @@ def parse_vkey(vkey: object, alg: int, *, what: str) -> tuple[str, bytes]:
 
 
 @dataclass(frozen=True, slots=True)
-class NoteVerifier:
-    """A trusted Ed25519 note key: what a client pins to accept a log's checkpoints."""
+class NoteKey:
+    """An Ed25519 public key under a note key name, for one signature type.
+
+    Log keys (:class:`NoteVerifier`, type 0x01) and witness cosignature keys (0x04) share
+    this; the type byte is part of the key id, so a key of one type never matches a
+    signature line of the other.
+    """
+
+    ALG: ClassVar[int] = ALG_ED25519
+    KIND: ClassVar[str] = "verifier key"
 
     name: str
     public_key: bytes
@@ -127,31 +132,40 @@ class NoteVerifier:
     def __post_init__(self) -> None:
         check_key_name(self.name)
         if not isinstance(self.public_key, bytes) or len(self.public_key) != 32:
-            raise InvalidInput("an Ed25519 note key must be 32 bytes")
+            raise InvalidInput(f"an Ed25519 {self.KIND} must be 32 bytes")
         try:
             Ed25519PublicKey.from_public_bytes(self.public_key)
         except ValueError as exc:
             raise InvalidInput("not a valid Ed25519 public key") from exc
-        kid = key_id_for(self.name, bytes([ALG_ED25519]) + self.public_key)
+        kid = key_id_for(self.name, bytes([self.ALG]) + self.public_key)
         object.__setattr__(self, "key_id", kid)
 
     @classmethod
-    def from_vkey(cls, vkey: str) -> NoteVerifier:
-        """Parse ``<name>+<hex key id>+<base64(0x01 || key)>`` (Go ``note.NewVerifier``)."""
-        name, key = parse_vkey(vkey, ALG_ED25519, what="verifier key")
+    def from_vkey(cls, vkey: str) -> Self:
+        """Parse ``<name>+<hex key id>+<base64(type || key)>`` (Go ``note.NewVerifier``)."""
+        name, key = _parse_vkey(vkey, cls.ALG, what=cls.KIND)
         return cls(name, key)
 
     @property
     def vkey(self) -> str:
-        key64 = b64encode(bytes([ALG_ED25519]) + self.public_key)
+        key64 = b64encode(bytes([self.ALG]) + self.public_key)
         return f"{self.name}+{self.key_id:08x}+{key64}"
-
-    def verify(self, message: bytes, signature: bytes) -> None:
-        verify_ed25519(self.public_key, signature, message, what=f"note signature by {self.label}")
 
     @property
     def label(self) -> str:
         return f"{self.name}+{self.key_id:08x}"
+
+    def matches(self, signature: NoteSignature) -> bool:
+        """Whether a signature line names this key (by name and key id)."""
+        return (signature.name, signature.key_id) == (self.name, self.key_id)
+
+
+@dataclass(frozen=True, slots=True)
+class NoteVerifier(NoteKey):
+    """A trusted Ed25519 note key: what a client pins to accept a log's checkpoints."""
+
+    def verify(self, message: bytes, signature: bytes) -> None:
+        verify_ed25519(self.public_key, signature, message, what=f"note signature by {self.label}")
 
 
 class NoteSigner:

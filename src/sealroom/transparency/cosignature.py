@@ -18,24 +18,15 @@ name and key id match a trusted witness must verify, or the note is rejected.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from sealroom.crypto.keys import b64encode, verify_ed25519
+from sealroom.crypto.keys import verify_ed25519
 from sealroom.errors import InvalidInput, ProofInvalid, SignatureInvalid
-from sealroom.transparency.checkpoint import (
-    KeyId,
-    NoteSignature,
-    check_key_name,
-    key_id_for,
-    parse_vkey,
-    split_note,
-)
+from sealroom.transparency.checkpoint import NoteKey, NoteSignature, split_note
 
 __all__ = [
     "ALG_COSIGNATURE_V1",
@@ -82,41 +73,11 @@ class Cosignature:
 
 
 @dataclass(frozen=True, slots=True)
-class CosignerKey:
-    """A witness's public key, as a client or verifier pins it."""
+class CosignerKey(NoteKey):
+    """A witness's public key (vkey type 0x04), as a log, client or verifier pins it."""
 
-    name: str
-    public_key: bytes
-    key_id: KeyId = field(init=False, compare=False)
-
-    def __post_init__(self) -> None:
-        check_key_name(self.name)
-        if not isinstance(self.public_key, bytes) or len(self.public_key) != 32:
-            raise InvalidInput("a witness's Ed25519 key must be 32 bytes")
-        try:
-            Ed25519PublicKey.from_public_bytes(self.public_key)
-        except ValueError as exc:
-            raise InvalidInput("not a valid Ed25519 public key") from exc
-        kid = key_id_for(self.name, bytes([ALG_COSIGNATURE_V1]) + self.public_key)
-        object.__setattr__(self, "key_id", kid)
-
-    @classmethod
-    def from_vkey(cls, vkey: str) -> CosignerKey:
-        """Parse ``<name>+<hex key id>+<base64(0x04 || key)>``."""
-        name, key = parse_vkey(vkey, ALG_COSIGNATURE_V1, what="witness key")
-        return cls(name, key)
-
-    @property
-    def vkey(self) -> str:
-        key64 = b64encode(bytes([ALG_COSIGNATURE_V1]) + self.public_key)
-        return f"{self.name}+{self.key_id:08x}+{key64}"
-
-    @property
-    def label(self) -> str:
-        return f"{self.name}+{self.key_id:08x}"
-
-    def matches(self, signature: NoteSignature) -> bool:
-        return (signature.name, signature.key_id) == (self.name, self.key_id)
+    ALG: ClassVar[int] = ALG_COSIGNATURE_V1
+    KIND: ClassVar[str] = "witness key"
 
     def verify(self, body: str, signature: NoteSignature) -> Cosignature:
         """Check one cosignature line on the checkpoint ``body``; raise unless it verifies."""

@@ -323,7 +323,8 @@ class Witness:
             if req.proof:
                 raise ProofInvalid("a proof from size 0 must be empty")
             return
-        assert seen is not None  # old_size == the cosigned size, which is non-zero
+        if seen is None:  # unreachable: old_size is the cosigned size, which is non-zero
+            raise ProofInvalid(f"no cosigned checkpoint of size {req.old_size} to extend")
         old = seen.checkpoint
         try:
             verify_consistency(old.size, new.size, req.proof, old.root_hash, new.root_hash)
