@@ -276,3 +276,18 @@ def test_verify_detects_a_forked_log(tmp_path: Path, job: Job) -> None:
     honest = with_proof(job.bundle, size + 6, longer.consistency_proof(size, size + 6))
     code, failed = verify_cli(tmp_path, honest, trusted)
     assert (code, failed) == (0, [])
+
+
+def test_witnesses_required_needs_witnesses(tmp_path: Path, job: Job) -> None:
+    from typer.testing import CliRunner
+
+    from sealroom.cli.main import app
+
+    (tmp_path / "bundle.json").write_bytes(job.bundle.to_json())
+    args = ["verify", str(tmp_path / "bundle.json"), "--allow-simulated"]
+    done = CliRunner().invoke(app, [*args, "--witnesses-required", "2"])
+    assert done.exit_code == 2
+    assert "needs at least one --witness" in done.output
+    done = CliRunner().invoke(app, [*args, "--witness", VKEYS[0], "--witnesses-required", "2"])
+    assert done.exit_code == 2
+    assert "between 1 and 1" in done.output

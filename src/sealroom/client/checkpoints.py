@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sealroom.client.http import Client
 from sealroom.client.trust import trusted_log_key
@@ -49,7 +49,7 @@ from sealroom.transparency.checkpoint import Checkpoint, NoteVerifier, open_chec
 from sealroom.transparency.cosignature import WitnessPolicy
 from sealroom.transparency.monitor import advance_checkpoint
 from sealroom.transparency.proof import verify_consistency, verify_inclusion
-from sealroom.verification.bundle import ConsistencyProof, ProofBundle
+from sealroom.verification.bundle import MAX_CONSISTENCY_PROOFS, ConsistencyProof, ProofBundle
 
 __all__ = ["CHECKPOINTS_DIR", "CheckpointStore", "TrustedLog"]
 
@@ -297,7 +297,7 @@ class TrustedLog:
             raise ProtocolError("the coordinator answered a consistency proof for other sizes")
         return list(view.proof)
 
-    def _fork(self, trusted: _Trusted, note: str, kind: str, reason: str) -> None:
+    def _fork(self, trusted: _Trusted, note: str, kind: str, reason: str) -> NoReturn:
         path = self._store.record_fork(
             self._verifier,
             {
@@ -356,6 +356,8 @@ class TrustedLog:
         proof = self._consistency(low.size, high.size)
         verify_consistency(low.size, high.size, proof, low.root_hash, high.root_hash)
         kept = [c for c in bundle.log.consistency if c.size != other.size]
+        if len(kept) >= MAX_CONSISTENCY_PROOFS:
+            raise InvalidInput(f"the bundle already carries {len(kept)} consistency proofs")
         carried = ConsistencyProof(size=other.size, proof=tuple(proof))
         log = dataclasses.replace(bundle.log, consistency=(*kept, carried))
         return dataclasses.replace(bundle, log=log)
