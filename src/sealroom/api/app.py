@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -26,6 +26,7 @@ from sealroom.api.routes import datasets, jobs, log, parties, relay, requests, s
 from sealroom.computations.registry import Registry
 from sealroom.coordinator.service import Coordinator
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS
+from sealroom.coordinator.witnessing import WitnessEndpoint
 from sealroom.storage.engine import create_engine
 from sealroom.storage.migrate import upgrade
 from sealroom.wire import ErrorBody
@@ -49,12 +50,18 @@ def create_app(
     clock: Callable[[], int] = lambda: int(time.time()),
     log_origin: str = "sealroom.local/log",
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    witnesses: Sequence[WitnessEndpoint] = (),
 ) -> FastAPI:
-    """The coordinator app on ``db_url`` (migrated to head on creation)."""
+    """The coordinator app on ``db_url`` (migrated to head on creation); ``witnesses``
+    cosign the checkpoints it serves."""
     engine = create_engine(db_url)
     upgrade(engine)
     coordinator = Coordinator.open(
-        engine=engine, registry=registry, log_origin=log_origin, lease_seconds=lease_seconds
+        engine=engine,
+        registry=registry,
+        log_origin=log_origin,
+        lease_seconds=lease_seconds,
+        witnesses=witnesses,
     )
 
     @asynccontextmanager

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import uvicorn
 
 from sealroom.api.app import create_app
 from sealroom.computations.registry import Registry, default_registry
+from sealroom.coordinator.witnessing import WitnessEndpoint
 
 __all__ = ["serve"]
 
@@ -18,11 +21,13 @@ def serve(
     registry: Registry | None = None,
     log_origin: str = "sealroom.local/log",
     log_level: str = "info",
+    witnesses: Sequence[WitnessEndpoint] = (),
 ) -> None:
     """Serve the API until interrupted; migrations run before the first request."""
     app = create_app(
         db_url=db_url,
         registry=registry if registry is not None else default_registry(),
         log_origin=log_origin,
+        witnesses=witnesses,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)

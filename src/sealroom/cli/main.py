@@ -11,10 +11,12 @@ from typing import Annotated
 import typer
 
 from sealroom import __version__
-from sealroom.cli import party, protocols, services
+from sealroom.cli import checkpoint, party, protocols, services, witness
+from sealroom.cli.checkpoint import WitnessesRequiredOpt, WitnessOpt
 from sealroom.cli.common import warn_simulated
-from sealroom.errors import SealroomError
+from sealroom.errors import InvalidInput, SealroomError
 from sealroom.statements import ReleasedOutput
+from sealroom.transparency.cosignature import WitnessPolicy
 from sealroom.verification.bundle import ProofBundle
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import (
@@ -100,6 +102,16 @@ def verify(
         Path | None,
         typer.Option("--measurements", help="JSON allowlist of TDX measurements to accept."),
     ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="A checkpoint of the log you trust (a signed note, e.g. the file `sealroom "
+            "checkpoint show` names); the bundle's must be consistent with it.",
+        ),
+    ] = None,
+    witness: WitnessOpt = None,
+    witnesses_required: WitnessesRequiredOpt = None,
 ) -> None:
     """Verify a proof bundle offline: signatures, TEE evidence, references, log proofs.
 
@@ -108,10 +120,14 @@ def verify(
     raw = _read(bundle, "bundle")
     try:
         outputs = [ReleasedOutput.from_json(_read(p, "result")) for p in result or []]
+        if witnesses_required is not None and not witness:
+            raise InvalidInput("--witnesses-required needs at least one --witness")
         policy = trust_policy(
             allow_simulated=allow_simulated,
             log_key=log_key,
             measurements=_read(measurements, "measurements") if measurements else None,
+            checkpoint=_note(_read(checkpoint, "checkpoint")) if checkpoint else None,
+            witnesses=WitnessPolicy.parse(witness, witnesses_required) if witness else None,
         )
     except SealroomError as exc:
         typer.echo(f"error: {exc.diagnostics()}", err=True)
@@ -132,6 +148,13 @@ def verify(
     else:
         _print_report(bundle, report)
     raise typer.Exit(EXIT_FAILED if report.failures else EXIT_OK)
+
+
+def _note(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the --checkpoint file is not a signed note (not UTF-8 text)") from None
 
 
 def _print_report(path: Path, report: VerificationReport) -> None:
@@ -173,6 +196,8 @@ def demo(
 party.register(app)
 services.register(app)
 protocols.register(app)
+witness.register(app)
+checkpoint.register(app)
 
 
 def main() -> None:

@@ -46,12 +46,25 @@ def serve(
     ] = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8470,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            envvar="SEALROOM_WITNESSES",
+            help="A witness that cosigns the log's checkpoints, as <witness vkey>@<URL> "
+            "(repeatable; see `sealroom witness`).",
+        ),
+    ] = None,
 ) -> None:
     """Run the coordinator: HTTP API, registry, workflow and transparency log."""
     from sealroom.api.server import serve as run_server
+    from sealroom.coordinator.witnessing import WitnessEndpoint
 
     with handle_errors(False):
-        run_server(db_url=db or default_db_url(os.environ), host=host, port=port)
+        witnesses = [WitnessEndpoint.parse(w) for w in witness or []]
+        run_server(
+            db_url=db or default_db_url(os.environ), host=host, port=port, witnesses=witnesses
+        )
 
 
 def enclave(

@@ -20,15 +20,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 from pydantic_core import to_jsonable_python
 
+from sealroom.client.checkpoints import TrustedLog
 from sealroom.client.errors import WaitTimeout
 from sealroom.client.http import Client, Progress
 from sealroom.client.local import DatasetIndex, LocalDataset
-from sealroom.client.trust import (
-    VerifiedEnclave,
-    trusted_log_key,
-    verify_enclave,
-    verify_inclusion_in_checkpoint,
-)
+from sealroom.client.trust import VerifiedEnclave, verify_enclave
 from sealroom.computations import DEFAULT_K, Computation, Registry, default_registry
 from sealroom.crypto.commit import DatasetCommitment, canonical_bytes, commit_table
 from sealroom.crypto.keys import Identity, b64decode_strict, b64encode
@@ -285,13 +281,11 @@ def publish(
         raise VerificationFailed("the coordinator answered with a different dataset")
     if view.policy != (policy.digest if policy is not None else None):
         raise VerificationFailed("the coordinator recorded a different policy for the dataset")
-    log_key = trusted_log_key(client, home)
-    cp = verify_inclusion_in_checkpoint(
+    cp = TrustedLog(client, home).verify_inclusion(
         attestation.envelope,
         index=view.log_index,
         proof=view.inclusion.proof,
         checkpoint=view.inclusion.checkpoint,
-        log_key=log_key,
     )
     if cp.size != view.inclusion.size:
         raise VerificationFailed("the inclusion proof's size differs from its checkpoint")
@@ -361,12 +355,14 @@ def request(
     registry: Registry | None = None,
     random: Callable[[int], bytes] = os.urandom,
     room_policy: Envelope | str | None = None,
+    home: Path | None = None,
 ) -> RequestView:
     """Build, sign and post a ComputationRequest for a computation of the local library.
 
     ``room_policy``: a room Policy composed with every input's policy (strictest
     wins), named in the request; a digest names a policy already stored, an
-    envelope (signed by the caller) is published first (idempotent).
+    envelope (signed by the caller) is published first (idempotent). With
+    ``home``, the request's log entry is checked against the log this party trusts.
     """
     _check_identity(client, identity)
     room: str | None = None
@@ -404,6 +400,8 @@ def request(
     view = client.create_request(signed.envelope)
     if view.request != signed.digest:
         raise VerificationFailed("the coordinator answered for a different request")
+    if home is not None:
+        TrustedLog(client, home).verify_logged(signed.envelope, index=view.log_index)
     return view
 
 
@@ -678,6 +676,7 @@ def approve(
                 f"your policy for {item.attestation.digest} does not allow this request "
                 f"({item.decision.reason}); reject it instead"
             )
+    TrustedLog(client, home).latest()  # never seal data through a coordinator showing a fork
     enclave = verify_enclave(
         client, allow_simulated=allow_simulated, now=now, measurements=measurements
     )
@@ -745,6 +744,7 @@ def auto_approve(
                 out.append(_left(req.digest, mine.attestation.digest, mine.decision.reason))
                 continue
             if enclave is None:
+                TrustedLog(client, home).latest()  # no sealing through a forked coordinator
                 enclave = verify_enclave(
                     client, allow_simulated=allow_simulated, now=now, measurements=measurements
                 )
@@ -896,14 +896,15 @@ def fetch_result(
     receipt = bundle.receipt.open(Receipt)
     if receipt.statement.request != request_id or receipt.digest != served.receipt.digest:
         raise VerificationFailed("the proof bundle's receipt is not this request's receipt")
-    log_key = trusted_log_key(client, home)
+    log = TrustedLog(client, home)
     report = verify_bundle(
         bundle,
         trust=trust_policy(
-            allow_simulated=allow_simulated, log_key=log_key, measurements=measurements
+            allow_simulated=allow_simulated, log_key=log.log_key, measurements=measurements
         ),
         outputs=[output],
     )
+    log.accept(bundle.log.checkpoint)  # consistent with (and witnessed as) this party requires
     try:
         body = json.loads(output.body)
     except ValueError:

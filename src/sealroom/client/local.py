@@ -13,12 +13,11 @@ mode 0600), so a crash never leaves half a file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sealroom.crypto.files import write_private
 from sealroom.errors import InvalidInput, ProofInvalid
 
 __all__ = [
@@ -54,19 +53,7 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    data = json.dumps(value, indent=2, sort_keys=True).encode("utf-8") + b"\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private(path, json.dumps(value, indent=2, sort_keys=True).encode("utf-8") + b"\n")
 
 
 @dataclass(frozen=True, slots=True)

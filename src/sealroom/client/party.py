@@ -261,6 +261,7 @@ class Party:
             ttl=ttl,
             registry=self._registry,
             room_policy=room,
+            home=self._home,
         )
 
     def keyword_overlap(self, mine: str, theirs: str) -> RequestView:

@@ -17,11 +17,9 @@ from sealroom.attestation.simulated import SIMULATED_BANNER
 from sealroom.client.http import Client
 from sealroom.client.local import pin_log_key
 from sealroom.crypto.keys import PublicIdentity
-from sealroom.crypto.merkle import leaf_hash
-from sealroom.errors import AttestationInvalid, ProofInvalid, VerificationFailed
+from sealroom.errors import AttestationInvalid, VerificationFailed
 from sealroom.statements import EnclaveEvidence, Envelope, Signed
-from sealroom.transparency.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
-from sealroom.transparency.proof import verify_inclusion
+from sealroom.transparency.checkpoint import NoteVerifier
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import TrustPolicy
 from sealroom.wire import EnclaveView
@@ -31,7 +29,6 @@ __all__ = [
     "trusted_log_key",
     "verify_enclave",
     "verify_enclave_evidence",
-    "verify_inclusion_in_checkpoint",
 ]
 
 
@@ -97,14 +94,3 @@ def trusted_log_key(client: Client, home: Path) -> str:
     NoteVerifier.from_vkey(key)  # malformed keys fail here, before they are pinned
     pin_log_key(home, client.base_url, key)
     return key
-
-
-def verify_inclusion_in_checkpoint(
-    envelope: Envelope, *, index: int, proof: tuple[bytes, ...], checkpoint: str, log_key: str
-) -> Checkpoint:
-    """Check ``envelope`` is leaf ``index`` of the tree the signed ``checkpoint`` commits to."""
-    cp = open_checkpoint(checkpoint, NoteVerifier.from_vkey(log_key))
-    if index >= cp.size:
-        raise ProofInvalid(f"log index {index} is beyond the checkpoint's size {cp.size}")
-    verify_inclusion(index, cp.size, leaf_hash(envelope.to_json()), proof, cp.root_hash)
-    return cp

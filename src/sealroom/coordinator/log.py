@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, select
 
+from sealroom.coordinator.witnessing import Witnessing
 from sealroom.errors import Conflict, InvalidInput, NotFound
 from sealroom.statements import Envelope
 from sealroom.storage.engine import write_transaction
@@ -105,21 +106,27 @@ def load_log_signer(engine: Engine, origin: str) -> NoteSigner:
 class Log:
     """The log's public reads; proofs are computed in their own read transactions."""
 
-    __slots__ = ("_engine", "_signer")
+    __slots__ = ("_engine", "_signer", "_witnessing")
 
-    def __init__(self, engine: Engine, signer: NoteSigner) -> None:
+    def __init__(
+        self, engine: Engine, signer: NoteSigner, witnessing: Witnessing | None = None
+    ) -> None:
         self._engine = engine
         self._signer = signer
+        self._witnessing = witnessing
 
     def key(self) -> LogKey:
         return LogKey(verifier_key=self._signer.verifier.vkey, origin=self._signer.name)
 
     def checkpoint(self) -> str:
-        """The latest signed checkpoint (one is signed for the empty log on first request)."""
+        """The latest signed checkpoint (one is signed for the empty log on first request),
+        with the cosignatures of the configured witnesses."""
         note = reader_log(self._engine).latest_checkpoint()
         if note is None:
             with write_transaction(self._engine) as conn:
                 note = log_on(conn).checkpoint(self._signer)
+        if self._witnessing is not None:
+            note = self._witnessing.latest() or note
         return note
 
     def entry(self, index: int) -> LogEntryView:

@@ -337,7 +337,10 @@ class Requests:
         )
 
     def bundle(self, request: str, *, caller: PartyId, now: int) -> ProofBundle:
-        """The proof bundle (without outputs) against the current checkpoint."""
+        """The proof bundle (without outputs) against the current checkpoint, cosigned by the
+        witnesses that vouch for it."""
+        witnessing = self._state.witnessing
+        cosigned = witnessing.latest() if witnessing is not None else None
         with read_transaction(self._state.engine) as conn:
             row = request_row(conn, request, caller)
             if row.status != "completed" or row.receipt is None:
@@ -364,7 +367,7 @@ class Requests:
                     )
                 )
             }
-            note = latest_checkpoint(conn)
+            note = cosigned or latest_checkpoint(conn)
         return assemble_bundle(
             receipt=receipt,
             evidence=evidence,

@@ -9,6 +9,7 @@ This module only builds them together.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -22,6 +23,7 @@ from sealroom.coordinator.parties import Parties
 from sealroom.coordinator.relay import Relay
 from sealroom.coordinator.requests import Requests
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS, DbNonceStore, State
+from sealroom.coordinator.witnessing import WitnessEndpoint, Witnessing
 
 __all__ = ["Coordinator"]
 
@@ -48,9 +50,19 @@ class Coordinator:
         registry: Registry,
         log_origin: str = "sealroom.local/log",
         lease_seconds: int = DEFAULT_LEASE_SECONDS,
+        witnesses: Sequence[WitnessEndpoint] = (),
     ) -> Coordinator:
-        """The services over ``engine`` (already migrated); the log key is created once."""
-        state = State(engine=engine, registry=registry, signer=load_log_signer(engine, log_origin))
+        """The services over ``engine`` (already migrated); the log key is created once.
+
+        ``witnesses``: the log submits its checkpoints to these for cosigning (C2SP
+        tlog-witness) and serves them cosigned.
+        """
+        state = State(
+            engine=engine,
+            registry=registry,
+            signer=load_log_signer(engine, log_origin),
+            witnessing=Witnessing(engine, witnesses) if witnesses else None,
+        )
         return cls(
             state=state,
             nonces=DbNonceStore(engine),
@@ -59,6 +71,6 @@ class Coordinator:
             requests=Requests(state),
             approvals=Approvals(state),
             jobs=Jobs(state, lease_seconds=lease_seconds),
-            log=Log(engine, state.signer),
+            log=Log(engine, state.signer, state.witnessing),
             relay=Relay(engine=engine),
         )

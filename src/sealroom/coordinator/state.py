@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, Row, and_, delete, exists, func, or_,
 from sealroom.computations.base import Computation, SchemaText
 from sealroom.computations.registry import Registry
 from sealroom.coordinator.log import append_statement
+from sealroom.coordinator.witnessing import Witnessing
 from sealroom.crypto.keys import PartyId, PublicIdentity, b64encode
 from sealroom.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from sealroom.policy.rules import PolicyRules
@@ -109,6 +110,8 @@ class State:
     engine: Engine
     registry: Registry
     signer: NoteSigner
+    # Gathers witness cosignatures on the checkpoints served (None: no witnesses configured).
+    witnessing: Witnessing | None = None
 
     def store(self, conn: Connection, env: Envelope, *, now: int) -> tuple[int, bool]:
         """Store and log a verified statement once, in ``conn``'s transaction: (log index, created)."""

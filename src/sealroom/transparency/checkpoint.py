@@ -15,7 +15,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NewType
+from typing import ClassVar, NewType, Self
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -33,10 +33,12 @@ __all__ = [
     "MAX_SIGNATURES",
     "Checkpoint",
     "KeyId",
+    "NoteKey",
     "NoteSignature",
     "NoteSigner",
     "NoteVerifier",
     "SignedNote",
+    "check_key_name",
     "key_id_for",
     "open_checkpoint",
     "open_note",
@@ -65,7 +67,8 @@ def key_id_for(name: str, alg_and_key: bytes) -> KeyId:
     return KeyId(int.from_bytes(digest[:4], "big"))
 
 
-def _check_key_name(name: object) -> str:
+def check_key_name(name: object) -> str:
+    """A note key name: non-empty UTF-8 with no space, '+' or control character."""
     if not isinstance(name, str) or not name:
         raise InvalidInput("note key name must be a non-empty string")
     if "+" in name or any(c.isspace() for c in name) or _CONTROL.search(name):
@@ -81,58 +84,88 @@ def _utf8(text: str, *, what: str) -> bytes:
         raise InvalidInput(f"{what} is not valid UTF-8") from exc
 
 
+def _parse_vkey(vkey: object, alg: int, *, what: str) -> tuple[str, bytes]:
+    """The name and Ed25519 key of a vkey ``<name>+<hex key id>+<base64(alg || key)>``; the
+    key id must be the one derived from the name, type byte and key."""
+    if not isinstance(vkey, str):
+        raise InvalidInput(f"{what} must be a string")
+    parts = vkey.split("+", 2)
+    if len(parts) != 3:
+        raise InvalidInput(f"{what} must look like <name>+<key id>+<key>")
+    name, hex_id, key64 = parts
+    check_key_name(name)
+    if not _HEX_KEY_ID.fullmatch(hex_id):
+        raise InvalidInput(f"{what} id must be 8 lowercase hex digits")
+    key = b64decode_strict(key64, what=what)
+    if not key or key[0] != alg:
+        got = f"0x{key[0]:02x}" if key else "none"
+        raise InvalidInput(
+            f"{what}: unknown signature algorithm {got} (expected 0x{alg:02x}, Ed25519)"
+        )
+    if len(key) != 33:
+        raise InvalidInput(f"{what}: an Ed25519 key must be 32 bytes")
+    try:
+        Ed25519PublicKey.from_public_bytes(key[1:])
+    except ValueError as exc:
+        raise InvalidInput(f"{what}: not a valid Ed25519 public key") from exc
+    if f"{key_id_for(name, key):08x}" != hex_id:
+        raise InvalidInput(f"{what} id does not match its name and key")
+    return name, key[1:]
+
+
 @dataclass(frozen=True, slots=True)
-class NoteVerifier:
-    """A trusted Ed25519 note key: what a client pins to accept a log's checkpoints."""
+class NoteKey:
+    """An Ed25519 public key under a note key name, for one signature type.
+
+    Log keys (:class:`NoteVerifier`, type 0x01) and witness cosignature keys (0x04) share
+    this; the type byte is part of the key id, so a key of one type never matches a
+    signature line of the other.
+    """
+
+    ALG: ClassVar[int] = ALG_ED25519
+    KIND: ClassVar[str] = "verifier key"
 
     name: str
     public_key: bytes
     key_id: KeyId = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_key_name(self.name)
+        check_key_name(self.name)
         if not isinstance(self.public_key, bytes) or len(self.public_key) != 32:
-            raise InvalidInput("an Ed25519 note key must be 32 bytes")
+            raise InvalidInput(f"an Ed25519 {self.KIND} must be 32 bytes")
         try:
             Ed25519PublicKey.from_public_bytes(self.public_key)
         except ValueError as exc:
             raise InvalidInput("not a valid Ed25519 public key") from exc
-        kid = key_id_for(self.name, bytes([ALG_ED25519]) + self.public_key)
+        kid = key_id_for(self.name, bytes([self.ALG]) + self.public_key)
         object.__setattr__(self, "key_id", kid)
 
     @classmethod
-    def from_vkey(cls, vkey: str) -> NoteVerifier:
-        """Parse ``<name>+<hex key id>+<base64(0x01 || key)>`` (Go ``note.NewVerifier``)."""
-        if not isinstance(vkey, str):
-            raise InvalidInput("verifier key must be a string")
-        parts = vkey.split("+", 2)
-        if len(parts) != 3:
-            raise InvalidInput("verifier key must look like <name>+<key id>+<key>")
-        name, hex_id, key64 = parts
-        _check_key_name(name)
-        if not _HEX_KEY_ID.fullmatch(hex_id):
-            raise InvalidInput("verifier key id must be 8 lowercase hex digits")
-        key = b64decode_strict(key64, what="verifier key")
-        if not key or key[0] != ALG_ED25519:
-            raise InvalidInput("verifier key: unknown signature algorithm (only Ed25519)")
-        if len(key) != 33:
-            raise InvalidInput("verifier key: an Ed25519 key must be 32 bytes")
-        verifier = cls(name, key[1:])
-        if f"{verifier.key_id:08x}" != hex_id:
-            raise InvalidInput("verifier key id does not match its name and key")
-        return verifier
+    def from_vkey(cls, vkey: str) -> Self:
+        """Parse ``<name>+<hex key id>+<base64(type || key)>`` (Go ``note.NewVerifier``)."""
+        name, key = _parse_vkey(vkey, cls.ALG, what=cls.KIND)
+        return cls(name, key)
 
     @property
     def vkey(self) -> str:
-        key64 = b64encode(bytes([ALG_ED25519]) + self.public_key)
+        key64 = b64encode(bytes([self.ALG]) + self.public_key)
         return f"{self.name}+{self.key_id:08x}+{key64}"
-
-    def verify(self, message: bytes, signature: bytes) -> None:
-        verify_ed25519(self.public_key, signature, message, what=f"note signature by {self.label}")
 
     @property
     def label(self) -> str:
         return f"{self.name}+{self.key_id:08x}"
+
+    def matches(self, signature: NoteSignature) -> bool:
+        """Whether a signature line names this key (by name and key id)."""
+        return (signature.name, signature.key_id) == (self.name, self.key_id)
+
+
+@dataclass(frozen=True, slots=True)
+class NoteVerifier(NoteKey):
+    """A trusted Ed25519 note key: what a client pins to accept a log's checkpoints."""
+
+    def verify(self, message: bytes, signature: bytes) -> None:
+        verify_ed25519(self.public_key, signature, message, what=f"note signature by {self.label}")
 
 
 class NoteSigner:
@@ -270,7 +303,7 @@ def split_note(message: str | bytes) -> tuple[str, list[NoteSignature]]:
         if not sep:
             raise InvalidInput(f"malformed note: signature line {number} has no signature")
         try:
-            _check_key_name(name)
+            check_key_name(name)
             blob = b64decode_strict(sig64, what="signature")
         except InvalidInput as exc:
             raise InvalidInput(f"malformed note: signature line {number}: {exc}") from None

@@ -20,13 +20,14 @@ from sealroom.statements.canonical import b64_field, exact_keys
 from sealroom.statements.fields import DIGEST_PATTERN
 from sealroom.statements.output import ReleasedOutput
 
-__all__ = ["BUNDLE_TYPE", "LogEntryProof", "LogProof", "ProofBundle"]
+__all__ = ["BUNDLE_TYPE", "ConsistencyProof", "LogEntryProof", "LogProof", "ProofBundle"]
 
 BUNDLE_TYPE = "sealroom.proof-bundle"
 BUNDLE_VERSION = 1
 MAX_BUNDLE_SIZE = 64 << 20
 MAX_STATEMENTS = 256
 MAX_PROOF_LENGTH = 64
+MAX_CONSISTENCY_PROOFS = 16
 
 _DIGEST_RE = re.compile(DIGEST_PATTERN)
 
@@ -82,29 +83,71 @@ class LogEntryProof:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsistencyProof:
+    """A consistency proof between the bundle's checkpoint and another tree ``size`` of the
+    same log (from the smaller size to the larger), so an offline verifier who trusts a
+    checkpoint of that size can relate the two."""
+
+    size: int
+    proof: tuple[bytes, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "proof": [b64encode(h) for h in self.proof]}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ConsistencyProof:
+        d = exact_keys(data, {"size", "proof"}, "consistency proof")
+        proof = _list(d["proof"], "consistency proof", MAX_PROOF_LENGTH)
+        return cls(
+            size=_int(d["size"], "consistency proof size"),
+            proof=tuple(b64_field(h, "consistency proof hash", 32) for h in proof),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class LogProof:
-    """A signed checkpoint (C2SP note), the log key that signed it, and inclusion proofs."""
+    """A signed checkpoint (C2SP note, with any witness cosignatures), the log key that signed
+    it, inclusion proofs, and optional consistency proofs to other sizes of the log.
+
+    ``consistency`` is written only when present, so bundles without it keep the bytes
+    (and digests) of bundles made before it existed.
+    """
 
     verifier_key: str
     checkpoint: str
     entries: tuple[LogEntryProof, ...]
+    consistency: tuple[ConsistencyProof, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "verifier_key": self.verifier_key,
             "checkpoint": self.checkpoint,
             "entries": [e.to_dict() for e in self.entries],
         }
+        if self.consistency:
+            out["consistency"] = [c.to_dict() for c in self.consistency]
+        return out
 
     @classmethod
     def from_dict(cls, data: Any) -> LogProof:
-        d = exact_keys(data, {"verifier_key", "checkpoint", "entries"}, "log")
+        fields = {"verifier_key", "checkpoint", "entries"}
+        if isinstance(data, dict) and "consistency" in data:
+            fields.add("consistency")
+        d = exact_keys(data, fields, "log")
         entries = _list(d["entries"], "log entries", MAX_STATEMENTS)
-        return cls(
+        proofs = _list(d.get("consistency", []), "log consistency", MAX_CONSISTENCY_PROOFS)
+        log = cls(
             verifier_key=_str(d["verifier_key"], "log verifier_key", max_len=1024),
             checkpoint=_str(d["checkpoint"], "log checkpoint", max_len=64 << 10),
             entries=tuple(LogEntryProof.from_dict(e) for e in entries),
+            consistency=tuple(ConsistencyProof.from_dict(c) for c in proofs),
         )
+        if len({c.size for c in log.consistency}) != len(log.consistency):
+            raise StatementFormatError("log consistency: two proofs for the same size")
+        return log
+
+    def consistency_to(self, size: int) -> ConsistencyProof | None:
+        return next((c for c in self.consistency if c.size == size), None)
 
     def entry_for(self, digest: str) -> LogEntryProof | None:
         return next((e for e in self.entries if e.digest == digest), None)

@@ -14,6 +14,10 @@ the failure that left the fact out is already in the report.
 There is no clock here. TEE evidence is judged as of the time the enclave
 signed into it, and every other time is compared with times in signed
 statements, so a bundle gets the same report on any later day, offline.
+
+Two log checks run only when the trust policy asks for them
+(:func:`checks_for`): "witness cosignatures" and "log consistency". Without
+them the report is what it always was.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from sealroom.crypto.merkle import leaf_hash
-from sealroom.errors import VerificationFailed
+from sealroom.errors import ProofInvalid, SealroomError, VerificationFailed
 from sealroom.statements import (
     Approval,
     ComputationRequest,
@@ -37,7 +41,7 @@ from sealroom.statements import (
     Statement,
 )
 from sealroom.transparency.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
-from sealroom.transparency.proof import verify_inclusion
+from sealroom.transparency.proof import verify_consistency, verify_inclusion
 from sealroom.verification.bundle import ProofBundle
 from sealroom.verification.trust import TrustPolicy
 
@@ -49,11 +53,13 @@ __all__ = [
     "NamedCheck",
     "NotEstablished",
     "Passed",
+    "checks_for",
     "computation_code",
     "computation_request",
     "dataset_attestations",
     "enclave_key_statement",
     "log_checkpoint",
+    "log_consistency",
     "log_inclusion",
     "output_matches_receipt",
     "owner_approvals",
@@ -62,6 +68,7 @@ __all__ = [
     "recipients",
     "tee_evidence",
     "timing",
+    "witness_cosignatures",
 ]
 
 SIMULATED_TEE_WARNING = (
@@ -408,6 +415,74 @@ def log_checkpoint(ctx: Context) -> Passed:
     )
 
 
+def witness_cosignatures(ctx: Context) -> Passed:
+    """The checkpoint carries cosignatures from at least m of the n witnesses the verifier names.
+
+    Each witness vouched that this was the largest tree of the log it had checked to extend
+    everything it saw before; a log showing another history to someone else would need m
+    of these witnesses to vouch for that one too. Cosignature times are reported, not judged
+    (there is no clock here).
+    """
+    _established(ctx.checkpoint, "checkpoint")
+    policy = ctx.trust.witnesses
+    if policy is None:
+        raise VerificationFailed("no witnesses were named, so none can be required")
+    found = policy.check(ctx.bundle.log.checkpoint)
+    times = ", ".join(f"{c.witness.label} at unix time {c.timestamp}" for c in found)
+    return Passed(
+        f"{len(found)} of the {len(policy.witnesses)} named witnesses cosigned the checkpoint "
+        f"({policy.required} required): {times}"
+    )
+
+
+def log_consistency(ctx: Context) -> Passed:
+    """The bundle's log is consistent with a checkpoint of it the verifier trusts.
+
+    Equal sizes need equal roots. Otherwise the smaller tree must be a prefix of the larger,
+    by a consistency proof the bundle carries for the trusted checkpoint's size; an offline
+    verifier cannot fetch one, so a bundle without it is refused rather than trusted.
+    """
+    checkpoint = _established(ctx.checkpoint, "checkpoint")
+    note = ctx.trust.checkpoint
+    if note is None:
+        raise VerificationFailed("no trusted checkpoint was given to check consistency against")
+    try:
+        trusted = open_checkpoint(note, NoteVerifier.from_vkey(ctx.bundle.log.verifier_key))
+    except SealroomError as exc:
+        raise ProofInvalid(
+            f"the trusted checkpoint is not a checkpoint of this bundle's log ({exc.detail})"
+        ) from None
+    if trusted.size == checkpoint.size:
+        _require(
+            hmac.compare_digest(trusted.root_hash, checkpoint.root_hash),
+            f"fork: the bundle's log and the trusted checkpoint have different roots for "
+            f"size {checkpoint.size}",
+        )
+        return Passed(f"the bundle's checkpoint is the trusted one (size {checkpoint.size})")
+    low, high = sorted((trusted, checkpoint), key=lambda c: c.size)
+    if low.size > 0:
+        carried = ctx.bundle.log.consistency_to(trusted.size)
+        if carried is None:
+            raise ProofInvalid(
+                f"the bundle carries no consistency proof between its checkpoint (size "
+                f"{checkpoint.size}) and the trusted one (size {trusted.size}); offline, the two "
+                "cannot be related. Add one from the log (`sealroom checkpoint prove`) or "
+                f"trust a checkpoint of size {checkpoint.size}"
+            )
+        try:
+            verify_consistency(low.size, high.size, carried.proof, low.root_hash, high.root_hash)
+        except ProofInvalid as exc:
+            raise ProofInvalid(
+                f"fork or bad proof: the trees of size {low.size} and {high.size} are not "
+                f"consistent ({exc.detail})"
+            ) from None
+    relation = "extends" if checkpoint.size > trusted.size else "is a prefix of"
+    return Passed(
+        f"the bundle's checkpoint (size {checkpoint.size}) {relation} the trusted one "
+        f"(size {trusted.size})"
+    )
+
+
 def log_inclusion(ctx: Context) -> Passed:
     """Every statement in the bundle (receipt and evidence too) is in the checkpointed log.
 
@@ -448,3 +523,14 @@ CHECKS: tuple[NamedCheck, ...] = (
     NamedCheck("log checkpoint", log_checkpoint),
     NamedCheck("log inclusion", log_inclusion),
 )
+
+WITNESS_CHECK = NamedCheck("witness cosignatures", witness_cosignatures)
+CONSISTENCY_CHECK = NamedCheck("log consistency", log_consistency)
+
+
+def checks_for(trust: TrustPolicy) -> tuple[NamedCheck, ...]:
+    """:data:`CHECKS`, with the log checks ``trust`` asks for after "log checkpoint"."""
+    extra: tuple[NamedCheck, ...] = (WITNESS_CHECK,) if trust.witnesses is not None else ()
+    extra += (CONSISTENCY_CHECK,) if trust.checkpoint is not None else ()
+    at = next(i for i, c in enumerate(CHECKS) if c.run is log_checkpoint) + 1
+    return (*CHECKS[:at], *extra, *CHECKS[at:])

@@ -2,7 +2,8 @@
 
 Fail closed: TDX evidence needs a measurement allowlist, simulated evidence
 needs ``allow_simulated``, and anything left unpinned (the log key, the
-simulation root) is accepted only with a warning in the report.
+simulation root) is accepted only with a warning in the report. A trusted
+checkpoint and a witness policy, when given, add the checks that use them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sealroom.attestation.evidence import EvidenceVerifier, TeeEvidence, Verifie
 from sealroom.attestation.simulated import SimulatedVerifier, simulation_root_of
 from sealroom.errors import InvalidInput
 from sealroom.statements import EnclaveEvidence, parse_json_strict
+from sealroom.transparency.cosignature import WitnessPolicy
 
 __all__ = ["TrustPolicy", "VerifierFactory", "parse_measurements", "trust_policy"]
 
@@ -36,6 +38,12 @@ class TrustPolicy:
     # A pinned log key (C2SP vkey). Without one, the bundle's own key is used and
     # the report says so: that proves consistency, not which log it came from.
     log_key: str | None = None
+    # A checkpoint of the log the verifier trusts (a signed note): the bundle's must be
+    # consistent with it ("log consistency").
+    checkpoint: str | None = None
+    # Witnesses whose cosignatures the bundle's checkpoint must carry, m of n
+    # ("witness cosignatures").
+    witnesses: WitnessPolicy | None = None
 
 
 _ALLOWLIST_FIELDS = ("mrtd", "rtmr0", "rtmr1", "rtmr2", "mr_config_id", "compose_hash")
@@ -96,6 +104,8 @@ def trust_policy(
     log_key: str | None = None,
     measurements: bytes | None = None,
     simulation_root: bytes | None = None,
+    checkpoint: str | None = None,
+    witnesses: WitnessPolicy | None = None,
 ) -> TrustPolicy:
     dcap = parse_measurements(measurements) if measurements is not None else DcapPolicy()
 
@@ -108,4 +118,6 @@ def trust_policy(
             return _UnpinnedSimulationRoot(SimulatedVerifier(root, allow_simulated=allow_simulated))
         return DcapVerifier(dcap, allow_simulated=allow_simulated)
 
-    return TrustPolicy(tee_verifier=tee_verifier, log_key=log_key)
+    return TrustPolicy(
+        tee_verifier=tee_verifier, log_key=log_key, checkpoint=checkpoint, witnesses=witnesses
+    )

@@ -15,7 +15,13 @@ from typing import Any
 from sealroom.errors import SealroomError, VerificationFailed
 from sealroom.statements import ReleasedOutput
 from sealroom.verification.bundle import ProofBundle
-from sealroom.verification.checks import CHECKS, Context, NamedCheck, NotEstablished
+from sealroom.verification.checks import (
+    CHECKS,
+    Context,
+    NamedCheck,
+    NotEstablished,
+    checks_for,
+)
 from sealroom.verification.trust import TrustPolicy
 
 __all__ = [
@@ -86,7 +92,7 @@ def verify_bundle(
     ``outputs`` are released outputs to check besides those the bundle carries.
     """
     context = Context(bundle=bundle, trust=trust, outputs=(*bundle.outputs, *outputs))
-    report = run_checks(context)
+    report = run_checks(context, checks_for(trust))
     if report.failures or not report.checks:
         raise BundleRejected(report)
     return report
