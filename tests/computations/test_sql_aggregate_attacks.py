@@ -8,6 +8,7 @@ the attested schema, and in the run), or answered without the target's value.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,11 +209,13 @@ def test_a_join_to_the_requesters_weight_table_with_dp_counts_the_target_once() 
     release = dp_mechanism([staff(), weights(10_000)], params, ctx).release
     once = sum(staff().column("salary").to_pylist())
     scale = 200_000 / 1.0
-    for _ in range(20):
-        total = float(str(release().rows[0][0]))
-        # Truncation keeps one row per entity: the sum is every salary once, plus noise.
-        assert abs(total - once) < 12 * scale
-        assert abs(total - 10_000 * SALARY) > 100 * scale
+    totals = [float(str(release().rows[0][0])) for _ in range(21)]
+    # Truncation keeps one row per entity: the sum is every salary once, plus noise. The
+    # median of 21 releases sits within a few noise scales of it (never one draw: a tail
+    # bound on one Laplace draw fails now and then)...
+    assert abs(statistics.median(totals) - once) < 4 * scale
+    # ...and no release comes near the sum that counts the target 10,000 times.
+    assert all(abs(t - 10_000 * SALARY) > 1_000 * scale for t in totals)
 
 
 @pytest.fixture
