@@ -74,6 +74,15 @@ def serve(
             help="Server log level: critical, error, warning, info or debug.",
         ),
     ] = "info",
+    prepare: Annotated[
+        bool,
+        typer.Option(
+            "--prepare",
+            help="Only prepare the database (migrate it, create the log key if it has none), "
+            "print the log's verifier key (vkey) and exit: what a witness pins before the "
+            "coordinator first serves.",
+        ),
+    ] = False,
     witness: Annotated[
         list[str] | None,
         typer.Option(
@@ -96,6 +105,9 @@ def serve(
     with handle_errors(False):
         if log_level not in _LOG_LEVELS:
             raise InvalidInput(f"--log-level must be one of {', '.join(_LOG_LEVELS)}")
+        if prepare:
+            typer.echo(_prepare(db or default_db_url(os.environ), log_origin))
+            return
         witnesses = [WitnessEndpoint.parse(w) for w in witness or []]
         run_server(
             db_url=db or default_db_url(os.environ),
@@ -108,6 +120,40 @@ def serve(
 
 
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def _prepare(db_url: str, log_origin: str) -> str:
+    """Migrate the database, load (or create) the log key, and return its vkey."""
+    from sealroom.coordinator.log import load_log_signer
+    from sealroom.storage.engine import create_engine
+    from sealroom.storage.migrate import upgrade
+
+    engine = create_engine(db_url)
+    try:
+        upgrade(engine)
+        return load_log_signer(engine, log_origin).verifier.vkey
+    finally:
+        engine.dispose()
+
+
+def probe(
+    url: Annotated[str, typer.Argument(help="The URL to GET, e.g. http://127.0.0.1:8470/readyz.")],
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, max=300.0, help="Seconds to wait.")
+    ] = 5.0,
+) -> None:
+    """Exit 0 if GET URL answers 2xx, 1 otherwise: the healthcheck of the container image
+    (which has no curl), for /readyz, /healthz and a witness's /healthz."""
+    import httpx
+
+    try:
+        response = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError as exc:
+        typer.echo(f"{url}: {type(exc).__name__}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{url}: {response.status_code}", err=response.is_error)
+    if not response.is_success:
+        raise typer.Exit(1)
 
 
 def enclave(
@@ -230,3 +276,4 @@ def enclave(
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("enclave")(enclave)
+    app.command("probe")(probe)

@@ -45,7 +45,9 @@ def init(
     name: Annotated[
         str,
         typer.Option(
-            "--name", help="The witness's name, a schema-less URL such as witness.example/w1."
+            "--name",
+            envvar="SEALROOM_WITNESS_NAME",
+            help="The witness's name, a schema-less URL such as witness.example/w1.",
         ),
     ],
     home: HomeOpt = None,
