@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -39,9 +40,10 @@ def upgrade(engine: Engine) -> None:
             command.upgrade(cfg, "head")
 
 
+@cache
 def head_revision() -> str:
-    """The newest revision this release's migrations define (read from the scripts, so it
-    cannot go stale when a migration is added)."""
+    """The newest revision this release's migrations define (read once from the scripts, so
+    it cannot go stale when a migration is added)."""
     head = ScriptDirectory.from_config(_config()).get_current_head()
     if head is None:  # pragma: no cover - the package ships its migrations
         raise RuntimeError("no migrations are installed")
