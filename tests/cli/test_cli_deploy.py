@@ -156,3 +156,12 @@ def test_prepare_refuses_another_origin_for_the_same_database(tmp_path: Path) ->
     code, _, err = _invoke("serve", "--prepare", "--db", db, "--log-origin", "other.test/log")
     assert code == 1
     assert "a log cannot change its origin" in err
+
+
+def test_probe_of_a_bad_url_and_prepare_of_an_unreachable_database(tmp_path: Path) -> None:
+    code, _, err = _invoke("probe", "not a url")
+    assert code == 1
+    assert err.startswith("not a url: ")
+    code, _, err = _invoke("serve", "--prepare", "--db", "postgresql+psycopg://u@127.0.0.1:1/x")
+    assert code == 1
+    assert "database: OperationalError [backend_unavailable]" in err

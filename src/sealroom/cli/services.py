@@ -124,7 +124,10 @@ _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 def _prepare(db_url: str, log_origin: str) -> str:
     """Migrate the database, load (or create) the log key, and return its vkey."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from sealroom.coordinator.log import load_log_signer
+    from sealroom.errors import BackendUnavailable
     from sealroom.storage.engine import create_engine
     from sealroom.storage.migrate import upgrade
 
@@ -132,6 +135,8 @@ def _prepare(db_url: str, log_origin: str) -> str:
     try:
         upgrade(engine)
         return load_log_signer(engine, log_origin).verifier.vkey
+    except SQLAlchemyError as exc:
+        raise BackendUnavailable(f"database: {type(exc).__name__}") from None
     finally:
         engine.dispose()
 
@@ -148,7 +153,7 @@ def probe(
 
     try:
         response = httpx.get(url, timeout=timeout)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         typer.echo(f"{url}: {type(exc).__name__}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"{url}: {response.status_code}", err=response.is_error)
