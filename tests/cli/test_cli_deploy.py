@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -165,3 +167,21 @@ def test_probe_of_a_bad_url_and_prepare_of_an_unreachable_database(tmp_path: Pat
     code, _, err = _invoke("serve", "--prepare", "--db", "postgresql+psycopg://u@127.0.0.1:1/x")
     assert code == 1
     assert "database: OperationalError [backend_unavailable]" in err
+
+
+def test_the_console_script_probes_without_loading_the_cli(tmp_path: Path) -> None:
+    """Healthchecks run every few seconds: `sealroom probe` must not import the whole CLI."""
+    code = (
+        "import sys\n"
+        "from sealroom.cli import entry\n"
+        "sys.argv = ['sealroom', 'probe', 'http://127.0.0.1:1/healthz', '--timeout', '1']\n"
+        "try:\n"
+        "    entry.main()\n"
+        "except SystemExit as exc:\n"
+        "    print(exc.code, 'sealroom.cli.main' in sys.modules, 'opendp' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.split() == ["1", "False", "False"], done.stderr
+    assert "http://127.0.0.1:1/healthz: ConnectError" in done.stderr

@@ -18,6 +18,7 @@ from sealroom.cli.common import (
     handle_errors,
     warn_simulated,
 )
+from sealroom.cli.probe import probe
 from sealroom.crypto.keystore import HOME_ENV
 
 __all__ = ["DB_ENV", "DB_ENV_ALIAS", "default_db_url", "register"]
@@ -139,26 +140,6 @@ def _prepare(db_url: str, log_origin: str) -> str:
         raise BackendUnavailable(f"database: {type(exc).__name__}") from None
     finally:
         engine.dispose()
-
-
-def probe(
-    url: Annotated[str, typer.Argument(help="The URL to GET, e.g. http://127.0.0.1:8470/readyz.")],
-    timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, max=300.0, help="Seconds to wait.")
-    ] = 5.0,
-) -> None:
-    """Exit 0 if GET URL answers 2xx, 1 otherwise: the healthcheck of the container image
-    (which has no curl), for /readyz, /healthz and a witness's /healthz."""
-    import httpx
-
-    try:
-        response = httpx.get(url, timeout=timeout)
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        typer.echo(f"{url}: {type(exc).__name__}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"{url}: {response.status_code}", err=response.is_error)
-    if not response.is_success:
-        raise typer.Exit(1)
 
 
 def enclave(
