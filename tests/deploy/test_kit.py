@@ -376,3 +376,23 @@ def test_the_compose_stack_comes_up_as_processes(tmp_path: Path, pg_schema_url: 
                 break
             assert time.monotonic() < deadline, (root / "coordinator.log").read_text()
             time.sleep(0.3)
+
+
+def test_the_deploy_guides_commands_exist_with_their_options() -> None:
+    """deploy/README.md's commands are the CLI's: every `sealroom ...` it shows parses."""
+    guide = (REPO / "deploy" / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", guide, re.S)
+    assert len(blocks) == 2
+    checked = 0
+    for line in "\n".join(blocks).splitlines():
+        for match in re.finditer(r"\bsealroom ([^)&|>#\"]*)", line):
+            args = shlex.split(match.group(1))
+            path, command, rest = _command_of(args)
+            assert path, line
+            assert not _is_group(command), line
+            options = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+            for arg in rest:
+                if arg.startswith("--"):
+                    assert arg in options, (line, arg)
+            checked += 1
+    assert checked >= 10
