@@ -136,6 +136,8 @@ class _Relay:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._open = True
+        self._flowing = threading.Event()
+        self._flowing.set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -158,10 +160,10 @@ class _Relay:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                self._flowing.wait()  # paused: bytes are held, nothing is refused
                 dst.sendall(data)
         except OSError:
             pass
@@ -170,7 +172,12 @@ class _Relay:
                 with suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
 
+    def pause(self) -> None:
+        """The database stops answering without refusing (a hung host, a dropped route)."""
+        self._flowing.clear()
+
     def cut(self) -> None:
+        self._flowing.set()
         with self._lock:
             self._open = False
             self._listener.close()
@@ -178,6 +185,55 @@ class _Relay:
                 with suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
                 s.close()
+
+
+def test_a_probe_while_a_check_hangs_on_the_database_is_answered_at_once(
+    postgres_url: str,
+) -> None:
+    base = make_url(postgres_url)
+    schema = f"sr_probe_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    relay = _Relay(base.host or "127.0.0.1", base.port or 5432)
+    relayed = base.set(
+        host="127.0.0.1", port=relay.port, query={"options": f"-csearch_path={schema}"}
+    )
+    try:
+        with _served(relayed.render_as_string(hide_password=False)) as http:
+            assert http.get("/readyz").status_code == 200
+            url = str(http.base_url).rstrip("/")
+            relay.pause()
+            first: list[httpx.Response] = []
+            hung = threading.Thread(target=lambda: first.append(http.get("/readyz", timeout=60)))
+            hung.start()
+            # Until the first check holds the database, a probe may hang on it too (and time
+            # out here); once it does, every further probe is answered at once.
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    r = httpx.get(f"{url}/readyz", timeout=2)
+                except httpx.TimeoutException:
+                    r = None
+                if r is not None and r.status_code == 503:
+                    break
+                assert time.monotonic() < deadline, "no probe was answered while one hung"
+            assert r.json()["checks"] == [
+                {"name": "database", "ok": False, "detail": "the previous check has not finished"}
+            ]
+            assert hung.is_alive()
+            assert httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+            relay.cut()  # the hung check now fails, and says why
+            hung.join(60)
+            assert first[0].status_code == 503
+            database = first[0].json()["checks"][0]
+            assert database["name"] == "database"
+            assert database["detail"].startswith("unreachable (")
+    finally:
+        relay.cut()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
 
 
 def _free_port() -> int:

@@ -16,6 +16,7 @@ paths or keys.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy import literal, select
@@ -27,7 +28,7 @@ from sealroom.storage.engine import read_transaction
 from sealroom.storage.migrate import current_revision, head_revision
 from sealroom.transparency.checkpoint import open_checkpoint
 
-__all__ = ["Probe", "readiness"]
+__all__ = ["Probe", "Readiness", "readiness"]
 
 # What a failing database raises: the project's own errors, the driver's through SQLAlchemy,
 # and socket errors from a connection that died.
@@ -95,3 +96,23 @@ def _log_key(state: State) -> Probe:
 def readiness(state: State) -> tuple[Probe, ...]:
     """Every readiness check, in order; ready when all pass."""
     return (_database(state), _schema(state), _log_key(state))
+
+
+class Readiness:
+    """Runs the checks one at a time: a probe that arrives while one is still running (a
+    database that stopped answering without refusing) is told so at once, instead of taking
+    another server thread to wait on the same dead connection."""
+
+    __slots__ = ("_lock", "_state")
+
+    def __init__(self, state: State) -> None:
+        self._state = state
+        self._lock = threading.Lock()
+
+    def check(self) -> tuple[Probe, ...]:
+        if not self._lock.acquire(blocking=False):
+            return (Probe(name="database", ok=False, detail="the previous check has not finished"),)
+        try:
+            return readiness(self._state)
+        finally:
+            self._lock.release()

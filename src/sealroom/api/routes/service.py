@@ -6,12 +6,12 @@ Kubernetes): outside ``/v1`` because they are about this process, not the protoc
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from sealroom import __version__
 from sealroom.api.auth import ApiDep
-from sealroom.coordinator.readiness import readiness
+from sealroom.coordinator.readiness import Readiness as ReadinessChecks
 from sealroom.wire import ComputationInfo, ComputationList, Health, Readiness, ReadinessCheck
 
 __all__ = ["router"]
@@ -31,13 +31,11 @@ def healthz() -> Health:
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "Not ready: the failing checks say why"}},
 )
-def readyz(api: ApiDep) -> JSONResponse:
+def readyz(request: Request) -> JSONResponse:
     """Readiness: the database answers, its schema is at this release's head, and the loaded
     log key signs the log's newest checkpoint. 503 (with every check) otherwise."""
-    checks = tuple(
-        ReadinessCheck(name=p.name, ok=p.ok, detail=p.detail)
-        for p in readiness(api.coordinator.state)
-    )
+    probes: ReadinessChecks = request.app.state.readiness
+    checks = tuple(ReadinessCheck(name=p.name, ok=p.ok, detail=p.detail) for p in probes.check())
     ready = all(c.ok for c in checks)
     body = Readiness(status="ready" if ready else "not-ready", version=__version__, checks=checks)
     return JSONResponse(
