@@ -391,51 +391,65 @@ def _check_delimiter(delimiter: str, name: str) -> None:
 def _read_csv(f: IO[bytes], name: str, limits: ReadLimits, delimiter: str | None) -> pa.Table:
     if delimiter is not None:
         _check_delimiter(delimiter, name)
-    lines = _lines(f, name, limits)
-    last_line = [0]
-
-    def texts() -> Iterator[str]:
-        for number, text in lines:
-            last_line[0] = number
-            yield text
-
-    reader = csv.reader(texts(), strict=True, delimiter=delimiter or ",")
+    raw = f if isinstance(f, io.BufferedReader) else io.BufferedReader(_Raw(f))
+    if raw.peek(2)[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise InvalidInput(f"{name}: the data is UTF-16 encoded; save it as UTF-8")
+    # Decoded in C; bytes that are not UTF-8 become lone surrogates, which Arrow refuses
+    # per batch, and the batch is then searched for the line to name.
+    text = io.TextIOWrapper(
+        io.BufferedReader(_Counted(raw, name, limits.max_bytes)),
+        encoding="utf-8-sig",
+        errors="surrogateescape",
+        newline="",
+    )
+    reader = csv.reader(text, strict=True, delimiter=delimiter or ",")
     header: list[str] = []
     cols = _Columns(limits, name)
     chunks: list[list[pa.Array]] = []
     pending: list[list[str]] = []
+    pending_lines: list[int] = []
     rows = 0
 
     def flush() -> None:
         for i, column in enumerate(chunks):
-            text = pa.array([row[i] for row in pending], type=pa.string())
-            column.append(pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text))
+            try:
+                cells = pa.array([row[i] for row in pending], type=pa.string())
+            except UnicodeEncodeError:
+                raise _not_utf8(name, header[i], pending, pending_lines, i) from None
+            longest = pc.max(pc.binary_length(cells)).as_py()
+            if longest is not None and longest > limits.max_field_bytes:
+                at = pc.index(pc.greater(pc.binary_length(cells), limits.max_field_bytes), True)
+                raise InvalidInput(
+                    f"{name} line {pending_lines[at.as_py()]}: field {header[i]!r} is over the "
+                    f"limit of {limits.max_field_bytes} bytes"
+                )
+            column.append(pc.if_else(pc.equal(cells, ""), pa.scalar(None, pa.string()), cells))
         pending.clear()
+        pending_lines.clear()
 
     try:
         for row in reader:
-            line = reader.line_num
             if not header:
                 if not row or all(not c.strip() for c in row):
                     continue
                 header = [c.strip() for c in row]
-                _check_header(header, name, line, delimiter, cols)
+                _check_header(header, name, reader.line_num, delimiter, cols)
                 chunks = [[] for _ in header]
                 continue
             if not row:
                 continue
             if len(row) != len(header):
                 raise InvalidInput(
-                    f"{name} line {line}: {len(row)} fields, the header has {len(header)}"
+                    f"{name} line {reader.line_num}: {len(row)} fields, the header has "
+                    f"{len(header)}"
                 )
-            for column, cell in zip(header, row, strict=True):
-                cols.check_size(column, cell, line)
             pending.append(row)
+            pending_lines.append(reader.line_num)
             rows += 1
-            if len(pending) >= BATCH_ROWS:
+            if rows % BATCH_ROWS == 0:
                 flush()
     except csv.Error as exc:
-        raise _csv_error(name, last_line[0], exc) from None
+        raise _csv_error(name, reader.line_num, exc) from None
     if not header:
         raise InvalidInput(f"{name}: the file is empty (no header)")
     if rows == 0:
@@ -443,6 +457,39 @@ def _read_csv(f: IO[bytes], name: str, limits: ReadLimits, delimiter: str | None
     if pending:
         flush()
     return _infer_csv(header, chunks)
+
+
+class _Counted(io.RawIOBase):
+    """Passes bytes through and refuses more than ``limit`` of them."""
+
+    def __init__(self, inner: IO[bytes], name: str, limit: int) -> None:
+        self._inner, self._name, self._limit, self._seen = inner, name, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(buffer))
+        self._seen += len(data)
+        if self._seen > self._limit:
+            raise InvalidInput(f"{self._name}: more than the limit of {self._limit} bytes")
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _not_utf8(
+    name: str, column: str, pending: list[list[str]], lines: list[int], i: int
+) -> InvalidInput:
+    for row, line in zip(pending, lines, strict=True):
+        try:
+            row[i].encode("utf-8")
+        except UnicodeEncodeError as exc:
+            byte = row[i][exc.start].encode("utf-8", "surrogateescape")[0]
+            return InvalidInput(
+                f"{name} line {line}: not valid UTF-8 (byte 0x{byte:02x} in field {column!r}); "
+                "the file must be UTF-8 encoded"
+            )
+    return InvalidInput(f"{name}: not valid UTF-8; the file must be UTF-8 encoded")
 
 
 def _check_header(
@@ -458,6 +505,12 @@ def _check_header(
                 )
     seen: set[str] = set()
     for column in header:
+        try:
+            column.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                f"{name} line {line}: the header is not valid UTF-8; the file must be UTF-8 encoded"
+            ) from None
         if column in seen:
             raise InvalidInput(f"{name} line {line}: duplicate column {column!r}")
         seen.add(column)
