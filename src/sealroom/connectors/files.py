@@ -44,7 +44,7 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -160,7 +160,7 @@ def read_stream(
     if name.lower().endswith(".gz") and head != _GZIP_MAGIC:
         raise InvalidInput(f"{name}: the name ends in .gz but the data is not gzip-compressed")
     compressed = head == _GZIP_MAGIC
-    f: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+    f: IO[bytes] = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")) if compressed else raw
     try:
         if fmt == "parquet":
             return _parquet_from_stream(f, name, limits)
