@@ -37,6 +37,32 @@ _EXTRA = (
 _INTS = {"int2", "int4", "int8", "oid"}
 _FLOATS = {"float4", "float8"}
 _TEXTS = {"text", "varchar", "bpchar", "name", "citext", "uuid", "char"}
+_WRITES = frozenset(
+    [
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "MERGE",
+        "CREATE",
+        "DROP",
+        "ALTER",
+        "TRUNCATE",
+        "GRANT",
+        "REVOKE",
+        "COPY",
+        "CALL",
+        "DO",
+        "VACUUM",
+        "REINDEX",
+        "CLUSTER",
+        "LOCK",
+        "SET",
+        "RESET",
+        "COMMENT",
+        "SECURITY",
+        "REFRESH",
+    ]
+)
 _TIMES: dict[str, pa.DataType] = {
     "timestamptz": pa.timestamp("us", tz="UTC"),
     "timestamp": pa.timestamp("us"),
@@ -131,10 +157,20 @@ class PostgresSource:
                 "queries are read"
             ) from None
         except pg.errors.SyntaxError as exc:
+            verb = (self.query or "").split(maxsplit=1)[0].upper() if self.query else ""
+            if verb in _WRITES:
+                raise InvalidInput(
+                    f"{self.name}: the query writes ({verb}); only one read-only SELECT is read"
+                ) from None
             raise InvalidInput(
                 f"{self.name}: not one read-only SELECT ({_first_line(exc)})"
             ) from None
         except pg.errors.FeatureNotSupported as exc:
+            if "data-modifying" in str(exc):
+                raise InvalidInput(
+                    f"{self.name}: the query tries to write (a data-modifying WITH); only "
+                    "read-only queries are read"
+                ) from None
             raise InvalidInput(f"{self.name}: {_first_line(exc)}") from None
         except (pg.DataError, pg.ProgrammingError) as exc:
             raise InvalidInput(f"{self.name}: {_first_line(exc)}") from None
