@@ -137,11 +137,13 @@ def test_the_password_is_used_and_never_kept(pg: tuple[str, str]) -> None:
     with_password = url.replace("postgres@", "postgres:hunter2@")
     source = open_source(with_password, table=f"{schema}.people")
     assert isinstance(source, PostgresSource)
-    assert "hunter2" not in repr(source) and "hunter2" not in source.name
+    assert "hunter2" not in repr(source)
+    assert "hunter2" not in source.name
     locator = source.locator()
     assert "hunter2" not in str(locator)
     again = from_locator(locator)
-    assert isinstance(again, PostgresSource) and again.table == f"{schema}.people"
+    assert isinstance(again, PostgresSource)
+    assert again.table == f"{schema}.people"
 
 
 def test_unreachable_server() -> None:

@@ -41,7 +41,8 @@ def test_gzip_by_suffix_and_by_magic_give_the_same_table(tmp_path: Path) -> None
     zipped = read_table(write(tmp_path, "d.csv.gz", gzip.compress(CSV.encode())))
     # Compressed but not named so: recognised by its magic bytes, not read as text.
     unnamed = read_table(write(tmp_path, "e.csv", gzip.compress(CSV.encode())))
-    assert plain.equals(zipped) and plain.equals(unnamed)
+    assert plain.equals(zipped)
+    assert plain.equals(unnamed)
     assert [str(t) for t in plain.schema.types] == [
         "timestamp[s, tz=UTC]",
         "string",
@@ -88,7 +89,8 @@ def test_semicolon_csv_is_refused_naming_the_delimiter(tmp_path: Path) -> None:
     ):
         read_table(p)
     t = read_table(p, delimiter=";")
-    assert t.column_names == ["a", "b", "c"] and t.column("c").to_pylist() == [3]
+    assert t.column_names == ["a", "b", "c"]
+    assert t.column("c").to_pylist() == [3]
 
 
 @pytest.mark.parametrize(("sep", "said"), [("\t", "a tab"), ("|", "'|'")])
@@ -130,7 +132,8 @@ def test_csv_batches_join_into_one_typed_column(tmp_path: Path) -> None:
     rows = "\n".join(str(i) for i in range(40_000)) + "\n0.5\n"
     t = read_table(write(tmp_path, "many.csv", "v\n" + rows))
     assert t.schema.field("v").type == pa.float64()
-    assert t.num_rows == 40_001 and t.column("v")[39_999].as_py() == 39_999.0
+    assert t.num_rows == 40_001
+    assert t.column("v")[39_999].as_py() == 39_999.0
 
 
 def test_parquet_maps_onto_the_csv_types(tmp_path: Path) -> None:
@@ -176,7 +179,8 @@ def test_stdin_needs_a_format_and_reads_gzip(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="reading stdin needs its format"):
         open_source("-")
     source = open_source("-", format="csv", stdin=io.BytesIO(gzip.compress(CSV.encode())))
-    assert isinstance(source, StdinSource) and source.locator() is None
+    assert isinstance(source, StdinSource)
+    assert source.locator() is None
     assert source.read().equals(read_table(write(tmp_path, "d.csv", CSV)))
     parquet = io.BytesIO()
     pq.write_table(pa.table({"a": [1, 2]}), parquet)
