@@ -91,7 +91,8 @@ class S3Source:
             NoCredentialsError,
         )
 
-        client = boto3.client(
+        # A session of its own: boto3's default session caches credentials process-wide.
+        client = boto3.session.Session().client(
             "s3",
             endpoint_url=self.endpoint,
             config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10),
