@@ -213,3 +213,36 @@ def test_file_locator_round_trips(tmp_path: Path) -> None:
 def test_bad_locations(location: str, options: dict[str, str], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         open_source(location, **options)
+
+
+def test_jsonl_batches_join_with_late_columns_and_widened_numbers(tmp_path: Path) -> None:
+    import json
+
+    n = 40_000  # over two batches
+    lines = [{"v": i, "text": "2026-01-01T00:00:00Z"} for i in range(n)]
+    lines.append({"v": 0.5, "late": ["a", "b"], "text": "2026-01-02T00:00:00+01:00"})
+    p = write(tmp_path, "many.jsonl", "".join(json.dumps(r) + "\n" for r in lines))
+    t = read_table(p)
+    assert t.schema.field("v").type == pa.float64()
+    assert t.column("v")[n - 1].as_py() == float(n - 1)
+    assert t.schema.field("late").type == pa.list_(pa.string())
+    assert t.column("late").null_count == n
+    assert t.column("late")[n].as_py() == ["a", "b"]
+    assert t.schema.field("text").type == pa.timestamp("s", tz="UTC")
+    assert t.column("text")[n].as_py() == dt.datetime(2026, 1, 1, 23, 0, tzinfo=dt.UTC)
+    mixed = write(
+        tmp_path,
+        "mixed.jsonl",
+        '{"a": 1}\n' * 20_000 + '{"a": "x"}\n',
+    )
+    with pytest.raises(
+        InvalidInput, match=r"column 'a' mixes types \(int at line 1, str at line 20001\)"
+    ):
+        read_table(mixed)
+
+
+def test_csv_empty_cells_do_not_change_a_column_type(tmp_path: Path) -> None:
+    t = read_table(write(tmp_path, "e.csv", "b,i,s\ntrue,+5,2026-01-01T00:00:00Z\n,,\nFALSE,7,\n"))
+    assert t.column("b").to_pylist() == [True, None, False]
+    assert t.column("i").to_pylist() == [5, None, 7]
+    assert t.schema.field("s").type == pa.timestamp("s", tz="UTC")

@@ -266,14 +266,19 @@ def _lines(f: IO[bytes], name: str, limits: ReadLimits) -> Iterator[tuple[int, s
 
 
 class _Columns:
-    """Values per column in first-appearance order, plus the kinds seen in each."""
+    """Columns in first-appearance order, built as Arrow chunks of :data:`BATCH_ROWS` rows,
+    plus the kinds seen in each (and the first line of each kind, for errors)."""
 
     def __init__(self, limits: ReadLimits, name: str) -> None:
         self.limits = limits
         self.name = name
-        self.values: dict[str, list[Any]] = {}
+        self.values: dict[str, list[Any]] = {}  # the current batch
+        self.batch_kinds: dict[str, set[str]] = {}
+        self.chunks: dict[str, list[pa.Array]] = {}
+        self.lengths: list[int] = []  # of the batches already built
         self.kinds: dict[str, set[str]] = {}
         self.first_line: dict[str, dict[str, int]] = {}
+        self.pending = 0
         self.rows = 0
 
     def add_column(self, column: str, line: int) -> None:
@@ -288,7 +293,9 @@ class _Columns:
             raise InvalidInput(
                 f"{self.name} line {line}: too many columns (limit {self.limits.max_columns})"
             )
-        self.values[column] = [None] * self.rows
+        self.values[column] = [None] * self.pending
+        self.batch_kinds[column] = set()
+        self.chunks[column] = [pa.nulls(n) for n in self.lengths]
         self.kinds[column] = set()
         self.first_line[column] = {}
 
@@ -300,9 +307,43 @@ class _Columns:
             kind, value = row.get(column, ("null", None))
             if kind != "null":
                 self.kinds[column].add(kind)
+                self.batch_kinds[column].add(kind)
                 self.first_line[column].setdefault(kind, line)
             vals.append(value)
+        self.pending += 1
         self.rows += 1
+        if self.pending >= BATCH_ROWS:
+            self.flush()
+
+    def final_kind(self, column: str) -> str:
+        """The column's one kind (ints among floats are floats); mixing others is an error."""
+        kinds = self.kinds[column]
+        if kinds == {"int", "float"}:
+            return "float"
+        if len(kinds) > 1:
+            first = sorted(kinds, key=lambda k: self.first_line[column].get(k, 0))
+            lines = ", ".join(f"{k} at line {self.first_line[column][k]}" for k in first)
+            raise InvalidInput(f"{self.name}: column {column!r} mixes types ({lines})")
+        return next(iter(kinds), "null")
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        for column, vals in self.values.items():
+            kinds = self.batch_kinds[column]
+            if len(kinds) > 1 and kinds != {"int", "float"}:
+                self.final_kind(column)  # raises, naming the lines
+            if not kinds:
+                array = pa.nulls(len(vals))
+            elif "float" in kinds:
+                array = pa.array([None if v is None else float(v) for v in vals], pa.float64())
+            else:
+                array = pa.array(vals, type=_ARROW[next(iter(kinds))])
+            self.chunks[column].append(array)
+            vals.clear()
+            kinds.clear()
+        self.lengths.append(self.pending)
+        self.pending = 0
 
     def check_size(self, column: str, text: str, line: int) -> None:
         if len(text) * 4 > self.limits.max_field_bytes and (
@@ -552,7 +593,7 @@ def _infer_column(col: pa.ChunkedArray) -> pa.ChunkedArray:
     if _all_match(col, _FLOAT_RE):
         return pc.cast(col, pa.float64())
     lower = pc.utf8_lower(col)
-    if pc.all(pc.is_in(lower, pa.array(["true", "false"])), skip_nulls=True).as_py() is not False:
+    if pc.all(pc.is_in(pc.drop_null(lower), pa.array(["true", "false"]))).as_py() is not False:
         return pc.equal(lower, "true")
     stamps = to_utc_seconds(col)
     return stamps if stamps is not None else col
@@ -562,18 +603,16 @@ def _infer_column(col: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _build(cols: _Columns, name: str) -> pa.Table:
+    cols.flush()
     arrays: list[pa.ChunkedArray] = []
-    for column, vals in cols.values.items():
-        kinds = cols.kinds[column]
-        if kinds == {"int", "float"}:
-            kinds = {"float"}
-            vals = [None if v is None else float(v) for v in vals]
-        if len(kinds) > 1:
-            first = sorted(kinds, key=lambda k: cols.first_line[column].get(k, 0))
-            lines = ", ".join(f"{k} at line {cols.first_line[column][k]}" for k in first)
-            raise InvalidInput(f"{name}: column {column!r} mixes types ({lines})")
-        kind = next(iter(kinds), "null")
-        array = pa.chunked_array([pa.array(vals, type=_ARROW[kind])])
+    for column in list(cols.chunks):
+        kind = cols.final_kind(column)
+        target = _ARROW[kind]
+        chunks = [
+            c if c.type == target else pc.cast(c, target, safe=False) for c in cols.chunks[column]
+        ]
+        cols.chunks[column] = []
+        array = pa.chunked_array(chunks, type=target)
         if kind == "str":
             stamps = to_utc_seconds(array)
             if stamps is not None:
