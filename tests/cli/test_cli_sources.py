@@ -190,33 +190,104 @@ def test_publish_and_approve_from_postgres_and_s3(
         assert f"table {table} no longer matches the commitment" in changed
 
 
-def test_publish_from_stdin_in_a_real_process(tmp_path: Path) -> None:
+def test_publish_and_approve_from_stdin_in_real_processes(tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "a.jsonl", TOPICS_A, rows=12)
     csv_text = "ts;text\n" + "".join(
         f"{r['ts']};{r['text']}\n" for r in map(json.loads, data.read_text().splitlines())
     )
+    piped = gzip.compress(csv_text.encode())
     with coordinator(tmp_path) as url:
-        env = {**os.environ, "SEALROOM_HOME": str(tmp_path / "alice"), "SEALROOM_URL": url}
-        ok_json(cli(env, "init", "--name", "alice", "--json"))
+        env = {
+            name: {**os.environ, "SEALROOM_HOME": str(tmp_path / name), "SEALROOM_URL": url}
+            for name in ("alice", "bob")
+        }
+        for name, e in env.items():
+            ok_json(cli(e, "init", "--name", name, "--json"))
 
-        def publish(*args: str) -> subprocess.CompletedProcess[bytes]:
+        def sealroom(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
             return subprocess.run(
-                [sys.executable, "-m", "sealroom.cli", "dataset", "publish", "-", *args],
-                input=gzip.compress(csv_text.encode()),
-                env=env,
+                [sys.executable, "-m", "sealroom.cli", *args],
+                input=stdin,
+                env=env["alice"],
                 capture_output=True,
-                timeout=120,
+                timeout=180,
                 check=False,
             )
 
-        guessed = publish("--format", "csv", "--title", "notes", "--json")
+        guessed = sealroom(
+            "dataset", "publish", "-", "--format", "csv", "--title", "notes", stdin=piped
+        )
         assert guessed.returncode == 1
         assert b"stdin line 1: the header is one column but contains ';'" in guessed.stderr
-        done = publish("--format", "csv", "--delimiter", ";", "--title", "notes", "--json")
+        done = sealroom(
+            "dataset",
+            "publish",
+            "-",
+            "--format",
+            "csv",
+            "--delimiter",
+            ";",
+            "--title",
+            "notes",
+            "--json",
+            stdin=piped,
+        )
         assert done.returncode == 0, done.stderr
-        doc = json.loads(done.stdout)
-        assert doc["rows"] == 12
-        assert doc["source"] == "stdin"
+        a = json.loads(done.stdout)
+        assert a["rows"] == 12
+        assert a["source"] == "stdin"
         index = json.loads((tmp_path / "alice" / "datasets.json").read_text())
-        assert "source" not in index["datasets"][doc["dataset"]]
-        assert "path" not in index["datasets"][doc["dataset"]]
+        assert "source" not in index["datasets"][a["dataset"]]
+        assert "path" not in index["datasets"][a["dataset"]]
+
+        b_file = write_jsonl(tmp_path / "b.jsonl", TOPICS_B)
+        b = ok_json(cli(env["bob"], "dataset", "publish", str(b_file), "--json"))
+        rid = ok_json(
+            cli(
+                env["bob"],
+                "request",
+                "topic-overlap",
+                "--dataset",
+                a["dataset"],
+                "--dataset",
+                b["dataset"],
+                "--json",
+            )
+        )["request"]
+        worker = registered_enclave(url)
+        nothing = fails(
+            cli(env["alice"], "approve", rid, "--allow-simulated", "--json"), "not_found"
+        )
+        assert "(it was read from stdin)" in nothing
+        # Other bytes on stdin are refused against the commitment; the same bytes seal.
+        other = sealroom(
+            "approve",
+            rid,
+            "--data",
+            "-",
+            "--format",
+            "csv",
+            "--delimiter",
+            ";",
+            "--allow-simulated",
+            "--json",
+            stdin=gzip.compress(csv_text.encode()[:-40] + b"\n"),
+        )
+        assert other.returncode == 1
+        assert b"[commitment_mismatch]" in other.stderr
+        approved = sealroom(
+            "approve",
+            rid,
+            "--data",
+            "-",
+            "--format",
+            "csv",
+            "--delimiter",
+            ";",
+            "--allow-simulated",
+            "--json",
+            stdin=piped,
+        )
+        assert approved.returncode == 0, approved.stderr
+        ok_json(cli(env["bob"], "approve", rid, "--allow-simulated", "--json"))
+        assert worker.step().outcome == "completed"

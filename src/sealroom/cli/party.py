@@ -280,7 +280,7 @@ def dataset_publish(
             typer.echo(f"published {result.dataset}")
             typer.echo(f"  {result.rows} rows from {result.source} (the data stays with you)")
             if data.locator() is None:
-                typer.echo("  read from stdin: approving a request will need --data FILE")
+                typer.echo("  read from stdin: approving a request needs the data again (--data)")
             if result.policy:
                 typer.echo(f"  policy {result.policy}")
             typer.echo(
@@ -625,8 +625,19 @@ def inbox(
 def approve(
     request_id: Annotated[str, typer.Argument(metavar="REQUEST", help="Request id.")],
     data: Annotated[
-        Path | None,
-        typer.Option("--data", help="The data file (default: from the local dataset index)."),
+        str | None,
+        typer.Option(
+            "--data",
+            help="The data file, or - for stdin (default: where it was published from, as "
+            "the local dataset index recorded it).",
+        ),
+    ] = None,
+    format: Annotated[
+        str | None,
+        typer.Option("--format", help="With --data: csv, jsonl or parquet (default: by name)."),
+    ] = None,
+    delimiter: Annotated[
+        str | None, typer.Option("--delimiter", help="With --data: the CSV delimiter.")
     ] = None,
     reason: Annotated[str, typer.Option("--reason")] = "approved by the owner",
     allow_simulated: AllowSimulated = False,
@@ -636,9 +647,18 @@ def approve(
 ) -> None:
     """Approve a request: verify the enclave, re-check your data, sign, seal and upload it."""
     with command(json_output, url=url, home=home, allow_simulated=allow_simulated) as cmd:
+        from sealroom.connectors.sources import open_source
+
+        if data is None and (format is not None or delimiter is not None):
+            raise InvalidInput("--format and --delimiter apply with --data only")
+        source = (
+            None
+            if data is None
+            else open_source(data, format=format, delimiter=_delimiter(delimiter))
+        )
         done = cmd.party().approve(
             request_id,
-            data=data,
+            data=source,
             reason=reason,
             allow_simulated=allow_simulated,
             progress=None if json_output else progress_bar("  sealed upload"),

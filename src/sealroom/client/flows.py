@@ -618,13 +618,16 @@ def _approve_one(
     *,
     mode: Literal["manual", "policy"],
     reason: str,
-    data_path: Path | Source | None,
+    table: pa.Table | None,
     home: Path,
     now: int,
     progress: Progress | None,
 ) -> ApprovedInput:
+    """Approve, seal and upload one input (``table``: its checked data, or None to read it
+    again from the dataset index)."""
     att = mine.attestation
-    table = _load_checked(att, data_path=data_path, home=home)
+    if table is None:
+        table = _load_checked(att, data_path=None, home=home)
     sealed = seal(
         canonical_bytes(table),
         enclave.public,
@@ -711,10 +714,13 @@ def approve(
     enclave = verify_enclave(
         client, allow_simulated=allow_simulated, now=now, measurements=measurements
     )
-    for item in mine:  # check every file before signing anything
+    # Check every input before signing anything. Named data (one input) is read once and
+    # kept: it may be a stream (stdin) that cannot be read twice.
+    checked = [_load_checked(item.attestation, data_path=data_path, home=home) for item in mine[:1]]
+    for item in mine[1:]:
         _load_checked(item.attestation, data_path=data_path, home=home)
     done = []
-    for item in mine:
+    for i, item in enumerate(mine):
         automatic = item.decision.automatic and item.policy is not None
         done.append(
             _approve_one(
@@ -725,7 +731,7 @@ def approve(
                 enclave,
                 mode="policy" if automatic else "manual",
                 reason=item.decision.reason if automatic else reason,
-                data_path=data_path,
+                table=checked.pop() if i == 0 else None,
                 home=home,
                 now=now,
                 progress=progress,
@@ -787,7 +793,7 @@ def auto_approve(
                 enclave,
                 mode="policy",
                 reason=mine.decision.reason,
-                data_path=None,
+                table=None,
                 home=home,
                 now=now,
                 progress=progress,
