@@ -151,3 +151,13 @@ def test_unreachable_server() -> None:
         BackendUnavailable, match=r"postgresql://postgres@127.0.0.1:1/x.*cannot connect"
     ):
         open_source("postgresql://postgres@127.0.0.1:1/x", table="t").read()
+
+
+def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # what `import psycopg` meets when absent
+    with pytest.raises(InvalidInput, match=r"pip install 'sealroom\[postgres\]'"):
+        open_source("postgresql://u@h/db", table="t")
+    with pytest.raises(InvalidInput, match=r"pip install 'sealroom\[postgres\]'"):
+        from_locator({"kind": "postgresql", "conninfo": "host=h", "table": "t"}).read()

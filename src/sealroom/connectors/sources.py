@@ -98,6 +98,10 @@ class StdinSource:
         return "stdin"
 
     def read(self, *, limits: ReadLimits = DEFAULT_LIMITS) -> pa.Table:
+        if self.stream is None and sys.stdin.isatty():
+            raise InvalidInput(
+                "stdin is a terminal: pipe the data in (cat FILE | sealroom dataset publish - ...)"
+            )
         stream = self.stream if self.stream is not None else sys.stdin.buffer
         return read_stream(
             stream, name="stdin", format=self.format, delimiter=self.delimiter, limits=limits
