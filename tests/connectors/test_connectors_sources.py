@@ -246,3 +246,13 @@ def test_csv_empty_cells_do_not_change_a_column_type(tmp_path: Path) -> None:
     assert t.column("b").to_pylist() == [True, None, False]
     assert t.column("i").to_pylist() == [5, None, 7]
     assert t.schema.field("s").type == pa.timestamp("s", tz="UTC")
+
+
+def test_parquet_that_expands_in_memory_is_bounded(tmp_path: Path) -> None:
+    p = tmp_path / "bomb.parquet"
+    pq.write_table(pa.table({"s": ["the same long value " * 5] * 200_000}), p)
+    assert p.stat().st_size < 50_000  # dictionary + RLE: a few KB on disk
+    with pytest.raises(
+        InvalidInput, match=r"bomb.parquet: the data is over the limit of 1000000 bytes"
+    ):
+        read_table(p, limits=ReadLimits(max_bytes=1_000_000))
