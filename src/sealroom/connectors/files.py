@@ -452,9 +452,9 @@ def _read_csv(f: IO[bytes], name: str, limits: ReadLimits, delimiter: str | None
     rows = 0
 
     def flush() -> None:
-        for i, column in enumerate(chunks):
+        for i, (column, values) in enumerate(zip(chunks, zip(*pending, strict=True), strict=True)):
             try:
-                cells = pa.array([row[i] for row in pending], type=pa.string())
+                cells = pa.array(values, type=pa.string())
             except UnicodeEncodeError:
                 raise _not_utf8(name, header[i], pending, pending_lines, i) from None
             longest = pc.max(pc.binary_length(cells)).as_py()
