@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from sealroom import __version__
-from sealroom.cli import checkpoint, party, protocols, services, witness
+from sealroom.cli import agents, checkpoint, party, protocols, services, watch, witness
 from sealroom.cli.checkpoint import WitnessesRequiredOpt, WitnessOpt
 from sealroom.cli.common import warn_simulated
 from sealroom.errors import InvalidInput, SealroomError
@@ -198,6 +198,8 @@ services.register(app)
 protocols.register(app)
 witness.register(app)
 checkpoint.register(app)
+agents.register(app)
+watch.register(app)
 
 
 def main() -> None:
