@@ -94,7 +94,8 @@ def test_file_format(home: Path) -> None:
     ks._create(home, name="Clinic A", identity=identity, unencrypted=True)
     seed, secret = identity.private_bytes()
     kem_seed = identity.kem_seed()
-    assert kem_seed is not None and identity.public.kem_key is not None
+    assert kem_seed is not None
+    assert identity.public.kem_key is not None
     assert _document(home) == {
         "type": "sealroom-keystore",
         "version": 2,

@@ -85,8 +85,8 @@ __all__ = [
     "Keystore",
     "KeystoreEntry",
     "PassphraseSource",
-    "PublicEntry",
     "Protection",
+    "PublicEntry",
     "resolve_home",
 ]
 

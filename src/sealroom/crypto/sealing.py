@@ -285,8 +285,11 @@ def suite_for(recipient: PublicIdentity) -> int:
     return SUITE_XWING_AES256GCM if recipient.post_quantum else SUITE_X25519_AES256GCM
 
 
-def _header_size_of(view: memoryview) -> int:
-    """Check magic, version and suite of a (possibly short) header; return its full size."""
+def _header_size_of(view: memoryview, *, whole: bool = True) -> int:
+    """Check magic, version and suite of a (possibly short) header; return its full size.
+
+    With ``whole``, also require that ``view`` holds all of it.
+    """
     if len(view) >= len(MAGIC) and view[: len(MAGIC)] != MAGIC:
         raise DecryptionFailed("not sealroom sealed data: bad magic")
     if len(view) >= len(MAGIC) + 1 and view[len(MAGIC)] != VERSION:
@@ -304,7 +307,7 @@ def _header_size_of(view: memoryview) -> int:
     if suite not in _ENC_SIZES:
         raise DecryptionFailed(f"unknown sealed-data suite {suite}")
     size = header_size(suite)
-    if len(view) < size:
+    if whole and len(view) < size:
         raise DecryptionFailed(
             f"truncated header: got {len(view)} of {size} bytes ({_SUITE_NAMES[suite]})"
         )
@@ -583,8 +586,9 @@ def _sealed_frames(reader: _Rechunker, sealed: int) -> Iterator[tuple[int, memor
 
 def _read_header(reader: _Rechunker) -> SealedHeader:
     prefix = reader.read(_PREFIX.size)
-    size = _header_size_of(prefix) if len(prefix) == _PREFIX.size else _PREFIX.size
-    rest = reader.read(size - len(prefix)) if len(prefix) == _PREFIX.size else b""
+    if len(prefix) < _PREFIX.size:
+        return SealedHeader.parse(prefix)  # raises, naming what is wrong or missing
+    rest = reader.read(_header_size_of(prefix, whole=False) - len(prefix))
     return SealedHeader.parse(bytes(prefix) + bytes(rest))
 
 
