@@ -42,8 +42,10 @@ __all__ = [
     "new_passphrase",
     "passphrase_source",
     "progress_bar",
+    "prompt_only",
     "read_file",
     "table",
+    "warn_keystore",
     "warn_simulated",
 ]
 
@@ -178,6 +180,17 @@ def passphrase_source(passphrase_file: Path | None = None) -> PassphraseSource:
                 "pass --passphrase-file where a command offers it, or run on a terminal"
             )
         return getpass.getpass("keystore passphrase: ")
+
+    return obtain
+
+
+def prompt_only(prompt: str) -> PassphraseSource:
+    """A passphrase asked on the terminal when needed (never from the environment)."""
+
+    def obtain() -> str:
+        if not _can_prompt():
+            raise KeystoreLocked("the current passphrase is needed: pass --old-passphrase-file")
+        return getpass.getpass(prompt)
 
     return obtain
 
