@@ -56,7 +56,7 @@ import stat
 import tempfile
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -185,7 +185,7 @@ class KeystoreEntry:
     path: Path
     name: str
     identity: Identity
-    protection: Protection = field(default=ENCRYPTED)
+    protection: Protection
 
     @property
     def party_id(self) -> PartyId:
@@ -265,9 +265,14 @@ class Keystore:
         document = _document(_read_private_file(path), path)
         if document["version"] == LEGACY_VERSION:
             entry = _parse(document, path, None)
-            return PublicEntry(path, entry.name, entry.identity.public, entry.protection)
+            return PublicEntry(
+                path=path,
+                name=entry.name,
+                public=entry.identity.public,
+                protection=entry.protection,
+            )
         name, public = _check_v2(document, path)
-        return PublicEntry(path, name, public, document["protection"])
+        return PublicEntry(path=path, name=name, public=public, protection=document["protection"])
 
     @classmethod
     def rename(cls, home: str | os.PathLike[str], *, name: str) -> PublicEntry:
@@ -285,12 +290,14 @@ class Keystore:
             document = dict(document)
             document["name"] = name
             _write_atomic(path, _dump(document), replace=True)
-            return PublicEntry(path, name, entry.identity.public, entry.protection)
+            return PublicEntry(
+                path=path, name=name, public=entry.identity.public, protection=entry.protection
+            )
         _, public = _check_v2(document, path)
         document = dict(document)
         document["name"] = name
         _write_atomic(path, _dump(document), replace=True)
-        return PublicEntry(path, name, public, document["protection"])
+        return PublicEntry(path=path, name=name, public=public, protection=document["protection"])
 
     @classmethod
     def encrypt(
