@@ -43,7 +43,7 @@ def test_create_registers_and_open_finds_the_same_party(
         assert alice.name == "alice"
         assert alice.home == tmp_path / "alice"
         assert alice.client.party(alice.party_id).name == "alice"
-    with Party.open(home=tmp_path / "alice", url=coordinator_url, unencrypted=True) as again:
+    with Party.open(home=tmp_path / "alice", url=coordinator_url) as again:
         assert again.party_id == alice.party_id
         assert again.name == "alice"
     # The context manager closed the HTTP connection pool.
