@@ -69,9 +69,10 @@ PassphraseFileOpt = Annotated[
     Path | None,
     typer.Option(
         "--passphrase-file",
+        envvar=PASSPHRASE_FILE_ENV,
         help=(
-            f"Read the keystore passphrase from this file (first line; mode 0600). "
-            f"Otherwise ${PASSPHRASE_ENV}, then ${PASSPHRASE_FILE_ENV}, then a prompt."
+            f"Read the keystore passphrase from this file (first line; mode 0600; "
+            f"${PASSPHRASE_FILE_ENV}). Otherwise ${PASSPHRASE_ENV}, then a prompt."
         ),
     ),
 ]
@@ -150,12 +151,13 @@ def _read_passphrase_file(path: Path) -> str:
 
 
 def _configured_passphrase(passphrase_file: Path | None) -> str | None:
+    """A file (the option, else ``$SEALROOM_PASSPHRASE_FILE``), else ``$SEALROOM_PASSPHRASE``."""
     if passphrase_file is not None:
         return _read_passphrase_file(passphrase_file)
-    if value := os.environ.get(PASSPHRASE_ENV):
-        return value
     if named := os.environ.get(PASSPHRASE_FILE_ENV):
         return _read_passphrase_file(Path(named))
+    if value := os.environ.get(PASSPHRASE_ENV):
+        return value
     return None
 
 

@@ -69,7 +69,7 @@ def encrypt(
         typer.Option(
             "--passphrase-file",
             help="Read the NEW passphrase from this file (first line; mode 0600). "
-            "Otherwise $SEALROOM_PASSPHRASE, $SEALROOM_PASSPHRASE_FILE, or a prompt (twice).",
+            "Otherwise $SEALROOM_PASSPHRASE_FILE, $SEALROOM_PASSPHRASE, or a prompt (twice).",
         ),
     ] = None,
     old_passphrase_file: Annotated[
