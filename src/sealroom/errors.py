@@ -42,6 +42,7 @@ __all__ = [
     "DecryptionFailed",
     "InvalidInput",
     "KeystoreError",
+    "KeystoreLocked",
     "NotFound",
     "PolicyDenied",
     "ProofInvalid",
@@ -51,6 +52,7 @@ __all__ = [
     "StatementFormatError",
     "UnsupportedMediaType",
     "VerificationFailed",
+    "WrongPassphrase",
 ]
 
 
@@ -85,6 +87,16 @@ class StatementFormatError(InvalidInput):
 class KeystoreError(InvalidInput):
     code = "keystore"
     public_message = "the keystore cannot be used"
+
+
+class KeystoreLocked(KeystoreError):
+    code = "keystore_locked"
+    public_message = "the keystore is encrypted and no passphrase was given"
+
+
+class WrongPassphrase(KeystoreError):
+    code = "wrong_passphrase"
+    public_message = "the passphrase does not open the keystore"
 
 
 class BodyTooLarge(InvalidInput):
@@ -176,6 +188,8 @@ CATALOG: tuple[type[SealroomError], ...] = (
     InvalidInput,
     StatementFormatError,
     KeystoreError,
+    KeystoreLocked,
+    WrongPassphrase,
     BodyTooLarge,
     UnsupportedMediaType,
     AuthenticationFailed,

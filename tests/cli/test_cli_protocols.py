@@ -23,7 +23,7 @@ from tests.services import coordinator
 def _env(tmp_path: Path, url: str, name: str) -> dict[str, str]:
     home = tmp_path / name
     if not home.exists():
-        Keystore.create(home, name=name)
+        Keystore.create(home, name=name, unencrypted=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEALROOM_")}
     return {**env, "SEALROOM_HOME": str(home), "SEALROOM_URL": url}
 

@@ -18,8 +18,12 @@ from tests.client.client_world import AUTO_POLICY, TOPICS_A, TOPICS_B, write_jso
 def test_the_async_verbs_run_the_whole_flow(tmp_path: Path, live_url: str) -> None:
     async def flow() -> None:
         async with (
-            await AsyncParty.create(home=tmp_path / "alice", name="alice", url=live_url) as alice,
-            await AsyncParty.create(home=tmp_path / "bob", name="bob", url=live_url) as bob,
+            await AsyncParty.create(
+                home=tmp_path / "alice", name="alice", url=live_url, unencrypted=True
+            ) as alice,
+            await AsyncParty.create(
+                home=tmp_path / "bob", name="bob", url=live_url, unencrypted=True
+            ) as bob,
         ):
             async with anyio.create_task_group() as tg:  # both publish at once
                 got: dict[str, str] = {}
@@ -46,7 +50,7 @@ def test_the_async_verbs_run_the_whole_flow(tmp_path: Path, live_url: str) -> No
 
 
 def test_wait_times_out_and_cancels_on_the_event_loop(tmp_path: Path, coordinator_url: str) -> None:
-    with Party.create(home=tmp_path / "a", name="a", url=coordinator_url) as a:
+    with Party.create(home=tmp_path / "a", name="a", url=coordinator_url, unencrypted=True) as a:
         mine = a.publish(write_jsonl(tmp_path / "a.jsonl", TOPICS_A), title="a")
         other = a.publish(write_jsonl(tmp_path / "b.jsonl", TOPICS_B), title="b")
         with pytest.raises(StatementFormatError, match="duplicate dataset"):

@@ -66,8 +66,10 @@ class Hooks:
 @pytest.fixture
 def world(tmp_path: Path, live_url: str) -> Iterator[tuple[Party, Party, str, str, str]]:
     with (
-        Party.create(home=tmp_path / "alice", name="alice", url=live_url) as alice,
-        Party.create(home=tmp_path / "bob", name="bob", url=live_url) as bob,
+        Party.create(
+            home=tmp_path / "alice", name="alice", url=live_url, unencrypted=True
+        ) as alice,
+        Party.create(home=tmp_path / "bob", name="bob", url=live_url, unencrypted=True) as bob,
     ):
         auto = alice.publish(
             write_jsonl(tmp_path / "a1.jsonl", TOPICS_A), title="A1", policy=AUTO_POLICY

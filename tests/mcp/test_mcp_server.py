@@ -92,8 +92,10 @@ def test_an_agent_runs_the_requesters_flow_and_the_owners_policy_decides(
     tmp_path: Path, live_url: str
 ) -> None:
     with (
-        Party.create(home=tmp_path / "alice", name="alice", url=live_url) as alice,
-        Party.create(home=tmp_path / "bob", name="bob", url=live_url) as bob,
+        Party.create(
+            home=tmp_path / "alice", name="alice", url=live_url, unencrypted=True
+        ) as alice,
+        Party.create(home=tmp_path / "bob", name="bob", url=live_url, unencrypted=True) as bob,
     ):
         notes = alice.publish(
             write_jsonl(tmp_path / "a.jsonl", TOPICS_A), title="Alice's TEE log", policy=AUTO_POLICY
@@ -189,8 +191,10 @@ def test_without_allow_simulated_the_agent_seals_nothing_to_a_simulated_enclave(
     tmp_path: Path, live_url: str
 ) -> None:
     with (
-        Party.create(home=tmp_path / "alice", name="alice", url=live_url) as alice,
-        Party.create(home=tmp_path / "bob", name="bob", url=live_url) as bob,
+        Party.create(
+            home=tmp_path / "alice", name="alice", url=live_url, unencrypted=True
+        ) as alice,
+        Party.create(home=tmp_path / "bob", name="bob", url=live_url, unencrypted=True) as bob,
     ):
         notes = alice.publish(
             write_jsonl(tmp_path / "a.jsonl", TOPICS_A), title="A", policy=AUTO_POLICY
@@ -254,7 +258,9 @@ def _http_server(home: Path, url: str, port: int) -> Iterator[str]:
 
 
 def test_streamable_http_serves_the_same_tools(tmp_path: Path, coordinator_url: str) -> None:
-    with Party.create(home=tmp_path / "carol", name="carol", url=coordinator_url) as carol:
+    with Party.create(
+        home=tmp_path / "carol", name="carol", url=coordinator_url, unencrypted=True
+    ) as carol:
         home = carol.home
         party_id = carol.party_id
     with _http_server(home, coordinator_url, _free_port()) as endpoint:

@@ -14,6 +14,8 @@ from sealroom.cli.common import (
     HomeOpt,
     UrlOpt,
     handle_errors,
+    passphrase_source,
+    warn_keystore,
     warn_simulated,
 )
 from sealroom.errors import BackendUnavailable
@@ -74,7 +76,9 @@ def mcp(
         from sealroom.mcp.server import AgentLimits, serve
 
         party_home = resolve_home(home, os.environ)
-        with Party.open(home=party_home, url=url) as party:
+        warn_keystore(party_home)
+        # Never a prompt here: on stdio, stdin is the agent's channel (SEALROOM_PASSPHRASE).
+        with Party.open(home=party_home, url=url, passphrase=passphrase_source()) as party:
             limits = AgentLimits(
                 results_dir=results or party_home / "results",
                 allow_simulated=allow_simulated,

@@ -11,9 +11,24 @@ from typing import Annotated
 import typer
 
 from sealroom import __version__
-from sealroom.cli import agents, checkpoint, deploy, party, protocols, services, watch, witness
+from sealroom.cli import (
+    agents,
+    checkpoint,
+    deploy,
+    keys,
+    party,
+    protocols,
+    services,
+    watch,
+    witness,
+)
 from sealroom.cli.checkpoint import WitnessesRequiredOpt, WitnessOpt
-from sealroom.cli.common import warn_simulated
+from sealroom.cli.common import (
+    PassphraseFileOpt,
+    UnencryptedOpt,
+    new_passphrase,
+    warn_simulated,
+)
 from sealroom.errors import InvalidInput, SealroomError
 from sealroom.statements import ReleasedOutput
 from sealroom.transparency.cosignature import WitnessPolicy
@@ -57,26 +72,52 @@ def init(
         Path | None,
         typer.Option("--home", help="Keystore directory (default: $SEALROOM_HOME or ~/.sealroom)."),
     ] = None,
+    passphrase_file: PassphraseFileOpt = None,
+    unencrypted_keystore: UnencryptedOpt = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Create this party's identity (Ed25519 signing + X25519 sealing keys) in a keystore."""
+    """Create this party's identity (Ed25519 signing, X25519 + ML-KEM-768 sealing keys).
+
+    The keystore is encrypted with a passphrase (argon2id): from --passphrase-file,
+    $SEALROOM_PASSPHRASE, $SEALROOM_PASSPHRASE_FILE or a prompt. --unencrypted-keystore
+    stores the keys in the clear instead.
+    """
     from sealroom.crypto.keystore import Keystore, resolve_home
 
     try:
         path = resolve_home(home, os.environ)
-        identity = Keystore.create(path, name=name)
+        passphrase = new_passphrase(passphrase_file, unencrypted=unencrypted_keystore)
+        identity = Keystore.create(
+            path, name=name, passphrase=passphrase, unencrypted=unencrypted_keystore
+        )
     except SealroomError as exc:
         typer.echo(f"error: {exc.diagnostics()}", err=True)
         if json_output:
             doc = {"error": {"code": exc.code, "message": exc.public_message, "detail": exc.detail}}
             typer.echo(json.dumps(doc, sort_keys=True))
         raise typer.Exit(EXIT_FAILED) from None
+    protection = "unencrypted" if unencrypted_keystore else "argon2id-aes256gcm"
     if json_output:
-        done = {"party": identity.party_id, "name": name, "keystore": str(Keystore.path(path))}
+        done = {
+            "party": identity.party_id,
+            "name": name,
+            "keystore": str(Keystore.path(path)),
+            "protection": protection,
+            "post_quantum": identity.public.post_quantum,
+        }
         typer.echo(json.dumps(done, sort_keys=True))
         return
     typer.echo(f"created identity {name!r} in {Keystore.path(path)}")
     typer.echo(f"party id: {identity.party_id}")
+    if unencrypted_keystore:
+        typer.secho(
+            "UNENCRYPTED keystore (--unencrypted-keystore): anyone who can read the file has "
+            "the keys; encrypt it later with `sealroom keys encrypt`",
+            fg="yellow",
+            err=True,
+        )
+    else:
+        typer.echo("keystore encrypted with your passphrase (argon2id, AES-256-GCM)")
 
 
 @app.command()
@@ -243,6 +284,7 @@ services.register(app)
 protocols.register(app)
 witness.register(app)
 checkpoint.register(app)
+keys.register(app)
 deploy.register(app)
 agents.register(app)
 watch.register(app)

@@ -21,7 +21,7 @@ from sealroom.client.protocol_runs import ProtocolRun, run_federated, run_he, ru
 from sealroom.client.relay import Session, join_session, open_session
 from sealroom.computations import Registry, default_registry
 from sealroom.crypto.keys import Identity, PartyId
-from sealroom.crypto.keystore import Keystore
+from sealroom.crypto.keystore import Keystore, PassphraseSource
 from sealroom.errors import Conflict, InvalidInput, SealroomError
 from sealroom.protocols.channel import DEFAULT_TIMEOUT
 from sealroom.statements import Envelope, Policy, sign_statement
@@ -68,9 +68,13 @@ class Party:
         clock: Callable[[], int] = system_clock,
         timeout: float = HTTP_TIMEOUT,
         registry: Registry | None = None,
+        passphrase: PassphraseSource | None = None,
     ) -> Party:
-        """The party whose keystore is in ``home``, connected to the coordinator at ``url``."""
-        entry = Keystore.load_entry(home)
+        """The party whose keystore is in ``home``, connected to the coordinator at ``url``.
+
+        ``passphrase`` opens an encrypted keystore (a function is asked only if it is).
+        """
+        entry = Keystore.load_entry(home, passphrase=passphrase)
         return cls._connect(entry.identity, entry.name, home, url, clock, timeout, registry)
 
     @classmethod
@@ -83,9 +87,15 @@ class Party:
         clock: Callable[[], int] = system_clock,
         timeout: float = HTTP_TIMEOUT,
         registry: Registry | None = None,
+        passphrase: str | None = None,
+        unencrypted: bool = False,
     ) -> Party:
-        """A new party: fresh keys in a new keystore in ``home``, registered as ``name``."""
-        identity = Keystore.create(home, name=name)
+        """A new party: fresh keys in a new keystore in ``home``, registered as ``name``.
+
+        The keystore is encrypted under ``passphrase``, or not at all only with
+        ``unencrypted=True`` (as :meth:`Keystore.create`).
+        """
+        identity = Keystore.create(home, name=name, passphrase=passphrase, unencrypted=unencrypted)
         return cls._connect(identity, name, home, url, clock, timeout, registry)
 
     @classmethod

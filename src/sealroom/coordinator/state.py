@@ -262,6 +262,7 @@ def party_view(row: Any) -> PartyView:
         name=row.name,
         signing_key=b64encode(bytes(row.signing_key)),
         sealing_key=b64encode(bytes(row.sealing_key)),
+        kem_key=None if row.kem_key is None else b64encode(bytes(row.kem_key)),
         kind=row.kind,
         registered_at=int(row.registered_at),
     )
@@ -285,6 +286,7 @@ def put_party(
             name=name,
             signing_key=keys.signing_key,
             sealing_key=keys.sealing_key,
+            kem_key=keys.kem_key,
             registered_at=now,
         )
     )

@@ -8,8 +8,9 @@ verify before sealing anything to :attr:`EnclaveKeys.public`.
 from __future__ import annotations
 
 from sealroom.attestation.evidence import EvidenceProvider
-from sealroom.crypto.keys import Identity, PublicIdentity, b64encode
+from sealroom.crypto.keys import Identity, PublicIdentity
 from sealroom.statements import EnclaveEvidence, EnclaveKeyDocument, Signed, sign_statement
+from sealroom.statements.envelope import signer_keys
 
 __all__ = ["EnclaveKeys"]
 
@@ -23,13 +24,16 @@ class EnclaveKeys:
 
     @classmethod
     def create_at_time(cls, provider: EvidenceProvider, *, tee: str, now: int) -> EnclaveKeys:
-        """Generate fresh keys and ask ``provider`` to bind them to this TEE."""
+        """Generate fresh keys and ask ``provider`` to bind them to this TEE.
+
+        The keys include an X-Wing key, so owners seal inputs with suite 2 and
+        the report binds it: nobody can strip it on the way to an owner.
+        """
         identity = Identity.generate()
         document = EnclaveKeyDocument.model_validate(
             {
                 "purpose": "sealroom-enclave-keys",
-                "signing_key": b64encode(identity.public.signing_key),
-                "sealing_key": b64encode(identity.public.sealing_key),
+                **signer_keys(identity.public),
                 "tee": tee,
                 "created_at": now,
             }

@@ -67,6 +67,8 @@ parties = Table(
     Column("signing_key", LargeBinary(32), nullable=False),
     Column("sealing_key", LargeBinary(32), nullable=False),
     Column("registered_at", BigInteger, nullable=False),
+    # The X-Wing key of a post-quantum identity (1216 bytes); NULL for legacy ones.
+    Column("kem_key", LargeBinary(1216), nullable=True),
     CheckConstraint("kind IN ('party', 'enclave')", name="parties_kind"),
 )
 
