@@ -80,7 +80,7 @@ def test_publish_and_approve_from_postgres_and_s3(
             for name in ("alice", "bob")
         }
         for name, e in env.items():
-            ok_json(cli(e, "init", "--name", name, "--json"))
+            ok_json(cli(e, "init", "--unencrypted-keystore", "--name", name, "--json"))
         s3 = boto3.session.Session(
             **{
                 "aws_access_key_id": S3_ENV["AWS_ACCESS_KEY_ID"],
@@ -202,7 +202,7 @@ def test_publish_and_approve_from_stdin_in_real_processes(tmp_path: Path) -> Non
             for name in ("alice", "bob")
         }
         for name, e in env.items():
-            ok_json(cli(e, "init", "--name", name, "--json"))
+            ok_json(cli(e, "init", "--unencrypted-keystore", "--name", name, "--json"))
 
         def sealroom(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
             return subprocess.run(
