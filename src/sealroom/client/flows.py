@@ -401,7 +401,9 @@ def request(
     if view.request != signed.digest:
         raise VerificationFailed("the coordinator answered for a different request")
     if home is not None:
-        TrustedLog(client, home).verify_logged(signed.envelope, index=view.log_index)
+        TrustedLog(client, home).verify_logged(
+            signed.envelope, index=view.log_index, salt=view.log_salt
+        )
     return view
 
 

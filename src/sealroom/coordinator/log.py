@@ -18,10 +18,12 @@ from sqlalchemy import Connection, Engine, select
 
 from sealroom.coordinator.witnessing import Witnessing
 from sealroom.errors import Conflict, InvalidInput, NotFound
-from sealroom.statements import Envelope
+from sealroom.crypto.merkle import leaf_hash
+from sealroom.statements import Envelope, is_public
 from sealroom.storage.engine import write_transaction
 from sealroom.storage.schema import settings
 from sealroom.transparency.checkpoint import NoteSigner
+from sealroom.transparency.entries import committed_entry, parse_committed_entry
 from sealroom.transparency.log import LogReader, LogWriter, TransparencyLog
 from sealroom.transparency.sqlstore import SqlLogStore, SqlLogTxn
 from sealroom.wire import ConsistencyProofView, InclusionProofView, LogEntryView, LogKey
@@ -67,10 +69,13 @@ def reader_log(engine: Engine) -> TransparencyLog:
     return TransparencyLog(SqlLogStore(engine))
 
 
-def append_statement(conn: Connection, envelope: Envelope, signer: NoteSigner) -> tuple[int, str]:
-    """Append the envelope's canonical JSON and sign a new checkpoint; return (index, checkpoint)."""
+def append_statement(
+    conn: Connection, envelope: Envelope, signer: NoteSigner, *, salt: bytes | None = None
+) -> tuple[int, str]:
+    """Append the envelope's canonical JSON (or, with ``salt``, its salted commitment) and sign
+    a new checkpoint; return (index, checkpoint)."""
     log = log_on(conn)
-    index = log.append(envelope.to_json())
+    index = log.append(committed_entry(envelope.to_json(), salt))
     return index, log.checkpoint(signer)
 
 
@@ -130,10 +135,23 @@ class Log:
         return note
 
     def entry(self, index: int) -> LogEntryView:
+        """Leaf ``index`` as the public may see it: a public statement, or only the commitment.
+
+        A private statement logged in clear before commitments existed is withheld (only its
+        leaf hash is served): the log cannot forget it, but the API need not repeat it.
+        """
         log = reader_log(self._engine)
         if index < 0 or index >= log.size():
             raise NotFound(f"no log entry {index}")
-        return LogEntryView(index=index, entry=Envelope.from_dict(json.loads(log.entry(index))))
+        raw = log.entry(index)
+        hashed = leaf_hash(raw)
+        committed = parse_committed_entry(raw)
+        if committed is not None:
+            return LogEntryView(index=index, leaf_hash=hashed, commitment=committed.commitment)
+        env = Envelope.from_dict(json.loads(raw))
+        if not is_public(env.type):
+            return LogEntryView(index=index, leaf_hash=hashed)
+        return LogEntryView(index=index, leaf_hash=hashed, entry=env)
 
     def inclusion(self, index: int, size: int) -> InclusionProofView:
         log = reader_log(self._engine)
