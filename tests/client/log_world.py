@@ -12,7 +12,7 @@ from sealroom.api.testing import run_in_thread
 from sealroom.client import flows
 from sealroom.client.http import Client
 from sealroom.computations import default_registry
-from sealroom.coordinator.log import load_log_signer
+from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.witnessing import WitnessEndpoint
 from sealroom.crypto.keys import Identity
 from sealroom.storage.engine import create_engine
@@ -38,11 +38,12 @@ def serve(db: Path, witnesses: Sequence[WitnessEndpoint] = ()) -> Iterator[str]:
 
 
 def log_signer(db: Path) -> NoteSigner:
-    """The log key of the coordinator database ``db`` (created there if new)."""
+    """The log key of the coordinator database ``db``, from its keystore beside it (created
+    there if new): what an operator with the key file holds."""
     engine = create_engine(db_url(db))
     try:
         upgrade(engine)
-        return load_log_signer(engine, ORIGIN)
+        return CoordinatorKeystore.beside(db_url(db)).log_signer(engine, ORIGIN)
     finally:
         engine.dispose()
 

@@ -41,14 +41,18 @@ def test_private_statements_are_committed_leaves_and_verify_with_their_salts() -
     for proof in bundle.log.entries:
         leaf = JOB.log.entry(proof.index)
         if proof.digest in private:
-            assert proof.salt is not None and len(proof.salt) == SALT_SIZE
+            assert proof.salt is not None
+            assert len(proof.salt) == SALT_SIZE
             assert parse_committed_entry(leaf) is not None
-            assert b"computation" not in leaf and JOB.requester.party_id.encode() not in leaf
+            assert b"computation" not in leaf
+            assert JOB.requester.party_id.encode() not in leaf
         else:
-            assert proof.salt is None and parse_committed_entry(leaf) is None
+            assert proof.salt is None
+            assert parse_committed_entry(leaf) is None
     report = verify_bundle(bundle, trust=pinned(JOB), outputs=[JOB.output])
     inclusion = next(c for c in report.checks if c.name == "log inclusion")
-    assert inclusion.passed and "3 as salted commitments" in inclusion.detail
+    assert inclusion.passed
+    assert "3 as salted commitments" in inclusion.detail
 
 
 def test_another_salt_does_not_open_the_leaf() -> None:

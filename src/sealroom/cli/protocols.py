@@ -27,6 +27,7 @@ from sealroom.cli.common import (
 )
 from sealroom.client import Party, ProtocolRun
 from sealroom.client.relay import Session
+from sealroom.crypto.files import write_private
 from sealroom.errors import InvalidInput
 from sealroom.protocols.channel import DEFAULT_TIMEOUT
 
@@ -88,7 +89,7 @@ def _finish(
 ) -> None:
     doc = run.to_dict()
     if out is not None:
-        out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        write_private(out, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
     emit(json_output, doc, human)
     if not json_output:
         signed = len(run.record.receipts)

@@ -55,6 +55,17 @@ def serve(
             "(repeatable; see `sealroom witness`).",
         ),
     ] = None,
+    keys: Annotated[
+        Path | None,
+        typer.Option(
+            "--keys",
+            envvar="SEALROOM_COORDINATOR_KEYS",
+            file_okay=False,
+            help="Directory of the coordinator's signing keys (the log key, 0600; never in "
+            "the database). Default for SQLite: <db file>.keys/ beside it; required for "
+            "PostgreSQL.",
+        ),
+    ] = None,
 ) -> None:
     """Run the coordinator: HTTP API, registry, workflow and transparency log."""
     from sealroom.api.server import serve as run_server
@@ -63,7 +74,11 @@ def serve(
     with handle_errors(False):
         witnesses = [WitnessEndpoint.parse(w) for w in witness or []]
         run_server(
-            db_url=db or default_db_url(os.environ), host=host, port=port, witnesses=witnesses
+            db_url=db or default_db_url(os.environ),
+            host=host,
+            port=port,
+            witnesses=witnesses,
+            keys_dir=keys,
         )
 
 

@@ -2,26 +2,24 @@
 
 A statement and the state derived from it commit together or not at all, so
 the log never holds a statement the coordinator forgot, nor the other way
-round. The log key's seed lives in the database (``settings``), so the key,
-and with it every checkpoint client have seen, survives restarts. :class:`Log`
-serves the log's public reads (key, checkpoint, entries, proofs).
+round. The log key lives in the coordinator's keystore, not here
+(:mod:`sealroom.coordinator.keys`). :class:`Log` serves the log's public reads
+(key, checkpoint, entries, proofs).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
 from sealroom.coordinator.witnessing import Witnessing
-from sealroom.errors import Conflict, InvalidInput, NotFound
 from sealroom.crypto.merkle import leaf_hash
+from sealroom.errors import InvalidInput, NotFound
 from sealroom.statements import Envelope, is_public
 from sealroom.storage.engine import write_transaction
-from sealroom.storage.schema import settings
 from sealroom.transparency.checkpoint import NoteSigner
 from sealroom.transparency.entries import committed_entry, parse_committed_entry
 from sealroom.transparency.log import LogReader, LogWriter, TransparencyLog
@@ -32,13 +30,9 @@ __all__ = [
     "BoundLogStore",
     "Log",
     "append_statement",
-    "load_log_signer",
     "log_on",
     "reader_log",
 ]
-
-_SEED = "log_seed"
-_ORIGIN = "log_origin"
 
 
 class BoundLogStore:
@@ -77,35 +71,6 @@ def append_statement(
     log = log_on(conn)
     index = log.append(committed_entry(envelope.to_json(), salt))
     return index, log.checkpoint(signer)
-
-
-def load_log_signer(engine: Engine, origin: str) -> NoteSigner:
-    """The log's note key, created once; refuses to reuse a database under another origin."""
-    if not origin or any(c.isspace() for c in origin) or "+" in origin:
-        raise InvalidInput("log origin must be non-empty, without spaces or '+'")
-    with write_transaction(engine) as conn:
-        rows = dict(
-            conn.execute(
-                select(settings.c.name, settings.c.value).where(
-                    settings.c.name.in_([_SEED, _ORIGIN])
-                )
-            ).all()
-        )
-        if _SEED not in rows:
-            seed = os.urandom(32)
-            conn.execute(
-                settings.insert(),
-                [{"name": _SEED, "value": seed}, {"name": _ORIGIN, "value": origin.encode()}],
-            )
-        else:
-            seed = bytes(rows[_SEED])
-            stored = bytes(rows.get(_ORIGIN, b"")).decode()
-            if stored != origin:
-                raise Conflict(
-                    f"this database's log has origin {stored!r}, not {origin!r}; "
-                    "a log cannot change its origin"
-                )
-    return NoteSigner.from_seed(origin, seed)
 
 
 class Log:
