@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -49,13 +50,16 @@ def log_signer(db: Path) -> NoteSigner:
 
 
 def snapshot(db: Path, to: Path) -> None:
-    """A consistent copy of a live SQLite database (WAL included)."""
+    """A consistent copy of a live SQLite database (WAL included) and of its keystore (the
+    log key is not in the database: the copy is a coordinator with the same key)."""
     source, target = sqlite3.connect(db), sqlite3.connect(to)
     try:
         source.backup(target)
     finally:
         source.close()
         target.close()
+    keys = CoordinatorKeystore.beside(db_url(db)).directory
+    shutil.copytree(keys, CoordinatorKeystore.beside(db_url(to)).directory)
 
 
 def fork(db: Path, entries: int, tag: bytes = b"forged") -> int:
