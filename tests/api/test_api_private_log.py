@@ -4,6 +4,7 @@ the API refuses it, while parties open their statements and monitors check the t
 from __future__ import annotations
 
 import base64
+import stat
 from pathlib import Path
 
 import httpx
@@ -68,9 +69,16 @@ def test_an_outsider_reading_every_log_entry_learns_nothing_private(tmp_path: Pa
         done = flows.wait(cc, view.request, timeout=5)
         assert done.status == "completed"
         assert done.receipt is not None
+        out = tmp_path / "carol-out"
+        out.mkdir()
+        (out / "result.json").write_bytes(b"an older result, left readable")
+        (out / "result.json").chmod(0o644)
         got = flows.fetch_result(
-            cc, carol, view.request, tmp_path / "carol-out", home=carol_home, allow_simulated=True
+            cc, carol, view.request, out, home=carol_home, allow_simulated=True
         )
+        # The opened result and the bundle (which carries the private statements) are 0600.
+        for path in (got.result_path, got.bundle_path):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
         approvals = [i.approval for i in done.inputs]
         assert all(a is not None for a in approvals)
 
