@@ -130,6 +130,10 @@ def test_a_readable_key_file_is_refused(engine: Engine, keystore: CoordinatorKey
     with pytest.raises(KeystoreError, match="chmod 600"):
         keystore.log_signer(engine, ORIGIN)
     keystore.log_key_path.chmod(0o600)
+    keystore.directory.chmod(0o777)  # anyone could swap the file
+    with pytest.raises(KeystoreError, match="chmod 700"):
+        keystore.log_signer(engine, ORIGIN)
+    keystore.directory.chmod(0o700)
     keystore.log_key_path.write_bytes(b"{}")
     with pytest.raises(KeystoreError, match="not a coordinator log key"):
         keystore.log_signer(engine, ORIGIN)

@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +145,13 @@ class CoordinatorKeystore:
         raw = read_private(self.log_key_path, what="coordinator keystore")
         if raw is None:
             return None
+        mode = stat.S_IMODE(self.directory.stat().st_mode)
+        if mode & 0o022:
+            # Whoever can write the directory can swap the key file.
+            raise KeystoreError(
+                f"keys directory {self.directory} is writable by group or others "
+                f"(mode {mode:04o}); run `chmod 700 {self.directory}`"
+            )
         try:
             doc: Any = json.loads(raw)
             if set(doc) != {"type", "version", "origin", "seed"}:
