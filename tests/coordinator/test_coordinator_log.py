@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from sealroom.coordinator.log import append_statement
+from sealroom.coordinator.log import append_statement, log_on
 from sealroom.crypto.merkle import leaf_hash
 from sealroom.statements import sign_statement
 from sealroom.storage.engine import read_transaction, write_transaction
@@ -41,3 +41,11 @@ def test_a_private_statement_logged_in_clear_before_is_withheld(w: World) -> Non
     assert served.entry is None
     assert served.commitment is None
     assert served.leaf_hash == leaf_hash(env.to_json())  # still checkable against the tree
+
+
+def test_a_leaf_that_is_no_statement_shows_only_its_hash(w: World) -> None:
+    with write_transaction(w.c.state.engine) as conn:
+        index = log_on(conn).append(b"not a statement")
+    served = w.c.log.entry(index)
+    assert (served.entry, served.commitment) == (None, None)
+    assert served.leaf_hash == leaf_hash(b"not a statement")

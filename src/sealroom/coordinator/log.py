@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine
 
 from sealroom.coordinator.witnessing import Witnessing
 from sealroom.crypto.merkle import leaf_hash
-from sealroom.errors import InvalidInput, NotFound
+from sealroom.errors import InvalidInput, NotFound, SealroomError
 from sealroom.statements import Envelope, is_public
 from sealroom.storage.engine import write_transaction
 from sealroom.transparency.checkpoint import NoteSigner
@@ -113,8 +113,11 @@ class Log:
         committed = parse_committed_entry(raw)
         if committed is not None:
             return LogEntryView(index=index, leaf_hash=hashed, commitment=committed.commitment)
-        env = Envelope.from_dict(json.loads(raw))
-        if not is_public(env.type):
+        try:
+            env = Envelope.from_dict(json.loads(raw))
+        except (ValueError, SealroomError):
+            env = None  # not a statement: nothing to show but its hash
+        if env is None or not is_public(env.type):
             return LogEntryView(index=index, leaf_hash=hashed)
         return LogEntryView(index=index, leaf_hash=hashed, entry=env)
 
