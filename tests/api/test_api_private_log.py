@@ -79,6 +79,9 @@ def test_an_outsider_reading_every_log_entry_learns_nothing_private(tmp_path: Pa
         # The opened result and the bundle (which carries the private statements) are 0600.
         for path in (got.result_path, got.bundle_path):
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+        # ...as are the coordinator's database and its key file, kept apart.
+        for path in (tmp_path / "coordinator.db", tmp_path / "coordinator-keys" / "log-key.json"):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
         approvals = [i.approval for i in done.inputs]
         assert all(a is not None for a in approvals)
 
