@@ -68,6 +68,9 @@ def test_a_statement_in_clear_is_never_read_as_a_commitment() -> None:
         committed_entry(STATEMENT, SALT).replace(b'"version":1', b'"version":2'),
         b'{"commitment":"sha256:' + b"A" * 64 + b'","type":"sealroom.log-commitment","version":1}',
         b'{"commitment":"sha256:' + b"a" * 63 + b'","type":"sealroom.log-commitment","version":1}',
+        b'{"commitment":"sha256:'
+        + b"a" * 64
+        + b'\n","type":"sealroom.log-commitment","version":1}',
     ],
 )
 def test_near_misses_are_not_commitment_entries(entry: bytes) -> None:
@@ -78,5 +81,6 @@ def test_near_misses_are_not_commitment_entries(entry: bytes) -> None:
 def test_a_salt_must_be_32_bytes(salt: bytes) -> None:
     with pytest.raises(InvalidInput):
         statement_commitment(salt, STATEMENT)
-    with pytest.raises(InvalidInput):
-        commitment_entry("sha256:xyz")
+    for bad in ("sha256:xyz", "sha256:" + "a" * 64 + "\n"):
+        with pytest.raises(InvalidInput):
+            commitment_entry(bad)

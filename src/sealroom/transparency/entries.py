@@ -40,7 +40,7 @@ __all__ = [
 SALT_SIZE = 32
 COMMITMENT_ENTRY_TYPE = "sealroom.log-commitment"
 _DOMAIN = b"sealroom-log-commitment-v1:"
-_COMMITMENT_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_COMMITMENT_RE = re.compile(r"sha256:[0-9a-f]{64}")  # fullmatch only: "$" would allow "\n"
 _PREFIX = b'{"commitment":"sha256:'
 _SUFFIX = b'","type":"' + COMMITMENT_ENTRY_TYPE.encode() + b'","version":1}'
 
@@ -61,7 +61,7 @@ def statement_commitment(salt: bytes, statement: bytes) -> str:
 
 def commitment_entry(commitment: str) -> bytes:
     """The leaf entry (canonical JSON) for ``commitment``."""
-    if not _COMMITMENT_RE.match(commitment):
+    if not _COMMITMENT_RE.fullmatch(commitment):
         raise InvalidInput("a log commitment must be sha256:<64 hex digits>")
     return _PREFIX + commitment.removeprefix("sha256:").encode() + _SUFFIX
 
@@ -87,7 +87,7 @@ def parse_committed_entry(entry: bytes) -> CommittedEntry | None:
         return None
     hex_part = entry[len(_PREFIX) : len(entry) - len(_SUFFIX)]
     commitment = "sha256:" + hex_part.decode("ascii", errors="replace")
-    if not _COMMITMENT_RE.match(commitment):
+    if not _COMMITMENT_RE.fullmatch(commitment):
         return None
     return CommittedEntry(commitment=commitment)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from sealroom.wire.base import WireModel
-from sealroom.wire.fields import B64Field, EnvelopeField
+from sealroom.wire.fields import B64Field, DigestStr, EnvelopeField
 
 __all__ = ["ConsistencyProofView", "InclusionProofView", "LogEntryView", "LogKey"]
 
@@ -26,7 +26,7 @@ class LogEntryView(WireModel):
     entry: EnvelopeField | None = Field(
         default=None, description="The statement, if it is public (else null)."
     )
-    commitment: str | None = Field(
+    commitment: DigestStr | None = Field(
         default=None,
         description="sha256:<hex>, SHA-256 over a domain tag, a 32-byte salt and the private "
         "statement (null for a public statement).",
