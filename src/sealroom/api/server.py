@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 
@@ -22,6 +23,7 @@ def serve(
     log_origin: str = "sealroom.local/log",
     log_level: str = "info",
     witnesses: Sequence[WitnessEndpoint] = (),
+    keys_dir: Path | None = None,
 ) -> None:
     """Serve the API until interrupted; migrations run before the first request."""
     app = create_app(
@@ -29,5 +31,6 @@ def serve(
         registry=registry if registry is not None else default_registry(),
         log_origin=log_origin,
         witnesses=witnesses,
+        keys_dir=keys_dir,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)

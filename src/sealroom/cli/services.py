@@ -93,6 +93,17 @@ def serve(
             "(repeatable; in the variable, separated by spaces; see `sealroom witness`).",
         ),
     ] = None,
+    keys: Annotated[
+        Path | None,
+        typer.Option(
+            "--keys",
+            envvar="SEALROOM_COORDINATOR_KEYS",
+            file_okay=False,
+            help="Directory of the coordinator's signing keys (the log key, 0600; never in "
+            "the database). Default for SQLite: <db file>.keys/ beside it; required for "
+            "PostgreSQL.",
+        ),
+    ] = None,
 ) -> None:
     """Run the coordinator: HTTP API, registry, workflow and transparency log.
 
@@ -107,7 +118,7 @@ def serve(
         if log_level not in _LOG_LEVELS:
             raise InvalidInput(f"--log-level must be one of {', '.join(_LOG_LEVELS)}")
         if prepare:
-            typer.echo(_prepare(db or default_db_url(os.environ), log_origin))
+            typer.echo(_prepare(db or default_db_url(os.environ), log_origin, keys))
             return
         witnesses = [WitnessEndpoint.parse(w) for w in witness or []]
         run_server(
@@ -117,25 +128,31 @@ def serve(
             log_origin=log_origin,
             log_level=log_level,
             witnesses=witnesses,
+            keys_dir=keys,
         )
 
 
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
-def _prepare(db_url: str, log_origin: str) -> str:
-    """Migrate the database, load (or create) the log key, and return its vkey."""
+def _prepare(db_url: str, log_origin: str, keys: Path | None) -> str:
+    """Migrate the database, load (or create) the log key in its keystore, return its vkey."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sealroom.coordinator.log import load_log_signer
+    from sealroom.coordinator.keys import CoordinatorKeystore
     from sealroom.errors import BackendUnavailable
     from sealroom.storage.engine import create_engine
     from sealroom.storage.migrate import upgrade
 
+    keystore = (
+        CoordinatorKeystore(directory=keys)
+        if keys is not None
+        else CoordinatorKeystore.beside(db_url)
+    )
     engine = create_engine(db_url)
     try:
         upgrade(engine)
-        return load_log_signer(engine, log_origin).verifier.vkey
+        return keystore.log_signer(engine, log_origin).verifier.vkey
     except SQLAlchemyError as exc:
         raise BackendUnavailable(f"database: {type(exc).__name__}") from None
     finally:

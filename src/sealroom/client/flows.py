@@ -27,6 +27,7 @@ from sealroom.client.local import DatasetIndex, LocalDataset
 from sealroom.client.trust import VerifiedEnclave, verify_enclave
 from sealroom.computations import DEFAULT_K, Computation, Registry, default_registry
 from sealroom.crypto.commit import DatasetCommitment, canonical_bytes, commit_table
+from sealroom.crypto.files import write_private
 from sealroom.crypto.keys import Identity, b64decode_strict, b64encode
 from sealroom.crypto.sealing import SealContext, open_sealed, seal
 from sealroom.errors import (
@@ -422,7 +423,9 @@ def request(
     if view.request != signed.digest:
         raise VerificationFailed("the coordinator answered for a different request")
     if home is not None:
-        TrustedLog(client, home).verify_logged(signed.envelope, index=view.log_index)
+        TrustedLog(client, home).verify_logged(
+            signed.envelope, index=view.log_index, salt=view.log_salt
+        )
     return view
 
 
@@ -946,12 +949,13 @@ def fetch_result(
         body = json.loads(output.body)
     except ValueError:
         raise VerificationFailed("the verified result body is not JSON") from None
+    # The opened result, and the bundle that carries it with the request's private
+    # statements: the owner's alone (0600), each written whole.
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     result_path = out_dir / "result.json"
     bundle_path = out_dir / "bundle.json"
-    result_path.write_bytes(output.to_json())
-    bundle_path.write_bytes(dataclasses.replace(bundle, outputs=(output,)).to_json())
+    write_private(result_path, output.to_json())
+    write_private(bundle_path, dataclasses.replace(bundle, outputs=(output,)).to_json())
     return FetchedResult(
         request=request_id,
         body=body,

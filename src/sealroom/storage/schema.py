@@ -81,6 +81,8 @@ statements = Table(
     Column("envelope", LargeBinary, nullable=False),
     Column("log_index", BigInteger, nullable=False, unique=True),
     Column("stored_at", BigInteger, nullable=False),
+    # The salt of the leaf's commitment for a private statement (None: logged in clear).
+    Column("log_salt", LargeBinary(32), nullable=True),
 )
 
 policies = Table(
