@@ -47,14 +47,14 @@ def _checks(body: dict[str, Any]) -> dict[str, bool]:
 
 
 @contextmanager
-def _served(db_url: str) -> Iterator[httpx.Client]:
-    app = create_app(db_url=db_url, registry=test_registry(), clock=Clock(T0))
+def _served(db_url: str, keys: Path) -> Iterator[httpx.Client]:
+    app = create_app(db_url=db_url, registry=test_registry(), clock=Clock(T0), keys_dir=keys)
     with run_in_thread(app) as url, httpx.Client(base_url=url, timeout=10) as http:
         yield http
 
 
-def test_a_fresh_coordinator_is_live_and_ready(db_url: str) -> None:
-    with _served(db_url) as http:
+def test_a_fresh_coordinator_is_live_and_ready(db_url: str, tmp_path: Path) -> None:
+    with _served(db_url, tmp_path / "keys") as http:
         live = http.get("/healthz")
         assert live.status_code == 200
         assert live.json()["status"] == "ok"
@@ -72,10 +72,10 @@ def test_a_fresh_coordinator_is_live_and_ready(db_url: str) -> None:
         assert "signs the newest checkpoint" in log_key["detail"]
 
 
-def test_a_schema_not_at_this_releases_head_is_not_ready(db_url: str) -> None:
+def test_a_schema_not_at_this_releases_head_is_not_ready(db_url: str, tmp_path: Path) -> None:
     head = head_revision()
     assert head == sorted(p.name for p in MIGRATIONS.glob("0*.py"))[-1][:4]
-    with _served(db_url) as http:
+    with _served(db_url, tmp_path / "keys") as http:
         assert http.get("/readyz").status_code == 200
         engine = sa.create_engine(db_url)
         try:
@@ -98,7 +98,7 @@ def test_a_schema_not_at_this_releases_head_is_not_ready(db_url: str) -> None:
 
 def test_a_log_key_that_does_not_sign_the_logs_checkpoint_is_not_ready(tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path / 'c.db'}"
-    with _served(db_url) as http:
+    with _served(db_url, tmp_path / "keys") as http:
         _publish(http, "bob")
         assert http.get("/readyz").status_code == 200
         engine = sa.create_engine(db_url)
@@ -188,7 +188,7 @@ class _Relay:
 
 
 def test_a_probe_while_a_check_hangs_on_the_database_is_answered_at_once(
-    postgres_url: str,
+    postgres_url: str, tmp_path: Path
 ) -> None:
     base = make_url(postgres_url)
     schema = f"sr_probe_{uuid.uuid4().hex[:12]}"
@@ -200,7 +200,7 @@ def test_a_probe_while_a_check_hangs_on_the_database_is_answered_at_once(
         host="127.0.0.1", port=relay.port, query={"options": f"-csearch_path={schema}"}
     )
     try:
-        with _served(relayed.render_as_string(hide_password=False)) as http:
+        with _served(relayed.render_as_string(hide_password=False), tmp_path / "keys") as http:
             assert http.get("/readyz").status_code == 200
             url = str(http.base_url).rstrip("/")
             relay.pause()
@@ -264,6 +264,7 @@ def test_sealroom_serve_configured_by_environment_is_not_ready_when_postgres_goe
         "SEALROOM_PORT": str(port),
         "SEALROOM_LOG_ORIGIN": "probe.test/log",
         "SEALROOM_LOG_LEVEL": "warning",
+        "SEALROOM_COORDINATOR_KEYS": str(tmp_path / "keys"),
     }
     log = tmp_path / "serve.log"
     with log.open("wb") as err:

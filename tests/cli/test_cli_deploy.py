@@ -134,7 +134,9 @@ def test_measurements_of_a_missing_or_bad_file(tmp_path: Path) -> None:
 
 def test_probe_and_prepare_against_a_real_coordinator(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'c.db'}"
-    code, out, err = _invoke("serve", "--prepare", "--db", db)
+    # The keys directory the coordinator below uses (tests.services: tmp_path/coordinator-keys).
+    keys = str(tmp_path / "coordinator-keys")
+    code, out, err = _invoke("serve", "--prepare", "--db", db, "--keys", keys)
     assert code == 0, err
     vkey = out.strip()
     assert vkey.startswith("sealroom.local/log+")
@@ -164,7 +166,14 @@ def test_probe_of_a_bad_url_and_prepare_of_an_unreachable_database(tmp_path: Pat
     code, _, err = _invoke("probe", "not a url")
     assert code == 1
     assert err.startswith("not a url: ")
-    code, _, err = _invoke("serve", "--prepare", "--db", "postgresql+psycopg://u@127.0.0.1:1/x")
+    code, _, err = _invoke(
+        "serve",
+        "--prepare",
+        "--db",
+        "postgresql+psycopg://u@127.0.0.1:1/x",
+        "--keys",
+        str(tmp_path),
+    )
     assert code == 1
     assert "database: OperationalError [backend_unavailable]" in err
 

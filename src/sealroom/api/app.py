@@ -25,8 +25,8 @@ from sealroom.api.middleware import BodyLimit
 from sealroom.api.openapi import install_openapi
 from sealroom.api.routes import datasets, jobs, log, parties, relay, requests, service
 from sealroom.computations.registry import Registry
-from sealroom.coordinator.readiness import Readiness
 from sealroom.coordinator.keys import CoordinatorKeystore
+from sealroom.coordinator.readiness import Readiness
 from sealroom.coordinator.service import Coordinator
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS
 from sealroom.coordinator.witnessing import WitnessEndpoint
