@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +28,10 @@ from sealroom.client import flows
 from sealroom.client.http import Client
 from sealroom.crypto.keys import Identity
 from sealroom.crypto.keystore import Keystore
-from sealroom.enclave.worker import EnclaveWorker
+from sealroom.enclave.state import EnclaveState
+from sealroom.enclave.worker import EnclaveWorker, JobSource, make_enclave_keys
 from tests.client.client_world import now
-from tests.services import coordinator, registered_enclave
+from tests.services import coordinator
 
 
 @dataclass(frozen=True)
@@ -160,15 +161,24 @@ class Folder:
 
 
 @contextmanager
-def attack_world(root: Path) -> Iterator[World]:
-    """A coordinator on loopback and a registered enclave (stepped by :meth:`World.ask`)."""
+def attack_world(
+    root: Path, *, wrap: Callable[[JobSource], JobSource] | None = None
+) -> Iterator[World]:
+    """A coordinator on loopback and a registered enclave (stepped by :meth:`World.ask`);
+    ``wrap`` puts something between the enclave and the coordinator (a hostile operator)."""
     with coordinator(root) as url:
-        world = World(url=url, root=root, worker=registered_enclave(url))
+        keys = make_enclave_keys(now=now())
+        source: JobSource = Client(base_url=url, identity=keys.identity)
+        state = EnclaveState.create_temporary()
+        worker = EnclaveWorker(source=wrap(source) if wrap else source, keys=keys, state=state)
+        worker.register()
+        world = World(url=url, root=root, worker=worker)
         try:
             yield world
         finally:
             for p in world.parties.values():
                 p.client.close()
+            state.close()
 
 
 def auto(computation: str, **rules: Any) -> dict[str, Any]:
