@@ -72,7 +72,7 @@ def test_dp_by_default_intersection_sum_s_and_s_plus_t(world: World, files: Fold
         assert (first["rows"], first["mean_per_row"]) == (None, None)
         misses.append(abs(float(second["sum"]) - float(first["sum"]) - TARGET_SALARY))
     spent = world.ask("c1-sybil-10", "intersection-sum", [victim, s], dp)
-    assert spent.refused_by("budget") == "enclave"
+    assert spent.refused_by("rule dp-budget") == "enclave"
 
     # Each estimate is the difference of two Laplace draws of scale b = 9e5: it lands within
     # t's whole salary c = 6e4 of the truth with probability at most c / (2 b) < 0.034 (the

@@ -66,7 +66,7 @@ def test_a_repeated_id_no_longer_reads_a_purchase_bit(world: World, files: Folde
     # The shop's total budget is spent after two probes: the other four targets are never
     # probed at all, whichever identity asks.
     for late in probes[2:]:
-        assert late.refused_by("budget") == "enclave"
+        assert late.refused_by("rule dp-budget") == "enclave"
 
 
 def test_a_pinned_exact_lift_on_the_attackers_file_is_refused_by_k_on_conversions(
