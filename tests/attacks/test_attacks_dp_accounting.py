@@ -66,7 +66,7 @@ def test_dp_is_required_before_and_after_the_budget_is_spent(world: World, files
         assert released["dp"]["max_rows_per_entity"] >= 1
         assert released["suppressed_groups"] is None
     spent = world.ask("c7-mallory", "aggregate-stats", [victim, mine], {**exact, "dp": dp})
-    assert spent.refused_by("budget") == "enclave"
+    assert spent.refused_by("rule dp-budget") == "enclave"
     # The budget is gone; the exact question is still refused, by every identity.
     for name in ("c7-mallory", "c7-sybil"):
         again = world.ask(name, "aggregate-stats", [victim, mine], exact)
@@ -176,4 +176,4 @@ def test_a_replayed_dp_job_releases_the_same_bytes(
     again = world.ask(
         "c7-mallory", "intersection-sum", [victim, mine], {**params, "dp": {"epsilon": "1"}}
     )
-    assert again.refused_by("budget")
+    assert again.refused_by("rule dp-budget")
