@@ -187,8 +187,8 @@ def auto(computation: str, **rules: Any) -> dict[str, Any]:
     return {"allow": [{"id": computation}], "auto_approve": [{"id": computation}], **rules}
 
 
-def median_exceeds_bound(n: int, p_below: float) -> float:
-    """P(the median of ``n`` independent draws is below a value each draw is below with
-    probability at most ``p_below``): at least half the draws fall below it."""
+def more_than_half_below(n: int, p_below: float) -> float:
+    """The probability that more than half of ``n`` independent draws fall below a value
+    that each falls below with probability at most ``p_below`` (a binomial tail)."""
     need = n // 2 + 1
     return sum(math.comb(n, i) * p_below**i * (1 - p_below) ** (n - i) for i in range(need, n + 1))
