@@ -59,12 +59,19 @@ def test_dp_is_required_before_and_after_the_budget_is_spent(world: World, files
         "rule dp-required"
     )
     dp = {"epsilon": "1.5", "delta": "0.00001", "lower": "0", "upper": "100"}
-    for _ in range(2):
-        body = world.ask("c7-mallory", "aggregate-stats", [victim, mine], {**exact, "dp": dp})
-        released = body.released
-        # Calibrated at the contribution bound, which the release states.
-        assert released["dp"]["max_rows_per_entity"] >= 1
+    scales = []
+    for m in (1, 3):
+        params = {**exact, "dp": {**dp, "max_rows_per_entity": m}}
+        released = world.ask("c7-mallory", "aggregate-stats", [victim, mine], params).released
+        assert released["dp"]["statistics"] == ["count", "sum", "p1", "p50", "p99"]
+        assert released["dp"]["max_rows_per_entity"] == m
         assert released["suppressed_groups"] is None
+        assert all(g["stats"]["entities"] is None for g in released["groups"])
+        scales.append([float(x) for x in released["dp"]["noise_scales"]])
+    # Every statistic, the percentiles included, is calibrated at the contribution bound: an
+    # entity allowed three rows gets three times the noise (on main the percentiles were
+    # calibrated at one row whatever went in: a run charged 1 cost about 13).
+    assert [b / a for a, b in zip(*scales, strict=True)] == pytest.approx([3.0] * 5)
     spent = world.ask("c7-mallory", "aggregate-stats", [victim, mine], {**exact, "dp": dp})
     assert spent.refused_by("rule dp-budget") == "enclave"
     # The budget is gone; the exact question is still refused, by every identity.
