@@ -160,3 +160,28 @@ def test_aggregate_stats_finer_group_by_minus_coarser(world: World, files: Folde
         assert body["suppressed_groups"] is None
         assert all(g["stats"]["entities"] is None for g in body["groups"])
         assert ["north", "f"] not in [g["key"] for g in body["groups"]]
+
+
+def spend(n: int) -> list[dict[str, Any]]:
+    return [{"id": i, "region": "north", "spend": 100.0 + 7.0 * i} for i in range(n)]
+
+
+@pytest.mark.parametrize("entity_column", ["id", None])
+def test_asking_the_same_pinned_question_before_and_after_a_republish(
+    world: World, files: Folder, entity_column: str | None
+) -> None:
+    """The attacker times its requests: the owner republishes with one more person. Without
+    an entity column this passed on main: the history's scope was the dataset, and row
+    numbers shift between versions; rows are now compared by content across the owner's
+    datasets."""
+    shape = {"value": "spend", "group_by": ["region"]}
+    rules = exact_policy("aggregate-stats", shape, k=5, entity_column=entity_column)
+    owner = f"c1-republisher-{entity_column}"
+    own = [{"id": 1000 + i, "region": "north", "spend": 1.0} for i in range(5)]
+    mine = world.publish("c1-timer", files.csv("own", own), None)
+    before = world.publish(owner, files.csv("v1", spend(30)), rules)
+    first = world.ask("c1-timer", "aggregate-stats", [before, mine], shape).released
+    assert first["groups"]
+    after = world.publish(owner, files.csv("v2", spend(31)), rules)
+    second = world.ask("c1-timer", "aggregate-stats", [after, mine], shape)
+    assert second.refused_by("difference-check") == "enclave"

@@ -20,8 +20,9 @@ computations are differentially private by default.
 Scope. Footprints are compared within a *scope*: the owner and its entity
 column (``owner:column``), so the check holds across every dataset the
 owner publishes with that entity column (a republished version included);
-without an entity column rows are the entities, and the scope is the dataset
-itself. Entities are stored as 64-bit keyed BLAKE2b hashes under a key the
+without an entity column rows are the entities, compared by content (a hash
+of the row's values and which copy of them it is, since row numbers shift)
+across every dataset the owner publishes without one (``owner#rows``). Entities are stored as 64-bit keyed BLAKE2b hashes under a key the
 enclave keeps with its state, never as values; a footprint is a sorted array
 of them. Comparing two footprints whose sizes differ by ``k`` or more is
 skipped (their difference cannot be below ``k``), so a check loads only the
