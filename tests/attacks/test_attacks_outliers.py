@@ -92,8 +92,11 @@ def test_a_persuaded_owner_codes_the_plant_to_a_level_k_people_share(
         clinic = world.publish(
             f"c5-persuaded-{target}", files.csv(f"patients_{target}", patients()), rules
         )
-        mine = world.publish("c5-eve", path, None)
-        answers.append(world.ask("c5-eve", "association-test", [mine, clinic], ASSOC))
+        # One identity per target: two near-identical files of one publisher without an
+        # entity column would meet in the history (its own rows are protected too).
+        name = f"c5-eve-{target}"
+        mine = world.publish(name, path, None)
+        answers.append(world.ask(name, "association-test", [mine, clinic], ASSOC))
     # The target's diagnosis changes nothing the attacker sees: the plant is coded to the
     # level the tenth-largest signal holds (0), so the signal is constant and no effect leaves.
     assert answers[0] == answers[1]
