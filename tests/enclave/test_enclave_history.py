@@ -17,8 +17,13 @@ from pydantic import BaseModel, ConfigDict
 
 from sealroom.computations import Computation, PrivacyContext, Registry
 from sealroom.computations.base import Footprint, Released
-from sealroom.crypto.keys import b64encode
-from sealroom.enclave.history import FootprintScope, SqlReleaseHistory, entity_hashes
+from sealroom.crypto.keys import PartyId, b64encode
+from sealroom.enclave.history import (
+    FootprintScope,
+    SqlReleaseHistory,
+    StoredRelease,
+    entity_hashes,
+)
 from sealroom.enclave.runner import JobFailed, execute_job
 from sealroom.enclave.state import EnclaveState
 from sealroom.errors import PolicyDenied
@@ -105,6 +110,20 @@ def test_the_key_survives_a_restart(tmp_path: Path) -> None:
         record(again, set(range(9)))
     again.close()
     assert (tmp_path / "history.db").stat().st_mode & 0o077 == 0
+
+
+def test_the_first_kept_release_of_a_request_wins_and_survives_a_restart(tmp_path: Path) -> None:
+    first = SqlReleaseHistory.in_directory(tmp_path)
+    assert first.released("r1") is None
+    one = StoredRelease(receipt=b"receipt-1", outputs={PartyId("p1"): b"sealed-1"})
+    two = StoredRelease(receipt=b"receipt-2", outputs={PartyId("p1"): b"sealed-2"})
+    assert first.keep_release("r1", one, now=NOW) == one
+    assert first.keep_release("r1", two, now=NOW) == one  # a racing run gets the stored one
+    assert first.released("r2") is None
+    first.close()
+    again = SqlReleaseHistory.in_directory(tmp_path)
+    assert again.released("r1") == one
+    again.close()
 
 
 def test_hashes_are_keyed() -> None:
@@ -207,3 +226,37 @@ def test_the_enclave_refuses_the_second_of_a_differencing_pair(tmp_path: Path) -
         job(state, drop=("p1", "p2", "p3"), tag=3)
     finally:
         state.close()
+
+
+def test_a_replayed_job_releases_the_bytes_of_its_first_run(tmp_path: Path) -> None:
+    """The coordinator can hand the enclave a job again: the same receipt and ciphertexts
+    come back, and a DP computation would not draw fresh noise (the ledger reuses the
+    first charge, so a fresh draw would be free)."""
+    state = EnclaveState.in_directory(tmp_path)
+    try:
+        first = job(state, drop=(), tag=7)
+        replay = job(state, drop=(), tag=7)
+        assert replay.receipt.digest == first.receipt.digest
+        assert dict(replay.sealed_outputs) == dict(first.sealed_outputs)
+        assert job(state, drop=(), tag=8).receipt.digest != first.receipt.digest
+    finally:
+        state.close()
+
+
+def test_rows_without_an_entity_column_are_compared_by_content() -> None:
+    """Row numbers shift when a row is added; the content identities the history compares
+    do not (and two equal rows stay two)."""
+    from sealroom.enclave.runner import _rows_as_content
+
+    ctx = PrivacyContext(k=(3,), entity_columns=(None,))
+    v1 = pa.table({"x": [1, 2, 2, 3]})
+    v2 = pa.table({"x": [0, 1, 2, 2, 3]})  # one row inserted at the top
+    first = _rows_as_content(Footprint(cells=((frozenset(range(4)),),)), [v1], ctx)
+    again = _rows_as_content(Footprint(cells=((frozenset(range(1, 5)),),)), [v2], ctx)
+    assert first == again
+    (cell,) = first.cells[0]
+    assert len(cell) == 4
+    grown = _rows_as_content(Footprint(cells=((frozenset(range(5)),),)), [v2], ctx)
+    assert len(grown.cells[0][0] ^ cell) == 1
+    with pytest.raises(TypeError):  # anything but row numbers fails the run, closed
+        _rows_as_content(Footprint(cells=((frozenset({"p1"}),),)), [v1], ctx)

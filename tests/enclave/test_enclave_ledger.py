@@ -215,10 +215,13 @@ def test_the_budget_refuses_the_run_after_the_last_one_it_covers(ledger: SqlBudg
             dataset=DATASET, requester="sybil", cost=cost, request=req(10 + i), now=1, rules=rules
         )
     # ...but the total binds every identity together.
-    with pytest.raises(PolicyDenied, match=r"total bit budget .* has 0 left"):
+    with pytest.raises(PolicyDenied, match=r"total bit budget .* has 0 left") as info:
         ledger.charge(
             dataset=DATASET, requester="third", cost=cost, request=req(20), now=1, rules=rules
         )
+    # Named as the pre-check names it, so the requester reads the same rule from both.
+    assert info.value.rule == "bits-budget"
+    assert str(info.value).startswith("rule bits-budget: ")
 
 
 def test_bits_without_a_bit_budget_are_refused(ledger: SqlBudgetLedger) -> None:

@@ -20,12 +20,24 @@ computations are differentially private by default.
 Scope. Footprints are compared within a *scope*: the owner and its entity
 column (``owner:column``), so the check holds across every dataset the
 owner publishes with that entity column (a republished version included);
-without an entity column rows are the entities, and the scope is the dataset
-itself. Entities are stored as 64-bit keyed BLAKE2b hashes under a key the
+without an entity column rows are the entities, compared by content (a hash
+of the row's values and which copy of them it is, since row numbers shift)
+across every dataset the owner publishes without one (``owner#rows``). Entities are stored as 64-bit keyed BLAKE2b hashes under a key the
 enclave keeps with its state, never as values; a footprint is a sorted array
 of them. Comparing two footprints whose sizes differ by ``k`` or more is
 skipped (their difference cannot be below ``k``), so a check loads only the
 few earlier footprints of nearly the same size.
+
+Replays. The history also keeps what each request released: the signed receipt
+and the outputs sealed to its recipients (ciphertexts and a signed statement,
+nothing the enclave must keep secret). The coordinator holds every statement and
+sealed input of a job, so it can hand the enclave the same job again; the budget
+ledger reuses the first charge (a crashed job must be retryable), and a DP
+computation draws fresh noise on each run, so without this every replay would be
+another independent draw for one charge, and their average the exact answer. A
+job whose request already released gets the stored bytes back instead
+(:meth:`SqlReleaseHistory.released`); two runs racing on one request both return
+whichever output was stored first (:meth:`SqlReleaseHistory.keep_release`).
 
 Where it lives: next to the budget ledger in the enclave's state (the same
 caveats: see :mod:`sealroom.enclave.ledger`).
@@ -33,10 +45,12 @@ caveats: see :mod:`sealroom.enclave.ledger`).
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
 import time
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -47,9 +61,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from sealroom.crypto.files import create_private
+from sealroom.crypto.keys import PartyId
 from sealroom.errors import BackendUnavailable, InvalidInput, PolicyDenied
 
-__all__ = ["FootprintScope", "ReleaseHistory", "SqlReleaseHistory", "entity_hashes"]
+__all__ = [
+    "FootprintScope",
+    "ReleaseHistory",
+    "SqlReleaseHistory",
+    "StoredRelease",
+    "entity_hashes",
+]
 
 _KEY_BYTES = 32
 
@@ -68,12 +89,25 @@ class FootprintScope:
     cells: tuple[frozenset[Hashable], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class StoredRelease:
+    """What one request released: its receipt envelope and each recipient's sealed output."""
+
+    receipt: bytes
+    outputs: Mapping[PartyId, bytes]
+
+
 class ReleaseHistory(Protocol):
-    """Checks an exact release against every earlier one, and records it if it passes."""
+    """Checks an exact release against every earlier one, and records it if it passes;
+    keeps what each request released, so a replayed job releases the same bytes."""
 
     def check_and_record(
         self, scopes: Sequence[FootprintScope], *, request: str, now: int
     ) -> None: ...
+
+    def released(self, request: str) -> StoredRelease | None: ...
+
+    def keep_release(self, request: str, release: StoredRelease, *, now: int) -> StoredRelease: ...
 
 
 def entity_hashes(key: bytes, values: Iterable[Hashable]) -> np.ndarray:
@@ -106,6 +140,15 @@ _footprints = sa.Table(
     sa.Column("request", sa.String(80), nullable=False),
     sa.Column("recorded_at", sa.BigInteger, nullable=False),
     sa.Index("ix_release_footprints_scope_size", "scope", "size"),
+)
+_released = sa.Table(
+    "released_outputs",
+    _metadata,
+    sa.Column("request", sa.String(80), primary_key=True),
+    sa.Column("receipt", sa.LargeBinary, nullable=False),
+    # Canonical JSON {recipient: base64 of the sealed output}.
+    sa.Column("outputs", sa.LargeBinary, nullable=False),
+    sa.Column("recorded_at", sa.BigInteger, nullable=False),
 )
 
 
@@ -148,6 +191,52 @@ class SqlReleaseHistory:
             return bytes(
                 conn.execute(sa.select(_secrets.c.key).where(_secrets.c.id == 1)).one().key
             )
+
+    def released(self, request: str) -> StoredRelease | None:
+        """What ``request`` released before, or None."""
+        try:
+            with self._engine.connect() as conn:
+                row = conn.execute(
+                    sa.select(_released.c.receipt, _released.c.outputs).where(
+                        _released.c.request == request
+                    )
+                ).first()
+        except OperationalError as exc:
+            raise BackendUnavailable(
+                f"the release history is unavailable ({type(exc.orig).__name__})"
+            ) from None
+        if row is None:
+            return None
+        outputs = json.loads(row.outputs)
+        return StoredRelease(
+            receipt=bytes(row.receipt),
+            outputs={PartyId(p): base64.b64decode(sealed) for p, sealed in outputs.items()},
+        )
+
+    def keep_release(self, request: str, release: StoredRelease, *, now: int) -> StoredRelease:
+        """Store ``release`` as what ``request`` released, unless a release is stored already;
+        returns the stored one (the first wins)."""
+        outputs = json.dumps(
+            {p: base64.b64encode(o).decode("ascii") for p, o in sorted(release.outputs.items())},
+            separators=(",", ":"),
+        ).encode("ascii")
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    sa.insert(_released).values(
+                        request=request, receipt=release.receipt, outputs=outputs, recorded_at=now
+                    )
+                )
+        except IntegrityError:
+            stored = self.released(request)
+            if stored is None:  # the row that was in the way cannot vanish; say so if it did
+                raise
+            return stored
+        except OperationalError as exc:
+            raise BackendUnavailable(
+                f"the release history is unavailable ({type(exc.orig).__name__})"
+            ) from None
+        return release
 
     def check_and_record(self, scopes: Sequence[FootprintScope], *, request: str, now: int) -> None:
         """Refuse (PolicyDenied, nothing recorded) or record every cell of every scope."""

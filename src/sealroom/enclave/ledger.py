@@ -265,16 +265,19 @@ def _check_limits(
     now: int,
     rules: PolicyRules | None,
 ) -> None:
-    """Raise PolicyDenied naming the first limit this charge would break."""
+    """Raise PolicyDenied naming the first limit this charge would break, with its rule's name
+    (the words the pre-check uses: ``dp-budget``, ``bits-budget``; and ``max-queries``)."""
     if cost.is_dp and (rules is None or rules.dp is None):
         raise PolicyDenied(
-            f"dataset {dataset}: the computation spends differential-privacy budget "
-            "and the policy sets none"
+            f"rule dp-budget: dataset {dataset}: the computation spends differential-privacy "
+            "budget and the policy sets none",
+            rule="dp-budget",
         )
     if cost.bits and (rules is None or rules.bits is None):
         raise PolicyDenied(
-            f"dataset {dataset}: the computation releases up to {cost.bits} bits chosen by "
-            "requester code and the policy sets no bit budget"
+            f"rule bits-budget: dataset {dataset}: the computation releases up to {cost.bits} "
+            "bits chosen by requester code and the policy sets no bit budget",
+            rule="bits-budget",
         )
     if rules is None:
         return
@@ -290,9 +293,10 @@ def _check_limits(
                 if spent + cost.bits > Decimal(limit):
                     remaining = max(Decimal(limit) - spent, Decimal(0))
                     raise PolicyDenied(
-                        f"dataset {dataset}: the {scope} bit budget {limit} has "
-                        f"{canonical_decimal(remaining)} left; this run needs "
-                        f"{canonical_decimal(cost.bits)}"
+                        f"rule bits-budget: dataset {dataset}: the {scope} bit budget {limit} "
+                        f"has {canonical_decimal(remaining)} left; this run needs "
+                        f"{canonical_decimal(cost.bits)}",
+                        rule="bits-budget",
                     )
         if rules.dp is not None and cost.is_dp:
             mine = [r for r in rows if r.requester == requester]
@@ -309,16 +313,18 @@ def _check_limits(
                 if spent + amount > Decimal(limit):
                     remaining = max(Decimal(limit) - spent, Decimal(0))
                     raise PolicyDenied(
-                        f"dataset {dataset}: the {scope} {what} budget {limit} has "
-                        f"{canonical_decimal(remaining)} left; this run needs "
-                        f"{canonical_decimal(amount)}"
+                        f"rule dp-budget: dataset {dataset}: the {scope} {what} budget {limit} "
+                        f"has {canonical_decimal(remaining)} left; this run needs "
+                        f"{canonical_decimal(amount)}",
+                        rule="dp-budget",
                     )
     if rules.max_queries is not None:
         since = now - rules.max_queries.period_seconds
         recent = sum(1 for r in rows if r.requester == requester and r.charged_at > since)
         if recent >= rules.max_queries.count:
             raise PolicyDenied(
-                f"dataset {dataset}: requester {requester} has used {recent} of "
-                f"{rules.max_queries.count} queries in the last "
-                f"{rules.max_queries.period_seconds} s"
+                f"rule max-queries: dataset {dataset}: requester {requester} has used {recent} "
+                f"of {rules.max_queries.count} queries in the last "
+                f"{rules.max_queries.period_seconds} s",
+                rule="max-queries",
             )

@@ -33,9 +33,10 @@ column rules, charge) is signed into the receipt.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -55,7 +56,7 @@ from sealroom.computations.registry import Registry
 from sealroom.crypto.commit import DatasetCommitment, read_verified
 from sealroom.crypto.keys import PartyId, PublicIdentity, b64decode_strict
 from sealroom.crypto.sealing import SealContext, open_sealed, seal
-from sealroom.enclave.history import FootprintScope, ReleaseHistory
+from sealroom.enclave.history import FootprintScope, ReleaseHistory, StoredRelease
 from sealroom.enclave.keys import EnclaveKeys
 from sealroom.enclave.ledger import BudgetLedger, Charge
 from sealroom.enclave.receipts import issue_receipt
@@ -214,6 +215,13 @@ def execute_job(
         approvals = _check_approvals(materials.approvals, req, atts, automatic, now=now)
     with _step("recipients"):
         recipients = _recipients(req, atts, computation)
+    # A replayed job (the coordinator holds everything it needs to replay one) gets the
+    # bytes its request released before: never a fresh draw of DP noise. A history that
+    # cannot be reached (BackendUnavailable) is not the job's fault: the worker retries.
+    earlier = history.released(req.digest)
+    if earlier is not None:
+        with _step("history"):
+            return _stored_output(earlier)
     with _step("inputs"):
         extra = sorted(set(materials.sealed_inputs) - set(request.inputs))
         if extra:
@@ -276,7 +284,19 @@ def execute_job(
         released.clear()
     if failure is not None:
         raise failure
-    return JobOutput(receipt=receipt, sealed_outputs=sealed)
+    kept = history.keep_release(
+        req.digest, StoredRelease(receipt=receipt.envelope.to_json(), outputs=sealed), now=now
+    )
+    with _step("history"):
+        return _stored_output(kept)
+
+
+def _stored_output(release: StoredRelease) -> JobOutput:
+    """The job output a request released (this run's, or an earlier run's on a replay)."""
+    return JobOutput(
+        receipt=Envelope.from_json(release.receipt).open(Receipt),
+        sealed_outputs=release.outputs,
+    )
 
 
 def _open_request(envelope: Envelope, now: int) -> Signed[ComputationRequest]:
@@ -615,6 +635,8 @@ def _compute(
     footprint: Footprint | None = None
     try:
         output, footprint = computation.execute(tables, params, privacy)
+        if footprint is not None and not privacy.cost.is_dp:
+            footprint = _rows_as_content(footprint, tables, privacy)
         try:
             body = canonical_json(output.model_dump(mode="json"))
         except SealroomError:
@@ -636,6 +658,48 @@ def _compute(
     return body, footprint
 
 
+def _rows_as_content(
+    footprint: Footprint, tables: Sequence[pa.Table], privacy: PrivacyContext
+) -> Footprint:
+    """Row numbers in the footprint of an input without an entity column, replaced by each
+    row's content identity (a hash of its values, and which copy of those values it is).
+
+    Rows are that input's entities, and a row number shifts when the owner republishes
+    with one more row: the history could never compare two versions. Content identities
+    stay put, so versions of the owner's datasets compare as those with an entity column
+    do. Anything but a row number there fails the run (closed).
+    """
+    cells = list(footprint.cells)
+    for i, entity in enumerate(privacy.entity_columns):
+        if entity is not None or not cells[i]:
+            continue
+        identity = _row_identities(tables[i])
+        mapped: list[frozenset[Hashable]] = []
+        for cell in cells[i]:
+            rows: set[Hashable] = set()
+            for r in cell:
+                if not isinstance(r, int) or not 0 <= r < len(identity):
+                    raise TypeError("a footprint of rows must hold row numbers")
+                rows.add(identity[r])
+            mapped.append(frozenset(rows))
+        cells[i] = tuple(mapped)
+    return Footprint(cells=tuple(cells))
+
+
+def _row_identities(table: pa.Table) -> list[tuple[bytes, int]]:
+    """Per row: a hash of its values and how many earlier rows have the same values."""
+    columns = [table.column(c).to_pylist() for c in range(table.num_columns)]
+    seen: dict[bytes, int] = {}
+    out: list[tuple[bytes, int]] = []
+    for values in zip(*columns, strict=True):
+        digest = hashlib.blake2b(repr(values).encode("utf-8", "surrogatepass"), digest_size=16)
+        key = digest.digest()
+        copy = seen.get(key, 0)
+        seen[key] = copy + 1
+        out.append((key, copy))
+    return out
+
+
 def _difference_check(
     history: ReleaseHistory,
     footprint: Footprint | None,
@@ -650,10 +714,12 @@ def _difference_check(
         return
     scopes = [
         FootprintScope(
+            # Rows (no entity column) are compared across all the owner's row datasets, by
+            # content (see _rows_as_content), so a republished version meets the last one.
             scope=(
                 f"{att.statement.owner}:{column}"
                 if (column := privacy.entity_columns[i]) is not None
-                else f"dataset:{att.digest}"
+                else f"{att.statement.owner}#rows"
             ),
             k=privacy.k[i],
             cells=footprint.cells[i],
