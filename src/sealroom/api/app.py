@@ -24,6 +24,7 @@ from sealroom.api.middleware import BodyLimit
 from sealroom.api.openapi import install_openapi
 from sealroom.api.routes import datasets, jobs, log, parties, relay, requests, service
 from sealroom.computations.registry import Registry
+from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.service import Coordinator
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS
 from sealroom.coordinator.witnessing import WitnessEndpoint
@@ -51,9 +52,11 @@ def create_app(
     log_origin: str = "sealroom.local/log",
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
     witnesses: Sequence[WitnessEndpoint] = (),
+    admission: AdmissionPolicy | None = None,
 ) -> FastAPI:
     """The coordinator app on ``db_url`` (migrated to head on creation); ``witnesses``
-    cosign the checkpoints it serves."""
+    cosign the checkpoints it serves; ``admission`` says which enclaves may register
+    (None: none at all, fail closed)."""
     engine = create_engine(db_url)
     upgrade(engine)
     coordinator = Coordinator.open(
@@ -62,6 +65,7 @@ def create_app(
         log_origin=log_origin,
         lease_seconds=lease_seconds,
         witnesses=witnesses,
+        admission=admission,
     )
 
     @asynccontextmanager

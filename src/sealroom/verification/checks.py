@@ -27,8 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from sealroom.attestation.pins import parse_enclave_pin
 from sealroom.crypto.merkle import leaf_hash
-from sealroom.errors import ProofInvalid, SealroomError, VerificationFailed
+from sealroom.errors import InvalidInput, ProofInvalid, SealroomError, VerificationFailed
 from sealroom.statements import (
     Approval,
     ComputationRequest,
@@ -58,6 +59,7 @@ __all__ = [
     "computation_request",
     "dataset_attestations",
     "enclave_key_statement",
+    "enclave_pins",
     "log_checkpoint",
     "log_consistency",
     "log_inclusion",
@@ -336,6 +338,54 @@ def _decision_record_matches(
         )
 
 
+def enclave_pins(ctx: Context) -> Passed:
+    """The enclave satisfies the ``enclave`` pin of every input's policy (and the room's).
+
+    An owner's pin (measurements / compose hash, or a simulation root) says
+    which enclaves may ever see its data; a receipt from any other enclave is
+    refused, whatever root or measurements the verifier was given. Checked as
+    of the evidence's creation, like "TEE evidence", so the report never changes.
+    Policies without a pin are named in a warning.
+    """
+    evidence = _established(ctx.evidence, "evidence").statement
+    request = _established(ctx.request, "request").statement
+    named = []
+    for digest in request.inputs:
+        att = _open(ctx.bundle, digest, DatasetAttestation, "dataset attestation").statement
+        if att.policy is not None:
+            named.append(att.policy)
+    if request.room_policy is not None:
+        named.append(request.room_policy)
+    pinned: list[str] = []
+    unpinned: list[str] = []
+    for digest in dict.fromkeys(named):
+        rules = _open(ctx.bundle, digest, Policy, "policy").statement.rules
+        value = rules.get("enclave")
+        if value is None:
+            unpinned.append(digest)
+            continue
+        try:
+            pin = parse_enclave_pin(value)
+        except InvalidInput as exc:
+            raise VerificationFailed(f"policy {digest}: {exc.detail}") from None
+        pin.check_as_of(
+            evidence.tee_evidence(),
+            key_document=evidence.keys.canonical_bytes(),
+            at_time=evidence.created_at,
+        )
+        pinned.append(f"{digest[:16]}... pins {pin.describe()}")
+    warnings = (
+        (
+            f"no enclave pin in {len(unpinned)} input policy(ies): the enclave is trusted only "
+            "as far as the verifier's own options (--simulation-root / --measurements) pin it",
+        )
+        if unpinned or not named
+        else ()
+    )
+    detail = "; ".join(pinned) if pinned else "no input policy pins an enclave"
+    return Passed(detail, warnings)
+
+
 def owner_approvals(ctx: Context) -> Passed:
     """Every input's owner signed an approval of this very request, dated within its lifetime."""
     receipt = _established(ctx.receipt, "receipt").statement
@@ -517,6 +567,7 @@ CHECKS: tuple[NamedCheck, ...] = (
     NamedCheck("computation code", computation_code),
     NamedCheck("timing", timing),
     NamedCheck("dataset attestations", dataset_attestations),
+    NamedCheck("enclave pins", enclave_pins),
     NamedCheck("owner approvals", owner_approvals),
     NamedCheck("recipients", recipients),
     NamedCheck("output for {recipient}...", output_matches_receipt, per_output=True),

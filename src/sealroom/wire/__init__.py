@@ -24,6 +24,7 @@ from sealroom.wire.fields import SignedEnvelope
 from sealroom.wire.jobs import (
     CompleteJobBody,
     EnclaveBody,
+    EnclaveList,
     EnclaveRegistered,
     EnclaveView,
     JobInput,
@@ -68,6 +69,7 @@ __all__ = [
     "DatasetView",
     "DraftView",
     "EnclaveBody",
+    "EnclaveList",
     "EnclaveRegistered",
     "EnclaveView",
     "ErrorBody",
