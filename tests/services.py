@@ -24,6 +24,7 @@ from sealroom.attestation.simulated import SimulationRoot
 from sealroom.client.http import Client
 from sealroom.computations import default_registry
 from sealroom.coordinator.admission import AdmissionPolicy
+from sealroom.enclave.keys import EnclaveKeys
 from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys, make_evidence_provider
 
@@ -50,6 +51,11 @@ def coordinator(
     )
     with run_in_thread(app) as url:
         yield url
+
+
+def enclave_keys(*, now: int, root: SimulationRoot = SIMULATION_ROOT) -> EnclaveKeys:
+    """Fresh simulated enclave keys under the tests' deployment root (``root``)."""
+    return make_enclave_keys(now=now, provider=make_evidence_provider(simulation_root=root))
 
 
 def registered_enclave(

@@ -22,11 +22,11 @@ from sealroom.client.http import Client
 from sealroom.crypto.keys import Identity
 from sealroom.crypto.keystore import Keystore
 from sealroom.enclave.state import EnclaveState
-from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
+from sealroom.enclave.worker import EnclaveWorker
 from sealroom.statements import DatasetAttestation
 from tests.client.client_world import now
 from tests.connectors.clinic_notes import write_clinic_notes
-from tests.services import coordinator
+from tests.services import coordinator, enclave_keys
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             client = Client(base_url=url, identity=identity)
             client.register_party(name)
             parties[name] = Party(root / name, identity, client)
-        keys = make_enclave_keys(now=now())
+        keys = enclave_keys(now=now())
         worker = EnclaveWorker(
             source=Client(base_url=url, identity=keys.identity),
             keys=keys,

@@ -12,9 +12,11 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine
 
+from sealroom.attestation.pins import EnclavePin
 from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
 from sealroom.computations.base import Computation, PrivacyContext
 from sealroom.computations.registry import Registry
+from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.service import Coordinator
 from sealroom.crypto.keys import Identity, b64encode
 from sealroom.enclave.keys import EnclaveKeys
@@ -106,8 +108,13 @@ class World:
 
 
 def make_world(engine: Engine, registry: Registry = REGISTRY) -> World:
-    c = Coordinator.open(engine=engine, registry=registry, log_origin="sealroom.test/log")
     root = SimulationRoot.from_private_bytes(hashlib.sha256(b"sim-root").digest())
+    c = Coordinator.open(
+        engine=engine,
+        registry=registry,
+        log_origin="sealroom.test/log",
+        admission=AdmissionPolicy(pin=EnclavePin(simulation_root=root.public_key)),
+    )
     enclave = EnclaveKeys.create_at_time(SimulatedEnclave(root), tee="simulated", now=T0)
     w = World(
         c=c,

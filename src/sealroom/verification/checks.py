@@ -121,12 +121,15 @@ class NamedCheck:
     """A check and its name in the report.
 
     With ``per_output`` it runs once per output, named by ``name`` with
-    ``{recipient}`` replaced by the start of the recipient's party id.
+    ``{recipient}`` replaced by the start of the recipient's party id. With
+    ``applies``, it runs (and is reported) only for bundles it says yes to.
     """
 
     name: str
     run: Callable[[Context], Passed]
     per_output: bool = False
+    # Whether the check applies to this bundle (decided on signed content only); None: always.
+    applies: Callable[[Context], bool] | None = None
 
 
 class NotEstablished(Exception):
@@ -338,16 +341,8 @@ def _decision_record_matches(
         )
 
 
-def enclave_pins(ctx: Context) -> Passed:
-    """The enclave satisfies the ``enclave`` pin of every input's policy (and the room's).
-
-    An owner's pin (measurements / compose hash, or a simulation root) says
-    which enclaves may ever see its data; a receipt from any other enclave is
-    refused, whatever root or measurements the verifier was given. Checked as
-    of the evidence's creation, like "TEE evidence", so the report never changes.
-    Policies without a pin are named in a warning.
-    """
-    evidence = _established(ctx.evidence, "evidence").statement
+def _applied_policies(ctx: Context) -> list[str]:
+    """The digests of the input policies (and the room policy) the request applied."""
     request = _established(ctx.request, "request").statement
     named = []
     for digest in request.inputs:
@@ -356,13 +351,37 @@ def enclave_pins(ctx: Context) -> Passed:
             named.append(att.policy)
     if request.room_policy is not None:
         named.append(request.room_policy)
+    return list(dict.fromkeys(named))
+
+
+def any_enclave_pin(ctx: Context) -> bool:
+    """Whether a policy the request applied pins an enclave (unsure: True, so the check runs)."""
+    try:
+        return any(
+            "enclave" in _open(ctx.bundle, d, Policy, "policy").statement.rules
+            for d in _applied_policies(ctx)
+        )
+    except (SealroomError, NotEstablished):
+        return True
+
+
+def enclave_pins(ctx: Context) -> Passed:
+    """The enclave satisfies the ``enclave`` pin of every input's policy (and the room's).
+
+    An owner's pin (measurements / compose hash, or a simulation root) says
+    which enclaves may ever see its data; a receipt from any other enclave is
+    refused, whatever root or measurements the verifier was given. Checked as
+    of the evidence's creation, like "TEE evidence", so the report never changes.
+    It runs when some policy pins an enclave (:func:`any_enclave_pin`): the pins
+    are in owner-signed policies, so a bundle cannot drop one to skip it.
+    """
+    evidence = _established(ctx.evidence, "evidence").statement
     pinned: list[str] = []
-    unpinned: list[str] = []
-    for digest in dict.fromkeys(named):
-        rules = _open(ctx.bundle, digest, Policy, "policy").statement.rules
-        value = rules.get("enclave")
+    unpinned = 0
+    for digest in _applied_policies(ctx):
+        value = _open(ctx.bundle, digest, Policy, "policy").statement.rules.get("enclave")
         if value is None:
-            unpinned.append(digest)
+            unpinned += 1
             continue
         try:
             pin = parse_enclave_pin(value)
@@ -373,17 +392,10 @@ def enclave_pins(ctx: Context) -> Passed:
             key_document=evidence.keys.canonical_bytes(),
             at_time=evidence.created_at,
         )
-        pinned.append(f"{digest[:16]}... pins {pin.describe()}")
-    warnings = (
-        (
-            f"no enclave pin in {len(unpinned)} input policy(ies): the enclave is trusted only "
-            "as far as the verifier's own options (--simulation-root / --measurements) pin it",
-        )
-        if unpinned or not named
-        else ()
-    )
-    detail = "; ".join(pinned) if pinned else "no input policy pins an enclave"
-    return Passed(detail, warnings)
+        pinned.append(f"policy {digest[:16]}... pins {pin.describe()}")
+    _require(bool(pinned), "no policy pins an enclave")
+    detail = "; ".join(pinned) + (f"; {unpinned} other policy(ies) pin none" if unpinned else "")
+    return Passed(detail)
 
 
 def owner_approvals(ctx: Context) -> Passed:
@@ -567,7 +579,7 @@ CHECKS: tuple[NamedCheck, ...] = (
     NamedCheck("computation code", computation_code),
     NamedCheck("timing", timing),
     NamedCheck("dataset attestations", dataset_attestations),
-    NamedCheck("enclave pins", enclave_pins),
+    NamedCheck("enclave pins", enclave_pins, applies=any_enclave_pin),
     NamedCheck("owner approvals", owner_approvals),
     NamedCheck("recipients", recipients),
     NamedCheck("output for {recipient}...", output_matches_receipt, per_output=True),
