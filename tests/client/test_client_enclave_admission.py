@@ -234,3 +234,18 @@ def test_a_pinned_measurement_refuses_a_simulated_enclave_with_the_rule(tmp_path
         ):
             w.alice_auto()
         assert flows.status(w.a, request).inputs[0].decision == "pending"
+
+
+def test_a_job_sealed_to_earlier_evidence_still_runs_after_reattestation(tmp_path: Path) -> None:
+    with coordinator(tmp_path) as url:
+        w = World(url, tmp_path, PINNED_POLICY)
+        worker = registered_enclave(url, reattest_after=0)  # re-attests on every step
+        first = worker.evidence_digest
+        request = w.request()
+        w.alice_auto()
+        w.bob_approves(request)
+        assert worker.step().outcome == "completed"
+        assert worker.evidence_digest != first
+        bundle = w.b.bundle(request)
+        assert bundle.evidence.digest == first  # the evidence the owners checked and sealed to
+        assert first in _listed(url)
