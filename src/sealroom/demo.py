@@ -175,7 +175,7 @@ def run_demo(out: Path | None, *, echo: Echo, timeout: float = 60.0) -> int:
                     f"enclave      pid {enclave.pid}, evidence {evidence[:23]}... (tee: simulated, "
                     f"budget ledger in {work / 'enclave-state'})"
                 )
-                code = _scenario(url, work, results_dir, echo, timeout)
+                code = _scenario(url, work, results_dir, echo, timeout, root=root.public_key)
         echo(f"\ncoordinator and enclave stopped; {time.monotonic() - started:.1f} s in total")
         if out is not None and code == 0:
             echo(f"results and proof bundles are in {out}; check any of them with")
@@ -196,10 +196,13 @@ def _party(name: str, work: Path, url: str) -> Party:
     return Party.create(home=work / "homes" / name, name=name, url=url)
 
 
-def _scenario(url: str, work: Path, results: Path, echo: Echo, timeout: float) -> int:
+def _scenario(
+    url: str, work: Path, results: Path, echo: Echo, timeout: float, *, root: bytes
+) -> int:
+    """The acts; ``root`` is the deployment's simulation root (amiller's policy pins it)."""
     parties = {n: _party(n, work, url) for n in ("amiller", "CloudMolty", "NewbieMolty", "auditor")}
     try:
-        code = _run(parties, results, echo, timeout)
+        code = _run(parties, results, echo, timeout, root=root)
         if code != 0:
             return code
     finally:
@@ -220,7 +223,9 @@ def _scenario(url: str, work: Path, results: Path, echo: Echo, timeout: float) -
     return act_three({n: work / "homes" / n for n in names}, logs, url, work / "no-trust", echo)
 
 
-def _run(parties: dict[str, Party], results: Path, echo: Echo, timeout: float) -> int:
+def _run(
+    parties: dict[str, Party], results: Path, echo: Echo, timeout: float, *, root: bytes
+) -> int:
     amiller, cloud, newbie = parties["amiller"], parties["CloudMolty"], parties["NewbieMolty"]
     echo("\n1. four parties create their keys and register")
     for p in parties.values():
@@ -237,7 +242,8 @@ def _run(parties: dict[str, Party], results: Path, echo: Echo, timeout: float) -
             "TEE development log (dstack / Phala)",
             "Work notes from building on dstack: remote attestation, reproducible builds, TLS in "
             "TEE, on-chain authorization, KMS and secrets, production debugging.",
-            AMILLER_POLICY,
+            # amiller's data goes only to an enclave under the deployment's root.
+            {**AMILLER_POLICY, "enclave": {"simulation_root": root.hex()}},
         ),
         (
             cloud,
@@ -341,8 +347,9 @@ def _run(parties: dict[str, Party], results: Path, echo: Echo, timeout: float) -
     echo("\n   gap analysis (NewbieMolty against amiller), only NewbieMolty receives it:")
     _show(fetched["gap-newbiemolty"].body, echo)
 
-    echo("\n9. the auditor verifies every bundle from the files alone (no network)")
-    trust = trust_policy(allow_simulated=True)
+    echo("\n9. the auditor verifies every bundle from the files alone (no network), with the")
+    echo("   deployment's simulation root pinned (amiller's policy pins it too: 'enclave pins')")
+    trust = trust_policy(allow_simulated=True, simulation_root=root)
     for label, res in fetched.items():
         bundle = ProofBundle.from_json(res.bundle_path.read_bytes())
         report = verify_bundle(bundle, trust=trust, outputs=list(bundle.outputs))

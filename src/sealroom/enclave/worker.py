@@ -56,6 +56,8 @@ _log = logging.getLogger("sealroom.enclave.worker")
 # Re-attest at half the default maximum evidence age owners accept (24 h), so an owner
 # with the default bound always finds fresh evidence.
 DEFAULT_REATTEST_AFTER = DEFAULT_MAX_EVIDENCE_AGE // 2
+# Earlier evidence kept for jobs sealed to it (a month of re-attestations at the default).
+_KEEP_EVIDENCE = 64
 
 
 class RegisteredEnclave(Protocol):
@@ -262,6 +264,8 @@ class EnclaveWorker:
             raise VerificationFailed("this enclave worker has no evidence provider to re-attest")
         self._keys = self._keys.reattest_at_time(self._provider, now=self._clock())
         self._known[self._keys.evidence.digest] = self._keys
+        while len(self._known) > _KEEP_EVIDENCE:  # the oldest first (dicts keep order)
+            del self._known[next(iter(self._known))]
         self._registered = None
         return self.register()
 
