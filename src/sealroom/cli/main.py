@@ -12,7 +12,7 @@ import typer
 
 from sealroom import __version__
 from sealroom.attestation.pins import parse_simulation_root
-from sealroom.cli import checkpoint, party, protocols, services, witness
+from sealroom.cli import agents, checkpoint, deploy, party, protocols, services, watch, witness
 from sealroom.cli.checkpoint import WitnessesRequiredOpt, WitnessOpt
 from sealroom.cli.common import warn_simulated
 from sealroom.errors import InvalidInput, SealroomError
@@ -128,6 +128,8 @@ def verify(
     Exits 0 only if every check passes.
     """
     raw = _read(bundle, "bundle")
+    if _is_run_record(raw):
+        _verify_run_record(bundle, raw, json_output)
     try:
         outputs = [ReleasedOutput.from_json(_read(p, "result")) for p in result or []]
         if witnesses_required is not None and not witness:
@@ -159,6 +161,49 @@ def verify(
     else:
         _print_report(bundle, report)
     raise typer.Exit(EXIT_FAILED if report.failures else EXIT_OK)
+
+
+def _is_run_record(raw: bytes) -> bool:
+    """A protocol run record (``--out`` of psi, pjc, train) rather than a proof bundle."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and {"receipts", "session", "output_salt"} <= set(doc)
+
+
+def _verify_run_record(path: Path, raw: bytes, json_output: bool) -> None:
+    from sealroom.client.protocol_runs import check_run_record
+    from sealroom.statements import parse_json_strict
+
+    try:
+        run = check_run_record(parse_json_strict(raw, max_size=64 << 20, what="run record"))
+    except SealroomError as exc:
+        if json_output:
+            typer.echo(json.dumps({"verified": False, "error": exc.detail}, sort_keys=True))
+        else:
+            typer.secho(f"NOT VERIFIED: {exc.detail}", fg="red", bold=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    missing = [r for r in run.participants if r not in run.signed]
+    data = {
+        "verified": True,
+        "protocol": run.protocol,
+        "session": run.session,
+        "holder": run.role,
+        "signed_by": list(run.signed),
+        "not_signed_by": missing,
+        "learned": dict(run.learned),
+    }
+    if json_output:
+        typer.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        typer.echo(f"Verifying the {run.protocol} run record {path}")
+        typer.echo(f"  receipts of {', '.join(run.signed)} agree on one run and its messages")
+        typer.echo(f"  what {run.role} learned opens its own receipt's output commitment")
+        if missing:
+            typer.secho(f"  no receipt from {', '.join(missing)} (dropped out)", fg="yellow")
+        typer.secho(f"VERIFIED: {run.protocol} run {run.session}", fg="green", bold=True)
+    raise typer.Exit(EXIT_OK)
 
 
 def _note(raw: bytes) -> str:
@@ -209,6 +254,9 @@ services.register(app)
 protocols.register(app)
 witness.register(app)
 checkpoint.register(app)
+deploy.register(app)
+agents.register(app)
+watch.register(app)
 
 
 def main() -> None:

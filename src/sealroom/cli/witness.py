@@ -45,7 +45,9 @@ def init(
     name: Annotated[
         str,
         typer.Option(
-            "--name", help="The witness's name, a schema-less URL such as witness.example/w1."
+            "--name",
+            envvar="SEALROOM_WITNESS_NAME",
+            help="The witness's name, a schema-less URL such as witness.example/w1.",
         ),
     ],
     home: HomeOpt = None,
@@ -93,15 +95,24 @@ def serve(
         Path | None,
         typer.Option(
             "--state",
+            envvar="SEALROOM_WITNESS_STATE",
             file_okay=False,
             help="Where the latest cosigned checkpoint of each log is kept "
             "(default: <home>/witness-state).",
         ),
     ] = None,
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = DEFAULT_PORT,
+    host: Annotated[
+        str, typer.Option("--host", envvar="SEALROOM_WITNESS_HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", envvar="SEALROOM_WITNESS_PORT", min=1, max=65535, help="Port to listen on."
+        ),
+    ] = DEFAULT_PORT,
 ) -> None:
-    """Serve the tlog-witness API: POST /add-checkpoint, GET /<origin hash>/checkpoint."""
+    """Serve the tlog-witness API: POST /add-checkpoint, GET /<origin hash>/checkpoint,
+    GET /healthz."""
     import uvicorn
 
     from sealroom.api.witness import create_witness_app
