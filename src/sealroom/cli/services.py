@@ -282,6 +282,14 @@ def enclave(
             "Default: a fresh root that no coordinator admits.",
         ),
     ] = None,
+    print_simulation_root: Annotated[
+        bool,
+        typer.Option(
+            "--print-simulation-root",
+            help="Create the --simulation-root-seed file if missing, print its public key "
+            "(hex, for `sealroom serve --simulation-root`) and exit.",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Run the mediator enclave worker: register evidence, then claim and run jobs."""
@@ -294,6 +302,12 @@ def enclave(
         stop_on_signals,
     )
 
+    if print_simulation_root:
+        with handle_errors(json_output):
+            if simulation_root_seed is None:
+                raise InvalidInput("--print-simulation-root needs --simulation-root-seed FILE")
+            typer.echo(load_simulation_root(simulation_root_seed).public_key.hex())
+        return
     if simulated:
         warn_simulated()
     with handle_errors(json_output):
