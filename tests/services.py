@@ -3,10 +3,13 @@
 The coordinator is the app ``sealroom serve`` runs, served by uvicorn in a thread;
 the enclave is the real worker with simulated evidence, in this process, acting
 through its own SDK client (step it by hand, or let it run in a thread).
+The coordinator admits enclaves under :data:`SIMULATION_ROOT` (the tests'
+deployment root), as ``sealroom serve --simulation-root`` would.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -16,34 +19,63 @@ from typing import Any
 
 from sealroom.api.app import create_app
 from sealroom.api.testing import run_in_thread
+from sealroom.attestation.pins import EnclavePin
+from sealroom.attestation.simulated import SimulationRoot
 from sealroom.client.http import Client
 from sealroom.computations import default_registry
+from sealroom.coordinator.admission import AdmissionPolicy
+from sealroom.enclave.keys import EnclaveKeys
 from sealroom.enclave.state import EnclaveState
-from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
+from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys, make_evidence_provider
+
+# The tests' deployment simulation root: the coordinators below admit enclaves under it.
+SIMULATION_ROOT = SimulationRoot.from_private_bytes(hashlib.sha256(b"tests-deployment").digest())
+
+
+def admission(root: SimulationRoot = SIMULATION_ROOT) -> AdmissionPolicy:
+    """What ``sealroom serve --simulation-root <root>`` admits."""
+    return AdmissionPolicy(pin=EnclavePin(simulation_root=root.public_key))
 
 
 @contextmanager
-def coordinator(tmp_path: Path, *, db_url: str | None = None) -> Iterator[str]:
+def coordinator(
+    tmp_path: Path, *, db_url: str | None = None, admit: AdmissionPolicy | None = None
+) -> Iterator[str]:
     """The real app (SQLite in ``tmp_path`` unless ``db_url``; its log key in
-    ``tmp_path/coordinator-keys``) on 127.0.0.1; yields its URL."""
+    ``tmp_path/coordinator-keys``) on 127.0.0.1; yields its URL.
+
+    ``admit``: its enclave admission policy (default: :func:`admission`)."""
     app = create_app(
         db_url=db_url or f"sqlite:///{tmp_path / 'coordinator.db'}",
         registry=default_registry(),
         keys_dir=tmp_path / "coordinator-keys",
+        admission=admit or admission(),
     )
     with run_in_thread(app) as url:
         yield url
 
 
+def enclave_keys(*, now: int, root: SimulationRoot = SIMULATION_ROOT) -> EnclaveKeys:
+    """Fresh simulated enclave keys under the tests' deployment root (``root``)."""
+    return make_enclave_keys(now=now, provider=make_evidence_provider(simulation_root=root))
+
+
 def registered_enclave(
-    url: str, *, state: EnclaveState | None = None, **options: Any
+    url: str,
+    *,
+    state: EnclaveState | None = None,
+    root: SimulationRoot = SIMULATION_ROOT,
+    now: int | None = None,
+    **options: Any,
 ) -> EnclaveWorker:
-    """A simulated enclave worker registered with the coordinator at ``url``, not yet running."""
-    keys = make_enclave_keys(now=int(time.time()))
+    """A simulated enclave worker (under ``root``) registered at ``url``, not yet running."""
+    provider = make_evidence_provider(simulation_root=root)
+    keys = make_enclave_keys(now=int(time.time()) if now is None else now, provider=provider)
     worker = EnclaveWorker(
         source=Client(base_url=url, identity=keys.identity),
         keys=keys,
         state=state or EnclaveState.create_temporary(),
+        provider=provider,
         **options,
     )
     worker.register()

@@ -41,10 +41,11 @@ from typing import Any
 import httpx
 import pyarrow as pa
 
-from sealroom.attestation.simulated import SIMULATED_BANNER
+from sealroom.attestation.simulated import SIMULATED_BANNER, SimulationRoot
 from sealroom.client import Client, DatasetView, FetchedResult, Party, exact_rule
 from sealroom.computations import default_registry
 from sealroom.connectors.files import read_table
+from sealroom.crypto.files import write_private
 from sealroom.errors import InvalidInput, PolicyDenied, SealroomError
 from sealroom.policy import PolicyRules
 from sealroom.policy.sql_rules import analyze
@@ -124,7 +125,9 @@ def _wait_enclave(client: Client, proc: subprocess.Popen[bytes], log: Path, time
         if proc.poll() is not None:
             raise RuntimeError(f"the enclave exited ({proc.returncode}):\n{_tail(log)}")
         with contextlib.suppress(SealroomError):
-            return client.enclave().evidence
+            listed = client.enclaves().enclaves
+            if listed:
+                return listed[0].evidence
         time.sleep(0.1)
     raise RuntimeError(f"the enclave did not register within {timeout:g} s:\n{_tail(log)}")
 
@@ -153,15 +156,18 @@ def run_demo(out: Path | None, *, echo: Echo, timeout: float = 60.0) -> int:
     try:
         echo(f"sealroom demo (working files in {work})")
         echo(f"!! {SIMULATED_BANNER} !!")
-        with _process(
-            ["serve", "--db", f"sqlite:///{work / 'coordinator.db'}", "--port", str(port)],
-            work / "coordinator.log",
-            env,
-        ) as coordinator:
+        # The deployment's simulation root: the enclave attests under it, the coordinator
+        # admits only enclaves under it (it admits none without an admission policy).
+        root = SimulationRoot.generate()
+        write_private(work / "simulation-root.seed", root.private_bytes().hex().encode())
+        serve_args = ["serve", "--db", f"sqlite:///{work / 'coordinator.db'}", "--port", str(port)]
+        serve_args += ["--simulation-root", root.public_key.hex()]
+        with _process(serve_args, work / "coordinator.log", env) as coordinator:
             _wait_healthy(url, coordinator, work / "coordinator.log", timeout=30)
             echo(f"\ncoordinator  {url}  (pid {coordinator.pid}, SQLite {work / 'coordinator.db'})")
             enclave_args = ["enclave", "--url", url, "--poll-max", "0.5"]
             enclave_args += ["--state", str(work / "enclave-state")]
+            enclave_args += ["--simulation-root-seed", str(work / "simulation-root.seed")]
             with _process(enclave_args, work / "enclave.log", env) as enclave:
                 with Client(base_url=url) as anon:
                     evidence = _wait_enclave(anon, enclave, work / "enclave.log", timeout=30)
@@ -169,11 +175,14 @@ def run_demo(out: Path | None, *, echo: Echo, timeout: float = 60.0) -> int:
                     f"enclave      pid {enclave.pid}, evidence {evidence[:23]}... (tee: simulated, "
                     f"budget ledger in {work / 'enclave-state'})"
                 )
-                code = _scenario(url, work, results_dir, echo, timeout)
+                code = _scenario(url, work, results_dir, echo, timeout, root=root.public_key)
         echo(f"\ncoordinator and enclave stopped; {time.monotonic() - started:.1f} s in total")
         if out is not None and code == 0:
             echo(f"results and proof bundles are in {out}; check any of them with")
-            echo(f"  sealroom verify --allow-simulated {out}/<name>/bundle.json")
+            echo(
+                f"  sealroom verify --allow-simulated --simulation-root {root.public_key.hex()} "
+                f"{out}/<name>/bundle.json"
+            )
         return code
     except (RuntimeError, SealroomError) as exc:
         detail = exc.diagnostics() if isinstance(exc, SealroomError) else str(exc)
@@ -189,10 +198,13 @@ def _party(name: str, work: Path, url: str) -> Party:
     return Party.create(home=work / "homes" / name, name=name, url=url, unencrypted=True)
 
 
-def _scenario(url: str, work: Path, results: Path, echo: Echo, timeout: float) -> int:
+def _scenario(
+    url: str, work: Path, results: Path, echo: Echo, timeout: float, *, root: bytes
+) -> int:
+    """The acts; ``root`` is the deployment's simulation root (amiller's policy pins it)."""
     parties = {n: _party(n, work, url) for n in ("amiller", "CloudMolty", "NewbieMolty", "auditor")}
     try:
-        code = _run(parties, results, echo, timeout)
+        code = _run(parties, results, echo, timeout, root=root)
         if code != 0:
             return code
     finally:
@@ -213,7 +225,9 @@ def _scenario(url: str, work: Path, results: Path, echo: Echo, timeout: float) -
     return act_three({n: work / "homes" / n for n in names}, logs, url, work / "no-trust", echo)
 
 
-def _run(parties: dict[str, Party], results: Path, echo: Echo, timeout: float) -> int:
+def _run(
+    parties: dict[str, Party], results: Path, echo: Echo, timeout: float, *, root: bytes
+) -> int:
     amiller, cloud, newbie = parties["amiller"], parties["CloudMolty"], parties["NewbieMolty"]
     echo("\n1. four parties create their keys and register")
     for p in parties.values():
@@ -230,7 +244,8 @@ def _run(parties: dict[str, Party], results: Path, echo: Echo, timeout: float) -
             "TEE development log (dstack / Phala)",
             "Work notes from building on dstack: remote attestation, reproducible builds, TLS in "
             "TEE, on-chain authorization, KMS and secrets, production debugging.",
-            AMILLER_POLICY,
+            # amiller's data goes only to an enclave under the deployment's root.
+            {**AMILLER_POLICY, "enclave": {"simulation_root": root.hex()}},
         ),
         (
             cloud,
@@ -334,8 +349,9 @@ def _run(parties: dict[str, Party], results: Path, echo: Echo, timeout: float) -
     echo("\n   gap analysis (NewbieMolty against amiller), only NewbieMolty receives it:")
     _show(fetched["gap-newbiemolty"].body, echo)
 
-    echo("\n9. the auditor verifies every bundle from the files alone (no network)")
-    trust = trust_policy(allow_simulated=True)
+    echo("\n9. the auditor verifies every bundle from the files alone (no network), with the")
+    echo("   deployment's simulation root pinned (amiller's policy pins it too: 'enclave pins')")
+    trust = trust_policy(allow_simulated=True, simulation_root=root)
     for label, res in fetched.items():
         bundle = ProofBundle.from_json(res.bundle_path.read_bytes())
         report = verify_bundle(bundle, trust=trust, outputs=list(bundle.outputs))

@@ -38,7 +38,7 @@ PUBLIC = {
     ("get", "/v1/datasets"),
     ("get", "/v1/datasets/{dataset}"),
     ("get", "/v1/search"),
-    ("get", "/v1/enclave"),
+    ("get", "/v1/enclaves"),
 }
 """The routes docs/http-api.md marks public: no request signature."""
 

@@ -22,6 +22,7 @@ from sealroom.transparency.checkpoint import NoteSigner
 from sealroom.transparency.log import TransparencyLog
 from sealroom.transparency.sqlstore import SqlLogStore
 from tests.client.client_world import TOPICS_A, now, write_jsonl
+from tests.services import admission
 
 ORIGIN = "sealroom.local/log"
 
@@ -33,7 +34,9 @@ def db_url(path: Path) -> str:
 @contextmanager
 def serve(db: Path, witnesses: Sequence[WitnessEndpoint] = ()) -> Iterator[str]:
     """The real coordinator app on the SQLite file ``db``, over HTTP on loopback."""
-    app = create_app(db_url=db_url(db), registry=default_registry(), witnesses=witnesses)
+    app = create_app(
+        db_url=db_url(db), registry=default_registry(), witnesses=witnesses, admission=admission()
+    )
     with run_in_thread(app) as url:
         yield url
 

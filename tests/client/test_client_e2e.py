@@ -13,7 +13,7 @@ from sealroom.client import flows
 from sealroom.client.http import Client
 from sealroom.crypto.sealing import SUITE_XWING_AES256GCM, SealedHeader
 from sealroom.enclave.state import EnclaveState
-from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
+from sealroom.enclave.worker import EnclaveWorker
 from sealroom.errors import AttestationInvalid, BackendUnavailable, CommitmentMismatch, NotFound
 from sealroom.verification.bundle import ProofBundle
 from sealroom.verification.trust import trust_policy
@@ -26,7 +26,7 @@ from tests.client.client_world import (
     party,
     write_jsonl,
 )
-from tests.services import coordinator, registered_enclave
+from tests.services import coordinator, enclave_keys, registered_enclave
 
 
 def test_publish_request_approve_run_result_verify(tmp_path: Path, db_url: str) -> None:
@@ -228,7 +228,7 @@ def test_worker_loop_reports_a_failing_job_and_stops_on_event(tmp_path: Path) ->
             now=now(),
             home=bob_home,
         )
-        keys = make_enclave_keys(now=now())
+        keys = enclave_keys(now=now())
         events: list[str] = []
         worker = EnclaveWorker(
             source=Client(base_url=url, identity=keys.identity),
@@ -269,7 +269,7 @@ def test_worker_loop_reports_a_failing_job_and_stops_on_event(tmp_path: Path) ->
 
 
 def test_worker_waits_for_a_coordinator_that_is_starting(tmp_path: Path) -> None:
-    keys = make_enclave_keys(now=now())
+    keys = enclave_keys(now=now())
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"

@@ -14,11 +14,12 @@ from sealroom.client.http import Client
 from sealroom.coordinator.witnessing import WitnessEndpoint
 from sealroom.crypto.keys import Identity
 from sealroom.enclave.state import EnclaveState
-from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
+from sealroom.enclave.worker import EnclaveWorker
 from sealroom.errors import ProofInvalid
 from sealroom.transparency.cosignature import CosignerKey, WitnessPolicy, cosignatures
 from tests.client.client_world import AUTO_POLICY, TOPICS_B, now, party, write_jsonl
 from tests.client.log_world import fork, log_signer, publish, serve, snapshot
+from tests.services import enclave_keys
 from tests.transparency.witness_helpers import cli, init_witness, spawn_witness
 
 
@@ -130,7 +131,7 @@ def _run_a_job(
         now=now(),
         home=bob_home,
     )
-    keys = make_enclave_keys(now=now())
+    keys = enclave_keys(now=now())
     state = EnclaveState.create_temporary()
     worker = EnclaveWorker(
         source=Client(base_url=url, identity=keys.identity), keys=keys, state=state

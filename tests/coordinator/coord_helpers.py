@@ -12,9 +12,11 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine
 
+from sealroom.attestation.pins import DEFAULT_MAX_EVIDENCE_AGE, EnclavePin
 from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
 from sealroom.computations.base import Computation, PrivacyContext
 from sealroom.computations.registry import Registry
+from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.service import Coordinator
 from sealroom.crypto.keys import Identity, b64encode
@@ -108,12 +110,24 @@ class World:
 
 
 def make_world(
-    engine: Engine, keystore: CoordinatorKeystore, registry: Registry = REGISTRY
+    engine: Engine,
+    keystore: CoordinatorKeystore,
+    registry: Registry = REGISTRY,
+    *,
+    max_evidence_age: int = DEFAULT_MAX_EVIDENCE_AGE,
 ) -> World:
-    c = Coordinator.open(
-        engine=engine, registry=registry, keystore=keystore, log_origin="sealroom.test/log"
-    )
+    """The world; its coordinator admits the world's enclave root, evidence up to
+    ``max_evidence_age`` old."""
     root = SimulationRoot.from_private_bytes(hashlib.sha256(b"sim-root").digest())
+    c = Coordinator.open(
+        engine=engine,
+        registry=registry,
+        keystore=keystore,
+        log_origin="sealroom.test/log",
+        admission=AdmissionPolicy(
+            pin=EnclavePin(simulation_root=root.public_key, max_evidence_age=max_evidence_age)
+        ),
+    )
     enclave = EnclaveKeys.create_at_time(SimulatedEnclave(root), tee="simulated", now=T0)
     w = World(
         c=c,

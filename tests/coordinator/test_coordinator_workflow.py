@@ -141,6 +141,20 @@ def test_coordinator_approve_twice_and_upload_rules(w: World) -> None:
         _upload(w, rid, evidence)
 
 
+def test_coordinator_refuses_an_upload_to_evidence_that_went_stale(engine: Engine) -> None:
+    """Admission is re-checked at upload: evidence older than the admission's maximum age
+    takes no more sealed data, and drops out of the admitted list."""
+    w = make_world(engine, max_evidence_age=25)
+    evidence = w.register_enclave()  # made and registered at T0
+    rid = w.request((w.dataset,))
+    _approve(w, rid, w.dataset)  # at T0 + 20
+    assert [e.evidence for e in w.c.jobs.admitted_enclaves(now=T0 + 25).enclaves] == [evidence]
+    assert w.c.jobs.admitted_enclaves(now=T0 + 26).enclaves == ()
+    with pytest.raises(PolicyDenied, match="enclave admission refused: rule enclave: .*stale"):
+        _upload(w, rid, evidence)  # at T0 + 30
+    assert w.c.requests.get(rid, caller=w.owner.party_id, now=T0 + 30).inputs[0].sealed is False
+
+
 def test_coordinator_reject_and_skips_refused(w: World) -> None:
     rid = w.request((w.dataset,))
     view = _approve(w, rid, w.dataset, decision="reject", reason="no")

@@ -152,7 +152,11 @@ def test_every_variable_a_service_sets_is_read_by_the_code() -> None:
     for path in (["serve"], ["enclave"], ["witness", "serve"]):
         _, command, _ = _command_of(path)
         for param in command.params:
-            if param.name in {"help", "json_output", "once", "simulated", "prepare", "home"}:
+            # One-shot actions (like --prepare, --print-simulation-root) are not configuration.
+            if param.name in {
+                "help", "json_output", "once", "simulated", "prepare", "home",
+                "print_simulation_root",
+            }:  # fmt: skip
                 continue
             assert getattr(param, "envvar", None), (path, param.name)
 
@@ -362,7 +366,7 @@ def test_the_compose_stack_comes_up_as_processes(tmp_path: Path, pg_schema_url: 
 
         kit.start("enclave")
         deadline = time.monotonic() + 60
-        while httpx.get(f"{url}/v1/enclave", timeout=10).status_code != 200:
+        while not httpx.get(f"{url}/v1/enclaves", timeout=10).json()["enclaves"]:
             assert time.monotonic() < deadline, (root / "enclave.log").read_text()
             time.sleep(0.3)
         # The enclave's registration is logged; the checkpoint served carries the witness's

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from sealroom.attestation.simulated import SimulationRoot
 from sealroom.computations import DEFAULT_K, Registry
 from sealroom.crypto import sealing
 from sealroom.crypto.commit import commit_bytes_stream, iter_canonical
@@ -23,6 +24,7 @@ from sealroom.enclave.ledger import SqlBudgetLedger
 from sealroom.enclave.runner import JobFailed, JobMaterials, JobOutput, execute_job
 from sealroom.enclave.state import EnclaveState
 from sealroom.errors import (
+    AttestationInvalid,
     CommitmentMismatch,
     Conflict,
     DecryptionFailed,
@@ -341,6 +343,17 @@ def test_empty_policy_denies() -> None:
 def test_invalid_policy_rules() -> None:
     case = build_case(alice_rules={"allow": [{"id": "shared-terms"}], "k": 0}, alice_mode="manual")
     assert "policy rules k" in refused(case.materials(), "policies", InvalidInput)
+
+
+def test_an_owners_enclave_pin_is_checked_by_the_enclave_itself() -> None:
+    """Inputs routed to an enclave the owner's policy does not pin: the enclave refuses
+    before unsealing anything (the owner's client should never have sealed them)."""
+    other = SimulationRoot.from_private_bytes(hashlib.sha256(b"not this enclave").digest())
+    rules = {**ALICE_RULES, "enclave": {"simulation_root": other.public_key.hex()}}
+    reason = refused(build_case(alice_rules=rules).materials(), "policies", AttestationInvalid)
+    assert reason.startswith("policies: rule enclave: the evidence does not satisfy the pin")
+    ours = {**ALICE_RULES, "enclave": {"simulation_root": WORLD.root.public_key.hex()}}
+    assert run(build_case(alice_rules=ours).materials()).receipt.statement.request
 
 
 # --- step 5: approvals ------------------------------------------------------------------------

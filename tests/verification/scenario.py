@@ -62,18 +62,29 @@ def build_job(
     dataset_policy: bool = False,
     evidence_time: int = T0,
     committed: bool = True,
+    policy_rules: dict[str, Any] | None = None,
+    enclave_root: SimulationRoot | None = None,
 ) -> Job:
     """``room``: the request names a room policy (signed by the requester); the decision
     record names ``decision_room`` (True: the request's) and the bundle carries it if
-    ``bundle_room``. ``dataset_policy``: the attestation names a policy of its owner.
-    ``committed``: private statements are logged as salted commitments (else in clear, as
-    before commitments existed)."""
+    ``bundle_room``. ``dataset_policy``: the attestation names a policy of its owner, with
+    ``policy_rules`` (default ``{"k": 5}``). ``enclave_root``: the enclave attests under this
+    simulation root instead of the scenario's. ``committed``: private statements are logged
+    as salted commitments (else in clear, as before commitments existed)."""
     owner, requester = identity("owner"), identity("requester")
     root = SimulationRoot.from_private_bytes(hashlib.sha256(b"sim-root").digest())
-    enclave = EnclaveKeys.create_at_time(SimulatedEnclave(root), tee="simulated", now=evidence_time)
+    enclave = EnclaveKeys.create_at_time(
+        SimulatedEnclave(enclave_root or root), tee="simulated", now=evidence_time
+    )
 
     own_policy = sign_statement(
-        Policy(owner=owner.party_id, name="mine", rules={"k": 5}, created_at=T0), owner
+        Policy(
+            owner=owner.party_id,
+            name="mine",
+            rules=policy_rules if policy_rules is not None else {"k": 5},
+            created_at=T0,
+        ),
+        owner,
     )
     att = sign_statement(
         attestation(owner, policy=own_policy.digest if dataset_policy else None), owner

@@ -53,6 +53,14 @@ from tests.verification.scenario import LOG_NAME, Job, build_job, context, pinne
 
 JOB = build_job()
 CTX = context(JOB)
+# The same job where the input's policy pins the enclave's simulation root: for the checks
+# that run only when a policy pins an enclave.
+PINNED_CTX = context(
+    build_job(
+        dataset_policy=True,
+        policy_rules={"k": 5, "enclave": {"simulation_root": JOB.root.public_key.hex()}},
+    )
+)
 OTHER = build_job()  # the same job, run by another enclave (fresh keys)
 ATT = JOB.bundle.statements[2].digest  # the one input's attestation
 APPROVAL = JOB.bundle.statements[1].digest
@@ -82,7 +90,9 @@ def test_checks_are_named_once_and_documented() -> None:
 
 @pytest.mark.parametrize("named", CHECKS, ids=lambda c: c.name)
 def test_every_check_passes_on_a_good_bundle(named: checks.NamedCheck) -> None:
-    passed = named.run(CTX)
+    ctx = CTX if named.applies is None else PINNED_CTX
+    assert named.applies is None or named.applies(ctx)
+    passed = named.run(ctx)
     assert passed.detail
 
 

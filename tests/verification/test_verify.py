@@ -33,8 +33,17 @@ def failures(bundle: ProofBundle, trust: TrustPolicy, **kw: object) -> dict[str,
 
 def test_complete_bundle_runs_every_check_in_order() -> None:
     report = verify_bundle(JOB.bundle, trust=pinned(JOB), outputs=[JOB.output])
-    expected = [OUTPUT_CHECK if c.per_output else c.name for c in CHECKS]
+    # "enclave pins" runs only when a policy pins an enclave; this job's has no policy.
+    expected = [OUTPUT_CHECK if c.per_output else c.name for c in CHECKS if c.applies is None]
     assert [c.name for c in report.checks] == expected
+    pinned_job = build_job(
+        dataset_policy=True,
+        policy_rules={"k": 5, "enclave": {"simulation_root": JOB.root.public_key.hex()}},
+    )
+    report = verify_bundle(pinned_job.bundle, trust=pinned(pinned_job), outputs=[pinned_job.output])
+    assert [c.name for c in report.checks] == [
+        OUTPUT_CHECK if c.per_output else c.name for c in CHECKS
+    ]
     assert all(c.passed for c in report.checks)
     assert report.simulated
     assert any("SIMULATED TEE" in w for w in report.warnings)

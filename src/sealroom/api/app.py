@@ -25,6 +25,7 @@ from sealroom.api.middleware import BodyLimit
 from sealroom.api.openapi import install_openapi
 from sealroom.api.routes import datasets, jobs, log, parties, relay, requests, service
 from sealroom.computations.registry import Registry
+from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.readiness import Readiness
 from sealroom.coordinator.service import Coordinator
@@ -55,10 +56,12 @@ def create_app(
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
     witnesses: Sequence[WitnessEndpoint] = (),
     keys_dir: Path | None = None,
+    admission: AdmissionPolicy | None = None,
 ) -> FastAPI:
     """The coordinator app on ``db_url`` (migrated to head on creation); ``witnesses``
     cosign the checkpoints it serves. Its log key is in ``keys_dir`` (default for SQLite:
-    ``<db file>.keys/``; PostgreSQL needs one)."""
+    ``<db file>.keys/``; PostgreSQL needs one); ``admission`` says which enclaves may
+    register (None: none at all, fail closed)."""
     keystore = (
         CoordinatorKeystore(directory=keys_dir)
         if keys_dir is not None
@@ -74,6 +77,7 @@ def create_app(
             log_origin=log_origin,
             lease_seconds=lease_seconds,
             witnesses=witnesses,
+            admission=admission,
         )
     except BaseException:
         engine.dispose()

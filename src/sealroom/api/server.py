@@ -9,6 +9,7 @@ import uvicorn
 
 from sealroom.api.app import create_app
 from sealroom.computations.registry import Registry, default_registry
+from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.witnessing import WitnessEndpoint
 
 __all__ = ["serve"]
@@ -24,6 +25,7 @@ def serve(
     log_level: str = "info",
     witnesses: Sequence[WitnessEndpoint] = (),
     keys_dir: Path | None = None,
+    admission: AdmissionPolicy | None = None,
 ) -> None:
     """Serve the API until interrupted; migrations run before the first request."""
     app = create_app(
@@ -32,5 +34,6 @@ def serve(
         log_origin=log_origin,
         witnesses=witnesses,
         keys_dir=keys_dir,
+        admission=admission,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)

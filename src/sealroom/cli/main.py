@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from sealroom import __version__
+from sealroom.attestation.pins import parse_simulation_root
 from sealroom.cli import (
     agents,
     checkpoint,
@@ -143,6 +144,15 @@ def verify(
         Path | None,
         typer.Option("--measurements", help="JSON allowlist of TDX measurements to accept."),
     ] = None,
+    simulation_root: Annotated[
+        str | None,
+        typer.Option(
+            "--simulation-root",
+            envvar="SEALROOM_SIMULATION_ROOT",
+            help="Pin the deployment's simulation root (hex public key): simulated evidence "
+            "under any other root fails.",
+        ),
+    ] = None,
     checkpoint: Annotated[
         Path | None,
         typer.Option(
@@ -169,6 +179,7 @@ def verify(
             allow_simulated=allow_simulated,
             log_key=log_key,
             measurements=_read(measurements, "measurements") if measurements else None,
+            simulation_root=parse_simulation_root(simulation_root) if simulation_root else None,
             checkpoint=_note(_read(checkpoint, "checkpoint")) if checkpoint else None,
             witnesses=WitnessPolicy.parse(witness, witnesses_required) if witness else None,
         )

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from sealroom.attestation.pins import parse_simulation_root
 from sealroom.cli import card as cli_card
 from sealroom.cli.common import (
     DEFAULT_URL_VALUE,
@@ -44,6 +45,20 @@ AllowSimulated = Annotated[
         help="Accept a SIMULATED enclave (software only, protects nothing). Tests only.",
     ),
 ]
+
+SimulationRootOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--simulation-root",
+        envvar="SEALROOM_SIMULATION_ROOT",
+        help="Pin the deployment's simulation root (hex): seal only to, and accept results "
+        "only from, simulated enclaves under it (default: pinned on first use).",
+    ),
+]
+
+
+def _root(value: str | None) -> bytes | None:
+    return None if value is None else parse_simulation_root(value)
 
 
 def _short(text: str, n: int = 20) -> str:
@@ -567,6 +582,7 @@ def inbox(
         ),
     ] = False,
     allow_simulated: AllowSimulated = False,
+    simulation_root: SimulationRootOpt = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
@@ -577,6 +593,7 @@ def inbox(
         if auto_approve:
             done = party.auto_approve(
                 allow_simulated=allow_simulated,
+                simulation_root=_root(simulation_root),
                 progress=None if json_output else progress_bar("  sealed upload"),
             )
             data: dict[str, Any] = {
@@ -641,11 +658,13 @@ def approve(
     ] = None,
     reason: Annotated[str, typer.Option("--reason")] = "approved by the owner",
     allow_simulated: AllowSimulated = False,
+    simulation_root: SimulationRootOpt = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Approve a request: verify the enclave, re-check your data, sign, seal and upload it."""
+    """Approve a request: choose an admitted enclave your pins accept, verify its evidence
+    now, re-check your data, sign, seal and upload it."""
     with command(json_output, url=url, home=home, allow_simulated=allow_simulated) as cmd:
         from sealroom.connectors.sources import open_source
 
@@ -661,6 +680,7 @@ def approve(
             data=source,
             reason=reason,
             allow_simulated=allow_simulated,
+            simulation_root=_root(simulation_root),
             progress=None if json_output else progress_bar("  sealed upload"),
         )
         out = {
@@ -752,13 +772,19 @@ def result(
         Path, typer.Option("--out", help="Directory for result.json and bundle.json.")
     ] = Path("."),
     allow_simulated: AllowSimulated = False,
+    simulation_root: SimulationRootOpt = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Download, open and verify your result; write result.json and bundle.json."""
     with command(json_output, url=url, home=home, allow_simulated=allow_simulated) as cmd:
-        fetched = cmd.party().result(request_id, out, allow_simulated=allow_simulated)
+        fetched = cmd.party().result(
+            request_id,
+            out,
+            allow_simulated=allow_simulated,
+            simulation_root=_root(simulation_root),
+        )
         data = {
             "request": fetched.request,
             "result": fetched.body,

@@ -10,18 +10,28 @@ from typing import Annotated
 
 import typer
 
+from sealroom.attestation.pins import (
+    DEFAULT_MAX_EVIDENCE_AGE,
+    EnclavePin,
+    parse_simulation_root,
+)
+from sealroom.attestation.simulated import SimulationRoot
 from sealroom.cli.common import (
     DEFAULT_URL_VALUE,
     JsonOpt,
     UrlOpt,
     emit,
     handle_errors,
+    read_file,
     warn_simulated,
 )
 from sealroom.cli.probe import probe
+from sealroom.crypto.files import write_private
 from sealroom.crypto.keystore import HOME_ENV
+from sealroom.errors import InvalidInput
+from sealroom.verification.trust import parse_measurements
 
-__all__ = ["DB_ENV", "DB_ENV_ALIAS", "default_db_url", "register"]
+__all__ = ["DB_ENV", "DB_ENV_ALIAS", "default_db_url", "load_simulation_root", "register"]
 
 # Every option of `serve` and `enclave` also reads an environment variable (shown in --help),
 # so a container or a dstack app compose configures them without a command line.
@@ -104,13 +114,45 @@ def serve(
             "PostgreSQL.",
         ),
     ] = None,
+    enclave_measurements: Annotated[
+        Path | None,
+        typer.Option(
+            "--enclave-measurements",
+            envvar="SEALROOM_ENCLAVE_MEASUREMENTS",
+            dir_okay=False,
+            help="Admit TDX enclaves whose measurements are in this JSON allowlist "
+            "(the `sealroom verify --measurements` format, incl. compose_hash).",
+        ),
+    ] = None,
+    simulation_root: Annotated[
+        str | None,
+        typer.Option(
+            "--simulation-root",
+            envvar="SEALROOM_SIMULATION_ROOT",
+            help="Admit SIMULATED enclaves under this simulation root (hex public key, "
+            "printed by `sealroom enclave --simulation-root-seed FILE`).",
+        ),
+    ] = None,
+    max_evidence_age: Annotated[
+        int,
+        typer.Option(
+            "--max-evidence-age",
+            envvar="SEALROOM_MAX_EVIDENCE_AGE",
+            min=1,
+            help="Admit and list only enclaves whose evidence is at most this old (s).",
+        ),
+    ] = DEFAULT_MAX_EVIDENCE_AGE,
 ) -> None:
     """Run the coordinator: HTTP API, registry, workflow and transparency log.
+
+    Enclaves are admitted only under --enclave-measurements and/or --simulation-root;
+    with neither, no enclave can register (fail closed).
 
     Probes: GET /healthz (the process answers) and GET /readyz (database reachable, schema at
     this release's head, log key loaded; 503 with the reason otherwise).
     """
     from sealroom.api.server import serve as run_server
+    from sealroom.coordinator.admission import AdmissionPolicy
     from sealroom.coordinator.witnessing import WitnessEndpoint
     from sealroom.errors import InvalidInput
 
@@ -121,6 +163,24 @@ def serve(
             typer.echo(_prepare(db or default_db_url(os.environ), log_origin, keys))
             return
         witnesses = [WitnessEndpoint.parse(w) for w in witness or []]
+        pin = None
+        if enclave_measurements is not None or simulation_root is not None:
+            pin = EnclavePin(
+                measurements=None
+                if enclave_measurements is None
+                else parse_measurements(read_file(enclave_measurements, "measurements")),
+                simulation_root=None
+                if simulation_root is None
+                else parse_simulation_root(simulation_root),
+                max_evidence_age=max_evidence_age,
+            )
+        admission = AdmissionPolicy(pin=pin)
+        if pin is None:
+            typer.secho(f"!! {admission.describe()} !!", fg="yellow", err=True)
+        else:
+            typer.echo(f"enclave admission: {admission.describe()}", err=True)
+            if pin.simulation_root is not None:
+                warn_simulated()
         run_server(
             db_url=db or default_db_url(os.environ),
             host=host,
@@ -129,6 +189,7 @@ def serve(
             log_level=log_level,
             witnesses=witnesses,
             keys_dir=keys,
+            admission=admission,
         )
 
 
@@ -157,6 +218,23 @@ def _prepare(db_url: str, log_origin: str, keys: Path | None) -> str:
         raise BackendUnavailable(f"database: {type(exc).__name__}") from None
     finally:
         engine.dispose()
+
+
+def load_simulation_root(path: Path) -> SimulationRoot:
+    """The deployment's simulation root from its seed file (hex), created 0600 if missing."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        root = SimulationRoot.generate()
+        write_private(path, root.private_bytes().hex().encode("ascii") + b"\n")
+        return root
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read the simulation root seed {path}: {exc}") from None
+    try:
+        seed = bytes.fromhex(text)
+    except ValueError:
+        raise InvalidInput(f"{path}: the simulation root seed is not hex") from None
+    return SimulationRoot.from_private_bytes(seed)
 
 
 def enclave(
@@ -210,14 +288,43 @@ def enclave(
             "every start.",
         ),
     ] = None,
+    simulation_root_seed: Annotated[
+        Path | None,
+        typer.Option(
+            "--simulation-root-seed",
+            envvar="SEALROOM_SIMULATION_ROOT_SEED",
+            dir_okay=False,
+            help="The deployment's simulation root seed (created, 0600, if missing); the "
+            "coordinator admits the enclave only if it pins this root (--simulation-root). "
+            "Default: a fresh root that no coordinator admits.",
+        ),
+    ] = None,
+    print_simulation_root: Annotated[
+        bool,
+        typer.Option(
+            "--print-simulation-root",
+            help="Create the --simulation-root-seed file if missing, print its public key "
+            "(hex, for `sealroom serve --simulation-root`) and exit.",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Run the mediator enclave worker: register evidence, then claim and run jobs."""
     from sealroom.client.http import Client
     from sealroom.enclave.state import EnclaveState
-    from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys, stop_on_signals
-    from sealroom.errors import InvalidInput
+    from sealroom.enclave.worker import (
+        EnclaveWorker,
+        make_enclave_keys,
+        make_evidence_provider,
+        stop_on_signals,
+    )
 
+    if print_simulation_root:
+        with handle_errors(json_output):
+            if simulation_root_seed is None:
+                raise InvalidInput("--print-simulation-root needs --simulation-root-seed FILE")
+            typer.echo(load_simulation_root(simulation_root_seed).public_key.hex())
+        return
     if simulated:
         warn_simulated()
     with handle_errors(json_output):
@@ -237,10 +344,25 @@ def enclave(
         else:
             own = EnclaveState.in_directory(state)
         try:
-            keys = make_enclave_keys(
+            root = None
+            if simulated:
+                root = (
+                    SimulationRoot.generate()
+                    if simulation_root_seed is None
+                    else load_simulation_root(simulation_root_seed)
+                )
+                typer.echo(
+                    f"simulation root: {root.public_key.hex()} (the coordinator admits this "
+                    "enclave only with --simulation-root set to it)",
+                    err=True,
+                )
+            provider = make_evidence_provider(
                 tee="simulated" if simulated else "dstack",
-                now=int(time.time()),
                 dstack_endpoint=dstack_endpoint,
+                simulation_root=root,
+            )
+            keys = make_enclave_keys(
+                tee="simulated" if simulated else "dstack", now=int(time.time()), provider=provider
             )
             with Client(base_url=url, identity=keys.identity) as client:
                 worker = EnclaveWorker(
@@ -250,6 +372,7 @@ def enclave(
                     idle_max=poll_max,
                     idle_min=min(0.25, poll_max),
                     on_event=None if json_output else lambda m: typer.echo(m, err=True),
+                    provider=provider,
                 )
                 evidence = worker.register_when_ready(timeout=wait_for_coordinator)
                 if once:

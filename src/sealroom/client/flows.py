@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 from pydantic_core import to_jsonable_python
 
+from sealroom.attestation.pins import EnclavePin
 from sealroom.client.checkpoints import TrustedLog
 from sealroom.client.errors import WaitTimeout
 from sealroom.client.http import Client, Progress
-from sealroom.client.local import DatasetIndex, LocalDataset
-from sealroom.client.trust import VerifiedEnclave, verify_enclave
+from sealroom.client.local import DatasetIndex, LocalDataset, pinned_simulation_root
+from sealroom.client.trust import SealingTrust, VerifiedEnclave, choose_enclave
 from sealroom.computations import DEFAULT_K, Computation, Registry, default_registry
 from sealroom.crypto.commit import DatasetCommitment, canonical_bytes, commit_table
 from sealroom.crypto.files import write_private
@@ -481,6 +482,8 @@ class _Mine:
     decision: Decision
     policy: str | None
     already_approved: bool
+    # The enclave pins of the dataset's policy and the room's (each must hold).
+    pins: tuple[EnclavePin, ...] = ()
 
 
 def _open_request(
@@ -561,6 +564,11 @@ def _my_inputs(
                 decision=decision,
                 policy=att.statement.policy,
                 already_approved=item.decision == "approve",
+                pins=tuple(
+                    pin
+                    for r in (rules, room)
+                    if r is not None and (pin := r.enclave_pin) is not None
+                ),
             )
         )
     return mine
@@ -688,6 +696,7 @@ def approve(
     reason: str = "approved by the owner",
     registry: Registry | None = None,
     measurements: bytes | None = None,
+    simulation_root: bytes | None = None,
     progress: Progress | None = None,
 ) -> list[ApprovedInput]:
     """Approve the caller's inputs of a request, and seal and upload their data to the enclave.
@@ -714,8 +723,17 @@ def approve(
                 f"({item.decision.reason}); reject it instead"
             )
     TrustedLog(client, home).latest()  # never seal data through a coordinator showing a fork
-    enclave = verify_enclave(
-        client, allow_simulated=allow_simulated, now=now, measurements=measurements
+    enclave = choose_enclave(
+        client,
+        pins=[p for item in mine for p in item.pins],
+        trust=SealingTrust(
+            allow_simulated=allow_simulated,
+            measurements=measurements,
+            simulation_root=simulation_root,
+        ),
+        home=home,
+        now=now,
+        required=_sealed_to(view),
     )
     # Check every input before signing anything. Named data (one input) is read once and
     # kept: it may be a stream (stdin) that cannot be read twice.
@@ -761,13 +779,17 @@ def auto_approve(
     now: int,
     registry: Registry | None = None,
     measurements: bytes | None = None,
+    simulation_root: bytes | None = None,
     progress: Progress | None = None,
 ) -> list[AutoApproval]:
     """Approve exactly the inbox items whose dataset policy approves automatically; leave the rest."""
     _check_identity(client, identity)
     registry = registry or default_registry()
     out: list[AutoApproval] = []
-    enclave: VerifiedEnclave | None = None
+    trust = SealingTrust(
+        allow_simulated=allow_simulated, measurements=measurements, simulation_root=simulation_root
+    )
+    checked_log = False
     for item in client.inbox():
         view, req = _open_request(client, item.request)
         if view.status != "pending":
@@ -783,11 +805,18 @@ def auto_approve(
             if not (mine.decision.automatic and mine.policy is not None):
                 out.append(_left(req.digest, mine.attestation.digest, mine.decision.reason))
                 continue
-            if enclave is None:
+            if not checked_log:
                 TrustedLog(client, home).latest()  # no sealing through a forked coordinator
-                enclave = verify_enclave(
-                    client, allow_simulated=allow_simulated, now=now, measurements=measurements
-                )
+                checked_log = True
+            # Chosen per input: its policy's pins, and the enclave its co-inputs went to.
+            enclave = choose_enclave(
+                client,
+                pins=mine.pins,
+                trust=trust,
+                home=home,
+                now=now,
+                required=_sealed_to(client.get_request(req.digest)),
+            )
             result = _approve_one(
                 client,
                 identity,
@@ -811,6 +840,16 @@ def auto_approve(
                 )
             )
     return out
+
+
+def _pinned_root(home: Path, base_url: str) -> bytes | None:
+    known = pinned_simulation_root(home, base_url)
+    return None if known is None else bytes.fromhex(known)
+
+
+def _sealed_to(view: RequestView) -> str | None:
+    """The enclave evidence the request's inputs are already sealed to (all go to one)."""
+    return next((i.enclave for i in view.inputs if i.enclave is not None), None)
 
 
 def _left(request_id: str, dataset: str, reason: str) -> AutoApproval:
@@ -916,6 +955,7 @@ def fetch_result(
     home: Path,
     allow_simulated: bool = False,
     measurements: bytes | None = None,
+    simulation_root: bytes | None = None,
 ) -> FetchedResult:
     """Download, open and verify the caller's result; write result.json and bundle.json."""
     _check_identity(client, identity)
@@ -940,7 +980,10 @@ def fetch_result(
     report = verify_bundle(
         bundle,
         trust=trust_policy(
-            allow_simulated=allow_simulated, log_key=log.log_key, measurements=measurements
+            allow_simulated=allow_simulated,
+            log_key=log.log_key,
+            measurements=measurements,
+            simulation_root=simulation_root or _pinned_root(home, client.base_url),
         ),
         outputs=[output],
     )

@@ -48,8 +48,8 @@ from sealroom.wire import (
     DatasetView,
     DraftView,
     EnclaveBody,
+    EnclaveList,
     EnclaveRegistered,
-    EnclaveView,
     Health,
     InclusionProofView,
     JobView,
@@ -493,8 +493,9 @@ class Client:
             signed=True,
         )
 
-    def enclave(self) -> EnclaveView:
-        return self._view(EnclaveView, "GET", "/v1/enclave", what="GET /v1/enclave", signed=False)
+    def enclaves(self) -> EnclaveList:
+        """The enclaves the coordinator admits now (untrusted: verify one before sealing to it)."""
+        return self._view(EnclaveList, "GET", "/v1/enclaves", what="GET /v1/enclaves", signed=False)
 
     def claim_job(self) -> JobView | None:
         """The next job for this enclave, or None when nothing is ready (204)."""

@@ -29,7 +29,9 @@ __all__ = [
     "DatasetIndex",
     "LocalDataset",
     "pin_log_key",
+    "pin_simulation_root",
     "pinned_log_key",
+    "pinned_simulation_root",
 ]
 
 DATASETS_FILE = "datasets.json"
@@ -133,20 +135,38 @@ def pinned_log_key(home: Path, base_url: str) -> str | None:
 
 def pin_log_key(home: Path, base_url: str, log_key: str) -> bool:
     """Pin ``log_key`` for ``base_url``; True if newly pinned. A different pinned key fails."""
+    return _pin(home, base_url, "log_key", log_key, "transparency-log key")
+
+
+def pinned_simulation_root(home: Path, base_url: str) -> str | None:
+    """The simulation root (hex) pinned on first use for ``base_url``, if any."""
+    doc = _read_json(Path(home) / COORDINATORS_FILE, "coordinator pins")
+    entry = doc.get("coordinators", {}).get(base_url)
+    return entry.get("simulation_root") if isinstance(entry, dict) else None
+
+
+def pin_simulation_root(home: Path, base_url: str, root: str) -> bool:
+    """Pin the deployment's simulation root (hex) for ``base_url`` on first use."""
+    return _pin(home, base_url, "simulation_root", root, "simulation root")
+
+
+def _pin(home: Path, base_url: str, name: str, value: str, what: str) -> bool:
     path = Path(home) / COORDINATORS_FILE
     doc = _read_json(path, "coordinator pins")
     coordinators = doc.get("coordinators", {})
     if not isinstance(coordinators, dict):
         raise InvalidInput(f"coordinator pins {path}: 'coordinators' must be an object")
     current = coordinators.get(base_url)
-    if isinstance(current, dict) and current.get("log_key") is not None:
-        if current["log_key"] != log_key:
+    entry = dict(current) if isinstance(current, dict) else {}
+    if entry.get(name) is not None:
+        if entry[name] != value:
             raise ProofInvalid(
-                f"the coordinator at {base_url} now presents a different transparency-log key "
-                f"than the one pinned in {path}; refusing (if the log really moved, remove "
+                f"the coordinator at {base_url} now presents a different {what} "
+                f"than the one pinned in {path}; refusing (if it really moved, remove "
                 "the pin by hand)"
             )
         return False
-    coordinators[base_url] = {"log_key": log_key}
+    entry[name] = value
+    coordinators[base_url] = entry
     _write_json(path, {"version": 1, "coordinators": coordinators})
     return True

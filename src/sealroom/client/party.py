@@ -290,6 +290,7 @@ class Party:
         *,
         allow_simulated: bool = False,
         measurements: bytes | None = None,
+        simulation_root: bytes | None = None,
         progress: Progress | None = None,
     ) -> list[flows.AutoApproval]:
         """Approve (and seal data for) exactly the inbox items this party's policies approve
@@ -302,6 +303,7 @@ class Party:
             now=self.now(),
             registry=self._registry,
             measurements=measurements,
+            simulation_root=simulation_root,
             progress=progress,
         )
 
@@ -313,6 +315,7 @@ class Party:
         reason: str = "approved by the owner",
         allow_simulated: bool = False,
         measurements: bytes | None = None,
+        simulation_root: bytes | None = None,
         progress: Progress | None = None,
     ) -> list[flows.ApprovedInput]:
         """Approve this party's inputs of ``request``: verify the enclave, re-check the data
@@ -328,6 +331,7 @@ class Party:
             reason=reason,
             registry=self._registry,
             measurements=measurements,
+            simulation_root=simulation_root,
             progress=progress,
         )
 
@@ -360,6 +364,7 @@ class Party:
         *,
         allow_simulated: bool = False,
         measurements: bytes | None = None,
+        simulation_root: bytes | None = None,
     ) -> flows.FetchedResult:
         """Download, open and verify this party's result; write result.json and bundle.json
         in ``out_dir``."""
@@ -371,6 +376,7 @@ class Party:
             home=self._home,
             allow_simulated=allow_simulated,
             measurements=measurements,
+            simulation_root=simulation_root,
         )
 
     # --- protocols between parties, no enclave ----------------------------------------------

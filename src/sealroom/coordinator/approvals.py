@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select, update
 
+from sealroom.coordinator.admission import AdmissionPolicy
+from sealroom.coordinator.jobs import check_admitted
 from sealroom.coordinator.state import (
     State,
     content_roots,
@@ -22,7 +24,7 @@ from sealroom.errors import Conflict, InvalidInput, NotFound, PolicyDenied, Sign
 from sealroom.policy.compose import decide_in_room
 from sealroom.statements import Approval, ComputationRequest, Envelope
 from sealroom.storage.engine import write_transaction
-from sealroom.storage.schema import datasets, enclaves, request_blobs, request_inputs
+from sealroom.storage.schema import datasets, request_blobs, request_inputs
 from sealroom.wire import RequestView
 
 __all__ = ["MAX_SEALED_SIZE", "Approvals"]
@@ -31,10 +33,11 @@ MAX_SEALED_SIZE = 64 << 20
 
 
 class Approvals:
-    __slots__ = ("_state",)
+    __slots__ = ("_admission", "_state")
 
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: State, *, admission: AdmissionPolicy) -> None:
         self._state = state
+        self._admission = admission
 
     def approve(self, request: str, env: Envelope, *, caller: PartyId, now: int) -> RequestView:
         """Record an owner's signed decision on one input; a rejection rejects the request."""
@@ -158,11 +161,7 @@ class Approvals:
                 raise Conflict("approve the input before uploading its sealed data")
             if inp.sealed_size is not None:
                 raise Conflict("this input has already been uploaded")
-            known = conn.execute(
-                select(enclaves.c.evidence).where(enclaves.c.evidence == enclave)
-            ).first()
-            if known is None:
-                raise InvalidInput(f"no registered enclave evidence {enclave}")
+            check_admitted(conn, enclave, self._admission, now=now)
             other = conn.execute(
                 select(request_inputs.c.enclave).where(
                     request_inputs.c.request == request,

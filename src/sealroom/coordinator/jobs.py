@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, exists, or_, select, update
 
+from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.state import (
     DEFAULT_LEASE_SECONDS,
     State,
@@ -48,6 +49,7 @@ from sealroom.storage.schema import (
     statements,
 )
 from sealroom.wire import (
+    EnclaveList,
     EnclaveRegistered,
     EnclaveView,
     JobInput,
@@ -56,14 +58,25 @@ from sealroom.wire import (
     SealedOutput,
 )
 
-__all__ = ["Jobs"]
+__all__ = ["Jobs", "check_admitted"]
+
+
+# At most this many registrations are looked at when listing admitted enclaves (newest first).
+_MAX_LISTED = 100
 
 
 class Jobs:
-    __slots__ = ("_lease", "_state")
+    __slots__ = ("_admission", "_lease", "_state")
 
-    def __init__(self, state: State, *, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> None:
+    def __init__(
+        self,
+        state: State,
+        *,
+        admission: AdmissionPolicy,
+        lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    ) -> None:
         self._state = state
+        self._admission = admission
         self._lease = lease_seconds
 
     # --- enclaves ---------------------------------------------------------------------------
@@ -74,6 +87,7 @@ class Jobs:
         ev = env.open(EnclaveEvidence).statement
         if env.signer.party_id != caller:
             raise AuthenticationFailed("the registration must be signed by the enclave key")
+        self._admission.admit(ev, now=now)  # before anything is stored: refused leaves no trace
         with write_transaction(self._state.engine) as conn:
             put_party(conn, env.signer, name=f"enclave ({ev.tee})", kind="enclave", now=now)
             index, created = self._state.store(conn, env, now=now)
@@ -92,21 +106,38 @@ class Jobs:
         )
         return Stored(view, created=created)
 
-    def current_enclave(self) -> EnclaveView:
-        """The newest registered enclave (owners verify its evidence before sealing to it)."""
+    def admitted_enclaves(self, *, now: int) -> EnclaveList:
+        """The registered enclaves whose evidence the admission policy accepts now, newest first.
+
+        There is no "current" enclave: an owner picks one that satisfies its own pin.
+        """
         with read_transaction(self._state.engine) as conn:
-            row = conn.execute(select(enclaves).order_by(enclaves.c.seq.desc()).limit(1)).first()
-            if row is None:
-                raise NotFound("no enclave is registered")
-            env, index = statement(conn, str(row.evidence), EnclaveEvidence.TYPE)
-        return EnclaveView(
-            evidence=row.evidence,
-            envelope=env,
-            tee=row.tee,
-            simulated=bool(row.simulated),
-            party=row.party,
-            log_index=index,
-        )
+            rows = conn.execute(
+                select(enclaves, statements.c.envelope, statements.c.log_index)
+                .join(statements, statements.c.digest == enclaves.c.evidence)
+                .order_by(enclaves.c.seq.desc())
+                .limit(_MAX_LISTED)
+            ).all()
+        listed = []
+        for row in rows:
+            env = Envelope.from_json(bytes(row.envelope))
+            ev = env.open(EnclaveEvidence).statement
+            try:
+                self._admission.admit(ev, now=now)
+            except PolicyDenied:
+                continue  # stale, or registered under an earlier policy
+            listed.append(
+                EnclaveView(
+                    evidence=row.evidence,
+                    envelope=env,
+                    tee=row.tee,
+                    simulated=bool(row.simulated),
+                    party=row.party,
+                    log_index=int(row.log_index),
+                    created_at=ev.created_at,
+                )
+            )
+        return EnclaveList(enclaves=tuple(listed), admission=self._admission.describe())
 
     # --- jobs -------------------------------------------------------------------------------
 
@@ -262,6 +293,17 @@ class Jobs:
                 now,
             )
             return request_view(conn, request)
+
+
+def check_admitted(
+    conn: Connection, evidence: str, admission: AdmissionPolicy, *, now: int
+) -> None:
+    """Raise unless ``evidence`` is a registered enclave that ``admission`` accepts now."""
+    known = conn.execute(select(enclaves.c.evidence).where(enclaves.c.evidence == evidence)).first()
+    if known is None:
+        raise InvalidInput(f"no registered enclave evidence {evidence}")
+    env, _ = statement(conn, evidence, EnclaveEvidence.TYPE)
+    admission.admit(env.open(EnclaveEvidence).statement, now=now)
 
 
 def _running_job(conn: Connection, request: str, caller: PartyId) -> Row[Any]:

@@ -1,7 +1,7 @@
 """The coordinator: one service per resource over one database and one log key.
 
 Each resource service (:mod:`.parties`, :mod:`.datasets`, :mod:`.requests`
-with :mod:`.approvals`, :mod:`.jobs`, :mod:`.log`, :mod:`.relay`) takes typed arguments (wire bodies,
+with :mod:`.approvals`, :mod:`.jobs` (enclaves admitted by :mod:`.admission`), :mod:`.log`, :mod:`.relay`) takes typed arguments (wire bodies,
 envelopes, ids), the caller (a verified party id, or none for public reads)
 and ``now``, and returns wire models; what they share lives in :mod:`.state`.
 This module only builds them together.
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from sealroom.computations.registry import Registry
+from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.approvals import Approvals
 from sealroom.coordinator.datasets import Datasets
 from sealroom.coordinator.jobs import Jobs
@@ -53,13 +54,16 @@ class Coordinator:
         log_origin: str = "sealroom.local/log",
         lease_seconds: int = DEFAULT_LEASE_SECONDS,
         witnesses: Sequence[WitnessEndpoint] = (),
+        admission: AdmissionPolicy | None = None,
     ) -> Coordinator:
         """The services over ``engine`` (already migrated); the log key is created once, in
         ``keystore`` (never in the database).
 
         ``witnesses``: the log submits its checkpoints to these for cosigning (C2SP
-        tlog-witness) and serves them cosigned.
+        tlog-witness) and serves them cosigned. ``admission``: which enclaves may
+        register (None: none; see :mod:`.admission`).
         """
+        admission = admission or AdmissionPolicy()
         state = State(
             engine=engine,
             registry=registry,
@@ -72,8 +76,8 @@ class Coordinator:
             parties=Parties(state),
             datasets=Datasets(state),
             requests=Requests(state),
-            approvals=Approvals(state),
-            jobs=Jobs(state, lease_seconds=lease_seconds),
+            approvals=Approvals(state, admission=admission),
+            jobs=Jobs(state, admission=admission, lease_seconds=lease_seconds),
             log=Log(engine, state.signer, state.witnessing),
             relay=Relay(engine=engine),
         )

@@ -8,7 +8,8 @@ verify before sealing anything to :attr:`EnclaveKeys.public`.
 from __future__ import annotations
 
 from sealroom.attestation.evidence import EvidenceProvider
-from sealroom.crypto.keys import Identity, PublicIdentity
+from sealroom.crypto.keys import Identity, PublicIdentity, b64encode
+from sealroom.errors import VerificationFailed
 from sealroom.statements import EnclaveEvidence, EnclaveKeyDocument, Signed, sign_statement
 from sealroom.statements.envelope import signer_keys
 
@@ -29,7 +30,29 @@ class EnclaveKeys:
         The keys include an X-Wing key, so owners seal inputs with suite 2 and
         the report binds it: nobody can strip it on the way to an owner.
         """
-        identity = Identity.generate()
+        return cls._attest(Identity.generate(), provider, tee=tee, now=now)
+
+    def reattest_at_time(self, provider: EvidenceProvider, *, now: int) -> EnclaveKeys:
+        """The same keys with fresh evidence dated ``now`` (owners refuse stale evidence)."""
+        return self._attest(
+            self._identity, provider, tee=self._evidence.statement.keys.tee, now=now
+        )
+
+    def with_evidence(self, evidence: Signed[EnclaveEvidence]) -> EnclaveKeys:
+        """These keys under earlier ``evidence`` of the same keys (a job sealed to it names it)."""
+        mine, theirs = self._evidence.statement.keys, evidence.statement.keys
+        if (theirs.signing_key, theirs.sealing_key, theirs.kem_key) != (
+            mine.signing_key,
+            mine.sealing_key,
+            mine.kem_key,
+        ):
+            raise VerificationFailed("the evidence binds other keys than this enclave's")
+        return EnclaveKeys(self._identity, evidence)
+
+    @classmethod
+    def _attest(
+        cls, identity: Identity, provider: EvidenceProvider, *, tee: str, now: int
+    ) -> EnclaveKeys:
         document = EnclaveKeyDocument.model_validate(
             {
                 "purpose": "sealroom-enclave-keys",

@@ -211,6 +211,9 @@ def execute_job(
         rules, decisions, automatic = _check_policies(
             materials.policies, atts, computation, request, params, room=room, now=now, cost=cost
         )
+        _check_enclave_pins(
+            keys, [*rules, PolicyRules.parse(room.statement.rules) if room else None]
+        )
     with _step("approvals"):
         approvals = _check_approvals(materials.approvals, req, atts, automatic, now=now)
     with _step("recipients"):
@@ -325,6 +328,24 @@ def _open_attestations(
         if digest not in by_digest:
             raise InvalidInput(f"no attestation for input {digest}")
     return tuple(by_digest[d] for d in request.inputs)
+
+
+def _check_enclave_pins(keys: EnclaveKeys, rules: Sequence[PolicyRules | None]) -> None:
+    """This enclave's evidence satisfies every owner's (and the room's) ``enclave`` pin.
+
+    The owners' clients check their pins before sealing; this catches inputs a
+    coordinator routed here for an owner whose pin excludes this enclave. As of
+    the evidence's creation, as ``sealroom verify`` checks it.
+    """
+    evidence = keys.evidence.statement
+    for r in rules:
+        pin = r.enclave_pin if r is not None else None
+        if pin is not None:
+            pin.check_as_of(
+                evidence.tee_evidence(),
+                key_document=evidence.keys.canonical_bytes(),
+                at_time=evidence.created_at,
+            )
 
 
 def _open_room_policy(

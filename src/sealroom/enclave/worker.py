@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from sealroom.attestation.evidence import EvidenceProvider
+from sealroom.attestation.pins import DEFAULT_MAX_EVIDENCE_AGE
+from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
 from sealroom.computations import Registry, default_registry
 from sealroom.crypto.keys import PartyId
 from sealroom.enclave.keys import EnclaveKeys
@@ -37,6 +39,7 @@ from sealroom.errors import BackendUnavailable, SealroomError, VerificationFaile
 from sealroom.statements import Envelope
 
 __all__ = [
+    "DEFAULT_REATTEST_AFTER",
     "ClaimedJob",
     "EnclaveWorker",
     "JobInput",
@@ -44,10 +47,17 @@ __all__ = [
     "RegisteredEnclave",
     "StepResult",
     "make_enclave_keys",
+    "make_evidence_provider",
     "stop_on_signals",
 ]
 
 _log = logging.getLogger("sealroom.enclave.worker")
+
+# Re-attest at half the default maximum evidence age owners accept (24 h), so an owner
+# with the default bound always finds fresh evidence.
+DEFAULT_REATTEST_AFTER = DEFAULT_MAX_EVIDENCE_AGE // 2
+# Earlier evidence kept for jobs sealed to it (a month of re-attestations at the default).
+_KEEP_EVIDENCE = 64
 
 
 class RegisteredEnclave(Protocol):
@@ -118,6 +128,21 @@ def _unix_now() -> int:
     return int(time.time())
 
 
+def make_evidence_provider(
+    *,
+    tee: Literal["simulated", "dstack"] = "simulated",
+    dstack_endpoint: str | None = None,
+    simulation_root: SimulationRoot | None = None,
+) -> EvidenceProvider:
+    """The dstack guest agent, or the labelled simulation under ``simulation_root`` (the
+    deployment's pinned root; a fresh one, which no coordinator admits, when None)."""
+    if tee == "simulated":
+        return SimulatedEnclave(simulation_root or SimulationRoot.generate())
+    from sealroom.attestation.dstack import DstackProvider
+
+    return DstackProvider(dstack_endpoint)
+
+
 def make_enclave_keys(
     *,
     tee: Literal["simulated", "dstack"] = "simulated",
@@ -125,16 +150,9 @@ def make_enclave_keys(
     dstack_endpoint: str | None = None,
     provider: EvidenceProvider | None = None,
 ) -> EnclaveKeys:
-    """Fresh enclave keys with evidence: a new simulation root, or the dstack guest agent."""
+    """Fresh enclave keys with evidence from ``provider`` (default: :func:`make_evidence_provider`)."""
     if provider is None:
-        if tee == "simulated":
-            from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
-
-            provider = SimulatedEnclave(SimulationRoot.generate())
-        else:
-            from sealroom.attestation.dstack import DstackProvider
-
-            provider = DstackProvider(dstack_endpoint)
+        provider = make_evidence_provider(tee=tee, dstack_endpoint=dstack_endpoint)
     return EnclaveKeys.create_at_time(
         provider, tee="simulated" if tee == "simulated" else "tdx", now=now
     )
@@ -162,7 +180,10 @@ class EnclaveWorker:
         "_idle_max",
         "_idle_min",
         "_keys",
+        "_known",
         "_on_event",
+        "_provider",
+        "_reattest_after",
         "_registered",
         "_registry",
         "_source",
@@ -180,9 +201,15 @@ class EnclaveWorker:
         idle_min: float = 0.25,
         idle_max: float = 5.0,
         on_event: Callable[[str], None] | None = None,
+        provider: EvidenceProvider | None = None,
+        reattest_after: int = DEFAULT_REATTEST_AFTER,
     ) -> None:
         self._source = source
         self._keys = keys
+        # Every evidence of these keys, by digest: a job names the one its inputs were sealed to.
+        self._known: dict[str, EnclaveKeys] = {keys.evidence.digest: keys}
+        self._provider = provider
+        self._reattest_after = reattest_after
         self._state = state
         self._registry = registry or default_registry()
         self._clock = clock
@@ -230,8 +257,23 @@ class EnclaveWorker:
                 sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    def reattest(self) -> str:
+        """Fresh evidence for the same keys, registered: owners refuse evidence older than
+        their ``max_evidence_age``. Jobs sealed to earlier evidence still run."""
+        if self._provider is None:
+            raise VerificationFailed("this enclave worker has no evidence provider to re-attest")
+        self._keys = self._keys.reattest_at_time(self._provider, now=self._clock())
+        self._known[self._keys.evidence.digest] = self._keys
+        while len(self._known) > _KEEP_EVIDENCE:  # the oldest first (dicts keep order)
+            del self._known[next(iter(self._known))]
+        self._registered = None
+        return self.register()
+
     def step(self) -> StepResult:
-        """Claim at most one job and finish it (complete or fail)."""
+        """Claim at most one job and finish it (complete or fail); re-attest when due."""
+        due = self._keys.evidence.statement.created_at + self._reattest_after
+        if self._provider is not None and self._clock() >= due:
+            self.reattest()
         if self._registered is None:
             self.register()
         job = self._source.claim_job()
@@ -240,10 +282,15 @@ class EnclaveWorker:
         request_id = job.request.digest
         self._event(f"claimed {request_id}")
         try:
+            keys = self._known.get(job.evidence)
+            if keys is None:
+                raise VerificationFailed(
+                    "the job's inputs are sealed to other enclave evidence than this enclave's"
+                )
             materials = self._materials(job)
             output = execute_job(
                 materials,
-                keys=self._keys,
+                keys=keys,
                 registry=self._registry,
                 ledger=self._state.ledger,
                 history=self._state.history,
@@ -263,10 +310,6 @@ class EnclaveWorker:
         return StepResult("completed", request_id)
 
     def _materials(self, job: ClaimedJob) -> JobMaterials:
-        if job.evidence != self._keys.evidence.digest:
-            raise VerificationFailed(
-                "the job's inputs are sealed to other enclave evidence than this enclave's"
-            )
         request_id = job.request.digest
         sealed = {i.dataset: self._source.job_input(request_id, i.dataset) for i in job.inputs}
         return JobMaterials(

@@ -43,6 +43,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from sealroom.attestation.pins import EnclavePin, parse_enclave_pin
+from sealroom.errors import InvalidInput
 from sealroom.policy.privacy import (
     DEFAULT_K,
     ComputationInfo,
@@ -203,7 +205,10 @@ class PolicyRules(_Rules):
     outputs; after ``expires_at`` (unix time) the policy denies everything;
     ``sql`` admits requester SQL (None: none); ``retention_seconds`` is how long
     the coordinator may keep a completed request's sealed results (and sealed
-    inputs) on this dataset after completion (None: no limit).
+    inputs) on this dataset after completion (None: no limit). ``enclave`` pins
+    the enclaves the owner's data may be sealed to and a receipt may come from
+    (:func:`sealroom.attestation.pins.parse_enclave_pin`: ``measurements`` and/or
+    ``simulation_root``, and ``max_evidence_age`` in seconds for sealing decisions).
     """
 
     allow: Annotated[tuple[ComputationRule, ...], Field(max_length=64)] = ()
@@ -220,6 +225,21 @@ class PolicyRules(_Rules):
     expires_at: UnixTime | None = None
     sql: SqlAnalysisRules | None = None
     retention_seconds: Annotated[int, Field(ge=1, le=100 * 366 * 86400)] | None = None
+    enclave: dict[str, JsonValue] | None = None
+
+    @model_validator(mode="after")
+    def _enclave_pin_parses(self) -> PolicyRules:
+        if self.enclave is not None:
+            try:
+                parse_enclave_pin(self.enclave)
+            except InvalidInput as exc:
+                raise ValueError(exc.detail or exc.public_message) from None
+        return self
+
+    @property
+    def enclave_pin(self) -> EnclavePin | None:
+        """The enclave the owner accepts for this dataset (None: the policy pins none)."""
+        return None if self.enclave is None else parse_enclave_pin(self.enclave)
 
     @model_validator(mode="after")
     def _automatic_rules_only_name(self) -> PolicyRules:

@@ -27,7 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from sealroom.errors import ProofInvalid, SealroomError, VerificationFailed
+from sealroom.attestation.pins import parse_enclave_pin
+from sealroom.crypto.merkle import leaf_hash
+from sealroom.errors import InvalidInput, ProofInvalid, SealroomError, VerificationFailed
 from sealroom.statements import (
     Approval,
     ComputationRequest,
@@ -58,6 +60,7 @@ __all__ = [
     "computation_request",
     "dataset_attestations",
     "enclave_key_statement",
+    "enclave_pins",
     "log_checkpoint",
     "log_consistency",
     "log_inclusion",
@@ -119,12 +122,15 @@ class NamedCheck:
     """A check and its name in the report.
 
     With ``per_output`` it runs once per output, named by ``name`` with
-    ``{recipient}`` replaced by the start of the recipient's party id.
+    ``{recipient}`` replaced by the start of the recipient's party id. With
+    ``applies``, it runs (and is reported) only for bundles it says yes to.
     """
 
     name: str
     run: Callable[[Context], Passed]
     per_output: bool = False
+    # Whether the check applies to this bundle (decided on signed content only); None: always.
+    applies: Callable[[Context], bool] | None = None
 
 
 class NotEstablished(Exception):
@@ -336,6 +342,63 @@ def _decision_record_matches(
         )
 
 
+def _applied_policies(ctx: Context) -> list[str]:
+    """The digests of the input policies (and the room policy) the request applied."""
+    request = _established(ctx.request, "request").statement
+    named = []
+    for digest in request.inputs:
+        att = _open(ctx.bundle, digest, DatasetAttestation, "dataset attestation").statement
+        if att.policy is not None:
+            named.append(att.policy)
+    if request.room_policy is not None:
+        named.append(request.room_policy)
+    return list(dict.fromkeys(named))
+
+
+def any_enclave_pin(ctx: Context) -> bool:
+    """Whether a policy the request applied pins an enclave (unsure: True, so the check runs)."""
+    try:
+        return any(
+            "enclave" in _open(ctx.bundle, d, Policy, "policy").statement.rules
+            for d in _applied_policies(ctx)
+        )
+    except (SealroomError, NotEstablished):
+        return True
+
+
+def enclave_pins(ctx: Context) -> Passed:
+    """The enclave satisfies the ``enclave`` pin of every input's policy (and the room's).
+
+    An owner's pin (measurements / compose hash, or a simulation root) says
+    which enclaves may ever see its data; a receipt from any other enclave is
+    refused, whatever root or measurements the verifier was given. Checked as
+    of the evidence's creation, like "TEE evidence", so the report never changes.
+    It runs when some policy pins an enclave (:func:`any_enclave_pin`): the pins
+    are in owner-signed policies, so a bundle cannot drop one to skip it.
+    """
+    evidence = _established(ctx.evidence, "evidence").statement
+    pinned: list[str] = []
+    unpinned = 0
+    for digest in _applied_policies(ctx):
+        value = _open(ctx.bundle, digest, Policy, "policy").statement.rules.get("enclave")
+        if value is None:
+            unpinned += 1
+            continue
+        try:
+            pin = parse_enclave_pin(value)
+        except InvalidInput as exc:
+            raise VerificationFailed(f"policy {digest}: {exc.detail}") from None
+        pin.check_as_of(
+            evidence.tee_evidence(),
+            key_document=evidence.keys.canonical_bytes(),
+            at_time=evidence.created_at,
+        )
+        pinned.append(f"policy {digest[:16]}... pins {pin.describe()}")
+    _require(bool(pinned), "no policy pins an enclave")
+    detail = "; ".join(pinned) + (f"; {unpinned} other policy(ies) pin none" if unpinned else "")
+    return Passed(detail)
+
+
 def owner_approvals(ctx: Context) -> Passed:
     """Every input's owner signed an approval of this very request, dated within its lifetime."""
     receipt = _established(ctx.receipt, "receipt").statement
@@ -524,6 +587,7 @@ CHECKS: tuple[NamedCheck, ...] = (
     NamedCheck("computation code", computation_code),
     NamedCheck("timing", timing),
     NamedCheck("dataset attestations", dataset_attestations),
+    NamedCheck("enclave pins", enclave_pins, applies=any_enclave_pin),
     NamedCheck("owner approvals", owner_approvals),
     NamedCheck("recipients", recipients),
     NamedCheck("output for {recipient}...", output_matches_receipt, per_output=True),

@@ -12,10 +12,10 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sealroom.attestation.dcap import DcapPolicy, DcapVerifier, MeasurementAllowlist
+from sealroom.attestation.dcap import DcapPolicy, DcapVerifier
 from sealroom.attestation.evidence import EvidenceVerifier, TeeEvidence, VerifiedEvidence
+from sealroom.attestation.pins import measurements_policy
 from sealroom.attestation.simulated import SimulatedVerifier, simulation_root_of
-from sealroom.errors import InvalidInput
 from sealroom.statements import EnclaveEvidence, parse_json_strict
 from sealroom.transparency.cosignature import WitnessPolicy
 
@@ -46,37 +46,9 @@ class TrustPolicy:
     witnesses: WitnessPolicy | None = None
 
 
-_ALLOWLIST_FIELDS = ("mrtd", "rtmr0", "rtmr1", "rtmr2", "mr_config_id", "compose_hash")
-_POLICY_FIELDS = ("accepted_tcb_statuses", "allowed_advisory_ids")
-
-
 def parse_measurements(data: bytes) -> DcapPolicy:
     """Parse a JSON allowlist: ``{"mrtd": ["<hex>", ...], ..., "accepted_tcb_statuses": [...]}``."""
-    value = parse_json_strict(data, max_size=1 << 20, what="measurements")
-    if not isinstance(value, dict):
-        raise InvalidInput("measurements must be a JSON object")
-    unknown = set(value) - set(_ALLOWLIST_FIELDS) - set(_POLICY_FIELDS)
-    if unknown:
-        raise InvalidInput(f"measurements: unknown fields {sorted(unknown)}")
-    lists: dict[str, frozenset[str]] = {}
-    for name, items in value.items():
-        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-            raise InvalidInput(f"measurements.{name} must be a list of strings")
-        lists[name] = frozenset(items)
-    empty: frozenset[str] = frozenset()
-    allowlist = MeasurementAllowlist(
-        mrtd=lists.get("mrtd", empty),
-        rtmr0=lists.get("rtmr0", empty),
-        rtmr1=lists.get("rtmr1", empty),
-        rtmr2=lists.get("rtmr2", empty),
-        mr_config_id=lists.get("mr_config_id", empty),
-        compose_hash=lists.get("compose_hash", empty),
-    )
-    return DcapPolicy(
-        measurements=allowlist,
-        accepted_tcb_statuses=lists.get("accepted_tcb_statuses", frozenset({"UpToDate"})),
-        allowed_advisory_ids=lists.get("allowed_advisory_ids", empty),
-    )
+    return measurements_policy(parse_json_strict(data, max_size=1 << 20, what="measurements"))
 
 
 class _UnpinnedSimulationRoot:

@@ -131,6 +131,8 @@ def run_checks(context: Context, checks: Sequence[NamedCheck] = CHECKS) -> Verif
 
 
 def _instances(named: NamedCheck, context: Context) -> Iterator[tuple[str, Context]]:
+    if named.applies is not None and not named.applies(context):
+        return
     if not named.per_output:
         yield named.name, context
         return

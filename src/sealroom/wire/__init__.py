@@ -24,6 +24,7 @@ from sealroom.wire.fields import SignedEnvelope
 from sealroom.wire.jobs import (
     CompleteJobBody,
     EnclaveBody,
+    EnclaveList,
     EnclaveRegistered,
     EnclaveView,
     JobInput,
@@ -76,6 +77,7 @@ __all__ = [
     "DatasetView",
     "DraftView",
     "EnclaveBody",
+    "EnclaveList",
     "EnclaveRegistered",
     "EnclaveView",
     "ErrorBody",

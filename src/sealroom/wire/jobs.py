@@ -12,6 +12,7 @@ from sealroom.wire.fields import B64Field, DigestStr, EnvelopeField, PartyIdStr
 __all__ = [
     "CompleteJobBody",
     "EnclaveBody",
+    "EnclaveList",
     "EnclaveRegistered",
     "EnclaveView",
     "JobInput",
@@ -41,6 +42,14 @@ class EnclaveView(WireModel):
     simulated: bool
     party: PartyIdStr
     log_index: int
+    created_at: int
+
+
+class EnclaveList(WireModel):
+    """The enclaves the coordinator admits now (newest first), and its admission policy in words."""
+
+    enclaves: tuple[EnclaveView, ...]
+    admission: str
 
 
 class JobInput(WireModel):

@@ -11,8 +11,8 @@ from sealroom.api.routes.common import BINARY, answer, json_body, stored_respons
 from sealroom.wire import (
     CompleteJobBody,
     EnclaveBody,
+    EnclaveList,
     EnclaveRegistered,
-    EnclaveView,
     JobView,
     ReasonBody,
     RequestView,
@@ -46,9 +46,14 @@ def register_enclave(
     return answer(stored, response)
 
 
-@router.get("/v1/enclave", response_model=EnclaveView)
-def current_enclave(api: ApiDep) -> EnclaveView:
-    return api.coordinator.jobs.current_enclave()
+@router.get(
+    "/v1/enclaves",
+    response_model=EnclaveList,
+    description="The enclaves admitted now (evidence fresh under the deployment's admission "
+    "policy), newest first. There is no current enclave: owners pick one their pin accepts.",
+)
+def admitted_enclaves(api: ApiDep) -> EnclaveList:
+    return api.coordinator.jobs.admitted_enclaves(now=api.clock())
 
 
 @router.post(
