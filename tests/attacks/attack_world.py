@@ -29,9 +29,14 @@ from sealroom.client.http import Client
 from sealroom.crypto.keys import Identity
 from sealroom.crypto.keystore import Keystore
 from sealroom.enclave.state import EnclaveState
-from sealroom.enclave.worker import EnclaveWorker, JobSource, make_enclave_keys
+from sealroom.enclave.worker import (
+    EnclaveWorker,
+    JobSource,
+    make_enclave_keys,
+    make_evidence_provider,
+)
 from tests.client.client_world import now
-from tests.services import coordinator
+from tests.services import SIMULATION_ROOT, coordinator
 
 
 @dataclass(frozen=True)
@@ -167,10 +172,13 @@ def attack_world(
     """A coordinator on loopback and a registered enclave (stepped by :meth:`World.ask`);
     ``wrap`` puts something between the enclave and the coordinator (a hostile operator)."""
     with coordinator(root) as url:
-        keys = make_enclave_keys(now=now())
+        provider = make_evidence_provider(simulation_root=SIMULATION_ROOT)
+        keys = make_enclave_keys(now=now(), provider=provider)
         source: JobSource = Client(base_url=url, identity=keys.identity)
         state = EnclaveState.create_temporary()
-        worker = EnclaveWorker(source=wrap(source) if wrap else source, keys=keys, state=state)
+        worker = EnclaveWorker(
+            source=wrap(source) if wrap else source, keys=keys, state=state, provider=provider
+        )
         worker.register()
         world = World(url=url, root=root, worker=worker)
         try:

@@ -141,10 +141,12 @@ def test_coordinator_approve_twice_and_upload_rules(w: World) -> None:
         _upload(w, rid, evidence)
 
 
-def test_coordinator_refuses_an_upload_to_evidence_that_went_stale(engine: Engine) -> None:
+def test_coordinator_refuses_an_upload_to_evidence_that_went_stale(
+    engine: Engine, keystore: CoordinatorKeystore
+) -> None:
     """Admission is re-checked at upload: evidence older than the admission's maximum age
     takes no more sealed data, and drops out of the admitted list."""
-    w = make_world(engine, max_evidence_age=25)
+    w = make_world(engine, keystore, max_evidence_age=25)
     evidence = w.register_enclave()  # made and registered at T0
     rid = w.request((w.dataset,))
     _approve(w, rid, w.dataset)  # at T0 + 20

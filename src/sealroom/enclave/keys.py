@@ -8,7 +8,7 @@ verify before sealing anything to :attr:`EnclaveKeys.public`.
 from __future__ import annotations
 
 from sealroom.attestation.evidence import EvidenceProvider
-from sealroom.crypto.keys import Identity, PublicIdentity, b64encode
+from sealroom.crypto.keys import Identity, PublicIdentity
 from sealroom.errors import VerificationFailed
 from sealroom.statements import EnclaveEvidence, EnclaveKeyDocument, Signed, sign_statement
 from sealroom.statements.envelope import signer_keys

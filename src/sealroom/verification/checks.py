@@ -28,7 +28,6 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from sealroom.attestation.pins import parse_enclave_pin
-from sealroom.crypto.merkle import leaf_hash
 from sealroom.errors import InvalidInput, ProofInvalid, SealroomError, VerificationFailed
 from sealroom.statements import (
     Approval,
