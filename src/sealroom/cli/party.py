@@ -21,15 +21,17 @@ from sealroom.cli.common import (
     emit,
     progress_bar,
     read_file,
+    readable_numbers,
     table,
     warn_simulated,
 )
+from sealroom.cli.exits import ExitCode, exit_code_for_status
 from sealroom.client import flows
 from sealroom.computations import default_registry
 from sealroom.errors import InvalidInput
 from sealroom.policy import PolicyRules
 from sealroom.statements import ComputationRequest, parse_json_strict
-from sealroom.statements.canonical import dict_without_duplicates
+from sealroom.statements.canonical import dict_without_duplicates, safe_int
 from sealroom.statements.fields import canonical_decimal
 from sealroom.wire import DatasetView, RequestView
 
@@ -362,6 +364,7 @@ def _loads(text: str) -> Any:
     return json.loads(
         text,
         parse_float=_json_decimal,
+        parse_int=safe_int,
         parse_constant=_json_constant,
         object_pairs_hook=dict_without_duplicates,
     )
@@ -379,6 +382,8 @@ def _param(text: str) -> tuple[str, Any]:
         raise InvalidInput(f"--param must be key=value, got {text!r}")
     try:
         return key, _loads(raw)
+    except InvalidInput as exc:
+        raise InvalidInput(f"--param {key}: {exc.detail}") from None
     except (ValueError, RecursionError) as exc:
         if raw.lstrip().startswith(("[", "{")):
             raise InvalidInput(f"--param {key}: not valid JSON ({_reason(exc)})") from None
@@ -405,6 +410,8 @@ def _params_object(source: str) -> dict[str, Any]:
         what, text = "--params", source
     try:
         value = _loads(text)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{what}: {exc.detail}") from None
     except (ValueError, RecursionError) as exc:
         raise InvalidInput(f"{what}: not valid JSON ({_reason(exc)})") from None
     if not isinstance(value, dict):
@@ -636,7 +643,10 @@ def status(
     home: HomeOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Show a request's status (and history); --wait follows it to the end."""
+    """Show a request's status (and history); --wait follows it to the end.
+
+    With --wait the exit code is the outcome: 0 completed, 3 failed, 4 rejected,
+    5 withdrawn or expired, 6 still running at --timeout (see `sealroom --help`)."""
     with command(json_output, url=url, home=home) as cmd:
         party = cmd.party()
         if wait:
@@ -654,6 +664,10 @@ def status(
                 typer.echo(f"  {_when(h.at)}  {h.status}" + (f": {h.reason}" if h.reason else ""))
 
         emit(json_output, _request_json(view), human)
+    if wait:
+        code = exit_code_for_status(view.status)
+        if code != ExitCode.OK:
+            raise typer.Exit(code)
 
 
 def result(
@@ -682,7 +696,7 @@ def result(
         def human() -> None:
             if fetched.simulated:
                 warn_simulated(err=False)
-            typer.echo(json.dumps(fetched.body, indent=2, sort_keys=True))
+            typer.echo(json.dumps(readable_numbers(fetched.body), indent=2, sort_keys=True))
             label = " (SIMULATED TEE)" if fetched.simulated else ""
             typer.secho(
                 f"VERIFIED{label}: all {len(fetched.report.checks)} checks passed",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -55,15 +56,38 @@ def serve(
             "(repeatable; see `sealroom witness`).",
         ),
     ] = None,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Once listening, print one JSON line {url, pid, database} on stdout "
+            "(logs stay on stderr); errors as a JSON document.",
+        ),
+    ] = False,
 ) -> None:
     """Run the coordinator: HTTP API, registry, workflow and transparency log."""
     from sealroom.api.server import serve as run_server
     from sealroom.coordinator.witnessing import WitnessEndpoint
 
-    with handle_errors(False):
+    with handle_errors(json_output):
         witnesses = [WitnessEndpoint.parse(w) for w in witness or []]
+        db_url = db or default_db_url(os.environ)
+
+        def ready(bound: int) -> None:
+            # The database's kind only: its URL may hold a password.
+            doc = {
+                "url": f"http://{host}:{bound}",
+                "pid": os.getpid(),
+                "database": db_url.partition(":")[0].partition("+")[0],
+            }
+            typer.echo(json.dumps(doc, sort_keys=True))
+
         run_server(
-            db_url=db or default_db_url(os.environ), host=host, port=port, witnesses=witnesses
+            db_url=db_url,
+            host=host,
+            port=port,
+            witnesses=witnesses,
+            on_ready=ready if json_output else None,
         )
 
 
