@@ -17,6 +17,7 @@ caused the error and, like the public message, contains no secrets.
     ├── AuthenticationFailed         a request signature that is missing, stale, replayed or wrong
     ├── NotFound                     also what a party gets for objects it may not see
     ├── Conflict                     a state change that cannot happen (e.g. a fork)
+    │   └── NameTaken                a display name another party holds on the coordinator
     ├── PolicyDenied
     ├── VerificationFailed           a check that must pass did not; fail closed
     │   ├── SignatureInvalid
@@ -42,6 +43,7 @@ __all__ = [
     "DecryptionFailed",
     "InvalidInput",
     "KeystoreError",
+    "NameTaken",
     "NotFound",
     "PolicyDenied",
     "ProofInvalid",
@@ -110,6 +112,14 @@ class NotFound(SealroomError):
 class Conflict(SealroomError):
     code = "conflict"
     public_message = "the request conflicts with the current state"
+
+
+class NameTaken(Conflict):
+    """A display name another party holds on this coordinator (names are not identities:
+    each is held by one party, and its fingerprint is shown next to it)."""
+
+    code = "name_taken"
+    public_message = "the name is taken by another party"
 
 
 class PolicyDenied(SealroomError):
@@ -181,6 +191,7 @@ CATALOG: tuple[type[SealroomError], ...] = (
     AuthenticationFailed,
     NotFound,
     Conflict,
+    NameTaken,
     PolicyDenied,
     VerificationFailed,
     SignatureInvalid,

@@ -45,6 +45,7 @@ __all__ = [
     "readable_numbers",
     "table",
     "warn_simulated",
+    "who",
 ]
 
 EXIT_FAILED = int(ExitCode.ERROR)
@@ -111,6 +112,25 @@ def readable_numbers(value: Any) -> Any:
     if isinstance(value, list):
         return [readable_numbers(v) for v in value]
     return value
+
+
+def who(party: str, names: Client | str | None = None) -> str:
+    """A party as people should see it: its display name (escaped) next to its fingerprint,
+    ``amiller (abcd-efgh-ijkl-mnop)``; names are not identities. ``names`` is the name, or a
+    client to look it up with (best effort: the fingerprint alone if that fails)."""
+    from sealroom.crypto.keys import fingerprint
+    from sealroom.text import printable
+
+    name: str | None
+    if names is None or isinstance(names, str):
+        name = names
+    else:
+        try:
+            name = names.party(party).name
+        except SealroomError:
+            name = None
+    fp = fingerprint(party)
+    return f"{printable(name)} ({fp})" if name else f"party {fp}"
 
 
 def read_file(path: Path, what: str) -> bytes:

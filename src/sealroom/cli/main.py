@@ -16,7 +16,16 @@ from typer.exceptions import TyperException
 from sealroom import __version__
 from sealroom.cli import checkpoint, party, protocols, services, witness
 from sealroom.cli.checkpoint import WitnessesRequiredOpt, WitnessOpt
-from sealroom.cli.common import JsonOpt, emit, fail, warn_simulated
+from sealroom.cli.common import (
+    DEFAULT_URL_VALUE,
+    HomeOpt,
+    JsonOpt,
+    UrlOpt,
+    emit,
+    fail,
+    handle_errors,
+    warn_simulated,
+)
 from sealroom.cli.exits import ExitCode, exit_code_for, exit_codes_epilog
 from sealroom.errors import InvalidInput, SealroomError
 
@@ -57,7 +66,12 @@ class SealroomGroup(TyperGroup):
         try:
             code = super().main(argv, prog_name, complete_var, False, **extra)
         except TyperException as exc:  # click's usage errors (vendored by typer) exit 2
-            fail(True, code="usage", message="the command line is not valid", detail=exc.format_message())
+            fail(
+                True,
+                code="usage",
+                message="the command line is not valid",
+                detail=exc.format_message(),
+            )
             sys.exit(exc.exit_code)
         except typer.Abort:
             fail(True, code="aborted", message="aborted", detail="aborted")
@@ -100,6 +114,7 @@ def init(
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Create this party's identity (Ed25519 signing + X25519 sealing keys) in a keystore."""
+    from sealroom.crypto.keys import fingerprint
     from sealroom.crypto.keystore import Keystore, resolve_home
 
     try:
@@ -109,11 +124,51 @@ def init(
         fail(json_output, code=exc.code, message=exc.public_message, detail=_detail(exc))
         raise typer.Exit(exit_code_for(exc)) from None
     if json_output:
-        done = {"party": identity.party_id, "name": name, "keystore": str(Keystore.path(path))}
+        done = {
+            "party": identity.party_id,
+            "fingerprint": fingerprint(identity.party_id),
+            "name": name,
+            "keystore": str(Keystore.path(path)),
+        }
         typer.echo(json.dumps(done, sort_keys=True))
         return
     typer.echo(f"created identity {name!r} in {Keystore.path(path)}")
     typer.echo(f"party id: {identity.party_id}")
+    typer.echo(f"fingerprint: {fingerprint(identity.party_id)} (others see it next to your name)")
+
+
+@app.command()
+def whoami(
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """This party: its id (what a peer gives to `psi --with`), fingerprint, name, keystore and
+    coordinator. Reads the keystore only; nothing is sent."""
+    from sealroom.crypto.keys import fingerprint
+    from sealroom.crypto.keystore import Keystore, resolve_home
+    from sealroom.text import printable
+
+    with handle_errors(json_output):
+        path = resolve_home(home, os.environ)
+        entry = Keystore.load_entry(path)
+        pid = entry.identity.party_id
+        data = {
+            "party": pid,
+            "fingerprint": fingerprint(pid),
+            "name": entry.name,
+            "keystore": str(entry.path),
+            "coordinator": url,
+        }
+
+        def human() -> None:
+            typer.echo(f"party id     {pid}")
+            typer.echo(f"fingerprint  {fingerprint(pid)}")
+            typer.echo(f"name         {printable(entry.name)}")
+            typer.echo(f"keystore     {entry.path}")
+            typer.echo(f"coordinator  {url}")
+
+        emit(json_output, data, human)
 
 
 @app.command()

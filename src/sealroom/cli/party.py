@@ -7,11 +7,10 @@ import json
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sealroom.cli import card as cli_card
 from sealroom.cli.common import (
     DEFAULT_URL_VALUE,
     HomeOpt,
@@ -24,16 +23,18 @@ from sealroom.cli.common import (
     readable_numbers,
     table,
     warn_simulated,
+    who,
 )
 from sealroom.cli.exits import ExitCode, exit_code_for_status
-from sealroom.client import flows
-from sealroom.computations import default_registry
 from sealroom.errors import InvalidInput
-from sealroom.policy import PolicyRules
-from sealroom.statements import ComputationRequest, parse_json_strict
-from sealroom.statements.canonical import dict_without_duplicates, safe_int
-from sealroom.statements.fields import canonical_decimal
-from sealroom.wire import DatasetView, RequestView
+from sealroom.text import printable
+
+if TYPE_CHECKING:
+    from sealroom.client import Client
+    from sealroom.wire import DatasetView, RequestView
+
+# The SDK, the computation registry and the statement models load inside the commands
+# that use them: `sealroom version` and `--help` stay fast (bench/ measures it).
 
 __all__ = ["dataset_app", "register"]
 
@@ -60,8 +61,8 @@ def _dataset_json(view: DatasetView) -> dict[str, Any]:
 
 def _print_dataset(view: DatasetView) -> None:
     typer.echo(f"dataset      {view.dataset}")
-    typer.echo(f"title        {view.title}")
-    typer.echo(f"owner        {view.owner}" + (f" ({view.owner_name})" if view.owner_name else ""))
+    typer.echo(f"title        {printable(view.title)}")
+    typer.echo(f"owner        {who(view.owner, view.owner_name)}  {view.owner}")
     typer.echo(f"status       {view.status}")
     typer.echo(f"rows         {view.row_count}")
     if view.time_range is not None:
@@ -80,6 +81,8 @@ def _print_dataset(view: DatasetView) -> None:
 
 
 def _room_of(view: RequestView) -> str | None:
+    from sealroom.statements import ComputationRequest
+
     return ComputationRequest.parse_payload(view.envelope.payload).room_policy
 
 
@@ -90,22 +93,42 @@ def _request_json(view: RequestView) -> dict[str, Any]:
     return data
 
 
-def _print_request(view: RequestView) -> None:
+def _print_params(params: dict[str, Any]) -> None:
+    """Every parameter in full (an owner must see the SQL it approves): a multi-line string
+    as indented lines, anything else as JSON; characters that could rewrite the screen are
+    shown escaped."""
+    if not params:
+        typer.echo("parameters   (none)")
+        return
+    typer.echo("parameters")
+    for key in sorted(params):
+        value = params[key]
+        if isinstance(value, str) and "\n" in value:
+            typer.echo(f"  {printable(key)}:")
+            for line in value.splitlines():
+                typer.echo(f"    {printable(line)}")
+        else:
+            typer.echo(f"  {printable(key)}: {printable(json.dumps(value, ensure_ascii=False))}")
+
+
+def _print_request(view: RequestView, names: Client | None = None) -> None:
     c = view.computation
     typer.echo(f"request      {view.request}")
     typer.echo(f"computation  {c.id} {c.version} ({c.code_digest})")
-    typer.echo(f"requester    {view.requester}")
+    typer.echo(f"requester    {who(view.requester, names)}  {view.requester}")
+    typer.echo(f"created      {_when(view.created_at)}, expires {_when(view.expires_at)}")
     typer.echo(
-        f"status       {view.status}" + (f": {view.status_reason}" if view.status_reason else "")
+        f"status       {view.status}"
+        + (f": {printable(view.status_reason)}" if view.status_reason else "")
     )
-    typer.echo(f"parameters   {json.dumps(view.parameters, sort_keys=True)}")
+    _print_params(view.parameters)
     room = _room_of(view)
     if room is not None:
         typer.echo(f"room policy  {room}")
     rows = [
         [
             i.dataset,
-            _short(i.owner, 16),
+            who(i.owner),
             i.decision + (f" ({i.mode})" if i.mode else ""),
             "yes" if i.sealed else "no",
         ]
@@ -122,6 +145,9 @@ def _print_request(view: RequestView) -> None:
 
 def _policy_rules(path: Path) -> dict[str, Any]:
     """The rules object in ``path``, checked before anything is read, signed or sent."""
+    from sealroom.policy import PolicyRules
+    from sealroom.statements import parse_json_strict
+
     value = parse_json_strict(
         read_file(path, "policy file"), max_size=1 << 20, what=f"policy file {path}"
     )
@@ -182,6 +208,9 @@ def dataset_publish(
 
     The card (keywords used by at least the policy's k distinct entities) is public for
     good: look at it first with --dry-run."""
+    from sealroom.cli import card as cli_card
+    from sealroom.client import flows
+
     with command(json_output, url=url, home=home) as cmd:
         rules: dict[str, Any] | None = None
         if policy is not None:
@@ -256,6 +285,8 @@ def dataset_show(
     json_output: JsonOpt = False,
 ) -> None:
     """Show one dataset's public card, after checking the owner's signature on it."""
+    from sealroom.client import flows
+
     with command(json_output, url=url) as cmd:
         view = flows.show(cmd.public(), dataset)
         emit(json_output, _dataset_json(view), lambda: _print_dataset(view))
@@ -317,8 +348,8 @@ def search(
                 [
                     [
                         h.dataset.dataset,
-                        _short(h.dataset.title, 40),
-                        h.dataset.owner_name or h.dataset.owner[:16] + "...",
+                        _short(printable(h.dataset.title), 40),
+                        who(h.dataset.owner, h.dataset.owner_name),
                         str(h.dataset.row_count),
                         "" if h.jaccard is None else f"{h.jaccard:.3f}",
                     ]
@@ -346,6 +377,8 @@ def _json_decimal(text: str) -> str:
     Statements carry no floats (their canonical JSON would be ambiguous), so the CLI
     turns ``0.95`` into ``"0.95"``, the form every decimal parameter takes.
     """
+    from sealroom.statements.fields import canonical_decimal
+
     try:
         value = Decimal(text)
     except InvalidOperation:  # pragma: no cover - json only hands over valid numbers
@@ -361,6 +394,8 @@ def _json_constant(text: str) -> Any:
 
 def _loads(text: str) -> Any:
     """JSON as the CLI reads parameters: no duplicate keys, decimals become decimal strings."""
+    from sealroom.statements.canonical import dict_without_duplicates, safe_int
+
     return json.loads(
         text,
         parse_float=_json_decimal,
@@ -479,6 +514,8 @@ def request(
     The parameters (and the room policy's rules) are checked here, before
     anything is signed or sent.
     """
+    from sealroom.computations import default_registry
+
     with command(json_output, url=url, home=home) as cmd:
         values = request_params(params, param or [])
         room_rules = _policy_rules(room_policy) if room_policy is not None else None
@@ -543,17 +580,43 @@ def inbox(
         data = {"items": [_request_json(v) for v in items]}
 
         def human() -> None:
+            if not items:
+                typer.echo("(no requests wait for you)")
+            for n, v in enumerate(items):
+                if n:
+                    typer.echo("")
+                _print_request(v, party.client)
+
+        emit(json_output, data, human)
+
+
+def requests(
+    status_filter: Annotated[
+        str | None,
+        typer.Option("--status", help="Only requests in this status (pending, completed, ...)."),
+    ] = None,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Your own requests: state, inputs, created."""
+    with command(json_output, url=url, home=home) as cmd:
+        items = cmd.party().requests(status=status_filter)
+        data = {"items": [_request_json(v) for v in items]}
+
+        def human() -> None:
             table(
                 [
                     [
                         v.request,
                         f"{v.computation.id} {v.computation.version}",
-                        _short(v.requester, 16),
                         v.status,
+                        ", ".join(f"{_short(i.dataset, 20)} ({i.decision})" for i in v.inputs),
+                        _when(v.created_at),
                     ]
                     for v in items
                 ],
-                ["request", "computation", "requester", "status"],
+                ["request", "computation", "status", "inputs", "created"],
             )
 
         emit(json_output, data, human)
@@ -731,6 +794,7 @@ def register(app: typer.Typer) -> None:
     app.command("computations")(computations)
     app.command("request")(request)
     app.command("inbox")(inbox)
+    app.command("requests")(requests)
     app.command("approve")(approve)
     app.command("reject")(reject)
     app.command("withdraw")(withdraw)

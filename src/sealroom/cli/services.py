@@ -19,7 +19,9 @@ from sealroom.cli.common import (
     handle_errors,
     warn_simulated,
 )
-from sealroom.crypto.keystore import HOME_ENV
+
+HOME_ENV = "SEALROOM_HOME"
+"""``sealroom.crypto.keystore.HOME_ENV`` (a test keeps them equal), without importing it."""
 
 __all__ = ["DB_ENV", "default_db_url", "register"]
 

@@ -22,7 +22,7 @@ from sealroom.client.relay import Session, join_session, open_session
 from sealroom.computations import Registry, default_registry
 from sealroom.crypto.keys import Identity, PartyId
 from sealroom.crypto.keystore import Keystore
-from sealroom.errors import Conflict, InvalidInput, SealroomError
+from sealroom.errors import Conflict, InvalidInput, NameTaken, SealroomError
 from sealroom.protocols.channel import DEFAULT_TIMEOUT
 from sealroom.statements import Envelope, Policy, sign_statement
 from sealroom.wire import DatasetView, RequestView, SearchPage
@@ -101,6 +101,9 @@ class Party:
         client = Client(base_url=url, identity=identity, clock=clock, timeout=timeout)
         try:
             client.register_party(name)  # idempotent
+        except NameTaken:
+            client.close()
+            raise
         except Conflict:
             pass  # registered earlier under another display name; the keys are what count
         except SealroomError:
@@ -274,6 +277,10 @@ class Party:
         """Requests on this party's datasets that wait for its decision."""
         return self._client.inbox()
 
+    def requests(self, *, status: str | None = None) -> tuple[RequestView, ...]:
+        """This party's own requests (as requester), optionally only those in ``status``."""
+        return self._client.list_requests(role="requester", status=status)
+
     def auto_approve(
         self,
         *,
@@ -383,6 +390,7 @@ class Party:
         inputs: Sequence[str] = (),
         timeout: float = DEFAULT_TIMEOUT,
         on_start: Callable[[Session], None] | None = None,
+        on_join: Callable[[Session], None] | None = None,
     ) -> ProtocolRun:
         """Private set intersection with one other party (ECDH-PSI over Curve25519).
 
@@ -410,6 +418,7 @@ class Party:
             join=join,
             timeout=timeout,
             on_start=on_start,
+            on_join=on_join,
         )
         return run_psi(
             self._client,
@@ -438,6 +447,7 @@ class Party:
         inputs: Sequence[str] = (),
         timeout: float = DEFAULT_TIMEOUT,
         on_start: Callable[[Session], None] | None = None,
+        on_join: Callable[[Session], None] | None = None,
     ) -> ProtocolRun:
         """Private intersection-sum (Private Join and Compute) with one other party.
 
@@ -463,6 +473,7 @@ class Party:
             join=join,
             timeout=timeout,
             on_start=on_start,
+            on_join=on_join,
         )
         if met.me != mine:
             raise InvalidInput(
@@ -497,6 +508,7 @@ class Party:
         timeout: float = DEFAULT_TIMEOUT,
         dropout_timeout: float | None = None,
         on_start: Callable[[Session], None] | None = None,
+        on_join: Callable[[Session], None] | None = None,
     ) -> ProtocolRun:
         """Train a model on several owners' rows that never leave them.
 
@@ -531,6 +543,7 @@ class Party:
             join=join,
             timeout=timeout,
             on_start=on_start,
+            on_join=on_join,
         )
         owners = tuple(r for r in met.roles if r != met.roles[0])
         if method == "federated":
@@ -586,14 +599,21 @@ class Party:
         join: bool,
         timeout: float,
         on_start: Callable[[Session], None] | None,
+        on_join: Callable[[Session], None] | None = None,
     ) -> Session:
-        """Open a session in ``roles`` (role, party id), or join one: exactly one of the two."""
+        """Open a session in ``roles`` (role, party id), or join one: exactly one of the two.
+
+        ``on_join`` sees a joined session before any message is sent: raising there (a
+        person did not confirm the inviter's fingerprint) leaves the run unjoined."""
         if join == (roles is not None):
             raise InvalidInput("either start a run with other parties or join one, not both")
         if roles is None:
-            return join_session(
+            joined = join_session(
                 self._client, protocol=protocol, session=session, expect=expect, wait=timeout
             )
+            if on_join is not None:
+                on_join(joined)
+            return joined
         opened = open_session(self._client, protocol=protocol, roles=roles, wait=timeout)
         if on_start is not None:
             on_start(opened)

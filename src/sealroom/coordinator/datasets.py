@@ -20,7 +20,7 @@ from sealroom.coordinator.state import (
     statement,
     transition,
 )
-from sealroom.crypto.keys import PartyId
+from sealroom.crypto.keys import PartyId, fingerprint
 from sealroom.errors import Conflict, InvalidInput, NotFound, PolicyDenied, SignatureInvalid
 from sealroom.policy.rules import PolicyRules
 from sealroom.statements import DatasetAttestation, Envelope, Policy
@@ -233,6 +233,7 @@ class Datasets:
                     dataset=dataset,
                     owner=att.owner,
                     owner_name=r.name,
+                    owner_fingerprint=fingerprint(att.owner),
                     title=att.title,
                     description=att.description,
                     topics=att.topics,

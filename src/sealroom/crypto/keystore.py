@@ -40,6 +40,7 @@ from typing import Any
 
 from sealroom.crypto.keys import Identity, PartyId, b64decode_strict, b64encode
 from sealroom.errors import InvalidInput, KeystoreError
+from sealroom.text import text_problem
 
 __all__ = [
     "HOME_ENV",
@@ -155,6 +156,9 @@ def _check_name(name: object) -> None:
         raise KeystoreError(f"the keystore name must be at most {MAX_NAME_LENGTH} characters")
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
         raise KeystoreError("the keystore name must not contain control characters")
+    problem = text_problem(name, multiline=False)
+    if problem is not None:
+        raise KeystoreError(f"the keystore name: {problem}")
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:

@@ -54,6 +54,10 @@ class DatasetView(WireModel):
     dataset: DigestStr
     owner: PartyIdStr
     owner_name: str | None
+    owner_fingerprint: str = Field(
+        description="The owner id's short fingerprint: show it next to the name, which is "
+        "not an identity."
+    )
     title: str
     description: str
     topics: tuple[str, ...]

@@ -30,6 +30,9 @@ class RegisterPartyBody(WireModel):
 class PartyView(WireModel):
     party: PartyIdStr
     name: str
+    fingerprint: str = Field(
+        description="The party id's short fingerprint (80 bits): show it next to the name."
+    )
     signing_key: str
     sealing_key: str
     kind: Literal["party", "enclave"]
