@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from decimal import Decimal
-
 import math
+from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 __all__ = ["HEAD", "upgrade"]
 
-HEAD = "0002"
+HEAD = "0004"
 _SCRIPTS = Path(__file__).resolve().parent / "migrations"
 
 
