@@ -306,6 +306,60 @@ def dataset_withdraw(
         emit(json_output, _dataset_json(view), lambda: _print_dataset(view))
 
 
+def budget(
+    dataset: Annotated[str, typer.Argument(help="Your dataset's id (sha256:...).")],
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Your dataset's DP budget: spent and remaining epsilon and delta per requester and in total.
+
+    Summed from the enclave-signed receipts the coordinator holds; the enclave's ledger is
+    the source of truth (spent is a lower bound, remaining an upper bound). Bits are charged
+    in the ledger only: their budget is shown, their use is not."""
+    with command(json_output, url=url, home=home) as cmd:
+        view = cmd.party().budget(dataset)
+
+        def human() -> None:
+            typer.echo(f"dataset      {view.dataset}")
+            typer.echo(f"policy       {view.policy or '(none)'}")
+            if view.epsilon_total is None:
+                typer.echo("DP budget    none: the policy allows no DP computation")
+            else:
+                typer.echo(
+                    f"epsilon      spent {view.epsilon_spent} of {view.epsilon_total}, "
+                    f"remaining {view.epsilon_remaining} "
+                    f"(per requester {view.epsilon_per_requester})"
+                )
+                typer.echo(
+                    f"delta        spent {view.delta_spent} of {view.delta_total}, "
+                    f"remaining {view.delta_remaining} (per requester {view.delta_per_requester})"
+                )
+            if view.bits_total is not None:
+                typer.echo(
+                    f"bits         budget {view.bits_total} (per requester "
+                    f"{view.bits_per_requester}); use is in the enclave's ledger only"
+                )
+            typer.echo(f"receipts     {view.receipts} ({view.simulated_receipts} SIMULATED)")
+            table(
+                [
+                    [
+                        who(r.requester, r.requester_name),
+                        str(r.runs),
+                        r.epsilon_spent,
+                        r.epsilon_remaining or "-",
+                        r.delta_spent,
+                        r.delta_remaining or "-",
+                    ]
+                    for r in view.requesters
+                ],
+                ["requester", "runs", "eps spent", "eps left", "delta spent", "delta left"],
+            )
+            typer.echo(f"source: {view.source}")
+
+        emit(json_output, view.to_json_dict(), human)
+
+
 def search(
     query: Annotated[str | None, typer.Argument(help="Full-text query.")] = None,
     keyword: Annotated[
@@ -791,6 +845,7 @@ def computations(url: UrlOpt = DEFAULT_URL_VALUE, json_output: JsonOpt = False) 
 def register(app: typer.Typer) -> None:
     app.add_typer(dataset_app, name="dataset")
     app.command("search")(search)
+    app.command("budget")(budget)
     app.command("computations")(computations)
     app.command("request")(request)
     app.command("inbox")(inbox)

@@ -25,7 +25,7 @@ from sealroom.crypto.keystore import Keystore
 from sealroom.errors import Conflict, InvalidInput, NameTaken, SealroomError
 from sealroom.protocols.channel import DEFAULT_TIMEOUT
 from sealroom.statements import Envelope, Policy, sign_statement
-from sealroom.wire import DatasetView, RequestView, SearchPage
+from sealroom.wire import BudgetView, DatasetView, RequestView, SearchPage
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -216,6 +216,11 @@ class Party:
     def withdraw_dataset(self, dataset: str, *, reason: str) -> DatasetView:
         """Withdraw one of this party's datasets (new requests are refused, pending ones end)."""
         return flows.withdraw_dataset(self._client, dataset, reason=reason)
+
+    def budget(self, dataset: str) -> BudgetView:
+        """One of this party's datasets' DP budget: spent and remaining per requester and in
+        total, as the coordinator's receipts show it (the enclave's ledger is the truth)."""
+        return self._client.budget(dataset)
 
     def load_dataset(
         self, dataset: str, *, data: Path | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sealroom.wire.base import MAX_JSON_BODY, ReasonBody, WireModel, parse_body, parse_response
 from sealroom.wire.datasets import (
+    BudgetView,
     DatasetPage,
     DatasetView,
     Inclusion,
@@ -17,6 +18,7 @@ from sealroom.wire.datasets import (
     PolicyView,
     PublishDatasetBody,
     PublishedDataset,
+    RequesterBudget,
     SearchHit,
     SearchPage,
 )
@@ -58,6 +60,7 @@ from sealroom.wire.service import ComputationInfo, ComputationList, ErrorBody, E
 __all__ = [
     "MAX_JSON_BODY",
     "ApprovalBody",
+    "BudgetView",
     "CompleteJobBody",
     "ComputationInfo",
     "ComputationList",
@@ -96,6 +99,7 @@ __all__ = [
     "RequestList",
     "RequestStatus",
     "RequestView",
+    "RequesterBudget",
     "ResultView",
     "SealedOutput",
     "SearchHit",

@@ -22,7 +22,7 @@ from sealroom.crypto.keys import b64decode_strict, b64encode
 from sealroom.errors import SealroomError
 from sealroom.statements import Envelope
 from sealroom.statements.fields import DIGEST_PATTERN, PARTY_ID_PATTERN
-from sealroom.text import MAX_NAME_LENGTH, check_display_name, text_problem
+from sealroom.text import MAX_NAME_LENGTH, allowed_pattern, check_display_name, text_problem
 
 __all__ = [
     "B64_PATTERN",
@@ -62,23 +62,28 @@ def _display_name(value: str) -> str:
 
 
 def _free_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
     problem = text_problem(value, multiline=True)
     if problem is not None:
         raise ValueError(problem)
     return value
 
 
+# The validators give the specific message; the schema states the same rule as a pattern.
 Name = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"\S"),
+    StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH),
     AfterValidator(_display_name),
+    Field(json_schema_extra={"pattern": allowed_pattern(multiline=False)}),
 ]
 """A display name others see: 1..64 characters, one line, no control, format or bidi
 characters (:mod:`sealroom.text`), not only whitespace (stored stripped)."""
 Reason = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=2000, pattern=r"\S"),
+    StringConstraints(min_length=1, max_length=2000),
     AfterValidator(_free_text),
+    Field(json_schema_extra={"pattern": allowed_pattern(multiline=True)}),
 ]
 """A free-text reason others see: 1..2000 characters, not only whitespace (stored stripped),
 lines allowed, no other control characters, no bidi overrides."""
