@@ -3,6 +3,7 @@ and every view that shows a name shows the fingerprint of the id behind it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,3 +162,26 @@ def test_migration_keeps_the_first_holder_of_a_duplicated_name(tmp_path: Path) -
     assert keys == {first: "amiller", later: None, enclave: None}
     assert names[later] == "Amiller"  # kept, shown with its fingerprint; no one can take it anew
     engine.dispose()
+
+
+def test_docs_pages_load_only_local_assets(env: tuple[httpx.Client, Clock]) -> None:
+    http, _ = env
+    for page in ("/docs", "/redoc"):
+        r = http.get(page)
+        assert r.status_code == 200, r.text
+        refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", r.text)
+        refs += re.findall(r"""(?:url|spec-url)\s*[:=]\s*["']([^"']+)["']""", r.text)
+        assert refs, r.text
+        for ref in refs:
+            assert ref.startswith("/"), (page, ref)
+            assert not ref.startswith("//"), (page, ref)
+        assert "http://" not in r.text, page
+        assert "https://" not in r.text, page
+        asset = "swagger-ui-bundle.js" if page == "/docs" else "redoc.standalone.js"
+        assert f"/docs/assets/{asset}" in refs
+        for ref in refs:
+            got = http.get(ref)
+            assert got.status_code == 200, (page, ref)
+            assert len(got.content) > 1000 or ref.endswith(".json"), ref
+    assert http.get("/docs/assets/../../etc/passwd").status_code == 404
+    assert http.get("/docs/assets/core.py").status_code == 404
