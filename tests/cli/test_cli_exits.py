@@ -180,3 +180,23 @@ def test_serve_json_reports_where_it_listens(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_computations_describe_every_parameter(tmp_path: Path) -> None:
+    with coordinator(tmp_path) as url:
+        env = {"SEALROOM_URL": url}
+        listed = ok_json(runner.invoke(app, ["computations", "--json"], env=env))
+        assert len(listed["computations"]) >= 10
+        for c in listed["computations"]:
+            for name, prop in c["parameters_schema"]["properties"].items():
+                assert prop.get("description"), (c["id"], name)
+        one = runner.invoke(app, ["computations", "sql-aggregate"], env=env)
+        assert one.exit_code == 0, one.stderr
+        assert "sql (required)" in one.stdout
+        assert "SQL rules" in one.stdout
+        spec = httpx.get(url + "/openapi.json", timeout=30).json()
+        sql = spec["components"]["schemas"]["SqlAggregateParams"]
+        assert "sql-aggregate" in sql["description"]
+        assert sql["properties"]["sql"]["description"]
+        missing = runner.invoke(app, ["computations", "nope", "--json"], env=env)
+        assert missing.exit_code == ExitCode.ERROR

@@ -827,17 +827,39 @@ def result(
         emit(json_output, data, human)
 
 
-def computations(url: UrlOpt = DEFAULT_URL_VALUE, json_output: JsonOpt = False) -> None:
-    """The computation library the coordinator offers."""
+def computations(
+    computation: Annotated[
+        str | None, typer.Argument(help="Show this computation's parameters, described.")
+    ] = None,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    json_output: JsonOpt = False,
+) -> None:
+    """The computation library the coordinator offers (with an id: its parameters)."""
     with command(json_output, url=url) as cmd:
         items = cmd.public().computations()
+        if computation is not None:
+            items = tuple(c for c in items if c.id == computation)
+            if not items:
+                raise InvalidInput(f"the coordinator offers no computation {computation!r}")
         data = {"computations": [c.to_json_dict() for c in items]}
 
         def human() -> None:
-            table(
-                [[c.id, c.version, c.privacy_class, c.release, c.summary] for c in items],
-                ["id", "version", "class", "release", "summary"],
-            )
+            if computation is None:
+                table(
+                    [[c.id, c.version, c.privacy_class, c.release, c.summary] for c in items],
+                    ["id", "version", "class", "release", "summary"],
+                )
+                return
+            for c in items:
+                typer.echo(f"{c.id} {c.version} ({c.privacy_class}, to {c.release}): {c.summary}")
+                schema = c.parameters_schema
+                required = set(schema.get("required", ()))
+                for name, prop in schema.get("properties", {}).items():
+                    default = "required" if name in required else f"default {prop.get('default')!r}"
+                    typer.echo(f"  {name} ({default})")
+                    text = " ".join(str(prop.get("description", "")).split())
+                    if text:
+                        typer.echo(f"      {text}")
 
         emit(json_output, data, human)
 

@@ -126,9 +126,10 @@ class Model(BaseModel):
 
 
 class ParamsModel(BaseModel):
-    """Parameter models: closed and immutable; not strict, so JSON arrays validate as tuples."""
+    """Parameter models: closed and immutable; not strict, so JSON arrays validate as tuples.
+    A field's docstring is its description (``computations --json``, OpenAPI)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def num(value: float | None) -> str | None:

@@ -76,14 +76,21 @@ Level = Literal["intermediate", "advanced"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True
+    )
 
 
 class GapAnalysisParams(_Model):
     text_column: Annotated[str, Field(min_length=1, max_length=200)] = "text"
+    """Text column of both logs."""
     top: Annotated[int, Field(ge=1, le=MAX_TOP)] = 40
+    """How many of the expert's topics to consider."""
     learner_min: Annotated[int, Field(ge=1, le=1_000_000)] = 2
+    """Distinct learner entities that must use a topic for it to count as covered (never fewer than
+    the learner's k)."""
     recommend: Annotated[int, Field(ge=1, le=20)] = 5
+    """How many gaps to recommend."""
 
 
 Term = Annotated[str, Field(min_length=1, max_length=200)]

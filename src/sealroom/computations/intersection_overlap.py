@@ -66,8 +66,11 @@ __all__ = ["COMPUTATION", "OverlapOutput", "OverlapParams", "run"]
 
 class OverlapParams(ParamsModel):
     key_a: ColumnName = "id"
+    """Identifier column of input a."""
     key_b: ColumnName = "id"
+    """Identifier column of input b."""
     dp: jp.JoinDpParams | None = None
+    """Differential privacy: epsilon and max_keys_per_entity; the policy's DP budget is charged."""
 
 
 Size = Annotated[int, Field(ge=0)] | None
