@@ -128,7 +128,7 @@ def _print_request(view: RequestView, names: Client | None = None) -> None:
     rows = [
         [
             i.dataset,
-            who(i.owner),
+            who(i.owner, names),
             i.decision + (f" ({i.mode})" if i.mode else ""),
             "yes" if i.sealed else "no",
         ]
