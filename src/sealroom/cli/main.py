@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from sealroom import __version__
-from sealroom.cli import checkpoint, party, protocols, services, witness
+from sealroom.cli import agents, checkpoint, party, protocols, services, watch, witness
 from sealroom.cli.checkpoint import WitnessesRequiredOpt, WitnessOpt
 from sealroom.cli.common import (
     DEFAULT_URL_VALUE,
@@ -320,6 +320,8 @@ services.register(app)
 protocols.register(app)
 witness.register(app)
 checkpoint.register(app)
+agents.register(app)
+watch.register(app)
 
 
 def main() -> None:

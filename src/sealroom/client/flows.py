@@ -246,7 +246,7 @@ def publish(
     policy: Signed[Policy] | None = None
     if policy_rules is not None:
         policy = sign_statement(
-            Policy(
+            Policy.build(
                 owner=identity.party_id,
                 name=(policy_name or f"policy for {title}")[:200],
                 rules=dict(policy_rules),
@@ -384,7 +384,7 @@ def request(
             if owner not in recipients:
                 recipients.append(owner)
     signed = sign_statement(
-        ComputationRequest(
+        ComputationRequest.build(
             requester=identity.party_id,
             computation=computation.ref(),
             parameters=dict(params),

@@ -249,7 +249,7 @@ class Party:
         room: Envelope | str | None
         if isinstance(room_policy, Mapping):
             room = sign_statement(
-                Policy(
+                Policy.build(
                     owner=self.party_id,
                     name=room_policy_name[:200],
                     rules=dict(room_policy),

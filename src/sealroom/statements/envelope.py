@@ -92,6 +92,15 @@ class Statement(BaseModel):
         raise NotImplementedError
 
     @classmethod
+    def build(cls: type[S], **fields: Any) -> S:
+        """This statement from fields a user supplied: a field the model refuses is a
+        :class:`StatementFormatError` naming it (never a bare validation error)."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            raise StatementFormatError(f"{cls.TYPE} v{cls.VERSION}: {_describe(exc)}") from None
+
+    @classmethod
     def parse_payload(cls: type[S], payload: bytes) -> S:
         """Strictly parse canonical payload bytes into this statement type."""
         what = f"{cls.TYPE} v{cls.VERSION}"
