@@ -35,7 +35,7 @@ MEANINGS: dict[ExitCode, str] = {
     ExitCode.REQUEST_FAILED: "the request failed: the enclave refused its inputs or the run failed",
     ExitCode.REQUEST_REJECTED: "the request was rejected by an owner",
     ExitCode.REQUEST_ENDED: "the request ended without a result: withdrawn or expired",
-    ExitCode.TIMED_OUT: "timed out waiting (for a request's end or a protocol peer)",
+    ExitCode.TIMED_OUT: "timed out waiting for a request to end (status --wait --timeout)",
     ExitCode.POLICY_DENIED: "a policy denied the action",
     ExitCode.VERIFICATION_FAILED: "a signature, TEE evidence, proof, commitment or seal did not verify",
     ExitCode.UNAVAILABLE: "the coordinator or another backend cannot be reached (retry later)",
