@@ -200,3 +200,21 @@ def test_computations_describe_every_parameter(tmp_path: Path) -> None:
         assert sql["properties"]["sql"]["description"]
         missing = runner.invoke(app, ["computations", "nope", "--json"], env=env)
         assert missing.exit_code == ExitCode.ERROR
+
+
+def test_every_command_takes_json() -> None:
+    from typer.main import get_command
+
+    missing: list[str] = []
+
+    def walk(cmd: Any, path: list[str]) -> None:
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                walk(sub, [*path, name])
+            return
+        if "--json" not in {o for p in cmd.params for o in getattr(p, "opts", [])}:
+            missing.append(" ".join(path))
+
+    walk(get_command(app), [])
+    assert missing == []

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Sequence
 
-import uvicorn
-
 from sealroom.api.app import create_app
+from sealroom.api.runner import run_app
 from sealroom.computations.registry import Registry, default_registry
 from sealroom.coordinator.witnessing import WitnessEndpoint
 
@@ -35,17 +33,4 @@ def serve(
         log_origin=log_origin,
         witnesses=witnesses,
     )
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, proxy_headers=False)
-    _Server(config, on_ready).run()
-
-
-class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, on_ready: Callable[[int], None] | None) -> None:
-        super().__init__(config)
-        self._on_ready = on_ready
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started and self._on_ready is not None:
-            bound = [s.getsockname()[1] for server in self.servers for s in server.sockets]
-            self._on_ready(bound[0] if bound else self.config.port)
+    run_app(app, host=host, port=port, log_level=log_level, on_ready=on_ready)
