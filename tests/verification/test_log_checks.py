@@ -268,7 +268,10 @@ def test_verify_detects_a_forked_log(tmp_path: Path, job: Job) -> None:
     longer = extended(job, 6)
     trusted = checkpoint_at(job, size + 6, longer)
     code, failed = verify_cli(tmp_path, forked, trusted)  # no proof can relate them offline
-    assert (code, [c["name"] for c in failed]) == (1, ["log consistency"])
+    assert (code, [c["name"] for c in failed]) == (
+        ExitCode.VERIFICATION_FAILED,
+        ["log consistency"],
+    )
     assert "carries no consistency proof" in failed[0]["detail"]
     spliced = with_proof(forked, size + 6, longer.consistency_proof(size + 1, size + 6))
     code, failed = verify_cli(tmp_path, spliced, trusted)
