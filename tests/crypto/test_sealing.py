@@ -433,6 +433,7 @@ def test_flipped_bit_in_the_final_chunk() -> None:
         (REQUEST, BOB.party_id, "has space"),
         (REQUEST, BOB.party_id, "x" * 65),
     ],
+    ids=["short digest", "not a party", "empty purpose", "capital", "space", "long purpose"],
 )
 def test_context_validation(digest: bytes, recipient: str, purpose: str) -> None:
     with pytest.raises(InvalidInput):

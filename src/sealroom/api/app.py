@@ -25,6 +25,7 @@ from sealroom.api.middleware import BodyLimit
 from sealroom.api.openapi import install_openapi
 from sealroom.api.routes import datasets, jobs, log, parties, relay, requests, service
 from sealroom.computations.registry import Registry
+from sealroom.coordinator.readiness import Readiness
 from sealroom.coordinator.service import Coordinator
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS
 from sealroom.coordinator.witnessing import WitnessEndpoint
@@ -87,6 +88,7 @@ def create_app(
         responses={"4XX": {"model": ErrorBody, "description": "Error (see the error catalog)"}},
     )
     app.state.api = Api(coordinator=coordinator, clock=clock)
+    app.state.readiness = Readiness(coordinator.state)
     for module in (service, parties, log, datasets, requests, jobs, relay):
         app.include_router(module.router)
     install_error_handlers(app)

@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from sealroom import __version__
-from sealroom.cli import agents, checkpoint, party, protocols, services, watch, witness
+from sealroom.cli import agents, checkpoint, deploy, party, protocols, services, watch, witness
 from sealroom.cli.checkpoint import WitnessesRequiredOpt, WitnessOpt
 from sealroom.cli.common import (
     DEFAULT_URL_VALUE,
@@ -221,6 +221,8 @@ def verify(
     )
 
     raw = _read(bundle, "bundle", json_output)
+    if _is_run_record(raw):
+        _verify_run_record(bundle, raw, json_output)
     try:
         outputs = [ReleasedOutput.from_json(_read(p, "result", json_output)) for p in result or []]
         if witnesses_required is not None and not witness:
@@ -255,6 +257,49 @@ def verify(
 
 def _detail(exc: SealroomError) -> str:
     return " ".join((exc.detail or exc.public_message).split())
+
+
+def _is_run_record(raw: bytes) -> bool:
+    """A protocol run record (``--out`` of psi, pjc, train) rather than a proof bundle."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and {"receipts", "session", "output_salt"} <= set(doc)
+
+
+def _verify_run_record(path: Path, raw: bytes, json_output: bool) -> None:
+    from sealroom.client.protocol_runs import check_run_record
+    from sealroom.statements import parse_json_strict
+
+    try:
+        run = check_run_record(parse_json_strict(raw, max_size=64 << 20, what="run record"))
+    except SealroomError as exc:
+        if json_output:
+            typer.echo(json.dumps({"verified": False, "error": exc.detail}, sort_keys=True))
+        else:
+            typer.secho(f"NOT VERIFIED: {exc.detail}", fg="red", bold=True)
+        raise typer.Exit(EXIT_VERIFICATION_FAILED) from None
+    missing = [r for r in run.participants if r not in run.signed]
+    data = {
+        "verified": True,
+        "protocol": run.protocol,
+        "session": run.session,
+        "holder": run.role,
+        "signed_by": list(run.signed),
+        "not_signed_by": missing,
+        "learned": dict(run.learned),
+    }
+    if json_output:
+        typer.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        typer.echo(f"Verifying the {run.protocol} run record {path}")
+        typer.echo(f"  receipts of {', '.join(run.signed)} agree on one run and its messages")
+        typer.echo(f"  what {run.role} learned opens its own receipt's output commitment")
+        if missing:
+            typer.secho(f"  no receipt from {', '.join(missing)} (dropped out)", fg="yellow")
+        typer.secho(f"VERIFIED: {run.protocol} run {run.session}", fg="green", bold=True)
+    raise typer.Exit(EXIT_OK)
 
 
 def _note(raw: bytes) -> str:
@@ -320,6 +365,7 @@ services.register(app)
 protocols.register(app)
 witness.register(app)
 checkpoint.register(app)
+deploy.register(app)
 agents.register(app)
 watch.register(app)
 

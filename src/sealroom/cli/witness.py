@@ -46,7 +46,9 @@ def init(
     name: Annotated[
         str,
         typer.Option(
-            "--name", help="The witness's name, a schema-less URL such as witness.example/w1."
+            "--name",
+            envvar="SEALROOM_WITNESS_NAME",
+            help="The witness's name, a schema-less URL such as witness.example/w1.",
         ),
     ],
     home: HomeOpt = None,
@@ -94,13 +96,21 @@ def serve(
         Path | None,
         typer.Option(
             "--state",
+            envvar="SEALROOM_WITNESS_STATE",
             file_okay=False,
             help="Where the latest cosigned checkpoint of each log is kept "
             "(default: <home>/witness-state).",
         ),
     ] = None,
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = DEFAULT_PORT,
+    host: Annotated[
+        str, typer.Option("--host", envvar="SEALROOM_WITNESS_HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", envvar="SEALROOM_WITNESS_PORT", min=1, max=65535, help="Port to listen on."
+        ),
+    ] = DEFAULT_PORT,
     json_output: Annotated[
         bool,
         typer.Option(
@@ -110,7 +120,8 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Serve the tlog-witness API: POST /add-checkpoint, GET /<origin hash>/checkpoint."""
+    """Serve the tlog-witness API: POST /add-checkpoint, GET /<origin hash>/checkpoint,
+    GET /healthz."""
     from sealroom.api.runner import run_app
     from sealroom.api.witness import create_witness_app
     from sealroom.crypto.keystore import resolve_home

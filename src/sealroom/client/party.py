@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from numpy.typing import NDArray
 
+    from sealroom.connectors.sources import Source
     from sealroom.statements import DatasetAttestation, Signed
 
 __all__ = ["Party"]
@@ -157,7 +158,7 @@ class Party:
 
     def publish(
         self,
-        path: Path,
+        path: Path | Source,
         *,
         title: str,
         description: str = "",
@@ -165,8 +166,8 @@ class Party:
         policy_name: str | None = None,
         card: flows.CardOptions | None = None,
     ) -> flows.Published:
-        """Profile and commit a local file, publish its signed card (and ``policy``'s rules);
-        the data stays here. ``flows.preview_card`` shows the same card unsigned."""
+        """Profile and commit a local file or other source (:func:`sealroom.connectors.open_source`),
+        publish its signed card (and ``policy``'s rules); the data stays here. ``flows.preview_card`` shows the same card unsigned."""
         return flows.publish(
             self._client,
             self.identity,
@@ -223,7 +224,7 @@ class Party:
         return self._client.budget(dataset)
 
     def load_dataset(
-        self, dataset: str, *, data: Path | None = None
+        self, dataset: str, *, data: Path | Source | None = None
     ) -> tuple[Signed[DatasetAttestation], pa.Table]:
         """One of this party's datasets, read from ``data`` (default: the file it published)
         and checked against its signed commitment."""
@@ -310,7 +311,7 @@ class Party:
         self,
         request: str,
         *,
-        data: Path | None = None,
+        data: Path | Source | None = None,
         reason: str = "approved by the owner",
         allow_simulated: bool = False,
         measurements: bytes | None = None,
