@@ -160,7 +160,7 @@ def test_psi_cardinality_and_intersection_between_two_processes(tmp_path: Path) 
         learned = {**record["learned"], "intersection_size": 101}
         edited.write_text(json.dumps({**record, "learned": learned}))
         bad = subprocess.run([*verify, str(edited)], capture_output=True, text=True, timeout=60)
-        assert bad.returncode == 1
+        assert bad.returncode == ExitCode.VERIFICATION_FAILED
         assert "not what its receipt commits to" in json.loads(bad.stdout)["error"]
 
 
