@@ -719,7 +719,7 @@ def _cost(params: AggregateStatsParams) -> PrivacyCost:
 
 COMPUTATION = Computation(
     id="aggregate-stats",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Per-group count, sum, mean, percentiles and growth over the stacked rows of 2 or "
         "more parties: entity-level DP (OpenDP; groups by partition selection), or the "

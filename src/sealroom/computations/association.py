@@ -542,7 +542,7 @@ def run(
 
 COMPUTATION = Computation(
     id="association-test",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Whether a signal in one dataset predicts an outcome in another (joined on id): effect "
         "size (odds ratio, standardized mean difference or r) with interval and significance; "

@@ -248,7 +248,7 @@ def run(
 
 COMPUTATION = Computation(
     id="correlation",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Pearson (and, exactly, Spearman) correlation with intervals, p-values and n between "
         "bounded columns of two datasets joined on a key; DP, or exact from a pinned shape."

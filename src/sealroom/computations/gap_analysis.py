@@ -171,7 +171,7 @@ def run(inputs: Sequence[pa.Table], params: GapAnalysisParams, privacy: PrivacyC
 
 COMPUTATION = Computation(
     id="gap-analysis",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Topics of an expert's text dataset (terms at least k distinct expert entities use) "
         "that a learner's dataset does not cover, ranked and levelled, with recommended next "

@@ -193,7 +193,7 @@ def run(
 
 COMPUTATION = Computation(
     id="intersection-overlap",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Size of the overlap of two identifier sets, with union, Jaccard index and the share of "
         "each side; DP sizes, or (from an owner-pinned shape) exact sizes with k on both sides."

@@ -214,7 +214,7 @@ def run(
 
 COMPUTATION = Computation(
     id="intersection-sum",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Sum and mean (with confidence interval) of a bounded value over the identifiers two "
         "datasets share; DP, or (from an owner-pinned shape) exact with k on both sides."

@@ -318,7 +318,7 @@ def run(
 
 COMPUTATION = Computation(
     id="lift",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Conversion rates of a test and a control arm (exposure from one party, conversions "
         "from another, joined on id): absolute and relative lift with intervals and p-value; "

@@ -291,7 +291,7 @@ def run(
 
 COMPUTATION = Computation(
     id="pattern-search",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Records of a text log whose redacted text matches a query, summarised as recurring "
         "problem -> investigation -> solution patterns with entity counts rounded down to a "

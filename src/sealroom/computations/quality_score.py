@@ -289,7 +289,7 @@ def _cost(params: QualityScoreParams) -> PrivacyCost:
 
 COMPUTATION = Computation(
     id="quality-score",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Runs a buyer's sealed WebAssembly scoring module (no imports; fuel, memory and time "
         "limits) on a seller's sealed sample and releases only the rounded score in the "

@@ -231,7 +231,7 @@ def run(
 
 COMPUTATION = Computation(
     id="topic-overlap",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Topics (terms at least k distinct entities of their dataset use) two text datasets "
         "share and those unique to each, with entity counts, a Jaccard index and a one-line "

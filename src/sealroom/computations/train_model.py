@@ -874,7 +874,7 @@ def _cost(params: TrainModelParams) -> PrivacyCost:
 
 COMPUTATION = Computation(
     id="train-model",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "A generalised linear model (logistic, linear or Poisson regression) trained on the "
         "joined or stacked rows of several parties: coefficients and held-out metrics, with "
