@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -163,8 +164,11 @@ def test_an_oversized_integer_parameter_is_invalid_input(tmp_path: Path) -> None
 def test_serve_json_reports_where_it_listens(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEALROOM_")}
     db = f"sqlite:///{tmp_path / 'c.db'}"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sealroom.cli", "serve", "--db", db, "--port", "0", "--json"],
+        [sys.executable, "-m", "sealroom.cli", "serve", "--db", db, "--port", port, "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=env,
@@ -176,6 +180,7 @@ def test_serve_json_reports_where_it_listens(tmp_path: Path) -> None:
         doc = json.loads(line)
         assert doc["database"] == "sqlite"
         assert doc["pid"] == proc.pid
+        assert doc["url"] == f"http://127.0.0.1:{port}"
         assert httpx.get(doc["url"] + "/v1/health", timeout=10).status_code == 200
     finally:
         proc.terminate()
