@@ -17,6 +17,7 @@ caused the error and, like the public message, contains no secrets.
     ├── AuthenticationFailed         a request signature that is missing, stale, replayed or wrong
     ├── NotFound                     also what a party gets for objects it may not see
     ├── Conflict                     a state change that cannot happen (e.g. a fork)
+    │   └── NameTaken                a display name another party holds on the coordinator
     ├── PolicyDenied
     ├── VerificationFailed           a check that must pass did not; fail closed
     │   ├── SignatureInvalid
@@ -43,6 +44,7 @@ __all__ = [
     "InvalidInput",
     "KeystoreError",
     "KeystoreLocked",
+    "NameTaken",
     "NotFound",
     "PolicyDenied",
     "ProofInvalid",
@@ -124,6 +126,14 @@ class Conflict(SealroomError):
     public_message = "the request conflicts with the current state"
 
 
+class NameTaken(Conflict):
+    """A display name another party holds on this coordinator (names are not identities:
+    each is held by one party, and its fingerprint is shown next to it)."""
+
+    code = "name_taken"
+    public_message = "the name is taken by another party"
+
+
 class PolicyDenied(SealroomError):
     """A refusal under a named rule.
 
@@ -195,6 +205,7 @@ CATALOG: tuple[type[SealroomError], ...] = (
     AuthenticationFailed,
     NotFound,
     Conflict,
+    NameTaken,
     PolicyDenied,
     VerificationFailed,
     SignatureInvalid,

@@ -14,6 +14,7 @@ from scipy import stats
 from statsmodels.stats.proportion import proportions_ztest
 from typer.testing import CliRunner
 
+from sealroom.cli.exits import ExitCode
 from sealroom.cli.main import app
 from sealroom.statements import Receipt, ReleasedOutput
 from sealroom.verification.bundle import ProofBundle
@@ -53,7 +54,7 @@ def test_demo_runs_the_whole_scenario(demo_out: tuple[Path, str]) -> None:
     assert "SIMULATED ENCLAVE" in stdout
     assert "the card CloudMolty sees" in stdout
     assert "POST /v1/compute/keyword-overlap" in stdout
-    assert stdout.count("the policy approves topic-overlap 2.0.0 automatically") == 2
+    assert stdout.count("the policy approves topic-overlap 2.1.0 automatically") == 2
     assert "only if at least 5 distinct" in stdout
     assert "approved by hand (manual)" in stdout
     assert stdout.count("... completed") == 6  # two jobs in act one, four in act two
@@ -245,7 +246,7 @@ def test_demo_refuses_a_non_empty_directory(demo_out: tuple[Path, str]) -> None:
 def test_verify_requires_explicit_simulation(demo_out: tuple[Path, str], name: str) -> None:
     out, _ = demo_out
     res = runner.invoke(app, ["verify", str(out / name / "bundle.json")])
-    assert res.exit_code == 1
+    assert res.exit_code == ExitCode.VERIFICATION_FAILED
     assert "FAIL  TEE evidence" in res.output
     assert "--allow-simulated" in res.output
 
@@ -297,7 +298,7 @@ def test_verify_tampered_bundle_names_the_failure(tmp_path: Path) -> None:
     path = tmp_path / "bundle.json"
     path.write_text(json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
     res = runner.invoke(app, ["verify", str(path), "--allow-simulated"])
-    assert res.exit_code == 1
+    assert res.exit_code == ExitCode.VERIFICATION_FAILED
     assert "FAIL  log checkpoint" in res.output
 
 
@@ -308,8 +309,16 @@ def test_verify_bad_inputs(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.json"
     garbage.write_bytes(b"\x00not json")
     res = runner.invoke(app, ["verify", str(garbage)])
-    assert res.exit_code == 1
+    assert res.exit_code == ExitCode.VERIFICATION_FAILED
     assert "FAIL  bundle format" in res.output
+    huge = tmp_path / "huge.json"
+    huge.write_text('{"version": ' + "9" * 5000 + "}")
+    res = runner.invoke(app, ["verify", str(huge)])
+    assert res.exit_code == ExitCode.VERIFICATION_FAILED, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    assert "FAIL  bundle format" in res.output
+    assert "integer of 5000 digits" in res.output
+    assert "Traceback" not in res.output
     bad = tmp_path / "m.json"
     bad.write_text('{"mrtd": "not-a-list"}')
     res = runner.invoke(app, ["verify", str(garbage), "--measurements", str(bad)])

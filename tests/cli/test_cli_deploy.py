@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from sealroom.attestation.app_compose import AppCompose, mr_config_id_v1
 from sealroom.cli.deploy import enclave_app_compose
+from sealroom.cli.exits import ExitCode
 from sealroom.cli.main import app
 from sealroom.verification.trust import parse_measurements
 from tests.services import coordinator
@@ -174,7 +175,7 @@ def test_probe_of_a_bad_url_and_prepare_of_an_unreachable_database(tmp_path: Pat
         "--keys",
         str(tmp_path),
     )
-    assert code == 1
+    assert code == ExitCode.UNAVAILABLE
     assert "database: OperationalError [backend_unavailable]" in err
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from typer.testing import CliRunner, Result
 
+from sealroom.cli.exits import ExitCode
 from sealroom.cli.main import app
 from tests.client.client_world import (
     AUTO_POLICY,
@@ -29,8 +30,8 @@ def ok_json(res: Result) -> Any:
     return json.loads(res.stdout)
 
 
-def fails(res: Result, code: str) -> dict[str, Any]:
-    assert res.exit_code == 1, res.stdout + res.stderr
+def fails(res: Result, code: str, exit: ExitCode = ExitCode.ERROR) -> dict[str, Any]:
+    assert res.exit_code == exit, res.stdout + res.stderr
     lines = res.stderr.strip().splitlines()
     assert lines[-1].startswith("error: ")
     assert lines[-1].endswith(f"[{code}]")
@@ -118,7 +119,11 @@ def test_cli_end_to_end_and_bad_input(tmp_path: Path) -> None:
         worker = registered_enclave(url)
 
         # Without --allow-simulated the simulated enclave is refused.
-        fails(cli(env["bob"], "approve", rid, "--json"), "attestation_invalid")
+        fails(
+            cli(env["bob"], "approve", rid, "--json"),
+            "attestation_invalid",
+            ExitCode.VERIFICATION_FAILED,
+        )
         auto = cli(env["alice"], "inbox", "--auto-approve", "--allow-simulated", "--json")
         assert "SIMULATED" in auto.stderr
         assert ok_json(auto)["actions"][0]["action"] == "approved"
@@ -131,7 +136,11 @@ def test_cli_end_to_end_and_bad_input(tmp_path: Path) -> None:
         assert done["status"] == "completed"
 
         out = tmp_path / "out"
-        fails(cli(env["bob"], "result", rid, "--out", str(out), "--json"), "bundle_rejected")
+        fails(
+            cli(env["bob"], "result", rid, "--out", str(out), "--json"),
+            "bundle_rejected",
+            ExitCode.VERIFICATION_FAILED,
+        )
         got = ok_json(
             cli(env["bob"], "result", rid, "--out", str(out), "--allow-simulated", "--json")
         )
@@ -155,7 +164,7 @@ def test_cli_end_to_end_and_bad_input(tmp_path: Path) -> None:
 def test_cli_unreachable_coordinator(tmp_path: Path) -> None:
     env = {"SEALROOM_HOME": str(tmp_path / "h"), "SEALROOM_URL": "http://127.0.0.1:9"}
     ok_json(cli(env, "init", "--unencrypted-keystore", "--name", "x", "--json"))
-    doc = fails(cli(env, "inbox", "--json"), "backend_unavailable")
+    doc = fails(cli(env, "inbox", "--json"), "backend_unavailable", ExitCode.UNAVAILABLE)
     assert "127.0.0.1:9" in doc["error"]["detail"]
     fails(
         cli(env, "request", "topic-overlap", "--dataset", "x", "--param", "oops", "--json"),

@@ -14,10 +14,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from sealroom.cli.exits import ExitCode
+from sealroom.crypto.keys import fingerprint
 from sealroom.crypto.keystore import Keystore
 from sealroom.protocols.receipts import verify_run
 from sealroom.statements import Envelope
 from tests.services import coordinator
+
+CLI = (sys.executable, "-m", "sealroom.cli")
 
 
 def _env(tmp_path: Path, url: str, name: str) -> dict[str, str]:
@@ -74,7 +78,7 @@ def test_psi_cardinality_and_intersection_between_two_processes(tmp_path: Path) 
     _write_csv(tmp_path / "b.csv", ["email"], [[x] for x in b_ids])
     with coordinator(tmp_path) as url:
         ea, eb = _env(tmp_path, url, "alice"), _env(tmp_path, url, "bob")
-        bob = _party_id(tmp_path, "bob")
+        bob, alice = _party_id(tmp_path, "bob"), _party_id(tmp_path, "alice")
         docs = _run_all(
             {
                 "alice": (
@@ -83,7 +87,16 @@ def test_psi_cardinality_and_intersection_between_two_processes(tmp_path: Path) 
                 ),
                 "bob": (
                     eb,
-                    ["psi", "--join", "--data", str(tmp_path / "b.csv"), "--column", "email"],
+                    [
+                        "psi",
+                        "--join",
+                        "--with",
+                        alice,
+                        "--data",
+                        str(tmp_path / "b.csv"),
+                        "--column",
+                        "email",
+                    ],
                 ),
             }
         )
@@ -115,6 +128,8 @@ def test_psi_cardinality_and_intersection_between_two_processes(tmp_path: Path) 
                     [
                         "psi",
                         "--join",
+                        "--peer-fingerprint",
+                        fingerprint(alice).upper(),
                         "--mode",
                         "intersection",
                         "--data",
@@ -145,7 +160,7 @@ def test_psi_cardinality_and_intersection_between_two_processes(tmp_path: Path) 
         learned = {**record["learned"], "intersection_size": 101}
         edited.write_text(json.dumps({**record, "learned": learned}))
         bad = subprocess.run([*verify, str(edited)], capture_output=True, text=True, timeout=60)
-        assert bad.returncode == 1
+        assert bad.returncode == ExitCode.VERIFICATION_FAILED
         assert "not what its receipt commits to" in json.loads(bad.stdout)["error"]
 
 
@@ -181,6 +196,8 @@ def test_psi_with_mismatched_parameters_fails_on_both_sides(tmp_path: Path) -> N
                     [
                         "psi",
                         "--join",
+                        "--with",
+                        _party_id(tmp_path, "alice"),
                         "--threshold",
                         "6",
                         "--data",
@@ -209,7 +226,7 @@ def test_pjc_between_two_processes(tmp_path: Path) -> None:
     )
     with coordinator(tmp_path) as url:
         ea, eb = _env(tmp_path, url, "alice"), _env(tmp_path, url, "bob")
-        bob = _party_id(tmp_path, "bob")
+        bob, alice = _party_id(tmp_path, "bob"), _party_id(tmp_path, "alice")
         docs = _run_all(
             {
                 "alice": (
@@ -229,6 +246,8 @@ def test_pjc_between_two_processes(tmp_path: Path) -> None:
                     [
                         "pjc",
                         "--join",
+                        "--with",
+                        alice,
                         "--data",
                         str(tmp_path / "b.csv"),
                         "--value-column",
@@ -243,6 +262,57 @@ def test_pjc_between_two_processes(tmp_path: Path) -> None:
         assert docs["alice"]["learned"]["sum"] == expected
         assert docs["bob"]["learned"].get("sum") is None
         _check_record(docs)
+
+
+def test_psi_join_refuses_an_unsolicited_inviter(tmp_path: Path) -> None:
+    """The attack: mallory starts a PSI run with bob, hoping bob's `--join` takes whoever
+    invited. Bob names alice (by id or fingerprint), so he never runs it with mallory;
+    without naming anyone, a non-interactive join is refused before it looks."""
+    _write_csv(tmp_path / "b.csv", ["email"], [[f"user{i}@example.org"] for i in range(50)])
+    with coordinator(tmp_path) as url:
+        em, eb = _env(tmp_path, url, "mallory"), _env(tmp_path, url, "bob")
+        _env(tmp_path, url, "alice")
+        bob, alice = _party_id(tmp_path, "bob"), _party_id(tmp_path, "alice")
+        bob_data = ["--data", str(tmp_path / "b.csv"), "--column", "email"]
+
+        anyone = subprocess.run(
+            [*CLI, "psi", "--join", *bob_data, "--json"],
+            env=eb,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert anyone.returncode == ExitCode.ERROR, anyone.stderr
+        assert "--peer-fingerprint" in json.loads(anyone.stdout)["error"]["detail"]
+
+        mallory = subprocess.Popen(
+            [*CLI, "psi", "--with", bob, *bob_data, "--json", "--timeout", "20"],
+            env=em,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            for peer in (["--peer-fingerprint", fingerprint(alice)], ["--with", alice]):
+                joined = subprocess.run(
+                    [*CLI, "psi", "--join", *peer, *bob_data, "--json", "--timeout", "10"],
+                    env=eb,
+                    capture_output=True,
+                    timeout=120,
+                    check=False,
+                )
+                assert joined.returncode != 0, joined.stdout
+                assert "learned" not in json.loads(joined.stdout)
+                detail = json.loads(joined.stdout)["error"]["detail"]
+                if peer[0] == "--peer-fingerprint":
+                    assert joined.returncode == ExitCode.POLICY_DENIED, joined.stderr
+                    assert "mallory" in detail
+                    assert fingerprint(_party_id(tmp_path, "mallory")) in detail
+                else:
+                    assert alice in detail
+        finally:
+            _, err = mallory.communicate(timeout=120)
+        # Mallory never got a run: she gave up waiting for bob.
+        assert mallory.returncode != 0, err
 
 
 def _spector_parts(tmp_path: Path, parts: int) -> list[Path]:

@@ -23,6 +23,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner, Result
 
+from sealroom.cli.exits import ExitCode
 from sealroom.cli.main import app
 from tests.client.client_world import TOPICS_A, TOPICS_B, write_jsonl
 from tests.connectors.s3_server import S3_ENV, moto_s3
@@ -41,7 +42,9 @@ def ok_json(res: Result) -> Any:
 
 
 def fails(res: Result, code: str) -> str:
-    assert res.exit_code == 1, res.stdout + res.stderr
+    # A changed source is a commitment that does not verify (exit 8); other refusals exit 1.
+    expected = ExitCode.VERIFICATION_FAILED if code == "commitment_mismatch" else ExitCode.ERROR
+    assert res.exit_code == expected, res.stdout + res.stderr
     last = res.stderr.strip().splitlines()[-1]
     assert last.endswith(f"[{code}]"), last
     assert "Traceback" not in res.stdout + res.stderr
@@ -273,7 +276,7 @@ def test_publish_and_approve_from_stdin_in_real_processes(tmp_path: Path) -> Non
             "--json",
             stdin=gzip.compress(csv_text.encode()[:-40] + b"\n"),
         )
-        assert other.returncode == 1
+        assert other.returncode == ExitCode.VERIFICATION_FAILED
         assert b"[commitment_mismatch]" in other.stderr
         approved = sealroom(
             "approve",

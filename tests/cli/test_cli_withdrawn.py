@@ -9,6 +9,7 @@ from typing import Any
 
 from typer.testing import CliRunner, Result
 
+from sealroom.cli.exits import ExitCode
 from sealroom.cli.main import app
 from tests.client.client_world import TOPICS_A, TOPICS_B, write_jsonl
 from tests.services import coordinator
@@ -27,7 +28,8 @@ def ok(res: Result) -> Any:
 
 
 def refused(res: Result, code: str) -> str:
-    assert res.exit_code == 1, res.stdout + res.stderr
+    expected = ExitCode.POLICY_DENIED if code == "policy_denied" else ExitCode.ERROR
+    assert res.exit_code == expected, res.stdout + res.stderr
     (line,) = res.stderr.splitlines()
     m = _ERROR.match(line)
     assert m is not None, line

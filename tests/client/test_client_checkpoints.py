@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sealroom.cli.exits import ExitCode
 from sealroom.client import flows
 from sealroom.client.checkpoints import TrustedLog
 from sealroom.client.http import Client
@@ -159,7 +160,7 @@ def test_publishing_through_a_forked_coordinator_is_refused(tmp_path: Path) -> N
             )
         # the CLI says the same, in one line
         done = cli("checkpoint", "show", "--url", fork_url, "--home", str(home))
-        assert done.returncode == 1
+        assert done.returncode == ExitCode.VERIFICATION_FAILED
         assert "stopped trusting" in done.stderr
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sealroom.cli.exits import ExitCode
 from sealroom.client import flows
 from sealroom.client.checkpoints import TrustedLog
 from sealroom.client.http import Client
@@ -66,7 +67,7 @@ def test_m_of_n_witnesses_from_witness_processes_to_verify(tmp_path: Path) -> No
             trusted = doc["file"]
             older = cli("verify", str(job_bundle / "bundle.json"), "--allow-simulated",
                         "--checkpoint", trusted)  # fmt: skip
-            assert older.returncode == 1
+            assert older.returncode == ExitCode.VERIFICATION_FAILED
             assert "carries no consistency proof" in older.stdout
             proved = tmp_path / "proved.json"
             added = cli("checkpoint", "prove", str(job_bundle / "bundle.json"), "--out",
@@ -82,7 +83,7 @@ def test_m_of_n_witnesses_from_witness_processes_to_verify(tmp_path: Path) -> No
         assert "2 of the 3 named witnesses" in checks["witness cosignatures"]["detail"]
         assert checks["log consistency"]["passed"]
         strict = cli(*base, *named)  # all three required by default
-        assert strict.returncode == 1
+        assert strict.returncode == ExitCode.VERIFICATION_FAILED
         failed = [c for c in json.loads(strict.stdout)["checks"] if not c["passed"]]
         assert [c["name"] for c in failed] == ["witness cosignatures"]
         assert "2 of the 3 required" in failed[0]["detail"]

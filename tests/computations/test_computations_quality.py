@@ -49,7 +49,7 @@ def score(
 
 
 def test_declaration() -> None:
-    assert QUALITY.version == "2.0.0"
+    assert QUALITY.version == "2.1.0"
     assert QUALITY.release == "requester"
     assert QUALITY.input_names == ("algorithm", "sample")
     cost = QUALITY.cost(QUALITY.parse_params({}))

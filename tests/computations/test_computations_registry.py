@@ -14,49 +14,49 @@ from sealroom.computations import default_registry
 PINNED = {
     (
         "aggregate-stats",
-        "2.0.0",
-    ): "sha256:01f4ece83c54b3b24eaa34ec92807d29466e7a4fd4680b45f917f749470d35c2",
+        "2.1.0",
+    ): "sha256:96e10b13fb456a855f13024249c7f7d6750500b2315c1b00c6fdec884633dba6",
     (
         "association-test",
-        "2.0.0",
-    ): "sha256:091fd81a21c9122c3ca0825b746e1e2cec171d60070703977d2bc94ffd3ed8ca",
+        "2.1.0",
+    ): "sha256:c306575525bc48388792ab62c11d3f9ac4d0d1df50b489800fe38a6aae02765f",
     (
         "correlation",
-        "2.0.0",
-    ): "sha256:6a1c979e7bcdc028d1b79cb1806df4869093ab4d841a72ce0000c34e80b3d339",
+        "2.1.0",
+    ): "sha256:ad73c4d1787dc24385752026420b32a743bc6b1fa1266a7d7c192b54787209cd",
     (
         "gap-analysis",
-        "2.0.0",
-    ): "sha256:78cb502bdcb66cc6f01dd88c3c3c03697120752841a67a915dd89abe519e8da9",
+        "2.1.0",
+    ): "sha256:c1662b58e34a83478da31262096bf8e8814fb0a0966aba8fdbab5841022356be",
     (
         "intersection-overlap",
-        "2.0.0",
-    ): "sha256:fc51ad32318911006fc221322e1b9ddafb52c8c01bbc51f1b2c66accd6694dfd",
+        "2.1.0",
+    ): "sha256:eff69a86cb4af37664e2357f3d60e2b2f326f344e325f0d960cc92a3f613d375",
     (
         "intersection-sum",
-        "2.0.0",
-    ): "sha256:65a578e4290ba165e2fc59286441ad5504019ed65daa5df7a731dcf767471045",
-    ("lift", "2.0.0"): "sha256:f45e8c1d1b5192023adb701aed091289fccc815eb36c893ccc524737f334c42b",
+        "2.1.0",
+    ): "sha256:b5f55f740bd33a9dc0cef764fc650f6256d75b97a999219aa733b3ec01fe6339",
+    ("lift", "2.1.0"): "sha256:c3f588dbfe7ec8be0dd92c17270eb433696df93c0bc3215056b61cd8070328b3",
     (
         "pattern-search",
-        "2.0.0",
-    ): "sha256:a2d7496bd836d23f840505e0446268da443ce5e04c7f5681560fbbc370c5dedc",
+        "2.1.0",
+    ): "sha256:2a614cd27ceff2fba5557e261b6fe364d935b1de3be0f28d325b71200fb8bde9",
     (
         "quality-score",
-        "2.0.0",
-    ): "sha256:e6c66e0dd751c5357e83b3da142542f7418988aeaa427748cfa8e7fccf644c67",
+        "2.1.0",
+    ): "sha256:f0ad9c7bc971109a63573a0878fedaf8f342c28362a271b9dea4fd91b543d14a",
     (
         "sql-aggregate",
-        "2.0.0",
-    ): "sha256:1aa4415543a61734b9bd9243d5458ea07144607a213b05ff46f3952e7cdd13c4",
+        "2.1.0",
+    ): "sha256:e683185e2f146288187941e838f129f574b53cc989b37e781e0af07cf54756db",
     (
         "topic-overlap",
-        "2.0.0",
-    ): "sha256:365b1d9cff7a5ad71a2f2d8dd772d599b4f497e73e290112d01f5ead3569b180",
+        "2.1.0",
+    ): "sha256:51d11639b992df2fc23ee83e13c340b214e1672540ee9fe74a5cc0600a3d38e9",
     (
         "train-model",
-        "2.0.0",
-    ): "sha256:60642e5af62bb2db7e5c72693bec30b3ea203f9d8e536afad99aa2155bda2a3c",
+        "2.1.0",
+    ): "sha256:11121f695748956f8ee7c7e2eb66a555b7fbe645436189a1ac0786365b1c9a59",
 }
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
@@ -172,7 +173,11 @@ def test_params_from_json_and_missing_column() -> None:
 def test_number_format() -> None:
     assert num(0.1) == "0.1"
     assert num(-1234567.891234567) == "-1234567.89123"
-    assert num(1e-40) == "0"
-    assert num(-1e-40) == "0"
+    # Tiny values (p-values far in the tail) keep their significant digits, down to the
+    # smallest subnormal float; the CLI shows them as 1e-40, never as "0".
+    assert num(1e-40) == "0." + "0" * 39 + "1"
+    assert num(-1e-40) == "-0." + "0" * 39 + "1"
+    assert Decimal(num(3.2e-45) or "") == Decimal("3.2e-45")
+    assert Decimal(num(5e-324) or "") == Decimal("4.94065645841e-324")
     assert num(2.5e20) == "250000000000000000000"
     assert num(float("nan")) is None

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from sealroom.cli.exits import ExitCode
 from sealroom.errors import ProofInvalid, StatementFormatError, VerificationFailed
 from sealroom.transparency.checkpoint import Checkpoint, NoteSigner, sign_checkpoint, split_note
 from sealroom.transparency.cosignature import WitnessPolicy, add_signature_lines
@@ -261,14 +262,17 @@ def test_verify_detects_a_forked_log(tmp_path: Path, job: Job) -> None:
     forked = fork_of(job, [b"forged"])  # size + 1 entries, another history
     same_size = checkpoint_at(job, size + 1, extended(job, 1))
     code, failed = verify_cli(tmp_path, forked, same_size)
-    assert code == 1
+    assert code == ExitCode.VERIFICATION_FAILED
     assert [c["name"] for c in failed] == ["log consistency"]
     assert "fork" in failed[0]["detail"]
 
     longer = extended(job, 6)
     trusted = checkpoint_at(job, size + 6, longer)
     code, failed = verify_cli(tmp_path, forked, trusted)  # no proof can relate them offline
-    assert (code, [c["name"] for c in failed]) == (1, ["log consistency"])
+    assert (code, [c["name"] for c in failed]) == (
+        ExitCode.VERIFICATION_FAILED,
+        ["log consistency"],
+    )
     assert "carries no consistency proof" in failed[0]["detail"]
     spliced = with_proof(forked, size + 6, longer.consistency_proof(size + 1, size + 6))
     code, failed = verify_cli(tmp_path, spliced, trusted)

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from sealroom import __version__
 from sealroom.api.auth import Api
+from sealroom.api.docs import install_docs
 from sealroom.api.errors import install_error_handlers
 from sealroom.api.middleware import BodyLimit
 from sealroom.api.openapi import install_openapi
@@ -96,7 +97,9 @@ def create_app(
         title="sealroom coordinator",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/docs",
+        # /docs and /redoc are served with local assets (api/docs.py), never from a CDN.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
         # Every error answers the catalog's body; a declared 4XX also keeps FastAPI from
         # documenting 422s, which never occur (invalid parameters answer 400).
@@ -108,5 +111,6 @@ def create_app(
         app.include_router(module.router)
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app, openapi_url="/openapi.json")
     app.add_middleware(BodyLimit)
     return app

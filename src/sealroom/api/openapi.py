@@ -19,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from sealroom import wire
 from sealroom.api.routes.common import COMPONENT
+from sealroom.computations.registry import Registry
 from sealroom.wire import ErrorBody, WireModel
 
 __all__ = ["BODY_MODELS", "install_openapi"]
@@ -72,7 +73,30 @@ def _generate(app: FastAPI) -> dict[str, Any]:
         for op in item.values():
             op["responses"]["4XX"]["content"] = error
     components["schemas"] = _reachable(schema["paths"], responses)
+    registry = app.state.api.coordinator.state.registry
+    for name, definition in _parameter_schemas(registry).items():
+        if components["schemas"].get(name, definition) != definition:
+            raise RuntimeError(f"two different schemas are named {name}")
+        components["schemas"][name] = definition
     return schema
+
+
+def _parameter_schemas(registry: Registry) -> dict[str, Any]:
+    """Each computation's parameter model (with every parameter's description), so the
+    document shows what a ComputationRequest's ``parameters`` may hold; the routes carry
+    them inside signed envelopes and so cannot reference them."""
+    computations = list(registry)
+    keys, defs = models_json_schema(
+        [(c.params, "validation") for c in computations], ref_template=COMPONENT
+    )
+    out: dict[str, Any] = dict(defs.get("$defs", {}))
+    for c in computations:
+        name = keys[(c.params, "validation")]["$ref"].removeprefix(COMPONENT.format(model=""))
+        out[name] = {
+            **out[name],
+            "description": f"Parameters of the computation {c.id} {c.version}: {c.summary}",
+        }
+    return out
 
 
 def install_openapi(app: FastAPI) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import uvicorn
 
 from sealroom.api.app import create_app
+from sealroom.api.runner import run_app
 from sealroom.computations.registry import Registry, default_registry
 from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.witnessing import WitnessEndpoint
@@ -26,8 +26,12 @@ def serve(
     witnesses: Sequence[WitnessEndpoint] = (),
     keys_dir: Path | None = None,
     admission: AdmissionPolicy | None = None,
+    on_ready: Callable[[int], None] | None = None,
 ) -> None:
-    """Serve the API until interrupted; migrations run before the first request."""
+    """Serve the API until interrupted; migrations run before the first request.
+
+    ``on_ready(port)`` runs once the socket listens, with the port it is bound to
+    (``sealroom serve --json`` reports it; ``--port 0`` picks a free one)."""
     app = create_app(
         db_url=db_url,
         registry=registry if registry is not None else default_registry(),
@@ -36,4 +40,4 @@ def serve(
         keys_dir=keys_dir,
         admission=admission,
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)
+    run_app(app, host=host, port=port, log_level=log_level, on_ready=on_ready)

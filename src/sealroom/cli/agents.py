@@ -53,6 +53,14 @@ def mcp(
             help="Let the agent publish signed cards in your name (refused otherwise).",
         ),
     ] = False,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Errors as one JSON document on stdout (before the server starts; with stdio "
+            "transport stdout then carries the MCP protocol only).",
+        ),
+    ] = False,
 ) -> None:
     """Serve your party's flows to an agent over MCP, within your policies.
 
@@ -64,7 +72,7 @@ def mcp(
 
     if allow_simulated:
         warn_simulated()
-    with handle_errors(False):
+    with handle_errors(json_output):
         chosen: Literal["stdio", "http"]
         if transport not in ("stdio", "http"):
             raise typer.BadParameter("--transport must be stdio or http")

@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from sealroom.cli.common import read_file
-from sealroom.client.flows import CardPreview
 from sealroom.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from sealroom.client.flows import CardPreview
 
 __all__ = ["card_json", "drop_terms", "print_card"]
 

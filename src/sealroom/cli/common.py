@@ -2,8 +2,11 @@
 
 Conventions: ``--json`` prints exactly one JSON document on stdout (also for
 errors); otherwise readable text on stdout. Warnings, banners and progress go
-to stderr. An error is one line ``error: <message> [<code>]`` on stderr and a
-non-zero exit code.
+to stderr. An error is one line ``error: <message> [<code>]`` on stderr and the
+exit code of :mod:`sealroom.cli.exits` for its kind.
+
+Start-up matters (every agent step is a process): this module and the command
+modules import the SDK, crypto and data libraries inside the commands, not at the top.
 """
 
 from __future__ import annotations
@@ -11,20 +14,24 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sealroom.attestation.simulated import SIMULATED_BANNER
-from sealroom.client import Client, Party
-from sealroom.client.http import DEFAULT_URL, Progress
-from sealroom.crypto.keystore import Keystore, PassphraseSource, resolve_home
+from sealroom.cli.exits import ExitCode, exit_code_for
 from sealroom.errors import InvalidInput, KeystoreError, KeystoreLocked, SealroomError
+
+if TYPE_CHECKING:
+    from sealroom.client import Client, Party
+    from sealroom.client.http import Progress
+    from sealroom.crypto.keystore import PassphraseSource
 
 __all__ = [
     "EXIT_FAILED",
@@ -38,18 +45,23 @@ __all__ = [
     "UrlOpt",
     "command",
     "emit",
+    "fail",
     "handle_errors",
     "new_passphrase",
     "passphrase_source",
     "progress_bar",
     "prompt_only",
     "read_file",
+    "readable_numbers",
     "table",
     "warn_keystore",
     "warn_simulated",
+    "who",
 ]
 
-EXIT_FAILED = 1
+EXIT_FAILED = int(ExitCode.ERROR)
+DEFAULT_URL = "http://127.0.0.1:8470"
+"""``sealroom.client.http.DEFAULT_URL``, repeated here so start-up need not import the SDK."""
 URL_ENV = "SEALROOM_URL"
 
 JsonOpt = Annotated[
@@ -92,16 +104,21 @@ def _one_line(text: str) -> str:
 
 @contextmanager
 def handle_errors(json_output: bool) -> Iterator[None]:
-    """Turn a sealroom error into one stderr line (+ a JSON error document) and exit 1."""
+    """Turn a sealroom error into one stderr line (+ a JSON error document) and its exit code."""
     try:
         yield
     except SealroomError as exc:
         message = _one_line(exc.detail or exc.public_message)
-        typer.echo(f"error: {message} [{exc.code}]", err=True)
-        if json_output:
-            doc = {"error": {"code": exc.code, "message": exc.public_message, "detail": message}}
-            typer.echo(json.dumps(doc, sort_keys=True))
-        raise typer.Exit(EXIT_FAILED) from None
+        fail(json_output, code=exc.code, message=exc.public_message, detail=message)
+        raise typer.Exit(exit_code_for(exc)) from None
+
+
+def fail(json_output: bool, *, code: str, message: str, detail: str) -> None:
+    """Report an error: one line on stderr, and with ``--json`` the error document on stdout."""
+    typer.echo(f"error: {_one_line(detail)} [{code}]", err=True)
+    if json_output:
+        doc = {"error": {"code": code, "message": message, "detail": _one_line(detail)}}
+        typer.echo(json.dumps(doc, sort_keys=True))
 
 
 def emit(json_output: bool, data: Any, human: Callable[[], None]) -> None:
@@ -109,6 +126,42 @@ def emit(json_output: bool, data: Any, human: Callable[[], None]) -> None:
         typer.echo(json.dumps(data, indent=2, sort_keys=True))
     else:
         human()
+
+
+_TINY = re.compile(r"^-?0\.0{6,}[1-9][0-9]*$")
+
+
+def readable_numbers(value: Any) -> Any:
+    """``value`` (a result body) for a person: a decimal string smaller than 1e-6 in magnitude
+    becomes scientific notation with its significant digits ("3.2e-45", not 45 zeros);
+    everything else is unchanged. ``--json`` output keeps the exact strings."""
+    if isinstance(value, str) and _TINY.match(value):
+        digits = value.rstrip("0").split(".")[1].lstrip("0")
+        return f"{Decimal(value):.{len(digits) - 1}e}"
+    if isinstance(value, dict):
+        return {k: readable_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [readable_numbers(v) for v in value]
+    return value
+
+
+def who(party: str, names: Client | str | None = None) -> str:
+    """A party as people should see it: its display name (escaped) next to its fingerprint,
+    ``amiller (abcd-efgh-ijkl-mnop)``; names are not identities. ``names`` is the name, or a
+    client to look it up with (best effort: the fingerprint alone if that fails)."""
+    from sealroom.crypto.keys import fingerprint
+    from sealroom.text import printable
+
+    name: str | None
+    if names is None or isinstance(names, str):
+        name = names
+    else:
+        try:
+            name = names.party(party).name
+        except SealroomError:
+            name = None
+    fp = fingerprint(party)
+    return f"{printable(name)} ({fp})" if name else f"party {fp}"
 
 
 def read_file(path: Path, what: str) -> bytes:
@@ -121,6 +174,8 @@ def read_file(path: Path, what: str) -> bytes:
 def warn_simulated(*, err: bool = True) -> None:
     """The simulated-enclave banner, in red: on every command that accepts simulated evidence,
     and on every output that a simulated enclave touched."""
+    from sealroom.attestation.simulated import SIMULATED_BANNER
+
     typer.secho(f"!! {SIMULATED_BANNER} !!", fg="red", bold=True, err=err)
 
 
@@ -222,6 +277,8 @@ def new_passphrase(passphrase_file: Path | None, *, unencrypted: bool) -> str | 
 
 def warn_keystore(home: Path) -> None:
     """On stderr: a legacy plaintext keystore is still used, and how to encrypt it."""
+    from sealroom.crypto.keystore import Keystore
+
     try:
         entry = Keystore.load_public(home)
     except SealroomError:
@@ -250,6 +307,9 @@ class Command:
     def party(self) -> Party:
         """This party (its keystore from --home, $SEALROOM_HOME or ~/.sealroom), registered."""
         if self._party is None:
+            from sealroom.client import Party
+            from sealroom.crypto.keystore import resolve_home
+
             home = resolve_home(self._home, os.environ)
             warn_keystore(home)
             self._party = self._stack.enter_context(
@@ -259,6 +319,8 @@ class Command:
 
     def public(self) -> Client:
         """An anonymous client, for public reads (no keystore needed)."""
+        from sealroom.client import Client
+
         return self._stack.enter_context(Client(base_url=self._url))
 
 

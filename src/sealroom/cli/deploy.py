@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sealroom.cli.common import handle_errors, read_file
+from sealroom.cli.common import JsonOpt, handle_errors, read_file
 
 __all__ = ["ENCLAVE_STATE_DIR", "enclave_app_compose", "register"]
 
@@ -91,7 +91,9 @@ def note(text: str) -> None:
     typer.echo(text, err=True)
 
 
-def _emit(data: bytes, out: Path | None) -> None:
+def _emit(data: bytes, out: Path | None, json_output: bool = False) -> None:
+    """The document on stdout (it is JSON already), or written to ``out``; with --json the
+    latter says so as ``{"wrote": PATH}`` on stdout."""
     if out is None:
         typer.echo(data.decode("utf-8"), nl=False)
         return
@@ -99,6 +101,8 @@ def _emit(data: bytes, out: Path | None) -> None:
 
     write_private(out, data)
     typer.echo(f"wrote {out}", err=True)
+    if json_output:
+        typer.echo(json.dumps({"wrote": str(out)}))
 
 
 def app_compose(
@@ -116,10 +120,11 @@ def app_compose(
     out: Annotated[
         Path | None, typer.Option("--out", dir_okay=False, help="Write here (default: stdout).")
     ] = None,
+    json_output: JsonOpt = False,
 ) -> None:
     """Write the enclave's dstack app compose (normalized JSON) for an image pinned by digest."""
-    with handle_errors(False):
-        _emit(enclave_app_compose(image, name=name), out)
+    with handle_errors(json_output):
+        _emit(enclave_app_compose(image, name=name), out, json_output)
 
 
 def _os_measurements(path: Path) -> dict[str, str]:
@@ -196,6 +201,7 @@ def measurements(
             help="UNSAFE: accept images named by tag, whose code the compose hash does not pin.",
         ),
     ] = False,
+    json_output: JsonOpt = False,
 ) -> None:
     """Compute the allowlist entry owners pin for an app compose (JSON for `verify
     --measurements` and owner policies); notes on stderr say what is and is not pinned."""
@@ -209,7 +215,7 @@ def measurements(
     from sealroom.errors import InvalidInput
     from sealroom.verification.trust import parse_measurements
 
-    with handle_errors(False):
+    with handle_errors(json_output):
         compose = AppCompose.parse(read_file(app_compose_file, "app compose"))
         unpinned = compose.unpinned_images()
         if unpinned and not allow_tags:
@@ -258,7 +264,7 @@ def measurements(
                 "warning: no --os-measurements: mrtd and rtmr0-2 are empty, so verifiers accept "
                 "no evidence (fail closed) until they are added"
             )
-        _emit(data, out)
+        _emit(data, out, json_output)
 
 
 def register(app: typer.Typer) -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from sealroom import __version__
-from sealroom.attestation.pins import parse_simulation_root
 from sealroom.cli import (
     agents,
     checkpoint,
@@ -25,44 +27,93 @@ from sealroom.cli import (
 )
 from sealroom.cli.checkpoint import WitnessesRequiredOpt, WitnessOpt
 from sealroom.cli.common import (
+    DEFAULT_URL_VALUE,
+    HomeOpt,
+    JsonOpt,
     PassphraseFileOpt,
     UnencryptedOpt,
+    UrlOpt,
+    emit,
+    fail,
+    handle_errors,
     new_passphrase,
     warn_simulated,
 )
+from sealroom.cli.exits import ExitCode, exit_code_for, exit_codes_epilog
 from sealroom.errors import InvalidInput, SealroomError
-from sealroom.statements import ReleasedOutput
-from sealroom.transparency.cosignature import WitnessPolicy
-from sealroom.verification.bundle import ProofBundle
-from sealroom.verification.trust import trust_policy
-from sealroom.verification.verify import (
-    BundleRejected,
-    Check,
-    VerificationReport,
-    verify_bundle,
-)
+
+if TYPE_CHECKING:
+    from sealroom.verification.verify import VerificationReport
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = int(ExitCode.OK), int(ExitCode.ERROR), int(ExitCode.USAGE)
+EXIT_VERIFICATION_FAILED = int(ExitCode.VERIFICATION_FAILED)
+
+
+def wants_json(args: Sequence[str]) -> bool:
+    """``--json`` anywhere on the command line (before a ``--``): errors found while parsing
+    it, before any command runs, are answered as JSON too."""
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
+
+
+class SealroomGroup(TyperGroup):
+    """The root command: with ``--json``, a usage error is the JSON error document on stdout
+    (``{"error": {"code": "usage", ...}}``) plus one line on stderr, exit 2, as every other
+    error is."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode or not wants_json(argv):
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(argv, prog_name, complete_var, False, **extra)
+        except TyperException as exc:  # click's usage errors (vendored by typer) exit 2
+            fail(
+                True,
+                code="usage",
+                message="the command line is not valid",
+                detail=exc.format_message(),
+            )
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            fail(True, code="aborted", message="aborted", detail="aborted")
+            sys.exit(EXIT_FAILED)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
 
 app = typer.Typer(
+    cls=SealroomGroup,
     no_args_is_help=True,
     add_completion=False,
     help="sealroom: learn from datasets you cannot share.",
+    epilog=exit_codes_epilog(),
     pretty_exceptions_enable=False,
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
 
 @app.command()
-def version() -> None:
+def version(json_output: JsonOpt = False) -> None:
     """Print the sealroom version."""
-    typer.echo(__version__)
+    emit(json_output, {"version": __version__}, lambda: typer.echo(__version__))
 
 
-def _read(path: Path, what: str) -> bytes:
+def _read(path: Path, what: str, json_output: bool = False) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        typer.echo(f"error: cannot read {what} {path}: {exc.strerror}", err=True)
+        detail = f"cannot read {what} {path}: {exc.strerror}"
+        fail(json_output, code="usage", message="the command line is not valid", detail=detail)
         raise typer.Exit(EXIT_USAGE) from None
 
 
@@ -83,6 +134,7 @@ def init(
     $SEALROOM_PASSPHRASE, $SEALROOM_PASSPHRASE_FILE or a prompt. --unencrypted-keystore
     stores the keys in the clear instead.
     """
+    from sealroom.crypto.keys import fingerprint
     from sealroom.crypto.keystore import Keystore, resolve_home
 
     try:
@@ -92,15 +144,13 @@ def init(
             path, name=name, passphrase=passphrase, unencrypted=unencrypted_keystore
         )
     except SealroomError as exc:
-        typer.echo(f"error: {exc.diagnostics()}", err=True)
-        if json_output:
-            doc = {"error": {"code": exc.code, "message": exc.public_message, "detail": exc.detail}}
-            typer.echo(json.dumps(doc, sort_keys=True))
-        raise typer.Exit(EXIT_FAILED) from None
+        fail(json_output, code=exc.code, message=exc.public_message, detail=_detail(exc))
+        raise typer.Exit(exit_code_for(exc)) from None
     protection = "unencrypted" if unencrypted_keystore else "argon2id-aes256gcm"
     if json_output:
         done = {
             "party": identity.party_id,
+            "fingerprint": fingerprint(identity.party_id),
             "name": name,
             "keystore": str(Keystore.path(path)),
             "protection": protection,
@@ -119,6 +169,41 @@ def init(
         )
     else:
         typer.echo("keystore encrypted with your passphrase (argon2id, AES-256-GCM)")
+    typer.echo(f"fingerprint: {fingerprint(identity.party_id)} (others see it next to your name)")
+
+
+@app.command()
+def whoami(
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """This party: its id (what a peer gives to `psi --with`), fingerprint, name, keystore and
+    coordinator. Reads the keystore only; nothing is sent."""
+    from sealroom.crypto.keys import fingerprint
+    from sealroom.crypto.keystore import Keystore, resolve_home
+    from sealroom.text import printable
+
+    with handle_errors(json_output):
+        path = resolve_home(home, os.environ)
+        entry = Keystore.load_public(path)  # no passphrase: only public parts are shown
+        pid = entry.party_id
+        data = {
+            "party": pid,
+            "fingerprint": fingerprint(pid),
+            "name": entry.name,
+            "keystore": str(entry.path),
+            "coordinator": url,
+        }
+
+        def human() -> None:
+            typer.echo(f"party id     {pid}")
+            typer.echo(f"fingerprint  {fingerprint(pid)}")
+            typer.echo(f"name         {printable(entry.name)}")
+            typer.echo(f"keystore     {entry.path}")
+            typer.echo(f"coordinator  {url}")
+
+        emit(json_output, data, human)
 
 
 @app.command()
@@ -166,25 +251,37 @@ def verify(
 ) -> None:
     """Verify a proof bundle offline: signatures, TEE evidence, references, log proofs.
 
-    Exits 0 only if every check passes.
+    Exits 0 only if every check passes (8 if one fails, 2 for a bad command line).
     """
-    raw = _read(bundle, "bundle")
+    from sealroom.attestation.pins import parse_simulation_root
+    from sealroom.statements import ReleasedOutput
+    from sealroom.transparency.cosignature import WitnessPolicy
+    from sealroom.verification.bundle import ProofBundle
+    from sealroom.verification.trust import trust_policy
+    from sealroom.verification.verify import (
+        BundleRejected,
+        Check,
+        VerificationReport,
+        verify_bundle,
+    )
+
+    raw = _read(bundle, "bundle", json_output)
     if _is_run_record(raw):
         _verify_run_record(bundle, raw, json_output)
     try:
-        outputs = [ReleasedOutput.from_json(_read(p, "result")) for p in result or []]
+        outputs = [ReleasedOutput.from_json(_read(p, "result", json_output)) for p in result or []]
         if witnesses_required is not None and not witness:
             raise InvalidInput("--witnesses-required needs at least one --witness")
         policy = trust_policy(
             allow_simulated=allow_simulated,
             log_key=log_key,
-            measurements=_read(measurements, "measurements") if measurements else None,
+            measurements=_read(measurements, "measurements", json_output) if measurements else None,
             simulation_root=parse_simulation_root(simulation_root) if simulation_root else None,
-            checkpoint=_note(_read(checkpoint, "checkpoint")) if checkpoint else None,
+            checkpoint=_note(_read(checkpoint, "checkpoint", json_output)) if checkpoint else None,
             witnesses=WitnessPolicy.parse(witness, witnesses_required) if witness else None,
         )
     except SealroomError as exc:
-        typer.echo(f"error: {exc.diagnostics()}", err=True)
+        fail(json_output, code=exc.code, message=exc.public_message, detail=_detail(exc))
         raise typer.Exit(EXIT_USAGE) from None
     try:
         parsed = ProofBundle.from_json(raw)
@@ -201,7 +298,11 @@ def verify(
         typer.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     else:
         _print_report(bundle, report)
-    raise typer.Exit(EXIT_FAILED if report.failures else EXIT_OK)
+    raise typer.Exit(EXIT_VERIFICATION_FAILED if report.failures else EXIT_OK)
+
+
+def _detail(exc: SealroomError) -> str:
+    return " ".join((exc.detail or exc.public_message).split())
 
 
 def _is_run_record(raw: bytes) -> bool:
@@ -224,7 +325,7 @@ def _verify_run_record(path: Path, raw: bytes, json_output: bool) -> None:
             typer.echo(json.dumps({"verified": False, "error": exc.detail}, sort_keys=True))
         else:
             typer.secho(f"NOT VERIFIED: {exc.detail}", fg="red", bold=True)
-        raise typer.Exit(EXIT_FAILED) from None
+        raise typer.Exit(EXIT_VERIFICATION_FAILED) from None
     missing = [r for r in run.participants if r not in run.signed]
     data = {
         "verified": True,
@@ -278,15 +379,30 @@ def demo(
         Path | None,
         typer.Option("--out", help="Leave each result and proof bundle in this (empty) directory."),
     ] = None,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="The narrative goes to stderr; stdout gets one JSON document with the outcome.",
+        ),
+    ] = False,
 ) -> None:
     """Run the reference scenario end to end: coordinator, SIMULATED enclave, four parties."""
     from sealroom.demo import run_demo
 
+    def narrate(line: str) -> None:
+        typer.echo(line, err=json_output)
+
     try:
-        code = run_demo(out, echo=typer.echo)
+        code = run_demo(out, echo=narrate)
     except SealroomError as exc:
-        typer.echo(f"error: {exc.diagnostics()}", err=True)
-        raise typer.Exit(EXIT_FAILED) from None
+        fail(json_output, code=exc.code, message=exc.public_message, detail=_detail(exc))
+        raise typer.Exit(exit_code_for(exc)) from None
+    if json_output:
+        files = sorted(str(p) for p in out.rglob("*") if p.is_file()) if out and code == 0 else []
+        where = str(out) if out is not None else None
+        doc = {"ok": code == 0, "exit_code": code, "simulated": True, "out": where, "files": files}
+        typer.echo(json.dumps(doc, sort_keys=True))
     raise typer.Exit(code)
 
 
@@ -306,5 +422,7 @@ def main() -> None:
     try:
         app()
     except SealroomError as exc:  # pragma: no cover - commands catch their own
-        print(f"error: {exc.diagnostics()}", file=sys.stderr)
-        sys.exit(EXIT_FAILED)
+        fail(
+            wants_json(sys.argv[1:]), code=exc.code, message=exc.public_message, detail=_detail(exc)
+        )
+        sys.exit(exit_code_for(exc))

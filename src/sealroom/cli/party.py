@@ -7,12 +7,10 @@ import json
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sealroom.attestation.pins import parse_simulation_root
-from sealroom.cli import card as cli_card
 from sealroom.cli.common import (
     DEFAULT_URL_VALUE,
     HomeOpt,
@@ -22,17 +20,21 @@ from sealroom.cli.common import (
     emit,
     progress_bar,
     read_file,
+    readable_numbers,
     table,
     warn_simulated,
+    who,
 )
-from sealroom.client import flows
-from sealroom.computations import default_registry
+from sealroom.cli.exits import ExitCode, exit_code_for_status
 from sealroom.errors import InvalidInput
-from sealroom.policy import PolicyRules
-from sealroom.statements import ComputationRequest, parse_json_strict
-from sealroom.statements.canonical import dict_without_duplicates
-from sealroom.statements.fields import canonical_decimal
-from sealroom.wire import DatasetView, RequestView
+from sealroom.text import printable
+
+if TYPE_CHECKING:
+    from sealroom.client import Client
+    from sealroom.wire import DatasetView, RequestView
+
+# The SDK, the computation registry and the statement models load inside the commands
+# that use them: `sealroom version` and `--help` stay fast (bench/ measures it).
 
 __all__ = ["dataset_app", "register"]
 
@@ -58,6 +60,8 @@ SimulationRootOpt = Annotated[
 
 
 def _root(value: str | None) -> bytes | None:
+    from sealroom.attestation.pins import parse_simulation_root
+
     return None if value is None else parse_simulation_root(value)
 
 
@@ -73,8 +77,8 @@ def _dataset_json(view: DatasetView) -> dict[str, Any]:
 
 def _print_dataset(view: DatasetView) -> None:
     typer.echo(f"dataset      {view.dataset}")
-    typer.echo(f"title        {view.title}")
-    typer.echo(f"owner        {view.owner}" + (f" ({view.owner_name})" if view.owner_name else ""))
+    typer.echo(f"title        {printable(view.title)}")
+    typer.echo(f"owner        {who(view.owner, view.owner_name)}  {view.owner}")
     typer.echo(f"status       {view.status}")
     typer.echo(f"rows         {view.row_count}")
     if view.time_range is not None:
@@ -93,6 +97,8 @@ def _print_dataset(view: DatasetView) -> None:
 
 
 def _room_of(view: RequestView) -> str | None:
+    from sealroom.statements import ComputationRequest
+
     return ComputationRequest.parse_payload(view.envelope.payload).room_policy
 
 
@@ -103,22 +109,42 @@ def _request_json(view: RequestView) -> dict[str, Any]:
     return data
 
 
-def _print_request(view: RequestView) -> None:
+def _print_params(params: dict[str, Any]) -> None:
+    """Every parameter in full (an owner must see the SQL it approves): a multi-line string
+    as indented lines, anything else as JSON; characters that could rewrite the screen are
+    shown escaped."""
+    if not params:
+        typer.echo("parameters   (none)")
+        return
+    typer.echo("parameters")
+    for key in sorted(params):
+        value = params[key]
+        if isinstance(value, str) and "\n" in value:
+            typer.echo(f"  {printable(key)}:")
+            for line in value.splitlines():
+                typer.echo(f"    {printable(line)}")
+        else:
+            typer.echo(f"  {printable(key)}: {printable(json.dumps(value, ensure_ascii=False))}")
+
+
+def _print_request(view: RequestView, names: Client | None = None) -> None:
     c = view.computation
     typer.echo(f"request      {view.request}")
     typer.echo(f"computation  {c.id} {c.version} ({c.code_digest})")
-    typer.echo(f"requester    {view.requester}")
+    typer.echo(f"requester    {who(view.requester, names)}  {view.requester}")
+    typer.echo(f"created      {_when(view.created_at)}, expires {_when(view.expires_at)}")
     typer.echo(
-        f"status       {view.status}" + (f": {view.status_reason}" if view.status_reason else "")
+        f"status       {view.status}"
+        + (f": {printable(view.status_reason)}" if view.status_reason else "")
     )
-    typer.echo(f"parameters   {json.dumps(view.parameters, sort_keys=True)}")
+    _print_params(view.parameters)
     room = _room_of(view)
     if room is not None:
         typer.echo(f"room policy  {room}")
     rows = [
         [
             i.dataset,
-            _short(i.owner, 16),
+            who(i.owner, names),
             i.decision + (f" ({i.mode})" if i.mode else ""),
             "yes" if i.sealed else "no",
         ]
@@ -135,6 +161,9 @@ def _print_request(view: RequestView) -> None:
 
 def _policy_rules(path: Path) -> dict[str, Any]:
     """The rules object in ``path``, checked before anything is read, signed or sent."""
+    from sealroom.policy import PolicyRules
+    from sealroom.statements import parse_json_strict
+
     value = parse_json_strict(
         read_file(path, "policy file"), max_size=1 << 20, what=f"policy file {path}"
     )
@@ -250,6 +279,9 @@ def dataset_publish(
 
     The card (keywords used by at least the policy's k distinct entities) is public for
     good: look at it first with --dry-run."""
+    from sealroom.cli import card as cli_card
+    from sealroom.client import flows
+
     with command(json_output, url=url, home=home) as cmd:
         from sealroom.connectors.sources import open_source
 
@@ -339,6 +371,8 @@ def dataset_show(
     json_output: JsonOpt = False,
 ) -> None:
     """Show one dataset's public card, after checking the owner's signature on it."""
+    from sealroom.client import flows
+
     with command(json_output, url=url) as cmd:
         view = flows.show(cmd.public(), dataset)
         emit(json_output, _dataset_json(view), lambda: _print_dataset(view))
@@ -356,6 +390,60 @@ def dataset_withdraw(
     with command(json_output, url=url, home=home) as cmd:
         view = cmd.party().withdraw_dataset(dataset, reason=reason)
         emit(json_output, _dataset_json(view), lambda: _print_dataset(view))
+
+
+def budget(
+    dataset: Annotated[str, typer.Argument(help="Your dataset's id (sha256:...).")],
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Your dataset's DP budget: spent and remaining epsilon and delta per requester and in total.
+
+    Summed from the enclave-signed receipts the coordinator holds; the enclave's ledger is
+    the source of truth (spent is a lower bound, remaining an upper bound). Bits are charged
+    in the ledger only: their budget is shown, their use is not."""
+    with command(json_output, url=url, home=home) as cmd:
+        view = cmd.party().budget(dataset)
+
+        def human() -> None:
+            typer.echo(f"dataset      {view.dataset}")
+            typer.echo(f"policy       {view.policy or '(none)'}")
+            if view.epsilon_total is None:
+                typer.echo("DP budget    none: the policy allows no DP computation")
+            else:
+                typer.echo(
+                    f"epsilon      spent {view.epsilon_spent} of {view.epsilon_total}, "
+                    f"remaining {view.epsilon_remaining} "
+                    f"(per requester {view.epsilon_per_requester})"
+                )
+                typer.echo(
+                    f"delta        spent {view.delta_spent} of {view.delta_total}, "
+                    f"remaining {view.delta_remaining} (per requester {view.delta_per_requester})"
+                )
+            if view.bits_total is not None:
+                typer.echo(
+                    f"bits         budget {view.bits_total} (per requester "
+                    f"{view.bits_per_requester}); use is in the enclave's ledger only"
+                )
+            typer.echo(f"receipts     {view.receipts} ({view.simulated_receipts} SIMULATED)")
+            table(
+                [
+                    [
+                        who(r.requester, r.requester_name),
+                        str(r.runs),
+                        r.epsilon_spent,
+                        r.epsilon_remaining or "-",
+                        r.delta_spent,
+                        r.delta_remaining or "-",
+                    ]
+                    for r in view.requesters
+                ],
+                ["requester", "runs", "eps spent", "eps left", "delta spent", "delta left"],
+            )
+            typer.echo(f"source: {view.source}")
+
+        emit(json_output, view.to_json_dict(), human)
 
 
 def search(
@@ -400,8 +488,8 @@ def search(
                 [
                     [
                         h.dataset.dataset,
-                        _short(h.dataset.title, 40),
-                        h.dataset.owner_name or h.dataset.owner[:16] + "...",
+                        _short(printable(h.dataset.title), 40),
+                        who(h.dataset.owner, h.dataset.owner_name),
                         str(h.dataset.row_count),
                         "" if h.jaccard is None else f"{h.jaccard:.3f}",
                     ]
@@ -429,6 +517,8 @@ def _json_decimal(text: str) -> str:
     Statements carry no floats (their canonical JSON would be ambiguous), so the CLI
     turns ``0.95`` into ``"0.95"``, the form every decimal parameter takes.
     """
+    from sealroom.statements.fields import canonical_decimal
+
     try:
         value = Decimal(text)
     except InvalidOperation:  # pragma: no cover - json only hands over valid numbers
@@ -444,9 +534,12 @@ def _json_constant(text: str) -> Any:
 
 def _loads(text: str) -> Any:
     """JSON as the CLI reads parameters: no duplicate keys, decimals become decimal strings."""
+    from sealroom.statements.canonical import dict_without_duplicates, safe_int
+
     return json.loads(
         text,
         parse_float=_json_decimal,
+        parse_int=safe_int,
         parse_constant=_json_constant,
         object_pairs_hook=dict_without_duplicates,
     )
@@ -464,6 +557,8 @@ def _param(text: str) -> tuple[str, Any]:
         raise InvalidInput(f"--param must be key=value, got {text!r}")
     try:
         return key, _loads(raw)
+    except InvalidInput as exc:
+        raise InvalidInput(f"--param {key}: {exc.detail}") from None
     except (ValueError, RecursionError) as exc:
         if raw.lstrip().startswith(("[", "{")):
             raise InvalidInput(f"--param {key}: not valid JSON ({_reason(exc)})") from None
@@ -490,6 +585,8 @@ def _params_object(source: str) -> dict[str, Any]:
         what, text = "--params", source
     try:
         value = _loads(text)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{what}: {exc.detail}") from None
     except (ValueError, RecursionError) as exc:
         raise InvalidInput(f"{what}: not valid JSON ({_reason(exc)})") from None
     if not isinstance(value, dict):
@@ -557,6 +654,8 @@ def request(
     The parameters (and the room policy's rules) are checked here, before
     anything is signed or sent.
     """
+    from sealroom.computations import default_registry
+
     with command(json_output, url=url, home=home) as cmd:
         values = request_params(params, param or [])
         room_rules = _policy_rules(room_policy) if room_policy is not None else None
@@ -623,17 +722,43 @@ def inbox(
         data = {"items": [_request_json(v) for v in items]}
 
         def human() -> None:
+            if not items:
+                typer.echo("(no requests wait for you)")
+            for n, v in enumerate(items):
+                if n:
+                    typer.echo("")
+                _print_request(v, party.client)
+
+        emit(json_output, data, human)
+
+
+def requests(
+    status_filter: Annotated[
+        str | None,
+        typer.Option("--status", help="Only requests in this status (pending, completed, ...)."),
+    ] = None,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Your own requests: state, inputs, created."""
+    with command(json_output, url=url, home=home) as cmd:
+        items = cmd.party().requests(status=status_filter)
+        data = {"items": [_request_json(v) for v in items]}
+
+        def human() -> None:
             table(
                 [
                     [
                         v.request,
                         f"{v.computation.id} {v.computation.version}",
-                        _short(v.requester, 16),
                         v.status,
+                        ", ".join(f"{_short(i.dataset, 20)} ({i.decision})" for i in v.inputs),
+                        _when(v.created_at),
                     ]
                     for v in items
                 ],
-                ["request", "computation", "requester", "status"],
+                ["request", "computation", "status", "inputs", "created"],
             )
 
         emit(json_output, data, human)
@@ -746,7 +871,10 @@ def status(
     home: HomeOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Show a request's status (and history); --wait follows it to the end."""
+    """Show a request's status (and history); --wait follows it to the end.
+
+    With --wait the exit code is the outcome: 0 completed, 3 failed, 4 rejected,
+    5 withdrawn or expired, 6 still running at --timeout (see `sealroom --help`)."""
     with command(json_output, url=url, home=home) as cmd:
         party = cmd.party()
         if wait:
@@ -764,6 +892,10 @@ def status(
                 typer.echo(f"  {_when(h.at)}  {h.status}" + (f": {h.reason}" if h.reason else ""))
 
         emit(json_output, _request_json(view), human)
+    if wait:
+        code = exit_code_for_status(view.status)
+        if code != ExitCode.OK:
+            raise typer.Exit(code)
 
 
 def result(
@@ -798,7 +930,7 @@ def result(
         def human() -> None:
             if fetched.simulated:
                 warn_simulated(err=False)
-            typer.echo(json.dumps(fetched.body, indent=2, sort_keys=True))
+            typer.echo(json.dumps(readable_numbers(fetched.body), indent=2, sort_keys=True))
             label = " (SIMULATED TEE)" if fetched.simulated else ""
             typer.secho(
                 f"VERIFIED{label}: all {len(fetched.report.checks)} checks passed",
@@ -812,17 +944,39 @@ def result(
         emit(json_output, data, human)
 
 
-def computations(url: UrlOpt = DEFAULT_URL_VALUE, json_output: JsonOpt = False) -> None:
-    """The computation library the coordinator offers."""
+def computations(
+    computation: Annotated[
+        str | None, typer.Argument(help="Show this computation's parameters, described.")
+    ] = None,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    json_output: JsonOpt = False,
+) -> None:
+    """The computation library the coordinator offers (with an id: its parameters)."""
     with command(json_output, url=url) as cmd:
         items = cmd.public().computations()
+        if computation is not None:
+            items = tuple(c for c in items if c.id == computation)
+            if not items:
+                raise InvalidInput(f"the coordinator offers no computation {computation!r}")
         data = {"computations": [c.to_json_dict() for c in items]}
 
         def human() -> None:
-            table(
-                [[c.id, c.version, c.privacy_class, c.release, c.summary] for c in items],
-                ["id", "version", "class", "release", "summary"],
-            )
+            if computation is None:
+                table(
+                    [[c.id, c.version, c.privacy_class, c.release, c.summary] for c in items],
+                    ["id", "version", "class", "release", "summary"],
+                )
+                return
+            for c in items:
+                typer.echo(f"{c.id} {c.version} ({c.privacy_class}, to {c.release}): {c.summary}")
+                schema = c.parameters_schema
+                required = set(schema.get("required", ()))
+                for name, prop in schema.get("properties", {}).items():
+                    default = "required" if name in required else f"default {prop.get('default')!r}"
+                    typer.echo(f"  {name} ({default})")
+                    text = " ".join(str(prop.get("description", "")).split())
+                    if text:
+                        typer.echo(f"      {text}")
 
         emit(json_output, data, human)
 
@@ -830,9 +984,11 @@ def computations(url: UrlOpt = DEFAULT_URL_VALUE, json_output: JsonOpt = False) 
 def register(app: typer.Typer) -> None:
     app.add_typer(dataset_app, name="dataset")
     app.command("search")(search)
+    app.command("budget")(budget)
     app.command("computations")(computations)
     app.command("request")(request)
     app.command("inbox")(inbox)
+    app.command("requests")(requests)
     app.command("approve")(approve)
     app.command("reject")(reject)
     app.command("withdraw")(withdraw)

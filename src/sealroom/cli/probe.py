@@ -19,17 +19,30 @@ def probe(
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, max=300.0, help="Seconds to wait.")
     ] = 5.0,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help='One JSON line {"url", "status", "ok"} on stdout.'),
+    ] = False,
 ) -> None:
     """Exit 0 if GET URL answers 2xx, 1 otherwise: the healthcheck for /readyz, /healthz and a
     witness's /healthz."""
+    import json
+
     import httpx
 
     try:
         response = httpx.get(url, timeout=timeout)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         typer.echo(f"{url}: {type(exc).__name__}", err=True)
+        if json_output:
+            failed = {"url": url, "status": None, "ok": False, "error": type(exc).__name__}
+            typer.echo(json.dumps(failed, sort_keys=True))
         raise typer.Exit(1) from None
-    typer.echo(f"{url}: {response.status_code}", err=response.is_error)
+    if json_output:
+        doc = {"url": url, "status": response.status_code, "ok": response.is_success}
+        typer.echo(json.dumps(doc, sort_keys=True))
+    else:
+        typer.echo(f"{url}: {response.status_code}", err=response.is_error)
     if not response.is_success:
         raise typer.Exit(1)
 

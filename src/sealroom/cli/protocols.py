@@ -9,12 +9,11 @@ protocol gave it and every participant's signed receipt (``--out FILE``).
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
-import numpy as np
-import pyarrow as pa
 import typer
 
 from sealroom.cli.common import (
@@ -24,18 +23,30 @@ from sealroom.cli.common import (
     UrlOpt,
     command,
     emit,
+    who,
 )
-from sealroom.client import Party, ProtocolRun
-from sealroom.client.relay import Session
-from sealroom.crypto.files import write_private
-from sealroom.errors import InvalidInput
-from sealroom.protocols.channel import DEFAULT_TIMEOUT
+from sealroom.errors import InvalidInput, PolicyDenied
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+    from sealroom.client import Party, ProtocolRun
+    from sealroom.client.relay import Session
+
+DEFAULT_TIMEOUT = 120.0
+"""``sealroom.protocols.channel.DEFAULT_TIMEOUT`` (a test keeps them equal), repeated here so
+start-up need not import the protocols."""
 
 __all__ = ["register"]
 
 WithOpt = Annotated[
     list[str] | None,
-    typer.Option("--with", help="Start a run with this party (party id; repeatable for training)."),
+    typer.Option(
+        "--with",
+        help="Start a run with this party (party id; repeatable for training); with --join: "
+        "join only a run that includes this party.",
+    ),
 ]
 JoinOpt = Annotated[
     bool, typer.Option("--join", help="Join a run another party started (waits for it).")
@@ -79,14 +90,78 @@ def _column(table: pa.Table, name: str) -> list[Any]:
     return values
 
 
+PeerFingerprintOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--peer-fingerprint",
+        help="With --join: the inviter's fingerprint (its `sealroom whoami` shows it); a run "
+        "started by anyone else is refused before any data is used.",
+    ),
+]
+
+
+def _others(session: Session) -> list[str]:
+    return [session.parties[r].party_id for r in session.roles if r != session.me]
+
+
 def _waiting(session: Session) -> None:
-    others = [session.parties[r].party_id for r in session.roles if r != session.me]
-    typer.echo(f"session {session.id}: waiting for {', '.join(others)}", err=True)
+    others = ", ".join(who(p) for p in _others(session))
+    typer.echo(f"session {session.id}: waiting for {others}", err=True)
+
+
+def _join_checks(
+    party: Party,
+    *,
+    join: bool,
+    with_party: list[str] | None,
+    peer_fingerprint: str | None,
+    json_output: bool,
+) -> tuple[list[str], Callable[[Session], None] | None]:
+    """Who a joiner accepts as its peer: named by id (``--with``), by fingerprint, or, on a
+    terminal, confirmed by a person who sees the inviter's name and fingerprint. A run
+    started by an unsolicited party never gets the joiner's data."""
+    if not join:
+        if peer_fingerprint is not None:
+            raise InvalidInput("--peer-fingerprint is for --join: it names the inviter")
+        return [], None
+    if with_party and peer_fingerprint is not None:
+        raise InvalidInput("--join takes --with PARTY or --peer-fingerprint FP, not both")
+    if with_party:
+        return list(with_party), None
+    if peer_fingerprint is not None:
+        from sealroom.crypto.keys import matches_fingerprint
+
+        wanted = peer_fingerprint
+
+        def check(session: Session) -> None:
+            for other in _others(session):
+                if not matches_fingerprint(other, wanted):
+                    raise PolicyDenied(
+                        f"session {session.id} was started by {who(other, party.client)}, "
+                        f"whose fingerprint is not {wanted}; not joining"
+                    )
+
+        return [], check
+    if json_output or not sys.stdin.isatty():
+        raise InvalidInput(
+            "--join needs to know the peer: --with PARTY_ID, or --peer-fingerprint FP "
+            "(the inviter's `sealroom whoami` shows both)"
+        )
+
+    def confirm(session: Session) -> None:
+        others = ", ".join(who(p, party.client) for p in _others(session))
+        typer.echo(f"session {session.id} ({session.protocol}) was started by {others}", err=True)
+        if not typer.confirm("Is this the party you expect? Join and use your data", err=True):
+            raise PolicyDenied(f"not joining session {session.id}: not confirmed")
+
+    return [], confirm
 
 
 def _finish(
     run: ProtocolRun, out: Path | None, json_output: bool, human: Callable[[], None]
 ) -> None:
+    from sealroom.crypto.files import write_private
+
     doc = run.to_dict()
     if out is not None:
         # The holder's own outputs in full (an intersection too): private to it, so 0600.
@@ -103,6 +178,7 @@ def psi(
     with_party: WithOpt = None,
     join: JoinOpt = False,
     session: SessionOpt = None,
+    peer_fingerprint: PeerFingerprintOpt = None,
     data: DataOpt = None,
     dataset: DatasetOpt = None,
     column: Annotated[
@@ -142,6 +218,13 @@ def psi(
         if keywords == (column is not None):
             raise InvalidInput("choose the set: --column NAME or --keywords")
         party = cmd.party()
+        expect, on_join = _join_checks(
+            party,
+            join=join,
+            with_party=with_party,
+            peer_fingerprint=peer_fingerprint,
+            json_output=json_output,
+        )
         table, inputs = _table(party, data=data, dataset=dataset)
         terms: list[str] | None = None
         elements: list[bytes] = []
@@ -156,8 +239,10 @@ def psi(
         outcome = party.psi(
             elements,
             keywords=terms,
-            start_with=with_party or (),
+            start_with=() if join else with_party or (),
             join=join,
+            expect=expect,
+            on_join=on_join,
             session=session,
             mode=cast(Literal["cardinality", "intersection"], mode),
             threshold=threshold,
@@ -192,6 +277,7 @@ def pjc(
     with_party: WithOpt = None,
     join: JoinOpt = False,
     session: SessionOpt = None,
+    peer_fingerprint: PeerFingerprintOpt = None,
     data: DataOpt = None,
     dataset: DatasetOpt = None,
     id_column: Annotated[str, typer.Option("--id-column", help="Column of identifiers.")] = "id",
@@ -226,6 +312,13 @@ def pjc(
     """
     with command(json_output, url=url, home=home) as cmd:
         party = cmd.party()
+        expect, on_join = _join_checks(
+            party,
+            join=join,
+            with_party=with_party,
+            peer_fingerprint=peer_fingerprint,
+            json_output=json_output,
+        )
         table, inputs = _table(party, data=data, dataset=dataset)
         ids_raw = _column(table, id_column)
         if any(v is None for v in ids_raw):
@@ -240,8 +333,10 @@ def pjc(
         outcome = party.pjc(
             ids,
             values,
-            start_with=with_party or (),
+            start_with=() if join else with_party or (),
             join=join,
+            expect=expect,
+            on_join=on_join,
             session=session,
             min_intersection=min_intersection,
             max_value=max_value,
@@ -264,6 +359,8 @@ def pjc(
 def _training_data(
     table: pa.Table, *, features: Sequence[str], label: str
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    import numpy as np
+
     columns = []
     for name in (*features, label):
         values = _column(table, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -26,10 +27,10 @@ from sealroom.cli.common import (
     warn_simulated,
 )
 from sealroom.cli.probe import probe
-from sealroom.crypto.files import write_private
-from sealroom.crypto.keystore import HOME_ENV
 from sealroom.errors import InvalidInput
-from sealroom.verification.trust import parse_measurements
+
+HOME_ENV = "SEALROOM_HOME"
+"""``sealroom.crypto.keystore.HOME_ENV`` (a test keeps them equal), without importing it."""
 
 __all__ = ["DB_ENV", "DB_ENV_ALIAS", "default_db_url", "load_simulation_root", "register"]
 
@@ -142,6 +143,14 @@ def serve(
             help="Admit and list only enclaves whose evidence is at most this old (s).",
         ),
     ] = DEFAULT_MAX_EVIDENCE_AGE,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Once listening, print one JSON line {url, pid, database} on stdout "
+            "(logs stay on stderr); errors as a JSON document.",
+        ),
+    ] = False,
 ) -> None:
     """Run the coordinator: HTTP API, registry, workflow and transparency log.
 
@@ -154,9 +163,9 @@ def serve(
     from sealroom.api.server import serve as run_server
     from sealroom.coordinator.admission import AdmissionPolicy
     from sealroom.coordinator.witnessing import WitnessEndpoint
-    from sealroom.errors import InvalidInput
+    from sealroom.verification.trust import parse_measurements
 
-    with handle_errors(False):
+    with handle_errors(json_output):
         if log_level not in _LOG_LEVELS:
             raise InvalidInput(f"--log-level must be one of {', '.join(_LOG_LEVELS)}")
         if prepare:
@@ -181,8 +190,19 @@ def serve(
             typer.echo(f"enclave admission: {admission.describe()}", err=True)
             if pin.simulation_root is not None:
                 warn_simulated()
+        db_url = db or default_db_url(os.environ)
+
+        def ready(bound: int) -> None:
+            # The database's kind only: its URL may hold a password.
+            doc = {
+                "url": f"http://{host}:{bound}",
+                "pid": os.getpid(),
+                "database": db_url.partition(":")[0].partition("+")[0],
+            }
+            typer.echo(json.dumps(doc, sort_keys=True))
+
         run_server(
-            db_url=db or default_db_url(os.environ),
+            db_url=db_url,
             host=host,
             port=port,
             log_origin=log_origin,
@@ -190,6 +210,7 @@ def serve(
             witnesses=witnesses,
             keys_dir=keys,
             admission=admission,
+            on_ready=ready if json_output else None,
         )
 
 
@@ -222,6 +243,8 @@ def _prepare(db_url: str, log_origin: str, keys: Path | None) -> str:
 
 def load_simulation_root(path: Path) -> SimulationRoot:
     """The deployment's simulation root from its seed file (hex), created 0600 if missing."""
+    from sealroom.crypto.files import write_private
+
     try:
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:

@@ -9,6 +9,7 @@ verify --witness``).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -138,17 +139,24 @@ def serve(
             "--port", envvar="SEALROOM_WITNESS_PORT", min=1, max=65535, help="Port to listen on."
         ),
     ] = DEFAULT_PORT,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Once listening, one JSON line {url, witness, logs, state} on stdout; errors "
+            "as a JSON document.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the tlog-witness API: POST /add-checkpoint, GET /<origin hash>/checkpoint,
     GET /healthz."""
-    import uvicorn
-
+    from sealroom.api.runner import run_app
     from sealroom.api.witness import create_witness_app
     from sealroom.crypto.keystore import resolve_home
     from sealroom.transparency.checkpoint import NoteVerifier
     from sealroom.transparency.witness import Witness, WitnessState
 
-    with handle_errors(False):
+    with handle_errors(json_output):
         cosigner = _cosigner(home, passphrase_file)
         logs = [NoteVerifier.from_vkey(v) for v in log]
         directory = state if state is not None else resolve_home(home, os.environ) / "witness-state"
@@ -159,12 +167,22 @@ def serve(
             typer.echo(
                 f"witnessing {', '.join(v.name for v in logs)}; state in {directory}", err=True
             )
-            uvicorn.run(
+
+            def ready(bound: int) -> None:
+                doc = {
+                    "url": f"http://{host}:{bound}",
+                    "witness": witness.key,
+                    "logs": [v.name for v in logs],
+                    "state": str(directory),
+                }
+                typer.echo(json.dumps(doc, sort_keys=True))
+
+            run_app(
                 create_witness_app(witness),
                 host=host,
                 port=port,
                 log_level="warning",
-                proxy_headers=False,
+                on_ready=ready if json_output else None,
             )
         finally:
             own.close()

@@ -38,6 +38,7 @@ from sealroom.statements import ComputationRequest, Envelope, canonical_json
 from sealroom.verification.bundle import ProofBundle
 from sealroom.wire import (
     ApprovalBody,
+    BudgetView,
     CompleteJobBody,
     ComputationInfo,
     ComputationList,
@@ -336,6 +337,11 @@ class Client:
         return self._view(
             DatasetView, "POST", path, what="POST dataset withdraw", body=body, signed=True
         )
+
+    def budget(self, dataset: str) -> BudgetView:
+        """One of this party's datasets' DP budget and its use (signed: the owner's only)."""
+        path = f"/v1/datasets/{_segment(dataset)}/budget"
+        return self._view(BudgetView, "GET", path, what="GET budget", signed=True)
 
     def search(
         self,

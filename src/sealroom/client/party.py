@@ -22,10 +22,10 @@ from sealroom.client.relay import Session, join_session, open_session
 from sealroom.computations import Registry, default_registry
 from sealroom.crypto.keys import Identity, PartyId
 from sealroom.crypto.keystore import Keystore, PassphraseSource
-from sealroom.errors import Conflict, InvalidInput, SealroomError
+from sealroom.errors import Conflict, InvalidInput, NameTaken, SealroomError
 from sealroom.protocols.channel import DEFAULT_TIMEOUT
 from sealroom.statements import Envelope, Policy, sign_statement
-from sealroom.wire import DatasetView, RequestView, SearchPage
+from sealroom.wire import BudgetView, DatasetView, RequestView, SearchPage
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -112,6 +112,9 @@ class Party:
         client = Client(base_url=url, identity=identity, clock=clock, timeout=timeout)
         try:
             client.register_party(name)  # idempotent
+        except NameTaken:
+            client.close()
+            raise
         except Conflict:
             pass  # registered earlier under another display name; the keys are what count
         except SealroomError:
@@ -225,6 +228,11 @@ class Party:
         """Withdraw one of this party's datasets (new requests are refused, pending ones end)."""
         return flows.withdraw_dataset(self._client, dataset, reason=reason)
 
+    def budget(self, dataset: str) -> BudgetView:
+        """One of this party's datasets' DP budget: spent and remaining per requester and in
+        total, as the coordinator's receipts show it (the enclave's ledger is the truth)."""
+        return self._client.budget(dataset)
+
     def load_dataset(
         self, dataset: str, *, data: Path | Source | None = None
     ) -> tuple[Signed[DatasetAttestation], pa.Table]:
@@ -284,6 +292,10 @@ class Party:
     def inbox(self) -> tuple[RequestView, ...]:
         """Requests on this party's datasets that wait for its decision."""
         return self._client.inbox()
+
+    def requests(self, *, status: str | None = None) -> tuple[RequestView, ...]:
+        """This party's own requests (as requester), optionally only those in ``status``."""
+        return self._client.list_requests(role="requester", status=status)
 
     def auto_approve(
         self,
@@ -400,6 +412,7 @@ class Party:
         inputs: Sequence[str] = (),
         timeout: float = DEFAULT_TIMEOUT,
         on_start: Callable[[Session], None] | None = None,
+        on_join: Callable[[Session], None] | None = None,
     ) -> ProtocolRun:
         """Private set intersection with one other party (ECDH-PSI over Curve25519).
 
@@ -427,6 +440,7 @@ class Party:
             join=join,
             timeout=timeout,
             on_start=on_start,
+            on_join=on_join,
         )
         return run_psi(
             self._client,
@@ -455,6 +469,7 @@ class Party:
         inputs: Sequence[str] = (),
         timeout: float = DEFAULT_TIMEOUT,
         on_start: Callable[[Session], None] | None = None,
+        on_join: Callable[[Session], None] | None = None,
     ) -> ProtocolRun:
         """Private intersection-sum (Private Join and Compute) with one other party.
 
@@ -480,6 +495,7 @@ class Party:
             join=join,
             timeout=timeout,
             on_start=on_start,
+            on_join=on_join,
         )
         if met.me != mine:
             raise InvalidInput(
@@ -514,6 +530,7 @@ class Party:
         timeout: float = DEFAULT_TIMEOUT,
         dropout_timeout: float | None = None,
         on_start: Callable[[Session], None] | None = None,
+        on_join: Callable[[Session], None] | None = None,
     ) -> ProtocolRun:
         """Train a model on several owners' rows that never leave them.
 
@@ -548,6 +565,7 @@ class Party:
             join=join,
             timeout=timeout,
             on_start=on_start,
+            on_join=on_join,
         )
         owners = tuple(r for r in met.roles if r != met.roles[0])
         if method == "federated":
@@ -603,14 +621,21 @@ class Party:
         join: bool,
         timeout: float,
         on_start: Callable[[Session], None] | None,
+        on_join: Callable[[Session], None] | None = None,
     ) -> Session:
-        """Open a session in ``roles`` (role, party id), or join one: exactly one of the two."""
+        """Open a session in ``roles`` (role, party id), or join one: exactly one of the two.
+
+        ``on_join`` sees a joined session before any message is sent: raising there (a
+        person did not confirm the inviter's fingerprint) leaves the run unjoined."""
         if join == (roles is not None):
             raise InvalidInput("either start a run with other parties or join one, not both")
         if roles is None:
-            return join_session(
+            joined = join_session(
                 self._client, protocol=protocol, session=session, expect=expect, wait=timeout
             )
+            if on_join is not None:
+                on_join(joined)
+            return joined
         opened = open_session(self._client, protocol=protocol, roles=roles, wait=timeout)
         if on_start is not None:
             on_start(opened)

@@ -127,12 +127,17 @@ def join_session(
                 if v.protocol == protocol
                 and v.created_by != me.party_id
                 and not any(p.active for p in v.participants if p.party == me.party_id)
+                # A session without every expected peer is someone else's invitation: skip it
+                # (and keep waiting for the expected one) rather than fail on it.
+                and set(expect) <= {p.party for p in v.participants}
             ]
             view = views[0] if views else None
         if view is not None:
             return _checked(client, view, protocol=protocol, expect=expect)
         if time.monotonic() >= deadline:
             what = f"session {session}" if session else f"a {protocol} session for this party"
+            if expect and session is None:
+                what += " with " + ", ".join(expect)
             raise NotFound(f"no {what} within {wait:.0f} s")
         time.sleep(0.2)
 

@@ -84,7 +84,7 @@ __all__ = [
 ]
 
 SIG_DIGITS = 12
-MAX_PLACES = 30
+MAX_PLACES = 340
 MAX_ABS = 1e15
 
 Floats = npt.NDArray[np.float64]
@@ -98,7 +98,7 @@ _SIGNED_RE = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]*[1-9])?$")
 
 def _signed_decimal(text: str) -> str:
     """Canonical signed decimal: no exponent, no leading or trailing zeros, no "-0"."""
-    if len(text) > 80 or not _SIGNED_RE.match(text) or text == "-0":
+    if len(text) > 400 or not _SIGNED_RE.match(text) or text == "-0":
         raise ValueError("must be a canonical decimal string like '-0.5'")
     return text
 
@@ -126,9 +126,10 @@ class Model(BaseModel):
 
 
 class ParamsModel(BaseModel):
-    """Parameter models: closed and immutable; not strict, so JSON arrays validate as tuples."""
+    """Parameter models: closed and immutable; not strict, so JSON arrays validate as tuples.
+    A field's docstring is its description (``computations --json``, OpenAPI)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def num(value: float | None) -> str | None:

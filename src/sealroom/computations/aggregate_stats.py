@@ -130,15 +130,23 @@ class DpParams(ParamsModel):
 
 class AggregateStatsParams(ParamsModel):
     value: ColumnName
+    """Numeric column summarised (row count, sum, mean, percentiles)."""
     group_by: Annotated[tuple[ColumnName, ...], Field(max_length=4)] = ()
+    """Columns to group by (at most 4); groups below the policy's k are suppressed."""
     period: ColumnName | None = None
+    """Optional time column: the statistics per period as well."""
     percentiles: Annotated[tuple[Annotated[int, Field(ge=1, le=99)], ...], Field(max_length=9)] = (
         25,
         50,
         75,
     )
+    """Percentiles to release, distinct integers 1..99."""
     confidence: Confidence = "0.95"
+    """Confidence level of the intervals, a decimal strictly between 0 and 1."""
     dp: DpParams | None = None
+    """Differential privacy: epsilon (and delta), the public value bounds lower/upper and the
+    contribution bounds; the policy's DP budget is charged. Without it only the owner's pinned
+    exact shape may run."""
 
     @field_validator("percentiles")
     @classmethod
@@ -711,7 +719,7 @@ def _cost(params: AggregateStatsParams) -> PrivacyCost:
 
 COMPUTATION = Computation(
     id="aggregate-stats",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Per-group count, sum, mean, percentiles and growth over the stacked rows of 2 or "
         "more parties: entity-level DP (OpenDP; groups by partition selection), or the "

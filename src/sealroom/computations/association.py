@@ -105,18 +105,32 @@ CELLS = ("signal 1 outcome 1", "signal 1 outcome 0", "signal 0 outcome 1", "sign
 
 class AssociationParams(ParamsModel):
     key_signal: ColumnName = "id"
+    """Identifier column of the signal input (the join key)."""
     key_outcome: ColumnName = "id"
+    """Identifier column of the outcome input (the join key)."""
     signal: ColumnName | None = None
+    """Signal column; none with signal_agg 'count' (rows per identifier)."""
     signal_type: Kind = "numeric"
+    """How the signal is tested: numeric or binary."""
     signal_agg: Agg = "mean"
+    """How an identifier's signal rows are combined into one value."""
     signal_bounds: jp.Bounds | None = None
+    """Public [lower, upper] of a numeric signal, as decimal strings (values are clamped)."""
     fill_missing_signal: bool = False
+    """An outcome identifier without signal rows gets signal 0 (count or sum)."""
     outcome: ColumnName
+    """Outcome column of the outcome input."""
     outcome_type: Kind = "binary"
+    """How the outcome is tested: numeric or binary."""
     outcome_bounds: jp.Bounds | None = None
+    """Public [lower, upper] of a numeric outcome, as decimal strings."""
     alpha: Rate = "0.05"
+    """Significance level of the test, a decimal strictly between 0 and 1."""
     confidence: Confidence = "0.95"
+    """Confidence level of the effect's interval, a decimal strictly between 0 and 1."""
     dp: jp.JoinDpParams | None = None
+    """Differential privacy: epsilon and max_keys_per_entity (how many keys one entity may
+    contribute); the policy's DP budget is charged."""
 
     @model_validator(mode="after")
     def _bounds_for_numeric(self) -> AssociationParams:
@@ -528,7 +542,7 @@ def run(
 
 COMPUTATION = Computation(
     id="association-test",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Whether a signal in one dataset predicts an outcome in another (joined on id): effect "
         "size (odds ratio, standardized mean difference or r) with interval and significance; "

@@ -82,15 +82,25 @@ __all__ = ["COMPUTATION", "Coefficient", "CorrelationOutput", "CorrelationParams
 
 class CorrelationParams(ParamsModel):
     key_a: ColumnName = "id"
+    """Identifier column of input a (the join key)."""
     key_b: ColumnName = "id"
+    """Identifier column of input b (the join key)."""
     x: ColumnName
+    """Numeric column of input a."""
     y: ColumnName
+    """Numeric column of input b."""
     agg_a: Agg = "mean"
+    """How an identifier's rows in input a are combined into one x."""
     agg_b: Agg = "mean"
+    """How an identifier's rows in input b are combined into one y."""
     x_bounds: jp.Bounds
+    """Public [lower, upper] of x, as decimal strings (values are clamped)."""
     y_bounds: jp.Bounds
+    """Public [lower, upper] of y, as decimal strings (values are clamped)."""
     confidence: Confidence = "0.95"
+    """Confidence level of the interval, a decimal strictly between 0 and 1."""
     dp: jp.JoinDpParams | None = None
+    """Differential privacy: epsilon and max_keys_per_entity; the policy's DP budget is charged."""
 
 
 class Coefficient(Model):
@@ -238,7 +248,7 @@ def run(
 
 COMPUTATION = Computation(
     id="correlation",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Pearson (and, exactly, Spearman) correlation with intervals, p-values and n between "
         "bounded columns of two datasets joined on a key; DP, or exact from a pinned shape."

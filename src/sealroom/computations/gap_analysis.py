@@ -76,14 +76,21 @@ Level = Literal["intermediate", "advanced"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True
+    )
 
 
 class GapAnalysisParams(_Model):
     text_column: Annotated[str, Field(min_length=1, max_length=200)] = "text"
+    """Text column of both logs."""
     top: Annotated[int, Field(ge=1, le=MAX_TOP)] = 40
+    """How many of the expert's topics to consider."""
     learner_min: Annotated[int, Field(ge=1, le=1_000_000)] = 2
+    """Distinct learner entities that must use a topic for it to count as covered (never fewer than
+    the learner's k)."""
     recommend: Annotated[int, Field(ge=1, le=20)] = 5
+    """How many gaps to recommend."""
 
 
 Term = Annotated[str, Field(min_length=1, max_length=200)]
@@ -164,7 +171,7 @@ def run(inputs: Sequence[pa.Table], params: GapAnalysisParams, privacy: PrivacyC
 
 COMPUTATION = Computation(
     id="gap-analysis",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Topics of an expert's text dataset (terms at least k distinct expert entities use) "
         "that a learner's dataset does not cover, ranked and levelled, with recommended next "

@@ -66,8 +66,11 @@ __all__ = ["COMPUTATION", "OverlapOutput", "OverlapParams", "run"]
 
 class OverlapParams(ParamsModel):
     key_a: ColumnName = "id"
+    """Identifier column of input a."""
     key_b: ColumnName = "id"
+    """Identifier column of input b."""
     dp: jp.JoinDpParams | None = None
+    """Differential privacy: epsilon and max_keys_per_entity; the policy's DP budget is charged."""
 
 
 Size = Annotated[int, Field(ge=0)] | None
@@ -190,7 +193,7 @@ def run(
 
 COMPUTATION = Computation(
     id="intersection-overlap",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Size of the overlap of two identifier sets, with union, Jaccard index and the share of "
         "each side; DP sizes, or (from an owner-pinned shape) exact sizes with k on both sides."

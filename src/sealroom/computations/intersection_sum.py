@@ -80,12 +80,19 @@ __all__ = ["COMPUTATION", "IntersectionSumOutput", "IntersectionSumParams", "run
 
 class IntersectionSumParams(ParamsModel):
     key_a: ColumnName = "id"
+    """Identifier column of input a."""
     key_b: ColumnName = "id"
+    """Identifier column of input b."""
     value: ColumnName
+    """Numeric column summed over the common identifiers."""
     value_input: Literal["a", "b"] = "b"
+    """Which input holds the value column: a or b."""
     value_bounds: jp.Bounds
+    """Public [lower, upper] of the value, as decimal strings (values are clamped)."""
     confidence: Confidence = "0.95"
+    """Confidence level of the interval, a decimal strictly between 0 and 1."""
     dp: jp.JoinDpParams | None = None
+    """Differential privacy: epsilon and max_keys_per_entity; the policy's DP budget is charged."""
 
 
 class IntersectionSumOutput(Model):
@@ -207,7 +214,7 @@ def run(
 
 COMPUTATION = Computation(
     id="intersection-sum",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Sum and mean (with confidence interval) of a bounded value over the identifiers two "
         "datasets share; DP, or (from an owner-pinned shape) exact with k on both sides."

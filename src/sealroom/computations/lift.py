@@ -92,13 +92,21 @@ CELLS = ("test converted", "test not converted", "control converted", "control n
 
 class LiftParams(ParamsModel):
     key_exposure: ColumnName = "id"
+    """Identifier column of the exposure input."""
     key_conversions: ColumnName = "id"
+    """Identifier column of the conversions input."""
     group: ColumnName = "group"
+    """Column of the exposure input naming the arm of each identifier."""
     test_value: Label = "test"
+    """Value of group that marks the test arm."""
     control_value: Label = "control"
+    """Value of group that marks the control arm."""
     conversion: ColumnName | None = None
+    """Flag column of the conversions input; none: any row there is a conversion."""
     confidence: Confidence = "0.95"
+    """Confidence level of the intervals, a decimal strictly between 0 and 1."""
     dp: jp.JoinDpParams | None = None
+    """Differential privacy: epsilon and max_keys_per_entity; the policy's DP budget is charged."""
 
 
 class Arm(Model):
@@ -310,7 +318,7 @@ def run(
 
 COMPUTATION = Computation(
     id="lift",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Conversion rates of a test and a control arm (exposure from one party, conversions "
         "from another, joined on id): absolute and relative lift with intervals and p-value; "

@@ -115,13 +115,16 @@ _PROBLEM = re.compile(
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class PatternSearchParams(_Model):
     query: Annotated[str, Field(min_length=2, max_length=200)]
+    """Text to search for (2..200 characters)."""
     text_column: Annotated[str, Field(min_length=1, max_length=200)] = "text"
+    """Text column searched."""
     max_patterns: Annotated[int, Field(ge=1, le=MAX_PATTERNS)] = 20
+    """Most patterns to return."""
 
 
 Text = Annotated[str, Field(min_length=1, max_length=2000)]
@@ -288,7 +291,7 @@ def run(
 
 COMPUTATION = Computation(
     id="pattern-search",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Records of a text log whose redacted text matches a query, summarised as recurring "
         "problem -> investigation -> solution patterns with entity counts rounded down to a "

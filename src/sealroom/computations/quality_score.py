@@ -95,16 +95,22 @@ so the host's own work after it still ends before the padded release."""
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class QualityScoreParams(_Model):
     precision: Annotated[int, Field(ge=0, le=MAX_PRECISION)] = 2
+    """Decimals the score is rounded to (each one multiplies the bits charged)."""
     score_min: SignedDecimal = "0"
+    """Lowest score released; outside [score_min, score_max] the run releases a failure."""
     score_max: SignedDecimal = "1"
+    """Highest score released."""
     fuel: Annotated[int, Field(ge=10_000, le=10**11)] = 500_000_000
+    """WebAssembly fuel: the most instructions the scoring module may run."""
     memory_mb: Annotated[int, Field(ge=1, le=1024)] = 64
+    """The module's largest linear memory, in MiB."""
     wall_ms: Annotated[int, Field(ge=50, le=600_000)] = 2000
+    """Wall-clock limit of the run, in milliseconds."""
 
 
 class LimitsOut(_Model):
@@ -283,7 +289,7 @@ def _cost(params: QualityScoreParams) -> PrivacyCost:
 
 COMPUTATION = Computation(
     id="quality-score",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Runs a buyer's sealed WebAssembly scoring module (no imports; fuel, memory and time "
         "limits) on a seller's sealed sample and releases only the rounded score in the "

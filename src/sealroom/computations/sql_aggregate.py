@@ -143,7 +143,9 @@ Num = Annotated[str, Field(min_length=1, max_length=80)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True
+    )
 
 
 class SqlDpParams(BaseModel):
@@ -163,7 +165,11 @@ class SqlDpParams(BaseModel):
 
 class SqlAggregateParams(_Model):
     sql: Annotated[str, Field(min_length=1, max_length=MAX_SQL_LENGTH)]
+    """One SELECT over the inputs a, b, ...; admitted only within every owner's SQL rules
+    (aggregations, columns, joins, filters)."""
     dp: SqlDpParams | None = None
+    """Differential privacy: epsilon (and delta), bounds per aggregated column and the contribution
+    bounds; the policy's DP budget is charged."""
 
 
 class SqlDpInfo(_Model):
@@ -592,7 +598,7 @@ def _admit_fn(
 
 COMPUTATION = Computation(
     id="sql-aggregate",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "The requester's aggregate SQL (DuckDB dialect, an allow-list grammar) over 1..26 "
         "inputs named a, b, c, ...: entity-level DP (COUNT, SUM, AVG; groups by partition "

@@ -90,12 +90,16 @@ MAX_TOP = 200
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True
+    )
 
 
 class TopicOverlapParams(_Model):
     text_column: Annotated[str, Field(min_length=1, max_length=200)] = "text"
+    """Text column of both inputs."""
     top: Annotated[int, Field(ge=1, le=MAX_TOP)] = 40
+    """How many topics per input to compare."""
 
 
 Term = Annotated[str, Field(min_length=1, max_length=200)]
@@ -227,7 +231,7 @@ def run(
 
 COMPUTATION = Computation(
     id="topic-overlap",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "Topics (terms at least k distinct entities of their dataset use) two text datasets "
         "share and those unique to each, with entity counts, a Jaccard index and a one-line "

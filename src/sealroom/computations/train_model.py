@@ -153,7 +153,7 @@ ColumnName = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class DpOptions(_Model):
@@ -165,15 +165,27 @@ class DpOptions(_Model):
 
 class TrainModelParams(_Model):
     family: Family = "binomial"
+    """Model family of the generalised linear model."""
     layout: Literal["join", "stack"]
+    """join: each input holds some columns of the same entities (joined on id_column); stack: each
+    input holds some rows with every column."""
     id_column: ColumnName | None = None
+    """Identifier column to join on (layout join only)."""
     target: ColumnName
+    """Column to predict."""
     features: Annotated[tuple[ColumnName, ...], Field(min_length=1, max_length=MAX_FEATURES)]
+    """Feature columns."""
     intercept: bool = True
+    """Fit an intercept."""
     test_fraction: DecimalStr = "0.25"
+    """Share of rows held out to evaluate the model, a decimal."""
     seed: Annotated[int, Field(ge=0, le=2**53 - 1)] = 0
+    """Seed of the train/test split."""
     max_iter: Annotated[int, Field(ge=1, le=1000)] = 100
+    """Most optimiser iterations."""
     dp: DpOptions | None = None
+    """Differential privacy: epsilon, public bounds per column, L2 regularisation and rows per
+    entity; the policy's DP budget is charged."""
 
 
 class Coefficient(_Model):
@@ -862,7 +874,7 @@ def _cost(params: TrainModelParams) -> PrivacyCost:
 
 COMPUTATION = Computation(
     id="train-model",
-    version="2.0.0",
+    version="2.1.0",
     summary=(
         "A generalised linear model (logistic, linear or Poisson regression) trained on the "
         "joined or stacked rows of several parties: coefficients and held-out metrics, with "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from decimal import Decimal
 
 from sqlalchemy import Connection, select, update
 
@@ -20,10 +21,14 @@ from sealroom.coordinator.state import (
     statement,
     transition,
 )
-from sealroom.crypto.keys import PartyId
+from sealroom.coordinator.state import (
+    rules as stored_rules,
+)
+from sealroom.crypto.keys import PartyId, fingerprint
 from sealroom.errors import Conflict, InvalidInput, NotFound, PolicyDenied, SignatureInvalid
 from sealroom.policy.rules import PolicyRules
-from sealroom.statements import DatasetAttestation, Envelope, Policy
+from sealroom.statements import DatasetAttestation, Envelope, Policy, Receipt
+from sealroom.statements.fields import canonical_decimal
 from sealroom.storage.datasets import insert_datasets
 from sealroom.storage.discovery_index import DiscoveryIndex
 from sealroom.storage.engine import read_transaction, write_transaction
@@ -37,6 +42,7 @@ from sealroom.storage.schema import (
 )
 from sealroom.storage.search import SearchQuery, search
 from sealroom.wire import (
+    BudgetView,
     DatasetPage,
     DatasetView,
     Inclusion,
@@ -44,6 +50,7 @@ from sealroom.wire import (
     PolicyView,
     PublishDatasetBody,
     PublishedDataset,
+    RequesterBudget,
     SearchHit,
     SearchPage,
 )
@@ -182,6 +189,99 @@ class Datasets:
                 )
             return self._views(conn, [dataset])[0]
 
+    # --- privacy budget ------------------------------------------------------------------
+
+    def budget(self, dataset: str, *, caller: PartyId) -> BudgetView:
+        """The dataset's DP budget and its use per requester, for its owner only, summed from
+        the receipts stored here (see :class:`BudgetView` for what that can and cannot know)."""
+        with read_transaction(self._state.engine) as conn:
+            row = conn.execute(
+                select(datasets.c.owner, datasets.c.policy).where(datasets.c.dataset == dataset)
+            ).first()
+            if row is None:
+                raise NotFound(f"no dataset {dataset}")
+            if row.owner != caller:
+                raise PolicyDenied("only the dataset's owner sees its privacy budget")
+            policy_rules = stored_rules(conn, row.policy)
+            found = conn.execute(
+                select(requests.c.requester, statements.c.envelope)
+                .join(request_inputs, request_inputs.c.request == requests.c.request)
+                .join(statements, statements.c.digest == requests.c.receipt)
+                .where(request_inputs.c.dataset == dataset, requests.c.receipt.is_not(None))
+                .order_by(requests.c.seq)
+            ).all()
+            spent: dict[str, tuple[int, Decimal, Decimal]] = {}
+            simulated = 0
+            for requester, raw in found:
+                receipt = Receipt.parse_payload(Envelope.from_json(bytes(raw)).payload)
+                simulated += receipt.simulated
+                runs, eps, delta = spent.get(str(requester), (0, Decimal(0), Decimal(0)))
+                for charge in receipt.privacy_spent:
+                    if charge.dataset == dataset:
+                        eps += Decimal(charge.epsilon)
+                        delta += Decimal(charge.delta)
+                spent[str(requester)] = (runs + 1, eps, delta)
+            names = dict(
+                conn.execute(
+                    select(parties.c.party, parties.c.name).where(parties.c.party.in_(list(spent)))
+                ).all()
+            )
+        dp = policy_rules.dp if policy_rules is not None else None
+        bits = policy_rules.bits if policy_rules is not None else None
+        eps_all = sum((e for _, e, _ in spent.values()), Decimal(0))
+        delta_all = sum((d for _, _, d in spent.values()), Decimal(0))
+
+        def left(budget: str | None, used: Decimal, cap: Decimal | None = None) -> str | None:
+            if budget is None:
+                return None
+            rest = max(Decimal(budget) - used, Decimal(0))
+            return canonical_decimal(rest if cap is None else min(rest, cap))
+
+        eps_left = left(dp.epsilon_total if dp else None, eps_all)
+        delta_left = left(dp.delta_total if dp else None, delta_all)
+        return BudgetView(
+            dataset=dataset,
+            policy=row.policy,
+            source=(
+                "summed from the enclave-signed receipts this coordinator holds; the enclave's "
+                "ledger is the source of truth (spent here is a lower bound, remaining an upper "
+                "bound); bits are charged in the ledger only"
+            ),
+            epsilon_total=dp.epsilon_total if dp else None,
+            delta_total=dp.delta_total if dp else None,
+            epsilon_per_requester=dp.epsilon_per_requester if dp else None,
+            delta_per_requester=dp.delta_per_requester if dp else None,
+            bits_total=bits.total if bits else None,
+            bits_per_requester=bits.per_requester if bits else None,
+            epsilon_spent=canonical_decimal(eps_all),
+            delta_spent=canonical_decimal(delta_all),
+            epsilon_remaining=eps_left,
+            delta_remaining=delta_left,
+            receipts=len(found),
+            simulated_receipts=simulated,
+            requesters=tuple(
+                RequesterBudget(
+                    requester=who,
+                    requester_name=names.get(who),
+                    requester_fingerprint=fingerprint(who),
+                    runs=runs,
+                    epsilon_spent=canonical_decimal(eps),
+                    delta_spent=canonical_decimal(delta),
+                    epsilon_remaining=left(
+                        dp.epsilon_per_requester if dp else None,
+                        eps,
+                        Decimal(eps_left) if eps_left is not None else None,
+                    ),
+                    delta_remaining=left(
+                        dp.delta_per_requester if dp else None,
+                        delta,
+                        Decimal(delta_left) if delta_left is not None else None,
+                    ),
+                )
+                for who, (runs, eps, delta) in sorted(spent.items())
+            ),
+        )
+
     # --- discovery ----------------------------------------------------------------------
 
     def warm_discovery(self) -> None:
@@ -233,6 +333,7 @@ class Datasets:
                     dataset=dataset,
                     owner=att.owner,
                     owner_name=r.name,
+                    owner_fingerprint=fingerprint(att.owner),
                     title=att.title,
                     description=att.description,
                     topics=att.topics,

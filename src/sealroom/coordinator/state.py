@@ -25,8 +25,8 @@ from sealroom.computations.base import Computation, SchemaText
 from sealroom.computations.registry import Registry
 from sealroom.coordinator.log import append_statement
 from sealroom.coordinator.witnessing import Witnessing
-from sealroom.crypto.keys import PartyId, PublicIdentity, b64encode
-from sealroom.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
+from sealroom.crypto.keys import PartyId, PublicIdentity, b64encode, fingerprint
+from sealroom.errors import AuthenticationFailed, Conflict, InvalidInput, NameTaken, NotFound
 from sealroom.policy.rules import PolicyRules
 from sealroom.statements import (
     ComputationRequest,
@@ -49,6 +49,7 @@ from sealroom.storage.schema import (
     results,
     statements,
 )
+from sealroom.text import name_key
 from sealroom.transparency.checkpoint import Checkpoint, NoteSigner, split_note
 from sealroom.transparency.entries import SALT_SIZE
 from sealroom.transparency.sqlstore import checkpoints
@@ -276,6 +277,7 @@ def party_view(row: Any) -> PartyView:
     return PartyView(
         party=row.party,
         name=row.name,
+        fingerprint=fingerprint(row.party),
         signing_key=b64encode(bytes(row.signing_key)),
         sealing_key=b64encode(bytes(row.sealing_key)),
         kem_key=None if row.kem_key is None else b64encode(bytes(row.kem_key)),
@@ -287,7 +289,8 @@ def party_view(row: Any) -> PartyView:
 def put_party(
     conn: Connection, keys: PublicIdentity, *, name: str, kind: str, now: int
 ) -> Stored[PartyView]:
-    """Register ``keys`` once; the same keys again under another name or kind is a conflict."""
+    """Register ``keys`` once; the same keys again under another name or kind is a conflict,
+    and so is a party name (compared as :func:`name_key`) that another party holds."""
     row = conn.execute(select(parties).where(parties.c.party == keys.party_id)).first()
     if row is not None:
         if row.name != name or row.kind != kind:
@@ -295,11 +298,20 @@ def put_party(
                 f"party {keys.party_id} is already registered as {row.kind} {row.name!r}"
             )
         return Stored(party_view(row), created=False)
+    key = name_key(name) if kind == "party" else None
+    if key is not None:
+        holder = conn.execute(select(parties.c.party).where(parties.c.name_key == key)).first()
+        if holder is not None:
+            raise NameTaken(
+                f"the name {name!r} is taken on this coordinator by party "
+                f"{fingerprint(holder.party)}; register under another name"
+            )
     conn.execute(
         parties.insert().values(
             party=keys.party_id,
             kind=kind,
             name=name,
+            name_key=key,
             signing_key=keys.signing_key,
             sealing_key=keys.sealing_key,
             kem_key=keys.kem_key,

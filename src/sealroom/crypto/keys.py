@@ -51,6 +51,8 @@ __all__ = [
     "PublicIdentity",
     "b64decode_strict",
     "b64encode",
+    "fingerprint",
+    "matches_fingerprint",
     "party_id_for",
     "verify_ed25519",
     "xwing_private_key",
@@ -100,6 +102,27 @@ def party_id_for(signing_key: bytes, sealing_key: bytes, kem_key: bytes | None =
     else:
         digest = hashlib.sha256(_PARTY_ID_DOMAIN_V2 + signing_key + sealing_key + kem_key).digest()
     return PartyId(PARTY_ID_PREFIX + base64.b32encode(digest).decode("ascii").rstrip("=").lower())
+
+
+FINGERPRINT_CHARS = 16
+"""Base32 characters of a party id shown as its fingerprint: 80 bits, beyond grinding keys."""
+
+
+def fingerprint(party: str) -> str:
+    """A party id's short fingerprint for people, ``"abcd-efgh-ijkl-mnop"``: the first 80 bits
+    of the id's hash, shown next to every display name (names are not identities)."""
+    body = party.removeprefix(PARTY_ID_PREFIX)[:FINGERPRINT_CHARS]
+    return "-".join(body[i : i + 4] for i in range(0, len(body), 4))
+
+
+def matches_fingerprint(party: str, given: str) -> bool:
+    """``given`` (dashes, spaces and case ignored; a whole party id also works) names ``party``
+    with at least the fingerprint's 80 bits."""
+    text = "".join(given.split()).replace("-", "").lower()
+    if text.startswith(PARTY_ID_PREFIX) and len(text) > FINGERPRINT_CHARS:
+        text = text.removeprefix(PARTY_ID_PREFIX)
+    body = party.removeprefix(PARTY_ID_PREFIX)
+    return len(text) >= FINGERPRINT_CHARS and body[: len(text)] == text  # ids are public
 
 
 def verify_ed25519(public_key: bytes, signature: bytes, message: bytes, *, what: str) -> None:

@@ -74,6 +74,7 @@ from sealroom.crypto.keys import (
     b64encode,
 )
 from sealroom.errors import InvalidInput, KeystoreError, KeystoreLocked, WrongPassphrase
+from sealroom.text import text_problem
 
 __all__ = [
     "DEFAULT_KDF",
@@ -360,6 +361,9 @@ def _check_name(name: object) -> None:
         raise KeystoreError(f"the keystore name must be at most {MAX_NAME_LENGTH} characters")
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
         raise KeystoreError("the keystore name must not contain control characters")
+    problem = text_problem(name, multiline=False)
+    if problem is not None:
+        raise KeystoreError(f"the keystore name: {problem}")
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:

@@ -41,6 +41,7 @@ from sealroom import __version__
 from sealroom.attestation.simulated import SIMULATED_BANNER
 from sealroom.client import Party
 from sealroom.client.flows import CardOptions, preview_card
+from sealroom.crypto.keys import fingerprint
 from sealroom.errors import InvalidInput, NotFound, PolicyDenied, SealroomError
 from sealroom.statements.fields import DIGEST_PATTERN
 from sealroom.verification.bundle import ProofBundle
@@ -126,9 +127,11 @@ def build_server(party: Party, *, limits: AgentLimits) -> MCPServer:
 
     @tool
     def whoami() -> dict[str, Any]:
-        """This party: its id (what peers name), display name, coordinator, and the limits."""
+        """This party: its id (what peers name), its fingerprint (what people compare; names
+        are not identities), display name, coordinator, and the limits."""
         return {
             "party_id": party.party_id,
+            "fingerprint": fingerprint(party.party_id),
             "name": party.name,
             "coordinator": party.url,
             "allow_simulated": limits.allow_simulated,

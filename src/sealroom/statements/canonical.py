@@ -26,6 +26,7 @@ __all__ = [
     "dict_without_duplicates",
     "exact_keys",
     "parse_json_strict",
+    "safe_int",
 ]
 
 MAX_SAFE_INT = 2**53 - 1
@@ -58,6 +59,7 @@ def parse_json_strict(data: bytes, *, max_size: int, what: str) -> Any:
             text,
             object_pairs_hook=_no_duplicates,
             parse_float=_no_float,
+            parse_int=safe_int,
             parse_constant=_no_constant,
         )
     except StatementFormatError as exc:
@@ -86,6 +88,21 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         return dict_without_duplicates(pairs)
     except ValueError as exc:
         raise StatementFormatError(str(exc)) from None
+
+
+MAX_INT_DIGITS = len(str(MAX_SAFE_INT))
+
+
+def safe_int(text: str) -> int:
+    """A ``json.loads`` ``parse_int`` hook: refuses an integer literal longer than any safe
+    integer before converting it (a 5,000-digit literal would otherwise trip Python's
+    int-digit limit as a bare ``ValueError``, or cost quadratic time below it)."""
+    digits = len(text) - text.startswith("-")
+    if digits > MAX_INT_DIGITS:
+        raise StatementFormatError(
+            f"an integer of {digits} digits is outside the safe range (at most {MAX_SAFE_INT})"
+        )
+    return int(text)
 
 
 def _no_float(text: str) -> Any:

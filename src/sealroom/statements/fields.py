@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints, Valida
 from sealroom.crypto.keys import PARTY_ID_PREFIX, b64decode_strict
 from sealroom.errors import InvalidInput
 from sealroom.statements.canonical import canonical_json
+from sealroom.text import text_problem
 
 __all__ = [
     "B64Bytes",
@@ -27,6 +28,7 @@ __all__ = [
     "LongText",
     "NonNegInt",
     "PartyIdStr",
+    "Reason",
     "ShortText",
     "SignedDecimalStr",
     "UnixTime",
@@ -43,8 +45,30 @@ DigestStr = Annotated[str, StringConstraints(pattern=DIGEST_PATTERN)]
 PARTY_ID_PATTERN = rf"^{PARTY_ID_PREFIX}[a-z2-7]{{52}}$"
 PartyIdStr = Annotated[str, StringConstraints(pattern=PARTY_ID_PATTERN)]
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(max_length=10_000)]
+
+
+def _one_line(text: str) -> str:
+    problem = text_problem(text, multiline=False)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
+
+
+def _lines(text: str) -> str:
+    problem = text_problem(text, multiline=True)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
+
+
+ShortText = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(_one_line)
+]
+"""A title or name others see: one line, no control, format or bidi characters."""
+LongText = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_lines)]
+"""A description others see: lines and tabs, no other controls, no bidi overrides."""
+Reason = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_lines)]
+"""A decision's free-text reason, as :data:`LongText`."""
 NonNegInt = Annotated[int, Field(ge=0, le=2**53 - 1)]
 UnixTime = Annotated[int, Field(ge=0, le=253402300799)]  # up to 9999-12-31
 

@@ -36,6 +36,7 @@ from sealroom.statements.fields import (
     LongText,
     NonNegInt,
     PartyIdStr,
+    Reason,
     ShortText,
     SignedDecimalStr,
     UnixTime,
@@ -228,7 +229,7 @@ class Approval(Statement):
     # "manual": a person decided. "policy": the owner's policy decided, attributed to it.
     mode: Literal["manual", "policy"]
     policy: DigestStr | None
-    reason: Annotated[str, Field(max_length=2000)]
+    reason: Reason
     conditions: Annotated[tuple[Annotated[str, Field(max_length=500)], ...], Field(max_length=32)]
     created_at: UnixTime
 

@@ -64,12 +64,16 @@ parties = Table(
     Column("party", _PARTY, primary_key=True),
     Column("kind", String(10), nullable=False),
     Column("name", String(200), nullable=False),
+    # sealroom.text.name_key(name) for parties (one party per name); NULL for enclaves and for
+    # names registered twice before names were unique (0004 keeps the first holder's).
+    Column("name_key", String(200), nullable=True),
     Column("signing_key", LargeBinary(32), nullable=False),
     Column("sealing_key", LargeBinary(32), nullable=False),
     Column("registered_at", BigInteger, nullable=False),
     # The X-Wing key of a post-quantum identity (1216 bytes); NULL for legacy ones.
     Column("kem_key", LargeBinary(1216), nullable=True),
     CheckConstraint("kind IN ('party', 'enclave')", name="parties_kind"),
+    Index("parties_name_key", "name_key", unique=True),
 )
 
 statements = Table(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sealroom.wire.base import MAX_JSON_BODY, ReasonBody, WireModel, parse_body, parse_response
 from sealroom.wire.datasets import (
+    BudgetView,
     DatasetPage,
     DatasetView,
     Inclusion,
@@ -17,6 +18,7 @@ from sealroom.wire.datasets import (
     PolicyView,
     PublishDatasetBody,
     PublishedDataset,
+    RequesterBudget,
     SearchHit,
     SearchPage,
 )
@@ -67,6 +69,7 @@ from sealroom.wire.service import (
 __all__ = [
     "MAX_JSON_BODY",
     "ApprovalBody",
+    "BudgetView",
     "CompleteJobBody",
     "ComputationInfo",
     "ComputationList",
@@ -108,6 +111,7 @@ __all__ = [
     "RequestList",
     "RequestStatus",
     "RequestView",
+    "RequesterBudget",
     "ResultView",
     "SealedOutput",
     "SearchHit",

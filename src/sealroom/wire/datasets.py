@@ -11,6 +11,7 @@ from sealroom.wire.base import WireModel
 from sealroom.wire.fields import B64Field, DigestStr, EnvelopeField, PartyIdStr
 
 __all__ = [
+    "BudgetView",
     "DatasetPage",
     "DatasetView",
     "Inclusion",
@@ -19,6 +20,7 @@ __all__ = [
     "PolicyView",
     "PublishDatasetBody",
     "PublishedDataset",
+    "RequesterBudget",
     "SearchHit",
     "SearchPage",
 ]
@@ -54,6 +56,10 @@ class DatasetView(WireModel):
     dataset: DigestStr
     owner: PartyIdStr
     owner_name: str | None
+    owner_fingerprint: str = Field(
+        description="The owner id's short fingerprint: show it next to the name, which is "
+        "not an identity."
+    )
     title: str
     description: str
     topics: tuple[str, ...]
@@ -96,3 +102,47 @@ class SearchPage(WireModel):
     items: tuple[SearchHit, ...]
     next_cursor: str | None
     total: int
+
+
+class RequesterBudget(WireModel):
+    """One requester's use of a dataset's DP budget, summed from the enclave's receipts."""
+
+    requester: PartyIdStr
+    requester_name: str | None
+    requester_fingerprint: str
+    runs: int = Field(description="Completed runs with a receipt that charged this dataset.")
+    epsilon_spent: str
+    delta_spent: str
+    epsilon_remaining: str | None = Field(
+        description="The per-requester budget minus what was spent, and never more than the "
+        "total remaining; null without a DP budget."
+    )
+    delta_remaining: str | None
+
+
+class BudgetView(WireModel):
+    """What the owner can see of a dataset's privacy budget.
+
+    The enclave's ledger is the source of truth (it charges before releasing and
+    refuses past the budget); this view is summed from the enclave-signed receipts the
+    coordinator holds, so ``spent`` is a lower bound (a charged run that failed before
+    its receipt is missing here) and ``remaining`` an upper bound. Bits are charged in
+    the ledger only: their budget is shown, their use is not.
+    """
+
+    dataset: DigestStr
+    policy: DigestStr | None
+    source: str = Field(description="Where the figures come from, in words.")
+    epsilon_total: str | None
+    delta_total: str | None
+    epsilon_per_requester: str | None
+    delta_per_requester: str | None
+    bits_total: str | None
+    bits_per_requester: str | None
+    epsilon_spent: str
+    delta_spent: str
+    epsilon_remaining: str | None
+    delta_remaining: str | None
+    receipts: int
+    simulated_receipts: int = Field(description="Receipts from a SIMULATED enclave among them.")
+    requesters: tuple[RequesterBudget, ...]

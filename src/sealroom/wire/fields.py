@@ -8,13 +8,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, NotRequired
 
-from pydantic import BeforeValidator, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
 from typing_extensions import TypedDict
 
 from sealroom.crypto.keys import b64decode_strict, b64encode
 from sealroom.errors import SealroomError
 from sealroom.statements import Envelope
 from sealroom.statements.fields import DIGEST_PATTERN, PARTY_ID_PATTERN
+from sealroom.text import MAX_NAME_LENGTH, allowed_pattern, check_display_name, text_problem
 
 __all__ = [
     "B64_PATTERN",
@@ -46,10 +54,42 @@ Signature64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{85}[AQgw
 DigestStr = Annotated[str, StringConstraints(pattern=DIGEST_PATTERN)]
 PartyIdStr = Annotated[str, StringConstraints(pattern=PARTY_ID_PATTERN)]
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
-"""A display name: 1..200 characters, not only whitespace (stored stripped)."""
-Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"\S")]
-"""A free-text reason: 1..2000 characters, not only whitespace (stored stripped)."""
+
+
+def _display_name(value: str) -> str:
+    try:
+        check_display_name(value)
+    except SealroomError as exc:
+        raise ValueError(exc.detail or exc.public_message) from None
+    return value
+
+
+def _free_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    problem = text_problem(value, multiline=True)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+# The validators give the specific message; the schema states the same rule as a pattern.
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH),
+    AfterValidator(_display_name),
+    Field(json_schema_extra={"pattern": allowed_pattern(multiline=False)}),
+]
+"""A display name others see: 1..64 characters, one line, no control, format or bidi
+characters (:mod:`sealroom.text`), not only whitespace (stored stripped)."""
+Reason = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2000),
+    AfterValidator(_free_text),
+    Field(json_schema_extra={"pattern": allowed_pattern(multiline=True)}),
+]
+"""A free-text reason others see: 1..2000 characters, not only whitespace (stored stripped),
+lines allowed, no other control characters, no bidi overrides."""
 
 
 class SignerKeys(TypedDict):

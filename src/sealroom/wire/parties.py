@@ -47,6 +47,9 @@ class RegisterPartyBody(WireModel):
 class PartyView(WireModel):
     party: PartyIdStr
     name: str
+    fingerprint: str = Field(
+        description="The party id's short fingerprint (80 bits): show it next to the name."
+    )
     signing_key: str
     sealing_key: str
     kem_key: str | None = None

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from sealroom.api.auth import ApiDep, SignedBody, signed_json
+from sealroom.api.auth import ApiDep, Caller, SignedBody, signed, signed_json
 from sealroom.api.routes.common import answer, json_body, stored_responses
 from sealroom.coordinator.datasets import MAX_PAGE
 from sealroom.storage.search import SearchQuery
 from sealroom.wire import (
+    BudgetView,
     DatasetPage,
     DatasetView,
     PolicyBody,
@@ -25,6 +26,7 @@ from sealroom.wire import (
 __all__ = ["router"]
 
 router = APIRouter(tags=["datasets"])
+Signed = Annotated[Caller, Depends(signed)]
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 Count = Annotated[int | None, Query(ge=0, le=2**62 - 1)]
@@ -102,6 +104,17 @@ def withdraw_dataset(
     return api.coordinator.datasets.withdraw(
         dataset, call.body.reason, caller=call.caller.party, now=call.caller.now
     )
+
+
+@router.get(
+    "/v1/datasets/{dataset}/budget",
+    response_model=BudgetView,
+    description="Signed by the dataset's owner (only the owner sees it): the DP budget and "
+    "what each requester spent, summed from the enclave's receipts. The enclave's ledger is "
+    "the source of truth; `spent` here is a lower bound, `remaining` an upper bound.",
+)
+def get_budget(dataset: str, api: ApiDep, caller: Signed) -> BudgetView:
+    return api.coordinator.datasets.budget(dataset, caller=caller.party)
 
 
 @router.get(
