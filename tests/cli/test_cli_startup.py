@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+from sealroom.attestation import pins
 from sealroom.cli import common, protocols, services
 from sealroom.client.http import DEFAULT_URL
 from sealroom.crypto.keystore import HOME_ENV
@@ -20,6 +21,7 @@ HEAVY += ("pyarrow", "numpy", "cryptography", "httpx", "sqlalchemy", "duckdb")
 def test_repeated_constants_match_their_sources() -> None:
     assert common.DEFAULT_URL == DEFAULT_URL
     assert services.HOME_ENV == HOME_ENV
+    assert services.DEFAULT_MAX_EVIDENCE_AGE == pins.DEFAULT_MAX_EVIDENCE_AGE
     assert protocols.DEFAULT_TIMEOUT == DEFAULT_TIMEOUT
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-
 from sealroom.api.app import create_app
 from sealroom.api.runner import run_app
 from sealroom.computations.registry import Registry, default_registry

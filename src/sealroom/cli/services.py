@@ -7,16 +7,10 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sealroom.attestation.pins import (
-    DEFAULT_MAX_EVIDENCE_AGE,
-    EnclavePin,
-    parse_simulation_root,
-)
-from sealroom.attestation.simulated import SimulationRoot
 from sealroom.cli.common import (
     DEFAULT_URL_VALUE,
     JsonOpt,
@@ -28,6 +22,13 @@ from sealroom.cli.common import (
 )
 from sealroom.cli.probe import probe
 from sealroom.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from sealroom.attestation.simulated import SimulationRoot
+
+DEFAULT_MAX_EVIDENCE_AGE = 24 * 3600
+"""``sealroom.attestation.pins.DEFAULT_MAX_EVIDENCE_AGE`` (a test keeps them equal), repeated
+so that start-up need not import the attestation code."""
 
 HOME_ENV = "SEALROOM_HOME"
 """``sealroom.crypto.keystore.HOME_ENV`` (a test keeps them equal), without importing it."""
@@ -161,6 +162,7 @@ def serve(
     this release's head, log key loaded; 503 with the reason otherwise).
     """
     from sealroom.api.server import serve as run_server
+    from sealroom.attestation.pins import EnclavePin, parse_simulation_root
     from sealroom.coordinator.admission import AdmissionPolicy
     from sealroom.coordinator.witnessing import WitnessEndpoint
     from sealroom.verification.trust import parse_measurements
@@ -243,6 +245,7 @@ def _prepare(db_url: str, log_origin: str, keys: Path | None) -> str:
 
 def load_simulation_root(path: Path) -> SimulationRoot:
     """The deployment's simulation root from its seed file (hex), created 0600 if missing."""
+    from sealroom.attestation.simulated import SimulationRoot
     from sealroom.crypto.files import write_private
 
     try:
@@ -334,6 +337,7 @@ def enclave(
 ) -> None:
     """Run the mediator enclave worker: register evidence, then claim and run jobs."""
     from sealroom.client.http import Client
+    from sealroom.attestation.simulated import SimulationRoot
     from sealroom.enclave.state import EnclaveState
     from sealroom.enclave.worker import (
         EnclaveWorker,
