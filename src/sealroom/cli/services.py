@@ -336,8 +336,8 @@ def enclave(
     json_output: JsonOpt = False,
 ) -> None:
     """Run the mediator enclave worker: register evidence, then claim and run jobs."""
-    from sealroom.client.http import Client
     from sealroom.attestation.simulated import SimulationRoot
+    from sealroom.client.http import Client
     from sealroom.enclave.state import EnclaveState
     from sealroom.enclave.worker import (
         EnclaveWorker,
