@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from sealroom.attestation.simulated import SimulationRoot
+from sealroom.cli.exits import ExitCode
 from sealroom.cli.services import load_simulation_root
 
 
@@ -70,7 +71,7 @@ def enclave_once(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 def test_a_coordinator_without_admission_says_so_and_admits_nothing(tmp_path: Path) -> None:
     with serving(tmp_path) as (url, log):
         done = enclave_once(url)
-        assert done.returncode == 1, done.stderr
+        assert done.returncode == ExitCode.POLICY_DENIED, done.stderr
         assert "admits no enclave" in done.stderr
         assert "[policy_denied]" in done.stderr
         assert httpx.get(f"{url}/v1/enclaves").json()["enclaves"] == []
@@ -90,7 +91,7 @@ def test_the_pinned_simulation_root_is_admitted_and_no_other(tmp_path: Path) -> 
         other = tmp_path / "other.seed"
         other.write_text(SimulationRoot.generate().private_bytes().hex())
         refused = enclave_once(url, "--simulation-root-seed", str(other))
-        assert refused.returncode == 1
+        assert refused.returncode == ExitCode.POLICY_DENIED
         assert "enclave admission refused: rule enclave" in refused.stderr
         listed = httpx.get(f"{url}/v1/enclaves").json()["enclaves"]
         assert len(listed) == 1

@@ -105,7 +105,7 @@ def test_status_wait_exits_with_the_outcome(tmp_path: Path) -> None:
             for name in ("alice", "bob")
         }
         for name, e in env.items():
-            ok_json(cli(e, "init", "--name", name, "--json"))
+            ok_json(cli(e, "init", "--unencrypted-keystore", "--name", name, "--json"))
         a = ok_json(
             cli(
                 env["alice"],

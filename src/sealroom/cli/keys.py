@@ -39,12 +39,17 @@ keys_app = typer.Typer(
 
 
 @keys_app.command("export-public")
-def export_public(home: HomeOpt = None) -> None:
+def export_public(
+    home: HomeOpt = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Accepted for uniformity: the output is JSON anyway.")
+    ] = False,
+) -> None:
     """Print this party's public identity document (JSON on stdout); needs no passphrase."""
     from sealroom.crypto.keys import b64encode
     from sealroom.crypto.keystore import Keystore, resolve_home
 
-    with handle_errors(False):
+    with handle_errors(json_output):
         entry = Keystore.load_public(resolve_home(home, os.environ))
         public = entry.public
         doc: dict[str, Any] = {
