@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -239,7 +240,9 @@ def test_a_pinned_measurement_refuses_a_simulated_enclave_with_the_rule(tmp_path
 def test_a_job_sealed_to_earlier_evidence_still_runs_after_reattestation(tmp_path: Path) -> None:
     with coordinator(tmp_path) as url:
         w = World(url, tmp_path, PINNED_POLICY)
-        worker = registered_enclave(url, reattest_after=0)  # re-attests on every step
+        # Registered with evidence from 5 s ago, re-attested on every step: the new evidence
+        # is dated now, so it differs (evidence made in the same second would be the same).
+        worker = registered_enclave(url, reattest_after=0, now=int(time.time()) - 5)
         first = worker.evidence_digest
         request = w.request()
         w.alice_auto()

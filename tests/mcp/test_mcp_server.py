@@ -70,9 +70,7 @@ def _stdio(home: Path, url: str, *extra: str) -> StdioServerParameters:
     assert url in args
     command = shutil.which(server["command"], path=str(Path(sys.executable).parent))
     assert command is not None
-    return StdioServerParameters(
-        command=command, args=[*args, *extra], env={"PATH": os.environ.get("PATH", "")}
-    )
+    return StdioServerParameters(command=command, args=[*args, *extra], env=dict(os.environ))
 
 
 async def _call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
