@@ -33,6 +33,7 @@ from __future__ import annotations
 
 __all__ = [
     "CATALOG",
+    "AlreadyReleased",
     "AttestationInvalid",
     "AuthenticationFailed",
     "BackendUnavailable",
@@ -48,6 +49,7 @@ __all__ = [
     "ProtocolError",
     "SealroomError",
     "SignatureInvalid",
+    "StaleLedgerHead",
     "StatementFormatError",
     "UnsupportedMediaType",
     "VerificationFailed",
@@ -110,6 +112,20 @@ class NotFound(SealroomError):
 class Conflict(SealroomError):
     code = "conflict"
     public_message = "the request conflicts with the current state"
+
+
+class StaleLedgerHead(Conflict):
+    """A budget charge names a previous charge that is no longer its dataset's newest."""
+
+    code = "stale_ledger_head"
+    public_message = "another charge on the dataset's budget came first; read the ledger again"
+
+
+class AlreadyReleased(Conflict):
+    """The request was already charged on a dataset's ledger, so it was already released."""
+
+    code = "already_released"
+    public_message = "the request was already charged and released"
 
 
 class PolicyDenied(SealroomError):
@@ -181,6 +197,8 @@ CATALOG: tuple[type[SealroomError], ...] = (
     AuthenticationFailed,
     NotFound,
     Conflict,
+    StaleLedgerHead,
+    AlreadyReleased,
     PolicyDenied,
     VerificationFailed,
     SignatureInvalid,

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sealroom.crypto.keys import PartyId
 from sealroom.crypto.sealing import SealContext, open_sealed
+from sealroom.enclave.charges import LedgerSource
 from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker, JobSource
 from sealroom.errors import BackendUnavailable, VerificationFailed
 from sealroom.statements import Envelope, Receipt, ReleasedOutput
-from tests.enclave.enclave_world import NOW, REGISTRY, WORLD, Case, build_case
+from tests.enclave.enclave_world import (
+    NOW,
+    REGISTRY,
+    WORLD,
+    Case,
+    build_case,
+    seal_input,
+    text_table,
+)
+from tests.helpers import identity
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,7 @@ class Job:
     inputs: tuple[Input, ...]
     evidence: str
     room_policy: Envelope | None = None
+    lease_until: int = NOW + 300
 
 
 def job_of(case: Case, evidence: str | None = None) -> Job:
@@ -82,9 +94,27 @@ class Source:
         return self.sealed[dataset]
 
     def complete_job(
-        self, request: str, receipt: Envelope, outputs: Mapping[PartyId, bytes], /
+        self,
+        request: str,
+        receipt: Envelope,
+        outputs: Mapping[PartyId, bytes],
+        charges: Sequence[Envelope] = (),
+        /,
     ) -> None:
         self.completed[request] = (receipt, outputs)
+
+    def renew_lease(self, request: str, /) -> None:
+        self.calls.append(f"renew {request}")
+
+    # The ledger calls: these tests hand the worker the local ledger instead.
+    def ledger(self, dataset: str, /) -> Any:
+        raise AssertionError("the in-memory source has no logged ledger")
+
+    def log_key(self) -> Any:
+        raise AssertionError("the in-memory source has no log")
+
+    def log_consistency(self, first: int, second: int, /) -> Any:
+        raise AssertionError("the in-memory source has no log")
 
     def fail_job(self, request: str, reason: str, /) -> None:
         self.failed[request] = reason
@@ -104,6 +134,7 @@ def worker(source: JobSource, state: EnclaveState, **kw: object) -> EnclaveWorke
         state=state,
         registry=REGISTRY,
         clock=lambda: NOW,
+        ledger=state.ledger,
         **kw,  # type: ignore[arg-type]
     )
 
@@ -138,15 +169,19 @@ def test_a_job_completes_with_a_receipt_and_one_sealed_output_per_recipient(
     assert source.failed == {}
 
 
-def test_a_job_sealed_to_other_evidence_fails_before_any_input_is_fetched(
+def test_a_job_sealed_to_other_keys_fails_when_its_input_does_not_open(
     state: EnclaveState,
 ) -> None:
+    """Any worker of the deployment may run a job sealed under another worker's evidence (they
+    share the keys); inputs sealed to other keys do not open, and nothing is released."""
     case = build_case()
-    source = Source(jobs=[job_of(case, evidence="sha256:" + "e" * 64)], sealed=dict(case.sealed))
+    stranger = identity("another-enclave").public
+    table = text_table(["a text sealed to another enclave"])
+    sealed = {d: seal_input(table, case.request.digest, to=stranger) for d in case.sealed}
+    source = Source(jobs=[job_of(case, evidence="sha256:" + "e" * 64)], sealed=sealed)
     result = worker(source, state).step()
     assert result.outcome == "failed"
-    assert "sealed to other enclave evidence" in source.failed[case.request.digest]
-    assert not [c for c in source.calls if c.startswith("input")]
+    assert source.failed[case.request.digest].startswith("inputs: ")
     assert source.completed == {}
 
 
@@ -201,6 +236,21 @@ def test_the_sdk_client_has_every_call_of_a_job_source() -> None:
     # mypy checks the signatures where the CLI hands a Client to the worker; this names them.
     from sealroom.client.http import Client
 
-    calls = sorted(name for name in vars(JobSource) if not name.startswith("_"))
-    assert calls == ["claim_job", "complete_job", "fail_job", "job_input", "register_enclave"]
+    calls = sorted(
+        name
+        for cls in (JobSource, LedgerSource)
+        for name in vars(cls)
+        if not name.startswith("_")
+    )
+    assert calls == [
+        "claim_job",
+        "complete_job",
+        "fail_job",
+        "job_input",
+        "ledger",
+        "log_consistency",
+        "log_key",
+        "register_enclave",
+        "renew_lease",
+    ]
     assert all(callable(getattr(Client, name, None)) for name in calls)

@@ -8,6 +8,7 @@ import uvicorn
 
 from sealroom.api.app import create_app
 from sealroom.computations.registry import Registry, default_registry
+from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS
 from sealroom.coordinator.witnessing import WitnessEndpoint
 
 __all__ = ["serve"]
@@ -22,6 +23,7 @@ def serve(
     log_origin: str = "sealroom.local/log",
     log_level: str = "info",
     witnesses: Sequence[WitnessEndpoint] = (),
+    lease_seconds: int = DEFAULT_LEASE_SECONDS,
 ) -> None:
     """Serve the API until interrupted; migrations run before the first request."""
     app = create_app(
@@ -29,5 +31,6 @@ def serve(
         registry=registry if registry is not None else default_registry(),
         log_origin=log_origin,
         witnesses=witnesses,
+        lease_seconds=lease_seconds,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)

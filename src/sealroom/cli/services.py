@@ -20,7 +20,7 @@ from sealroom.cli.common import (
 )
 from sealroom.crypto.keystore import HOME_ENV
 
-__all__ = ["DB_ENV", "default_db_url", "register"]
+__all__ = ["DB_ENV", "default_db_url", "read_deployment_secret", "register"]
 
 DB_ENV = "SEALROOM_DB"
 
@@ -46,6 +46,17 @@ def serve(
     ] = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8470,
+    lease_seconds: Annotated[
+        int,
+        typer.Option(
+            "--lease-seconds",
+            min=2,
+            max=86_400,
+            envvar="SEALROOM_LEASE_SECONDS",
+            help="How long an enclave's claim on a job lasts unless renewed; a lapsed job goes "
+            "back to the queue for another worker.",
+        ),
+    ] = 300,
     witness: Annotated[
         list[str] | None,
         typer.Option(
@@ -63,7 +74,11 @@ def serve(
     with handle_errors(False):
         witnesses = [WitnessEndpoint.parse(w) for w in witness or []]
         run_server(
-            db_url=db or default_db_url(os.environ), host=host, port=port, witnesses=witnesses
+            db_url=db or default_db_url(os.environ),
+            host=host,
+            port=port,
+            witnesses=witnesses,
+            lease_seconds=lease_seconds,
         )
 
 
@@ -102,10 +117,30 @@ def enclave(
         typer.Option(
             "--state",
             file_okay=False,
-            help="The enclave's own state directory (its privacy-budget ledger and release "
-            "history). In a dstack CVM: a path on the encrypted disk (required). Simulated "
-            "default: a fresh temporary directory, removed on exit, so budgets reset on "
-            "every start.",
+            help="The enclave's own state directory (its release history and its trust in the "
+            "log: key, last checkpoint, ledger heads seen; budgets live in the log). In a dstack "
+            "CVM: a path on the encrypted disk (required). Simulated default: a fresh "
+            "temporary directory, removed on exit.",
+        ),
+    ] = None,
+    deployment_secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--deployment-secret-file",
+            dir_okay=False,
+            envvar="SEALROOM_DEPLOYMENT_SECRET_FILE",
+            help="A file (mode 0600, at least 32 random bytes) the deployment's workers share: "
+            "their keys derive from it, so any of them can run a job another left. Under "
+            "--dstack the default is the KMS-derived app key.",
+        ),
+    ] = None,
+    log_key: Annotated[
+        str | None,
+        typer.Option(
+            "--log-key",
+            envvar="SEALROOM_LOG_KEY",
+            help="Pin the coordinator's log key (a note verifier key); without it the key is "
+            "trusted on first use and kept in the state directory.",
         ),
     ] = None,
     json_output: JsonOpt = False,
@@ -135,10 +170,16 @@ def enclave(
         else:
             own = EnclaveState.in_directory(state)
         try:
+            secret = (
+                read_deployment_secret(deployment_secret_file)
+                if deployment_secret_file is not None
+                else None
+            )
             keys = make_enclave_keys(
                 tee="simulated" if simulated else "dstack",
                 now=int(time.time()),
                 dstack_endpoint=dstack_endpoint,
+                deployment_secret=secret,
             )
             with Client(base_url=url, identity=keys.identity) as client:
                 worker = EnclaveWorker(
@@ -148,6 +189,7 @@ def enclave(
                     idle_max=poll_max,
                     idle_min=min(0.25, poll_max),
                     on_event=None if json_output else lambda m: typer.echo(m, err=True),
+                    log_key=log_key,
                 )
                 evidence = worker.register_when_ready(timeout=wait_for_coordinator)
                 if once:
@@ -172,6 +214,30 @@ def enclave(
                     worker.run(stop)
         finally:
             own.close()
+
+
+def read_deployment_secret(path: Path) -> bytes:
+    """The deployment secret in ``path``, which only its owner may read (0600 or stricter)."""
+    from sealroom.enclave.keys import MIN_DEPLOYMENT_SECRET
+    from sealroom.errors import InvalidInput
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise InvalidInput(f"cannot open the deployment secret {path}: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if mode & 0o077:
+            raise InvalidInput(
+                f"the deployment secret {path} is readable by others (mode {mode & 0o777:o}); "
+                "chmod 600 it"
+            )
+        secret = os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    if len(secret) < MIN_DEPLOYMENT_SECRET:
+        raise InvalidInput(f"the deployment secret {path} must hold at least 32 bytes")
+    return secret
 
 
 def register(app: typer.Typer) -> None:

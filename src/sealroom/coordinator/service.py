@@ -18,6 +18,7 @@ from sealroom.computations.registry import Registry
 from sealroom.coordinator.approvals import Approvals
 from sealroom.coordinator.datasets import Datasets
 from sealroom.coordinator.jobs import Jobs
+from sealroom.coordinator.ledger import Ledgers
 from sealroom.coordinator.log import Log, load_log_signer
 from sealroom.coordinator.parties import Parties
 from sealroom.coordinator.relay import Relay
@@ -39,6 +40,7 @@ class Coordinator:
     requests: Requests
     approvals: Approvals
     jobs: Jobs
+    ledgers: Ledgers
     log: Log
     relay: Relay
 
@@ -71,6 +73,7 @@ class Coordinator:
             requests=Requests(state),
             approvals=Approvals(state),
             jobs=Jobs(state, lease_seconds=lease_seconds),
+            ledgers=Ledgers(state),
             log=Log(engine, state.signer, state.witnessing),
             relay=Relay(engine=engine),
         )

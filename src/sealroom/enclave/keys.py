@@ -7,11 +7,39 @@ verify before sealing anything to :attr:`EnclaveKeys.public`.
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from sealroom.attestation.evidence import EvidenceProvider
-from sealroom.crypto.keys import Identity, PublicIdentity, b64encode
+from sealroom.crypto.keys import KEY_SIZE, Identity, PublicIdentity, b64encode
+from sealroom.errors import InvalidInput
 from sealroom.statements import EnclaveEvidence, EnclaveKeyDocument, Signed, sign_statement
 
-__all__ = ["EnclaveKeys"]
+__all__ = ["MIN_DEPLOYMENT_SECRET", "EnclaveKeys", "deployment_identity"]
+
+MIN_DEPLOYMENT_SECRET = 32
+_KDF_SALT = b"sealroom-deployment-v1"
+
+
+def deployment_identity(secret: bytes) -> Identity:
+    """The enclave keys every worker of one deployment shares, derived from its secret.
+
+    Owners seal inputs to these keys, so any worker of the deployment can run
+    any job, and a job a dead worker left is finished by another. The secret
+    is a dstack KMS app key (the same for every instance of the measured app)
+    or, in simulation, a file only the deployment's operator holds. HKDF-SHA256
+    with one label per key, so the two keys are independent.
+    """
+    if len(secret) < MIN_DEPLOYMENT_SECRET:
+        raise InvalidInput(f"a deployment secret must be at least {MIN_DEPLOYMENT_SECRET} bytes")
+
+    def derive(label: bytes) -> bytes:
+        kdf = HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=_KDF_SALT, info=label)
+        return kdf.derive(secret)
+
+    return Identity.from_private_bytes(
+        derive(b"sealroom enclave signing key"), derive(b"sealroom enclave sealing key")
+    )
 
 
 class EnclaveKeys:
@@ -22,9 +50,16 @@ class EnclaveKeys:
         self._evidence = evidence
 
     @classmethod
-    def create_at_time(cls, provider: EvidenceProvider, *, tee: str, now: int) -> EnclaveKeys:
-        """Generate fresh keys and ask ``provider`` to bind them to this TEE."""
-        identity = Identity.generate()
+    def create_at_time(
+        cls,
+        provider: EvidenceProvider,
+        *,
+        tee: str,
+        now: int,
+        identity: Identity | None = None,
+    ) -> EnclaveKeys:
+        """Fresh keys (or the deployment's ``identity``) bound to this TEE by ``provider``."""
+        identity = identity or Identity.generate()
         document = EnclaveKeyDocument.model_validate(
             {
                 "purpose": "sealroom-enclave-keys",

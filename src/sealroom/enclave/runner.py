@@ -22,13 +22,17 @@ one, by digest; composition only ever restricts, so a room policy can deny
 more but never allow more), decides with
 reasons, and then charges every input's budget in its ledger BEFORE it
 unseals or computes anything: a query over budget is refused with nothing
-computed. The charge is committed before any output exists, so a crash
-between charging and release never yields an uncharged release; a retry of
-the same request reuses its charge (idempotent per request and dataset). If a
-later input's charge is refused, earlier inputs stay charged for that request
-(fail closed: a spent budget without a release, never a release without a
-spend). The decision record (per input: policy, reasons, k, entity column,
-column rules, charge) is signed into the receipt.
+computed. With the deployment's logged ledger (:mod:`sealroom.enclave.charges`,
+what the worker uses) the charge is checked against the proved ledger here and
+returned signed in :attr:`JobOutput.charges`; the coordinator stores it in the
+same transaction as the release, on the head it was checked against, so
+there is never a release without its charge nor a charge without its
+release, and a request already charged is never computed again
+(:class:`~sealroom.errors.AlreadyReleased`). With the local ledger
+(:class:`~sealroom.enclave.ledger.SqlBudgetLedger`) the charge is committed
+before any output exists and a retry reuses it. The decision record (per
+input: policy, reasons, k, entity column, column rules, charge) is signed
+into the receipt.
 """
 
 from __future__ import annotations
@@ -146,10 +150,12 @@ class JobMaterials:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobOutput:
-    """The signed receipt and each recipient's sealed :class:`ReleasedOutput`."""
+    """The signed receipt, each recipient's sealed :class:`ReleasedOutput`, and the signed
+    budget charges to store with them (empty with a ledger that commits charges itself)."""
 
     receipt: Signed[Receipt]
     sealed_outputs: Mapping[PartyId, bytes]
+    charges: tuple[Envelope, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sealed_outputs", MappingProxyType(dict(self.sealed_outputs)))
@@ -276,7 +282,8 @@ def execute_job(
         released.clear()
     if failure is not None:
         raise failure
-    return JobOutput(receipt=receipt, sealed_outputs=sealed)
+    pending = tuple(c.statement.envelope for c in charges if c.statement is not None)
+    return JobOutput(receipt=receipt, sealed_outputs=sealed, charges=pending)
 
 
 def _open_request(envelope: Envelope, now: int) -> Signed[ComputationRequest]:

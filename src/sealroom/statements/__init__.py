@@ -8,6 +8,7 @@ from sealroom.statements.fields import Digest
 from sealroom.statements.models import (
     STATEMENT_TYPES,
     Approval,
+    BudgetCharge,
     Column,
     CommitmentRef,
     ComputationRef,
@@ -36,6 +37,7 @@ from sealroom.statements.output import ReleasedOutput
 __all__ = [
     "STATEMENT_TYPES",
     "Approval",
+    "BudgetCharge",
     "Column",
     "CommitmentRef",
     "ComputationRef",

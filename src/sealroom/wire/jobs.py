@@ -16,6 +16,9 @@ __all__ = [
     "EnclaveView",
     "JobInput",
     "JobView",
+    "LeaseView",
+    "LedgerCharge",
+    "LedgerView",
     "SealedOutput",
 ]
 
@@ -71,3 +74,33 @@ class CompleteJobBody(WireModel):
     outputs: tuple[SealedOutput, ...] = Field(
         min_length=1, description="One per recipient, recipients distinct."
     )
+    charges: tuple[EnvelopeField, ...] = Field(
+        default=(),
+        max_length=64,
+        description="BudgetCharge envelopes, signed by the enclave: appended to each "
+        "dataset's ledger in the same transaction that stores the result, only while each "
+        "names its dataset's current head.",
+    )
+
+
+class LedgerCharge(WireModel):
+    """One charge of a dataset's ledger, with its log leaf and inclusion proof."""
+
+    envelope: EnvelopeField = Field(description="A BudgetCharge envelope.")
+    log_index: int
+    inclusion: tuple[B64Field, ...] = Field(
+        description="The charge's inclusion proof in the view's checkpoint."
+    )
+
+
+class LedgerView(WireModel):
+    """A dataset's whole ledger (its charges, oldest first) as of one signed checkpoint."""
+
+    dataset: DigestStr
+    checkpoint: str = Field(description="The C2SP signed checkpoint the proofs are against.")
+    charges: tuple[LedgerCharge, ...]
+
+
+class LeaseView(WireModel):
+    request: DigestStr
+    lease_until: int
