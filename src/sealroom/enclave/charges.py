@@ -222,6 +222,16 @@ class LoggedBudgetLedger:
                 doc["checkpoint"] = view.checkpoint
         return ProvedChain(dataset=dataset, checkpoint=checkpoint, charges=charges)
 
+    def stored(self, charges: Sequence[Envelope]) -> None:
+        """Remember charges the coordinator accepted (with their release) as seen heads, so a
+        later view that leaves them out is caught."""
+        with self._trust.locked() as doc:
+            for env in charges:
+                c = env.open(BudgetCharge).statement
+                seen = doc["heads"].get(c.dataset)
+                if seen is None or int(seen[0]) < c.seq:
+                    doc["heads"][c.dataset] = [c.seq, env.digest]
+
     def _verifier(self, doc: dict[str, Any]) -> NoteVerifier:
         stored = doc.get("log_key")
         if self._pinned is not None:

@@ -315,6 +315,8 @@ class EnclaveWorker:
                 continue
             except Conflict as exc:  # released by another run, or the lease was taken back
                 return self._abandon(request_id, _safe_reason(exc))
+            if isinstance(self._ledger, LoggedBudgetLedger):
+                self._ledger.stored(output.charges)
             self._event(f"completed {request_id}: receipt {output.receipt.digest}")
             return StepResult("completed", request_id)
         return self._fail(
