@@ -109,7 +109,11 @@ def test_charges_chain_per_dataset_with_proofs_an_enclave_checks(w: World) -> No
     assert [(c.statement.seq, c.statement.prev) for c in chain] == [(0, None), (1, chain[0].digest)]
     for item in view.charges:
         verify_inclusion(
-            item.log_index, cp.size, leaf_hash(item.envelope.to_json()), item.inclusion, cp.root_hash
+            item.log_index,
+            cp.size,
+            leaf_hash(item.envelope.to_json()),
+            item.inclusion,
+            cp.root_hash,
         )
 
 

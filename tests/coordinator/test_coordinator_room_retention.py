@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from sealroom.crypto.keys import Identity
 from sealroom.coordinator.state import MAX_JOB_ATTEMPTS
+from sealroom.crypto.keys import Identity
 from sealroom.enclave.receipts import issue_receipt
 from sealroom.errors import InvalidInput, NotFound, PolicyDenied
 from sealroom.statements import (

@@ -237,10 +237,7 @@ def test_the_sdk_client_has_every_call_of_a_job_source() -> None:
     from sealroom.client.http import Client
 
     calls = sorted(
-        name
-        for cls in (JobSource, LedgerSource)
-        for name in vars(cls)
-        if not name.startswith("_")
+        name for cls in (JobSource, LedgerSource) for name in vars(cls) if not name.startswith("_")
     )
     assert calls == [
         "claim_job",
