@@ -23,10 +23,15 @@ from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
 
 
 @contextmanager
-def coordinator(tmp_path: Path, *, db_url: str | None = None) -> Iterator[str]:
+def coordinator(
+    tmp_path: Path, *, db_url: str | None = None, lease_seconds: int | None = None
+) -> Iterator[str]:
     """The real app (SQLite in ``tmp_path`` unless ``db_url``) on 127.0.0.1; yields its URL."""
+    options: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
     app = create_app(
-        db_url=db_url or f"sqlite:///{tmp_path / 'coordinator.db'}", registry=default_registry()
+        db_url=db_url or f"sqlite:///{tmp_path / 'coordinator.db'}",
+        registry=default_registry(),
+        **options,
     )
     with run_in_thread(app) as url:
         yield url
