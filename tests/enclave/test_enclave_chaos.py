@@ -21,10 +21,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select
 
-from sealroom.client import flows
 from sealroom.client.http import Client
 from sealroom.statements import BudgetCharge, Envelope, Receipt
-from sealroom.storage.schema import ledger_charges, request_history, results, statements
+from sealroom.storage.schema import (
+    ledger_charges,
+    request_history,
+    requests,
+    results,
+    statements,
+)
 from tests.enclave.charges_world import (
     ask,
     deployment_keys,
@@ -38,7 +43,7 @@ from tests.services import coordinator
 
 JOBS = 10
 KILLS = 20
-LEASE = 2
+LEASE = 2  # whole seconds: the coordinator's clock is integer unix time
 MAX_KILLS_PER_JOB = 3  # below the coordinator's MAX_JOB_ATTEMPTS, so no job runs out of claims
 
 
@@ -89,6 +94,9 @@ class Worker:
 
 
 @pytest.mark.slow
+# About 40 s on an idle machine; each kill restarts a process that imports the computation
+# library, which takes many times longer on a loaded, shared runner.
+@pytest.mark.timeout(900)
 def test_two_workers_one_killed_20_times_every_job_completes_once(tmp_path: Path) -> None:
     rng = random.Random()
     with coordinator(tmp_path, lease_seconds=LEASE) as url:
@@ -106,15 +114,17 @@ def test_two_workers_one_killed_20_times_every_job_completes_once(tmp_path: Path
             for i in range(2)
         ]
         kills: Counter[str] = Counter()
+        db = create_engine(f"sqlite:///{tmp_path / 'coordinator.db'}")
         started = time.monotonic()
         deadline = started + 420  # ~40 s on an idle machine; shared CI runners are slower
         checked = 0.0
         try:
             while time.monotonic() < deadline:
-                if time.monotonic() - checked > 1.0:
+                if time.monotonic() - checked > 0.5:
                     checked = time.monotonic()
-                    views = [flows.status(requester.client, rid) for rid in jobs]
-                    if all(v.status in ("completed", "failed") for v in views):
+                    with db.connect() as conn:
+                        statuses = conn.execute(select(requests.c.status)).scalars().all()
+                    if all(s in ("completed", "failed") for s in statuses):
                         break
                 if sum(kills.values()) < KILLS:
                     for victim in rng.sample(workers, len(workers)):
@@ -133,6 +143,7 @@ def test_two_workers_one_killed_20_times_every_job_completes_once(tmp_path: Path
         finally:
             for w in workers:
                 w.stop()
+            db.dispose()
         elapsed = time.monotonic() - started
 
         assert sum(kills.values()) == KILLS, (elapsed, kills, events[-40:])

@@ -157,13 +157,14 @@ def enclave(
         if state is None:
             if not simulated:
                 raise InvalidInput(
-                    "--state DIR is required with --dstack: the budget ledger must live on "
-                    "the CVM's encrypted disk and survive restarts"
+                    "--state DIR is required with --dstack: the release history and the "
+                    "trusted log checkpoint must live on the CVM's encrypted disk"
                 )
             own = EnclaveState.create_temporary()
             typer.secho(
-                f"!! no --state given: privacy budgets and the release history are kept in "
-                f"{own.directory} and are LOST when this enclave stops !!",
+                f"!! no --state given: the release history and the trusted log checkpoint "
+                f"are kept in {own.directory} and are LOST when this enclave stops (budgets "
+                "live in the coordinator's log) !!",
                 fg="yellow",
                 err=True,
             )
