@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,10 +125,16 @@ def deployment_keys(secret: Path) -> EnclaveKeys:
 
 
 def in_process_worker(
-    url: str, keys: EnclaveKeys, state: EnclaveState, *, source: JobSource | None = None
+    url: str,
+    keys: EnclaveKeys,
+    state: EnclaveState,
+    *,
+    source: JobSource | None = None,
+    on_event: Callable[[str], None] | None = None,
 ) -> EnclaveWorker:
     """A registered worker (not running) on ``source``, by default the SDK client."""
     worker = EnclaveWorker(
+        on_event=on_event,
         source=source or Client(base_url=url, identity=keys.identity),
         keys=keys,
         state=state,

@@ -9,7 +9,7 @@ behind a proxy that rewrites what the enclave is told.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,8 @@ class HostileCoordinator:
     inputs: dict[tuple[str, str], bytes] = dataclasses.field(default_factory=dict)
     completions: list[str] = dataclasses.field(default_factory=list)
     hide_newest_charge: bool = False
+    # Called once, before the first completion is forwarded (another worker gets there first).
+    before_complete: Callable[[], object] | None = None
 
     def register_enclave(self, evidence: Envelope, /) -> Any:
         return self.inner.register_enclave(evidence)
@@ -120,6 +122,9 @@ class HostileCoordinator:
         /,
     ) -> object:
         self.completions.append(request)
+        if self.before_complete is not None:
+            hook, self.before_complete = self.before_complete, None
+            hook()
         return self.inner.complete_job(request, receipt, outputs, charges)
 
     def fail_job(self, request: str, reason: str, /) -> object:
@@ -185,3 +190,40 @@ def test_a_coordinator_hiding_a_charge_it_showed_is_caught(tmp_path: Path) -> No
         assert (step.outcome, step.request) == ("failed", rid)
         assert step.reason is not None
         assert "hid or rewrote" in step.reason
+
+
+def test_two_workers_charging_one_head_serialise_and_the_loser_runs_again(
+    tmp_path: Path,
+) -> None:
+    """Both workers read the same head; the second to post is refused (stale head), reads the
+    ledger again, recomputes and completes on the new head: no budget is spent twice."""
+    with coordinator(tmp_path) as url:
+        owner = party(tmp_path, url, "owner")
+        requester = party(tmp_path, url, "requester")
+        secret = write_secret(tmp_path / "deployment.secret")
+        states = [EnclaveState.create_temporary() for _ in range(2)]
+        events: list[str] = []
+        try:
+            keys = [deployment_keys(secret) for _ in range(2)]
+            hostile = HostileCoordinator(Client(base_url=url, identity=keys[0].identity))
+            slow = in_process_worker(
+                url, keys[0], states[0], source=hostile, on_event=events.append
+            )
+            fast = in_process_worker(url, keys[1], states[1])
+            pair = publish_pair(owner, tmp_path, dp_rules("2"))
+            first = ask(requester, owner, pair)
+            second = ask(requester, owner, pair)
+            # The slow worker has run `first` on the empty ledger when the fast one completes
+            # `second`, moving both heads.
+            hostile.before_complete = lambda: fast.step()
+            step = slow.step()
+        finally:
+            for st in states:
+                st.close()
+        assert (step.outcome, step.request) == ("completed", first)
+        assert any("another charge came first" in e for e in events)
+        assert hostile.completions == [first, first]
+        for ds in pair:
+            chain = _charges(hostile.inner, ds)
+            assert [c.request for c in chain] == [second, first]
+            assert [c.seq for c in chain] == [0, 1]
