@@ -186,4 +186,8 @@ def test_two_workers_one_killed_20_times_every_job_completes_once(tmp_path: Path
         Envelope.from_json(bytes(e)).open(Receipt).statement.request for (e,) in receipt_envs
     )
     assert released == Counter(dict.fromkeys(jobs, 1))
-    assert Counter(str(r) for r, _ in stored) == Counter(dict.fromkeys(jobs, 1))
+    # aggregate-stats releases to the requester and every input owner: one sealed result each.
+    recipients = {requester.identity.party_id, owner.identity.party_id}
+    assert Counter((str(r), str(p)) for r, p in stored) == Counter(
+        {(rid, p): 1 for rid in jobs for p in recipients}
+    )
