@@ -15,7 +15,7 @@ from sealroom.crypto.sealing import SealContext, open_sealed
 from sealroom.enclave.charges import LedgerSource
 from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker, JobSource
-from sealroom.errors import BackendUnavailable, VerificationFailed
+from sealroom.errors import BackendUnavailable, Conflict, VerificationFailed
 from sealroom.statements import Envelope, Receipt, ReleasedOutput
 from tests.enclave.enclave_world import (
     NOW,
@@ -77,6 +77,7 @@ class Source:
     calls: list[str] = field(default_factory=list)
     completed: dict[str, tuple[Envelope, Mapping[PartyId, bytes]]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    taken_back: bool = False  # the lease ran out and the job went back to the queue
 
     def register_enclave(self, evidence: Envelope, /) -> Registered:
         self.calls.append("register")
@@ -117,6 +118,8 @@ class Source:
         raise AssertionError("the in-memory source has no log")
 
     def fail_job(self, request: str, reason: str, /) -> None:
+        if self.taken_back:
+            raise Conflict("the request is approved, not running")
         self.failed[request] = reason
 
 
@@ -194,6 +197,15 @@ def test_a_refused_job_posts_the_runners_public_reason(state: EnclaveState) -> N
     assert result.reason == reason
     assert reason.startswith("compute: ")
     assert "4242" not in reason
+
+
+def test_a_failure_the_coordinator_no_longer_takes_leaves_the_job(state: EnclaveState) -> None:
+    case = build_case(bob_texts=("BAD: the secret row 4242",))
+    source = Source(jobs=[job_of(case)], sealed=dict(case.sealed), taken_back=True)
+    result = worker(source, state).step()
+    assert (result.outcome, result.request) == ("abandoned", case.request.digest)
+    assert source.failed == {}
+    assert source.completed == {}
 
 
 def test_a_bug_in_the_loop_fails_the_job_without_detail(state: EnclaveState) -> None:

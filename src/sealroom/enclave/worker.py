@@ -47,6 +47,7 @@ from sealroom.errors import (
     AlreadyReleased,
     BackendUnavailable,
     Conflict,
+    NotFound,
     SealroomError,
     StaleLedgerHead,
     VerificationFailed,
@@ -377,7 +378,10 @@ class EnclaveWorker:
         return StepResult("abandoned", request_id, reason)
 
     def _fail(self, request_id: str, reason: str) -> StepResult:
-        self._source.fail_job(request_id, reason[:2000])
+        try:
+            self._source.fail_job(request_id, reason[:2000])
+        except (Conflict, NotFound) as exc:  # another run finished it, or the lease was taken back
+            return self._abandon(request_id, f"{reason} (not posted: {exc.public_message})")
         self._event(f"failed {request_id}: {reason}")
         return StepResult("failed", request_id, reason)
 
