@@ -13,10 +13,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sealroom.client import flows
 from sealroom.client.http import Client
 from sealroom.crypto.keys import PartyId
 from sealroom.enclave.state import EnclaveState
-from sealroom.statements import BudgetCharge, Envelope
+from sealroom.statements import BudgetCharge, Envelope, Receipt
+from sealroom.verification.bundle import ProofBundle
 from sealroom.wire import JobView, LedgerView
 from tests.enclave.charges_world import (
     ask,
@@ -77,6 +79,22 @@ def test_restart_fresh_state_and_a_second_instance_cannot_reset_a_budget(
         charges = _charges(Client(base_url=url, identity=keys.identity), ds)
         assert [c.request for c in charges] == [first, second]
         assert [c.epsilon for c in charges] == ["1", "1"]
+
+        # The owner sealed to the deployment's first evidence; a worker with evidence of its own
+        # ran the job: the receipt names that worker's evidence, and the bundle verifies.
+        fetched = flows.fetch_result(
+            requester.client,
+            requester.identity,
+            second,
+            tmp_path / "result",
+            home=requester.home,
+            allow_simulated=True,
+        )
+        assert fetched.report.failures == ()
+        receipt = ProofBundle.from_json(fetched.bundle_path.read_bytes()).receipt
+        assert receipt.open(Receipt).statement.evidence != keys.evidence.digest
+        spent = receipt.open(Receipt).statement.privacy_spent
+        assert {(c.dataset, c.epsilon) for c in spent} == {(d, "1") for d in pair}
 
 
 @dataclasses.dataclass
