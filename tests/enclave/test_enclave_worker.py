@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +80,7 @@ class Source:
     completed: dict[str, tuple[Envelope, Mapping[PartyId, bytes]]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     taken_back: bool = False  # the lease ran out and the job went back to the queue
+    input_delay: float = 0.0
 
     def register_enclave(self, evidence: Envelope, /) -> Registered:
         self.calls.append("register")
@@ -92,6 +95,7 @@ class Source:
 
     def job_input(self, request: str, dataset: str, /) -> bytes:
         self.calls.append(f"input {dataset}")
+        time.sleep(self.input_delay)
         return self.sealed[dataset]
 
     def complete_job(
@@ -206,6 +210,18 @@ def test_a_failure_the_coordinator_no_longer_takes_leaves_the_job(state: Enclave
     assert (result.outcome, result.request) == ("abandoned", case.request.digest)
     assert source.failed == {}
     assert source.completed == {}
+
+
+def test_the_lease_is_renewed_while_a_job_runs_and_not_after(state: EnclaveState) -> None:
+    case = build_case()
+    # A one-second lease is renewed every 0.33 s; the two inputs take 0.8 s to arrive.
+    job = dataclasses.replace(job_of(case), lease_until=NOW + 1)
+    source = Source(jobs=[job], sealed=dict(case.sealed), input_delay=0.4)
+    assert worker(source, state).step().outcome == "completed"
+    renewals = [c for c in source.calls if c.startswith("renew")]
+    assert len(renewals) >= 1
+    time.sleep(0.5)
+    assert [c for c in source.calls if c.startswith("renew")] == renewals
 
 
 def test_a_bug_in_the_loop_fails_the_job_without_detail(state: EnclaveState) -> None:
