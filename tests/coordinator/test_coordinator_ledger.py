@@ -99,7 +99,7 @@ def test_charges_chain_per_dataset_with_proofs_an_enclave_checks(w: World) -> No
     first, r1 = _running(w, 1)
     assert _complete(w, first, r1, [w.charge(first)]).status == "completed"
     second, r2 = _running(w, 2)
-    assert _complete(w, second, r2, [w.charge(second, epsilon="0.5")]).status == "completed"
+    assert _complete(w, second, r2, [w.charge(second)]).status == "completed"
 
     view = w.c.ledgers.view(w.dataset, caller=w.enclave.public.party_id)
     verifier = NoteVerifier.from_vkey(w.c.log.key().verifier_key)
@@ -152,6 +152,14 @@ def test_a_charge_must_be_the_enclaves_own_for_this_request(w: World) -> None:
     with pytest.raises(InvalidInput, match="another request"):
         _complete(w, rid, receipt, [w.charge("sha256:" + "7" * 64)])
     assert _stored(w, rid) == (0, 0)
+
+
+def test_a_charge_must_agree_with_the_receipt(w: World) -> None:
+    rid, receipt = _running(w, 1)
+    with pytest.raises(InvalidInput, match="differs from the receipt"):
+        _complete(w, rid, receipt, [w.charge(rid, epsilon="0.5")])  # the receipt says 0
+    assert _stored(w, rid) == (0, 0)
+    assert _complete(w, rid, receipt, [w.charge(rid)]).status == "completed"
 
 
 def test_a_replayed_completion_is_refused_by_the_ledger(w: World) -> None:

@@ -267,7 +267,7 @@ class Jobs:
                     .order_by(request_inputs.c.position)
                 )
             ]
-            append_charges(
+            charged = append_charges(
                 self._state,
                 conn,
                 charges,
@@ -276,6 +276,20 @@ class Jobs:
                 caller=caller,
                 now=now,
             )
+            # The ledger and the receipt must tell the same story of what was spent.
+            decided = {d.dataset: (d.epsilon, d.delta) for d in receipt.decisions}
+            requester = ComputationRequest.parse_payload(
+                statement(conn, request, ComputationRequest.TYPE)[0].payload
+            ).requester
+            for c in charged:
+                ch = c.statement
+                if ch.requester != requester:
+                    raise InvalidInput(f"budget charge {c.digest} names another requester")
+                if decided.get(ch.dataset) != (ch.epsilon, ch.delta):
+                    raise InvalidInput(
+                        f"budget charge {c.digest} differs from the receipt's decision on "
+                        f"{ch.dataset}"
+                    )
             self._state.store(conn, receipt_env, now=now)
             conn.execute(
                 results.insert(),
