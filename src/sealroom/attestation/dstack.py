@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import dcap_qvl
 import httpx
 import rfc8785
-from dstack_sdk import DstackClient
+from dstack_sdk import AsyncDstackClient, DstackClient
 from dstack_sdk.dstack_client import get_endpoint
 
 from sealroom.attestation.evidence import TeeEvidence, report_data_for
@@ -196,9 +196,14 @@ class DstackProvider:
         measured app, so the enclave workers of one deployment share the keys derived from it
         (:func:`sealroom.enclave.keys.deployment_identity`)."""
         endpoint = self._endpoint
+
+        async def get() -> Any:
+            # The SDK's sync client returns GetKey's coroutine unrun (dstack-sdk 0.5.4).
+            async with AsyncDstackClient(endpoint, timeout=self._timeout) as client:
+                return await client.get_key(path, "sealroom-enclave")
+
         try:
-            with DstackClient(endpoint, timeout=self._timeout) as client:
-                response: Any = client.get_key(path, "sealroom-enclave")
+            response: Any = _run_blocking(get)
         except FileNotFoundError as exc:
             raise BackendUnavailable(
                 f"dstack guest agent at {endpoint}: socket does not exist"
