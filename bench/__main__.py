@@ -29,6 +29,7 @@ BENCHES = {
     "bench.bench_pjc": (["--quick"], ["--workers", "2"]),
     "bench.bench_secagg": (["--quick"], []),
     "bench.bench_he": (["--quick"], []),
+    "bench.bench_sources": (["--mib", "8", "--mib", "32"], []),
 }
 SMOKE_TIMEOUT = 300.0
 

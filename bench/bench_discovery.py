@@ -41,6 +41,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from sealroom.computations.registry import Registry
+from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.service import Coordinator
 from sealroom.crypto.keys import Identity, b64encode
 from sealroom.statements import (
@@ -174,12 +175,26 @@ def prepare(url: str, n: int) -> None:
     print(f"built {n} attestations in {time.perf_counter() - t0:.1f} s")
 
 
+def _keystore(url: str) -> CoordinatorKeystore:
+    """Beside an SQLite file; for PostgreSQL a directory named by the URL, so a reused
+    database finds its log key again."""
+    if make_url(url).get_backend_name() == "sqlite":
+        return CoordinatorKeystore.beside(url)
+    name = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return CoordinatorKeystore(directory=Path(tempfile.gettempdir()) / f"sealroom-bench-{name}")
+
+
 def run(url: str, n: int, q: int) -> float:
     """Time every query kind on ``url``; print the table; return the worst p95 in seconds."""
     prepare(url, n)
     engine = create_engine(url)
     try:
-        c = Coordinator.open(engine=engine, registry=Registry([]), log_origin="bench.local/log")
+        c = Coordinator.open(
+            engine=engine,
+            registry=Registry([]),
+            keystore=_keystore(url),
+            log_origin="bench.local/log",
+        )
         return _measure(c, n, q, engine.dialect.name)
     finally:
         engine.dispose()

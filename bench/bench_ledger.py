@@ -30,6 +30,7 @@ from pathlib import Path
 from bench._harness import Ratio, median_seconds
 from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
 from sealroom.computations import default_registry
+from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.ledger import append_charges
 from sealroom.coordinator.service import Coordinator
 from sealroom.crypto.keys import Identity
@@ -75,7 +76,11 @@ class LoggedBench:
     def __init__(self, directory: Path) -> None:
         engine = create_engine(f"sqlite:///{directory / 'coordinator.db'}")
         upgrade(engine)
-        self.c = Coordinator.open(engine=engine, registry=default_registry())
+        self.c = Coordinator.open(
+            engine=engine,
+            registry=default_registry(),
+            keystore=CoordinatorKeystore(directory=directory / "coordinator-keys"),
+        )
         self.keys = EnclaveKeys.create_at_time(
             SimulatedEnclave(SimulationRoot.generate()), tee="simulated", now=NOW
         )

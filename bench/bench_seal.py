@@ -11,6 +11,12 @@ and never materialises either the ciphertext or the plaintext. The
 convenience path (``seal`` / ``open_sealed`` on bytes) materialises both:
 two fresh input-sized buffers against the baseline's one, so about 0.5x is
 its ceiling; it writes each exactly once to get close to that.
+
+Suite 2 (hybrid ML-KEM-768 + X25519, for post-quantum identities) against
+suite 1 (X25519 only): the cost of one seal + open of a small result (the key
+wrap dominates: X-Wing encapsulation and decapsulation against two X25519
+operations) and of a 1 MiB input (the key wrap is amortised), as ratios of
+suite-2 time over suite-1 time in the same run, plus the header growth.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from bench._harness import Ratio, median_seconds, throughput_mib_s
 from sealroom.crypto.keys import Identity
 from sealroom.crypto.sealing import (
     DEFAULT_CHUNK_SIZE,
+    HEADER_SIZE,
+    HEADER_SIZE_XWING,
     SealContext,
     open_sealed,
     open_stream,
@@ -86,6 +94,33 @@ def main() -> None:
     print(Ratio("seal+unseal streaming vs AES-GCM one pass", stream, base, target=0.7).line())
     print(Ratio("seal+unseal on bytes vs AES-GCM one pass", bulk, base, target=0.7).line())
     print(Ratio("seal+unseal streaming vs in-cache AES-GCM one pass", stream, in_cache).line())
+    _suites(repeat=max(r, 3) * (1 if args.smoke else 20), big=min(size, 1 << 20))
+
+
+def _suites(*, repeat: int, big: int) -> None:
+    """Suite 2 against suite 1: seal + open time of a small and a larger message."""
+    hybrid = Identity.generate()
+    classical = Identity.generate(post_quantum=False)
+    request = os.urandom(32)
+    print(f"suite 2 (X-Wing) vs suite 1 (X25519): medians of {repeat} seal+open runs")
+    for label, size in (("1 KiB result", 1 << 10), (f"{big >> 10} KiB input", big)):
+        data = os.urandom(size)
+        seconds = {}
+        for suite, who in ((1, classical), (2, hybrid)):
+            context = SealContext(request, who.party_id, "result")
+
+            def once(
+                who: Identity = who, context: SealContext = context, data: bytes = data
+            ) -> None:
+                open_sealed(seal(data, who.public, context), who, context)
+
+            seconds[suite] = median_seconds(once, repeat=repeat)
+        print(
+            f"  {label:16s} suite 1 {seconds[1] * 1e3:8.3f} ms   suite 2 {seconds[2] * 1e3:8.3f} ms"
+        )
+        # A ratio of times: how many times longer suite 2 takes (1.00x = no extra cost).
+        print(Ratio(f"suite 2 time vs suite 1, {label}", seconds[2], seconds[1]).line())
+    print(f"  header: suite 1 {HEADER_SIZE} bytes, suite 2 {HEADER_SIZE_XWING} bytes")
 
 
 if __name__ == "__main__":

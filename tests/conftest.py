@@ -11,6 +11,8 @@ import sqlalchemy as sa
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from sealroom.coordinator.keys import CoordinatorKeystore
+
 REPO = Path(__file__).resolve().parent.parent
 VECTORS = REPO.parent / "shared" / "vectors"
 
@@ -80,6 +82,14 @@ def engine(db_url: str) -> Iterator[Engine]:
         yield eng
     finally:
         eng.dispose()
+
+
+@pytest.fixture
+def keystore(tmp_path: Path) -> CoordinatorKeystore:
+    """The coordinator's keys directory for one test (its log key, never in the database)."""
+    from sealroom.coordinator.keys import CoordinatorKeystore
+
+    return CoordinatorKeystore(directory=tmp_path / "coordinator-keys")
 
 
 @pytest.fixture

@@ -26,11 +26,13 @@ from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
 def coordinator(
     tmp_path: Path, *, db_url: str | None = None, lease_seconds: int | None = None
 ) -> Iterator[str]:
-    """The real app (SQLite in ``tmp_path`` unless ``db_url``) on 127.0.0.1; yields its URL."""
+    """The real app (SQLite in ``tmp_path`` unless ``db_url``; its log key in
+    ``tmp_path/coordinator-keys``) on 127.0.0.1; yields its URL."""
     options: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
     app = create_app(
         db_url=db_url or f"sqlite:///{tmp_path / 'coordinator.db'}",
         registry=default_registry(),
+        keys_dir=tmp_path / "coordinator-keys",
         **options,
     )
     with run_in_thread(app) as url:

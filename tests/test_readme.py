@@ -82,6 +82,7 @@ def test_readme_python_example_runs_against_a_coordinator_and_an_enclave(
         for i in range(30):
             f.write(f"c{i},{regions[i % 3]},{10 + i}\n")
 
+    monkeypatch.setenv("SEALROOM_PASSPHRASE", "readme example passphrase")
     exec(compile(code.replace(f'"{DEFAULT_URL}"', repr(live_url)), "README.md", "exec"), {})
 
     printed = capsys.readouterr().out
@@ -91,3 +92,6 @@ def test_readme_python_example_runs_against_a_coordinator_and_an_enclave(
     by_region = {row[0]: row[1] for row in body["rows"]}
     assert by_region == {"east": 10, "north": 10, "south": 10}
     assert (tmp_path / "result" / "bundle.json").is_file()
+    from sealroom.crypto.keystore import Keystore
+
+    assert Keystore.load_public(tmp_path / "keys" / "shop").protection == "argon2id-aes256gcm"

@@ -184,7 +184,9 @@ def run_demo(out: Path | None, *, echo: Echo, timeout: float = 60.0) -> int:
 
 
 def _party(name: str, work: Path, url: str) -> Party:
-    return Party.create(home=work / "homes" / name, name=name, url=url)
+    # Throwaway keystores in a temporary directory the demo deletes when it ends:
+    # unencrypted on purpose, so that the demo runs without a prompt.
+    return Party.create(home=work / "homes" / name, name=name, url=url, unencrypted=True)
 
 
 def _scenario(url: str, work: Path, results: Path, echo: Echo, timeout: float) -> int:

@@ -43,6 +43,7 @@ __all__ = [
     "DecryptionFailed",
     "InvalidInput",
     "KeystoreError",
+    "KeystoreLocked",
     "NotFound",
     "PolicyDenied",
     "ProofInvalid",
@@ -53,6 +54,7 @@ __all__ = [
     "StatementFormatError",
     "UnsupportedMediaType",
     "VerificationFailed",
+    "WrongPassphrase",
 ]
 
 
@@ -87,6 +89,16 @@ class StatementFormatError(InvalidInput):
 class KeystoreError(InvalidInput):
     code = "keystore"
     public_message = "the keystore cannot be used"
+
+
+class KeystoreLocked(KeystoreError):
+    code = "keystore_locked"
+    public_message = "the keystore is encrypted and no passphrase was given"
+
+
+class WrongPassphrase(KeystoreError):
+    code = "wrong_passphrase"
+    public_message = "the passphrase does not open the keystore"
 
 
 class BodyTooLarge(InvalidInput):
@@ -192,6 +204,8 @@ CATALOG: tuple[type[SealroomError], ...] = (
     InvalidInput,
     StatementFormatError,
     KeystoreError,
+    KeystoreLocked,
+    WrongPassphrase,
     BodyTooLarge,
     UnsupportedMediaType,
     AuthenticationFailed,

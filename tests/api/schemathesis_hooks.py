@@ -11,9 +11,10 @@ Two things the OpenAPI document cannot say, and this module tells the generator:
   (``SEALROOM_FUZZ_LOG_SIZE``), two distinct datasets for an overlap, distinct session
   roles and parties with the caller among them, distinct job recipients, no search
   cursor (it is opaque: only a previous page's ``next_cursor`` is one), integers written
-  as integers (JSON Schema counts ``815.0`` as one; bodies here refuse every float), and
+  as integers (JSON Schema counts ``815.0`` as one; bodies here refuse every float),
   statements that are genuinely signed (a signature is the one constraint no schema can
-  state).
+  state), and X-Wing public keys that are keys (an ML-KEM-768 key's 12-bit coefficients
+  must be below q = 3329, which a pattern cannot say; random bytes almost never are).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import requests
 import schemathesis
 from schemathesis import Case, GenerationMode, HookContext
 
-from sealroom.crypto.keys import b64encode
+from sealroom.crypto.keys import b64encode, xwing_private_key
 from sealroom.crypto.request_signing import sign_request
 from sealroom.statements import ComputationRef, Policy, sign_statement
 from tests.api.api_helpers import PAIR_COUNT, ROW_COUNT
@@ -36,6 +37,9 @@ from tests.helpers import request as make_request
 
 FUZZER = identity("schemathesis-fuzzer")
 """Registered by the test before the run (tests.helpers identities are deterministic)."""
+
+_KEM_KEY = b64encode(xwing_private_key(b"\x01" * 32)[1])
+"""A valid X-Wing public key, put wherever a positive case has a ``kem_key``."""
 
 _LOG_SIZE = int(os.environ.get("SEALROOM_FUZZ_LOG_SIZE", "1"))
 
@@ -108,6 +112,17 @@ def _integers(value: Any) -> Any:
     return value
 
 
+def _kem_keys(value: Any) -> None:
+    if isinstance(value, dict):
+        if isinstance(value.get("kem_key"), str):
+            value["kem_key"] = _KEM_KEY
+        for item in value.values():
+            _kem_keys(item)
+    elif isinstance(value, list):
+        for item in value:
+            _kem_keys(item)
+
+
 def _bodies(case: Case) -> None:
     body = case.body
     if not isinstance(body, dict):
@@ -150,5 +165,6 @@ def map_case(context: HookContext, case: Case) -> Case:
     if case.path == "/v1/search":
         _query(case).pop("cursor", None)
     case.body = _integers(case.body)
+    _kem_keys(case.body)
     _bodies(case)
     return case

@@ -95,9 +95,10 @@ def db_url(
 
 
 @pytest.fixture(scope="module")
-def world(db_url: str) -> Iterator[World]:
+def world(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     clock = Clock(T0)
-    app = create_app(db_url=db_url, registry=test_registry(), clock=clock)
+    keys = tmp_path_factory.mktemp("bad-input-keys")
+    app = create_app(db_url=db_url, registry=test_registry(), clock=clock, keys_dir=keys)
     with run_in_thread(app) as url, httpx.Client(base_url=url, timeout=10) as http:
         alice, bob, carol, dave = (
             Client(http, identity(n), clock) for n in ("alice", "bob", "carol", "dave")

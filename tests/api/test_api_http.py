@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from sealroom.api.app import create_app
 from sealroom.api.testing import run_in_thread
 from sealroom.crypto.request_signing import sign_request
 from sealroom.statements import ComputationRequest, sign_statement
+from sealroom.transparency.entries import statement_commitment
 from tests.api.api_helpers import PAIR_COUNT, Client, Clock, test_registry
 from tests.helpers import T0, attestation, identity
 
@@ -191,7 +193,11 @@ def test_api_keyword_overlap_alias_and_workflow(env: tuple[httpx.Client, Clock])
     assert cp.headers["content-type"].startswith("text/plain")
     key = http.get("/v1/log/key").json()
     assert key["origin"] == "sealroom.local/log"
+    # The request is private: its leaf is a salted commitment only the request's parties
+    # (who get the salt with the request) can open.
     entry = http.get(f"/v1/log/entries/{same.json()['log_index']}").json()
-    assert entry["entry"] == signed.envelope.to_dict()
+    assert entry["entry"] is None
+    salt = base64.b64decode(same.json()["log_salt"])
+    assert entry["commitment"] == statement_commitment(salt, signed.envelope.to_json())
     assert http.get("/v1/log/inclusion", params={"index": 0, "size": 3}).status_code == 200
     assert http.get("/v1/log/consistency", params={"first": 1, "second": 3}).status_code == 200

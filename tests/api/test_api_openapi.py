@@ -19,11 +19,13 @@ from tests.api.api_helpers import Client, Clock, test_registry
 from tests.helpers import T0, attestation, identity
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "http-api.md"
-_ROUTE = re.compile(r"^- `(GET|POST|PUT|DELETE) (/v1/[^`?\s]+)")
+_ROUTE = re.compile(r"^- `(GET|POST|PUT|DELETE) (/v1/[^`?\s]+|/healthz|/readyz)")
 _PARAM = re.compile(r"\{[^}]+\}")
 KEYS_FROM_BODY = {"/v1/parties", "/v1/enclaves"}  # the signer's keys come from the body itself
 NO_BODY = {("post", "/v1/jobs/claim"), ("post", "/v1/jobs/{rid}/lease")}
 PUBLIC = {
+    ("get", "/healthz"),
+    ("get", "/readyz"),
     ("get", "/v1/health"),
     ("get", "/v1/computations"),
     ("get", "/v1/parties/{party}"),
@@ -203,6 +205,8 @@ def test_openapi_response_models_are_exactly_the_real_responses(
     assert again.status_code == 200  # documented: the stored view, nothing duplicated
     assert exact(wire.PublishedDataset, again).dataset == att.digest
     exact(wire.Health, http.get("/v1/health"))
+    exact(wire.Health, http.get("/healthz"))
+    exact(wire.Readiness, http.get("/readyz"))
     exact(wire.ComputationList, http.get("/v1/computations"))
     exact(wire.DatasetPage, http.get("/v1/datasets"))
     page = exact(wire.SearchPage, http.get("/v1/search", params={"q": "shapes"}))

@@ -50,7 +50,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with coordinator(root) as url:
         parties = {}
         for name in ("victim", "attacker"):
-            identity = Keystore.create(root / name, name=name)
+            identity = Keystore.create(root / name, name=name, unencrypted=True)
             client = Client(base_url=url, identity=identity)
             client.register_party(name)
             parties[name] = Party(root / name, identity, client)

@@ -322,9 +322,15 @@ def test_verify_bad_inputs(tmp_path: Path) -> None:
 
 def test_init_creates_an_identity_once(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    res = runner.invoke(app, ["init", "--name", "amiller"], env={"SEALROOM_HOME": str(home)})
+    res = runner.invoke(
+        app,
+        ["init", "--unencrypted-keystore", "--name", "amiller"],
+        env={"SEALROOM_HOME": str(home)},
+    )
     assert res.exit_code == 0, res.output
     assert "party id: sr1" in res.output
-    again = runner.invoke(app, ["init", "--name", "amiller", "--home", str(home)])
+    again = runner.invoke(
+        app, ["init", "--unencrypted-keystore", "--name", "amiller", "--home", str(home)]
+    )
     assert again.exit_code == 1
     assert "keystore" in again.output

@@ -118,7 +118,7 @@ def test_bad_parameters_are_refused_with_the_name(
 def test_parameters_are_checked_locally_before_anything_is_sent(tmp_path: Path) -> None:
     # The coordinator is unreachable: every refusal here is local.
     env = {"SEALROOM_HOME": str(tmp_path / "h"), "SEALROOM_URL": "http://127.0.0.1:9"}
-    ok_json(cli(env, "init", "--name", "x", "--json"))
+    ok_json(cli(env, "init", "--unencrypted-keystore", "--name", "x", "--json"))
     ds = ["--dataset", "sha256:" + "1" * 64, "--dataset", "sha256:" + "2" * 64]
     line = fails(
         cli(env, "request", "lift", *ds, "--param", "confidence=2", "--json"), "invalid_input"
@@ -160,7 +160,7 @@ def test_sql_aggregate_and_lift_through_the_cli(tmp_path: Path) -> None:
             for name in ("alice", "bob", "carol")
         }
         for name, e in env.items():
-            ok_json(cli(e, "init", "--name", name, "--json"))
+            ok_json(cli(e, "init", "--unencrypted-keystore", "--name", name, "--json"))
         worker = registered_enclave(url)
 
         def publish(owner: str, path: Path, rules: dict[str, Any]) -> str:

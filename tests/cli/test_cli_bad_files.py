@@ -46,7 +46,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         home = root / "alice"
         e = Env(url, home, root / "files", {"SEALROOM_HOME": str(home), "SEALROOM_URL": url})
         e.files.mkdir()
-        assert cli(e, "init", "--name", "alice").exit_code == 0
+        assert cli(e, "init", "--unencrypted-keystore", "--name", "alice").exit_code == 0
         good = write_jsonl(e.files / "good.jsonl", TOPICS_A, rows=12)
         published = cli(e, "dataset", "publish", str(good), "--json")
         assert published.exit_code == 0, published.stderr

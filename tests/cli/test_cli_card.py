@@ -102,7 +102,7 @@ def test_the_published_card_is_the_dry_runs(tmp_path: Path) -> None:
     )
     with coordinator(tmp_path) as url:
         env = {"SEALROOM_HOME": str(tmp_path / "owner"), "SEALROOM_URL": url}
-        assert run(env, "init", "--name", "owner").exit_code == 0
+        assert run(env, "init", "--unencrypted-keystore", "--name", "owner").exit_code == 0
         args = ("dataset", "publish", str(data), "--policy", str(policy), "--text-column", "note")
         args += ("--project-column", "ward", "--drop-term", "routine")
         preview = ok_json(run(env, *args, "--dry-run", "--json"))

@@ -46,7 +46,10 @@ def test_cli_end_to_end_and_bad_input(tmp_path: Path) -> None:
             for name in ("alice", "bob", "carol")
         }
         for name, e in env.items():
-            assert ok_json(cli(e, "init", "--name", name, "--json"))["name"] == name
+            assert (
+                ok_json(cli(e, "init", "--unencrypted-keystore", "--name", name, "--json"))["name"]
+                == name
+            )
 
         policy = tmp_path / "policy.json"
         policy.write_text(json.dumps(AUTO_POLICY))
@@ -151,7 +154,7 @@ def test_cli_end_to_end_and_bad_input(tmp_path: Path) -> None:
 
 def test_cli_unreachable_coordinator(tmp_path: Path) -> None:
     env = {"SEALROOM_HOME": str(tmp_path / "h"), "SEALROOM_URL": "http://127.0.0.1:9"}
-    ok_json(cli(env, "init", "--name", "x", "--json"))
+    ok_json(cli(env, "init", "--unencrypted-keystore", "--name", "x", "--json"))
     doc = fails(cli(env, "inbox", "--json"), "backend_unavailable")
     assert "127.0.0.1:9" in doc["error"]["detail"]
     fails(

@@ -23,7 +23,7 @@ from tests.services import coordinator
 def _env(tmp_path: Path, url: str, name: str) -> dict[str, str]:
     home = tmp_path / name
     if not home.exists():
-        Keystore.create(home, name=name)
+        Keystore.create(home, name=name, unencrypted=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEALROOM_")}
     return {**env, "SEALROOM_HOME": str(home), "SEALROOM_URL": url}
 
@@ -125,8 +125,28 @@ def test_psi_cardinality_and_intersection_between_two_processes(tmp_path: Path) 
                 ),
             }
         )
-        assert json.loads(out.read_text())["receipts"] == docs["alice"]["receipts"]
+        record = json.loads(out.read_text())
+        assert record["receipts"] == docs["alice"]["receipts"]
         _check_record(docs)
+        # The record keeps the intersection in full, private to its holder.
+        assert record["intersection"] == sorted(set(a_ids) & set(b_ids))
+        assert out.stat().st_mode & 0o777 == 0o600
+        assert docs["bob"]["intersection"] is None
+
+        # `sealroom verify` checks a run record: the receipts, and that what the holder
+        # learned opens its own receipt's commitment.
+        verify = [sys.executable, "-m", "sealroom.cli", "verify", "--json"]
+        ok = subprocess.run([*verify, str(out)], capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 0, ok.stderr
+        checked = json.loads(ok.stdout)
+        assert (checked["protocol"], checked["holder"]) == ("psi", record["role"])
+        assert checked["not_signed_by"] == []
+        edited = tmp_path / "edited.json"
+        learned = {**record["learned"], "intersection_size": 101}
+        edited.write_text(json.dumps({**record, "learned": learned}))
+        bad = subprocess.run([*verify, str(edited)], capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 1
+        assert "not what its receipt commits to" in json.loads(bad.stdout)["error"]
 
 
 def test_psi_with_mismatched_parameters_fails_on_both_sides(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ def test_cli_room_policy_restricts_and_is_enforced(tmp_path: Path) -> None:
             for name in ("alice", "bob")
         }
         for name, e in env.items():
-            ok_json(cli(e, "init", "--name", name, "--json"))
+            ok_json(cli(e, "init", "--unencrypted-keystore", "--name", name, "--json"))
         policy = tmp_path / "policy.json"
         policy.write_text(json.dumps(AUTO_POLICY))
         datasets = [

@@ -42,7 +42,7 @@ def test_cli_withdrawn_dataset_refuses_new_requests(tmp_path: Path) -> None:
             for n in ("alice", "bob", "carol")
         }
         for name, e in env.items():
-            ok(cli(e, "init", "--name", name, "--json"))
+            ok(cli(e, "init", "--unencrypted-keystore", "--name", name, "--json"))
         a = ok(
             cli(
                 env["alice"],

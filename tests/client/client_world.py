@@ -19,7 +19,7 @@ def now() -> int:
 
 def party(tmp_path: Path, name: str) -> tuple[Path, Identity]:
     home = tmp_path / name
-    return home, Keystore.create(home, name=name)
+    return home, Keystore.create(home, name=name, unencrypted=True)
 
 
 def write_jsonl(path: Path, topics: list[str], rows: int = 60) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from sealroom.api.testing import run_in_thread
 from sealroom.client import flows
 from sealroom.client.http import Client
 from sealroom.computations import default_registry
-from sealroom.coordinator.log import load_log_signer
+from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.witnessing import WitnessEndpoint
 from sealroom.crypto.keys import Identity
 from sealroom.storage.engine import create_engine
@@ -38,23 +39,27 @@ def serve(db: Path, witnesses: Sequence[WitnessEndpoint] = ()) -> Iterator[str]:
 
 
 def log_signer(db: Path) -> NoteSigner:
-    """The log key of the coordinator database ``db`` (created there if new)."""
+    """The log key of the coordinator database ``db``, from its keystore beside it (created
+    there if new): what an operator with the key file holds."""
     engine = create_engine(db_url(db))
     try:
         upgrade(engine)
-        return load_log_signer(engine, ORIGIN)
+        return CoordinatorKeystore.beside(db_url(db)).log_signer(engine, ORIGIN)
     finally:
         engine.dispose()
 
 
 def snapshot(db: Path, to: Path) -> None:
-    """A consistent copy of a live SQLite database (WAL included)."""
+    """A consistent copy of a live SQLite database (WAL included) and of its keystore (the
+    log key is not in the database: the copy is a coordinator with the same key)."""
     source, target = sqlite3.connect(db), sqlite3.connect(to)
     try:
         source.backup(target)
     finally:
         source.close()
         target.close()
+    keys = CoordinatorKeystore.beside(db_url(db)).directory
+    shutil.copytree(keys, CoordinatorKeystore.beside(db_url(to)).directory)
 
 
 def fork(db: Path, entries: int, tag: bytes = b"forged") -> int:

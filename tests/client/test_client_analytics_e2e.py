@@ -91,7 +91,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         parties: dict[str, Party] = {}
         for name in ("alice", "bob", "carol"):
             home = root / name
-            identity = Keystore.create(home, name=name)
+            identity = Keystore.create(home, name=name, unencrypted=True)
             client = Client(base_url=url, identity=identity)
             client.register_party(name)
             parties[name] = Party(name, home, identity, client)

@@ -11,7 +11,7 @@ import pytest
 from sealroom.client import flows
 from sealroom.client.checkpoints import TrustedLog
 from sealroom.client.http import Client
-from sealroom.errors import InvalidInput, ProofInvalid
+from sealroom.errors import InvalidInput, ProofInvalid, VerificationFailed
 from sealroom.transparency.checkpoint import NoteVerifier, open_checkpoint
 from tests.client.client_world import TOPICS_B, now, party, write_jsonl
 from tests.client.log_world import fork, log_signer, publish, serve, snapshot
@@ -50,6 +50,15 @@ def test_the_trusted_checkpoint_is_kept_and_advanced(tmp_path: Path) -> None:
             home=home,
         )
         assert trusted_size(home, vkey) > view.log_index
+        # the leaf is the request's salted commitment: the salt opens it, nothing else does,
+        # and a request logged in clear (published for anyone) is refused
+        log = TrustedLog(client, home)
+        assert view.log_salt is not None
+        log.verify_logged(view.envelope, index=view.log_index, salt=view.log_salt)
+        with pytest.raises(ProofInvalid):
+            log.verify_logged(view.envelope, index=view.log_index, salt=bytes(32))
+        with pytest.raises(VerificationFailed, match="in clear"):
+            log.verify_logged(view.envelope, index=view.log_index, salt=None)
         # an older checkpoint (a bundle made earlier) is proved a prefix; trust does not move
         log = TrustedLog(client, home)
         size = trusted_size(home, vkey)

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from sealroom.client import flows
 from sealroom.client.http import Client
+from sealroom.crypto.sealing import SUITE_XWING_AES256GCM, SealedHeader
 from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys
 from sealroom.errors import AttestationInvalid, BackendUnavailable, CommitmentMismatch, NotFound
@@ -116,6 +117,20 @@ def test_publish_request_approve_run_result_verify(tmp_path: Path, db_url: str) 
         assert [d.mode for d in done] == ["manual"]
         assert done[0].status == "approved"
 
+        # Harvest now, decrypt later: what the coordinator keeps is sealed with suite 2
+        # (X-Wing), because the enclave's attested key document carries its X-Wing key.
+        engine = sa.create_engine(db_url)
+        try:
+            with engine.connect() as conn:
+                blobs = conn.execute(
+                    sa.text("SELECT sealed FROM request_blobs WHERE request = :r"),
+                    {"r": view.request},
+                ).scalars()
+                suites = [SealedHeader.parse(bytes(blob)).suite for blob in blobs]
+        finally:
+            engine.dispose()
+        assert suites == [SUITE_XWING_AES256GCM] * 2
+
         step = worker.step()
         assert step.outcome == "completed", step.reason
         final = flows.wait(b, view.request, timeout=5)
@@ -133,6 +148,8 @@ def test_publish_request_approve_run_result_verify(tmp_path: Path, db_url: str) 
             a, alice, view.request, tmp_path / "alice-out", home=alice_home, allow_simulated=True
         )
         assert got_a.body == got.body
+        # The results too: the recipients' keys came from their signed envelopes, X-Wing included.
+        assert SealedHeader.parse(b.result(view.request).sealed).suite == SUITE_XWING_AES256GCM
 
         # The written bundle verifies offline with the written result, and only that one.
         bundle = ProofBundle.from_json((tmp_path / "bob-out" / "bundle.json").read_bytes())

@@ -37,7 +37,9 @@ def test_the_public_surface_is_small_and_importable() -> None:
 def test_create_registers_and_open_finds_the_same_party(
     tmp_path: Path, coordinator_url: str
 ) -> None:
-    with Party.create(home=tmp_path / "alice", name="alice", url=coordinator_url) as alice:
+    with Party.create(
+        home=tmp_path / "alice", name="alice", url=coordinator_url, unencrypted=True
+    ) as alice:
         assert alice.name == "alice"
         assert alice.home == tmp_path / "alice"
         assert alice.client.party(alice.party_id).name == "alice"
@@ -62,10 +64,18 @@ def test_the_clock_times_every_statement(tmp_path: Path, coordinator_url: str) -
     fixed = int(time.time()) - 120  # within the server's tolerance for signed requests
     with (
         Party.create(
-            home=tmp_path / "alice", name="alice", url=coordinator_url, clock=lambda: fixed
+            home=tmp_path / "alice",
+            name="alice",
+            url=coordinator_url,
+            clock=lambda: fixed,
+            unencrypted=True,
         ) as alice,
         Party.create(
-            home=tmp_path / "bob", name="bob", url=coordinator_url, clock=lambda: fixed + 7
+            home=tmp_path / "bob",
+            name="bob",
+            url=coordinator_url,
+            clock=lambda: fixed + 7,
+            unencrypted=True,
         ) as bob,
     ):
         assert alice.now() == fixed
@@ -81,8 +91,10 @@ def test_owner_and_requester_through_the_verbs(
     tmp_path: Path, live_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with (
-        Party.create(home=tmp_path / "alice", name="alice", url=live_url) as alice,
-        Party.create(home=tmp_path / "bob", name="bob", url=live_url) as bob,
+        Party.create(
+            home=tmp_path / "alice", name="alice", url=live_url, unencrypted=True
+        ) as alice,
+        Party.create(home=tmp_path / "bob", name="bob", url=live_url, unencrypted=True) as bob,
     ):
         notes = alice.publish(
             write_jsonl(tmp_path / "alice.jsonl", TOPICS_A),
@@ -139,8 +151,12 @@ def test_room_policy_from_rules_is_signed_by_the_requester(
     tmp_path: Path, coordinator_url: str
 ) -> None:
     with (
-        Party.create(home=tmp_path / "alice", name="alice", url=coordinator_url) as alice,
-        Party.create(home=tmp_path / "bob", name="bob", url=coordinator_url) as bob,
+        Party.create(
+            home=tmp_path / "alice", name="alice", url=coordinator_url, unencrypted=True
+        ) as alice,
+        Party.create(
+            home=tmp_path / "bob", name="bob", url=coordinator_url, unencrypted=True
+        ) as bob,
     ):
         mine = alice.publish(write_jsonl(tmp_path / "a.jsonl", TOPICS_A), title="A")
         theirs = bob.publish(write_jsonl(tmp_path / "b.jsonl", TOPICS_B), title="B")
@@ -158,8 +174,12 @@ def test_room_policy_from_rules_is_signed_by_the_requester(
 
 def test_psi_and_pjc_between_two_parties(tmp_path: Path, coordinator_url: str) -> None:
     with (
-        Party.create(home=tmp_path / "alice", name="alice", url=coordinator_url) as alice,
-        Party.create(home=tmp_path / "bob", name="bob", url=coordinator_url) as bob,
+        Party.create(
+            home=tmp_path / "alice", name="alice", url=coordinator_url, unencrypted=True
+        ) as alice,
+        Party.create(
+            home=tmp_path / "bob", name="bob", url=coordinator_url, unencrypted=True
+        ) as bob,
     ):
         a = [f"user{i}".encode() for i in range(0, 40)]
         b = [f"user{i}".encode() for i in range(30, 60)]

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
 from sealroom.computations.base import Computation, PrivacyContext
 from sealroom.computations.registry import Registry
+from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.service import Coordinator
 from sealroom.crypto.keys import Identity, b64encode
 from sealroom.enclave.keys import EnclaveKeys
@@ -60,6 +61,7 @@ REGISTRY = Registry([ROW_COUNT, PAIR, REVEAL])
 @dataclass
 class World:
     c: Coordinator
+    keystore: CoordinatorKeystore
     owner: Identity
     requester: Identity
     stranger: Identity
@@ -137,12 +139,17 @@ class World:
         return out.view.evidence
 
 
-def make_world(engine: Engine, registry: Registry = REGISTRY) -> World:
-    c = Coordinator.open(engine=engine, registry=registry, log_origin="sealroom.test/log")
+def make_world(
+    engine: Engine, keystore: CoordinatorKeystore, registry: Registry = REGISTRY
+) -> World:
+    c = Coordinator.open(
+        engine=engine, registry=registry, keystore=keystore, log_origin="sealroom.test/log"
+    )
     root = SimulationRoot.from_private_bytes(hashlib.sha256(b"sim-root").digest())
     enclave = EnclaveKeys.create_at_time(SimulatedEnclave(root), tee="simulated", now=T0)
     w = World(
         c=c,
+        keystore=keystore,
         owner=identity("owner"),
         requester=identity("requester"),
         stranger=identity("stranger"),

@@ -139,7 +139,10 @@ def test_discovery_pages_neither_repeat_nor_skip_when_data_changes(w: World) -> 
 
 def test_discovery_index_follows_other_processes(w: World) -> None:
     other = Coordinator.open(
-        engine=w.c.state.engine, registry=w.c.state.registry, log_origin="sealroom.test/log"
+        engine=w.c.state.engine,
+        registry=w.c.state.registry,
+        keystore=w.keystore,
+        log_origin="sealroom.test/log",
     )
     assert _ids(other.datasets.search(SearchQuery(keywords=("gpu",))).items) == []
     bob = identity("bob")

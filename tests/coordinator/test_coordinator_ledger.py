@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from sealroom.crypto.merkle import leaf_hash
 from sealroom.enclave.receipts import issue_receipt
 from sealroom.errors import (
     AlreadyReleased,
@@ -29,6 +28,7 @@ from sealroom.statements import (
 from sealroom.storage.engine import write_transaction
 from sealroom.storage.schema import ledger_charges, requests, results
 from sealroom.transparency.checkpoint import NoteVerifier, open_checkpoint
+from sealroom.transparency.entries import entry_leaf_hash
 from sealroom.transparency.proof import verify_inclusion
 from sealroom.wire import SealedOutput
 from tests.coordinator.coord_helpers import World
@@ -108,10 +108,11 @@ def test_charges_chain_per_dataset_with_proofs_an_enclave_checks(w: World) -> No
     assert [c.statement.request for c in chain] == [first, second]
     assert [(c.statement.seq, c.statement.prev) for c in chain] == [(0, None), (1, chain[0].digest)]
     for item in view.charges:
+        assert item.salt is not None  # a charge is private: the log holds its commitment
         verify_inclusion(
             item.log_index,
             cp.size,
-            leaf_hash(item.envelope.to_json()),
+            entry_leaf_hash(item.envelope.to_json(), item.salt),
             item.inclusion,
             cp.root_hash,
         )

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from sealroom.coordinator.datasets import Datasets
+from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.service import Coordinator
 from sealroom.errors import InvalidInput, NotFound
 from sealroom.statements import Keyword, TimeRange, sign_statement
@@ -154,8 +155,12 @@ def _reference_bm25(
     return out
 
 
-def test_search_text_rank_is_bm25_on_both_databases(engine: Engine) -> None:
-    c = Coordinator.open(engine=engine, registry=REGISTRY, log_origin="sealroom.test/log")
+def test_search_text_rank_is_bm25_on_both_databases(
+    engine: Engine, keystore: CoordinatorKeystore
+) -> None:
+    c = Coordinator.open(
+        engine=engine, registry=REGISTRY, keystore=keystore, log_origin="sealroom.test/log"
+    )
     owner = identity("bob")
     ids = []
     for i, (title, description, terms, topics) in enumerate(_CORPUS):
@@ -197,10 +202,16 @@ def test_search_text_rank_is_bm25_on_both_databases(engine: Engine) -> None:
     assert tie[0].score == tie[1].score  # bit-identical, ordered by publication
 
 
-def test_search_text_uses_the_engines_stemming_and_follows_changes(engine: Engine) -> None:
-    c = Coordinator.open(engine=engine, registry=REGISTRY, log_origin="sealroom.test/log")
+def test_search_text_uses_the_engines_stemming_and_follows_changes(
+    engine: Engine, keystore: CoordinatorKeystore
+) -> None:
+    c = Coordinator.open(
+        engine=engine, registry=REGISTRY, keystore=keystore, log_origin="sealroom.test/log"
+    )
     index = DiscoveryIndex(delta_limit=0)  # fold every refresh into the merged arrays
-    other = Coordinator.open(engine=engine, registry=REGISTRY, log_origin="sealroom.test/log")
+    other = Coordinator.open(
+        engine=engine, registry=REGISTRY, keystore=keystore, log_origin="sealroom.test/log"
+    )
     other = replace(other, datasets=Datasets(other.state, discovery=index))
     owner = identity("bob")
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from sealroom.api.witness import status_for
-from sealroom.coordinator.log import load_log_signer
+from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.witnessing import WitnessEndpoint, Witnessing
 from sealroom.errors import InvalidInput, SealroomError
 from sealroom.storage.engine import create_engine
@@ -65,8 +65,10 @@ def test_endpoints_parse_as_vkey_at_url() -> None:
             WitnessEndpoint.parse(bad)
 
 
-def test_gathers_stores_and_retries_a_409_after_a_restart(engine: Engine, tmp_path: Path) -> None:
-    signer = load_log_signer(engine, ORIGIN)
+def test_gathers_stores_and_retries_a_409_after_a_restart(
+    engine: Engine, keystore: CoordinatorKeystore, tmp_path: Path
+) -> None:
+    signer = keystore.log_signer(engine, ORIGIN)
     state = WitnessState(tmp_path / "w")
     witness = Witness(cosigner(), [signer.verifier], state)
     calls: list[bytes] = []
@@ -88,8 +90,10 @@ def test_gathers_stores_and_retries_a_409_after_a_restart(engine: Engine, tmp_pa
     state.close()
 
 
-def test_a_witness_that_refuses_or_fails_is_left_alone_for_a_while(engine: Engine) -> None:
-    signer = load_log_signer(engine, ORIGIN)
+def test_a_witness_that_refuses_or_fails_is_left_alone_for_a_while(
+    engine: Engine, keystore: CoordinatorKeystore
+) -> None:
+    signer = keystore.log_signer(engine, ORIGIN)
     grow(engine, signer, 2)
     calls: list[bytes] = []
     now = [100.0]
@@ -121,8 +125,10 @@ def test_a_witness_that_refuses_or_fails_is_left_alone_for_a_while(engine: Engin
         assert len(calls) == 2
 
 
-def test_a_cosignature_by_another_key_or_a_bad_one_is_not_kept(engine: Engine) -> None:
-    signer = load_log_signer(engine, ORIGIN)
+def test_a_cosignature_by_another_key_or_a_bad_one_is_not_kept(
+    engine: Engine, keystore: CoordinatorKeystore
+) -> None:
+    signer = keystore.log_signer(engine, ORIGIN)
     grow(engine, signer, 3)
     impostor = cosigner("witness.test/w1-impostor")
     real = WitnessEndpoint(cosigner().key, "http://witness.test")

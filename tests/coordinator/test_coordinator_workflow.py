@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.crypto.keys import b64encode
 from sealroom.enclave.receipts import issue_receipt
 from sealroom.errors import Conflict, InvalidInput, NotFound, PolicyDenied, SignatureInvalid
@@ -250,14 +251,16 @@ def test_coordinator_policy_precheck_and_policy_mode(w: World) -> None:
     assert _statuses(view) == ["pending", "rejected"]
 
 
-def test_coordinator_precheck_admits_the_request_on_the_attested_schema(engine: Engine) -> None:
+def test_coordinator_precheck_admits_the_request_on_the_attested_schema(
+    engine: Engine, keystore: CoordinatorKeystore
+) -> None:
     """The computation's own admission (sql-aggregate's grammar) runs at request time, on the
     schema the attestation publishes, and rejects by the same rule the enclave would give."""
     from sealroom.computations import sql_aggregate
     from sealroom.computations.registry import Registry
     from sealroom.statements import Column
 
-    w = make_world(engine, Registry([*REGISTRY, sql_aggregate.COMPUTATION]))
+    w = make_world(engine, keystore, Registry([*REGISTRY, sql_aggregate.COMPUTATION]))
     rules = {
         "allow": [{"id": "sql-aggregate"}],
         "entity_column": "id",

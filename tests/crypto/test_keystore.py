@@ -39,6 +39,25 @@ def _load_error(home: Path) -> str:
     return str(info.value)
 
 
+def _legacy(home: Path, name: str, identity: Identity | None = None) -> Identity:
+    """A version 1 keystore as sealroom wrote it before encryption at rest (keys in the clear)."""
+    identity = identity or Identity.generate(post_quantum=False)
+    seed, secret = identity.private_bytes()
+    doc = {
+        "type": "sealroom-keystore",
+        "version": 1,
+        "name": name,
+        "party_id": identity.party_id,
+        "signing_seed": b64encode(seed),
+        "sealing_secret": b64encode(secret),
+    }
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = Keystore.path(home)
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    path.chmod(0o600)
+    return identity
+
+
 def _files(home: Path) -> list[str]:
     return sorted(p.name for p in home.iterdir())
 
@@ -60,7 +79,7 @@ def test_home_resolution_order() -> None:
 
 
 def test_create_then_load_round_trips(home: Path) -> None:
-    created = Keystore.create(home, name="Clinic A")
+    created = Keystore.create(home, name="Clinic A", unencrypted=True)
     loaded = Keystore.load(home)
     assert loaded.party_id == created.party_id
     assert loaded.private_bytes() == created.private_bytes()
@@ -72,22 +91,43 @@ def test_create_then_load_round_trips(home: Path) -> None:
 
 def test_file_format(home: Path) -> None:
     identity = Identity.generate()
-    ks._create(home, name="Clinic A", identity=identity)
+    ks._create(home, name="Clinic A", identity=identity, unencrypted=True)
     seed, secret = identity.private_bytes()
+    kem_seed = identity.kem_seed()
+    assert kem_seed is not None
+    assert identity.public.kem_key is not None
     assert _document(home) == {
         "type": "sealroom-keystore",
-        "version": 1,
+        "version": 2,
         "name": "Clinic A",
         "party_id": identity.party_id,
-        "signing_seed": b64encode(seed),
-        "sealing_secret": b64encode(secret),
+        "protection": "unencrypted",
+        "public": {
+            "signing_key": b64encode(identity.public.signing_key),
+            "sealing_key": b64encode(identity.public.sealing_key),
+            "kem_key": b64encode(identity.public.kem_key),
+        },
+        "secrets": {
+            "signing_seed": b64encode(seed),
+            "sealing_secret": b64encode(secret),
+            "kem_seed": b64encode(kem_seed),
+        },
     }
+
+
+def test_legacy_file_format_still_loads(home: Path) -> None:
+    identity = _legacy(home, "Clinic A")
+    entry = Keystore.load_entry(home)
+    assert entry.protection == "legacy-plaintext"
+    assert entry.party_id == identity.party_id
+    assert entry.identity.private_bytes() == identity.private_bytes()
+    assert not entry.identity.public.post_quantum
 
 
 def test_modes_are_private_even_with_a_permissive_umask(home: Path) -> None:
     old = os.umask(0)
     try:
-        Keystore.create(home, name="a")
+        Keystore.create(home, name="a", unencrypted=True)
     finally:
         os.umask(old)
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
@@ -109,17 +149,17 @@ def test_keys_are_never_on_disk_with_wider_permissions(
     monkeypatch.setattr(ks.os, "fsync", spy_fsync)
     old = os.umask(0)
     try:
-        Keystore.create(home, name="a")
+        Keystore.create(home, name="a", unencrypted=True)
     finally:
         os.umask(old)
     assert seen == [0o600]
 
 
 def test_create_refuses_to_overwrite(home: Path) -> None:
-    first = Keystore.create(home, name="first")
+    first = Keystore.create(home, name="first", unencrypted=True)
     before = Keystore.path(home).read_bytes()
     with pytest.raises(KeystoreError, match="already exists"):
-        Keystore.create(home, name="second")
+        Keystore.create(home, name="second", unencrypted=True)
     assert Keystore.path(home).read_bytes() == before
     assert Keystore.load(home).party_id == first.party_id
     assert _files(home) == ["identity.json"]
@@ -138,7 +178,7 @@ def test_create_refuses_a_link_that_appears_meanwhile(
 
     monkeypatch.setattr(ks.os, "link", racing_link)
     with pytest.raises(KeystoreError, match="already exists"):
-        Keystore.create(home, name="a")
+        Keystore.create(home, name="a", unencrypted=True)
     assert Keystore.path(home).read_bytes() == intruder
     assert _files(home) == ["identity.json"]
 
@@ -154,7 +194,7 @@ def test_create_refuses_a_world_writable_home(home: Path) -> None:
     home.mkdir()
     home.chmod(0o777)
     with pytest.raises(KeystoreError, match="writable by group or others"):
-        Keystore.create(home, name="a")
+        Keystore.create(home, name="a", unencrypted=True)
 
 
 # --- crash safety ------------------------------------------------------------------------------
@@ -163,7 +203,7 @@ def test_create_refuses_a_world_writable_home(home: Path) -> None:
 def test_failed_replace_leaves_old_keystore_and_no_temp_files(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = Keystore.create(home, name="old name")
+    original = Keystore.create(home, name="old name", unencrypted=True)
     before = Keystore.path(home).read_bytes()
 
     def killed(src: Any, dst: Any) -> None:
@@ -186,7 +226,7 @@ def test_interrupt_during_write_leaves_no_keystore_and_no_temp_files(
 
     monkeypatch.setattr(ks.os, "fsync", killed)
     with pytest.raises(KeyboardInterrupt):
-        Keystore.create(home, name="a")
+        Keystore.create(home, name="a", unencrypted=True)
     assert _files(home) == []
     monkeypatch.undo()
     assert "no keystore" in _load_error(home)
@@ -198,12 +238,12 @@ def test_failed_link_leaves_no_keystore(home: Path, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(ks.os, "link", killed)
     with pytest.raises(KeystoreError, match="No space left"):
-        Keystore.create(home, name="a")
+        Keystore.create(home, name="a", unencrypted=True)
     assert _files(home) == []
 
 
 def test_rename_keeps_keys(home: Path) -> None:
-    identity = Keystore.create(home, name="old")
+    identity = Keystore.create(home, name="old", unencrypted=True)
     entry = Keystore.rename(home, name="new")
     assert entry.name == "new"
     assert Keystore.load_entry(home).name == "new"
@@ -234,7 +274,7 @@ def test_missing_keystore_says_how_to_create_one(home: Path) -> None:
     ],
 )
 def test_corrupt_json(home: Path, raw: bytes, expected: str) -> None:
-    Keystore.create(home, name="a")
+    _legacy(home, "a")
     _write_document(home, None, raw=raw)
     assert expected in _load_error(home)
 
@@ -244,7 +284,7 @@ def test_corrupt_json(home: Path, raw: bytes, expected: str) -> None:
     [
         ({"type": "age-identity"}, "not a sealroom keystore"),
         ({"type": None}, "no type marker"),
-        ({"version": 2}, "version 2"),
+        ({"version": 3}, "version 3"),
         ({"version": "1"}, "version must be an integer"),
         ({"version": True}, "version must be an integer"),
         ({"extra": 1}, "unknown extra"),
@@ -256,7 +296,7 @@ def test_corrupt_json(home: Path, raw: bytes, expected: str) -> None:
     ],
 )
 def test_malformed_fields(home: Path, change: dict[str, Any], expected: str) -> None:
-    Keystore.create(home, name="a")
+    _legacy(home, "a")
     doc = _document(home)
     doc.update(change)
     _write_document(home, doc)
@@ -271,7 +311,7 @@ def test_foreign_json_without_marker(home: Path) -> None:
 
 @pytest.mark.parametrize("field", ["party_id", "signing_seed", "sealing_secret"])
 def test_missing_field(home: Path, field: str) -> None:
-    Keystore.create(home, name="a")
+    _legacy(home, "a")
     doc = _document(home)
     del doc[field]
     _write_document(home, doc)
@@ -279,7 +319,7 @@ def test_missing_field(home: Path, field: str) -> None:
 
 
 def test_tampered_party_id(home: Path) -> None:
-    Keystore.create(home, name="a")
+    _legacy(home, "a")
     doc = _document(home)
     doc["party_id"] = Identity.generate().party_id
     _write_document(home, doc)
@@ -287,7 +327,7 @@ def test_tampered_party_id(home: Path) -> None:
 
 
 def test_key_from_another_keystore(home: Path) -> None:
-    Keystore.create(home, name="a")
+    _legacy(home, "a")
     other = Identity.generate()
     doc = _document(home)
     doc["sealing_secret"] = b64encode(other.private_bytes()[1])
@@ -297,7 +337,7 @@ def test_key_from_another_keystore(home: Path) -> None:
 
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644, 0o610])
 def test_refuses_group_or_world_access(home: Path, mode: int) -> None:
-    Keystore.create(home, name="a")
+    _legacy(home, "a")
     Keystore.path(home).chmod(mode)
     message = _load_error(home)
     assert "accessible by group or others" in message
@@ -305,13 +345,13 @@ def test_refuses_group_or_world_access(home: Path, mode: int) -> None:
 
 
 def test_refuses_a_world_writable_directory(home: Path) -> None:
-    Keystore.create(home, name="a")
+    _legacy(home, "a")
     home.chmod(0o757)
     assert "writable by group or others" in _load_error(home)
 
 
 def test_refuses_a_symlink(home: Path, tmp_path: Path) -> None:
-    Keystore.create(home, name="a")
+    _legacy(home, "a")
     real = tmp_path / "elsewhere.json"
     Keystore.path(home).rename(real)
     Keystore.path(home).symlink_to(real)
@@ -325,7 +365,7 @@ def test_refuses_a_directory_in_place_of_the_file(home: Path) -> None:
 
 
 def test_refuses_a_huge_file(home: Path) -> None:
-    Keystore.create(home, name="a")
+    _legacy(home, "a")
     _write_document(home, None, raw=b" " * (65 * 1024))
     assert "too large" in _load_error(home)
 
@@ -339,7 +379,7 @@ def _secrets(identity: Identity) -> list[str]:
 
 
 def test_repr_never_shows_private_keys(home: Path) -> None:
-    identity = Keystore.create(home, name="a")
+    identity = _legacy(home, "a")
     entry = Keystore.load_entry(home)
     assert isinstance(entry, KeystoreEntry)
     for text in (repr(identity), repr(entry), str(entry)):
@@ -357,7 +397,7 @@ def test_repr_never_shows_private_keys(home: Path) -> None:
     ],
 )
 def test_errors_never_carry_private_keys(home: Path, damage: Any) -> None:
-    identity = Keystore.create(home, name="a")
+    identity = _legacy(home, "a")
     path = Keystore.path(home)
     path.write_text(damage(path.read_text()))
     with pytest.raises(KeystoreError) as info:

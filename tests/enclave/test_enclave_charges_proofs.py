@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.ledger import append_charges
 from sealroom.enclave.charges import LedgerTrust, LoggedBudgetLedger
 from sealroom.errors import AlreadyReleased, PolicyDenied, ProofInvalid, VerificationFailed
@@ -52,8 +53,8 @@ class Source:
 
 
 @pytest.fixture
-def w(engine: Engine) -> World:
-    world = make_world(engine)
+def w(engine: Engine, keystore: CoordinatorKeystore) -> World:
+    world = make_world(engine, keystore)
     world.register_enclave()
     return world
 

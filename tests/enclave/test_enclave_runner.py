@@ -2,14 +2,23 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from typing import Any
 
 import pytest
 
 from sealroom.computations import DEFAULT_K, Registry
-from sealroom.crypto.commit import commit_bytes_stream
+from sealroom.crypto import sealing
+from sealroom.crypto.commit import commit_bytes_stream, iter_canonical
 from sealroom.crypto.keys import Identity, PartyId, b64encode
-from sealroom.crypto.sealing import SealContext, open_sealed, seal
+from sealroom.crypto.sealing import (
+    SUITE_X25519_AES256GCM,
+    SUITE_XWING_AES256GCM,
+    SealContext,
+    SealedHeader,
+    open_sealed,
+    seal,
+)
 from sealroom.enclave.ledger import SqlBudgetLedger
 from sealroom.enclave.runner import JobFailed, JobMaterials, JobOutput, execute_job
 from sealroom.enclave.state import EnclaveState
@@ -458,10 +467,38 @@ def test_input_sealed_for_another_purpose() -> None:
     refused(CASE.materials(sealed_inputs=_sealed(i1=data)), "inputs", DecryptionFailed)
 
 
+def test_inputs_are_sealed_with_the_hybrid_suite() -> None:
+    # The enclave's key document carries an X-Wing key, so owners seal with suite 2.
+    for data in CASE.sealed.values():
+        assert SealedHeader.parse(data).suite == SUITE_XWING_AES256GCM
+
+
+def test_input_downgraded_to_x25519_only_is_refused() -> None:
+    # An owner's client handed the enclave's keys without the X-Wing key (or a forger)
+    # seals with suite 1: harvestable later. The enclave, which has the key, refuses it.
+    table = CASE.tables[1]
+    context = SealContext(
+        request_digest=bytes.fromhex(CASE.request.digest.removeprefix("sha256:")),
+        recipient=WORLD.enclave.public.party_id,
+        purpose="input",
+    )
+    data = sealing._seal_bytes(
+        b"".join(iter_canonical(table)),
+        WORLD.enclave.public,
+        context,
+        chunk_size=SEAL_CHUNK,
+        payload_key=os.urandom(32),
+        suite=SUITE_X25519_AES256GCM,
+    )
+    reason = refused(CASE.materials(sealed_inputs=_sealed(i1=data)), "inputs", DecryptionFailed)
+    assert "suite 1" in reason
+
+
 def test_truncated_input() -> None:
     data = CASE.sealed[CASE.attestations[1].digest]
-    assert len(data) > 188 + SEAL_CHUNK + 16  # several chunks, so a whole one can go
-    cut = data[: 188 + SEAL_CHUNK + 16]
+    header = len(SealedHeader.parse(data).raw)
+    assert len(data) > header + SEAL_CHUNK + 16  # several chunks, so a whole one can go
+    cut = data[: header + SEAL_CHUNK + 16]
     refused(CASE.materials(sealed_inputs=_sealed(i1=cut)), "inputs", DecryptionFailed)
     refused(CASE.materials(sealed_inputs=_sealed(i1=data[:-1])), "inputs", DecryptionFailed)
 

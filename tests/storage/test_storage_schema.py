@@ -6,7 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, select
 
-from sealroom.coordinator.log import append_statement, load_log_signer
+from sealroom.coordinator.keys import CoordinatorKeystore
+from sealroom.coordinator.log import append_statement
 from sealroom.coordinator.state import DbNonceStore
 from sealroom.crypto.keys import Identity
 from sealroom.errors import AuthenticationFailed, BackendUnavailable, Conflict, InvalidInput
@@ -47,15 +48,15 @@ def test_storage_upgrade_is_idempotent_and_log_store_works(engine: Engine) -> No
     assert log.entry(0) == b"entry"
 
 
-def test_storage_log_key_survives_restart(db_url: str) -> None:
+def test_storage_log_key_survives_restart(db_url: str, keystore: CoordinatorKeystore) -> None:
     eng = create_engine(db_url)
     upgrade(eng)
-    first = load_log_signer(eng, "sealroom.test/log").verifier.vkey
+    first = keystore.log_signer(eng, "sealroom.test/log").verifier.vkey
     eng.dispose()
     eng = create_engine(db_url)
-    assert load_log_signer(eng, "sealroom.test/log").verifier.vkey == first
+    assert keystore.log_signer(eng, "sealroom.test/log").verifier.vkey == first
     with pytest.raises(Conflict):
-        load_log_signer(eng, "other.test/log")
+        keystore.log_signer(eng, "other.test/log")
     eng.dispose()
 
 
@@ -85,8 +86,10 @@ def _half_write(engine: Engine, signer: NoteSigner, alice: Identity, env: Envelo
         raise RuntimeError("crash in the middle of the write")
 
 
-def test_storage_failed_transaction_leaves_nothing(engine: Engine) -> None:
-    signer = load_log_signer(engine, "sealroom.test/log")
+def test_storage_failed_transaction_leaves_nothing(
+    engine: Engine, keystore: CoordinatorKeystore
+) -> None:
+    signer = keystore.log_signer(engine, "sealroom.test/log")
     alice = identity("alice")
     env = sign_statement(attestation(alice), alice).envelope
     with pytest.raises(RuntimeError):

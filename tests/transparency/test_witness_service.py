@@ -97,7 +97,15 @@ def test_state_survives_sigkill_and_restart(tmp_path: Path) -> None:
 
 
 def test_a_witness_name_must_be_a_note_key_name(tmp_path: Path) -> None:
-    done = cli("witness", "init", "--home", str(tmp_path / "w"), "--name", "my witness")
+    done = cli(
+        "witness",
+        "init",
+        "--unencrypted-keystore",
+        "--home",
+        str(tmp_path / "w"),
+        "--name",
+        "my witness",
+    )
     assert done.returncode == 1
     assert "space" in done.stderr
     assert not (tmp_path / "w").exists()

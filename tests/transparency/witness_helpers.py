@@ -70,7 +70,9 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def init_witness(home: Path, name: str) -> str:
     """A new witness keystore in ``home``; returns the witness's vkey."""
-    done = cli("witness", "init", "--home", str(home), "--name", name, "--json")
+    done = cli(
+        "witness", "init", "--unencrypted-keystore", "--home", str(home), "--name", name, "--json"
+    )
     assert done.returncode == 0, done.stderr
     return str(json.loads(done.stdout)["key"])
 

@@ -24,9 +24,11 @@ from sealroom.statements import (
     Receipt,
     ReleasedOutput,
     Signed,
+    is_public,
     sign_statement,
 )
 from sealroom.transparency.checkpoint import NoteSigner, NoteVerifier, open_checkpoint
+from sealroom.transparency.entries import committed_entry
 from sealroom.transparency.log import MemoryLogStore, TransparencyLog
 from sealroom.verification.assemble import assemble_bundle
 from sealroom.verification.bundle import ProofBundle
@@ -59,10 +61,13 @@ def build_job(
     bundle_room: bool = True,
     dataset_policy: bool = False,
     evidence_time: int = T0,
+    committed: bool = True,
 ) -> Job:
     """``room``: the request names a room policy (signed by the requester); the decision
     record names ``decision_room`` (True: the request's) and the bundle carries it if
-    ``bundle_room``. ``dataset_policy``: the attestation names a policy of its owner."""
+    ``bundle_room``. ``dataset_policy``: the attestation names a policy of its owner.
+    ``committed``: private statements are logged as salted commitments (else in clear, as
+    before commitments existed)."""
     owner, requester = identity("owner"), identity("requester")
     root = SimulationRoot.from_private_bytes(hashlib.sha256(b"sim-root").digest())
     enclave = EnclaveKeys.create_at_time(SimulatedEnclave(root), tee="simulated", now=evidence_time)
@@ -122,7 +127,16 @@ def build_job(
     if room and bundle_room:
         statements.append(room_policy.envelope)
     logged = [enclave.evidence.envelope, *statements, receipt.envelope]
-    indices = {env.digest: log.append(env.to_json()) for env in logged}
+    # As the coordinator logs them: private statements as salted commitments.
+    salts = {
+        env.digest: hashlib.sha256(b"salt" + env.digest.encode()).digest()
+        for env in logged
+        if committed and not is_public(env.type)
+    }
+    indices = {
+        env.digest: log.append(committed_entry(env.to_json(), salts.get(env.digest)))
+        for env in logged
+    }
     bundle = assemble_bundle(
         receipt=receipt.envelope,
         evidence=enclave.evidence.envelope,
@@ -131,6 +145,7 @@ def build_job(
         indices=indices,
         checkpoint=log.checkpoint(log_signer),
         verifier_key=log_signer.verifier.vkey,
+        salts=salts,
     )
     return Job(
         bundle=bundle,

@@ -236,6 +236,7 @@ def fork_of(job: Job, before: list[bytes]) -> ProofBundle:
         indices={e.digest: first + e.index for e in job.bundle.log.entries},
         checkpoint=log.checkpoint(job.log_signer),
         verifier_key=job.log_signer.verifier.vkey,
+        salts={e.digest: e.salt for e in job.bundle.log.entries if e.salt is not None},
     )
 
 

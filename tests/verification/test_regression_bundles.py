@@ -21,7 +21,7 @@ from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import BundleRejected, verify_bundle
 
 FIXTURES = Path(__file__).resolve().parent.parent / "vectors" / "proof_bundles"
-NAMES = ["overlap-cloudmolty", "stats-dp-analyst"]
+NAMES = ["overlap-cloudmolty", "stats-dp-analyst", "committed-overlap-cloudmolty"]
 UNPINNED = ("simulation root taken from the evidence", "not pinned with --log-key")
 
 

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -24,6 +25,8 @@ from sealroom.api.middleware import BodyLimit
 from sealroom.api.openapi import install_openapi
 from sealroom.api.routes import datasets, jobs, log, parties, relay, requests, service
 from sealroom.computations.registry import Registry
+from sealroom.coordinator.keys import CoordinatorKeystore
+from sealroom.coordinator.readiness import Readiness
 from sealroom.coordinator.service import Coordinator
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS
 from sealroom.coordinator.witnessing import WitnessEndpoint
@@ -51,18 +54,30 @@ def create_app(
     log_origin: str = "sealroom.local/log",
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
     witnesses: Sequence[WitnessEndpoint] = (),
+    keys_dir: Path | None = None,
 ) -> FastAPI:
     """The coordinator app on ``db_url`` (migrated to head on creation); ``witnesses``
-    cosign the checkpoints it serves."""
-    engine = create_engine(db_url)
-    upgrade(engine)
-    coordinator = Coordinator.open(
-        engine=engine,
-        registry=registry,
-        log_origin=log_origin,
-        lease_seconds=lease_seconds,
-        witnesses=witnesses,
+    cosign the checkpoints it serves. Its log key is in ``keys_dir`` (default for SQLite:
+    ``<db file>.keys/``; PostgreSQL needs one)."""
+    keystore = (
+        CoordinatorKeystore(directory=keys_dir)
+        if keys_dir is not None
+        else CoordinatorKeystore.beside(db_url)
     )
+    engine = create_engine(db_url)
+    try:
+        upgrade(engine)
+        coordinator = Coordinator.open(
+            engine=engine,
+            registry=registry,
+            keystore=keystore,
+            log_origin=log_origin,
+            lease_seconds=lease_seconds,
+            witnesses=witnesses,
+        )
+    except BaseException:
+        engine.dispose()
+        raise
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -84,6 +99,7 @@ def create_app(
         responses={"4XX": {"model": ErrorBody, "description": "Error (see the error catalog)"}},
     )
     app.state.api = Api(coordinator=coordinator, clock=clock)
+    app.state.readiness = Readiness(coordinator.state)
     for module in (service, parties, log, datasets, requests, jobs, relay):
         app.include_router(module.router)
     install_error_handlers(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 
@@ -23,6 +24,7 @@ def serve(
     log_origin: str = "sealroom.local/log",
     log_level: str = "info",
     witnesses: Sequence[WitnessEndpoint] = (),
+    keys_dir: Path | None = None,
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
 ) -> None:
     """Serve the API until interrupted; migrations run before the first request."""
@@ -31,6 +33,7 @@ def serve(
         registry=registry if registry is not None else default_registry(),
         log_origin=log_origin,
         witnesses=witnesses,
+        keys_dir=keys_dir,
         lease_seconds=lease_seconds,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)

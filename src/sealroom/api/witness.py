@@ -3,7 +3,7 @@
 ``POST /add-checkpoint`` takes the spec's text body and answers with cosignature lines, or
 with the spec's status code for each refusal (400, 403, 404, 409 with the cosigned size as
 ``text/x.tlog.size``, 422). ``GET /<hex SHA-256 of origin>/checkpoint`` serves the latest
-cosigned checkpoint (the monitoring endpoint). Bodies are plain text; there is nothing to
+cosigned checkpoint (the monitoring endpoint); ``GET /healthz`` answers ``ok`` (liveness). Bodies are plain text; there is nothing to
 authenticate beyond the log's signature on the checkpoint.
 """
 
@@ -103,8 +103,13 @@ def create_witness_app(witness: Witness) -> Starlette:
             return _refusal(exc)
         return Response(note, media_type=_NOTE_TYPE)
 
+    async def healthz(_request: Request) -> Response:
+        """Liveness for orchestrators (Docker healthchecks): the process answers."""
+        return PlainTextResponse("ok\n")
+
     return Starlette(
         routes=[
+            Route("/healthz", healthz, methods=["GET"]),
             Route("/add-checkpoint", add_checkpoint, methods=["POST"]),
             Route("/{origin_hash:str}/checkpoint", checkpoint, methods=["GET"]),
         ]

@@ -8,8 +8,10 @@ non-zero exit code.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -21,21 +23,29 @@ import typer
 from sealroom.attestation.simulated import SIMULATED_BANNER
 from sealroom.client import Client, Party
 from sealroom.client.http import DEFAULT_URL, Progress
-from sealroom.crypto.keystore import resolve_home
-from sealroom.errors import InvalidInput, SealroomError
+from sealroom.crypto.keystore import Keystore, PassphraseSource, resolve_home
+from sealroom.errors import InvalidInput, KeystoreError, KeystoreLocked, SealroomError
 
 __all__ = [
     "EXIT_FAILED",
+    "PASSPHRASE_ENV",
+    "PASSPHRASE_FILE_ENV",
     "Command",
     "HomeOpt",
     "JsonOpt",
+    "PassphraseFileOpt",
+    "UnencryptedOpt",
     "UrlOpt",
     "command",
     "emit",
     "handle_errors",
+    "new_passphrase",
+    "passphrase_source",
     "progress_bar",
+    "prompt_only",
     "read_file",
     "table",
+    "warn_keystore",
     "warn_simulated",
 ]
 
@@ -52,6 +62,26 @@ UrlOpt = Annotated[
 HomeOpt = Annotated[
     Path | None,
     typer.Option("--home", help="Keystore directory (default: $SEALROOM_HOME or ~/.sealroom)."),
+]
+PASSPHRASE_ENV = "SEALROOM_PASSPHRASE"  # noqa: S105 - the name of a variable, not a secret
+PASSPHRASE_FILE_ENV = "SEALROOM_PASSPHRASE_FILE"  # noqa: S105 - a variable name
+PassphraseFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        envvar=PASSPHRASE_FILE_ENV,
+        help=(
+            f"Read the keystore passphrase from this file (first line; mode 0600; "
+            f"${PASSPHRASE_FILE_ENV}). Otherwise ${PASSPHRASE_ENV}, then a prompt."
+        ),
+    ),
+]
+UnencryptedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--unencrypted-keystore",
+        help="Store the private keys UNENCRYPTED (anyone who can read the file has them).",
+    ),
 ]
 DEFAULT_URL_VALUE = DEFAULT_URL
 
@@ -94,6 +124,117 @@ def warn_simulated(*, err: bool = True) -> None:
     typer.secho(f"!! {SIMULATED_BANNER} !!", fg="red", bold=True, err=err)
 
 
+def _read_passphrase_file(path: Path) -> str:
+    """The first line of ``path``, refusing a file that others can read (as the keystore)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise KeystoreError(f"cannot read passphrase file {path}: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode) and mode & 0o077:
+            raise KeystoreError(
+                f"passphrase file {path} is accessible by group or others "
+                f"(mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`"
+            )
+        raw = os.read(fd, 64 * 1024)
+    finally:
+        os.close(fd)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KeystoreError(f"passphrase file {path} is not UTF-8 text") from None
+    line = text.split("\n", 1)[0].removesuffix("\r")
+    if not line:
+        raise KeystoreError(f"passphrase file {path} has an empty first line")
+    return line
+
+
+def _configured_passphrase(passphrase_file: Path | None) -> str | None:
+    """A file (the option, else ``$SEALROOM_PASSPHRASE_FILE``), else ``$SEALROOM_PASSPHRASE``."""
+    if passphrase_file is not None:
+        return _read_passphrase_file(passphrase_file)
+    if named := os.environ.get(PASSPHRASE_FILE_ENV):
+        return _read_passphrase_file(Path(named))
+    if value := os.environ.get(PASSPHRASE_ENV):
+        return value
+    return None
+
+
+def _can_prompt() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def passphrase_source(passphrase_file: Path | None = None) -> PassphraseSource:
+    """How to open an encrypted keystore: the file, the environment, else a prompt on a terminal.
+
+    Returned as a function so that nothing is read or asked unless the
+    keystore turns out to be encrypted.
+    """
+
+    def obtain() -> str:
+        configured = _configured_passphrase(passphrase_file)
+        if configured is not None:
+            return configured
+        if not _can_prompt():
+            raise KeystoreLocked(
+                f"the keystore is encrypted: set {PASSPHRASE_ENV} or {PASSPHRASE_FILE_ENV}, "
+                "pass --passphrase-file where a command offers it, or run on a terminal"
+            )
+        return getpass.getpass("keystore passphrase: ")
+
+    return obtain
+
+
+def prompt_only(prompt: str) -> PassphraseSource:
+    """A passphrase asked on the terminal when needed (never from the environment)."""
+
+    def obtain() -> str:
+        if not _can_prompt():
+            raise KeystoreLocked("the current passphrase is needed: pass --old-passphrase-file")
+        return getpass.getpass(prompt)
+
+    return obtain
+
+
+def new_passphrase(passphrase_file: Path | None, *, unencrypted: bool) -> str | None:
+    """The passphrase for a keystore being written, or ``None`` if the caller asked for none."""
+    if unencrypted:
+        if passphrase_file is not None:
+            raise InvalidInput("--unencrypted-keystore and --passphrase-file exclude each other")
+        return None
+    configured = _configured_passphrase(passphrase_file)
+    if configured is not None:
+        return configured
+    if not _can_prompt():
+        raise KeystoreError(
+            "a keystore is encrypted with a passphrase: set "
+            f"{PASSPHRASE_ENV} or {PASSPHRASE_FILE_ENV}, pass --passphrase-file, run on a "
+            "terminal to be asked, or pass --unencrypted-keystore to store the keys unencrypted"
+        )
+    first = getpass.getpass("new keystore passphrase: ")
+    if not first:
+        raise KeystoreError("the passphrase must not be empty")
+    if getpass.getpass("repeat the passphrase: ") != first:
+        raise KeystoreError("the two passphrases differ; nothing was written")
+    return first
+
+
+def warn_keystore(home: Path) -> None:
+    """On stderr: a legacy plaintext keystore is still used, and how to encrypt it."""
+    try:
+        entry = Keystore.load_public(home)
+    except SealroomError:
+        return  # loading the keys reports the problem properly
+    if entry.protection == "legacy-plaintext":
+        typer.secho(
+            f"warning: keystore {entry.path} stores its private keys unencrypted (an old "
+            "format); encrypt it with `sealroom keys encrypt`",
+            fg="yellow",
+            err=True,
+        )
+
+
 class Command:
     """One networked command's connections: this party or a public client, opened on first use
     (after the command's own checks), closed when the command ends."""
@@ -110,7 +251,10 @@ class Command:
         """This party (its keystore from --home, $SEALROOM_HOME or ~/.sealroom), registered."""
         if self._party is None:
             home = resolve_home(self._home, os.environ)
-            self._party = self._stack.enter_context(Party.open(home=home, url=self._url))
+            warn_keystore(home)
+            self._party = self._stack.enter_context(
+                Party.open(home=home, url=self._url, passphrase=passphrase_source())
+            )
         return self._party
 
     def public(self) -> Client:

@@ -11,9 +11,24 @@ from typing import Annotated
 import typer
 
 from sealroom import __version__
-from sealroom.cli import checkpoint, party, protocols, services, witness
+from sealroom.cli import (
+    agents,
+    checkpoint,
+    deploy,
+    keys,
+    party,
+    protocols,
+    services,
+    watch,
+    witness,
+)
 from sealroom.cli.checkpoint import WitnessesRequiredOpt, WitnessOpt
-from sealroom.cli.common import warn_simulated
+from sealroom.cli.common import (
+    PassphraseFileOpt,
+    UnencryptedOpt,
+    new_passphrase,
+    warn_simulated,
+)
 from sealroom.errors import InvalidInput, SealroomError
 from sealroom.statements import ReleasedOutput
 from sealroom.transparency.cosignature import WitnessPolicy
@@ -57,26 +72,52 @@ def init(
         Path | None,
         typer.Option("--home", help="Keystore directory (default: $SEALROOM_HOME or ~/.sealroom)."),
     ] = None,
+    passphrase_file: PassphraseFileOpt = None,
+    unencrypted_keystore: UnencryptedOpt = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Create this party's identity (Ed25519 signing + X25519 sealing keys) in a keystore."""
+    """Create this party's identity (Ed25519 signing, X25519 + ML-KEM-768 sealing keys).
+
+    The keystore is encrypted with a passphrase (argon2id): from --passphrase-file,
+    $SEALROOM_PASSPHRASE, $SEALROOM_PASSPHRASE_FILE or a prompt. --unencrypted-keystore
+    stores the keys in the clear instead.
+    """
     from sealroom.crypto.keystore import Keystore, resolve_home
 
     try:
         path = resolve_home(home, os.environ)
-        identity = Keystore.create(path, name=name)
+        passphrase = new_passphrase(passphrase_file, unencrypted=unencrypted_keystore)
+        identity = Keystore.create(
+            path, name=name, passphrase=passphrase, unencrypted=unencrypted_keystore
+        )
     except SealroomError as exc:
         typer.echo(f"error: {exc.diagnostics()}", err=True)
         if json_output:
             doc = {"error": {"code": exc.code, "message": exc.public_message, "detail": exc.detail}}
             typer.echo(json.dumps(doc, sort_keys=True))
         raise typer.Exit(EXIT_FAILED) from None
+    protection = "unencrypted" if unencrypted_keystore else "argon2id-aes256gcm"
     if json_output:
-        done = {"party": identity.party_id, "name": name, "keystore": str(Keystore.path(path))}
+        done = {
+            "party": identity.party_id,
+            "name": name,
+            "keystore": str(Keystore.path(path)),
+            "protection": protection,
+            "post_quantum": identity.public.post_quantum,
+        }
         typer.echo(json.dumps(done, sort_keys=True))
         return
     typer.echo(f"created identity {name!r} in {Keystore.path(path)}")
     typer.echo(f"party id: {identity.party_id}")
+    if unencrypted_keystore:
+        typer.secho(
+            "UNENCRYPTED keystore (--unencrypted-keystore): anyone who can read the file has "
+            "the keys; encrypt it later with `sealroom keys encrypt`",
+            fg="yellow",
+            err=True,
+        )
+    else:
+        typer.echo("keystore encrypted with your passphrase (argon2id, AES-256-GCM)")
 
 
 @app.command()
@@ -118,6 +159,8 @@ def verify(
     Exits 0 only if every check passes.
     """
     raw = _read(bundle, "bundle")
+    if _is_run_record(raw):
+        _verify_run_record(bundle, raw, json_output)
     try:
         outputs = [ReleasedOutput.from_json(_read(p, "result")) for p in result or []]
         if witnesses_required is not None and not witness:
@@ -148,6 +191,49 @@ def verify(
     else:
         _print_report(bundle, report)
     raise typer.Exit(EXIT_FAILED if report.failures else EXIT_OK)
+
+
+def _is_run_record(raw: bytes) -> bool:
+    """A protocol run record (``--out`` of psi, pjc, train) rather than a proof bundle."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and {"receipts", "session", "output_salt"} <= set(doc)
+
+
+def _verify_run_record(path: Path, raw: bytes, json_output: bool) -> None:
+    from sealroom.client.protocol_runs import check_run_record
+    from sealroom.statements import parse_json_strict
+
+    try:
+        run = check_run_record(parse_json_strict(raw, max_size=64 << 20, what="run record"))
+    except SealroomError as exc:
+        if json_output:
+            typer.echo(json.dumps({"verified": False, "error": exc.detail}, sort_keys=True))
+        else:
+            typer.secho(f"NOT VERIFIED: {exc.detail}", fg="red", bold=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    missing = [r for r in run.participants if r not in run.signed]
+    data = {
+        "verified": True,
+        "protocol": run.protocol,
+        "session": run.session,
+        "holder": run.role,
+        "signed_by": list(run.signed),
+        "not_signed_by": missing,
+        "learned": dict(run.learned),
+    }
+    if json_output:
+        typer.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        typer.echo(f"Verifying the {run.protocol} run record {path}")
+        typer.echo(f"  receipts of {', '.join(run.signed)} agree on one run and its messages")
+        typer.echo(f"  what {run.role} learned opens its own receipt's output commitment")
+        if missing:
+            typer.secho(f"  no receipt from {', '.join(missing)} (dropped out)", fg="yellow")
+        typer.secho(f"VERIFIED: {run.protocol} run {run.session}", fg="green", bold=True)
+    raise typer.Exit(EXIT_OK)
 
 
 def _note(raw: bytes) -> str:
@@ -198,6 +284,10 @@ services.register(app)
 protocols.register(app)
 witness.register(app)
 checkpoint.register(app)
+keys.register(app)
+deploy.register(app)
+agents.register(app)
+watch.register(app)
 
 
 def main() -> None:

@@ -132,10 +132,43 @@ def _policy_rules(path: Path) -> dict[str, Any]:
     return value
 
 
+def _delimiter(text: str | None) -> str | None:
+    """``\\t`` and ``tab`` are a tab (a shell passes them as typed)."""
+    return "\t" if text in ("\\t", "tab") else text
+
+
+def _default_title(source: Any) -> str | None:
+    """A title that discloses nothing the owner did not name: a file's or object's name, a
+    table's name; a query or stdin needs --title."""
+    from sealroom.connectors.postgres import PostgresSource
+    from sealroom.connectors.s3 import S3Source
+    from sealroom.connectors.sources import FileSource
+
+    if isinstance(source, FileSource):
+        return Path(source.path).name
+    if isinstance(source, S3Source):
+        return source.key.rsplit("/", 1)[-1]
+    if isinstance(source, PostgresSource) and source.table is not None:
+        return source.table
+    return None
+
+
 @dataset_app.command("publish")
 def dataset_publish(
-    file: Annotated[Path, typer.Argument(help="The data file (CSV, JSONL, Parquet, ...).")],
-    title: Annotated[str | None, typer.Option("--title", help="Default: the file name.")] = None,
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="The data: a file (.csv, .tsv, .jsonl, .ndjson or .parquet, each optionally "
+            ".gz), - for stdin (with --format), postgresql://USER@HOST/DB (with --table or "
+            "--query; the password from PGPASSWORD or ~/.pgpass) or s3://BUCKET/KEY (with the "
+            "s3 extra installed).",
+            metavar="SOURCE",
+        ),
+    ],
+    title: Annotated[
+        str | None,
+        typer.Option("--title", help="Default: the file, object or table name."),
+    ] = None,
     description: Annotated[str, typer.Option("--description")] = "",
     policy: Annotated[
         Path | None, typer.Option("--policy", help="JSON file with the dataset's policy rules.")
@@ -172,20 +205,53 @@ def dataset_publish(
             help="Projects from this column (default: project). '' leaves any column out.",
         ),
     ] = None,
+    format: Annotated[
+        str | None,
+        typer.Option("--format", help="csv, jsonl or parquet (default: from the name)."),
+    ] = None,
+    delimiter: Annotated[
+        str | None,
+        typer.Option("--delimiter", help="The CSV delimiter (default ','; '\\t' or tab: a tab)."),
+    ] = None,
+    pg_table: Annotated[
+        str | None, typer.Option("--table", help="The PostgreSQL table (or schema.table).")
+    ] = None,
+    pg_query: Annotated[
+        str | None,
+        typer.Option("--query", help="A PostgreSQL SELECT, run in a READ ONLY transaction."),
+    ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint",
+            help="The S3-compatible endpoint URL (default: AWS, or AWS_ENDPOINT_URL_S3).",
+        ),
+    ] = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Profile and commit a local file, sign its attestation and publish it. The data stays here.
+    """Profile and commit your data, sign its attestation and publish it. The data stays here.
 
     The card (keywords used by at least the policy's k distinct entities) is public for
     good: look at it first with --dry-run."""
     with command(json_output, url=url, home=home) as cmd:
+        from sealroom.connectors.sources import open_source
+
         rules: dict[str, Any] | None = None
         if policy is not None:
             rules = _policy_rules(policy)
-        if not file.is_file():
-            raise InvalidInput(f"no such data file: {file}")
+        data = open_source(
+            source,
+            format=format,
+            delimiter=_delimiter(delimiter),
+            table=pg_table,
+            query=pg_query,
+            endpoint=endpoint,
+        )
+        title = title or _default_title(data)
+        if title is None and not dry_run:
+            raise InvalidInput(f"name the dataset: --title (reading {data.name})")
         card = flows.CardOptions(
             text_column=text_column,
             time_column=time_column,
@@ -193,24 +259,28 @@ def dataset_publish(
             drop_terms=cli_card.drop_terms(drop_term or (), drop_terms),
         )
         if dry_run:
-            preview = flows.preview_card(file, policy_rules=rules, card=card)
+            preview = flows.preview_card(data, policy_rules=rules, card=card)
             emit(json_output, cli_card.card_json(preview), lambda: cli_card.print_card(preview))
             return
+        assert title is not None
         result = cmd.party().publish(
-            file, title=title or file.name, description=description, policy=rules, card=card
+            data, title=title, description=description, policy=rules, card=card
         )
-        data = {
+        out = {
             "dataset": result.dataset,
             "policy": result.policy,
             "rows": result.rows,
             "log_index": result.log_index,
             "checkpoint_size": result.checkpoint_size,
-            "path": str(result.path),
+            "path": None if result.path is None else str(result.path),
+            "source": result.source,
         }
 
         def human() -> None:
             typer.echo(f"published {result.dataset}")
-            typer.echo(f"  {result.rows} rows from {result.path} (the data stays on this machine)")
+            typer.echo(f"  {result.rows} rows from {result.source} (the data stays with you)")
+            if data.locator() is None:
+                typer.echo("  read from stdin: approving a request needs the data again (--data)")
             if result.policy:
                 typer.echo(f"  policy {result.policy}")
             typer.echo(
@@ -218,7 +288,7 @@ def dataset_publish(
                 f"(inclusion verified against a checkpoint of size {result.checkpoint_size})"
             )
 
-        emit(json_output, data, human)
+        emit(json_output, out, human)
 
 
 @dataset_app.command("list")
@@ -555,8 +625,19 @@ def inbox(
 def approve(
     request_id: Annotated[str, typer.Argument(metavar="REQUEST", help="Request id.")],
     data: Annotated[
-        Path | None,
-        typer.Option("--data", help="The data file (default: from the local dataset index)."),
+        str | None,
+        typer.Option(
+            "--data",
+            help="The data file, or - for stdin (default: where it was published from, as "
+            "the local dataset index recorded it).",
+        ),
+    ] = None,
+    format: Annotated[
+        str | None,
+        typer.Option("--format", help="With --data: csv, jsonl or parquet (default: by name)."),
+    ] = None,
+    delimiter: Annotated[
+        str | None, typer.Option("--delimiter", help="With --data: the CSV delimiter.")
     ] = None,
     reason: Annotated[str, typer.Option("--reason")] = "approved by the owner",
     allow_simulated: AllowSimulated = False,
@@ -566,9 +647,18 @@ def approve(
 ) -> None:
     """Approve a request: verify the enclave, re-check your data, sign, seal and upload it."""
     with command(json_output, url=url, home=home, allow_simulated=allow_simulated) as cmd:
+        from sealroom.connectors.sources import open_source
+
+        if data is None and (format is not None or delimiter is not None):
+            raise InvalidInput("--format and --delimiter apply with --data only")
+        source = (
+            None
+            if data is None
+            else open_source(data, format=format, delimiter=_delimiter(delimiter))
+        )
         done = cmd.party().approve(
             request_id,
-            data=data,
+            data=source,
             reason=reason,
             allow_simulated=allow_simulated,
             progress=None if json_output else progress_bar("  sealed upload"),

@@ -27,6 +27,7 @@ from sealroom.cli.common import (
 )
 from sealroom.client import Party, ProtocolRun
 from sealroom.client.relay import Session
+from sealroom.crypto.files import write_private
 from sealroom.errors import InvalidInput
 from sealroom.protocols.channel import DEFAULT_TIMEOUT
 
@@ -88,7 +89,8 @@ def _finish(
 ) -> None:
     doc = run.to_dict()
     if out is not None:
-        out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        # The holder's own outputs in full (an intersection too): private to it, so 0600.
+        write_private(out, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
     emit(json_output, doc, human)
     if not json_output:
         signed = len(run.record.receipts)
@@ -175,10 +177,14 @@ def psi(
             for key, value in sorted(outcome.learned.items()):
                 typer.echo(f"  {key}: {value}")
             if values is not None:
-                typer.echo(f"  intersection ({len(values)}): {', '.join(values[:50])}")
+                shown = ", ".join(values[:50])
+                more = (
+                    f" ... and {len(values) - 50} more (all in --out or --json)"
+                    if len(values) > 50
+                    else ""
+                )
+                typer.echo(f"  intersection ({len(values)}): {shown}{more}")
 
-        if values is not None and out is None and json_output:
-            typer.echo(json.dumps({"intersection": values}), err=True)
         _finish(outcome, out, json_output, human)
 
 

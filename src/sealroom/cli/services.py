@@ -18,16 +18,21 @@ from sealroom.cli.common import (
     handle_errors,
     warn_simulated,
 )
+from sealroom.cli.probe import probe
 from sealroom.crypto.keystore import HOME_ENV
 
-__all__ = ["DB_ENV", "default_db_url", "read_deployment_secret", "register"]
+__all__ = ["DB_ENV", "DB_ENV_ALIAS", "default_db_url", "read_deployment_secret", "register"]
 
-DB_ENV = "SEALROOM_DB"
+# Every option of `serve` and `enclave` also reads an environment variable (shown in --help),
+# so a container or a dstack app compose configures them without a command line.
+DB_ENV = "SEALROOM_DB_URL"
+DB_ENV_ALIAS = "SEALROOM_DB"  # the name before the deployment kit; still read
 
 
 def default_db_url(environ: dict[str, str] | os._Environ[str]) -> str:
-    """``$SEALROOM_DB``; else ``$SEALROOM_HOME/coordinator.db``; else ``./sealroom.db`` (SQLite)."""
-    explicit = environ.get(DB_ENV, "")
+    """``$SEALROOM_DB_URL`` (or ``$SEALROOM_DB``); else ``$SEALROOM_HOME/coordinator.db``;
+    else ``./sealroom.db`` (SQLite)."""
+    explicit = environ.get(DB_ENV, "") or environ.get(DB_ENV_ALIAS, "")
     if explicit:
         return explicit
     home = environ.get(HOME_ENV, "")
@@ -40,12 +45,45 @@ def serve(
         str | None,
         typer.Option(
             "--db",
-            help="Database URL (default: $SEALROOM_DB, else $SEALROOM_HOME/coordinator.db, "
-            "else ./sealroom.db).",
+            envvar=[DB_ENV, DB_ENV_ALIAS],
+            help="Database URL, sqlite:///PATH or postgresql+psycopg://USER@HOST/DB "
+            "(default: $SEALROOM_HOME/coordinator.db, else ./sealroom.db).",
+            show_default=False,
         ),
     ] = None,
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = 8470,
+    host: Annotated[
+        str, typer.Option("--host", envvar="SEALROOM_HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option("--port", envvar="SEALROOM_PORT", min=1, max=65535, help="Port to listen on."),
+    ] = 8470,
+    log_origin: Annotated[
+        str,
+        typer.Option(
+            "--log-origin",
+            envvar="SEALROOM_LOG_ORIGIN",
+            help="The transparency log's origin (its name in checkpoints); fixed for the "
+            "life of the database.",
+        ),
+    ] = "sealroom.local/log",
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            envvar="SEALROOM_LOG_LEVEL",
+            help="Server log level: critical, error, warning, info or debug.",
+        ),
+    ] = "info",
+    prepare: Annotated[
+        bool,
+        typer.Option(
+            "--prepare",
+            help="Only prepare the database (migrate it, create the log key if it has none), "
+            "print the log's verifier key (vkey) and exit: what a witness pins before the "
+            "coordinator first serves.",
+        ),
+    ] = False,
     lease_seconds: Annotated[
         int,
         typer.Option(
@@ -63,23 +101,74 @@ def serve(
             "--witness",
             envvar="SEALROOM_WITNESSES",
             help="A witness that cosigns the log's checkpoints, as <witness vkey>@<URL> "
-            "(repeatable; see `sealroom witness`).",
+            "(repeatable; in the variable, separated by spaces; see `sealroom witness`).",
+        ),
+    ] = None,
+    keys: Annotated[
+        Path | None,
+        typer.Option(
+            "--keys",
+            envvar="SEALROOM_COORDINATOR_KEYS",
+            file_okay=False,
+            help="Directory of the coordinator's signing keys (the log key, 0600; never in "
+            "the database). Default for SQLite: <db file>.keys/ beside it; required for "
+            "PostgreSQL.",
         ),
     ] = None,
 ) -> None:
-    """Run the coordinator: HTTP API, registry, workflow and transparency log."""
+    """Run the coordinator: HTTP API, registry, workflow and transparency log.
+
+    Probes: GET /healthz (the process answers) and GET /readyz (database reachable, schema at
+    this release's head, log key loaded; 503 with the reason otherwise).
+    """
     from sealroom.api.server import serve as run_server
     from sealroom.coordinator.witnessing import WitnessEndpoint
+    from sealroom.errors import InvalidInput
 
     with handle_errors(False):
+        if log_level not in _LOG_LEVELS:
+            raise InvalidInput(f"--log-level must be one of {', '.join(_LOG_LEVELS)}")
+        if prepare:
+            typer.echo(_prepare(db or default_db_url(os.environ), log_origin, keys))
+            return
         witnesses = [WitnessEndpoint.parse(w) for w in witness or []]
         run_server(
             db_url=db or default_db_url(os.environ),
             host=host,
             port=port,
+            log_origin=log_origin,
+            log_level=log_level,
             witnesses=witnesses,
+            keys_dir=keys,
             lease_seconds=lease_seconds,
         )
+
+
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def _prepare(db_url: str, log_origin: str, keys: Path | None) -> str:
+    """Migrate the database, load (or create) the log key in its keystore, return its vkey."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from sealroom.coordinator.keys import CoordinatorKeystore
+    from sealroom.errors import BackendUnavailable
+    from sealroom.storage.engine import create_engine
+    from sealroom.storage.migrate import upgrade
+
+    keystore = (
+        CoordinatorKeystore(directory=keys)
+        if keys is not None
+        else CoordinatorKeystore.beside(db_url)
+    )
+    engine = create_engine(db_url)
+    try:
+        upgrade(engine)
+        return keystore.log_signer(engine, log_origin).verifier.vkey
+    except SQLAlchemyError as exc:
+        raise BackendUnavailable(f"database: {type(exc).__name__}") from None
+    finally:
+        engine.dispose()
 
 
 def enclave(
@@ -93,7 +182,11 @@ def enclave(
     ] = True,
     dstack_endpoint: Annotated[
         str | None,
-        typer.Option("--dstack-endpoint", help="dstack guest agent (default: the SDK's)."),
+        typer.Option(
+            "--dstack-endpoint",
+            envvar="SEALROOM_DSTACK_ENDPOINT",
+            help="dstack guest agent (default: the SDK's, /var/run/dstack.sock).",
+        ),
     ] = None,
     once: Annotated[
         bool, typer.Option("--once", help="Register, run at most one job, and exit.")
@@ -102,6 +195,7 @@ def enclave(
         float,
         typer.Option(
             "--wait-for-coordinator",
+            envvar="SEALROOM_WAIT_FOR_COORDINATOR",
             min=0.0,
             help="Keep retrying registration this long while the coordinator is unreachable (s).",
         ),
@@ -109,13 +203,18 @@ def enclave(
     poll_max: Annotated[
         float,
         typer.Option(
-            "--poll-max", min=0.05, max=60.0, help="Longest wait between polls when idle (s)."
+            "--poll-max",
+            envvar="SEALROOM_POLL_MAX",
+            min=0.05,
+            max=60.0,
+            help="Longest wait between polls when idle (s).",
         ),
     ] = 5.0,
     state: Annotated[
         Path | None,
         typer.Option(
             "--state",
+            envvar="SEALROOM_ENCLAVE_STATE",
             file_okay=False,
             help="The enclave's own state directory (its release history and its trust in the "
             "log: key, last checkpoint, ledger heads seen; budgets live in the log). In a dstack "
@@ -244,3 +343,4 @@ def read_deployment_secret(path: Path) -> bytes:
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("enclave")(enclave)
+    app.command("probe")(probe)

@@ -2,7 +2,7 @@
 
 :class:`Party` is the way in (``Party.open(home=..., url=...)``): publish, search,
 request, approve, wait, fetch and verify results, and run protocols directly with
-other parties. Its verbs return the results below and the coordinator's views
+other parties; :class:`AsyncParty` has the same verbs as coroutines. The verbs return the results below and the coordinator's views
 (:mod:`sealroom.wire`). :class:`Client` is the HTTP layer underneath, one method
 per route. The names in ``__all__`` are the public surface; the modules behind
 them (``flows``, ``protocol_runs``, ``relay``, ``trust``, ``local``) stay
@@ -11,6 +11,7 @@ importable for what the surface does not cover, without the same promise.
 
 from __future__ import annotations
 
+from sealroom.client.aio import AsyncParty
 from sealroom.client.flows import (
     ApprovedInput,
     AutoApproval,
@@ -33,6 +34,7 @@ from sealroom.wire import (
 
 __all__ = [
     "ApprovedInput",
+    "AsyncParty",
     "AutoApproval",
     "Client",
     "ComputationInfo",

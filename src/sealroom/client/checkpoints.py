@@ -43,10 +43,17 @@ from sealroom.client.http import Client
 from sealroom.client.trust import trusted_log_key
 from sealroom.crypto.files import write_private
 from sealroom.crypto.merkle import EMPTY_ROOT, leaf_hash
-from sealroom.errors import InvalidInput, ProofInvalid, ProtocolError, SealroomError
-from sealroom.statements import Envelope
+from sealroom.errors import (
+    InvalidInput,
+    ProofInvalid,
+    ProtocolError,
+    SealroomError,
+    VerificationFailed,
+)
+from sealroom.statements import Envelope, is_public
 from sealroom.transparency.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
 from sealroom.transparency.cosignature import WitnessPolicy
+from sealroom.transparency.entries import entry_leaf_hash
 from sealroom.transparency.monitor import advance_checkpoint
 from sealroom.transparency.proof import verify_consistency, verify_inclusion
 from sealroom.verification.bundle import MAX_CONSISTENCY_PROOFS, ConsistencyProof, ProofBundle
@@ -331,15 +338,25 @@ class TrustedLog:
         verify_inclusion(index, cp.size, leaf_hash(envelope.to_json()), proof, cp.root_hash)
         return self.accept(checkpoint)
 
-    def verify_logged(self, envelope: Envelope, *, index: int) -> Checkpoint:
-        """``envelope`` is leaf ``index`` of the coordinator's latest (trusted) checkpoint."""
+    def verify_logged(
+        self, envelope: Envelope, *, index: int, salt: bytes | None = None
+    ) -> Checkpoint:
+        """``envelope`` is leaf ``index`` of the coordinator's latest (trusted) checkpoint: in
+        clear if it is a public statement, else as the commitment opened by ``salt`` (a private
+        statement the coordinator published in clear is refused: it leaked)."""
+        if salt is None and not is_public(envelope.type):
+            raise VerificationFailed(
+                f"the coordinator logged your {envelope.type} in clear, for anyone to read, "
+                "instead of as a salted commitment"
+            )
         cp = self.latest()
         if index >= cp.size:
             raise ProofInvalid(f"log index {index} is beyond the latest checkpoint's {cp.size}")
         view = self._client.log_inclusion(index, cp.size)
         if (view.index, view.size) != (index, cp.size):
             raise ProtocolError("the coordinator answered an inclusion proof for another leaf")
-        verify_inclusion(index, cp.size, leaf_hash(envelope.to_json()), view.proof, cp.root_hash)
+        leaf = entry_leaf_hash(envelope.to_json(), salt)
+        verify_inclusion(index, cp.size, leaf, view.proof, cp.root_hash)
         return cp
 
     def prove(self, bundle: ProofBundle, against: str) -> ProofBundle:

@@ -27,6 +27,7 @@ from sealroom.client.local import DatasetIndex, LocalDataset
 from sealroom.client.trust import VerifiedEnclave, verify_enclave
 from sealroom.computations import DEFAULT_K, Computation, Registry, default_registry
 from sealroom.crypto.commit import DatasetCommitment, canonical_bytes, commit_table
+from sealroom.crypto.files import write_private
 from sealroom.crypto.keys import Identity, b64decode_strict, b64encode
 from sealroom.crypto.sealing import SealContext, open_sealed, seal
 from sealroom.errors import (
@@ -57,6 +58,7 @@ from sealroom.wire import DatasetView, RequestStatus, RequestView
 
 if TYPE_CHECKING:
     from sealroom.connectors.profile import DatasetCard
+    from sealroom.connectors.sources import Source
 
 __all__ = [
     "TERMINAL",
@@ -106,9 +108,10 @@ class Published:
     policy: str | None
     log_index: int
     checkpoint_size: int
-    path: Path
+    path: Path | None  # the file, for a file source
     rows: int
     attestation: Signed[DatasetAttestation]
+    source: str = ""  # how the source names itself (no secrets)
 
 
 def _commitment_ref(c: DatasetCommitment) -> CommitmentRef:
@@ -121,10 +124,15 @@ def _commitment_ref(c: DatasetCommitment) -> CommitmentRef:
     )
 
 
-def _read_table(path: Path) -> pa.Table:
-    from sealroom.connectors.files import read_table
+def _source(data: Path | Source) -> Source:
+    """A path is a local file (format from its name); anything else is already a source."""
+    from sealroom.connectors.sources import FileSource
 
-    return read_table(path)
+    return FileSource(path=Path(data).resolve()) if isinstance(data, (str, Path)) else data
+
+
+def _read_table(data: Path | Source) -> pa.Table:
+    return _source(data).read()
 
 
 def content_root(path: Path) -> str:
@@ -211,17 +219,21 @@ def _preview(
 
 
 def preview_card(
-    path: Path, *, policy_rules: Mapping[str, Any] | None, card: CardOptions = CardOptions()
+    path: Path | Source,
+    *,
+    policy_rules: Mapping[str, Any] | None,
+    card: CardOptions = CardOptions(),
 ) -> CardPreview:
-    """The card :func:`publish` would sign for ``path`` under ``policy_rules``: nothing is
-    signed or sent, so an owner can read it, drop terms, and look again."""
-    return _preview(_read_table(Path(path)), policy_rules, card)
+    """The card :func:`publish` would sign for ``path`` (a file or any source) under
+    ``policy_rules``: nothing is signed or sent, so an owner can read it, drop terms, and
+    look again."""
+    return _preview(_read_table(path), policy_rules, card)
 
 
 def publish(
     client: Client,
     identity: Identity,
-    path: Path,
+    path: Path | Source,
     *,
     title: str,
     description: str,
@@ -231,22 +243,23 @@ def publish(
     policy_name: str | None = None,
     card: CardOptions = CardOptions(),
 ) -> Published:
-    """Profile and commit a local file, sign and post its attestation (and policy), check the log.
+    """Profile and commit a local file or other source, sign and post its attestation (and
+    policy), check the log, and remember where the data is (without secrets).
 
     The card is built under the policy's k and entity column (:func:`preview_card` shows
     the same card without signing anything).
     """
     _check_identity(client, identity)
-    path = Path(path).resolve()
+    source = _source(path)
     if policy_rules is not None:
         PolicyRules.parse(policy_rules)  # refuse bad rules before anything is read or signed
-    table = _read_table(path)
+    table = source.read()
     preview = _preview(table, policy_rules, card)
     del table
     policy: Signed[Policy] | None = None
     if policy_rules is not None:
         policy = sign_statement(
-            Policy(
+            Policy.build(
                 owner=identity.party_id,
                 name=(policy_name or f"policy for {title}")[:200],
                 rules=dict(policy_rules),
@@ -289,17 +302,26 @@ def publish(
     )
     if cp.size != view.inclusion.size:
         raise VerificationFailed("the inclusion proof's size differs from its checkpoint")
+    locator = source.locator()
+    file = Path(locator["path"]) if locator is not None and locator["kind"] == "file" else None
     DatasetIndex(home).record(
-        LocalDataset(dataset=attestation.digest, path=path, title=title, published_at=now)
+        LocalDataset(
+            dataset=attestation.digest,
+            path=file,
+            title=title,
+            published_at=now,
+            locator=locator,
+        )
     )
     return Published(
         dataset=attestation.digest,
         policy=policy.digest if policy is not None else None,
         log_index=view.log_index,
         checkpoint_size=cp.size,
-        path=path,
+        path=file,
         rows=preview.commitment.rows,
         attestation=attestation,
+        source=source.name,
     )
 
 
@@ -307,7 +329,7 @@ def publish(
 
 
 def load_dataset(
-    client: Client, dataset: str, *, data_path: Path | None, home: Path
+    client: Client, dataset: str, *, data_path: Path | Source | None, home: Path
 ) -> tuple[Signed[DatasetAttestation], pa.Table]:
     """One of this party's own datasets, read locally and checked against its signed commitment."""
     att = _open_dataset(client, dataset)
@@ -384,7 +406,7 @@ def request(
             if owner not in recipients:
                 recipients.append(owner)
     signed = sign_statement(
-        ComputationRequest(
+        ComputationRequest.build(
             requester=identity.party_id,
             computation=computation.ref(),
             parameters=dict(params),
@@ -401,7 +423,9 @@ def request(
     if view.request != signed.digest:
         raise VerificationFailed("the coordinator answered for a different request")
     if home is not None:
-        TrustedLog(client, home).verify_logged(signed.envelope, index=view.log_index)
+        TrustedLog(client, home).verify_logged(
+            signed.envelope, index=view.log_index, salt=view.log_salt
+        )
     return view
 
 
@@ -554,24 +578,34 @@ def _room_rules(client: Client, req: Signed[ComputationRequest]) -> PolicyRules 
 
 
 def _load_checked(
-    att: Signed[DatasetAttestation], *, data_path: Path | None, home: Path
+    att: Signed[DatasetAttestation], *, data_path: Path | Source | None, home: Path
 ) -> pa.Table:
     """The owner's data, re-read and checked against the signed commitment."""
+    from sealroom.connectors.sources import from_locator
+
+    source: Source
     if data_path is None:
         entry = DatasetIndex(home).get(att.digest)
-        if entry is None:
+        if entry is not None and entry.locator is not None:
+            source = from_locator(entry.locator)
+        elif entry is not None and entry.path is not None:
+            source = _source(entry.path)  # an index written before sources had locators
+        else:
             raise NotFound(
                 f"no local file recorded for dataset {att.digest} in "
-                f"{DatasetIndex(home).path}; pass the data file explicitly (--data FILE)"
+                f"{DatasetIndex(home).path}"
+                + (" (it was read from stdin)" if entry is not None else "")
+                + "; pass the data file explicitly (--data FILE)"
             )
-        data_path = entry.path
-    table = _read_table(Path(data_path))
+    else:
+        source = _source(data_path)
+    table = source.read()
     ref = att.statement.commitment
     got = commit_table(table, chunk_size=ref.chunk_size)
     expected_root = b64decode_strict(ref.root, what="commitment root", size=32)
     if got.root != expected_root or got.length != ref.length or got.rows != ref.rows:
         raise CommitmentMismatch(
-            f"{data_path} no longer matches the commitment published for {att.digest} "
+            f"{source.name} no longer matches the commitment published for {att.digest} "
             f"({got.rows} rows / {got.length} bytes now, {ref.rows} rows / {ref.length} bytes "
             "published); refusing to seal changed data — publish it again as a new dataset"
         )
@@ -587,13 +621,16 @@ def _approve_one(
     *,
     mode: Literal["manual", "policy"],
     reason: str,
-    data_path: Path | None,
+    table: pa.Table | None,
     home: Path,
     now: int,
     progress: Progress | None,
 ) -> ApprovedInput:
+    """Approve, seal and upload one input (``table``: its checked data, or None to read it
+    again from the dataset index)."""
     att = mine.attestation
-    table = _load_checked(att, data_path=data_path, home=home)
+    if table is None:
+        table = _load_checked(att, data_path=None, home=home)
     sealed = seal(
         canonical_bytes(table),
         enclave.public,
@@ -645,7 +682,7 @@ def approve(
     request_id: str,
     *,
     home: Path,
-    data_path: Path | None = None,
+    data_path: Path | Source | None = None,
     allow_simulated: bool = False,
     now: int,
     reason: str = "approved by the owner",
@@ -680,10 +717,13 @@ def approve(
     enclave = verify_enclave(
         client, allow_simulated=allow_simulated, now=now, measurements=measurements
     )
-    for item in mine:  # check every file before signing anything
+    # Check every input before signing anything. Named data (one input) is read once and
+    # kept: it may be a stream (stdin) that cannot be read twice.
+    checked = [_load_checked(item.attestation, data_path=data_path, home=home) for item in mine[:1]]
+    for item in mine[1:]:
         _load_checked(item.attestation, data_path=data_path, home=home)
     done = []
-    for item in mine:
+    for i, item in enumerate(mine):
         automatic = item.decision.automatic and item.policy is not None
         done.append(
             _approve_one(
@@ -694,7 +734,7 @@ def approve(
                 enclave,
                 mode="policy" if automatic else "manual",
                 reason=item.decision.reason if automatic else reason,
-                data_path=data_path,
+                table=checked.pop() if i == 0 else None,
                 home=home,
                 now=now,
                 progress=progress,
@@ -756,7 +796,7 @@ def auto_approve(
                 enclave,
                 mode="policy",
                 reason=mine.decision.reason,
-                data_path=None,
+                table=None,
                 home=home,
                 now=now,
                 progress=progress,
@@ -909,12 +949,13 @@ def fetch_result(
         body = json.loads(output.body)
     except ValueError:
         raise VerificationFailed("the verified result body is not JSON") from None
+    # The opened result, and the bundle that carries it with the request's private
+    # statements: the owner's alone (0600), each written whole.
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     result_path = out_dir / "result.json"
     bundle_path = out_dir / "bundle.json"
-    result_path.write_bytes(output.to_json())
-    bundle_path.write_bytes(dataclasses.replace(bundle, outputs=(output,)).to_json())
+    write_private(result_path, output.to_json())
+    write_private(bundle_path, dataclasses.replace(bundle, outputs=(output,)).to_json())
     return FetchedResult(
         request=request_id,
         body=body,

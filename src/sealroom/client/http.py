@@ -241,6 +241,9 @@ class Client:
                 name=name,
                 signing_key=b64encode(identity.public.signing_key),
                 sealing_key=b64encode(identity.public.sealing_key),
+                kem_key=(
+                    None if identity.public.kem_key is None else b64encode(identity.public.kem_key)
+                ),
             )
         )
         return self._view(

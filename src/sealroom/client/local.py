@@ -1,7 +1,10 @@
 """What a party's client remembers next to its keystore.
 
-``<home>/datasets.json`` maps each dataset the party published to the absolute
-path of its file, so ``approve`` can find (and re-check) the data later.
+``<home>/datasets.json`` maps each dataset the party published to where its data
+is: the absolute path of its file, or the locator of another source (a
+PostgreSQL table or query, an S3 object; never a password or key), so ``approve``
+can read (and re-check) the data later. Data read from stdin has neither: its
+owner names the data again on approval.
 ``<home>/coordinators.json`` pins each coordinator's transparency-log key on
 first use: the coordinator is untrusted, so a log key that changes later is
 refused rather than silently followed.
@@ -59,9 +62,11 @@ def _write_json(path: Path, value: dict[str, Any]) -> None:
 @dataclass(frozen=True, slots=True)
 class LocalDataset:
     dataset: str
-    path: Path
+    path: Path | None
     title: str
     published_at: int
+    # How to read it again (sealroom.connectors.sources); None with ``path`` None: stdin.
+    locator: dict[str, str] | None = None
 
 
 class DatasetIndex:
@@ -85,11 +90,12 @@ class DatasetIndex:
 
     def record(self, entry: LocalDataset) -> None:
         datasets = self._load()
-        datasets[entry.dataset] = {
-            "path": str(entry.path.resolve()),
-            "title": entry.title,
-            "published_at": entry.published_at,
-        }
+        item: dict[str, Any] = {"title": entry.title, "published_at": entry.published_at}
+        if entry.path is not None:
+            item["path"] = str(entry.path.resolve())
+        if entry.locator is not None:
+            item["source"] = dict(entry.locator)
+        datasets[entry.dataset] = item
         _write_json(self._path, {"version": 1, "datasets": datasets})
 
     def get(self, dataset: str) -> LocalDataset | None:
@@ -97,13 +103,20 @@ class DatasetIndex:
         if item is None:
             return None
         try:
+            source = item.get("source")
+            if source is not None and not (
+                isinstance(source, dict)
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in source.items())
+            ):
+                raise TypeError("source")
             return LocalDataset(
                 dataset=dataset,
-                path=Path(item["path"]),
+                path=Path(item["path"]) if item.get("path") is not None else None,
                 title=str(item["title"]),
                 published_at=int(item["published_at"]),
+                locator=source,
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise InvalidInput(
                 f"dataset index {self._path}: entry {dataset} is malformed"
             ) from None

@@ -21,7 +21,7 @@ from sealroom.client.protocol_runs import ProtocolRun, run_federated, run_he, ru
 from sealroom.client.relay import Session, join_session, open_session
 from sealroom.computations import Registry, default_registry
 from sealroom.crypto.keys import Identity, PartyId
-from sealroom.crypto.keystore import Keystore
+from sealroom.crypto.keystore import Keystore, PassphraseSource
 from sealroom.errors import Conflict, InvalidInput, SealroomError
 from sealroom.protocols.channel import DEFAULT_TIMEOUT
 from sealroom.statements import Envelope, Policy, sign_statement
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from numpy.typing import NDArray
 
+    from sealroom.connectors.sources import Source
     from sealroom.statements import DatasetAttestation, Signed
 
 __all__ = ["Party"]
@@ -67,9 +68,13 @@ class Party:
         clock: Callable[[], int] = system_clock,
         timeout: float = HTTP_TIMEOUT,
         registry: Registry | None = None,
+        passphrase: PassphraseSource | None = None,
     ) -> Party:
-        """The party whose keystore is in ``home``, connected to the coordinator at ``url``."""
-        entry = Keystore.load_entry(home)
+        """The party whose keystore is in ``home``, connected to the coordinator at ``url``.
+
+        ``passphrase`` opens an encrypted keystore (a function is asked only if it is).
+        """
+        entry = Keystore.load_entry(home, passphrase=passphrase)
         return cls._connect(entry.identity, entry.name, home, url, clock, timeout, registry)
 
     @classmethod
@@ -82,9 +87,15 @@ class Party:
         clock: Callable[[], int] = system_clock,
         timeout: float = HTTP_TIMEOUT,
         registry: Registry | None = None,
+        passphrase: str | None = None,
+        unencrypted: bool = False,
     ) -> Party:
-        """A new party: fresh keys in a new keystore in ``home``, registered as ``name``."""
-        identity = Keystore.create(home, name=name)
+        """A new party: fresh keys in a new keystore in ``home``, registered as ``name``.
+
+        The keystore is encrypted under ``passphrase``, or not at all only with
+        ``unencrypted=True`` (as :meth:`Keystore.create`).
+        """
+        identity = Keystore.create(home, name=name, passphrase=passphrase, unencrypted=unencrypted)
         return cls._connect(identity, name, home, url, clock, timeout, registry)
 
     @classmethod
@@ -154,7 +165,7 @@ class Party:
 
     def publish(
         self,
-        path: Path,
+        path: Path | Source,
         *,
         title: str,
         description: str = "",
@@ -162,8 +173,8 @@ class Party:
         policy_name: str | None = None,
         card: flows.CardOptions | None = None,
     ) -> flows.Published:
-        """Profile and commit a local file, publish its signed card (and ``policy``'s rules);
-        the data stays here. ``flows.preview_card`` shows the same card unsigned."""
+        """Profile and commit a local file or other source (:func:`sealroom.connectors.open_source`),
+        publish its signed card (and ``policy``'s rules); the data stays here. ``flows.preview_card`` shows the same card unsigned."""
         return flows.publish(
             self._client,
             self.identity,
@@ -215,7 +226,7 @@ class Party:
         return flows.withdraw_dataset(self._client, dataset, reason=reason)
 
     def load_dataset(
-        self, dataset: str, *, data: Path | None = None
+        self, dataset: str, *, data: Path | Source | None = None
     ) -> tuple[Signed[DatasetAttestation], pa.Table]:
         """One of this party's datasets, read from ``data`` (default: the file it published)
         and checked against its signed commitment."""
@@ -241,7 +252,7 @@ class Party:
         room: Envelope | str | None
         if isinstance(room_policy, Mapping):
             room = sign_statement(
-                Policy(
+                Policy.build(
                     owner=self.party_id,
                     name=room_policy_name[:200],
                     rules=dict(room_policy),
@@ -298,7 +309,7 @@ class Party:
         self,
         request: str,
         *,
-        data: Path | None = None,
+        data: Path | Source | None = None,
         reason: str = "approved by the owner",
         allow_simulated: bool = False,
         measurements: bytes | None = None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hmac
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,10 +20,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from sealroom.client.http import Client
 from sealroom.client.relay import Session, channel_for
 from sealroom.crypto.keys import Identity
-from sealroom.errors import InvalidInput
+from sealroom.errors import InvalidInput, SealroomError, StatementFormatError, VerificationFailed
 from sealroom.protocols import pjc, psi
 from sealroom.protocols.channel import DEFAULT_TIMEOUT, Channel
-from sealroom.protocols.receipts import RunRecord, exchange_receipts, share_all, sign_receipt
+from sealroom.protocols.receipts import (
+    RunRecord,
+    exchange_receipts,
+    share_all,
+    sign_receipt,
+    verify_run,
+)
 from sealroom.statements import (
     Envelope,
     ModelWeights,
@@ -30,6 +37,7 @@ from sealroom.statements import (
     Signed,
     TrainedModel,
     canonical_json,
+    output_commitment,
     parse_json_strict,
     sign_statement,
 )
@@ -43,7 +51,9 @@ if TYPE_CHECKING:  # numpy and TenSEAL load only when a party trains
     from sealroom.protocols.he import HeParams
 
 __all__ = [
+    "CheckedRun",
     "ProtocolRun",
+    "check_run_record",
     "run_federated",
     "run_he",
     "run_pjc",
@@ -79,7 +89,66 @@ class ProtocolRun:
             # Opens this party's output commitment in its receipt, if it chooses to disclose.
             "output_salt": base64.b64encode(self.record.salt).decode("ascii"),
             "model": self.model.envelope.to_dict() if self.model else None,
+            # PSI in intersection mode: the common values, in full (they are this party's own).
+            "intersection": (
+                sorted(v.decode("utf-8", "replace") for v in self.intersection)
+                if self.intersection is not None
+                else None
+            ),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedRun:
+    """A run record that verified: who signed, and what the holder learned (opened)."""
+
+    protocol: str
+    session: str
+    role: str
+    learned: Mapping[str, Any]
+    signed: tuple[str, ...]
+    participants: tuple[str, ...]
+
+
+def check_run_record(doc: Any) -> CheckedRun:
+    """Verify a run record as ``--out`` writes it (raises :class:`VerificationFailed`).
+
+    Every receipt is checked together (signatures and signers, one run, one receipt per
+    role, both ends of each message stream agreeing; see ``verify_run``), and the
+    holder's ``learned`` is opened against the output commitment in its own receipt with
+    ``output_salt``, so nobody can edit what the run gave it. Participants that did not
+    sign (a protocol that tolerates dropouts) are listed, not hidden.
+    """
+    if not isinstance(doc, Mapping):
+        raise VerificationFailed("a run record is a JSON object")
+    try:
+        role, salt_b64, learned = doc["role"], doc["output_salt"], doc["learned"]
+        receipts = verify_run([Envelope.from_dict(e) for e in doc["receipts"]], require_all=False)
+        salt = base64.b64decode(salt_b64, validate=True)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise VerificationFailed(f"not a run record: {type(exc).__name__} {exc}") from None
+    except StatementFormatError as exc:
+        raise VerificationFailed(f"a receipt does not parse: {exc.detail}") from None
+    own = [r.statement for r in receipts if r.statement.role == role]
+    if len(own) != 1:
+        raise VerificationFailed(f"the record holds no receipt of its holder {role!r}")
+    try:
+        opened = output_commitment(salt, canonical_json(learned))
+    except SealroomError as exc:
+        raise VerificationFailed(f"learned does not open: {exc.detail}") from None
+    if not hmac.compare_digest(opened, own[0].output.commitment):
+        raise VerificationFailed(
+            f"what the record says {role} learned is not what its receipt commits to"
+        )
+    first = receipts[0].statement
+    return CheckedRun(
+        protocol=first.protocol,
+        session=first.session,
+        role=role,
+        learned=learned,
+        signed=tuple(r.statement.role for r in receipts),
+        participants=tuple(p.role for p in first.participants),
+    )
 
 
 def run_protocol(

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sealroom.client.http import Client
-from sealroom.crypto.keys import Identity, PartyId, PublicIdentity, b64decode_strict
+from sealroom.crypto.keys import Identity, PartyId, PublicIdentity
 from sealroom.crypto.sealing import SealContext, open_sealed, seal
 from sealroom.errors import (
     DecryptionFailed,
@@ -34,6 +34,7 @@ from sealroom.errors import (
 from sealroom.protocols.channel import DEFAULT_TIMEOUT, Channel
 from sealroom.statements import ProtocolParticipant
 from sealroom.wire import SessionView
+from sealroom.wire.parties import party_keys
 
 __all__ = ["RelayTransport", "Session", "channel_for", "join_session", "open_session"]
 
@@ -145,10 +146,7 @@ def _checked(client: Client, view: SessionView, *, protocol: str, expect: Sequen
     parties: dict[str, PublicIdentity] = {}
     for p in view.participants:
         info = client.party(p.party)
-        identity = PublicIdentity(
-            signing_key=b64decode_strict(info.signing_key, what="signing_key", size=32),
-            sealing_key=b64decode_strict(info.sealing_key, what="sealing_key", size=32),
-        )
+        identity = party_keys(info.signing_key, info.sealing_key, info.kem_key)
         if identity.party_id != p.party:
             raise SignatureInvalid(f"the coordinator's keys for {p.party} do not match its id")
         parties[p.role] = identity

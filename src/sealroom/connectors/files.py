@@ -1,8 +1,19 @@
-"""Local files -> Arrow tables, with strict validation and errors that point at the line.
+"""Byte streams -> Arrow tables, with strict validation and errors that point at the line.
 
-Formats: JSON Lines (``.jsonl``, ``.ndjson``) and CSV (``.csv``, with a header
-row). Both are read as a stream of lines, so a bad line is reported by file name
-and line number before anything is built.
+Formats: JSON Lines (``.jsonl``, ``.ndjson``), CSV (``.csv``, ``.tsv``, with a
+header row) and Parquet (``.parquet``). JSONL and CSV may be gzip-compressed
+(``.gz``, or recognised by their magic bytes) and come from any byte stream (a
+file, stdin, an object store); they are read as a stream of lines, so a bad line
+is reported by source name and line number before anything is built.
+
+CSV is parsed by Python's strict ``csv`` module and goes into Arrow in batches of
+:data:`BATCH_ROWS` rows as text, so memory holds the Arrow table (about the size
+of the file) and one batch, never a Python object per cell; types are inferred
+afterwards with Arrow compute kernels. The delimiter is ``,`` (tab for ``.tsv``)
+or given; a header that parses to one column but contains ``;``, a tab or ``|``
+is refused, naming the likely delimiter, never read silently as one column.
+Parquet is read row group by row group and its types mapped onto the same
+vocabulary (:mod:`sealroom.connectors.types`).
 
 Types are simple and deterministic; the same bytes always give the same table:
 
@@ -25,92 +36,223 @@ keys that appear later, in order) or the CSV header.
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import json
 import math
-import re
+import tempfile
+import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from sealroom.connectors.types import (
+    DEFAULT_LIMITS,
+    ReadLimits,
+    check_shape,
+    normalise_table,
+    to_utc_seconds,
+)
 from sealroom.errors import InvalidInput
 from sealroom.statements.canonical import dict_without_duplicates
 
 __all__ = [
+    "BATCH_ROWS",
     "DEFAULT_LIMITS",
     "FORMATS",
     "ReadLimits",
+    "format_of",
+    "read_stream",
     "read_table",
 ]
 
-FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+BATCH_ROWS = 1 << 14
+DELIMITERS = {";": "';'", "\t": "a tab", "|": "'|'"}
+_GZIP_MAGIC = b"\x1f\x8b"
+_PARQUET_MAGIC = b"PAR1"
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
-)
-_INT = re.compile(r"^[+-]?\d+$")
-_FLOAT = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReadLimits:
-    """Bounds on what a reader accepts; the defaults suit a laptop-sized dataset."""
-
-    max_bytes: int = 256 << 20
-    max_field_bytes: int = 64 << 10
-    max_columns: int = 256
-    max_column_name: int = 200
+def format_of(name: str) -> str | None:
+    """The format a source name implies by its suffix (``.gz`` looked through), or None."""
+    lower = name.lower().removesuffix(".gz")
+    dot = lower.rfind(".")
+    return FORMATS.get(lower[dot:]) if dot >= 0 else None
 
 
-DEFAULT_LIMITS = ReadLimits()
+def _format(name: str, format: str | None) -> str:
+    fmt = format if format is not None else format_of(name)
+    if fmt not in ("jsonl", "csv", "parquet"):
+        raise InvalidInput(
+            f"{name}: unknown format {format or '(no known extension)'!r}; use .jsonl/.ndjson, "
+            ".csv/.tsv or .parquet (optionally .gz), or name the format (--format)"
+        )
+    return fmt
+
+
+def _default_delimiter(name: str, delimiter: str | None) -> str | None:
+    if delimiter is None and name.lower().removesuffix(".gz").endswith(".tsv"):
+        return "\t"
+    return delimiter
 
 
 def read_table(
-    path: Path, *, format: str | None = None, limits: ReadLimits = DEFAULT_LIMITS
+    path: Path,
+    *,
+    format: str | None = None,
+    delimiter: str | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> pa.Table:
-    """Read ``path`` (``format`` "jsonl" or "csv"; from the extension when None)."""
-    fmt = format if format is not None else FORMATS.get(path.suffix.lower())
-    if fmt not in ("jsonl", "csv"):
-        raise InvalidInput(
-            f"{path.name}: unknown format {format or path.suffix or '(no extension)'!r}; "
-            "use .jsonl/.ndjson or .csv, or pass format='jsonl' or 'csv'"
-        )
+    """Read the file ``path`` (``format`` "jsonl", "csv" or "parquet"; from the name when None)."""
+    name = path.name
+    fmt = _format(name, format)
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise InvalidInput(f"{path.name}: no such file") from None
+        raise InvalidInput(f"{name}: no such file") from None
     except OSError as exc:
-        raise InvalidInput(f"{path.name}: cannot be read ({exc.strerror})") from None
+        raise InvalidInput(f"{name}: cannot be read ({exc.strerror})") from None
     if not path.is_file():
-        raise InvalidInput(f"{path.name}: not a regular file")
+        raise InvalidInput(f"{name}: not a regular file")
     if size > limits.max_bytes:
         raise InvalidInput(
-            f"{path.name}: file is {size} bytes, over the limit of {limits.max_bytes} bytes"
+            f"{name}: file is {size} bytes, over the limit of {limits.max_bytes} bytes"
         )
     if size == 0:
-        raise InvalidInput(f"{path.name}: the file is empty")
-    with path.open("rb") as f:
-        columns = (
-            _read_jsonl(f, path.name, limits) if fmt == "jsonl" else _read_csv(f, path.name, limits)
-        )
-    return _build(columns, path.name)
+        raise InvalidInput(f"{name}: the file is empty")
+    try:
+        f = path.open("rb")
+    except OSError as exc:
+        raise InvalidInput(f"{name}: cannot be read ({exc.strerror})") from None
+    with f:
+        if fmt == "parquet" and f.peek(4)[:4] == _PARQUET_MAGIC:
+            return _read_parquet(f, name, limits)
+        return read_stream(f, name=name, format=fmt, delimiter=delimiter, limits=limits)
+
+
+def read_stream(
+    stream: IO[bytes],
+    *,
+    name: str,
+    format: str | None = None,
+    delimiter: str | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
+) -> pa.Table:
+    """Read a byte stream (a file, stdin, an object body) named ``name`` in errors.
+
+    gzip is recognised by its magic bytes; the stream is read once, front to back,
+    and at most ``limits.max_bytes`` (decompressed) are accepted.
+    """
+    fmt = _format(name, format)
+    raw = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(_Raw(stream))
+    head = raw.peek(2)[:2]
+    if name.lower().endswith(".gz") and head != _GZIP_MAGIC:
+        raise InvalidInput(f"{name}: the name ends in .gz but the data is not gzip-compressed")
+    compressed = head == _GZIP_MAGIC
+    f: IO[bytes] = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")) if compressed else raw
+    try:
+        if fmt == "parquet":
+            return _parquet_from_stream(f, name, limits)
+        delim = _default_delimiter(name, delimiter)
+        if fmt == "jsonl":
+            if delim is not None:
+                raise InvalidInput(f"{name}: a delimiter applies to CSV only")
+            return _build(_read_jsonl(f, name, limits), name)
+        return _read_csv(f, name, limits, delim)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        if not compressed:
+            raise
+        raise InvalidInput(f"{name}: unreadable gzip data ({exc})") from None
+
+
+class _Raw(io.RawIOBase):
+    """A raw stream over anything with ``read(n)`` (an HTTP body), so it can be buffered."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+# --- Parquet --------------------------------------------------------------------------------
+
+
+def _parquet_from_stream(f: IO[bytes], name: str, limits: ReadLimits) -> pa.Table:
+    """Parquet needs random access (its footer is at the end): spool to a private temp file."""
+    with tempfile.TemporaryFile(prefix="sealroom-") as spool:
+        copied = 0
+        while chunk := f.read(1 << 20):
+            copied += len(chunk)
+            if copied > limits.max_bytes:
+                raise InvalidInput(f"{name}: more than the limit of {limits.max_bytes} bytes")
+            spool.write(chunk)
+        if copied == 0:
+            raise InvalidInput(f"{name}: the file is empty")
+        spool.seek(0)
+        return _read_parquet(spool, name, limits)
+
+
+def _read_parquet(f: IO[bytes], name: str, limits: ReadLimits) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(f)
+        check_shape(parquet.schema_arrow, name, limits)
+        batches: list[pa.RecordBatch] = []
+        held = 0
+        for group in range(parquet.num_row_groups):
+            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=[group]):
+                held += batch.nbytes
+                if held > limits.max_bytes:
+                    raise InvalidInput(
+                        f"{name}: the data is over the limit of {limits.max_bytes} bytes in memory"
+                    )
+                batches.append(batch)
+        table = pa.Table.from_batches(batches, schema=parquet.schema_arrow)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInput(f"{name}: not a readable Parquet file ({_short(exc)})") from None
+    if table.num_rows == 0:
+        raise InvalidInput(f"{name}: the file has a schema but no records")
+    return normalise_table(table, name, limits)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
 
 
 # --- line decoding --------------------------------------------------------------------------
 
 
-def _lines(f: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
+def _lines(f: IO[bytes], name: str, limits: ReadLimits) -> Iterator[tuple[int, str]]:
     """(line number, text) for each line, strictly UTF-8; a leading BOM is dropped."""
-    head = f.read(4)
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise InvalidInput(f"{name}: the file is UTF-16 encoded; save it as UTF-8")
-    f.seek(0)
+    total = 0
     for number, raw in enumerate(f, start=1):
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
+        if number == 1:
+            if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+                raise InvalidInput(f"{name}: the data is UTF-16 encoded; save it as UTF-8")
+            if raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+        total += len(raw)
+        if total > limits.max_bytes:
+            raise InvalidInput(f"{name}: more than the limit of {limits.max_bytes} bytes")
         try:
             yield number, raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -124,14 +266,19 @@ def _lines(f: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
 
 
 class _Columns:
-    """Values per column in first-appearance order, plus the kinds seen in each."""
+    """Columns in first-appearance order, built as Arrow chunks of :data:`BATCH_ROWS` rows,
+    plus the kinds seen in each (and the first line of each kind, for errors)."""
 
     def __init__(self, limits: ReadLimits, name: str) -> None:
         self.limits = limits
         self.name = name
-        self.values: dict[str, list[Any]] = {}
+        self.values: dict[str, list[Any]] = {}  # the current batch
+        self.batch_kinds: dict[str, set[str]] = {}
+        self.chunks: dict[str, list[pa.Array]] = {}
+        self.lengths: list[int] = []  # of the batches already built
         self.kinds: dict[str, set[str]] = {}
         self.first_line: dict[str, dict[str, int]] = {}
+        self.pending = 0
         self.rows = 0
 
     def add_column(self, column: str, line: int) -> None:
@@ -146,7 +293,9 @@ class _Columns:
             raise InvalidInput(
                 f"{self.name} line {line}: too many columns (limit {self.limits.max_columns})"
             )
-        self.values[column] = [None] * self.rows
+        self.values[column] = [None] * self.pending
+        self.batch_kinds[column] = set()
+        self.chunks[column] = [pa.nulls(n) for n in self.lengths]
         self.kinds[column] = set()
         self.first_line[column] = {}
 
@@ -158,9 +307,43 @@ class _Columns:
             kind, value = row.get(column, ("null", None))
             if kind != "null":
                 self.kinds[column].add(kind)
+                self.batch_kinds[column].add(kind)
                 self.first_line[column].setdefault(kind, line)
             vals.append(value)
+        self.pending += 1
         self.rows += 1
+        if self.pending >= BATCH_ROWS:
+            self.flush()
+
+    def final_kind(self, column: str) -> str:
+        """The column's one kind (ints among floats are floats); mixing others is an error."""
+        kinds = self.kinds[column]
+        if kinds == {"int", "float"}:
+            return "float"
+        if len(kinds) > 1:
+            first = sorted(kinds, key=lambda k: self.first_line[column].get(k, 0))
+            lines = ", ".join(f"{k} at line {self.first_line[column][k]}" for k in first)
+            raise InvalidInput(f"{self.name}: column {column!r} mixes types ({lines})")
+        return next(iter(kinds), "null")
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        for column, vals in self.values.items():
+            kinds = self.batch_kinds[column]
+            if len(kinds) > 1 and kinds != {"int", "float"}:
+                self.final_kind(column)  # raises, naming the lines
+            if not kinds:
+                array = pa.nulls(len(vals))
+            elif "float" in kinds:
+                array = pa.array([None if v is None else float(v) for v in vals], pa.float64())
+            else:
+                array = pa.array(vals, type=_ARROW[next(iter(kinds))])
+            self.chunks[column].append(array)
+            vals.clear()
+            kinds.clear()
+        self.lengths.append(self.pending)
+        self.pending = 0
 
     def check_size(self, column: str, text: str, line: int) -> None:
         if len(text) * 4 > self.limits.max_field_bytes and (
@@ -204,9 +387,9 @@ def _json_cell(cols: _Columns, column: str, value: Any, line: int) -> tuple[str,
     raise InvalidInput(f"{where}: nested objects are not supported; flatten them first")
 
 
-def _read_jsonl(f: BinaryIO, name: str, limits: ReadLimits) -> _Columns:
+def _read_jsonl(f: IO[bytes], name: str, limits: ReadLimits) -> _Columns:
     cols = _Columns(limits, name)
-    for number, text in _lines(f, name):
+    for number, text in _lines(f, name, limits):
         if not text.strip():
             continue
         try:
@@ -229,118 +412,212 @@ def _read_jsonl(f: BinaryIO, name: str, limits: ReadLimits) -> _Columns:
 # --- CSV ------------------------------------------------------------------------------------
 
 
-def _read_csv(f: BinaryIO, name: str, limits: ReadLimits) -> _Columns:
+def _csv_error(name: str, line: int, exc: csv.Error) -> InvalidInput:
+    message = str(exc)
+    if "field larger than field limit" in message:
+        return InvalidInput(f"{name} line {line}: a field is over the CSV field size limit")
+    if "unexpected end of data" in message:
+        message = "unterminated quoted field"
+    return InvalidInput(f"{name} line {line}: broken CSV ({message})")
+
+
+def _check_delimiter(delimiter: str, name: str) -> None:
+    if len(delimiter) != 1 or delimiter in '"\r\n' or delimiter.isalnum():
+        raise InvalidInput(
+            f"{name}: the delimiter must be one character other than a letter, digit, quote or "
+            f"newline, got {delimiter!r}"
+        )
+
+
+def _read_csv(f: IO[bytes], name: str, limits: ReadLimits, delimiter: str | None) -> pa.Table:
+    if delimiter is not None:
+        _check_delimiter(delimiter, name)
+    raw = f if isinstance(f, io.BufferedReader) else io.BufferedReader(_Raw(f))
+    if raw.peek(2)[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise InvalidInput(f"{name}: the data is UTF-16 encoded; save it as UTF-8")
+    # Decoded in C; bytes that are not UTF-8 become lone surrogates, which Arrow refuses
+    # per batch, and the batch is then searched for the line to name.
+    text = io.TextIOWrapper(
+        io.BufferedReader(_Counted(raw, name, limits.max_bytes)),
+        encoding="utf-8-sig",
+        errors="surrogateescape",
+        newline="",
+    )
+    reader = csv.reader(text, strict=True, delimiter=delimiter or ",")
+    header: list[str] = []
     cols = _Columns(limits, name)
-    lines = _lines(f, name)
-    last_line = [0]
+    chunks: list[list[pa.Array]] = []
+    pending: list[list[str]] = []
+    pending_lines: list[int] = []
+    rows = 0
 
-    def texts() -> Iterator[str]:
-        for number, text in lines:
-            last_line[0] = number
-            yield text
+    def flush() -> None:
+        for i, (column, values) in enumerate(zip(chunks, zip(*pending, strict=True), strict=True)):
+            try:
+                cells = pa.array(values, type=pa.string())
+            except UnicodeEncodeError:
+                raise _not_utf8(name, header[i], pending, pending_lines, i) from None
+            longest = pc.max(pc.binary_length(cells)).as_py()
+            if longest is not None and longest > limits.max_field_bytes:
+                at = pc.index(pc.greater(pc.binary_length(cells), limits.max_field_bytes), True)
+                raise InvalidInput(
+                    f"{name} line {pending_lines[at.as_py()]}: field {header[i]!r} is over the "
+                    f"limit of {limits.max_field_bytes} bytes"
+                )
+            column.append(pc.if_else(pc.equal(cells, ""), pa.scalar(None, pa.string()), cells))
+        pending.clear()
+        pending_lines.clear()
 
-    reader = csv.reader(texts(), strict=True)
-    header: list[str] | None = None
     try:
         for row in reader:
-            line = reader.line_num
-            if header is None:
+            if not header:
                 if not row or all(not c.strip() for c in row):
                     continue
                 header = [c.strip() for c in row]
-                seen: set[str] = set()
-                for column in header:
-                    if column in seen:
-                        raise InvalidInput(f"{name} line {line}: duplicate column {column!r}")
-                    seen.add(column)
-                    cols.add_column(column, line)
+                _check_header(header, name, reader.line_num, delimiter, cols)
+                chunks = [[] for _ in header]
                 continue
             if not row:
                 continue
             if len(row) != len(header):
                 raise InvalidInput(
-                    f"{name} line {line}: {len(row)} fields, the header has {len(header)}"
+                    f"{name} line {reader.line_num}: {len(row)} fields, the header has "
+                    f"{len(header)}"
                 )
-            cells: dict[str, tuple[str, Any]] = {}
-            for column, cell in zip(header, row, strict=True):
-                cols.check_size(column, cell, line)
-                cells[column] = ("null", None) if cell == "" else ("str", cell)
-            cols.add_row(cells, line)
+            pending.append(row)
+            pending_lines.append(reader.line_num)
+            rows += 1
+            if rows % BATCH_ROWS == 0:
+                flush()
     except csv.Error as exc:
-        message = str(exc)
-        if "field larger than field limit" in message:
-            raise InvalidInput(
-                f"{name} line {last_line[0]}: a field is over the CSV field size limit"
-            ) from None
-        if "unexpected end of data" in message:
-            message = "unterminated quoted field"
-        raise InvalidInput(f"{name} line {last_line[0]}: broken CSV ({message})") from None
-    if header is None:
+        raise _csv_error(name, reader.line_num, exc) from None
+    if not header:
         raise InvalidInput(f"{name}: the file is empty (no header)")
-    if cols.rows == 0:
+    if rows == 0:
         raise InvalidInput(f"{name}: the file has a header but no records")
-    for column, vals in cols.values.items():
-        cols.values[column], kind = _infer_csv(vals)
-        cols.kinds[column] = {kind} if kind != "null" else set()
-    return cols
+    if pending:
+        flush()
+    return _infer_csv(header, chunks)
 
 
-def _infer_csv(vals: list[str | None]) -> tuple[list[Any], str]:
-    present = [v for v in vals if v is not None]
-    if not present:
-        return vals, "null"
-    if all(_INT.match(v) for v in present):
-        ints = [None if v is None else int(v) for v in vals]
-        if all(i is None or _INT64_MIN <= i <= _INT64_MAX for i in ints):
-            return ints, "int"
-    if all(_FLOAT.match(v) for v in present):
-        return [None if v is None else float(v) for v in vals], "float"
-    if all(v.lower() in ("true", "false") for v in present):
-        return [None if v is None else v.lower() == "true" for v in vals], "bool"
-    return vals, "str"
+class _Counted(io.RawIOBase):
+    """Passes bytes through and refuses more than ``limit`` of them."""
+
+    def __init__(self, inner: IO[bytes], name: str, limit: int) -> None:
+        self._inner, self._name, self._limit, self._seen = inner, name, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(buffer))
+        self._seen += len(data)
+        if self._seen > self._limit:
+            raise InvalidInput(f"{self._name}: more than the limit of {self._limit} bytes")
+        buffer[: len(data)] = data
+        return len(data)
 
 
-# --- building the table ---------------------------------------------------------------------
-
-
-def _timestamps(vals: list[Any]) -> list[int | None] | None:
-    """Unix seconds for a column of RFC 3339 strings, or None if any value is not one."""
-    out: list[int | None] = []
-    for v in vals:
-        if v is None:
-            out.append(None)
-            continue
-        if not _RFC3339.match(v):
-            return None
-        text = v.replace("z", "Z").replace("t", "T").replace(" ", "T")
-        if "." in text:
-            head, _, tail = text.partition(".")
-            text = head + tail.lstrip("0123456789")
+def _not_utf8(
+    name: str, column: str, pending: list[list[str]], lines: list[int], i: int
+) -> InvalidInput:
+    for row, line in zip(pending, lines, strict=True):
         try:
-            out.append(int(datetime.fromisoformat(text).timestamp()))
-        except ValueError:
-            return None
-    return out
+            row[i].encode("utf-8")
+        except UnicodeEncodeError as exc:
+            byte = row[i][exc.start].encode("utf-8", "surrogateescape")[0]
+            return InvalidInput(
+                f"{name} line {line}: not valid UTF-8 (byte 0x{byte:02x} in field {column!r}); "
+                "the file must be UTF-8 encoded"
+            )
+    return InvalidInput(f"{name}: not valid UTF-8; the file must be UTF-8 encoded")
+
+
+def _check_header(
+    header: list[str], name: str, line: int, delimiter: str | None, cols: _Columns
+) -> None:
+    if delimiter is None and len(header) == 1:
+        for candidate, said in DELIMITERS.items():
+            if candidate in header[0]:
+                shown = "'\\t'" if candidate == "\t" else repr(candidate)
+                raise InvalidInput(
+                    f"{name} line {line}: the header is one column but contains {said}; the file "
+                    f"is likely {said}-separated: pass the delimiter (--delimiter {shown})"
+                )
+    seen: set[str] = set()
+    for column in header:
+        try:
+            column.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                f"{name} line {line}: the header is not valid UTF-8; the file must be UTF-8 encoded"
+            ) from None
+        if column in seen:
+            raise InvalidInput(f"{name} line {line}: duplicate column {column!r}")
+        seen.add(column)
+        cols.add_column(column, line)
+
+
+_INT_RE = r"^[+-]?\d+$"
+_FLOAT_RE = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+
+
+def _all_match(col: pa.ChunkedArray, pattern: str) -> bool:
+    return bool(
+        pc.all(pc.match_substring_regex(col, pattern), skip_nulls=True).as_py() is not False
+    )
+
+
+def _infer_csv(header: list[str], chunks: list[list[pa.Array]]) -> pa.Table:
+    """Every column is text; give each the narrowest type all its non-empty cells fit.
+
+    Each column's text is let go once it is converted, so at most one column is held twice.
+    """
+    columns: list[pa.ChunkedArray] = []
+    for i in range(len(header)):
+        text = pa.chunked_array(chunks[i], type=pa.string())
+        chunks[i] = []
+        columns.append(_infer_column(text))
+        del text
+    return pa.Table.from_arrays(columns, names=header)
+
+
+def _infer_column(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    if col.null_count == len(col):
+        return col
+    if _all_match(col, _INT_RE):
+        try:
+            return pc.cast(pc.replace_substring_regex(col, r"^\+", ""), pa.int64())
+        except pa.ArrowInvalid:
+            pass  # out of the int64 range: a float, as before
+    if _all_match(col, _FLOAT_RE):
+        return pc.cast(col, pa.float64())
+    lower = pc.utf8_lower(col)
+    if pc.all(pc.is_in(pc.drop_null(lower), pa.array(["true", "false"]))).as_py() is not False:
+        return pc.equal(lower, "true")
+    stamps = to_utc_seconds(col)
+    return stamps if stamps is not None else col
+
+
+# --- building the JSONL table ---------------------------------------------------------------
 
 
 def _build(cols: _Columns, name: str) -> pa.Table:
-    arrays: list[pa.Array] = []
-    for column, vals in cols.values.items():
-        kinds = cols.kinds[column]
-        if kinds == {"int", "float"}:
-            kinds = {"float"}
-            vals = [None if v is None else float(v) for v in vals]
-        if len(kinds) > 1:
-            first = sorted(kinds, key=lambda k: cols.first_line[column].get(k, 0))
-            lines = ", ".join(f"{k} at line {cols.first_line[column][k]}" for k in first)
-            raise InvalidInput(f"{name}: column {column!r} mixes types ({lines})")
-        kind = next(iter(kinds), "null")
+    cols.flush()
+    arrays: list[pa.ChunkedArray] = []
+    for column in list(cols.chunks):
+        kind = cols.final_kind(column)
+        target = _ARROW[kind]
+        chunks = [
+            c if c.type == target else pc.cast(c, target, safe=False) for c in cols.chunks[column]
+        ]
+        cols.chunks[column] = []
+        array = pa.chunked_array(chunks, type=target)
         if kind == "str":
-            stamps = _timestamps(vals)
+            stamps = to_utc_seconds(array)
             if stamps is not None:
-                arrays.append(pa.array(stamps, type=pa.timestamp("s", tz="UTC")))
-                continue
-        arrays.append(pa.array(vals, type=_ARROW[kind]))
+                array = stamps
+        arrays.append(array)
     return pa.Table.from_arrays(arrays, names=list(cols.values))
 
 

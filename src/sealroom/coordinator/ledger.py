@@ -51,7 +51,8 @@ class Ledgers:
         self._state = state
 
     def view(self, dataset: str, *, caller: PartyId) -> LedgerView:
-        """The dataset's charges, oldest first, each with its inclusion proof in one checkpoint."""
+        """The dataset's charges, oldest first, each with its inclusion proof in one checkpoint
+        and the salt of its log commitment (charges are private statements)."""
         with read_transaction(self._state.engine) as conn:
             kind = conn.execute(
                 select(parties.c.kind).where(parties.c.party == caller)
@@ -60,7 +61,7 @@ class Ledgers:
                 # Charges name requesters and requests: only the enclaves that sum them read them.
                 raise PolicyDenied("only a registered enclave may read a budget ledger")
             rows = conn.execute(
-                select(statements.c.envelope, statements.c.log_index)
+                select(statements.c.envelope, statements.c.log_index, statements.c.log_salt)
                 .join(ledger_charges, ledger_charges.c.charge == statements.c.digest)
                 .where(ledger_charges.c.dataset == dataset)
                 .order_by(ledger_charges.c.seq)
@@ -72,9 +73,10 @@ class Ledgers:
                 LedgerCharge(
                     envelope=Envelope.from_json(bytes(env)),
                     log_index=int(index),
+                    salt=bytes(salt) if salt is not None else None,
                     inclusion=tuple(log.inclusion_proof(int(index), size)),
                 )
-                for env, index in rows
+                for env, index, salt in rows
             )
         return LedgerView(dataset=dataset, checkpoint=note, charges=charges)
 

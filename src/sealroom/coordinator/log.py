@@ -2,26 +2,26 @@
 
 A statement and the state derived from it commit together or not at all, so
 the log never holds a statement the coordinator forgot, nor the other way
-round. The log key's seed lives in the database (``settings``), so the key,
-and with it every checkpoint client have seen, survives restarts. :class:`Log`
-serves the log's public reads (key, checkpoint, entries, proofs).
+round. The log key lives in the coordinator's keystore, not here
+(:mod:`sealroom.coordinator.keys`). :class:`Log` serves the log's public reads
+(key, checkpoint, entries, proofs).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
 from sealroom.coordinator.witnessing import Witnessing
-from sealroom.errors import Conflict, InvalidInput, NotFound
-from sealroom.statements import Envelope
+from sealroom.crypto.merkle import leaf_hash
+from sealroom.errors import InvalidInput, NotFound, SealroomError
+from sealroom.statements import Envelope, is_public
 from sealroom.storage.engine import write_transaction
-from sealroom.storage.schema import settings
 from sealroom.transparency.checkpoint import NoteSigner
+from sealroom.transparency.entries import committed_entry, parse_committed_entry
 from sealroom.transparency.log import LogReader, LogWriter, TransparencyLog
 from sealroom.transparency.sqlstore import SqlLogStore, SqlLogTxn
 from sealroom.wire import ConsistencyProofView, InclusionProofView, LogEntryView, LogKey
@@ -30,13 +30,9 @@ __all__ = [
     "BoundLogStore",
     "Log",
     "append_statement",
-    "load_log_signer",
     "log_on",
     "reader_log",
 ]
-
-_SEED = "log_seed"
-_ORIGIN = "log_origin"
 
 
 class BoundLogStore:
@@ -67,40 +63,14 @@ def reader_log(engine: Engine) -> TransparencyLog:
     return TransparencyLog(SqlLogStore(engine))
 
 
-def append_statement(conn: Connection, envelope: Envelope, signer: NoteSigner) -> tuple[int, str]:
-    """Append the envelope's canonical JSON and sign a new checkpoint; return (index, checkpoint)."""
+def append_statement(
+    conn: Connection, envelope: Envelope, signer: NoteSigner, *, salt: bytes | None = None
+) -> tuple[int, str]:
+    """Append the envelope's canonical JSON (or, with ``salt``, its salted commitment) and sign
+    a new checkpoint; return (index, checkpoint)."""
     log = log_on(conn)
-    index = log.append(envelope.to_json())
+    index = log.append(committed_entry(envelope.to_json(), salt))
     return index, log.checkpoint(signer)
-
-
-def load_log_signer(engine: Engine, origin: str) -> NoteSigner:
-    """The log's note key, created once; refuses to reuse a database under another origin."""
-    if not origin or any(c.isspace() for c in origin) or "+" in origin:
-        raise InvalidInput("log origin must be non-empty, without spaces or '+'")
-    with write_transaction(engine) as conn:
-        rows = dict(
-            conn.execute(
-                select(settings.c.name, settings.c.value).where(
-                    settings.c.name.in_([_SEED, _ORIGIN])
-                )
-            ).all()
-        )
-        if _SEED not in rows:
-            seed = os.urandom(32)
-            conn.execute(
-                settings.insert(),
-                [{"name": _SEED, "value": seed}, {"name": _ORIGIN, "value": origin.encode()}],
-            )
-        else:
-            seed = bytes(rows[_SEED])
-            stored = bytes(rows.get(_ORIGIN, b"")).decode()
-            if stored != origin:
-                raise Conflict(
-                    f"this database's log has origin {stored!r}, not {origin!r}; "
-                    "a log cannot change its origin"
-                )
-    return NoteSigner.from_seed(origin, seed)
 
 
 class Log:
@@ -130,10 +100,26 @@ class Log:
         return note
 
     def entry(self, index: int) -> LogEntryView:
+        """Leaf ``index`` as the public may see it: a public statement, or only the commitment.
+
+        A private statement logged in clear before commitments existed is withheld (only its
+        leaf hash is served): the log cannot forget it, but the API need not repeat it.
+        """
         log = reader_log(self._engine)
         if index < 0 or index >= log.size():
             raise NotFound(f"no log entry {index}")
-        return LogEntryView(index=index, entry=Envelope.from_dict(json.loads(log.entry(index))))
+        raw = log.entry(index)
+        hashed = leaf_hash(raw)
+        committed = parse_committed_entry(raw)
+        if committed is not None:
+            return LogEntryView(index=index, leaf_hash=hashed, commitment=committed.commitment)
+        try:
+            env = Envelope.from_dict(json.loads(raw))
+        except (ValueError, SealroomError):
+            env = None  # not a statement: nothing to show but its hash
+        if env is None or not is_public(env.type):
+            return LogEntryView(index=index, leaf_hash=hashed)
+        return LogEntryView(index=index, leaf_hash=hashed, entry=env)
 
     def inclusion(self, index: int, size: int) -> InclusionProofView:
         log = reader_log(self._engine)

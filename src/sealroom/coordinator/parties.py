@@ -24,11 +24,17 @@ class Parties:
         """The registered keys of ``party`` (for request-signature checks)."""
         with read_transaction(self._state.engine) as conn:
             row = conn.execute(
-                select(parties.c.signing_key, parties.c.sealing_key).where(parties.c.party == party)
+                select(parties.c.signing_key, parties.c.sealing_key, parties.c.kem_key).where(
+                    parties.c.party == party
+                )
             ).first()
         if row is None:
             raise AuthenticationFailed("unknown party: register with POST /v1/parties first")
-        return PublicIdentity(signing_key=bytes(row[0]), sealing_key=bytes(row[1]))
+        return PublicIdentity(
+            signing_key=bytes(row[0]),
+            sealing_key=bytes(row[1]),
+            kem_key=None if row[2] is None else bytes(row[2]),
+        )
 
     def register(self, body: RegisterPartyBody, *, caller: PartyId, now: int) -> Stored[PartyView]:
         keys = body.keys()

@@ -359,14 +359,13 @@ class Requests:
             ]
             order = {d: i for i, d in enumerate(refs)}
             stmts.sort(key=lambda e: order[e.digest])
-            indices = {
-                str(d): int(i)
-                for d, i in conn.execute(
-                    select(statements.c.digest, statements.c.log_index).where(
-                        statements.c.digest.in_([*refs, rec.evidence, row.receipt])
-                    )
+            logged = conn.execute(
+                select(statements.c.digest, statements.c.log_index, statements.c.log_salt).where(
+                    statements.c.digest.in_([*refs, rec.evidence, row.receipt])
                 )
-            }
+            ).all()
+            indices = {str(r.digest): int(r.log_index) for r in logged}
+            salts = {str(r.digest): bytes(r.log_salt) for r in logged if r.log_salt is not None}
             note = cosigned or latest_checkpoint(conn)
         return assemble_bundle(
             receipt=receipt,
@@ -376,6 +375,7 @@ class Requests:
             indices=indices,
             checkpoint=note,
             verifier_key=self._state.signer.verifier.vkey,
+            salts=salts,
         )
 
 

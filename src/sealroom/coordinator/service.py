@@ -18,8 +18,9 @@ from sealroom.computations.registry import Registry
 from sealroom.coordinator.approvals import Approvals
 from sealroom.coordinator.datasets import Datasets
 from sealroom.coordinator.jobs import Jobs
+from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.ledger import Ledgers
-from sealroom.coordinator.log import Log, load_log_signer
+from sealroom.coordinator.log import Log
 from sealroom.coordinator.parties import Parties
 from sealroom.coordinator.relay import Relay
 from sealroom.coordinator.requests import Requests
@@ -50,11 +51,13 @@ class Coordinator:
         *,
         engine: Engine,
         registry: Registry,
+        keystore: CoordinatorKeystore,
         log_origin: str = "sealroom.local/log",
         lease_seconds: int = DEFAULT_LEASE_SECONDS,
         witnesses: Sequence[WitnessEndpoint] = (),
     ) -> Coordinator:
-        """The services over ``engine`` (already migrated); the log key is created once.
+        """The services over ``engine`` (already migrated); the log key is created once, in
+        ``keystore`` (never in the database).
 
         ``witnesses``: the log submits its checkpoints to these for cosigning (C2SP
         tlog-witness) and serves them cosigned.
@@ -62,7 +65,7 @@ class Coordinator:
         state = State(
             engine=engine,
             registry=registry,
-            signer=load_log_signer(engine, log_origin),
+            signer=keystore.log_signer(engine, log_origin),
             witnessing=Witnessing(engine, witnesses) if witnesses else None,
         )
         return cls(

@@ -14,7 +14,8 @@ does not exist for it (:class:`NotFound`, never a 403 that leaks existence).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -27,7 +28,13 @@ from sealroom.coordinator.witnessing import Witnessing
 from sealroom.crypto.keys import PartyId, PublicIdentity, b64encode
 from sealroom.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from sealroom.policy.rules import PolicyRules
-from sealroom.statements import ComputationRequest, DatasetAttestation, Envelope, Policy
+from sealroom.statements import (
+    ComputationRequest,
+    DatasetAttestation,
+    Envelope,
+    Policy,
+    is_public,
+)
 from sealroom.storage.engine import read_transaction, write_transaction
 from sealroom.storage.schema import (
     datasets,
@@ -43,6 +50,7 @@ from sealroom.storage.schema import (
     statements,
 )
 from sealroom.transparency.checkpoint import Checkpoint, NoteSigner, split_note
+from sealroom.transparency.entries import SALT_SIZE
 from sealroom.transparency.sqlstore import checkpoints
 from sealroom.wire import HistoryItem, PartyView, Precheck, RequestInput, RequestView, WireModel
 
@@ -115,15 +123,22 @@ class State:
     signer: NoteSigner
     # Gathers witness cosignatures on the checkpoints served (None: no witnesses configured).
     witnessing: Witnessing | None = None
+    # Fresh salts for the log commitments of private statements (injectable for tests).
+    salts: Callable[[int], bytes] = os.urandom
 
     def store(self, conn: Connection, env: Envelope, *, now: int) -> tuple[int, bool]:
-        """Store and log a verified statement once, in ``conn``'s transaction: (log index, created)."""
+        """Store and log a verified statement once, in ``conn``'s transaction: (log index, created).
+
+        A private statement (:func:`~sealroom.statements.is_public`) is logged as a salted
+        commitment; its salt is kept beside it for the parties who may open it.
+        """
         row = conn.execute(
             select(statements.c.log_index).where(statements.c.digest == env.digest)
         ).first()
         if row is not None:
             return int(row[0]), False
-        index, _ = append_statement(conn, env, self.signer)
+        salt = None if is_public(env.type) else self.salts(SALT_SIZE)
+        index, _ = append_statement(conn, env, self.signer, salt=salt)
         conn.execute(
             statements.insert().values(
                 digest=env.digest,
@@ -132,6 +147,7 @@ class State:
                 envelope=env.to_json(),
                 log_index=index,
                 stored_at=now,
+                log_salt=salt,
             )
         )
         return index, True
@@ -279,6 +295,7 @@ def party_view(row: Any) -> PartyView:
         name=row.name,
         signing_key=b64encode(bytes(row.signing_key)),
         sealing_key=b64encode(bytes(row.sealing_key)),
+        kem_key=None if row.kem_key is None else b64encode(bytes(row.kem_key)),
         kind=row.kind,
         registered_at=int(row.registered_at),
     )
@@ -302,6 +319,7 @@ def put_party(
             name=name,
             signing_key=keys.signing_key,
             sealing_key=keys.sealing_key,
+            kem_key=keys.kem_key,
             registered_at=now,
         )
     )
@@ -369,7 +387,7 @@ def _visible(conn: Connection, row: Row[Any], caller: PartyId) -> bool:
 
 def request_view(conn: Connection, request: str) -> RequestView:
     row = conn.execute(
-        select(requests, statements.c.envelope, statements.c.log_index)
+        select(requests, statements.c.envelope, statements.c.log_index, statements.c.log_salt)
         .join(statements, statements.c.digest == requests.c.request)
         .where(requests.c.request == request)
     ).one()
@@ -421,6 +439,7 @@ def request_view(conn: Connection, request: str) -> RequestView:
         created_at=req.created_at,
         expires_at=req.expires_at,
         log_index=int(row.log_index),
+        log_salt=None if row.log_salt is None else bytes(row.log_salt),
     )
 
 

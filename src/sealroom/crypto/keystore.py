@@ -1,4 +1,4 @@
-"""A party's identity on disk: one small JSON file, private to its owner.
+"""A party's identity on disk: one small JSON file, private to its owner, encrypted at rest.
 
 Loading is strict and fails loudly. A keystore that is missing, corrupt,
 foreign, from a newer sealroom, tampered with or readable by others raises
@@ -6,16 +6,37 @@ foreign, from a newer sealroom, tampered with or readable by others raises
 identity as a fallback, because a silently new identity would orphan every
 statement the party signed and every ciphertext sealed to it.
 
-File ``<home>/identity.json`` (mode 0600, directory 0700)::
+File ``<home>/identity.json`` (mode 0600, directory 0700), version 2::
 
     {
       "type": "sealroom-keystore",
-      "version": 1,
+      "version": 2,
       "name": "<display name>",
       "party_id": "sr1...",
-      "signing_seed": "<base64 Ed25519 seed, 32 bytes>",
-      "sealing_secret": "<base64 X25519 secret, 32 bytes>"
+      "public": {"signing_key": "<b64>", "sealing_key": "<b64>",
+                 "kem_key": "<b64 X-Wing public key; absent for a legacy identity>"},
+      "protection": "argon2id-aes256gcm" | "unencrypted",
+      # protection "argon2id-aes256gcm":
+      "kdf": {"algorithm": "argon2id", "salt": "<b64, 16 bytes>",
+              "iterations": 3, "lanes": 4, "memory_kib": 65536},
+      "nonce": "<b64, 12 bytes>",
+      "ciphertext": "<b64 AES-256-GCM of the secrets' JSON>",
+      # protection "unencrypted" (only on explicit request):
+      "secrets": {"signing_seed": "<b64>", "sealing_secret": "<b64>", "kem_seed": "<b64>"}
     }
+
+The key is Argon2id(passphrase, salt) with RFC 9106's second recommended
+parameters (t=3, p=4, m=64 MiB); the AEAD's associated data is the canonical
+JSON of everything but the name and the ciphertext, so the public block, the
+party id and the KDF parameters cannot be swapped or weakened unnoticed. The
+public keys stay in the clear so that ``sealroom keys export-public`` needs no
+passphrase; after decryption they must match the secrets. A wrong passphrase
+raises :class:`~sealroom.errors.WrongPassphrase` and changes nothing.
+
+Version 1 (``signing_seed`` and ``sealing_secret`` in the clear, no
+post-quantum key) still loads, marked ``legacy-plaintext`` so that callers can
+warn; :meth:`Keystore.encrypt` rewrites it as version 2 with the same keys and
+party id.
 
 A new directory is created 0700; an existing one is used as it is, provided
 no one else can write to it (else they could swap the file). The permission
@@ -33,37 +54,107 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
-from sealroom.crypto.keys import Identity, PartyId, b64decode_strict, b64encode
-from sealroom.errors import InvalidInput, KeystoreError
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+from sealroom.crypto.keys import (
+    KEM_PUBLIC_KEY_SIZE,
+    KEM_SEED_SIZE,
+    Identity,
+    PartyId,
+    PublicIdentity,
+    b64decode_strict,
+    b64encode,
+)
+from sealroom.errors import InvalidInput, KeystoreError, KeystoreLocked, WrongPassphrase
 
 __all__ = [
+    "DEFAULT_KDF",
     "HOME_ENV",
     "KEYSTORE_FILE",
     "KEYSTORE_TYPE",
     "KEYSTORE_VERSION",
+    "KdfParams",
     "Keystore",
     "KeystoreEntry",
+    "PassphraseSource",
+    "Protection",
+    "PublicEntry",
     "resolve_home",
 ]
 
 HOME_ENV = "SEALROOM_HOME"
 KEYSTORE_FILE = "identity.json"
 KEYSTORE_TYPE = "sealroom-keystore"
-KEYSTORE_VERSION = 1
+KEYSTORE_VERSION = 2
+LEGACY_VERSION = 1
 MAX_NAME_LENGTH = 200
-# A real keystore is a few hundred bytes; refusing big files keeps a wrong
+# A real keystore is a few kilobytes; refusing big files keeps a wrong
 # path (a dataset, a log) from being read into memory.
 _MAX_FILE_SIZE = 64 * 1024
-_FIELDS = frozenset({"type", "version", "name", "party_id", "signing_seed", "sealing_secret"})
+_LEGACY_FIELDS = frozenset(
+    {"type", "version", "name", "party_id", "signing_seed", "sealing_secret"}
+)
+_COMMON_FIELDS = frozenset({"type", "version", "name", "party_id", "public", "protection"})
+_ENCRYPTED_FIELDS = _COMMON_FIELDS | {"kdf", "nonce", "ciphertext"}
+_UNENCRYPTED_FIELDS = _COMMON_FIELDS | {"secrets"}
+ENCRYPTED: Final = "argon2id-aes256gcm"
+UNENCRYPTED: Final = "unencrypted"
+_AAD_DOMAIN = b"sealroom-keystore-v2 aad\x00"
+_SALT_SIZE = 16
+_NONCE_SIZE = 12
+# Ceilings on what a file may ask for, so a hostile or corrupt keystore
+# cannot make loading take minutes or gigabytes.
+_MAX_MEMORY_KIB = 1 << 20
+_MAX_ITERATIONS = 64
+_MAX_LANES = 64
 _CREATE_HINT = (
     "create one with `sealroom init --name NAME` (Keystore.create), "
     f"or set {HOME_ENV} to the directory that holds your keystore"
 )
+
+Protection = Literal["argon2id-aes256gcm", "unencrypted", "legacy-plaintext"]
+PassphraseSource = str | Callable[[], str]
+"""A passphrase, or a function asked for it only when the keystore is encrypted (a prompt)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KdfParams:
+    """Argon2id parameters (RFC 9106). The default is its second recommended option."""
+
+    iterations: int = 3
+    lanes: int = 4
+    memory_kib: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        for name, value, top in (
+            ("iterations", self.iterations, _MAX_ITERATIONS),
+            ("lanes", self.lanes, _MAX_LANES),
+            ("memory_kib", self.memory_kib, _MAX_MEMORY_KIB),
+        ):
+            if type(value) is not int or not 1 <= value <= top:
+                raise KeystoreError(f"argon2id {name} must be an integer in 1..{top}")
+        if self.memory_kib < 8 * self.lanes:
+            raise KeystoreError("argon2id memory_kib must be at least 8 times lanes")
+
+    def derive(self, passphrase: bytes, salt: bytes) -> bytes:
+        return Argon2id(
+            salt=salt,
+            length=32,
+            iterations=self.iterations,
+            lanes=self.lanes,
+            memory_cost=self.memory_kib,
+        ).derive(passphrase)
+
+
+DEFAULT_KDF = KdfParams()
 
 
 def resolve_home(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path:
@@ -84,19 +175,39 @@ def resolve_home(explicit: str | os.PathLike[str] | None, environ: Mapping[str, 
 
 @dataclass(frozen=True, slots=True)
 class KeystoreEntry:
-    """A loaded keystore. Its repr names the party, never the keys."""
+    """A loaded keystore. Its repr names the party, never the keys.
+
+    ``protection`` says how the file keeps the keys: encrypted with a
+    passphrase, unencrypted on explicit request, or ``legacy-plaintext`` (a
+    version 1 file: callers warn and point to ``sealroom keys encrypt``).
+    """
 
     path: Path
     name: str
     identity: Identity
+    protection: Protection
 
     @property
     def party_id(self) -> PartyId:
         return self.identity.party_id
 
 
+@dataclass(frozen=True, slots=True)
+class PublicEntry:
+    """What a keystore says in the clear: enough to publish one's identity, no passphrase needed."""
+
+    path: Path
+    name: str
+    public: PublicIdentity
+    protection: Protection
+
+    @property
+    def party_id(self) -> PartyId:
+        return self.public.party_id
+
+
 class Keystore:
-    """Create, load and rename the identity stored in a keystore directory."""
+    """Create, load, rename and encrypt the identity stored in a keystore directory."""
 
     __slots__ = ()
 
@@ -105,37 +216,126 @@ class Keystore:
         return Path(home) / KEYSTORE_FILE
 
     @classmethod
-    def create(cls, home: str | os.PathLike[str], *, name: str) -> Identity:
-        """Generate a new identity and store it; refuse if one exists already."""
-        return _create(Path(home), name=name, identity=Identity.generate()).identity
+    def create(
+        cls,
+        home: str | os.PathLike[str],
+        *,
+        name: str,
+        passphrase: str | None = None,
+        unencrypted: bool = False,
+        kdf: KdfParams = DEFAULT_KDF,
+    ) -> Identity:
+        """Generate a new (post-quantum) identity and store it; refuse if one exists already.
 
-    @classmethod
-    def load(cls, home: str | os.PathLike[str]) -> Identity:
-        return cls.load_entry(home).identity
-
-    @classmethod
-    def load_entry(cls, home: str | os.PathLike[str]) -> KeystoreEntry:
-        path = cls.path(home)
-        raw = _read_private_file(path)
-        name, identity = _parse(raw, path)
-        return KeystoreEntry(path=path, name=name, identity=identity)
-
-    @classmethod
-    def rename(cls, home: str | os.PathLike[str], *, name: str) -> KeystoreEntry:
-        """Change the display name; the keys and party id stay the same.
-
-        This is the one operation that rewrites an existing keystore, so it
-        goes through the atomic replace: a crash leaves the old file whole.
+        Exactly one of ``passphrase`` and ``unencrypted=True``: a keystore
+        without encryption is a choice the caller makes by name.
         """
-        entry = cls.load_entry(home)
+        return _create(
+            Path(home),
+            name=name,
+            identity=Identity.generate(),
+            passphrase=passphrase,
+            unencrypted=unencrypted,
+            kdf=kdf,
+        ).identity
+
+    @classmethod
+    def load(
+        cls, home: str | os.PathLike[str], *, passphrase: PassphraseSource | None = None
+    ) -> Identity:
+        return cls.load_entry(home, passphrase=passphrase).identity
+
+    @classmethod
+    def load_entry(
+        cls, home: str | os.PathLike[str], *, passphrase: PassphraseSource | None = None
+    ) -> KeystoreEntry:
+        """Load and check the keystore; an encrypted one needs ``passphrase``.
+
+        ``passphrase`` may be a function: it is called only if the file is
+        encrypted, so an unencrypted keystore never prompts.
+        """
+        path = cls.path(home)
+        document = _document(_read_private_file(path), path)
+        return _parse(document, path, passphrase)
+
+    @classmethod
+    def load_public(cls, home: str | os.PathLike[str]) -> PublicEntry:
+        """The party's public identity from the clear part of the file (no passphrase)."""
+        path = cls.path(home)
+        document = _document(_read_private_file(path), path)
+        if document["version"] == LEGACY_VERSION:
+            entry = _parse(document, path, None)
+            return PublicEntry(
+                path=path,
+                name=entry.name,
+                public=entry.identity.public,
+                protection=entry.protection,
+            )
+        name, public = _check_v2(document, path)
+        return PublicEntry(path=path, name=name, public=public, protection=document["protection"])
+
+    @classmethod
+    def rename(cls, home: str | os.PathLike[str], *, name: str) -> PublicEntry:
+        """Change the display name; keys, party id and protection stay the same.
+
+        The name is outside the encrypted part and its associated data, so
+        no passphrase is needed. The file is replaced atomically: a crash
+        leaves the old file whole.
+        """
+        path = cls.path(home)
+        document = _document(_read_private_file(path), path)
         _check_name(name)
-        _write_atomic(entry.path, _serialise(name, entry.identity), replace=True)
-        return KeystoreEntry(path=entry.path, name=name, identity=entry.identity)
+        if document["version"] == LEGACY_VERSION:
+            entry = _parse(document, path, None)
+            document = dict(document)
+            document["name"] = name
+            _write_atomic(path, _dump(document), replace=True)
+            return PublicEntry(
+                path=path, name=name, public=entry.identity.public, protection=entry.protection
+            )
+        _, public = _check_v2(document, path)
+        document = dict(document)
+        document["name"] = name
+        _write_atomic(path, _dump(document), replace=True)
+        return PublicEntry(path=path, name=name, public=public, protection=document["protection"])
+
+    @classmethod
+    def encrypt(
+        cls,
+        home: str | os.PathLike[str],
+        *,
+        passphrase: str,
+        old_passphrase: PassphraseSource | None = None,
+        kdf: KdfParams = DEFAULT_KDF,
+    ) -> KeystoreEntry:
+        """Rewrite the keystore encrypted under ``passphrase`` (same keys, same party id).
+
+        Works on a legacy plaintext file, an unencrypted one, or an encrypted
+        one (``old_passphrase`` opens it: a passphrase change). Atomic: on
+        any failure the old file stays as it was.
+        """
+        entry = cls.load_entry(home, passphrase=old_passphrase)
+        data = _serialise(
+            entry.name, entry.identity, passphrase=passphrase, unencrypted=False, kdf=kdf
+        )
+        _write_atomic(entry.path, data, replace=True)
+        return KeystoreEntry(
+            path=entry.path, name=entry.name, identity=entry.identity, protection=ENCRYPTED
+        )
 
 
-def _create(home: Path, *, name: str, identity: Identity) -> KeystoreEntry:
+def _create(
+    home: Path,
+    *,
+    name: str,
+    identity: Identity,
+    passphrase: str | None = None,
+    unencrypted: bool = False,
+    kdf: KdfParams = DEFAULT_KDF,
+) -> KeystoreEntry:
     """Store ``identity`` (explicit so tests can pin keys)."""
     _check_name(name)
+    data = _serialise(name, identity, passphrase=passphrase, unencrypted=unencrypted, kdf=kdf)
     path = home / KEYSTORE_FILE
     try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -144,8 +344,13 @@ def _create(home: Path, *, name: str, identity: Identity) -> KeystoreEntry:
     _check_directory(home)
     if path.exists() or path.is_symlink():
         raise KeystoreError(f"a keystore already exists at {path}; refusing to overwrite it")
-    _write_atomic(path, _serialise(name, identity), replace=False)
-    return KeystoreEntry(path=path, name=name, identity=identity)
+    _write_atomic(path, data, replace=False)
+    return KeystoreEntry(
+        path=path,
+        name=name,
+        identity=identity,
+        protection=UNENCRYPTED if unencrypted else ENCRYPTED,
+    )
 
 
 def _check_name(name: object) -> None:
@@ -161,16 +366,82 @@ def _check_name(name: object) -> None:
         raise KeystoreError("the keystore name must be valid Unicode text") from None
 
 
-def _serialise(name: str, identity: Identity) -> bytes:
+def _passphrase_bytes(passphrase: str) -> bytes:
+    """NFC-normalised UTF-8, so the same passphrase typed on two systems derives one key."""
+    if not isinstance(passphrase, str) or not passphrase:
+        raise KeystoreError("the passphrase must be a non-empty string")
+    return unicodedata.normalize("NFC", passphrase).encode("utf-8")
+
+
+def _public_block(public: PublicIdentity) -> dict[str, str]:
+    block = {
+        "signing_key": b64encode(public.signing_key),
+        "sealing_key": b64encode(public.sealing_key),
+    }
+    if public.kem_key is not None:
+        block["kem_key"] = b64encode(public.kem_key)
+    return block
+
+
+def _secrets_block(identity: Identity) -> dict[str, str]:
     seed, secret = identity.private_bytes()
-    document = {
+    block = {"signing_seed": b64encode(seed), "sealing_secret": b64encode(secret)}
+    kem_seed = identity.kem_seed()
+    if kem_seed is not None:
+        block["kem_seed"] = b64encode(kem_seed)
+    return block
+
+
+def _aad(document: Mapping[str, Any]) -> bytes:
+    bound = {k: v for k, v in document.items() if k not in ("name", "ciphertext")}
+    return _AAD_DOMAIN + json.dumps(bound, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _serialise(
+    name: str,
+    identity: Identity,
+    *,
+    passphrase: str | None,
+    unencrypted: bool,
+    kdf: KdfParams,
+) -> bytes:
+    if unencrypted and passphrase is not None:
+        raise KeystoreError("choose a passphrase or an unencrypted keystore, not both")
+    if not unencrypted and passphrase is None:
+        raise KeystoreError(
+            "a keystore is encrypted with a passphrase: give one, or ask for an "
+            "unencrypted keystore explicitly (--unencrypted-keystore)"
+        )
+    document: dict[str, Any] = {
         "type": KEYSTORE_TYPE,
         "version": KEYSTORE_VERSION,
         "name": name,
         "party_id": identity.party_id,
-        "signing_seed": b64encode(seed),
-        "sealing_secret": b64encode(secret),
+        "public": _public_block(identity.public),
     }
+    if unencrypted:
+        document["protection"] = UNENCRYPTED
+        document["secrets"] = _secrets_block(identity)
+        return _dump(document)
+    assert passphrase is not None
+    salt = os.urandom(_SALT_SIZE)
+    nonce = os.urandom(_NONCE_SIZE)
+    document["protection"] = ENCRYPTED
+    document["kdf"] = {
+        "algorithm": "argon2id",
+        "salt": b64encode(salt),
+        "iterations": kdf.iterations,
+        "lanes": kdf.lanes,
+        "memory_kib": kdf.memory_kib,
+    }
+    document["nonce"] = b64encode(nonce)
+    key = kdf.derive(_passphrase_bytes(passphrase), salt)
+    plaintext = json.dumps(_secrets_block(identity), sort_keys=True).encode()
+    document["ciphertext"] = b64encode(AESGCM(key).encrypt(nonce, plaintext, _aad(document)))
+    return _dump(document)
+
+
+def _dump(document: Mapping[str, Any]) -> bytes:
     return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
@@ -313,16 +584,8 @@ def _decode_json(raw: bytes) -> tuple[object, str | None]:
         return None, "a field appears twice"
 
 
-def _decode_keys(document: dict[str, Any]) -> tuple[Identity | None, str | None]:
-    try:
-        seed = b64decode_strict(document["signing_seed"], what="signing_seed", size=32)
-        secret = b64decode_strict(document["sealing_secret"], what="sealing_secret", size=32)
-        return Identity.from_private_bytes(seed, secret), None
-    except InvalidInput as exc:
-        return None, exc.detail or exc.public_message
-
-
-def _parse(raw: bytes, path: Path) -> tuple[str, Identity]:
+def _document(raw: bytes, path: Path) -> dict[str, Any]:
+    """The parsed JSON object with a known type and version, or :class:`KeystoreError`."""
     document, problem = _decode_json(raw)
     if problem is not None:
         raise KeystoreError(f"keystore {path} is corrupt: {problem}")
@@ -339,19 +602,167 @@ def _parse(raw: bytes, path: Path) -> tuple[str, Identity]:
     version = document.get("version")
     if type(version) is not int:
         raise KeystoreError(f"keystore {path} is corrupt: version must be an integer")
-    if version != KEYSTORE_VERSION:
+    if version not in (LEGACY_VERSION, KEYSTORE_VERSION):
         raise KeystoreError(
-            f"keystore {path} has version {version}; this sealroom reads version "
-            f"{KEYSTORE_VERSION}. Upgrade sealroom; do not recreate the keystore"
+            f"keystore {path} has version {version}; this sealroom reads versions "
+            f"{LEGACY_VERSION} and {KEYSTORE_VERSION}. Upgrade sealroom; do not recreate "
+            "the keystore"
         )
+    return document
+
+
+def _check_fields(document: Mapping[str, Any], expected: frozenset[str], path: Path) -> None:
     keys = set(document)
-    if keys != _FIELDS:
+    if keys != expected:
         details = []
-        if missing := sorted(_FIELDS - keys):
+        if missing := sorted(expected - keys):
             details.append(f"missing {', '.join(missing)}")
-        if unknown := sorted(keys - _FIELDS):
+        if unknown := sorted(keys - expected):
             details.append(f"unknown {', '.join(unknown)}")
         raise KeystoreError(f"keystore {path} is corrupt: {'; '.join(details)}")
+
+
+def _decode_block(
+    block: object, sizes: Mapping[str, int], optional: str, path: Path, what: str
+) -> dict[str, bytes]:
+    if not isinstance(block, dict):
+        raise KeystoreError(f"keystore {path} is corrupt: {what} must be an object")
+    _check_fields(block, frozenset(sizes) - {optional} | (set(block) & {optional}), path)
+    try:
+        return {k: b64decode_strict(v, what=f"{what}.{k}", size=sizes[k]) for k, v in block.items()}
+    except InvalidInput as exc:
+        raise KeystoreError(f"keystore {path} is corrupt: {exc.detail}") from None
+
+
+_PUBLIC_SIZES = {"signing_key": 32, "sealing_key": 32, "kem_key": KEM_PUBLIC_KEY_SIZE}
+_SECRET_SIZES = {"signing_seed": 32, "sealing_secret": 32, "kem_seed": KEM_SEED_SIZE}
+
+
+def _check_v2(document: dict[str, Any], path: Path) -> tuple[str, PublicIdentity]:
+    """Structure, name, public keys and party id of a version 2 file (no secrets touched)."""
+    protection = document.get("protection")
+    if protection == ENCRYPTED:
+        _check_fields(document, _ENCRYPTED_FIELDS, path)
+    elif protection == UNENCRYPTED:
+        _check_fields(document, _UNENCRYPTED_FIELDS, path)
+    else:
+        raise KeystoreError(f"keystore {path} is corrupt: unknown protection {protection!r}")
+    name = document["name"]
+    try:
+        _check_name(name)
+    except KeystoreError as exc:
+        raise KeystoreError(f"keystore {path} is corrupt: {exc.detail}") from None
+    keys = _decode_block(document["public"], _PUBLIC_SIZES, "kem_key", path, "public")
+    try:
+        public = PublicIdentity(
+            signing_key=keys["signing_key"],
+            sealing_key=keys["sealing_key"],
+            kem_key=keys.get("kem_key"),
+        )
+    except InvalidInput as exc:
+        raise KeystoreError(f"keystore {path} is corrupt: {exc.detail}") from None
+    _check_party_id(document["party_id"], public.party_id, path)
+    return name, public
+
+
+def _check_party_id(stored: object, actual: str, path: Path) -> None:
+    if not isinstance(stored, str) or not hmac.compare_digest(
+        stored.encode("utf-8", "surrogatepass"), actual.encode("ascii")
+    ):
+        raise KeystoreError(
+            f"keystore {path} is inconsistent: its party id does not match its keys "
+            "(the file was edited or assembled from different keystores)"
+        )
+
+
+def _identity(secrets: Mapping[str, bytes]) -> Identity:
+    return Identity.from_private_bytes(
+        secrets["signing_seed"], secrets["sealing_secret"], secrets.get("kem_seed")
+    )
+
+
+def _parse(
+    document: dict[str, Any], path: Path, passphrase: PassphraseSource | None
+) -> KeystoreEntry:
+    if document["version"] == LEGACY_VERSION:
+        return _parse_legacy(document, path)
+    name, public = _check_v2(document, path)
+    protection: Protection
+    if document["protection"] == UNENCRYPTED:
+        protection = UNENCRYPTED
+        secrets = _decode_block(document["secrets"], _SECRET_SIZES, "kem_seed", path, "secrets")
+    else:
+        protection = ENCRYPTED
+        secrets = _decrypt(document, path, passphrase)
+    try:
+        identity = _identity(secrets)
+    except InvalidInput as exc:
+        raise KeystoreError(f"keystore {path} is corrupt: {exc.detail}") from None
+    if identity.public != public:
+        raise KeystoreError(
+            f"keystore {path} is inconsistent: its public keys do not match its private keys"
+        )
+    return KeystoreEntry(path=path, name=name, identity=identity, protection=protection)
+
+
+def _decrypt(
+    document: dict[str, Any], path: Path, passphrase: PassphraseSource | None
+) -> dict[str, bytes]:
+    kdf_doc = document["kdf"]
+    if not isinstance(kdf_doc, dict) or set(kdf_doc) != {
+        "algorithm",
+        "salt",
+        "iterations",
+        "lanes",
+        "memory_kib",
+    }:
+        raise KeystoreError(f"keystore {path} is corrupt: bad kdf parameters")
+    if kdf_doc["algorithm"] != "argon2id":
+        raise KeystoreError(f"keystore {path} uses an unknown kdf {kdf_doc['algorithm']!r}")
+    try:
+        params = KdfParams(
+            iterations=kdf_doc["iterations"],
+            lanes=kdf_doc["lanes"],
+            memory_kib=kdf_doc["memory_kib"],
+        )
+        salt = b64decode_strict(kdf_doc["salt"], what="kdf.salt", size=_SALT_SIZE)
+        nonce = b64decode_strict(document["nonce"], what="nonce", size=_NONCE_SIZE)
+        ciphertext = b64decode_strict(document["ciphertext"], what="ciphertext")
+    except KeystoreError as exc:
+        raise KeystoreError(f"keystore {path} is corrupt: {exc.detail}") from None
+    except InvalidInput as exc:
+        raise KeystoreError(f"keystore {path} is corrupt: {exc.detail}") from None
+    if passphrase is None:
+        raise KeystoreLocked(
+            f"keystore {path} is encrypted: set SEALROOM_PASSPHRASE (or SEALROOM_PASSPHRASE_FILE), "
+            "or run the command on a terminal to be asked for the passphrase"
+        )
+    text = passphrase if isinstance(passphrase, str) else passphrase()
+    key = params.derive(_passphrase_bytes(text), salt)
+    try:
+        plaintext = AESGCM(key).decrypt(nonce, ciphertext, _aad(document))
+    except InvalidTag:
+        raise WrongPassphrase(
+            f"the passphrase does not open keystore {path} (or the file was modified)"
+        ) from None
+    secrets, problem = _decode_json(plaintext)
+    if problem is not None or not isinstance(secrets, dict):
+        raise KeystoreError(f"keystore {path} is corrupt: the decrypted keys are not valid")
+    return _decode_block(secrets, _SECRET_SIZES, "kem_seed", path, "secrets")
+
+
+def _decode_keys(document: dict[str, Any]) -> tuple[Identity | None, str | None]:
+    try:
+        seed = b64decode_strict(document["signing_seed"], what="signing_seed", size=32)
+        secret = b64decode_strict(document["sealing_secret"], what="sealing_secret", size=32)
+        return Identity.from_private_bytes(seed, secret), None
+    except InvalidInput as exc:
+        return None, exc.detail or exc.public_message
+
+
+def _parse_legacy(document: dict[str, Any], path: Path) -> KeystoreEntry:
+    """A version 1 file: keys in the clear, no post-quantum key."""
+    _check_fields(document, _LEGACY_FIELDS, path)
     name = document["name"]
     try:
         _check_name(name)
@@ -360,12 +771,5 @@ def _parse(raw: bytes, path: Path) -> tuple[str, Identity]:
     identity, problem = _decode_keys(document)
     if identity is None:
         raise KeystoreError(f"keystore {path} is corrupt: {problem}")
-    stored_id = document["party_id"]
-    if not isinstance(stored_id, str) or not hmac.compare_digest(
-        stored_id.encode("utf-8", "surrogatepass"), identity.party_id.encode("ascii")
-    ):
-        raise KeystoreError(
-            f"keystore {path} is inconsistent: its party id does not match its keys "
-            "(the file was edited or assembled from different keystores)"
-        )
-    return name, identity
+    _check_party_id(document["party_id"], identity.party_id, path)
+    return KeystoreEntry(path=path, name=name, identity=identity, protection="legacy-plaintext")

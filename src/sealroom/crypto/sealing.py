@@ -12,28 +12,45 @@ context and header) and into every chunk's associated data, which is a
 digest of the header and the context. A ciphertext therefore cannot be moved
 to another job, recipient or purpose.
 
-Wire format, version 1, suite 1 (all integers big-endian)::
+Wire format, version 1 (all integers big-endian)::
 
     offset  size  field
          0     6  magic "SRSEAL"
          6     1  version = 1
-         7     1  suite = 1: HPKE(DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
-                  AES-256-GCM) key wrap + AES-256-GCM STREAM
+         7     1  suite:
+                  1 = HPKE(DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM)
+                      key wrap + AES-256-GCM STREAM (classical; opens, no longer
+                      made for a recipient that has a post-quantum key)
+                  2 = HPKE(MLKEM768-X25519 (X-Wing, KEM id 0x647A), HKDF-SHA256,
+                      AES-256-GCM) key wrap + AES-256-GCM STREAM (hybrid
+                      post-quantum: secret if either ML-KEM-768 or X25519 holds)
          8     4  chunk size C: plaintext bytes per chunk, a power of two
                   in [2^6, 2^24]
         12    32  request digest (from the context)
         44    32  SHA-256(recipient party id, ASCII)
         76    32  SHA-256(purpose, ASCII)
-       108    32  HPKE enc (ephemeral X25519 public key)
-       140    48  HPKE ciphertext of the 32-byte payload key
-       188        chunks: AES-256-GCM(payload key, nonce_i, plaintext_i, aad)
+       108     E  HPKE enc: suite 1, E = 32 (ephemeral X25519 public key);
+                  suite 2, E = 1120 (ML-KEM-768 ciphertext 1088 || X25519
+                  ephemeral 32, as X-Wing encodes it)
+     108+E    48  HPKE ciphertext of the 32-byte payload key
+     156+E        chunks: AES-256-GCM(payload key, nonce_i, plaintext_i, aad)
                   = len(plaintext_i) + 16 bytes each
 
+    H        = 156 + E, the header size (188 for suite 1, 1276 for suite 2)
     info     = "sealroom-seal-v1 hpke info\\0" || header[0:108] || context encoding
-    aad      = SHA-256("sealroom-seal-v1 stream aad\\0" || header[0:188] || context encoding)
+    aad      = SHA-256("sealroom-seal-v1 stream aad\\0" || header[0:H] || context encoding)
     nonce_i  = i (11 bytes) || 0x01 if chunk i is the final chunk else 0x00
     context encoding = "sealroom-seal-v1 context\\0" || request digest (32)
                        || len16(recipient) || recipient || len16(purpose) || purpose
+
+The suite byte is inside ``header[0:108]``, so it is bound into the HPKE
+key schedule and every chunk: rewriting it (to make a suite-2 seal parse as
+suite 1) breaks the key unwrap. Both KEM ciphertexts are in the chunk aad,
+and X-Wing's combiner hashes the X25519 ciphertext and key with both shared
+secrets, so splicing halves of two seals fails too. The recipient is named by
+its party id, which hashes its X-Wing key; a recipient that has one refuses
+suite-1 seals by default (``allow_classical``), so a sender tricked into the
+classical suite is caught by the recipient, not only trusted to behave.
 
 Every chunk but the last carries exactly C plaintext bytes; the final chunk
 carries 1..C bytes, or 0 bytes only when the whole plaintext is empty, so a
@@ -60,6 +77,7 @@ from typing import Protocol, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from sealroom.crypto.keys import PARTY_ID_PREFIX, Identity, PartyId, PublicIdentity
@@ -68,10 +86,12 @@ from sealroom.errors import DecryptionFailed, InvalidInput
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "HEADER_SIZE",
+    "HEADER_SIZE_XWING",
     "MAGIC",
     "MAX_CHUNK_SIZE",
     "MIN_CHUNK_SIZE",
     "SUITE_X25519_AES256GCM",
+    "SUITE_XWING_AES256GCM",
     "TAG_SIZE",
     "VERSION",
     "BytesLike",
@@ -79,16 +99,19 @@ __all__ = [
     "SealContext",
     "SealedHeader",
     "Source",
+    "header_size",
     "open_sealed",
     "open_stream",
     "seal",
     "seal_stream",
     "sealed_size",
+    "suite_for",
 ]
 
 MAGIC = b"SRSEAL"
 VERSION = 1
 SUITE_X25519_AES256GCM = 1
+SUITE_XWING_AES256GCM = 2
 TAG_SIZE = 16
 PAYLOAD_KEY_SIZE = 32
 DIGEST_SIZE = 32
@@ -100,10 +123,22 @@ MAX_CHUNK_SIZE = 1 << 24
 DEFAULT_CHUNK_SIZE = 1 << 16
 
 _PREFIX = struct.Struct(">6sBBI32s32s32s")
-_ENC_SIZE = 32
+_ENC_SIZES = {SUITE_X25519_AES256GCM: 32, SUITE_XWING_AES256GCM: 1120}
 _WRAPPED_SIZE = PAYLOAD_KEY_SIZE + TAG_SIZE
-HEADER_SIZE = _PREFIX.size + _ENC_SIZE + _WRAPPED_SIZE
-_HPKE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+HEADER_SIZE = _PREFIX.size + _ENC_SIZES[SUITE_X25519_AES256GCM] + _WRAPPED_SIZE
+HEADER_SIZE_XWING = _PREFIX.size + _ENC_SIZES[SUITE_XWING_AES256GCM] + _WRAPPED_SIZE
+_HPKE = {
+    SUITE_X25519_AES256GCM: hpke.Suite(
+        hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM
+    ),
+    SUITE_XWING_AES256GCM: hpke.Suite(
+        hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM
+    ),
+}
+_SUITE_NAMES = {
+    SUITE_X25519_AES256GCM: "suite 1 (X25519 only)",
+    SUITE_XWING_AES256GCM: "suite 2 (hybrid ML-KEM-768 + X25519)",
+}
 _CONTEXT_DOMAIN = b"sealroom-seal-v1 context\x00"
 _INFO_DOMAIN = b"sealroom-seal-v1 hpke info\x00"
 _AAD_DOMAIN = b"sealroom-seal-v1 stream aad\x00"
@@ -196,27 +231,17 @@ class SealedHeader:
 
     @classmethod
     def parse(cls, data: BytesLike) -> SealedHeader:
-        """Parse the first :data:`HEADER_SIZE` bytes of ``data``; raise :class:`DecryptionFailed`."""
+        """Parse the header at the start of ``data`` (its size depends on the suite).
+
+        Raises :class:`DecryptionFailed`.
+        """
         view = memoryview(data)
         if view.ndim != 1 or view.format != "B":
             view = view.cast("B")
-        if len(view) >= len(MAGIC) and view[: len(MAGIC)] != MAGIC:
-            raise DecryptionFailed("not sealroom sealed data: bad magic")
-        if len(view) >= len(MAGIC) + 1 and view[len(MAGIC)] != VERSION:
-            raise DecryptionFailed(
-                f"unsupported sealed-data version {view[len(MAGIC)]} "
-                f"(this sealroom opens version {VERSION})"
-            )
-        if len(view) >= len(MAGIC) + 2 and view[len(MAGIC) + 1] != SUITE_X25519_AES256GCM:
-            raise DecryptionFailed(f"unknown sealed-data suite {view[len(MAGIC) + 1]}")
-        if len(view) < HEADER_SIZE:
-            raise DecryptionFailed(
-                f"truncated header: got {len(view)} of {HEADER_SIZE} bytes"
-                if len(view)
-                else "truncated: no sealed data at all"
-            )
-        raw = view[:HEADER_SIZE].tobytes()
+        size = _header_size_of(view)
+        raw = view[:size].tobytes()
         _, version, suite, chunk_size, request, recipient, purpose = _PREFIX.unpack_from(raw)
+        enc_size = _ENC_SIZES[suite]
         if not _valid_chunk_size(chunk_size):
             raise DecryptionFailed(
                 f"bad header: chunk size {chunk_size} is not a power of two "
@@ -229,8 +254,8 @@ class SealedHeader:
             request_digest=request,
             recipient_digest=recipient,
             purpose_digest=purpose,
-            enc=raw[_PREFIX.size : _PREFIX.size + _ENC_SIZE],
-            wrapped_key=raw[_PREFIX.size + _ENC_SIZE :],
+            enc=raw[_PREFIX.size : _PREFIX.size + enc_size],
+            wrapped_key=raw[_PREFIX.size + enc_size :],
             raw=raw,
         )
 
@@ -248,13 +273,59 @@ class SealedHeader:
             raise DecryptionFailed(f"sealed for a different purpose, not {context.purpose!r}")
 
 
-def sealed_size(plaintext_length: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> int:
-    """The exact size of the sealed encoding of ``plaintext_length`` bytes."""
+def header_size(suite: int) -> int:
+    """The header size of ``suite``: 188 bytes for suite 1, 1276 for suite 2."""
+    if suite not in _ENC_SIZES:
+        raise InvalidInput(f"unknown sealed-data suite {suite}")
+    return _PREFIX.size + _ENC_SIZES[suite] + _WRAPPED_SIZE
+
+
+def suite_for(recipient: PublicIdentity) -> int:
+    """The suite a seal to ``recipient`` uses: hybrid whenever it has a post-quantum key."""
+    return SUITE_XWING_AES256GCM if recipient.post_quantum else SUITE_X25519_AES256GCM
+
+
+def _header_size_of(view: memoryview, *, whole: bool = True) -> int:
+    """Check magic, version and suite of a (possibly short) header; return its full size.
+
+    With ``whole``, also require that ``view`` holds all of it.
+    """
+    if len(view) >= len(MAGIC) and view[: len(MAGIC)] != MAGIC:
+        raise DecryptionFailed("not sealroom sealed data: bad magic")
+    if len(view) >= len(MAGIC) + 1 and view[len(MAGIC)] != VERSION:
+        raise DecryptionFailed(
+            f"unsupported sealed-data version {view[len(MAGIC)]} "
+            f"(this sealroom opens version {VERSION})"
+        )
+    if len(view) < _PREFIX.size:
+        raise DecryptionFailed(
+            f"truncated header: got {len(view)} of at least {_PREFIX.size} bytes"
+            if len(view)
+            else "truncated: no sealed data at all"
+        )
+    suite = view[len(MAGIC) + 1]
+    if suite not in _ENC_SIZES:
+        raise DecryptionFailed(f"unknown sealed-data suite {suite}")
+    size = header_size(suite)
+    if whole and len(view) < size:
+        raise DecryptionFailed(
+            f"truncated header: got {len(view)} of {size} bytes ({_SUITE_NAMES[suite]})"
+        )
+    return size
+
+
+def sealed_size(
+    plaintext_length: int,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    *,
+    suite: int = SUITE_X25519_AES256GCM,
+) -> int:
+    """The exact size of the sealed encoding of ``plaintext_length`` bytes under ``suite``."""
     if plaintext_length < 0:
         raise InvalidInput("plaintext length must not be negative")
     _check_chunk_size(chunk_size)
     chunks = max(1, -(-plaintext_length // chunk_size))
-    return HEADER_SIZE + plaintext_length + chunks * TAG_SIZE
+    return header_size(suite) + plaintext_length + chunks * TAG_SIZE
 
 
 def seal(
@@ -298,13 +369,26 @@ def seal_stream(
     )
 
 
-def open_sealed(data: BytesLike, identity: Identity, context: SealContext) -> bytes:
-    """Open sealed bytes in memory; returns the plaintext only if all of it authenticates."""
+def open_sealed(
+    data: BytesLike,
+    identity: Identity,
+    context: SealContext,
+    *,
+    allow_classical: bool | None = None,
+) -> bytes:
+    """Open sealed bytes in memory; returns the plaintext only if all of it authenticates.
+
+    ``allow_classical`` decides whether a suite-1 (X25519-only) seal opens.
+    By default it does only for an identity without a post-quantum key: a
+    party that has one was never sent suite 1 by an honest sender, so such a
+    seal is a downgrade (a sender given the party's keys without the
+    post-quantum one). Pass ``True`` to open old suite-1 data on purpose.
+    """
     view = _byte_view(data)
-    reader, opener = _start_open(view, identity, context)
+    reader, opener = _start_open(view, identity, context, allow_classical=allow_classical)
     # Exact for any input: every chunk but the last is full, and a last chunk
     # shorter than a tag raises before anything is written for it.
-    full, rest = divmod(len(view) - HEADER_SIZE, opener.sealed)
+    full, rest = divmod(len(view) - opener.header_size, opener.sealed)
     out = _allocate(full * (opener.sealed - TAG_SIZE) + max(0, rest - TAG_SIZE))
     with out.getbuffer() as dest:
         pos = 0
@@ -315,7 +399,13 @@ def open_sealed(data: BytesLike, identity: Identity, context: SealContext) -> by
     return out.getvalue()
 
 
-def open_stream(source: Source, identity: Identity, context: SealContext) -> Iterator[bytes]:
+def open_stream(
+    source: Source,
+    identity: Identity,
+    context: SealContext,
+    *,
+    allow_classical: bool | None = None,
+) -> Iterator[bytes]:
     """Open a sealed stream, yielding plaintext one authenticated chunk at a time.
 
     Every yielded chunk has been authenticated in its position, but a
@@ -329,8 +419,9 @@ def open_stream(source: Source, identity: Identity, context: SealContext) -> Ite
 
     The header is read, checked against ``context`` and the payload key
     unwrapped at the call, so a wrong recipient or context raises here.
+    ``allow_classical`` is as for :func:`open_sealed`.
     """
-    reader, opener = _start_open(source, identity, context)
+    reader, opener = _start_open(source, identity, context, allow_classical=allow_classical)
     return (
         opener.decrypt(index, ct, final)
         for index, ct, final in _sealed_frames(reader, opener.sealed)
@@ -383,7 +474,11 @@ def _allocate(size: int) -> io.BytesIO:
 
 
 def _start_seal(
-    recipient: PublicIdentity, context: SealContext, chunk_size: int, payload_key: bytes
+    recipient: PublicIdentity,
+    context: SealContext,
+    chunk_size: int,
+    payload_key: bytes,
+    suite: int | None = None,
 ) -> tuple[bytes, AESGCM, bytes]:
     """Validate, wrap the payload key: (header, stream cipher, chunk aad)."""
     if not isinstance(recipient, PublicIdentity):
@@ -396,10 +491,16 @@ def _start_seal(
     _check_chunk_size(chunk_size)
     if len(payload_key) != PAYLOAD_KEY_SIZE:
         raise InvalidInput(f"payload key must be {PAYLOAD_KEY_SIZE} bytes")
+    suite = suite_for(recipient) if suite is None else suite
+    if suite not in _HPKE:
+        raise InvalidInput(f"unknown sealed-data suite {suite}")
+    key: X25519PublicKey | hpke.MLKEM768X25519PublicKey = (
+        recipient.hybrid_kem() if suite == SUITE_XWING_AES256GCM else recipient.x25519()
+    )
     encoded_context = context.encode()
-    prefix = _PREFIX.pack(MAGIC, VERSION, SUITE_X25519_AES256GCM, chunk_size, *context._digests())
+    prefix = _PREFIX.pack(MAGIC, VERSION, suite, chunk_size, *context._digests())
     info = _INFO_DOMAIN + prefix + encoded_context
-    header = prefix + _HPKE.encrypt(payload_key, recipient.x25519(), info)
+    header = prefix + _HPKE[suite].encrypt(payload_key, key, info)
     return header, AESGCM(payload_key), _aad(header, encoded_context)
 
 
@@ -410,9 +511,10 @@ def _seal_stream(
     *,
     chunk_size: int,
     payload_key: bytes,
+    suite: int | None = None,
 ) -> Iterator[bytes]:
-    """:func:`seal_stream` with an explicit payload key, for known-structure tests."""
-    header, aead, aad = _start_seal(recipient, context, chunk_size, payload_key)
+    """:func:`seal_stream` with an explicit payload key (and suite), for known-structure tests."""
+    header, aead, aad = _start_seal(recipient, context, chunk_size, payload_key, suite)
     frames = _plain_frames(_Rechunker(_fetcher(source)), chunk_size)
     return _seal_chunks(header, aead, aad, frames)
 
@@ -432,14 +534,15 @@ def _seal_bytes(
     *,
     chunk_size: int,
     payload_key: bytes,
+    suite: int | None = None,
 ) -> bytes:
-    """:func:`seal` with an explicit payload key."""
+    """:func:`seal` with an explicit payload key (and suite: tests make downgraded seals)."""
     view = _byte_view(data)
-    header, aead, aad = _start_seal(recipient, context, chunk_size, payload_key)
-    out = _allocate(sealed_size(len(view), chunk_size))
+    header, aead, aad = _start_seal(recipient, context, chunk_size, payload_key, suite)
+    out = _allocate(len(header) - HEADER_SIZE + sealed_size(len(view), chunk_size))
     with out.getbuffer() as dest:
-        dest[:HEADER_SIZE] = header
-        pos = HEADER_SIZE
+        dest[: len(header)] = header
+        pos = len(header)
         for counter, chunk, final in _plain_frames(_Rechunker(_fetcher(view)), chunk_size):
             end = pos + len(chunk) + TAG_SIZE
             aead.encrypt_into(_nonce(counter, final), chunk, aad, dest[pos:end])
@@ -481,22 +584,52 @@ def _sealed_frames(reader: _Rechunker, sealed: int) -> Iterator[tuple[int, memor
         index += 1
 
 
+def _read_header(reader: _Rechunker) -> SealedHeader:
+    prefix = reader.read(_PREFIX.size)
+    if len(prefix) < _PREFIX.size:
+        return SealedHeader.parse(prefix)  # raises, naming what is wrong or missing
+    rest = reader.read(_header_size_of(prefix, whole=False) - len(prefix))
+    return SealedHeader.parse(bytes(prefix) + bytes(rest))
+
+
 def _start_open(
-    source: Source, identity: Identity, context: SealContext
+    source: Source,
+    identity: Identity,
+    context: SealContext,
+    *,
+    allow_classical: bool | None,
 ) -> tuple[_Rechunker, _ChunkOpener]:
-    """Read and check the header, unwrap the payload key."""
+    """Read and check the header (context, then suite against policy), unwrap the payload key."""
     if identity.party_id != context.recipient:
         raise InvalidInput(
             f"this identity is {identity.party_id}, but the context's recipient is "
             f"{context.recipient}"
         )
     reader = _Rechunker(_fetcher(source))
-    header = SealedHeader.parse(reader.read(HEADER_SIZE))
+    header = _read_header(reader)
     header.check_context(context)
+    key: X25519PrivateKey | hpke.MLKEM768X25519PrivateKey
+    if header.suite == SUITE_XWING_AES256GCM:
+        if not identity.public.post_quantum:
+            raise DecryptionFailed(
+                "sealed with suite 2 (hybrid post-quantum), but this identity has no "
+                "post-quantum key: it was sealed to a different key for this party"
+            )
+        key = identity.hybrid_kem()
+    else:
+        if allow_classical is None:
+            allow_classical = not identity.public.post_quantum
+        if not allow_classical:
+            raise DecryptionFailed(
+                "refusing a suite 1 (X25519-only) seal: this recipient has a post-quantum key "
+                "and requires suite 2 (hybrid ML-KEM-768 + X25519); the sender was given "
+                "its keys without the post-quantum one, or the seal was downgraded"
+            )
+        key = identity.x25519()
     encoded_context = context.encode()
     info = _INFO_DOMAIN + header.raw[: _PREFIX.size] + encoded_context
     try:
-        payload_key = _HPKE.decrypt(header.enc + header.wrapped_key, identity.x25519(), info)
+        payload_key = _HPKE[header.suite].decrypt(header.enc + header.wrapped_key, key, info)
     except (InvalidTag, ValueError):
         raise DecryptionFailed(
             "the payload key does not unwrap with this identity's key: sealed to a different "
@@ -505,7 +638,11 @@ def _start_open(
     if len(payload_key) != PAYLOAD_KEY_SIZE:
         raise DecryptionFailed("bad header: the wrapped payload key has the wrong length")
     opener = _ChunkOpener(
-        AESGCM(payload_key), _aad(header.raw, encoded_context), header.chunk_size, reader
+        AESGCM(payload_key),
+        _aad(header.raw, encoded_context),
+        header.chunk_size,
+        reader,
+        header_size=len(header.raw),
     )
     return reader, opener
 
@@ -513,13 +650,16 @@ def _start_open(
 class _ChunkOpener:
     """Authenticates one sealed chunk in its position, or explains why it does not."""
 
-    __slots__ = ("aad", "aead", "reader", "sealed")
+    __slots__ = ("aad", "aead", "header_size", "reader", "sealed")
 
-    def __init__(self, aead: AESGCM, aad: bytes, chunk_size: int, reader: _Rechunker) -> None:
+    def __init__(
+        self, aead: AESGCM, aad: bytes, chunk_size: int, reader: _Rechunker, *, header_size: int
+    ) -> None:
         self.aead = aead
         self.aad = aad
         self.sealed = chunk_size + TAG_SIZE
         self.reader = reader
+        self.header_size = header_size
 
     def decrypt(self, index: int, ct: memoryview, final: bool) -> bytes:
         try:

@@ -9,8 +9,9 @@ nothing the coordinator says:
 
 - the checkpoint is signed by the pinned log key and consistently extends the
   last checkpoint this enclave trusted (no rollback, no fork);
-- every charge is signed, is included in that checkpoint (inclusion proof),
-  is for this dataset, and links to the one before (``seq``, ``prev``);
+- every charge is signed, is included in that checkpoint (inclusion proof of
+  its salted log commitment: charges are private statements), is for this
+  dataset, and links to the one before (``seq``, ``prev``);
 - the chain still holds the newest head this enclave saw for the dataset
   (a coordinator cannot hide charges this instance has seen).
 
@@ -45,7 +46,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sealroom.crypto.files import write_private
-from sealroom.crypto.merkle import leaf_hash
 from sealroom.enclave.keys import EnclaveKeys
 from sealroom.enclave.ledger import Charge, check_limits
 from sealroom.errors import AlreadyReleased, InvalidInput, ProofInvalid, SealroomError
@@ -54,6 +54,7 @@ from sealroom.policy.rules import PolicyRules
 from sealroom.statements import BudgetCharge, Envelope, Signed, sign_statement
 from sealroom.statements.fields import canonical_decimal
 from sealroom.transparency.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
+from sealroom.transparency.entries import entry_leaf_hash
 from sealroom.transparency.monitor import advance_checkpoint
 from sealroom.transparency.proof import verify_inclusion
 
@@ -69,6 +70,9 @@ class LoggedChargeView(Protocol):
 
     @property
     def log_index(self) -> int: ...
+
+    @property
+    def salt(self) -> bytes | None: ...
 
     @property
     def inclusion(self) -> Sequence[bytes]: ...
@@ -323,7 +327,7 @@ def _prove_chain(
         verify_inclusion(
             item.log_index,
             checkpoint.size,
-            leaf_hash(item.envelope.to_json()),
+            entry_leaf_hash(item.envelope.to_json(), item.salt),
             list(item.inclusion),
             checkpoint.root_hash,
         )

@@ -46,6 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from sealroom.crypto.files import create_private
 from sealroom.errors import BackendUnavailable, InvalidInput, PolicyDenied
 
 __all__ = ["FootprintScope", "ReleaseHistory", "SqlReleaseHistory", "entity_hashes"]
@@ -126,9 +127,8 @@ class SqlReleaseHistory:
     @classmethod
     def in_directory(cls, state_dir: Path) -> SqlReleaseHistory:
         """The history file ``history.db`` in the enclave's state directory (owner-only)."""
-        state_dir.mkdir(parents=True, exist_ok=True)
         path = (state_dir / "history.db").resolve()
-        path.touch(mode=0o600, exist_ok=True)
+        create_private(path)
         return cls(engine=sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 60}))
 
     def close(self) -> None:

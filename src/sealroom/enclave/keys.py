@@ -11,9 +11,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sealroom.attestation.evidence import EvidenceProvider
-from sealroom.crypto.keys import KEY_SIZE, Identity, PublicIdentity, b64encode
+from sealroom.crypto.keys import KEM_SEED_SIZE, KEY_SIZE, Identity, PublicIdentity
 from sealroom.errors import InvalidInput
 from sealroom.statements import EnclaveEvidence, EnclaveKeyDocument, Signed, sign_statement
+from sealroom.statements.envelope import signer_keys
 
 __all__ = ["MIN_DEPLOYMENT_SECRET", "EnclaveKeys", "deployment_identity"]
 
@@ -33,12 +34,14 @@ def deployment_identity(secret: bytes) -> Identity:
     if len(secret) < MIN_DEPLOYMENT_SECRET:
         raise InvalidInput(f"a deployment secret must be at least {MIN_DEPLOYMENT_SECRET} bytes")
 
-    def derive(label: bytes) -> bytes:
-        kdf = HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=_KDF_SALT, info=label)
+    def derive(label: bytes, length: int = KEY_SIZE) -> bytes:
+        kdf = HKDF(algorithm=hashes.SHA256(), length=length, salt=_KDF_SALT, info=label)
         return kdf.derive(secret)
 
     return Identity.from_private_bytes(
-        derive(b"sealroom enclave signing key"), derive(b"sealroom enclave sealing key")
+        derive(b"sealroom enclave signing key"),
+        derive(b"sealroom enclave sealing key"),
+        derive(b"sealroom enclave x-wing seed", KEM_SEED_SIZE),
     )
 
 
@@ -58,13 +61,16 @@ class EnclaveKeys:
         now: int,
         identity: Identity | None = None,
     ) -> EnclaveKeys:
-        """Fresh keys (or the deployment's ``identity``) bound to this TEE by ``provider``."""
+        """Fresh keys (or the deployment's ``identity``) bound to this TEE by ``provider``.
+
+        The keys include an X-Wing key, so owners seal inputs with suite 2 and
+        the report binds it: nobody can strip it on the way to an owner.
+        """
         identity = identity or Identity.generate()
         document = EnclaveKeyDocument.model_validate(
             {
                 "purpose": "sealroom-enclave-keys",
-                "signing_key": b64encode(identity.public.signing_key),
-                "sealing_key": b64encode(identity.public.sealing_key),
+                **signer_keys(identity.public),
                 "tee": tee,
                 "created_at": now,
             }

@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from sealroom.crypto.files import create_private
 from sealroom.errors import BackendUnavailable, PolicyDenied
 from sealroom.policy.privacy import PrivacyCost
 from sealroom.policy.rules import PolicyRules
@@ -130,9 +131,10 @@ class SqlBudgetLedger:
 
     @classmethod
     def in_directory(cls, state_dir: Path) -> SqlBudgetLedger:
-        """The ledger file ``budget.db`` in the enclave's state directory."""
-        state_dir.mkdir(parents=True, exist_ok=True)
-        return cls.open(f"sqlite:///{(state_dir / 'budget.db').resolve()}")
+        """The ledger file ``budget.db`` in the enclave's state directory (owner-only: 0600)."""
+        path = (state_dir / "budget.db").resolve()
+        create_private(path)
+        return cls.open(f"sqlite:///{path}")
 
     @classmethod
     def temporary(cls) -> tuple[SqlBudgetLedger, Path]:

@@ -33,8 +33,10 @@ from sealroom.statements.models import (
     output_commitment,
 )
 from sealroom.statements.output import ReleasedOutput
+from sealroom.statements.visibility import PUBLIC_TYPES, is_public
 
 __all__ = [
+    "PUBLIC_TYPES",
     "STATEMENT_TYPES",
     "Approval",
     "BudgetCharge",
@@ -66,6 +68,7 @@ __all__ = [
     "TrainedModel",
     "canonical_json",
     "digest_of",
+    "is_public",
     "output_commitment",
     "parse_json_strict",
     "sign_statement",

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sealroom.crypto.keys import (
+    KEM_PUBLIC_KEY_SIZE,
     SIGNATURE_SIZE,
     Identity,
     PublicIdentity,
@@ -43,12 +44,28 @@ __all__ = [
     "digest_of",
     "pae",
     "sign_statement",
+    "signer_keys",
 ]
 
 _PAE_DOMAIN = b"sealroom-statement-v1"
 MAX_ENVELOPE_SIZE = 16 << 20
 
 S = TypeVar("S", bound="Statement")
+
+
+def signer_keys(public: PublicIdentity) -> dict[str, str]:
+    """A party's public keys as documents carry them; ``kem_key`` only for a post-quantum identity.
+
+    Omitting it (rather than writing null) keeps every envelope of a legacy
+    identity byte for byte what it was, so their digests do not change.
+    """
+    keys = {
+        "signing_key": b64encode(public.signing_key),
+        "sealing_key": b64encode(public.sealing_key),
+    }
+    if public.kem_key is not None:
+        keys["kem_key"] = b64encode(public.kem_key)
+    return keys
 
 
 def pae(statement_type: str, version: int, payload: bytes) -> bytes:
@@ -90,6 +107,15 @@ class Statement(BaseModel):
         Each statement type names who signs it (owner, requester, enclave, ...).
         """
         raise NotImplementedError
+
+    @classmethod
+    def build(cls: type[S], **fields: Any) -> S:
+        """This statement from fields a user supplied: a field the model refuses is a
+        :class:`StatementFormatError` naming it (never a bare validation error)."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            raise StatementFormatError(f"{cls.TYPE} v{cls.VERSION}: {_describe(exc)}") from None
 
     @classmethod
     def parse_payload(cls: type[S], payload: bytes) -> S:
@@ -155,10 +181,7 @@ class Envelope:
             "type": self.type,
             "version": self.version,
             "payload": b64encode(self.payload),
-            "signer": {
-                "signing_key": b64encode(self.signer.signing_key),
-                "sealing_key": b64encode(self.signer.sealing_key),
-            },
+            "signer": signer_keys(self.signer),
             "signature": b64encode(self.signature),
         }
 
@@ -173,11 +196,20 @@ class Envelope:
             raise StatementFormatError("envelope.type must be a string of 1-100 characters")
         if not isinstance(version, int) or isinstance(version, bool) or not 0 < version < 1000:
             raise StatementFormatError("envelope.version must be an integer in 1..999")
-        signer = exact_keys(data["signer"], {"signing_key", "sealing_key"}, "envelope.signer")
+        raw_signer = data["signer"]
+        fields = {"signing_key", "sealing_key"}
+        if isinstance(raw_signer, dict) and "kem_key" in raw_signer:
+            fields.add("kem_key")
+        signer = exact_keys(raw_signer, fields, "envelope.signer")
         try:
             public = PublicIdentity(
                 signing_key=b64_field(signer["signing_key"], "signer.signing_key"),
                 sealing_key=b64_field(signer["sealing_key"], "signer.sealing_key"),
+                kem_key=(
+                    b64_field(signer["kem_key"], "signer.kem_key", KEM_PUBLIC_KEY_SIZE)
+                    if "kem_key" in signer
+                    else None
+                ),
             )
         except StatementFormatError:
             raise

@@ -16,6 +16,7 @@ from sealroom.statements.canonical import canonical_json
 __all__ = [
     "B64Bytes",
     "B64Hash",
+    "B64KemKey",
     "B64Key",
     "B64Nonce",
     "BoundedObject",
@@ -124,6 +125,8 @@ BoundedObject = Annotated[dict[str, Any], AfterValidator(_bounded_object)]
 DecimalStr = Annotated[str, AfterValidator(_check_decimal)]
 SignedDecimalStr = Annotated[str, AfterValidator(_check_signed_decimal)]
 B64Key = Annotated[str, StringConstraints(max_length=44), _b64(32, "key")]
+B64KemKey = Annotated[str, StringConstraints(max_length=1624), _b64(1216, "kem key")]
+"""An X-Wing (ML-KEM-768 + X25519) public key: 1216 bytes."""
 B64Hash = Annotated[str, StringConstraints(max_length=44), _b64(32, "hash")]
 B64Nonce = Annotated[str, StringConstraints(max_length=24), _b64(16, "nonce")]
 B64Bytes = Annotated[str, StringConstraints(max_length=8 << 20), _b64(None, "bytes")]

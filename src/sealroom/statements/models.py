@@ -10,7 +10,14 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from sealroom.attestation.evidence import TeeEvidence
 from sealroom.crypto.keys import PublicIdentity, b64decode_strict
@@ -19,6 +26,7 @@ from sealroom.statements.canonical import canonical_json
 from sealroom.statements.envelope import Statement, require_signer
 from sealroom.statements.fields import (
     B64Hash,
+    B64KemKey,
     B64Key,
     B64Nonce,
     BoundedObject,
@@ -244,8 +252,19 @@ class EnclaveKeyDocument(_Part):
     purpose: Literal["sealroom-enclave-keys"]
     signing_key: B64Key
     sealing_key: B64Key
+    # The X-Wing key owners seal inputs to (suite 2). Absent in documents made
+    # before it existed, and then absent from their canonical bytes too, so
+    # old evidence keeps its report_data and digests.
+    kem_key: B64KemKey | None = None
     tee: Literal["tdx", "simulated"]
     created_at: UnixTime
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_kem_key(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("kem_key") is None:
+            data.pop("kem_key", None)
+        return data
 
     def canonical_bytes(self) -> bytes:
         return canonical_json(self.model_dump(mode="json"))
@@ -255,6 +274,11 @@ class EnclaveKeyDocument(_Part):
             return PublicIdentity(
                 signing_key=b64decode_strict(self.signing_key, what="signing_key", size=32),
                 sealing_key=b64decode_strict(self.sealing_key, what="sealing_key", size=32),
+                kem_key=(
+                    None
+                    if self.kem_key is None
+                    else b64decode_strict(self.kem_key, what="kem_key", size=1216)
+                ),
             )
         except InvalidInput as exc:  # pragma: no cover - validated on construction
             raise ValueError(exc.detail) from None

@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.util import find_spec
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from sealroom.crypto.files import create_private
 from sealroom.errors import BackendUnavailable, Conflict, InvalidInput
 from sealroom.transparency import sqlstore
 from sealroom.transparency.sqlstore import configure_sqlite
@@ -40,10 +42,13 @@ def create_engine(url: str) -> Engine:
         raise InvalidInput(f"not a database URL: {exc}") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        if parsed.database in (None, "", ":memory:"):
+        database = parsed.database
+        if not database or database == ":memory:":
             raise InvalidInput("an in-memory SQLite database is not durable; give a file path")
         if parsed.drivername == "sqlite":
             parsed = parsed.set(drivername="sqlite+pysqlite")
+        # The database holds sealed inputs, results and private statements: owner-only.
+        create_private(Path(database))
         return configure_sqlite(sa.create_engine(parsed, connect_args={"timeout": 30.0}))
     if backend == "postgresql":
         if parsed.drivername in ("postgresql", "postgres"):

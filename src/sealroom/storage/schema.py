@@ -68,6 +68,8 @@ parties = Table(
     Column("signing_key", LargeBinary(32), nullable=False),
     Column("sealing_key", LargeBinary(32), nullable=False),
     Column("registered_at", BigInteger, nullable=False),
+    # The X-Wing key of a post-quantum identity (1216 bytes); NULL for legacy ones.
+    Column("kem_key", LargeBinary(1216), nullable=True),
     CheckConstraint("kind IN ('party', 'enclave')", name="parties_kind"),
 )
 
@@ -80,6 +82,8 @@ statements = Table(
     Column("envelope", LargeBinary, nullable=False),
     Column("log_index", BigInteger, nullable=False, unique=True),
     Column("stored_at", BigInteger, nullable=False),
+    # The salt of the leaf's commitment for a private statement (None: logged in clear).
+    Column("log_salt", LargeBinary(32), nullable=True),
 )
 
 policies = Table(

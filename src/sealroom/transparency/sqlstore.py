@@ -24,6 +24,7 @@ import functools
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -51,6 +52,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.sql.expression import Executable
 
+from sealroom.crypto.files import create_private
 from sealroom.errors import BackendUnavailable, Conflict, InvalidInput, ProofInvalid
 from sealroom.transparency.log import LogReader, LogWriter
 from sealroom.transparency.proof import NodeId
@@ -150,7 +152,8 @@ def configure_sqlite(engine: Engine) -> Engine:
 
 
 def sqlite_engine(path: str | os.PathLike[str]) -> Engine:
-    """A configured engine on an SQLite file (the caller owns and disposes it)."""
+    """A configured engine on an SQLite file, created 0600 (the caller owns and disposes it)."""
+    create_private(Path(path))
     url = URL.create("sqlite+pysqlite", database=os.fspath(path))
     return configure_sqlite(create_engine(url, connect_args={"timeout": 30.0}))
 

@@ -19,6 +19,7 @@ from sealroom.statements import Digest, Envelope, canonical_json, parse_json_str
 from sealroom.statements.canonical import b64_field, exact_keys
 from sealroom.statements.fields import DIGEST_PATTERN
 from sealroom.statements.output import ReleasedOutput
+from sealroom.transparency.entries import SALT_SIZE
 
 __all__ = ["BUNDLE_TYPE", "ConsistencyProof", "LogEntryProof", "LogProof", "ProofBundle"]
 
@@ -58,27 +59,40 @@ def _list(value: Any, what: str, max_len: int) -> list[Any]:
 
 @dataclass(frozen=True, slots=True)
 class LogEntryProof:
-    """Inclusion of one statement (by digest) at ``index`` in the checkpointed tree."""
+    """Inclusion of one statement (by digest) at ``index`` in the checkpointed tree.
+
+    ``salt`` opens the leaf of a private statement, which holds a salted commitment to the
+    statement rather than the statement (:mod:`sealroom.transparency.entries`). It is written
+    only when present, so proofs of statements logged in clear keep their bytes.
+    """
 
     digest: Digest
     index: int
     proof: tuple[bytes, ...]
+    salt: bytes | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "digest": self.digest,
             "index": self.index,
             "proof": [b64encode(h) for h in self.proof],
         }
+        if self.salt is not None:
+            out["salt"] = b64encode(self.salt)
+        return out
 
     @classmethod
     def from_dict(cls, data: Any) -> LogEntryProof:
-        d = exact_keys(data, {"digest", "index", "proof"}, "log entry")
+        fields = {"digest", "index", "proof"}
+        if isinstance(data, dict) and "salt" in data:
+            fields.add("salt")
+        d = exact_keys(data, fields, "log entry")
         proof = _list(d["proof"], "log entry proof", MAX_PROOF_LENGTH)
         return cls(
             digest=_digest(d["digest"], "log entry digest"),
             index=_int(d["index"], "log entry index"),
             proof=tuple(b64_field(h, "log entry proof hash", 32) for h in proof),
+            salt=b64_field(d["salt"], "log entry salt", SALT_SIZE) if "salt" in d else None,
         )
 
 

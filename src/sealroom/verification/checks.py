@@ -27,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from sealroom.crypto.merkle import leaf_hash
 from sealroom.errors import ProofInvalid, SealroomError, VerificationFailed
 from sealroom.statements import (
     Approval,
@@ -41,6 +40,7 @@ from sealroom.statements import (
     Statement,
 )
 from sealroom.transparency.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
+from sealroom.transparency.entries import entry_leaf_hash
 from sealroom.transparency.proof import verify_consistency, verify_inclusion
 from sealroom.verification.bundle import ProofBundle
 from sealroom.verification.trust import TrustPolicy
@@ -487,25 +487,32 @@ def log_inclusion(ctx: Context) -> Passed:
     """Every statement in the bundle (receipt and evidence too) is in the checkpointed log.
 
     The log is public and append-only, so with its key pinned nobody can show a
-    party a receipt or approval that was never published. (A log showing
+    party a receipt or approval that was never published. Private statements
+    (requests, approvals, receipts) are leaves as salted commitments; the bundle
+    carries each one's salt, so the leaf is recomputed from the statement here,
+    offline. Older bundles, whose statements were logged in clear, carry no salt
+    and verify as before. (A log showing
     different parties different trees is for its monitors' consistency proofs
     to catch, not for this check.)
     """
     checkpoint = _established(ctx.checkpoint, "checkpoint")
     bundle = ctx.bundle
     required = (bundle.receipt, bundle.evidence, *bundle.statements)
+    committed = 0
     for envelope in required:
         entry = bundle.log.entry_for(envelope.digest)
         if entry is None:
             raise VerificationFailed(f"no log proof for {envelope.type} {envelope.digest}")
+        committed += entry.salt is not None
         verify_inclusion(
             entry.index,
             checkpoint.size,
-            leaf_hash(envelope.to_json()),
+            entry_leaf_hash(envelope.to_json(), entry.salt),
             entry.proof,
             checkpoint.root_hash,
         )
-    return Passed(f"all {len(required)} statements are in the log at size {checkpoint.size}")
+    how = f" ({committed} as salted commitments)" if committed else ""
+    return Passed(f"all {len(required)} statements are in the log at size {checkpoint.size}{how}")
 
 
 CHECKS: tuple[NamedCheck, ...] = (

@@ -56,7 +56,15 @@ from sealroom.wire.requests import (
     RequestView,
     ResultView,
 )
-from sealroom.wire.service import ComputationInfo, ComputationList, ErrorBody, ErrorDetail, Health
+from sealroom.wire.service import (
+    ComputationInfo,
+    ComputationList,
+    ErrorBody,
+    ErrorDetail,
+    Health,
+    Readiness,
+    ReadinessCheck,
+)
 
 __all__ = [
     "MAX_JSON_BODY",
@@ -96,6 +104,8 @@ __all__ = [
     "Precheck",
     "PublishDatasetBody",
     "PublishedDataset",
+    "Readiness",
+    "ReadinessCheck",
     "ReasonBody",
     "RegisterPartyBody",
     "RequestInput",

@@ -6,7 +6,7 @@ published OpenAPI document is the contract and not a sketch of it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
 from pydantic import BeforeValidator, ConfigDict, Field, PlainSerializer, StringConstraints
 from typing_extensions import TypedDict
@@ -22,6 +22,7 @@ __all__ = [
     "DigestStr",
     "EnvelopeField",
     "Identifier",
+    "KemKey",
     "Key32",
     "Name",
     "PartyIdStr",
@@ -37,6 +38,8 @@ B64_PATTERN = (
 B64Str = Annotated[str, StringConstraints(pattern=B64_PATTERN)]
 Key32 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")]
 """A 32-byte public key in canonical base64."""
+KemKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{1621}[AQgw]==$")]
+"""A 1216-byte X-Wing (ML-KEM-768 + X25519) public key in canonical base64."""
 Signature64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{85}[AQgw]==$")]
 """A 64-byte Ed25519 signature in canonical base64."""
 
@@ -54,6 +57,7 @@ class SignerKeys(TypedDict):
 
     signing_key: Key32
     sealing_key: Key32
+    kem_key: NotRequired[KemKey]
 
 
 class SignedEnvelope(TypedDict):

@@ -88,6 +88,10 @@ class LedgerCharge(WireModel):
 
     envelope: EnvelopeField = Field(description="A BudgetCharge envelope.")
     log_index: int
+    salt: B64Field | None = Field(
+        default=None,
+        description="The salt of the charge's log commitment (null if it is logged in clear).",
+    )
     inclusion: tuple[B64Field, ...] = Field(
         description="The charge's inclusion proof in the view's checkpoint."
     )

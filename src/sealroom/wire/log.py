@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from sealroom.wire.base import WireModel
-from sealroom.wire.fields import B64Field, EnvelopeField
+from sealroom.wire.fields import B64Field, DigestStr, EnvelopeField
 
 __all__ = ["ConsistencyProofView", "InclusionProofView", "LogEntryView", "LogKey"]
 
@@ -14,8 +16,21 @@ class LogKey(WireModel):
 
 
 class LogEntryView(WireModel):
+    """A leaf as the public may see it: a public statement in clear (``entry``), or for a
+    private one only the salted commitment the leaf holds (``commitment``; the parties get the
+    statement and salt from the request's views and proof bundles). ``leaf_hash`` is always
+    given, so a monitor can check the leaf against the tree."""
+
     index: int
-    entry: EnvelopeField
+    leaf_hash: B64Field
+    entry: EnvelopeField | None = Field(
+        default=None, description="The statement, if it is public (else null)."
+    )
+    commitment: DigestStr | None = Field(
+        default=None,
+        description="sha256:<hex>, SHA-256 over a domain tag, a 32-byte salt and the private "
+        "statement (null for a public statement).",
+    )
 
 
 class InclusionProofView(WireModel):

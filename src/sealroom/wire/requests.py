@@ -87,6 +87,11 @@ class RequestView(WireModel):
     created_at: int
     expires_at: int
     log_index: int
+    log_salt: B64Field | None = Field(
+        default=None,
+        description="The salt of the log's commitment to the request (leaf = commitment, "
+        "not the request); null if it is logged in clear.",
+    )
 
 
 class RequestList(WireModel):

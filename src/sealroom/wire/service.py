@@ -9,12 +9,36 @@ from pydantic import Field
 from sealroom.wire.base import WireModel
 from sealroom.wire.fields import DigestStr
 
-__all__ = ["ComputationInfo", "ComputationList", "ErrorBody", "ErrorDetail", "Health"]
+__all__ = [
+    "ComputationInfo",
+    "ComputationList",
+    "ErrorBody",
+    "ErrorDetail",
+    "Health",
+    "Readiness",
+    "ReadinessCheck",
+]
 
 
 class Health(WireModel):
     status: Literal["ok"]
     version: str
+
+
+class ReadinessCheck(WireModel):
+    """One named readiness check (``database``, ``schema``, ``log_key``) and why it failed."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+class Readiness(WireModel):
+    """``GET /readyz``: ready only when every check passes (503 otherwise)."""
+
+    status: Literal["ready", "not-ready"]
+    version: str
+    checks: tuple[ReadinessCheck, ...]
 
 
 class ComputationInfo(WireModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+from sealroom.storage.migrate import VERSION_TABLE
 from sealroom.storage.schema import all_metadata
 
 
@@ -15,7 +16,7 @@ def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=all_metadata(),
-        version_table="sealroom_schema_version",
+        version_table=VERSION_TABLE,
         transactional_ddl=True,
     )
     with context.begin_transaction():

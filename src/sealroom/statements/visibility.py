@@ -1,0 +1,22 @@
+"""Which statements the public may read: the rest are logged as salted commitments.
+
+Public: what the API serves anyone (dataset attestations, policies, enclave evidence;
+checkpoints are not statements). Every other type, including types added later (budget
+charges, ...), is private unless listed here: a forgotten type stays hidden rather than
+leaking (fail closed).
+"""
+
+from __future__ import annotations
+
+from sealroom.statements.models import DatasetAttestation, EnclaveEvidence, Policy
+
+__all__ = ["PUBLIC_TYPES", "is_public"]
+
+PUBLIC_TYPES: frozenset[str] = frozenset(
+    {DatasetAttestation.TYPE, Policy.TYPE, EnclaveEvidence.TYPE}
+)
+
+
+def is_public(statement_type: str) -> bool:
+    """Whether a statement of this type is logged in clear (else as a salted commitment)."""
+    return statement_type in PUBLIC_TYPES
