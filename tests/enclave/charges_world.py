@@ -43,7 +43,7 @@ class Party:
 
 def party(root: Path, url: str, name: str) -> Party:
     home = root / name
-    identity = Keystore.create(home, name=name)
+    identity = Keystore.create(home, name=name, unencrypted=True)
     client = Client(base_url=url, identity=identity)
     client.register_party(name)
     return Party(home, identity, client)
