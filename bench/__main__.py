@@ -21,6 +21,7 @@ BENCHES = {
     "bench.bench_commit": (["--mib", "32", "--repeat", "3"], []),
     "bench.bench_seal": (["--mib", "32", "--repeat", "3"], []),
     "bench.bench_log": (["--quick"], []),
+    "bench.bench_ledger": (["--quick"], []),
     "bench.bench_job": (["--scale", "1", "--repeat", "3"], []),
     "bench.bench_discovery": (["--quick"], []),
     "bench.bench_analytics": (["--quick"], []),

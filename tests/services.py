@@ -39,17 +39,23 @@ def admission(root: SimulationRoot = SIMULATION_ROOT) -> AdmissionPolicy:
 
 @contextmanager
 def coordinator(
-    tmp_path: Path, *, db_url: str | None = None, admit: AdmissionPolicy | None = None
+    tmp_path: Path,
+    *,
+    db_url: str | None = None,
+    admit: AdmissionPolicy | None = None,
+    lease_seconds: int | None = None,
 ) -> Iterator[str]:
     """The real app (SQLite in ``tmp_path`` unless ``db_url``; its log key in
     ``tmp_path/coordinator-keys``) on 127.0.0.1; yields its URL.
 
     ``admit``: its enclave admission policy (default: :func:`admission`)."""
+    options: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
     app = create_app(
         db_url=db_url or f"sqlite:///{tmp_path / 'coordinator.db'}",
         registry=default_registry(),
         keys_dir=tmp_path / "coordinator-keys",
         admission=admit or admission(),
+        **options,
     )
     with run_in_thread(app) as url:
         yield url

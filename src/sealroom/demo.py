@@ -15,7 +15,7 @@ split between owners): a lift of a teaching method on grades (``spector``,
 split by columns), visit statistics by self-rated health over three health
 plans' rows of the RAND Health Insurance Experiment (``randhie``, split by
 rows) with a suppressed group, the same with DP noise whose budget a repeated
-request exhausts (refused by the enclave's ledger, kept in ``--state``), and
+request exhausts (refused by the budget ledger in the coordinator's log), and
 requester SQL that the owner admits or refuses by its analysis rules.
 """
 
@@ -173,7 +173,7 @@ def run_demo(out: Path | None, *, echo: Echo, timeout: float = 60.0) -> int:
                     evidence = _wait_enclave(anon, enclave, work / "enclave.log", timeout=30)
                 echo(
                     f"enclave      pid {enclave.pid}, evidence {evidence[:23]}... (tee: simulated, "
-                    f"budget ledger in {work / 'enclave-state'})"
+                    "budgets in the coordinator's log)"
                 )
                 code = _scenario(url, work, results_dir, echo, timeout, root=root.public_key)
         echo(f"\ncoordinator and enclave stopped; {time.monotonic() - started:.1f} s in total")

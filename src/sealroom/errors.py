@@ -34,6 +34,7 @@ from __future__ import annotations
 
 __all__ = [
     "CATALOG",
+    "AlreadyReleased",
     "AttestationInvalid",
     "AuthenticationFailed",
     "BackendUnavailable",
@@ -51,6 +52,7 @@ __all__ = [
     "ProtocolError",
     "SealroomError",
     "SignatureInvalid",
+    "StaleLedgerHead",
     "StatementFormatError",
     "UnsupportedMediaType",
     "VerificationFailed",
@@ -134,6 +136,20 @@ class NameTaken(Conflict):
     public_message = "the name is taken by another party"
 
 
+class StaleLedgerHead(Conflict):
+    """A budget charge names a previous charge that is no longer its dataset's newest."""
+
+    code = "stale_ledger_head"
+    public_message = "another charge on the dataset's budget came first; read the ledger again"
+
+
+class AlreadyReleased(Conflict):
+    """The request was already charged on a dataset's ledger, so it was already released."""
+
+    code = "already_released"
+    public_message = "the request was already charged and released"
+
+
 class PolicyDenied(SealroomError):
     """A refusal under a named rule.
 
@@ -206,6 +222,8 @@ CATALOG: tuple[type[SealroomError], ...] = (
     NotFound,
     Conflict,
     NameTaken,
+    StaleLedgerHead,
+    AlreadyReleased,
     PolicyDenied,
     VerificationFailed,
     SignatureInvalid,

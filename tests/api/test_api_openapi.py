@@ -22,7 +22,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "http-api.md"
 _ROUTE = re.compile(r"^- `(GET|POST|PUT|DELETE) (/v1/[^`?\s]+|/healthz|/readyz)")
 _PARAM = re.compile(r"\{[^}]+\}")
 KEYS_FROM_BODY = {"/v1/parties", "/v1/enclaves"}  # the signer's keys come from the body itself
-NO_BODY = {("post", "/v1/jobs/claim")}
+NO_BODY = {("post", "/v1/jobs/claim"), ("post", "/v1/jobs/{rid}/lease")}
 PUBLIC = {
     ("get", "/healthz"),
     ("get", "/readyz"),

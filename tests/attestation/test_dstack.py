@@ -276,7 +276,7 @@ def test_standin_replays_the_recording_whatever_is_asked(
         ("GetQuote", {"report_data": "xyz"}, 400),
         ("GetQuote", {}, 400),
         ("GetQuote", [], 400),
-        ("GetKey", {}, 404),
+        ("GetKey", {"path": 7}, 400),
         ("Sign", {}, 404),
     ],
 )
@@ -317,3 +317,25 @@ def test_bad_recordings_are_rejected(socket_dir: Path, content: str) -> None:
     path.write_text(content)
     with pytest.raises(InvalidInput):
         StandInRecording.from_file(path)
+
+
+def test_workers_on_one_app_derive_one_deployment_identity(
+    standin: GuestAgentStandIn, dcap_vectors: Dcap
+) -> None:
+    """``--dstack`` without a secret file: the keys derive from the KMS app key (here the
+    stand-in's, public and labelled), so every instance of the app has the same keys."""
+    from sealroom.enclave.keys import deployment_identity
+    from sealroom.enclave.worker import make_enclave_keys
+
+    key = DstackProvider(standin.socket_path).app_key()
+    assert key == DstackProvider(standin.socket_path).app_key()
+    assert ("GetKey", {"path": "sealroom/enclave-keys/v1", "purpose": "sealroom-enclave"}) in [
+        (m, {k: v for k, v in body.items() if k in ("path", "purpose")})
+        for m, body in standin.calls
+    ]
+    provider = DstackProvider(
+        standin.socket_path, collateral_fetcher=fixed(dcap_vectors.tdx_outdated_collateral)
+    )
+    a = make_enclave_keys(tee="dstack", now=1000, provider=provider, deployment_secret=key)
+    assert a.public == deployment_identity(key).public
+    assert a.evidence.statement.simulated  # the stand-in's evidence says so

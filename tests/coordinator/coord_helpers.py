@@ -21,7 +21,7 @@ from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.service import Coordinator
 from sealroom.crypto.keys import Identity, b64encode
 from sealroom.enclave.keys import EnclaveKeys
-from sealroom.statements import Policy, sign_statement
+from sealroom.statements import BudgetCharge, Envelope, Policy, sign_statement
 from sealroom.wire import PublishDatasetBody
 from tests.helpers import T0, attestation, identity, request
 
@@ -102,6 +102,38 @@ class World:
             req.envelope, caller=self.requester.party_id, now=T0 + 10
         ).view
         return view.request
+
+    def charge(
+        self,
+        rid: str,
+        dataset: str | None = None,
+        *,
+        head: tuple[int, str | None] | None = None,
+        epsilon: str = "0",
+        signer: EnclaveKeys | None = None,
+    ) -> Envelope:
+        """A BudgetCharge by the enclave for ``rid`` on ``dataset`` (default: the world's),
+        on the dataset's current head unless ``head`` (seq, prev) says otherwise."""
+        keys = signer or self.enclave
+        dataset = dataset or self.dataset
+        if head is None:
+            chain = self.c.ledgers.view(dataset, caller=keys.public.party_id).charges
+            head = (len(chain), chain[-1].envelope.digest if chain else None)
+        seq, prev = head
+        charge = BudgetCharge(
+            dataset=dataset,
+            request=rid,
+            requester=self.requester.party_id,
+            epsilon=epsilon,
+            delta="0",
+            bits="0",
+            seq=seq,
+            prev=prev,
+            enclave=keys.public.party_id,
+            evidence=keys.evidence.digest,
+            charged_at=T0 + 50,
+        )
+        return sign_statement(charge, keys.identity).envelope
 
     def register_enclave(self) -> str:
         env = self.enclave.evidence.envelope

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from sealroom.coordinator.state import MAX_JOB_ATTEMPTS
 from sealroom.crypto.keys import Identity
 from sealroom.enclave.receipts import issue_receipt
 from sealroom.errors import InvalidInput, NotFound, PolicyDenied
@@ -132,6 +133,7 @@ def _run_job(
         receipt.envelope,
         outputs,
         caller=enclave,
+        charges=[w.charge(rid, att.digest)],
         now=done_at,
     )
     assert view.status == "completed"
@@ -207,7 +209,14 @@ def test_coordinator_sealed_inputs_deleted_when_a_request_fails(w: World) -> Non
         rid, w.dataset, b"sealed-bytes", enclave=evidence, caller=w.owner.party_id, now=T0 + 30
     )
     assert _counts(w, rid) == (0, 1)
-    assert w.c.jobs.claim(caller=w.enclave.public.party_id, now=T0 + 40) is not None
-    view = _view(w, rid, now=T0 + 40 + 301)  # the lease ran out
+    t = T0 + 40
+    for claim in range(1, MAX_JOB_ATTEMPTS + 1):
+        assert w.c.jobs.claim(caller=w.enclave.public.party_id, now=t) is not None
+        t += 301
+        view = _view(w, rid, now=t)  # the lease ran out
+        if claim < MAX_JOB_ATTEMPTS:
+            # Queued again for another worker, its sealed inputs kept.
+            assert view.status == "approved", claim
+            assert _counts(w, rid) == (0, 1)
     assert view.status == "failed"
     assert _counts(w, rid) == (0, 0)

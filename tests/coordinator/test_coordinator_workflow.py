@@ -94,6 +94,7 @@ def test_coordinator_full_lifecycle_and_bundle(w: World) -> None:
         receipt.envelope,
         outputs,
         caller=enclave,
+        charges=[w.charge(rid)],
         now=T0 + 50,
     )
     assert view.status == "completed"
@@ -182,15 +183,29 @@ def test_coordinator_withdraw_and_expire(w: World) -> None:
         _approve(w, rid2, w.dataset)
 
 
-def test_coordinator_lease_runs_out(w: World) -> None:
+def test_coordinator_lease_is_renewed_and_a_lapsed_job_is_queued_again(w: World) -> None:
     rid, _ = _ready(w)
     enclave = w.enclave.public.party_id
-    assert w.c.jobs.claim(caller=enclave, now=T0 + 40) is not None
-    view = w.c.requests.get(rid, caller=w.requester.party_id, now=T0 + 40 + 301)
-    assert view.status == "failed"
-    assert "in time" in view.status_reason
+    job = w.c.jobs.claim(caller=enclave, now=T0 + 40)
+    assert job is not None
+    assert job.lease_until == T0 + 40 + 300
+    # Renewed while it runs: still running after the first lease would have ended.
+    assert w.c.jobs.renew(rid, caller=enclave, now=T0 + 300).lease_until == T0 + 600
+    view = w.c.requests.get(rid, caller=w.requester.party_id, now=T0 + 400)
+    assert view.status == "running"
+    with pytest.raises(NotFound):  # only the claimer renews
+        w.c.jobs.renew(rid, caller=w.requester.party_id, now=T0 + 400)
+    # Not renewed: back in the queue for another worker, not failed.
+    view = w.c.requests.get(rid, caller=w.requester.party_id, now=T0 + 601)
+    assert view.status == "approved"
+    assert "queued again" in (view.status_reason or "")
+    with pytest.raises(Conflict):  # the old claim is gone
+        w.c.jobs.fail(rid, "late", caller=enclave, now=T0 + 602)
     with pytest.raises(Conflict):
-        w.c.jobs.fail(rid, "late", caller=enclave, now=T0 + 400)
+        w.c.jobs.renew(rid, caller=enclave, now=T0 + 602)
+    again = w.c.jobs.claim(caller=enclave, now=T0 + 603)
+    assert again is not None
+    assert again.request.digest == rid
 
 
 def test_coordinator_only_enclaves_claim(w: World) -> None:

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sealroom.crypto.keys import PartyId
 from sealroom.crypto.sealing import SealContext, open_sealed
+from sealroom.enclave.charges import LedgerSource
 from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker, JobSource
-from sealroom.errors import BackendUnavailable, VerificationFailed
+from sealroom.errors import BackendUnavailable, Conflict, VerificationFailed
 from sealroom.statements import Envelope, Receipt, ReleasedOutput
-from tests.enclave.enclave_world import NOW, REGISTRY, WORLD, Case, build_case
+from tests.enclave.enclave_world import (
+    NOW,
+    REGISTRY,
+    WORLD,
+    Case,
+    build_case,
+    seal_input,
+    text_table,
+)
+from tests.helpers import identity
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,7 @@ class Job:
     inputs: tuple[Input, ...]
     evidence: str
     room_policy: Envelope | None = None
+    lease_until: int = NOW + 300
 
 
 def job_of(case: Case, evidence: str | None = None) -> Job:
@@ -65,6 +79,8 @@ class Source:
     calls: list[str] = field(default_factory=list)
     completed: dict[str, tuple[Envelope, Mapping[PartyId, bytes]]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    taken_back: bool = False  # the lease ran out and the job went back to the queue
+    input_delay: float = 0.0
 
     def register_enclave(self, evidence: Envelope, /) -> Registered:
         self.calls.append("register")
@@ -79,14 +95,35 @@ class Source:
 
     def job_input(self, request: str, dataset: str, /) -> bytes:
         self.calls.append(f"input {dataset}")
+        time.sleep(self.input_delay)
         return self.sealed[dataset]
 
     def complete_job(
-        self, request: str, receipt: Envelope, outputs: Mapping[PartyId, bytes], /
+        self,
+        request: str,
+        receipt: Envelope,
+        outputs: Mapping[PartyId, bytes],
+        charges: Sequence[Envelope] = (),
+        /,
     ) -> None:
         self.completed[request] = (receipt, outputs)
 
+    def renew_lease(self, request: str, /) -> None:
+        self.calls.append(f"renew {request}")
+
+    # The ledger calls: these tests hand the worker the local ledger instead.
+    def ledger(self, dataset: str, /) -> Any:
+        raise AssertionError("the in-memory source has no logged ledger")
+
+    def log_key(self) -> Any:
+        raise AssertionError("the in-memory source has no log")
+
+    def log_consistency(self, first: int, second: int, /) -> Any:
+        raise AssertionError("the in-memory source has no log")
+
     def fail_job(self, request: str, reason: str, /) -> None:
+        if self.taken_back:
+            raise Conflict("the request is approved, not running")
         self.failed[request] = reason
 
 
@@ -104,6 +141,7 @@ def worker(source: JobSource, state: EnclaveState, **kw: object) -> EnclaveWorke
         state=state,
         registry=REGISTRY,
         clock=lambda: NOW,
+        ledger=state.ledger,
         **kw,  # type: ignore[arg-type]
     )
 
@@ -138,15 +176,19 @@ def test_a_job_completes_with_a_receipt_and_one_sealed_output_per_recipient(
     assert source.failed == {}
 
 
-def test_a_job_sealed_to_other_evidence_fails_before_any_input_is_fetched(
+def test_a_job_sealed_to_other_keys_fails_when_its_input_does_not_open(
     state: EnclaveState,
 ) -> None:
+    """Any worker of the deployment may run a job sealed under another worker's evidence (they
+    share the keys); inputs sealed to other keys do not open, and nothing is released."""
     case = build_case()
-    source = Source(jobs=[job_of(case, evidence="sha256:" + "e" * 64)], sealed=dict(case.sealed))
+    stranger = identity("another-enclave").public
+    table = text_table(["a text sealed to another enclave"])
+    sealed = {d: seal_input(table, case.request.digest, to=stranger) for d in case.sealed}
+    source = Source(jobs=[job_of(case, evidence="sha256:" + "e" * 64)], sealed=sealed)
     result = worker(source, state).step()
     assert result.outcome == "failed"
-    assert "sealed to other enclave evidence" in source.failed[case.request.digest]
-    assert not [c for c in source.calls if c.startswith("input")]
+    assert source.failed[case.request.digest].startswith("inputs: ")
     assert source.completed == {}
 
 
@@ -159,6 +201,27 @@ def test_a_refused_job_posts_the_runners_public_reason(state: EnclaveState) -> N
     assert result.reason == reason
     assert reason.startswith("compute: ")
     assert "4242" not in reason
+
+
+def test_a_failure_the_coordinator_no_longer_takes_leaves_the_job(state: EnclaveState) -> None:
+    case = build_case(bob_texts=("BAD: the secret row 4242",))
+    source = Source(jobs=[job_of(case)], sealed=dict(case.sealed), taken_back=True)
+    result = worker(source, state).step()
+    assert (result.outcome, result.request) == ("abandoned", case.request.digest)
+    assert source.failed == {}
+    assert source.completed == {}
+
+
+def test_the_lease_is_renewed_while_a_job_runs_and_not_after(state: EnclaveState) -> None:
+    case = build_case()
+    # A one-second lease is renewed every 0.33 s; the two inputs take 0.8 s to arrive.
+    job = dataclasses.replace(job_of(case), lease_until=NOW + 1)
+    source = Source(jobs=[job], sealed=dict(case.sealed), input_delay=0.4)
+    assert worker(source, state).step().outcome == "completed"
+    renewals = [c for c in source.calls if c.startswith("renew")]
+    assert len(renewals) >= 1
+    time.sleep(0.5)
+    assert [c for c in source.calls if c.startswith("renew")] == renewals
 
 
 def test_a_bug_in_the_loop_fails_the_job_without_detail(state: EnclaveState) -> None:
@@ -201,6 +264,18 @@ def test_the_sdk_client_has_every_call_of_a_job_source() -> None:
     # mypy checks the signatures where the CLI hands a Client to the worker; this names them.
     from sealroom.client.http import Client
 
-    calls = sorted(name for name in vars(JobSource) if not name.startswith("_"))
-    assert calls == ["claim_job", "complete_job", "fail_job", "job_input", "register_enclave"]
+    calls = sorted(
+        name for cls in (JobSource, LedgerSource) for name in vars(cls) if not name.startswith("_")
+    )
+    assert calls == [
+        "claim_job",
+        "complete_job",
+        "fail_job",
+        "job_input",
+        "ledger",
+        "log_consistency",
+        "log_key",
+        "register_enclave",
+        "renew_lease",
+    ]
     assert all(callable(getattr(Client, name, None)) for name in calls)

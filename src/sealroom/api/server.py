@@ -9,6 +9,7 @@ from sealroom.api.app import create_app
 from sealroom.api.runner import run_app
 from sealroom.computations.registry import Registry, default_registry
 from sealroom.coordinator.admission import AdmissionPolicy
+from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS
 from sealroom.coordinator.witnessing import WitnessEndpoint
 
 __all__ = ["serve"]
@@ -26,6 +27,7 @@ def serve(
     keys_dir: Path | None = None,
     admission: AdmissionPolicy | None = None,
     on_ready: Callable[[int], None] | None = None,
+    lease_seconds: int = DEFAULT_LEASE_SECONDS,
 ) -> None:
     """Serve the API until interrupted; migrations run before the first request.
 
@@ -38,5 +40,6 @@ def serve(
         witnesses=witnesses,
         keys_dir=keys_dir,
         admission=admission,
+        lease_seconds=lease_seconds,
     )
     run_app(app, host=host, port=port, log_level=log_level, on_ready=on_ready)

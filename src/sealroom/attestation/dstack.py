@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import dcap_qvl
 import httpx
 import rfc8785
-from dstack_sdk import DstackClient
+from dstack_sdk import AsyncDstackClient, DstackClient
 from dstack_sdk.dstack_client import get_endpoint
 
 from sealroom.attestation.evidence import TeeEvidence, report_data_for
@@ -34,6 +34,7 @@ from sealroom.errors import AttestationInvalid, BackendUnavailable, InvalidInput
 
 __all__ = [
     "DEFAULT_PCCS_URL",
+    "DEPLOYMENT_KEY_PATH",
     "PROVIDER_DSTACK",
     "PROVIDER_SIMULATOR",
     "PROVIDER_STANDIN",
@@ -55,6 +56,10 @@ CollateralFetcher = Callable[[bytes], str]
 _T = TypeVar("_T")
 # What the SDK and its transport raise when the agent is absent, slow or talks nonsense.
 _AGENT_ERRORS = (httpx.HTTPError, OSError, RuntimeError, ValueError, TypeError, KeyError)
+
+
+# The dstack KMS path of the key the enclave workers of one deployment derive their keys from.
+DEPLOYMENT_KEY_PATH = "sealroom/enclave-keys/v1"
 
 
 def _run_blocking(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
@@ -185,6 +190,33 @@ class DstackProvider:
             collateral=collateral,
             info=info_json,
         )
+
+    def app_key(self, path: str = DEPLOYMENT_KEY_PATH) -> bytes:
+        """The KMS-derived key of this app at ``path``: the same in every instance of the
+        measured app, so the enclave workers of one deployment share the keys derived from it
+        (:func:`sealroom.enclave.keys.deployment_identity`)."""
+        endpoint = self._endpoint
+
+        async def get() -> Any:
+            # The SDK's sync client returns GetKey's coroutine unrun (dstack-sdk 0.5.4).
+            async with AsyncDstackClient(endpoint, timeout=self._timeout) as client:
+                return await client.get_key(path, "sealroom-enclave")
+
+        try:
+            response: Any = _run_blocking(get)
+        except FileNotFoundError as exc:
+            raise BackendUnavailable(
+                f"dstack guest agent at {endpoint}: socket does not exist"
+            ) from exc
+        except _AGENT_ERRORS as exc:
+            raise BackendUnavailable(f"dstack guest agent at {endpoint}: {exc}") from exc
+        try:
+            key = bytes(response.decode_key())
+        except (AttributeError, ValueError) as exc:
+            raise BackendUnavailable(f"dstack guest agent at {endpoint}: bad app key") from exc
+        if len(key) < 32:
+            raise BackendUnavailable(f"dstack guest agent at {endpoint}: app key too short")
+        return key
 
     def _check_quote_is_ours(self, quote: bytes, report_data: bytes) -> None:
         """Catch a broken or replaying agent here, before the evidence travels anywhere."""

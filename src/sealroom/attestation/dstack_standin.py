@@ -9,12 +9,17 @@ says it is a simulated stand-in, so :class:`~sealroom.attestation.dstack.DstackP
 labels its evidence ``simulated`` and provider ``dstack-standin``.
 
 This exists to test the real client path (SDK, socket, JSON shapes, error
-handling) without a CVM. Nothing it serves can pass key binding.
+handling) without a CVM. Nothing it serves can pass key binding. ``GetKey``
+answers a key derived from the recording's app id and the path by a public
+function (:func:`standin_app_key`): the same for every stand-in of one
+recording, as a KMS app key is for every instance of one app, and secret from
+no one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import socketserver
@@ -31,13 +36,21 @@ from sealroom.attestation.dstack import STANDIN_APP_NAME_MARKER
 from sealroom.attestation.rtmr import parse_event_log, runtime_event_payload
 from sealroom.errors import InvalidInput, SealroomError
 
-__all__ = ["STANDIN_APP_NAME", "GuestAgentStandIn", "StandInRecording"]
+__all__ = ["STANDIN_APP_NAME", "GuestAgentStandIn", "StandInRecording", "standin_app_key"]
 
 STANDIN_APP_NAME = (
     f"{STANDIN_APP_NAME_MARKER} (SIMULATED: replays a recorded quote; binds no key of yours)"
 )
 _MAX_BODY = 1 << 20
 _MAX_REPORT_DATA = 64
+
+
+def standin_app_key(app_id: str, path: str, purpose: str) -> bytes:
+    """The stand-in's ``GetKey`` answer: public, deterministic, labelled as simulated."""
+    label = b"sealroom dstack stand-in app key (SIMULATED, derivable by anyone)\x00"
+    return hashlib.sha256(
+        label + b"\x00".join(x.encode("utf-8") for x in (app_id, path, purpose))
+    ).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +192,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(400, {"error": "report_data must be 1..64 bytes of hex"})
                 return
             self._reply(200, self.server.recording.get_quote_response())
+        elif method == "GetKey":
+            path, purpose = request.get("path", ""), request.get("purpose", "")
+            if not isinstance(path, str) or not isinstance(purpose, str):
+                self._reply(400, {"error": "path and purpose must be strings"})
+                return
+            key = standin_app_key(str(self.server.info["app_id"]), path, purpose)
+            self._reply(200, {"key": key.hex(), "signature_chain": []})
         else:
             self._reply(404, {"error": f"method {method!r} is not implemented by the stand-in"})
 

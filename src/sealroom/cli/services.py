@@ -33,7 +33,14 @@ so that start-up need not import the attestation code."""
 HOME_ENV = "SEALROOM_HOME"
 """``sealroom.crypto.keystore.HOME_ENV`` (a test keeps them equal), without importing it."""
 
-__all__ = ["DB_ENV", "DB_ENV_ALIAS", "default_db_url", "load_simulation_root", "register"]
+__all__ = [
+    "DB_ENV",
+    "DB_ENV_ALIAS",
+    "default_db_url",
+    "load_simulation_root",
+    "read_deployment_secret",
+    "register",
+]
 
 # Every option of `serve` and `enclave` also reads an environment variable (shown in --help),
 # so a container or a dstack app compose configures them without a command line.
@@ -96,6 +103,17 @@ def serve(
             "coordinator first serves.",
         ),
     ] = False,
+    lease_seconds: Annotated[
+        int,
+        typer.Option(
+            "--lease-seconds",
+            min=2,
+            max=86_400,
+            envvar="SEALROOM_LEASE_SECONDS",
+            help="How long an enclave's claim on a job lasts unless renewed; a lapsed job goes "
+            "back to the queue for another worker.",
+        ),
+    ] = 300,
     witness: Annotated[
         list[str] | None,
         typer.Option(
@@ -213,6 +231,7 @@ def serve(
             keys_dir=keys,
             admission=admission,
             on_ready=ready if json_output else None,
+            lease_seconds=lease_seconds,
         )
 
 
@@ -308,10 +327,30 @@ def enclave(
             "--state",
             envvar="SEALROOM_ENCLAVE_STATE",
             file_okay=False,
-            help="The enclave's own state directory (its privacy-budget ledger and release "
-            "history). In a dstack CVM: a path on the encrypted disk (required). Simulated "
-            "default: a fresh temporary directory, removed on exit, so budgets reset on "
-            "every start.",
+            help="The enclave's own state directory (its release history and its trust in the "
+            "log: key, last checkpoint, ledger heads seen; budgets live in the log). In a dstack "
+            "CVM: a path on the encrypted disk (required). Simulated default: a fresh "
+            "temporary directory, removed on exit.",
+        ),
+    ] = None,
+    deployment_secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--deployment-secret-file",
+            dir_okay=False,
+            envvar="SEALROOM_DEPLOYMENT_SECRET_FILE",
+            help="A file (mode 0600, at least 32 random bytes) the deployment's workers share: "
+            "their keys derive from it, so any of them can run a job another left. Under "
+            "--dstack the default is the KMS-derived app key.",
+        ),
+    ] = None,
+    log_key: Annotated[
+        str | None,
+        typer.Option(
+            "--log-key",
+            envvar="SEALROOM_LOG_KEY",
+            help="Pin the coordinator's log key (a note verifier key); without it the key is "
+            "trusted on first use and kept in the state directory.",
         ),
     ] = None,
     simulation_root_seed: Annotated[
@@ -358,13 +397,14 @@ def enclave(
         if state is None:
             if not simulated:
                 raise InvalidInput(
-                    "--state DIR is required with --dstack: the budget ledger must live on "
-                    "the CVM's encrypted disk and survive restarts"
+                    "--state DIR is required with --dstack: the release history and the "
+                    "trusted log checkpoint must live on the CVM's encrypted disk"
                 )
             own = EnclaveState.create_temporary()
             typer.secho(
-                f"!! no --state given: privacy budgets and the release history are kept in "
-                f"{own.directory} and are LOST when this enclave stops !!",
+                f"!! no --state given: the release history and the trusted log checkpoint "
+                f"are kept in {own.directory} and are LOST when this enclave stops (budgets "
+                "live in the coordinator's log) !!",
                 fg="yellow",
                 err=True,
             )
@@ -388,8 +428,16 @@ def enclave(
                 dstack_endpoint=dstack_endpoint,
                 simulation_root=root,
             )
+            secret = (
+                read_deployment_secret(deployment_secret_file)
+                if deployment_secret_file is not None
+                else None
+            )
             keys = make_enclave_keys(
-                tee="simulated" if simulated else "dstack", now=int(time.time()), provider=provider
+                tee="simulated" if simulated else "dstack",
+                now=int(time.time()),
+                provider=provider,
+                deployment_secret=secret,
             )
             with Client(base_url=url, identity=keys.identity) as client:
                 worker = EnclaveWorker(
@@ -400,6 +448,7 @@ def enclave(
                     idle_min=min(0.25, poll_max),
                     on_event=None if json_output else lambda m: typer.echo(m, err=True),
                     provider=provider,
+                    log_key=log_key,
                 )
                 evidence = worker.register_when_ready(timeout=wait_for_coordinator)
                 if once:
@@ -424,6 +473,30 @@ def enclave(
                     worker.run(stop)
         finally:
             own.close()
+
+
+def read_deployment_secret(path: Path) -> bytes:
+    """The deployment secret in ``path``, which only its owner may read (0600 or stricter)."""
+    from sealroom.enclave.keys import MIN_DEPLOYMENT_SECRET
+    from sealroom.errors import InvalidInput
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise InvalidInput(f"cannot open the deployment secret {path}: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if mode & 0o077:
+            raise InvalidInput(
+                f"the deployment secret {path} is readable by others (mode {mode & 0o777:o}); "
+                "chmod 600 it"
+            )
+        secret = os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    if len(secret) < MIN_DEPLOYMENT_SECRET:
+        raise InvalidInput(f"the deployment secret {path} must hold at least 32 bytes")
+    return secret
 
 
 def register(app: typer.Typer) -> None:

@@ -55,6 +55,8 @@ from sealroom.wire import (
     InclusionProofView,
     JobView,
     KeywordOverlapBody,
+    LeaseView,
+    LedgerView,
     LogEntryView,
     LogKey,
     MessagePosted,
@@ -518,8 +520,13 @@ class Client:
         return response.content
 
     def complete_job(
-        self, request: str, receipt: Envelope, outputs: Mapping[PartyId, bytes]
+        self,
+        request: str,
+        receipt: Envelope,
+        outputs: Mapping[PartyId, bytes],
+        charges: Sequence[Envelope] = (),
     ) -> RequestView:
+        """Post the result with its budget charges (stored together, or not at all)."""
         path = f"/v1/jobs/{_segment(request)}/complete"
         body = self._json_body(
             CompleteJobBody.model_construct(
@@ -528,11 +535,21 @@ class Client:
                     SealedOutput.model_construct(recipient=r, sealed=s)
                     for r, s in sorted(outputs.items())
                 ),
+                charges=tuple(charges),
             )
         )
         return self._view(
             RequestView, "POST", path, what="POST job complete", body=body, signed=True
         )
+
+    def renew_lease(self, request: str) -> LeaseView:
+        path = f"/v1/jobs/{_segment(request)}/lease"
+        return self._view(LeaseView, "POST", path, what="POST job lease", body=b"", signed=True)
+
+    def ledger(self, dataset: str) -> LedgerView:
+        """A dataset's budget charges with inclusion proofs (enclaves only)."""
+        path = f"/v1/ledger/{_segment(dataset)}"
+        return self._view(LedgerView, "GET", path, what="GET ledger", signed=True)
 
     def fail_job(self, request: str, reason: str) -> RequestView:
         path = f"/v1/jobs/{_segment(request)}/fail"

@@ -2,8 +2,14 @@
 
 An enclave registers by its evidence (signed by the enclave key it binds) and
 becomes a party of kind ``enclave``. It claims the oldest approved request
-whose inputs are all sealed to it; a lease that runs out fails the request
-(:meth:`~sealroom.coordinator.state.State.sweep`).
+whose inputs are all sealed to its keys (the workers of one deployment share
+them, so any of them may claim), and renews its lease while it runs; a lease
+that runs out puts the request back in the queue for another worker, up to
+:data:`~sealroom.coordinator.state.MAX_JOB_ATTEMPTS` claims
+(:meth:`~sealroom.coordinator.state.State.sweep`). Completion stores the
+receipt, the sealed results and the request's budget charges in one
+transaction (:func:`~sealroom.coordinator.ledger.append_charges`): a release
+exists if and only if its charges do.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, exists, or_, select, update
 
 from sealroom.coordinator.admission import AdmissionPolicy
+from sealroom.coordinator.ledger import append_charges
 from sealroom.coordinator.state import (
     DEFAULT_LEASE_SECONDS,
     State,
@@ -54,6 +61,7 @@ from sealroom.wire import (
     EnclaveView,
     JobInput,
     JobView,
+    LeaseView,
     RequestView,
     SealedOutput,
 )
@@ -168,6 +176,9 @@ class Jobs:
                 select(request_inputs.c.enclave).where(request_inputs.c.request == request).limit(1)
             ).scalar_one()
             lease_until = now + self._lease
+            before = conn.execute(
+                select(jobs.c.attempts).where(jobs.c.request == request)
+            ).scalar_one_or_none()
             conn.execute(delete(jobs).where(jobs.c.request == request))
             conn.execute(
                 jobs.insert().values(
@@ -176,6 +187,7 @@ class Jobs:
                     enclave=caller,
                     claimed_at=now,
                     lease_until=lease_until,
+                    attempts=(before or 0) + 1,
                 )
             )
             transition(conn, request, ("approved",), "running", "claimed by the enclave", now)
@@ -217,6 +229,19 @@ class Jobs:
             raise NotFound(f"no sealed input {dataset} in job {request}")
         return bytes(blob)
 
+    def renew(self, request: str, *, caller: PartyId, now: int) -> LeaseView:
+        """Extend the caller's lease on a running job (the worker calls this while it runs)."""
+        self._state.sweep(now=now)
+        with write_transaction(self._state.engine) as conn:
+            job = _running_job(conn, request, caller)
+            if int(job.lease_until) <= now:
+                raise Conflict("the lease ran out; the job goes back to the queue")
+            lease_until = now + self._lease
+            conn.execute(
+                update(jobs).where(jobs.c.request == request).values(lease_until=lease_until)
+            )
+        return LeaseView(request=request, lease_until=lease_until)
+
     def complete(
         self,
         request: str,
@@ -225,8 +250,10 @@ class Jobs:
         *,
         caller: PartyId,
         now: int,
+        charges: Sequence[Envelope] = (),
     ) -> RequestView:
-        """Store the receipt and one sealed output per recipient; the request completes."""
+        """Store the receipt, one sealed output per recipient and the request's budget charges
+        (one per input, each on its dataset's head) in one transaction; the request completes."""
         sealed: dict[str, bytes] = {}
         for o in outputs:
             if o.recipient in sealed:
@@ -236,14 +263,19 @@ class Jobs:
             raise InvalidInput("outputs must be a non-empty list")
         self._state.sweep(now=now)
         with write_transaction(self._state.engine) as conn:
-            job = _running_job(conn, request, caller)
+            _running_job(conn, request, caller)
             receipt = receipt_env.open(Receipt).statement
             if receipt_env.signer.party_id != caller:
                 raise SignatureInvalid("the receipt must be signed by the enclave that ran the job")
             if receipt.request != request:
                 raise InvalidInput("the receipt names another request")
-            if receipt.evidence != job.evidence:
-                raise InvalidInput("the receipt names other enclave evidence than the job")
+            # Any evidence of the claiming enclave's keys: the workers of a deployment share
+            # the keys the inputs are sealed to, each with its own evidence.
+            ran = conn.execute(
+                select(enclaves.c.party).where(enclaves.c.evidence == receipt.evidence)
+            ).scalar_one_or_none()
+            if ran != caller:
+                raise InvalidInput("the receipt names evidence of another enclave")
             recipients = {
                 str(p)
                 for (p,) in conn.execute(
@@ -258,6 +290,37 @@ class Jobs:
                 recipients
             ):
                 raise InvalidInput("the receipt must commit to one output per recipient")
+            inputs = [
+                str(d)
+                for (d,) in conn.execute(
+                    select(request_inputs.c.dataset)
+                    .where(request_inputs.c.request == request)
+                    .order_by(request_inputs.c.position)
+                )
+            ]
+            charged = append_charges(
+                self._state,
+                conn,
+                charges,
+                request=request,
+                inputs=inputs,
+                caller=caller,
+                now=now,
+            )
+            # The ledger and the receipt must tell the same story of what was spent.
+            decided = {d.dataset: (d.epsilon, d.delta) for d in receipt.decisions}
+            requester = ComputationRequest.parse_payload(
+                statement(conn, request, ComputationRequest.TYPE)[0].payload
+            ).requester
+            for c in charged:
+                ch = c.statement
+                if ch.requester != requester:
+                    raise InvalidInput(f"budget charge {c.digest} names another requester")
+                if decided.get(ch.dataset) != (ch.epsilon, ch.delta):
+                    raise InvalidInput(
+                        f"budget charge {c.digest} differs from the receipt's decision on "
+                        f"{ch.dataset}"
+                    )
             self._state.store(conn, receipt_env, now=now)
             conn.execute(
                 results.insert(),

@@ -20,6 +20,7 @@ from sealroom.coordinator.approvals import Approvals
 from sealroom.coordinator.datasets import Datasets
 from sealroom.coordinator.jobs import Jobs
 from sealroom.coordinator.keys import CoordinatorKeystore
+from sealroom.coordinator.ledger import Ledgers
 from sealroom.coordinator.log import Log
 from sealroom.coordinator.parties import Parties
 from sealroom.coordinator.relay import Relay
@@ -41,6 +42,7 @@ class Coordinator:
     requests: Requests
     approvals: Approvals
     jobs: Jobs
+    ledgers: Ledgers
     log: Log
     relay: Relay
 
@@ -78,6 +80,7 @@ class Coordinator:
             requests=Requests(state),
             approvals=Approvals(state, admission=admission),
             jobs=Jobs(state, admission=admission, lease_seconds=lease_seconds),
+            ledgers=Ledgers(state),
             log=Log(engine, state.signer, state.witnessing),
             relay=Relay(engine=engine),
         )

@@ -59,6 +59,7 @@ __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "DEFAULT_REQUEST_TTL",
     "ENDED",
+    "MAX_JOB_ATTEMPTS",
     "OPEN",
     "DbNonceStore",
     "JobParts",
@@ -79,6 +80,8 @@ __all__ = [
 
 DEFAULT_LEASE_SECONDS = 300
 DEFAULT_REQUEST_TTL = 7 * 86_400
+# Claims of one request before a lapsed lease fails it instead of re-queueing it.
+MAX_JOB_ATTEMPTS = 5
 OPEN = ("pending", "approved")
 ENDED = ("completed", "failed", "rejected", "withdrawn", "expired")
 
@@ -163,8 +166,12 @@ class State:
             raise InvalidInput(exc.detail) from None
 
     def sweep(self, *, now: int) -> int:
-        """Expire requests past ``expires_at``, fail jobs whose lease ran out, and delete the
-        sealed results of completed requests whose retention has passed; return how many."""
+        """Expire requests past ``expires_at``, put jobs whose lease ran out back in the queue
+        (fail them after :data:`MAX_JOB_ATTEMPTS` claims), and delete the sealed results of
+        completed requests whose retention has passed; return how many.
+
+        A re-queued job is safe to run again: a release is stored only with its budget
+        charges, at most one per (request, dataset) (:mod:`sealroom.coordinator.ledger`)."""
         retention_due = and_(
             requests.c.results_until <= now,
             requests.c.results_deleted_at.is_(None),
@@ -198,19 +205,29 @@ class State:
             for (req,) in expired:
                 transition(conn, str(req), OPEN, "expired", "the request expired", now)
             lapsed = conn.execute(
-                select(requests.c.request)
+                select(requests.c.request, jobs.c.attempts)
                 .join(jobs, jobs.c.request == requests.c.request)
                 .where(requests.c.status == "running", jobs.c.lease_until <= now)
             ).all()
-            for (req,) in lapsed:
-                transition(
-                    conn,
-                    str(req),
-                    ("running",),
-                    "failed",
-                    "the enclave did not finish in time",
-                    now,
-                )
+            for req, attempts in lapsed:
+                if int(attempts) < MAX_JOB_ATTEMPTS:
+                    transition(
+                        conn,
+                        str(req),
+                        ("running",),
+                        "approved",
+                        f"the enclave's lease ran out (claim {int(attempts)}); queued again",
+                        now,
+                    )
+                else:
+                    transition(
+                        conn,
+                        str(req),
+                        ("running",),
+                        "failed",
+                        f"the enclave did not finish in time ({int(attempts)} claims)",
+                        now,
+                    )
             retained = conn.execute(
                 select(requests.c.request, requests.c.retention_seconds).where(retention_due)
             ).all()

@@ -7,13 +7,42 @@ verify before sealing anything to :attr:`EnclaveKeys.public`.
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from sealroom.attestation.evidence import EvidenceProvider
-from sealroom.crypto.keys import Identity, PublicIdentity
-from sealroom.errors import VerificationFailed
+from sealroom.crypto.keys import KEM_SEED_SIZE, KEY_SIZE, Identity, PublicIdentity
+from sealroom.errors import InvalidInput, VerificationFailed
 from sealroom.statements import EnclaveEvidence, EnclaveKeyDocument, Signed, sign_statement
 from sealroom.statements.envelope import signer_keys
 
-__all__ = ["EnclaveKeys"]
+__all__ = ["MIN_DEPLOYMENT_SECRET", "EnclaveKeys", "deployment_identity"]
+
+MIN_DEPLOYMENT_SECRET = 32
+_KDF_SALT = b"sealroom-deployment-v1"
+
+
+def deployment_identity(secret: bytes) -> Identity:
+    """The enclave keys every worker of one deployment shares, derived from its secret.
+
+    Owners seal inputs to these keys, so any worker of the deployment can run
+    any job, and a job a dead worker left is finished by another. The secret
+    is a dstack KMS app key (the same for every instance of the measured app)
+    or, in simulation, a file only the deployment's operator holds. HKDF-SHA256
+    with one label per key, so the two keys are independent.
+    """
+    if len(secret) < MIN_DEPLOYMENT_SECRET:
+        raise InvalidInput(f"a deployment secret must be at least {MIN_DEPLOYMENT_SECRET} bytes")
+
+    def derive(label: bytes, length: int = KEY_SIZE) -> bytes:
+        kdf = HKDF(algorithm=hashes.SHA256(), length=length, salt=_KDF_SALT, info=label)
+        return kdf.derive(secret)
+
+    return Identity.from_private_bytes(
+        derive(b"sealroom enclave signing key"),
+        derive(b"sealroom enclave sealing key"),
+        derive(b"sealroom enclave x-wing seed", KEM_SEED_SIZE),
+    )
 
 
 class EnclaveKeys:
@@ -24,13 +53,20 @@ class EnclaveKeys:
         self._evidence = evidence
 
     @classmethod
-    def create_at_time(cls, provider: EvidenceProvider, *, tee: str, now: int) -> EnclaveKeys:
-        """Generate fresh keys and ask ``provider`` to bind them to this TEE.
+    def create_at_time(
+        cls,
+        provider: EvidenceProvider,
+        *,
+        tee: str,
+        now: int,
+        identity: Identity | None = None,
+    ) -> EnclaveKeys:
+        """Fresh keys (or the deployment's ``identity``) bound to this TEE by ``provider``.
 
         The keys include an X-Wing key, so owners seal inputs with suite 2 and
         the report binds it: nobody can strip it on the way to an owner.
         """
-        return cls._attest(Identity.generate(), provider, tee=tee, now=now)
+        return cls._attest(identity or Identity.generate(), provider, tee=tee, now=now)
 
     def reattest_at_time(self, provider: EvidenceProvider, *, now: int) -> EnclaveKeys:
         """The same keys with fresh evidence dated ``now`` (owners refuse stale evidence)."""

@@ -16,14 +16,13 @@ Amounts are exact: stored as canonical decimal strings, summed as
 :class:`~decimal.Decimal` (ten charges of 0.1 exhaust a budget of 1 exactly),
 never floats.
 
-Where it lives. The ledger is the enclave's own state, not the coordinator's:
-by default an SQLite file under the enclave's state directory. In production
-that directory is on dstack's encrypted, measurement-bound disk, so the host
-can neither read nor edit it (it could still delete it, which loses the
-history: a production deployment should also anchor ledger heads in the
-transparency log; not done yet). In simulation it is a plain file and
-protects nothing. PostgreSQL works too (tested), for an enclave with a
-database it trusts.
+Where it lives. This local ledger is one enclave instance's own state (an
+SQLite file under its state directory, or a PostgreSQL database it trusts):
+a restart without that state, or a second instance, starts from zero. The
+worker therefore charges the deployment's ledger in the transparency log
+instead (:mod:`sealroom.enclave.charges`); this class stays for a single
+enclave run by hand over a database it trusts, and its limit checks
+(:func:`check_limits`) are the ones both ledgers apply.
 """
 
 from __future__ import annotations
@@ -44,16 +43,22 @@ from sealroom.crypto.files import create_private
 from sealroom.errors import BackendUnavailable, PolicyDenied
 from sealroom.policy.privacy import PrivacyCost
 from sealroom.policy.rules import PolicyRules
+from sealroom.statements import BudgetCharge, Signed
 from sealroom.statements.fields import canonical_decimal
 
-__all__ = ["BudgetLedger", "Charge", "SqlBudgetLedger"]
+__all__ = ["BudgetLedger", "Charge", "SqlBudgetLedger", "check_limits"]
 
 _PREC = 80
 
 
 @dataclass(frozen=True, slots=True)
 class Charge:
-    """A charge recorded for one (request, dataset); ``reused``: it was recorded earlier."""
+    """A charge for one (request, dataset); ``reused``: it was recorded earlier.
+
+    ``statement``: the signed charge a logged ledger appends with the release
+    (:mod:`sealroom.enclave.charges`); ``None`` for this local ledger, which
+    commits the charge itself.
+    """
 
     request: str
     dataset: str
@@ -63,6 +68,7 @@ class Charge:
     charged_at: int
     reused: bool = False
     bits: Decimal = Decimal(0)
+    statement: Signed[BudgetCharge] | None = None
 
 
 class BudgetLedger(Protocol):
@@ -195,7 +201,7 @@ class SqlBudgetLedger:
                         _charges.c.charged_at,
                     ).where(_charges.c.dataset == dataset)
                 ).all()
-                _check_limits(
+                check_limits(
                     rows, dataset=dataset, requester=requester, cost=cost, now=now, rules=rules
                 )
                 conn.execute(
@@ -256,7 +262,7 @@ def _add_bits_column(engine: Engine) -> None:
             raise
 
 
-def _check_limits(
+def check_limits(
     rows: Sequence[Any],
     *,
     dataset: str,

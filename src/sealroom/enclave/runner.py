@@ -22,13 +22,17 @@ one, by digest; composition only ever restricts, so a room policy can deny
 more but never allow more), decides with
 reasons, and then charges every input's budget in its ledger BEFORE it
 unseals or computes anything: a query over budget is refused with nothing
-computed. The charge is committed before any output exists, so a crash
-between charging and release never yields an uncharged release; a retry of
-the same request reuses its charge (idempotent per request and dataset). If a
-later input's charge is refused, earlier inputs stay charged for that request
-(fail closed: a spent budget without a release, never a release without a
-spend). The decision record (per input: policy, reasons, k, entity column,
-column rules, charge) is signed into the receipt.
+computed. With the deployment's logged ledger (:mod:`sealroom.enclave.charges`,
+what the worker uses) the charge is checked against the proved ledger here and
+returned signed in :attr:`JobOutput.charges`; the coordinator stores it in the
+same transaction as the release, on the head it was checked against, so
+there is never a release without its charge nor a charge without its
+release, and a request already charged is never computed again
+(:class:`~sealroom.errors.AlreadyReleased`). With the local ledger
+(:class:`~sealroom.enclave.ledger.SqlBudgetLedger`) the charge is committed
+before any output exists and a retry reuses it. The decision record (per
+input: policy, reasons, k, entity column, column rules, charge) is signed
+into the receipt.
 """
 
 from __future__ import annotations
@@ -147,10 +151,12 @@ class JobMaterials:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobOutput:
-    """The signed receipt and each recipient's sealed :class:`ReleasedOutput`."""
+    """The signed receipt, each recipient's sealed :class:`ReleasedOutput`, and the signed
+    budget charges to store with them (empty with a ledger that commits charges itself)."""
 
     receipt: Signed[Receipt]
     sealed_outputs: Mapping[PartyId, bytes]
+    charges: tuple[Envelope, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sealed_outputs", MappingProxyType(dict(self.sealed_outputs)))
@@ -218,13 +224,6 @@ def execute_job(
         approvals = _check_approvals(materials.approvals, req, atts, automatic, now=now)
     with _step("recipients"):
         recipients = _recipients(req, atts, computation)
-    # A replayed job (the coordinator holds everything it needs to replay one) gets the
-    # bytes its request released before: never a fresh draw of DP noise. A history that
-    # cannot be reached (BackendUnavailable) is not the job's fault: the worker retries.
-    earlier = history.released(req.digest)
-    if earlier is not None:
-        with _step("history"):
-            return _stored_output(earlier)
     with _step("inputs"):
         extra = sorted(set(materials.sealed_inputs) - set(request.inputs))
         if extra:
@@ -233,6 +232,17 @@ def execute_job(
         if missing:
             raise InvalidInput(f"no sealed data for input {missing[0]}")
     charges = _charge(ledger, atts, rules, request=req, cost=cost, now=now)
+    pending = tuple(c.statement.envelope for c in charges if c.statement is not None)
+    # A replayed job (the coordinator holds everything it needs to replay one) gets the
+    # bytes its request released before: never a fresh draw of DP noise. It comes after the
+    # charge, so a replay of a job whose charges the coordinator did not store yet (a
+    # crash between the run and its completion) completes with them; a charged one the
+    # logged ledger refuses above. A history that cannot be reached (BackendUnavailable)
+    # is not the job's fault: the worker retries.
+    earlier = history.released(req.digest)
+    if earlier is not None:
+        with _step("history"):
+            return _stored_output(earlier, pending)
     record = _decision_record(atts, rules, decisions, automatic, charges, room=room)
     spent = tuple(
         PrivacyCharge(
@@ -291,14 +301,16 @@ def execute_job(
         req.digest, StoredRelease(receipt=receipt.envelope.to_json(), outputs=sealed), now=now
     )
     with _step("history"):
-        return _stored_output(kept)
+        return _stored_output(kept, pending)
 
 
-def _stored_output(release: StoredRelease) -> JobOutput:
-    """The job output a request released (this run's, or an earlier run's on a replay)."""
+def _stored_output(release: StoredRelease, charges: tuple[Envelope, ...]) -> JobOutput:
+    """The job output a request released (this run's, or an earlier run's on a replay), with
+    the budget charges the coordinator stores with it."""
     return JobOutput(
         receipt=Envelope.from_json(release.receipt).open(Receipt),
         sealed_outputs=release.outputs,
+        charges=charges,
     )
 
 

@@ -1,9 +1,12 @@
-"""The enclave's own state: its budget ledger and its release history, in one directory.
+"""The enclave's own state: its release history, its trust in the log, a local ledger.
 
 In production the directory is on dstack's encrypted, measurement-bound disk;
 in simulation it is a plain directory (a temporary one unless ``--state``
-names it) and protects nothing. See :mod:`sealroom.enclave.ledger` and
-:mod:`sealroom.enclave.history` for what each holds.
+names it) and protects nothing. Budgets are not kept here: the worker charges
+the deployment's ledger in the log (:mod:`sealroom.enclave.charges`, whose
+trust cache, ``ledger-trust.json``, lives in this directory); the local
+:mod:`sealroom.enclave.ledger` is for an enclave run by hand. See
+:mod:`sealroom.enclave.history` for the release history.
 """
 
 from __future__ import annotations

@@ -12,6 +12,14 @@ The loop sees the coordinator only as a :class:`JobSource`, so the code inside
 the TEE imports no SDK: the client satisfies the protocol structurally, and a
 test can hand the loop jobs from memory.
 
+Budgets are the deployment's, not this process's: by default the worker
+charges the logged ledger (:mod:`sealroom.enclave.charges`) and posts the
+signed charges with the result, which the coordinator stores together or not
+at all. If another worker charged the same dataset first (a stale head), the
+job is read and run again; if the request turns out to be released already,
+the worker leaves it. While a job runs, a thread renews its lease; a worker
+that dies stops renewing, and the job goes back to the queue for another.
+
 Polling backs off while idle or while the coordinator is unreachable, and
 the loop stops cleanly on SIGTERM/SIGINT or when a stop event is set.
 """
@@ -32,10 +40,20 @@ from sealroom.attestation.pins import DEFAULT_MAX_EVIDENCE_AGE
 from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
 from sealroom.computations import Registry, default_registry
 from sealroom.crypto.keys import PartyId
-from sealroom.enclave.keys import EnclaveKeys
-from sealroom.enclave.runner import JobFailed, JobMaterials, execute_job
+from sealroom.enclave.charges import LedgerSource, LedgerTrust, LoggedBudgetLedger
+from sealroom.enclave.keys import EnclaveKeys, deployment_identity
+from sealroom.enclave.ledger import BudgetLedger
+from sealroom.enclave.runner import JobFailed, JobMaterials, JobOutput, execute_job
 from sealroom.enclave.state import EnclaveState
-from sealroom.errors import BackendUnavailable, SealroomError, VerificationFailed
+from sealroom.errors import (
+    AlreadyReleased,
+    BackendUnavailable,
+    Conflict,
+    NotFound,
+    SealroomError,
+    StaleLedgerHead,
+    VerificationFailed,
+)
 from sealroom.statements import Envelope
 
 __all__ = [
@@ -52,6 +70,8 @@ __all__ = [
 ]
 
 _log = logging.getLogger("sealroom.enclave.worker")
+# Runs of one job whose charges met a moved ledger head before the worker gives up.
+_STALE_RETRIES = 5
 
 # Re-attest at half the default maximum evidence age owners accept (24 h), so an owner
 # with the default bound always finds fresh evidence.
@@ -107,8 +127,11 @@ class ClaimedJob(Protocol):
     @property
     def evidence(self) -> str: ...
 
+    @property
+    def lease_until(self) -> int: ...
 
-class JobSource(Protocol):
+
+class JobSource(LedgerSource, Protocol):
     """Where the enclave's jobs come from: exactly what the loop calls (the SDK client fits)."""
 
     def register_enclave(self, evidence: Envelope, /) -> RegisteredEnclave: ...
@@ -117,8 +140,15 @@ class JobSource(Protocol):
 
     def job_input(self, request: str, dataset: str, /) -> bytes: ...
 
+    def renew_lease(self, request: str, /) -> object: ...
+
     def complete_job(
-        self, request: str, receipt: Envelope, outputs: Mapping[PartyId, bytes], /
+        self,
+        request: str,
+        receipt: Envelope,
+        outputs: Mapping[PartyId, bytes],
+        charges: Sequence[Envelope] = (),
+        /,
     ) -> object: ...
 
     def fail_job(self, request: str, reason: str, /) -> object: ...
@@ -149,12 +179,24 @@ def make_enclave_keys(
     now: int,
     dstack_endpoint: str | None = None,
     provider: EvidenceProvider | None = None,
+    deployment_secret: bytes | None = None,
 ) -> EnclaveKeys:
-    """Fresh enclave keys with evidence from ``provider`` (default: :func:`make_evidence_provider`)."""
+    """Enclave keys with evidence from ``provider`` (default: :func:`make_evidence_provider`).
+
+    The keys are fresh, or with ``deployment_secret`` the deployment's shared
+    keys (:func:`~sealroom.enclave.keys.deployment_identity`). Under dstack
+    without a secret given, the secret is the KMS-derived app key.
+    """
     if provider is None:
         provider = make_evidence_provider(tee=tee, dstack_endpoint=dstack_endpoint)
+    if deployment_secret is None and tee == "dstack":
+        from sealroom.attestation.dstack import DstackProvider
+
+        if isinstance(provider, DstackProvider):
+            deployment_secret = provider.app_key()
+    identity = deployment_identity(deployment_secret) if deployment_secret is not None else None
     return EnclaveKeys.create_at_time(
-        provider, tee="simulated" if tee == "simulated" else "tdx", now=now
+        provider, tee="simulated" if tee == "simulated" else "tdx", now=now, identity=identity
     )
 
 
@@ -162,7 +204,8 @@ def make_enclave_keys(
 class StepResult:
     """What one :meth:`EnclaveWorker.step` did."""
 
-    outcome: Literal["idle", "completed", "failed"]
+    # "abandoned": the request was released by another run, or taken back; nothing posted.
+    outcome: Literal["idle", "completed", "failed", "abandoned"]
     request: str | None = None
     reason: str | None = None
 
@@ -181,6 +224,7 @@ class EnclaveWorker:
         "_idle_min",
         "_keys",
         "_known",
+        "_ledger",
         "_on_event",
         "_provider",
         "_reattest_after",
@@ -203,6 +247,8 @@ class EnclaveWorker:
         on_event: Callable[[str], None] | None = None,
         provider: EvidenceProvider | None = None,
         reattest_after: int = DEFAULT_REATTEST_AFTER,
+        ledger: BudgetLedger | None = None,
+        log_key: str | None = None,
     ) -> None:
         self._source = source
         self._keys = keys
@@ -211,6 +257,11 @@ class EnclaveWorker:
         self._provider = provider
         self._reattest_after = reattest_after
         self._state = state
+        # The deployment's logged ledger unless a caller hands another (tests, a single
+        # enclave over a database it trusts).
+        self._ledger: BudgetLedger = ledger or LoggedBudgetLedger(
+            source=source, keys=keys, trust=LedgerTrust(state.directory), log_key=log_key
+        )
         self._registry = registry or default_registry()
         self._clock = clock
         self._idle_min = idle_min
@@ -270,7 +321,8 @@ class EnclaveWorker:
         return self.register()
 
     def step(self) -> StepResult:
-        """Claim at most one job and finish it (complete or fail); re-attest when due."""
+        """Claim at most one job and finish it (complete, fail, or leave it to another run);
+        re-attest first when due."""
         due = self._keys.evidence.statement.created_at + self._reattest_after
         if self._provider is not None and self._clock() >= due:
             self.reattest()
@@ -281,35 +333,83 @@ class EnclaveWorker:
             return StepResult("idle")
         request_id = job.request.digest
         self._event(f"claimed {request_id}")
-        try:
-            keys = self._known.get(job.evidence)
-            if keys is None:
-                raise VerificationFailed(
-                    "the job's inputs are sealed to other enclave evidence than this enclave's"
+        with self._renewing(job):
+            return self._finish(job)
+
+    def _finish(self, job: ClaimedJob) -> StepResult:
+        request_id = job.request.digest
+        for _attempt in range(_STALE_RETRIES):
+            try:
+                output = self._execute(job)
+            except JobFailed as exc:
+                if isinstance(exc.cause, AlreadyReleased):
+                    return self._abandon(request_id, exc.reason)
+                return self._fail(request_id, exc.reason)
+            except BackendUnavailable:
+                raise  # the lease runs out and the job goes back to the queue; retry the loop
+            except SealroomError as exc:
+                return self._fail(request_id, _safe_reason(exc))
+            except Exception:  # a bug must not crash the loop nor leak anything
+                _log.exception("unexpected error in job %s", request_id)
+                return self._fail(request_id, "internal error in the enclave worker")
+            try:
+                self._source.complete_job(
+                    request_id, output.receipt.envelope, output.sealed_outputs, output.charges
                 )
-            materials = self._materials(job)
-            output = execute_job(
-                materials,
-                keys=keys,
-                registry=self._registry,
-                ledger=self._state.ledger,
-                history=self._state.history,
-                now=self._clock(),
-            )
-        except JobFailed as exc:
-            return self._fail(request_id, exc.reason)
-        except BackendUnavailable:
-            raise  # the lease runs out and the coordinator fails the job; retry the loop
-        except SealroomError as exc:
-            return self._fail(request_id, _safe_reason(exc))
-        except Exception:  # a bug must not crash the loop nor leak anything
-            _log.exception("unexpected error in job %s", request_id)
-            return self._fail(request_id, "internal error in the enclave worker")
-        self._source.complete_job(request_id, output.receipt.envelope, output.sealed_outputs)
-        self._event(f"completed {request_id}: receipt {output.receipt.digest}")
-        return StepResult("completed", request_id)
+            except StaleLedgerHead:
+                self._event(f"{request_id}: another charge came first; reading the ledger again")
+                continue
+            except Conflict as exc:  # released by another run, or the lease was taken back
+                return self._abandon(request_id, _safe_reason(exc))
+            if isinstance(self._ledger, LoggedBudgetLedger):
+                self._ledger.stored(output.charges)
+            self._event(f"completed {request_id}: receipt {output.receipt.digest}")
+            return StepResult("completed", request_id)
+        return self._fail(
+            request_id, f"budget: the ledger kept moving; gave up after {_STALE_RETRIES} tries"
+        )
+
+    def _execute(self, job: ClaimedJob) -> JobOutput:
+        # The evidence the job's inputs were sealed to, if it is one of this worker's (its
+        # receipt then names what the owners checked); else the inputs were sealed to the
+        # deployment's keys under another worker's evidence, and opening them proves it.
+        return execute_job(
+            self._materials(job),
+            keys=self._known.get(job.evidence, self._keys),
+            registry=self._registry,
+            ledger=self._ledger,
+            history=self._state.history,
+            now=self._clock(),
+        )
+
+    @contextmanager
+    def _renewing(self, job: ClaimedJob) -> Iterator[None]:
+        """Renew the job's lease in a thread while the block runs (a third of it each time)."""
+        request_id = job.request.digest
+        period = max(0.2, (job.lease_until - self._clock()) / 3)
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(period):
+                try:
+                    self._source.renew_lease(request_id)
+                except BackendUnavailable:
+                    continue
+                except SealroomError as exc:
+                    self._event(f"{request_id}: lease not renewed ({exc.public_message})")
+                    return
+
+        thread = threading.Thread(target=renew, name="lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(10)
 
     def _materials(self, job: ClaimedJob) -> JobMaterials:
+        # The inputs are sealed to this deployment's keys under some worker's evidence (the
+        # job names which); opening them is what proves they are ours.
         request_id = job.request.digest
         sealed = {i.dataset: self._source.job_input(request_id, i.dataset) for i in job.inputs}
         return JobMaterials(
@@ -321,8 +421,15 @@ class EnclaveWorker:
             room_policy=job.room_policy,
         )
 
+    def _abandon(self, request_id: str, reason: str) -> StepResult:
+        self._event(f"left {request_id}: {reason}")
+        return StepResult("abandoned", request_id, reason)
+
     def _fail(self, request_id: str, reason: str) -> StepResult:
-        self._source.fail_job(request_id, reason[:2000])
+        try:
+            self._source.fail_job(request_id, reason[:2000])
+        except (Conflict, NotFound) as exc:  # another run finished it, or the lease was taken back
+            return self._abandon(request_id, f"{reason} (not posted: {exc.public_message})")
         self._event(f"failed {request_id}: {reason}")
         return StepResult("failed", request_id, reason)
 

@@ -8,6 +8,7 @@ from sealroom.statements.fields import Digest
 from sealroom.statements.models import (
     STATEMENT_TYPES,
     Approval,
+    BudgetCharge,
     Column,
     CommitmentRef,
     ComputationRef,
@@ -38,6 +39,7 @@ __all__ = [
     "PUBLIC_TYPES",
     "STATEMENT_TYPES",
     "Approval",
+    "BudgetCharge",
     "Column",
     "CommitmentRef",
     "ComputationRef",

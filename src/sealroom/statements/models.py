@@ -45,6 +45,7 @@ from sealroom.statements.fields import (
 __all__ = [
     "STATEMENT_TYPES",
     "Approval",
+    "BudgetCharge",
     "Column",
     "CommitmentRef",
     "ComputationRef",
@@ -409,6 +410,46 @@ def output_commitment(salt: bytes, body: bytes) -> str:
 Receipt.model_rebuild()
 
 
+# --- BudgetCharge ---------------------------------------------------------------------------
+
+
+class BudgetCharge(Statement):
+    """One request's charge on one dataset's privacy budget, signed by the enclave that ran it.
+
+    The charges of a dataset form a hash chain (``prev`` is the digest of the
+    dataset's previous charge, ``seq`` its position, both ``None``/0 for the
+    first), so a log holding them is the deployment's one ledger for that
+    dataset: the coordinator appends a charge only while ``prev`` is the
+    dataset's head, and at most one per (request, dataset). Amounts are exact
+    decimal strings. ``requester`` feeds per-requester caps, which are best
+    effort (identities are free); totals bind.
+    """
+
+    TYPE: ClassVar[str] = "sealroom.budget-charge"
+    VERSION: ClassVar[int] = 1
+
+    dataset: DigestStr
+    request: DigestStr
+    requester: PartyIdStr
+    epsilon: DecimalStr
+    delta: DecimalStr
+    bits: DecimalStr
+    seq: NonNegInt
+    prev: DigestStr | None
+    enclave: PartyIdStr
+    evidence: DigestStr
+    charged_at: UnixTime
+
+    @model_validator(mode="after")
+    def _chained(self) -> BudgetCharge:
+        if (self.seq == 0) != (self.prev is None):
+            raise ValueError("the first charge (seq 0) and only it has no prev")
+        return self
+
+    def check_signer(self, signer: PublicIdentity) -> None:
+        require_signer(self.enclave, signer, role="enclave")
+
+
 # --- Protocols run between parties ---------------------------------------------------------
 
 SessionStr = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
@@ -540,5 +581,6 @@ STATEMENT_TYPES: dict[str, type[Statement]] = {
         Receipt,
         ProtocolReceipt,
         TrainedModel,
+        BudgetCharge,
     )
 }

@@ -35,6 +35,7 @@ __all__ = [
     "datasets",
     "enclaves",
     "jobs",
+    "ledger_charges",
     "metadata",
     "nonces",
     "parties",
@@ -226,6 +227,22 @@ jobs = Table(
     Column("enclave", _PARTY, nullable=False),
     Column("claimed_at", BigInteger, nullable=False),
     Column("lease_until", BigInteger, nullable=False, index=True),
+    # How many times the request was claimed (a lapsed lease re-queues it, up to a limit).
+    Column("attempts", Integer, nullable=False, server_default="1"),
+)
+
+# Each dataset's budget ledger: a hash chain of BudgetCharge statements, one per
+# (request, dataset). The primary key makes (dataset, seq) a compare-and-swap: two
+# enclaves charging on the same head cannot both commit.
+ledger_charges = Table(
+    "ledger_charges",
+    metadata,
+    Column("dataset", _DIGEST, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("request", _DIGEST, ForeignKey("requests.request"), nullable=False),
+    Column("charge", _DIGEST, ForeignKey("statements.digest"), nullable=False, unique=True),
+    Column("charged_at", BigInteger, nullable=False),
+    Index("ledger_charges_request", "request", "dataset", unique=True),
 )
 
 nonces = Table(

@@ -31,6 +31,9 @@ from sealroom.wire.jobs import (
     EnclaveView,
     JobInput,
     JobView,
+    LeaseView,
+    LedgerCharge,
+    LedgerView,
     SealedOutput,
 )
 from sealroom.wire.log import ConsistencyProofView, InclusionProofView, LogEntryView, LogKey
@@ -92,6 +95,9 @@ __all__ = [
     "JobInput",
     "JobView",
     "KeywordOverlapBody",
+    "LeaseView",
+    "LedgerCharge",
+    "LedgerView",
     "LogEntryView",
     "LogKey",
     "MessagePosted",

@@ -17,6 +17,9 @@ __all__ = [
     "EnclaveView",
     "JobInput",
     "JobView",
+    "LeaseView",
+    "LedgerCharge",
+    "LedgerView",
     "SealedOutput",
 ]
 
@@ -80,3 +83,37 @@ class CompleteJobBody(WireModel):
     outputs: tuple[SealedOutput, ...] = Field(
         min_length=1, description="One per recipient, recipients distinct."
     )
+    charges: tuple[EnvelopeField, ...] = Field(
+        default=(),
+        max_length=64,
+        description="BudgetCharge envelopes, signed by the enclave: appended to each "
+        "dataset's ledger in the same transaction that stores the result, only while each "
+        "names its dataset's current head.",
+    )
+
+
+class LedgerCharge(WireModel):
+    """One charge of a dataset's ledger, with its log leaf and inclusion proof."""
+
+    envelope: EnvelopeField = Field(description="A BudgetCharge envelope.")
+    log_index: int
+    salt: B64Field | None = Field(
+        default=None,
+        description="The salt of the charge's log commitment (null if it is logged in clear).",
+    )
+    inclusion: tuple[B64Field, ...] = Field(
+        description="The charge's inclusion proof in the view's checkpoint."
+    )
+
+
+class LedgerView(WireModel):
+    """A dataset's whole ledger (its charges, oldest first) as of one signed checkpoint."""
+
+    dataset: DigestStr
+    checkpoint: str = Field(description="The C2SP signed checkpoint the proofs are against.")
+    charges: tuple[LedgerCharge, ...]
+
+
+class LeaseView(WireModel):
+    request: DigestStr
+    lease_until: int

@@ -14,6 +14,8 @@ from sealroom.wire import (
     EnclaveList,
     EnclaveRegistered,
     JobView,
+    LeaseView,
+    LedgerView,
     ReasonBody,
     RequestView,
 )
@@ -95,8 +97,33 @@ def complete(
 ) -> RequestView:
     body = call.body
     return api.coordinator.jobs.complete(
-        rid, body.receipt, body.outputs, caller=call.caller.party, now=call.caller.now
+        rid,
+        body.receipt,
+        body.outputs,
+        caller=call.caller.party,
+        now=call.caller.now,
+        charges=body.charges,
     )
+
+
+@router.post(
+    "/v1/jobs/{rid}/lease",
+    response_model=LeaseView,
+    description="Signed by the enclave that claimed the job; the body is empty. Extends the "
+    "lease; a job whose lease runs out goes back to the queue.",
+)
+def renew_lease(rid: str, caller: Signed, api: ApiDep) -> LeaseView:
+    return api.coordinator.jobs.renew(rid, caller=caller.party, now=caller.now)
+
+
+@router.get(
+    "/v1/ledger/{dataset}",
+    response_model=LedgerView,
+    description="Signed by a registered enclave: the dataset's budget charges, oldest first, "
+    "each with its inclusion proof in one signed checkpoint.",
+)
+def ledger(dataset: str, caller: Signed, api: ApiDep) -> LedgerView:
+    return api.coordinator.ledgers.view(dataset, caller=caller.party)
 
 
 @router.post(
