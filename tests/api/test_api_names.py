@@ -126,10 +126,10 @@ def test_fingerprints() -> None:
 
 def test_the_sdk_refuses_a_taken_name(tmp_path: Path) -> None:
     with coordinator(tmp_path) as url:
-        with Party.create(home=tmp_path / "a", name="amiller", url=url):
+        with Party.create(home=tmp_path / "a", name="amiller", url=url, unencrypted=True):
             pass
         with pytest.raises(NameTaken, match="taken"):
-            Party.create(home=tmp_path / "b", name="AMILLER", url=url)
+            Party.create(home=tmp_path / "b", name="AMILLER", url=url, unencrypted=True)
 
 
 def _upgrade_to(engine: sa.Engine, revision: str) -> None:

@@ -49,7 +49,10 @@ def test_owner_sees_spent_and_remaining_budget(tmp_path: Path) -> None:
             name: {"SEALROOM_HOME": str(tmp_path / name), "SEALROOM_URL": url}
             for name in ("owner", "bob", "carol")
         }
-        ids = {n: ok_json(cli(e, "init", "--name", n, "--json"))["party"] for n, e in env.items()}
+        ids = {
+            n: ok_json(cli(e, "init", "--unencrypted-keystore", "--name", n, "--json"))["party"]
+            for n, e in env.items()
+        }
         ds, other = (
             ok_json(
                 cli(env["owner"], "dataset", "publish", str(f), "--policy", str(rules), "--json")

@@ -34,7 +34,7 @@ def ok_json(res: Result) -> Any:
 
 def test_whoami_reads_only_the_keystore(tmp_path: Path) -> None:
     env = {"SEALROOM_HOME": str(tmp_path / "h"), "SEALROOM_URL": "http://127.0.0.1:9"}
-    made = ok_json(cli(env, "init", "--name", "alice", "--json"))
+    made = ok_json(cli(env, "init", "--unencrypted-keystore", "--name", "alice", "--json"))
     assert made["fingerprint"] == fingerprint(made["party"])
     me = ok_json(cli(env, "whoami", "--json"))  # the coordinator is unreachable: no matter
     assert me == {
@@ -72,7 +72,10 @@ def test_requests_and_an_inbox_that_shows_the_sql(tmp_path: Path) -> None:
             name: {"SEALROOM_HOME": str(tmp_path / name), "SEALROOM_URL": url}
             for name in ("alice", "bob", "carol")
         }
-        ids = {n: ok_json(cli(e, "init", "--name", n, "--json"))["party"] for n, e in env.items()}
+        ids = {
+            n: ok_json(cli(e, "init", "--unencrypted-keystore", "--name", n, "--json"))["party"]
+            for n, e in env.items()
+        }
         da, db = (
             ok_json(cli(env[o], "dataset", "publish", str(f), "--policy", str(rules[o]), "--json"))[
                 "dataset"
