@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from sealroom.attestation.pins import DEFAULT_MAX_EVIDENCE_AGE, EnclavePin
 from sealroom.attestation.simulated import SimulationRoot
+from sealroom.cli.exits import ExitCode
 from sealroom.cli.main import app
 from sealroom.client import flows
 from sealroom.client.http import Client
@@ -186,7 +187,7 @@ def test_a_bundle_from_a_strangers_enclave_is_refused_by_verify_with_the_pins(
     root = SIMULATION_ROOT.public_key.hex()
     args = ["verify", bundle, "--allow-simulated", "--log-key", log_key, "--simulation-root", root]
     refused = CliRunner().invoke(app, [*args, "--json"])
-    assert refused.exit_code == 1, refused.output
+    assert refused.exit_code == ExitCode.VERIFICATION_FAILED, refused.output
     failed = [c for c in json.loads(refused.output)["checks"] if not c["passed"]]
     assert [c["name"] for c in failed] == ["TEE evidence"]
     assert "simulation root" in failed[0]["detail"]

@@ -3,10 +3,12 @@ deployment secret: the pieces of the ledger and chaos tests."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,12 +20,19 @@ import pandas as pd
 
 from sealroom.client import flows
 from sealroom.client.http import Client
+from sealroom.crypto.files import write_private
 from sealroom.crypto.keys import Identity
 from sealroom.crypto.keystore import Keystore
 from sealroom.enclave.keys import EnclaveKeys
 from sealroom.enclave.state import EnclaveState
-from sealroom.enclave.worker import EnclaveWorker, JobSource, make_enclave_keys
+from sealroom.enclave.worker import (
+    EnclaveWorker,
+    JobSource,
+    make_enclave_keys,
+    make_evidence_provider,
+)
 from tests.client.analytics_e2e_world import policy
+from tests.services import SIMULATION_ROOT
 
 #: Each run spends this much of a total of EPSILON_TOTAL.
 RUN_EPSILON = "1"
@@ -122,7 +131,20 @@ def write_secret(path: Path) -> Path:
 
 
 def deployment_keys(secret: Path) -> EnclaveKeys:
-    return make_enclave_keys(now=int(time.time()), deployment_secret=secret.read_bytes())
+    """The deployment's keys with evidence under the tests' simulation root (admitted)."""
+    return make_enclave_keys(
+        now=int(time.time()),
+        deployment_secret=secret.read_bytes(),
+        provider=make_evidence_provider(simulation_root=SIMULATION_ROOT),
+    )
+
+
+@functools.cache
+def root_seed_file() -> Path:
+    """The tests' simulation root as a seed file (``sealroom enclave --simulation-root-seed``)."""
+    path = Path(tempfile.mkdtemp(prefix="sealroom-test-root-")) / "root.seed"
+    write_private(path, SIMULATION_ROOT.private_bytes().hex().encode("ascii") + b"\n")
+    return path
 
 
 def in_process_worker(
@@ -148,6 +170,7 @@ def in_process_worker(
 
 def enclave_args(url: str, *, secret: Path | None, state: Path | None) -> list[str]:
     args = [sys.executable, "-m", "sealroom.cli", "enclave", "--url", url, "--poll-max", "0.2"]
+    args += ["--simulation-root-seed", str(root_seed_file())]
     if secret is not None:
         args += ["--deployment-secret-file", str(secret)]
     if state is not None:
