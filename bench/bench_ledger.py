@@ -28,8 +28,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from bench._harness import Ratio, median_seconds
+from sealroom.attestation.pins import EnclavePin
 from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
 from sealroom.computations import default_registry
+from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.ledger import append_charges
 from sealroom.coordinator.service import Coordinator
@@ -76,14 +78,15 @@ class LoggedBench:
     def __init__(self, directory: Path) -> None:
         engine = create_engine(f"sqlite:///{directory / 'coordinator.db'}")
         upgrade(engine)
+        root = SimulationRoot.generate()
         self.c = Coordinator.open(
             engine=engine,
             registry=default_registry(),
             keystore=CoordinatorKeystore(directory=directory / "coordinator-keys"),
+            # The deployment admits its own simulated enclave (what `serve --simulation-root` does).
+            admission=AdmissionPolicy(pin=EnclavePin(simulation_root=root.public_key)),
         )
-        self.keys = EnclaveKeys.create_at_time(
-            SimulatedEnclave(SimulationRoot.generate()), tee="simulated", now=NOW
-        )
+        self.keys = EnclaveKeys.create_at_time(SimulatedEnclave(root), tee="simulated", now=NOW)
         env = self.keys.evidence.envelope
         self.c.jobs.register_enclave(env, caller=env.signer.party_id, now=NOW)
         self.requester = Identity.generate()
