@@ -176,8 +176,9 @@ class Party:
         policy_name: str | None = None,
         card: flows.CardOptions | None = None,
     ) -> flows.Published:
-        """Profile and commit a local file or other source (:func:`sealroom.connectors.open_source`),
-        publish its signed card (and ``policy``'s rules); the data stays here. ``flows.preview_card`` shows the same card unsigned."""
+        """Profile and commit a local file or other source
+        (:func:`sealroom.connectors.open_source`), publish its signed card (and ``policy``'s
+        rules); the data stays here. ``flows.preview_card`` shows the same card unsigned."""
         return flows.publish(
             self._client,
             self.identity,

@@ -163,13 +163,14 @@ def watch_round(
     """Approve by policy, then notify each item left for a person that was not notified yet."""
     state = _Notified.load(party.home)
     done = party.auto_approve(allow_simulated=allow_simulated)
-    views = {v.request: v for v in party.inbox()}
+    left = [a for a in done if a.action == "left"]
+    # The inbox again only when something new needs a person (its parameters go in the notice).
+    new = any(f"{a.request} {a.dataset}" not in state.keys for a in left)
+    views = {v.request: v for v in party.inbox()} if new else {}
     waiting: set[str] = set()
     notified: list[Notice] = []
     failed: list[tuple[Notice, str]] = []
-    for item in done:
-        if item.action != "left":
-            continue
+    for item in left:
         key = f"{item.request} {item.dataset}"
         waiting.add(key)
         view = views.get(item.request)

@@ -48,7 +48,6 @@ loading ignores it.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hmac
 import json
 import os
@@ -64,6 +63,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
+from sealroom.crypto.files import read_private
 from sealroom.crypto.keys import (
     KEM_PUBLIC_KEY_SIZE,
     KEM_SEED_SIZE,
@@ -515,50 +515,12 @@ def _check_directory(home: Path) -> None:
 
 
 def _read_private_file(path: Path) -> bytes:
-    """Read the keystore, refusing files that others can read or that we do not own.
-
-    Checks run on the opened descriptor (``fstat``), not the path, so the
-    file cannot be swapped between the check and the read; symlinks are
-    refused outright.
-    """
-    home = path.parent
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise KeystoreError(f"no keystore at {path}: {_CREATE_HINT}") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise KeystoreError(f"keystore {path} is a symbolic link; refusing it") from None
-        raise KeystoreError(f"cannot open keystore {path}: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise KeystoreError(f"keystore {path} is not a regular file")
-        if st.st_mode & 0o077:
-            raise KeystoreError(
-                f"keystore {path} is accessible by group or others "
-                f"(mode {stat.S_IMODE(st.st_mode):04o}); its private keys may have leaked. "
-                f"If that is impossible, run `chmod 600 {path}`"
-            )
-        if hasattr(os, "getuid") and st.st_uid != os.getuid():
-            raise KeystoreError(f"keystore {path} is owned by another user")
-        if st.st_size > _MAX_FILE_SIZE:
-            raise KeystoreError(f"keystore {path} is too large to be a keystore")
-        chunks = []
-        remaining = _MAX_FILE_SIZE + 1
-        while remaining > 0:
-            chunk = os.read(fd, remaining)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        raw = b"".join(chunks)
-    finally:
-        os.close(fd)
-    if len(raw) > _MAX_FILE_SIZE:
-        raise KeystoreError(f"keystore {path} is too large to be a keystore")
-    _check_directory(home)
+    """Read the keystore (:func:`~sealroom.crypto.files.read_private`: checked on the opened
+    descriptor, no symlinks, ours, 0600, bounded), then check its directory."""
+    raw = read_private(path, what="keystore", max_size=_MAX_FILE_SIZE)
+    if raw is None:
+        raise KeystoreError(f"no keystore at {path}: {_CREATE_HINT}")
+    _check_directory(path.parent)
     return raw
 
 

@@ -88,13 +88,8 @@ def _tool_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _dataset(view: DatasetView) -> dict[str, Any]:
-    data = view.to_json_dict()
-    data.pop("envelope", None)
-    return data
-
-
-def _request(view: RequestView) -> dict[str, Any]:
+def _view(view: DatasetView | RequestView) -> dict[str, Any]:
+    """A coordinator view as JSON, without the signed envelope (the agent reads the fields)."""
     data = view.to_json_dict()
     data.pop("envelope", None)
     return data
@@ -156,7 +151,7 @@ def build_server(party: Party, *, limits: AgentLimits) -> MCPServer:
         page = party.search(query, keywords=tuple(keywords or ()), owner=owner, limit=limit)
         return {
             "datasets": [
-                {"dataset": _dataset(h.dataset), "score": h.score, "jaccard": h.jaccard}
+                {"dataset": _view(h.dataset), "score": h.score, "jaccard": h.jaccard}
                 for h in page.items
             ],
             "next_cursor": page.next_cursor,
@@ -165,7 +160,7 @@ def build_server(party: Party, *, limits: AgentLimits) -> MCPServer:
     @tool
     def show_card(dataset: str) -> dict[str, Any]:
         """A dataset's public card (schema, size, topics, policy), its owner's signature checked."""
-        return _dataset(party.show(dataset))
+        return _view(party.show(dataset))
 
     @tool
     def preview_card_for_file(path: str, policy: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -198,12 +193,12 @@ def build_server(party: Party, *, limits: AgentLimits) -> MCPServer:
         computation: str, datasets: list[str], params: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Ask for a computation on datasets; their owners approve by hand or by policy."""
-        return _request(party.request(computation, datasets, params or {}))
+        return _view(party.request(computation, datasets, params or {}))
 
     @tool
     def inbox() -> dict[str, Any]:
         """Requests on this party's datasets waiting for its decision, with full parameters."""
-        return {"requests": [_request(v) for v in party.inbox()]}
+        return {"requests": [_view(v) for v in party.inbox()]}
 
     @tool
     def approve_within_policy() -> dict[str, Any]:
@@ -231,24 +226,24 @@ def build_server(party: Party, *, limits: AgentLimits) -> MCPServer:
     @tool
     def reject(request: str, reason: str) -> dict[str, Any]:
         """Reject a request on this party's data (one rejection ends it)."""
-        return _request(party.reject(request, reason=reason))
+        return _view(party.reject(request, reason=reason))
 
     @tool
     def withdraw(request: str, reason: str = "withdrawn by the requester") -> dict[str, Any]:
         """Withdraw this party's own pending or approved request."""
-        return _request(party.withdraw(request, reason=reason))
+        return _view(party.withdraw(request, reason=reason))
 
     @tool
     def status(request: str) -> dict[str, Any]:
         """A request's status, its inputs' decisions and history."""
-        return _request(party.status(request))
+        return _view(party.status(request))
 
     @tool
     def wait(request: str, timeout_seconds: float = 60.0) -> dict[str, Any]:
         """Wait until the request is final (completed, failed, rejected, expired, withdrawn)."""
         if not 0 < timeout_seconds <= MAX_WAIT_SECONDS:
             raise InvalidInput(f"timeout_seconds must be in (0, {MAX_WAIT_SECONDS:g}]")
-        return _request(party.wait(request, timeout=timeout_seconds))
+        return _view(party.wait(request, timeout=timeout_seconds))
 
     @tool
     def result(request: str) -> dict[str, Any]:
@@ -287,7 +282,7 @@ def build_server(party: Party, *, limits: AgentLimits) -> MCPServer:
     def card(dataset: str) -> str:
         """A dataset's public card."""
         try:
-            return json.dumps(_dataset(party.show(dataset)), sort_keys=True)
+            return json.dumps(_view(party.show(dataset)), sort_keys=True)
         except SealroomError as exc:
             raise ResourceError(exc.diagnostics()) from None
 
