@@ -85,7 +85,9 @@ class SearchForm:
             raise InvalidInput(
                 f"the search text must be at most {MAX_Q} characters with a letter or digit"
             )
-        keywords = tuple(dict.fromkeys(k.strip() for k in values["keywords"].split(",") if k.strip()))
+        keywords = tuple(
+            dict.fromkeys(k.strip() for k in values["keywords"].split(",") if k.strip())
+        )
         if len(keywords) > MAX_KEYWORDS:
             raise InvalidInput(f"at most {MAX_KEYWORDS} keywords, got {len(keywords)}")
         if any(len(k) > 200 for k in keywords):

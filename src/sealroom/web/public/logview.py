@@ -155,4 +155,3 @@ def check_consistency(log: Log, first: int) -> CheckedConsistency:
         f"{b64(newer.checkpoint.root_hash)}) (RFC 9162)",
     )
     return CheckedConsistency(older, newer, tuple(b64(bytes(p)) for p in proof), checked)
-

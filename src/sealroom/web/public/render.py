@@ -33,7 +33,9 @@ _CSP = (
 def security_headers(*, fetch_https: bool = False) -> dict[str, str]:
     """The headers of every public page and asset."""
     return {
-        "content-security-policy": _CSP.format(connect="'self' https:" if fetch_https else "'self'"),
+        "content-security-policy": _CSP.format(
+            connect="'self' https:" if fetch_https else "'self'"
+        ),
         "x-content-type-options": "nosniff",
         "x-frame-options": "DENY",
         "referrer-policy": "no-referrer",
