@@ -9,6 +9,7 @@ show an outsider nothing the API would not show one.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import re
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ import rfc8785
 from sealroom.client import flows
 from sealroom.client.http import Client
 from sealroom.verification.bundle import ProofBundle
+from sealroom.web.public.explorer import day
 from sealroom.web.public.verifier import MAX_UPLOAD
 from tests.client.client_world import AUTO_POLICY, TOPICS_A, TOPICS_B, now, party, write_jsonl
 from tests.services import SIMULATION_ROOT, coordinator, registered_enclave
@@ -56,6 +58,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             clients[name] = Client(base_url=url, identity=ident)
             clients[name].register_party(name)
         published = {}
+
+        def dated(path: Path, topics: list[str], rows: int) -> Path:
+            """Notes with ISO timestamps (a timestamp column gives the card a time range)."""
+            with path.open("w") as fh:
+                for i in range(rows):
+                    at = dt.datetime(2024, 3, 1, tzinfo=dt.UTC) + dt.timedelta(hours=6 * i)
+                    text = f"worked on {topics[i % len(topics)]}"
+                    fh.write(json.dumps({"ts": at.isoformat(), "text": text}) + "\n")
+            return path
+
         for name, title, topics, rows in (
             ("alice", "alice's attestation notes", TOPICS_A, 60),
             ("bob", "bob's kernel notes", TOPICS_B, 90),
@@ -63,7 +75,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             ("erin", HOSTILE_TITLE, TOPICS_D, 30),
         ):
             home, ident = homes[name]
-            path = write_jsonl(tmp_path / f"{name}-{len(published)}.jsonl", topics, rows=rows)
+            path = (dated if name == "bob" else write_jsonl)(
+                tmp_path / f"{name}-{len(published)}.jsonl", topics, rows=rows
+            )
             published[title] = flows.publish(
                 clients[name], ident, path, title=title, description=f"work notes of {name}",
                 policy_rules=AUTO_POLICY, now=now(), home=home,
@@ -163,6 +177,10 @@ def test_the_card_shows_what_the_attestation_and_policy_say(world: World) -> Non
     assert api["owner_fingerprint"] in html
     assert api["owner"] in html
     assert "90 rows" in html
+    start, end = (day(api["time_range"][k]) for k in ("start", "end"))
+    assert f"{start} to {end} (UTC)" in html
+    listed = httpx.get(f"{world.url}/datasets", params={"q": "kernel"}).text
+    assert f"{start} to {end}" in listed  # the result cards show it too
     for topic in api["topics"]:
         assert topic in html
     for column in api["schema"]:

@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, Response
 
 from sealroom import __version__
 from sealroom.errors import NotFound
+from sealroom.web.public.explorer import day
 
 __all__ = ["ASSETS", "Renderer", "asset_response", "security_headers"]
 
@@ -80,6 +81,7 @@ class Renderer:
             lstrip_blocks=True,
         )
         env.globals["version"] = __version__
+        env.globals["day"] = day  # imported macros (the result card) see globals only
         return cls(env)
 
     def page(
