@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 import httpx
@@ -32,6 +33,16 @@ from tests.services import SIMULATION_ROOT, coordinator, registered_enclave
 TOPICS_C = ["remote attestation", "remote attestation quotes", "measured boot", "tpm event log"]
 TOPICS_D = ["gpu drivers", "kernel tuning", "scheduler latency", "cgroups"]
 HOSTILE_TITLE = '<script>alert("x")</script> notes'
+
+
+def dated(path: Path, topics: list[str], rows: int) -> Path:
+    """Notes with ISO timestamps (a timestamp column gives the card a time range)."""
+    with path.open("w") as fh:
+        for i in range(rows):
+            at = dt.datetime(2024, 3, 1, tzinfo=dt.UTC) + dt.timedelta(hours=6 * i)
+            text = f"worked on {topics[i % len(topics)]}"
+            fh.write(json.dumps({"ts": at.isoformat(), "text": text}) + "\n")
+    return path
 
 
 @dataclass
@@ -58,15 +69,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             clients[name] = Client(base_url=url, identity=ident)
             clients[name].register_party(name)
         published = {}
-
-        def dated(path: Path, topics: list[str], rows: int) -> Path:
-            """Notes with ISO timestamps (a timestamp column gives the card a time range)."""
-            with path.open("w") as fh:
-                for i in range(rows):
-                    at = dt.datetime(2024, 3, 1, tzinfo=dt.UTC) + dt.timedelta(hours=6 * i)
-                    text = f"worked on {topics[i % len(topics)]}"
-                    fh.write(json.dumps({"ts": at.isoformat(), "text": text}) + "\n")
-            return path
 
         for name, title, topics, rows in (
             ("alice", "alice's attestation notes", TOPICS_A, 60),
