@@ -50,6 +50,7 @@ class World:
     url: str
     datasets: dict[str, str]
     request: str
+    pending: str
     requester: str
     receipt: str
     approvals: list[str]
@@ -91,6 +92,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         view = flows.request(
             cc, carol, "topic-overlap", inputs, {"top": 7}, now=now(), home=carol_home
         )
+        # A second request waits for the owners (gap-analysis is allowed, not automatic).
+        pending = flows.request(
+            cc, carol, "gap-analysis", inputs, {"learner_min": 913, "recommend": 3}, now=now(),
+            home=carol_home,
+        ).request  # fmt: skip
         for name in ("alice", "bob"):
             flows.auto_approve(
                 clients[name], homes[name][1], home=homes[name][0], allow_simulated=True, now=now()
@@ -108,6 +114,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             url=url,
             datasets=published,
             request=view.request,
+            pending=pending,
             requester=carol.party_id,
             receipt=done.receipt,
             approvals=[str(i.approval) for i in done.inputs],
@@ -424,13 +431,30 @@ def test_the_public_pages_expose_nothing_the_api_hides_from_an_outsider(world: W
         "request id": world.request,
         "requester id": world.requester,
         "receipt digest": world.receipt,
-        "parameters": '"top":7',
+        "pending request id": world.pending,
+        "parameter name": "learner_min",
+        "parameter value": '"top": 7',
+        "parameters (compact)": '"top":7',
         **{f"approval {i}": a for i, a in enumerate(world.approvals)},
     }
     hidden = {what: v for what, v in private.items() if v not in outsider}
-    assert set(hidden) >= {"request id", "requester id", "receipt digest", "parameters"}
+    assert set(hidden) >= {
+        "request id",
+        "pending request id",
+        "requester id",
+        "receipt digest",
+        "parameter name",
+        "parameter value",
+    }
     for what, value in hidden.items():
         assert value not in shown, f"a public page shows the {what}"
         assert value not in shown.replace("&#34;", '"'), f"a public page shows the {what}"
+    # The crawl reached what is public: every dataset and every private entry's commitment.
+    for dataset in world.datasets.values():
+        assert dataset in shown
+    commitments = [json.loads(e)["commitment"] for e in api[:size]]
+    assert sum(c is not None for c in commitments) >= 4
+    for c in commitments:
+        assert c is None or c in shown
     for noise in ("SELECT ", "sqlite", "Traceback"):
         assert noise not in shown
