@@ -302,6 +302,11 @@ def test_the_log_browser_checks_inclusion_and_consistency(world: World) -> None:
     proof = httpx.get(f"{world.url}/v1/log/consistency?first=2&second={size}").json()
     for h in proof["proof"]:
         assert h in page
+    paged = httpx.get(f"{world.url}/log", params={"before": 3}).text
+    rows = re.findall(r'<td><a href="/log/entries/(\d+)">', paged)
+    assert rows == ["2", "1", "0"]
+    assert 'href="/log?before=' in paged
+    assert "Older entries" not in paged
     bad = httpx.get(f"{world.url}/log", params={"from": size + 1})
     assert bad.status_code == 400
     assert "from 1 to" in bad.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI, Request
@@ -36,14 +37,12 @@ PAGE_PATHS = ("/", "/datasets", "/log", "/verify")
 LOG_PAGE = 25
 
 
+@dataclass(frozen=True, slots=True)
 class PublicPages:
     """What the pages need besides the coordinator: templates and the deployment's pins."""
 
-    __slots__ = ("renderer", "simulation_root")
-
-    def __init__(self, renderer: Renderer, simulation_root: bytes | None) -> None:
-        self.renderer = renderer
-        self.simulation_root = simulation_root
+    renderer: Renderer
+    simulation_root: bytes | None
 
 
 def _coordinator(request: Request) -> Coordinator:
