@@ -24,8 +24,16 @@ import rfc8785
 
 from sealroom.client import flows
 from sealroom.client.http import Client
+from sealroom.transparency.checkpoint import (
+    Checkpoint,
+    NoteSigner,
+    NoteVerifier,
+    open_checkpoint,
+    sign_checkpoint,
+)
 from sealroom.verification.bundle import ProofBundle
 from sealroom.web.public.explorer import day
+from sealroom.web.public.logview import b64
 from sealroom.web.public.verifier import MAX_UPLOAD
 from tests.client.client_world import AUTO_POLICY, TOPICS_A, TOPICS_B, now, party, write_jsonl
 from tests.services import SIMULATION_ROOT, coordinator, registered_enclave
@@ -56,6 +64,8 @@ class World:
     approvals: list[str]
     bundle: bytes
     log_key: str
+    early_note: str
+    keys_dir: Path
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +95,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 clients[name], ident, path, title=title, description=f"work notes of {name}",
                 policy_rules=AUTO_POLICY, now=now(), home=home,
             ).dataset  # fmt: skip
+        early_note = httpx.get(f"{url}/v1/log/checkpoint").text  # what a monitor kept
         worker = registered_enclave(url)
         carol_home, carol = homes["carol"]
         cc = clients["carol"]
@@ -120,6 +131,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             approvals=[str(i.approval) for i in done.inputs],
             bundle=got.bundle_path.read_bytes(),
             log_key=cc.log_key().verifier_key,
+            early_note=early_note,
+            keys_dir=tmp_path / "coordinator-keys",
         )
 
 
@@ -463,3 +476,31 @@ def test_the_public_pages_expose_nothing_the_api_hides_from_an_outsider(world: W
         assert c is None or c in shown
     for noise in ("SELECT ", "sqlite", "Traceback"):
         assert noise not in shown
+
+
+def test_the_log_browser_checks_a_checkpoint_the_reader_kept(world: World) -> None:
+    """The monitor's check with the reader's own evidence: an earlier signed checkpoint is
+    extended by the log; one the log signed for a different tree is shown as a split view."""
+    early = open_checkpoint(world.early_note, NoteVerifier.from_vkey(world.log_key))
+    latest = httpx.get(f"{world.url}/v1/log/checkpoint").text
+    assert early.size < int(latest.split("\n")[1])
+    page = httpx.get(f"{world.url}/log", params={"note": world.early_note})
+    assert page.status_code == 200
+    assert f"the tree of size {early.size} (root {b64(early.root_hash)})" in page.text
+    assert "Checked: consistency:" in page.text
+
+    doc = json.loads((world.keys_dir / "log-key.json").read_text())
+    signer = NoteSigner.from_seed(doc["origin"], base64.b64decode(doc["seed"]))
+    split = sign_checkpoint(Checkpoint(early.origin, early.size, b"\x07" * 32), signer)
+    forked = httpx.get(f"{world.url}/log", params={"note": split})
+    assert forked.status_code == 409
+    assert "FAILED: consistency proof from size" in forked.text
+    assert "Checked: consistency" not in forked.text
+
+    stranger = NoteSigner.from_seed(early.origin, b"\x01" * 32)
+    other = sign_checkpoint(early, stranger)
+    refused = httpx.get(f"{world.url}/log", params={"note": other})
+    assert refused.status_code == 400
+    assert "Not a checkpoint of this log" in refused.text
+    junk = httpx.get(f"{world.url}/log", params={"note": "hello"})
+    assert junk.status_code == 400

@@ -32,6 +32,7 @@ __all__ = [
     "b64",
     "check_consistency",
     "check_entry",
+    "check_held_checkpoint",
     "latest_checkpoint",
 ]
 
@@ -137,9 +138,33 @@ def check_consistency(log: Log, first: int) -> CheckedConsistency:
     """The log's signed checkpoint at size ``first`` is a prefix of the latest: both
     signatures and the consistency proof (as ``GET /v1/log/consistency``) checked."""
     verifier, vkey = _verifier(log)
+    return _extends(log, _open(log.checkpoint_at(first), verifier, vkey))
+
+
+def check_held_checkpoint(log: Log, note: str) -> CheckedConsistency:
+    """A checkpoint the reader kept (a signed note) is a prefix of the latest.
+
+    This is the check a monitor makes, with the reader's own evidence: a note this log
+    signed whose tree the latest does not extend is proof of a split view. Raises
+    :class:`~sealroom.errors.SignatureInvalid` / ``InvalidInput`` for a note this log did
+    not sign and :class:`ProofInvalid` when the log does not extend it.
+    """
+    verifier, vkey = _verifier(log)
+    text = note.replace("\r\n", "\n").strip("\n") + "\n"
+    older = _open(text, verifier, vkey)
+    if older.checkpoint.size == 0:
+        raise ProofInvalid("the empty tree is a prefix of every tree: nothing to prove")
+    return _extends(log, older)
+
+
+def _extends(log: Log, older: CheckedCheckpoint) -> CheckedConsistency:
     newer = latest_checkpoint(log)
-    older = _open(log.checkpoint_at(first), verifier, vkey)
-    second = newer.checkpoint.size
+    first, second = older.checkpoint.size, newer.checkpoint.size
+    if first > second:
+        raise ProofInvalid(
+            f"the checkpoint is of size {first}, larger than the log's latest ({second}): "
+            "this log served you a tree it no longer shows"
+        )
     proof = log.consistency(first, second).proof
     verify_consistency(
         first,
@@ -149,7 +174,7 @@ def check_consistency(log: Log, first: int) -> CheckedConsistency:
         newer.checkpoint.root_hash,
     )
     checked = (
-        f"both checkpoint signatures: verified with the log key {vkey}",
+        f"both checkpoint signatures: verified with the log key {older.vkey}",
         f"consistency: {len(proof)} proof hashes show the tree of size {first} (root "
         f"{b64(older.checkpoint.root_hash)}) is a prefix of the tree of size {second} (root "
         f"{b64(newer.checkpoint.root_hash)}) (RFC 9162)",

@@ -23,9 +23,15 @@ from sealroom.api.auth import Api
 from sealroom.api.errors import status_for
 from sealroom.attestation.simulated import SIMULATED_BANNER
 from sealroom.coordinator.service import Coordinator
-from sealroom.errors import BodyTooLarge, InvalidInput, SealroomError
+from sealroom.errors import BodyTooLarge, InvalidInput, ProofInvalid, SealroomError
 from sealroom.web.public.explorer import PAGE_SIZE, SearchForm, day, policy_summary
-from sealroom.web.public.logview import b64, check_consistency, check_entry, latest_checkpoint
+from sealroom.web.public.logview import (
+    b64,
+    check_consistency,
+    check_entry,
+    check_held_checkpoint,
+    latest_checkpoint,
+)
 from sealroom.web.public.render import Renderer, asset_response
 from sealroom.web.public.verifier import MAX_UPLOAD, Pins, run_verifier, safe_filename
 
@@ -35,6 +41,7 @@ _log = logging.getLogger("sealroom.web")
 
 PAGE_PATHS = ("/", "/datasets", "/log", "/verify")
 LOG_PAGE = 25
+MAX_NOTE = 8192  # a checkpoint with a few cosignatures is well under 1 KiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +171,24 @@ def _log_page(request: Request) -> Response:
         if not 1 <= first <= size:
             raise InvalidInput(f"'from' must be a tree size from 1 to {size}")
         consistency = check_consistency(coord.log, first)
+    note = request.query_params.get("note", "")
+    held_error = None
+    status = 200
+    if note.strip():
+        if len(note) > MAX_NOTE:
+            raise InvalidInput(f"a checkpoint note is at most {MAX_NOTE} characters")
+        try:
+            consistency = check_held_checkpoint(coord.log, note)
+        except ProofInvalid as exc:
+            # The reader's own signed evidence against the log: a finding, shown as such.
+            held_error = f"FAILED: {exc.detail or exc.public_message}"
+            status = 409
+        except SealroomError as exc:
+            held_error = f"Not a checkpoint of this log: {exc.detail or exc.public_message}"
+            status = 400
     return _pages(request).renderer.page(
         "log.html",
+        status=status,
         title="Transparency log",
         active="log",
         head=head,
@@ -174,6 +197,8 @@ def _log_page(request: Request) -> Response:
         newer=min(before + LOG_PAGE, size) if before < size else None,
         consistency=consistency,
         from_value=first_raw,
+        note_value=note,
+        held_error=held_error,
         b64=b64,
         origin=str(request.base_url).rstrip("/"),
     )
