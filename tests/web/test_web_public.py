@@ -142,9 +142,18 @@ class _Links(HTMLParser):
         self.links: list[str] = []
         self.scripts: list[str] = []
         self.inline_script = False
+        self.controls: list[str | None] = []
+        self.labels: set[str] = set()
+        self.inline_style = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
+        if tag in ("input", "textarea", "select") and a.get("type") not in ("hidden", "submit"):
+            self.controls.append(a.get("id"))
+        if tag == "label" and a.get("for"):
+            self.labels.add(str(a["for"]))
+        if "style" in a or tag == "style":
+            self.inline_style = True
         if tag == "a" and a.get("href"):
             self.links.append(str(a["href"]))
         if tag == "script":
@@ -187,6 +196,11 @@ def test_every_page_renders_with_strict_headers_and_local_assets(world: World) -
             assert asset.headers["x-content-type-options"] == "nosniff"
         assert '<main id="main"' in r.text
         assert 'lang="en"' in r.text
+        assert 'name="viewport" content="width=device-width' in r.text
+        assert not page.inline_style, path  # the CSP would block it
+        for control in page.controls:  # every form control has a label
+            assert control is not None, f"{path}: a control without an id"
+            assert control in page.labels, f"{path}: no label for #{control}"
     assert httpx.get(world.url + "/static/../pyproject.toml").status_code == 404
     assert httpx.get(world.url + "/static/nothing.js").status_code == 404
 
