@@ -1,0 +1,72 @@
+"""``sealroom ui`` as a user runs it: a real process on 127.0.0.1 that prints its launch link."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from sealroom.cli.exits import ExitCode
+from sealroom.client import Party
+from tests.services import coordinator
+
+
+def test_sealroom_ui_serves_loopback_behind_its_launch_link(tmp_path: Path) -> None:
+    with coordinator(tmp_path) as url:
+        Party.create(home=tmp_path / "ann", name="ann", url=url, unencrypted=True).close()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sealroom.cli",
+                "ui",
+                "--home",
+                str(tmp_path / "ann"),
+                "--url",
+                url,
+                "--port",
+                "0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            assert proc.stdout is not None
+            assert "sealroom console for ann" in proc.stdout.readline()
+            link = proc.stdout.readline().strip()
+            assert link.startswith("http://127.0.0.1:")
+            base, _, token = link.partition("/launch?token=")
+            assert len(token) >= 40
+            with httpx.Client(base_url=base, timeout=30) as browser:
+                for _ in range(100):
+                    try:
+                        refused = browser.get("/")
+                        break
+                    except httpx.ConnectError:
+                        import time
+
+                        time.sleep(0.1)
+                assert refused.status_code == 403
+                assert browser.get("/launch?token=" + token[:-2]).status_code == 403
+                assert browser.get(f"/launch?token={token}").status_code == 303
+                page = browser.get("/")
+                assert page.status_code == 200
+                assert "ann" in page.text
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    # There is no way to listen on another address.
+    usage = subprocess.run(
+        [sys.executable, "-m", "sealroom.cli", "ui", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert usage.returncode == int(ExitCode.USAGE)
