@@ -34,12 +34,13 @@ class Console:
     def launch_url(self) -> str:
         return f"{self.url}/launch?token={self.sessions.launch_token}"
 
-    def browser_client(self) -> httpx.Client:
+    @contextmanager
+    def browser_client(self) -> Iterator[httpx.Client]:
         """An HTTP client that opened the launch link (it holds the session cookie)."""
-        client = httpx.Client(base_url=self.url, timeout=60)
-        got = client.get(f"/launch?token={self.sessions.launch_token}")
-        assert got.status_code == 303, got.text
-        return client
+        with httpx.Client(base_url=self.url, timeout=60) as client:
+            got = client.get(f"/launch?token={self.sessions.launch_token}")
+            assert got.status_code == 303, got.text
+            yield client
 
     def csrf(self, client: httpx.Client) -> str:
         return self.sessions.find(client.cookies.get(self.sessions.cookie)).csrf  # type: ignore[union-attr]
