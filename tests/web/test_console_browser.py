@@ -57,7 +57,7 @@ def _shot(page: Any, name: str) -> None:
 
 def _fits(page: Any) -> None:
     """Nothing sticks out sideways (the page works at this width)."""
-    wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    wide = page.evaluate("document.documentElement.scrollWidth") - page.viewport_size["width"]
     assert wide <= 1, f"the page is {wide}px wider than the viewport"
 
 
@@ -95,6 +95,8 @@ def _drive(w: World, browser: Any, expect: Any, tmp_path: Path) -> None:
     rhea.get_by_role("button", name="Sign and send the request").click()
     expect(rhea.get_by_role("alert")).to_contain_text("Nothing was signed or sent")
     assert w.requester.party.requests() == ()
+    assert errors == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
+    errors.clear()
     top.fill("10")
     _shot(rhea, "02-request-builder")
     rhea.get_by_role("button", name="Sign and send the request").click()

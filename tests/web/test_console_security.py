@@ -60,7 +60,7 @@ def test_the_launch_link_opens_a_strict_session(pending: World) -> None:
         assert "default-src 'self'" in CSP
         assert "frame-ancestors 'none'" in CSP
         assert headers["x-frame-options"] == "DENY"
-        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["referrer-policy"] == "same-origin"
         assert headers["cache-control"] == "no-store"
         assert "otto" in home.text
         # Every asset is local: no page names another origin.

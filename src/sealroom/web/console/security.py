@@ -15,7 +15,7 @@ must pass, in order:
    the form, in constant time).
 
 Every response gets a strict Content-Security-Policy (``default-src 'self'``),
-no framing, no referrer and no caching.
+no framing, no referrer to other sites and no caching.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", CSP.encode()),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" on posts.
+    (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),
     (b"cache-control", b"no-store"),
