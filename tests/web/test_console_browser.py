@@ -95,7 +95,9 @@ def _drive(w: World, browser: Any, expect: Any, tmp_path: Path) -> None:
     rhea.get_by_role("button", name="Sign and send the request").click()
     expect(rhea.get_by_role("alert")).to_contain_text("Nothing was signed or sent")
     assert w.requester.party.requests() == ()
-    assert errors == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
+    assert errors == [
+        "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    ]
     errors.clear()
     top.fill("10")
     _shot(rhea, "02-request-builder")

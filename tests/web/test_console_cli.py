@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 
-from sealroom.cli.exits import ExitCode
+from sealroom.cli.exits import ExitCode, exit_code_for
 from sealroom.client import Party
+from sealroom.errors import KeystoreError
 from tests.services import coordinator
 
 
@@ -48,9 +50,7 @@ def test_sealroom_ui_serves_loopback_behind_its_launch_link(tmp_path: Path) -> N
                     try:
                         refused = browser.get("/")
                         break
-                    except httpx.ConnectError:
-                        import time
-
+                    except httpx.ConnectError:  # printed just before uvicorn listens
                         time.sleep(0.1)
                 assert refused.status_code == 403
                 assert browser.get("/launch?token=" + token[:-2]).status_code == 403
@@ -70,3 +70,26 @@ def test_sealroom_ui_serves_loopback_behind_its_launch_link(tmp_path: Path) -> N
         check=False,
     )
     assert usage.returncode == int(ExitCode.USAGE)
+
+
+def test_sealroom_ui_without_a_keystore_says_so(tmp_path: Path) -> None:
+    with coordinator(tmp_path) as url:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sealroom.cli",
+                "ui",
+                "--home",
+                str(tmp_path / "none"),
+                "--url",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == int(exit_code_for(KeystoreError())), done.stderr
+    assert "keystore" in done.stderr
+    assert "http://" not in done.stdout  # no link printed, nothing served
