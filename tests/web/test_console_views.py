@@ -37,6 +37,7 @@ def test_topic_overlap_form_and_its_parameters() -> None:
     assert fields["top"].default == "40"
     assert fields["text_column"].kind == "text"
     assert not fields["top"].required
+    assert len(fields["top"].help) > 10  # the registry's description of the parameter
     params = params_from_form(tuple(fields.values()), {"param.top": "5", "param.text_column": ""})
     assert params == {"top": 5}  # empty fields keep the computation's defaults
     comp.parse_params(params)
