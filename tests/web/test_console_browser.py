@@ -50,9 +50,14 @@ def playwright() -> Any:
         yield pw
 
 
-def _shot(page: Any, name: str) -> None:
+def _shot(page: Any, name: str, *, top_of: str | None = None) -> None:
+    """The whole page; with ``top_of``, also one screen starting at that element (the README's)."""
     OUT.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
+    if top_of is not None:
+        page.locator(top_of).evaluate("e => e.scrollIntoView()")
+        page.screenshot(path=str(OUT / f"{name}-screen.png"))
+        page.evaluate("window.scrollTo(0, 0)")
 
 
 def _fits(page: Any) -> None:
@@ -123,7 +128,7 @@ def _drive(w: World, browser: Any, expect: Any, tmp_path: Path) -> None:
     expect(item.locator("table.params")).to_contain_text("top")
     expect(item.locator("table.params")).to_contain_text("10")
     _fits(otto)
-    _shot(otto, "04-owner-inbox-phone")
+    _shot(otto, "04-owner-inbox-phone", top_of="main h1")
     item.get_by_label("Note (optional)").fill("fine for the Q3 review")
     item.get_by_role("button", name="Approve and seal my data").click()
     expect(otto.get_by_role("status")).to_contain_text("Approved")
@@ -135,7 +140,7 @@ def _drive(w: World, browser: Any, expect: Any, tmp_path: Path) -> None:
     expect(rhea.locator("#chart-shared-topics")).to_have_attribute("data-rendered", "yes")
     expect(rhea.get_by_role("table").filter(has_text="remote attestation").first).to_be_visible()
     _fits(rhea)
-    _shot(rhea, "05-result")
+    _shot(rhea, "05-result", top_of="#result-h")
 
     with rhea.expect_download() as got:
         rhea.get_by_role("link", name="Download the proof bundle").click()

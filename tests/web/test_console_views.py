@@ -95,6 +95,9 @@ def test_topic_overlap_result_as_tables_and_charts() -> None:
     assert charts[0].labels == ("remote attestation", "kms secrets")
     assert charts[0].datasets[1]["data"] == [15.0, 14.0]
     assert "0.333" in charts[0].title
+    named = chart_specs("topic-overlap", TOPIC_OVERLAP, ["Notes", "Tickets"])
+    assert [d["label"] for d in named[0].datasets] == ["Notes", "Tickets"]
+    assert named[1].title == "Topics only in Notes"
 
 
 def test_intervals_become_floating_bars() -> None:

@@ -375,7 +375,8 @@ class Console:
                 result = await self.call(lambda: self._result(rid), write=True)
             except SealroomError as exc:
                 result_error = exc
-        charts = chart_specs(view.computation.id, result.body) if result else ()
+        titles = [i["title"] for i in described["inputs"]]
+        charts = chart_specs(view.computation.id, result.body, titles) if result else ()
         return self.page(
             request,
             "request.html",
@@ -385,7 +386,6 @@ class Console:
             result_error=result_error,
             tables=result_tables(result.body) if result else (),
             charts=[c.to_json() for c in charts],
-            chart_notes=[c.title for c in charts],
         )
 
     async def events(self, request: Request) -> Response:

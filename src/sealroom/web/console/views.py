@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -247,7 +247,8 @@ def _interval(low: object, high: object) -> list[float] | None:
     return None if lo is None or hi is None else [lo, hi]
 
 
-def _topic_overlap(body: Mapping[str, Any]) -> Iterable[ChartSpec]:
+def _topic_overlap(body: Mapping[str, Any], inputs: Sequence[str]) -> Iterable[ChartSpec]:
+    first, second = (*inputs, "first dataset", "second dataset")[:2]
     shared = _records(body, "shared")
     if shared:
         yield ChartSpec(
@@ -255,18 +256,18 @@ def _topic_overlap(body: Mapping[str, Any]) -> Iterable[ChartSpec]:
             f"Shared topics (Jaccard {body.get('jaccard', '—')})",
             tuple(str(s.get("term")) for s in shared),
             (
-                {"label": "first dataset", "data": [_num(s.get("count_a")) for s in shared]},
-                {"label": "second dataset", "data": [_num(s.get("count_b")) for s in shared]},
+                {"label": first, "data": [_num(s.get("count_a")) for s in shared]},
+                {"label": second, "data": [_num(s.get("count_b")) for s in shared]},
             ),
             horizontal=True,
             value_title="mentions",
         )
-    for key, label in (("unique_to_a", "first"), ("unique_to_b", "second")):
+    for key, label in (("unique_to_a", first), ("unique_to_b", second)):
         side = _records(body, key)
         if side:
             yield ChartSpec(
                 key.replace("_", "-"),
-                f"Topics only in the {label} dataset",
+                f"Topics only in {label}",
                 tuple(str(s.get("term")) for s in side),
                 ({"label": "mentions", "data": [_num(s.get("count")) for s in side]},),
                 horizontal=True,
@@ -274,7 +275,7 @@ def _topic_overlap(body: Mapping[str, Any]) -> Iterable[ChartSpec]:
             )
 
 
-def _gap_analysis(body: Mapping[str, Any]) -> Iterable[ChartSpec]:
+def _gap_analysis(body: Mapping[str, Any], inputs: Sequence[str]) -> Iterable[ChartSpec]:
     gaps = _records(body, "gaps")
     if gaps:
         levels = sorted({str(g.get("level")) for g in gaps})
@@ -306,7 +307,7 @@ def _group_label(group: Mapping[str, Any]) -> str:
     return " / ".join(parts) or "all"
 
 
-def _aggregate_stats(body: Mapping[str, Any]) -> Iterable[ChartSpec]:
+def _aggregate_stats(body: Mapping[str, Any], inputs: Sequence[str]) -> Iterable[ChartSpec]:
     groups = _records(body, "groups")
     overall = body.get("overall")
     if not groups and isinstance(overall, Mapping):
@@ -333,7 +334,7 @@ def _aggregate_stats(body: Mapping[str, Any]) -> Iterable[ChartSpec]:
         )
 
 
-def _lift(body: Mapping[str, Any]) -> Iterable[ChartSpec]:
+def _lift(body: Mapping[str, Any], inputs: Sequence[str]) -> Iterable[ChartSpec]:
     arms = [(name, body.get(name)) for name in ("test", "control")]
     rates = [_num(a.get("rate")) if isinstance(a, Mapping) else None for _, a in arms]
     if any(r is not None for r in rates):
@@ -364,7 +365,7 @@ def _lift(body: Mapping[str, Any]) -> Iterable[ChartSpec]:
         )
 
 
-def _train_model(body: Mapping[str, Any]) -> Iterable[ChartSpec]:
+def _train_model(body: Mapping[str, Any], inputs: Sequence[str]) -> Iterable[ChartSpec]:
     coefficients = _records(body, "coefficients")
     if coefficients:
         estimates = [_num(c.get("estimate")) for c in coefficients]
@@ -387,7 +388,7 @@ def _train_model(body: Mapping[str, Any]) -> Iterable[ChartSpec]:
         )
 
 
-_CHARTS = {
+_CHARTS: dict[str, Callable[[Mapping[str, Any], Sequence[str]], Iterable[ChartSpec]]] = {
     "topic-overlap": _topic_overlap,
     "gap-analysis": _gap_analysis,
     "aggregate-stats": _aggregate_stats,
@@ -396,9 +397,12 @@ _CHARTS = {
 }
 
 
-def chart_specs(computation: str, body: object) -> tuple[ChartSpec, ...]:
-    """The charts of one computation's result (none for a computation without a chart)."""
+def chart_specs(
+    computation: str, body: object, inputs: Sequence[str] = ()
+) -> tuple[ChartSpec, ...]:
+    """The charts of one computation's result (none for a computation without a chart);
+    ``inputs``: the input datasets' titles, in the request's order, to name the series."""
     make = _CHARTS.get(computation)
     if make is None or not isinstance(body, Mapping):
         return ()
-    return tuple(make(body))
+    return tuple(make(body, inputs))
