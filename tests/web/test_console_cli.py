@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from sealroom.cli.exits import ExitCode, exit_code_for
 from sealroom.client import Party
 from sealroom.errors import KeystoreError
 from tests.services import coordinator
+
+
+def _other_addresses() -> set[str]:
+    """This machine's non-loopback IPv4 addresses (none on a machine without a network)."""
+    found = set()
+    # TEST-NET-1: connecting a UDP socket picks the outgoing interface and sends nothing.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe, contextlib.suppress(OSError):
+        probe.connect(("192.0.2.1", 9))
+        found.add(probe.getsockname()[0])
+    with contextlib.suppress(OSError):
+        found.update(socket.gethostbyname_ex(socket.gethostname())[2])
+    return {a for a in found if not a.startswith("127.") and a != "0.0.0.0"}
 
 
 def test_sealroom_ui_serves_loopback_behind_its_launch_link(tmp_path: Path) -> None:
@@ -58,6 +73,14 @@ def test_sealroom_ui_serves_loopback_behind_its_launch_link(tmp_path: Path) -> N
                 page = browser.get("/")
                 assert page.status_code == 200
                 assert "ann" in page.text
+            # Nothing listens on the machine's other addresses.
+            port = int(base.rsplit(":", 1)[1])
+            for address in _other_addresses():
+                with (
+                    pytest.raises((ConnectionRefusedError, TimeoutError)),
+                    socket.create_connection((address, port), timeout=2),
+                ):
+                    pass
         finally:
             proc.terminate()
             proc.wait(timeout=20)

@@ -123,6 +123,12 @@ def test_every_post_needs_the_sessions_csrf_token(pending: World) -> None:
             headers={**origin, "content-type": "application/json"},
         )
         assert got.status_code == 415
+        got = browser.post(
+            f"/inbox/{rid}/reject",
+            data={"csrf": c.csrf(browser), "reason": "x" * (300 * 1024)},
+            headers=origin,
+        )
+        assert got.status_code == 413
         assert [v.request for v in c.party.inbox()] == [rid]
         # The same post with the token goes through.
         ok = browser.post(
@@ -161,3 +167,21 @@ def test_a_launch_token_must_be_long_enough() -> None:
     a, b = Sessions(), Sessions()
     assert a.launch_token != b.launch_token
     assert a.cookie != b.cookie  # two consoles on one machine do not share a cookie
+
+
+def test_the_requester_withdraws_from_its_console(pending: World) -> None:
+    r = pending.requester
+    (view,) = r.party.requests()
+    with r.browser_client() as browser:
+        page = browser.get(f"/requests/{view.request}")
+        assert "Withdraw this request" in page.text
+        done = browser.post(
+            f"/requests/{view.request}/withdraw",
+            data={"csrf": r.csrf(browser)},
+            headers={"origin": r.url},
+        )
+        assert done.status_code == 303
+        assert r.party.status(view.request).status == "withdrawn"
+        again = browser.get(done.headers["location"])
+        assert "Withdrawn." in again.text
+        assert "Withdraw this request" not in again.text

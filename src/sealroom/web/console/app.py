@@ -40,7 +40,13 @@ from sealroom.client.flows import TERMINAL, FetchedResult
 from sealroom.computations import Computation, Registry, default_registry
 from sealroom.crypto.keys import fingerprint
 from sealroom.errors import AuthenticationFailed, InvalidInput, NotFound, SealroomError
-from sealroom.web.console.security import ConsoleGuard, Session, Sessions, parse_form
+from sealroom.web.console.security import (
+    MAX_FORM_BYTES,
+    ConsoleGuard,
+    Session,
+    Sessions,
+    parse_form,
+)
 from sealroom.web.console.views import (
     FieldSpec,
     chart_specs,
@@ -149,8 +155,12 @@ class Console:
         return await run_in_threadpool(locked)
 
     async def form(self, request: Request) -> Mapping[str, str]:
-        body = await request.body()
-        form = parse_form(request.headers.get("content-type"), body)
+        body = bytearray()
+        async for chunk in request.stream():  # bounded: stop reading past the limit
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                break
+        form = parse_form(request.headers.get("content-type"), bytes(body))
         self.sessions.check_csrf(self.session(request), form.get("csrf"))
         return form
 
