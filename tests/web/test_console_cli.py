@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -81,6 +82,35 @@ def test_sealroom_ui_serves_loopback_behind_its_launch_link(tmp_path: Path) -> N
                     socket.create_connection((address, port), timeout=2),
                 ):
                     pass
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    # --json: the link as one JSON line (for agents and scripts).
+    with coordinator(tmp_path / "again") as url:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sealroom.cli",
+                "ui",
+                "--home",
+                str(tmp_path / "ann"),
+                "--url",
+                url,
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            assert proc.stdout is not None
+            doc = json.loads(proc.stdout.readline())
+            assert doc["party"] == "ann"
+            assert doc["simulated"] is False
+            assert doc["url"].startswith("http://127.0.0.1:")
+            assert "/launch?token=" in doc["url"]
         finally:
             proc.terminate()
             proc.wait(timeout=20)

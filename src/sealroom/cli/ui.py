@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from sealroom.cli.common import DEFAULT_URL_VALUE, HomeOpt, UrlOpt, command, read_file
+from sealroom.cli.common import DEFAULT_URL_VALUE, HomeOpt, JsonOpt, UrlOpt, command, read_file
 
 __all__ = ["register"]
 
@@ -51,19 +52,21 @@ def ui(
     ] = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
+    json_output: JsonOpt = False,
 ) -> None:
     """Open this party's console: inbox, request builder, live progress, results and budgets.
 
     Serves on 127.0.0.1 only and prints a link with a random launch token: only a
     browser that opened that link can use the console (other local users cannot).
-    Runs until stopped (Ctrl-C).
+    Runs until stopped (Ctrl-C). With --json, the link is one JSON line on stdout
+    (``{"url", "party", "party_id", "simulated"}``).
     """
     import uvicorn
 
     from sealroom.attestation.pins import parse_simulation_root
     from sealroom.web.console import ConsoleOptions, Sessions, create_console_app
 
-    with command(False, url=url, home=home, allow_simulated=allow_simulated) as cmd:
+    with command(json_output, url=url, home=home, allow_simulated=allow_simulated) as cmd:
         root = parse_simulation_root(simulation_root) if simulation_root else None
         allow = read_file(measurements, "measurements") if measurements else None
         party = cmd.party()
@@ -82,8 +85,18 @@ def ui(
             sock.close()
             raise typer.BadParameter(f"cannot listen on {HOST}:{port}: {exc.strerror}") from None
         bound = int(sock.getsockname()[1])
-        typer.echo(f"sealroom console for {party.name} (Ctrl-C stops). Open this link:")
-        typer.echo(f"http://{HOST}:{bound}/launch?token={sessions.launch_token}", color=False)
+        link = f"http://{HOST}:{bound}/launch?token={sessions.launch_token}"
+        if json_output:
+            doc = {
+                "url": link,
+                "party": party.name,
+                "party_id": party.party_id,
+                "simulated": allow_simulated,
+            }
+            typer.echo(json.dumps(doc, sort_keys=True))
+        else:
+            typer.echo(f"sealroom console for {party.name} (Ctrl-C stops). Open this link:")
+            typer.echo(link)
         typer.echo("Anyone holding the link can act as you: do not share it.", err=True)
         config = uvicorn.Config(
             app, host=HOST, port=bound, log_level="warning", access_log=False, lifespan="off"
