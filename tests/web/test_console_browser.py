@@ -60,6 +60,16 @@ def _shot(page: Any, name: str, *, top_of: str | None = None) -> None:
         page.evaluate("window.scrollTo(0, 0)")
 
 
+def _labelled(page: Any) -> None:
+    """Every visible form control has a label (what a screen reader announces)."""
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, textarea')]
+            .filter(e => e.type !== 'hidden' && e.labels.length === 0)
+            .map(e => e.name)"""
+    )
+    assert unlabelled == [], unlabelled
+
+
 def _fits(page: Any) -> None:
     """Nothing sticks out sideways (the page works at this width)."""
     wide = page.evaluate("document.documentElement.scrollWidth") - page.viewport_size["width"]
@@ -105,6 +115,7 @@ def _drive(w: World, browser: Any, expect: Any, tmp_path: Path) -> None:
     ]
     errors.clear()
     top.fill("10")
+    _labelled(rhea)
     _shot(rhea, "02-request-builder")
     rhea.get_by_role("button", name="Sign and send the request").click()
     rhea.wait_for_url("**/requests/sha256:*")
@@ -129,8 +140,12 @@ def _drive(w: World, browser: Any, expect: Any, tmp_path: Path) -> None:
     expect(item.locator("table.params")).to_contain_text("10")
     _fits(otto)
     _shot(otto, "04-owner-inbox-phone", top_of="main h1")
+    _labelled(otto)
+    # By keyboard: type the note, Tab to the approve button, Enter.
     item.get_by_label("Note (optional)").fill("fine for the Q3 review")
-    item.get_by_role("button", name="Approve and seal my data").click()
+    otto.keyboard.press("Tab")
+    expect(item.get_by_role("button", name="Approve and seal my data")).to_be_focused()
+    otto.keyboard.press("Enter")
     expect(otto.get_by_role("status")).to_contain_text("Approved")
     assert w.owner.party.inbox() == ()
 
