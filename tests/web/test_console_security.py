@@ -185,3 +185,26 @@ def test_the_requester_withdraws_from_its_console(pending: World) -> None:
         again = browser.get(done.headers["location"])
         assert "Withdrawn." in again.text
         assert "Withdraw this request" not in again.text
+
+
+HOSTILE = '<img src=x onerror="alert(1)"></script><script>alert(2)</script>'
+
+
+def test_other_parties_text_is_escaped(pending: World, tmp_path: Path) -> None:
+    """Titles, names and parameters come from other parties: they are text, never markup."""
+    from sealroom.client import Party
+    from tests.client.client_world import TOPICS_A, write_jsonl
+
+    with Party.create(
+        home=tmp_path / "mallory", name="mallory", url=pending.coordinator, unencrypted=True
+    ) as mallory:
+        bait = mallory.publish(write_jsonl(tmp_path / "m.jsonl", TOPICS_A), title=HOSTILE)
+        mallory.request(
+            "topic-overlap", [bait.dataset, pending.theirs], {"text_column": HOSTILE[:150]}
+        )
+    r, o = pending.requester, pending.owner
+    with r.browser_client() as rb, o.browser_client() as ob:
+        for page in (rb.get("/new/topic-overlap").text, ob.get("/inbox").text):
+            assert "<img src=x" not in page
+            assert "<script>alert" not in page
+            assert "&lt;img src=x" in page
