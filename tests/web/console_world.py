@@ -56,14 +56,14 @@ class World:
 
 
 @contextmanager
-def console(party: Party, results: Path) -> Iterator[Console]:
+def console(party: Party, results: Path, *, stream_seconds: float = 60) -> Iterator[Console]:
     sessions = Sessions()
     options = ConsoleOptions(
         results_dir=results,
         allow_simulated=True,
         simulation_root=SIMULATION_ROOT.public_key,
         poll_interval=0.2,
-        stream_seconds=60,
+        stream_seconds=stream_seconds,
     )
     with run_in_thread(create_console_app(party, options=options, sessions=sessions)) as url:
         yield Console(party, url, sessions, results)

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from sealroom.verification.bundle import ProofBundle
-from tests.web.console_world import world
+from tests.web.console_world import console, world
 
 
 def _chart_data(html: str) -> list[dict[str, object]]:
@@ -104,3 +104,27 @@ def test_gap_analysis_through_both_consoles(tmp_path: Path) -> None:
             # And the owner's overview shows the budget meter of its dataset.
             home = ob.get("/").text
             assert '<meter id="meter-1" min="0" max="4.0"' in home
+
+
+def test_live_progress_of_a_pending_request(tmp_path: Path) -> None:
+    """The stream sends the status now, then ends without "end" after its time is up (the
+    browser reconnects to a fresh stream); a final status ends it for good."""
+    with world(tmp_path, enclave=False) as w:
+        view = w.requester.party.request("topic-overlap", [w.mine, w.theirs])
+        with (
+            console(w.requester.party, tmp_path / "short", stream_seconds=0.3) as c,
+            c.browser_client() as browser,
+        ):
+            got = browser.get(f"/requests/{view.request}/events")
+            assert got.text.startswith("retry: 2000")
+            blocks = [b for b in got.text.split("\n\n") if b.startswith("event:")]
+            assert len(blocks) == 1  # one status: nothing changed within the stream
+            first = json.loads(blocks[0].split("data: ", 1)[1])
+            assert (first["status"], first["terminal"]) == ("pending", False)
+            assert [i["decision"] for i in first["inputs"]] == ["pending", "pending"]
+            w.requester.party.withdraw(view.request)
+            got = browser.get(f"/requests/{view.request}/events")
+            assert "withdrawn" in got.text
+            assert got.text.rstrip().endswith("event: end\ndata: {}")
+            missing = browser.get("/requests/sha256:" + "0" * 64 + "/events")
+            assert missing.status_code == 404

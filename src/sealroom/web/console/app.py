@@ -427,9 +427,11 @@ class Console:
                 if doc != last:
                     yield f"event: status\ndata: {doc}\n\n"
                     last = doc
-                if view.status in TERMINAL or time.monotonic() > deadline:
+                if view.status in TERMINAL:
                     yield "event: end\ndata: {}\n\n"
                     return
+                if time.monotonic() > deadline:
+                    return  # the browser reconnects (after ``retry``) to a fresh stream
                 if await request.is_disconnected():
                     return
                 await asyncio.sleep(self.options.poll_interval)

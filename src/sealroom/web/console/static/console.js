@@ -49,7 +49,7 @@
         window.location.reload();
       }
     });
-    source.addEventListener("end", function () { source.close(); });
+    source.addEventListener("end", function () { source.close(); });  // sent only when final
     source.addEventListener("failure", function (e) {
       source.close();
       text.textContent = "Live progress stopped: " + JSON.parse(e.data).error + ". Refresh the page.";
