@@ -154,3 +154,64 @@ def test_the_vendored_chart_library_is_the_checked_release() -> None:
     )
     assert b"Chart.js v4.6.1" in data[:200]
     assert "MIT" in (VENDOR / "chart.js-LICENSE.md").read_text()
+
+
+def test_charts_of_real_outputs(tmp_path: Path) -> None:
+    """The computations' real outputs (run directly on the analytics suite's data) chart
+    with their intervals: the chart code reads the fields the output models really have."""
+    from tests.client.analytics_e2e_world import (
+        exact_policy,
+        fair_row_files,
+        lift_files,
+        run_direct,
+        spector_columns_files,
+    )
+
+    for sub in ("agg", "lift", "model"):
+        (tmp_path / sub).mkdir()
+    registry = default_registry()
+    params: dict[str, object] = {"value": "affairs", "group_by": ["occupation"]}
+    files = fair_row_files(tmp_path / "agg", 2, ["occupation", "affairs"])
+    rules = exact_policy("aggregate-stats", params, entity_column="id")
+    body = run_direct(registry.get("aggregate-stats"), files, params, [rules, rules])
+    (means,) = chart_specs("aggregate-stats", body)
+    assert len(means.labels) == len(body["groups"]) > 1
+    assert all(isinstance(i, list) and i[0] <= i[1] for i in means.datasets[0]["data"])
+
+    exposure, conversions = lift_files(tmp_path / "lift")
+    body = run_direct(
+        registry.get("lift"),
+        [exposure, conversions],
+        {"confidence": "0.9"},
+        [exact_policy("lift", {}, [conversions]), exact_policy("lift", {}, [exposure])],
+    )
+    rates, ci = chart_specs("lift", body)
+    assert rates.datasets[0]["data"] == [
+        float(body["test"]["rate"]),
+        float(body["control"]["rate"]),
+    ]
+    assert ci.datasets[0]["data"] == [
+        [float(body["absolute_ci_low"]), float(body["absolute_ci_high"])]
+    ]
+
+    a, b = spector_columns_files(tmp_path / "model", [["GPA", "TUCE"], ["PSI", "GRADE"]])
+    params = {
+        "layout": "join",
+        "id_column": "id",
+        "target": "GRADE",
+        "features": ["GPA", "TUCE", "PSI"],
+        "test_fraction": "0",
+    }
+    body = run_direct(
+        registry.get("train-model"),
+        [a, b],
+        params,
+        [
+            exact_policy("train-model", params, [b], k=3),
+            exact_policy("train-model", params, [a], k=3),
+        ],
+    )
+    (coef,) = chart_specs("train-model", body)
+    assert "GPA" in coef.labels
+    assert len(coef.datasets) == 2  # estimates and their intervals
+    assert all(i is not None for i in coef.datasets[1]["data"])
