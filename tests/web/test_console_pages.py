@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from pathlib import Path
 
 from sealroom.verification.bundle import ProofBundle
@@ -128,3 +129,32 @@ def test_live_progress_of_a_pending_request(tmp_path: Path) -> None:
             assert got.text.rstrip().endswith("event: end\ndata: {}")
             missing = browser.get("/requests/sha256:" + "0" * 64 + "/events")
             assert missing.status_code == 404
+
+
+def test_a_coordinator_that_cannot_be_reached_is_an_error_page(tmp_path: Path) -> None:
+    from sealroom.client import Client, Party
+    from sealroom.crypto.keystore import Keystore
+    from sealroom.errors import BackendUnavailable
+
+    with socket.socket() as closed:  # a loopback port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    identity = Keystore.create(tmp_path / "k", name="kim", unencrypted=True)
+    party = Party(client=Client(base_url=dead, identity=identity), home=tmp_path / "k", name="kim")
+    with console(party, tmp_path / "r") as c, c.browser_client() as browser:
+        for path in ("/", "/inbox", "/requests", "/new/topic-overlap"):
+            got = browser.get(path)
+            assert got.status_code == 503, path
+            assert BackendUnavailable.public_message in got.text
+        refused = browser.post(
+            "/new/topic-overlap",
+            data={
+                "csrf": c.csrf(browser),
+                "input.0": "sha256:" + "1" * 64,
+                "input.1": "sha256:" + "2" * 64,
+            },
+            headers={"origin": c.url},
+        )
+        assert refused.status_code == 503
+        assert "Nothing was signed or sent" in refused.text
+    party.close()

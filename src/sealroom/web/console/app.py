@@ -341,7 +341,10 @@ class Console:
                 write=True,
             )
         except SealroomError as exc:
-            hits = await self.call(lambda: self.party.search(limit=100).items)
+            try:
+                hits = await self.call(lambda: self.party.search(limit=100).items)
+            except SealroomError:
+                hits = ()  # the form still shows the error and what was typed
             return self.page(
                 request,
                 "builder.html",
