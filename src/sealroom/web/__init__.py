@@ -1,0 +1,1 @@
+"""Server-rendered pages: the coordinator's public pages and the party console."""
