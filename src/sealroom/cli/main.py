@@ -22,6 +22,7 @@ from sealroom.cli import (
     party,
     protocols,
     services,
+    ui,
     watch,
     witness,
 )
@@ -412,6 +413,7 @@ keys.register(app)
 deploy.register(app)
 agents.register(app)
 watch.register(app)
+ui.register(app)
 
 
 def main() -> None:
