@@ -44,11 +44,13 @@ def coordinator(
     db_url: str | None = None,
     admit: AdmissionPolicy | None = None,
     lease_seconds: int | None = None,
+    web: bool = False,
 ) -> Iterator[str]:
     """The real app (SQLite in ``tmp_path`` unless ``db_url``; its log key in
     ``tmp_path/coordinator-keys``) on 127.0.0.1; yields its URL.
 
-    ``admit``: its enclave admission policy (default: :func:`admission`)."""
+    ``admit``: its enclave admission policy (default: :func:`admission`). ``web``: with the
+    public pages, as ``sealroom serve`` mounts them (pre-filling the admitted simulation root)."""
     options: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
     app = create_app(
         db_url=db_url or f"sqlite:///{tmp_path / 'coordinator.db'}",
@@ -57,6 +59,12 @@ def coordinator(
         admission=admit or admission(),
         **options,
     )
+    if web:
+        from sealroom.web.public import install_public_pages
+
+        policy = admit or admission()
+        root = None if policy.pin is None else policy.pin.simulation_root
+        install_public_pages(app, simulation_root=root)
     with run_in_thread(app) as url:
         yield url
 

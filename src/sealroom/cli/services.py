@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -171,7 +172,8 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Run the coordinator: HTTP API, registry, workflow and transparency log.
+    """Run the coordinator: HTTP API, registry, workflow, transparency log and the public pages
+    (/ dataset explorer, /log browser, /verify page; no login, nothing the API hides).
 
     Enclaves are admitted only under --enclave-measurements and/or --simulation-root;
     with neither, no enclave can register (fail closed).
@@ -184,6 +186,7 @@ def serve(
     from sealroom.coordinator.admission import AdmissionPolicy
     from sealroom.coordinator.witnessing import WitnessEndpoint
     from sealroom.verification.trust import parse_measurements
+    from sealroom.web.public import install_public_pages
 
     with handle_errors(json_output):
         if log_level not in _LOG_LEVELS:
@@ -204,6 +207,7 @@ def serve(
                 max_evidence_age=max_evidence_age,
             )
         admission = AdmissionPolicy(pin=pin)
+        sim_root = None if pin is None else pin.simulation_root
         if pin is None:
             typer.secho(f"!! {admission.describe()} !!", fg="yellow", err=True)
         else:
@@ -232,6 +236,7 @@ def serve(
             admission=admission,
             on_ready=ready if json_output else None,
             lease_seconds=lease_seconds,
+            extend=[partial(install_public_pages, simulation_root=sim_root)],
         )
 
 
