@@ -81,6 +81,7 @@ class Source:
     failed: dict[str, str] = field(default_factory=dict)
     taken_back: bool = False  # the lease ran out and the job went back to the queue
     input_delay: float = 0.0
+    deletions: list[Envelope] = field(default_factory=list)
 
     def register_enclave(self, evidence: Envelope, /) -> Registered:
         self.calls.append("register")
@@ -120,6 +121,10 @@ class Source:
 
     def log_consistency(self, first: int, second: int, /) -> Any:
         raise AssertionError("the in-memory source has no log")
+
+    def record_deletion(self, request: str, deletion: Envelope, /) -> None:
+        self.calls.append(f"deletion {request}")
+        self.deletions.append(deletion)
 
     def fail_job(self, request: str, reason: str, /) -> None:
         if self.taken_back:
