@@ -280,6 +280,7 @@ def test_the_sdk_client_has_every_call_of_a_job_source() -> None:
         "ledger",
         "log_consistency",
         "log_key",
+        "record_deletion",
         "register_enclave",
         "renew_lease",
     ]

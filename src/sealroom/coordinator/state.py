@@ -35,6 +35,7 @@ from sealroom.statements import (
     Policy,
     is_public,
 )
+from sealroom.statements.deletion import sealed_digest
 from sealroom.storage.engine import read_transaction, write_transaction
 from sealroom.storage.schema import (
     datasets,
@@ -50,7 +51,6 @@ from sealroom.storage.schema import (
     results,
     statements,
 )
-from sealroom.statements.deletion import sealed_digest
 from sealroom.text import name_key
 from sealroom.transparency.checkpoint import Checkpoint, NoteSigner, split_note
 from sealroom.transparency.entries import SALT_SIZE
@@ -372,7 +372,9 @@ def erase_sealed_inputs(conn: Connection, request: str, *, reason: str, now: int
             request_blobs.c.request == request
         )
     ).all()
-    _record_erasures(conn, request, "sealed-input", rows, reason=reason, now=now)
+    _record_erasures(
+        conn, request, "sealed-input", [(r[0], r[1]) for r in rows], reason=reason, now=now
+    )
     conn.execute(delete(request_blobs).where(request_blobs.c.request == request))
     return len(rows)
 
@@ -382,7 +384,9 @@ def erase_results(conn: Connection, request: str, *, reason: str, now: int) -> i
     rows = conn.execute(
         select(results.c.recipient, results.c.sealed).where(results.c.request == request)
     ).all()
-    _record_erasures(conn, request, "sealed-result", rows, reason=reason, now=now)
+    _record_erasures(
+        conn, request, "sealed-result", [(r[0], r[1]) for r in rows], reason=reason, now=now
+    )
     conn.execute(delete(results).where(results.c.request == request))
     return len(rows)
 
@@ -391,7 +395,7 @@ def _record_erasures(
     conn: Connection,
     request: str,
     kind: str,
-    rows: Sequence[Row[Any]],
+    rows: Sequence[tuple[Any, Any]],
     *,
     reason: str,
     now: int,
