@@ -67,6 +67,7 @@ __all__ = [
     "PackFile",
     "PackRejected",
     "PackReport",
+    "logged_from_bundle",
     "verify_logged_statement",
     "verify_pack",
     "write_pack",
@@ -176,6 +177,22 @@ class LoggedStatementProof:
         if proof.to_json() != bytes(data):
             raise StatementFormatError("logged statement is not in canonical (RFC 8785) form")
         return proof
+
+
+def logged_from_bundle(bundle: ProofBundle, digest: str) -> LoggedStatementProof:
+    """A statement a bundle carries (receipt, evidence, request, approvals, ...) with its
+    proof from the bundle's log, to be packed on its own."""
+    envelope = next(
+        (e for e in (bundle.receipt, bundle.evidence, *bundle.statements) if e.digest == digest),
+        None,
+    )
+    entry = bundle.log.entry_for(digest)
+    if envelope is None or entry is None:
+        raise InvalidInput(f"the bundle carries no logged statement {digest}")
+    log = LogProof(
+        verifier_key=bundle.log.verifier_key, checkpoint=bundle.log.checkpoint, entries=(entry,)
+    )
+    return LoggedStatementProof(envelope=envelope, log=log)
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -302,6 +319,8 @@ class PackRejected(VerificationFailed):
 class _Run:
     checks: list[Check] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The check under way: a failure before the members are read is reported under it.
+    stage: str = "manifest"
 
     def passed(self, name: str, detail: str) -> None:
         self.checks.append(Check(name, True, detail))
@@ -382,10 +401,10 @@ def verify_pack(
     try:
         manifest, members = _check_manifest(root, run, now=now, issuer=issuer)
     except SealroomError as exc:
-        run.failed("manifest", exc.detail or exc.public_message)
+        run.failed(run.stage, exc.detail or exc.public_message)
         raise PackRejected(PackReport(tuple(run.checks), (), True, manifest)) from None
     except OSError as exc:
-        run.failed("manifest", f"the pack cannot be read ({exc.strerror})")
+        run.failed(run.stage, f"the pack cannot be read ({exc.strerror})")
         raise PackRejected(PackReport(tuple(run.checks), (), True, manifest)) from None
     receipts: dict[str, Receipt] = {}
     deletions: list[tuple[str, Deletion]] = []
@@ -480,6 +499,7 @@ def _check_manifest(
         + (f" for {manifest.audience}" if manifest.audience else "")
         + (" (issuer not pinned: pass --issuer to require one)" if issuer is None else ""),
     )
+    run.stage = "time window"
     if manifest.issued_at > now + _SKEW:
         raise VerificationFailed(f"the pack is dated {manifest.issued_at}, after now ({now})")
     if now >= manifest.not_after:
@@ -487,6 +507,7 @@ def _check_manifest(
             f"the pack expired at {manifest.not_after} (now {now}); ask the issuer for a new one"
         )
     run.passed("time window", f"valid from {manifest.issued_at} until {manifest.not_after}")
+    run.stage = "members"
     listed = {f.path: f for f in manifest.files}
     extra = sorted(set(found) - set(listed))
     missing = sorted(set(listed) - set(found))
