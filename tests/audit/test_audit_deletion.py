@@ -113,3 +113,14 @@ def test_coordinator_refuses_deletions_it_cannot_attribute(tmp_path: Path) -> No
                 run.request, sign_statement(wrong, enclave.identity).envelope
             )
         assert len(run.bob_client.deletions(run.request).deletions) == 1
+
+
+def test_the_coordinator_sweeps_retention_on_its_own(tmp_path: Path) -> None:
+    """No call touches the request after it completes: the periodic sweep still deletes."""
+    with audited_run(tmp_path, sweep_interval=0.2) as run:
+        assert _count(run.db_url, "results", run.request) == 2
+        deadline = time.time() + RETENTION + 10
+        while _count(run.db_url, "results", run.request) and time.time() < deadline:
+            time.sleep(0.2)
+        assert _count(run.db_url, "results", run.request) == 0
+        assert _count(run.db_url, "erasures", run.request) == 4  # two inputs, two results

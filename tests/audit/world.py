@@ -32,11 +32,13 @@ class Run:
 
 
 @contextmanager
-def audited_run(tmp_path: Path, db_url: str | None = None) -> Iterator[Run]:
+def audited_run(
+    tmp_path: Path, db_url: str | None = None, *, sweep_interval: float | None = None
+) -> Iterator[Run]:
     """A completed topic-overlap between alice (auto-approving policy with a retention of
     :data:`RETENTION` seconds) and bob (by hand), run by a real enclave worker."""
     db = db_url or f"sqlite:///{tmp_path / 'coordinator.db'}"
-    with coordinator(tmp_path, db_url=db) as url:
+    with coordinator(tmp_path, db_url=db, sweep_interval=sweep_interval) as url:
         alice_home, alice = party(tmp_path, "alice")
         bob_home, bob = party(tmp_path, "bob")
         a = Client(base_url=url, identity=alice)

@@ -18,7 +18,7 @@ from sealroom.enclave.charges import LedgerSource
 from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker, JobSource
 from sealroom.errors import BackendUnavailable, Conflict, VerificationFailed
-from sealroom.statements import Envelope, Receipt, ReleasedOutput
+from sealroom.statements import Deletion, Envelope, Receipt, ReleasedOutput, sealed_digest
 from tests.enclave.enclave_world import (
     NOW,
     REGISTRY,
@@ -82,6 +82,7 @@ class Source:
     taken_back: bool = False  # the lease ran out and the job went back to the queue
     input_delay: float = 0.0
     deletions: list[Envelope] = field(default_factory=list)
+    deletions_down: int = 0
 
     def register_enclave(self, evidence: Envelope, /) -> Registered:
         self.calls.append("register")
@@ -124,6 +125,9 @@ class Source:
 
     def record_deletion(self, request: str, deletion: Envelope, /) -> None:
         self.calls.append(f"deletion {request}")
+        if self.deletions_down:
+            self.deletions_down -= 1
+            raise BackendUnavailable("the coordinator is restarting")
         self.deletions.append(deletion)
 
     def fail_job(self, request: str, reason: str, /) -> None:
@@ -285,3 +289,51 @@ def test_the_sdk_client_has_every_call_of_a_job_source() -> None:
         "renew_lease",
     ]
     assert all(callable(getattr(Client, name, None)) for name in calls)
+
+
+def test_a_completed_job_ends_with_a_signed_deletion_of_what_it_held(state: EnclaveState) -> None:
+    case = build_case()
+    source = Source(jobs=[job_of(case)], sealed=dict(case.sealed))
+    assert worker(source, state).step().outcome == "completed"
+    (env,) = source.deletions
+    deletion = env.open(Deletion).statement
+    receipt_env, _ = source.completed[case.request.digest]
+    receipt = receipt_env.open(Receipt).statement
+    assert env.signer == WORLD.enclave.public
+    assert (deletion.request, deletion.outcome) == (case.request.digest, "completed")
+    assert deletion.receipt == receipt_env.digest
+    assert deletion.evidence == WORLD.enclave.evidence.digest
+    assert deletion.erased_at == NOW
+    assert deletion.outputs_held == len(receipt.outputs)
+    assert {i.dataset: (i.sealed, i.sealed_size) for i in deletion.inputs} == {
+        d: (sealed_digest(b), len(b)) for d, b in case.sealed.items()
+    }
+    roots = {i.dataset: i.commitment_root for i in receipt.inputs}
+    assert {i.dataset: i.commitment_root for i in deletion.inputs} == roots
+    # Signed after the result was posted, never before.
+    assert source.calls.index(f"deletion {case.request.digest}") == len(source.calls) - 1
+
+
+def test_a_failed_job_still_signs_its_deletion_without_unverified_roots(
+    state: EnclaveState,
+) -> None:
+    case = build_case(bob_texts=("BAD: the secret row 4242",))
+    source = Source(jobs=[job_of(case)], sealed=dict(case.sealed))
+    assert worker(source, state).step().outcome == "failed"
+    deletion = source.deletions[0].open(Deletion).statement
+    assert (deletion.outcome, deletion.receipt, deletion.outputs_held) == ("failed", None, 0)
+    assert len(deletion.inputs) == len(case.sealed)
+    assert all(i.commitment_root is None for i in deletion.inputs)
+
+
+def test_a_deletion_the_coordinator_cannot_take_is_posted_on_the_next_step(
+    state: EnclaveState,
+) -> None:
+    case = build_case()
+    source = Source(jobs=[job_of(case)], sealed=dict(case.sealed), deletions_down=1)
+    w = worker(source, state)
+    assert w.step().outcome == "completed"
+    assert source.deletions == []
+    assert w.step().outcome == "idle"
+    assert [d.open(Deletion).statement.request for d in source.deletions] == [case.request.digest]
+    assert source.calls.count(f"deletion {case.request.digest}") == 2

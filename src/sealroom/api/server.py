@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sealroom.api.app import create_app
+from sealroom.api.app import DEFAULT_SWEEP_INTERVAL, create_app
 from sealroom.api.runner import run_app
 from sealroom.computations.registry import Registry, default_registry
 from sealroom.coordinator.admission import AdmissionPolicy
@@ -28,6 +28,7 @@ def serve(
     admission: AdmissionPolicy | None = None,
     on_ready: Callable[[int], None] | None = None,
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
 ) -> None:
     """Serve the API until interrupted; migrations run before the first request.
 
@@ -41,5 +42,6 @@ def serve(
         keys_dir=keys_dir,
         admission=admission,
         lease_seconds=lease_seconds,
+        sweep_interval=sweep_interval,
     )
     run_app(app, host=host, port=port, log_level=log_level, on_ready=on_ready)

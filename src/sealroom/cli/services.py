@@ -114,6 +114,17 @@ def serve(
             "back to the queue for another worker.",
         ),
     ] = 300,
+    sweep_every: Annotated[
+        int,
+        typer.Option(
+            "--sweep-every",
+            min=0,
+            max=86_400,
+            envvar="SEALROOM_SWEEP_EVERY",
+            help="Seconds between the coordinator's own sweeps (0: only when called): sealed "
+            "results past retention are deleted and recorded, expired requests end.",
+        ),
+    ] = 60,
     witness: Annotated[
         list[str] | None,
         typer.Option(
@@ -232,6 +243,7 @@ def serve(
             admission=admission,
             on_ready=ready if json_output else None,
             lease_seconds=lease_seconds,
+            sweep_interval=float(sweep_every),
         )
 
 
