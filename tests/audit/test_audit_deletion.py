@@ -99,13 +99,17 @@ def test_coordinator_refuses_deletions_it_cannot_attribute(tmp_path: Path) -> No
         # Posting the same deletion again is idempotent.
         again = client.record_deletion(run.request, view.deletions[0].envelope)  # type: ignore[attr-defined]
         assert again.deletion == view.deletions[0].envelope.digest
-        # Signed by a party who did not run the job: it has no job to account for.
+        # A party who did not run the job has no job to account for, whoever signed.
         forged = honest.model_copy(update={"enclave": run.bob.party_id})
         with pytest.raises(NotFound, match="claimed by you"):
             run.bob_client.record_deletion(run.request, sign_statement(forged, run.bob).envelope)
-        # The enclave's own deletion, posted by someone else: not theirs to post.
-        with pytest.raises(SignatureInvalid, match="signed by the enclave that ran the job"):
+        with pytest.raises(NotFound, match="claimed by you"):
             run.bob_client.record_deletion(run.request, view.deletions[0].envelope)
+        # The enclave posting a deletion someone else signed: not its account.
+        with pytest.raises(SignatureInvalid, match="signed by the enclave that ran the job"):
+            client.record_deletion(  # type: ignore[attr-defined]
+                run.request, sign_statement(forged, run.bob).envelope
+            )
         # A completed job's deletion naming another receipt.
         wrong = honest.model_copy(update={"receipt": "sha256:" + "00" * 32, "erased_at": 1})
         with pytest.raises(InvalidInput, match="receipt the request does not have"):

@@ -56,20 +56,22 @@ class Deletions:
     def record(
         self, request: str, env: Envelope, *, caller: PartyId, now: int
     ) -> Stored[DeletionRecorded]:
-        """Store and log the enclave's Deletion for a job it claimed (once per digest)."""
-        deletion = env.open(Deletion).statement
-        if env.signer.party_id != caller:
-            raise SignatureInvalid("a deletion must be signed by the enclave that ran the job")
-        if deletion.request != request:
-            raise InvalidInput("the deletion names another request")
-        if deletion.erased_at > now + 300:
-            raise InvalidInput("the deletion is dated in the future")
+        """Store and log the enclave's Deletion for a job it claimed (once per digest).
+
+        The job is looked up first: only the enclave that claimed it has anything to say."""
         with write_transaction(self._state.engine) as conn:
             claimed = conn.execute(
                 select(jobs.c.enclave).where(jobs.c.request == request)
             ).scalar_one_or_none()
-            if claimed != caller:
+            if claimed is None or claimed != caller:
                 raise NotFound(f"no job {request} claimed by you")
+            deletion = env.open(Deletion).statement
+            if env.signer.party_id != caller:
+                raise SignatureInvalid("a deletion must be signed by the enclave that ran the job")
+            if deletion.request != request:
+                raise InvalidInput("the deletion names another request")
+            if deletion.erased_at > now + 300:
+                raise InvalidInput("the deletion is dated in the future")
             ran = conn.execute(
                 select(enclaves.c.party).where(enclaves.c.evidence == deletion.evidence)
             ).scalar_one_or_none()
