@@ -116,6 +116,16 @@ def test_coordinator_refuses_deletions_it_cannot_attribute(tmp_path: Path) -> No
             client.record_deletion(  # type: ignore[attr-defined]
                 run.request, sign_statement(wrong, enclave.identity).envelope
             )
+        # Naming a dataset that is not an input of the request.
+        stray = honest.model_copy(
+            update={
+                "inputs": (honest.inputs[0].model_copy(update={"dataset": "sha256:" + "22" * 32}),)
+            }
+        )
+        with pytest.raises(InvalidInput, match="not an input of the request"):
+            client.record_deletion(  # type: ignore[attr-defined]
+                run.request, sign_statement(stray, enclave.identity).envelope
+            )
         assert len(run.bob_client.deletions(run.request).deletions) == 1
 
 

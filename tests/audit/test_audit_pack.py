@@ -3,10 +3,11 @@ change to any of its files, its manifest or its time window."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +28,19 @@ from sealroom.cli.exits import ExitCode
 from sealroom.cli.main import app
 from sealroom.crypto.keys import Identity
 from sealroom.errors import InvalidInput
-from sealroom.statements import Approval, Envelope, Receipt, canonical_json, sign_statement
-from sealroom.verification.bundle import ProofBundle
+from sealroom.statements import (
+    Approval,
+    Deletion,
+    Digest,
+    Envelope,
+    Receipt,
+    canonical_json,
+    sign_statement,
+)
+from sealroom.transparency.checkpoint import NoteSigner
+from sealroom.transparency.entries import committed_entry
+from sealroom.transparency.log import MemoryLogStore, TransparencyLog
+from sealroom.verification.bundle import LogEntryProof, LogProof, ProofBundle
 from sealroom.verification.trust import TrustPolicy, trust_policy
 from tests.audit.snapshots import snapshot
 from tests.audit.world import audited_run
@@ -47,6 +59,8 @@ class Material:
     snapshot: bytes
     cli_pack: Path
     cli_issue_stdout: str
+    # Signs a Deletion with the enclave's key, posts it to the coordinator, returns its proof.
+    post_deletion: Callable[[Deletion], LoggedStatementProof]
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +101,13 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Material]:
             ],
         )
         assert issued.exit_code == ExitCode.OK, issued.output
+
+        def post_deletion(deletion: Deletion) -> LoggedStatementProof:
+            env = sign_statement(deletion, run.worker._keys.identity).envelope
+            run.worker._source.record_deletion(run.request, env)  # type: ignore[attr-defined]
+            logged = _logged(b.deletions(run.request), key)
+            return next(p for p in logged if p.envelope.digest == env.digest)
+
         yield Material(
             bundle=bundle,
             deletions=deletions,
@@ -96,6 +117,7 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Material]:
             snapshot=snap,
             cli_pack=tmp / "cli-pack",
             cli_issue_stdout=issued.stdout,
+            post_deletion=post_deletion,
         )
 
 
@@ -263,7 +285,7 @@ def test_pack_expires(material: Material, tmp_path: Path) -> None:
 def test_pack_cross_checks_its_contents(material: Material, tmp_path: Path) -> None:
     # A deletion for a run whose bundle is not in the pack.
     alone = _pack(material, tmp_path / "alone", bundles=(), snapshot=None)
-    _rejected(material, alone, "no proof bundle in the pack for request")
+    _rejected(material, alone, "no verified proof bundle in the pack for request")
     # A snapshot that does not allow the query that ran.
     snap = json.loads(material.snapshot)
     snap["allowed_queries"] = [
@@ -283,6 +305,46 @@ def test_pack_cross_checks_its_contents(material: Material, tmp_path: Path) -> N
     )
     # The deletion then names no verified run either.
     assert [c.name.split()[0] for c in strict.report.failures] == ["bundle", "deletion"]
+
+
+def test_pack_holds_proofs_from_one_log_only(material: Material, tmp_path: Path) -> None:
+    """An approval logged (validly) in another log: each proof verifies, the pack does not."""
+    approval = material.approvals[0].envelope
+    other_log = TransparencyLog(MemoryLogStore())
+    signer = NoteSigner.from_seed("other.example/log", hashlib.sha256(b"other").digest())
+    index = other_log.append(committed_entry(approval.to_json(), None))
+    checkpoint = other_log.checkpoint(signer)
+    elsewhere = LoggedStatementProof(
+        envelope=approval,
+        log=LogProof(
+            verifier_key=signer.verifier.vkey,
+            checkpoint=checkpoint,
+            entries=(
+                LogEntryProof(
+                    digest=Digest(approval.digest),
+                    index=index,
+                    proof=tuple(other_log.inclusion_proof(index, index + 1)),
+                ),
+            ),
+        ),
+    )
+    pack = _pack(material, tmp_path / "two-logs", statements=(*material.deletions, elsewhere))
+    failure = _rejected(
+        material, pack, "from 2 different logs", trust=trust_policy(allow_simulated=True)
+    )
+    assert [c.name for c in failure.report.failures] == ["one log"]
+
+
+def test_pack_deletion_must_match_its_receipt(material: Material, tmp_path: Path) -> None:
+    """A deletion, validly signed and logged, that names inputs the run did not have."""
+    honest = material.deletions[0].envelope.open(Deletion).statement
+    assert honest.receipt == material.bundle.receipt.digest
+    partial = material.post_deletion(
+        honest.model_copy(update={"inputs": honest.inputs[:1], "erased_at": honest.erased_at + 1})
+    )
+    pack = _pack(material, tmp_path / "partial", statements=(partial,))
+    failure = _rejected(material, pack, "not those of receipt")
+    assert [c.name.split()[0] for c in failure.report.failures] == ["deletion"]
 
 
 def _other_log_key(m: Material) -> str:

@@ -408,6 +408,7 @@ def verify_pack(
         raise PackRejected(PackReport(tuple(run.checks), (), True, manifest)) from None
     receipts: dict[str, Receipt] = {}
     deletions: list[tuple[str, Deletion]] = []
+    logs: set[str] = set()  # the log keys the members' proofs name
     for member in manifest.files:
         name = f"{member.role} {member.path}"
         try:
@@ -420,14 +421,15 @@ def verify_pack(
                     failed = "; ".join(f"{c.name}: {c.detail}" for c in exc.report.failures)
                     raise VerificationFailed(failed) from None
                 simulated = simulated or report.simulated
+                logs.add(bundle.log.verifier_key)
                 run.warnings.extend(f"{member.path}: {w}" for w in report.warnings)
                 receipt = Receipt.parse_payload(bundle.receipt.payload)
-                receipts[bundle.receipt.digest] = receipt
                 if receipt.computation.code_digest not in manifest.code:
                     raise VerificationFailed(
                         f"the run's code {receipt.computation.code_digest} is not among the "
                         "manifest's code digests"
                     )
+                receipts[bundle.receipt.digest] = receipt
                 run.passed(
                     name,
                     f"all {len(report.checks)} bundle checks passed: {receipt.computation.id} "
@@ -437,6 +439,7 @@ def verify_pack(
             elif member.role == "statement":
                 proof = LoggedStatementProof.from_json(data)
                 detail, pinned = verify_logged_statement(proof, trust)
+                logs.add(proof.log.verifier_key)
                 if not pinned and UNPINNED_LOG_KEY_WARNING not in run.warnings:
                     run.warnings.append(UNPINNED_LOG_KEY_WARNING)
                 if proof.envelope.type == Deletion.TYPE:
@@ -468,12 +471,21 @@ def verify_pack(
             run.failed(name, exc.detail or exc.public_message)
     for path, d in deletions:
         name = f"deletion {path} names a run in the pack"
-        if d.receipt is not None and d.receipt in receipts:
-            run.passed(name, f"the enclave erased what it held for receipt {d.receipt}")
+        ran = receipts.get(d.receipt) if d.receipt is not None else None
+        if ran is not None:
+            held = {i.dataset: i.commitment_root for i in d.inputs}
+            if held != {i.dataset: i.commitment_root for i in ran.inputs}:
+                run.failed(name, f"the deletion's inputs are not those of receipt {d.receipt}")
+            else:
+                run.passed(name, f"the enclave erased the inputs of receipt {d.receipt}")
         elif d.receipt is None and any(r.request == d.request for r in receipts.values()):
             run.passed(name, f"the enclave erased what it held for request {d.request}")
         else:
-            run.failed(name, f"no proof bundle in the pack for request {d.request}")
+            run.failed(name, f"no verified proof bundle in the pack for request {d.request}")
+    if len(logs) > 1:
+        run.failed("one log", f"the members' proofs come from {len(logs)} different logs")
+    elif logs:
+        run.passed("one log", "every proof in the pack is from the same log")
     result = PackReport(tuple(run.checks), tuple(run.warnings), simulated, manifest)
     if result.failures or not result.checks:
         raise PackRejected(result)

@@ -31,6 +31,7 @@ from sealroom.storage.schema import (
     erasures,
     job_deletions,
     jobs,
+    request_inputs,
     requests,
     statements,
 )
@@ -84,6 +85,15 @@ class Deletions:
                 raise InvalidInput(f"the job is still running; a {deletion.outcome} job is not")
             if deletion.receipt is not None and deletion.receipt != row.receipt:
                 raise InvalidInput("the deletion names a receipt the request does not have")
+            inputs = {
+                str(d)
+                for (d,) in conn.execute(
+                    select(request_inputs.c.dataset).where(request_inputs.c.request == request)
+                )
+            }
+            stray = [i.dataset for i in deletion.inputs if i.dataset not in inputs]
+            if stray:
+                raise InvalidInput(f"the deletion names {stray[0]}, not an input of the request")
             known = {
                 str(d)
                 for (d,) in conn.execute(
