@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from sealroom.audit.pack import verify_logged_statement
-from sealroom.cli.audit import _logged
+from sealroom.client.audit import logged_statements as _logged
 from sealroom.client.http import Client
 from sealroom.crypto.keys import Identity
 from sealroom.errors import InvalidInput, NotFound, SignatureInvalid

@@ -20,12 +20,13 @@ from sealroom.audit.pack import (
     LoggedStatementProof,
     PackRejected,
     logged_from_bundle,
+    verify_logged_statement,
     verify_pack,
     write_pack,
 )
-from sealroom.cli.audit import _logged
 from sealroom.cli.exits import ExitCode
 from sealroom.cli.main import app
+from sealroom.client.audit import logged_statements as _logged
 from sealroom.crypto.keys import Identity
 from sealroom.errors import InvalidInput
 from sealroom.statements import (
@@ -61,6 +62,9 @@ class Material:
     cli_issue_stdout: str
     # Signs a Deletion with the enclave's key, posts it to the coordinator, returns its proof.
     post_deletion: Callable[[Deletion], LoggedStatementProof]
+    url: str
+    home: Path
+    request: str
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +122,9 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Material]:
             cli_pack=tmp / "cli-pack",
             cli_issue_stdout=issued.stdout,
             post_deletion=post_deletion,
+            url=run.url,
+            home=tmp / "bob",
+            request=run.request,
         )
 
 
@@ -399,3 +406,25 @@ def test_cli_issue_and_verify_pack(material: Material, tmp_path: Path) -> None:
     assert json.loads(bad.stdout)["verified"] is False
     human_bad = runner.invoke(app, ["verify-pack", str(broken), "--allow-simulated"])
     assert "NOT VERIFIED" in human_bad.stdout
+
+
+def test_cli_deletions_shows_and_saves_checked_proofs(material: Material, tmp_path: Path) -> None:
+    out = tmp_path / "deletions"
+    args = ["deletions", material.request, "--url", material.url, "--home", str(material.home)]
+    result = runner.invoke(app, [*args, "--out", str(out), "--json"])
+    assert result.exit_code == ExitCode.OK, result.output
+    doc = json.loads(result.stdout)
+    assert doc["deletions"][0]["outcome"] == "completed"
+    assert doc["deletions"][0]["method"] == "released-process-memory"
+    assert {e["kind"] for e in doc["erasures"]} >= {"sealed-input"}
+    assert len(doc["saved"]) == len(doc["deletions"])
+    for saved in doc["saved"]:
+        proof = LoggedStatementProof.from_json(Path(saved).read_bytes())
+        verify_logged_statement(proof, trust_policy(log_key=material.log_key))
+        assert Path(saved).stat().st_mode & 0o777 == 0o600
+    human = runner.invoke(app, args)
+    assert human.exit_code == ExitCode.OK
+    assert "erased 2 sealed input(s)" in human.stdout
+    stranger = runner.invoke(app, ["deletions", "sha256:" + "00" * 32, *args[2:], "--json"])
+    assert stranger.exit_code == ExitCode.ERROR
+    assert json.loads(stranger.stdout)["error"]["code"] == "not_found"

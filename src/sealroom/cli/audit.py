@@ -31,8 +31,7 @@ from sealroom.cli.exits import ExitCode
 from sealroom.errors import InvalidInput, SealroomError
 
 if TYPE_CHECKING:
-    from sealroom.audit.pack import LoggedStatementProof, PackReport
-    from sealroom.wire import DeletionsView
+    from sealroom.audit.pack import PackReport
 
 __all__ = ["register"]
 
@@ -107,18 +106,13 @@ def deletions(
     """What was erased for a request: the enclave's signed Deletions (each checked: signature,
     signer, log inclusion) and the coordinator's own account of the sealed blobs it erased."""
     with command(json_output, url=url, home=home) as cmd:
-        from sealroom.audit.pack import verify_logged_statement
+        from sealroom.client.audit import deletion_proofs
         from sealroom.statements import Deletion
-        from sealroom.verification.trust import trust_policy
 
-        client = cmd.party().client
-        view = client.deletions(request_id)
-        key = client.log_key().verifier_key
-        proofs = _logged(view, key)
+        # Checked as an auditor would: the coordinator cannot slip in a forged one.
+        view, proofs = deletion_proofs(cmd.party().client, request_id)
         saved = []
         for p in proofs:
-            # Checked here as an auditor would: a coordinator cannot slip in a forged one.
-            verify_logged_statement(p, trust_policy(log_key=key))
             if out is not None:
                 path = out / f"deletion-{p.envelope.digest.removeprefix('sha256:')[:16]}.json"
                 _write(path, p.to_json())
@@ -162,31 +156,6 @@ def deletions(
         emit(json_output, doc, human)
 
 
-def _logged(view: DeletionsView, verifier_key: str) -> list[LoggedStatementProof]:
-    from sealroom.audit.pack import LoggedStatementProof
-    from sealroom.statements import Digest
-    from sealroom.verification.bundle import LogEntryProof, LogProof
-
-    return [
-        LoggedStatementProof(
-            envelope=d.envelope,
-            log=LogProof(
-                verifier_key=verifier_key,
-                checkpoint=view.checkpoint,
-                entries=(
-                    LogEntryProof(
-                        digest=Digest(d.envelope.digest),
-                        index=d.log_index,
-                        proof=tuple(d.inclusion),
-                        salt=d.salt,
-                    ),
-                ),
-            ),
-        )
-        for d in view.deletions
-    ]
-
-
 @pack_app.command("issue")
 def issue(
     out: Annotated[Path, typer.Argument(help="The pack directory to create (must not exist).")],
@@ -221,28 +190,23 @@ def issue(
     """Issue a signed, time-bound disclosure pack: the requests' proof bundles and their
     deletions, any other logged statements, and the policy snapshot."""
     with command(json_output, url=url, home=home) as cmd:
-        from sealroom.audit.pack import LoggedStatementProof, write_pack
+        from sealroom.audit.pack import LoggedStatementProof
+        from sealroom.client.audit import issue_pack
 
         extra = [LoggedStatementProof.from_json(read_file(p, "statement")) for p in statement or []]
         snap = read_file(snapshot, "snapshot") if snapshot is not None else None
         party = cmd.party()
-        bundles, logged = [], []
-        if request:
-            key = party.client.log_key().verifier_key
-            for rid in request:
-                bundles.append(party.client.bundle(rid))
-                logged += _logged(party.client.deletions(rid), key)
-        now = int(time.time())
-        manifest = write_pack(
+        manifest = issue_pack(
+            party.client,
+            party.identity,
             out,
-            issuer=party.identity,
-            purpose=purpose,
-            not_after=now + valid_for,
-            now=now,
-            bundles=bundles,
-            statements=[*logged, *extra],
+            now=int(time.time()),
+            valid_for=valid_for,
+            requests=request or (),
+            statements=extra,
             snapshot=snap,
             audience=audience,
+            purpose=purpose,
         )
         doc = {
             "pack": str(out),
