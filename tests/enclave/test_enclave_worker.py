@@ -83,6 +83,7 @@ class Source:
     input_delay: float = 0.0
     deletions: list[Envelope] = field(default_factory=list)
     deletions_down: int = 0
+    inputs_before_outage: int | None = None
 
     def register_enclave(self, evidence: Envelope, /) -> Registered:
         self.calls.append("register")
@@ -97,6 +98,11 @@ class Source:
 
     def job_input(self, request: str, dataset: str, /) -> bytes:
         self.calls.append(f"input {dataset}")
+        if self.inputs_before_outage is not None:
+            if self.inputs_before_outage == 0:
+                self.inputs_before_outage = None
+                raise BackendUnavailable("the coordinator went away")
+            self.inputs_before_outage -= 1
         time.sleep(self.input_delay)
         return self.sealed[dataset]
 
@@ -337,3 +343,20 @@ def test_a_deletion_the_coordinator_cannot_take_is_posted_on_the_next_step(
     assert w.step().outcome == "idle"
     assert [d.open(Deletion).statement.request for d in source.deletions] == [case.request.digest]
     assert source.calls.count(f"deletion {case.request.digest}") == 2
+
+
+def test_a_run_cut_short_by_an_outage_still_accounts_for_what_it_held(
+    state: EnclaveState,
+) -> None:
+    case = build_case()
+    source = Source(jobs=[job_of(case)], sealed=dict(case.sealed), inputs_before_outage=1)
+    w = worker(source, state)
+    with pytest.raises(BackendUnavailable):
+        w.step()
+    assert source.deletions == []  # the coordinator is away: kept, not posted
+    assert w.step().outcome == "idle"
+    (env,) = source.deletions
+    deletion = env.open(Deletion).statement
+    assert (deletion.outcome, deletion.receipt) == ("abandoned", None)
+    assert len(deletion.inputs) == 1  # it had downloaded one input when the outage hit
+    assert deletion.inputs[0].commitment_root is None

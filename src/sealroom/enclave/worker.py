@@ -361,7 +361,10 @@ class EnclaveWorker:
             with self._renewing(job):
                 result = self._finish(job, held, issued)
         except BaseException:
-            held.clear()  # the job goes back to the queue; the next run signs for it
+            # Interrupted (the coordinator went away, or the process is stopping): the job goes
+            # back to the queue, and what this run held is accounted for all the same.
+            if held:
+                self._erase(job, held, [], StepResult("abandoned", request_id), post=False)
             raise
         self._erase(job, held, issued, result)
         return result
@@ -372,8 +375,11 @@ class EnclaveWorker:
         held: dict[str, bytes],
         issued: list[Signed[Receipt]],
         result: StepResult,
+        *,
+        post: bool = True,
     ) -> None:
-        """Drop the sealed inputs of a finished job, sign what was held, and post it."""
+        """Drop the sealed inputs of a finished job, sign what was held, and post it (or, with
+        ``post=False``, keep it for the next step)."""
         request_id = job.request.digest
         outcome = result.outcome
         if outcome == "idle":  # pragma: no cover - a claimed job always ends otherwise
@@ -410,7 +416,8 @@ class EnclaveWorker:
         signed = sign_statement(deletion, keys.identity)
         self._pending_deletions.append((request_id, signed.envelope))
         del self._pending_deletions[:-_KEEP_DELETIONS]
-        self._post_deletions()
+        if post:
+            self._post_deletions()
 
     def _post_deletions(self) -> None:
         """Post the signed deletions the job source has not taken yet (oldest first)."""
