@@ -67,6 +67,17 @@ def test_summary_pdf_renders_every_section_on_one_page() -> None:
         assert needle in text, needle
 
 
+def test_summary_of_a_room_of_five_still_fits_one_page() -> None:
+    members = [Identity.generate() for _ in range(5)]
+    s = summary_from_snapshot(snapshot(members[0], members))
+    text, pages, _ = _pdf_text_and_pixels(render_pdf(s))
+    assert pages == 1
+    # Each party once in full (the Parties section), elsewhere by name and fingerprint.
+    for m in members:
+        assert text.count(m.party_id) == 1
+        assert s.display(m.party_id) in text
+
+
 def test_summary_html_and_pdf_say_the_same_things() -> None:
     s = summary_from_snapshot(snapshot(HOST, [A, B]))
     page = render_html(s)

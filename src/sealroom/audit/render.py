@@ -41,6 +41,7 @@ def sections(s: PolicySummary) -> tuple[Section, ...]:
                 ("Policy snapshot digest", s.snapshot_digest),
             ),
         ),
+        ("Parties", tuple((s.display(p), p) for p in s.parties())),
         (
             "Template",
             (
@@ -91,6 +92,11 @@ def sections(s: PolicySummary) -> tuple[Section, ...]:
     )
 
 
+def _mono(value: str) -> bool:
+    """Digests and party ids are set in a monospace font (and may break anywhere)."""
+    return value.startswith(("sha256:", "code sha256:", "sr1"))
+
+
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#111;background:#fff;
 max-width:52rem;margin:1.5rem auto;padding:0 1rem}
@@ -133,7 +139,7 @@ def render_html(s: PolicySummary) -> str:
         parts.append("<table>")
         parts.append(f'<caption class="note" hidden>{e(heading)}</caption>')
         for label, value in rows:
-            cls = ' class="digest"' if value.startswith(("sha256:", "code sha256:")) else ""
+            cls = ' class="digest"' if _mono(value) else ""
             parts.append(f'<tr><th scope="row">{e(label)}</th><td{cls}>{e(value)}</td></tr>')
         parts.append("</table>")
         parts.append("</section>")
@@ -175,7 +181,7 @@ def render_pdf(s: PolicySummary) -> bytes:
         data = [
             [
                 para(lbl, label),
-                para(val, mono if val.startswith(("sha256:", "code sha256:")) else body),
+                para(val, mono if _mono(val) else body),
             ]
             for lbl, val in rows
         ]

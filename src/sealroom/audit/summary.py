@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sealroom.crypto.keys import PARTY_ID_PREFIX, fingerprint
 from sealroom.errors import StatementFormatError
 from sealroom.statements import canonical_json, parse_json_strict
 from sealroom.statements.fields import DIGEST_PATTERN
@@ -105,9 +106,18 @@ class PolicySummary:
     names: tuple[tuple[str, str], ...] = ()
 
     def display(self, party: str) -> str:
-        """A party as the page names it: its display name (if the snapshot gives one) and id."""
+        """A party as the page names it: its display name (if the snapshot gives one) and its
+        fingerprint; the "Parties" section maps each fingerprint to the whole id."""
         name = dict(self.names).get(party)
-        return f"{name} ({party})" if name else party
+        fp = fingerprint(party) if party.startswith(PARTY_ID_PREFIX) else party
+        return f"{name} ({fp})" if name else f"party {fp}"
+
+    def parties(self) -> tuple[str, ...]:
+        """Every party the page names, host first, each once."""
+        named = [self.host, *(i.party for i in self.inputs)]
+        named += [r for o in self.outputs for r in o.recipients]
+        named += [v.party for v in self.visibility]
+        return tuple(dict.fromkeys(named))
 
     def privacy_line(self) -> str:
         k = f"every released group has at least k = {self.k} entities"
