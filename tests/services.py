@@ -45,6 +45,7 @@ def coordinator(
     admit: AdmissionPolicy | None = None,
     lease_seconds: int | None = None,
     web: bool = False,
+    sweep_interval: float | None = None,
 ) -> Iterator[str]:
     """The real app (SQLite in ``tmp_path`` unless ``db_url``; its log key in
     ``tmp_path/coordinator-keys``) on 127.0.0.1; yields its URL.
@@ -52,6 +53,8 @@ def coordinator(
     ``admit``: its enclave admission policy (default: :func:`admission`). ``web``: with the
     public pages, as ``sealroom serve`` mounts them (pre-filling the admitted simulation root)."""
     options: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
+    if sweep_interval is not None:
+        options["sweep_interval"] = sweep_interval
     app = create_app(
         db_url=db_url or f"sqlite:///{tmp_path / 'coordinator.db'}",
         registry=default_registry(),

@@ -48,6 +48,25 @@ def _warm(coordinator: Coordinator) -> None:
         _log.exception("warming the discovery index failed")
 
 
+# How often the coordinator sweeps on its own (retention, expiry, lapsed leases), in seconds.
+DEFAULT_SWEEP_INTERVAL = 60.0
+
+
+def _sweep_loop(
+    coordinator: Coordinator, clock: Callable[[], int], stop: threading.Event, interval: float
+) -> None:
+    """Sweep every ``interval`` seconds until ``stop``: retention deletes sealed results on
+    time even when nobody calls the API (every call sweeps too)."""
+    while not stop.wait(interval):
+        try:
+            done = coordinator.state.sweep(now=clock())
+        except Exception:  # a database hiccup must not end the loop; the next round retries
+            _log.exception("the periodic sweep failed")
+            continue
+        if done:
+            _log.info("periodic sweep: %d requests expired, re-queued or past retention", done)
+
+
 def create_app(
     *,
     db_url: str,
@@ -58,11 +77,13 @@ def create_app(
     witnesses: Sequence[WitnessEndpoint] = (),
     keys_dir: Path | None = None,
     admission: AdmissionPolicy | None = None,
+    sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
 ) -> FastAPI:
     """The coordinator app on ``db_url`` (migrated to head on creation); ``witnesses``
     cosign the checkpoints it serves. Its log key is in ``keys_dir`` (default for SQLite:
     ``<db file>.keys/``; PostgreSQL needs one); ``admission`` says which enclaves may
-    register (None: none at all, fail closed)."""
+    register (None: none at all, fail closed); every ``sweep_interval`` seconds (0: never)
+    a thread sweeps (retention, expiry, lapsed leases) besides the sweeps calls make."""
     keystore = (
         CoordinatorKeystore(directory=keys_dir)
         if keys_dir is not None
@@ -89,7 +110,20 @@ def create_app(
         # Warm the discovery index off the event loop; searches meanwhile wait for its lock.
         warm = threading.Thread(target=_warm, args=(coordinator,), name="discovery-warmup")
         warm.start()
+        stop = threading.Event()
+        sweeper = None
+        if sweep_interval > 0:
+            sweeper = threading.Thread(
+                target=_sweep_loop,
+                args=(coordinator, clock, stop, sweep_interval),
+                name="sweep",
+                daemon=True,
+            )
+            sweeper.start()
         yield
+        stop.set()
+        if sweeper is not None:
+            sweeper.join(30)
         warm.join()
         engine.dispose()
 

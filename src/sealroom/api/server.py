@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from sealroom.api.app import create_app
+from sealroom.api.app import DEFAULT_SWEEP_INTERVAL, create_app
 from sealroom.api.runner import run_app
 from sealroom.computations.registry import Registry, default_registry
 from sealroom.coordinator.admission import AdmissionPolicy
@@ -31,6 +31,7 @@ def serve(
     on_ready: Callable[[int], None] | None = None,
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
     extend: Sequence[Callable[[FastAPI], None]] = (),
+    sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
 ) -> None:
     """Serve the API until interrupted; migrations run before the first request.
 
@@ -46,6 +47,7 @@ def serve(
         keys_dir=keys_dir,
         admission=admission,
         lease_seconds=lease_seconds,
+        sweep_interval=sweep_interval,
     )
     for add in extend:
         add(app)

@@ -16,6 +16,7 @@ from typer.exceptions import TyperException
 from sealroom import __version__
 from sealroom.cli import (
     agents,
+    audit,
     checkpoint,
     deploy,
     keys,
@@ -414,6 +415,7 @@ deploy.register(app)
 agents.register(app)
 watch.register(app)
 ui.register(app)
+audit.register(app)
 
 
 def main() -> None:

@@ -115,6 +115,17 @@ def serve(
             "back to the queue for another worker.",
         ),
     ] = 300,
+    sweep_every: Annotated[
+        int,
+        typer.Option(
+            "--sweep-every",
+            min=0,
+            max=86_400,
+            envvar="SEALROOM_SWEEP_EVERY",
+            help="Seconds between the coordinator's own sweeps (0: only when called): sealed "
+            "results past retention are deleted and recorded, expired requests end.",
+        ),
+    ] = 60,
     witness: Annotated[
         list[str] | None,
         typer.Option(
@@ -237,6 +248,7 @@ def serve(
             on_ready=ready if json_output else None,
             lease_seconds=lease_seconds,
             extend=[partial(install_public_pages, simulation_root=sim_root)],
+            sweep_interval=float(sweep_every),
         )
 
 

@@ -47,6 +47,9 @@ from sealroom.wire import (
     CreateSessionBody,
     DatasetPage,
     DatasetView,
+    DeletionBody,
+    DeletionRecorded,
+    DeletionsView,
     DraftView,
     EnclaveBody,
     EnclaveList,
@@ -550,6 +553,20 @@ class Client:
         """A dataset's budget charges with inclusion proofs (enclaves only)."""
         path = f"/v1/ledger/{_segment(dataset)}"
         return self._view(LedgerView, "GET", path, what="GET ledger", signed=True)
+
+    def record_deletion(self, request: str, deletion: Envelope) -> DeletionRecorded:
+        """Post the enclave's signed Deletion for a job it ran (stored and logged once)."""
+        path = f"/v1/jobs/{_segment(request)}/deletion"
+        body = self._json_body(DeletionBody.model_construct(deletion=deletion))
+        return self._view(
+            DeletionRecorded, "POST", path, what="POST job deletion", body=body, signed=True
+        )
+
+    def deletions(self, request: str) -> DeletionsView:
+        """The request's Deletions with proofs, and the coordinator's erasures (untrusted:
+        open each envelope and check its proof)."""
+        path = f"/v1/requests/{_segment(request)}/deletions"
+        return self._view(DeletionsView, "GET", path, what="GET deletions", signed=True)
 
     def fail_job(self, request: str, reason: str) -> RequestView:
         path = f"/v1/jobs/{_segment(request)}/fail"

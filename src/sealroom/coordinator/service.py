@@ -18,6 +18,7 @@ from sealroom.computations.registry import Registry
 from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.approvals import Approvals
 from sealroom.coordinator.datasets import Datasets
+from sealroom.coordinator.deletions import Deletions
 from sealroom.coordinator.jobs import Jobs
 from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.ledger import Ledgers
@@ -42,6 +43,7 @@ class Coordinator:
     requests: Requests
     approvals: Approvals
     jobs: Jobs
+    deletions: Deletions
     ledgers: Ledgers
     log: Log
     relay: Relay
@@ -80,6 +82,7 @@ class Coordinator:
             requests=Requests(state),
             approvals=Approvals(state, admission=admission),
             jobs=Jobs(state, admission=admission, lease_seconds=lease_seconds),
+            deletions=Deletions(state),
             ledgers=Ledgers(state),
             log=Log(engine, state.signer, state.witnessing),
             relay=Relay(engine=engine),

@@ -34,6 +34,8 @@ __all__ = [
     "dataset_keywords",
     "datasets",
     "enclaves",
+    "erasures",
+    "job_deletions",
     "jobs",
     "ledger_charges",
     "metadata",
@@ -243,6 +245,35 @@ ledger_charges = Table(
     Column("charge", _DIGEST, ForeignKey("statements.digest"), nullable=False, unique=True),
     Column("charged_at", BigInteger, nullable=False),
     Index("ledger_charges_request", "request", "dataset", unique=True),
+)
+
+# The coordinator's own record of each sealed blob it erased (a sealed input when its
+# request ended, a sealed result at retention): the blob's SHA-256 and size, so a party can
+# match it to the enclave's signed Deletion. The coordinator is not trusted to have erased;
+# this is its account, not a proof.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("id", _Seq, primary_key=True, autoincrement=True),
+    Column("request", _DIGEST, ForeignKey("requests.request"), nullable=False),
+    Column("kind", String(20), nullable=False),  # "sealed-input" | "sealed-result"
+    Column("subject", String(71), nullable=False),  # the dataset, or the recipient party
+    Column("sealed", _DIGEST, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("erased_at", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Index("erasures_request", "request"),
+)
+
+# The enclave's signed Deletion statements (stored and logged in ``statements``), by request.
+job_deletions = Table(
+    "job_deletions",
+    metadata,
+    Column("deletion", _DIGEST, ForeignKey("statements.digest"), primary_key=True),
+    Column("request", _DIGEST, ForeignKey("requests.request"), nullable=False),
+    Column("enclave", _PARTY, nullable=False),
+    Column("erased_at", BigInteger, nullable=False),
+    Index("job_deletions_request", "request"),
 )
 
 nonces = Table(

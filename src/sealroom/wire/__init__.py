@@ -22,6 +22,13 @@ from sealroom.wire.datasets import (
     SearchHit,
     SearchPage,
 )
+from sealroom.wire.deletions import (
+    DeletionBody,
+    DeletionRecorded,
+    DeletionsView,
+    ErasureView,
+    LoggedStatement,
+)
 from sealroom.wire.fields import SignedEnvelope
 from sealroom.wire.jobs import (
     CompleteJobBody,
@@ -81,11 +88,15 @@ __all__ = [
     "CreateSessionBody",
     "DatasetPage",
     "DatasetView",
+    "DeletionBody",
+    "DeletionRecorded",
+    "DeletionsView",
     "DraftView",
     "EnclaveBody",
     "EnclaveList",
     "EnclaveRegistered",
     "EnclaveView",
+    "ErasureView",
     "ErrorBody",
     "ErrorDetail",
     "Health",
@@ -100,6 +111,7 @@ __all__ = [
     "LedgerView",
     "LogEntryView",
     "LogKey",
+    "LoggedStatement",
     "MessagePosted",
     "Participant",
     "PartyView",
