@@ -126,8 +126,8 @@ def artifact_from_training(result: dict[str, object]) -> GlmArtifact:
     try:
         return GlmArtifact(
             format=ARTIFACT_FORMAT,
-            family=family,  # type: ignore[arg-type]
-            target=target,  # type: ignore[arg-type]
+            family=family,
+            target=target,
             features=tuple(estimates),
             weights=tuple(estimates.values()),
             intercept=intercept,
