@@ -164,7 +164,9 @@ def _column(table: pa.Table, name: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-def run(inputs: Sequence[pa.Table], params: PredictParams, privacy: PrivacyContext) -> PredictOutput:
+def run(
+    inputs: Sequence[pa.Table], params: PredictParams, privacy: PrivacyContext
+) -> PredictOutput:
     model = _artifact(inputs[0])
     rows = inputs[1]
     hidden = privacy.never_output[1] | privacy.join_only[1]

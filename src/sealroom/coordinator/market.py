@@ -772,9 +772,7 @@ class Market:
             owned = select(datasets.c.dataset).where(datasets.c.owner == party)
             from_owned = list(
                 conn.execute(
-                    select(model_inputs.c.model)
-                    .where(model_inputs.c.dataset.in_(owned))
-                    .distinct()
+                    select(model_inputs.c.model).where(model_inputs.c.dataset.in_(owned)).distinct()
                 ).scalars()
             )
             curated = select(portfolio_items.c.dataset).where(
@@ -833,7 +831,9 @@ class Market:
             return []
         rows = conn.execute(
             select(
-                evaluations.c.evaluator, evaluations.c.model, evaluations.c.score,
+                evaluations.c.evaluator,
+                evaluations.c.model,
+                evaluations.c.score,
                 evaluations.c.created_at,
             ).where(evaluations.c.model.in_(models))
         ).all()

@@ -111,7 +111,9 @@ class InMemoryPayments:
 class NoPayments:
     """No ledger wired: zero-amount transfers succeed (free use), anything else is declined."""
 
-    def _zero(self, kind: Literal["charge", "refund"], t: tuple[str, str, int, str, str]) -> Transfer:
+    def _zero(
+        self, kind: Literal["charge", "refund"], t: tuple[str, str, int, str, str]
+    ) -> Transfer:
         payer, payee, amount, key, memo = t
         _check(payer, payee, amount, key)
         if amount:

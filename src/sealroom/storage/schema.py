@@ -399,9 +399,7 @@ portfolio_requests = Table(
     Column("status", String(10), nullable=False),
     Column("reason", Text, nullable=True),
     Column("settled_at", BigInteger, nullable=True),
-    CheckConstraint(
-        "status IN ('pledged', 'paid', 'unpaid')", name="portfolio_requests_status"
-    ),
+    CheckConstraint("status IN ('pledged', 'paid', 'unpaid')", name="portfolio_requests_status"),
 )
 
 disputes = Table(
