@@ -1,0 +1,287 @@
+"""The marketplace end to end on a real coordinator and enclave: a model trained in the enclave
+is published with its provenance, used for pay through predict, evaluated and reviewed by
+paying users only, disputed and refunded by the arbiter; a curator's portfolio splits a reward.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sealroom.client import flows
+from sealroom.client import market as mk
+from sealroom.client.http import Client
+from sealroom.coordinator.keys import CoordinatorKeystore
+from sealroom.coordinator.payments import InMemoryPayments
+from sealroom.crypto.keys import Identity
+from sealroom.crypto.keystore import Keystore
+from sealroom.errors import Conflict, InvalidInput, NotFound, SignatureInvalid
+from sealroom.statements import Receipt
+from tests.client.analytics_e2e_world import exact_policy, frame, spector_columns_files, write_csv
+from tests.client.client_world import now
+from tests.services import coordinator, registered_enclave
+
+PARAMS = {
+    "layout": "join",
+    "id_column": "id",
+    "target": "GRADE",
+    "features": ["GPA", "TUCE", "PSI"],
+    "test_fraction": "0",
+}
+PRICE = 100
+
+
+@dataclass(frozen=True)
+class P:
+    home: Path
+    identity: Identity
+    client: Client
+
+    @property
+    def id(self) -> str:
+        return self.identity.party_id
+
+
+@pytest.fixture
+def payments() -> InMemoryPayments:
+    return InMemoryPayments()
+
+
+def _parties(url: str, root: Path, names: list[str]) -> dict[str, P]:
+    out = {}
+    for name in names:
+        home = root / name
+        identity = Keystore.create(home, name=name, unencrypted=True)
+        client = Client(base_url=url, identity=identity)
+        client.register_party(name)
+        out[name] = P(home, identity, client)
+    return out
+
+
+def _publish(p: P, path: Path, rules: dict[str, Any]) -> str:
+    return flows.publish(
+        p.client,
+        p.identity,
+        path,
+        title=path.name,
+        description="market test data",
+        policy_rules=rules,
+        now=now(),
+        home=p.home,
+    ).dataset
+
+
+def _approve_all(ps: list[P], request: str) -> None:
+    for p in ps:
+        done = flows.auto_approve(p.client, p.identity, home=p.home, allow_simulated=True, now=now())
+        assert all(d.action == "approved" for d in done if d.request == request), done
+
+
+def _predict(
+    world: dict[str, P], worker: Any, user: str, model: mk.PublishedModel, rows: Path
+) -> tuple[str, Any]:
+    u = world[user]
+    own = _publish(
+        u,
+        rows,
+        {
+            "allow": [{"id": "predict"}],
+            "auto_approve": [{"id": "predict"}],
+            "requesters": [u.id],
+            "k": 1,
+        },
+    )
+    view = flows.request(
+        u.client, u.identity, "predict", [model.model.artifact, own], {"id_column": "id"}, now=now()
+    )
+    assert view.status == "pending", view.status_reason
+    assert view.recipients == (u.id,)
+    _approve_all([world["tina"], u], view.request)
+    step = worker.step()
+    assert step.outcome == "completed", step.reason
+    got = flows.fetch_result(
+        u.client, u.identity, view.request, u.home / "out" / view.request[7:19],
+        home=u.home, allow_simulated=True,
+    )
+    return view.request, got.body
+
+
+def test_model_paid_use_evaluation_review_dispute_and_portfolio(
+    tmp_path: Path, payments: InMemoryPayments
+) -> None:
+    with coordinator(tmp_path, payments=payments) as url:
+        names = ["alice", "bob", "tina", "uma", "vic", "sam", "cora"]
+        w = _parties(url, tmp_path, names)
+        for name, amount in (("uma", 1000), ("vic", 1000), ("tina", 0)):
+            payments._balances[w[name].id] = amount  # funded accounts (the ledger's job)
+        worker = registered_enclave(url)
+
+        # --- train in the enclave; alice and bob each hold columns of spector ----------------
+        a_file, b_file = spector_columns_files(tmp_path, [["GPA", "TUCE"], ["PSI", "GRADE"]])
+        a = _publish(w["alice"], a_file, exact_policy("train-model", PARAMS, [b_file], k=3))
+        b = _publish(w["bob"], b_file, exact_policy("train-model", PARAMS, [a_file], k=3))
+        t = w["tina"]
+        train = flows.request(t.client, t.identity, "train-model", [a, b], PARAMS, now=now())
+        _approve_all([w["alice"], w["bob"]], train.request)
+        assert worker.step().outcome == "completed"
+        out = tmp_path / "tina-train"
+        trained = flows.fetch_result(
+            t.client, t.identity, train.request, out, home=t.home, allow_simulated=True
+        )
+
+        # --- the model card: provenance from the receipt, artifact sealed to the enclave ------
+        published = mk.publish_model(
+            t.client, t.identity, out, name="grade model", description="logit of GRADE",
+            price=PRICE, home=t.home, now=now(),
+        )
+        card = published.model
+        receipt = t.client.bundle(train.request).receipt
+        assert card.provenance["request"] == train.request
+        assert card.provenance["receipts"] == [receipt.digest]
+        assert [i["dataset"] for i in card.provenance["inputs"]] == [a, b]
+        assert card.provenance["computation"]["id"] == "train-model"
+        assert card.features == ("GPA", "TUCE", "PSI") and card.price == PRICE
+        assert (published.artifact_path.stat().st_mode & 0o777) == 0o600
+        assert [m.model for m in Client(base_url=url).models().items] == [card.model]
+        # Nobody else can claim the training run, and a model must be its trainer's.
+        with pytest.raises(SignatureInvalid):
+            w["uma"].client.publish_model(t.client.model(card.model).envelope)
+
+        # --- paid use: predictions for uma's own rows, the trainer paid per use --------------
+        rows = frame("spector")[["id", "GPA", "TUCE", "PSI"]].iloc[:8]
+        use_u, body = _predict(w, worker, "uma", published, write_csv(tmp_path / "u.csv", rows))
+        coefs = {c["name"]: float(c["estimate"]) for c in trained.body["coefficients"]}
+        for pred, (_, r) in zip(body["predictions"], rows.iterrows(), strict=True):
+            eta = coefs["(intercept)"] + sum(coefs[f] * r[f] for f in ("GPA", "TUCE", "PSI"))
+            assert pred["id"] == str(int(r["id"]))
+            assert float(pred["value"]) == pytest.approx(1 / (1 + math.exp(-eta)), rel=1e-5)
+        assert "coefficients" not in body and body["rows"] == 8
+        assert payments.balance(w["uma"].id) == 1000 - PRICE
+        assert payments.balance(t.id) == PRICE
+        assert [u.status for u in w["uma"].client.model_uses(card.model).items] == ["paid"]
+        use_v, _ = _predict(w, worker, "vic", published, write_csv(tmp_path / "v.csv", rows))
+        assert t.client.model(card.model).paid_uses == 2
+        assert {u.payer for u in t.client.model_uses(card.model).items} == {
+            w["uma"].id, w["vic"].id,
+        }
+
+        # --- evaluations and reviews only by paying users ------------------------------------
+        sam = w["sam"]
+        with pytest.raises(InvalidInput, match="not a completed predict run"):
+            mk.evaluate(sam.client, sam.identity, card.model, use_u, score="0", summary="x",
+                        now=now())
+        ev = mk.evaluate(
+            w["uma"].client, w["uma"].identity, card.model, use_u, score="0.8",
+            summary="good on my rows", examples=[({"GPA": "3.1"}, "0.4")], now=now(),
+        )
+        with pytest.raises(Conflict):
+            mk.evaluate(w["uma"].client, w["uma"].identity, card.model, use_u, score="0.1",
+                        summary="again", now=now() + 1)
+        with pytest.raises(InvalidInput, match="own evaluation"):
+            mk.review(w["uma"].client, w["uma"].identity, ev.evaluation, use_u, rating=5,
+                      now=now())
+        with pytest.raises(InvalidInput):
+            mk.review(sam.client, sam.identity, ev.evaluation, use_u, rating=1, now=now())
+        mk.review(w["vic"].client, w["vic"].identity, ev.evaluation, use_v, rating=5, now=now())
+        # The trainer: prior 1/2 over 1000, uma's 0.8 over her 100 paid.
+        rep = {r.role: r for r in Client(base_url=url).reputation(t.id).roles}
+        assert rep["trainer"].score == "0.527273"  # (500 + 80) / 1100
+        assert rep["owner"].score == "0.500000"
+        # uma as evaluator: vic's 5 stars = 1 over his 100 paid: (500 + 100) / 1100.
+        rep_u = {r.role: r for r in Client(base_url=url).reputation(w["uma"].id).roles}
+        assert rep_u["evaluator"].score == "0.545455"
+        # alice's data trained the model: owners share the model's ratings.
+        rep_a = {r.role: r for r in Client(base_url=url).reputation(w["alice"].id).roles}
+        assert rep_a["owner"].score == "0.527273"
+
+        # --- a dispute and the arbiter's refund -----------------------------------------------
+        u = w["uma"]
+        with pytest.raises(InvalidInput, match="less than disputed"):
+            mk.file_dispute(u.client, u.identity, use_u, respondent=t.id, subject="result",
+                            amount=PRICE + 1, reason="too much", now=now())
+        dispute = mk.file_dispute(
+            u.client, u.identity, use_u, respondent=t.id, subject="result", amount=50,
+            reason="predictions were off on half my rows", now=now(),
+        )
+        assert dispute.status == "open"
+        with pytest.raises(NotFound):
+            sam.client.dispute(dispute.dispute)
+        arbiter = CoordinatorKeystore(directory=tmp_path / "coordinator-keys").arbiter(create=False)
+        assert Client(base_url=url).arbiter().party == arbiter.party_id
+        # Nobody but the arbiter key resolves.
+        with pytest.raises(SignatureInvalid):
+            mk.resolve_dispute(sam.client, sam.identity, dispute.dispute, outcome="upheld",
+                               refund=50, reason="x", now=now())
+        with Client(base_url=url, identity=arbiter) as ac:
+            done = mk.resolve_dispute(
+                ac, arbiter, dispute.dispute, outcome="upheld", refund=50,
+                reason="the receipt shows the run; half the rows were mis-scored", now=now(),
+            )
+        assert done.status == "upheld" and done.refund == 50 and done.resolution is not None
+        assert payments.balance(u.id) == 1000 - PRICE + 50
+        assert payments.balance(t.id) == 2 * PRICE - 50
+        rep = {r.role: r for r in Client(base_url=url).reputation(t.id).roles}
+        assert rep["trainer"].upheld_against == 1
+        assert rep["trainer"].score == "0.263636"  # 580/1100 / 2
+
+        # --- a curator's portfolio: a reward split by weights after the fee ------------------
+        cora = w["cora"]
+        pf = mk.publish_portfolio(
+            cora.client, cora.identity, name="spector halves", description="both halves",
+            items=[(a, 6000), (b, 4000)], fee=1000, now=now(),
+        )
+        assert [(i.dataset, i.owner, i.weight) for i in pf.items] == [
+            (a, w["alice"].id, 6000), (b, w["bob"].id, 4000),
+        ]
+        v = w["vic"]
+        again = flows.request(v.client, v.identity, "train-model", [a, b], PARAMS, now=now())
+        pledged = v.client.pledge(pf.portfolio, again.request, 500)
+        assert pledged.status == "pledged"
+        assert [(s.payee, s.amount) for s in pledged.shares] == [
+            (cora.id, 50), (w["alice"].id, 270), (w["bob"].id, 180),
+        ]
+        _approve_all([w["alice"], w["bob"]], again.request)
+        assert worker.step().outcome == "completed"
+        assert v.client.get_pledge(again.request).status == "paid"
+        assert payments.balance(v.id) == 1000 - PRICE - 500
+        assert payments.balance(cora.id) == 50
+        assert payments.balance(w["alice"].id) == 270
+        assert payments.balance(w["bob"].id) == 180
+        assert isinstance(receipt.open(Receipt).statement, Receipt)
+
+
+def test_unfunded_use_is_recorded_unpaid_and_gives_no_evaluation_right(
+    tmp_path: Path, payments: InMemoryPayments
+) -> None:
+    """A predict run whose price cannot be charged completes (the enclave already released
+    it) but is recorded unpaid: it counts for nothing and cannot back an evaluation."""
+    with coordinator(tmp_path, payments=payments) as url:
+        w = _parties(url, tmp_path, ["alice", "bob", "tina", "uma"])
+        worker = registered_enclave(url)
+        a_file, b_file = spector_columns_files(tmp_path, [["GPA", "TUCE"], ["PSI", "GRADE"]])
+        a = _publish(w["alice"], a_file, exact_policy("train-model", PARAMS, [b_file], k=3))
+        b = _publish(w["bob"], b_file, exact_policy("train-model", PARAMS, [a_file], k=3))
+        t = w["tina"]
+        train = flows.request(t.client, t.identity, "train-model", [a, b], PARAMS, now=now())
+        _approve_all([w["alice"], w["bob"]], train.request)
+        assert worker.step().outcome == "completed"
+        out = tmp_path / "tina-train"
+        flows.fetch_result(t.client, t.identity, train.request, out, home=t.home,
+                           allow_simulated=True)
+        published = mk.publish_model(t.client, t.identity, out, name="m", description="",
+                                     price=PRICE, home=t.home, now=now())
+        rows = frame("spector")[["id", "GPA", "TUCE", "PSI"]].iloc[:3]
+        use, _ = _predict(w, worker, "uma", published, write_csv(tmp_path / "u.csv", rows))
+        [u] = w["uma"].client.model_uses(published.model.model).items
+        assert (u.status, u.amount) == ("unpaid", PRICE)
+        assert "insufficient" in (u.reason or "")
+        with pytest.raises(InvalidInput, match="not paid"):
+            mk.evaluate(w["uma"].client, w["uma"].identity, published.model.model, use,
+                        score="1", summary="free lunch", now=now())
+        assert t.client.model(published.model.model).paid_uses == 0
+        assert Fraction(t.client.model(published.model.model).rating) == Fraction(1, 2)
