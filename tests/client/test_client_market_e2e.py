@@ -78,7 +78,9 @@ def _publish(p: P, path: Path, rules: dict[str, Any]) -> str:
 
 def _approve_all(ps: list[P], request: str) -> None:
     for p in ps:
-        done = flows.auto_approve(p.client, p.identity, home=p.home, allow_simulated=True, now=now())
+        done = flows.auto_approve(
+            p.client, p.identity, home=p.home, allow_simulated=True, now=now()
+        )
         assert all(d.action == "approved" for d in done if d.request == request), done
 
 
@@ -105,16 +107,21 @@ def _predict(
     step = worker.step()
     assert step.outcome == "completed", step.reason
     got = flows.fetch_result(
-        u.client, u.identity, view.request, u.home / "out" / view.request[7:19],
-        home=u.home, allow_simulated=True,
+        u.client,
+        u.identity,
+        view.request,
+        u.home / "out" / view.request[7:19],
+        home=u.home,
+        allow_simulated=True,
     )
     return view.request, got.body
 
 
 def test_model_paid_use_evaluation_review_dispute_and_portfolio(
-    tmp_path: Path, payments: InMemoryPayments
+    tmp_path: Path, db_url: str, payments: InMemoryPayments
 ) -> None:
-    with coordinator(tmp_path, payments=payments) as url:
+    """On SQLite and on PostgreSQL (``db_url``)."""
+    with coordinator(tmp_path, db_url=db_url, payments=payments) as url:
         names = ["alice", "bob", "tina", "uma", "vic", "sam", "cora"]
         w = _parties(url, tmp_path, names)
         for name, amount in (("uma", 1000), ("vic", 1000), ("tina", 0)):
@@ -136,8 +143,14 @@ def test_model_paid_use_evaluation_review_dispute_and_portfolio(
 
         # --- the model card: provenance from the receipt, artifact sealed to the enclave ------
         published = mk.publish_model(
-            t.client, t.identity, out, name="grade model", description="logit of GRADE",
-            price=PRICE, home=t.home, now=now(),
+            t.client,
+            t.identity,
+            out,
+            name="grade model",
+            description="logit of GRADE",
+            price=PRICE,
+            home=t.home,
+            now=now(),
         )
         card = published.model
         receipt = t.client.bundle(train.request).receipt
@@ -167,24 +180,38 @@ def test_model_paid_use_evaluation_review_dispute_and_portfolio(
         use_v, _ = _predict(w, worker, "vic", published, write_csv(tmp_path / "v.csv", rows))
         assert t.client.model(card.model).paid_uses == 2
         assert {u.payer for u in t.client.model_uses(card.model).items} == {
-            w["uma"].id, w["vic"].id,
+            w["uma"].id,
+            w["vic"].id,
         }
 
         # --- evaluations and reviews only by paying users ------------------------------------
         sam = w["sam"]
         with pytest.raises(InvalidInput, match="not a completed predict run"):
-            mk.evaluate(sam.client, sam.identity, card.model, use_u, score="0", summary="x",
-                        now=now())
+            mk.evaluate(
+                sam.client, sam.identity, card.model, use_u, score="0", summary="x", now=now()
+            )
         ev = mk.evaluate(
-            w["uma"].client, w["uma"].identity, card.model, use_u, score="0.8",
-            summary="good on my rows", examples=[({"GPA": "3.1"}, "0.4")], now=now(),
+            w["uma"].client,
+            w["uma"].identity,
+            card.model,
+            use_u,
+            score="0.8",
+            summary="good on my rows",
+            examples=[({"GPA": "3.1"}, "0.4")],
+            now=now(),
         )
         with pytest.raises(Conflict):
-            mk.evaluate(w["uma"].client, w["uma"].identity, card.model, use_u, score="0.1",
-                        summary="again", now=now() + 1)
+            mk.evaluate(
+                w["uma"].client,
+                w["uma"].identity,
+                card.model,
+                use_u,
+                score="0.1",
+                summary="again",
+                now=now() + 1,
+            )
         with pytest.raises(InvalidInput, match="own evaluation"):
-            mk.review(w["uma"].client, w["uma"].identity, ev.evaluation, use_u, rating=5,
-                      now=now())
+            mk.review(w["uma"].client, w["uma"].identity, ev.evaluation, use_u, rating=5, now=now())
         with pytest.raises(InvalidInput):
             mk.review(sam.client, sam.identity, ev.evaluation, use_u, rating=1, now=now())
         mk.review(w["vic"].client, w["vic"].identity, ev.evaluation, use_v, rating=5, now=now())
@@ -202,11 +229,25 @@ def test_model_paid_use_evaluation_review_dispute_and_portfolio(
         # --- a dispute and the arbiter's refund -----------------------------------------------
         u = w["uma"]
         with pytest.raises(InvalidInput, match="less than disputed"):
-            mk.file_dispute(u.client, u.identity, use_u, respondent=t.id, subject="result",
-                            amount=PRICE + 1, reason="too much", now=now())
+            mk.file_dispute(
+                u.client,
+                u.identity,
+                use_u,
+                respondent=t.id,
+                subject="result",
+                amount=PRICE + 1,
+                reason="too much",
+                now=now(),
+            )
         dispute = mk.file_dispute(
-            u.client, u.identity, use_u, respondent=t.id, subject="result", amount=50,
-            reason="predictions were off on half my rows", now=now(),
+            u.client,
+            u.identity,
+            use_u,
+            respondent=t.id,
+            subject="result",
+            amount=50,
+            reason="predictions were off on half my rows",
+            now=now(),
         )
         assert dispute.status == "open"
         with pytest.raises(NotFound):
@@ -215,12 +256,24 @@ def test_model_paid_use_evaluation_review_dispute_and_portfolio(
         assert Client(base_url=url).arbiter().party == arbiter.party_id
         # Nobody but the arbiter key resolves.
         with pytest.raises(SignatureInvalid):
-            mk.resolve_dispute(sam.client, sam.identity, dispute.dispute, outcome="upheld",
-                               refund=50, reason="x", now=now())
+            mk.resolve_dispute(
+                sam.client,
+                sam.identity,
+                dispute.dispute,
+                outcome="upheld",
+                refund=50,
+                reason="x",
+                now=now(),
+            )
         with Client(base_url=url, identity=arbiter) as ac:
             done = mk.resolve_dispute(
-                ac, arbiter, dispute.dispute, outcome="upheld", refund=50,
-                reason="the receipt shows the run; half the rows were mis-scored", now=now(),
+                ac,
+                arbiter,
+                dispute.dispute,
+                outcome="upheld",
+                refund=50,
+                reason="the receipt shows the run; half the rows were mis-scored",
+                now=now(),
             )
         assert done.status == "upheld" and done.refund == 50 and done.resolution is not None
         assert payments.balance(u.id) == 1000 - PRICE + 50
@@ -232,18 +285,26 @@ def test_model_paid_use_evaluation_review_dispute_and_portfolio(
         # --- a curator's portfolio: a reward split by weights after the fee ------------------
         cora = w["cora"]
         pf = mk.publish_portfolio(
-            cora.client, cora.identity, name="spector halves", description="both halves",
-            items=[(a, 6000), (b, 4000)], fee=1000, now=now(),
+            cora.client,
+            cora.identity,
+            name="spector halves",
+            description="both halves",
+            items=[(a, 6000), (b, 4000)],
+            fee=1000,
+            now=now(),
         )
         assert [(i.dataset, i.owner, i.weight) for i in pf.items] == [
-            (a, w["alice"].id, 6000), (b, w["bob"].id, 4000),
+            (a, w["alice"].id, 6000),
+            (b, w["bob"].id, 4000),
         ]
         v = w["vic"]
         again = flows.request(v.client, v.identity, "train-model", [a, b], PARAMS, now=now())
         pledged = v.client.pledge(pf.portfolio, again.request, 500)
         assert pledged.status == "pledged"
         assert [(s.payee, s.amount) for s in pledged.shares] == [
-            (cora.id, 50), (w["alice"].id, 270), (w["bob"].id, 180),
+            (cora.id, 50),
+            (w["alice"].id, 270),
+            (w["bob"].id, 180),
         ]
         _approve_all([w["alice"], w["bob"]], again.request)
         assert worker.step().outcome == "completed"
@@ -271,17 +332,26 @@ def test_unfunded_use_is_recorded_unpaid_and_gives_no_evaluation_right(
         _approve_all([w["alice"], w["bob"]], train.request)
         assert worker.step().outcome == "completed"
         out = tmp_path / "tina-train"
-        flows.fetch_result(t.client, t.identity, train.request, out, home=t.home,
-                           allow_simulated=True)
-        published = mk.publish_model(t.client, t.identity, out, name="m", description="",
-                                     price=PRICE, home=t.home, now=now())
+        flows.fetch_result(
+            t.client, t.identity, train.request, out, home=t.home, allow_simulated=True
+        )
+        published = mk.publish_model(
+            t.client, t.identity, out, name="m", description="", price=PRICE, home=t.home, now=now()
+        )
         rows = frame("spector")[["id", "GPA", "TUCE", "PSI"]].iloc[:3]
         use, _ = _predict(w, worker, "uma", published, write_csv(tmp_path / "u.csv", rows))
         [u] = w["uma"].client.model_uses(published.model.model).items
         assert (u.status, u.amount) == ("unpaid", PRICE)
         assert "insufficient" in (u.reason or "")
         with pytest.raises(InvalidInput, match="not paid"):
-            mk.evaluate(w["uma"].client, w["uma"].identity, published.model.model, use,
-                        score="1", summary="free lunch", now=now())
+            mk.evaluate(
+                w["uma"].client,
+                w["uma"].identity,
+                published.model.model,
+                use,
+                score="1",
+                summary="free lunch",
+                now=now(),
+            )
         assert t.client.model(published.model.model).paid_uses == 0
         assert Fraction(t.client.model(published.model.model).rating) == Fraction(1, 2)

@@ -41,6 +41,7 @@ PINNED = {
         "pattern-search",
         "2.1.0",
     ): "sha256:2a614cd27ceff2fba5557e261b6fe364d935b1de3be0f28d325b71200fb8bde9",
+    ("predict", "1.0.0"): "sha256:cc4bb0d2647b704fad72abcc8064393b64941f3c85f21a3d482c544ac788dddf",
     (
         "quality-score",
         "2.1.0",
