@@ -158,7 +158,8 @@ def test_model_paid_use_evaluation_review_dispute_and_portfolio(
         assert card.provenance["receipts"] == [receipt.digest]
         assert [i["dataset"] for i in card.provenance["inputs"]] == [a, b]
         assert card.provenance["computation"]["id"] == "train-model"
-        assert card.features == ("GPA", "TUCE", "PSI") and card.price == PRICE
+        assert card.features == ("GPA", "TUCE", "PSI")
+        assert card.price == PRICE
         assert (published.artifact_path.stat().st_mode & 0o777) == 0o600
         assert [m.model for m in Client(base_url=url).models().items] == [card.model]
         # Nobody else can claim the training run, and a model must be its trainer's.
@@ -173,7 +174,8 @@ def test_model_paid_use_evaluation_review_dispute_and_portfolio(
             eta = coefs["(intercept)"] + sum(coefs[f] * r[f] for f in ("GPA", "TUCE", "PSI"))
             assert pred["id"] == str(int(r["id"]))
             assert float(pred["value"]) == pytest.approx(1 / (1 + math.exp(-eta)), rel=1e-5)
-        assert "coefficients" not in body and body["rows"] == 8
+        assert "coefficients" not in body
+        assert body["rows"] == 8
         assert payments.balance(w["uma"].id) == 1000 - PRICE
         assert payments.balance(t.id) == PRICE
         assert [u.status for u in w["uma"].client.model_uses(card.model).items] == ["paid"]
@@ -275,7 +277,9 @@ def test_model_paid_use_evaluation_review_dispute_and_portfolio(
                 reason="the receipt shows the run; half the rows were mis-scored",
                 now=now(),
             )
-        assert done.status == "upheld" and done.refund == 50 and done.resolution is not None
+        assert done.status == "upheld"
+        assert done.refund == 50
+        assert done.resolution is not None
         assert payments.balance(u.id) == 1000 - PRICE + 50
         assert payments.balance(t.id) == 2 * PRICE - 50
         rep = {r.role: r for r in Client(base_url=url).reputation(t.id).roles}

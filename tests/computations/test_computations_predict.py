@@ -40,7 +40,8 @@ def _run(rows: pa.Table = ROWS, art: pa.Table | None = None, **ctx: object) -> d
 
 def test_predictions_are_the_glm_mean_of_each_usable_row() -> None:
     out = _run()
-    assert out["rows"] == 2 and out["skipped"] == 1
+    assert out["rows"] == 2
+    assert out["skipped"] == 1
     want = [1 / (1 + math.exp(-(0.5 + 1.0))), 1 / (1 + math.exp(-(0.5 - 2.0)))]
     assert [p["id"] for p in out["predictions"]] == ["10", "12"]
     assert [float(p["value"]) for p in out["predictions"]] == pytest.approx(want, rel=1e-5)

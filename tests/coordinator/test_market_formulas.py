@@ -3,6 +3,7 @@ and the sybil attack on reputation."""
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 
 import pytest
@@ -59,7 +60,7 @@ def test_split_one_owner_with_two_datasets_and_no_fee() -> None:
 )
 def test_split_always_sums_exactly(amount: int, fee: int, cuts: list[int]) -> None:
     bounds = [0, *sorted(cuts), 10_000]
-    weights = [b - a for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    weights = [b - a for a, b in itertools.pairwise(bounds) if b > a]
     items = [(f"sha256:{i:064x}", f"o{i}", w) for i, w in enumerate(weights)]
     shares = split_reward(amount, items, curator="cur", fee=fee)
     assert sum(s.amount for s in shares) == amount
@@ -99,7 +100,8 @@ def test_reputation_worked_example_exact() -> None:
 
 def test_reputation_of_nobody_is_the_prior() -> None:
     r = reputation("tina", [], [])
-    assert r.score == Fraction(1, 2) and r.weight == 0
+    assert r.score == Fraction(1, 2)
+    assert r.weight == 0
 
 
 def test_sybil_attack_100_fresh_identities_cannot_move_a_score() -> None:

@@ -166,4 +166,5 @@ def test_visibility_cards_public_disputes_private() -> None:
         Resolution.TYPE,
     }
     assert all(is_public(t) for t in (Model.TYPE, Portfolio.TYPE, Evaluation.TYPE, Review.TYPE))
-    assert not is_public(Dispute.TYPE) and not is_public(Resolution.TYPE)
+    assert not is_public(Dispute.TYPE)
+    assert not is_public(Resolution.TYPE)
