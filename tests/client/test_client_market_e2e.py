@@ -6,10 +6,8 @@ paying users only, disputed and refunded by the arbiter; a curator's portfolio s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,103 +16,17 @@ from sealroom.client import market as mk
 from sealroom.client.http import Client
 from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.payments import InMemoryPayments
-from sealroom.crypto.keys import Identity
-from sealroom.crypto.keystore import Keystore
 from sealroom.errors import Conflict, InvalidInput, NotFound, SignatureInvalid
 from sealroom.statements import Receipt
 from tests.client.analytics_e2e_world import exact_policy, frame, spector_columns_files, write_csv
 from tests.client.client_world import now
+from tests.client.market_world import PARAMS, PRICE, approve_all, parties, predict, publish
 from tests.services import coordinator, registered_enclave
-
-PARAMS = {
-    "layout": "join",
-    "id_column": "id",
-    "target": "GRADE",
-    "features": ["GPA", "TUCE", "PSI"],
-    "test_fraction": "0",
-}
-PRICE = 100
-
-
-@dataclass(frozen=True)
-class P:
-    home: Path
-    identity: Identity
-    client: Client
-
-    @property
-    def id(self) -> str:
-        return self.identity.party_id
 
 
 @pytest.fixture
 def payments() -> InMemoryPayments:
     return InMemoryPayments()
-
-
-def _parties(url: str, root: Path, names: list[str]) -> dict[str, P]:
-    out = {}
-    for name in names:
-        home = root / name
-        identity = Keystore.create(home, name=name, unencrypted=True)
-        client = Client(base_url=url, identity=identity)
-        client.register_party(name)
-        out[name] = P(home, identity, client)
-    return out
-
-
-def _publish(p: P, path: Path, rules: dict[str, Any]) -> str:
-    return flows.publish(
-        p.client,
-        p.identity,
-        path,
-        title=path.name,
-        description="market test data",
-        policy_rules=rules,
-        now=now(),
-        home=p.home,
-    ).dataset
-
-
-def _approve_all(ps: list[P], request: str) -> None:
-    for p in ps:
-        done = flows.auto_approve(
-            p.client, p.identity, home=p.home, allow_simulated=True, now=now()
-        )
-        assert all(d.action == "approved" for d in done if d.request == request), done
-
-
-def _predict(
-    world: dict[str, P], worker: Any, user: str, model: mk.PublishedModel, rows: Path
-) -> tuple[str, Any]:
-    u = world[user]
-    own = _publish(
-        u,
-        rows,
-        {
-            "allow": [{"id": "predict"}],
-            "auto_approve": [{"id": "predict"}],
-            "requesters": [u.id],
-            "k": 1,
-        },
-    )
-    view = flows.request(
-        u.client, u.identity, "predict", [model.model.artifact, own], {"id_column": "id"}, now=now()
-    )
-    assert view.status == "pending", view.status_reason
-    assert view.recipients == (u.id,)
-    _approve_all([world["tina"], u], view.request)
-    step = worker.step()
-    assert step.outcome == "completed", step.reason
-    got = flows.fetch_result(
-        u.client,
-        u.identity,
-        view.request,
-        u.home / "out" / view.request[7:19],
-        home=u.home,
-        allow_simulated=True,
-    )
-    return view.request, got.body
 
 
 def test_model_paid_use_evaluation_review_dispute_and_portfolio(
@@ -123,18 +35,18 @@ def test_model_paid_use_evaluation_review_dispute_and_portfolio(
     """On SQLite and on PostgreSQL (``db_url``)."""
     with coordinator(tmp_path, db_url=db_url, payments=payments) as url:
         names = ["alice", "bob", "tina", "uma", "vic", "sam", "cora"]
-        w = _parties(url, tmp_path, names)
+        w = parties(url, tmp_path, names)
         for name, amount in (("uma", 1000), ("vic", 1000), ("tina", 0)):
             payments._balances[w[name].id] = amount  # funded accounts (the ledger's job)
         worker = registered_enclave(url)
 
         # --- train in the enclave; alice and bob each hold columns of spector ----------------
         a_file, b_file = spector_columns_files(tmp_path, [["GPA", "TUCE"], ["PSI", "GRADE"]])
-        a = _publish(w["alice"], a_file, exact_policy("train-model", PARAMS, [b_file], k=3))
-        b = _publish(w["bob"], b_file, exact_policy("train-model", PARAMS, [a_file], k=3))
+        a = publish(w["alice"], a_file, exact_policy("train-model", PARAMS, [b_file], k=3))
+        b = publish(w["bob"], b_file, exact_policy("train-model", PARAMS, [a_file], k=3))
         t = w["tina"]
         train = flows.request(t.client, t.identity, "train-model", [a, b], PARAMS, now=now())
-        _approve_all([w["alice"], w["bob"]], train.request)
+        approve_all([w["alice"], w["bob"]], train.request)
         assert worker.step().outcome == "completed"
         out = tmp_path / "tina-train"
         trained = flows.fetch_result(
@@ -168,7 +80,7 @@ def test_model_paid_use_evaluation_review_dispute_and_portfolio(
 
         # --- paid use: predictions for uma's own rows, the trainer paid per use --------------
         rows = frame("spector")[["id", "GPA", "TUCE", "PSI"]].iloc[:8]
-        use_u, body = _predict(w, worker, "uma", published, write_csv(tmp_path / "u.csv", rows))
+        use_u, body = predict(w, worker, "uma", card.artifact, write_csv(tmp_path / "u.csv", rows))
         coefs = {c["name"]: float(c["estimate"]) for c in trained.body["coefficients"]}
         for pred, (_, r) in zip(body["predictions"], rows.iterrows(), strict=True):
             eta = coefs["(intercept)"] + sum(coefs[f] * r[f] for f in ("GPA", "TUCE", "PSI"))
@@ -179,7 +91,7 @@ def test_model_paid_use_evaluation_review_dispute_and_portfolio(
         assert payments.balance(w["uma"].id) == 1000 - PRICE
         assert payments.balance(t.id) == PRICE
         assert [u.status for u in w["uma"].client.model_uses(card.model).items] == ["paid"]
-        use_v, _ = _predict(w, worker, "vic", published, write_csv(tmp_path / "v.csv", rows))
+        use_v, _ = predict(w, worker, "vic", card.artifact, write_csv(tmp_path / "v.csv", rows))
         assert t.client.model(card.model).paid_uses == 2
         assert {u.payer for u in t.client.model_uses(card.model).items} == {
             w["uma"].id,
@@ -310,7 +222,7 @@ def test_model_paid_use_evaluation_review_dispute_and_portfolio(
             (w["alice"].id, 270),
             (w["bob"].id, 180),
         ]
-        _approve_all([w["alice"], w["bob"]], again.request)
+        approve_all([w["alice"], w["bob"]], again.request)
         assert worker.step().outcome == "completed"
         assert v.client.get_pledge(again.request).status == "paid"
         assert payments.balance(v.id) == 1000 - PRICE - 500
@@ -326,14 +238,14 @@ def test_unfunded_use_is_recorded_unpaid_and_gives_no_evaluation_right(
     """A predict run whose price cannot be charged completes (the enclave already released
     it) but is recorded unpaid: it counts for nothing and cannot back an evaluation."""
     with coordinator(tmp_path, payments=payments) as url:
-        w = _parties(url, tmp_path, ["alice", "bob", "tina", "uma"])
+        w = parties(url, tmp_path, ["alice", "bob", "tina", "uma"])
         worker = registered_enclave(url)
         a_file, b_file = spector_columns_files(tmp_path, [["GPA", "TUCE"], ["PSI", "GRADE"]])
-        a = _publish(w["alice"], a_file, exact_policy("train-model", PARAMS, [b_file], k=3))
-        b = _publish(w["bob"], b_file, exact_policy("train-model", PARAMS, [a_file], k=3))
+        a = publish(w["alice"], a_file, exact_policy("train-model", PARAMS, [b_file], k=3))
+        b = publish(w["bob"], b_file, exact_policy("train-model", PARAMS, [a_file], k=3))
         t = w["tina"]
         train = flows.request(t.client, t.identity, "train-model", [a, b], PARAMS, now=now())
-        _approve_all([w["alice"], w["bob"]], train.request)
+        approve_all([w["alice"], w["bob"]], train.request)
         assert worker.step().outcome == "completed"
         out = tmp_path / "tina-train"
         flows.fetch_result(
@@ -343,7 +255,9 @@ def test_unfunded_use_is_recorded_unpaid_and_gives_no_evaluation_right(
             t.client, t.identity, out, name="m", description="", price=PRICE, home=t.home, now=now()
         )
         rows = frame("spector")[["id", "GPA", "TUCE", "PSI"]].iloc[:3]
-        use, _ = _predict(w, worker, "uma", published, write_csv(tmp_path / "u.csv", rows))
+        use, _ = predict(
+            w, worker, "uma", published.model.artifact, write_csv(tmp_path / "u.csv", rows)
+        )
         [u] = w["uma"].client.model_uses(published.model.model).items
         assert (u.status, u.amount) == ("unpaid", PRICE)
         assert "insufficient" in (u.reason or "")

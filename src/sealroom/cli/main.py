@@ -19,6 +19,7 @@ from sealroom.cli import (
     checkpoint,
     deploy,
     keys,
+    market,
     party,
     protocols,
     services,
@@ -415,6 +416,7 @@ keys.register(app)
 deploy.register(app)
 agents.register(app)
 watch.register(app)
+market.register(app)
 
 
 def main() -> None:
