@@ -16,7 +16,7 @@ from sealroom.client import market as mk
 from sealroom.client.http import Client
 from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.payments import InMemoryPayments
-from sealroom.errors import Conflict, InvalidInput, NotFound, SignatureInvalid
+from sealroom.errors import Conflict, InvalidInput, NotFound, PolicyDenied, SignatureInvalid
 from sealroom.statements import Receipt
 from tests.client.analytics_e2e_world import exact_policy, frame, spector_columns_files, write_csv
 from tests.client.client_world import now
@@ -169,7 +169,7 @@ def test_model_paid_use_evaluation_review_dispute_and_portfolio(
         arbiter = CoordinatorKeystore(directory=tmp_path / "coordinator-keys").arbiter(create=False)
         assert Client(base_url=url).arbiter().party == arbiter.party_id
         # Nobody but the arbiter key resolves.
-        with pytest.raises(SignatureInvalid):
+        with pytest.raises(PolicyDenied, match="arbiter"):
             mk.resolve_dispute(
                 sam.client,
                 sam.identity,

@@ -32,7 +32,7 @@ from sealroom.coordinator.market_formulas import (
 from sealroom.coordinator.payments import PaymentDeclined, Payments
 from sealroom.coordinator.state import State, Stored, content_roots, statement
 from sealroom.crypto.keys import Identity, PartyId, b64encode
-from sealroom.errors import Conflict, InvalidInput, NotFound, SignatureInvalid
+from sealroom.errors import Conflict, InvalidInput, NotFound, PolicyDenied, SignatureInvalid
 from sealroom.protocols.receipts import verify_run
 from sealroom.statements import (
     ComputationRequest,
@@ -57,6 +57,7 @@ from sealroom.storage.schema import (
     market_models,
     model_inputs,
     model_uses,
+    parties,
     portfolio_items,
     portfolio_requests,
     portfolios,
@@ -190,7 +191,7 @@ class Market:
         assert p.request is not None
         row = conn.execute(select(requests).where(requests.c.request == p.request)).first()
         if row is None:
-            raise InvalidInput(f"the training request {p.request} is not on this coordinator")
+            raise NotFound(f"no request {p.request} (the model's training run)")
         if row.computation_id != TRAIN_MODEL:
             raise InvalidInput(f"request {p.request} is {row.computation_id}, not {TRAIN_MODEL}")
         if row.status != "completed" or row.receipt is None:
@@ -509,7 +510,7 @@ class Market:
             )
             missing = [d for d in wanted if d not in active]
             if missing:
-                raise InvalidInput(f"dataset {missing[0]} is not published and active here")
+                raise NotFound(f"no active dataset {missing[0]}")
             _, created = self._state.store(conn, env, now=now)
             if created:
                 conn.execute(
@@ -694,7 +695,9 @@ class Market:
         on the dispute), then record it; a dispute is resolved once."""
         res = env.open(Resolution).statement
         if env.signer != self._arbiter.public:
-            raise SignatureInvalid("a resolution must be signed by this coordinator's arbiter")
+            raise PolicyDenied(
+                "only this coordinator's arbiter key resolves disputes", rule="arbiter-only"
+            )
         if res.dispute != dispute:
             raise InvalidInput("the resolution is about another dispute")
         with read_transaction(self._state.engine) as conn:
@@ -747,6 +750,9 @@ class Market:
     def reputation(self, party: str) -> ReputationView:
         """The party's reputation in each role (docs/marketplace-models.md)."""
         with read_transaction(self._state.engine) as conn:
+            known = conn.execute(select(parties.c.party).where(parties.c.party == party)).first()
+            if known is None:
+                raise NotFound(f"no party {party}")
             upheld = int(
                 conn.execute(
                     select(func.count()).where(
