@@ -273,3 +273,57 @@ def test_unfunded_use_is_recorded_unpaid_and_gives_no_evaluation_right(
             )
         assert t.client.model(published.model.model).paid_uses == 0
         assert Fraction(t.client.model(published.model.model).rating) == Fraction(1, 2)
+
+
+def test_free_model_through_the_party_facade_without_a_ledger(tmp_path: Path) -> None:
+    """No payments backend (the default, NoPayments): a free model is used, its use recorded
+    as paid with amount 0 (an evaluation right that weighs nothing), while a priced model's
+    use is recorded unpaid."""
+    from sealroom.client import Party
+
+    with coordinator(tmp_path) as url:
+
+        def make(name: str) -> Party:
+            return Party.create(home=tmp_path / name, name=name, url=url, unencrypted=True)
+
+        alice, bob, tina, uma = make("alice"), make("bob"), make("tina"), make("uma")
+        worker = registered_enclave(url)
+        a_file, b_file = spector_columns_files(tmp_path, [["GPA", "TUCE"], ["PSI", "GRADE"]])
+        a = alice.publish(
+            a_file, title="a", policy=exact_policy("train-model", PARAMS, [b_file], k=3)
+        )
+        b = bob.publish(
+            b_file, title="b", policy=exact_policy("train-model", PARAMS, [a_file], k=3)
+        )
+        train = tina.request("train-model", [a.dataset, b.dataset], PARAMS)
+        for owner in (alice, bob):
+            owner.auto_approve(allow_simulated=True)
+        assert worker.step().outcome == "completed"
+        tina.result(train.request, tmp_path / "trained", allow_simulated=True)
+        free = tina.publish_model(tmp_path / "trained", name="free", price=0)
+        rows = frame("spector")[["id", "GPA", "TUCE", "PSI"]].iloc[:3]
+        mine = uma.publish(
+            write_csv(tmp_path / "u.csv", rows),
+            title="my rows",
+            policy={
+                "allow": [{"id": "predict"}],
+                "auto_approve": [{"id": "predict"}],
+                "requesters": [uma.party_id],
+                "k": 1,
+            },
+        )
+        use = uma.predict(free.model.model, mine.dataset, id_column="id")
+        for p in (tina, uma):
+            p.auto_approve(allow_simulated=True)
+        assert worker.step().outcome == "completed"
+        got = uma.result(use.request, tmp_path / "uma-out", allow_simulated=True)
+        assert got.body["rows"] == 3
+        [u] = uma.client.model_uses(free.model.model).items
+        assert (u.status, u.amount) == ("paid", 0)
+        ev = uma.evaluate(free.model.model, use.request, score="1", summary="free and fine")
+        assert ev.score == "1"
+        # The evaluation weighs nothing: nothing was paid for the model.
+        trainer = {r.role: r for r in uma.reputation(tina.party_id).roles}["trainer"]
+        assert (trainer.score, trainer.weight, trainer.ignored) == ("0.500000", 0, 1)
+        for p in (alice, bob, tina, uma):
+            p.close()
