@@ -16,7 +16,14 @@ from sealroom.client import market as mk
 from sealroom.client.http import Client
 from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.payments import InMemoryPayments
-from sealroom.errors import Conflict, InvalidInput, NotFound, PolicyDenied, SignatureInvalid
+from sealroom.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PolicyDenied,
+    SignatureInvalid,
+    VerificationFailed,
+)
 from sealroom.statements import Receipt
 from tests.client.analytics_e2e_world import exact_policy, frame, spector_columns_files, write_csv
 from tests.client.client_world import now
@@ -327,3 +334,92 @@ def test_free_model_through_the_party_facade_without_a_ledger(tmp_path: Path) ->
         assert (trainer.score, trainer.weight, trainer.ignored) == ("0.500000", 0, 1)
         for p in (alice, bob, tina, uma):
             p.close()
+
+
+def test_federated_model_is_published_with_its_co_signed_run(tmp_path: Path) -> None:
+    """A protocol-run model: the TrainedModel and every participant's receipt travel with the
+    Model and are verified as one run; the inputs are the owners' attested datasets."""
+    import threading
+
+    import numpy as np
+
+    from sealroom.client import Party
+
+    features = ["GPA", "TUCE", "PSI"]
+    with coordinator(tmp_path) as url:
+
+        def make(name: str) -> Party:
+            return Party.create(home=tmp_path / name, name=name, url=url, unencrypted=True)
+
+        trainer, owners = make("trainer"), [make(f"o{i}") for i in range(3)]
+        df = frame("spector")
+        parts = [df.iloc[i::3] for i in range(3)]
+        datasets = [
+            o.publish(write_csv(tmp_path / f"part{i}.csv", part), title=f"part {i}").dataset
+            for i, (o, part) in enumerate(zip(owners, parts, strict=True))
+        ]
+        errors: list[BaseException] = []
+
+        def join(i: int) -> None:
+            try:
+                x = parts[i][features].to_numpy(dtype=np.float64)
+                y = parts[i]["GRADE"].to_numpy(dtype=np.float64)
+                owners[i].train(
+                    "federated",
+                    features=features,
+                    data=(x, y),
+                    join=True,
+                    rounds=3,
+                    inputs=[datasets[i]],
+                    timeout=60,
+                )
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=join, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        run = trainer.train(
+            "federated",
+            features=features,
+            start_with=[o.party_id for o in owners],
+            rounds=3,
+            timeout=60,
+        )
+        for t in threads:
+            t.join(timeout=120)
+        assert errors == []
+        assert run.model is not None
+        published = mk.publish_protocol_model(
+            trainer.client,
+            trainer.identity,
+            run.model,
+            run.record.receipts,
+            target="GRADE",
+            name="federated grade",
+            description="",
+            price=0,
+            home=trainer.home,
+            now=now(),
+        )
+        p = published.model.provenance
+        assert p["kind"] == "protocol-run"
+        assert p["trained_model"] == run.model.digest
+        assert sorted(p["receipts"]) == sorted(r.digest for r in run.record.receipts)
+        assert [i["dataset"] for i in p["inputs"]] == sorted(datasets)
+        # The run's receipts must all be there: one missing is refused.
+        with pytest.raises(VerificationFailed, match="no receipt from"):
+            mk.publish_protocol_model(
+                trainer.client,
+                trainer.identity,
+                run.model,
+                run.record.receipts[:-1],
+                target="GRADE",
+                name="partial",
+                description="",
+                price=0,
+                home=trainer.home,
+                now=now(),
+            )
+        for party in (trainer, *owners):
+            party.close()

@@ -19,11 +19,25 @@ import pyarrow.parquet as pq
 
 from sealroom.client import flows
 from sealroom.client.http import Client
-from sealroom.computations.predict import artifact_from_training, artifact_table
+from sealroom.computations.predict import (
+    ARTIFACT_FORMAT,
+    GlmArtifact,
+    artifact_from_training,
+    artifact_table,
+)
 from sealroom.crypto.files import write_private
 from sealroom.crypto.keys import Identity
 from sealroom.errors import CommitmentMismatch, InvalidInput
-from sealroom.statements import Receipt, ReleasedOutput, sign_statement
+from sealroom.statements import (
+    ComputationRef,
+    InputRef,
+    ProtocolReceipt,
+    Receipt,
+    ReleasedOutput,
+    Signed,
+    TrainedModel,
+    sign_statement,
+)
 from sealroom.statements.market_models import (
     ArtifactRef,
     Dispute,
@@ -47,6 +61,7 @@ __all__ = [
     "file_dispute",
     "publish_model",
     "publish_portfolio",
+    "publish_protocol_model",
     "resolve_dispute",
     "review",
 ]
@@ -108,20 +123,15 @@ def publish_model(
     if not isinstance(output, dict):
         raise InvalidInput("the result is not a train-model result")
     artifact = artifact_from_training(output)
-    buffer = io.BytesIO()
-    pq.write_table(artifact_table(artifact), buffer)
-    path = home / "models" / f"{bundle.receipt.digest.removeprefix('sha256:')[:32]}.parquet"
-    write_private(path, buffer.getvalue())
-    published = flows.publish(
+    path, published = _publish_artifact(
         client,
         identity,
-        path,
-        title=f"model artifact: {name}"[:200],
-        description="Sealed parameters of a model offered for paid use (predict only).",
-        policy_rules=artifact_policy(max_rows=max_rows),
-        now=now,
+        artifact,
+        bundle.receipt.digest,
+        name=name,
         home=home,
-        card=flows.CardOptions(text_column="", time_column="", project_column=""),
+        now=now,
+        max_rows=max_rows,
     )
     metrics = output.get("metrics") or {}
     model = Model.build(
@@ -149,6 +159,118 @@ def publish_model(
     )
     view = client.publish_model(sign_statement(model, identity).envelope)
     return PublishedModel(model=view, artifact=published, artifact_path=path)
+
+
+def publish_protocol_model(
+    client: Client,
+    identity: Identity,
+    trained: Signed[TrainedModel],
+    receipts: Sequence[Signed[ProtocolReceipt]],
+    *,
+    target: str,
+    name: str,
+    description: str,
+    price: int,
+    home: Path,
+    now: int,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> PublishedModel:
+    """Publish a model this party trained in a federated or HE run (``trained``, the
+    TrainedModel it signed, and every participant's receipt: :class:`ProtocolRun`'s
+    ``model`` and ``record.receipts``) with its sealed artifact, as :func:`publish_model`
+    does for an enclave job. The participants must have named the datasets they trained on
+    (``inputs``); their commitment roots come from their attestations, signature-checked."""
+    model = trained.statement
+    if model.trainer != identity.party_id:
+        raise InvalidInput("only the trainer publishes its model")
+    weights = model.model
+    artifact = GlmArtifact(
+        format=ARTIFACT_FORMAT,
+        family="binomial" if weights.family == "logistic" else "gaussian",
+        target=target,
+        features=weights.features,
+        weights=weights.weights,
+        intercept=weights.intercept,
+    )
+    datasets = sorted({d for p in model.participants for d in p.inputs})
+    if not datasets:
+        raise InvalidInput("the run names no input datasets: its owners must pass `inputs`")
+    inputs = tuple(
+        InputRef(dataset=d, commitment_root=flows.show(client, d).commitment["root"])
+        for d in datasets
+    )
+    version = receipts[0].statement.protocol_version if receipts else 1
+    path, published = _publish_artifact(
+        client,
+        identity,
+        artifact,
+        trained.digest,
+        name=name,
+        home=home,
+        now=now,
+        max_rows=max_rows,
+    )
+    statement = Model.build(
+        trainer=identity.party_id,
+        name=name,
+        description=description,
+        family=artifact.family,
+        target=target,
+        features=artifact.features,
+        metrics={},
+        provenance=ModelProvenance(
+            kind="protocol-run",
+            request=None,
+            trained_model=trained.digest,
+            receipts=tuple(r.digest for r in receipts),
+            inputs=inputs,
+            computation=ComputationRef(
+                id=model.method, version=f"{version}.0.0", code_digest=model.code_digest
+            ),
+        ),
+        artifact=ArtifactRef(
+            dataset=published.dataset,
+            commitment_root=published.attestation.statement.commitment.root,
+        ),
+        price=price,
+        created_at=now,
+    )
+    view = client.publish_model(
+        sign_statement(statement, identity).envelope,
+        [trained.envelope, *(r.envelope for r in receipts)],
+    )
+    return PublishedModel(model=view, artifact=published, artifact_path=path)
+
+
+def _publish_artifact(
+    client: Client,
+    identity: Identity,
+    artifact: GlmArtifact,
+    source: str,
+    *,
+    name: str,
+    home: Path,
+    now: int,
+    max_rows: int,
+) -> tuple[Path, flows.Published]:
+    """Write the artifact (0600, under ``home/models``) and publish it under
+    :func:`artifact_policy`, with no keywords or topics on its card."""
+    buffer = io.BytesIO()
+    pq.write_table(artifact_table(artifact), buffer)
+    path = home / "models" / f"{source.removeprefix('sha256:')[:32]}.parquet"
+    write_private(path, buffer.getvalue())
+    published = flows.publish(
+        client,
+        identity,
+        path,
+        title=f"model artifact: {name}"[:200],
+        description="Sealed parameters of a model offered for paid use (predict only).",
+        policy_rules=artifact_policy(max_rows=max_rows),
+        now=now,
+        home=home,
+        card=flows.CardOptions(text_column="", time_column="", project_column=""),
+    )
+    return path, published
 
 
 def evaluate(
