@@ -171,6 +171,18 @@ def test_model_paid_use_evaluation_review_dispute_and_portfolio(
             now=now(),
         )
         assert dispute.status == "open"
+        # Disputes over one payment share its ceiling: 50 of 100 are disputed already.
+        with pytest.raises(InvalidInput, match="already disputes 50"):
+            mk.file_dispute(
+                u.client,
+                u.identity,
+                use_u,
+                respondent=t.id,
+                subject="charge",
+                amount=51,
+                reason="again",
+                now=now() + 1,
+            )
         with pytest.raises(NotFound):
             sam.client.dispute(dispute.dispute)
         arbiter = CoordinatorKeystore(directory=tmp_path / "coordinator-keys").arbiter(create=False)

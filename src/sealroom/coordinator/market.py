@@ -670,8 +670,21 @@ class Market:
             paid = _paid_to(conn, d.request, payer=caller, payee=d.respondent)
             if paid == 0:
                 raise InvalidInput("the claimant paid the respondent nothing for that request")
-            if d.amount > paid:
-                raise InvalidInput(f"the claimant paid the respondent {paid}, less than disputed")
+            # Open and upheld disputes over the same payment share one ceiling: what was paid.
+            disputed = conn.execute(
+                select(func.coalesce(func.sum(disputes.c.amount), 0)).where(
+                    disputes.c.request == d.request,
+                    disputes.c.claimant == caller,
+                    disputes.c.respondent == d.respondent,
+                    disputes.c.status != "dismissed",
+                    disputes.c.dispute != env.digest,
+                )
+            ).scalar_one()
+            if d.amount + int(disputed) > paid:
+                raise InvalidInput(
+                    f"the claimant paid the respondent {paid} for that request and already "
+                    f"disputes {disputed} of it: less than disputed"
+                )
             _, created = self._state.store(conn, env, now=now)
             if created:
                 conn.execute(
