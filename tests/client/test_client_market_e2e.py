@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,10 +25,11 @@ from sealroom.errors import (
     SignatureInvalid,
     VerificationFailed,
 )
-from sealroom.statements import Receipt
+from sealroom.statements import Receipt, sign_statement
+from sealroom.statements.market_models import ArtifactRef, Model
 from tests.client.analytics_e2e_world import exact_policy, frame, spector_columns_files, write_csv
 from tests.client.client_world import now
-from tests.client.market_world import PARAMS, PRICE, approve_all, parties, predict, publish
+from tests.client.market_world import PARAMS, PRICE, P, approve_all, parties, predict, publish
 from tests.services import coordinator, registered_enclave
 
 
@@ -84,6 +86,37 @@ def test_model_paid_use_evaluation_review_dispute_and_portfolio(
         # Nobody else can claim the training run, and a model must be its trainer's.
         with pytest.raises(SignatureInvalid):
             w["uma"].client.publish_model(t.client.model(card.model).envelope)
+        stmt = t.client.model(card.model).envelope.open(Model).statement
+        uma = w["uma"]
+
+        def claim(who: P, **update: Any) -> None:
+            forged = stmt.model_copy(update={"created_at": now() + 7, **update})
+            who.client.publish_model(sign_statement(forged, who.identity).envelope)
+
+        with pytest.raises(InvalidInput, match="did not receive"):
+            claim(uma, trainer=uma.id)
+        swapped = tuple(reversed(stmt.provenance.inputs))
+        with pytest.raises(InvalidInput, match="not those the receipt binds"):
+            claim(t, provenance=stmt.provenance.model_copy(update={"inputs": swapped}))
+        with pytest.raises(InvalidInput, match="the provenance must name"):
+            claim(t, provenance=stmt.provenance.model_copy(update={"receipts": (train.request,)}))
+        root = stmt.artifact.commitment_root
+        with pytest.raises(InvalidInput, match="cannot be one of the training inputs"):
+            claim(t, artifact=ArtifactRef(dataset=b, commitment_root=root))
+        other = flows.publish(
+            w["alice"].client,
+            w["alice"].identity,
+            a_file,
+            title="another",
+            description="",
+            policy_rules=None,
+            now=now(),
+            home=w["alice"].home,
+        ).dataset
+        with pytest.raises(InvalidInput, match="artifact must be a dataset its trainer"):
+            claim(t, artifact=ArtifactRef(dataset=other, commitment_root=root))
+        with pytest.raises(Conflict, match="already backs"):
+            claim(t, name="same weights, second card")
 
         # --- paid use: predictions for uma's own rows, the trainer paid per use --------------
         rows = frame("spector")[["id", "GPA", "TUCE", "PSI"]].iloc[:8]
