@@ -325,6 +325,24 @@ def test_unfunded_use_is_recorded_unpaid_and_gives_no_evaluation_right(
             )
         assert t.client.model(published.model.model).paid_uses == 0
         assert Fraction(t.client.model(published.model.model).rating) == Fraction(1, 2)
+        # Once uma has funds, the next completion settles what she owes (exactly once).
+        payments._balances[w["uma"].id] = 3 * PRICE
+        again, _ = predict(
+            w, worker, "uma", published.model.artifact, write_csv(tmp_path / "u2.csv", rows)
+        )
+        uses = {u.request: u for u in w["uma"].client.model_uses(published.model.model).items}
+        assert {r: u.status for r, u in uses.items()} == {use: "paid", again: "paid"}
+        assert payments.balance(w["uma"].id) == PRICE
+        assert payments.balance(t.id) == 2 * PRICE
+        mk.evaluate(
+            w["uma"].client,
+            w["uma"].identity,
+            published.model.model,
+            use,
+            score="1",
+            summary="paid after all",
+            now=now(),
+        )
 
 
 def test_free_model_through_the_party_facade_without_a_ledger(tmp_path: Path) -> None:

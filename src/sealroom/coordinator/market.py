@@ -85,11 +85,13 @@ from sealroom.wire.market import (
     UseView,
 )
 
-__all__ = ["MAX_LISTED", "PREDICT", "TRAIN_MODEL", "Market"]
+__all__ = ["MAX_LISTED", "PREDICT", "SETTLE_BATCH", "TRAIN_MODEL", "Market"]
 
 PREDICT = "predict"
 TRAIN_MODEL = "train-model"
 MAX_LISTED = 200
+SETTLE_BATCH = 10
+"""Owed settlements retried after each completion."""
 
 
 def _envelope(conn: Connection, digest: str) -> tuple[Envelope, int]:
@@ -288,8 +290,41 @@ class Market:
 
     def on_completed(self, request: str, now: int) -> None:
         """A completion hook (:class:`~.jobs.Jobs`): settle a predict run of a registered model
-        (the requester pays the trainer its price) or a portfolio request's pledged reward."""
+        (the requester pays the trainer its price) or a portfolio request's pledged reward,
+        then retry a few earlier settlements that are still owed."""
         self.settle(request, now=now)
+        self.settle_pending(now=now)
+
+    def settle_pending(self, *, now: int, limit: int = SETTLE_BATCH) -> int:
+        """Settle again up to ``limit`` completed requests whose payment is still owed: uses
+        recorded unpaid (the payer's funds were short) and pledges not yet paid (a crash or a
+        declined share). Their idempotency keys make a transfer that did happen a no-op.
+        Returns how many are now paid."""
+        with read_transaction(self._state.engine) as conn:
+            owed = list(
+                conn.execute(
+                    select(model_uses.c.request)
+                    .where(model_uses.c.status == "unpaid")
+                    .order_by(model_uses.c.settled_at)
+                    .limit(limit)
+                ).scalars()
+            )
+            owed += list(
+                conn.execute(
+                    select(portfolio_requests.c.request)
+                    .join(requests, requests.c.request == portfolio_requests.c.request)
+                    .where(
+                        portfolio_requests.c.status != "paid",
+                        requests.c.status == "completed",
+                    )
+                    .limit(limit)
+                ).scalars()
+            )
+        paid = 0
+        for request in owed[:limit]:
+            view = self.settle(request, now=now)
+            paid += int(view is not None and view.status == "paid")
+        return paid
 
     def settle(self, request: str, *, now: int) -> UseView | PledgeView | None:
         """Settle what a completed request owes, once (idempotent); None when it owes nothing."""
