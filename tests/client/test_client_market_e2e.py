@@ -132,6 +132,20 @@ def test_model_paid_use_evaluation_review_dispute_and_portfolio(
         assert payments.balance(t.id) == PRICE
         assert [u.status for u in w["uma"].client.model_uses(card.model).items] == ["paid"]
         use_v, _ = predict(w, worker, "vic", card.artifact, write_csv(tmp_path / "v.csv", rows))
+        # Predictions on another party's rows: its policy names only itself as a requester.
+        [uma_rows] = [
+            d.dataset for d in Client(base_url=url).list_datasets(owner=w["uma"].id).items
+        ]
+        stolen = flows.request(
+            w["sam"].client,
+            w["sam"].identity,
+            "predict",
+            [card.artifact, uma_rows],
+            {"id_column": "id"},
+            now=now(),
+        )
+        assert stolen.status == "rejected"
+        assert "not on the policy's allowlist" in (stolen.status_reason or "")
         assert t.client.model(card.model).paid_uses == 2
         assert {u.payer for u in t.client.model_uses(card.model).items} == {
             w["uma"].id,
