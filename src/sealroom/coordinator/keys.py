@@ -167,6 +167,7 @@ class CoordinatorKeystore:
                 self.arbiter_key_path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
             )
             return identity
+        self._check_directory()
         try:
             doc = json.loads(raw)
             if set(doc) != {"type", "version", "signing_seed", "sealing_secret"}:
@@ -182,10 +183,7 @@ class CoordinatorKeystore:
                 f"{self.arbiter_key_path} is not a coordinator arbiter key"
             ) from None
 
-    def _read_seed(self, origin: str) -> bytes | None:
-        raw = read_private(self.log_key_path, what="coordinator keystore")
-        if raw is None:
-            return None
+    def _check_directory(self) -> None:
         mode = stat.S_IMODE(self.directory.stat().st_mode)
         if mode & 0o022:
             # Whoever can write the directory can swap the key file.
@@ -193,6 +191,12 @@ class CoordinatorKeystore:
                 f"keys directory {self.directory} is writable by group or others "
                 f"(mode {mode:04o}); run `chmod 700 {self.directory}`"
             )
+
+    def _read_seed(self, origin: str) -> bytes | None:
+        raw = read_private(self.log_key_path, what="coordinator keystore")
+        if raw is None:
+            return None
+        self._check_directory()
         try:
             doc: Any = json.loads(raw)
             if set(doc) != {"type", "version", "origin", "seed"}:
