@@ -41,6 +41,7 @@ PINNED: dict[tuple[str, str], str] = {
         "pattern-search",
         "2.2.0",
     ): "sha256:ee0cd90609009c7cec991a4ea1a667c61303182f0c87e2694565ac97487ccd13",
+    ("predict", "1.0.0"): "sha256:cc4bb0d2647b704fad72abcc8064393b64941f3c85f21a3d482c544ac788dddf",
     (
         "quality-score",
         "2.1.0",

@@ -24,10 +24,11 @@ from sealroom.api.docs import install_docs
 from sealroom.api.errors import install_error_handlers
 from sealroom.api.middleware import BodyLimit
 from sealroom.api.openapi import install_openapi
-from sealroom.api.routes import datasets, jobs, log, parties, relay, requests, service
+from sealroom.api.routes import datasets, jobs, log, market, parties, relay, requests, service
 from sealroom.computations.registry import Registry
 from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.keys import CoordinatorKeystore
+from sealroom.coordinator.payments import Payments
 from sealroom.coordinator.readiness import Readiness
 from sealroom.coordinator.service import Coordinator
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS
@@ -78,12 +79,14 @@ def create_app(
     keys_dir: Path | None = None,
     admission: AdmissionPolicy | None = None,
     sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
+    payments: Payments | None = None,
 ) -> FastAPI:
     """The coordinator app on ``db_url`` (migrated to head on creation); ``witnesses``
     cosign the checkpoints it serves. Its log key is in ``keys_dir`` (default for SQLite:
     ``<db file>.keys/``; PostgreSQL needs one); ``admission`` says which enclaves may
     register (None: none at all, fail closed); every ``sweep_interval`` seconds (0: never)
-    a thread sweeps (retention, expiry, lapsed leases) besides the sweeps calls make."""
+    a thread sweeps (retention, expiry, lapsed leases) besides the sweeps calls make;
+    ``payments`` is the credits ledger the marketplace charges through (None: free use only)."""
     keystore = (
         CoordinatorKeystore(directory=keys_dir)
         if keys_dir is not None
@@ -100,6 +103,7 @@ def create_app(
             lease_seconds=lease_seconds,
             witnesses=witnesses,
             admission=admission,
+            payments=payments,
         )
     except BaseException:
         engine.dispose()
@@ -141,7 +145,7 @@ def create_app(
     )
     app.state.api = Api(coordinator=coordinator, clock=clock)
     app.state.readiness = Readiness(coordinator.state)
-    for module in (service, parties, log, datasets, requests, jobs, relay):
+    for module in (service, parties, log, datasets, requests, jobs, relay, market):
         app.include_router(module.router)
     install_error_handlers(app)
     install_openapi(app)

@@ -20,6 +20,7 @@ from sealroom.cli import (
     checkpoint,
     deploy,
     keys,
+    market,
     party,
     protocols,
     services,
@@ -416,6 +417,7 @@ agents.register(app)
 watch.register(app)
 ui.register(app)
 audit.register(app)
+market.register(app)
 
 
 def main() -> None:
