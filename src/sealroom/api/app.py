@@ -89,9 +89,14 @@ def create_app(
         # Warm the discovery index off the event loop; searches meanwhile wait for its lock.
         warm = threading.Thread(target=_warm, args=(coordinator,), name="discovery-warmup")
         warm.start()
-        yield
-        warm.join()
-        engine.dispose()
+        # Relay wake-ups from other replicas on the same PostgreSQL database.
+        coordinator.relay.signals.start()
+        try:
+            yield
+        finally:
+            coordinator.relay.signals.close()
+            warm.join()
+            engine.dispose()
 
     app = FastAPI(
         title="sealroom coordinator",

@@ -167,6 +167,7 @@ class Client:
         signed: bool,
         headers: Mapping[str, str] | None = None,
         progress: Progress | None = None,
+        timeout: float | None = None,
     ) -> httpx.Response:
         target = path + ("?" + urlencode(list(query), quote_via=quote) if query else "")
         url = self._base_url + target
@@ -177,7 +178,13 @@ class Client:
             all_headers["content-type"] = content_type
             all_headers["content-length"] = str(len(body))
             content = body if progress is None else _pieces(body, progress)
-        request = self._http.build_request(method, url, content=content, headers=all_headers)
+        request = self._http.build_request(
+            method,
+            url,
+            content=content,
+            headers=all_headers,
+            **({} if timeout is None else {"timeout": httpx.Timeout(timeout)}),
+        )
         if signed:
             identity = self._require_identity()
             sent_target = request.url.raw_path.decode("ascii")
@@ -603,11 +610,25 @@ class Client:
         _expect(response, (201,), "POST session message")
         return parse_response(MessagePosted, response.content, what="POST session message").index
 
-    def next_message(self, session: str, *, after: int) -> tuple[int, str, bytes] | None:
-        """The next relayed message for this party after ``after``: (index, sender role, body)."""
+    def next_message(
+        self, session: str, *, after: int, wait: float = 0.0
+    ) -> tuple[int, str, bytes] | None:
+        """The next relayed message for this party after ``after``: (index, sender role, body).
+
+        With ``wait`` (s, at most the coordinator's limit, 20), the coordinator holds the
+        request until a message arrives or the time is up (long poll)."""
         path = f"/v1/sessions/{_segment(session)}/messages"
+        query = [("after", str(after))]
+        if wait > 0:
+            query.append(("wait", f"{wait:.3f}"))
         response = self._send(
-            "GET", path, query=[("after", str(after))], signed=True, headers={"accept": "*/*"}
+            "GET",
+            path,
+            query=query,
+            signed=True,
+            headers={"accept": "*/*"},
+            # The coordinator answers after up to ``wait`` s: the read timeout covers it.
+            timeout=None if wait <= 0 else wait + _http_timeout(self._http),
         )
         _expect(response, (200, 204), "GET session message")
         if response.status_code == 204:
@@ -619,6 +640,12 @@ class Client:
         if not index.isdigit() or not sender:
             raise ProtocolError("malformed response to GET session message: headers")
         return int(index), sender, response.content
+
+
+def _http_timeout(http: httpx.Client) -> float:
+    """The client's read timeout (s), the margin a long poll adds to its wait."""
+    read = http.timeout.read
+    return DEFAULT_TIMEOUT if read is None else read
 
 
 def _pieces(body: bytes, progress: Progress) -> Iterator[bytes]:
