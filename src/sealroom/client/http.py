@@ -183,7 +183,7 @@ class Client:
             url,
             content=content,
             headers=all_headers,
-            **({} if timeout is None else {"timeout": httpx.Timeout(timeout)}),
+            timeout=self._http.timeout if timeout is None else httpx.Timeout(timeout),
         )
         if signed:
             identity = self._require_identity()
