@@ -25,7 +25,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from sealroom.client.errors import error_for
-from sealroom.crypto.keys import Identity, PartyId, b64encode
+from sealroom.crypto.keys import Identity, PartyId, PublicIdentity, b64encode
 from sealroom.crypto.request_signing import sign_request
 from sealroom.errors import (
     AuthenticationFailed,
@@ -33,6 +33,7 @@ from sealroom.errors import (
     InvalidInput,
     ProtocolError,
     SealroomError,
+    SignatureInvalid,
 )
 from sealroom.statements import ComputationRequest, Envelope, canonical_json
 from sealroom.verification.bundle import ProofBundle
@@ -62,6 +63,7 @@ from sealroom.wire import (
     MessagePosted,
     Participant,
     PartyView,
+    PendingReleases,
     PolicyBody,
     PolicyCreated,
     PolicyView,
@@ -69,6 +71,8 @@ from sealroom.wire import (
     PublishedDataset,
     ReasonBody,
     RegisterPartyBody,
+    ReleaseBody,
+    ReleaseKey,
     RequestList,
     RequestView,
     ResultView,
@@ -79,6 +83,7 @@ from sealroom.wire import (
     WireModel,
     parse_response,
 )
+from sealroom.wire.parties import party_keys
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "Client", "Progress", "system_clock"]
 
@@ -261,6 +266,15 @@ class Client:
     def party(self, party: str) -> PartyView:
         path = f"/v1/parties/{_segment(party)}"
         return self._view(PartyView, "GET", path, what="GET party", signed=False)
+
+    def party_identity(self, party: str) -> PublicIdentity:
+        """A party's public keys, checked against its id (the id is the hash of the keys, so
+        the coordinator cannot swap them)."""
+        info = self.party(party)
+        keys = party_keys(info.signing_key, info.sealing_key, info.kem_key)
+        if keys.party_id != party:
+            raise SignatureInvalid(f"the coordinator's keys for {party} do not match its id")
+        return keys
 
     # --- transparency log --------------------------------------------------------------
 
@@ -547,6 +561,27 @@ class Client:
         )
         return self._view(
             RequestView, "POST", path, what="POST job complete", body=body, signed=True
+        )
+
+    def release_job(self, request: str, keys: Mapping[PartyId, bytes]) -> RequestView:
+        """Post a completed job's release keys, each sealed to its recipient (enclaves only)."""
+        path = f"/v1/jobs/{_segment(request)}/release"
+        body = self._json_body(
+            ReleaseBody.model_construct(
+                keys=tuple(
+                    ReleaseKey.model_construct(recipient=r, sealed_key=k)
+                    for r, k in sorted(keys.items())
+                )
+            )
+        )
+        return self._view(
+            RequestView, "POST", path, what="POST job release", body=body, signed=True
+        )
+
+    def pending_releases(self) -> PendingReleases:
+        """This enclave's completed jobs whose release keys are not all posted yet."""
+        return self._view(
+            PendingReleases, "GET", "/v1/jobs/releases", what="GET job releases", signed=True
         )
 
     def renew_lease(self, request: str) -> LeaseView:

@@ -22,6 +22,11 @@ that dies stops renewing, and the job goes back to the queue for another.
 
 Polling backs off while idle or while the coordinator is unreachable, and
 the loop stops cleanly on SIGTERM/SIGINT or when a stop event is set.
+
+Results are released commit-then-reveal (:mod:`sealroom.enclave.release`): the
+posted results are wrapped, and their keys go out only after the worker proved
+the request's charges are in the log. An idle worker finishes the reveals a
+stopped worker of the deployment left behind.
 """
 
 from __future__ import annotations
@@ -39,10 +44,11 @@ from sealroom.attestation.evidence import EvidenceProvider
 from sealroom.attestation.pins import DEFAULT_MAX_EVIDENCE_AGE
 from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
 from sealroom.computations import Registry, default_registry
-from sealroom.crypto.keys import PartyId
+from sealroom.crypto.keys import PartyId, PublicIdentity
 from sealroom.enclave.charges import LedgerSource, LedgerTrust, LoggedBudgetLedger
 from sealroom.enclave.keys import EnclaveKeys, deployment_identity
 from sealroom.enclave.ledger import BudgetLedger
+from sealroom.enclave.release import prove_charged, release_keys, wrap_outputs
 from sealroom.enclave.runner import JobFailed, JobMaterials, JobOutput, execute_job
 from sealroom.enclave.state import EnclaveState
 from sealroom.errors import (
@@ -54,7 +60,7 @@ from sealroom.errors import (
     StaleLedgerHead,
     VerificationFailed,
 )
-from sealroom.statements import Envelope
+from sealroom.statements import Envelope, Receipt, Signed
 
 __all__ = [
     "DEFAULT_REATTEST_AFTER",
@@ -131,6 +137,19 @@ class ClaimedJob(Protocol):
     def lease_until(self) -> int: ...
 
 
+class PendingReleaseLike(Protocol):
+    @property
+    def request(self) -> str: ...
+
+    @property
+    def receipt(self) -> Envelope: ...
+
+
+class PendingReleasesLike(Protocol):
+    @property
+    def releases(self) -> Sequence[PendingReleaseLike]: ...
+
+
 class JobSource(LedgerSource, Protocol):
     """Where the enclave's jobs come from: exactly what the loop calls (the SDK client fits)."""
 
@@ -152,6 +171,15 @@ class JobSource(LedgerSource, Protocol):
     ) -> object: ...
 
     def fail_job(self, request: str, reason: str, /) -> object: ...
+
+    def release_job(self, request: str, keys: Mapping[PartyId, bytes], /) -> object: ...
+
+    def pending_releases(self) -> PendingReleasesLike: ...
+
+    def party_identity(self, party: str, /) -> PublicIdentity: ...
+
+
+_RELEASE_SCAN_SECONDS = 5.0
 
 
 def _unix_now() -> int:
@@ -225,6 +253,7 @@ class EnclaveWorker:
         "_keys",
         "_known",
         "_ledger",
+        "_next_release_scan",
         "_on_event",
         "_provider",
         "_reattest_after",
@@ -268,6 +297,7 @@ class EnclaveWorker:
         self._idle_max = idle_max
         self._on_event = on_event
         self._registered: str | None = None
+        self._next_release_scan = 0.0
 
     @property
     def evidence_digest(self) -> str:
@@ -330,6 +360,7 @@ class EnclaveWorker:
             self.register()
         job = self._source.claim_job()
         if job is None:
+            self._release_pending()
             return StepResult("idle")
         request_id = job.request.digest
         self._event(f"claimed {request_id}")
@@ -353,8 +384,10 @@ class EnclaveWorker:
                 _log.exception("unexpected error in job %s", request_id)
                 return self._fail(request_id, "internal error in the enclave worker")
             try:
+                # Commit: the results go out wrapped; their keys only after the proof below.
+                wrapped = wrap_outputs(self._keys.identity, request_id, output.sealed_outputs)
                 self._source.complete_job(
-                    request_id, output.receipt.envelope, output.sealed_outputs, output.charges
+                    request_id, output.receipt.envelope, wrapped, output.charges
                 )
             except StaleLedgerHead:
                 self._event(f"{request_id}: another charge came first; reading the ledger again")
@@ -364,6 +397,7 @@ class EnclaveWorker:
             if isinstance(self._ledger, LoggedBudgetLedger):
                 self._ledger.stored(output.charges)
             self._event(f"completed {request_id}: receipt {output.receipt.digest}")
+            self._release(output.receipt)
             return StepResult("completed", request_id)
         return self._fail(
             request_id, f"budget: the ledger kept moving; gave up after {_STALE_RETRIES} tries"
@@ -406,6 +440,41 @@ class EnclaveWorker:
         finally:
             done.set()
             thread.join(10)
+
+    def _release(self, receipt: Signed[Receipt]) -> bool:
+        """Prove the request's charges are logged, then post its results' keys (reveal).
+        False (and nothing posted) when the proof fails or the coordinator is away: the
+        reveal stays pending, for this worker's next idle step or another worker."""
+        request_id = receipt.statement.request
+        try:
+            prove_charged(self._ledger, receipt)
+            keys = release_keys(self._keys.identity, receipt, self._source.party_identity)
+            self._source.release_job(request_id, keys)
+        except BackendUnavailable as exc:
+            self._event(f"{request_id}: release pending ({exc.public_message})")
+            return False
+        except SealroomError as exc:
+            self._event(f"withheld {request_id}: {_safe_reason(exc)}")
+            return False
+        self._event(f"released {request_id}")
+        return True
+
+    def _release_pending(self) -> None:
+        """Reveal what a stopped worker of this deployment completed but did not release
+        (looked for at most every few seconds while idle)."""
+        if time.monotonic() < self._next_release_scan:
+            return
+        self._next_release_scan = time.monotonic() + _RELEASE_SCAN_SECONDS
+        for pending in self._source.pending_releases().releases:
+            try:
+                receipt = pending.receipt.open(Receipt)
+            except SealroomError as exc:
+                self._event(f"withheld {pending.request}: {_safe_reason(exc)}")
+                continue
+            if receipt.statement.request != pending.request:
+                self._event(f"withheld {pending.request}: the receipt names another request")
+                continue
+            self._release(receipt)
 
     def _materials(self, job: ClaimedJob) -> JobMaterials:
         # The inputs are sealed to this deployment's keys under some worker's evidence (the

@@ -34,6 +34,10 @@ from sealroom.wire.jobs import (
     LeaseView,
     LedgerCharge,
     LedgerView,
+    PendingRelease,
+    PendingReleases,
+    ReleaseBody,
+    ReleaseKey,
     SealedOutput,
 )
 from sealroom.wire.log import ConsistencyProofView, InclusionProofView, LogEntryView, LogKey
@@ -103,6 +107,8 @@ __all__ = [
     "MessagePosted",
     "Participant",
     "PartyView",
+    "PendingRelease",
+    "PendingReleases",
     "PolicyBody",
     "PolicyCreated",
     "PolicyView",
@@ -113,6 +119,8 @@ __all__ = [
     "ReadinessCheck",
     "ReasonBody",
     "RegisterPartyBody",
+    "ReleaseBody",
+    "ReleaseKey",
     "RequestInput",
     "RequestList",
     "RequestStatus",
