@@ -168,6 +168,9 @@ class HostileCoordinator:
     def log_key(self) -> Any:
         return self.inner.log_key()
 
+    def log_checkpoint(self) -> str:
+        return self.inner.log_checkpoint()
+
     def log_consistency(self, first: int, second: int, /) -> Any:
         return self.inner.log_consistency(first, second)
 

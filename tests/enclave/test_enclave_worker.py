@@ -123,6 +123,9 @@ class Source:
     def log_consistency(self, first: int, second: int, /) -> Any:
         raise AssertionError("the in-memory source has no log")
 
+    def log_checkpoint(self) -> str:
+        raise AssertionError("the in-memory source has no log")
+
     # Commit-then-reveal: what the worker releases, and the parties whose keys it seals to.
     released: dict[str, Mapping[PartyId, bytes]] = field(default_factory=dict)
 
@@ -301,6 +304,7 @@ def test_the_sdk_client_has_every_call_of_a_job_source() -> None:
         "fail_job",
         "job_input",
         "ledger",
+        "log_checkpoint",
         "log_consistency",
         "log_key",
         "party_identity",

@@ -45,7 +45,12 @@ from sealroom.attestation.pins import DEFAULT_MAX_EVIDENCE_AGE
 from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
 from sealroom.computations import Registry, default_registry
 from sealroom.crypto.keys import PartyId, PublicIdentity
-from sealroom.enclave.charges import LedgerSource, LedgerTrust, LoggedBudgetLedger
+from sealroom.enclave.charges import (
+    CheckpointAnchor,
+    LedgerSource,
+    LedgerTrust,
+    LoggedBudgetLedger,
+)
 from sealroom.enclave.keys import EnclaveKeys, deployment_identity
 from sealroom.enclave.ledger import BudgetLedger
 from sealroom.enclave.release import prove_charged, release_keys, wrap_outputs
@@ -278,6 +283,7 @@ class EnclaveWorker:
         reattest_after: int = DEFAULT_REATTEST_AFTER,
         ledger: BudgetLedger | None = None,
         log_key: str | None = None,
+        anchor: CheckpointAnchor | None = None,
     ) -> None:
         self._source = source
         self._keys = keys
@@ -288,8 +294,15 @@ class EnclaveWorker:
         self._state = state
         # The deployment's logged ledger unless a caller hands another (tests, a single
         # enclave over a database it trusts).
+        # ``anchor``: the witnesses (m of n) a fresh enclave's first checkpoint needs, fresh
+        # against this worker's current evidence (it re-attests).
         self._ledger: BudgetLedger = ledger or LoggedBudgetLedger(
-            source=source, keys=keys, trust=LedgerTrust(state.directory), log_key=log_key
+            source=source,
+            keys=keys,
+            trust=LedgerTrust(state.directory),
+            log_key=log_key,
+            anchor=anchor,
+            evidence_time=lambda: self._keys.evidence.statement.created_at,
         )
         self._registry = registry or default_registry()
         self._clock = clock
