@@ -23,7 +23,7 @@ from sealroom.crypto.keys import PartyId
 from sealroom.crypto.release import MAGIC, RELEASE_PURPOSE, is_wrapped
 from sealroom.crypto.sealing import SealContext, open_sealed
 from sealroom.enclave.state import EnclaveState
-from sealroom.errors import DecryptionFailed, NotFound
+from sealroom.errors import DecryptionFailed, InvalidInput, NotFound
 from sealroom.statements import BudgetCharge, Envelope
 from tests.enclave.charges_world import (
     ask,
@@ -163,6 +163,11 @@ def test_a_release_left_by_a_stopped_worker_is_finished_by_another(tmp_path: Pat
         # Others cannot post keys for a job they did not run.
         with pytest.raises(NotFound):
             requester.client.release_job(rid, {PartyId(requester.identity.party_id): b"x" * 80})
+        # The enclave itself must name exactly the job's recipients.
+        with pytest.raises(InvalidInput, match="one release key per recipient"):
+            Client(base_url=url, identity=keys.identity).release_job(
+                rid, {PartyId(owner.identity.party_id): b"x" * 80}
+            )
         pending = Client(base_url=url, identity=keys.identity).pending_releases().releases
         assert [p.request for p in pending] == [rid]
 

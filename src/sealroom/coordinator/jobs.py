@@ -355,11 +355,6 @@ class Jobs:
         """Store the release keys of the caller's completed job (one per recipient). Idempotent:
         a key already stored is kept (a second worker's release of the same job is not an
         error)."""
-        sealed: dict[str, bytes] = {}
-        for k in keys:
-            if k.recipient in sealed:
-                raise InvalidInput(f"two release keys for recipient {k.recipient}")
-            sealed[k.recipient] = k.sealed_key
         with write_transaction(self._state.engine) as conn:
             row = conn.execute(
                 select(requests.c.status)
@@ -370,6 +365,11 @@ class Jobs:
                 raise NotFound(f"no job {request} run by you")
             if row.status != "completed":
                 raise Conflict(f"the request is {row.status}: only a completed job's keys release")
+            sealed: dict[str, bytes] = {}
+            for k in keys:
+                if k.recipient in sealed:
+                    raise InvalidInput(f"two release keys for recipient {k.recipient}")
+                sealed[k.recipient] = k.sealed_key
             stored = {
                 str(r.recipient): r.release_key
                 for r in conn.execute(
