@@ -31,7 +31,7 @@ from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker
 from sealroom.errors import InvalidInput, NotFound
 from sealroom.storage.engine import create_engine
-from sealroom.storage.notify import Signals
+from sealroom.storage.notify import APPLICATION_NAME, Signals
 from tests.enclave.charges_world import ask, dp_rules, party, publish_pair
 from tests.services import SIMULATION_ROOT, coordinator, enclave_keys
 from tests.transparency.witness_helpers import free_port
@@ -316,6 +316,30 @@ def test_signals_fan_out_between_two_engines_on_one_database(postgres_url: str) 
             with e1.begin() as conn:
                 s1.publish(conn, key)
             assert w.wait(5.0)
+
+            # The listener's connection dies (a failover, an idle timeout): it reconnects and
+            # wakes again. (Only sealroom's own listeners carry this application_name.)
+            with e1.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": APPLICATION_NAME},
+                )
+            deadline = time.monotonic() + 20
+            woken = False
+            while not woken and time.monotonic() < deadline:
+                w.clear()
+                with e1.begin() as conn:
+                    s1.publish(conn, key)
+                woken = w.wait(0.5)
+            assert woken, "the listener did not come back"
+            assert s2.wait_ready(20)
+            w.clear()
+            with e1.begin() as conn:
+                s1.publish(conn, key)
+            assert w.wait(5.0)  # notifications flow again on the new connection
     finally:
         s2.close()
         e1.dispose()

@@ -26,10 +26,12 @@ from contextlib import contextmanager, suppress
 
 from sqlalchemy import Connection, Engine, text
 
-__all__ = ["CHANNEL", "Signals", "Watch"]
+__all__ = ["APPLICATION_NAME", "CHANNEL", "Signals", "Watch"]
 
 #: The PostgreSQL notification channel (database-wide; payloads are keys).
 CHANNEL = "sealroom_wakeups"
+#: The listener connection's application_name (visible in pg_stat_activity).
+APPLICATION_NAME = "sealroom-wakeups"
 #: PostgreSQL refuses payloads of 8000 bytes or more.
 MAX_KEY = 4000
 
@@ -168,7 +170,12 @@ class Signals:
         backoff = 0.1
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._conninfo(), autocommit=True, connect_timeout=5) as pg:
+                with psycopg.connect(
+                    self._conninfo(),
+                    autocommit=True,
+                    connect_timeout=5,
+                    application_name=APPLICATION_NAME,
+                ) as pg:
                     pg.execute(f"LISTEN {CHANNEL}")
                     backoff = 0.1
                     # Whatever was notified while this listener was away is lost: look again.
@@ -177,7 +184,7 @@ class Signals:
                     while not self._stop.is_set():
                         for note in pg.notifies(timeout=0.5):
                             self.wake(note.payload)
-            except psycopg.Error as exc:
+            except Exception as exc:  # any failure (driver, socket): reconnect after a pause
                 self._ready.clear()
                 # The URL may hold a password: the error's class only.
                 _log.warning("wake-up listener lost its connection (%s)", type(exc).__name__)
