@@ -30,6 +30,7 @@ from sealroom.coordinator.relay import Relay
 from sealroom.coordinator.requests import Requests
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS, DbNonceStore, State
 from sealroom.coordinator.witnessing import WitnessEndpoint, Witnessing
+from sealroom.storage.notify import Signals
 
 __all__ = ["Coordinator"]
 
@@ -100,6 +101,6 @@ class Coordinator:
             deletions=Deletions(state),
             ledgers=Ledgers(state),
             log=Log(engine, state.signer, state.witnessing),
-            relay=Relay(engine=engine),
+            relay=Relay(engine=engine, signals=Signals(engine)),
             market=market,
         )

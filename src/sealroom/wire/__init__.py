@@ -41,6 +41,10 @@ from sealroom.wire.jobs import (
     LeaseView,
     LedgerCharge,
     LedgerView,
+    PendingRelease,
+    PendingReleases,
+    ReleaseBody,
+    ReleaseKey,
     SealedOutput,
 )
 from sealroom.wire.log import ConsistencyProofView, InclusionProofView, LogEntryView, LogKey
@@ -151,6 +155,8 @@ __all__ = [
     "ModelView",
     "Participant",
     "PartyView",
+    "PendingRelease",
+    "PendingReleases",
     "PledgeBody",
     "PledgeView",
     "PolicyBody",
@@ -167,6 +173,8 @@ __all__ = [
     "ReadinessCheck",
     "ReasonBody",
     "RegisterPartyBody",
+    "ReleaseBody",
+    "ReleaseKey",
     "ReputationView",
     "RequestInput",
     "RequestList",
