@@ -171,3 +171,40 @@ def test_psi_shows_its_traffic_at_a_terminal_and_json_stays_clean(tmp_path: Path
         assert json.loads(jout)["learned"]["intersection_size"] == 100
         assert "private set intersection" not in jerr
         assert "exchanged" not in jerr
+
+
+def test_result_shows_its_verification_steps_at_a_terminal(tmp_path: Path) -> None:
+    from tests.services import registered_enclave
+
+    with coordinator(tmp_path) as url:
+        alice, bob = _env(tmp_path, url, "alice"), _env(tmp_path, url, "bob")
+        publish = ["dataset", "publish", "--json"]
+        a_file, b_file = (
+            write_jsonl(tmp_path / "a.jsonl", TOPICS_A),
+            write_jsonl(tmp_path / "b.jsonl", TOPICS_B),
+        )
+        a = json.loads(_run([*publish, str(a_file)], alice, tty=False)[1])
+        b = json.loads(_run([*publish, str(b_file)], bob, tty=False)[1])
+        ask = ["request", "topic-overlap", "--dataset", a["dataset"], "--dataset", b["dataset"]]
+        rid = json.loads(_run([*ask, "--json"], bob, tty=False)[1])["request"]
+        worker = registered_enclave(url)
+        for env in (alice, bob):
+            code, _, err = _run(["approve", rid, "--allow-simulated", "--json"], env, tty=False)
+            assert code == 0, err
+        assert worker.step().outcome == "completed"
+
+        fetch = ["result", rid, "--allow-simulated", "--out"]
+        code, out, err = _run([*fetch, str(tmp_path / "tty")], bob, tty=True)
+        assert code == 0, err
+        assert f"result of {rid}" in err
+        assert "verified: " in err
+        assert "checks passed" in err
+        piped = _run([*fetch, str(tmp_path / "pipe")], bob, tty=False)
+        assert piped[0] == 0
+        assert f"result of {rid}" not in piped[2]
+        # stdout is the same but for the directory it names
+        assert piped[1].replace("pipe", "DIR") == out.replace("tty", "DIR")
+        as_json = _run([*fetch, str(tmp_path / "j"), "--json"], bob, tty=True)
+        assert as_json[0] == 0
+        assert json.loads(as_json[1])["verified"] is True
+        assert f"result of {rid}" not in as_json[2]
