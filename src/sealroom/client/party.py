@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from sealroom.client import flows, market
 from sealroom.client.http import DEFAULT_TIMEOUT as HTTP_TIMEOUT
 from sealroom.client.http import DEFAULT_URL, Client, Progress, system_clock
-from sealroom.client.protocol_runs import ProtocolRun, run_federated, run_he, run_pjc, run_psi
+from sealroom.client.protocol_runs import (
+    Exchange,
+    ProtocolRun,
+    run_federated,
+    run_he,
+    run_pjc,
+    run_psi,
+)
 from sealroom.client.relay import Session, join_session, open_session
 from sealroom.computations import Registry, default_registry
 from sealroom.crypto.keys import Identity, PartyId
@@ -385,9 +392,10 @@ class Party:
         allow_simulated: bool = False,
         measurements: bytes | None = None,
         simulation_root: bytes | None = None,
+        on_step: Callable[[str], None] | None = None,
     ) -> flows.FetchedResult:
         """Download, open and verify this party's result; write result.json and bundle.json
-        in ``out_dir``."""
+        in ``out_dir`` (``on_step`` is told each step as it starts)."""
         return flows.fetch_result(
             self._client,
             self.identity,
@@ -397,6 +405,7 @@ class Party:
             allow_simulated=allow_simulated,
             measurements=measurements,
             simulation_root=simulation_root,
+            on_step=on_step,
         )
 
     # --- marketplace ------------------------------------------------------------------------
@@ -524,6 +533,7 @@ class Party:
         timeout: float = DEFAULT_TIMEOUT,
         on_start: Callable[[Session], None] | None = None,
         on_join: Callable[[Session], None] | None = None,
+        on_exchange: Exchange | None = None,
     ) -> ProtocolRun:
         """Private set intersection with one other party (ECDH-PSI over Curve25519).
 
@@ -562,6 +572,7 @@ class Party:
             workers=workers,
             inputs=inputs,
             timeout=timeout,
+            on_exchange=on_exchange,
         )
 
     def pjc(
@@ -581,6 +592,7 @@ class Party:
         timeout: float = DEFAULT_TIMEOUT,
         on_start: Callable[[Session], None] | None = None,
         on_join: Callable[[Session], None] | None = None,
+        on_exchange: Exchange | None = None,
     ) -> ProtocolRun:
         """Private intersection-sum (Private Join and Compute) with one other party.
 
@@ -622,6 +634,7 @@ class Party:
             workers=workers,
             inputs=inputs,
             timeout=timeout,
+            on_exchange=on_exchange,
         )
 
     def train(
@@ -642,6 +655,7 @@ class Party:
         dropout_timeout: float | None = None,
         on_start: Callable[[Session], None] | None = None,
         on_join: Callable[[Session], None] | None = None,
+        on_exchange: Exchange | None = None,
     ) -> ProtocolRun:
         """Train a model on several owners' rows that never leave them.
 
@@ -701,6 +715,7 @@ class Party:
                 data=None if data is None else fedavg.OwnerData(*data),
                 inputs=inputs,
                 timeout=timeout,
+                on_exchange=on_exchange,
                 dropout_timeout=timeout if dropout_timeout is None else dropout_timeout,
             )
         from sealroom.protocols import he
@@ -720,6 +735,7 @@ class Party:
             data=data,
             inputs=inputs,
             timeout=timeout,
+            on_exchange=on_exchange,
         )
 
     def _meet(
