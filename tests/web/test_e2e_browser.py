@@ -20,14 +20,19 @@ import pytest
 import rfc8785
 
 from sealroom.verification.bundle import ProofBundle
-from tests.web.browser import DESKTOP, fits, labelled, output_dir
+from tests.web.browser import DESKTOP, PHONE, fits, labelled, output_dir
 from tests.web.console_world import World, world
 
 pytestmark = pytest.mark.timeout(150)
 
 
-def _shot(page: Any, name: str) -> None:
-    page.screenshot(path=str(output_dir("e2e") / f"{name}.png"), full_page=True)
+def _shot(page: Any, name: str, *, screen: bool = False) -> None:
+    """The whole page; with ``screen``, also its first screen (the README's size)."""
+    out = output_dir("e2e")
+    page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+    if screen:
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(out / f"{name}-screen.png"))
 
 
 def _flip_receipt_signature(bundle: Path, out: Path) -> None:
@@ -75,7 +80,7 @@ def _journey(
     card_link = explorer.get_by_role("link", name="Otto's engineering notes")
     expect(card_link).to_be_visible()
     labelled(explorer)
-    _shot(explorer, "01-explorer-search")
+    _shot(explorer, "01-explorer-search", screen=True)
     card_link.click()
     explorer.wait_for_url(f"**/datasets/{w.theirs}")
     expect(explorer.get_by_role("heading", level=1)).to_have_text("Otto's engineering notes")
@@ -133,7 +138,7 @@ def _journey(
     expect(verifier.locator("table.report")).not_to_contain_text("FAIL")
     expect(verifier.get_by_label("Offline command")).to_contain_text("sealroom verify")
     fits(verifier)
-    _shot(verifier, "06-public-verifier-verified")
+    _shot(verifier, "06-public-verifier-verified", screen=True)
 
     tampered = tmp_path / "tampered-bundle.json"
     _flip_receipt_signature(bundle, tampered)
@@ -144,4 +149,93 @@ def _journey(
     expect(verifier.locator("#verdict-h")).to_have_text("REJECTED")
     failed = verifier.locator("table.report tr.fail td:nth-child(2)")
     expect(failed.filter(has_text="receipt signature")).to_have_count(1)
-    _shot(verifier, "07-public-verifier-rejected")
+    _shot(verifier, "07-public-verifier-rejected", screen=True)
+
+
+_FOCUSED = """() => {
+  const e = document.activeElement;
+  return e ? (e.id || e.getAttribute('name') || (e.textContent || '').trim()).slice(0, 40) : '';
+}"""
+
+
+def _tab_until(page: Any, target: str, *, limit: int = 40) -> list[str]:
+    """Press Tab until the element with id ``target`` has focus; return what got focus."""
+    seen: list[str] = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        seen.append(page.evaluate(_FOCUSED))
+        if seen[-1] == target:
+            return seen
+    raise AssertionError(f"Tab never reached #{target}; the order was {seen}")
+
+
+_AUDIT = """() => {
+  const problems = [];
+  if (!document.documentElement.lang) problems.push('html has no lang');
+  if (!document.title.trim()) problems.push('no title');
+  const h1 = document.querySelectorAll('h1').length;
+  if (h1 !== 1) problems.push(h1 + ' h1 elements');
+  for (const e of document.querySelectorAll('[tabindex]'))
+    if (e.tabIndex > 0) problems.push('positive tabindex on ' + e.tagName);
+  for (const a of document.querySelectorAll('a[href], button'))
+    if (!(a.textContent.trim() || a.getAttribute('aria-label') || a.title))
+      problems.push('unnamed ' + a.tagName + ' ' + a.outerHTML.slice(0, 60));
+  for (const i of document.querySelectorAll('img'))
+    if (!i.hasAttribute('alt')) problems.push('img without alt');
+  const ids = [...document.querySelectorAll('[id]')].map(e => e.id);
+  const dup = ids.filter((id, k) => ids.indexOf(id) !== k);
+  if (dup.length) problems.push('duplicate ids ' + dup.join(','));
+  return problems;
+}"""
+
+
+def test_public_pages_by_keyboard_and_their_markup(tmp_path: Path, chromium: Any) -> None:
+    """Keyboard only: the skip link, then Tab reaches the search field and the verifier's
+    controls, and Enter / Space use them. Every public page passes a small axe-like audit
+    (lang, title, one h1, labels, named links, no positive tabindex) at desktop and phone
+    width."""
+    from playwright.sync_api import expect
+
+    with world(tmp_path, enclave=False, web=True) as w:
+        ctx = chromium.new_context(viewport=DESKTOP)
+        page = ctx.new_page()
+        page.goto(f"{w.coordinator}/datasets")
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.locator("main")).to_be_focused()
+        _tab_until(page, "q", limit=5)
+        page.keyboard.type("support tickets")
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/datasets?q=support*")
+        expect(page.locator("#results-h")).to_have_text("1 dataset matches")
+        page.get_by_label("Search text").focus()
+        order = _tab_until(page, "Search")  # the submit button, after every filter
+        assert order[:2] == ["keywords", "owner"], order
+        _tab_until(page, "Rhea's support tickets")  # then the results, in order
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"**/datasets/{w.mine}")
+
+        page.goto(f"{w.coordinator}/verify")
+        _tab_until(page, "bundle")
+        _tab_until(page, "allow_simulated")
+        page.keyboard.press("Space")
+        expect(page.get_by_label("Accept a SIMULATED enclave")).to_be_checked()
+        _tab_until(page, "Verify")
+        page.keyboard.press("Enter")  # nothing chosen: a clear error, announced as an alert
+        expect(page.get_by_role("alert")).to_be_visible()
+
+        for width in (DESKTOP, PHONE):
+            page.set_viewport_size(width)
+            for path in (
+                "/",
+                "/datasets",
+                "/datasets?q=notes",
+                f"/datasets/{w.theirs}",
+                "/log",
+                "/verify",
+            ):
+                page.goto(f"{w.coordinator}{path}")
+                assert page.evaluate(_AUDIT) == [], path
+                labelled(page)
+                fits(page)
