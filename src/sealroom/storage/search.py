@@ -306,18 +306,38 @@ def _ranked(
     return seqs, ranks
 
 
-def _bm25(conn: Connection, view: IndexView, tokens: list[str]) -> tuple[I64, F64]:
-    """PostgreSQL: ``(positions, rank)`` of every match, ascending by position.
+def _query_terms(conn: Connection, view: IndexView, tokens: list[str]) -> list[str] | None:
+    """The index terms to score ``tokens`` by, or None where only the FTS engine can.
 
-    The same AND-of-lexemes match as ``@@ plainto_tsquery('english', q)`` and the
-    score FTS5's ``bm25()`` gives: sum over query lexemes t of
-    ``idf(t) * f * (k1 + 1) / (f + k1 * (1 - b + b * len / mean len))``, with ``f`` the
-    field-weighted occurrences of t and ``idf = ln((N - n_t + 0.5) / (n_t + 0.5))``
-    floored at 1e-6. Lexemes are summed in sorted order so the floats are reproducible.
+    PostgreSQL: the distinct lexemes of ``to_tsvector``, sorted (so the floats are
+    reproducible). SQLite: FTS5's term for each query word, in query order and with
+    repeats, as FTS5's ``bm25()`` sums one phrase per word; None if a word makes other
+    than one term (``"a_b"`` is a two-term phrase, matched by position, which only FTS5
+    knows), so that query keeps FTS5's own matching and ranking."""
+    if conn.dialect.name == "postgresql":
+        return sorted(
+            {str(x) for x in conn.execute(_PG_LEXEMES, {"q": " ".join(tokens)}).scalar_one() or ()}
+        )
+    if view.tokenizer is None:
+        return None
+    terms = []
+    for token in tokens:
+        made = view.tokenizer.terms(token)
+        if len(made) != 1:
+            return None
+        terms.append(made[0])
+    return terms
+
+
+def _bm25(view: IndexView, lexemes: list[str]) -> tuple[I64, F64]:
+    """``(positions, rank)`` of every match, ascending by position, from the index.
+
+    The same AND-of-terms match as FTS5's ``MATCH`` (or ``@@ plainto_tsquery('english',
+    q)``) and the score FTS5's ``bm25()`` gives, term by term in the given order: sum
+    over query terms t of ``idf(t) * f * (k1 + 1) / (f + k1 * (1 - b + b * len / mean
+    len))``, with ``f`` the field-weighted occurrences of t and ``idf = ln((N - n_t +
+    0.5) / (n_t + 0.5))`` floored at 1e-6 (the operations in FTS5's order).
     """
-    lexemes = sorted(
-        {str(x) for x in conn.execute(_PG_LEXEMES, {"q": " ".join(tokens)}).scalar_one() or ()}
-    )
     empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     if not lexemes or not view.n:
         return empty
@@ -337,14 +357,15 @@ def _bm25(conn: Connection, view: IndexView, tokens: list[str]) -> tuple[I64, F6
         pos, freqs = lists[lexeme]
         f = freqs[np.searchsorted(pos, common)].astype(np.float64)
         idf = math.log((view.n - pos.size + 0.5) / (pos.size + 0.5))
-        score += (idf if idf > 0.0 else 1e-6) * (f * (_BM25_K1 + 1.0)) / (f + norm)
+        score += (idf if idf > 0.0 else 1e-6) * ((f * (_BM25_K1 + 1.0)) / (f + norm))
     return common, -score
 
 
 def _all_ranked(conn: Connection, view: IndexView, tokens: list[str]) -> tuple[I64, F64]:
     """``(positions, rank)`` of every text match, on either database."""
-    if view.has_text:
-        return _bm25(conn, view, tokens)
+    terms = _query_terms(conn, view, tokens) if view.has_text else None
+    if terms is not None:
+        return _bm25(view, terms)
     seqs, ranks = _ranked(conn, tokens, None, None)
     return view.positions_of(seqs), ranks
 
@@ -422,8 +443,9 @@ def _text(
     after: tuple[list[float], int] | None,
     need: int,
 ) -> tuple[_Ranked, int]:
-    if view.has_text:
-        return _text_in_memory(conn, view, mask, tokens, after, need)
+    terms = _query_terms(conn, view, tokens) if view.has_text else None
+    if terms is not None:
+        return _text_in_memory(view, mask, terms, after, need)
     matches = view.positions_of(_match_seqs(conn, tokens))
     passing = int(mask[matches].sum())
     if passing == 0:
@@ -442,14 +464,13 @@ def _text(
 
 
 def _text_in_memory(
-    conn: Connection,
     view: IndexView,
     mask: Mask,
-    tokens: list[str],
+    terms: list[str],
     after: tuple[list[float], int] | None,
     need: int,
 ) -> tuple[_Ranked, int]:
-    matches, ranks = _bm25(conn, view, tokens)
+    matches, ranks = _bm25(view, terms)
     ok = mask[matches]
     cand, rank = matches[ok], ranks[ok]
     total = int(cand.size)
