@@ -3,21 +3,25 @@
 Full text is ranked by BM25 (k1 = 1.2, b = 0.75) over the weighted fields title 3,
 keywords and topics 2, description 1, on both databases:
 
-- SQLite: an FTS5 virtual table (``porter unicode61`` tokenizer) matches and ranks
-  with its own ``bm25()``. A text query asks it twice: once for the bare set of
-  matches (no ranking: cheap) to count them under the filters, once for the
-  best-ranked matches after the cursor with a top-k limit, sized from the filters'
-  measured pass rate and grown only if too few of them pass.
+- SQLite: an FTS5 virtual table (``porter unicode61`` tokenizer) is the stored text
+  index. Its terms (read from FTS5's own index, and FTS5's tokenizer for later rows and
+  for the query's words) are held by the
+  :class:`~sealroom.storage.discovery_index.DiscoveryIndex`, and :func:`_bm25` scores
+  them with FTS5's ``bm25()`` arithmetic, so scores equal FTS5's float for float. A
+  query word FTS5 would split into a phrase (``a_b``) is left to FTS5 itself: once for
+  the bare set of matches (no ranking: cheap) to count them under the filters, once for
+  the best-ranked matches after the cursor with a top-k limit.
 - PostgreSQL: a ``tsvector`` table (``english`` configuration, weights A/B/C) is the
   stored text index, but matching and ranking run on the lexeme postings that the
   :class:`~sealroom.storage.discovery_index.DiscoveryIndex` loads from it. Only the
   query's lexemes come from the database (``to_tsvector``, so stemming and stop
-  words are the engine's). Why: every match of a ranked ``@@`` query is a heap visit
-  (a common word is ~16,000 of them, spread over most pages), which alone put p95
-  near the 50 ms target at 100,000 attestations. :func:`_bm25` mirrors FTS5's
-  ``bm25()`` (same IDF floor, the document length is the number of indexed tokens,
-  statistics over every visible dataset, withdrawn ones included), so both
-  databases rank alike up to their tokenizers.
+  words are the engine's).
+
+Why in memory: every ranked match is work in the database (PostgreSQL: a heap visit,
+~16,000 for a common word; FTS5: ~2.6 µs of ``bm25()`` each, ~40 ms for a common word
+at 100,000 attestations). :func:`_bm25` mirrors FTS5's ``bm25()`` (same IDF floor,
+the document length is the number of indexed tokens, statistics over every visible
+dataset, withdrawn ones included), so both databases rank alike up to their tokenizers.
 
 The index row is written in the same transaction as the dataset, so search never
 sees a dataset without its index entry or the other way round.
