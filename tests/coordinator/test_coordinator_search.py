@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sealroom.coordinator.datasets import Datasets
 from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.service import Coordinator
-from sealroom.errors import InvalidInput, NotFound
+from sealroom.errors import BackendUnavailable, InvalidInput, NotFound
 from sealroom.statements import Keyword, TimeRange, sign_statement
 from sealroom.storage.discovery_index import DiscoveryIndex
 from sealroom.storage.engine import read_transaction
@@ -322,3 +322,19 @@ def test_sqlite_text_rank_from_the_index_is_fts5s_own_bm25(
     for i in range(12, 20):  # later rows: tokenized by FTS5 in the index's own database
         publish(i, f"{words[i % 9]} runs", f"{words[(i + 3) % 9]} qa1 café", ("cafe",))
         check()
+
+
+def test_fts5_instances_fold_into_postings_and_refuse_another_order() -> None:
+    """``(term, row * 4 + weight)`` in FTS5's (term, row) order become one posting per
+    (term, row): occurrences * 65536 + weighted occurrences; any other order fails closed."""
+    index = DiscoveryIndex()
+    terms, rows, values = index._fold(
+        [("alpha", 5 * 4 + 3), ("alpha", 5 * 4 + 1), ("alpha", 9 * 4 + 2), ("beta", 5 * 4 + 1)]
+    )
+    assert rows.tolist() == [5, 9, 5]
+    assert values.tolist() == [2 * 65536 + 4, 65536 + 2, 65536 + 1]
+    assert terms[0] == terms[1] != terms[2]
+    with pytest.raises(BackendUnavailable):
+        index._fold([("alpha", 9 * 4 + 1), ("alpha", 5 * 4 + 1)])
+    with pytest.raises(BackendUnavailable):
+        DiscoveryIndex()._fold([("alpha", 4 + 1), ("beta", 4 + 1), ("alpha", 8 + 1)])

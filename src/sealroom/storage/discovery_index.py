@@ -538,8 +538,11 @@ class DiscoveryIndex:
             return _EMPTY, np.zeros(0, dtype=np.int64), _EMPTY
         term_of = np.repeat(np.array(tids, dtype=np.int32), np.diff(np.append(starts, v.size)))
         row, weight = v >> 2, v & 3
+        same_term = term_of[1:] == term_of[:-1]
+        if len(set(tids)) != len(tids) or bool(np.any(same_term & (row[1:] < row[:-1]))):
+            raise BackendUnavailable("FTS5's term instances are not in (term, row) order")
         first = np.ones(v.size, dtype=np.bool_)
-        first[1:] = (term_of[1:] != term_of[:-1]) | (row[1:] != row[:-1])
+        first[1:] = ~same_term | (row[1:] != row[:-1])
         at = np.flatnonzero(first)
         occurrences = np.diff(np.append(at, v.size))
         weighted = np.add.reduceat(weight, at)
