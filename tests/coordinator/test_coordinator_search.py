@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import replace
 
 import pytest
@@ -12,7 +11,7 @@ from sqlalchemy import Engine
 from sealroom.coordinator.datasets import Datasets
 from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.service import Coordinator
-from sealroom.errors import BackendUnavailable, InvalidInput, NotFound
+from sealroom.errors import InvalidInput, NotFound
 from sealroom.statements import Keyword, TimeRange, sign_statement
 from sealroom.storage.discovery_index import DiscoveryIndex
 from sealroom.storage.engine import read_transaction
@@ -249,92 +248,3 @@ def test_search_text_uses_the_engines_stemming_and_follows_changes(
 
 def _ids_of(c: Coordinator, q: str) -> list[str]:
     return [i.dataset.dataset for i in c.datasets.search(SearchQuery(q=q)).items]
-
-
-def test_sqlite_text_rank_from_the_index_is_fts5s_own_bm25(
-    engine: Engine, keystore: CoordinatorKeystore
-) -> None:
-    """On SQLite, text queries are matched and ranked from the in-memory index (FTS5's terms,
-    loaded from its index at first and tokenized by FTS5 for later rows): every score equals
-    FTS5's ``bm25()`` for the same query, float for float, and the order is the same.
-    Words FTS5 splits into a phrase (``qa1_qa2``) stay with FTS5."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("FTS5 is SQLite's")
-    c = Coordinator.open(
-        engine=engine, registry=REGISTRY, keystore=keystore, log_origin="sealroom.test/log"
-    )
-    owner = identity("bob")
-
-    def publish(i: int, title: str, description: str, terms: tuple[str, ...]) -> None:
-        att = sign_statement(
-            attestation(
-                owner,
-                title=title,
-                description=description,
-                keywords=_kw(*terms),
-                commitment=_commit(100 + i),
-                row_count=100 + i,
-            ),
-            owner,
-        )
-        c.datasets.publish(
-            PublishDatasetBody(attestation=att.envelope), caller=owner.party_id, now=T0
-        )
-
-    words = ["notes", "noting", "engineering", "running", "runs", "café", "cafe", "Zürich", "qa1"]
-    for i in range(12):  # the first load reads FTS5's own index
-        pick = [words[(i * k + 1) % len(words)] for k in range(1, 6)]
-        publish(i, " ".join(pick[:2]), " ".join(pick) + " qa1 qa2", tuple(dict.fromkeys(pick[2:4])))
-    queries = [
-        "notes",
-        "note",
-        "running",
-        "runs engineering",
-        "cafe",
-        "zurich",
-        "qa1",
-        "qa1 qa1",
-        "qa1 note notes",
-        "qa1_qa2",
-        "nothing-here",
-    ]
-
-    def check() -> None:
-        with read_transaction(engine) as conn:
-            view = c.datasets._discovery.view(conn)
-            assert view.has_text
-            assert view.tokenizer is not None
-            for q in queries:
-                tokens = re.findall(r"\w+", q.casefold())  # as the search splits words
-                fts = " AND ".join(f'"{t}"' for t in tokens)
-                want = conn.exec_driver_sql(
-                    "SELECT rowid, bm25(dataset_fts, 3.0, 2.0, 1.0) AS r FROM dataset_fts "
-                    "WHERE dataset_fts MATCH ? ORDER BY r, rowid",
-                    (fts,),
-                ).all()
-                page = search(conn, SearchQuery(q=q, limit=100), c.datasets._discovery)
-                assert [h.seq for h in page.hits] == [int(r[0]) for r in want], q
-                assert [-h.score for h in page.hits] == [float(r[1]) for r in want], q
-                assert page.total == len(want), q
-
-    c.datasets.search(SearchQuery(q="notes"))
-    check()
-    for i in range(12, 20):  # later rows: tokenized by FTS5 in the index's own database
-        publish(i, f"{words[i % 9]} runs", f"{words[(i + 3) % 9]} qa1 café", ("cafe",))
-        check()
-
-
-def test_fts5_instances_fold_into_postings_and_refuse_another_order() -> None:
-    """``(term, row * 4 + weight)`` in FTS5's (term, row) order become one posting per
-    (term, row): occurrences * 65536 + weighted occurrences; any other order fails closed."""
-    index = DiscoveryIndex()
-    terms, rows, values = index._fold(
-        [("alpha", 5 * 4 + 3), ("alpha", 5 * 4 + 1), ("alpha", 9 * 4 + 2), ("beta", 5 * 4 + 1)]
-    )
-    assert rows.tolist() == [5, 9, 5]
-    assert values.tolist() == [2 * 65536 + 4, 65536 + 2, 65536 + 1]
-    assert terms[0] == terms[1] != terms[2]
-    with pytest.raises(BackendUnavailable):
-        index._fold([("alpha", 9 * 4 + 1), ("alpha", 5 * 4 + 1)])
-    with pytest.raises(BackendUnavailable):
-        DiscoveryIndex()._fold([("alpha", 4 + 1), ("beta", 4 + 1), ("alpha", 8 + 1)])

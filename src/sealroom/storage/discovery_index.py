@@ -24,27 +24,20 @@ needed, re-reading the withdrawn set in that older snapshot.
 The index belongs to one service object (no module-level state) and is safe to
 share between threads: snapshots are immutable; a lock serialises refreshes.
 
-Text postings: the terms of every full-text row as the database's own parser
-produced them (PostgreSQL: the lexemes of each ``dataset_fts`` tsvector, ``english``;
-SQLite: FTS5's ``porter unicode61`` terms), with per posting the number of
-occurrences and the field-weighted frequency (title 3, keywords and topics 2,
-description 1). Matching and BM25 ranking then need no per-match work in the
-database (see :mod:`sealroom.storage.search`). They follow the same generations:
+Text postings (PostgreSQL only): the lexemes of every ``dataset_fts`` tsvector,
+as the database's own ``english`` parser produced them, with per posting the
+number of occurrences and the field-weighted frequency (title 3, keywords and
+topics 2, description 1). Matching and BM25 ranking then need no heap visit per
+match (see :mod:`sealroom.storage.search`). They follow the same generations:
 a full-text row is written in the dataset's transaction and never changes.
-
-On SQLite the first load reads FTS5's own index through an ``fts5vocab`` instance
-table; later rows are tokenized by :class:`Fts5Tokenizer`, an FTS5 table in a private
-in-memory database of the same SQLite library, so its terms are FTS5's by construction.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -53,14 +46,7 @@ from sqlalchemy import Connection
 
 from sealroom.errors import BackendUnavailable
 
-__all__ = [
-    "DELTA_LIMIT",
-    "FIELD_WEIGHTS",
-    "DiscoveryIndex",
-    "Fts5Tokenizer",
-    "IndexView",
-    "parse_ids",
-]
+__all__ = ["DELTA_LIMIT", "FIELD_WEIGHTS", "DiscoveryIndex", "IndexView", "parse_ids"]
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -101,64 +87,6 @@ _TEXT_POSTINGS = sa.text(
     "FROM dataset_fts f, unnest(f.document) u WHERE f.seq > :after GROUP BY u.lexeme"
 )
 _POSTING = np.dtype([("seq", ">i8"), ("value", ">i4")])
-
-# SQLite: one row per term instance, in FTS5's order (term, row, column, offset), as
-# ``row * 4 + field weight`` (columns title, tags, description; weights fit in 2 bits).
-# Folded into postings in numpy: an SQL GROUP BY sorts millions of rows (~20 s at 100k).
-_FTS5_WEIGHT = (
-    f"CASE col WHEN 'title' THEN {FIELD_WEIGHTS['A']} WHEN 'tags' THEN {FIELD_WEIGHTS['B']} "
-    f"ELSE {FIELD_WEIGHTS['C']} END"
-)
-_FTS5_INSTANCES = f"SELECT term, doc * 4 + {_FTS5_WEIGHT} FROM {{vocab}}"  # noqa: S608
-assert max(FIELD_WEIGHTS.values()) < 4
-_FTS5_VOCAB = "CREATE VIRTUAL TABLE temp.{name} USING fts5vocab({schema}, {table}, 'instance')"
-_FTS5_NEW_ROWS = sa.text(
-    "SELECT id, c0, c1, c2 FROM dataset_fts_content WHERE id > :after ORDER BY id"
-)
-
-
-class Fts5Tokenizer:
-    """FTS5's ``porter unicode61`` tokenizer, callable from Python.
-
-    SQLite exposes no tokenizer function, so this keeps an FTS5 table (the same
-    definition as ``dataset_fts``) in a private in-memory database of the same SQLite
-    library, writes the text in, reads FTS5's instance table back and clears it: the
-    terms are exactly the ones FTS5 indexes and parses queries into."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(":memory:", check_same_thread=False)
-        self._db.execute(
-            "CREATE VIRTUAL TABLE scratch USING fts5("
-            "title, tags, description, tokenize = 'porter unicode61')"
-        )
-        self._db.execute("CREATE VIRTUAL TABLE vocab USING fts5vocab(scratch, 'instance')")
-
-    def terms(self, word: str) -> list[str]:
-        """The terms FTS5 makes of ``word``, in order (a query word can make several)."""
-        with self._lock:
-            try:
-                self._db.execute("INSERT INTO scratch (rowid, title) VALUES (1, ?)", (word,))
-                rows = self._db.execute("SELECT term FROM vocab ORDER BY offset").fetchall()
-            finally:
-                self._db.execute("DELETE FROM scratch")
-        return [str(r[0]) for r in rows]
-
-    def instances(self, rows: Sequence[tuple[int, str, str, str]]) -> list[tuple[str, int]]:
-        """The term instances (see ``_FTS5_INSTANCES``) of ``(rowid, title, tags,
-        description)`` rows."""
-        with self._lock:
-            try:
-                self._db.executemany(
-                    "INSERT INTO scratch (rowid, title, tags, description) VALUES (?, ?, ?, ?)",
-                    rows,
-                )
-                return [
-                    (str(t), int(v))
-                    for t, v in self._db.execute(_FTS5_INSTANCES.format(vocab="vocab"))
-                ]
-            finally:
-                self._db.execute("DELETE FROM scratch")
 
 
 def parse_ids(joined: str | None) -> I64:
@@ -224,8 +152,8 @@ class _Snapshot:
     positions: I32
     delta_terms: I32  # postings added since the last merge, ascending per term
     delta_positions: I32
-    text: _TextPostings | None  # None only on an engine without text postings
-    doc_length: I64  # indexed text tokens per dataset (zeros without text postings)
+    text: _TextPostings | None  # PostgreSQL only
+    doc_length: I64  # indexed text tokens per dataset (PostgreSQL only, else zeros)
     total_length: I64  # cumulative doc_length: total_length[n] = sum(doc_length[:n])
 
 
@@ -238,7 +166,6 @@ class IndexView:
     lexemes: Mapping[str, int]
     n: int
     active: Mask
-    tokenizer: Fts5Tokenizer | None = None  # SQLite: FTS5's own query terms
 
     @property
     def seqs(self) -> I64:
@@ -321,7 +248,6 @@ class DiscoveryIndex:
         self._snapshot: _Snapshot | None = None
         self._terms: dict[str, int] = {}  # only grows; ids are valid per snapshot.n_terms
         self._lexemes: dict[str, int] = {}  # likewise, per snapshot.text.n_terms
-        self._tokenizer: Fts5Tokenizer | None = None  # SQLite only, made on first use
 
     def view(self, conn: Connection) -> IndexView:
         """The index as of ``conn``'s transaction (refreshing the shared one if it is older)."""
@@ -345,12 +271,7 @@ class DiscoveryIndex:
             gone = gone[gone <= max_seq]
             active[np.searchsorted(snap.seqs[:n], gone)] = False
         return IndexView(
-            snapshot=snap,
-            terms=self._terms,
-            lexemes=self._lexemes,
-            n=n,
-            active=active,
-            tokenizer=self._tokenizer,
+            snapshot=snap, terms=self._terms, lexemes=self._lexemes, n=n, active=active
         )
 
     @staticmethod
@@ -404,7 +325,7 @@ class DiscoveryIndex:
         text, doc_length = None, np.zeros(seqs.size, dtype=np.int64)
         if old is not None and old.text is not None and not rows:  # only withdrawals changed
             text, doc_length = old.text, old.doc_length
-        elif conn.dialect.name in ("postgresql", "sqlite"):
+        elif conn.dialect.name == "postgresql":
             old_text = None if old is None else old.text
             old_length = np.zeros(0, dtype=np.int64) if old is None else old.doc_length
             text, doc_length = self._load_text(conn, seqs, after, old_text, old_length)
@@ -434,25 +355,18 @@ class DiscoveryIndex:
         self, conn: Connection, seqs: I64, after: int, old: _TextPostings | None, old_length: I64
     ) -> tuple[_TextPostings, I64]:
         """Add the text postings of the datasets after ``after`` (all of them at first)."""
-        if conn.dialect.name == "sqlite":
-            add_terms, add_seqs, value = self._sqlite_postings(conn, after)
-        else:
-            lexemes, counts, parts = [], [], []
-            for lexeme, packed in conn.execute(_TEXT_POSTINGS, {"after": after}):
-                lexemes.append(self._lexeme_id(str(lexeme)))
-                counts.append(len(packed) // _POSTING.itemsize)
-                parts.append(bytes(packed))
-            postings = np.frombuffer(b"".join(parts), dtype=_POSTING)
-            add_seqs = postings["seq"].astype(np.int64)
-            add_terms = np.repeat(
-                np.array(lexemes, dtype=np.int32), np.array(counts, dtype=np.int64)
-            )
-            value = postings["value"].astype(np.int32)
+        lexemes, counts, parts = [], [], []
+        for lexeme, packed in conn.execute(_TEXT_POSTINGS, {"after": after}):
+            lexemes.append(self._lexeme_id(str(lexeme)))
+            counts.append(len(packed) // _POSTING.itemsize)
+            parts.append(bytes(packed))
+        postings = np.frombuffer(b"".join(parts), dtype=_POSTING)
+        add_seqs = postings["seq"].astype(np.int64)
+        add_terms = np.repeat(np.array(lexemes, dtype=np.int32), np.array(counts, dtype=np.int64))
         add_pos = np.searchsorted(seqs, add_seqs).astype(np.int32)
-        if add_pos.size and (
-            int(add_pos.max()) >= seqs.size or not np.array_equal(seqs[add_pos], add_seqs)
-        ):
+        if add_pos.size and not np.array_equal(seqs[add_pos], add_seqs):
             raise BackendUnavailable("the full-text index does not match the datasets")
+        value = postings["value"].astype(np.int32)
         add_freqs, occurrences = value & 0xFFFF, value >> 16
         start = old_length.size
         length = np.bincount(add_pos - start, weights=occurrences, minlength=seqs.size - start)
@@ -495,59 +409,6 @@ class DiscoveryIndex:
             delta_freqs=delta_freqs,
         ), doc_length
 
-    def _sqlite_postings(self, conn: Connection, after: int) -> tuple[I32, I64, I32]:
-        """``(term ids, seqs, values)`` of FTS5's postings for the rows after ``after``: the
-        first load from FTS5's own index (in this transaction), later ones by tokenizing
-        the new rows' stored text with FTS5's tokenizer."""
-        if self._tokenizer is None:
-            self._tokenizer = Fts5Tokenizer()
-        if after == 0:
-            name = f"sealroom_vocab_{threading.get_ident()}"
-            conn.execute(sa.text(_FTS5_VOCAB.format(name=name, schema="main", table="dataset_fts")))
-            try:
-                # The driver's own cursor (same connection, same transaction): millions of rows.
-                cursor = conn.connection.cursor()
-                try:
-                    cursor.execute(_FTS5_INSTANCES.format(vocab=f"temp.{name}"))
-                    return self._fold(_batches(cursor))
-                finally:
-                    cursor.close()
-            finally:
-                conn.execute(sa.text(f"DROP TABLE temp.{name}"))
-        rows = [
-            (int(r[0]), str(r[1]), str(r[2]), str(r[3]))
-            for r in conn.execute(_FTS5_NEW_ROWS, {"after": after})
-        ]
-        return self._fold(self._tokenizer.instances(rows) if rows else [])
-
-    def _fold(self, instances: Iterable[Any]) -> tuple[I32, I64, I32]:
-        """Term instances ``(term, row * 4 + weight)`` in (term, row) order as postings:
-        ``(term ids, rows, occurrences * 65536 + weighted occurrences)``."""
-        tids: list[int] = []
-        starts: list[int] = []
-        packed: list[int] = []
-        last = None
-        for term, value in instances:
-            if term != last:
-                tids.append(self._lexeme_id(str(term)))
-                starts.append(len(packed))
-                last = term
-            packed.append(value)
-        v = np.array(packed, dtype=np.int64)
-        if not v.size:
-            return _EMPTY, np.zeros(0, dtype=np.int64), _EMPTY
-        term_of = np.repeat(np.array(tids, dtype=np.int32), np.diff(np.append(starts, v.size)))
-        row, weight = v >> 2, v & 3
-        same_term = term_of[1:] == term_of[:-1]
-        if len(set(tids)) != len(tids) or bool(np.any(same_term & (row[1:] < row[:-1]))):
-            raise BackendUnavailable("FTS5's term instances are not in (term, row) order")
-        first = np.ones(v.size, dtype=np.bool_)
-        first[1:] = ~same_term | (row[1:] != row[:-1])
-        at = np.flatnonzero(first)
-        occurrences = np.diff(np.append(at, v.size))
-        weighted = np.add.reduceat(weight, at)
-        return term_of[at], row[at], (occurrences * 65536 + weighted).astype(np.int32)
-
     def _lexeme_id(self, lexeme: str) -> int:
         tid = self._lexemes.get(lexeme)
         if tid is None:
@@ -569,12 +430,6 @@ class DiscoveryIndex:
             pos = np.searchsorted(seqs, np.sort(parse_ids(joined))).astype(np.int32)
             per_term.append((self._term_id(str(term)), pos))
         return _csr(len(self._terms), per_term)
-
-
-def _batches(cursor: Any) -> Iterator[Any]:
-    """A DB-API cursor's rows, fetched in large batches."""
-    while batch := cursor.fetchmany(1 << 16):
-        yield from batch
 
 
 def _csr(n_terms: int, per_term: Iterable[tuple[int, I32]]) -> tuple[I64, I32]:

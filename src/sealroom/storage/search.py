@@ -3,25 +3,21 @@
 Full text is ranked by BM25 (k1 = 1.2, b = 0.75) over the weighted fields title 3,
 keywords and topics 2, description 1, on both databases:
 
-- SQLite: an FTS5 virtual table (``porter unicode61`` tokenizer) is the stored text
-  index. Its terms (read from FTS5's own index, and FTS5's tokenizer for later rows and
-  for the query's words) are held by the
-  :class:`~sealroom.storage.discovery_index.DiscoveryIndex`, and :func:`_bm25` scores
-  them with FTS5's ``bm25()`` arithmetic, so scores equal FTS5's float for float. A
-  query word FTS5 would split into a phrase (``a_b``) is left to FTS5 itself: once for
-  the bare set of matches (no ranking: cheap) to count them under the filters, once for
-  the best-ranked matches after the cursor with a top-k limit.
+- SQLite: an FTS5 virtual table (``porter unicode61`` tokenizer) matches and ranks
+  with its own ``bm25()``. A text query asks it twice: once for the bare set of
+  matches (no ranking: cheap) to count them under the filters, once for the
+  best-ranked matches after the cursor with a top-k limit, sized from the filters'
+  measured pass rate and grown only if too few of them pass.
 - PostgreSQL: a ``tsvector`` table (``english`` configuration, weights A/B/C) is the
   stored text index, but matching and ranking run on the lexeme postings that the
   :class:`~sealroom.storage.discovery_index.DiscoveryIndex` loads from it. Only the
   query's lexemes come from the database (``to_tsvector``, so stemming and stop
-  words are the engine's).
-
-Why in memory: every ranked match is work in the database (PostgreSQL: a heap visit,
-~16,000 for a common word; FTS5: ~2.6 µs of ``bm25()`` each, ~40 ms for a common word
-at 100,000 attestations). :func:`_bm25` mirrors FTS5's ``bm25()`` (same IDF floor,
-the document length is the number of indexed tokens, statistics over every visible
-dataset, withdrawn ones included), so both databases rank alike up to their tokenizers.
+  words are the engine's). Why: every match of a ranked ``@@`` query is a heap visit
+  (a common word is ~16,000 of them, spread over most pages), which alone put p95
+  near the 50 ms target at 100,000 attestations. :func:`_bm25` mirrors FTS5's
+  ``bm25()`` (same IDF floor, the document length is the number of indexed tokens,
+  statistics over every visible dataset, withdrawn ones included), so both
+  databases rank alike up to their tokenizers.
 
 The index row is written in the same transaction as the dataset, so search never
 sees a dataset without its index entry or the other way round.
@@ -310,38 +306,18 @@ def _ranked(
     return seqs, ranks
 
 
-def _query_terms(conn: Connection, view: IndexView, tokens: list[str]) -> list[str] | None:
-    """The index terms to score ``tokens`` by, or None where only the FTS engine can.
+def _bm25(conn: Connection, view: IndexView, tokens: list[str]) -> tuple[I64, F64]:
+    """PostgreSQL: ``(positions, rank)`` of every match, ascending by position.
 
-    PostgreSQL: the distinct lexemes of ``to_tsvector``, sorted (so the floats are
-    reproducible). SQLite: FTS5's term for each query word, in query order and with
-    repeats, as FTS5's ``bm25()`` sums one phrase per word; None if a word makes other
-    than one term (``"a_b"`` is a two-term phrase, matched by position, which only FTS5
-    knows), so that query keeps FTS5's own matching and ranking."""
-    if conn.dialect.name == "postgresql":
-        return sorted(
-            {str(x) for x in conn.execute(_PG_LEXEMES, {"q": " ".join(tokens)}).scalar_one() or ()}
-        )
-    if view.tokenizer is None:
-        return None
-    terms = []
-    for token in tokens:
-        made = view.tokenizer.terms(token)
-        if len(made) != 1:
-            return None
-        terms.append(made[0])
-    return terms
-
-
-def _bm25(view: IndexView, lexemes: list[str]) -> tuple[I64, F64]:
-    """``(positions, rank)`` of every match, ascending by position, from the index.
-
-    The same AND-of-terms match as FTS5's ``MATCH`` (or ``@@ plainto_tsquery('english',
-    q)``) and the score FTS5's ``bm25()`` gives, term by term in the given order: sum
-    over query terms t of ``idf(t) * f * (k1 + 1) / (f + k1 * (1 - b + b * len / mean
-    len))``, with ``f`` the field-weighted occurrences of t and ``idf = ln((N - n_t +
-    0.5) / (n_t + 0.5))`` floored at 1e-6 (the operations in FTS5's order).
+    The same AND-of-lexemes match as ``@@ plainto_tsquery('english', q)`` and the
+    score FTS5's ``bm25()`` gives: sum over query lexemes t of
+    ``idf(t) * f * (k1 + 1) / (f + k1 * (1 - b + b * len / mean len))``, with ``f`` the
+    field-weighted occurrences of t and ``idf = ln((N - n_t + 0.5) / (n_t + 0.5))``
+    floored at 1e-6. Lexemes are summed in sorted order so the floats are reproducible.
     """
+    lexemes = sorted(
+        {str(x) for x in conn.execute(_PG_LEXEMES, {"q": " ".join(tokens)}).scalar_one() or ()}
+    )
     empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     if not lexemes or not view.n:
         return empty
@@ -361,15 +337,14 @@ def _bm25(view: IndexView, lexemes: list[str]) -> tuple[I64, F64]:
         pos, freqs = lists[lexeme]
         f = freqs[np.searchsorted(pos, common)].astype(np.float64)
         idf = math.log((view.n - pos.size + 0.5) / (pos.size + 0.5))
-        score += (idf if idf > 0.0 else 1e-6) * ((f * (_BM25_K1 + 1.0)) / (f + norm))
+        score += (idf if idf > 0.0 else 1e-6) * (f * (_BM25_K1 + 1.0)) / (f + norm)
     return common, -score
 
 
 def _all_ranked(conn: Connection, view: IndexView, tokens: list[str]) -> tuple[I64, F64]:
     """``(positions, rank)`` of every text match, on either database."""
-    terms = _query_terms(conn, view, tokens) if view.has_text else None
-    if terms is not None:
-        return _bm25(view, terms)
+    if view.has_text:
+        return _bm25(conn, view, tokens)
     seqs, ranks = _ranked(conn, tokens, None, None)
     return view.positions_of(seqs), ranks
 
@@ -447,9 +422,8 @@ def _text(
     after: tuple[list[float], int] | None,
     need: int,
 ) -> tuple[_Ranked, int]:
-    terms = _query_terms(conn, view, tokens) if view.has_text else None
-    if terms is not None:
-        return _text_in_memory(view, mask, terms, after, need)
+    if view.has_text:
+        return _text_in_memory(conn, view, mask, tokens, after, need)
     matches = view.positions_of(_match_seqs(conn, tokens))
     passing = int(mask[matches].sum())
     if passing == 0:
@@ -468,13 +442,14 @@ def _text(
 
 
 def _text_in_memory(
+    conn: Connection,
     view: IndexView,
     mask: Mask,
-    terms: list[str],
+    tokens: list[str],
     after: tuple[list[float], int] | None,
     need: int,
 ) -> tuple[_Ranked, int]:
-    matches, ranks = _bm25(view, terms)
+    matches, ranks = _bm25(conn, view, tokens)
     ok = mask[matches]
     cand, rank = matches[ok], ranks[ok]
     total = int(cand.size)
