@@ -30,7 +30,6 @@ from sealroom.coordinator.state import (
     request_view,
     rules,
     statement,
-    transition,
 )
 from sealroom.crypto.keys import PartyId
 from sealroom.errors import (
@@ -190,7 +189,7 @@ class Jobs:
                     attempts=(before or 0) + 1,
                 )
             )
-            transition(conn, request, ("approved",), "running", "claimed by the enclave", now)
+            self._state.transition(conn, request, ("approved",), "running", "claimed by the enclave", now)
             parts = job_parts(conn, request)
             envs = {
                 str(d): Envelope.from_json(bytes(e))
@@ -331,7 +330,7 @@ class Jobs:
                 .where(requests.c.request == request)
                 .values(receipt=receipt_env.digest)
             )
-            transition(
+            self._state.transition(
                 conn, request, ("running",), "completed", "the enclave released the result", now
             )
             retention = _retention(conn, request)
@@ -347,7 +346,7 @@ class Jobs:
         self._state.sweep(now=now)
         with write_transaction(self._state.engine) as conn:
             _running_job(conn, request, caller)
-            transition(
+            self._state.transition(
                 conn,
                 request,
                 ("running",),

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sealroom.computations.registry import Registry
 from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.approvals import Approvals
+from sealroom.coordinator.credits import CreditLedger, Credits, ledger_identity
 from sealroom.coordinator.datasets import Datasets
 from sealroom.coordinator.jobs import Jobs
 from sealroom.coordinator.keys import CoordinatorKeystore
@@ -27,6 +28,7 @@ from sealroom.coordinator.relay import Relay
 from sealroom.coordinator.requests import Requests
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS, DbNonceStore, State
 from sealroom.coordinator.witnessing import WitnessEndpoint, Witnessing
+from sealroom.wire.credits import PriceSchedule
 
 __all__ = ["Coordinator"]
 
@@ -45,6 +47,7 @@ class Coordinator:
     ledgers: Ledgers
     log: Log
     relay: Relay
+    credits: Credits
 
     @classmethod
     def open(
@@ -57,20 +60,28 @@ class Coordinator:
         lease_seconds: int = DEFAULT_LEASE_SECONDS,
         witnesses: Sequence[WitnessEndpoint] = (),
         admission: AdmissionPolicy | None = None,
+        pricing: PriceSchedule | None = None,
     ) -> Coordinator:
         """The services over ``engine`` (already migrated); the log key is created once, in
         ``keystore`` (never in the database).
 
         ``witnesses``: the log submits its checkpoints to these for cosigning (C2SP
         tlog-witness) and serves them cosigned. ``admission``: which enclaves may
-        register (None: none; see :mod:`.admission`).
+        register (None: none; see :mod:`.admission`). ``pricing``: the published price
+        schedule (None: computations are free; the credits ledger still runs).
         """
         admission = admission or AdmissionPolicy()
+        signer = keystore.log_signer(engine, log_origin)
+        ledger = CreditLedger(
+            identity=ledger_identity(keystore, engine),
+            pricing=pricing if pricing is not None else PriceSchedule.disabled(),
+        )
         state = State(
             engine=engine,
             registry=registry,
-            signer=keystore.log_signer(engine, log_origin),
+            signer=signer,
             witnessing=Witnessing(engine, witnesses) if witnesses else None,
+            credits=ledger,
         )
         return cls(
             state=state,
@@ -83,4 +94,5 @@ class Coordinator:
             ledgers=Ledgers(state),
             log=Log(engine, state.signer, state.witnessing),
             relay=Relay(engine=engine),
+            credits=Credits(state, ledger),
         )

@@ -23,6 +23,7 @@ from sealroom.statements.models import (
     ModelWeights,
     OutputRef,
     Policy,
+    Posting,
     PrivacyCharge,
     ProtocolParticipant,
     ProtocolReceipt,
@@ -30,6 +31,7 @@ from sealroom.statements.models import (
     StreamDigest,
     TimeRange,
     TrainedModel,
+    Transfer,
     output_commitment,
 )
 from sealroom.statements.output import ReleasedOutput
@@ -56,6 +58,7 @@ __all__ = [
     "ModelWeights",
     "OutputRef",
     "Policy",
+    "Posting",
     "PrivacyCharge",
     "ProtocolParticipant",
     "ProtocolReceipt",
@@ -66,6 +69,7 @@ __all__ = [
     "StreamDigest",
     "TimeRange",
     "TrainedModel",
+    "Transfer",
     "canonical_json",
     "digest_of",
     "is_public",

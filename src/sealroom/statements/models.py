@@ -43,7 +43,10 @@ from sealroom.statements.fields import (
 )
 
 __all__ = [
+    "ACCOUNT_PATTERN",
+    "MAX_AMOUNT",
     "STATEMENT_TYPES",
+    "AccountStr",
     "Approval",
     "BudgetCharge",
     "Column",
@@ -60,6 +63,7 @@ __all__ = [
     "ModelWeights",
     "OutputRef",
     "Policy",
+    "Posting",
     "PrivacyCharge",
     "ProtocolParticipant",
     "ProtocolReceipt",
@@ -67,6 +71,7 @@ __all__ = [
     "StreamDigest",
     "TimeRange",
     "TrainedModel",
+    "Transfer",
     "output_commitment",
 ]
 
@@ -570,6 +575,68 @@ class TrainedModel(Statement):
         require_signer(self.trainer, signer, role="trainer")
 
 
+# --- Credit transfers -----------------------------------------------------------------------
+
+# Ledger accounts: a party's, a request's escrow, the platform's fee income, the rewards
+# pool, and issuance (the one account that may go negative: every credit in existence was
+# granted out of it, so all balances always sum to zero).
+ACCOUNT_PATTERN = (
+    r"^(party:sr1[a-z2-7]{52}|escrow:sha256:[0-9a-f]{64}|platform|rewards|issuance)$"
+)
+AccountStr = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
+# 2**53: amounts stay exact in every JSON reader, and a sum of 64 postings fits in 64 bits.
+MAX_AMOUNT = 1 << 53
+TransferKind = Literal["grant", "transfer", "escrow", "settle", "refund", "reward", "bonus"]
+
+
+class Posting(_Part):
+    """One leg of a transfer: ``amount`` minor units into (positive) or out of ``account``."""
+
+    account: AccountStr
+    amount: Annotated[int, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
+
+
+class Transfer(Statement):
+    """One balanced credit transfer, signed by the coordinator's ledger key.
+
+    The transfers form one hash chain (``seq`` from 0, ``prev`` the previous
+    transfer's digest), so a reader holding them can tell a missing one and
+    recompute every balance from the log alone
+    (:func:`sealroom.wire.credits.recompute_balances`). ``key`` is the
+    idempotency key: one transfer per key, ever. ``cause`` names the statement
+    that justifies it (the request escrowed, the receipt settled, ...).
+    """
+
+    TYPE: ClassVar[str] = "sealroom.credit-transfer"
+    VERSION: ClassVar[int] = 1
+
+    ledger: PartyIdStr
+    seq: NonNegInt
+    prev: DigestStr | None
+    key: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,159}$")]
+    kind: TransferKind
+    cause: DigestStr | None
+    postings: Annotated[tuple[Posting, ...], Field(min_length=2, max_length=130)]
+    memo: Annotated[str, Field(max_length=500)]
+    created_at: UnixTime
+
+    @model_validator(mode="after")
+    def _balanced(self) -> Transfer:
+        if (self.seq == 0) != (self.prev is None):
+            raise ValueError("the first transfer (seq 0) and only it has no prev")
+        accounts = [p.account for p in self.postings]
+        if len(set(accounts)) != len(accounts):
+            raise ValueError("a transfer posts to each account at most once")
+        if any(p.amount == 0 for p in self.postings):
+            raise ValueError("a posting moves a non-zero amount")
+        if sum(p.amount for p in self.postings) != 0:
+            raise ValueError("the postings of a transfer must sum to zero")
+        return self
+
+    def check_signer(self, signer: PublicIdentity) -> None:
+        require_signer(self.ledger, signer, role="ledger")
+
+
 STATEMENT_TYPES: dict[str, type[Statement]] = {
     cls.TYPE: cls
     for cls in (
@@ -582,5 +649,6 @@ STATEMENT_TYPES: dict[str, type[Statement]] = {
         ProtocolReceipt,
         TrainedModel,
         BudgetCharge,
+        Transfer,
     )
 }

@@ -8,6 +8,15 @@ responses with the same classes (:func:`parse_response`, unknown fields ignored)
 from __future__ import annotations
 
 from sealroom.wire.base import MAX_JSON_BODY, ReasonBody, WireModel, parse_body, parse_response
+from sealroom.wire.credits import (
+    CreditsView,
+    DirectTransferBody,
+    LedgerKeyView,
+    PriceSchedule,
+    Quote,
+    QuoteBody,
+    TransferView,
+)
 from sealroom.wire.datasets import (
     BudgetView,
     DatasetPage,
@@ -79,8 +88,10 @@ __all__ = [
     "ConsistencyProofView",
     "CreateRequestBody",
     "CreateSessionBody",
+    "CreditsView",
     "DatasetPage",
     "DatasetView",
+    "DirectTransferBody",
     "DraftView",
     "EnclaveBody",
     "EnclaveList",
@@ -97,6 +108,7 @@ __all__ = [
     "KeywordOverlapBody",
     "LeaseView",
     "LedgerCharge",
+    "LedgerKeyView",
     "LedgerView",
     "LogEntryView",
     "LogKey",
@@ -107,8 +119,11 @@ __all__ = [
     "PolicyCreated",
     "PolicyView",
     "Precheck",
+    "PriceSchedule",
     "PublishDatasetBody",
     "PublishedDataset",
+    "Quote",
+    "QuoteBody",
     "Readiness",
     "ReadinessCheck",
     "ReasonBody",
@@ -126,6 +141,7 @@ __all__ = [
     "SessionParticipant",
     "SessionView",
     "SignedEnvelope",
+    "TransferView",
     "WireModel",
     "parse_body",
     "parse_response",

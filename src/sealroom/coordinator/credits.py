@@ -1,0 +1,517 @@
+"""The credits ledger: double entry in integer minor units, every transfer a logged statement.
+
+The API other modules use is small: :func:`post` (one balanced transfer, idempotent by
+key, in the caller's write transaction), :meth:`CreditLedger.grant` / :meth:`transfer`
+(their own transactions), and the request hooks :meth:`CreditLedger.escrow` /
+:meth:`CreditLedger.close` that :meth:`State.transition` calls: escrow when a request
+is approved, settle to the owners (minus the platform fee) when it completes with a
+logged receipt, refund when it is rejected, fails, is withdrawn or expires.
+
+Why it holds under concurrency and crashes: every write runs in one serialized write
+transaction (``BEGIN IMMEDIATE`` on SQLite, the log-head row lock on PostgreSQL:
+:mod:`sealroom.storage.engine`) that also appends the signed :class:`Transfer` to the
+transparency log. A debit is a conditional ``UPDATE ... WHERE balance >= amount``,
+and a CHECK constraint refuses any negative balance but issuance's. So a transfer, its
+postings, its balances and its log entry commit together or not at all, and a killed
+process leaves either all of them or none.
+
+Transfers are private statements (salted log commitments: who paid whom for which
+request is nobody else's business); each party reads its own with their salts
+(:meth:`Credits.account`), and :func:`sealroom.wire.credits.recompute_balances`
+recomputes every balance from the log entries and their openings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import Connection, Engine, select, update
+
+from sealroom.coordinator.keys import CoordinatorKeystore
+from sealroom.coordinator.state import State, statement
+from sealroom.crypto.files import read_private, write_private
+from sealroom.crypto.keys import Identity, PartyId, b64decode_strict, b64encode
+from sealroom.errors import (
+    Conflict,
+    IdempotencyMismatch,
+    InsufficientCredits,
+    InvalidInput,
+    KeystoreError,
+    NotFound,
+    SealroomError,
+)
+from sealroom.statements import (
+    ComputationRequest,
+    DatasetAttestation,
+    Envelope,
+    Signed,
+    Transfer,
+    canonical_json,
+    sign_statement,
+)
+from sealroom.statements.models import TransferKind
+from sealroom.storage.engine import read_transaction, write_transaction
+from sealroom.storage.schema import (
+    credit_accounts,
+    credit_escrows,
+    credit_postings,
+    credit_transfers,
+    parties,
+    requests,
+    settings,
+    statements,
+)
+from sealroom.wire.credits import (
+    CreditsView,
+    DirectTransferBody,
+    LedgerKeyView,
+    PricedInput,
+    PriceSchedule,
+    Quote,
+    QuoteBody,
+    TransferView,
+    account_of,
+    price_request,
+    settlement_postings,
+)
+
+__all__ = [
+    "LEDGER_KEY_FILE",
+    "CreditLedger",
+    "Credits",
+    "Posted",
+    "ledger_identity",
+    "post",
+]
+
+LEDGER_KEY_FILE = "ledger-key.json"
+_KEY_TYPE = "sealroom.coordinator-ledger-key"
+_VKEY = "ledger_vkey"
+
+_log = logging.getLogger("sealroom.credits")
+
+
+# --- the ledger key -------------------------------------------------------------------------
+
+
+def ledger_identity(keystore: CoordinatorKeystore, engine: Engine) -> Identity:
+    """The key every Transfer is signed with: in ``<keys>/ledger-key.json`` (0600), created
+    once; the database keeps only its public key, so a keystore from another deployment is
+    refused and a lost key is never silently replaced (that would be a second ledger)."""
+    path = keystore.directory / LEDGER_KEY_FILE
+    with write_transaction(engine) as conn:
+        stored = conn.execute(
+            select(settings.c.value).where(settings.c.name == _VKEY)
+        ).scalar_one_or_none()
+        raw = read_private(path, what="coordinator ledger key")
+        if raw is None:
+            if stored is not None:
+                raise KeystoreError(
+                    f"this database's ledger key is missing: no {path}. Restore that file; a "
+                    "new key would be a different ledger"
+                )
+            identity = Identity.generate(post_quantum=False)
+            signing, sealing = identity.private_bytes()
+            doc = {
+                "type": _KEY_TYPE,
+                "version": 1,
+                "signing": b64encode(signing),
+                "sealing": b64encode(sealing),
+            }
+            write_private(path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+        else:
+            try:
+                doc = json.loads(raw)
+                if set(doc) != {"type", "version", "signing", "sealing"}:
+                    raise ValueError("fields")
+                if doc["type"] != _KEY_TYPE or doc["version"] != 1:
+                    raise ValueError("type")
+                identity = Identity.from_private_bytes(
+                    b64decode_strict(doc["signing"], what="ledger key", size=32),
+                    b64decode_strict(doc["sealing"], what="ledger key", size=32),
+                )
+            except (ValueError, TypeError, SealroomError):
+                raise KeystoreError(f"{path} is not a coordinator ledger key") from None
+        vkey = identity.public.signing_key
+        if stored is None:
+            conn.execute(settings.insert().values(name=_VKEY, value=vkey))
+        elif not hmac.compare_digest(bytes(stored), vkey):
+            raise Conflict(f"the ledger key in {path} is not this database's ledger key")
+    return identity
+
+
+# --- posting one transfer -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """A transfer and whether this call created it (False: the idempotency key's earlier one)."""
+
+    transfer: Signed[Transfer]
+    log_index: int
+    created: bool
+
+
+def _body_digest(
+    kind: str, cause: str | None, postings: Sequence[tuple[str, int]], memo: str
+) -> str:
+    body = {
+        "kind": kind,
+        "cause": cause,
+        "postings": [[a, n] for a, n in sorted(postings)],
+        "memo": memo,
+    }
+    return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def post(
+    state: State,
+    ledger: Identity,
+    conn: Connection,
+    *,
+    key: str,
+    kind: TransferKind,
+    cause: str | None,
+    postings: Sequence[tuple[str, int]],
+    memo: str,
+    now: int,
+) -> Posted:
+    """Apply one balanced transfer in ``conn``'s (write) transaction and log it.
+
+    The same ``key`` with the same body returns the stored transfer (a retry after a lost
+    answer moves nothing twice); with another body it raises :class:`IdempotencyMismatch`.
+    Raises :class:`InsufficientCredits` if a debit would overdraw an account (nothing is
+    applied: the caller's transaction rolls back).
+    """
+    body = _body_digest(kind, cause, postings, memo)
+    done = conn.execute(
+        select(credit_transfers.c.transfer, credit_transfers.c.body_digest).where(
+            credit_transfers.c.key == key
+        )
+    ).first()
+    if done is not None:
+        if not hmac.compare_digest(str(done.body_digest), body):
+            raise IdempotencyMismatch(f"idempotency key {key!r} names another transfer")
+        env, index = statement(conn, str(done.transfer), Transfer.TYPE)
+        return Posted(env.open(Transfer), index, created=False)
+    head = conn.execute(
+        select(credit_transfers.c.seq, credit_transfers.c.transfer)
+        .order_by(credit_transfers.c.seq.desc())
+        .limit(1)
+    ).first()
+    seq, prev = (0, None) if head is None else (int(head.seq) + 1, str(head.transfer))
+    try:
+        signed = sign_statement(
+            Transfer.model_validate(
+                {
+                    "ledger": ledger.party_id,
+                    "seq": seq,
+                    "prev": prev,
+                    "key": key,
+                    "kind": kind,
+                    "cause": cause,
+                    "postings": [{"account": a, "amount": n} for a, n in postings],
+                    "memo": memo,
+                    "created_at": now,
+                }
+            ),
+            ledger,
+        )
+    except ValueError as exc:
+        raise InvalidInput(f"not a valid transfer: {exc}") from None
+    for account, amount in postings:
+        if amount < 0 and account != "issuance":
+            debited = conn.execute(
+                update(credit_accounts)
+                .where(credit_accounts.c.account == account, credit_accounts.c.balance >= -amount)
+                .values(balance=credit_accounts.c.balance + amount)
+            )
+            if debited.rowcount != 1:
+                raise InsufficientCredits(f"{account} does not hold {-amount}")
+        else:
+            moved = conn.execute(
+                update(credit_accounts)
+                .where(credit_accounts.c.account == account)
+                .values(balance=credit_accounts.c.balance + amount)
+            )
+            if moved.rowcount != 1:
+                conn.execute(credit_accounts.insert().values(account=account, balance=amount))
+    index, _ = state.store(conn, signed.envelope, now=now)
+    conn.execute(
+        credit_transfers.insert().values(
+            seq=seq,
+            key=key,
+            transfer=signed.digest,
+            kind=kind,
+            cause=cause,
+            body_digest=body,
+            created_at=now,
+        )
+    )
+    conn.execute(
+        credit_postings.insert(),
+        [{"seq": seq, "account": a, "amount": n} for a, n in postings],
+    )
+    return Posted(signed, index, created=True)
+
+
+# --- the ledger and the request hooks -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CreditLedger:
+    """The ledger key and the price schedule: what escrow, settlement and refunds need."""
+
+    identity: Identity
+    pricing: PriceSchedule
+
+    def quote(self, state: State, conn: Connection, req: ComputationRequest) -> Quote:
+        """The price of ``req`` under the published schedule, from its inputs' attestations."""
+        computation = state.computation(req)
+        params = computation.parse_params(req.parameters)
+        dp = computation.cost_fn is not None and computation.cost_fn(params).epsilon > Decimal(0)
+        inputs: list[PricedInput] = []
+        for ds in req.inputs:
+            env, _ = statement(conn, ds, DatasetAttestation.TYPE)
+            att = DatasetAttestation.parse_payload(env.payload)
+            inputs.append(
+                PricedInput(
+                    dataset=ds, owner=att.owner, rows=att.row_count, length=att.commitment.length
+                )
+            )
+        return price_request(
+            self.pricing,
+            computation=computation.id,
+            privacy_class=computation.privacy_class,
+            dp=dp,
+            inputs=inputs,
+            requester=req.requester,
+            recipients=req.recipients,
+        )
+
+    def escrow(self, state: State, conn: Connection, request: str, now: int) -> str | None:
+        """Move the request's price from the requester into its escrow account; return why
+        not (the request is then rejected) if the requester's balance does not cover it."""
+        env, _ = statement(conn, request, ComputationRequest.TYPE)
+        req = ComputationRequest.parse_payload(env.payload)
+        quote = self.quote(state, conn, req)
+        if quote.free:
+            return None
+        payer = account_of(req.requester)
+        try:
+            with conn.begin_nested():
+                post(
+                    state,
+                    self.identity,
+                    conn,
+                    key=f"escrow:{request}",
+                    kind="escrow",
+                    cause=request,
+                    postings=[(payer, -quote.price), (f"escrow:{request}", quote.price)],
+                    memo=f"escrow for {quote.computation} ({quote.mode})",
+                    now=now,
+                )
+        except InsufficientCredits:
+            return (
+                f"the requester's balance does not cover the price of {quote.price} "
+                "(see `sealroom quote`)"
+            )
+        conn.execute(
+            credit_escrows.insert().values(
+                request=request,
+                payer=req.requester,
+                price=quote.price,
+                fee_bps=quote.fee_bps,
+                shares=json.dumps([[i.dataset, i.owner, i.amount] for i in quote.inputs]),
+                status="held",
+            )
+        )
+        return None
+
+    def close(self, state: State, conn: Connection, request: str, to: str, now: int) -> None:
+        """Settle (``completed``) or refund (any other end) the request's escrow, if it has one."""
+        row = conn.execute(
+            select(credit_escrows).where(
+                credit_escrows.c.request == request, credit_escrows.c.status == "held"
+            )
+        ).first()
+        if row is None:
+            return
+        escrow = f"escrow:{request}"
+        if to == "completed":
+            receipt = conn.execute(
+                select(requests.c.receipt).where(requests.c.request == request)
+            ).scalar_one()
+            shares = [(str(owner), int(amount)) for _, owner, amount in json.loads(row.shares)]
+            post(
+                state,
+                self.identity,
+                conn,
+                key=f"settle:{request}",
+                kind="settle",
+                cause=receipt,
+                postings=settlement_postings(escrow, shares, int(row.fee_bps)),
+                memo=f"settled on receipt {receipt}",
+                now=now,
+            )
+            status = "settled"
+        else:
+            post(
+                state,
+                self.identity,
+                conn,
+                key=f"refund:{request}",
+                kind="refund",
+                cause=request,
+                postings=[(escrow, -int(row.price)), (account_of(str(row.payer)), int(row.price))],
+                memo=f"refund: the request was {to}",
+                now=now,
+            )
+            status = "refunded"
+        conn.execute(
+            update(credit_escrows)
+            .where(credit_escrows.c.request == request)
+            .values(status=status)
+        )
+
+
+# --- the service ----------------------------------------------------------------------------
+
+
+def _opened_view(conn: Connection, digest: str) -> TransferView:
+    row = conn.execute(
+        select(statements.c.envelope, statements.c.log_index, statements.c.log_salt).where(
+            statements.c.digest == digest
+        )
+    ).one()
+    return TransferView(
+        envelope=Envelope.from_json(bytes(row.envelope)),
+        log_index=int(row.log_index),
+        salt=None if row.log_salt is None else bytes(row.log_salt),
+    )
+
+
+class Credits:
+    """Accounts, grants, direct payments and quotes."""
+
+    __slots__ = ("_ledger", "_state")
+
+    def __init__(self, state: State, ledger: CreditLedger) -> None:
+        self._state = state
+        self._ledger = ledger
+
+    @property
+    def ledger(self) -> CreditLedger:
+        return self._ledger
+
+    def key(self) -> LedgerKeyView:
+        pub = self._ledger.identity.public
+        return LedgerKeyView(
+            ledger=self._ledger.identity.party_id,
+            signing_key=b64encode(pub.signing_key),
+            sealing_key=b64encode(pub.sealing_key),
+            pricing=self._ledger.pricing,
+        )
+
+    def balance(self, account: str) -> int:
+        with read_transaction(self._state.engine) as conn:
+            return _balance(conn, account)
+
+    def account(self, *, caller: PartyId) -> CreditsView:
+        """The caller's balance and every transfer that touched it, with their salts."""
+        account = account_of(caller)
+        with read_transaction(self._state.engine) as conn:
+            digests = conn.execute(
+                select(credit_transfers.c.transfer)
+                .join(credit_postings, credit_postings.c.seq == credit_transfers.c.seq)
+                .where(credit_postings.c.account == account)
+                .order_by(credit_transfers.c.seq)
+            ).all()
+            return CreditsView(
+                party=caller,
+                account=account,
+                balance=_balance(conn, account),
+                transfers=tuple(_opened_view(conn, str(d)) for (d,) in digests),
+            )
+
+    def grant(self, party: str, amount: int, *, key: str, memo: str, now: int) -> Posted:
+        """Issue ``amount`` new credits to ``party`` (the operator's act; logged like any other)."""
+        if amount <= 0:
+            raise InvalidInput("a grant is a positive amount")
+        with write_transaction(self._state.engine) as conn:
+            _require_party(conn, party)
+            return post(
+                self._state,
+                self._ledger.identity,
+                conn,
+                key=key,
+                kind="grant",
+                cause=None,
+                postings=[("issuance", -amount), (account_of(party), amount)],
+                memo=memo,
+                now=now,
+            )
+
+    def transfer(self, body: DirectTransferBody, *, caller: PartyId, now: int) -> TransferView:
+        """A direct payment the caller signed: from its account to ``body.to``."""
+        if body.to == caller:
+            raise InvalidInput("a party cannot pay itself")
+        with write_transaction(self._state.engine) as conn:
+            _require_party(conn, body.to)
+            posted = post(
+                self._state,
+                self._ledger.identity,
+                conn,
+                # Scoped by payer: one party's keys never collide with another's.
+                key=f"pay:{caller}:{body.key}",
+                kind="transfer",
+                cause=None,
+                postings=[(account_of(caller), -body.amount), (account_of(body.to), body.amount)],
+                memo=body.memo,
+                now=now,
+            )
+            return _opened_view(conn, posted.transfer.digest)
+
+    def quote(self, body: QuoteBody, *, caller: PartyId) -> Quote:
+        """The price a request with these parts would be escrowed at."""
+        comp = self._state.registry.get(body.computation)
+        with read_transaction(self._state.engine) as conn:
+            req = ComputationRequest.model_validate(
+                {
+                    "requester": caller,
+                    "computation": {
+                        "id": comp.id,
+                        "version": comp.version,
+                        "code_digest": comp.code_digest,
+                    },
+                    "parameters": body.parameters,
+                    "inputs": body.inputs,
+                    "recipients": body.recipients,
+                    "nonce": b64encode(bytes(16)),
+                    "created_at": 0,
+                    "expires_at": 1,
+                }
+            )
+            return self._ledger.quote(self._state, conn, req)
+
+
+def _balance(conn: Connection, account: str) -> int:
+    value = conn.execute(
+        select(credit_accounts.c.balance).where(credit_accounts.c.account == account)
+    ).scalar_one_or_none()
+    return 0 if value is None else int(value)
+
+
+def _require_party(conn: Connection, party: str) -> None:
+    kind = conn.execute(
+        select(parties.c.kind).where(parties.c.party == party)
+    ).scalar_one_or_none()
+    if kind != "party":
+        raise NotFound(f"no party {party}")
+
