@@ -36,7 +36,7 @@ from sqlalchemy import Connection, Engine, select, update
 from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.state import State, statement
 from sealroom.crypto.files import read_private, write_private
-from sealroom.crypto.keys import Identity, PartyId, b64decode_strict, b64encode
+from sealroom.crypto.keys import Identity, PartyId, PublicIdentity, b64decode_strict, b64encode
 from sealroom.errors import (
     Conflict,
     IdempotencyMismatch,
@@ -50,6 +50,7 @@ from sealroom.statements import (
     ComputationRequest,
     DatasetAttestation,
     Envelope,
+    Posting,
     Signed,
     Transfer,
     canonical_json,
@@ -67,7 +68,9 @@ from sealroom.storage.schema import (
     settings,
     statements,
 )
+from sealroom.transparency.sqlstore import leaves
 from sealroom.wire.credits import (
+    Balances,
     CreditsView,
     DirectTransferBody,
     LedgerKeyView,
@@ -78,6 +81,7 @@ from sealroom.wire.credits import (
     TransferView,
     account_of,
     price_request,
+    recompute_balances,
     settlement_postings,
 )
 
@@ -86,6 +90,7 @@ __all__ = [
     "CreditLedger",
     "Credits",
     "Posted",
+    "audit",
     "ledger_identity",
     "post",
 ]
@@ -208,18 +213,16 @@ def post(
     seq, prev = (0, None) if head is None else (int(head.seq) + 1, str(head.transfer))
     try:
         signed = sign_statement(
-            Transfer.model_validate(
-                {
-                    "ledger": ledger.party_id,
-                    "seq": seq,
-                    "prev": prev,
-                    "key": key,
-                    "kind": kind,
-                    "cause": cause,
-                    "postings": [{"account": a, "amount": n} for a, n in postings],
-                    "memo": memo,
-                    "created_at": now,
-                }
+            Transfer(
+                ledger=ledger.party_id,
+                seq=seq,
+                prev=prev,
+                key=key,
+                kind=kind,
+                cause=cause,
+                postings=tuple(Posting(account=a, amount=n) for a, n in postings),
+                memo=memo,
+                created_at=now,
             ),
             ledger,
         )
@@ -375,9 +378,7 @@ class CreditLedger:
             )
             status = "refunded"
         conn.execute(
-            update(credit_escrows)
-            .where(credit_escrows.c.request == request)
-            .values(status=status)
+            update(credit_escrows).where(credit_escrows.c.request == request).values(status=status)
         )
 
 
@@ -501,6 +502,30 @@ class Credits:
             return self._ledger.quote(self._state, conn, req)
 
 
+def audit(engine: Engine, ledger: PublicIdentity) -> tuple[Balances, dict[str, int]]:
+    """(balances recomputed from the log's entries and the transfers' openings, the
+    database's balances), read in one snapshot; they must be equal."""
+    with read_transaction(engine) as conn:
+        rows = conn.execute(
+            select(statements.c.envelope, statements.c.log_salt, leaves.c.entry)
+            .join(credit_transfers, credit_transfers.c.transfer == statements.c.digest)
+            .join(leaves, leaves.c.idx == statements.c.log_index)
+            .order_by(credit_transfers.c.seq)
+        ).all()
+        stored = {
+            str(a): int(b)
+            for a, b in conn.execute(select(credit_accounts.c.account, credit_accounts.c.balance))
+        }
+    opened = [
+        (bytes(r.entry), Envelope.from_json(bytes(r.envelope)), _salt(r.log_salt)) for r in rows
+    ]
+    return recompute_balances(opened, ledger), stored
+
+
+def _salt(value: object) -> bytes | None:
+    return None if value is None else bytes(value)  # type: ignore[arg-type]
+
+
 def _balance(conn: Connection, account: str) -> int:
     value = conn.execute(
         select(credit_accounts.c.balance).where(credit_accounts.c.account == account)
@@ -509,9 +534,6 @@ def _balance(conn: Connection, account: str) -> int:
 
 
 def _require_party(conn: Connection, party: str) -> None:
-    kind = conn.execute(
-        select(parties.c.kind).where(parties.c.party == party)
-    ).scalar_one_or_none()
+    kind = conn.execute(select(parties.c.kind).where(parties.c.party == party)).scalar_one_or_none()
     if kind != "party":
         raise NotFound(f"no party {party}")
-

@@ -189,7 +189,9 @@ class Jobs:
                     attempts=(before or 0) + 1,
                 )
             )
-            self._state.transition(conn, request, ("approved",), "running", "claimed by the enclave", now)
+            self._state.transition(
+                conn, request, ("approved",), "running", "claimed by the enclave", now
+            )
             parts = job_parts(conn, request)
             envs = {
                 str(d): Envelope.from_json(bytes(e))

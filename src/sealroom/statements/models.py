@@ -580,9 +580,7 @@ class TrainedModel(Statement):
 # Ledger accounts: a party's, a request's escrow, the platform's fee income, the rewards
 # pool, and issuance (the one account that may go negative: every credit in existence was
 # granted out of it, so all balances always sum to zero).
-ACCOUNT_PATTERN = (
-    r"^(party:sr1[a-z2-7]{52}|escrow:sha256:[0-9a-f]{64}|platform|rewards|issuance)$"
-)
+ACCOUNT_PATTERN = r"^(party:sr1[a-z2-7]{52}|escrow:sha256:[0-9a-f]{64}|platform|rewards|issuance)$"
 AccountStr = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
 # 2**53: amounts stay exact in every JSON reader, and a sum of 64 postings fits in 64 bits.
 MAX_AMOUNT = 1 << 53

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from sealroom.crypto.keys import PublicIdentity
-from sealroom.errors import InvalidInput, VerificationFailed
+from sealroom.errors import InvalidInput, StatementFormatError, VerificationFailed
 from sealroom.statements import Envelope, Transfer
 from sealroom.statements.fields import NonNegInt
 from sealroom.statements.models import MAX_AMOUNT, AccountStr
@@ -147,9 +147,7 @@ def price_request(
     why_free: str | None = None
     if not schedule.enabled:
         why_free = "this coordinator does not charge for computations"
-    elif (
-        schedule.free_tier and requester in owners and owners <= set(recipients) | {requester}
-    ):
+    elif schedule.free_tier and requester in owners and owners <= set(recipients) | {requester}:
         why_free = "free tier: the requester brings an input and every owner gets the result"
     if why_free is None and privacy_class not in schedule.class_bps:
         raise InvalidInput(f"the price schedule has no rate for privacy class {privacy_class!r}")
@@ -281,7 +279,10 @@ def recompute_balances(
             if entry != env.to_json():
                 raise VerificationFailed(f"log entry {n} is not transfer {env.digest}")
         else:
-            check_opening(entry, env.to_json(), salt)
+            try:
+                check_opening(entry, env.to_json(), salt)
+            except StatementFormatError:
+                raise VerificationFailed(f"log entry {n} does not open to {env.digest}") from None
         if env.signer != ledger:
             raise VerificationFailed(f"transfer {env.digest} is not signed by the ledger key")
         t = env.open(Transfer).statement
