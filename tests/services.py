@@ -27,6 +27,7 @@ from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.enclave.keys import EnclaveKeys
 from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys, make_evidence_provider
+from sealroom.wire import PriceSchedule
 
 # The tests' deployment simulation root: the coordinators below admit enclaves under it.
 SIMULATION_ROOT = SimulationRoot.from_private_bytes(hashlib.sha256(b"tests-deployment").digest())
@@ -44,6 +45,7 @@ def coordinator(
     db_url: str | None = None,
     admit: AdmissionPolicy | None = None,
     lease_seconds: int | None = None,
+    pricing: PriceSchedule | None = None,
 ) -> Iterator[str]:
     """The real app (SQLite in ``tmp_path`` unless ``db_url``; its log key in
     ``tmp_path/coordinator-keys``) on 127.0.0.1; yields its URL.
@@ -55,6 +57,7 @@ def coordinator(
         registry=default_registry(),
         keys_dir=tmp_path / "coordinator-keys",
         admission=admit or admission(),
+        pricing=pricing,
         **options,
     )
     with run_in_thread(app) as url:

@@ -76,7 +76,7 @@ def test_grant_pay_idempotency_and_overdraft(w: World) -> None:
     with pytest.raises(IdempotencyMismatch):
         w.c.credits.grant(w.requester.party_id, 101, key="g1", memo="welcome", now=T0)
     pay = DirectTransferBody(to=w.owner.party_id, amount=30, key="p1", memo="thanks")
-    view = w.c.credits.transfer(pay, caller=w.requester.party_id, now=T0 + 1)
+    view = w.c.credits.transfer(pay, caller=w.requester.party_id, now=T0 + 1).view
     t = view.envelope.open(Transfer).statement
     assert t.seq == 1
     assert t.prev == first.transfer.digest

@@ -24,7 +24,7 @@ from sealroom.api.docs import install_docs
 from sealroom.api.errors import install_error_handlers
 from sealroom.api.middleware import BodyLimit
 from sealroom.api.openapi import install_openapi
-from sealroom.api.routes import datasets, jobs, log, parties, relay, requests, service
+from sealroom.api.routes import credits, datasets, jobs, log, parties, relay, requests, service
 from sealroom.computations.registry import Registry
 from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.keys import CoordinatorKeystore
@@ -34,7 +34,7 @@ from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS
 from sealroom.coordinator.witnessing import WitnessEndpoint
 from sealroom.storage.engine import create_engine
 from sealroom.storage.migrate import upgrade
-from sealroom.wire import ErrorBody
+from sealroom.wire import ErrorBody, PriceSchedule
 
 __all__ = ["create_app"]
 
@@ -58,11 +58,13 @@ def create_app(
     witnesses: Sequence[WitnessEndpoint] = (),
     keys_dir: Path | None = None,
     admission: AdmissionPolicy | None = None,
+    pricing: PriceSchedule | None = None,
 ) -> FastAPI:
     """The coordinator app on ``db_url`` (migrated to head on creation); ``witnesses``
     cosign the checkpoints it serves. Its log key is in ``keys_dir`` (default for SQLite:
     ``<db file>.keys/``; PostgreSQL needs one); ``admission`` says which enclaves may
-    register (None: none at all, fail closed)."""
+    register (None: none at all, fail closed); ``pricing`` is the published price schedule
+    (None: computations are free)."""
     keystore = (
         CoordinatorKeystore(directory=keys_dir)
         if keys_dir is not None
@@ -79,6 +81,7 @@ def create_app(
             lease_seconds=lease_seconds,
             witnesses=witnesses,
             admission=admission,
+            pricing=pricing,
         )
     except BaseException:
         engine.dispose()
@@ -107,7 +110,7 @@ def create_app(
     )
     app.state.api = Api(coordinator=coordinator, clock=clock)
     app.state.readiness = Readiness(coordinator.state)
-    for module in (service, parties, log, datasets, requests, jobs, relay):
+    for module in (service, parties, log, datasets, requests, jobs, relay, credits):
         app.include_router(module.router)
     install_error_handlers(app)
     install_openapi(app)

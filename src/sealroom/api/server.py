@@ -11,6 +11,7 @@ from sealroom.computations.registry import Registry, default_registry
 from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS
 from sealroom.coordinator.witnessing import WitnessEndpoint
+from sealroom.wire import PriceSchedule
 
 __all__ = ["serve"]
 
@@ -28,6 +29,7 @@ def serve(
     admission: AdmissionPolicy | None = None,
     on_ready: Callable[[int], None] | None = None,
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    pricing: PriceSchedule | None = None,
 ) -> None:
     """Serve the API until interrupted; migrations run before the first request.
 
@@ -41,5 +43,6 @@ def serve(
         keys_dir=keys_dir,
         admission=admission,
         lease_seconds=lease_seconds,
+        pricing=pricing,
     )
     run_app(app, host=host, port=port, log_level=log_level, on_ready=on_ready)

@@ -162,6 +162,16 @@ def serve(
             help="Admit and list only enclaves whose evidence is at most this old (s).",
         ),
     ] = DEFAULT_MAX_EVIDENCE_AGE,
+    pricing: Annotated[
+        Path | None,
+        typer.Option(
+            "--pricing",
+            envvar="SEALROOM_PRICING",
+            dir_okay=False,
+            help="The published price schedule (JSON, docs/marketplace.md): approved requests "
+            "escrow their price in credits. Without it computations are free.",
+        ),
+    ] = None,
     json_output: Annotated[
         bool,
         typer.Option(
@@ -203,6 +213,13 @@ def serve(
                 else parse_simulation_root(simulation_root),
                 max_evidence_age=max_evidence_age,
             )
+        schedule = None
+        if pricing is not None:
+            from sealroom.wire import PriceSchedule, parse_body
+
+            schedule = parse_body(
+                PriceSchedule, read_file(pricing, "price schedule"), what="price schedule"
+            )
         admission = AdmissionPolicy(pin=pin)
         if pin is None:
             typer.secho(f"!! {admission.describe()} !!", fg="yellow", err=True)
@@ -232,6 +249,7 @@ def serve(
             admission=admission,
             on_ready=ready if json_output else None,
             lease_seconds=lease_seconds,
+            pricing=schedule,
         )
 
 

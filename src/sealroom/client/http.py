@@ -45,8 +45,10 @@ from sealroom.wire import (
     ConsistencyProofView,
     CreateRequestBody,
     CreateSessionBody,
+    CreditsView,
     DatasetPage,
     DatasetView,
+    DirectTransferBody,
     DraftView,
     EnclaveBody,
     EnclaveList,
@@ -56,6 +58,7 @@ from sealroom.wire import (
     JobView,
     KeywordOverlapBody,
     LeaseView,
+    LedgerKeyView,
     LedgerView,
     LogEntryView,
     LogKey,
@@ -67,6 +70,8 @@ from sealroom.wire import (
     PolicyView,
     PublishDatasetBody,
     PublishedDataset,
+    Quote,
+    QuoteBody,
     ReasonBody,
     RegisterPartyBody,
     RequestList,
@@ -76,6 +81,7 @@ from sealroom.wire import (
     SearchPage,
     SessionList,
     SessionView,
+    TransferView,
     WireModel,
     parse_response,
 )
@@ -290,6 +296,57 @@ class Client:
             query=[("first", str(int(first))), ("second", str(int(second)))],
             what="GET /v1/log/consistency",
             signed=False,
+        )
+
+    # --- credits -----------------------------------------------------------------------
+
+    def credits_ledger(self) -> LedgerKeyView:
+        """The ledger key every Transfer is signed with, and the price schedule in force."""
+        return self._view(
+            LedgerKeyView, "GET", "/v1/credits/ledger", what="GET /v1/credits/ledger", signed=False
+        )
+
+    def credits(self) -> CreditsView:
+        """This party's balance and its transfers, with the salts of their log commitments."""
+        return self._view(CreditsView, "GET", "/v1/credits", what="GET /v1/credits", signed=True)
+
+    def pay(self, to: str, amount: int, *, key: str, memo: str = "") -> TransferView:
+        """Pay ``amount`` minor units to party ``to``; the same ``key`` again moves nothing."""
+        body = self._json_body(
+            DirectTransferBody.model_construct(to=to, amount=amount, key=key, memo=memo)
+        )
+        return self._view(
+            TransferView,
+            "POST",
+            "/v1/credits/transfers",
+            what="POST /v1/credits/transfers",
+            body=body,
+            signed=True,
+        )
+
+    def quote(
+        self,
+        computation: str,
+        parameters: Mapping[str, Any],
+        inputs: Sequence[str],
+        recipients: Sequence[str],
+    ) -> Quote:
+        """The price a request with these parts would be escrowed at, before it is signed."""
+        body = self._json_body(
+            QuoteBody.model_construct(
+                computation=computation,
+                parameters=dict(parameters),
+                inputs=tuple(inputs),
+                recipients=tuple(recipients),
+            )
+        )
+        return self._view(
+            Quote,
+            "POST",
+            "/v1/credits/quote",
+            what="POST /v1/credits/quote",
+            body=body,
+            signed=True,
         )
 
     # --- policies ----------------------------------------------------------------------

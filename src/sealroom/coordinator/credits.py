@@ -34,7 +34,7 @@ from decimal import Decimal
 from sqlalchemy import Connection, Engine, select, update
 
 from sealroom.coordinator.keys import CoordinatorKeystore
-from sealroom.coordinator.state import State, statement
+from sealroom.coordinator.state import State, Stored, statement
 from sealroom.crypto.files import read_private, write_private
 from sealroom.crypto.keys import Identity, PartyId, PublicIdentity, b64decode_strict, b64encode
 from sealroom.errors import (
@@ -459,7 +459,9 @@ class Credits:
                 now=now,
             )
 
-    def transfer(self, body: DirectTransferBody, *, caller: PartyId, now: int) -> TransferView:
+    def transfer(
+        self, body: DirectTransferBody, *, caller: PartyId, now: int
+    ) -> Stored[TransferView]:
         """A direct payment the caller signed: from its account to ``body.to``."""
         if body.to == caller:
             raise InvalidInput("a party cannot pay itself")
@@ -477,7 +479,7 @@ class Credits:
                 memo=body.memo,
                 now=now,
             )
-            return _opened_view(conn, posted.transfer.digest)
+            return Stored(_opened_view(conn, posted.transfer.digest), created=posted.created)
 
     def quote(self, body: QuoteBody, *, caller: PartyId) -> Quote:
         """The price a request with these parts would be escrowed at."""
@@ -522,8 +524,8 @@ def audit(engine: Engine, ledger: PublicIdentity) -> tuple[Balances, dict[str, i
     return recompute_balances(opened, ledger), stored
 
 
-def _salt(value: object) -> bytes | None:
-    return None if value is None else bytes(value)  # type: ignore[arg-type]
+def _salt(value: bytes | None) -> bytes | None:
+    return None if value is None else bytes(value)
 
 
 def _balance(conn: Connection, account: str) -> int:

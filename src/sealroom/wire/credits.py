@@ -18,7 +18,7 @@ from pydantic import Field
 from sealroom.crypto.keys import PublicIdentity
 from sealroom.errors import InvalidInput, StatementFormatError, VerificationFailed
 from sealroom.statements import Envelope, Transfer
-from sealroom.statements.fields import NonNegInt
+from sealroom.statements.fields import BoundedObject, NonNegInt
 from sealroom.statements.models import MAX_AMOUNT, AccountStr
 from sealroom.transparency.entries import check_opening
 from sealroom.wire.base import WireModel
@@ -244,7 +244,7 @@ class QuoteBody(WireModel):
     """What a request would name: the quote is computed before it is signed."""
 
     computation: Annotated[str, Field(min_length=1, max_length=64)]
-    parameters: dict[str, object]
+    parameters: BoundedObject
     inputs: Annotated[tuple[DigestStr, ...], Field(min_length=1, max_length=64)]
     recipients: Annotated[tuple[PartyIdStr, ...], Field(min_length=1, max_length=64)]
 

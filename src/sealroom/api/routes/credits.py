@@ -1,0 +1,73 @@
+"""Credits: the ledger key and price schedule, a party's account, direct payments, quotes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+
+from sealroom.api.auth import ApiDep, Caller, SignedBody, signed, signed_json
+from sealroom.api.routes.common import answer, json_body, stored_responses
+from sealroom.wire import (
+    CreditsView,
+    DirectTransferBody,
+    LedgerKeyView,
+    Quote,
+    QuoteBody,
+    TransferView,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["credits"])
+Signed = Annotated[Caller, Depends(signed)]
+
+
+@router.get(
+    "/v1/credits/ledger",
+    response_model=LedgerKeyView,
+    description="Public: the key every Transfer is signed with and the price schedule in force.",
+)
+def ledger_key(api: ApiDep) -> LedgerKeyView:
+    return api.coordinator.credits.key()
+
+
+@router.get(
+    "/v1/credits",
+    response_model=CreditsView,
+    description="The caller's balance and every transfer that touched it, with the salts that "
+    "open their log commitments.",
+)
+def account(caller: Signed, api: ApiDep) -> CreditsView:
+    return api.coordinator.credits.account(caller=caller.party)
+
+
+@router.post(
+    "/v1/credits/transfers",
+    status_code=201,
+    response_model=TransferView,
+    responses=stored_responses(TransferView, "transfer (same idempotency key)"),
+    openapi_extra=json_body(DirectTransferBody),
+    description="A direct payment, signed by the payer; its key makes a retry move nothing twice.",
+)
+def pay(
+    call: Annotated[SignedBody[DirectTransferBody], Depends(signed_json(DirectTransferBody))],
+    api: ApiDep,
+    response: Response,
+) -> TransferView:
+    stored = api.coordinator.credits.transfer(
+        call.body, caller=call.caller.party, now=call.caller.now
+    )
+    return answer(stored, response)
+
+
+@router.post(
+    "/v1/credits/quote",
+    response_model=Quote,
+    openapi_extra=json_body(QuoteBody),
+    description="The price a request with these parts would be escrowed at when approved.",
+)
+def quote(
+    call: Annotated[SignedBody[QuoteBody], Depends(signed_json(QuoteBody))], api: ApiDep
+) -> Quote:
+    return api.coordinator.credits.quote(call.body, caller=call.caller.party)
