@@ -17,6 +17,7 @@ from sealroom import __version__
 from sealroom.cli import (
     agents,
     checkpoint,
+    credits,
     deploy,
     keys,
     party,
@@ -414,6 +415,7 @@ checkpoint.register(app)
 keys.register(app)
 deploy.register(app)
 agents.register(app)
+credits.register(app)
 watch.register(app)
 
 

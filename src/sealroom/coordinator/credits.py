@@ -33,6 +33,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, Engine, select, update
 
+from sealroom.computations.registry import Registry
 from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.state import State, Stored, statement
 from sealroom.crypto.files import read_private, write_private
@@ -92,6 +93,7 @@ __all__ = [
     "Posted",
     "audit",
     "ledger_identity",
+    "operator_credits",
     "post",
 ]
 
@@ -502,6 +504,18 @@ class Credits:
                 }
             )
             return self._ledger.quote(self._state, conn, req)
+
+
+def operator_credits(engine: Engine, keystore: CoordinatorKeystore, log_origin: str) -> Credits:
+    """The credits service over a (migrated) coordinator database, for the operator's grants
+    and audits outside the server (``sealroom credits grant|audit``)."""
+    state = State(
+        engine=engine, registry=Registry([]), signer=keystore.log_signer(engine, log_origin)
+    )
+    ledger = CreditLedger(
+        identity=ledger_identity(keystore, engine), pricing=PriceSchedule.disabled()
+    )
+    return Credits(state, ledger)
 
 
 def audit(engine: Engine, ledger: PublicIdentity) -> tuple[Balances, dict[str, int]]:
