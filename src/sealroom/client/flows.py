@@ -41,11 +41,13 @@ from sealroom.errors import (
 from sealroom.policy import Decision, PolicyRules
 from sealroom.policy.compose import decide_in_room
 from sealroom.statements import (
+    Accept,
     Approval,
     CommitmentRef,
     ComputationRequest,
     DatasetAttestation,
     Envelope,
+    Offer,
     Policy,
     Receipt,
     ReleasedOutput,
@@ -56,6 +58,7 @@ from sealroom.statements import (
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import VerificationReport, verify_bundle
 from sealroom.wire import DatasetView, RequestStatus, RequestView
+from sealroom.wire.credits import OfferView
 
 if TYPE_CHECKING:
     from sealroom.connectors.profile import DatasetCard
@@ -379,8 +382,12 @@ def request(
     random: Callable[[int], bytes] = os.urandom,
     room_policy: Envelope | str | None = None,
     home: Path | None = None,
+    terms: Sequence[str] = (),
 ) -> RequestView:
     """Build, sign and post a ComputationRequest for a computation of the local library.
+
+    ``terms``: the digests of this party's acceptances of owners' offers (:func:`accept`);
+    the inputs they cover are priced as agreed.
 
     ``room_policy``: a room Policy composed with every input's policy (strictest
     wins), named in the request; a digest names a policy already stored, an
@@ -417,6 +424,7 @@ def request(
             created_at=now,
             expires_at=now + ttl,
             room_policy=room,
+            terms=tuple(terms),
         ),
         identity,
     )
@@ -428,6 +436,60 @@ def request(
             signed.envelope, index=view.log_index, salt=view.log_salt
         )
     return view
+
+
+def offer(
+    client: Client,
+    identity: Identity,
+    dataset: str,
+    computation_id: str,
+    *,
+    price: int,
+    usage_bonus: int,
+    requester: str | None,
+    now: int,
+    ttl: int = DEFAULT_TTL,
+    random: Callable[[int], bytes] = os.urandom,
+) -> OfferView:
+    """Offer negotiated terms for one of this party's datasets: ``price`` replaces the
+    schedule's for that input, ``usage_bonus`` is paid on top per receipt (minor units)."""
+    _check_identity(client, identity)
+    signed = sign_statement(
+        Offer.build(
+            owner=identity.party_id,
+            dataset=dataset,
+            requester=requester,
+            computation=computation_id,
+            price=price,
+            usage_bonus=usage_bonus,
+            nonce=b64encode(random(16)),
+            created_at=now,
+            expires_at=now + ttl,
+        ),
+        identity,
+    )
+    view = client.post_offer(signed.envelope)
+    if view.envelope.digest != signed.digest:
+        raise VerificationFailed("the coordinator stored another offer than the one sent")
+    return view
+
+
+def accept(client: Client, identity: Identity, offer_digest: str, *, now: int) -> str:
+    """Accept an offer addressed to this party; name the returned digest in a request's terms."""
+    _check_identity(client, identity)
+    mine: dict[str, OfferView] = {v.envelope.digest: v for v in client.offers()}
+    if offer_digest not in mine:
+        raise NotFound(f"no offer {offer_digest} for you")
+    terms = mine[offer_digest].envelope.open(Offer).statement
+    if terms.requester not in (None, identity.party_id):
+        raise VerificationFailed("the offer is addressed to another requester")
+    signed = sign_statement(
+        Accept(offer=offer_digest, requester=identity.party_id, created_at=now), identity
+    )
+    view = client.post_accept(signed.envelope)
+    if view.envelope.digest != signed.digest:
+        raise VerificationFailed("the coordinator stored another acceptance than the one sent")
+    return signed.digest
 
 
 def keyword_overlap(

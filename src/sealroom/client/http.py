@@ -85,6 +85,7 @@ from sealroom.wire import (
     WireModel,
     parse_response,
 )
+from sealroom.wire.credits import AcceptBody, OfferBody, OfferList, OfferView
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "Client", "Progress", "system_clock"]
 
@@ -330,6 +331,7 @@ class Client:
         parameters: Mapping[str, Any],
         inputs: Sequence[str],
         recipients: Sequence[str],
+        terms: Sequence[str] = (),
     ) -> Quote:
         """The price a request with these parts would be escrowed at, before it is signed."""
         body = self._json_body(
@@ -338,6 +340,7 @@ class Client:
                 parameters=dict(parameters),
                 inputs=tuple(inputs),
                 recipients=tuple(recipients),
+                terms=tuple(terms),
             )
         )
         return self._view(
@@ -347,6 +350,23 @@ class Client:
             what="POST /v1/credits/quote",
             body=body,
             signed=True,
+        )
+
+    def post_offer(self, offer: Envelope) -> OfferView:
+        body = self._json_body(OfferBody.model_construct(offer=offer))
+        return self._view(
+            OfferView, "POST", "/v1/credits/offers", what="POST offer", body=body, signed=True
+        )
+
+    def offers(self) -> tuple[OfferView, ...]:
+        """Unexpired offers this party made, or that it may accept."""
+        view = self._view(OfferList, "GET", "/v1/credits/offers", what="GET offers", signed=True)
+        return view.items
+
+    def post_accept(self, accept: Envelope) -> OfferView:
+        body = self._json_body(AcceptBody.model_construct(accept=accept))
+        return self._view(
+            OfferView, "POST", "/v1/credits/accepts", what="POST accept", body=body, signed=True
         )
 
     # --- policies ----------------------------------------------------------------------

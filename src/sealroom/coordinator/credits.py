@@ -31,8 +31,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, or_, select, update
 
+from sealroom.computations.base import Computation
 from sealroom.computations.registry import Registry
 from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.state import State, Stored, statement
@@ -45,12 +46,15 @@ from sealroom.errors import (
     InvalidInput,
     KeystoreError,
     NotFound,
+    PolicyDenied,
     SealroomError,
 )
 from sealroom.statements import (
+    Accept,
     ComputationRequest,
     DatasetAttestation,
     Envelope,
+    Offer,
     Posting,
     Signed,
     Transfer,
@@ -62,8 +66,10 @@ from sealroom.storage.engine import read_transaction, write_transaction
 from sealroom.storage.schema import (
     credit_accounts,
     credit_escrows,
+    credit_offers,
     credit_postings,
     credit_transfers,
+    datasets,
     parties,
     requests,
     settings,
@@ -75,12 +81,15 @@ from sealroom.wire.credits import (
     CreditsView,
     DirectTransferBody,
     LedgerKeyView,
+    OfferList,
+    OfferView,
     PricedInput,
     PriceSchedule,
     Quote,
     QuoteBody,
     TransferView,
     account_of,
+    apply_terms,
     price_request,
     recompute_balances,
     settlement_postings,
@@ -276,8 +285,11 @@ class CreditLedger:
     identity: Identity
     pricing: PriceSchedule
 
-    def quote(self, state: State, conn: Connection, req: ComputationRequest) -> Quote:
-        """The price of ``req`` under the published schedule, from its inputs' attestations."""
+    def quote(self, state: State, conn: Connection, req: ComputationRequest, now: int) -> Quote:
+        """The price of ``req``: the published schedule over its inputs' attestations, with
+        the inputs its accepted offers (``req.terms``) cover priced as agreed.
+
+        Raises :class:`InvalidInput` for terms that do not apply to this request."""
         computation = state.computation(req)
         params = computation.parse_params(req.parameters)
         dp = computation.cost_fn is not None and computation.cost_fn(params).epsilon > Decimal(0)
@@ -290,7 +302,7 @@ class CreditLedger:
                     dataset=ds, owner=att.owner, rows=att.row_count, length=att.commitment.length
                 )
             )
-        return price_request(
+        quote = price_request(
             self.pricing,
             computation=computation.id,
             privacy_class=computation.privacy_class,
@@ -299,13 +311,21 @@ class CreditLedger:
             requester=req.requester,
             recipients=req.recipients,
         )
+        owners = {i.dataset: i.owner for i in inputs}
+        negotiated: dict[str, int] = {}
+        for digest in req.terms:
+            negotiated.update(_agreed(conn, digest, req, computation.id, owners, now))
+        return apply_terms(quote, negotiated)
 
     def escrow(self, state: State, conn: Connection, request: str, now: int) -> str | None:
         """Move the request's price from the requester into its escrow account; return why
         not (the request is then rejected) if the requester's balance does not cover it."""
         env, _ = statement(conn, request, ComputationRequest.TYPE)
         req = ComputationRequest.parse_payload(env.payload)
-        quote = self.quote(state, conn, req)
+        try:
+            quote = self.quote(state, conn, req, now)
+        except (InvalidInput, NotFound) as exc:
+            return f"the request's terms do not apply: {exc.detail}"
         if quote.free:
             return None
         payer = account_of(req.requester)
@@ -400,6 +420,11 @@ def _opened_view(conn: Connection, digest: str) -> TransferView:
     )
 
 
+def _opened_offer(conn: Connection, digest: str) -> OfferView:
+    view = _opened_view(conn, digest)
+    return OfferView(envelope=view.envelope, log_index=view.log_index, salt=view.salt)
+
+
 class Credits:
     """Accounts, grants, direct payments and quotes."""
 
@@ -443,6 +468,69 @@ class Credits:
                 transfers=tuple(_opened_view(conn, str(d)) for (d,) in digests),
             )
 
+    def offer(self, env: Envelope, *, caller: PartyId, now: int) -> Stored[OfferView]:
+        """Store and log an owner's Offer for one of its active datasets."""
+        offer = env.open(Offer).statement
+        if offer.owner != caller:
+            raise PolicyDenied("an offer is signed by the dataset's owner")
+        if offer.expires_at <= now:
+            raise InvalidInput("the offer has already expired")
+        with write_transaction(self._state.engine) as conn:
+            owner = conn.execute(
+                select(datasets.c.owner).where(
+                    datasets.c.dataset == offer.dataset, datasets.c.status == "active"
+                )
+            ).scalar_one_or_none()
+            if owner != caller:
+                raise NotFound(f"no active dataset {offer.dataset} of yours")
+            _computation(self._state, offer.computation)
+            _, created = self._state.store(conn, env, now=now)
+            if created:
+                conn.execute(
+                    credit_offers.insert().values(
+                        offer=env.digest,
+                        owner=offer.owner,
+                        dataset=offer.dataset,
+                        requester=offer.requester,
+                        expires_at=offer.expires_at,
+                    )
+                )
+            return Stored(_opened_offer(conn, env.digest), created=created)
+
+    def accept(self, env: Envelope, *, caller: PartyId, now: int) -> Stored[OfferView]:
+        """Store and log a requester's acceptance of an unexpired offer addressed to it."""
+        accept = env.open(Accept).statement
+        if accept.requester != caller:
+            raise PolicyDenied("an acceptance is signed by the requester")
+        with write_transaction(self._state.engine) as conn:
+            row = conn.execute(
+                select(credit_offers).where(credit_offers.c.offer == accept.offer)
+            ).first()
+            if row is None or row.requester not in (None, caller):
+                raise NotFound(f"no offer {accept.offer} for you")
+            if int(row.expires_at) <= now:
+                raise Conflict(f"offer {accept.offer} expired")
+            _, created = self._state.store(conn, env, now=now)
+            return Stored(_opened_offer(conn, env.digest), created=created)
+
+    def offers(self, *, caller: PartyId, now: int) -> OfferList:
+        """Unexpired offers the caller made or may accept."""
+        with read_transaction(self._state.engine) as conn:
+            rows = conn.execute(
+                select(credit_offers.c.offer)
+                .where(
+                    credit_offers.c.expires_at > now,
+                    or_(
+                        credit_offers.c.owner == caller,
+                        credit_offers.c.requester == caller,
+                        credit_offers.c.requester.is_(None),
+                    ),
+                )
+                .order_by(credit_offers.c.expires_at)
+                .limit(500)
+            ).all()
+            return OfferList(items=tuple(_opened_offer(conn, str(r)) for (r,) in rows))
+
     def grant(self, party: str, amount: int, *, key: str, memo: str, now: int) -> Posted:
         """Issue ``amount`` new credits to ``party`` (the operator's act; logged like any other)."""
         if amount <= 0:
@@ -483,9 +571,9 @@ class Credits:
             )
             return Stored(_opened_view(conn, posted.transfer.digest), created=posted.created)
 
-    def quote(self, body: QuoteBody, *, caller: PartyId) -> Quote:
+    def quote(self, body: QuoteBody, *, caller: PartyId, now: int) -> Quote:
         """The price a request with these parts would be escrowed at."""
-        comp = self._state.registry.get(body.computation)
+        comp = _computation(self._state, body.computation)
         with read_transaction(self._state.engine) as conn:
             req = ComputationRequest.model_validate(
                 {
@@ -499,11 +587,38 @@ class Credits:
                     "inputs": body.inputs,
                     "recipients": body.recipients,
                     "nonce": b64encode(bytes(16)),
-                    "created_at": 0,
-                    "expires_at": 1,
+                    "created_at": now,
+                    "expires_at": now + 1,
+                    "terms": body.terms,
                 }
             )
-            return self._ledger.quote(self._state, conn, req)
+            return self._ledger.quote(self._state, conn, req, now)
+
+
+def _agreed(
+    conn: Connection,
+    digest: str,
+    req: ComputationRequest,
+    computation: str,
+    owners: dict[str, str],
+    now: int,
+) -> dict[str, int]:
+    """The input an accepted offer prices, and its agreed amount (price + usage bonus)."""
+    env, _ = statement(conn, digest, Accept.TYPE)
+    accept = Accept.parse_payload(env.payload)
+    if accept.requester != req.requester:
+        raise InvalidInput(f"acceptance {digest} is not the requester's")
+    offer_env, _ = statement(conn, accept.offer, Offer.TYPE)
+    offer = Offer.parse_payload(offer_env.payload)
+    if owners.get(offer.dataset) != offer.owner:
+        raise InvalidInput(f"offer {accept.offer} is not for an input of this request")
+    if offer.requester not in (None, req.requester):
+        raise InvalidInput(f"offer {accept.offer} is addressed to another requester")
+    if offer.computation != computation:
+        raise InvalidInput(f"offer {accept.offer} is for computation {offer.computation}")
+    if offer.expires_at <= now:
+        raise InvalidInput(f"offer {accept.offer} expired")
+    return {offer.dataset: offer.price + offer.usage_bonus}
 
 
 def operator_credits(engine: Engine, keystore: CoordinatorKeystore, log_origin: str) -> Credits:
@@ -540,6 +655,13 @@ def audit(engine: Engine, ledger: PublicIdentity) -> tuple[Balances, dict[str, i
 
 def _salt(value: bytes | None) -> bytes | None:
     return None if value is None else bytes(value)
+
+
+def _computation(state: State, computation: str) -> Computation:
+    try:
+        return state.registry.get(computation)
+    except NotFound as exc:
+        raise InvalidInput(exc.detail) from None
 
 
 def _balance(conn: Connection, account: str) -> int:

@@ -7,6 +7,7 @@ from sealroom.statements.envelope import Envelope, Signed, Statement, digest_of,
 from sealroom.statements.fields import Digest
 from sealroom.statements.models import (
     STATEMENT_TYPES,
+    Accept,
     Approval,
     BudgetCharge,
     Column,
@@ -21,6 +22,7 @@ from sealroom.statements.models import (
     InputRef,
     Keyword,
     ModelWeights,
+    Offer,
     OutputRef,
     Policy,
     Posting,
@@ -40,6 +42,7 @@ from sealroom.statements.visibility import PUBLIC_TYPES, is_public
 __all__ = [
     "PUBLIC_TYPES",
     "STATEMENT_TYPES",
+    "Accept",
     "Approval",
     "BudgetCharge",
     "Column",
@@ -56,6 +59,7 @@ __all__ = [
     "InputRef",
     "Keyword",
     "ModelWeights",
+    "Offer",
     "OutputRef",
     "Policy",
     "Posting",

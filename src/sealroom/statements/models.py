@@ -46,6 +46,7 @@ __all__ = [
     "ACCOUNT_PATTERN",
     "MAX_AMOUNT",
     "STATEMENT_TYPES",
+    "Accept",
     "AccountStr",
     "Approval",
     "BudgetCharge",
@@ -61,6 +62,7 @@ __all__ = [
     "InputRef",
     "Keyword",
     "ModelWeights",
+    "Offer",
     "OutputRef",
     "Policy",
     "Posting",
@@ -204,6 +206,16 @@ class ComputationRequest(Statement):
     # A room-level Policy composed with every input's own policy (strictest wins).
     # The enclave refuses a job whose room policy is missing or not this one.
     room_policy: DigestStr | None = None
+    # Negotiated terms: the digests of the requester's Accept statements of owners' Offers.
+    # Absent (not null) when there are none, so requests made before terms keep their bytes.
+    terms: Annotated[tuple[DigestStr, ...], Field(max_length=64)] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_no_terms(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("terms"):
+            data.pop("terms", None)
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> ComputationRequest:
@@ -213,6 +225,8 @@ class ComputationRequest(Statement):
             raise ValueError("recipients contain a duplicate party")
         if self.expires_at <= self.created_at:
             raise ValueError("expires_at must be after created_at")
+        if len(set(self.terms)) != len(self.terms):
+            raise ValueError("terms contain a duplicate acceptance")
         return self
 
     def check_signer(self, signer: PublicIdentity) -> None:
@@ -635,6 +649,47 @@ class Transfer(Statement):
         require_signer(self.ledger, signer, role="ledger")
 
 
+class Offer(Statement):
+    """An owner's negotiated terms for one dataset: a price that replaces the schedule's for
+    that input, and a usage bonus paid on top per receipt; for one requester or anyone."""
+
+    TYPE: ClassVar[str] = "sealroom.offer"
+    VERSION: ClassVar[int] = 1
+
+    owner: PartyIdStr
+    dataset: DigestStr
+    requester: PartyIdStr | None
+    computation: Identifier
+    price: Annotated[int, Field(ge=0, le=MAX_AMOUNT)]
+    usage_bonus: Annotated[int, Field(ge=0, le=MAX_AMOUNT)]
+    nonce: B64Nonce
+    created_at: UnixTime
+    expires_at: UnixTime
+
+    @model_validator(mode="after")
+    def _dates(self) -> Offer:
+        if self.expires_at <= self.created_at:
+            raise ValueError("expires_at must be after created_at")
+        return self
+
+    def check_signer(self, signer: PublicIdentity) -> None:
+        require_signer(self.owner, signer, role="owner")
+
+
+class Accept(Statement):
+    """A requester's acceptance of an Offer; a request names it in ``terms``."""
+
+    TYPE: ClassVar[str] = "sealroom.accept"
+    VERSION: ClassVar[int] = 1
+
+    offer: DigestStr
+    requester: PartyIdStr
+    created_at: UnixTime
+
+    def check_signer(self, signer: PublicIdentity) -> None:
+        require_signer(self.requester, signer, role="requester")
+
+
 STATEMENT_TYPES: dict[str, type[Statement]] = {
     cls.TYPE: cls
     for cls in (
@@ -648,5 +703,7 @@ STATEMENT_TYPES: dict[str, type[Statement]] = {
         TrainedModel,
         BudgetCharge,
         Transfer,
+        Offer,
+        Accept,
     )
 }

@@ -33,6 +33,7 @@ __all__ = [
     "all_metadata",
     "credit_accounts",
     "credit_escrows",
+    "credit_offers",
     "credit_postings",
     "credit_transfers",
     "dataset_keywords",
@@ -295,6 +296,17 @@ credit_escrows = Table(
     Column("shares", Text, nullable=False),
     Column("status", String(10), nullable=False),
     CheckConstraint("status IN ('held', 'settled', 'refunded')", name="credit_escrows_status"),
+)
+
+# Negotiated terms (Offer statements), indexed for the parties they are addressed to.
+credit_offers = Table(
+    "credit_offers",
+    metadata,
+    Column("offer", _DIGEST, ForeignKey("statements.digest"), primary_key=True),
+    Column("owner", _PARTY, nullable=False, index=True),
+    Column("dataset", _DIGEST, nullable=False),
+    Column("requester", _PARTY, nullable=True, index=True),
+    Column("expires_at", BigInteger, nullable=False),
 )
 
 nonces = Table(

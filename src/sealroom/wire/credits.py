@@ -28,17 +28,22 @@ __all__ = [
     "BPS",
     "MIB",
     "WORKED_EXAMPLE",
+    "AcceptBody",
     "Balances",
     "CreditsView",
     "DirectTransferBody",
     "InputPrice",
     "LedgerKeyView",
+    "OfferBody",
+    "OfferList",
+    "OfferView",
     "PriceSchedule",
     "PricedInput",
     "Quote",
     "QuoteBody",
     "TransferView",
     "account_of",
+    "apply_terms",
     "price_request",
     "recompute_balances",
     "settlement_postings",
@@ -73,6 +78,10 @@ class PriceSchedule(WireModel):
     fee_bps: Annotated[int, Field(ge=0, le=BPS)]
     # Mutual benefit: free when the requester brings an input and every owner is a recipient.
     free_tier: bool
+    # Base reward: paid from the rewards pool per listed dataset per period in which its
+    # owner's client answered a liveness challenge (0: no base rewards).
+    base_reward: Amount = 0
+    reward_period: Annotated[int, Field(ge=60, le=366 * 86_400)] = 86_400
 
     @classmethod
     def disabled(cls) -> PriceSchedule:
@@ -119,6 +128,8 @@ class Quote(WireModel):
     price: Amount
     fee_bps: Annotated[int, Field(ge=0, le=BPS)]
     fee: Amount
+    # The inputs priced by negotiated terms (an accepted Offer) rather than the schedule.
+    negotiated: tuple[DigestStr, ...] = ()
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -181,6 +192,31 @@ def price_request(
         price=price,
         fee_bps=schedule.fee_bps,
         fee=price - owners_get,
+    )
+
+
+def apply_terms(quote: Quote, negotiated: Mapping[str, int]) -> Quote:
+    """``quote`` with the inputs in ``negotiated`` (dataset -> offer price + usage bonus)
+    priced as agreed instead of by the schedule; the fee rule is the same."""
+    if not negotiated:
+        return quote
+    inputs = tuple(
+        i.model_copy(update={"amount": negotiated[i.dataset]}) if i.dataset in negotiated else i
+        for i in quote.inputs
+    )
+    price = sum(i.amount for i in inputs)
+    if price > MAX_AMOUNT:
+        raise InvalidInput("the price exceeds the largest amount")
+    owners_get = sum(i.amount - i.amount * quote.fee_bps // BPS for i in inputs)
+    return quote.model_copy(
+        update={
+            "inputs": inputs,
+            "price": price,
+            "fee": price - owners_get,
+            "free": price == 0,
+            "why_free": None if price else (quote.why_free or "the negotiated terms are free"),
+            "negotiated": tuple(sorted(negotiated)),
+        }
     )
 
 
@@ -247,6 +283,29 @@ class QuoteBody(WireModel):
     parameters: BoundedObject
     inputs: Annotated[tuple[DigestStr, ...], Field(min_length=1, max_length=64)]
     recipients: Annotated[tuple[PartyIdStr, ...], Field(min_length=1, max_length=64)]
+    terms: Annotated[tuple[DigestStr, ...], Field(max_length=64)] = ()
+
+
+class OfferBody(WireModel):
+    offer: EnvelopeField
+
+
+class AcceptBody(WireModel):
+    accept: EnvelopeField
+
+
+class OfferView(WireModel):
+    """An Offer (or Accept) statement, where it is in the log, and its commitment's salt."""
+
+    envelope: EnvelopeField
+    log_index: NonNegInt
+    salt: B64Field | None
+
+
+class OfferList(WireModel):
+    """Unexpired offers the caller made or that are addressed to it (or to anyone)."""
+
+    items: tuple[OfferView, ...]
 
 
 # --- the audit ------------------------------------------------------------------------------
@@ -310,4 +369,6 @@ WORKED_EXAMPLE = PriceSchedule(
     dp_bps=10_000,
     fee_bps=500,
     free_tier=True,
+    base_reward=50,
+    reward_period=86_400,
 )

@@ -16,6 +16,7 @@ from sealroom.wire import (
     QuoteBody,
     TransferView,
 )
+from sealroom.wire.credits import AcceptBody, OfferBody, OfferList, OfferView
 
 __all__ = ["router"]
 
@@ -70,4 +71,51 @@ def pay(
 def quote(
     call: Annotated[SignedBody[QuoteBody], Depends(signed_json(QuoteBody))], api: ApiDep
 ) -> Quote:
-    return api.coordinator.credits.quote(call.body, caller=call.caller.party)
+    return api.coordinator.credits.quote(call.body, caller=call.caller.party, now=call.caller.now)
+
+
+@router.post(
+    "/v1/credits/offers",
+    status_code=201,
+    response_model=OfferView,
+    responses=stored_responses(OfferView, "offer"),
+    openapi_extra=json_body(OfferBody),
+    description="An owner's Offer (negotiated price and usage bonus) for one of its datasets.",
+)
+def offer(
+    call: Annotated[SignedBody[OfferBody], Depends(signed_json(OfferBody))],
+    api: ApiDep,
+    response: Response,
+) -> OfferView:
+    stored = api.coordinator.credits.offer(
+        call.body.offer, caller=call.caller.party, now=call.caller.now
+    )
+    return answer(stored, response)
+
+
+@router.get(
+    "/v1/credits/offers",
+    response_model=OfferList,
+    description="Unexpired offers the caller made, or that it may accept.",
+)
+def offers(caller: Signed, api: ApiDep) -> OfferList:
+    return api.coordinator.credits.offers(caller=caller.party, now=caller.now)
+
+
+@router.post(
+    "/v1/credits/accepts",
+    status_code=201,
+    response_model=OfferView,
+    responses=stored_responses(OfferView, "acceptance"),
+    openapi_extra=json_body(AcceptBody),
+    description="A requester's Accept of an offer; a request names it in its terms.",
+)
+def accept(
+    call: Annotated[SignedBody[AcceptBody], Depends(signed_json(AcceptBody))],
+    api: ApiDep,
+    response: Response,
+) -> OfferView:
+    stored = api.coordinator.credits.accept(
+        call.body.accept, caller=call.caller.party, now=call.caller.now
+    )
+    return answer(stored, response)

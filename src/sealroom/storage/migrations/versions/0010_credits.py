@@ -1,4 +1,4 @@
-"""The credits ledger: accounts, transfers (logged statements), postings, escrows.
+"""The credits ledger: accounts, transfers (logged statements), postings, escrows, offers.
 
 Revision ID: 0010
 Revises: 0007
@@ -63,9 +63,24 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["request"], ["requests.request"]),
         sa.PrimaryKeyConstraint("request"),
     )
+    op.create_table(
+        "credit_offers",
+        sa.Column("offer", sa.String(length=71), nullable=False),
+        sa.Column("owner", sa.String(length=55), nullable=False),
+        sa.Column("dataset", sa.String(length=71), nullable=False),
+        sa.Column("requester", sa.String(length=55), nullable=True),
+        sa.Column("expires_at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["offer"], ["statements.digest"]),
+        sa.PrimaryKeyConstraint("offer"),
+    )
+    op.create_index("ix_credit_offers_owner", "credit_offers", ["owner"])
+    op.create_index("ix_credit_offers_requester", "credit_offers", ["requester"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_credit_offers_requester", table_name="credit_offers")
+    op.drop_index("ix_credit_offers_owner", table_name="credit_offers")
+    op.drop_table("credit_offers")
     op.drop_table("credit_escrows")
     op.drop_index("credit_postings_account", table_name="credit_postings")
     op.drop_table("credit_postings")
