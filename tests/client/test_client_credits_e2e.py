@@ -124,11 +124,43 @@ def test_escrow_settle_refund_and_unpaid_rejection(tmp_path: Path, db_url: str) 
             assert "balance does not cover" in (view.status_reason or "")
             assert b.credits().balance == 0
 
+            # 4. Negotiated terms: carol offers bob her input at 100 plus a usage bonus of 7.
+            offered = flows.offer(
+                c,
+                ids["carol"],
+                pc.dataset,
+                "topic-overlap",
+                price=100,
+                usage_bonus=7,
+                requester=ids["bob"].party_id,
+                now=now(),
+            )
+            assert [o.envelope.digest for o in a.offers()] == []  # addressed to bob only
+            accepted = flows.accept(b, ids["bob"], offered.envelope.digest, now=now())
+            agreed = b.quote(
+                "topic-overlap", {"top": 10}, inputs, [ids["bob"].party_id], terms=[accepted]
+            )
+            assert agreed.negotiated == (pc.dataset,)
+            assert [i.amount for i in agreed.inputs] == [quote.inputs[0].amount, 107]
+            ops.grant(ids["bob"].party_id, agreed.price, key="more", memo="", now=now())
+            carol_before = c.credits().balance
+            view = flows.request(
+                b, ids["bob"], "topic-overlap", inputs, {"top": 10}, now=now(), terms=[accepted]
+            )
+            for name in ("alice", "carol"):
+                flows.auto_approve(
+                    clients[name], ids[name], home=homes[name], allow_simulated=True, now=now()
+                )
+            assert b.credits().balance == 0
+            assert worker.step().outcome == "completed"
+            assert c.credits().balance == carol_before + 107 - 107 * 500 // 10_000
+            assert flows.status(b, view.request).status == "completed"
+
             recomputed, stored = audit(engine, ops.ledger.identity.public)
             assert dict(recomputed.accounts) == stored
             with read_transaction(engine) as conn:
                 total = conn.execute(select(func.sum(credit_accounts.c.balance))).scalar_one()
             assert int(total) == 0
-            assert stored[account_of(ids["carol"].party_id)] == got_c + quote.price
+            assert stored[account_of(ids["carol"].party_id)] == got_c + quote.price + 102
         finally:
             engine.dispose()
