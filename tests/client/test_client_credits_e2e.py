@@ -156,6 +156,24 @@ def test_escrow_settle_refund_and_unpaid_rejection(tmp_path: Path, db_url: str) 
             assert c.credits().balance == carol_before + 107 - 107 * 500 // 10_000
             assert flows.status(b, view.request).status == "completed"
 
+            # 5. Base rewards: only for a listed dataset of the answering owner that has earned
+            # in a settled paid run, once per period, and only while the pool holds credits.
+            empty = flows.answer_liveness(a, ids["alice"], [pa_.dataset], now=now())
+            assert [(i.paid, i.reason) for i in empty.items] == [
+                (False, "the rewards pool is empty")
+            ]
+            ops.fund_rewards(120, key="pool", memo="", now=now())
+            alice_before = a.credits().balance
+            paid = flows.answer_liveness(a, ids["alice"], [pa_.dataset, pc.dataset], now=now())
+            assert [(i.amount, i.reason) for i in paid.items] == [
+                (50, "paid"),
+                (0, "not a listed dataset of yours"),
+            ]
+            assert a.credits().balance == alice_before + 50
+            again = flows.answer_liveness(a, ids["alice"], [pa_.dataset], now=now())
+            assert [i.reason for i in again.items] == ["already paid this period"]
+            assert ops.balance("rewards") == 70
+
             recomputed, stored = audit(engine, ops.ledger.identity.public)
             assert dict(recomputed.accounts) == stored
             with read_transaction(engine) as conn:

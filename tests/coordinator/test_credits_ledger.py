@@ -334,3 +334,42 @@ def test_a_transfer_statement_must_balance() -> None:
             Transfer.model_validate({**base, "postings": bad})
     env = sign_statement(Transfer.model_validate({**base, "postings": good}), ledger).envelope
     assert Envelope.from_json(env.to_json()).digest == env.digest
+
+
+def test_liveness_needs_this_periods_challenge_and_an_earning_dataset(w: World) -> None:
+    from sealroom.errors import InvalidInput as Invalid
+    from sealroom.statements import Liveness
+
+    register(w, w.owner, "owner")
+    now = T0 + 100
+    ch = w.c.credits.challenge(caller=w.owner.party_id, now=now)
+
+    def answer(period: int, challenge: str) -> Envelope:
+        live = Liveness(
+            owner=w.owner.party_id,
+            datasets=(w.dataset,),
+            period=period,
+            challenge=challenge,
+            created_at=now,
+        )
+        return sign_statement(live, w.owner).envelope
+
+    other = w.c.credits.challenge(caller=w.requester.party_id, now=now).challenge
+    with pytest.raises(Invalid, match="challenge"):
+        w.c.credits.liveness(answer(ch.period, other), caller=w.owner.party_id, now=now)
+    with pytest.raises(Invalid, match="period"):
+        w.c.credits.liveness(answer(ch.period - 1, ch.challenge), caller=w.owner.party_id, now=now)
+    view = w.c.credits.liveness(answer(ch.period, ch.challenge), caller=w.owner.party_id, now=now)
+    # Without --pricing no base reward is paid; with it, a never-used dataset earns nothing.
+    assert [i.reason for i in view.items] == ["this coordinator pays no base reward"]
+    from sealroom.coordinator.credits import CreditLedger, Credits
+    from sealroom.wire.credits import WORKED_EXAMPLE
+
+    priced = Credits(
+        w.c.state, CreditLedger(identity=w.c.credits.ledger.identity, pricing=WORKED_EXAMPLE)
+    )
+    priced.fund_rewards(1000, key="pool", memo="", now=now)
+    ch = priced.challenge(caller=w.owner.party_id, now=now)
+    view = priced.liveness(answer(ch.period, ch.challenge), caller=w.owner.party_id, now=now)
+    assert [i.reason for i in view.items] == ["not yet used in a settled paid computation"]
+    assert priced.balance("rewards") == 1000

@@ -146,7 +146,9 @@ def _operator_credits(db: str, keys: Path | None, log_origin: str) -> tuple[Cred
 
 @credits_app.command("grant")
 def grant(
-    party: Annotated[str, typer.Argument(help="The registered party to credit.")],
+    party: Annotated[
+        str, typer.Argument(help="The registered party to credit, or `rewards` (the pool).")
+    ],
     amount: Annotated[int, typer.Argument(min=1, help="Minor units.")],
     key: Annotated[str, typer.Option("--key", help="Idempotency key for this grant.")],
     db: DbOpt,
@@ -164,10 +166,16 @@ def grant(
     with handle_errors(json_output):
         service, engine = _operator_credits(db, keys, log_origin)
         try:
-            posted = service.grant(
-                PartyId(party), amount, key=f"grant:{key}", memo=memo, now=int(time.time())
-            )
-            after = service.balance(account_of(party))
+            if party == "rewards":
+                posted = service.fund_rewards(
+                    amount, key=f"grant:{key}", memo=memo, now=int(time.time())
+                )
+                after = service.balance("rewards")
+            else:
+                posted = service.grant(
+                    PartyId(party), amount, key=f"grant:{key}", memo=memo, now=int(time.time())
+                )
+                after = service.balance(account_of(party))
         finally:
             engine.dispose()
         data = {
@@ -255,6 +263,124 @@ def print_quote(view: Quote) -> None:
     typer.echo(f"price        {view.price} (platform fee {view.fee}, {view.fee_bps} bps)")
 
 
+offer_app = typer.Typer(
+    no_args_is_help=True,
+    help="Negotiated terms: owners offer a price and usage bonus, requesters accept.",
+)
+
+
+@offer_app.command("make")
+def offer_make(
+    dataset: Annotated[str, typer.Argument(help="Your dataset's id.")],
+    computation: Annotated[str, typer.Argument(help="The computation the terms are for.")],
+    price: Annotated[int, typer.Option("--price", min=0, help="Replaces the schedule's price.")],
+    bonus: Annotated[
+        int, typer.Option("--bonus", min=0, help="Usage bonus paid on top per receipt.")
+    ] = 0,
+    to: Annotated[
+        str | None, typer.Option("--to", help="The requester it is for (default: anyone).")
+    ] = None,
+    ttl: Annotated[int, typer.Option("--ttl", min=60, help="Seconds until it expires.")] = 7
+    * 86_400,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Offer terms for one of your datasets (a signed, logged Offer)."""
+    from sealroom.client import flows
+
+    with command(json_output, url=url, home=home) as cmd:
+        me = cmd.party()
+        view = flows.offer(
+            me.client,
+            me.identity,
+            dataset,
+            computation,
+            price=price,
+            usage_bonus=bonus,
+            requester=to,
+            now=me.now(),
+            ttl=ttl,
+        )
+        emit(
+            json_output,
+            view.to_json_dict(),
+            lambda: typer.echo(f"offer {view.envelope.digest}"),
+        )
+
+
+@offer_app.command("list")
+def offer_list(
+    url: UrlOpt = DEFAULT_URL_VALUE, home: HomeOpt = None, json_output: JsonOpt = False
+) -> None:
+    """Unexpired offers you made or may accept."""
+    from sealroom.statements import Offer
+
+    with command(json_output, url=url, home=home) as cmd:
+        items = cmd.party().client.offers()
+
+        def human() -> None:
+            rows = []
+            for v in items:
+                o = v.envelope.open(Offer).statement
+                rows.append(
+                    [
+                        v.envelope.digest,
+                        o.dataset,
+                        o.computation,
+                        str(o.price),
+                        str(o.usage_bonus),
+                        o.requester or "anyone",
+                    ]
+                )
+            table(rows, ["offer", "dataset", "computation", "price", "bonus", "for"])
+
+        emit(json_output, {"items": [v.to_json_dict() for v in items]}, human)
+
+
+@offer_app.command("accept")
+def offer_accept(
+    offer: Annotated[str, typer.Argument(help="The offer's digest.")],
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Accept an offer; name the printed digest in `sealroom request --terms`."""
+    from sealroom.client import flows
+
+    with command(json_output, url=url, home=home) as cmd:
+        me = cmd.party()
+        digest = flows.accept(me.client, me.identity, offer, now=me.now())
+        emit(json_output, {"accept": digest}, lambda: typer.echo(f"accept {digest}"))
+
+
+@credits_app.command("live")
+def live(
+    dataset: Annotated[
+        list[str], typer.Option("--dataset", help="Your listed dataset (repeatable).")
+    ],
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Answer this period's liveness challenge: base rewards for your available datasets."""
+    from sealroom.client import flows
+
+    with command(json_output, url=url, home=home) as cmd:
+        me = cmd.party()
+        view = flows.answer_liveness(me.client, me.identity, dataset, now=me.now())
+
+        def human() -> None:
+            typer.echo(f"period {view.period}")
+            table(
+                [[i.dataset, str(i.amount), i.reason] for i in view.items],
+                ["dataset", "reward", "result"],
+            )
+
+        emit(json_output, view.to_json_dict(), human)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(credits_app, name="credits")
+    app.add_typer(offer_app, name="offer")
     app.command("quote")(quote)

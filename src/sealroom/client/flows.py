@@ -29,7 +29,7 @@ from sealroom.client.trust import SealingTrust, VerifiedEnclave, choose_enclave
 from sealroom.computations import DEFAULT_K, Computation, Registry, default_registry
 from sealroom.crypto.commit import DatasetCommitment, canonical_bytes, commit_table
 from sealroom.crypto.files import write_private
-from sealroom.crypto.keys import Identity, b64decode_strict, b64encode
+from sealroom.crypto.keys import Identity, PublicIdentity, b64decode_strict, b64encode
 from sealroom.crypto.sealing import SealContext, open_sealed, seal
 from sealroom.errors import (
     CommitmentMismatch,
@@ -47,6 +47,7 @@ from sealroom.statements import (
     ComputationRequest,
     DatasetAttestation,
     Envelope,
+    Liveness,
     Offer,
     Policy,
     Receipt,
@@ -58,7 +59,7 @@ from sealroom.statements import (
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import VerificationReport, verify_bundle
 from sealroom.wire import DatasetView, RequestStatus, RequestView
-from sealroom.wire.credits import OfferView
+from sealroom.wire.credits import OfferView, RewardsView, liveness_message
 
 if TYPE_CHECKING:
     from sealroom.connectors.profile import DatasetCard
@@ -490,6 +491,38 @@ def accept(client: Client, identity: Identity, offer_digest: str, *, now: int) -
     if view.envelope.digest != signed.digest:
         raise VerificationFailed("the coordinator stored another acceptance than the one sent")
     return signed.digest
+
+
+def answer_liveness(
+    client: Client, identity: Identity, datasets: Sequence[str], *, now: int
+) -> RewardsView:
+    """Answer this period's liveness challenge for ``datasets`` (base rewards). The challenge
+    is checked against the ledger key first: a coordinator cannot make us sign anything else."""
+    _check_identity(client, identity)
+    challenge = client.liveness_challenge()
+    ledger = client.credits_ledger()
+    key = PublicIdentity(
+        signing_key=b64decode_strict(ledger.signing_key, what="ledger key", size=32),
+        sealing_key=b64decode_strict(ledger.sealing_key, what="ledger key", size=32),
+    )
+    if key.party_id != ledger.ledger or challenge.party != identity.party_id:
+        raise VerificationFailed("the ledger key or the challenge is not for us")
+    key.verify(
+        b64decode_strict(challenge.challenge, what="challenge", size=64),
+        liveness_message(identity.party_id, challenge.period),
+        what="liveness challenge",
+    )
+    signed = sign_statement(
+        Liveness.build(
+            owner=identity.party_id,
+            datasets=tuple(datasets),
+            period=challenge.period,
+            challenge=challenge.challenge,
+            created_at=now,
+        ),
+        identity,
+    )
+    return client.post_liveness(signed.envelope)
 
 
 def keyword_overlap(

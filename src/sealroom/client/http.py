@@ -85,7 +85,15 @@ from sealroom.wire import (
     WireModel,
     parse_response,
 )
-from sealroom.wire.credits import AcceptBody, OfferBody, OfferList, OfferView
+from sealroom.wire.credits import (
+    AcceptBody,
+    LivenessBody,
+    LivenessChallenge,
+    OfferBody,
+    OfferList,
+    OfferView,
+    RewardsView,
+)
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "Client", "Progress", "system_clock"]
 
@@ -367,6 +375,26 @@ class Client:
         body = self._json_body(AcceptBody.model_construct(accept=accept))
         return self._view(
             OfferView, "POST", "/v1/credits/accepts", what="POST accept", body=body, signed=True
+        )
+
+    def liveness_challenge(self) -> LivenessChallenge:
+        return self._view(
+            LivenessChallenge,
+            "GET",
+            "/v1/credits/challenge",
+            what="GET /v1/credits/challenge",
+            signed=True,
+        )
+
+    def post_liveness(self, liveness: Envelope) -> RewardsView:
+        body = self._json_body(LivenessBody.model_construct(liveness=liveness))
+        return self._view(
+            RewardsView,
+            "POST",
+            "/v1/credits/liveness",
+            what="POST liveness",
+            body=body,
+            signed=True,
         )
 
     # --- policies ----------------------------------------------------------------------

@@ -252,11 +252,13 @@ class Party:
         ttl: int = flows.DEFAULT_TTL,
         room_policy: Mapping[str, Any] | Envelope | str | None = None,
         room_policy_name: str = "room policy",
+        terms: Sequence[str] = (),
     ) -> RequestView:
         """Ask for ``computation`` on ``datasets``; their owners approve by hand or by policy.
 
         ``room_policy``: rules this party signs (or a signed policy, or a stored policy's
-        digest) that every input's policy composes with, strictest wins.
+        digest) that every input's policy composes with, strictest wins. ``terms``: this
+        party's acceptances of owners' offers (negotiated prices).
         """
         room: Envelope | str | None
         if isinstance(room_policy, Mapping):
@@ -282,6 +284,7 @@ class Party:
             registry=self._registry,
             room_policy=room,
             home=self._home,
+            terms=terms,
         )
 
     def keyword_overlap(self, mine: str, theirs: str) -> RequestView:

@@ -54,6 +54,7 @@ from sealroom.statements import (
     ComputationRequest,
     DatasetAttestation,
     Envelope,
+    Liveness,
     Offer,
     Posting,
     Signed,
@@ -71,6 +72,7 @@ from sealroom.storage.schema import (
     credit_transfers,
     datasets,
     parties,
+    request_inputs,
     requests,
     settings,
     statements,
@@ -81,15 +83,19 @@ from sealroom.wire.credits import (
     CreditsView,
     DirectTransferBody,
     LedgerKeyView,
+    LivenessChallenge,
     OfferList,
     OfferView,
     PricedInput,
     PriceSchedule,
     Quote,
     QuoteBody,
+    RewardItem,
+    RewardsView,
     TransferView,
     account_of,
     apply_terms,
+    liveness_message,
     price_request,
     recompute_balances,
     settlement_postings,
@@ -531,6 +537,100 @@ class Credits:
             ).all()
             return OfferList(items=tuple(_opened_offer(conn, str(r)) for (r,) in rows))
 
+    def challenge(self, *, caller: PartyId, now: int) -> LivenessChallenge:
+        """The caller's liveness challenge for the current reward period."""
+        period = now // self._ledger.pricing.reward_period
+        return LivenessChallenge(
+            party=caller,
+            period=period,
+            period_ends_at=(period + 1) * self._ledger.pricing.reward_period,
+            challenge=b64encode(self._ledger.identity.sign(liveness_message(caller, period))),
+        )
+
+    def liveness(self, env: Envelope, *, caller: PartyId, now: int) -> RewardsView:
+        """Pay the base reward, from the rewards pool, for each listed dataset the owner's
+        signed answer to this period's challenge names: once per dataset per period, and only
+        for a dataset already used in a settled paid computation (a freshly published one,
+        which costs nothing to make, earns nothing: sybil datasets do not farm rewards)."""
+        live = env.open(Liveness).statement
+        if live.owner != caller:
+            raise PolicyDenied("a liveness answer is signed by the datasets' owner")
+        expected = self.challenge(caller=caller, now=now)
+        if live.period != expected.period:
+            raise InvalidInput(
+                f"the answer is for period {live.period}; the current period is {expected.period}"
+            )
+        if not hmac.compare_digest(live.challenge.encode(), expected.challenge.encode()):
+            raise InvalidInput("the answer does not carry this period's challenge")
+        amount = self._ledger.pricing.base_reward
+        items: list[RewardItem] = []
+        with write_transaction(self._state.engine) as conn:
+            self._state.store(conn, env, now=now)
+            for ds in live.datasets:
+                owner = conn.execute(
+                    select(datasets.c.owner).where(
+                        datasets.c.dataset == ds, datasets.c.status == "active"
+                    )
+                ).scalar_one_or_none()
+                reason = "paid"
+                if owner != caller:
+                    reason = "not a listed dataset of yours"
+                elif amount == 0:
+                    reason = "this coordinator pays no base reward"
+                elif not _used_in_paid_run(conn, ds):
+                    reason = "not yet used in a settled paid computation"
+                if reason != "paid":
+                    items.append(RewardItem(dataset=ds, amount=0, paid=False, reason=reason))
+                    continue
+                try:
+                    with conn.begin_nested():
+                        posted = post(
+                            self._state,
+                            self._ledger.identity,
+                            conn,
+                            key=f"reward:{live.period}:{ds}",
+                            kind="reward",
+                            cause=env.digest,
+                            postings=[("rewards", -amount), (account_of(caller), amount)],
+                            memo=f"base reward, period {live.period}",
+                            now=now,
+                        )
+                except IdempotencyMismatch:
+                    posted = None
+                except InsufficientCredits:
+                    items.append(
+                        RewardItem(
+                            dataset=ds, amount=0, paid=False, reason="the rewards pool is empty"
+                        )
+                    )
+                    continue
+                if posted is None or not posted.created:
+                    items.append(
+                        RewardItem(
+                            dataset=ds, amount=0, paid=False, reason="already paid this period"
+                        )
+                    )
+                else:
+                    items.append(RewardItem(dataset=ds, amount=amount, paid=True, reason="paid"))
+        return RewardsView(period=live.period, items=tuple(items))
+
+    def fund_rewards(self, amount: int, *, key: str, memo: str, now: int) -> Posted:
+        """Issue ``amount`` new credits into the rewards pool (the operator's act)."""
+        if amount <= 0:
+            raise InvalidInput("a grant is a positive amount")
+        with write_transaction(self._state.engine) as conn:
+            return post(
+                self._state,
+                self._ledger.identity,
+                conn,
+                key=key,
+                kind="grant",
+                cause=None,
+                postings=[("issuance", -amount), ("rewards", amount)],
+                memo=memo,
+                now=now,
+            )
+
     def grant(self, party: str, amount: int, *, key: str, memo: str, now: int) -> Posted:
         """Issue ``amount`` new credits to ``party`` (the operator's act; logged like any other)."""
         if amount <= 0:
@@ -662,6 +762,16 @@ def _computation(state: State, computation: str) -> Computation:
         return state.registry.get(computation)
     except NotFound as exc:
         raise InvalidInput(exc.detail) from None
+
+
+def _used_in_paid_run(conn: Connection, dataset: str) -> bool:
+    hit = conn.execute(
+        select(credit_escrows.c.request)
+        .join(request_inputs, request_inputs.c.request == credit_escrows.c.request)
+        .where(request_inputs.c.dataset == dataset, credit_escrows.c.status == "settled")
+        .limit(1)
+    ).first()
+    return hit is not None
 
 
 def _balance(conn: Connection, account: str) -> int:

@@ -61,6 +61,7 @@ __all__ = [
     "InputDecision",
     "InputRef",
     "Keyword",
+    "Liveness",
     "ModelWeights",
     "Offer",
     "OutputRef",
@@ -690,6 +691,29 @@ class Accept(Statement):
         require_signer(self.requester, signer, role="requester")
 
 
+class Liveness(Statement):
+    """An owner's answer to the coordinator's liveness challenge for one reward period: its
+    client is up and its datasets are available. Earns base rewards (docs/marketplace.md)."""
+
+    TYPE: ClassVar[str] = "sealroom.liveness"
+    VERSION: ClassVar[int] = 1
+
+    owner: PartyIdStr
+    datasets: Annotated[tuple[DigestStr, ...], Field(min_length=1, max_length=500)]
+    period: NonNegInt
+    challenge: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{86}==$")]
+    created_at: UnixTime
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Liveness:
+        if len(set(self.datasets)) != len(self.datasets):
+            raise ValueError("datasets contain a duplicate")
+        return self
+
+    def check_signer(self, signer: PublicIdentity) -> None:
+        require_signer(self.owner, signer, role="owner")
+
+
 STATEMENT_TYPES: dict[str, type[Statement]] = {
     cls.TYPE: cls
     for cls in (
@@ -705,5 +729,6 @@ STATEMENT_TYPES: dict[str, type[Statement]] = {
         Transfer,
         Offer,
         Accept,
+        Liveness,
     )
 }

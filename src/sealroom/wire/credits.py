@@ -34,6 +34,8 @@ __all__ = [
     "DirectTransferBody",
     "InputPrice",
     "LedgerKeyView",
+    "LivenessBody",
+    "LivenessChallenge",
     "OfferBody",
     "OfferList",
     "OfferView",
@@ -41,9 +43,12 @@ __all__ = [
     "PricedInput",
     "Quote",
     "QuoteBody",
+    "RewardItem",
+    "RewardsView",
     "TransferView",
     "account_of",
     "apply_terms",
+    "liveness_message",
     "price_request",
     "recompute_balances",
     "settlement_postings",
@@ -306,6 +311,39 @@ class OfferList(WireModel):
     """Unexpired offers the caller made or that are addressed to it (or to anyone)."""
 
     items: tuple[OfferView, ...]
+
+
+class LivenessChallenge(WireModel):
+    """This period's challenge for the caller: the ledger key's signature over
+    ``sealroom-liveness-v1:<party>:<period>`` (unforgeable, nothing stored)."""
+
+    party: PartyIdStr
+    period: NonNegInt
+    period_ends_at: NonNegInt
+    challenge: str
+
+
+class LivenessBody(WireModel):
+    liveness: EnvelopeField
+
+
+class RewardItem(WireModel):
+    dataset: DigestStr
+    amount: Amount
+    paid: bool
+    reason: str
+
+
+class RewardsView(WireModel):
+    """What one liveness answer earned: the base reward per dataset, or why not."""
+
+    period: NonNegInt
+    items: tuple[RewardItem, ...]
+
+
+def liveness_message(party: str, period: int) -> bytes:
+    """What the ledger key signs to make a party's challenge for a period."""
+    return f"sealroom-liveness-v1:{party}:{period}".encode()
 
 
 # --- the audit ------------------------------------------------------------------------------

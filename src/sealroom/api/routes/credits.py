@@ -16,7 +16,15 @@ from sealroom.wire import (
     QuoteBody,
     TransferView,
 )
-from sealroom.wire.credits import AcceptBody, OfferBody, OfferList, OfferView
+from sealroom.wire.credits import (
+    AcceptBody,
+    LivenessBody,
+    LivenessChallenge,
+    OfferBody,
+    OfferList,
+    OfferView,
+    RewardsView,
+)
 
 __all__ = ["router"]
 
@@ -119,3 +127,27 @@ def accept(
         call.body.accept, caller=call.caller.party, now=call.caller.now
     )
     return answer(stored, response)
+
+
+@router.get(
+    "/v1/credits/challenge",
+    response_model=LivenessChallenge,
+    description="The caller's liveness challenge for the current reward period.",
+)
+def challenge(caller: Signed, api: ApiDep) -> LivenessChallenge:
+    return api.coordinator.credits.challenge(caller=caller.party, now=caller.now)
+
+
+@router.post(
+    "/v1/credits/liveness",
+    response_model=RewardsView,
+    openapi_extra=json_body(LivenessBody),
+    description="An owner's signed answer to this period's challenge: base rewards for its "
+    "listed datasets (once per dataset per period).",
+)
+def liveness(
+    call: Annotated[SignedBody[LivenessBody], Depends(signed_json(LivenessBody))], api: ApiDep
+) -> RewardsView:
+    return api.coordinator.credits.liveness(
+        call.body.liveness, caller=call.caller.party, now=call.caller.now
+    )
