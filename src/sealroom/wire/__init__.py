@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from sealroom.wire.base import MAX_JSON_BODY, ReasonBody, WireModel, parse_body, parse_response
 from sealroom.wire.credits import (
+    AcceptBody,
     CreditsView,
     DirectTransferBody,
     LedgerKeyView,
+    LivenessBody,
+    LivenessChallenge,
+    OfferBody,
+    OfferList,
+    OfferView,
     PriceSchedule,
     Quote,
     QuoteBody,
+    RewardsView,
     TransferView,
 )
 from sealroom.wire.datasets import (
@@ -80,6 +87,7 @@ from sealroom.wire.service import (
 
 __all__ = [
     "MAX_JSON_BODY",
+    "AcceptBody",
     "ApprovalBody",
     "BudgetView",
     "CompleteJobBody",
@@ -110,9 +118,14 @@ __all__ = [
     "LedgerCharge",
     "LedgerKeyView",
     "LedgerView",
+    "LivenessBody",
+    "LivenessChallenge",
     "LogEntryView",
     "LogKey",
     "MessagePosted",
+    "OfferBody",
+    "OfferList",
+    "OfferView",
     "Participant",
     "PartyView",
     "PolicyBody",
@@ -134,6 +147,7 @@ __all__ = [
     "RequestView",
     "RequesterBudget",
     "ResultView",
+    "RewardsView",
     "SealedOutput",
     "SearchHit",
     "SearchPage",
