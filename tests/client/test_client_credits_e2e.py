@@ -166,13 +166,13 @@ def test_escrow_settle_refund_and_unpaid_rejection(tmp_path: Path, db_url: str) 
             alice_before = a.credits().balance
             paid = flows.answer_liveness(a, ids["alice"], [pa_.dataset, pc.dataset], now=now())
             assert [(i.amount, i.reason) for i in paid.items] == [
-                (50, "paid"),
+                (3, "paid"),
                 (0, "not a listed dataset of yours"),
             ]
-            assert a.credits().balance == alice_before + 50
+            assert a.credits().balance == alice_before + 3
             again = flows.answer_liveness(a, ids["alice"], [pa_.dataset], now=now())
             assert [i.reason for i in again.items] == ["already paid this period"]
-            assert ops.balance("rewards") == 70
+            assert ops.balance("rewards") == 117
 
             recomputed, stored = audit(engine, ops.ledger.identity.public)
             assert dict(recomputed.accounts) == stored

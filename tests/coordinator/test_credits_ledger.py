@@ -371,5 +371,7 @@ def test_liveness_needs_this_periods_challenge_and_an_earning_dataset(w: World) 
     priced.fund_rewards(1000, key="pool", memo="", now=now)
     ch = priced.challenge(caller=w.owner.party_id, now=now)
     view = priced.liveness(answer(ch.period, ch.challenge), caller=w.owner.party_id, now=now)
-    assert [i.reason for i in view.items] == ["not yet used in a settled paid computation"]
+    assert [i.reason for i in view.items] == [
+        "not used in a settled paid computation in the last 30 periods"
+    ]
     assert priced.balance("rewards") == 1000

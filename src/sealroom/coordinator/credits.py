@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, or_, select, update
+from sqlalchemy import Connection, Engine, literal, or_, select, update
 
 from sealroom.computations.base import Computation
 from sealroom.computations.registry import Registry
@@ -550,8 +550,9 @@ class Credits:
     def liveness(self, env: Envelope, *, caller: PartyId, now: int) -> RewardsView:
         """Pay the base reward, from the rewards pool, for each listed dataset the owner's
         signed answer to this period's challenge names: once per dataset per period, and only
-        for a dataset already used in a settled paid computation (a freshly published one,
-        which costs nothing to make, earns nothing: sybil datasets do not farm rewards)."""
+        for a dataset used in a settled paid computation within :data:`EARNING_WINDOW_PERIODS`
+        periods (publishing is free, so an unused dataset earns nothing, and keeping a sybil
+        dataset earning costs a paid run, with its fee, every window)."""
         live = env.open(Liveness).statement
         if live.owner != caller:
             raise PolicyDenied("a liveness answer is signed by the datasets' owner")
@@ -563,6 +564,7 @@ class Credits:
         if not hmac.compare_digest(live.challenge.encode(), expected.challenge.encode()):
             raise InvalidInput("the answer does not carry this period's challenge")
         amount = self._ledger.pricing.base_reward
+        since = now - EARNING_WINDOW_PERIODS * self._ledger.pricing.reward_period
         items: list[RewardItem] = []
         with write_transaction(self._state.engine) as conn:
             self._state.store(conn, env, now=now)
@@ -577,8 +579,11 @@ class Credits:
                     reason = "not a listed dataset of yours"
                 elif amount == 0:
                     reason = "this coordinator pays no base reward"
-                elif not _used_in_paid_run(conn, ds):
-                    reason = "not yet used in a settled paid computation"
+                elif not _used_in_paid_run(conn, ds, since):
+                    reason = (
+                        "not used in a settled paid computation in the last "
+                        f"{EARNING_WINDOW_PERIODS} periods"
+                    )
                 if reason != "paid":
                     items.append(RewardItem(dataset=ds, amount=0, paid=False, reason=reason))
                     continue
@@ -764,11 +769,24 @@ def _computation(state: State, computation: str) -> Computation:
         raise InvalidInput(exc.detail) from None
 
 
-def _used_in_paid_run(conn: Connection, dataset: str) -> bool:
+# A dataset earns base rewards while it was an input of a settled paid request within this
+# many reward periods (docs/marketplace.md, "Rewards").
+EARNING_WINDOW_PERIODS = 30
+
+
+def _used_in_paid_run(conn: Connection, dataset: str, since: int) -> bool:
     hit = conn.execute(
         select(credit_escrows.c.request)
         .join(request_inputs, request_inputs.c.request == credit_escrows.c.request)
-        .where(request_inputs.c.dataset == dataset, credit_escrows.c.status == "settled")
+        .join(
+            credit_transfers,
+            credit_transfers.c.key == literal("settle:") + credit_escrows.c.request,
+        )
+        .where(
+            request_inputs.c.dataset == dataset,
+            credit_escrows.c.status == "settled",
+            credit_transfers.c.created_at >= since,
+        )
         .limit(1)
     ).first()
     return hit is not None

@@ -407,6 +407,6 @@ WORKED_EXAMPLE = PriceSchedule(
     dp_bps=10_000,
     fee_bps=500,
     free_tier=True,
-    base_reward=50,
+    base_reward=3,
     reward_period=86_400,
 )
