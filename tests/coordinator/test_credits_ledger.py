@@ -337,7 +337,7 @@ def test_a_transfer_statement_must_balance() -> None:
 
 
 def test_liveness_needs_this_periods_challenge_and_an_earning_dataset(w: World) -> None:
-    from sealroom.errors import InvalidInput as Invalid
+    from sealroom.errors import AuthenticationFailed as Invalid
     from sealroom.statements import Liveness
 
     register(w, w.owner, "owner")

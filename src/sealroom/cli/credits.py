@@ -237,6 +237,10 @@ def quote(
         list[str] | None,
         typer.Option("--recipient", help="A recipient party id (repeatable; default: you)."),
     ] = None,
+    terms: Annotated[
+        list[str] | None,
+        typer.Option("--terms", help="Your acceptance of an offer (repeatable)."),
+    ] = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
@@ -247,7 +251,9 @@ def quote(
     with command(json_output, url=url, home=home) as cmd:
         party = cmd.party()
         values = request_params(params, param or [])
-        view = party.client.quote(computation, values, dataset, recipient or [party.party_id])
+        view = party.client.quote(
+            computation, values, dataset, recipient or [party.party_id], terms or []
+        )
         emit(json_output, view.to_json_dict(), lambda: print_quote(view))
 
 

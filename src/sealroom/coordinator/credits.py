@@ -40,6 +40,7 @@ from sealroom.coordinator.state import State, Stored, statement
 from sealroom.crypto.files import read_private, write_private
 from sealroom.crypto.keys import Identity, PartyId, PublicIdentity, b64decode_strict, b64encode
 from sealroom.errors import (
+    AuthenticationFailed,
     Conflict,
     IdempotencyMismatch,
     InsufficientCredits,
@@ -557,12 +558,13 @@ class Credits:
         if live.owner != caller:
             raise PolicyDenied("a liveness answer is signed by the datasets' owner")
         expected = self.challenge(caller=caller, now=now)
+        # A challenge-response: a stale or wrong challenge fails authentication.
         if live.period != expected.period:
-            raise InvalidInput(
+            raise AuthenticationFailed(
                 f"the answer is for period {live.period}; the current period is {expected.period}"
             )
         if not hmac.compare_digest(live.challenge.encode(), expected.challenge.encode()):
-            raise InvalidInput("the answer does not carry this period's challenge")
+            raise AuthenticationFailed("the answer does not carry this period's challenge")
         amount = self._ledger.pricing.base_reward
         since = now - EARNING_WINDOW_PERIODS * self._ledger.pricing.reward_period
         items: list[RewardItem] = []
@@ -678,24 +680,18 @@ class Credits:
 
     def quote(self, body: QuoteBody, *, caller: PartyId, now: int) -> Quote:
         """The price a request with these parts would be escrowed at."""
-        comp = _computation(self._state, body.computation)
+        comp = self._state.registry.get(body.computation)  # unknown: 404
         with read_transaction(self._state.engine) as conn:
-            req = ComputationRequest.model_validate(
-                {
-                    "requester": caller,
-                    "computation": {
-                        "id": comp.id,
-                        "version": comp.version,
-                        "code_digest": comp.code_digest,
-                    },
-                    "parameters": body.parameters,
-                    "inputs": body.inputs,
-                    "recipients": body.recipients,
-                    "nonce": b64encode(bytes(16)),
-                    "created_at": now,
-                    "expires_at": now + 1,
-                    "terms": body.terms,
-                }
+            req = ComputationRequest.build(
+                requester=caller,
+                computation=comp.ref(),
+                parameters=body.parameters,
+                inputs=body.inputs,
+                recipients=body.recipients,
+                nonce=b64encode(bytes(16)),
+                created_at=now,
+                expires_at=now + 1,
+                terms=body.terms,
             )
             return self._ledger.quote(self._state, conn, req, now)
 

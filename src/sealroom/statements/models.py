@@ -597,8 +597,9 @@ class TrainedModel(Statement):
 # granted out of it, so all balances always sum to zero).
 ACCOUNT_PATTERN = r"^(party:sr1[a-z2-7]{52}|escrow:sha256:[0-9a-f]{64}|platform|rewards|issuance)$"
 AccountStr = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
-# 2**53: amounts stay exact in every JSON reader, and a sum of 64 postings fits in 64 bits.
-MAX_AMOUNT = 1 << 53
+# 2**53 - 1: amounts stay exact in every JSON reader (and the strict parser's safe range), and
+# a sum of 130 postings fits in 64 bits.
+MAX_AMOUNT = (1 << 53) - 1
 TransferKind = Literal["grant", "transfer", "escrow", "settle", "refund", "reward", "bonus"]
 
 
