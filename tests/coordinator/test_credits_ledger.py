@@ -375,3 +375,33 @@ def test_liveness_needs_this_periods_challenge_and_an_earning_dataset(w: World) 
         "not used in a settled paid computation in the last 30 periods"
     ]
     assert priced.balance("rewards") == 1000
+
+
+def test_escrow_happens_once_and_closes_once(w: World) -> None:
+    """A request approved again (a lapsed lease re-queues it) is not escrowed twice, and an
+    escrow settles or refunds once; an unpaid requester gets a reason, not an error."""
+    from sealroom.coordinator.credits import CreditLedger
+    from sealroom.storage.engine import write_transaction
+    from sealroom.wire.credits import WORKED_EXAMPLE
+
+    register(w, w.requester, "requester")
+    register(w, w.owner, "owner")
+    ledger = CreditLedger(identity=w.c.credits.ledger.identity, pricing=WORKED_EXAMPLE)
+    rid = w.request((w.dataset,))
+    with write_transaction(w.c.state.engine) as conn:
+        refusal = ledger.escrow(w.c.state, conn, rid, T0 + 20)
+    assert refusal is not None
+    assert "does not cover" in refusal
+    w.c.credits.grant(w.requester.party_id, 10_000, key="g", memo="", now=T0)
+    for _ in range(2):
+        with write_transaction(w.c.state.engine) as conn:
+            assert ledger.escrow(w.c.state, conn, rid, T0 + 20) is None
+    held = w.c.credits.balance(f"escrow:{rid}")
+    assert held > 0
+    assert w.c.credits.balance(account_of(w.requester.party_id)) == 10_000 - held
+    for _ in range(2):
+        with write_transaction(w.c.state.engine) as conn:
+            ledger.close(w.c.state, conn, rid, "expired", T0 + 30)
+    assert w.c.credits.balance(account_of(w.requester.party_id)) == 10_000
+    assert w.c.credits.balance(f"escrow:{rid}") == 0
+    check_books(w.c.state.engine, ledger.identity)

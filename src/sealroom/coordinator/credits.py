@@ -327,6 +327,12 @@ class CreditLedger:
     def escrow(self, state: State, conn: Connection, request: str, now: int) -> str | None:
         """Move the request's price from the requester into its escrow account; return why
         not (the request is then rejected) if the requester's balance does not cover it."""
+        held = conn.execute(
+            select(credit_escrows.c.status).where(credit_escrows.c.request == request)
+        ).first()
+        if held is not None:
+            # Approved again (a lapsed lease re-queues a running job): already escrowed.
+            return None
         env, _ = statement(conn, request, ComputationRequest.TYPE)
         req = ComputationRequest.parse_payload(env.payload)
         try:
