@@ -405,3 +405,28 @@ def test_escrow_happens_once_and_closes_once(w: World) -> None:
     assert w.c.credits.balance(account_of(w.requester.party_id)) == 10_000
     assert w.c.credits.balance(f"escrow:{rid}") == 0
     check_books(w.c.state.engine, ledger.identity)
+
+
+def test_a_signed_max_price_bounds_the_escrow(w: World) -> None:
+    from sealroom.coordinator.credits import CreditLedger
+    from sealroom.statements import ComputationRequest
+    from sealroom.storage.engine import write_transaction
+    from sealroom.wire.credits import WORKED_EXAMPLE
+
+    register(w, w.requester, "requester")
+    register(w, w.owner, "owner")
+    w.c.credits.grant(w.requester.party_id, 10_000, key="g", memo="", now=T0)
+    ledger = CreditLedger(identity=w.c.credits.ledger.identity, pricing=WORKED_EXAMPLE)
+    capped = w.request((w.dataset,), max_price=1, nonce=2)
+    with write_transaction(w.c.state.engine) as conn:
+        refusal = ledger.escrow(w.c.state, conn, capped, T0 + 20)
+    assert refusal is not None
+    assert "signed max_price of 1" in refusal
+    assert w.c.credits.balance(account_of(w.requester.party_id)) == 10_000
+    # Requests that name no cap or terms keep the bytes (and digests) they had before.
+    plain = w.request((w.dataset,), nonce=3)
+    stored = w.c.requests.get(plain, caller=w.requester.party_id, now=T0 + 20).envelope
+    payload = ComputationRequest.parse_payload(stored.payload)
+    assert payload.max_price is None
+    assert b"max_price" not in stored.payload
+    assert b"terms" not in stored.payload

@@ -658,7 +658,8 @@ def request(
         typer.Option(
             "--max-price",
             min=0,
-            help="Quote first and refuse to sign if the price exceeds this (minor units).",
+            help="The most you agree to pay (minor units): quoted first (nothing is signed if "
+            "the price is above it) and signed into the request, so it is never escrowed higher.",
         ),
     ] = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
@@ -693,6 +694,7 @@ def request(
             room_policy=room_rules,
             room_policy_name=f"room policy ({room_policy.name})" if room_policy else "room policy",
             terms=terms or [],
+            max_price=max_price,
         )
         emit(json_output, _request_json(view), lambda: _print_request(view))
 

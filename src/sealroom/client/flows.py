@@ -384,11 +384,13 @@ def request(
     room_policy: Envelope | str | None = None,
     home: Path | None = None,
     terms: Sequence[str] = (),
+    max_price: int | None = None,
 ) -> RequestView:
     """Build, sign and post a ComputationRequest for a computation of the local library.
 
     ``terms``: the digests of this party's acceptances of owners' offers (:func:`accept`);
-    the inputs they cover are priced as agreed.
+    the inputs they cover are priced as agreed. ``max_price``: signed into the request, the
+    most it may be escrowed (a higher price rejects it instead).
 
     ``room_policy``: a room Policy composed with every input's policy (strictest
     wins), named in the request; a digest names a policy already stored, an
@@ -426,6 +428,7 @@ def request(
             expires_at=now + ttl,
             room_policy=room,
             terms=tuple(terms),
+            max_price=max_price,
         ),
         identity,
     )

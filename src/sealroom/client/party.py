@@ -253,12 +253,14 @@ class Party:
         room_policy: Mapping[str, Any] | Envelope | str | None = None,
         room_policy_name: str = "room policy",
         terms: Sequence[str] = (),
+        max_price: int | None = None,
     ) -> RequestView:
         """Ask for ``computation`` on ``datasets``; their owners approve by hand or by policy.
 
         ``room_policy``: rules this party signs (or a signed policy, or a stored policy's
         digest) that every input's policy composes with, strictest wins. ``terms``: this
-        party's acceptances of owners' offers (negotiated prices).
+        party's acceptances of owners' offers (negotiated prices); ``max_price``: the most
+        this party agrees to pay, signed into the request.
         """
         room: Envelope | str | None
         if isinstance(room_policy, Mapping):
@@ -285,6 +287,7 @@ class Party:
             room_policy=room,
             home=self._home,
             terms=terms,
+            max_price=max_price,
         )
 
     def keyword_overlap(self, mine: str, theirs: str) -> RequestView:

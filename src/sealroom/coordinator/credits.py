@@ -341,6 +341,11 @@ class CreditLedger:
             return f"the request's terms do not apply: {exc.detail}"
         if quote.free:
             return None
+        if req.max_price is not None and quote.price > req.max_price:
+            return (
+                f"the price of {quote.price} exceeds the requester's signed max_price of "
+                f"{req.max_price}"
+            )
         payer = account_of(req.requester)
         try:
             with conn.begin_nested():

@@ -79,6 +79,11 @@ __all__ = [
 ]
 
 
+# 2**53 - 1: amounts stay exact in every JSON reader (and the strict parser's safe range), and
+# a sum of 130 postings fits in 64 bits.
+MAX_AMOUNT = (1 << 53) - 1
+
+
 class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -210,12 +215,17 @@ class ComputationRequest(Statement):
     # Negotiated terms: the digests of the requester's Accept statements of owners' Offers.
     # Absent (not null) when there are none, so requests made before terms keep their bytes.
     terms: Annotated[tuple[DigestStr, ...], Field(max_length=64)] = ()
+    # The most the requester agrees to be charged (minor units): a price above it is never
+    # escrowed, and anyone holding the request can check the escrow against it.
+    max_price: Annotated[int, Field(ge=0, le=MAX_AMOUNT)] | None = None
 
     @model_serializer(mode="wrap")
-    def _omit_no_terms(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _omit_marketplace_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
         if not data.get("terms"):
             data.pop("terms", None)
+        if data.get("max_price") is None:
+            data.pop("max_price", None)
         return data
 
     @model_validator(mode="after")
@@ -597,9 +607,6 @@ class TrainedModel(Statement):
 # granted out of it, so all balances always sum to zero).
 ACCOUNT_PATTERN = r"^(party:sr1[a-z2-7]{52}|escrow:sha256:[0-9a-f]{64}|platform|rewards|issuance)$"
 AccountStr = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
-# 2**53 - 1: amounts stay exact in every JSON reader (and the strict parser's safe range), and
-# a sum of 130 postings fits in 64 bits.
-MAX_AMOUNT = (1 << 53) - 1
 TransferKind = Literal["grant", "transfer", "escrow", "settle", "refund", "reward", "bonus"]
 
 
