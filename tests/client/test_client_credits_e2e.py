@@ -7,18 +7,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from sealroom.client import flows
 from sealroom.client.http import Client
 from sealroom.coordinator.credits import audit, operator_credits
 from sealroom.coordinator.keys import CoordinatorKeystore
+from sealroom.errors import VerificationFailed
 from sealroom.statements import Transfer
 from sealroom.storage.engine import create_engine, read_transaction
 from sealroom.storage.schema import credit_accounts
+from sealroom.wire import CreditsView
 from sealroom.wire.credits import WORKED_EXAMPLE, account_of
 from tests.client.client_world import AUTO_POLICY, TOPICS_A, TOPICS_B, now, party, write_jsonl
 from tests.services import coordinator, registered_enclave
+
+
+class Lying(Client):
+    """A coordinator that misreports the caller's account."""
+
+    lie: CreditsView | None = None
+
+    def credits(self) -> CreditsView:
+        assert self.lie is not None
+        return self.lie
 
 
 def test_escrow_settle_refund_and_unpaid_rejection(tmp_path: Path, db_url: str) -> None:
@@ -173,6 +186,22 @@ def test_escrow_settle_refund_and_unpaid_rejection(tmp_path: Path, db_url: str) 
             again = flows.answer_liveness(a, ids["alice"], [pa_.dataset], now=now())
             assert [i.reason for i in again.items] == ["already paid this period"]
             assert ops.balance("rewards") == 117
+
+            # Each party checks its own account: ledger signatures, the log it trusts, the sum,
+            # escrows within the max_price it signed; a coordinator that lies is caught.
+            for name in ("alice", "bob", "carol"):
+                checked = flows.verified_credits(clients[name], ids[name], home=homes[name])
+                assert checked.balance == clients[name].credits().balance
+            honest = b.credits()
+            for lie in (
+                honest.model_copy(update={"balance": honest.balance + 1}),
+                honest.model_copy(update={"transfers": honest.transfers[1:]}),
+                honest.model_copy(update={"transfers": a.credits().transfers}),
+            ):
+                with Lying(base_url=url, identity=ids["bob"]) as liar:
+                    liar.lie = lie
+                    with pytest.raises(VerificationFailed):
+                        flows.verified_credits(liar, ids["bob"], home=homes["bob"])
 
             recomputed, stored = audit(engine, ops.ledger.identity.public)
             assert dict(recomputed.accounts) == stored

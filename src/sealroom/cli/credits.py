@@ -65,11 +65,15 @@ OriginOpt = Annotated[
 def balance(
     url: UrlOpt = DEFAULT_URL_VALUE, home: HomeOpt = None, json_output: JsonOpt = False
 ) -> None:
-    """Your balance and every transfer that touched your account."""
+    """Your balance and every transfer that touched your account, verified: each is signed by
+    the ledger key and in the log you trust, they sum to the balance, and no escrow exceeds the
+    max_price you signed."""
+    from sealroom.client import flows
     from sealroom.statements import Transfer
 
     with command(json_output, url=url, home=home) as cmd:
-        view = cmd.party().client.credits()
+        me = cmd.party()
+        view = flows.verified_credits(me.client, me.identity, home=me.home)
 
         def human() -> None:
             typer.echo(f"account   {view.account}")

@@ -53,13 +53,14 @@ from sealroom.statements import (
     Receipt,
     ReleasedOutput,
     Signed,
+    Transfer,
     canonical_json,
     sign_statement,
 )
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import VerificationReport, verify_bundle
 from sealroom.wire import DatasetView, RequestStatus, RequestView
-from sealroom.wire.credits import OfferView, RewardsView, liveness_message
+from sealroom.wire.credits import CreditsView, OfferView, RewardsView, liveness_message
 
 if TYPE_CHECKING:
     from sealroom.connectors.profile import DatasetCard
@@ -494,6 +495,52 @@ def accept(client: Client, identity: Identity, offer_digest: str, *, now: int) -
     if view.envelope.digest != signed.digest:
         raise VerificationFailed("the coordinator stored another acceptance than the one sent")
     return signed.digest
+
+
+def verified_credits(
+    client: Client, identity: Identity, *, home: Path | None = None
+) -> CreditsView:
+    """This party's account, checked: every transfer is signed by the ledger key the coordinator
+    publishes, posts to this account, and the postings sum to the balance shown; every escrow
+    of one of this party's requests is at most the max_price it signed; with ``home``, every
+    transfer is in the log this party trusts. Raises :class:`VerificationFailed` otherwise."""
+    _check_identity(client, identity)
+    ledger = client.credits_ledger()
+    key = PublicIdentity(
+        signing_key=b64decode_strict(ledger.signing_key, what="ledger key", size=32),
+        sealing_key=b64decode_strict(ledger.sealing_key, what="ledger key", size=32),
+    )
+    if key.party_id != ledger.ledger:
+        raise VerificationFailed("the published ledger key does not match its party id")
+    view = client.credits()
+    if view.party != identity.party_id:
+        raise VerificationFailed("the coordinator answered with another party's account")
+    trusted = TrustedLog(client, home) if home is not None else None
+    total = 0
+    for t in view.transfers:
+        if t.envelope.signer != key:
+            raise VerificationFailed(f"transfer {t.envelope.digest} is not signed by the ledger")
+        transfer = t.envelope.open(Transfer).statement
+        mine = [p.amount for p in transfer.postings if p.account == view.account]
+        if len(mine) != 1:
+            raise VerificationFailed(f"transfer {t.envelope.digest} does not touch your account")
+        total += mine[0]
+        if transfer.kind == "escrow" and transfer.cause is not None and mine[0] < 0:
+            req = client.get_request(transfer.cause).envelope.open(ComputationRequest).statement
+            if req.requester != identity.party_id:
+                raise VerificationFailed(f"escrow {transfer.seq} names another's request")
+            if req.max_price is not None and -mine[0] > req.max_price:
+                raise VerificationFailed(
+                    f"escrow {transfer.seq} took {-mine[0]}, above your signed max_price "
+                    f"{req.max_price}"
+                )
+        if trusted is not None:
+            trusted.verify_logged(t.envelope, index=t.log_index, salt=t.salt)
+    if total != view.balance:
+        raise VerificationFailed(
+            f"your transfers sum to {total}, but the coordinator shows a balance of {view.balance}"
+        )
+    return view
 
 
 def answer_liveness(
