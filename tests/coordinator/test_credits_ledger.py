@@ -430,3 +430,58 @@ def test_a_signed_max_price_bounds_the_escrow(w: World) -> None:
     assert payload.max_price is None
     assert b"max_price" not in stored.payload
     assert b"terms" not in stored.payload
+
+
+def test_pay_splits_among_payees_less_the_fee_once(w: World) -> None:
+    """The API other services use (paid model use, a curator's share): one payer, several
+    payees, the platform's fee, idempotent, never overdrawn."""
+    from sealroom.coordinator.credits import ledger_of
+    from sealroom.storage.engine import write_transaction
+
+    for who, name in ((w.requester, "requester"), (w.owner, "owner"), (w.stranger, "stranger")):
+        register(w, who, name)
+    w.c.credits.grant(w.requester.party_id, 1000, key="g", memo="", now=T0)
+    ledger = ledger_of(w.c.state)
+    payees = [(w.owner.party_id, 301), (w.stranger.party_id, 99)]
+    for _ in range(2):
+        with write_transaction(w.c.state.engine) as conn:
+            posted = ledger.pay(
+                w.c.state,
+                conn,
+                payer=w.requester.party_id,
+                payees=payees,
+                key="model-use-1",
+                cause=None,
+                memo="predict",
+                now=T0 + 1,
+                fee_bps=500,
+            )
+    assert not posted.created
+    books = check_books(w.c.state.engine, ledger.identity)
+    assert books[account_of(w.requester.party_id)] == 600
+    assert books[account_of(w.owner.party_id)] == 301 - 15
+    assert books[account_of(w.stranger.party_id)] == 99 - 4
+    assert books["platform"] == 19
+    with pytest.raises(InsufficientCredits), write_transaction(w.c.state.engine) as conn:
+        ledger.pay(
+            w.c.state,
+            conn,
+            payer=w.requester.party_id,
+            payees=[(w.owner.party_id, 601)],
+            key="model-use-2",
+            cause=None,
+            memo="",
+            now=T0 + 2,
+        )
+    with pytest.raises(InvalidInput), write_transaction(w.c.state.engine) as conn:
+        ledger.pay(
+            w.c.state,
+            conn,
+            payer=w.owner.party_id,
+            payees=[(w.owner.party_id, 1)],
+            key="self",
+            cause=None,
+            memo="",
+            now=T0 + 2,
+        )
+    assert check_books(w.c.state.engine, ledger.identity) == books

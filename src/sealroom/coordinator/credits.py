@@ -1,11 +1,15 @@
 """The credits ledger: double entry in integer minor units, every transfer a logged statement.
 
-The API other modules use is small: :func:`post` (one balanced transfer, idempotent by
-key, in the caller's write transaction), :meth:`CreditLedger.grant` / :meth:`transfer`
-(their own transactions), and the request hooks :meth:`CreditLedger.escrow` /
-:meth:`CreditLedger.close` that :meth:`State.transition` calls: escrow when a request
-is approved, settle to the owners (minus the platform fee) when it completes with a
-logged receipt, refund when it is rejected, fails, is withdrawn or expires.
+The API other modules use is small. Inside a service's write transaction: ``ledger =
+ledger_of(state)``, then :meth:`CreditLedger.pay` (a payer pays one or more payees, less
+the platform fee: paid model use, a curator's share) or, for anything else, :func:`post`
+(one balanced transfer). Both are idempotent by key. In their own transactions:
+:meth:`Credits.grant` and :meth:`Credits.transfer` (a party's direct payment). And the
+request hooks :meth:`CreditLedger.escrow` / :meth:`CreditLedger.close` that
+:meth:`State.transition` calls: escrow when a request is approved, settle to the owners
+(minus the platform fee) when it completes with a logged receipt, refund when it is
+rejected, fails, is withdrawn or expires. Use ``state.transition``, never the bare
+:func:`~sealroom.coordinator.state.transition`, or money does not move with the status.
 
 Why it holds under concurrency and crashes: every write runs in one serialized write
 transaction (``BEGIN IMMEDIATE`` on SQLite, the log-head row lock on PostgreSQL:
@@ -41,6 +45,7 @@ from sealroom.crypto.files import read_private, write_private
 from sealroom.crypto.keys import Identity, PartyId, PublicIdentity, b64decode_strict, b64encode
 from sealroom.errors import (
     AuthenticationFailed,
+    BackendUnavailable,
     Conflict,
     IdempotencyMismatch,
     InsufficientCredits,
@@ -109,6 +114,7 @@ __all__ = [
     "Posted",
     "audit",
     "ledger_identity",
+    "ledger_of",
     "operator_credits",
     "post",
 ]
@@ -323,6 +329,43 @@ class CreditLedger:
         for digest in req.terms:
             negotiated.update(_agreed(conn, digest, req, computation.id, owners, now))
         return apply_terms(quote, negotiated)
+
+    def pay(
+        self,
+        state: State,
+        conn: Connection,
+        *,
+        payer: str,
+        payees: Sequence[tuple[str, int]],
+        key: str,
+        cause: str | None,
+        memo: str,
+        now: int,
+        fee_bps: int | None = None,
+    ) -> Posted:
+        """Pay each payee its amount from ``payer``'s account, in ``conn``'s transaction; each
+        share less ``floor(share * fee_bps / BPS)`` (default: the schedule's fee), the platform
+        the rest. For the other marketplace services (paid model use, a curator's share).
+        Idempotent by ``key``; :class:`InsufficientCredits` if the payer cannot cover it."""
+        fee = self.pricing.fee_bps if fee_bps is None else fee_bps
+        total = sum(a for _, a in payees)
+        if total <= 0 or any(a < 0 for _, a in payees):
+            raise InvalidInput("a payment moves a positive amount to each payee")
+        if payer in {p for p, _ in payees}:
+            raise InvalidInput("a party cannot pay itself")
+        # Settle from the payer's account as if it were an escrow holding exactly the total.
+        postings = settlement_postings(account_of(payer), list(payees), fee)
+        return post(
+            state,
+            self.identity,
+            conn,
+            key=key,
+            kind="transfer",
+            cause=cause,
+            postings=postings,
+            memo=memo,
+            now=now,
+        )
 
     def escrow(self, state: State, conn: Connection, request: str, now: int) -> str | None:
         """Move the request's price from the requester into its escrow account; return why
@@ -731,6 +774,13 @@ def _agreed(
     if offer.expires_at <= now:
         raise InvalidInput(f"offer {accept.offer} expired")
     return {offer.dataset: offer.price + offer.usage_bonus}
+
+
+def ledger_of(state: State) -> CreditLedger:
+    """The credits ledger ``state`` runs with (every coordinator has one)."""
+    if not isinstance(state.credits, CreditLedger):
+        raise BackendUnavailable("this coordinator runs without a credits ledger")
+    return state.credits
 
 
 def operator_credits(engine: Engine, keystore: CoordinatorKeystore, log_origin: str) -> Credits:
