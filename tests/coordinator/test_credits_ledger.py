@@ -161,7 +161,7 @@ _OWNERS = [account_of(identity(f"owner-{i}").party_id) for i in range(3)]
 ROUNDS = int(os.environ.get("SEALROOM_CREDITS_CRASH_ROUNDS", "100"))
 
 
-def _settlement_loop(url: str, keys: str, start: int, ready: Any) -> None:
+def _settlement_loop(url: str, keys: str, start: int, ready: Any, commits: Any) -> None:
     """A process that escrows, settles and refunds as fast as it can until it is killed."""
     from sealroom.computations.registry import Registry
     from sealroom.coordinator.credits import ledger_identity, post
@@ -208,6 +208,7 @@ def _settlement_loop(url: str, keys: str, start: int, ready: Any) -> None:
                 memo="",
                 now=T0 + n,
             )
+        commits.value += 1
         with write_transaction(engine) as conn:
             if n % 3:
                 shares = [(a.removeprefix("party:"), 10) for a in _OWNERS]
@@ -234,6 +235,7 @@ def _settlement_loop(url: str, keys: str, start: int, ready: Any) -> None:
                     memo="",
                     now=T0 + n,
                 )
+        commits.value += 1
 
 
 def test_sigkill_during_settlement_never_creates_or_destroys_a_credit(
@@ -266,14 +268,22 @@ def test_sigkill_during_settlement_never_creates_or_destroys_a_credit(
     rounds = 0
     while rounds < ROUNDS and time.monotonic() < deadline:
         ready = ctx.Event()
+        commits = ctx.Value("i", 0)
         with read_transaction(engine) as conn:
             done = conn.execute(select(func.count()).select_from(credit_transfers)).scalar_one()
         child = ctx.Process(
-            target=_settlement_loop, args=(url, str(keystore.directory), done * 10, ready)
+            target=_settlement_loop,
+            args=(url, str(keystore.directory), done * 10, ready, commits),
         )
         child.start()
         assert ready.wait(30)
-        time.sleep(rng.uniform(0, 0.08))
+        # A random point: after 0-5 commits (however loaded the machine), then up to 10 ms
+        # further, inside or between transactions.
+        target = rng.randint(0, 5)
+        waited = time.monotonic() + 30
+        while commits.value < target and time.monotonic() < waited:
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0, 0.01))
         assert child.pid is not None
         os.kill(child.pid, signal.SIGKILL)
         child.join()
@@ -297,7 +307,8 @@ def test_sigkill_during_settlement_never_creates_or_destroys_a_credit(
         assert int(payer) + int(held) + int(paid) == 10**9
         assert int(held) in (0, 30)  # at most the one escrow the kill interrupted
         rounds += 1
-    assert rounds >= min(ROUNDS, 30)
+    assert rounds >= min(ROUNDS, 30), rounds
+    print(f"{rounds} SIGKILLs survived")
     books = check_books(engine, ledger)
     assert sum(books.values()) == 0
     with read_transaction(engine) as conn:
