@@ -24,6 +24,7 @@ BENCHES = {
     "bench.bench_ledger": (["--quick"], []),
     "bench.bench_job": (["--scale", "1", "--repeat", "3"], []),
     "bench.bench_discovery": (["--quick"], []),
+    "bench.bench_web": (["--quick"], []),
     "bench.bench_analytics": (["--quick"], []),
     "bench.bench_psi": (["--quick"], []),
     "bench.bench_pjc": (["--quick"], ["--workers", "2"]),

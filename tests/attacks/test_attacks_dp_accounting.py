@@ -125,6 +125,9 @@ class ReplayingCoordinator:
         self.forwarded.add(request)
         return self.inner.complete_job(request, receipt, outputs, charges)
 
+    def record_deletion(self, request: str, deletion: Envelope, /) -> object:
+        return self.inner.record_deletion(request, deletion)
+
     def fail_job(self, request: str, reason: str, /) -> object:
         return self.inner.fail_job(request, reason)
 

@@ -496,3 +496,32 @@ def test_pay_splits_among_payees_less_the_fee_once(w: World) -> None:
             now=T0 + 2,
         )
     assert check_books(w.c.state.engine, ledger.identity) == books
+
+
+def test_the_marketplace_charges_through_the_ledger(w: World) -> None:
+    """The default Payments seam of a coordinator is this ledger: declined without funds,
+    idempotent by key, refunds, every move a logged transfer that the audit recomputes."""
+    from sealroom.coordinator.credits import LedgerPayments, ledger_of
+    from sealroom.coordinator.payments import PaymentDeclined
+    from sealroom.errors import Conflict
+
+    register(w, w.requester, "requester")
+    register(w, w.owner, "owner")
+    pay = LedgerPayments(w.c.state, ledger_of(w.c.state), clock=lambda: T0 + 9)
+    user, trainer = w.requester.party_id, w.owner.party_id
+    with pytest.raises(PaymentDeclined):
+        pay.charge(payer=user, payee=trainer, amount=5, idempotency_key="use:1", memo="predict")
+    w.c.credits.grant(user, 20, key="g", memo="", now=T0)
+    for _ in range(2):
+        done = pay.charge(payer=user, payee=trainer, amount=5, idempotency_key="use:1", memo="p")
+    assert done.amount == 5
+    with pytest.raises(Conflict):
+        pay.charge(payer=user, payee=trainer, amount=6, idempotency_key="use:1", memo="p")
+    pay.refund(payer=trainer, payee=user, amount=2, idempotency_key="dispute:1", memo="upheld")
+    assert (
+        pay.charge(payer=user, payee=trainer, amount=0, idempotency_key="free", memo="").amount == 0
+    )
+    books = check_books(w.c.state.engine, w.c.credits.ledger.identity)
+    assert books[account_of(user)] == 17
+    assert books[account_of(trainer)] == 3
+    assert w.c.market is not None

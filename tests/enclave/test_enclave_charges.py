@@ -145,6 +145,9 @@ class HostileCoordinator:
             hook()
         return self.inner.complete_job(request, receipt, outputs, charges)
 
+    def record_deletion(self, request: str, deletion: Envelope, /) -> object:
+        return self.inner.record_deletion(request, deletion)
+
     def fail_job(self, request: str, reason: str, /) -> object:
         return self.inner.fail_job(request, reason)
 

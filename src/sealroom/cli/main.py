@@ -16,13 +16,16 @@ from typer.exceptions import TyperException
 from sealroom import __version__
 from sealroom.cli import (
     agents,
+    audit,
     checkpoint,
     credits,
     deploy,
     keys,
+    market,
     party,
     protocols,
     services,
+    ui,
     watch,
     witness,
 )
@@ -366,12 +369,9 @@ def _print_report(path: Path, report: VerificationReport) -> None:
         typer.echo(f"  {mark}  {c.name.ljust(width)}  {c.detail}")
     for w in report.warnings:
         typer.secho(f"  warning: {w}", fg="yellow")
-    total, failed = len(report.checks), len(report.failures)
-    if failed:
-        typer.secho(f"NOT VERIFIED: {failed} of {total} checks failed.", fg="red", bold=True)
-    else:
-        label = " (simulated TEE)" if report.simulated else ""
-        typer.secho(f"VERIFIED{label}: all {total} checks passed.", fg="green", bold=True)
+    from sealroom.verification.verify import verdict
+
+    typer.secho(verdict(report), fg="red" if report.failures else "green", bold=True)
 
 
 @app.command()
@@ -417,6 +417,9 @@ deploy.register(app)
 agents.register(app)
 credits.register(app)
 watch.register(app)
+ui.register(app)
+audit.register(app)
+market.register(app)
 
 
 def main() -> None:

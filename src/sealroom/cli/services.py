@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -114,6 +115,17 @@ def serve(
             "back to the queue for another worker.",
         ),
     ] = 300,
+    sweep_every: Annotated[
+        int,
+        typer.Option(
+            "--sweep-every",
+            min=0,
+            max=86_400,
+            envvar="SEALROOM_SWEEP_EVERY",
+            help="Seconds between the coordinator's own sweeps (0: only when called): sealed "
+            "results past retention are deleted and recorded, expired requests end.",
+        ),
+    ] = 60,
     witness: Annotated[
         list[str] | None,
         typer.Option(
@@ -181,7 +193,8 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Run the coordinator: HTTP API, registry, workflow and transparency log.
+    """Run the coordinator: HTTP API, registry, workflow, transparency log and the public pages
+    (/ dataset explorer, /log browser, /verify page; no login, nothing the API hides).
 
     Enclaves are admitted only under --enclave-measurements and/or --simulation-root;
     with neither, no enclave can register (fail closed).
@@ -194,6 +207,7 @@ def serve(
     from sealroom.coordinator.admission import AdmissionPolicy
     from sealroom.coordinator.witnessing import WitnessEndpoint
     from sealroom.verification.trust import parse_measurements
+    from sealroom.web.public import install_public_pages
 
     with handle_errors(json_output):
         if log_level not in _LOG_LEVELS:
@@ -221,6 +235,7 @@ def serve(
                 PriceSchedule, read_file(pricing, "price schedule"), what="price schedule"
             )
         admission = AdmissionPolicy(pin=pin)
+        sim_root = None if pin is None else pin.simulation_root
         if pin is None:
             typer.secho(f"!! {admission.describe()} !!", fg="yellow", err=True)
         else:
@@ -250,6 +265,8 @@ def serve(
             on_ready=ready if json_output else None,
             lease_seconds=lease_seconds,
             pricing=schedule,
+            extend=[partial(install_public_pages, simulation_root=sim_root)],
+            sweep_interval=float(sweep_every),
         )
 
 

@@ -48,6 +48,9 @@ from sealroom.wire import (
     CreditsView,
     DatasetPage,
     DatasetView,
+    DeletionBody,
+    DeletionRecorded,
+    DeletionsView,
     DirectTransferBody,
     DraftView,
     EnclaveBody,
@@ -93,6 +96,28 @@ from sealroom.wire.credits import (
     OfferList,
     OfferView,
     RewardsView,
+)
+from sealroom.wire.market import (
+    ArbiterView,
+    DisputeBody,
+    DisputePage,
+    DisputeView,
+    EvaluationBody,
+    EvaluationPage,
+    EvaluationView,
+    ModelBody,
+    ModelPage,
+    ModelView,
+    PledgeBody,
+    PledgeView,
+    PortfolioBody,
+    PortfolioPage,
+    PortfolioView,
+    ReputationView,
+    ResolutionBody,
+    ReviewBody,
+    ReviewView,
+    UsePage,
 )
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "Client", "Progress", "system_clock"]
@@ -656,6 +681,20 @@ class Client:
         path = f"/v1/ledger/{_segment(dataset)}"
         return self._view(LedgerView, "GET", path, what="GET ledger", signed=True)
 
+    def record_deletion(self, request: str, deletion: Envelope) -> DeletionRecorded:
+        """Post the enclave's signed Deletion for a job it ran (stored and logged once)."""
+        path = f"/v1/jobs/{_segment(request)}/deletion"
+        body = self._json_body(DeletionBody.model_construct(deletion=deletion))
+        return self._view(
+            DeletionRecorded, "POST", path, what="POST job deletion", body=body, signed=True
+        )
+
+    def deletions(self, request: str) -> DeletionsView:
+        """The request's Deletions with proofs, and the coordinator's erasures (untrusted:
+        open each envelope and check its proof)."""
+        path = f"/v1/requests/{_segment(request)}/deletions"
+        return self._view(DeletionsView, "GET", path, what="GET deletions", signed=True)
+
     def fail_job(self, request: str, reason: str) -> RequestView:
         path = f"/v1/jobs/{_segment(request)}/fail"
         body = self._json_body(ReasonBody.model_construct(reason=reason))
@@ -724,6 +763,102 @@ class Client:
         if not index.isdigit() or not sender:
             raise ProtocolError("malformed response to GET session message: headers")
         return int(index), sender, response.content
+
+    # --- marketplace ----------------------------------------------------------------------
+
+    def publish_model(self, model: Envelope, evidence: Sequence[Envelope] = ()) -> ModelView:
+        body = self._json_body(ModelBody.model_construct(model=model, evidence=tuple(evidence)))
+        return self._view(
+            ModelView, "POST", "/v1/models", what="POST /v1/models", body=body, signed=True
+        )
+
+    def models(self, *, trainer: str | None = None) -> ModelPage:
+        query = _query(trainer=trainer)
+        return self._view(
+            ModelPage, "GET", "/v1/models", query=query, what="GET /v1/models", signed=False
+        )
+
+    def model(self, model: str) -> ModelView:
+        path = f"/v1/models/{_segment(model)}"
+        return self._view(ModelView, "GET", path, what="GET model", signed=False)
+
+    def model_uses(self, model: str) -> UsePage:
+        path = f"/v1/models/{_segment(model)}/uses"
+        return self._view(UsePage, "GET", path, what="GET model uses", signed=True)
+
+    def model_evaluations(self, model: str) -> EvaluationPage:
+        path = f"/v1/models/{_segment(model)}/evaluations"
+        return self._view(EvaluationPage, "GET", path, what="GET evaluations", signed=False)
+
+    def post_evaluation(self, evaluation: Envelope) -> EvaluationView:
+        body = self._json_body(EvaluationBody.model_construct(evaluation=evaluation))
+        return self._view(
+            EvaluationView,
+            "POST",
+            "/v1/evaluations",
+            what="POST evaluation",
+            body=body,
+            signed=True,
+        )
+
+    def post_review(self, review: Envelope) -> ReviewView:
+        body = self._json_body(ReviewBody.model_construct(review=review))
+        return self._view(
+            ReviewView, "POST", "/v1/reviews", what="POST review", body=body, signed=True
+        )
+
+    def publish_portfolio(self, portfolio: Envelope) -> PortfolioView:
+        body = self._json_body(PortfolioBody.model_construct(portfolio=portfolio))
+        return self._view(
+            PortfolioView, "POST", "/v1/portfolios", what="POST portfolio", body=body, signed=True
+        )
+
+    def portfolios(self, *, curator: str | None = None) -> PortfolioPage:
+        query = _query(curator=curator)
+        return self._view(
+            PortfolioPage, "GET", "/v1/portfolios", query=query, what="GET portfolios", signed=False
+        )
+
+    def portfolio(self, portfolio: str) -> PortfolioView:
+        path = f"/v1/portfolios/{_segment(portfolio)}"
+        return self._view(PortfolioView, "GET", path, what="GET portfolio", signed=False)
+
+    def pledge(self, portfolio: str, request: str, amount: int) -> PledgeView:
+        path = f"/v1/portfolios/{_segment(portfolio)}/pledges"
+        body = self._json_body(PledgeBody.model_construct(request=request, amount=amount))
+        return self._view(PledgeView, "POST", path, what="POST pledge", body=body, signed=True)
+
+    def get_pledge(self, request: str) -> PledgeView:
+        path = f"/v1/pledges/{_segment(request)}"
+        return self._view(PledgeView, "GET", path, what="GET pledge", signed=True)
+
+    def file_dispute(self, dispute: Envelope) -> DisputeView:
+        body = self._json_body(DisputeBody.model_construct(dispute=dispute))
+        return self._view(
+            DisputeView, "POST", "/v1/disputes", what="POST dispute", body=body, signed=True
+        )
+
+    def disputes(self) -> DisputePage:
+        return self._view(DisputePage, "GET", "/v1/disputes", what="GET disputes", signed=True)
+
+    def dispute(self, dispute: str) -> DisputeView:
+        path = f"/v1/disputes/{_segment(dispute)}"
+        return self._view(DisputeView, "GET", path, what="GET dispute", signed=True)
+
+    def resolve_dispute(self, resolution: Envelope, *, dispute: str) -> DisputeView:
+        """Post the arbiter's resolution (this client's identity must be the arbiter key)."""
+        path = f"/v1/disputes/{_segment(dispute)}/resolution"
+        body = self._json_body(ResolutionBody.model_construct(resolution=resolution))
+        return self._view(DisputeView, "POST", path, what="POST resolution", body=body, signed=True)
+
+    def arbiter(self) -> ArbiterView:
+        return self._view(
+            ArbiterView, "GET", "/v1/market/arbiter", what="GET arbiter", signed=False
+        )
+
+    def reputation(self, party: str) -> ReputationView:
+        path = f"/v1/reputation/{_segment(party)}"
+        return self._view(ReputationView, "GET", path, what="GET reputation", signed=False)
 
 
 def _pieces(body: bytes, progress: Progress) -> Iterator[bytes]:

@@ -31,15 +31,19 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Literal
 
 from sqlalchemy import Connection, Engine, literal, or_, select, update
 
 from sealroom.computations.base import Computation
 from sealroom.computations.registry import Registry
 from sealroom.coordinator.keys import CoordinatorKeystore
+from sealroom.coordinator.payments import PaymentDeclined
+from sealroom.coordinator.payments import Transfer as PaymentTransfer
 from sealroom.coordinator.state import State, Stored, statement
 from sealroom.crypto.files import read_private, write_private
 from sealroom.crypto.keys import Identity, PartyId, PublicIdentity, b64decode_strict, b64encode
@@ -111,6 +115,7 @@ __all__ = [
     "LEDGER_KEY_FILE",
     "CreditLedger",
     "Credits",
+    "LedgerPayments",
     "Posted",
     "audit",
     "ledger_identity",
@@ -774,6 +779,69 @@ def _agreed(
     if offer.expires_at <= now:
         raise InvalidInput(f"offer {accept.offer} expired")
     return {offer.dataset: offer.price + offer.usage_bonus}
+
+
+class LedgerPayments:
+    """The marketplace's :class:`~.payments.Payments` seam over this ledger: each charge or
+    refund is one logged, signed transfer in its own write transaction (the market calls it
+    outside its own), idempotent by key; a payer who cannot cover it is declined, nothing
+    moved. Zero amounts move nothing and log nothing."""
+
+    __slots__ = ("_clock", "_ledger", "_state")
+
+    def __init__(
+        self, state: State, ledger: CreditLedger, *, clock: Callable[[], int] | None = None
+    ) -> None:
+        self._state = state
+        self._ledger = ledger
+        self._clock = clock or (lambda: int(time.time()))
+
+    def _move(
+        self,
+        kind: Literal["charge", "refund"],
+        payer: str,
+        payee: str,
+        amount: int,
+        key: str,
+        memo: str,
+    ) -> PaymentTransfer:
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            raise InvalidInput("an amount is a non-negative integer of minor units")
+        if payer == payee:
+            raise InvalidInput("a transfer needs two different parties")
+        if not key or len(key) > 200:
+            raise InvalidInput("an idempotency key has 1-200 characters")
+        done = PaymentTransfer(key, kind, payer, payee, amount, memo)
+        if amount == 0:
+            return done
+        # The market's keys are free-form: the ledger's is their digest, in its own namespace.
+        ledger_key = "market:" + hashlib.sha256(f"{kind}:{key}".encode()).hexdigest()
+        try:
+            with write_transaction(self._state.engine) as conn:
+                post(
+                    self._state,
+                    self._ledger.identity,
+                    conn,
+                    key=ledger_key,
+                    kind="refund" if kind == "refund" else "transfer",
+                    cause=None,
+                    postings=[(account_of(payer), -amount), (account_of(payee), amount)],
+                    memo=memo[:500],
+                    now=self._clock(),
+                )
+        except InsufficientCredits as exc:
+            raise PaymentDeclined(exc.detail) from None
+        return done
+
+    def charge(
+        self, *, payer: str, payee: str, amount: int, idempotency_key: str, memo: str
+    ) -> PaymentTransfer:
+        return self._move("charge", payer, payee, amount, idempotency_key, memo)
+
+    def refund(
+        self, *, payer: str, payee: str, amount: int, idempotency_key: str, memo: str
+    ) -> PaymentTransfer:
+        return self._move("refund", payer, payee, amount, idempotency_key, memo)
 
 
 def ledger_of(state: State) -> CreditLedger:

@@ -14,7 +14,8 @@ exists if and only if its charges do.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, exists, or_, select, update
@@ -65,7 +66,12 @@ from sealroom.wire import (
     SealedOutput,
 )
 
-__all__ = ["Jobs", "check_admitted"]
+__all__ = ["CompletionHook", "Jobs", "check_admitted"]
+
+CompletionHook = Callable[[str, int], None]
+"""Called with (request, now) after a request completed and its receipt was stored."""
+
+_log = logging.getLogger("sealroom.coordinator")
 
 
 # At most this many registrations are looked at when listing admitted enclaves (newest first).
@@ -73,7 +79,7 @@ _MAX_LISTED = 100
 
 
 class Jobs:
-    __slots__ = ("_admission", "_lease", "_state")
+    __slots__ = ("_admission", "_lease", "_on_complete", "_state")
 
     def __init__(
         self,
@@ -81,10 +87,14 @@ class Jobs:
         *,
         admission: AdmissionPolicy,
         lease_seconds: int = DEFAULT_LEASE_SECONDS,
+        on_complete: Sequence[CompletionHook] = (),
     ) -> None:
         self._state = state
         self._admission = admission
         self._lease = lease_seconds
+        # Called after a completion committed (e.g. the marketplace settles a paid use); a
+        # hook that fails is logged and leaves the completion as it is.
+        self._on_complete = tuple(on_complete)
 
     # --- enclaves ---------------------------------------------------------------------------
 
@@ -263,6 +273,24 @@ class Jobs:
         if not sealed:
             raise InvalidInput("outputs must be a non-empty list")
         self._state.sweep(now=now)
+        view = self._complete(request, receipt_env, sealed, charges, caller=caller, now=now)
+        for hook in self._on_complete:
+            try:
+                hook(request, now)
+            except Exception:
+                _log.exception("a completion hook failed for request %s", request)
+        return view
+
+    def _complete(
+        self,
+        request: str,
+        receipt_env: Envelope,
+        sealed: dict[str, bytes],
+        charges: Sequence[Envelope],
+        *,
+        caller: PartyId,
+        now: int,
+    ) -> RequestView:
         with write_transaction(self._state.engine) as conn:
             _running_job(conn, request, caller)
             receipt = receipt_env.open(Receipt).statement

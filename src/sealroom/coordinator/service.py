@@ -1,7 +1,7 @@
 """The coordinator: one service per resource over one database and one log key.
 
 Each resource service (:mod:`.parties`, :mod:`.datasets`, :mod:`.requests`
-with :mod:`.approvals`, :mod:`.jobs` (enclaves admitted by :mod:`.admission`), :mod:`.log`, :mod:`.relay`) takes typed arguments (wire bodies,
+with :mod:`.approvals`, :mod:`.jobs` (enclaves admitted by :mod:`.admission`), :mod:`.log`, :mod:`.relay`, :mod:`.market`) takes typed arguments (wire bodies,
 envelopes, ids), the caller (a verified party id, or none for public reads)
 and ``now``, and returns wire models; what they share lives in :mod:`.state`.
 This module only builds them together.
@@ -17,13 +17,16 @@ from sqlalchemy import Engine
 from sealroom.computations.registry import Registry
 from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.approvals import Approvals
-from sealroom.coordinator.credits import CreditLedger, Credits, ledger_identity
+from sealroom.coordinator.credits import CreditLedger, Credits, LedgerPayments, ledger_identity
 from sealroom.coordinator.datasets import Datasets
+from sealroom.coordinator.deletions import Deletions
 from sealroom.coordinator.jobs import Jobs
 from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.ledger import Ledgers
 from sealroom.coordinator.log import Log
+from sealroom.coordinator.market import Market
 from sealroom.coordinator.parties import Parties
+from sealroom.coordinator.payments import Payments
 from sealroom.coordinator.relay import Relay
 from sealroom.coordinator.requests import Requests
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS, DbNonceStore, State
@@ -44,10 +47,12 @@ class Coordinator:
     requests: Requests
     approvals: Approvals
     jobs: Jobs
+    deletions: Deletions
     ledgers: Ledgers
     log: Log
     relay: Relay
     credits: Credits
+    market: Market
 
     @classmethod
     def open(
@@ -61,6 +66,7 @@ class Coordinator:
         witnesses: Sequence[WitnessEndpoint] = (),
         admission: AdmissionPolicy | None = None,
         pricing: PriceSchedule | None = None,
+        payments: Payments | None = None,
     ) -> Coordinator:
         """The services over ``engine`` (already migrated); the log key is created once, in
         ``keystore`` (never in the database).
@@ -69,6 +75,8 @@ class Coordinator:
         tlog-witness) and serves them cosigned. ``admission``: which enclaves may
         register (None: none; see :mod:`.admission`). ``pricing``: the published price
         schedule (None: computations are free; the credits ledger still runs).
+        ``payments``: what the marketplace charges through (None: the credits ledger,
+        :class:`~.credits.LedgerPayments`).
         """
         admission = admission or AdmissionPolicy()
         signer = keystore.log_signer(engine, log_origin)
@@ -83,6 +91,11 @@ class Coordinator:
             witnessing=Witnessing(engine, witnesses) if witnesses else None,
             credits=ledger,
         )
+        market = Market(
+            state,
+            payments=payments if payments is not None else LedgerPayments(state, ledger),
+            arbiter=keystore.arbiter(),
+        )
         return cls(
             state=state,
             nonces=DbNonceStore(engine),
@@ -90,9 +103,16 @@ class Coordinator:
             datasets=Datasets(state),
             requests=Requests(state),
             approvals=Approvals(state, admission=admission),
-            jobs=Jobs(state, admission=admission, lease_seconds=lease_seconds),
+            jobs=Jobs(
+                state,
+                admission=admission,
+                lease_seconds=lease_seconds,
+                on_complete=(market.on_completed,),
+            ),
+            deletions=Deletions(state),
             ledgers=Ledgers(state),
             log=Log(engine, state.signer, state.witnessing),
             relay=Relay(engine=engine),
             credits=Credits(state, ledger),
+            market=market,
         )

@@ -22,6 +22,12 @@ that dies stops renewing, and the job goes back to the queue for another.
 
 Polling backs off while idle or while the coordinator is unreachable, and
 the loop stops cleanly on SIGTERM/SIGINT or when a stop event is set.
+
+After every job it ran, whatever the outcome, the worker drops its copies
+of the sealed inputs and signs a :class:`~sealroom.statements.Deletion`
+(what it held, when it let go) that it posts to the job source, which logs
+it. A deletion the source could not take now is kept and posted again on
+the next step, so a coordinator outage loses none.
 """
 
 from __future__ import annotations
@@ -54,7 +60,15 @@ from sealroom.errors import (
     StaleLedgerHead,
     VerificationFailed,
 )
-from sealroom.statements import Envelope
+from sealroom.statements import (
+    Deletion,
+    Envelope,
+    HeldInput,
+    Receipt,
+    Signed,
+    sealed_digest,
+    sign_statement,
+)
 
 __all__ = [
     "DEFAULT_REATTEST_AFTER",
@@ -78,6 +92,8 @@ _STALE_RETRIES = 5
 DEFAULT_REATTEST_AFTER = DEFAULT_MAX_EVIDENCE_AGE // 2
 # Earlier evidence kept for jobs sealed to it (a month of re-attestations at the default).
 _KEEP_EVIDENCE = 64
+# Signed deletions kept for posting again while the job source cannot take them.
+_KEEP_DELETIONS = 1024
 
 
 class RegisteredEnclave(Protocol):
@@ -153,6 +169,8 @@ class JobSource(LedgerSource, Protocol):
 
     def fail_job(self, request: str, reason: str, /) -> object: ...
 
+    def record_deletion(self, request: str, deletion: Envelope, /) -> object: ...
+
 
 def _unix_now() -> int:
     return int(time.time())
@@ -226,6 +244,7 @@ class EnclaveWorker:
         "_known",
         "_ledger",
         "_on_event",
+        "_pending_deletions",
         "_provider",
         "_reattest_after",
         "_registered",
@@ -268,6 +287,8 @@ class EnclaveWorker:
         self._idle_max = idle_max
         self._on_event = on_event
         self._registered: str | None = None
+        # (request, signed Deletion) not yet accepted by the job source, oldest first.
+        self._pending_deletions: list[tuple[str, Envelope]] = []
 
     @property
     def evidence_digest(self) -> str:
@@ -328,19 +349,97 @@ class EnclaveWorker:
             self.reattest()
         if self._registered is None:
             self.register()
+        self._post_deletions()
         job = self._source.claim_job()
         if job is None:
             return StepResult("idle")
         request_id = job.request.digest
         self._event(f"claimed {request_id}")
-        with self._renewing(job):
-            return self._finish(job)
+        held: dict[str, bytes] = {}
+        issued: list[Signed[Receipt]] = []
+        try:
+            with self._renewing(job):
+                result = self._finish(job, held, issued)
+        except BaseException:
+            # Interrupted (the coordinator went away, or the process is stopping): the job goes
+            # back to the queue, and what this run held is accounted for all the same.
+            if held:
+                self._erase(job, held, [], StepResult("abandoned", request_id), post=False)
+            raise
+        self._erase(job, held, issued, result)
+        return result
 
-    def _finish(self, job: ClaimedJob) -> StepResult:
+    def _erase(
+        self,
+        job: ClaimedJob,
+        held: dict[str, bytes],
+        issued: list[Signed[Receipt]],
+        result: StepResult,
+        *,
+        post: bool = True,
+    ) -> None:
+        """Drop the sealed inputs of a finished job, sign what was held, and post it (or, with
+        ``post=False``, keep it for the next step)."""
+        request_id = job.request.digest
+        outcome = result.outcome
+        if outcome == "idle":  # pragma: no cover - a claimed job always ends otherwise
+            return
+        released = issued[-1] if issued and outcome == "completed" else None
+        roots = (
+            {i.dataset: i.commitment_root for i in released.statement.inputs}
+            if released is not None
+            else {}
+        )
+        inputs = tuple(
+            HeldInput(
+                dataset=dataset,
+                sealed=sealed_digest(blob),
+                sealed_size=len(blob),
+                commitment_root=roots.get(dataset),
+            )
+            for dataset, blob in sorted(held.items())
+        )
+        held.clear()
+        issued.clear()
+        keys = self._known.get(job.evidence, self._keys)
+        deletion = Deletion(
+            request=request_id,
+            enclave=keys.public.party_id,
+            evidence=keys.evidence.digest,
+            outcome=outcome,
+            receipt=released.digest if released is not None else None,
+            inputs=inputs,
+            outputs_held=len(released.statement.outputs) if released is not None else 0,
+            method="released-process-memory",
+            erased_at=self._clock(),
+        )
+        signed = sign_statement(deletion, keys.identity)
+        self._pending_deletions.append((request_id, signed.envelope))
+        del self._pending_deletions[:-_KEEP_DELETIONS]
+        if post:
+            self._post_deletions()
+
+    def _post_deletions(self) -> None:
+        """Post the signed deletions the job source has not taken yet (oldest first)."""
+        while self._pending_deletions:
+            request_id, envelope = self._pending_deletions[0]
+            try:
+                self._source.record_deletion(request_id, envelope)
+            except BackendUnavailable:
+                return  # kept for the next step
+            except SealroomError as exc:  # refused: keeping it would only repeat the refusal
+                self._event(f"{request_id}: deletion not recorded ({_safe_reason(exc)})")
+            else:
+                self._event(f"{request_id}: deletion {envelope.digest} recorded")
+            self._pending_deletions.pop(0)
+
+    def _finish(
+        self, job: ClaimedJob, held: dict[str, bytes], issued: list[Signed[Receipt]]
+    ) -> StepResult:
         request_id = job.request.digest
         for _attempt in range(_STALE_RETRIES):
             try:
-                output = self._execute(job)
+                output = self._execute(job, held)
             except JobFailed as exc:
                 if isinstance(exc.cause, AlreadyReleased):
                     return self._abandon(request_id, exc.reason)
@@ -361,6 +460,7 @@ class EnclaveWorker:
                 continue
             except Conflict as exc:  # released by another run, or the lease was taken back
                 return self._abandon(request_id, _safe_reason(exc))
+            issued.append(output.receipt)
             if isinstance(self._ledger, LoggedBudgetLedger):
                 self._ledger.stored(output.charges)
             self._event(f"completed {request_id}: receipt {output.receipt.digest}")
@@ -369,12 +469,12 @@ class EnclaveWorker:
             request_id, f"budget: the ledger kept moving; gave up after {_STALE_RETRIES} tries"
         )
 
-    def _execute(self, job: ClaimedJob) -> JobOutput:
+    def _execute(self, job: ClaimedJob, held: dict[str, bytes]) -> JobOutput:
         # The evidence the job's inputs were sealed to, if it is one of this worker's (its
         # receipt then names what the owners checked); else the inputs were sealed to the
         # deployment's keys under another worker's evidence, and opening them proves it.
         return execute_job(
-            self._materials(job),
+            self._materials(job, held),
             keys=self._known.get(job.evidence, self._keys),
             registry=self._registry,
             ledger=self._ledger,
@@ -407,11 +507,13 @@ class EnclaveWorker:
             done.set()
             thread.join(10)
 
-    def _materials(self, job: ClaimedJob) -> JobMaterials:
+    def _materials(self, job: ClaimedJob, held: dict[str, bytes]) -> JobMaterials:
         # The inputs are sealed to this deployment's keys under some worker's evidence (the
         # job names which); opening them is what proves they are ours.
         request_id = job.request.digest
-        sealed = {i.dataset: self._source.job_input(request_id, i.dataset) for i in job.inputs}
+        sealed: dict[str, bytes] = {}
+        for i in job.inputs:
+            sealed[i.dataset] = held[i.dataset] = self._source.job_input(request_id, i.dataset)
         return JobMaterials(
             request=job.request,
             approvals=tuple(job.approvals),

@@ -10,6 +10,9 @@ from sealroom.api.auth import ApiDep, Caller, SignedBody, signed, signed_json
 from sealroom.api.routes.common import BINARY, answer, json_body, stored_responses
 from sealroom.wire import (
     CompleteJobBody,
+    DeletionBody,
+    DeletionRecorded,
+    DeletionsView,
     EnclaveBody,
     EnclaveList,
     EnclaveRegistered,
@@ -140,3 +143,34 @@ def fail(
     return api.coordinator.jobs.fail(
         rid, call.body.reason, caller=call.caller.party, now=call.caller.now
     )
+
+
+@router.post(
+    "/v1/jobs/{rid}/deletion",
+    status_code=201,
+    response_model=DeletionRecorded,
+    responses=stored_responses(DeletionRecorded, "deletion"),
+    openapi_extra=json_body(DeletionBody),
+    description="Signed by the enclave that claimed the job: its signed Deletion (what it "
+    "held, when it erased it), stored and logged as a private statement.",
+)
+def record_deletion(
+    rid: str,
+    call: Annotated[SignedBody[DeletionBody], Depends(signed_json(DeletionBody))],
+    api: ApiDep,
+    response: Response,
+) -> DeletionRecorded:
+    stored = api.coordinator.deletions.record(
+        rid, call.body.deletion, caller=call.caller.party, now=call.caller.now
+    )
+    return answer(stored, response)
+
+
+@router.get(
+    "/v1/requests/{rid}/deletions",
+    response_model=DeletionsView,
+    description="Signed by a party who may see the request: the enclave's Deletions with "
+    "inclusion proofs in one checkpoint, and the coordinator's erasures of sealed blobs.",
+)
+def deletions(rid: str, caller: Signed, api: ApiDep) -> DeletionsView:
+    return api.coordinator.deletions.view(rid, caller=caller.party)

@@ -1,7 +1,10 @@
 """The credits ledger: accounts, transfers (logged statements), postings, escrows, offers.
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0011
+
+Numbered 0010 when it was written against 0007; it runs after 0011 (the marketplace models
+merged first), so a database already at 0011 gets it as its next step.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
