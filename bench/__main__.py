@@ -30,6 +30,7 @@ BENCHES = {
     "bench.bench_pjc": (["--quick"], ["--workers", "2"]),
     "bench.bench_secagg": (["--quick"], []),
     "bench.bench_he": (["--quick"], []),
+    "bench.bench_relay": (["--quick"], []),
     "bench.bench_cli": (["--repeat", "5"], []),
     "bench.bench_sources": (["--mib", "8", "--mib", "32"], []),
 }

@@ -8,16 +8,18 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from sealroom.crypto.keys import PartyId
+from sealroom.crypto.keys import PartyId, PublicIdentity
+from sealroom.crypto.release import RELEASE_PURPOSE, unwrap
 from sealroom.crypto.sealing import SealContext, open_sealed
 from sealroom.enclave.charges import LedgerSource
 from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker, JobSource
-from sealroom.errors import BackendUnavailable, Conflict, VerificationFailed
+from sealroom.errors import BackendUnavailable, Conflict, NotFound, VerificationFailed
 from sealroom.statements import Deletion, Envelope, Receipt, ReleasedOutput, sealed_digest
 from tests.enclave.enclave_world import (
     NOW,
@@ -136,6 +138,25 @@ class Source:
             raise BackendUnavailable("the coordinator is restarting")
         self.deletions.append(deletion)
 
+    def log_checkpoint(self) -> str:
+        raise AssertionError("the in-memory source has no log")
+
+    # Commit-then-reveal: what the worker releases, and the parties whose keys it seals to.
+    released: dict[str, Mapping[PartyId, bytes]] = field(default_factory=dict)
+
+    def release_job(self, request: str, keys: Mapping[PartyId, bytes], /) -> None:
+        self.calls.append(f"release {request}")
+        self.released[request] = dict(keys)
+
+    def pending_releases(self) -> Any:
+        return SimpleNamespace(releases=())
+
+    def party_identity(self, party: str, /) -> PublicIdentity:
+        for p in (WORLD.alice, WORLD.bob, WORLD.carol):
+            if p.party_id == party:
+                return p.public
+        raise NotFound(f"no party {party}")
+
     def fail_job(self, request: str, reason: str, /) -> None:
         if self.taken_back:
             raise Conflict("the request is approved, not running")
@@ -182,9 +203,19 @@ def test_a_job_completes_with_a_receipt_and_one_sealed_output_per_recipient(
         recipient=WORLD.carol.party_id,
         purpose="result",
     )
-    released = ReleasedOutput.from_json(
-        open_sealed(outputs[WORLD.carol.party_id], WORLD.carol, context)
+    # Wrapped (commit-then-reveal); the key was released to carol after the completion.
+    key = open_sealed(
+        source.released[case.request.digest][WORLD.carol.party_id],
+        WORLD.carol,
+        dataclasses.replace(context, purpose=RELEASE_PURPOSE),
     )
+    sealed = unwrap(
+        outputs[WORLD.carol.party_id],
+        key,
+        request=case.request.digest,
+        recipient=WORLD.carol.party_id,
+    )
+    released = ReleasedOutput.from_json(open_sealed(sealed, WORLD.carol, context))
     assert (released.request, released.recipient) == (case.request.digest, WORLD.carol.party_id)
     refs = {o.recipient: o.commitment for o in receipt.open(Receipt).statement.outputs}
     assert refs[WORLD.carol.party_id] == released.commitment()
@@ -288,10 +319,14 @@ def test_the_sdk_client_has_every_call_of_a_job_source() -> None:
         "fail_job",
         "job_input",
         "ledger",
+        "log_checkpoint",
         "log_consistency",
         "log_key",
+        "party_identity",
+        "pending_releases",
         "record_deletion",
         "register_enclave",
+        "release_job",
         "renew_lease",
     ]
     assert all(callable(getattr(Client, name, None)) for name in calls)

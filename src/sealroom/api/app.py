@@ -137,12 +137,17 @@ def create_app(
                 daemon=True,
             )
             sweeper.start()
-        yield
-        stop.set()
-        if sweeper is not None:
-            sweeper.join(30)
-        warm.join()
-        engine.dispose()
+        # Relay wake-ups from other replicas on the same PostgreSQL database.
+        coordinator.relay.signals.start()
+        try:
+            yield
+        finally:
+            coordinator.relay.signals.close()
+            stop.set()
+            if sweeper is not None:
+                sweeper.join(30)
+            warm.join()
+            engine.dispose()
 
     app = FastAPI(
         title="sealroom coordinator",

@@ -399,6 +399,37 @@ def enclave(
             "Default: a fresh root that no coordinator admits.",
         ),
     ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            envvar="SEALROOM_ENCLAVE_WITNESSES",
+            help="A witness key (vkey) whose cosignature the log's checkpoints need (repeatable; "
+            "in the variable, separated by spaces). A fresh enclave then trusts its first "
+            "checkpoint only if cosigned by --witnesses-required of them within "
+            "--max-checkpoint-age of its evidence, and budget periods use the witnessed time. "
+            "Without: the first checkpoint is trusted on first use.",
+        ),
+    ] = None,
+    witnesses_required: Annotated[
+        int | None,
+        typer.Option(
+            "--witnesses-required",
+            envvar="SEALROOM_ENCLAVE_WITNESSES_REQUIRED",
+            min=1,
+            help="How many of the --witness keys must cosign (default: all).",
+        ),
+    ] = None,
+    max_checkpoint_age: Annotated[
+        int,
+        typer.Option(
+            "--max-checkpoint-age",
+            envvar="SEALROOM_MAX_CHECKPOINT_AGE",
+            min=1,
+            help="How far (s) the first witnessed checkpoint's time may be from the enclave's "
+            "evidence time.",
+        ),
+    ] = 600,
     print_simulation_root: Annotated[
         bool,
         typer.Option(
@@ -474,6 +505,23 @@ def enclave(
                 provider=provider,
                 deployment_secret=secret,
             )
+            anchor = None
+            if witness:
+                from sealroom.enclave.charges import CheckpointAnchor
+                from sealroom.transparency.cosignature import WitnessPolicy
+
+                vkeys = [k for w in witness for k in w.split()]
+                anchor = CheckpointAnchor(
+                    WitnessPolicy.parse(vkeys, witnesses_required), max_age=max_checkpoint_age
+                )
+                typer.echo(f"log checkpoints: {anchor.describe()}", err=True)
+            else:
+                typer.secho(
+                    "!! no --witness: the enclave trusts the log's first checkpoint on first use "
+                    "(a coordinator could show a fresh enclave a fork) !!",
+                    fg="yellow",
+                    err=True,
+                )
             with Client(base_url=url, identity=keys.identity) as client:
                 worker = EnclaveWorker(
                     source=client,
@@ -484,6 +532,7 @@ def enclave(
                     on_event=None if json_output else lambda m: typer.echo(m, err=True),
                     provider=provider,
                     log_key=log_key,
+                    anchor=anchor,
                 )
                 evidence = worker.register_when_ready(timeout=wait_for_coordinator)
                 if once:

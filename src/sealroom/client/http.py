@@ -25,7 +25,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from sealroom.client.errors import error_for
-from sealroom.crypto.keys import Identity, PartyId, b64encode
+from sealroom.crypto.keys import Identity, PartyId, PublicIdentity, b64encode
 from sealroom.crypto.request_signing import sign_request
 from sealroom.errors import (
     AuthenticationFailed,
@@ -33,6 +33,7 @@ from sealroom.errors import (
     InvalidInput,
     ProtocolError,
     SealroomError,
+    SignatureInvalid,
 )
 from sealroom.statements import ComputationRequest, Envelope, canonical_json
 from sealroom.verification.bundle import ProofBundle
@@ -68,6 +69,7 @@ from sealroom.wire import (
     MessagePosted,
     Participant,
     PartyView,
+    PendingReleases,
     PolicyBody,
     PolicyCreated,
     PolicyView,
@@ -77,6 +79,8 @@ from sealroom.wire import (
     QuoteBody,
     ReasonBody,
     RegisterPartyBody,
+    ReleaseBody,
+    ReleaseKey,
     RequestList,
     RequestView,
     ResultView,
@@ -119,6 +123,7 @@ from sealroom.wire.market import (
     ReviewView,
     UsePage,
 )
+from sealroom.wire.parties import party_keys
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "Client", "Progress", "system_clock"]
 
@@ -207,6 +212,7 @@ class Client:
         signed: bool,
         headers: Mapping[str, str] | None = None,
         progress: Progress | None = None,
+        timeout: float | None = None,
     ) -> httpx.Response:
         target = path + ("?" + urlencode(list(query), quote_via=quote) if query else "")
         url = self._base_url + target
@@ -217,7 +223,13 @@ class Client:
             all_headers["content-type"] = content_type
             all_headers["content-length"] = str(len(body))
             content = body if progress is None else _pieces(body, progress)
-        request = self._http.build_request(method, url, content=content, headers=all_headers)
+        request = self._http.build_request(
+            method,
+            url,
+            content=content,
+            headers=all_headers,
+            timeout=self._http.timeout if timeout is None else httpx.Timeout(timeout),
+        )
         if signed:
             identity = self._require_identity()
             sent_target = request.url.raw_path.decode("ascii")
@@ -294,6 +306,15 @@ class Client:
     def party(self, party: str) -> PartyView:
         path = f"/v1/parties/{_segment(party)}"
         return self._view(PartyView, "GET", path, what="GET party", signed=False)
+
+    def party_identity(self, party: str) -> PublicIdentity:
+        """A party's public keys, checked against its id (the id is the hash of the keys, so
+        the coordinator cannot swap them)."""
+        info = self.party(party)
+        keys = party_keys(info.signing_key, info.sealing_key, info.kem_key)
+        if keys.party_id != party:
+            raise SignatureInvalid(f"the coordinator's keys for {party} do not match its id")
+        return keys
 
     # --- transparency log --------------------------------------------------------------
 
@@ -672,6 +693,27 @@ class Client:
             RequestView, "POST", path, what="POST job complete", body=body, signed=True
         )
 
+    def release_job(self, request: str, keys: Mapping[PartyId, bytes]) -> RequestView:
+        """Post a completed job's release keys, each sealed to its recipient (enclaves only)."""
+        path = f"/v1/jobs/{_segment(request)}/release"
+        body = self._json_body(
+            ReleaseBody.model_construct(
+                keys=tuple(
+                    ReleaseKey.model_construct(recipient=r, sealed_key=k)
+                    for r, k in sorted(keys.items())
+                )
+            )
+        )
+        return self._view(
+            RequestView, "POST", path, what="POST job release", body=body, signed=True
+        )
+
+    def pending_releases(self) -> PendingReleases:
+        """This enclave's completed jobs whose release keys are not all posted yet."""
+        return self._view(
+            PendingReleases, "GET", "/v1/jobs/releases", what="GET job releases", signed=True
+        )
+
     def renew_lease(self, request: str) -> LeaseView:
         path = f"/v1/jobs/{_segment(request)}/lease"
         return self._view(LeaseView, "POST", path, what="POST job lease", body=b"", signed=True)
@@ -747,11 +789,25 @@ class Client:
         _expect(response, (201,), "POST session message")
         return parse_response(MessagePosted, response.content, what="POST session message").index
 
-    def next_message(self, session: str, *, after: int) -> tuple[int, str, bytes] | None:
-        """The next relayed message for this party after ``after``: (index, sender role, body)."""
+    def next_message(
+        self, session: str, *, after: int, wait: float = 0.0
+    ) -> tuple[int, str, bytes] | None:
+        """The next relayed message for this party after ``after``: (index, sender role, body).
+
+        With ``wait`` (s, at most the coordinator's limit, 20), the coordinator holds the
+        request until a message arrives or the time is up (long poll)."""
         path = f"/v1/sessions/{_segment(session)}/messages"
+        query = [("after", str(after))]
+        if wait > 0:
+            query.append(("wait", f"{wait:.3f}"))
         response = self._send(
-            "GET", path, query=[("after", str(after))], signed=True, headers={"accept": "*/*"}
+            "GET",
+            path,
+            query=query,
+            signed=True,
+            headers={"accept": "*/*"},
+            # The coordinator answers after up to ``wait`` s: the read timeout covers it.
+            timeout=None if wait <= 0 else wait + _http_timeout(self._http),
         )
         _expect(response, (200, 204), "GET session message")
         if response.status_code == 204:
@@ -859,6 +915,12 @@ class Client:
     def reputation(self, party: str) -> ReputationView:
         path = f"/v1/reputation/{_segment(party)}"
         return self._view(ReputationView, "GET", path, what="GET reputation", signed=False)
+
+
+def _http_timeout(http: httpx.Client) -> float:
+    """The client's read timeout (s), the margin a long poll adds to its wait."""
+    read = http.timeout.read
+    return DEFAULT_TIMEOUT if read is None else read
 
 
 def _pieces(body: bytes, progress: Progress) -> Iterator[bytes]:

@@ -31,6 +31,7 @@ from sealroom.coordinator.relay import Relay
 from sealroom.coordinator.requests import Requests
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS, DbNonceStore, State
 from sealroom.coordinator.witnessing import WitnessEndpoint, Witnessing
+from sealroom.storage.notify import Signals
 from sealroom.wire.credits import PriceSchedule
 
 __all__ = ["Coordinator"]
@@ -112,7 +113,7 @@ class Coordinator:
             deletions=Deletions(state),
             ledgers=Ledgers(state),
             log=Log(engine, state.signer, state.witnessing),
-            relay=Relay(engine=engine),
+            relay=Relay(engine=engine, signals=Signals(engine)),
             credits=Credits(state, ledger),
             market=market,
         )

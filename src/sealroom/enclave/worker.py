@@ -28,6 +28,11 @@ of the sealed inputs and signs a :class:`~sealroom.statements.Deletion`
 (what it held, when it let go) that it posts to the job source, which logs
 it. A deletion the source could not take now is kept and posted again on
 the next step, so a coordinator outage loses none.
+
+Results are released commit-then-reveal (:mod:`sealroom.enclave.release`): the
+posted results are wrapped, and their keys go out only after the worker proved
+the request's charges are in the log. An idle worker finishes the reveals a
+stopped worker of the deployment left behind.
 """
 
 from __future__ import annotations
@@ -45,10 +50,16 @@ from sealroom.attestation.evidence import EvidenceProvider
 from sealroom.attestation.pins import DEFAULT_MAX_EVIDENCE_AGE
 from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
 from sealroom.computations import Registry, default_registry
-from sealroom.crypto.keys import PartyId
-from sealroom.enclave.charges import LedgerSource, LedgerTrust, LoggedBudgetLedger
+from sealroom.crypto.keys import PartyId, PublicIdentity
+from sealroom.enclave.charges import (
+    CheckpointAnchor,
+    LedgerSource,
+    LedgerTrust,
+    LoggedBudgetLedger,
+)
 from sealroom.enclave.keys import EnclaveKeys, deployment_identity
 from sealroom.enclave.ledger import BudgetLedger
+from sealroom.enclave.release import prove_charged, release_keys, wrap_outputs
 from sealroom.enclave.runner import JobFailed, JobMaterials, JobOutput, execute_job
 from sealroom.enclave.state import EnclaveState
 from sealroom.errors import (
@@ -147,6 +158,19 @@ class ClaimedJob(Protocol):
     def lease_until(self) -> int: ...
 
 
+class PendingReleaseLike(Protocol):
+    @property
+    def request(self) -> str: ...
+
+    @property
+    def receipt(self) -> Envelope: ...
+
+
+class PendingReleasesLike(Protocol):
+    @property
+    def releases(self) -> Sequence[PendingReleaseLike]: ...
+
+
 class JobSource(LedgerSource, Protocol):
     """Where the enclave's jobs come from: exactly what the loop calls (the SDK client fits)."""
 
@@ -170,6 +194,14 @@ class JobSource(LedgerSource, Protocol):
     def fail_job(self, request: str, reason: str, /) -> object: ...
 
     def record_deletion(self, request: str, deletion: Envelope, /) -> object: ...
+    def release_job(self, request: str, keys: Mapping[PartyId, bytes], /) -> object: ...
+
+    def pending_releases(self) -> PendingReleasesLike: ...
+
+    def party_identity(self, party: str, /) -> PublicIdentity: ...
+
+
+_RELEASE_SCAN_SECONDS = 5.0
 
 
 def _unix_now() -> int:
@@ -243,6 +275,7 @@ class EnclaveWorker:
         "_keys",
         "_known",
         "_ledger",
+        "_next_release_scan",
         "_on_event",
         "_pending_deletions",
         "_provider",
@@ -268,6 +301,7 @@ class EnclaveWorker:
         reattest_after: int = DEFAULT_REATTEST_AFTER,
         ledger: BudgetLedger | None = None,
         log_key: str | None = None,
+        anchor: CheckpointAnchor | None = None,
     ) -> None:
         self._source = source
         self._keys = keys
@@ -278,8 +312,15 @@ class EnclaveWorker:
         self._state = state
         # The deployment's logged ledger unless a caller hands another (tests, a single
         # enclave over a database it trusts).
+        # ``anchor``: the witnesses (m of n) a fresh enclave's first checkpoint needs, fresh
+        # against this worker's current evidence (it re-attests).
         self._ledger: BudgetLedger = ledger or LoggedBudgetLedger(
-            source=source, keys=keys, trust=LedgerTrust(state.directory), log_key=log_key
+            source=source,
+            keys=keys,
+            trust=LedgerTrust(state.directory),
+            log_key=log_key,
+            anchor=anchor,
+            evidence_time=lambda: self._keys.evidence.statement.created_at,
         )
         self._registry = registry or default_registry()
         self._clock = clock
@@ -289,6 +330,7 @@ class EnclaveWorker:
         self._registered: str | None = None
         # (request, signed Deletion) not yet accepted by the job source, oldest first.
         self._pending_deletions: list[tuple[str, Envelope]] = []
+        self._next_release_scan = 0.0
 
     @property
     def evidence_digest(self) -> str:
@@ -352,6 +394,7 @@ class EnclaveWorker:
         self._post_deletions()
         job = self._source.claim_job()
         if job is None:
+            self._release_pending()
             return StepResult("idle")
         request_id = job.request.digest
         self._event(f"claimed {request_id}")
@@ -452,8 +495,10 @@ class EnclaveWorker:
                 _log.exception("unexpected error in job %s", request_id)
                 return self._fail(request_id, "internal error in the enclave worker")
             try:
+                # Commit: the results go out wrapped; their keys only after the proof below.
+                wrapped = wrap_outputs(self._keys.identity, request_id, output.sealed_outputs)
                 self._source.complete_job(
-                    request_id, output.receipt.envelope, output.sealed_outputs, output.charges
+                    request_id, output.receipt.envelope, wrapped, output.charges
                 )
             except StaleLedgerHead:
                 self._event(f"{request_id}: another charge came first; reading the ledger again")
@@ -464,6 +509,7 @@ class EnclaveWorker:
             if isinstance(self._ledger, LoggedBudgetLedger):
                 self._ledger.stored(output.charges)
             self._event(f"completed {request_id}: receipt {output.receipt.digest}")
+            self._release(output.receipt)
             return StepResult("completed", request_id)
         return self._fail(
             request_id, f"budget: the ledger kept moving; gave up after {_STALE_RETRIES} tries"
@@ -506,6 +552,41 @@ class EnclaveWorker:
         finally:
             done.set()
             thread.join(10)
+
+    def _release(self, receipt: Signed[Receipt]) -> bool:
+        """Prove the request's charges are logged, then post its results' keys (reveal).
+        False (and nothing posted) when the proof fails or the coordinator is away: the
+        reveal stays pending, for this worker's next idle step or another worker."""
+        request_id = receipt.statement.request
+        try:
+            prove_charged(self._ledger, receipt)
+            keys = release_keys(self._keys.identity, receipt, self._source.party_identity)
+            self._source.release_job(request_id, keys)
+        except BackendUnavailable as exc:
+            self._event(f"{request_id}: release pending ({exc.public_message})")
+            return False
+        except SealroomError as exc:
+            self._event(f"withheld {request_id}: {_safe_reason(exc)}")
+            return False
+        self._event(f"released {request_id}")
+        return True
+
+    def _release_pending(self) -> None:
+        """Reveal what a stopped worker of this deployment completed but did not release
+        (looked for at most every few seconds while idle)."""
+        if time.monotonic() < self._next_release_scan:
+            return
+        self._next_release_scan = time.monotonic() + _RELEASE_SCAN_SECONDS
+        for pending in self._source.pending_releases().releases:
+            try:
+                receipt = pending.receipt.open(Receipt)
+            except SealroomError as exc:
+                self._event(f"withheld {pending.request}: {_safe_reason(exc)}")
+                continue
+            if receipt.statement.request != pending.request:
+                self._event(f"withheld {pending.request}: the receipt names another request")
+                continue
+            self._release(receipt)
 
     def _materials(self, job: ClaimedJob, held: dict[str, bytes]) -> JobMaterials:
         # The inputs are sealed to this deployment's keys under some worker's evidence (the

@@ -222,6 +222,10 @@ results = Table(
     Column("request", _DIGEST, ForeignKey("requests.request"), primary_key=True),
     Column("recipient", _PARTY, primary_key=True),
     Column("sealed", LargeBinary, nullable=False),
+    # Commit-then-reveal (enclave/release.py): ``sealed`` is wrapped under a release key that
+    # the enclave posts here, sealed to the recipient, once its charges are proved logged.
+    Column("release_key", LargeBinary, nullable=True),
+    Column("released_at", BigInteger, nullable=True),
 )
 
 enclaves = Table(

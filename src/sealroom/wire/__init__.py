@@ -57,6 +57,10 @@ from sealroom.wire.jobs import (
     LeaseView,
     LedgerCharge,
     LedgerView,
+    PendingRelease,
+    PendingReleases,
+    ReleaseBody,
+    ReleaseKey,
     SealedOutput,
 )
 from sealroom.wire.log import ConsistencyProofView, InclusionProofView, LogEntryView, LogKey
@@ -176,6 +180,8 @@ __all__ = [
     "OfferView",
     "Participant",
     "PartyView",
+    "PendingRelease",
+    "PendingReleases",
     "PledgeBody",
     "PledgeView",
     "PolicyBody",
@@ -195,6 +201,8 @@ __all__ = [
     "ReadinessCheck",
     "ReasonBody",
     "RegisterPartyBody",
+    "ReleaseBody",
+    "ReleaseKey",
     "ReputationView",
     "RequestInput",
     "RequestList",

@@ -19,7 +19,9 @@ from sealroom.wire import (
     JobView,
     LeaseView,
     LedgerView,
+    PendingReleases,
     ReasonBody,
+    ReleaseBody,
     RequestView,
 )
 
@@ -107,6 +109,34 @@ def complete(
         now=call.caller.now,
         charges=body.charges,
     )
+
+
+@router.post(
+    "/v1/jobs/{rid}/release",
+    response_model=RequestView,
+    openapi_extra=json_body(ReleaseBody),
+    description="Signed by the enclave that ran the completed job: the results' release keys, "
+    "each sealed to its recipient, posted once the enclave proved the request's budget "
+    "charges are in the log (commit-then-reveal). Idempotent.",
+)
+def release(
+    rid: str,
+    call: Annotated[SignedBody[ReleaseBody], Depends(signed_json(ReleaseBody))],
+    api: ApiDep,
+) -> RequestView:
+    return api.coordinator.jobs.release(
+        rid, call.body.keys, caller=call.caller.party, now=call.caller.now
+    )
+
+
+@router.get(
+    "/v1/jobs/releases",
+    response_model=PendingReleases,
+    description="Signed by an enclave: its completed jobs whose release keys are not all "
+    "posted yet (left by a worker that stopped in between).",
+)
+def pending_releases(caller: Signed, api: ApiDep) -> PendingReleases:
+    return api.coordinator.jobs.pending_releases(caller=caller.party)
 
 
 @router.post(

@@ -1,10 +1,10 @@
 """The credits ledger: accounts, transfers (logged statements), postings, escrows, offers.
 
 Revision ID: 0010
-Revises: 0011
+Revises: 0012
 
-Numbered 0010 when it was written against 0007; it runs after 0011 (the marketplace models
-merged first), so a database already at 0011 gets it as its next step.
+Numbered 0010 when it was written against 0007; it runs after 0012 (the marketplace models
+and the release keys merged first), so a database already at 0012 gets it as its next step.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
