@@ -26,6 +26,7 @@ from sealroom.cli.common import (
     who,
 )
 from sealroom.cli.exits import ExitCode, exit_code_for_status
+from sealroom.cli.progress import NoProgressOpt, shows, step
 from sealroom.errors import InvalidInput, PolicyDenied
 from sealroom.text import printable
 
@@ -896,19 +897,27 @@ def status(
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
+    no_progress: NoProgressOpt = False,
 ) -> None:
     """Show a request's status (and history); --wait follows it to the end.
 
     With --wait the exit code is the outcome: 0 completed, 3 failed, 4 rejected,
-    5 withdrawn or expired, 6 still running at --timeout (see `sealroom --help`)."""
+    5 withdrawn or expired, 6 still running at --timeout (see `sealroom --help`).
+    At a terminal --wait shows the status live on stderr; otherwise (or with --json) it
+    writes a line there per change; --no-progress turns both off."""
     with command(json_output, url=url, home=home) as cmd:
         party = cmd.party()
         if wait:
-            view = party.wait(
-                request_id,
-                timeout=timeout,
-                progress=lambda v: typer.echo(f"  ... {v.status}", err=True),
-            )
+            live = shows(json_output, no_progress)
+            with step(f"request {request_id}", show=live) as shown:
+
+                def changed(v: RequestView) -> None:
+                    if live:
+                        shown.detail(v.status)
+                    elif not no_progress:
+                        typer.echo(f"  ... {v.status}", err=True)
+
+                view = party.wait(request_id, timeout=timeout, progress=changed)
         else:
             view = party.status(request_id)
 
@@ -934,15 +943,22 @@ def result(
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
+    no_progress: NoProgressOpt = False,
 ) -> None:
-    """Download, open and verify your result; write result.json and bundle.json."""
+    """Download, open and verify your result; write result.json and bundle.json.
+
+    At a terminal each step (download, open, verify, write) is shown live on stderr."""
     with command(json_output, url=url, home=home, allow_simulated=allow_simulated) as cmd:
-        fetched = cmd.party().result(
-            request_id,
-            out,
-            allow_simulated=allow_simulated,
-            simulation_root=_root(simulation_root),
-        )
+        party = cmd.party()
+        with step(f"result of {request_id}", show=shows(json_output, no_progress)) as shown:
+            fetched = party.result(
+                request_id,
+                out,
+                allow_simulated=allow_simulated,
+                simulation_root=_root(simulation_root),
+                on_step=shown.detail,
+            )
+            shown.detail(f"verified: {len(fetched.report.checks)} checks passed")
         data = {
             "request": fetched.request,
             "result": fetched.body,

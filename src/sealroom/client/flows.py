@@ -1142,17 +1142,22 @@ def fetch_result(
     measurements: bytes | None = None,
     simulation_root: bytes | None = None,
     release_wait: float = RELEASE_WAIT,
+    on_step: Callable[[str], None] | None = None,
 ) -> FetchedResult:
     """Download, open and verify the caller's result; write result.json and bundle.json.
 
     The result opens only with the release key the enclave posts after it proved the
     request's budget charges are logged (commit-then-reveal); ``release_wait`` is how long
-    to wait for that key after completion."""
+    to wait for that key after completion. ``on_step`` is told each step as it starts (a
+    progress display)."""
+    step = on_step or (lambda _: None)
     _check_identity(client, identity)
+    step("downloading the sealed result")
     served = client.result(request_id)
     if served.request != request_id or served.recipient != identity.party_id:
         raise VerificationFailed("the coordinator served a result for another request or party")
     served = _released(client, served, release_wait)
+    step("opening it with this party's key")
     plain = open_sealed(
         _unwrapped(served, identity),
         identity,
@@ -1163,10 +1168,12 @@ def fetch_result(
     output = ReleasedOutput.from_json(plain)
     if output.request != request_id or output.recipient != identity.party_id:
         raise VerificationFailed("the opened result names another request or recipient")
+    step("downloading the proof bundle")
     bundle = client.bundle(request_id)
     receipt = bundle.receipt.open(Receipt)
     if receipt.statement.request != request_id or receipt.digest != served.receipt.digest:
         raise VerificationFailed("the proof bundle's receipt is not this request's receipt")
+    step("verifying signatures, TEE evidence and log proofs")
     log = TrustedLog(client, home)
     report = verify_bundle(
         bundle,
@@ -1185,6 +1192,7 @@ def fetch_result(
         raise VerificationFailed("the verified result body is not JSON") from None
     # The opened result, and the bundle that carries it with the request's private
     # statements: the owner's alone (0600), each written whole.
+    step("writing result.json and bundle.json")
     out_dir = Path(out_dir)
     result_path = out_dir / "result.json"
     bundle_path = out_dir / "bundle.json"

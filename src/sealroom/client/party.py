@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from sealroom.client import flows, market
 from sealroom.client.http import DEFAULT_TIMEOUT as HTTP_TIMEOUT
 from sealroom.client.http import DEFAULT_URL, Client, Progress, system_clock
-from sealroom.client.protocol_runs import ProtocolRun, run_federated, run_he, run_pjc, run_psi
+from sealroom.client.protocol_runs import (
+    Exchange,
+    ProtocolRun,
+    run_federated,
+    run_he,
+    run_pjc,
+    run_psi,
+)
 from sealroom.client.relay import Session, join_session, open_session
 from sealroom.computations import Registry, default_registry
 from sealroom.crypto.keys import Identity, PartyId
@@ -391,9 +398,10 @@ class Party:
         allow_simulated: bool = False,
         measurements: bytes | None = None,
         simulation_root: bytes | None = None,
+        on_step: Callable[[str], None] | None = None,
     ) -> flows.FetchedResult:
         """Download, open and verify this party's result; write result.json and bundle.json
-        in ``out_dir``."""
+        in ``out_dir`` (``on_step`` is told each step as it starts)."""
         return flows.fetch_result(
             self._client,
             self.identity,
@@ -403,6 +411,7 @@ class Party:
             allow_simulated=allow_simulated,
             measurements=measurements,
             simulation_root=simulation_root,
+            on_step=on_step,
         )
 
     # --- marketplace ------------------------------------------------------------------------
@@ -530,6 +539,7 @@ class Party:
         timeout: float = DEFAULT_TIMEOUT,
         on_start: Callable[[Session], None] | None = None,
         on_join: Callable[[Session], None] | None = None,
+        on_exchange: Exchange | None = None,
     ) -> ProtocolRun:
         """Private set intersection with one other party (ECDH-PSI over Curve25519).
 
@@ -568,6 +578,7 @@ class Party:
             workers=workers,
             inputs=inputs,
             timeout=timeout,
+            on_exchange=on_exchange,
         )
 
     def pjc(
@@ -587,6 +598,7 @@ class Party:
         timeout: float = DEFAULT_TIMEOUT,
         on_start: Callable[[Session], None] | None = None,
         on_join: Callable[[Session], None] | None = None,
+        on_exchange: Exchange | None = None,
     ) -> ProtocolRun:
         """Private intersection-sum (Private Join and Compute) with one other party.
 
@@ -628,6 +640,7 @@ class Party:
             workers=workers,
             inputs=inputs,
             timeout=timeout,
+            on_exchange=on_exchange,
         )
 
     def train(
@@ -648,6 +661,7 @@ class Party:
         dropout_timeout: float | None = None,
         on_start: Callable[[Session], None] | None = None,
         on_join: Callable[[Session], None] | None = None,
+        on_exchange: Exchange | None = None,
     ) -> ProtocolRun:
         """Train a model on several owners' rows that never leave them.
 
@@ -707,6 +721,7 @@ class Party:
                 data=None if data is None else fedavg.OwnerData(*data),
                 inputs=inputs,
                 timeout=timeout,
+                on_exchange=on_exchange,
                 dropout_timeout=timeout if dropout_timeout is None else dropout_timeout,
             )
         from sealroom.protocols import he
@@ -726,6 +741,7 @@ class Party:
             data=data,
             inputs=inputs,
             timeout=timeout,
+            on_exchange=on_exchange,
         )
 
     def _meet(
