@@ -19,6 +19,7 @@ from sealroom.cli import (
     agents,
     audit,
     checkpoint,
+    credits,
     deploy,
     keys,
     market,
@@ -495,6 +496,7 @@ checkpoint.register(app)
 keys.register(app)
 deploy.register(app)
 agents.register(app)
+credits.register(app)
 watch.register(app)
 ui.register(app)
 audit.register(app)

@@ -27,7 +27,7 @@ from sealroom.cli.common import (
 )
 from sealroom.cli.exits import ExitCode, exit_code_for_status
 from sealroom.cli.progress import NoProgressOpt, shows, step
-from sealroom.errors import InvalidInput
+from sealroom.errors import InvalidInput, PolicyDenied
 from sealroom.text import printable
 
 if TYPE_CHECKING:
@@ -646,6 +646,23 @@ def request(
             ),
         ),
     ] = None,
+    terms: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--terms",
+            help="Your acceptance of an owner's offer (`sealroom offer accept`; repeatable): "
+            "that input is priced as agreed.",
+        ),
+    ] = None,
+    max_price: Annotated[
+        int | None,
+        typer.Option(
+            "--max-price",
+            min=0,
+            help="The most you agree to pay (minor units): quoted first (nothing is signed if "
+            "the price is above it) and signed into the request, so it is never escrowed higher.",
+        ),
+    ] = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
@@ -653,7 +670,7 @@ def request(
     """Request a computation on datasets; their owners approve (by hand or by policy).
 
     The parameters (and the room policy's rules) are checked here, before
-    anything is signed or sent.
+    anything is signed or sent; with --max-price, so is the price (`sealroom quote`).
     """
     from sealroom.computations import default_registry
 
@@ -663,6 +680,13 @@ def request(
         chosen = default_registry().get(computation)
         chosen.check_inputs(len(dataset))
         chosen.parse_params(values)
+        if max_price is not None:
+            me = cmd.party()
+            price = me.client.quote(computation, values, dataset, [me.party_id], terms or []).price
+            if price > max_price:
+                raise PolicyDenied(
+                    f"the price is {price}, above --max-price {max_price}; nothing was signed"
+                )
         view = cmd.party().request(
             computation,
             dataset,
@@ -670,6 +694,8 @@ def request(
             ttl=ttl,
             room_policy=room_rules,
             room_policy_name=f"room policy ({room_policy.name})" if room_policy else "room policy",
+            terms=terms or [],
+            max_price=max_price,
         )
         emit(json_output, _request_json(view), lambda: _print_request(view))
 

@@ -29,7 +29,7 @@ from sealroom.client.trust import SealingTrust, VerifiedEnclave, choose_enclave
 from sealroom.computations import DEFAULT_K, Computation, Registry, default_registry
 from sealroom.crypto.commit import DatasetCommitment, canonical_bytes, commit_table
 from sealroom.crypto.files import write_private
-from sealroom.crypto.keys import Identity, b64decode_strict, b64encode
+from sealroom.crypto.keys import Identity, PublicIdentity, b64decode_strict, b64encode
 from sealroom.crypto.release import RELEASE_PURPOSE, is_wrapped, unwrap
 from sealroom.crypto.sealing import SealContext, open_sealed, seal
 from sealroom.errors import (
@@ -42,21 +42,26 @@ from sealroom.errors import (
 from sealroom.policy import Decision, PolicyRules
 from sealroom.policy.compose import decide_in_room
 from sealroom.statements import (
+    Accept,
     Approval,
     CommitmentRef,
     ComputationRequest,
     DatasetAttestation,
     Envelope,
+    Liveness,
+    Offer,
     Policy,
     Receipt,
     ReleasedOutput,
     Signed,
+    Transfer,
     canonical_json,
     sign_statement,
 )
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import VerificationReport, verify_bundle
 from sealroom.wire import DatasetView, RequestStatus, RequestView, ResultView
+from sealroom.wire.credits import CreditsView, OfferView, RewardsView, liveness_message
 
 if TYPE_CHECKING:
     from sealroom.connectors.profile import DatasetCard
@@ -380,8 +385,14 @@ def request(
     random: Callable[[int], bytes] = os.urandom,
     room_policy: Envelope | str | None = None,
     home: Path | None = None,
+    terms: Sequence[str] = (),
+    max_price: int | None = None,
 ) -> RequestView:
     """Build, sign and post a ComputationRequest for a computation of the local library.
+
+    ``terms``: the digests of this party's acceptances of owners' offers (:func:`accept`);
+    the inputs they cover are priced as agreed. ``max_price``: signed into the request, the
+    most it may be escrowed (a higher price rejects it instead).
 
     ``room_policy``: a room Policy composed with every input's policy (strictest
     wins), named in the request; a digest names a policy already stored, an
@@ -418,6 +429,8 @@ def request(
             created_at=now,
             expires_at=now + ttl,
             room_policy=room,
+            terms=tuple(terms),
+            max_price=max_price,
         ),
         identity,
     )
@@ -429,6 +442,138 @@ def request(
             signed.envelope, index=view.log_index, salt=view.log_salt
         )
     return view
+
+
+def offer(
+    client: Client,
+    identity: Identity,
+    dataset: str,
+    computation_id: str,
+    *,
+    price: int,
+    usage_bonus: int,
+    requester: str | None,
+    now: int,
+    ttl: int = DEFAULT_TTL,
+    random: Callable[[int], bytes] = os.urandom,
+) -> OfferView:
+    """Offer negotiated terms for one of this party's datasets: ``price`` replaces the
+    schedule's for that input, ``usage_bonus`` is paid on top per receipt (minor units)."""
+    _check_identity(client, identity)
+    signed = sign_statement(
+        Offer.build(
+            owner=identity.party_id,
+            dataset=dataset,
+            requester=requester,
+            computation=computation_id,
+            price=price,
+            usage_bonus=usage_bonus,
+            nonce=b64encode(random(16)),
+            created_at=now,
+            expires_at=now + ttl,
+        ),
+        identity,
+    )
+    view = client.post_offer(signed.envelope)
+    if view.envelope.digest != signed.digest:
+        raise VerificationFailed("the coordinator stored another offer than the one sent")
+    return view
+
+
+def accept(client: Client, identity: Identity, offer_digest: str, *, now: int) -> str:
+    """Accept an offer addressed to this party; name the returned digest in a request's terms."""
+    _check_identity(client, identity)
+    mine: dict[str, OfferView] = {v.envelope.digest: v for v in client.offers()}
+    if offer_digest not in mine:
+        raise NotFound(f"no offer {offer_digest} for you")
+    terms = mine[offer_digest].envelope.open(Offer).statement
+    if terms.requester not in (None, identity.party_id):
+        raise VerificationFailed("the offer is addressed to another requester")
+    signed = sign_statement(
+        Accept(offer=offer_digest, requester=identity.party_id, created_at=now), identity
+    )
+    view = client.post_accept(signed.envelope)
+    if view.envelope.digest != signed.digest:
+        raise VerificationFailed("the coordinator stored another acceptance than the one sent")
+    return signed.digest
+
+
+def verified_credits(
+    client: Client, identity: Identity, *, home: Path | None = None
+) -> CreditsView:
+    """This party's account, checked: every transfer is signed by the ledger key the coordinator
+    publishes, posts to this account, and the postings sum to the balance shown; every escrow
+    of one of this party's requests is at most the max_price it signed; with ``home``, every
+    transfer is in the log this party trusts. Raises :class:`VerificationFailed` otherwise."""
+    _check_identity(client, identity)
+    ledger = client.credits_ledger()
+    key = PublicIdentity(
+        signing_key=b64decode_strict(ledger.signing_key, what="ledger key", size=32),
+        sealing_key=b64decode_strict(ledger.sealing_key, what="ledger key", size=32),
+    )
+    if key.party_id != ledger.ledger:
+        raise VerificationFailed("the published ledger key does not match its party id")
+    view = client.credits()
+    if view.party != identity.party_id:
+        raise VerificationFailed("the coordinator answered with another party's account")
+    trusted = TrustedLog(client, home) if home is not None else None
+    total = 0
+    for t in view.transfers:
+        if t.envelope.signer != key:
+            raise VerificationFailed(f"transfer {t.envelope.digest} is not signed by the ledger")
+        transfer = t.envelope.open(Transfer).statement
+        mine = [p.amount for p in transfer.postings if p.account == view.account]
+        if len(mine) != 1:
+            raise VerificationFailed(f"transfer {t.envelope.digest} does not touch your account")
+        total += mine[0]
+        if transfer.kind == "escrow" and transfer.cause is not None and mine[0] < 0:
+            req = client.get_request(transfer.cause).envelope.open(ComputationRequest).statement
+            if req.requester != identity.party_id:
+                raise VerificationFailed(f"escrow {transfer.seq} names another's request")
+            if req.max_price is not None and -mine[0] > req.max_price:
+                raise VerificationFailed(
+                    f"escrow {transfer.seq} took {-mine[0]}, above your signed max_price "
+                    f"{req.max_price}"
+                )
+        if trusted is not None:
+            trusted.verify_logged(t.envelope, index=t.log_index, salt=t.salt)
+    if total != view.balance:
+        raise VerificationFailed(
+            f"your transfers sum to {total}, but the coordinator shows a balance of {view.balance}"
+        )
+    return view
+
+
+def answer_liveness(
+    client: Client, identity: Identity, datasets: Sequence[str], *, now: int
+) -> RewardsView:
+    """Answer this period's liveness challenge for ``datasets`` (base rewards). The challenge
+    is checked against the ledger key first: a coordinator cannot make us sign anything else."""
+    _check_identity(client, identity)
+    challenge = client.liveness_challenge()
+    ledger = client.credits_ledger()
+    key = PublicIdentity(
+        signing_key=b64decode_strict(ledger.signing_key, what="ledger key", size=32),
+        sealing_key=b64decode_strict(ledger.sealing_key, what="ledger key", size=32),
+    )
+    if key.party_id != ledger.ledger or challenge.party != identity.party_id:
+        raise VerificationFailed("the ledger key or the challenge is not for us")
+    key.verify(
+        b64decode_strict(challenge.challenge, what="challenge", size=64),
+        liveness_message(identity.party_id, challenge.period),
+        what="liveness challenge",
+    )
+    signed = sign_statement(
+        Liveness.build(
+            owner=identity.party_id,
+            datasets=tuple(datasets),
+            period=challenge.period,
+            challenge=challenge.challenge,
+            created_at=now,
+        ),
+        identity,
+    )
+    return client.post_liveness(signed.envelope)
 
 
 def keyword_overlap(

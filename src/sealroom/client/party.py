@@ -266,11 +266,15 @@ class Party:
         ttl: int = flows.DEFAULT_TTL,
         room_policy: Mapping[str, Any] | Envelope | str | None = None,
         room_policy_name: str = "room policy",
+        terms: Sequence[str] = (),
+        max_price: int | None = None,
     ) -> RequestView:
         """Ask for ``computation`` on ``datasets``; their owners approve by hand or by policy.
 
         ``room_policy``: rules this party signs (or a signed policy, or a stored policy's
-        digest) that every input's policy composes with, strictest wins.
+        digest) that every input's policy composes with, strictest wins. ``terms``: this
+        party's acceptances of owners' offers (negotiated prices); ``max_price``: the most
+        this party agrees to pay, signed into the request.
         """
         room: Envelope | str | None
         if isinstance(room_policy, Mapping):
@@ -296,6 +300,8 @@ class Party:
             registry=self._registry,
             room_policy=room,
             home=self._home,
+            terms=terms,
+            max_price=max_price,
         )
 
     def keyword_overlap(self, mine: str, theirs: str) -> RequestView:
