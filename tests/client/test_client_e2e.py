@@ -229,7 +229,9 @@ def test_worker_loop_reports_a_failing_job_and_stops_on_event(tmp_path: Path) ->
             write_jsonl(tmp_path / "a.jsonl", TOPICS_A),
             title="A",
             description="",
-            policy_rules=None,
+            # The owner keeps its text out of every output: a text computation passes the
+            # pre-check (the column exists and is text) and is refused by the enclave's run.
+            policy_rules={"allow": [{"id": "gap-analysis"}], "k": 3, "never_output": ["text"]},
             now=now(),
             home=alice_home,
         )
@@ -262,7 +264,7 @@ def test_worker_loop_reports_a_failing_job_and_stops_on_event(tmp_path: Path) ->
                 bob,
                 "gap-analysis",
                 [pub_a.dataset, pub_b.dataset],
-                {"text_column": "no_such_column"},
+                {},
                 now=now(),
             )
             flows.wait(b, view.request, until={"pending"}, timeout=1)
