@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 from pydantic_core import to_jsonable_python
 
+from sealroom.attestation.collateral import CollateralSource, EmbeddedCollateral
 from sealroom.attestation.pins import EnclavePin
 from sealroom.client.checkpoints import TrustedLog
 from sealroom.client.errors import WaitTimeout
@@ -698,6 +699,7 @@ def approve(
     registry: Registry | None = None,
     measurements: bytes | None = None,
     simulation_root: bytes | None = None,
+    collateral: CollateralSource | None = None,
     progress: Progress | None = None,
 ) -> list[ApprovedInput]:
     """Approve the caller's inputs of a request, and seal and upload their data to the enclave.
@@ -731,6 +733,7 @@ def approve(
             allow_simulated=allow_simulated,
             measurements=measurements,
             simulation_root=simulation_root,
+            collateral=collateral or EmbeddedCollateral(),
         ),
         home=home,
         now=now,
@@ -781,6 +784,7 @@ def auto_approve(
     registry: Registry | None = None,
     measurements: bytes | None = None,
     simulation_root: bytes | None = None,
+    collateral: CollateralSource | None = None,
     progress: Progress | None = None,
 ) -> list[AutoApproval]:
     """Approve exactly the inbox items whose dataset policy approves automatically; leave the rest."""
@@ -788,7 +792,10 @@ def auto_approve(
     registry = registry or default_registry()
     out: list[AutoApproval] = []
     trust = SealingTrust(
-        allow_simulated=allow_simulated, measurements=measurements, simulation_root=simulation_root
+        allow_simulated=allow_simulated,
+        measurements=measurements,
+        simulation_root=simulation_root,
+        collateral=collateral or EmbeddedCollateral(),
     )
     checked_log = False
     for item in client.inbox():
