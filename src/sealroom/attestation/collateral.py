@@ -15,18 +15,21 @@ behaviour and says so in a warning on every live TDX decision it serves.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import json
 import os
+import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import dcap_qvl
+import httpx
+from cryptography import x509
 
-from sealroom.attestation.dstack import run_blocking
 from sealroom.attestation.evidence import TeeEvidence
-from sealroom.errors import BackendUnavailable, InvalidInput
+from sealroom.errors import AttestationInvalid, BackendUnavailable, InvalidInput
 
 __all__ = [
     "EMBEDDED_COLLATERAL_WARNING",
@@ -85,9 +88,14 @@ class EmbeddedCollateral:
 
 @dataclass(frozen=True, slots=True)
 class PccsCollateral:
-    """Current collateral for each quote from a PCCS (PCCS v4 API, via dcap-qvl's fetcher).
+    """Current collateral for each quote from a PCCS, over its v4 API (Intel PCS speaks it too).
 
-    Any failure (unreachable, HTTP error, malformed answer, timeout) raises
+    Fetched with httpx rather than ``dcap_qvl.get_collateral``: the latter's
+    Rust runtime intermittently crashes the interpreter at exit after a failed
+    fetch (SIGSEGV), and a refusal must end in a clean error, not a crash. The
+    answer is checked by parsing it as dcap-qvl's ``QuoteCollateralV3``; its
+    signatures are checked by the DCAP verification that follows. Any failure
+    (unreachable, HTTP error, malformed answer, timeout) raises
     :class:`~sealroom.errors.BackendUnavailable`; the caller never falls back.
     """
 
@@ -116,28 +124,161 @@ class PccsCollateral:
     def collateral_for(self, quote: bytes, embedded: str) -> str:
         if not isinstance(quote, bytes) or not quote:
             raise InvalidInput("quote must be non-empty bytes")
-        url, timeout = self.url, self.timeout
-
-        async def get() -> Any:
-            return await asyncio.wait_for(dcap_qvl.get_collateral(url, quote), timeout)
-
         try:
-            collateral: Any = run_blocking(get)
-            text = collateral.to_json()
-        except TimeoutError as exc:
-            raise BackendUnavailable(
-                f"PCCS at {url}: no collateral within {timeout:g} s (fail closed: the "
-                "evidence's own collateral is not used in its place)"
-            ) from exc
-        except (ValueError, RuntimeError, OSError, AttributeError) as exc:
-            detail = " ".join(str(exc).split())
-            raise BackendUnavailable(
-                f"PCCS at {url}: could not fetch collateral: {detail} (fail closed: the "
-                "evidence's own collateral is not used in its place)"
-            ) from exc
-        if not isinstance(text, str) or not text:
-            raise BackendUnavailable(f"PCCS at {url}: the collateral is not JSON text")
+            parsed: Any = dcap_qvl.Quote.parse(quote)
+            fmspc, ca, tee = parsed.fmspc(), parsed.ca(), "tdx" if parsed.is_tdx() else "sgx"
+            chain = parsed.cert_chain_pem_bytes()
+        except ValueError as exc:
+            raise AttestationInvalid(f"DCAP: quote does not name its platform: {exc}") from exc
+        if not _FMSPC.fullmatch(str(fmspc)) or ca not in ("platform", "processor"):
+            raise AttestationInvalid("DCAP: quote names a malformed FMSPC or PCK CA")
+        try:
+            with httpx.Client(timeout=self.timeout, follow_redirects=False) as http:
+                text = self._fetch(http, fmspc=fmspc, ca=ca, tee=tee, chain=chain)
+        except httpx.TimeoutException as exc:
+            raise self._down(f"no answer within {self.timeout:g} s") from exc
+        except httpx.HTTPError as exc:
+            raise self._down(" ".join(str(exc).split()) or type(exc).__name__) from exc
+        try:
+            dcap_qvl.QuoteCollateralV3.from_json(text)
+        except (TypeError, ValueError) as exc:
+            raise self._down(f"the answer is not valid collateral: {exc}") from exc
         return text
+
+    def _down(self, why: str) -> BackendUnavailable:
+        return BackendUnavailable(
+            f"PCCS at {self.url}: could not fetch collateral: {why} (fail closed: the "
+            "evidence's own collateral is not used in its place)"
+        )
+
+    def _get(self, http: httpx.Client, path: str, params: dict[str, str]) -> httpx.Response:
+        response = http.get(f"{self.url}{path}", params=params)
+        if response.status_code != 200:
+            raise self._down(f"GET {path} answered HTTP {response.status_code}")
+        if len(response.content) > _MAX_ANSWER:
+            raise self._down(f"GET {path} answered more than {_MAX_ANSWER} bytes")
+        return response
+
+    def _header(self, response: httpx.Response, *names: str) -> str:
+        for name in names:
+            value = response.headers.get(name)
+            if value:
+                return urllib.parse.unquote(value)
+        raise self._down(f"{response.request.url.path} answered without a {names[0]} header")
+
+    def _signed(self, response: httpx.Response, key: str) -> tuple[str, str]:
+        """The exact text of the signed body ``key`` (signatures cover it byte for byte)."""
+        members = _top_level_members(response.text)
+        if members is None or key not in members or "signature" not in members:
+            raise self._down(f"{response.request.url.path} answered without {key}/signature")
+        signature = json.loads(members["signature"])
+        if not isinstance(signature, str) or not _HEX.fullmatch(signature):
+            raise self._down(f"{response.request.url.path} answered a malformed signature")
+        return members[key], signature
+
+    def _fetch(
+        self, http: httpx.Client, *, fmspc: str, ca: str, tee: str, chain: bytes | None
+    ) -> str:
+        pck = self._get(http, "/sgx/certification/v4/pckcrl", {"ca": ca, "encoding": "der"})
+        tcb = self._get(http, f"/{tee}/certification/v4/tcb", {"fmspc": fmspc})
+        qe = self._get(http, f"/{tee}/certification/v4/qe/identity", {})
+        tcb_info, tcb_signature = self._signed(tcb, "tcbInfo")
+        qe_identity, qe_signature = self._signed(qe, "enclaveIdentity")
+        return json.dumps(
+            {
+                "pck_crl_issuer_chain": self._header(pck, "SGX-PCK-CRL-Issuer-Chain"),
+                "root_ca_crl": self._root_ca_crl(http, chain),
+                "pck_crl": _der_hex(pck.content),
+                "tcb_info_issuer_chain": self._header(
+                    tcb, "TCB-Info-Issuer-Chain", "SGX-TCB-Info-Issuer-Chain"
+                ),
+                "tcb_info": tcb_info,
+                "tcb_info_signature": tcb_signature,
+                "qe_identity_issuer_chain": self._header(qe, "SGX-Enclave-Identity-Issuer-Chain"),
+                "qe_identity": qe_identity,
+                "qe_identity_signature": qe_signature,
+            }
+        )
+
+    def _root_ca_crl(self, http: httpx.Client, chain: bytes | None) -> str:
+        """From the PCCS; Intel's PCS has no such path, so then from the root's CRL URL."""
+        response = http.get(f"{self.url}/sgx/certification/v4/rootcacrl")
+        if response.status_code == 200:
+            return _der_hex(response.content)
+        if response.status_code != 404 or not chain:
+            raise self._down(
+                f"GET /sgx/certification/v4/rootcacrl answered HTTP {response.status_code}"
+            )
+        url = _root_crl_url(chain)
+        if url is None:
+            raise self._down("no root CA CRL: the PCCS has none and the quote's root names none")
+        answer = http.get(url)
+        if answer.status_code != 200:
+            raise self._down(f"root CA CRL at {url} answered HTTP {answer.status_code}")
+        return _der_hex(answer.content)
+
+
+_FMSPC = re.compile(r"[0-9A-F]{12}")
+_HEX = re.compile(r"(?:[0-9a-f]{2})+")
+_MAX_ANSWER = 1 << 20
+
+
+def _der_hex(body: bytes) -> str:
+    """A CRL as lowercase hex: PCCSs answer DER, or (some) its hex text."""
+    text = body.strip()
+    if text[:1] == b"\x30":
+        return body.hex()
+    try:
+        return bytes.fromhex(text.decode("ascii")).hex()
+    except (UnicodeDecodeError, ValueError):
+        return body.hex()  # dcap-qvl refuses it below, naming the CRL
+
+
+def _top_level_members(text: str) -> dict[str, str] | None:
+    """The raw JSON text of each member of a top-level object (``None`` if it is not one)."""
+    decoder = json.JSONDecoder()
+    members: dict[str, str] = {}
+    i, n = 0, len(text)
+
+    def skip(j: int) -> int:
+        while j < n and text[j] in " \t\r\n":
+            j += 1
+        return j
+
+    try:
+        i = skip(i)
+        if text[i : i + 1] != "{":
+            return None
+        i = skip(i + 1)
+        while i < n and text[i] != "}":
+            key, i = decoder.raw_decode(text, i)
+            i = skip(i)
+            if not isinstance(key, str) or text[i : i + 1] != ":":
+                return None
+            start = skip(i + 1)
+            _, i = decoder.raw_decode(text, start)
+            members[key] = text[start:i]
+            i = skip(i)
+            if text[i : i + 1] == ",":
+                i = skip(i + 1)
+        return members
+    except (ValueError, IndexError):
+        return None
+
+
+def _root_crl_url(chain: bytes) -> str | None:
+    try:
+        certs = x509.load_pem_x509_certificates(chain)
+        points = certs[-1].extensions.get_extension_for_class(x509.CRLDistributionPoints)
+    except (ValueError, x509.ExtensionNotFound):
+        return None
+    for point in points.value:
+        for name in point.full_name or ():
+            if isinstance(name, x509.UniformResourceIdentifier) and name.value.startswith(
+                "https://"
+            ):
+                return str(name.value)
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,7 @@ _AGENT_ERRORS = (httpx.HTTPError, OSError, RuntimeError, ValueError, TypeError, 
 DEPLOYMENT_KEY_PATH = "sealroom/enclave-keys/v1"
 
 
-def run_blocking(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+def _run_blocking(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
     """Run a coroutine to completion, also when called from inside a running event loop."""
     try:
         asyncio.get_running_loop()
@@ -82,7 +82,7 @@ def pccs_collateral_fetcher(pccs_url: str = DEFAULT_PCCS_URL) -> CollateralFetch
             return await dcap_qvl.get_collateral(pccs_url, quote)
 
         try:
-            collateral = run_blocking(get)
+            collateral = _run_blocking(get)
             text = collateral.to_json()
         except (ValueError, RuntimeError, OSError) as exc:
             raise BackendUnavailable(
@@ -203,7 +203,7 @@ class DstackProvider:
                 return await client.get_key(path, "sealroom-enclave")
 
         try:
-            response: Any = run_blocking(get)
+            response: Any = _run_blocking(get)
         except FileNotFoundError as exc:
             raise BackendUnavailable(
                 f"dstack guest agent at {endpoint}: socket does not exist"
