@@ -17,6 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import dcap_qvl
+import pytest
+
+from sealroom.attestation import dcap as dcap_module
+
 
 @dataclass
 class LoopbackPccs:
@@ -79,3 +84,34 @@ def loopback_pccs(collateral_json: str) -> Iterator[LoopbackPccs]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def with_tcb_status(collateral_json: str, status: str) -> str:
+    """The collateral with every TCB level marked ``status`` (as Intel publishes after a
+    TCB recovery or revocation). Intel's signature no longer covers it: see stub_verdict."""
+    collateral = json.loads(collateral_json)
+    tcb_info = json.loads(collateral["tcb_info"])
+    for level in tcb_info["tcbLevels"]:
+        level["tcbStatus"] = status
+    collateral["tcb_info"] = json.dumps(tcb_info, separators=(",", ":"))
+    return json.dumps(collateral)
+
+
+def install_verdict_from_collateral(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Replace dcap-qvl's verdict with the status the collateral it is given states.
+
+    Everything else runs for real, and the collateral still goes through dcap-qvl's
+    parser: this shows *which* collateral a decision was taken on, where a real
+    "platform now out of date" TCB info for the vectors' platform does not exist.
+    """
+    seen: list[str] = []
+
+    def fake(quote: bytes, collateral_json: str, at_time: int) -> tuple[str, tuple[str, ...]]:
+        dcap_qvl.QuoteCollateralV3.from_json(collateral_json)
+        tcb_info = json.loads(json.loads(collateral_json)["tcb_info"])
+        status = tcb_info["tcbLevels"][0]["tcbStatus"]
+        seen.append(status)
+        return status, ()
+
+    monkeypatch.setattr(dcap_module, "_run_dcap_qvl", fake)
+    return seen

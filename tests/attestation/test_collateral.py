@@ -13,11 +13,9 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import dcap_qvl
 import pytest
 
 from sealroom.attestation import DcapPolicy, MeasurementAllowlist, report_data_for
-from sealroom.attestation import dcap as dcap_module
 from sealroom.attestation.collateral import (
     EMBEDDED_COLLATERAL_WARNING,
     PCCS_URL_ENV,
@@ -30,7 +28,12 @@ from sealroom.attestation.collateral import (
 from sealroom.attestation.dcap import verify_dcap_quote
 from sealroom.attestation.pins import EnclavePin
 from sealroom.errors import AttestationInvalid, BackendUnavailable, InvalidInput
-from tests.attestation.pccs_server import LoopbackPccs, loopback_pccs
+from tests.attestation.pccs_server import (
+    LoopbackPccs,
+    install_verdict_from_collateral,
+    loopback_pccs,
+    with_tcb_status,
+)
 from tests.attestation.test_dcap import (
     KEY_DOC,
     VECTOR_TIME,
@@ -61,36 +64,9 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def with_tcb_status(collateral_json: str, status: str) -> str:
-    """The collateral with every TCB level marked ``status`` (as Intel publishes after a
-    TCB recovery or revocation). Intel's signature no longer covers it: see stub_verdict."""
-    collateral = json.loads(collateral_json)
-    tcb_info = json.loads(collateral["tcb_info"])
-    for level in tcb_info["tcbLevels"]:
-        level["tcbStatus"] = status
-    collateral["tcb_info"] = json.dumps(tcb_info, separators=(",", ":"))
-    return json.dumps(collateral)
-
-
 @pytest.fixture
 def stub_verdict(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Replace dcap-qvl's verdict with the status the collateral it is given states.
-
-    Everything else runs for real, and the collateral still goes through dcap-qvl's
-    parser: this shows *which* collateral a decision was taken on, where a real
-    "platform now out of date" TCB info for the vectors' platform does not exist.
-    """
-    seen: list[str] = []
-
-    def fake(quote: bytes, collateral_json: str, at_time: int) -> tuple[str, tuple[str, ...]]:
-        dcap_qvl.QuoteCollateralV3.from_json(collateral_json)
-        tcb_info = json.loads(json.loads(collateral_json)["tcb_info"])
-        status = tcb_info["tcbLevels"][0]["tcbStatus"]
-        seen.append(status)
-        return status, ()
-
-    monkeypatch.setattr(dcap_module, "_run_dcap_qvl", fake)
-    return seen
+    return install_verdict_from_collateral(monkeypatch)
 
 
 # ------------------------------------------------------------------ the fetcher
