@@ -30,6 +30,8 @@ class LoopbackPccs:
     requests: list[str] = field(default_factory=list)
     # When set, every request is answered with this HTTP status and no body.
     fail_with: int | None = None
+    # Intel's PCS has no rootcacrl path: clients take the root CA's CRL distribution point.
+    serves_root_crl: bool = True
 
     def answer(self, path: str) -> tuple[int, dict[str, str], bytes]:
         self.requests.append(path)
@@ -41,7 +43,9 @@ class LoopbackPccs:
         if route == "/sgx/certification/v4/pckcrl":
             header = {"SGX-PCK-CRL-Issuer-Chain": chain(c["pck_crl_issuer_chain"])}
             return 200, header, bytes.fromhex(c["pck_crl"])
-        if route == "/sgx/certification/v4/rootcacrl":
+        if route == "/IntelSGXRootCA.der":
+            return 200, {}, bytes.fromhex(c["root_ca_crl"])
+        if route == "/sgx/certification/v4/rootcacrl" and self.serves_root_crl:
             return 200, {}, c["root_ca_crl"].encode()  # PCCS answers hex text here
         if route in ("/tdx/certification/v4/tcb", "/sgx/certification/v4/tcb"):
             body = f'{{"tcbInfo":{c["tcb_info"]},"signature":"{c["tcb_info_signature"]}"}}'

@@ -200,6 +200,29 @@ def test_an_up_to_date_answer_from_the_pccs_passes_without_the_embedded_warning(
     assert current.requests[1].startswith("/tdx/certification/v4/tcb?fmspc=")
 
 
+def test_without_a_rootcacrl_path_the_roots_distribution_point_is_used(
+    dcap_vectors: Dcap, pccs: LoopbackPccs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sealroom.attestation import collateral as module
+
+    named: list[bytes] = []
+
+    def local_distribution_point(chain: bytes) -> str:
+        named.append(chain)
+        assert (
+            module_url(chain) == "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
+        )
+        return f"{pccs.url}/IntelSGXRootCA.der"
+
+    module_url = module._root_crl_url
+    monkeypatch.setattr(module, "_root_crl_url", local_distribution_point)
+    pccs.serves_root_crl = False
+    fetched = PccsCollateral(pccs.url).collateral_for(dcap_vectors.tdx_quote, "")
+    assert json.loads(fetched) == json.loads(dcap_vectors.tdx_collateral)
+    assert pccs.requests[-2:] == ["/sgx/certification/v4/rootcacrl", "/IntelSGXRootCA.der"]
+    assert len(named) == 1
+
+
 # ---------------------------------------------------------------- fail closed
 
 
