@@ -212,7 +212,8 @@ class PccsCollateral:
         url = _root_crl_url(chain)
         if url is None:
             raise self._down("no root CA CRL: the PCCS has none and the quote's root names none")
-        answer = http.get(url)
+        # Signed by Intel's root CA (dcap-qvl checks it), so a redirect cannot change it.
+        answer = http.get(url, follow_redirects=True)
         if answer.status_code != 200:
             raise self._down(f"root CA CRL at {url} answered HTTP {answer.status_code}")
         return _der_hex(answer.content)
