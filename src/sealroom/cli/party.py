@@ -15,6 +15,7 @@ from sealroom.cli.common import (
     DEFAULT_URL_VALUE,
     HomeOpt,
     JsonOpt,
+    PccsUrlOpt,
     UrlOpt,
     command,
     emit,
@@ -709,12 +710,15 @@ def inbox(
     ] = False,
     allow_simulated: AllowSimulated = False,
     simulation_root: SimulationRootOpt = None,
+    pccs_url: PccsUrlOpt = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Requests waiting for your decision."""
-    with command(json_output, url=url, home=home, allow_simulated=allow_simulated) as cmd:
+    with command(
+        json_output, url=url, home=home, allow_simulated=allow_simulated, pccs_url=pccs_url
+    ) as cmd:
         party = cmd.party()
         if auto_approve:
             done = party.auto_approve(
@@ -811,13 +815,16 @@ def approve(
     reason: Annotated[str, typer.Option("--reason")] = "approved by the owner",
     allow_simulated: AllowSimulated = False,
     simulation_root: SimulationRootOpt = None,
+    pccs_url: PccsUrlOpt = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Approve a request: choose an admitted enclave your pins accept, verify its evidence
     now, re-check your data, sign, seal and upload it."""
-    with command(json_output, url=url, home=home, allow_simulated=allow_simulated) as cmd:
+    with command(
+        json_output, url=url, home=home, allow_simulated=allow_simulated, pccs_url=pccs_url
+    ) as cmd:
         from sealroom.connectors.sources import open_source
 
         if data is None and (format is not None or delimiter is not None):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 from pydantic_core import to_jsonable_python
 
+from sealroom.attestation.collateral import CollateralSource, EmbeddedCollateral
 from sealroom.attestation.pins import EnclavePin
 from sealroom.client.checkpoints import TrustedLog
 from sealroom.client.errors import WaitTimeout
@@ -843,6 +844,7 @@ def approve(
     registry: Registry | None = None,
     measurements: bytes | None = None,
     simulation_root: bytes | None = None,
+    collateral: CollateralSource | None = None,
     progress: Progress | None = None,
 ) -> list[ApprovedInput]:
     """Approve the caller's inputs of a request, and seal and upload their data to the enclave.
@@ -876,6 +878,7 @@ def approve(
             allow_simulated=allow_simulated,
             measurements=measurements,
             simulation_root=simulation_root,
+            collateral=collateral or EmbeddedCollateral(),
         ),
         home=home,
         now=now,
@@ -926,6 +929,7 @@ def auto_approve(
     registry: Registry | None = None,
     measurements: bytes | None = None,
     simulation_root: bytes | None = None,
+    collateral: CollateralSource | None = None,
     progress: Progress | None = None,
 ) -> list[AutoApproval]:
     """Approve exactly the inbox items whose dataset policy approves automatically; leave the rest."""
@@ -933,7 +937,10 @@ def auto_approve(
     registry = registry or default_registry()
     out: list[AutoApproval] = []
     trust = SealingTrust(
-        allow_simulated=allow_simulated, measurements=measurements, simulation_root=simulation_root
+        allow_simulated=allow_simulated,
+        measurements=measurements,
+        simulation_root=simulation_root,
+        collateral=collateral or EmbeddedCollateral(),
     )
     checked_log = False
     for item in client.inbox():

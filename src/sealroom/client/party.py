@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from sealroom.attestation.collateral import CollateralSource, collateral_source
 from sealroom.client import flows, market
 from sealroom.client.http import DEFAULT_TIMEOUT as HTTP_TIMEOUT
 from sealroom.client.http import DEFAULT_URL, Client, Progress, system_clock
@@ -60,10 +61,16 @@ class Party:
     (unix seconds) times every signature and statement; tests inject one.
     """
 
-    __slots__ = ("_client", "_home", "_identity", "_name", "_registry")
+    __slots__ = ("_client", "_collateral", "_home", "_identity", "_name", "_registry")
 
     def __init__(
-        self, *, client: Client, home: Path, name: str, registry: Registry | None = None
+        self,
+        *,
+        client: Client,
+        home: Path,
+        name: str,
+        registry: Registry | None = None,
+        collateral: CollateralSource | None = None,
     ) -> None:
         if client.identity is None:
             raise InvalidInput("a party's client must sign as the party (it has no identity)")
@@ -72,6 +79,9 @@ class Party:
         self._home = Path(home)
         self._name = name
         self._registry = registry or default_registry()
+        # Where live enclave checks get DCAP collateral: the given source, else
+        # $SEALROOM_PCCS_URL, else the evidence's own copy (with a warning).
+        self._collateral = collateral if collateral is not None else collateral_source()
 
     @classmethod
     def open(
@@ -83,13 +93,18 @@ class Party:
         timeout: float = HTTP_TIMEOUT,
         registry: Registry | None = None,
         passphrase: PassphraseSource | None = None,
+        collateral: CollateralSource | None = None,
     ) -> Party:
         """The party whose keystore is in ``home``, connected to the coordinator at ``url``.
 
-        ``passphrase`` opens an encrypted keystore (a function is asked only if it is).
+        ``passphrase`` opens an encrypted keystore (a function is asked only if it is);
+        ``collateral`` is where live enclave checks get current DCAP collateral
+        (default: ``$SEALROOM_PCCS_URL``, else the evidence's own copy).
         """
         entry = Keystore.load_entry(home, passphrase=passphrase)
-        return cls._connect(entry.identity, entry.name, home, url, clock, timeout, registry)
+        return cls._connect(
+            entry.identity, entry.name, home, url, clock, timeout, registry, collateral
+        )
 
     @classmethod
     def create(
@@ -103,6 +118,7 @@ class Party:
         registry: Registry | None = None,
         passphrase: str | None = None,
         unencrypted: bool = False,
+        collateral: CollateralSource | None = None,
     ) -> Party:
         """A new party: fresh keys in a new keystore in ``home``, registered as ``name``.
 
@@ -110,7 +126,7 @@ class Party:
         ``unencrypted=True`` (as :meth:`Keystore.create`).
         """
         identity = Keystore.create(home, name=name, passphrase=passphrase, unencrypted=unencrypted)
-        return cls._connect(identity, name, home, url, clock, timeout, registry)
+        return cls._connect(identity, name, home, url, clock, timeout, registry, collateral)
 
     @classmethod
     def _connect(
@@ -122,6 +138,7 @@ class Party:
         clock: Callable[[], int],
         timeout: float,
         registry: Registry | None,
+        collateral: CollateralSource | None = None,
     ) -> Party:
         client = Client(base_url=url, identity=identity, clock=clock, timeout=timeout)
         try:
@@ -134,7 +151,7 @@ class Party:
         except SealroomError:
             client.close()
             raise
-        return cls(client=client, home=home, name=name, registry=registry)
+        return cls(client=client, home=home, name=name, registry=registry, collateral=collateral)
 
     # --- who, where, when ------------------------------------------------------------------
 
@@ -338,6 +355,7 @@ class Party:
             measurements=measurements,
             simulation_root=simulation_root,
             progress=progress,
+            collateral=self._collateral,
         )
 
     def approve(
@@ -366,6 +384,7 @@ class Party:
             measurements=measurements,
             simulation_root=simulation_root,
             progress=progress,
+            collateral=self._collateral,
         )
 
     def reject(self, request: str, *, reason: str) -> RequestView:
