@@ -17,6 +17,12 @@ plans' rows of the RAND Health Insurance Experiment (``randhie``, split by
 rows) with a suppressed group, the same with DP noise whose budget a repeated
 request exhausts (refused by the budget ledger in the coordinator's log), and
 requester SQL that the owner admits or refuses by its analysis rules.
+
+Act four is the marketplace, every amount through the credits ledger: negotiated terms paid
+through escrow and settled on the receipt; a curator's portfolio whose reward is split by its
+weights; a model trained in the enclave, published with its provenance and used for pay
+through ``predict``; an evaluation and the trainer's reputation; a dispute the arbiter upholds
+with a refund; and the operator's audit of every balance from the log.
 """
 
 from __future__ import annotations
@@ -831,7 +837,9 @@ def _act_market(parties: dict[str, Party], db: Path, keys: Path, echo: Echo, tim
 
     seller, buyer = parties["Seller"], parties["Buyer"]
     echo("\n" + "=" * 92)
-    echo("ACT FOUR: the marketplace: credits, negotiated terms, escrow and settlement")
+    echo(
+        "ACT FOUR: the marketplace: credits, escrow, a portfolio, a paid model, reputation, disputes"
+    )
     echo("=" * 92)
     sold = seller.publish(
         dataset_path("newbiemolty"), title="Onboarding log (for sale)", policy=MARKET_POLICY
@@ -982,8 +990,9 @@ def _act_market_models(
         items=[(grades, n["weight_grades"]), (method, n["weight_method"])],
         fee=n["fee_bps"],
     )
+    echo("")
     echo(
-        f"\nF. Curator signs a portfolio: Seller's grades {n['weight_grades']} bp, Archive's "
+        f"F. Curator signs a portfolio: Seller's grades {n['weight_grades']} bp, Archive's "
         f"teaching method {n['weight_method']} bp, curator's fee {n['fee_bps']} bp"
     )
     ops.grant(
@@ -997,7 +1006,7 @@ def _act_market_models(
     _show_balances(echo, "balances", before)
     train = trainer.request("train-model", [grades, method], TRAIN_PARAMS)
     pledge = trainer.client.pledge(portfolio.portfolio, train.request, n["pledge"])
-    names = {p.party_id: name for name, p in parties.items()}
+    names: dict[str, str] = {p.party_id: name for name, p in parties.items()}
     split = ", ".join(f"{names[s.payee]} {s.amount}" for s in pledge.shares)
     echo(f"G. Trainer asks to train a model on the portfolio and pledges {n['pledge']}: {split}")
     for party in (seller, archive):
@@ -1019,10 +1028,12 @@ def _act_market_models(
     )
     card = published.model
     inputs = ", ".join(i["dataset"][:19] + "..." for i in card.provenance["inputs"])
+    code = card.provenance["computation"]
     echo(
-        f"H. Trainer publishes {card.name!r} at {card.price} per use; provenance: the "
+        f"H. Trainer publishes {card.name!r} at {card.price} per use; its provenance: the "
         f"train-model receipt {card.provenance['receipts'][0][:19]}..., inputs {inputs}, "
-        f"code {card.provenance['computation']['id']}; the weights stay sealed (predict only)"
+        f"code {code['id']} {code['version']} {code['code_digest'][:19]}...; the weights stay "
+        "sealed in a predict-only artifact"
     )
     own_rows = buyer.publish(
         files["rows"],
