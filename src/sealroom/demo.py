@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -808,16 +809,18 @@ TRAIN_PARAMS: dict[str, Any] = {
     "features": ["GPA", "TUCE", "PSI"],
     "test_fraction": "0",
 }
-MARKET_NUMBERS: dict[str, int] = {
-    # Act four's amounts, checked by tests/test_demo_market.py.
-    "trainer_grant": 300,
-    "pledge": 200,
-    "fee_bps": 1000,
-    "weight_grades": 6000,
-    "weight_method": 4000,
-    "model_price": 40,
-    "disputed": 20,
-}
+MARKET_NUMBERS: Mapping[str, int] = MappingProxyType(
+    {
+        # Act four's amounts, checked by tests/test_demo_market.py.
+        "trainer_grant": 300,
+        "pledge": 200,
+        "fee_bps": 1000,
+        "weight_grades": 6000,
+        "weight_method": 4000,
+        "model_price": 40,
+        "disputed": 20,
+    }
+)
 MARKET_POLICY = {
     "allow": [{"id": "topic-overlap"}],
     "auto_approve": [{"id": "topic-overlap"}],
