@@ -17,6 +17,12 @@ plans' rows of the RAND Health Insurance Experiment (``randhie``, split by
 rows) with a suppressed group, the same with DP noise whose budget a repeated
 request exhausts (refused by the budget ledger in the coordinator's log), and
 requester SQL that the owner admits or refuses by its analysis rules.
+
+Act four is the marketplace, every amount through the credits ledger: negotiated terms paid
+through escrow and settled on the receipt; a curator's portfolio whose reward is split by its
+weights; a model trained in the enclave, published with its provenance and used for pay
+through ``predict``; an evaluation and the trainer's reputation; a dispute the arbiter upholds
+with a refund; and the operator's audit of every balance from the log.
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pyarrow as pa
@@ -55,6 +62,9 @@ from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import BundleRejected, verify_bundle
 
 __all__ = ["dataset_path", "public_data", "run_demo"]
+
+if TYPE_CHECKING:
+    from sealroom.coordinator.credits import Credits
 
 Echo = Callable[[str], None]
 
@@ -225,7 +235,7 @@ def _scenario(
     code = act_three({n: work / "homes" / n for n in names}, logs, url, work / "no-trust", echo)
     if code != 0:
         return code
-    parties = {n: _party(n, work, url) for n in ("Seller", "Buyer")}
+    parties = {n: _party(n, work, url) for n in MARKET_PARTIES}
     try:
         db = work / "coordinator.db"
         return _act_market(parties, db, Path(f"{db}.keys"), echo, timeout)
@@ -791,6 +801,26 @@ def _show_sql(body: Any, echo: Echo) -> None:
     )
 
 
+MARKET_PARTIES = ("Seller", "Buyer", "Archive", "Curator", "Trainer")
+TRAIN_PARAMS: dict[str, Any] = {
+    "layout": "join",
+    "id_column": "id",
+    "target": "GRADE",
+    "features": ["GPA", "TUCE", "PSI"],
+    "test_fraction": "0",
+}
+MARKET_NUMBERS: Mapping[str, int] = MappingProxyType(
+    {
+        # Act four's amounts, checked by tests/test_demo_market.py.
+        "trainer_grant": 300,
+        "pledge": 200,
+        "fee_bps": 1000,
+        "weight_grades": 6000,
+        "weight_method": 4000,
+        "model_price": 40,
+        "disputed": 20,
+    }
+)
 MARKET_POLICY = {
     "allow": [{"id": "topic-overlap"}],
     "auto_approve": [{"id": "topic-overlap"}],
@@ -810,7 +840,9 @@ def _act_market(parties: dict[str, Party], db: Path, keys: Path, echo: Echo, tim
 
     seller, buyer = parties["Seller"], parties["Buyer"]
     echo("\n" + "=" * 92)
-    echo("ACT FOUR: the marketplace: credits, negotiated terms, escrow and settlement")
+    echo(
+        "ACT FOUR: the marketplace: credits, escrow, a portfolio, a paid model, reputation, disputes"
+    )
     echo("=" * 92)
     sold = seller.publish(
         dataset_path("newbiemolty"), title="Onboarding log (for sale)", policy=MARKET_POLICY
@@ -864,6 +896,217 @@ def _act_market(parties: dict[str, Party], db: Path, keys: Path, echo: Echo, tim
             f"E. audit: {recomputed.transfers} transfers recomputed from the log equal the "
             "database's balances; all accounts sum to zero"
         )
+        code = _act_market_models(parties, ops, keys, db.parent / "market", echo, timeout)
+        if code != 0:
+            return code
+        recomputed, stored = audit(engine, ops.ledger.identity.public)
+        if dict(recomputed.accounts) != stored:
+            echo("error: the balances recomputed from the log differ from the database")
+            return 1
+        echo(
+            f"L. audit: all {recomputed.transfers} transfers recomputed from the log equal the "
+            "database's balances; all accounts sum to zero"
+        )
     finally:
         engine.dispose()
+    return 0
+
+
+def _spector_halves(out: Path) -> dict[str, Path]:
+    """spector split by columns for training (grades: Seller, method and outcome: Archive)
+    and the first rows without the outcome, the Buyer's own rows to predict on."""
+    import numpy as np
+    import statsmodels.api as sm  # heavy: only the acts that use public data need it
+
+    df = sm.datasets.spector.load_pandas().data
+    ids = np.arange(len(df), dtype=np.int64)
+    cols = {"id": ids, **{c: df[c].to_numpy() for c in ("GPA", "TUCE", "PSI", "GRADE")}}
+    out.mkdir(parents=True, exist_ok=True)
+    tables = {
+        "grades": pa.table({k: cols[k] for k in ("id", "GPA", "TUCE")}),
+        "method": pa.table({k: cols[k] for k in ("id", "PSI", "GRADE")}),
+        "rows": pa.table({k: cols[k][:8] for k in ("id", "GPA", "TUCE", "PSI")}),
+    }
+    paths = {}
+    for name, table in tables.items():
+        paths[name] = out / f"spector-{name}.csv"
+        _write_csv(table, paths[name])
+    return paths
+
+
+def _balances(parties: Mapping[str, Party]) -> dict[str, int]:
+    return {n: p.client.credits().balance for n, p in parties.items()}
+
+
+def _show_balances(echo: Echo, label: str, balances: Mapping[str, int]) -> None:
+    shown = ", ".join(f"{n} {b}" for n, b in balances.items())
+    echo(f"   {label}: {shown} (sum {sum(balances.values())})")
+
+
+def _settled(check: Callable[[], bool], timeout: float) -> bool:
+    """Settlement follows the completion in the coordinator: poll briefly for it."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _act_market_models(
+    parties: Mapping[str, Party],
+    ops: Credits,
+    keys: Path,
+    work: Path,
+    echo: Echo,
+    timeout: float,
+) -> int:
+    """A curator's portfolio and a reward split by its weights, a model trained in the enclave
+    and published with its provenance, paid use through predict, an evaluation, reputation,
+    and a dispute the arbiter upholds with a refund; every amount through the credits ledger."""
+    from sealroom.client import market as mk
+    from sealroom.coordinator.keys import CoordinatorKeystore
+
+    n = MARKET_NUMBERS
+    seller, buyer, archive = parties["Seller"], parties["Buyer"], parties["Archive"]
+    curator, trainer = parties["Curator"], parties["Trainer"]
+    registry = default_registry()
+    files = _spector_halves(work)
+    pinned = {
+        "grades": exact_rule(registry.get("train-model"), TRAIN_PARAMS, partners=[files["method"]]),
+        "method": exact_rule(registry.get("train-model"), TRAIN_PARAMS, partners=[files["grades"]]),
+    }
+    train_policy = {"auto_approve": [{"id": "train-model"}], "requesters": "any", "k": 3}
+    grades = seller.publish(
+        files["grades"],
+        title="Course grades (spector)",
+        policy={**train_policy, "allow": [pinned["grades"]]},
+    ).dataset
+    method = archive.publish(
+        files["method"],
+        title="Teaching method and outcome (spector)",
+        policy={**train_policy, "allow": [pinned["method"]]},
+    ).dataset
+    portfolio = curator.curate(
+        name="spector, both halves",
+        description="grades and teaching method of the same 32 students",
+        items=[(grades, n["weight_grades"]), (method, n["weight_method"])],
+        fee=n["fee_bps"],
+    )
+    echo("")
+    echo(
+        f"F. Curator signs a portfolio: Seller's grades {n['weight_grades']} bp, Archive's "
+        f"teaching method {n['weight_method']} bp, curator's fee {n['fee_bps']} bp"
+    )
+    ops.grant(
+        trainer.party_id,
+        n["trainer_grant"],
+        key="demo-trainer",
+        memo="trainer's credits",
+        now=trainer.now(),
+    )
+    before = _balances(parties)
+    _show_balances(echo, "balances", before)
+    train = trainer.request("train-model", [grades, method], TRAIN_PARAMS)
+    pledge = trainer.client.pledge(portfolio.portfolio, train.request, n["pledge"])
+    names: dict[str, str] = {p.party_id: name for name, p in parties.items()}
+    split = ", ".join(f"{names[s.payee]} {s.amount}" for s in pledge.shares)
+    echo(f"G. Trainer asks to train a model on the portfolio and pledges {n['pledge']}: {split}")
+    for party in (seller, archive):
+        party.auto_approve(allow_simulated=True)
+    view = trainer.wait(train.request, timeout=timeout)
+    if view.status != "completed":
+        echo(f"error: the training request ended {view.status}: {view.status_reason}")
+        return 1
+    if not _settled(lambda: trainer.client.get_pledge(train.request).status == "paid", timeout):
+        echo("error: the portfolio's reward was not paid")
+        return 1
+    _show_balances(echo, "trained; the reward is split and paid", _balances(parties))
+    trainer.result(train.request, work / "trained", allow_simulated=True)
+    published = trainer.publish_model(
+        work / "trained",
+        name="grade model",
+        description="logit of GRADE on GPA, TUCE and PSI",
+        price=n["model_price"],
+    )
+    card = published.model
+    inputs = ", ".join(i["dataset"][:19] + "..." for i in card.provenance["inputs"])
+    code = card.provenance["computation"]
+    echo(
+        f"H. Trainer publishes {card.name!r} at {card.price} per use; its provenance: the "
+        f"train-model receipt {card.provenance['receipts'][0][:19]}..., inputs {inputs}, "
+        f"code {code['id']} {code['version']} {code['code_digest'][:19]}...; the weights stay "
+        "sealed in a predict-only artifact"
+    )
+    own_rows = buyer.publish(
+        files["rows"],
+        title="Buyer's students",
+        policy={
+            "allow": [{"id": "predict"}],
+            "auto_approve": [{"id": "predict"}],
+            "requesters": [buyer.party_id],
+            "k": 1,
+        },
+    ).dataset
+    use = buyer.predict(card.model, own_rows, id_column="id")
+    for party in (trainer, buyer):
+        party.auto_approve(allow_simulated=True)
+    view = buyer.wait(use.request, timeout=timeout)
+    if view.status != "completed":
+        echo(f"error: the predict request ended {view.status}: {view.status_reason}")
+        return 1
+    predictions = buyer.result(use.request, work / "predictions", allow_simulated=True)
+
+    def paid() -> bool:
+        return [u.status for u in buyer.client.model_uses(card.model).items] == ["paid"]
+
+    if not _settled(paid, timeout):
+        echo("error: the model's use was not paid")
+        return 1
+    first = predictions.body["predictions"][0]
+    echo(
+        f"I. Buyer runs predict on its own {predictions.body['rows']} rows, both sealed to the "
+        f"enclave (student {first['id']}: {first['value']}); Buyer pays {card.price} to Trainer"
+    )
+    _show_balances(echo, "balances", _balances(parties))
+    evaluation = buyer.evaluate(
+        card.model,
+        use.request,
+        score="0.8",
+        summary="sensible probabilities on my students",
+        examples=[({k: str(v) for k, v in first.items() if k != "value"}, str(first["value"]))],
+    )
+    rep = {r.role: r for r in buyer.reputation(trainer.party_id).roles}["trainer"]
+    echo(
+        f"J. Buyer (a paying user) rates the model 0.8 in a signed evaluation "
+        f"{evaluation.evaluation[:19]}...; Trainer's reputation as trainer: {rep.score} "
+        f"(weight {rep.weight}: paid use)"
+    )
+    dispute = buyer.dispute(
+        use.request,
+        respondent=trainer.party_id,
+        amount=n["disputed"],
+        reason="two of my students were scored the wrong way round",
+    )
+    before = _balances(parties)
+    arbiter = CoordinatorKeystore(directory=keys).arbiter(create=False)
+    with Client(base_url=buyer.url, identity=arbiter) as client:
+        done = mk.resolve_dispute(
+            client,
+            arbiter,
+            dispute.dispute,
+            outcome="upheld",
+            refund=n["disputed"],
+            reason="the receipt binds the run; the refund is the disputed amount",
+            now=buyer.now(),
+        )
+    after = _balances(parties)
+    rep = {r.role: r for r in buyer.reputation(trainer.party_id).roles}["trainer"]
+    echo(
+        f"K. Buyer disputes {n['disputed']} of the charge citing the receipt; the arbiter "
+        f"upholds it and refunds {done.refund}; Trainer's reputation: {rep.score} "
+        f"({rep.upheld_against} upheld against)"
+    )
+    _show_balances(echo, "before", before)
+    _show_balances(echo, "after", after)
     return 0
