@@ -364,6 +364,16 @@ def enclave(
             "Default: a fresh root that no coordinator admits.",
         ),
     ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            envvar="SEALROOM_ENCLAVE_REGION",
+            help="The region this deployment declares (e.g. eu-west); bound into the attested "
+            "key document, so region-pinned rooms may run here. A declaration by the operator, "
+            "not a location the hardware measures.",
+        ),
+    ] = None,
     print_simulation_root: Annotated[
         bool,
         typer.Option(
@@ -438,6 +448,7 @@ def enclave(
                 now=int(time.time()),
                 provider=provider,
                 deployment_secret=secret,
+                region=region,
             )
             with Client(base_url=url, identity=keys.identity) as client:
                 worker = EnclaveWorker(

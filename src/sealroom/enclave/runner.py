@@ -70,6 +70,7 @@ from sealroom.errors import (
     Conflict,
     InvalidInput,
     PolicyDenied,
+    RegionMismatch,
     SealroomError,
     VerificationFailed,
 )
@@ -343,7 +344,8 @@ def _open_attestations(
 
 
 def _check_enclave_pins(keys: EnclaveKeys, rules: Sequence[PolicyRules | None]) -> None:
-    """This enclave's evidence satisfies every owner's (and the room's) ``enclave`` pin.
+    """This enclave's evidence satisfies every owner's (and the room's) ``enclave`` pin
+    and ``region``.
 
     The owners' clients check their pins before sealing; this catches inputs a
     coordinator routed here for an owner whose pin excludes this enclave. As of
@@ -351,6 +353,11 @@ def _check_enclave_pins(keys: EnclaveKeys, rules: Sequence[PolicyRules | None]) 
     """
     evidence = keys.evidence.statement
     for r in rules:
+        if r is not None and r.region is not None and r.region != evidence.keys.region:
+            raise RegionMismatch(
+                f"rule region: the data may only be processed in region {r.region!r}; this "
+                f"enclave declares {evidence.keys.region or 'no region'}"
+            )
         pin = r.enclave_pin if r is not None else None
         if pin is not None:
             pin.check_as_of(

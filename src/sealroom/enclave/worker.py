@@ -27,6 +27,7 @@ the loop stops cleanly on SIGTERM/SIGINT or when a stop event is set.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import threading
 import time
@@ -49,6 +50,7 @@ from sealroom.errors import (
     AlreadyReleased,
     BackendUnavailable,
     Conflict,
+    InvalidInput,
     NotFound,
     SealroomError,
     StaleLedgerHead,
@@ -173,6 +175,9 @@ def make_evidence_provider(
     return DstackProvider(dstack_endpoint)
 
 
+_REGION = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
 def make_enclave_keys(
     *,
     tee: Literal["simulated", "dstack"] = "simulated",
@@ -180,6 +185,7 @@ def make_enclave_keys(
     dstack_endpoint: str | None = None,
     provider: EvidenceProvider | None = None,
     deployment_secret: bytes | None = None,
+    region: str | None = None,
 ) -> EnclaveKeys:
     """Enclave keys with evidence from ``provider`` (default: :func:`make_evidence_provider`).
 
@@ -187,6 +193,11 @@ def make_enclave_keys(
     keys (:func:`~sealroom.enclave.keys.deployment_identity`). Under dstack
     without a secret given, the secret is the KMS-derived app key.
     """
+    if region is not None and not _REGION.fullmatch(region):
+        raise InvalidInput(
+            f"region {region!r}: use 1-64 of a-z, 0-9, '.', '_', '-' (starting with a letter "
+            "or digit), e.g. eu-west"
+        )
     if provider is None:
         provider = make_evidence_provider(tee=tee, dstack_endpoint=dstack_endpoint)
     if deployment_secret is None and tee == "dstack":
@@ -196,7 +207,11 @@ def make_enclave_keys(
             deployment_secret = provider.app_key()
     identity = deployment_identity(deployment_secret) if deployment_secret is not None else None
     return EnclaveKeys.create_at_time(
-        provider, tee="simulated" if tee == "simulated" else "tdx", now=now, identity=identity
+        provider,
+        tee="simulated" if tee == "simulated" else "tdx",
+        now=now,
+        identity=identity,
+        region=region,
     )
 
 

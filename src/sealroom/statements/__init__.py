@@ -5,8 +5,8 @@ from __future__ import annotations
 from sealroom.statements.canonical import canonical_json, parse_json_strict
 from sealroom.statements.envelope import Envelope, Signed, Statement, digest_of, sign_statement
 from sealroom.statements.fields import Digest
+from sealroom.statements.models import STATEMENT_TYPES as _MODEL_TYPES
 from sealroom.statements.models import (
-    STATEMENT_TYPES,
     Approval,
     BudgetCharge,
     Column,
@@ -33,7 +33,19 @@ from sealroom.statements.models import (
     output_commitment,
 )
 from sealroom.statements.output import ReleasedOutput
+from sealroom.statements.rooms import (
+    ROOM_STATEMENT_TYPES,
+    OrgMember,
+    Room,
+    RoomConsent,
+    RoomInvitation,
+    RoomSnapshot,
+    RunApproval,
+    snapshot_digest,
+)
 from sealroom.statements.visibility import PUBLIC_TYPES, is_public
+
+STATEMENT_TYPES = {**_MODEL_TYPES, **ROOM_STATEMENT_TYPES}
 
 __all__ = [
     "PUBLIC_TYPES",
@@ -54,6 +66,7 @@ __all__ = [
     "InputRef",
     "Keyword",
     "ModelWeights",
+    "OrgMember",
     "OutputRef",
     "Policy",
     "PrivacyCharge",
@@ -61,6 +74,11 @@ __all__ = [
     "ProtocolReceipt",
     "Receipt",
     "ReleasedOutput",
+    "Room",
+    "RoomConsent",
+    "RoomInvitation",
+    "RoomSnapshot",
+    "RunApproval",
     "Signed",
     "Statement",
     "StreamDigest",
@@ -72,4 +90,5 @@ __all__ = [
     "output_commitment",
     "parse_json_strict",
     "sign_statement",
+    "snapshot_digest",
 ]
