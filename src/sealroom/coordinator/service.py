@@ -1,7 +1,7 @@
 """The coordinator: one service per resource over one database and one log key.
 
 Each resource service (:mod:`.parties`, :mod:`.datasets`, :mod:`.requests`
-with :mod:`.approvals`, :mod:`.jobs` (enclaves admitted by :mod:`.admission`), :mod:`.log`, :mod:`.relay`) takes typed arguments (wire bodies,
+with :mod:`.approvals`, :mod:`.rooms`, :mod:`.jobs` (enclaves admitted by :mod:`.admission`), :mod:`.log`, :mod:`.relay`) takes typed arguments (wire bodies,
 envelopes, ids), the caller (a verified party id, or none for public reads)
 and ``now``, and returns wire models; what they share lives in :mod:`.state`.
 This module only builds them together.
@@ -25,6 +25,7 @@ from sealroom.coordinator.log import Log
 from sealroom.coordinator.parties import Parties
 from sealroom.coordinator.relay import Relay
 from sealroom.coordinator.requests import Requests
+from sealroom.coordinator.rooms import Rooms
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS, DbNonceStore, State
 from sealroom.coordinator.witnessing import WitnessEndpoint, Witnessing
 
@@ -45,6 +46,7 @@ class Coordinator:
     ledgers: Ledgers
     log: Log
     relay: Relay
+    rooms: Rooms
 
     @classmethod
     def open(
@@ -83,4 +85,5 @@ class Coordinator:
             ledgers=Ledgers(state),
             log=Log(engine, state.signer, state.witnessing),
             relay=Relay(engine=engine),
+            rooms=Rooms(state),
         )
