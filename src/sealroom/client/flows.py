@@ -484,6 +484,8 @@ class _Mine:
     already_approved: bool
     # The enclave pins of the dataset's policy and the room's (each must hold).
     pins: tuple[EnclavePin, ...] = ()
+    # The region the dataset's policy or the room pins (composition refuses two).
+    region: str | None = None
 
 
 def _open_request(
@@ -568,6 +570,10 @@ def _my_inputs(
                     pin
                     for r in (rules, room)
                     if r is not None and (pin := r.enclave_pin) is not None
+                ),
+                region=next(
+                    (r.region for r in (rules, room) if r is not None and r.region is not None),
+                    None,
                 ),
             )
         )
@@ -734,6 +740,7 @@ def approve(
         home=home,
         now=now,
         required=_sealed_to(view),
+        region=next((item.region for item in mine if item.region is not None), None),
     )
     # Check every input before signing anything. Named data (one input) is read once and
     # kept: it may be a stream (stdin) that cannot be read twice.
@@ -816,6 +823,7 @@ def auto_approve(
                 home=home,
                 now=now,
                 required=_sealed_to(client.get_request(req.digest)),
+                region=mine.region,
             )
             result = _approve_one(
                 client,

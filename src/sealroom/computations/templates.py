@@ -94,9 +94,7 @@ def template(template_id: str) -> RoomTemplate:
     for t in TEMPLATES:
         if t.id == template_id:
             return t
-    raise NotFound(
-        f"no room template {template_id!r}; known: {', '.join(t.id for t in TEMPLATES)}"
-    )
+    raise NotFound(f"no room template {template_id!r}; known: {', '.join(t.id for t in TEMPLATES)}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -225,9 +225,7 @@ class Rooms:
                 _event(conn, room_env.digest, "red-flag", f"risky room: {reason}", now)
             return Stored(self._view(conn, room_env.digest, now), created=True)
 
-    def invite(
-        self, room: str, env: Envelope, *, caller: PartyId, now: int
-    ) -> Stored[RoomView]:
+    def invite(self, room: str, env: Envelope, *, caller: PartyId, now: int) -> Stored[RoomView]:
         inv = env.open(RoomInvitation).statement
         if inv.host != caller:
             raise SignatureInvalid("an invitation must be sent by the host who signed it")
@@ -273,9 +271,7 @@ class Rooms:
 
     # --- members ------------------------------------------------------------------------
 
-    def join(
-        self, room: str, precheck: dict[str, Any], *, caller: PartyId, now: int
-    ) -> RoomView:
+    def join(self, room: str, precheck: dict[str, Any], *, caller: PartyId, now: int) -> RoomView:
         """Record an invitee's own pre-check and make it a member (it consents separately)."""
         entities = precheck.get("entities")
         if isinstance(entities, bool) or not isinstance(entities, int) or entities < 0:
@@ -537,9 +533,7 @@ class Rooms:
         ):
             approvals.setdefault(str(a.request), []).append(str(a.approver))
         events = [
-            RoomEvent(
-                at=int(e.at), kind=e.kind, party=e.party, request=e.request, detail=e.detail
-            )
+            RoomEvent(at=int(e.at), kind=e.kind, party=e.party, request=e.request, detail=e.detail)
             for e in conn.execute(
                 select(room_events)
                 .where(room_events.c.room == room)
