@@ -15,6 +15,7 @@ import pytest
 
 from sealroom.client import Party
 from sealroom.errors import (
+    Conflict,
     ConsentMissing,
     DualApprovalRequired,
     NotFound,
@@ -24,7 +25,7 @@ from sealroom.errors import (
     RoomClosed,
 )
 from tests.rooms.room_world import DP_RUN, K, RoomWorld, now, room_world
-from tests.services import running_enclave
+from tests.services import registered_enclave, running_enclave
 
 
 def _room(world: RoomWorld, **options: object) -> str:
@@ -96,6 +97,7 @@ def test_withdrawn_consent_stops_a_run_about_to_start(tmp_path: Path) -> None:
     with room_world(tmp_path) as world:
         host, alice, bob = (world.parties[n] for n in ("host", "alice", "bob"))
         room = _room(world)
+        enclave = registered_enclave(world.url)  # registered, not yet taking jobs
         run = host.rooms.run(room, "intersection-overlap", [world.datasets["alice"], world.datasets["bob"]], DP_RUN)
         _approve_all(world)
         assert host.status(run.request).status == "approved"  # sealed, waiting for an enclave
@@ -103,8 +105,7 @@ def test_withdrawn_consent_stops_a_run_about_to_start(tmp_path: Path) -> None:
         stopped = host.status(run.request)
         assert stopped.status == "withdrawn"
         assert "withdrew consent" in (stopped.status_reason or "")
-        with running_enclave(world.url) as enclave:
-            assert enclave.step().outcome == "idle"  # nothing left to claim
+        assert enclave.step().outcome == "idle"  # nothing left to claim
         with pytest.raises(ConsentMissing, match="withdrawn"):
             host.rooms.run(room, "intersection-overlap", [world.datasets["alice"], world.datasets["bob"]], DP_RUN)
         events = [e.kind for e in bob.rooms.show(room).view.events]
@@ -151,7 +152,7 @@ def test_risky_template_needs_two_distinct_approvers(tmp_path: Path) -> None:
         # One approver is not enough, and the same person twice is not two.
         with pytest.raises(DualApprovalRequired):
             alice.approve(run.request, allow_simulated=True)
-        with pytest.raises(PolicyDenied):
+        with pytest.raises(Conflict):
             people["alice-ann"].rooms.approve_run(room, run.request, org=alice.party_id)
         with pytest.raises(PolicyDenied, match="auditor"):
             world.parties["alice-aud"].rooms.approve_run(room, run.request, org=alice.party_id)
@@ -181,10 +182,9 @@ def test_region_mismatch_is_refused(tmp_path: Path) -> None:
             done = host.wait(run.request, timeout=60)
         assert done.status == "completed", done.status_reason
         bundle = host.client.bundle(run.request)
-        evidence = next(s for s in bundle.statements if s.type == "sealroom.enclave-evidence")
         from sealroom.statements import EnclaveEvidence
 
-        assert evidence.open(EnclaveEvidence).statement.keys.region == "eu-west"
+        assert bundle.evidence.open(EnclaveEvidence).statement.keys.region == "eu-west"
 
 
 def test_expired_room_refuses_runs(tmp_path: Path) -> None:
