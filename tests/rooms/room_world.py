@@ -48,10 +48,15 @@ class RoomWorld:
 
 
 @contextmanager
-def room_world(tmp_path: Path, names: tuple[str, ...] = ("host", "alice", "bob")) -> Iterator[
-    RoomWorld
-]:
-    with coordinator(tmp_path) as url, ExitStack() as stack:
+def room_world(
+    tmp_path: Path,
+    names: tuple[str, ...] = ("host", "alice", "bob"),
+    *,
+    db_url: str | None = None,
+) -> Iterator[RoomWorld]:
+    """The parties ``names`` with published datasets, on a coordinator over ``db_url``
+    (default: SQLite in ``tmp_path``)."""
+    with coordinator(tmp_path, db_url=db_url) as url, ExitStack() as stack:
         world = RoomWorld(url=url, tmp=tmp_path, parties={}, datasets={})
         for name in names:
             party = stack.enter_context(world.new_party(name))

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from sealroom.client import Party
 from sealroom.errors import (
     Conflict,
     ConsentMissing,
@@ -51,8 +50,8 @@ def _approve_all(world: RoomWorld) -> None:
         world.parties[name].auto_approve(allow_simulated=True)
 
 
-def test_room_from_invitation_to_result(tmp_path: Path) -> None:
-    with room_world(tmp_path) as world, running_enclave(world.url):
+def test_room_from_invitation_to_result(tmp_path: Path, db_url: str) -> None:
+    with room_world(tmp_path, db_url=db_url) as world, running_enclave(world.url):
         host, alice, bob = (world.parties[n] for n in ("host", "alice", "bob"))
         room = _room(world)
         seen = alice.rooms.show(room)
@@ -62,8 +61,12 @@ def test_room_from_invitation_to_result(tmp_path: Path) -> None:
             bob.party_id: "consented",
         }
         report = next(m.precheck for m in seen.view.members if m.party == alice.party_id)
-        assert report is not None and report["entities"] == 200 and report["enough_for_k"]
-        run = host.rooms.run(room, "intersection-overlap", [world.datasets["alice"], world.datasets["bob"]], DP_RUN)
+        assert report is not None
+        assert report["entities"] == 200
+        assert report["enough_for_k"]
+        run = host.rooms.run(
+            room, "intersection-overlap", [world.datasets["alice"], world.datasets["bob"]], DP_RUN
+        )
         assert run.status == "pending"
         _approve_all(world)
         done = host.wait(run.request, timeout=60)
@@ -93,12 +96,14 @@ def test_non_member_sees_nothing(tmp_path: Path) -> None:
         assert [r.room for r in world.parties["alice"].rooms.list()] == [room]
 
 
-def test_withdrawn_consent_stops_a_run_about_to_start(tmp_path: Path) -> None:
-    with room_world(tmp_path) as world:
+def test_withdrawn_consent_stops_a_run_about_to_start(tmp_path: Path, db_url: str) -> None:
+    with room_world(tmp_path, db_url=db_url) as world:
         host, alice, bob = (world.parties[n] for n in ("host", "alice", "bob"))
         room = _room(world)
         enclave = registered_enclave(world.url)  # registered, not yet taking jobs
-        run = host.rooms.run(room, "intersection-overlap", [world.datasets["alice"], world.datasets["bob"]], DP_RUN)
+        run = host.rooms.run(
+            room, "intersection-overlap", [world.datasets["alice"], world.datasets["bob"]], DP_RUN
+        )
         _approve_all(world)
         assert host.status(run.request).status == "approved"  # sealed, waiting for an enclave
         alice.rooms.withdraw_consent(room, reason="legal review")
@@ -107,9 +112,15 @@ def test_withdrawn_consent_stops_a_run_about_to_start(tmp_path: Path) -> None:
         assert "withdrew consent" in (stopped.status_reason or "")
         assert enclave.step().outcome == "idle"  # nothing left to claim
         with pytest.raises(ConsentMissing, match="withdrawn"):
-            host.rooms.run(room, "intersection-overlap", [world.datasets["alice"], world.datasets["bob"]], DP_RUN)
+            host.rooms.run(
+                room,
+                "intersection-overlap",
+                [world.datasets["alice"], world.datasets["bob"]],
+                DP_RUN,
+            )
         events = [e.kind for e in bob.rooms.show(room).view.events]
-        assert "withdrew" in events and "run-stopped" in events
+        assert "withdrew" in events
+        assert "run-stopped" in events
 
 
 def test_run_outside_allowed_queries_is_refused(tmp_path: Path) -> None:
@@ -117,7 +128,12 @@ def test_run_outside_allowed_queries_is_refused(tmp_path: Path) -> None:
         host = world.parties["host"]
         room = _room(world)
         with pytest.raises(QueryNotAllowed):
-            host.rooms.run(room, "intersection-sum", [world.datasets["alice"], world.datasets["bob"]], {"value": "score", "value_bounds": ["0", "7"], "dp": {"epsilon": "1"}})
+            host.rooms.run(
+                room,
+                "intersection-sum",
+                [world.datasets["alice"], world.datasets["bob"]],
+                {"value": "score", "value_bounds": ["0", "7"], "dp": {"epsilon": "1"}},
+            )
         # The coordinator refuses it too when a client skips its own check.
         from sealroom.client import flows
 
@@ -135,19 +151,22 @@ def test_run_outside_allowed_queries_is_refused(tmp_path: Path) -> None:
         assert host.rooms.show(room).view.runs == ()
 
 
-def test_risky_template_needs_two_distinct_approvers(tmp_path: Path) -> None:
-    with room_world(tmp_path) as world, running_enclave(world.url):
+def test_risky_template_needs_two_distinct_approvers(tmp_path: Path, db_url: str) -> None:
+    with room_world(tmp_path, db_url=db_url) as world, running_enclave(world.url):
         host, alice, bob = (world.parties[n] for n in ("host", "alice", "bob"))
         # k below the template's floor makes the room risky: dual approval, no auto-approval.
         room = _room(world, k=5)
         view = host.rooms.show(room).view
-        assert view.risky and any("below the template's floor" in f.detail for f in view.red_flags)
+        assert view.risky
+        assert any("below the template's floor" in f.detail for f in view.red_flags)
         people = {n: world.new_party(n) for n in ("alice-ann", "alice-avi", "bob-bo", "bob-bea")}
         for org, names in ((alice, ("alice-ann", "alice-avi")), (bob, ("bob-bo", "bob-bea"))):
             for n in names:
                 org.rooms.add_member(people[n].party_id, "approver")
         alice.rooms.add_member(world.new_party("alice-aud").party_id, "auditor")
-        run = host.rooms.run(room, "intersection-overlap", [world.datasets["alice"], world.datasets["bob"]], DP_RUN)
+        run = host.rooms.run(
+            room, "intersection-overlap", [world.datasets["alice"], world.datasets["bob"]], DP_RUN
+        )
         people["alice-ann"].rooms.approve_run(room, run.request, org=alice.party_id)
         # One approver is not enough, and the same person twice is not two.
         with pytest.raises(DualApprovalRequired):
@@ -174,7 +193,9 @@ def test_region_mismatch_is_refused(tmp_path: Path) -> None:
     with room_world(tmp_path) as world, running_enclave(world.url, region="us-east"):
         host, alice = world.parties["host"], world.parties["alice"]
         room = _room(world, region="eu-west")
-        run = host.rooms.run(room, "intersection-overlap", [world.datasets["alice"], world.datasets["bob"]], DP_RUN)
+        run = host.rooms.run(
+            room, "intersection-overlap", [world.datasets["alice"], world.datasets["bob"]], DP_RUN
+        )
         with pytest.raises(RegionMismatch):
             alice.approve(run.request, allow_simulated=True)
         with running_enclave(world.url, region="eu-west"):
@@ -193,7 +214,12 @@ def test_expired_room_refuses_runs(tmp_path: Path) -> None:
         room = _room(world, expires_at=now() + 3)
         time.sleep(3.5)
         with pytest.raises(RoomClosed):
-            host.rooms.run(room, "intersection-overlap", [world.datasets["alice"], world.datasets["bob"]], DP_RUN)
+            host.rooms.run(
+                room,
+                "intersection-overlap",
+                [world.datasets["alice"], world.datasets["bob"]],
+                DP_RUN,
+            )
         with pytest.raises(RoomClosed):
             world.parties["alice"].rooms.consent(room)
         assert host.rooms.show(room).view.expired
@@ -202,18 +228,18 @@ def test_expired_room_refuses_runs(tmp_path: Path) -> None:
 def test_a_party_can_not_join_without_enough_entities(tmp_path: Path) -> None:
     with room_world(tmp_path) as world:
         host = world.parties["host"]
-        room = host.rooms.create(name="r", purpose="p", template="psi-overlap", k=K, expires_at=now() + 600)
+        room = host.rooms.create(
+            name="r", purpose="p", template="psi-overlap", k=K, expires_at=now() + 600
+        )
         small = world.new_party("small")
         path = tmp_path / "small.csv"
         path.write_text("id,score\n" + "".join(f"{i},1\n" for i in range(5)))
         ds = small.publish(path, title="tiny", policy={"allow": [], "k": K}).dataset
         host.rooms.invite(room.digest, small.party_id)
         report = small.rooms.precheck(room.digest, ds)
-        assert not report["ok"] and not report["enough_for_k"]
+        assert not report["ok"]
+        assert not report["enough_for_k"]
         from sealroom.errors import InvalidInput
 
         with pytest.raises(InvalidInput, match="fewer than k"):
             small.rooms.join(room.digest, ds)
-
-
-_ = Party
