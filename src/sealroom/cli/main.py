@@ -21,6 +21,7 @@ from sealroom.cli import (
     keys,
     party,
     protocols,
+    rooms,
     services,
     watch,
     witness,
@@ -415,6 +416,7 @@ keys.register(app)
 deploy.register(app)
 agents.register(app)
 watch.register(app)
+rooms.register(app)
 
 
 def main() -> None:
