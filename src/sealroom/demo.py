@@ -222,7 +222,15 @@ def _scenario(
 
     names = ("amiller", "CloudMolty", "NewbieMolty", "Analyst", *PLANS)
     logs = {n: dataset_path(n.lower()) for n in ("amiller", "CloudMolty", "NewbieMolty")}
-    return act_three({n: work / "homes" / n for n in names}, logs, url, work / "no-trust", echo)
+    code = act_three({n: work / "homes" / n for n in names}, logs, url, work / "no-trust", echo)
+    if code != 0:
+        return code
+    parties = {n: _party(n, work, url) for n in ROOM_PARTIES}
+    try:
+        return _act_rooms(parties, work / "room-data", results, echo, timeout)
+    finally:
+        for p in parties.values():
+            p.close()
 
 
 def _run(
@@ -780,3 +788,136 @@ def _show_sql(body: Any, echo: Echo) -> None:
         f"     {len(body['rules_checked'])} rules checked; "
         + "; ".join(t.removeprefix("entity-threshold: ") for t in thresholds)
     )
+
+
+# --- the rooms act -------------------------------------------------------------------------
+
+ROOM_PARTIES = (
+    "Brand",
+    "Retailer",
+    "Publisher",
+    "Retailer-Ann",
+    "Retailer-Raj",
+    "Publisher-Pia",
+    "Publisher-Pat",
+)
+ROOM_OWNER_POLICY: dict[str, Any] = {
+    "allow": [{"id": "intersection-overlap"}],
+    "auto_approve": [{"id": "intersection-overlap"}],
+    "k": 5,
+    "dp": {"epsilon_per_requester": "10", "epsilon_total": "10"},
+}
+ROOM_RUN: dict[str, Any] = {"dp": {"epsilon": "1"}}
+
+
+def _act_rooms(
+    parties: dict[str, Party], data_dir: Path, results: Path, echo: Echo, timeout: float
+) -> int:
+    """A room of three parties from invitation to run: a pre-checked join, consents, a run
+    approved by the room's policy, a withdrawn consent that stops a run about to start, and
+    a risky room whose runs need two approvers of each data party."""
+    brand, retailer, publisher = parties["Brand"], parties["Retailer"], parties["Publisher"]
+    members = {"Retailer": retailer, "Publisher": publisher}
+    echo("\n" + "=" * 92)
+    echo("ACT FOUR: a room (a template, invitations, consents, approvals, a withdrawal)")
+    echo("=" * 92)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ids = {"Retailer": range(0, 3000), "Publisher": range(1500, 4500)}
+    datasets: dict[str, str] = {}
+    for name, party in members.items():
+        path = data_dir / f"{name.lower()}.csv"
+        path.write_text("id,visits\n" + "".join(f"{i},{i % 9}\n" for i in ids[name]))
+        datasets[name] = party.publish(
+            path, title=f"{name} customer ids", policy=ROOM_OWNER_POLICY
+        ).dataset
+    inputs = [datasets["Retailer"], datasets["Publisher"]]
+
+    echo("\n20. Brand hosts a room from the psi-overlap template and invites two parties")
+    room = brand.rooms.create(
+        name="Shared audience sizing",
+        purpose="How many customers Retailer and Publisher share, for a joint campaign.",
+        template="psi-overlap",
+        k=10,
+        expires_at=brand.now() + 3600,
+        region=None,
+    )
+    snap = room.room.statement.snapshot
+    echo(f"   room {room.digest[:23]}...  policy snapshot {snap.digest()[:23]}...")
+    echo(
+        f"   allowed: {', '.join(q.id for q in snap.allowed_queries)}; k {snap.k}; DP required "
+        f"(epsilon {snap.dp.epsilon_per_run} per run, {snap.dp.epsilon_total} in total); "
+        f"runs approved by the room policy"
+    )
+    for name, party in members.items():
+        brand.rooms.invite(room.digest, party.party_id)
+        report = party.rooms.precheck(room.digest, datasets[name])
+        echo(
+            f"   {name:<10} pre-check (local): {report['entities']} entities >= k "
+            f"{report['k']}, {len(report['schema'])} columns, card reveals "
+            f"{report['card']['keywords']} keywords -> joins and consents"
+        )
+        party.rooms.join(room.digest, datasets[name])
+        party.rooms.consent(room.digest)
+
+    echo("\n21. Brand starts a run; each member's client approves it under the room policy")
+    first = brand.rooms.run(room.digest, "intersection-overlap", inputs, ROOM_RUN)
+    for party in members.values():
+        party.auto_approve(allow_simulated=True)
+    view = brand.wait(first.request, timeout=timeout)
+    if view.status != "completed":
+        echo(f"   error: the run is {view.status}: {view.status_reason}")
+        return 1
+    got = retailer.result(first.request, results / "room-overlap", allow_simulated=True)
+    echo(f"   overlap (DP) {got.body['overlap']}, true overlap 1500; receipt verified by Retailer")
+
+    echo("\n22. Brand starts a second run; Publisher withdraws consent before it can start")
+    pending = brand.rooms.run(room.digest, "intersection-overlap", inputs, ROOM_RUN)
+    publisher.rooms.withdraw_consent(room.digest, reason="legal asked to pause")
+    stopped = brand.status(pending.request)
+    echo(f"   the run is {stopped.status}: {stopped.status_reason}")
+    try:
+        brand.rooms.run(room.digest, "intersection-overlap", inputs, ROOM_RUN)
+        echo("   error: a run started without Publisher's consent")
+        return 1
+    except PolicyDenied as exc:
+        echo(f"   a new run is refused [{exc.code}]: {exc.detail}")
+    if stopped.status != "withdrawn":
+        return 1
+
+    echo("\n23. a risky room (k below the template's floor): two approvers of each data party")
+    for org, people in (
+        (retailer, ("Retailer-Ann", "Retailer-Raj")),
+        (publisher, ("Publisher-Pia", "Publisher-Pat")),
+    ):
+        for person in people:
+            org.rooms.add_member(parties[person].party_id, "approver")
+    risky = brand.rooms.create(
+        name="Small-cohort sizing",
+        purpose="The overlap with a lower k, for a pilot.",
+        template="psi-overlap",
+        k=5,
+        expires_at=brand.now() + 3600,
+    )
+    flags = [f.detail for f in brand.rooms.show(risky.digest).view.red_flags]
+    echo(f"   red flag recorded: {flags[0] if flags else '(none)'}")
+    for name, party in members.items():
+        brand.rooms.invite(risky.digest, party.party_id)
+        party.rooms.join(risky.digest, datasets[name])
+        party.rooms.consent(risky.digest)
+    run = brand.rooms.run(risky.digest, "intersection-overlap", inputs, ROOM_RUN)
+    parties["Retailer-Ann"].rooms.approve_run(risky.digest, run.request, org=retailer.party_id)
+    try:
+        retailer.approve(run.request, allow_simulated=True)
+        echo("   error: one approver was enough")
+        return 1
+    except PolicyDenied as exc:
+        echo(f"   Retailer-Ann alone: refused [{exc.code}]")
+    parties["Retailer-Raj"].rooms.approve_run(risky.digest, run.request, org=retailer.party_id)
+    for person in ("Publisher-Pia", "Publisher-Pat"):
+        parties[person].rooms.approve_run(risky.digest, run.request, org=publisher.party_id)
+    retailer.approve(run.request, allow_simulated=True)
+    publisher.approve(run.request, allow_simulated=True)
+    view = brand.wait(run.request, timeout=timeout)
+    approvers = brand.rooms.show(risky.digest).view.runs[0].approvals
+    echo(f"   with two approvers each ({len(approvers)} people signed): the run is {view.status}")
+    return 0 if view.status == "completed" else 1
