@@ -206,6 +206,9 @@ def test_region_mismatch_is_refused(tmp_path: Path) -> None:
         from sealroom.statements import EnclaveEvidence
 
         assert bundle.evidence.open(EnclaveEvidence).statement.keys.region == "eu-west"
+        fetched = alice.result(run.request, tmp_path / "alice-out", allow_simulated=True)
+        assert fetched.report.region == "eu-west"
+        assert fetched.report.to_dict()["region"] == "eu-west"
 
 
 def test_expired_room_refuses_runs(tmp_path: Path) -> None:

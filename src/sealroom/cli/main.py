@@ -366,6 +366,8 @@ def _print_report(path: Path, report: VerificationReport) -> None:
         typer.echo(f"  {mark}  {c.name.ljust(width)}  {c.detail}")
     for w in report.warnings:
         typer.secho(f"  warning: {w}", fg="yellow")
+    if report.region is not None:
+        typer.echo(f"  region: the enclave's attested key document declares {report.region}")
     total, failed = len(report.checks), len(report.failures)
     if failed:
         typer.secho(f"NOT VERIFIED: {failed} of {total} checks failed.", fg="red", bold=True)

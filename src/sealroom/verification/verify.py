@@ -48,6 +48,8 @@ class VerificationReport:
     checks: tuple[Check, ...]
     warnings: tuple[str, ...]
     simulated: bool
+    # The region the enclave's attested key document declares (None: none declared).
+    region: str | None = None
 
     @property
     def failures(self) -> tuple[Check, ...]:
@@ -57,6 +59,7 @@ class VerificationReport:
         return {
             "verified": not self.failures,
             "simulated": self.simulated,
+            "region": self.region,
             "warnings": list(self.warnings),
             "checks": [
                 {"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks
@@ -127,7 +130,8 @@ def run_checks(context: Context, checks: Sequence[NamedCheck] = CHECKS) -> Verif
                 context = passed.context
     # Unknown evidence is reported as simulated: nothing shows a real TEE was involved.
     simulated = context.evidence.statement.simulated if context.evidence is not None else True
-    return VerificationReport(tuple(results), tuple(warnings), simulated)
+    region = context.evidence.statement.keys.region if context.evidence is not None else None
+    return VerificationReport(tuple(results), tuple(warnings), simulated, region)
 
 
 def _instances(named: NamedCheck, context: Context) -> Iterator[tuple[str, Context]]:
