@@ -246,3 +246,32 @@ def test_a_party_can_not_join_without_enough_entities(tmp_path: Path) -> None:
 
         with pytest.raises(InvalidInput, match="fewer than k"):
             small.rooms.join(room.digest, ds)
+
+
+def test_the_enclave_refuses_a_room_run_without_every_consent(tmp_path: Path) -> None:
+    """A coordinator that drops a member's consent from the job (here: its database edited
+    behind its back) cannot get the run executed: the enclave checks the signed consents."""
+    import sqlite3
+
+    with room_world(tmp_path) as world:
+        host, alice = world.parties["host"], world.parties["alice"]
+        room = _room(world)
+        enclave = registered_enclave(world.url)
+        run = host.rooms.run(
+            room,
+            "intersection-overlap",
+            [world.datasets["alice"], world.datasets["bob"]],
+            DP_RUN,
+        )
+        _approve_all(world)
+        assert host.status(run.request).status == "approved"
+        with sqlite3.connect(tmp_path / "coordinator.db") as db:
+            db.execute(
+                "UPDATE room_members SET consent_state = 'none' WHERE party = ?",
+                (alice.party_id,),
+            )
+        result = enclave.step()
+        assert result.outcome == "failed"
+        assert "no consent of input owner" in (result.reason or "")
+        assert alice.party_id in (result.reason or "")
+        assert host.status(run.request).status == "failed"

@@ -175,6 +175,7 @@ def draft_room(
         "k": settings.k,
         "expires_at": settings.expires_at,
         "retention_seconds": settings.retention_seconds,
+        "consent_required": True,
     }
     if settings.approval == "policy" and not risks:
         rules["auto_approve"] = [{"id": c.id, "min_version": c.version} for c in computations]

@@ -84,6 +84,7 @@ __all__ = [
     "check_region",
     "check_room_run",
     "record_room_run",
+    "room_materials",
     "room_of_request",
 ]
 
@@ -140,6 +141,8 @@ def _check_policy_matches(room: Room, rules: PolicyRules) -> None:
         raise InvalidInput("the room policy's expiry differs from the snapshot's")
     if rules.requesters != (snap.host,):
         raise InvalidInput("the room policy must admit the host, and only the host, to request")
+    if not rules.consent_required:
+        raise InvalidInput("a room policy must require the members' consent (consent_required)")
     if snap.template.risky and rules.auto_approve:
         raise InvalidInput("a risky room cannot approve runs automatically")
     if snap.dp.mode == "required":
@@ -727,3 +730,24 @@ def check_region(conn: Connection, request: str, evidence: Envelope) -> None:
             f"the room is pinned to region {region!r}; the enclave declares "
             f"{declared or 'no region'}"
         )
+
+
+def room_materials(conn: Connection, policy: str | None) -> tuple[Envelope | None, list[Envelope]]:
+    """For a job under a room's policy: the room and its members' current consents (the
+    enclave checks them; see :mod:`sealroom.enclave.runner`)."""
+    if policy is None:
+        return None, []
+    row = conn.execute(select(rooms.c.room).where(rooms.c.policy == policy)).first()
+    if row is None:
+        return None, []
+    room_env, _ = statement(conn, row.room, Room.TYPE)
+    digests = [
+        str(r.consent)
+        for r in conn.execute(
+            select(room_members.c.consent).where(
+                room_members.c.room == row.room,
+                room_members.c.consent_state == "consented",
+            )
+        )
+    ]
+    return room_env, [statement(conn, d, RoomConsent.TYPE)[0] for d in sorted(digests)]

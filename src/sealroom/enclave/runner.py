@@ -68,9 +68,11 @@ from sealroom.errors import (
     BackendUnavailable,
     CommitmentMismatch,
     Conflict,
+    ConsentMissing,
     InvalidInput,
     PolicyDenied,
     RegionMismatch,
+    RoomClosed,
     SealroomError,
     VerificationFailed,
 )
@@ -86,6 +88,8 @@ from sealroom.statements import (
     PrivacyCharge,
     Receipt,
     ReleasedOutput,
+    Room,
+    RoomConsent,
     Signed,
     canonical_json,
 )
@@ -145,6 +149,9 @@ class JobMaterials:
     sealed_inputs: Mapping[str, bytes]
     # A room-level Policy whose rules apply to every input (composed, strictest wins).
     room_policy: Envelope | None = None
+    # For a room's policy (consent_required): the Room naming it and the members' consents.
+    room: Envelope | None = None
+    consents: tuple[Envelope, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sealed_inputs", MappingProxyType(dict(self.sealed_inputs)))
@@ -221,6 +228,8 @@ def execute_job(
         _check_enclave_pins(
             keys, [*rules, PolicyRules.parse(room.statement.rules) if room else None]
         )
+        if room is not None and PolicyRules.parse(room.statement.rules).consent_required:
+            _check_room_consents(materials.room, materials.consents, room, atts, now=now)
     with _step("approvals"):
         approvals = _check_approvals(materials.approvals, req, atts, automatic, now=now)
     with _step("recipients"):
@@ -364,6 +373,46 @@ def _check_enclave_pins(keys: EnclaveKeys, rules: Sequence[PolicyRules | None]) 
                 evidence.tee_evidence(),
                 key_document=evidence.keys.canonical_bytes(),
                 at_time=evidence.created_at,
+            )
+
+
+def _check_room_consents(
+    room_env: Envelope | None,
+    consents: Sequence[Envelope],
+    policy: Signed[Policy],
+    atts: Sequence[Signed[DatasetAttestation]],
+    *,
+    now: int,
+) -> None:
+    """A room's policy runs only with the room that names it and, from every input owner but
+    the host, a signed consent to that room's exact snapshot.
+
+    The coordinator cannot fabricate a consent (each is signed by its member), nor pass a
+    room policy off as an ordinary one (the policy itself requires this check). It can
+    withhold a later withdrawal: that limit is in docs/rooms.md.
+    """
+    if room_env is None:
+        raise ConsentMissing("the room policy requires its room statement; none was given")
+    room = room_env.open(Room).statement
+    if room.snapshot.policy != policy.digest or room.host != policy.statement.owner:
+        raise ConsentMissing("the room given is not the room of this policy")
+    if room.snapshot.expires_at <= now:
+        raise RoomClosed(f"the room expired at {room.snapshot.expires_at}")
+    consented: set[str] = set()
+    for env in consents:
+        c = env.open(RoomConsent).statement
+        if (
+            c.room == room_env.digest
+            and c.snapshot == room.snapshot_digest
+            and c.decision == "consent"
+            and c.created_at <= now
+        ):
+            consented.add(c.party)
+    for att in atts:
+        owner = att.statement.owner
+        if owner != room.host and owner not in consented:
+            raise ConsentMissing(
+                f"no consent of input owner {owner} to the room's snapshot {room.snapshot_digest}"
             )
 
 

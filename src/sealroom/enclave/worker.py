@@ -124,6 +124,12 @@ class ClaimedJob(Protocol):
     def room_policy(self) -> Envelope | None: ...
 
     @property
+    def room(self) -> Envelope | None: ...
+
+    @property
+    def consents(self) -> Sequence[Envelope]: ...
+
+    @property
     def inputs(self) -> Sequence[JobInput]: ...
 
     @property
@@ -434,6 +440,8 @@ class EnclaveWorker:
             policies=tuple(job.policies),
             sealed_inputs=sealed,
             room_policy=job.room_policy,
+            room=job.room,
+            consents=tuple(job.consents),
         )
 
     def _abandon(self, request_id: str, reason: str) -> StepResult:

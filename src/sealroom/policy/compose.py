@@ -199,6 +199,7 @@ def _pair(a: PolicyRules, b: PolicyRules) -> PolicyRules:
         sql=_sql(a.sql, b.sql),
         retention_seconds=_min_opt(a.retention_seconds, b.retention_seconds),
         region=a.region or b.region,
+        consent_required=a.consent_required or b.consent_required,
     )
 
 
