@@ -276,17 +276,17 @@ class Rooms:
 
     def join(self, room: str, precheck: dict[str, Any], *, caller: PartyId, now: int) -> RoomView:
         """Record an invitee's own pre-check and make it a member (it consents separately)."""
-        entities = precheck.get("entities")
-        if isinstance(entities, bool) or not isinstance(entities, int) or entities < 0:
-            raise InvalidInput("precheck.entities must be a non-negative integer")
-        if precheck.get("ok") is not True:
-            raise InvalidInput(
-                "the pre-check did not pass on the member's side (precheck.ok is not true); "
-                "fix the source before joining"
-            )
-        text = canonical_json(precheck).decode()
         with write_transaction(self._state.engine) as conn:
-            row = _room_row(conn, room, caller)
+            row = _room_row(conn, room, caller)  # first: a non-member learns nothing more
+            entities = precheck.get("entities")
+            if isinstance(entities, bool) or not isinstance(entities, int) or entities < 0:
+                raise InvalidInput("precheck.entities must be a non-negative integer")
+            if precheck.get("ok") is not True:
+                raise InvalidInput(
+                    "the pre-check did not pass on the member's side (precheck.ok is not "
+                    "true); fix the source before joining"
+                )
+            text = canonical_json(precheck).decode()
             _open(row, now)
             member = conn.execute(
                 select(room_members).where(
