@@ -56,15 +56,19 @@ class VerificationReport:
         return tuple(c for c in self.checks if not c.passed)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The report as JSON; ``region`` only when the enclave declares one (so reports of
+        bundles without a region keep their exact form)."""
+        out: dict[str, Any] = {
             "verified": not self.failures,
             "simulated": self.simulated,
-            "region": self.region,
             "warnings": list(self.warnings),
             "checks": [
                 {"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks
             ],
         }
+        if self.region is not None:
+            out["region"] = self.region
+        return out
 
 
 class BundleRejected(VerificationFailed):
