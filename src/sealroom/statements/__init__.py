@@ -41,6 +41,7 @@ from sealroom.statements.rooms import (
     RoomInvitation,
     RoomSnapshot,
     RunApproval,
+    policy_snapshot,
     snapshot_digest,
 )
 from sealroom.statements.visibility import PUBLIC_TYPES, is_public
@@ -89,6 +90,7 @@ __all__ = [
     "is_public",
     "output_commitment",
     "parse_json_strict",
+    "policy_snapshot",
     "sign_statement",
     "snapshot_digest",
 ]

@@ -44,6 +44,7 @@ __all__ = [
     "RoomSnapshot",
     "RunApproval",
     "TemplateRef",
+    "policy_snapshot",
     "snapshot_digest",
 ]
 
@@ -170,6 +171,20 @@ class Room(Statement):
 
     def check_signer(self, signer: PublicIdentity) -> None:
         require_signer(self.host, signer, role="host")
+
+
+def policy_snapshot(room: Room) -> tuple[dict[str, Any], Digest]:
+    """The room's policy snapshot as the plain JSON dict its digest covers, and that digest.
+
+    The one seam the one-page summary, the auditor pack and consents share: whatever
+    renders or packs a room's terms starts from this dict and names this digest (checked
+    against the one the host signed).
+    """
+    data = room.snapshot.to_json()
+    digest = snapshot_digest(data)
+    if digest != room.snapshot_digest:  # pragma: no cover - the model validator checks it
+        raise ValueError("the room's snapshot digest does not match its snapshot")
+    return data, digest
 
 
 class RoomInvitation(Statement):
