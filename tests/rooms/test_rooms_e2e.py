@@ -275,3 +275,27 @@ def test_the_enclave_refuses_a_room_run_without_every_consent(tmp_path: Path) ->
         assert "no consent of input owner" in (result.reason or "")
         assert alice.party_id in (result.reason or "")
         assert host.status(run.request).status == "failed"
+
+
+def test_async_party_rooms(tmp_path: Path) -> None:
+    import anyio
+
+    from sealroom.client import AsyncParty
+
+    with room_world(tmp_path) as world:
+
+        async def flow() -> None:
+            async with (
+                await AsyncParty.open(home=tmp_path / "alice", url=world.url) as alice,
+                await AsyncParty.open(home=tmp_path / "host", url=world.url) as host,
+            ):
+                room = await host.rooms.create(
+                    name="async", purpose="p", template="psi-overlap", k=K, expires_at=now() + 600
+                )
+                await host.rooms.invite(room.digest, alice.party_id)
+                joined = await alice.rooms.join(room.digest, world.datasets["alice"])
+                assert joined.digest == room.digest
+                view = (await alice.rooms.consent(room.digest)).view
+                assert {m.consent_state for m in view.members} == {"none", "consented"}
+
+        anyio.run(flow)
