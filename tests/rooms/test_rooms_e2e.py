@@ -214,15 +214,15 @@ def test_region_mismatch_is_refused(tmp_path: Path) -> None:
 def test_expired_room_refuses_runs(tmp_path: Path) -> None:
     with room_world(tmp_path) as world:
         host = world.parties["host"]
-        room = _room(world, expires_at=now() + 3)
-        time.sleep(3.5)
+        inputs = [world.datasets["alice"], world.datasets["bob"]]
+        expires_at = now() + 15
+        room = _room(world, expires_at=expires_at)
+        assert host.rooms.run(room, "intersection-overlap", inputs, DP_RUN).status == "pending"
+        time.sleep(max(0.0, expires_at - time.time() + 1))
         with pytest.raises(RoomClosed):
-            host.rooms.run(
-                room,
-                "intersection-overlap",
-                [world.datasets["alice"], world.datasets["bob"]],
-                DP_RUN,
-            )
+            host.rooms.run(room, "intersection-overlap", inputs, DP_RUN)
+        with pytest.raises(RoomClosed):
+            host.rooms.invite(room, world.new_party("late").party_id)
         with pytest.raises(RoomClosed):
             world.parties["alice"].rooms.consent(room)
         assert host.rooms.show(room).view.expired

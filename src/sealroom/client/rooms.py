@@ -105,7 +105,9 @@ def create_room(
     policy = sign_statement(
         Policy.build(
             owner=identity.party_id,
-            name=f"room: {settings.name}"[:200],
+            # Policies are public: the name says only what it is (the room is members-only);
+            # its random tag keeps two rooms with the same terms from sharing one policy.
+            name=f"room policy {os.urandom(8).hex()}",
             rules=rules,
             created_at=now,
         ),

@@ -174,6 +174,14 @@ class Rooms:
             raise InvalidInput("the snapshot names another policy than the one sent")
         rules = PolicyRules.parse(policy.rules)
         _check_policy_matches(room, rules)
+        for query in room.snapshot.allowed_queries:
+            try:
+                self._state.registry.resolve(query)
+            except (InvalidInput, NotFound) as exc:
+                raise InvalidInput(
+                    f"allowed query {query.id} {query.version}: {exc.detail}; this coordinator "
+                    "cannot run it"
+                ) from None
         if room.snapshot.expires_at <= now:
             raise InvalidInput("the room has already expired")
         with write_transaction(self._state.engine) as conn:
@@ -248,9 +256,8 @@ class Rooms:
                 if existing.invitation == env.digest:
                     return Stored(self._view(conn, room, now), created=False)
                 raise Conflict(f"party {inv.invitee} is already invited to this room")
-            if conn.execute(select(parties.c.party).where(parties.c.party == inv.invitee)).first():
-                pass
-            else:
+            invitee = select(parties.c.party).where(parties.c.party == inv.invitee)
+            if conn.execute(invitee).first() is None:
                 raise NotFound(f"no party {inv.invitee} is registered")
             count = conn.execute(
                 select(func.count()).select_from(room_members).where(room_members.c.room == room)
@@ -392,9 +399,8 @@ class Rooms:
         if m.org != caller:
             raise SignatureInvalid("an organisation's members are named by the organisation")
         with write_transaction(self._state.engine) as conn:
-            if conn.execute(select(parties.c.party).where(parties.c.party == m.member)).first():
-                pass
-            else:
+            person = select(parties.c.party).where(parties.c.party == m.member)
+            if conn.execute(person).first() is None:
                 raise NotFound(f"no party {m.member} is registered (the person registers first)")
             current = conn.execute(
                 select(org_members).where(
