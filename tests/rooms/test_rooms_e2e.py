@@ -299,3 +299,32 @@ def test_async_party_rooms(tmp_path: Path) -> None:
                 assert {m.consent_state for m in view.members} == {"none", "consented"}
 
         anyio.run(flow)
+
+
+def test_a_members_client_refuses_to_seal_after_its_own_withdrawal(tmp_path: Path) -> None:
+    """A withdrawal the coordinator never hears of (or ignores) still stops this member's
+    client: it reads its own record of the decision, not the coordinator's."""
+    from sealroom.client.local import record_consent
+
+    with room_world(tmp_path) as world:
+        host, alice = world.parties["host"], world.parties["alice"]
+        room = _room(world)
+        registered_enclave(world.url)
+        run = host.rooms.run(
+            room, "intersection-overlap", [world.datasets["alice"], world.datasets["bob"]], DP_RUN
+        )
+        snap = alice.rooms.show(room).room.statement.snapshot
+        record_consent(
+            alice.home,
+            room=room,
+            policy=snap.policy,
+            snapshot=snap.digest(),
+            decision="withdraw",
+            at=now(),
+        )
+        with pytest.raises(PolicyDenied, match="room-consent"):
+            alice.approve(run.request, allow_simulated=True)
+        left = alice.auto_approve(allow_simulated=True)
+        assert [a.action for a in left] == ["left"]
+        assert "withdrew its consent" in left[0].reason
+        assert host.status(run.request).inputs[0].decision == "pending"

@@ -759,12 +759,18 @@ class PartyRooms:
 
     def consent(self, room: str) -> room_flows.VerifiedRoom:
         p = self._party
-        return room_flows.consent(p.client, p.identity, room, now=p.now())
+        return room_flows.consent(p.client, p.identity, room, now=p.now(), home=p.home)
 
     def withdraw_consent(self, room: str, *, reason: str = "") -> room_flows.VerifiedRoom:
         p = self._party
         return room_flows.consent(
-            p.client, p.identity, room, decision="withdraw", reason=reason, now=p.now()
+            p.client,
+            p.identity,
+            room,
+            decision="withdraw",
+            reason=reason,
+            now=p.now(),
+            home=p.home,
         )
 
     def run(

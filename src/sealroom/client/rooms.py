@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sealroom.client import flows
 from sealroom.client.http import Client
+from sealroom.client.local import record_consent
 from sealroom.computations import Registry, default_registry
 from sealroom.computations.templates import RoomSettings, draft_room
 from sealroom.crypto.keys import Identity, b64encode
@@ -219,6 +220,7 @@ def consent(
     decision: Literal["consent", "withdraw"] = "consent",
     reason: str = "",
     now: int,
+    home: Path | None = None,
 ) -> VerifiedRoom:
     """Consent to the room's snapshot as verified here, or withdraw (stops open runs)."""
     verified = fetch_room(client, room)
@@ -236,7 +238,25 @@ def consent(
         ),
         identity,
     )
-    return open_room(client.post_consent(room, signed.envelope), room)
+    if home is not None and decision == "withdraw":
+        # Recorded before it is sent: from now on this client seals nothing for the room.
+        _remember(home, verified, decision, now)
+    out = open_room(client.post_consent(room, signed.envelope), room)
+    if home is not None and decision == "consent":
+        _remember(home, verified, decision, now)
+    return out
+
+
+def _remember(home: Path, room: VerifiedRoom, decision: str, now: int) -> None:
+    snapshot = room.room.statement.snapshot
+    record_consent(
+        home,
+        room=room.digest,
+        policy=snapshot.policy,
+        snapshot=snapshot.digest(),
+        decision=decision,
+        at=now,
+    )
 
 
 def run(
