@@ -832,7 +832,7 @@ def _act_rooms(
         ).dataset
     inputs = [datasets["Retailer"], datasets["Publisher"]]
 
-    echo("\n20. Brand hosts a room from the psi-overlap template and invites two parties")
+    echo("\n24. Brand hosts a room from the psi-overlap template and invites two parties")
     room = brand.rooms.create(
         name="Shared audience sizing",
         purpose="How many customers Retailer and Publisher share, for a joint campaign.",
@@ -859,7 +859,7 @@ def _act_rooms(
         party.rooms.join(room.digest, datasets[name])
         party.rooms.consent(room.digest)
 
-    echo("\n21. Brand starts a run; each member's client approves it under the room policy")
+    echo("\n25. Brand starts a run; each member's client approves it under the room policy")
     first = brand.rooms.run(room.digest, "intersection-overlap", inputs, ROOM_RUN)
     for party in members.values():
         party.auto_approve(allow_simulated=True)
@@ -870,7 +870,7 @@ def _act_rooms(
     got = retailer.result(first.request, results / "room-overlap", allow_simulated=True)
     echo(f"   overlap (DP) {got.body['overlap']}, true overlap 1500; receipt verified by Retailer")
 
-    echo("\n22. Brand starts a second run; Publisher withdraws consent before it can start")
+    echo("\n26. Brand starts a second run; Publisher withdraws consent before it can start")
     pending = brand.rooms.run(room.digest, "intersection-overlap", inputs, ROOM_RUN)
     publisher.rooms.withdraw_consent(room.digest, reason="legal asked to pause")
     stopped = brand.status(pending.request)
@@ -884,7 +884,7 @@ def _act_rooms(
     if stopped.status != "withdrawn":
         return 1
 
-    echo("\n23. a risky room (k below the template's floor): two approvers of each data party")
+    echo("\n27. a risky room (k below the template's floor): two approvers of each data party")
     for org, people in (
         (retailer, ("Retailer-Ann", "Retailer-Raj")),
         (publisher, ("Publisher-Pia", "Publisher-Pat")),

@@ -371,7 +371,14 @@ def approve(
             return
         if reject:
             raise InvalidInput("--reject applies with --org; as the owner use `sealroom reject`")
-        party.rooms.show(room)  # the run must be in one of your rooms
+        from sealroom.statements import ComputationRequest
+
+        policy = party.rooms.show(room).room.statement.snapshot.policy
+        envelope = party.status(request).envelope
+        if ComputationRequest.parse_payload(envelope.payload).room_policy != policy:
+            from sealroom.errors import NotFound
+
+            raise NotFound(f"no run {request} in room {room}")
         done = party.approve(
             request, reason=reason or "approved in the room", allow_simulated=allow_simulated
         )
