@@ -328,3 +328,32 @@ def test_a_members_client_refuses_to_seal_after_its_own_withdrawal(tmp_path: Pat
         assert [a.action for a in left] == ["left"]
         assert "withdrew its consent" in left[0].reason
         assert host.status(run.request).inputs[0].decision == "pending"
+
+
+def test_the_enclave_refuses_a_risky_run_missing_a_second_approver(tmp_path: Path) -> None:
+    """A coordinator that drops one person's approval from the job cannot get a risky run
+    executed: the enclave counts the signed approvals of each owner's people itself."""
+    import sqlite3
+
+    with room_world(tmp_path) as world:
+        host, alice, bob = (world.parties[n] for n in ("host", "alice", "bob"))
+        room = _room(world, k=5)
+        people = {n: world.new_party(n) for n in ("ann", "avi", "bo", "bea")}
+        for org, names in ((alice, ("ann", "avi")), (bob, ("bo", "bea"))):
+            for n in names:
+                org.rooms.add_member(people[n].party_id, "approver")
+        enclave = registered_enclave(world.url)
+        run = host.rooms.run(
+            room, "intersection-overlap", [world.datasets["alice"], world.datasets["bob"]], DP_RUN
+        )
+        for org, names in ((alice, ("ann", "avi")), (bob, ("bo", "bea"))):
+            for n in names:
+                people[n].rooms.approve_run(room, run.request, org=org.party_id)
+            org.approve(run.request, allow_simulated=True)
+        assert host.status(run.request).status == "approved"
+        with sqlite3.connect(tmp_path / "coordinator.db") as db:
+            db.execute("DELETE FROM run_approvals WHERE approver = ?", (people["avi"].party_id,))
+        result = enclave.step()
+        assert result.outcome == "failed"
+        assert "needs 2 distinct approvers" in (result.reason or "")
+        assert alice.party_id in (result.reason or "")

@@ -206,7 +206,7 @@ class Jobs:
                 .where(request_inputs.c.request == request)
                 .order_by(request_inputs.c.position)
             ).all()
-            room, consents = room_materials(conn, parts.room)
+            room = room_materials(conn, parts.room, request)
         return JobView(
             request=envs[request],
             approvals=tuple(envs[d] for d in parts.approvals),
@@ -216,8 +216,10 @@ class Jobs:
             inputs=tuple(JobInput(dataset=d, size=int(s)) for d, s in sizes),
             evidence=evidence,
             lease_until=lease_until,
-            room=room,
-            consents=tuple(consents),
+            room=room.room,
+            consents=room.consents,
+            run_approvals=room.run_approvals,
+            org_members=room.org_members,
         )
 
     def job_input(self, request: str, dataset: str, *, caller: PartyId, now: int) -> bytes:

@@ -18,6 +18,7 @@ gets :class:`NotFound`, never a 403 that leaks its existence.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -738,14 +739,24 @@ def check_region(conn: Connection, request: str, evidence: Envelope) -> None:
         )
 
 
-def room_materials(conn: Connection, policy: str | None) -> tuple[Envelope | None, list[Envelope]]:
-    """For a job under a room's policy: the room and its members' current consents (the
-    enclave checks them; see :mod:`sealroom.enclave.runner`)."""
+@dataclass(frozen=True, slots=True)
+class RoomMaterials:
+    """What the enclave checks a room run against (see :mod:`sealroom.enclave.runner`)."""
+
+    room: Envelope | None = None
+    consents: tuple[Envelope, ...] = ()
+    run_approvals: tuple[Envelope, ...] = ()
+    org_members: tuple[Envelope, ...] = ()
+
+
+def room_materials(conn: Connection, policy: str | None, request: str) -> RoomMaterials:
+    """For a job under a room's policy: the room, its members' current consents, and the
+    people's approvals of this run with the statements naming them."""
     if policy is None:
-        return None, []
+        return RoomMaterials()
     row = conn.execute(select(rooms.c.room).where(rooms.c.policy == policy)).first()
     if row is None:
-        return None, []
+        return RoomMaterials()
     room_env, _ = statement(conn, row.room, Room.TYPE)
     digests = [
         str(r.consent)
@@ -756,4 +767,25 @@ def room_materials(conn: Connection, policy: str | None) -> tuple[Envelope | Non
             )
         )
     ]
-    return room_env, [statement(conn, d, RoomConsent.TYPE)[0] for d in sorted(digests)]
+    approvals = conn.execute(
+        select(run_approvals.c.statement, run_approvals.c.approver, run_approvals.c.org).where(
+            run_approvals.c.request == request, run_approvals.c.decision == "approve"
+        )
+    ).all()
+    people = [
+        str(m.statement)
+        for a in approvals
+        for m in conn.execute(
+            select(org_members.c.statement).where(
+                org_members.c.org == a.org, org_members.c.member == a.approver
+            )
+        )
+    ]
+    return RoomMaterials(
+        room=room_env,
+        consents=tuple(statement(conn, d, RoomConsent.TYPE)[0] for d in sorted(digests)),
+        run_approvals=tuple(
+            statement(conn, str(a.statement), RunApproval.TYPE)[0] for a in approvals
+        ),
+        org_members=tuple(statement(conn, d, OrgMember.TYPE)[0] for d in sorted(set(people))),
+    )

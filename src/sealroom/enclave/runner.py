@@ -69,6 +69,7 @@ from sealroom.errors import (
     CommitmentMismatch,
     Conflict,
     ConsentMissing,
+    DualApprovalRequired,
     InvalidInput,
     PolicyDenied,
     RegionMismatch,
@@ -84,12 +85,14 @@ from sealroom.statements import (
     DatasetAttestation,
     Envelope,
     InputDecision,
+    OrgMember,
     Policy,
     PrivacyCharge,
     Receipt,
     ReleasedOutput,
     Room,
     RoomConsent,
+    RunApproval,
     Signed,
     canonical_json,
 )
@@ -152,6 +155,9 @@ class JobMaterials:
     # For a room's policy (consent_required): the Room naming it and the members' consents.
     room: Envelope | None = None
     consents: tuple[Envelope, ...] = ()
+    # For a risky room: the people's approvals of this run and the statements naming them.
+    run_approvals: tuple[Envelope, ...] = ()
+    org_members: tuple[Envelope, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sealed_inputs", MappingProxyType(dict(self.sealed_inputs)))
@@ -229,7 +235,7 @@ def execute_job(
             keys, [*rules, PolicyRules.parse(room.statement.rules) if room else None]
         )
         if room is not None and PolicyRules.parse(room.statement.rules).consent_required:
-            _check_room_consents(materials.room, materials.consents, room, atts, now=now)
+            _check_room_consents(materials, room, atts, request_digest=req.digest, now=now)
     with _step("approvals"):
         approvals = _check_approvals(materials.approvals, req, atts, automatic, now=now)
     with _step("recipients"):
@@ -377,11 +383,11 @@ def _check_enclave_pins(keys: EnclaveKeys, rules: Sequence[PolicyRules | None]) 
 
 
 def _check_room_consents(
-    room_env: Envelope | None,
-    consents: Sequence[Envelope],
+    materials: JobMaterials,
     policy: Signed[Policy],
     atts: Sequence[Signed[DatasetAttestation]],
     *,
+    request_digest: str,
     now: int,
 ) -> None:
     """A room's policy runs only with the room that names it and, from every input owner but
@@ -389,8 +395,12 @@ def _check_room_consents(
 
     The coordinator cannot fabricate a consent (each is signed by its member), nor pass a
     room policy off as an ordinary one (the policy itself requires this check). It can
-    withhold a later withdrawal: that limit is in docs/rooms.md.
+    withhold a later withdrawal: that limit is in docs/rooms.md. In a risky room each such
+    owner also needs its required number of distinct people (named by the owner's signed
+    OrgMember statements as an active approver or admin) who signed a RunApproval of
+    this run.
     """
+    room_env, consents = materials.room, materials.consents
     if room_env is None:
         raise ConsentMissing("the room policy requires its room statement; none was given")
     room = room_env.open(Room).statement
@@ -413,6 +423,34 @@ def _check_room_consents(
         if owner != room.host and owner not in consented:
             raise ConsentMissing(
                 f"no consent of input owner {owner} to the room's snapshot {room.snapshot_digest}"
+            )
+    needed = room.snapshot.approvers_required
+    if needed < 2:
+        return
+    roles: dict[tuple[str, str], OrgMember] = {}
+    for env in materials.org_members:
+        m = env.open(OrgMember).statement
+        key = (m.org, m.member)
+        if key not in roles or roles[key].created_at < m.created_at:
+            roles[key] = m
+    people: dict[str, set[str]] = {}
+    for env in materials.run_approvals:
+        a = env.open(RunApproval).statement
+        named = roles.get((a.org, a.approver))
+        if (
+            a.room == room_env.digest
+            and a.request == request_digest
+            and a.decision == "approve"
+            and named is not None
+            and named.active
+            and named.role in ("approver", "admin")
+        ):
+            people.setdefault(a.org, set()).add(a.approver)
+    for owner in {att.statement.owner for att in atts} - {room.host}:
+        if len(people.get(owner, ())) < needed:
+            raise DualApprovalRequired(
+                f"the room is risky: input owner {owner} needs {needed} distinct approvers, "
+                f"and {len(people.get(owner, ()))} signed"
             )
 
 

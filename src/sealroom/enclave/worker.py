@@ -130,6 +130,12 @@ class ClaimedJob(Protocol):
     def consents(self) -> Sequence[Envelope]: ...
 
     @property
+    def run_approvals(self) -> Sequence[Envelope]: ...
+
+    @property
+    def org_members(self) -> Sequence[Envelope]: ...
+
+    @property
     def inputs(self) -> Sequence[JobInput]: ...
 
     @property
@@ -442,6 +448,8 @@ class EnclaveWorker:
             room_policy=job.room_policy,
             room=job.room,
             consents=tuple(job.consents),
+            run_approvals=tuple(job.run_approvals),
+            org_members=tuple(job.org_members),
         )
 
     def _abandon(self, request_id: str, reason: str) -> StepResult:

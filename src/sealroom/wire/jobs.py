@@ -80,6 +80,16 @@ class JobView(WireModel):
         max_length=64,
         description="The room members' current RoomConsent envelopes (room runs only).",
     )
+    run_approvals: tuple[EnvelopeField, ...] = Field(
+        default=(),
+        max_length=256,
+        description="The people's RunApproval envelopes for this run (room runs only).",
+    )
+    org_members: tuple[EnvelopeField, ...] = Field(
+        default=(),
+        max_length=256,
+        description="The OrgMember envelopes naming those people (room runs only).",
+    )
 
 
 class SealedOutput(WireModel):
