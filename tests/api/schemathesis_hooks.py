@@ -187,10 +187,14 @@ def _room_bodies(case: Case, body: dict[str, Any], n: int) -> None:
         rules, make_snapshot = draft_room(
             settings, host=FUZZER.party_id, registry=default_registry(), now=now
         )
+        # The fuzzed coordinator runs the test registry: the room's one query is row-count.
+        row_count = ROW_COUNT.ref()
+        rules["allow"] = [{"id": row_count.id, "min_version": row_count.version, "dp": "required"}]
+        rules["auto_approve"] = [{"id": row_count.id, "min_version": row_count.version}]
         policy = sign_statement(
             Policy(owner=FUZZER.party_id, name=f"room {n}", rules=rules, created_at=now), FUZZER
         )
-        snapshot = make_snapshot(policy.digest)
+        snapshot = make_snapshot(policy.digest).model_copy(update={"allowed_queries": (row_count,)})
         body["policy"] = policy.envelope.to_dict()
         body["room"] = _signed(
             Room(
