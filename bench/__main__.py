@@ -24,11 +24,13 @@ BENCHES = {
     "bench.bench_ledger": (["--quick"], []),
     "bench.bench_job": (["--scale", "1", "--repeat", "3"], []),
     "bench.bench_discovery": (["--quick"], []),
+    "bench.bench_web": (["--quick"], []),
     "bench.bench_analytics": (["--quick"], []),
     "bench.bench_psi": (["--quick"], []),
     "bench.bench_pjc": (["--quick"], ["--workers", "2"]),
     "bench.bench_secagg": (["--quick"], []),
     "bench.bench_he": (["--quick"], []),
+    "bench.bench_relay": (["--quick"], []),
     "bench.bench_cli": (["--repeat", "5"], []),
     "bench.bench_sources": (["--mib", "8", "--mib", "32"], []),
 }

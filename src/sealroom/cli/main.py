@@ -16,13 +16,16 @@ from typer.exceptions import TyperException
 from sealroom import __version__
 from sealroom.cli import (
     agents,
+    audit,
     checkpoint,
     deploy,
     keys,
+    market,
     party,
     protocols,
     rooms,
     services,
+    ui,
     watch,
     witness,
 )
@@ -368,12 +371,9 @@ def _print_report(path: Path, report: VerificationReport) -> None:
         typer.secho(f"  warning: {w}", fg="yellow")
     if report.region is not None:
         typer.echo(f"  region: the enclave's attested key document declares {report.region}")
-    total, failed = len(report.checks), len(report.failures)
-    if failed:
-        typer.secho(f"NOT VERIFIED: {failed} of {total} checks failed.", fg="red", bold=True)
-    else:
-        label = " (simulated TEE)" if report.simulated else ""
-        typer.secho(f"VERIFIED{label}: all {total} checks passed.", fg="green", bold=True)
+    from sealroom.verification.verify import verdict
+
+    typer.secho(verdict(report), fg="red" if report.failures else "green", bold=True)
 
 
 @app.command()
@@ -419,6 +419,9 @@ deploy.register(app)
 agents.register(app)
 watch.register(app)
 rooms.register(app)
+ui.register(app)
+audit.register(app)
+market.register(app)
 
 
 def main() -> None:

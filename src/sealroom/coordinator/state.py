@@ -35,9 +35,11 @@ from sealroom.statements import (
     Policy,
     is_public,
 )
+from sealroom.statements.deletion import sealed_digest
 from sealroom.storage.engine import read_transaction, write_transaction
 from sealroom.storage.schema import (
     datasets,
+    erasures,
     jobs,
     nonces,
     parties,
@@ -232,19 +234,14 @@ class State:
                 select(requests.c.request, requests.c.retention_seconds).where(retention_due)
             ).all()
             for req, seconds in retained:
-                conn.execute(delete(results).where(results.c.request == req))
-                conn.execute(delete(request_blobs).where(request_blobs.c.request == req))
+                reason = f"results deleted after retention of {int(seconds)} s"
+                erase_results(conn, str(req), reason=reason, now=now)
+                erase_sealed_inputs(conn, str(req), reason=reason, now=now)
                 conn.execute(
                     update(requests).where(requests.c.request == req).values(results_deleted_at=now)
                 )
                 # Recorded without a status change: the request stays completed.
-                history(
-                    conn,
-                    str(req),
-                    "completed",
-                    f"results deleted after retention of {int(seconds)} s",
-                    now,
-                )
+                history(conn, str(req), "completed", reason, now)
             return len(expired) + len(lapsed) + len(retained)
 
 
@@ -365,7 +362,61 @@ def transition(
     history(conn, request, to, reason, now)
     if to in ENDED:
         # No job can use them any more: sealed inputs go when the request ends, however.
-        conn.execute(delete(request_blobs).where(request_blobs.c.request == request))
+        erase_sealed_inputs(conn, request, reason=f"the request ended ({to})", now=now)
+
+
+def erase_sealed_inputs(conn: Connection, request: str, *, reason: str, now: int) -> int:
+    """Delete the request's sealed inputs, recording each one's digest and size first."""
+    rows = conn.execute(
+        select(request_blobs.c.dataset, request_blobs.c.sealed).where(
+            request_blobs.c.request == request
+        )
+    ).all()
+    _record_erasures(
+        conn, request, "sealed-input", [(r[0], r[1]) for r in rows], reason=reason, now=now
+    )
+    conn.execute(delete(request_blobs).where(request_blobs.c.request == request))
+    return len(rows)
+
+
+def erase_results(conn: Connection, request: str, *, reason: str, now: int) -> int:
+    """Delete the request's sealed results, recording each one's digest and size first."""
+    rows = conn.execute(
+        select(results.c.recipient, results.c.sealed).where(results.c.request == request)
+    ).all()
+    _record_erasures(
+        conn, request, "sealed-result", [(r[0], r[1]) for r in rows], reason=reason, now=now
+    )
+    conn.execute(delete(results).where(results.c.request == request))
+    return len(rows)
+
+
+def _record_erasures(
+    conn: Connection,
+    request: str,
+    kind: str,
+    rows: Sequence[tuple[Any, Any]],
+    *,
+    reason: str,
+    now: int,
+) -> None:
+    if not rows:
+        return
+    conn.execute(
+        erasures.insert(),
+        [
+            {
+                "request": request,
+                "kind": kind,
+                "subject": str(subject),
+                "sealed": sealed_digest(bytes(blob)),
+                "size": len(bytes(blob)),
+                "erased_at": now,
+                "reason": reason,
+            }
+            for subject, blob in rows
+        ],
+    )
 
 
 # --- who sees a request, and what they see --------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sealroom.statements.canonical import canonical_json, parse_json_strict
+from sealroom.statements.deletion import Deletion, HeldInput, sealed_digest
 from sealroom.statements.envelope import Envelope, Signed, Statement, digest_of, sign_statement
 from sealroom.statements.fields import Digest
 from sealroom.statements.models import STATEMENT_TYPES as _MODEL_TYPES
@@ -59,10 +60,12 @@ __all__ = [
     "ComputationRequest",
     "DatasetAttestation",
     "DatasetProfile",
+    "Deletion",
     "Digest",
     "EnclaveEvidence",
     "EnclaveKeyDocument",
     "Envelope",
+    "HeldInput",
     "InputDecision",
     "InputRef",
     "Keyword",
@@ -91,6 +94,7 @@ __all__ = [
     "output_commitment",
     "parse_json_strict",
     "policy_snapshot",
+    "sealed_digest",
     "sign_statement",
     "snapshot_digest",
 ]

@@ -1,8 +1,8 @@
 """Rooms: rooms, members (invitations, pre-checks, consents), runs, events, organisation
 members and per-member run approvals.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0014
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0014"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
