@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
@@ -427,6 +428,67 @@ def status(
             ),
         )
     raise typer.Exit(exit_code_for_status(run_view.status))
+
+
+@room_app.command("summary")
+def summary(
+    room: RoomArg,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write the page as HTML here.")
+    ] = None,
+    pdf: Annotated[Path | None, typer.Option("--pdf", help="Write the page as PDF here.")] = None,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """The room's one-page policy summary (HTML and PDF from the same data), drawn from its
+    signed snapshot: read it before `room consent`, which signs the digest it shows."""
+    with command(json_output, url=url, home=home) as cmd:
+        from sealroom.cli.audit import emit_summary
+
+        emit_summary(cmd.party().rooms.summary(room), html=html, pdf=pdf, json_output=json_output)
+
+
+@room_app.command("pack")
+def pack(
+    room: RoomArg,
+    out: Annotated[Path, typer.Argument(help="The pack directory to create (must not exist).")],
+    valid_for: Annotated[
+        int,
+        typer.Option("--valid-for", min=60, help="Seconds the pack holds (its not-after time)."),
+    ] = 30 * 86400,
+    audience: Annotated[
+        str | None, typer.Option("--audience", help="The auditor's party id it is issued to.")
+    ] = None,
+    purpose: Annotated[str, typer.Option("--purpose")] = "room audit disclosure",
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Issue a signed, time-bound auditor pack of the room: its policy snapshot, every
+    completed run's proof bundle and deletions, and its consents, withdrawals and approvals
+    with log proofs. Check it offline with `sealroom verify-pack`."""
+    with command(json_output, url=url, home=home) as cmd:
+        manifest = cmd.party().rooms.pack(
+            room, out, valid_for=valid_for, audience=audience, purpose=purpose
+        )
+        runs = sum(1 for f in manifest.files if f.role == "bundle")
+        doc = {
+            "pack": str(out),
+            "room": room,
+            "issuer": manifest.issuer,
+            "snapshot": manifest.snapshot,
+            "not_after": manifest.not_after,
+            "files": [f.path for f in manifest.files],
+        }
+        emit(
+            json_output,
+            doc,
+            lambda: typer.echo(
+                f"wrote {out}: room {room}, {runs} run(s), {len(manifest.files)} files, signed "
+                f"by {manifest.issuer}, valid until {_when(manifest.not_after)}"
+            ),
+        )
 
 
 @org_app.command("add-member")

@@ -160,3 +160,5 @@ class AsyncPartyRooms:
     run = _room_verb(PartyRooms.run)
     approve_run = _room_verb(PartyRooms.approve_run)
     add_member = _room_verb(PartyRooms.add_member)
+    summary = _room_verb(PartyRooms.summary)
+    pack = _room_verb(PartyRooms.pack)

@@ -86,6 +86,7 @@ from sealroom.wire import (
     RequestView,
     ResultView,
     RoomList,
+    RoomStatements,
     RoomView,
     RunApprovalBody,
     SealedOutput,
@@ -738,6 +739,10 @@ class Client:
     def room(self, room: str) -> RoomView:
         path = f"/v1/rooms/{_segment(room)}"
         return self._view(RoomView, "GET", path, what="GET room", signed=True)
+
+    def room_statements(self, room: str) -> RoomStatements:
+        path = f"/v1/rooms/{_segment(room)}/statements"
+        return self._view(RoomStatements, "GET", path, what="GET room statements", signed=True)
 
     def invite(self, room: str, invitation: Envelope) -> RoomView:
         path = f"/v1/rooms/{_segment(room)}/invitations"

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from numpy.typing import NDArray
 
+    from sealroom.audit.pack import AuditPack
+    from sealroom.audit.summary import PolicySummary
     from sealroom.connectors.sources import Source
     from sealroom.statements import DatasetAttestation, Signed
 
@@ -932,4 +934,38 @@ class PartyRooms:
         p = self._party
         return room_flows.add_org_member(
             p.client, p.identity, member, role, active=active, now=p.now()
+        )
+
+    def summary(self, room: str) -> PolicySummary:
+        """The room's one-page policy summary (render it with ``sealroom.audit.render``):
+        drawn from the room's signed snapshot, checked here; its digest is what
+        :meth:`consent` signs."""
+        from sealroom.client.audit import room_summary
+
+        return room_summary(self._party.client, room)
+
+    def pack(
+        self,
+        room: str,
+        out: Path,
+        *,
+        valid_for: int,
+        audience: str | None = None,
+        purpose: str = "room audit disclosure",
+    ) -> AuditPack:
+        """Issue an auditor pack of the room to the new directory ``out``: its snapshot,
+        every completed run's bundle and deletions, its consents and approvals (with log
+        proofs), signed by this party and valid for ``valid_for`` seconds."""
+        from sealroom.client.audit import issue_room_pack
+
+        p = self._party
+        return issue_room_pack(
+            p.client,
+            p.identity,
+            room,
+            out,
+            now=p.now(),
+            valid_for=valid_for,
+            audience=audience,
+            purpose=purpose,
         )

@@ -24,9 +24,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, func, select, update
 
+from sealroom.coordinator.log import log_on
 from sealroom.coordinator.state import (
     State,
     Stored,
+    checkpoint_size,
+    latest_checkpoint,
     statement,
     transition,
 )
@@ -68,13 +71,16 @@ from sealroom.storage.schema import (
     room_runs,
     rooms,
     run_approvals,
+    statements,
 )
 from sealroom.wire import (
+    LoggedStatement,
     OrgMemberView,
     RoomEvent,
     RoomList,
     RoomMember,
     RoomRun,
+    RoomStatements,
     RoomView,
 )
 
@@ -505,6 +511,64 @@ class Rooms:
         with read_transaction(self._state.engine) as conn:
             _room_row(conn, room, caller)
             return self._view(conn, room, now)
+
+    def statements(self, room: str, *, caller: PartyId, now: int) -> RoomStatements:
+        """The room's signed statements, each with its inclusion proof in one checkpoint (what
+        an auditor pack carries); for the room's host and invited parties (others: not found).
+
+        Consents and invitations are found by the room they name (every one, withdrawals
+        too: the history is the audit); approvals by the room's runs."""
+        self._state.sweep(now=now)
+        with read_transaction(self._state.engine) as conn:
+            row = _room_row(conn, room, caller)
+            digests: list[str] = [room, str(row.policy)]
+            for d, kind, env in conn.execute(
+                select(statements.c.digest, statements.c.type, statements.c.envelope)
+                .where(statements.c.type.in_((RoomInvitation.TYPE, RoomConsent.TYPE)))
+                .order_by(statements.c.log_index)
+            ):
+                payload = Envelope.from_json(bytes(env)).payload
+                named = (
+                    RoomInvitation.parse_payload(payload).room
+                    if kind == RoomInvitation.TYPE
+                    else RoomConsent.parse_payload(payload).room
+                )
+                if named == room:
+                    digests.append(str(d))
+            approvals = conn.execute(
+                select(run_approvals.c.statement, run_approvals.c.approver, run_approvals.c.org)
+                .join(room_runs, room_runs.c.request == run_approvals.c.request)
+                .where(room_runs.c.room == room)
+            ).all()
+            digests += [str(a.statement) for a in approvals]
+            for a in approvals:
+                digests += [
+                    str(m.statement)
+                    for m in conn.execute(
+                        select(org_members.c.statement).where(
+                            org_members.c.org == a.org, org_members.c.member == a.approver
+                        )
+                    )
+                ]
+            wanted = list(dict.fromkeys(digests))
+            rows = conn.execute(
+                select(statements.c.envelope, statements.c.log_index, statements.c.log_salt)
+                .where(statements.c.digest.in_(wanted))
+                .order_by(statements.c.log_index)
+            ).all()
+            note = latest_checkpoint(conn)
+            size = checkpoint_size(note)
+            log = log_on(conn)
+            logged = tuple(
+                LoggedStatement(
+                    envelope=Envelope.from_json(bytes(env)),
+                    log_index=int(index),
+                    salt=bytes(salt) if salt is not None else None,
+                    inclusion=tuple(log.inclusion_proof(int(index), size)),
+                )
+                for env, index, salt in rows
+            )
+        return RoomStatements(room=room, checkpoint=note, statements=logged)
 
     def listing(self, *, caller: PartyId, now: int) -> RoomList:
         self._state.sweep(now=now)

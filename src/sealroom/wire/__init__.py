@@ -107,6 +107,7 @@ from sealroom.wire.rooms import (
     RoomList,
     RoomMember,
     RoomRun,
+    RoomStatements,
     RoomView,
     RunApprovalBody,
 )
@@ -210,6 +211,7 @@ __all__ = [
     "RoomList",
     "RoomMember",
     "RoomRun",
+    "RoomStatements",
     "RoomView",
     "RunApprovalBody",
     "SealedOutput",

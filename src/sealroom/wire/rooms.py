@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from sealroom.wire.base import WireModel
+from sealroom.wire.deletions import LoggedStatement
 from sealroom.wire.fields import DigestStr, EnvelopeField, PartyIdStr
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "RoomList",
     "RoomMember",
     "RoomRun",
+    "RoomStatements",
     "RoomView",
     "RunApprovalBody",
 ]
@@ -116,3 +118,13 @@ class RoomView(WireModel):
 
 class RoomList(WireModel):
     items: tuple[RoomView, ...]
+
+
+class RoomStatements(WireModel):
+    """A room's signed statements with log proofs against one checkpoint, for its members (an
+    auditor pack carries them): the room, its policy, invitations, every consent and
+    withdrawal, the people's run approvals and the organisation memberships naming them."""
+
+    room: DigestStr
+    checkpoint: str = Field(description="The C2SP signed checkpoint the proofs are against.")
+    statements: tuple[LoggedStatement, ...]

@@ -17,6 +17,7 @@ from sealroom.wire import (
     OrgMemberBody,
     OrgMemberView,
     RoomList,
+    RoomStatements,
     RoomView,
     RunApprovalBody,
 )
@@ -59,6 +60,17 @@ def list_rooms(caller: Signed, api: ApiDep) -> RoomList:
 )
 def get_room(room: str, caller: Signed, api: ApiDep) -> RoomView:
     return api.coordinator.rooms.get(room, caller=caller.party, now=caller.now)
+
+
+@router.get(
+    "/v1/rooms/{room}/statements",
+    response_model=RoomStatements,
+    description="The room's signed statements (room, policy, invitations, consents and "
+    "withdrawals, run approvals, the organisation memberships naming the approvers), each with "
+    "its inclusion proof in one checkpoint; 404 unless the caller is its host or invited.",
+)
+def room_statements(room: str, caller: Signed, api: ApiDep) -> RoomStatements:
+    return api.coordinator.rooms.statements(room, caller=caller.party, now=caller.now)
 
 
 @router.post(
