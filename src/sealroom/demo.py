@@ -227,7 +227,7 @@ def _scenario(
         return code
     parties = {n: _party(n, work, url) for n in ROOM_PARTIES}
     try:
-        return _act_rooms(parties, work / "room-data", results, echo, timeout)
+        return _act_rooms(parties, work / "room-data", results, echo, timeout, root=root)
     finally:
         for p in parties.values():
             p.close()
@@ -811,11 +811,19 @@ ROOM_RUN: dict[str, Any] = {"dp": {"epsilon": "1"}}
 
 
 def _act_rooms(
-    parties: dict[str, Party], data_dir: Path, results: Path, echo: Echo, timeout: float
+    parties: dict[str, Party],
+    data_dir: Path,
+    results: Path,
+    echo: Echo,
+    timeout: float,
+    *,
+    root: bytes | None = None,
 ) -> int:
-    """A room of three parties from invitation to run: a pre-checked join, consents, a run
-    approved by the room's policy, a withdrawn consent that stops a run about to start, and
-    a risky room whose runs need two approvers of each data party."""
+    """A room of three parties from invitation to run: a one-page summary read before a
+    pre-checked join and consent, a run approved by the room's policy, a withdrawn consent
+    that stops a run about to start, a risky room whose runs need two approvers of each data
+    party, and an auditor pack of the room verified offline (``root``: the deployment's
+    simulation root the auditor pins; None: taken from the evidence, with a warning)."""
     brand, retailer, publisher = parties["Brand"], parties["Retailer"], parties["Publisher"]
     members = {"Retailer": retailer, "Publisher": publisher}
     echo("\n" + "=" * 92)
@@ -850,6 +858,20 @@ def _act_rooms(
     )
     for name, party in members.items():
         brand.rooms.invite(room.digest, party.party_id)
+        summary = party.rooms.summary(room.digest)
+        if summary.snapshot_digest != snap.digest():
+            echo("   error: the summary is not of the snapshot the room signed")
+            return 1
+        if name == "Retailer":
+            from sealroom.audit.render import render_html
+            from sealroom.crypto.files import write_private
+
+            write_private(results / "room-summary.html", render_html(summary).encode("utf-8"))
+        echo(
+            f"   {name:<10} reads the one-page summary of snapshot "
+            f"{summary.snapshot_digest[:23]}... ({len(summary.allowed_queries)} allowed "
+            f"query, {summary.privacy_line().split(';')[0]})"
+        )
         report = party.rooms.precheck(room.digest, datasets[name])
         echo(
             f"   {name:<10} pre-check (local): {report['entities']} entities >= k "
@@ -920,4 +942,49 @@ def _act_rooms(
     view = brand.wait(run.request, timeout=timeout)
     approvers = brand.rooms.show(risky.digest).view.runs[0].approvals
     echo(f"   with two approvers each ({len(approvers)} people signed): the run is {view.status}")
-    return 0 if view.status == "completed" else 1
+    if view.status != "completed":
+        return 1
+    return _room_audit(brand, room.digest, results, echo, root=root)
+
+
+def _room_audit(brand: Party, room: str, results: Path, echo: Echo, *, root: bytes | None) -> int:
+    """Step 28: the host issues an auditor pack of the first room; an auditor verifies it
+    offline (then a pack with one changed byte is refused)."""
+    import shutil
+
+    from sealroom.audit.pack import PackRejected, verify_pack
+    from sealroom.verification.trust import trust_policy
+
+    echo("\n28. Brand issues an auditor pack of the first room; the auditor verifies it offline")
+    out = results / "room-audit-pack"
+    shutil.rmtree(out, ignore_errors=True)  # the demo's own output of an earlier run
+    manifest = brand.rooms.pack(room, out, valid_for=7 * 86400, purpose="campaign audit")
+    kinds = [f.role for f in manifest.files]
+    echo(
+        f"   {out.name}/: snapshot, {kinds.count('bundle')} run bundle(s), "
+        f"{kinds.count('statement')} logged statements (room, policy, invitations, consents "
+        "and the withdrawal, deletions), signed by Brand, valid 7 days"
+    )
+    trust = trust_policy(
+        allow_simulated=True, log_key=brand.client.log_key().verifier_key, simulation_root=root
+    )
+    try:
+        report = verify_pack(out, trust=trust, now=brand.now(), issuer=brand.party_id)
+    except PackRejected as exc:
+        failed = exc.report.failures
+        echo(f"   error: the pack did not verify: {failed[0].name}: {failed[0].detail}")
+        return 1
+    echo(f"   verify-pack: all {len(report.checks)} checks passed (SIMULATED TEE)")
+    tampered = results / "room-audit-pack-tampered"
+    shutil.rmtree(tampered, ignore_errors=True)
+    shutil.copytree(out, tampered)
+    snapshot = tampered / "snapshot.json"
+    snapshot.write_bytes(snapshot.read_bytes().replace(b'"k":10', b'"k":11', 1))
+    try:
+        verify_pack(tampered, trust=trust, now=brand.now(), issuer=brand.party_id)
+    except PackRejected as exc:
+        first = exc.report.failures[0]
+        echo(f"   one changed byte (k 10 -> 11 in snapshot.json): REFUSED at {first.name}")
+        return 0
+    echo("   error: a tampered pack verified")
+    return 1

@@ -12,7 +12,7 @@ from typer.testing import CliRunner, Result
 from sealroom.cli.exits import ExitCode
 from sealroom.cli.main import app
 from tests.rooms.room_world import DP_RUN, IDS, OWNER_POLICY, K, write_ids
-from tests.services import coordinator, registered_enclave
+from tests.services import SIMULATION_ROOT, coordinator, registered_enclave
 
 runner = CliRunner()
 
@@ -68,6 +68,25 @@ def test_cli_room_lifecycle(tmp_path: Path) -> None:
             )
             assert check["precheck"]["ok"] is True
             ok_json(cli(env[n], "room", "join", rid, "--dataset", datasets[n], "--json"))
+            # The one-page summary first: what `room consent` signs is the digest it shows.
+            page = tmp_path / f"{n}-summary"
+            summary = ok_json(
+                cli(
+                    env[n],
+                    "room",
+                    "summary",
+                    rid,
+                    "--html",
+                    str(page / "s.html"),
+                    "--pdf",
+                    str(page / "s.pdf"),
+                    "--json",
+                )
+            )
+            assert summary["snapshot_digest"] == room["snapshot_digest"]
+            assert summary["sections"]["Room"]["Room"] == rid
+            assert room["snapshot_digest"] in (page / "s.html").read_text()
+            assert (page / "s.pdf").read_bytes().startswith(b"%PDF")
             ok_json(cli(env[n], "room", "consent", rid, "--json"))
         members = ok_json(cli(env["bob"], "room", "members", rid, "--json"))["members"]
         assert sorted(m["consent_state"] for m in members) == ["consented", "consented", "none"]
@@ -135,3 +154,30 @@ def test_cli_room_lifecycle(tmp_path: Path) -> None:
         )
         assert res.exit_code == ExitCode.POLICY_DENIED
         assert "consent_missing" in res.stdout
+
+        # The auditor pack of the room: issued by the host, verified offline.
+        out = tmp_path / "room-pack"
+        issued = ok_json(
+            cli(env["host"], "room", "pack", rid, str(out), "--valid-for", "3600", "--json")
+        )
+        assert issued["snapshot"] == room["snapshot_digest"]
+        assert "snapshot.json" in issued["files"]
+        assert sum(f.startswith("bundles/") for f in issued["files"]) == 1
+        verified = ok_json(
+            cli(
+                {},
+                "verify-pack",
+                str(out),
+                "--allow-simulated",
+                "--simulation-root",
+                SIMULATION_ROOT.public_key.hex(),
+                "--issuer",
+                ids["host"],
+                "--json",
+            )
+        )
+        assert verified["verified"] is True
+        res = cli(env["eve"], "room", "pack", rid, str(tmp_path / "eve-pack"), "--json")
+        assert res.exit_code == ExitCode.ERROR
+        assert "not_found" in res.stdout
+        assert not (tmp_path / "eve-pack").exists()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sealroom.client import Party
 from sealroom.demo import ROOM_PARTIES, _act_rooms
-from tests.services import coordinator, running_enclave
+from tests.services import SIMULATION_ROOT, coordinator, running_enclave
 
 
 def test_demo_rooms_act(tmp_path: Path) -> None:
@@ -17,7 +17,14 @@ def test_demo_rooms_act(tmp_path: Path) -> None:
             for n in ROOM_PARTIES
         }
         try:
-            code = _act_rooms(parties, tmp_path / "data", tmp_path / "out", lines.append, 60)
+            code = _act_rooms(
+                parties,
+                tmp_path / "data",
+                tmp_path / "out",
+                lines.append,
+                60,
+                root=SIMULATION_ROOT.public_key,
+            )
         finally:
             for p in parties.values():
                 p.close()
@@ -28,3 +35,8 @@ def test_demo_rooms_act(tmp_path: Path) -> None:
     assert "[dual_approval_required]" in text
     assert "the run is completed" in text
     assert (tmp_path / "out" / "room-overlap" / "bundle.json").is_file()
+    assert "reads the one-page summary of snapshot" in text
+    assert (tmp_path / "out" / "room-summary.html").is_file()
+    assert "verify-pack: all" in text
+    assert "REFUSED at" in text
+    assert (tmp_path / "out" / "room-audit-pack" / "manifest.json").is_file()
