@@ -124,9 +124,6 @@ def issue_pack(
     )
 
 
-_ROOM_TYPES = (Room.TYPE, Policy.TYPE, RoomInvitation.TYPE, RoomConsent.TYPE, RunApproval.TYPE)
-
-
 def room_statement_proofs(
     client: Client, room: str, *, log_key: str | None = None
 ) -> list[LoggedStatementProof]:
