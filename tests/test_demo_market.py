@@ -50,7 +50,7 @@ def test_market_act(tmp_path: Path) -> None:
             for p in parties.values():
                 p.close()
     text = "\n".join(lines)
-    # Act four's first part: 500 granted, 130 negotiated (price 120 + bonus 10) settled.
+    # Act five's first part: 500 granted, 130 negotiated (price 120 + bonus 10) settled.
     start = _balances(lines[_line(lines, "F. ") + 1])
     assert start == {
         "Seller": 130,

@@ -18,7 +18,10 @@ rows) with a suppressed group, the same with DP noise whose budget a repeated
 request exhausts (refused by the budget ledger in the coordinator's log), and
 requester SQL that the owner admits or refuses by its analysis rules.
 
-Act four is the marketplace, every amount through the credits ledger: negotiated terms paid
+Act four is a room of three parties from a template: summaries, pre-checks, consents to
+the policy snapshot, a withdrawn consent, a dual approval, and an auditor pack.
+
+Act five is the marketplace, every amount through the credits ledger: negotiated terms paid
 through escrow and settled on the receipt; a curator's portfolio whose reward is split by its
 weights; a model trained in the enclave, published with its provenance and used for pay
 through ``predict``; an evaluation and the trainer's reputation; a dispute the arbiter upholds
@@ -235,6 +238,14 @@ def _scenario(
     code = act_three({n: work / "homes" / n for n in names}, logs, url, work / "no-trust", echo)
     if code != 0:
         return code
+    parties = {n: _party(n, work, url) for n in ROOM_PARTIES}
+    try:
+        code = _act_rooms(parties, work / "room-data", results, echo, timeout, root=root)
+        if code != 0:
+            return code
+    finally:
+        for p in parties.values():
+            p.close()
     parties = {n: _party(n, work, url) for n in MARKET_PARTIES}
     try:
         db = work / "coordinator.db"
@@ -801,6 +812,206 @@ def _show_sql(body: Any, echo: Echo) -> None:
     )
 
 
+# --- the rooms act -------------------------------------------------------------------------
+
+ROOM_PARTIES = (
+    "Brand",
+    "Retailer",
+    "Publisher",
+    "Retailer-Ann",
+    "Retailer-Raj",
+    "Publisher-Pia",
+    "Publisher-Pat",
+)
+ROOM_OWNER_POLICY: dict[str, Any] = {
+    "allow": [{"id": "intersection-overlap"}],
+    "auto_approve": [{"id": "intersection-overlap"}],
+    "k": 5,
+    "dp": {"epsilon_per_requester": "10", "epsilon_total": "10"},
+}
+ROOM_RUN: dict[str, Any] = {"dp": {"epsilon": "1"}}
+
+
+def _act_rooms(
+    parties: dict[str, Party],
+    data_dir: Path,
+    results: Path,
+    echo: Echo,
+    timeout: float,
+    *,
+    root: bytes | None = None,
+) -> int:
+    """A room of three parties from invitation to run: a one-page summary read before a
+    pre-checked join and consent, a run approved by the room's policy, a withdrawn consent
+    that stops a run about to start, a risky room whose runs need two approvers of each data
+    party, and an auditor pack of the room verified offline (``root``: the deployment's
+    simulation root the auditor pins; None: taken from the evidence, with a warning)."""
+    brand, retailer, publisher = parties["Brand"], parties["Retailer"], parties["Publisher"]
+    members = {"Retailer": retailer, "Publisher": publisher}
+    echo("\n" + "=" * 92)
+    echo("ACT FOUR: a room (a template, invitations, consents, approvals, a withdrawal)")
+    echo("=" * 92)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ids = {"Retailer": range(0, 3000), "Publisher": range(1500, 4500)}
+    datasets: dict[str, str] = {}
+    for name, party in members.items():
+        path = data_dir / f"{name.lower()}.csv"
+        path.write_text("id,visits\n" + "".join(f"{i},{i % 9}\n" for i in ids[name]))
+        datasets[name] = party.publish(
+            path, title=f"{name} customer ids", policy=ROOM_OWNER_POLICY
+        ).dataset
+    inputs = [datasets["Retailer"], datasets["Publisher"]]
+
+    echo("\n24. Brand hosts a room from the psi-overlap template and invites two parties")
+    room = brand.rooms.create(
+        name="Shared audience sizing",
+        purpose="How many customers Retailer and Publisher share, for a joint campaign.",
+        template="psi-overlap",
+        k=10,
+        expires_at=brand.now() + 3600,
+        region=None,
+    )
+    snap = room.room.statement.snapshot
+    echo(f"   room {room.digest[:23]}...  policy snapshot {snap.digest()[:23]}...")
+    echo(
+        f"   allowed: {', '.join(q.id for q in snap.allowed_queries)}; k {snap.k}; DP required "
+        f"(epsilon {snap.dp.epsilon_per_run} per run, {snap.dp.epsilon_total} in total); "
+        f"runs approved by the room policy"
+    )
+    for name, party in members.items():
+        brand.rooms.invite(room.digest, party.party_id)
+        summary = party.rooms.summary(room.digest)
+        if summary.snapshot_digest != snap.digest():
+            echo("   error: the summary is not of the snapshot the room signed")
+            return 1
+        if name == "Retailer":
+            from sealroom.audit.render import render_html
+            from sealroom.crypto.files import write_private
+
+            write_private(results / "room-summary.html", render_html(summary).encode("utf-8"))
+        echo(
+            f"   {name:<10} reads the one-page summary of snapshot "
+            f"{summary.snapshot_digest[:23]}... ({len(summary.allowed_queries)} allowed "
+            f"query, {summary.privacy_line().split(';')[0]})"
+        )
+        report = party.rooms.precheck(room.digest, datasets[name])
+        echo(
+            f"   {name:<10} pre-check (local): {report['entities']} entities >= k "
+            f"{report['k']}, {len(report['schema'])} columns, card reveals "
+            f"{report['card']['keywords']} keywords -> joins and consents"
+        )
+        party.rooms.join(room.digest, datasets[name])
+        party.rooms.consent(room.digest)
+
+    echo("\n25. Brand starts a run; each member's client approves it under the room policy")
+    first = brand.rooms.run(room.digest, "intersection-overlap", inputs, ROOM_RUN)
+    for party in members.values():
+        party.auto_approve(allow_simulated=True)
+    view = brand.wait(first.request, timeout=timeout)
+    if view.status != "completed":
+        echo(f"   error: the run is {view.status}: {view.status_reason}")
+        return 1
+    got = retailer.result(first.request, results / "room-overlap", allow_simulated=True)
+    echo(f"   overlap (DP) {got.body['overlap']}, true overlap 1500; receipt verified by Retailer")
+
+    echo("\n26. Brand starts a second run; Publisher withdraws consent before it can start")
+    pending = brand.rooms.run(room.digest, "intersection-overlap", inputs, ROOM_RUN)
+    publisher.rooms.withdraw_consent(room.digest, reason="legal asked to pause")
+    stopped = brand.status(pending.request)
+    echo(f"   the run is {stopped.status}: {stopped.status_reason}")
+    try:
+        brand.rooms.run(room.digest, "intersection-overlap", inputs, ROOM_RUN)
+        echo("   error: a run started without Publisher's consent")
+        return 1
+    except PolicyDenied as exc:
+        echo(f"   a new run is refused [{exc.code}]: {exc.detail}")
+    if stopped.status != "withdrawn":
+        return 1
+
+    echo("\n27. a risky room (k below the template's floor): two approvers of each data party")
+    for org, people in (
+        (retailer, ("Retailer-Ann", "Retailer-Raj")),
+        (publisher, ("Publisher-Pia", "Publisher-Pat")),
+    ):
+        for person in people:
+            org.rooms.add_member(parties[person].party_id, "approver")
+    risky = brand.rooms.create(
+        name="Small-cohort sizing",
+        purpose="The overlap with a lower k, for a pilot.",
+        template="psi-overlap",
+        k=5,
+        expires_at=brand.now() + 3600,
+    )
+    flags = [f.detail for f in brand.rooms.show(risky.digest).view.red_flags]
+    echo(f"   red flag recorded: {flags[0] if flags else '(none)'}")
+    for name, party in members.items():
+        brand.rooms.invite(risky.digest, party.party_id)
+        party.rooms.join(risky.digest, datasets[name])
+        party.rooms.consent(risky.digest)
+    run = brand.rooms.run(risky.digest, "intersection-overlap", inputs, ROOM_RUN)
+    parties["Retailer-Ann"].rooms.approve_run(risky.digest, run.request, org=retailer.party_id)
+    try:
+        retailer.approve(run.request, allow_simulated=True)
+        echo("   error: one approver was enough")
+        return 1
+    except PolicyDenied as exc:
+        echo(f"   Retailer-Ann alone: refused [{exc.code}]")
+    parties["Retailer-Raj"].rooms.approve_run(risky.digest, run.request, org=retailer.party_id)
+    for person in ("Publisher-Pia", "Publisher-Pat"):
+        parties[person].rooms.approve_run(risky.digest, run.request, org=publisher.party_id)
+    retailer.approve(run.request, allow_simulated=True)
+    publisher.approve(run.request, allow_simulated=True)
+    view = brand.wait(run.request, timeout=timeout)
+    approvers = brand.rooms.show(risky.digest).view.runs[0].approvals
+    echo(f"   with two approvers each ({len(approvers)} people signed): the run is {view.status}")
+    if view.status != "completed":
+        return 1
+    return _room_audit(brand, room.digest, results, echo, root=root)
+
+
+def _room_audit(brand: Party, room: str, results: Path, echo: Echo, *, root: bytes | None) -> int:
+    """Step 28: the host issues an auditor pack of the first room; an auditor verifies it
+    offline (then a pack with one changed byte is refused)."""
+    import shutil
+
+    from sealroom.audit.pack import PackRejected, verify_pack
+    from sealroom.verification.trust import trust_policy
+
+    echo("\n28. Brand issues an auditor pack of the first room; the auditor verifies it offline")
+    out = results / "room-audit-pack"
+    shutil.rmtree(out, ignore_errors=True)  # the demo's own output of an earlier run
+    manifest = brand.rooms.pack(room, out, valid_for=7 * 86400, purpose="campaign audit")
+    kinds = [f.role for f in manifest.files]
+    echo(
+        f"   {out.name}/: snapshot, {kinds.count('bundle')} run bundle(s), "
+        f"{kinds.count('statement')} logged statements (room, policy, invitations, consents "
+        "and the withdrawal, deletions), signed by Brand, valid 7 days"
+    )
+    trust = trust_policy(
+        allow_simulated=True, log_key=brand.client.log_key().verifier_key, simulation_root=root
+    )
+    try:
+        report = verify_pack(out, trust=trust, now=brand.now(), issuer=brand.party_id)
+    except PackRejected as exc:
+        failed = exc.report.failures
+        echo(f"   error: the pack did not verify: {failed[0].name}: {failed[0].detail}")
+        return 1
+    echo(f"   verify-pack: all {len(report.checks)} checks passed (SIMULATED TEE)")
+    tampered = results / "room-audit-pack-tampered"
+    shutil.rmtree(tampered, ignore_errors=True)
+    shutil.copytree(out, tampered)
+    snapshot = tampered / "snapshot.json"
+    snapshot.write_bytes(snapshot.read_bytes().replace(b'"k":10', b'"k":11', 1))
+    try:
+        verify_pack(tampered, trust=trust, now=brand.now(), issuer=brand.party_id)
+    except PackRejected as exc:
+        first = exc.report.failures[0]
+        echo(f"   one changed byte (k 10 -> 11 in snapshot.json): REFUSED at {first.name}")
+        return 0
+    echo("   error: a tampered pack verified")
+    return 1
+
+
 MARKET_PARTIES = ("Seller", "Buyer", "Archive", "Curator", "Trainer")
 TRAIN_PARAMS: dict[str, Any] = {
     "layout": "join",
@@ -811,7 +1022,7 @@ TRAIN_PARAMS: dict[str, Any] = {
 }
 MARKET_NUMBERS: Mapping[str, int] = MappingProxyType(
     {
-        # Act four's amounts, checked by tests/test_demo_market.py.
+        # Act five's amounts, checked by tests/test_demo_market.py.
         "trainer_grant": 300,
         "pledge": 200,
         "fee_bps": 1000,
@@ -841,7 +1052,7 @@ def _act_market(parties: dict[str, Party], db: Path, keys: Path, echo: Echo, tim
     seller, buyer = parties["Seller"], parties["Buyer"]
     echo("\n" + "=" * 92)
     echo(
-        "ACT FOUR: the marketplace: credits, escrow, a portfolio, a paid model, reputation, disputes"
+        "ACT FIVE: the marketplace: credits, escrow, a portfolio, a paid model, reputation, disputes"
     )
     echo("=" * 92)
     sold = seller.publish(

@@ -33,6 +33,7 @@ from sealroom.api.routes import (
     parties,
     relay,
     requests,
+    rooms,
     service,
 )
 from sealroom.computations.registry import Registry
@@ -163,7 +164,7 @@ def create_app(
     )
     app.state.api = Api(coordinator=coordinator, clock=clock)
     app.state.readiness = Readiness(coordinator.state)
-    for module in (service, parties, log, datasets, requests, jobs, relay, market, credits):
+    for module in (service, parties, log, datasets, requests, jobs, relay, market, credits, rooms):
         app.include_router(module.router)
     install_error_handlers(app)
     install_openapi(app)

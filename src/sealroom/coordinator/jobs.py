@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Row, delete, exists, or_, select, update
 
 from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.ledger import append_charges
+from sealroom.coordinator.rooms import room_materials
 from sealroom.coordinator.state import (
     DEFAULT_LEASE_SECONDS,
     State,
@@ -222,6 +223,7 @@ class Jobs:
                 .where(request_inputs.c.request == request)
                 .order_by(request_inputs.c.position)
             ).all()
+            room = room_materials(conn, parts.room, request)
         return JobView(
             request=envs[request],
             approvals=tuple(envs[d] for d in parts.approvals),
@@ -231,6 +233,10 @@ class Jobs:
             inputs=tuple(JobInput(dataset=d, size=int(s)) for d, s in sizes),
             evidence=evidence,
             lease_until=lease_until,
+            room=room.room,
+            consents=room.consents,
+            run_approvals=room.run_approvals,
+            org_members=room.org_members,
         )
 
     def job_input(self, request: str, dataset: str, *, caller: PartyId, now: int) -> bytes:
