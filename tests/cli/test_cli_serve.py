@@ -58,7 +58,9 @@ def test_serve_keeps_the_log_key_in_a_0600_file_beside_an_sqlite_database(
         rows = dict(conn.execute("SELECT name, value FROM settings").fetchall())
     finally:
         conn.close()
-    assert set(rows) == {"log_origin", "log_vkey"}
+    # Public keys only (the log's and the credits ledger's); their seeds stay in the keys dir.
+    assert set(rows) == {"log_origin", "log_vkey", "ledger_vkey"}
+    assert (key_file.parent / "ledger-key.json").stat().st_mode & 0o077 == 0
     assert bytes(rows["log_vkey"]).decode() == key["verifier_key"]
 
 
