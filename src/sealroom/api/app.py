@@ -24,7 +24,7 @@ from sealroom.api.docs import install_docs
 from sealroom.api.errors import install_error_handlers
 from sealroom.api.middleware import BodyLimit
 from sealroom.api.openapi import install_openapi
-from sealroom.api.routes import datasets, jobs, log, parties, relay, requests, service
+from sealroom.api.routes import datasets, jobs, log, parties, relay, requests, service, uploads
 from sealroom.computations.registry import Registry
 from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.keys import CoordinatorKeystore
@@ -107,7 +107,7 @@ def create_app(
     )
     app.state.api = Api(coordinator=coordinator, clock=clock)
     app.state.readiness = Readiness(coordinator.state)
-    for module in (service, parties, log, datasets, requests, jobs, relay):
+    for module in (service, parties, log, datasets, requests, uploads, jobs, relay):
         app.include_router(module.router)
     install_error_handlers(app)
     install_openapi(app)

@@ -26,6 +26,7 @@ from sealroom.coordinator.parties import Parties
 from sealroom.coordinator.relay import Relay
 from sealroom.coordinator.requests import Requests
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS, DbNonceStore, State
+from sealroom.coordinator.uploads import Uploads
 from sealroom.coordinator.witnessing import WitnessEndpoint, Witnessing
 
 __all__ = ["Coordinator"]
@@ -41,6 +42,7 @@ class Coordinator:
     datasets: Datasets
     requests: Requests
     approvals: Approvals
+    uploads: Uploads
     jobs: Jobs
     ledgers: Ledgers
     log: Log
@@ -79,6 +81,7 @@ class Coordinator:
             datasets=Datasets(state),
             requests=Requests(state),
             approvals=Approvals(state, admission=admission),
+            uploads=Uploads(state, admission=admission),
             jobs=Jobs(state, admission=admission, lease_seconds=lease_seconds),
             ledgers=Ledgers(state),
             log=Log(engine, state.signer, state.witnessing),

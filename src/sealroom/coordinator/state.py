@@ -38,6 +38,8 @@ from sealroom.statements import (
 from sealroom.storage.engine import read_transaction, write_transaction
 from sealroom.storage.schema import (
     datasets,
+    input_parts,
+    input_uploads,
     jobs,
     nonces,
     parties,
@@ -234,6 +236,7 @@ class State:
             for req, seconds in retained:
                 conn.execute(delete(results).where(results.c.request == req))
                 conn.execute(delete(request_blobs).where(request_blobs.c.request == req))
+                drop_sealed_uploads(conn, str(req))
                 conn.execute(
                     update(requests).where(requests.c.request == req).values(results_deleted_at=now)
                 )
@@ -366,6 +369,14 @@ def transition(
     if to in ENDED:
         # No job can use them any more: sealed inputs go when the request ends, however.
         conn.execute(delete(request_blobs).where(request_blobs.c.request == request))
+        drop_sealed_uploads(conn, request)
+
+
+def drop_sealed_uploads(conn: Connection, request: str) -> None:
+    """Delete the chunked uploads (and their parts) of ``request``."""
+    uploads = select(input_uploads.c.upload).where(input_uploads.c.request == request)
+    conn.execute(delete(input_parts).where(input_parts.c.upload.in_(uploads)))
+    conn.execute(delete(input_uploads).where(input_uploads.c.request == request))
 
 
 # --- who sees a request, and what they see --------------------------------------------------

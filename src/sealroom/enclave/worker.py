@@ -26,6 +26,7 @@ the loop stops cleanly on SIGTERM/SIGINT or when a stop event is set.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -43,7 +44,14 @@ from sealroom.crypto.keys import PartyId
 from sealroom.enclave.charges import LedgerSource, LedgerTrust, LoggedBudgetLedger
 from sealroom.enclave.keys import EnclaveKeys, deployment_identity
 from sealroom.enclave.ledger import BudgetLedger
-from sealroom.enclave.runner import JobFailed, JobMaterials, JobOutput, execute_job
+from sealroom.enclave.runner import (
+    ChunkedInput,
+    JobFailed,
+    JobMaterials,
+    JobOutput,
+    SealedInput,
+    execute_job,
+)
 from sealroom.enclave.state import EnclaveState
 from sealroom.errors import (
     AlreadyReleased,
@@ -139,6 +147,8 @@ class JobSource(LedgerSource, Protocol):
     def claim_job(self) -> ClaimedJob | None: ...
 
     def job_input(self, request: str, dataset: str, /) -> bytes: ...
+
+    def job_input_part(self, request: str, dataset: str, index: int, /) -> bytes: ...
 
     def renew_lease(self, request: str, /) -> object: ...
 
@@ -411,7 +421,19 @@ class EnclaveWorker:
         # The inputs are sealed to this deployment's keys under some worker's evidence (the
         # job names which); opening them is what proves they are ours.
         request_id = job.request.digest
-        sealed = {i.dataset: self._source.job_input(request_id, i.dataset) for i in job.inputs}
+        sealed: dict[str, SealedInput] = {}
+        for i in job.inputs:
+            # Job sources from before chunked uploads name no parts: one body each.
+            parts = getattr(i, "parts", 0)
+            leaves = getattr(i, "leaves", None)
+            if parts and leaves is not None:
+                sealed[i.dataset] = ChunkedInput(
+                    count=int(parts),
+                    fetch=functools.partial(self._source.job_input_part, request_id, i.dataset),
+                    leaves=bytes(leaves),
+                )
+            else:
+                sealed[i.dataset] = self._source.job_input(request_id, i.dataset)
         return JobMaterials(
             request=job.request,
             approvals=tuple(job.approvals),
