@@ -145,7 +145,8 @@ def test_a_new_shape_replaces_an_unfinished_upload_never_a_finished_one(w: World
     second = _sealed(w, rid, size=PART)
     body2 = _body(w, rid, second, evidence)
     v2 = w.c.uploads.start(rid, w.dataset, body2, caller=owner, now=T0 + 1)
-    assert v2.upload != v1.upload and v2.received == ()
+    assert v2.upload != v1.upload
+    assert v2.received == ()
     with pytest.raises(NotFound):
         w.c.uploads.get(v1.upload, caller=owner, now=T0 + 1)
     for i, p in enumerate(_parts(second)):
