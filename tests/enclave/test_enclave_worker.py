@@ -272,6 +272,7 @@ def test_the_sdk_client_has_every_call_of_a_job_source() -> None:
         "complete_job",
         "fail_job",
         "job_input",
+        "job_input_part",
         "ledger",
         "log_consistency",
         "log_key",
