@@ -123,7 +123,10 @@ def test_publish_request_approve_run_result_verify(tmp_path: Path, db_url: str) 
         try:
             with engine.connect() as conn:
                 blobs = conn.execute(
-                    sa.text("SELECT sealed FROM request_blobs WHERE request = :r"),
+                    sa.text(
+                        "SELECT p.sealed FROM input_parts p JOIN input_uploads u "
+                        "ON u.upload = p.upload WHERE u.request = :r AND p.part = 0"
+                    ),
                     {"r": view.request},
                 ).scalars()
                 suites = [SealedHeader.parse(bytes(blob)).suite for blob in blobs]
