@@ -128,18 +128,18 @@ _KILLED_UPLOAD = textwrap.dedent(
 
     url, home, request, now = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     identity = Keystore.load(home)
-    client = Client(base_url=url, identity=identity)
-    sent = []
-    real = client.put_part
 
-    def put_part(upload, index, data):
-        view = real(upload, index, data)
-        sent.append(index)
-        if len(sent) == 2:
-            os.kill(os.getpid(), signal.SIGKILL)  # the owner's machine dies mid-upload
-        return view
+    class Dying(Client):
+        sent = 0
 
-    client.put_part = put_part
+        def put_part(self, upload, index, data):
+            view = super().put_part(upload, index, data)
+            Dying.sent += 1
+            if Dying.sent == 2:
+                os.kill(os.getpid(), signal.SIGKILL)  # the owner's machine dies mid-upload
+            return view
+
+    client = Dying(base_url=url, identity=identity)
     flows.approve(client, identity, request, home=home, allow_simulated=True, now=now)
     """
 )
@@ -187,24 +187,14 @@ def test_million_rows_publish_chunked_upload_resume_compute_verify(world: World)
 
     # Second attempt resumes: only the missing parts are sent.
     sent: list[int] = []
-    real = owner.client.put_part
 
-    def counting(upload: str, index: int, part: bytes) -> Any:
-        sent.append(index)
-        return real(upload, index, part)
+    class Counting(Client):
+        def put_part(self, upload: str, index: int, data: bytes) -> Any:
+            sent.append(index)
+            return super().put_part(upload, index, data)
 
-    owner.client.put_part = counting  # type: ignore[method-assign]
-    try:
-        done = flows.approve(
-            owner.client,
-            owner.identity,
-            view.request,
-            home=owner.home,
-            allow_simulated=True,
-            now=now(),
-        )
-    finally:
-        del owner.client.put_part
+    with Counting(base_url=world.url, identity=owner.identity) as counting:
+        done = _approve(Party(owner.home, owner.identity, counting), view.request)
     assert [d.status for d in done] == ["approved"]
     sealed = done[0].sealed_bytes
     parts = -(-sealed // client_uploads.DEFAULT_PART_SIZE)
