@@ -31,6 +31,7 @@ BENCHES = {
     "bench.bench_he": (["--quick"], []),
     "bench.bench_cli": (["--repeat", "5"], []),
     "bench.bench_sources": (["--mib", "8", "--mib", "32"], []),
+    "bench.bench_bigdata": (["--rows", "1000000"], []),
 }
 SMOKE_TIMEOUT = 300.0
 
