@@ -49,7 +49,7 @@ def _current_mib() -> float:
 
 def _warm() -> None:
     """Import what every step uses, so a step's peak is its work, not its imports."""
-    import pyarrow.compute  # noqa: F401
+    import pyarrow.compute
     import pyarrow.parquet  # noqa: F401
 
     from sealroom.client import flows  # noqa: F401

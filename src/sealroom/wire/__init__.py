@@ -68,6 +68,7 @@ from sealroom.wire.service import (
     Readiness,
     ReadinessCheck,
 )
+from sealroom.wire.uploads import StartUploadBody, UploadView
 
 __all__ = [
     "MAX_JSON_BODY",
@@ -126,6 +127,8 @@ __all__ = [
     "SessionParticipant",
     "SessionView",
     "SignedEnvelope",
+    "StartUploadBody",
+    "UploadView",
     "WireModel",
     "parse_body",
     "parse_response",
