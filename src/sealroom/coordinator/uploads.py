@@ -70,21 +70,11 @@ class Uploads:
         An unfinished upload of another shape is replaced (the owner sealed again);
         a finished one cannot be.
         """
-        expected = -(-body.size // body.part_size)
-        if len(body.parts) != expected:
-            raise InvalidInput(
-                f"{body.size} bytes in parts of {body.part_size} make {expected} parts, "
-                f"but {len(body.parts)} part digests were given"
-            )
-        if not body.leaves or len(body.leaves) > MAX_LEAF_INDEX:
-            raise InvalidInput(
-                f"the sealed leaf index must hold 1 to {MAX_LEAF_INDEX} bytes, "
-                f"not {len(body.leaves)}"
-            )
         uid = upload_id(request, dataset, body)
         self._state.sweep(now=now)
         with write_transaction(self._state.engine) as conn:
             _owned_input(conn, request, dataset, caller)
+            _check_shape(body)
             check_admitted(conn, body.enclave, self._admission, now=now)
             _check_same_enclave(conn, request, body.enclave)
             old = conn.execute(
@@ -223,6 +213,20 @@ def _owned_input(conn: Connection, request: str, dataset: str, caller: PartyId) 
         raise Conflict("approve the input before uploading its sealed data")
     if inp.sealed_size is not None:
         raise Conflict("this input has already been uploaded")
+
+
+def _check_shape(body: StartUploadBody) -> None:
+    """The declared shape adds up (checked after access, so a stranger only ever sees 404)."""
+    expected = -(-body.size // body.part_size)
+    if len(body.parts) != expected:
+        raise InvalidInput(
+            f"{body.size} bytes in parts of {body.part_size} make {expected} parts, "
+            f"but {len(body.parts)} part digests were given"
+        )
+    if not body.leaves or len(body.leaves) > MAX_LEAF_INDEX:
+        raise InvalidInput(
+            f"the sealed leaf index must hold 1 to {MAX_LEAF_INDEX} bytes, not {len(body.leaves)}"
+        )
 
 
 def _check_same_enclave(conn: Connection, request: str, enclave: str) -> None:
