@@ -24,6 +24,7 @@ from sealroom.attestation.simulated import SimulationRoot
 from sealroom.client.http import Client
 from sealroom.computations import default_registry
 from sealroom.coordinator.admission import AdmissionPolicy
+from sealroom.coordinator.payments import Payments
 from sealroom.enclave.keys import EnclaveKeys
 from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys, make_evidence_provider
@@ -44,12 +45,21 @@ def coordinator(
     db_url: str | None = None,
     admit: AdmissionPolicy | None = None,
     lease_seconds: int | None = None,
+    web: bool = False,
+    sweep_interval: float | None = None,
+    payments: Payments | None = None,
 ) -> Iterator[str]:
     """The real app (SQLite in ``tmp_path`` unless ``db_url``; its log key in
     ``tmp_path/coordinator-keys``) on 127.0.0.1; yields its URL.
 
-    ``admit``: its enclave admission policy (default: :func:`admission`)."""
+    ``admit``: its enclave admission policy (default: :func:`admission`). ``web``: with the
+    public pages, as ``sealroom serve`` mounts them (pre-filling the admitted simulation root);
+    ``payments``: the marketplace's credits seam (default: none, free use only)."""
     options: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
+    if sweep_interval is not None:
+        options["sweep_interval"] = sweep_interval
+    if payments is not None:
+        options["payments"] = payments
     app = create_app(
         db_url=db_url or f"sqlite:///{tmp_path / 'coordinator.db'}",
         registry=default_registry(),
@@ -57,6 +67,12 @@ def coordinator(
         admission=admit or admission(),
         **options,
     )
+    if web:
+        from sealroom.web.public import install_public_pages
+
+        policy = admit or admission()
+        root = None if policy.pin is None else policy.pin.simulation_root
+        install_public_pages(app, simulation_root=root)
     with run_in_thread(app) as url:
         yield url
 

@@ -95,3 +95,74 @@ def test_readme_python_example_runs_against_a_coordinator_and_an_enclave(
     from sealroom.crypto.keystore import Keystore
 
     assert Keystore.load_public(tmp_path / "keys" / "shop").protection == "argon2id-aes256gcm"
+
+
+def readme_owner_quick_start() -> str:
+    blocks = re.findall(
+        r"```sh\n(# owner quick start\n.*?)```", (ROOT / "README.md").read_text(), re.S
+    )
+    assert len(blocks) == 1, "the README has one owner quick start block"
+    return str(blocks[0])
+
+
+def test_readme_owner_quick_start_runs_and_serves_a_requester(
+    tmp_path: Path, live_url: str
+) -> None:
+    """The owner's block as written (URL aside) in a shell; an analyst asks, `watch` approves
+    by policy and seals, the enclave releases DP statistics the analyst verifies."""
+    import csv
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from sealroom.client import Party
+    from sealroom.client.http import DEFAULT_URL
+
+    script = readme_owner_quick_start()
+    assert script.count(DEFAULT_URL) == 1
+    with (tmp_path / "visits.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["patient", "age_band", "cost"])
+        w.writerows(
+            [f"p{i}", ("18-39", "40-64", "65+")[i % 3], 100 + (i * 37) % 900] for i in range(300)
+        )
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for var in ("SEALROOM_HOME", "SEALROOM_URL", "SEALROOM_PASSPHRASE", "SEALROOM_PASSPHRASE_FILE"):
+        env.pop(var, None)
+    log = (tmp_path / "owner.log").open("wb")
+    owner = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", script.replace(DEFAULT_URL, live_url)],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        with Party.create(
+            home=tmp_path / "analyst", name="analyst", url=live_url, unencrypted=True
+        ) as analyst:
+            deadline = time.monotonic() + 120
+            while not (found := analyst.search("clinic visits").items):
+                assert owner.poll() is None, (tmp_path / "owner.log").read_text()
+                assert time.monotonic() < deadline, (tmp_path / "owner.log").read_text()
+                time.sleep(0.5)
+            dataset = found[0].dataset.dataset
+            sql = "SELECT age_band, COUNT(*) AS n, AVG(cost) AS mean_cost FROM a GROUP BY age_band"
+            dp = {"epsilon": "1", "delta": "0.000001", "bounds": {"a.cost": ["0", "1000"]}}
+            asked = analyst.request("sql-aggregate", [dataset], {"sql": sql, "dp": dp})
+            done = analyst.wait(asked.request, timeout=120)
+            assert done.status == "completed", (
+                done.status_reason,
+                (tmp_path / "owner.log").read_text(),
+            )
+            result = analyst.result(asked.request, tmp_path / "result", allow_simulated=True)
+            assert result.report.checks
+            assert {row[0] for row in result.body["rows"]} <= {"18-39", "40-64", "65+"}
+            assert (tmp_path / "clinic.pass").stat().st_mode & 0o077 == 0
+    finally:
+        os.killpg(owner.pid, signal.SIGTERM)
+        owner.wait(timeout=30)
+        log.close()

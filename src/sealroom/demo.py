@@ -163,14 +163,14 @@ def run_demo(out: Path | None, *, echo: Echo, timeout: float = 60.0) -> int:
         serve_args = ["serve", "--db", f"sqlite:///{work / 'coordinator.db'}", "--port", str(port)]
         serve_args += ["--simulation-root", root.public_key.hex()]
         with _process(serve_args, work / "coordinator.log", env) as coordinator:
-            _wait_healthy(url, coordinator, work / "coordinator.log", timeout=30)
+            _wait_healthy(url, coordinator, work / "coordinator.log", timeout=120)
             echo(f"\ncoordinator  {url}  (pid {coordinator.pid}, SQLite {work / 'coordinator.db'})")
             enclave_args = ["enclave", "--url", url, "--poll-max", "0.5"]
             enclave_args += ["--state", str(work / "enclave-state")]
             enclave_args += ["--simulation-root-seed", str(work / "simulation-root.seed")]
             with _process(enclave_args, work / "enclave.log", env) as enclave:
                 with Client(base_url=url) as anon:
-                    evidence = _wait_enclave(anon, enclave, work / "enclave.log", timeout=30)
+                    evidence = _wait_enclave(anon, enclave, work / "enclave.log", timeout=120)
                 echo(
                     f"enclave      pid {enclave.pid}, evidence {evidence[:23]}... (tee: simulated, "
                     "budgets in the coordinator's log)"

@@ -30,7 +30,8 @@ from schemathesis import Case, GenerationMode, HookContext
 
 from sealroom.crypto.keys import b64encode, xwing_private_key
 from sealroom.crypto.request_signing import sign_request
-from sealroom.statements import ComputationRef, Policy, sign_statement
+from sealroom.statements import ComputationRef, InputRef, Policy, sign_statement
+from sealroom.statements import market_models as mm
 from tests.api.api_helpers import PAIR_COUNT, ROW_COUNT
 from tests.helpers import attestation, identity
 from tests.helpers import request as make_request
@@ -123,6 +124,96 @@ def _kem_keys(value: Any) -> None:
             _kem_keys(item)
 
 
+def _market_model(n: int) -> Any:
+    ref = ComputationRef(id="train-model", version="2.1.0", code_digest=_digest((n, "code")))
+    root = b64encode(hashlib.sha256(repr(n).encode()).digest())
+    return mm.Model(
+        trainer=FUZZER.party_id,
+        name=f"m{n}",
+        description="",
+        family="binomial",
+        target="y",
+        features=("x",),
+        metrics={},
+        provenance=mm.ModelProvenance(
+            kind="enclave-job",
+            request=_digest((n, "request")),
+            trained_model=None,
+            receipts=(_digest((n, "receipt")),),
+            inputs=(InputRef(dataset=_digest((n, "input")), commitment_root=root),),
+            computation=ref,
+        ),
+        artifact=mm.ArtifactRef(dataset=_digest((n, "artifact")), commitment_root=root),
+        price=1,
+        created_at=int(time.time()),
+    )
+
+
+# Positive cases of the marketplace's bodies: genuinely signed statements by the fuzzer that
+# name things that do not exist (so a 404), or (resolutions) a key that is not the arbiter's.
+_MARKET: dict[str, tuple[str, Any]] = {
+    "/v1/models": ("model", _market_model),
+    "/v1/evaluations": (
+        "evaluation",
+        lambda n: mm.Evaluation(
+            evaluator=FUZZER.party_id,
+            model=_digest((n, "m")),
+            use=_digest((n, "u")),
+            score="0.5",
+            summary="",
+            examples=(),
+            created_at=int(time.time()),
+        ),
+    ),
+    "/v1/reviews": (
+        "review",
+        lambda n: mm.Review(
+            reviewer=FUZZER.party_id,
+            evaluation=_digest((n, "e")),
+            use=_digest((n, "u")),
+            rating=3,
+            comment="",
+            created_at=int(time.time()),
+        ),
+    ),
+    "/v1/portfolios": (
+        "portfolio",
+        lambda n: mm.Portfolio(
+            curator=FUZZER.party_id,
+            name=f"p{n}",
+            description="",
+            fee=0,
+            items=(mm.PortfolioItem(dataset=_digest((n, "d")), weight=10_000),),
+            created_at=int(time.time()),
+        ),
+    ),
+    "/v1/disputes": (
+        "dispute",
+        lambda n: mm.Dispute(
+            claimant=FUZZER.party_id,
+            respondent=identity("respondent").party_id,
+            subject="charge",
+            request=_digest((n, "r")),
+            receipts=(_digest((n, "rc")),),
+            amount=1,
+            reason="",
+            created_at=int(time.time()),
+        ),
+    ),
+    "/v1/disputes/{dispute}/resolution": (
+        "resolution",
+        lambda n: mm.Resolution(
+            arbiter=FUZZER.party_id,
+            dispute=_digest((n, "dispute")),
+            outcome="dismissed",
+            refund=0,
+            reason="",
+            created_at=int(time.time()),
+        ),
+    ),
+}
+
+
 def _bodies(case: Case) -> None:
     body = case.body
     if not isinstance(body, dict):
@@ -151,6 +242,13 @@ def _bodies(case: Case) -> None:
             if isinstance(member, dict):
                 member["role"] = f"r{i}"
                 member["party"] = FUZZER.party_id if i == 0 else f"{member.get('party')}-{i}"
+    elif path in _MARKET and _MARKET[path][0] in body:
+        field, build = _MARKET[path]
+        body[field] = _signed(build(n))
+        if path == "/v1/models":
+            body["evidence"] = []
+        if path == "/v1/disputes/{dispute}/resolution" and isinstance(case.path_parameters, dict):
+            case.path_parameters["dispute"] = _digest((n, "dispute"))
     elif path == "/v1/jobs/{rid}/complete" and isinstance(body.get("outputs"), list):
         for i, output in enumerate(body["outputs"]):
             if isinstance(output, dict):

@@ -106,7 +106,8 @@ def test_an_outsider_reading_every_log_entry_learns_nothing_private(tmp_path: Pa
         clear = [Envelope.from_dict(e["entry"]) for e in entries if e["entry"] is not None]
         assert {env.type for env in clear} <= PUBLIC_TYPES
         committed = [e for e in entries if e["commitment"] is not None]
-        assert len(committed) == 6  # the request, two approvals, the receipt, two budget charges
+        # The request, two approvals, the receipt, two budget charges, the enclave's deletion.
+        assert len(committed) == 7
         assert all((e["entry"] is None) != (e["commitment"] is None) for e in entries)
 
         # A monitor checks the public tree: the leaf hashes served rebuild the signed root,

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from sealroom.crypto.keys import PartyId
+from sealroom.crypto.release import RELEASE_PURPOSE, unwrap
 from sealroom.crypto.sealing import SealContext, open_sealed
 from sealroom.enclave.worker import ClaimedJob, JobSource, RegisteredEnclave
 from sealroom.statements import Envelope, ReleasedOutput
@@ -93,6 +94,7 @@ class ReplayingCoordinator:
         self.parts: dict[tuple[str, str, int], bytes] = {}
         self.outputs: list[tuple[Envelope, dict[PartyId, bytes]]] = []
         self.forwarded: set[str] = set()
+        self.releases: list[tuple[str, dict[PartyId, bytes]]] = []
 
     def register_enclave(self, evidence: Envelope, /) -> RegisteredEnclave:
         return self.inner.register_enclave(evidence)
@@ -131,8 +133,21 @@ class ReplayingCoordinator:
         self.forwarded.add(request)
         return self.inner.complete_job(request, receipt, outputs, charges)
 
+    def record_deletion(self, request: str, deletion: Envelope, /) -> object:
+        return self.inner.record_deletion(request, deletion)
+
     def fail_job(self, request: str, reason: str, /) -> object:
         return self.inner.fail_job(request, reason)
+
+    def release_job(self, request: str, keys: Mapping[PartyId, bytes], /) -> object:
+        self.releases.append((request, dict(keys)))
+        return self.inner.release_job(request, keys)
+
+    def pending_releases(self) -> Any:
+        return self.inner.pending_releases()
+
+    def party_identity(self, party: str, /) -> Any:
+        return self.inner.party_identity(party)
 
     # The deployment's ledger, as the coordinator serves it (its proofs are checked).
     def ledger(self, dataset: str, /) -> Any:
@@ -140,6 +155,9 @@ class ReplayingCoordinator:
 
     def log_key(self) -> Any:
         return self.inner.log_key()
+
+    def log_checkpoint(self) -> str:
+        return self.inner.log_checkpoint()
 
     def log_consistency(self, first: int, second: int, /) -> Any:
         return self.inner.log_consistency(first, second)
@@ -189,17 +207,26 @@ def test_a_replayed_dp_job_releases_the_same_bytes(
     mallory = world.party("c7-mallory").identity
     sums = set()
     receipts = set()
+    # Every release key the enclave gave out (the adversary keeps those too).
+    keys = {rid: k[PartyId(mallory.party_id)] for rid, k in coordinator.releases}
     for receipt, sealed in coordinator.outputs:
         receipts.add(receipt.digest)
         request_id = json.loads(receipt.payload)["request"]
-        plain = open_sealed(
-            sealed[PartyId(mallory.party_id)],
+        digest = bytes.fromhex(request_id.removeprefix("sha256:"))
+        key = open_sealed(
+            keys[request_id],
             mallory,
-            SealContext(
-                request_digest=bytes.fromhex(request_id.removeprefix("sha256:")),
+            SealContext(request_digest=digest, recipient=mallory.party_id, purpose=RELEASE_PURPOSE),
+        )
+        plain = open_sealed(
+            unwrap(
+                sealed[PartyId(mallory.party_id)],
+                key,
+                request=request_id,
                 recipient=mallory.party_id,
-                purpose="result",
             ),
+            mallory,
+            SealContext(request_digest=digest, recipient=mallory.party_id, purpose="result"),
         )
         sums.add(json.loads(ReleasedOutput.from_json(plain).body)["sum"])
     # One release, once: averaging twenty-one copies of one noisy sum learns nothing more.

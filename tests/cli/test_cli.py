@@ -54,7 +54,7 @@ def test_demo_runs_the_whole_scenario(demo_out: tuple[Path, str]) -> None:
     assert "SIMULATED ENCLAVE" in stdout
     assert "the card CloudMolty sees" in stdout
     assert "POST /v1/compute/keyword-overlap" in stdout
-    assert stdout.count("the policy approves topic-overlap 2.1.0 automatically") == 2
+    assert stdout.count("the policy approves topic-overlap 2.2.0 automatically") == 2
     assert "only if at least 5 distinct" in stdout
     assert "approved by hand (manual)" in stdout
     assert stdout.count("... completed") == 6  # two jobs in act one, four in act two

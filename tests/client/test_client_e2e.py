@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from sealroom.client import flows
 from sealroom.client.http import Client
-from sealroom.crypto.sealing import SUITE_XWING_AES256GCM, SealedHeader
+from sealroom.crypto.release import RELEASE_PURPOSE, unwrap
+from sealroom.crypto.sealing import SUITE_XWING_AES256GCM, SealContext, SealedHeader, open_sealed
 from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker
 from sealroom.errors import AttestationInvalid, BackendUnavailable, CommitmentMismatch, NotFound
@@ -152,7 +153,21 @@ def test_publish_request_approve_run_result_verify(tmp_path: Path, db_url: str) 
         )
         assert got_a.body == got.body
         # The results too: the recipients' keys came from their signed envelopes, X-Wing included.
-        assert SealedHeader.parse(b.result(view.request).sealed).suite == SUITE_XWING_AES256GCM
+        # (The stored result is wrapped until its release key, sealed the same way, is posted.)
+        served = b.result(view.request)
+        assert served.release_key is not None
+        assert SealedHeader.parse(served.release_key).suite == SUITE_XWING_AES256GCM
+        key = open_sealed(
+            served.release_key,
+            bob,
+            SealContext(
+                request_digest=bytes.fromhex(view.request.removeprefix("sha256:")),
+                recipient=bob.party_id,
+                purpose=RELEASE_PURPOSE,
+            ),
+        )
+        inner = unwrap(served.sealed, key, request=view.request, recipient=bob.party_id)
+        assert SealedHeader.parse(inner).suite == SUITE_XWING_AES256GCM
 
         # The written bundle verifies offline with the written result, and only that one.
         bundle = ProofBundle.from_json((tmp_path / "bob-out" / "bundle.json").read_bytes())

@@ -45,7 +45,7 @@ def reference(
 
 
 def test_declaration() -> None:
-    assert MODEL.version == "2.1.0"
+    assert MODEL.version == "2.2.0"
     assert MODEL.privacy_class == "model"
     assert MODEL.variadic
     assert MODEL.accepts_inputs(2)

@@ -11,36 +11,37 @@ from __future__ import annotations
 
 from sealroom.computations import default_registry
 
-PINNED = {
+PINNED: dict[tuple[str, str], str] = {
     (
         "aggregate-stats",
-        "2.1.0",
-    ): "sha256:96e10b13fb456a855f13024249c7f7d6750500b2315c1b00c6fdec884633dba6",
+        "2.2.0",
+    ): "sha256:981533c31abe4bb3cc1d4dbc0541ff5e0a6a427323bb4e834a35a741bf25edf9",
     (
         "association-test",
-        "2.1.0",
-    ): "sha256:c306575525bc48388792ab62c11d3f9ac4d0d1df50b489800fe38a6aae02765f",
+        "2.2.0",
+    ): "sha256:51b34fb8b98beb967e44f15c0f2a18ac7c64dfed7034b24a629ba6095999ebd7",
     (
         "correlation",
-        "2.1.0",
-    ): "sha256:ad73c4d1787dc24385752026420b32a743bc6b1fa1266a7d7c192b54787209cd",
+        "2.2.0",
+    ): "sha256:2a9cf694d88d60532156ad4ff53d48fc366d82cc23e18b9add45b1241fa2c60c",
     (
         "gap-analysis",
-        "2.1.0",
-    ): "sha256:c1662b58e34a83478da31262096bf8e8814fb0a0966aba8fdbab5841022356be",
+        "2.2.0",
+    ): "sha256:3eca4b8faea1dda3e7bdbdd25694cd3ca711d30009686caccd4fe9a3edff77a7",
     (
         "intersection-overlap",
-        "2.1.0",
-    ): "sha256:eff69a86cb4af37664e2357f3d60e2b2f326f344e325f0d960cc92a3f613d375",
+        "2.2.0",
+    ): "sha256:d45a387e4d0a42eb8c9b637fb4091156f225e38249bcab42c1c129470d614750",
     (
         "intersection-sum",
-        "2.1.0",
-    ): "sha256:b5f55f740bd33a9dc0cef764fc650f6256d75b97a999219aa733b3ec01fe6339",
-    ("lift", "2.1.0"): "sha256:c3f588dbfe7ec8be0dd92c17270eb433696df93c0bc3215056b61cd8070328b3",
+        "2.2.0",
+    ): "sha256:3847aa972c513574ff7f7de1421bb586e6f2ffb4f67a9bc0a0bf64c51ef67be9",
+    ("lift", "2.2.0"): "sha256:be148b2bcb052706b34782d1d02ae387ab44e00ed087ae253ebea61f633d98f4",
     (
         "pattern-search",
-        "2.1.0",
-    ): "sha256:2a614cd27ceff2fba5557e261b6fe364d935b1de3be0f28d325b71200fb8bde9",
+        "2.2.0",
+    ): "sha256:ee0cd90609009c7cec991a4ea1a667c61303182f0c87e2694565ac97487ccd13",
+    ("predict", "1.0.0"): "sha256:cc4bb0d2647b704fad72abcc8064393b64941f3c85f21a3d482c544ac788dddf",
     (
         "quality-score",
         "2.1.0",
@@ -51,12 +52,12 @@ PINNED = {
     ): "sha256:e683185e2f146288187941e838f129f574b53cc989b37e781e0af07cf54756db",
     (
         "topic-overlap",
-        "2.1.0",
-    ): "sha256:51d11639b992df2fc23ee83e13c340b214e1672540ee9fe74a5cc0600a3d38e9",
+        "2.2.0",
+    ): "sha256:27ae97f9495ea1793288525b3e2199ded95c7676d44ea3f74eb8a29bc7492be5",
     (
         "train-model",
-        "2.1.0",
-    ): "sha256:11121f695748956f8ee7c7e2eb66a555b7fbe645436189a1ac0786365b1c9a59",
+        "2.2.0",
+    ): "sha256:53621c41c979ee35cd8cfaa713a50027d9f18f77718021bddc513c464cff70b0",
 }
 
 

@@ -162,7 +162,10 @@ def test_parameter_validation(params: dict[str, object], fragment: str) -> None:
 
 def test_text_column_must_exist_and_be_string() -> None:
     good = texts("a b c")
-    with pytest.raises(InvalidInput, match="input 'b' has no column 'text' \\(columns: body\\)"):
+    with pytest.raises(
+        InvalidInput,
+        match="input 'b' has no column 'text' \\(named as text_column; its columns: body\\)",
+    ):
         run(good, pa.table({"text": ["x"]}).rename_columns(["body"]), text_column="text")
     with pytest.raises(InvalidInput, match="input 'a' column 'text' is int64"):
         run(pa.table({"text": [1, 2]}), good)

@@ -190,3 +190,20 @@ def test_postgresql_needs_a_keys_directory() -> None:
         CoordinatorKeystore.beside("postgresql+psycopg://postgres@127.0.0.1:5432/test")
     beside = CoordinatorKeystore.beside("sqlite:////srv/sealroom/coordinator.db")
     assert beside.directory == Path("/srv/sealroom/coordinator.db.keys")
+
+
+def test_arbiter_key_is_created_once_0600_and_distinct_from_the_log_key(tmp_path: Path) -> None:
+    from sealroom.coordinator.keys import ARBITER_KEY_FILE
+
+    store = CoordinatorKeystore(directory=tmp_path / "keys")
+    with pytest.raises(KeystoreError, match="no arbiter key"):
+        store.arbiter(create=False)
+    first = store.arbiter()
+    assert store.arbiter().party_id == first.party_id
+    assert store.arbiter(create=False).party_id == first.party_id
+    path = tmp_path / "keys" / ARBITER_KEY_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    path.write_text('{"type": "other"}')
+    path.chmod(0o600)
+    with pytest.raises(KeystoreError, match="not a coordinator arbiter key"):
+        store.arbiter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -220,3 +221,30 @@ def test_coordinator_sealed_inputs_deleted_when_a_request_fails(w: World) -> Non
             assert _counts(w, rid) == (0, 1)
     assert view.status == "failed"
     assert _counts(w, rid) == (0, 0)
+
+
+def test_coordinator_records_each_erasure_it_makes(w: World) -> None:
+    """Inputs when the request ends, results at retention: digest, size, time and reason."""
+    ds = w.publish(w.owner, policy_rules={**OPEN_RULES, "retention_seconds": 60}, title="r")
+    rid, _ = _run_job(w, ds, done_at=T0 + 50)
+    me = w.requester.party_id
+    first = w.c.deletions.view(rid, caller=me)
+    (sealed_input,) = first.erasures
+    assert (sealed_input.kind, sealed_input.subject, sealed_input.erased_at) == (
+        "sealed-input",
+        ds,
+        T0 + 50,
+    )
+    assert sealed_input.reason == "the request ended (completed)"
+    w.c.state.sweep(now=T0 + 110)
+    erased = w.c.deletions.view(rid, caller=me).erasures
+    assert [e.kind for e in erased] == ["sealed-input", "sealed-result"]
+    result = erased[1]
+    assert (result.subject, result.size, result.erased_at) == (me, len(b"ciphertext"), T0 + 110)
+    assert result.sealed == "sha256:" + hashlib.sha256(b"ciphertext").hexdigest()
+    assert result.reason == "results deleted after retention of 60 s"
+    # Nothing is erased twice, and a stranger sees nothing.
+    w.c.state.sweep(now=T0 + 500)
+    assert len(w.c.deletions.view(rid, caller=me).erasures) == 2
+    with pytest.raises(NotFound):
+        w.c.deletions.view(rid, caller=w.stranger.party_id)

@@ -107,6 +107,7 @@ class HostileCoordinator:
     inputs: dict[tuple[str, str], bytes] = dataclasses.field(default_factory=dict)
     parts: dict[tuple[str, str, int], bytes] = dataclasses.field(default_factory=dict)
     completions: list[str] = dataclasses.field(default_factory=list)
+    releases: list[tuple[str, dict[PartyId, bytes]]] = dataclasses.field(default_factory=list)
     hide_newest_charge: bool = False
     # Called once, before the first completion is forwarded (another worker gets there first).
     before_complete: Callable[[], object] | None = None
@@ -152,8 +153,21 @@ class HostileCoordinator:
             hook()
         return self.inner.complete_job(request, receipt, outputs, charges)
 
+    def record_deletion(self, request: str, deletion: Envelope, /) -> object:
+        return self.inner.record_deletion(request, deletion)
+
     def fail_job(self, request: str, reason: str, /) -> object:
         return self.inner.fail_job(request, reason)
+
+    def release_job(self, request: str, keys: Mapping[PartyId, bytes], /) -> object:
+        self.releases.append((request, dict(keys)))
+        return self.inner.release_job(request, keys)
+
+    def pending_releases(self) -> Any:
+        return self.inner.pending_releases()
+
+    def party_identity(self, party: str, /) -> Any:
+        return self.inner.party_identity(party)
 
     def ledger(self, dataset: str, /) -> LedgerView:
         view = self.inner.ledger(dataset)
@@ -163,6 +177,9 @@ class HostileCoordinator:
 
     def log_key(self) -> Any:
         return self.inner.log_key()
+
+    def log_checkpoint(self) -> str:
+        return self.inner.log_checkpoint()
 
     def log_consistency(self, first: int, second: int, /) -> Any:
         return self.inner.log_consistency(first, second)

@@ -8,17 +8,19 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from sealroom.crypto.keys import PartyId
+from sealroom.crypto.keys import PartyId, PublicIdentity
+from sealroom.crypto.release import RELEASE_PURPOSE, unwrap
 from sealroom.crypto.sealing import SealContext, open_sealed
 from sealroom.enclave.charges import LedgerSource
 from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker, JobSource
-from sealroom.errors import BackendUnavailable, Conflict, VerificationFailed
-from sealroom.statements import Envelope, Receipt, ReleasedOutput
+from sealroom.errors import BackendUnavailable, Conflict, NotFound, VerificationFailed
+from sealroom.statements import Deletion, Envelope, Receipt, ReleasedOutput, sealed_digest
 from tests.enclave.enclave_world import (
     NOW,
     REGISTRY,
@@ -81,6 +83,9 @@ class Source:
     failed: dict[str, str] = field(default_factory=dict)
     taken_back: bool = False  # the lease ran out and the job went back to the queue
     input_delay: float = 0.0
+    deletions: list[Envelope] = field(default_factory=list)
+    deletions_down: int = 0
+    inputs_before_outage: int | None = None
 
     def register_enclave(self, evidence: Envelope, /) -> Registered:
         self.calls.append("register")
@@ -95,6 +100,11 @@ class Source:
 
     def job_input(self, request: str, dataset: str, /) -> bytes:
         self.calls.append(f"input {dataset}")
+        if self.inputs_before_outage is not None:
+            if self.inputs_before_outage == 0:
+                self.inputs_before_outage = None
+                raise BackendUnavailable("the coordinator went away")
+            self.inputs_before_outage -= 1
         time.sleep(self.input_delay)
         return self.sealed[dataset]
 
@@ -120,6 +130,32 @@ class Source:
 
     def log_consistency(self, first: int, second: int, /) -> Any:
         raise AssertionError("the in-memory source has no log")
+
+    def record_deletion(self, request: str, deletion: Envelope, /) -> None:
+        self.calls.append(f"deletion {request}")
+        if self.deletions_down:
+            self.deletions_down -= 1
+            raise BackendUnavailable("the coordinator is restarting")
+        self.deletions.append(deletion)
+
+    def log_checkpoint(self) -> str:
+        raise AssertionError("the in-memory source has no log")
+
+    # Commit-then-reveal: what the worker releases, and the parties whose keys it seals to.
+    released: dict[str, Mapping[PartyId, bytes]] = field(default_factory=dict)
+
+    def release_job(self, request: str, keys: Mapping[PartyId, bytes], /) -> None:
+        self.calls.append(f"release {request}")
+        self.released[request] = dict(keys)
+
+    def pending_releases(self) -> Any:
+        return SimpleNamespace(releases=())
+
+    def party_identity(self, party: str, /) -> PublicIdentity:
+        for p in (WORLD.alice, WORLD.bob, WORLD.carol):
+            if p.party_id == party:
+                return p.public
+        raise NotFound(f"no party {party}")
 
     def fail_job(self, request: str, reason: str, /) -> None:
         if self.taken_back:
@@ -167,9 +203,19 @@ def test_a_job_completes_with_a_receipt_and_one_sealed_output_per_recipient(
         recipient=WORLD.carol.party_id,
         purpose="result",
     )
-    released = ReleasedOutput.from_json(
-        open_sealed(outputs[WORLD.carol.party_id], WORLD.carol, context)
+    # Wrapped (commit-then-reveal); the key was released to carol after the completion.
+    key = open_sealed(
+        source.released[case.request.digest][WORLD.carol.party_id],
+        WORLD.carol,
+        dataclasses.replace(context, purpose=RELEASE_PURPOSE),
     )
+    sealed = unwrap(
+        outputs[WORLD.carol.party_id],
+        key,
+        request=case.request.digest,
+        recipient=WORLD.carol.party_id,
+    )
+    released = ReleasedOutput.from_json(open_sealed(sealed, WORLD.carol, context))
     assert (released.request, released.recipient) == (case.request.digest, WORLD.carol.party_id)
     refs = {o.recipient: o.commitment for o in receipt.open(Receipt).statement.outputs}
     assert refs[WORLD.carol.party_id] == released.commitment()
@@ -274,9 +320,79 @@ def test_the_sdk_client_has_every_call_of_a_job_source() -> None:
         "job_input",
         "job_input_part",
         "ledger",
+        "log_checkpoint",
         "log_consistency",
         "log_key",
+        "party_identity",
+        "pending_releases",
+        "record_deletion",
         "register_enclave",
+        "release_job",
         "renew_lease",
     ]
     assert all(callable(getattr(Client, name, None)) for name in calls)
+
+
+def test_a_completed_job_ends_with_a_signed_deletion_of_what_it_held(state: EnclaveState) -> None:
+    case = build_case()
+    source = Source(jobs=[job_of(case)], sealed=dict(case.sealed))
+    assert worker(source, state).step().outcome == "completed"
+    (env,) = source.deletions
+    deletion = env.open(Deletion).statement
+    receipt_env, _ = source.completed[case.request.digest]
+    receipt = receipt_env.open(Receipt).statement
+    assert env.signer == WORLD.enclave.public
+    assert (deletion.request, deletion.outcome) == (case.request.digest, "completed")
+    assert deletion.receipt == receipt_env.digest
+    assert deletion.evidence == WORLD.enclave.evidence.digest
+    assert deletion.erased_at == NOW
+    assert deletion.outputs_held == len(receipt.outputs)
+    assert {i.dataset: (i.sealed, i.sealed_size) for i in deletion.inputs} == {
+        d: (sealed_digest(b), len(b)) for d, b in case.sealed.items()
+    }
+    roots = {i.dataset: i.commitment_root for i in receipt.inputs}
+    assert {i.dataset: i.commitment_root for i in deletion.inputs} == roots
+    # Signed after the result was posted, never before.
+    assert source.calls.index(f"deletion {case.request.digest}") == len(source.calls) - 1
+
+
+def test_a_failed_job_still_signs_its_deletion_without_unverified_roots(
+    state: EnclaveState,
+) -> None:
+    case = build_case(bob_texts=("BAD: the secret row 4242",))
+    source = Source(jobs=[job_of(case)], sealed=dict(case.sealed))
+    assert worker(source, state).step().outcome == "failed"
+    deletion = source.deletions[0].open(Deletion).statement
+    assert (deletion.outcome, deletion.receipt, deletion.outputs_held) == ("failed", None, 0)
+    assert len(deletion.inputs) == len(case.sealed)
+    assert all(i.commitment_root is None for i in deletion.inputs)
+
+
+def test_a_deletion_the_coordinator_cannot_take_is_posted_on_the_next_step(
+    state: EnclaveState,
+) -> None:
+    case = build_case()
+    source = Source(jobs=[job_of(case)], sealed=dict(case.sealed), deletions_down=1)
+    w = worker(source, state)
+    assert w.step().outcome == "completed"
+    assert source.deletions == []
+    assert w.step().outcome == "idle"
+    assert [d.open(Deletion).statement.request for d in source.deletions] == [case.request.digest]
+    assert source.calls.count(f"deletion {case.request.digest}") == 2
+
+
+def test_a_run_cut_short_by_an_outage_still_accounts_for_what_it_held(
+    state: EnclaveState,
+) -> None:
+    case = build_case()
+    source = Source(jobs=[job_of(case)], sealed=dict(case.sealed), inputs_before_outage=1)
+    w = worker(source, state)
+    with pytest.raises(BackendUnavailable):
+        w.step()
+    assert source.deletions == []  # the coordinator is away: kept, not posted
+    assert w.step().outcome == "idle"
+    (env,) = source.deletions
+    deletion = env.open(Deletion).statement
+    assert (deletion.outcome, deletion.receipt) == ("abandoned", None)
+    assert len(deletion.inputs) == 1  # it had downloaded one input when the outage hit
+    assert deletion.inputs[0].commitment_root is None

@@ -50,6 +50,9 @@ TOOLS = {
     "wait",
     "result",
     "verify",
+    "budget",
+    "psi",
+    "pjc",
 }
 
 

@@ -24,10 +24,21 @@ from sealroom.api.docs import install_docs
 from sealroom.api.errors import install_error_handlers
 from sealroom.api.middleware import BodyLimit
 from sealroom.api.openapi import install_openapi
-from sealroom.api.routes import datasets, jobs, log, parties, relay, requests, service, uploads
+from sealroom.api.routes import (
+    datasets,
+    jobs,
+    log,
+    market,
+    parties,
+    relay,
+    requests,
+    service,
+    uploads,
+)
 from sealroom.computations.registry import Registry
 from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.keys import CoordinatorKeystore
+from sealroom.coordinator.payments import Payments
 from sealroom.coordinator.readiness import Readiness
 from sealroom.coordinator.service import Coordinator
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS
@@ -48,6 +59,25 @@ def _warm(coordinator: Coordinator) -> None:
         _log.exception("warming the discovery index failed")
 
 
+# How often the coordinator sweeps on its own (retention, expiry, lapsed leases), in seconds.
+DEFAULT_SWEEP_INTERVAL = 60.0
+
+
+def _sweep_loop(
+    coordinator: Coordinator, clock: Callable[[], int], stop: threading.Event, interval: float
+) -> None:
+    """Sweep every ``interval`` seconds until ``stop``: retention deletes sealed results on
+    time even when nobody calls the API (every call sweeps too)."""
+    while not stop.wait(interval):
+        try:
+            done = coordinator.state.sweep(now=clock())
+        except Exception:  # a database hiccup must not end the loop; the next round retries
+            _log.exception("the periodic sweep failed")
+            continue
+        if done:
+            _log.info("periodic sweep: %d requests expired, re-queued or past retention", done)
+
+
 def create_app(
     *,
     db_url: str,
@@ -58,11 +88,15 @@ def create_app(
     witnesses: Sequence[WitnessEndpoint] = (),
     keys_dir: Path | None = None,
     admission: AdmissionPolicy | None = None,
+    sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
+    payments: Payments | None = None,
 ) -> FastAPI:
     """The coordinator app on ``db_url`` (migrated to head on creation); ``witnesses``
     cosign the checkpoints it serves. Its log key is in ``keys_dir`` (default for SQLite:
     ``<db file>.keys/``; PostgreSQL needs one); ``admission`` says which enclaves may
-    register (None: none at all, fail closed)."""
+    register (None: none at all, fail closed); every ``sweep_interval`` seconds (0: never)
+    a thread sweeps (retention, expiry, lapsed leases) besides the sweeps calls make;
+    ``payments`` is the credits ledger the marketplace charges through (None: free use only)."""
     keystore = (
         CoordinatorKeystore(directory=keys_dir)
         if keys_dir is not None
@@ -79,6 +113,7 @@ def create_app(
             lease_seconds=lease_seconds,
             witnesses=witnesses,
             admission=admission,
+            payments=payments,
         )
     except BaseException:
         engine.dispose()
@@ -89,9 +124,27 @@ def create_app(
         # Warm the discovery index off the event loop; searches meanwhile wait for its lock.
         warm = threading.Thread(target=_warm, args=(coordinator,), name="discovery-warmup")
         warm.start()
-        yield
-        warm.join()
-        engine.dispose()
+        stop = threading.Event()
+        sweeper = None
+        if sweep_interval > 0:
+            sweeper = threading.Thread(
+                target=_sweep_loop,
+                args=(coordinator, clock, stop, sweep_interval),
+                name="sweep",
+                daemon=True,
+            )
+            sweeper.start()
+        # Relay wake-ups from other replicas on the same PostgreSQL database.
+        coordinator.relay.signals.start()
+        try:
+            yield
+        finally:
+            coordinator.relay.signals.close()
+            stop.set()
+            if sweeper is not None:
+                sweeper.join(30)
+            warm.join()
+            engine.dispose()
 
     app = FastAPI(
         title="sealroom coordinator",
@@ -107,7 +160,7 @@ def create_app(
     )
     app.state.api = Api(coordinator=coordinator, clock=clock)
     app.state.readiness = Readiness(coordinator.state)
-    for module in (service, parties, log, datasets, requests, uploads, jobs, relay):
+    for module in (service, parties, log, datasets, requests, uploads, jobs, relay, market):
         app.include_router(module.router)
     install_error_handlers(app)
     install_openapi(app)

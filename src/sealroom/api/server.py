@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sealroom.api.app import create_app
+from fastapi import FastAPI
+
+from sealroom.api.app import DEFAULT_SWEEP_INTERVAL, create_app
 from sealroom.api.runner import run_app
 from sealroom.computations.registry import Registry, default_registry
 from sealroom.coordinator.admission import AdmissionPolicy
@@ -28,11 +30,15 @@ def serve(
     admission: AdmissionPolicy | None = None,
     on_ready: Callable[[int], None] | None = None,
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    extend: Sequence[Callable[[FastAPI], None]] = (),
+    sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
 ) -> None:
     """Serve the API until interrupted; migrations run before the first request.
 
     ``on_ready(port)`` runs once the socket listens, with the port it is bound to
-    (``sealroom serve --json`` reports it; ``--port 0`` picks a free one)."""
+    (``sealroom serve --json`` reports it; ``--port 0`` picks a free one). Each of ``extend``
+    adds to the app before it serves: layers above the API (the public web pages) mount
+    themselves this way, since the API may not import them."""
     app = create_app(
         db_url=db_url,
         registry=registry if registry is not None else default_registry(),
@@ -41,5 +47,8 @@ def serve(
         keys_dir=keys_dir,
         admission=admission,
         lease_seconds=lease_seconds,
+        sweep_interval=sweep_interval,
     )
+    for add in extend:
+        add(app)
     run_app(app, host=host, port=port, log_level=log_level, on_ready=on_ready)

@@ -53,6 +53,14 @@ def mcp(
             help="Let the agent publish signed cards in your name (refused otherwise).",
         ),
     ] = False,
+    allow_protocols: Annotated[
+        bool,
+        typer.Option(
+            "--allow-protocols",
+            help="Let the agent run psi/pjc with a peer it names (they disclose set sizes, a "
+            "count or a sum outside any dataset policy; refused otherwise).",
+        ),
+    ] = False,
     json_output: Annotated[
         bool,
         typer.Option(
@@ -91,6 +99,7 @@ def mcp(
                 results_dir=results or party_home / "results",
                 allow_simulated=allow_simulated,
                 allow_publish=allow_publish,
+                allow_protocols=allow_protocols,
             )
             serve(party, limits=limits, transport=chosen, host=host, port=port)
 

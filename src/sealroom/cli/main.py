@@ -16,12 +16,15 @@ from typer.exceptions import TyperException
 from sealroom import __version__
 from sealroom.cli import (
     agents,
+    audit,
     checkpoint,
     deploy,
     keys,
+    market,
     party,
     protocols,
     services,
+    ui,
     watch,
     witness,
 )
@@ -365,12 +368,9 @@ def _print_report(path: Path, report: VerificationReport) -> None:
         typer.echo(f"  {mark}  {c.name.ljust(width)}  {c.detail}")
     for w in report.warnings:
         typer.secho(f"  warning: {w}", fg="yellow")
-    total, failed = len(report.checks), len(report.failures)
-    if failed:
-        typer.secho(f"NOT VERIFIED: {failed} of {total} checks failed.", fg="red", bold=True)
-    else:
-        label = " (simulated TEE)" if report.simulated else ""
-        typer.secho(f"VERIFIED{label}: all {total} checks passed.", fg="green", bold=True)
+    from sealroom.verification.verify import verdict
+
+    typer.secho(verdict(report), fg="red" if report.failures else "green", bold=True)
 
 
 @app.command()
@@ -415,6 +415,9 @@ keys.register(app)
 deploy.register(app)
 agents.register(app)
 watch.register(app)
+ui.register(app)
+audit.register(app)
+market.register(app)
 
 
 def main() -> None:

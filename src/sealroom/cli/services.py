@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -114,6 +115,17 @@ def serve(
             "back to the queue for another worker.",
         ),
     ] = 300,
+    sweep_every: Annotated[
+        int,
+        typer.Option(
+            "--sweep-every",
+            min=0,
+            max=86_400,
+            envvar="SEALROOM_SWEEP_EVERY",
+            help="Seconds between the coordinator's own sweeps (0: only when called): sealed "
+            "results past retention are deleted and recorded, expired requests end.",
+        ),
+    ] = 60,
     witness: Annotated[
         list[str] | None,
         typer.Option(
@@ -171,7 +183,8 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Run the coordinator: HTTP API, registry, workflow and transparency log.
+    """Run the coordinator: HTTP API, registry, workflow, transparency log and the public pages
+    (/ dataset explorer, /log browser, /verify page; no login, nothing the API hides).
 
     Enclaves are admitted only under --enclave-measurements and/or --simulation-root;
     with neither, no enclave can register (fail closed).
@@ -184,6 +197,7 @@ def serve(
     from sealroom.coordinator.admission import AdmissionPolicy
     from sealroom.coordinator.witnessing import WitnessEndpoint
     from sealroom.verification.trust import parse_measurements
+    from sealroom.web.public import install_public_pages
 
     with handle_errors(json_output):
         if log_level not in _LOG_LEVELS:
@@ -204,6 +218,7 @@ def serve(
                 max_evidence_age=max_evidence_age,
             )
         admission = AdmissionPolicy(pin=pin)
+        sim_root = None if pin is None else pin.simulation_root
         if pin is None:
             typer.secho(f"!! {admission.describe()} !!", fg="yellow", err=True)
         else:
@@ -232,6 +247,8 @@ def serve(
             admission=admission,
             on_ready=ready if json_output else None,
             lease_seconds=lease_seconds,
+            extend=[partial(install_public_pages, simulation_root=sim_root)],
+            sweep_interval=float(sweep_every),
         )
 
 
@@ -364,6 +381,37 @@ def enclave(
             "Default: a fresh root that no coordinator admits.",
         ),
     ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            envvar="SEALROOM_ENCLAVE_WITNESSES",
+            help="A witness key (vkey) whose cosignature the log's checkpoints need (repeatable; "
+            "in the variable, separated by spaces). A fresh enclave then trusts its first "
+            "checkpoint only if cosigned by --witnesses-required of them within "
+            "--max-checkpoint-age of its evidence, and budget periods use the witnessed time. "
+            "Without: the first checkpoint is trusted on first use.",
+        ),
+    ] = None,
+    witnesses_required: Annotated[
+        int | None,
+        typer.Option(
+            "--witnesses-required",
+            envvar="SEALROOM_ENCLAVE_WITNESSES_REQUIRED",
+            min=1,
+            help="How many of the --witness keys must cosign (default: all).",
+        ),
+    ] = None,
+    max_checkpoint_age: Annotated[
+        int,
+        typer.Option(
+            "--max-checkpoint-age",
+            envvar="SEALROOM_MAX_CHECKPOINT_AGE",
+            min=1,
+            help="How far (s) the first witnessed checkpoint's time may be from the enclave's "
+            "evidence time.",
+        ),
+    ] = 600,
     print_simulation_root: Annotated[
         bool,
         typer.Option(
@@ -439,6 +487,23 @@ def enclave(
                 provider=provider,
                 deployment_secret=secret,
             )
+            anchor = None
+            if witness:
+                from sealroom.enclave.charges import CheckpointAnchor
+                from sealroom.transparency.cosignature import WitnessPolicy
+
+                vkeys = [k for w in witness for k in w.split()]
+                anchor = CheckpointAnchor(
+                    WitnessPolicy.parse(vkeys, witnesses_required), max_age=max_checkpoint_age
+                )
+                typer.echo(f"log checkpoints: {anchor.describe()}", err=True)
+            else:
+                typer.secho(
+                    "!! no --witness: the enclave trusts the log's first checkpoint on first use "
+                    "(a coordinator could show a fresh enclave a fork) !!",
+                    fg="yellow",
+                    err=True,
+                )
             with Client(base_url=url, identity=keys.identity) as client:
                 worker = EnclaveWorker(
                     source=client,
@@ -449,6 +514,7 @@ def enclave(
                     on_event=None if json_output else lambda m: typer.echo(m, err=True),
                     provider=provider,
                     log_key=log_key,
+                    anchor=anchor,
                 )
                 evidence = worker.register_when_ready(timeout=wait_for_coordinator)
                 if once:

@@ -37,6 +37,7 @@ from sealroom.computations import DEFAULT_K, Computation, Registry, default_regi
 from sealroom.crypto.commit import DatasetCommitment, commit_table
 from sealroom.crypto.files import write_private
 from sealroom.crypto.keys import Identity, b64decode_strict, b64encode
+from sealroom.crypto.release import RELEASE_PURPOSE, is_wrapped, unwrap
 from sealroom.crypto.sealing import SealContext, open_sealed
 from sealroom.errors import (
     CommitmentMismatch,
@@ -62,7 +63,7 @@ from sealroom.statements import (
 )
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import VerificationReport, verify_bundle
-from sealroom.wire import DatasetView, RequestStatus, RequestView
+from sealroom.wire import DatasetView, RequestStatus, RequestView, ResultView
 
 if TYPE_CHECKING:
     from sealroom.connectors.profile import DatasetCard
@@ -966,6 +967,45 @@ class FetchedResult:
         return self.report.simulated
 
 
+#: How long a completed result may wait for its release key (s): the enclave posts it right
+#: after proving its charges; far longer means the charges are not in the log.
+RELEASE_WAIT = 30.0
+
+
+def _released(client: Client, served: ResultView, wait: float) -> ResultView:
+    """``served`` once its release key is posted (asking again for up to ``wait`` s)."""
+    deadline = time.monotonic() + wait
+    interval = 0.05
+    while served.release_key is None and is_wrapped(served.sealed):
+        if time.monotonic() >= deadline:
+            raise NotFound(
+                "the enclave has not released this result's key: it does so only once the "
+                "request's budget charges are proved in the log (try again later)"
+            )
+        time.sleep(interval)
+        interval = min(interval * 2, 1.0)
+        served = client.result(served.request)
+    return served
+
+
+def _unwrapped(served: ResultView, identity: Identity) -> bytes:
+    """The sealed result inside the wrapping, opened with the released key. (Results stored
+    before commit-then-reveal are not wrapped: nobody but the enclave could have wrapped or
+    unwrapped them, so serving one unwrapped gains a coordinator nothing.)"""
+    if served.release_key is None:
+        return served.sealed
+    key = open_sealed(
+        served.release_key,
+        identity,
+        SealContext(
+            request_digest=_digest_bytes(served.request),
+            recipient=identity.party_id,
+            purpose=RELEASE_PURPOSE,
+        ),
+    )
+    return unwrap(served.sealed, key, request=served.request, recipient=identity.party_id)
+
+
 def fetch_result(
     client: Client,
     identity: Identity,
@@ -976,14 +1016,20 @@ def fetch_result(
     allow_simulated: bool = False,
     measurements: bytes | None = None,
     simulation_root: bytes | None = None,
+    release_wait: float = RELEASE_WAIT,
 ) -> FetchedResult:
-    """Download, open and verify the caller's result; write result.json and bundle.json."""
+    """Download, open and verify the caller's result; write result.json and bundle.json.
+
+    The result opens only with the release key the enclave posts after it proved the
+    request's budget charges are logged (commit-then-reveal); ``release_wait`` is how long
+    to wait for that key after completion."""
     _check_identity(client, identity)
     served = client.result(request_id)
     if served.request != request_id or served.recipient != identity.party_id:
         raise VerificationFailed("the coordinator served a result for another request or party")
+    served = _released(client, served, release_wait)
     plain = open_sealed(
-        served.sealed,
+        _unwrapped(served, identity),
         identity,
         SealContext(
             request_digest=_digest_bytes(request_id), recipient=identity.party_id, purpose="result"

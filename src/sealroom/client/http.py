@@ -25,7 +25,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from sealroom.client.errors import error_for
-from sealroom.crypto.keys import Identity, PartyId, b64encode
+from sealroom.crypto.keys import Identity, PartyId, PublicIdentity, b64encode
 from sealroom.crypto.request_signing import sign_request
 from sealroom.errors import (
     AuthenticationFailed,
@@ -33,6 +33,7 @@ from sealroom.errors import (
     InvalidInput,
     ProtocolError,
     SealroomError,
+    SignatureInvalid,
 )
 from sealroom.statements import ComputationRequest, Envelope, canonical_json
 from sealroom.verification.bundle import ProofBundle
@@ -47,6 +48,9 @@ from sealroom.wire import (
     CreateSessionBody,
     DatasetPage,
     DatasetView,
+    DeletionBody,
+    DeletionRecorded,
+    DeletionsView,
     DraftView,
     EnclaveBody,
     EnclaveList,
@@ -62,6 +66,7 @@ from sealroom.wire import (
     MessagePosted,
     Participant,
     PartyView,
+    PendingReleases,
     PolicyBody,
     PolicyCreated,
     PolicyView,
@@ -69,6 +74,8 @@ from sealroom.wire import (
     PublishedDataset,
     ReasonBody,
     RegisterPartyBody,
+    ReleaseBody,
+    ReleaseKey,
     RequestList,
     RequestView,
     ResultView,
@@ -79,6 +86,29 @@ from sealroom.wire import (
     WireModel,
     parse_response,
 )
+from sealroom.wire.market import (
+    ArbiterView,
+    DisputeBody,
+    DisputePage,
+    DisputeView,
+    EvaluationBody,
+    EvaluationPage,
+    EvaluationView,
+    ModelBody,
+    ModelPage,
+    ModelView,
+    PledgeBody,
+    PledgeView,
+    PortfolioBody,
+    PortfolioPage,
+    PortfolioView,
+    ReputationView,
+    ResolutionBody,
+    ReviewBody,
+    ReviewView,
+    UsePage,
+)
+from sealroom.wire.parties import party_keys
 from sealroom.wire.uploads import StartUploadBody, UploadView
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "Client", "Progress", "system_clock"]
@@ -168,6 +198,7 @@ class Client:
         signed: bool,
         headers: Mapping[str, str] | None = None,
         progress: Progress | None = None,
+        timeout: float | None = None,
     ) -> httpx.Response:
         target = path + ("?" + urlencode(list(query), quote_via=quote) if query else "")
         url = self._base_url + target
@@ -178,7 +209,13 @@ class Client:
             all_headers["content-type"] = content_type
             all_headers["content-length"] = str(len(body))
             content = body if progress is None else _pieces(body, progress)
-        request = self._http.build_request(method, url, content=content, headers=all_headers)
+        request = self._http.build_request(
+            method,
+            url,
+            content=content,
+            headers=all_headers,
+            timeout=self._http.timeout if timeout is None else httpx.Timeout(timeout),
+        )
         if signed:
             identity = self._require_identity()
             sent_target = request.url.raw_path.decode("ascii")
@@ -255,6 +292,15 @@ class Client:
     def party(self, party: str) -> PartyView:
         path = f"/v1/parties/{_segment(party)}"
         return self._view(PartyView, "GET", path, what="GET party", signed=False)
+
+    def party_identity(self, party: str) -> PublicIdentity:
+        """A party's public keys, checked against its id (the id is the hash of the keys, so
+        the coordinator cannot swap them)."""
+        info = self.party(party)
+        keys = party_keys(info.signing_key, info.sealing_key, info.kem_key)
+        if keys.party_id != party:
+            raise SignatureInvalid(f"the coordinator's keys for {party} do not match its id")
+        return keys
 
     # --- transparency log --------------------------------------------------------------
 
@@ -583,6 +629,27 @@ class Client:
             RequestView, "POST", path, what="POST job complete", body=body, signed=True
         )
 
+    def release_job(self, request: str, keys: Mapping[PartyId, bytes]) -> RequestView:
+        """Post a completed job's release keys, each sealed to its recipient (enclaves only)."""
+        path = f"/v1/jobs/{_segment(request)}/release"
+        body = self._json_body(
+            ReleaseBody.model_construct(
+                keys=tuple(
+                    ReleaseKey.model_construct(recipient=r, sealed_key=k)
+                    for r, k in sorted(keys.items())
+                )
+            )
+        )
+        return self._view(
+            RequestView, "POST", path, what="POST job release", body=body, signed=True
+        )
+
+    def pending_releases(self) -> PendingReleases:
+        """This enclave's completed jobs whose release keys are not all posted yet."""
+        return self._view(
+            PendingReleases, "GET", "/v1/jobs/releases", what="GET job releases", signed=True
+        )
+
     def renew_lease(self, request: str) -> LeaseView:
         path = f"/v1/jobs/{_segment(request)}/lease"
         return self._view(LeaseView, "POST", path, what="POST job lease", body=b"", signed=True)
@@ -591,6 +658,20 @@ class Client:
         """A dataset's budget charges with inclusion proofs (enclaves only)."""
         path = f"/v1/ledger/{_segment(dataset)}"
         return self._view(LedgerView, "GET", path, what="GET ledger", signed=True)
+
+    def record_deletion(self, request: str, deletion: Envelope) -> DeletionRecorded:
+        """Post the enclave's signed Deletion for a job it ran (stored and logged once)."""
+        path = f"/v1/jobs/{_segment(request)}/deletion"
+        body = self._json_body(DeletionBody.model_construct(deletion=deletion))
+        return self._view(
+            DeletionRecorded, "POST", path, what="POST job deletion", body=body, signed=True
+        )
+
+    def deletions(self, request: str) -> DeletionsView:
+        """The request's Deletions with proofs, and the coordinator's erasures (untrusted:
+        open each envelope and check its proof)."""
+        path = f"/v1/requests/{_segment(request)}/deletions"
+        return self._view(DeletionsView, "GET", path, what="GET deletions", signed=True)
 
     def fail_job(self, request: str, reason: str) -> RequestView:
         path = f"/v1/jobs/{_segment(request)}/fail"
@@ -644,11 +725,25 @@ class Client:
         _expect(response, (201,), "POST session message")
         return parse_response(MessagePosted, response.content, what="POST session message").index
 
-    def next_message(self, session: str, *, after: int) -> tuple[int, str, bytes] | None:
-        """The next relayed message for this party after ``after``: (index, sender role, body)."""
+    def next_message(
+        self, session: str, *, after: int, wait: float = 0.0
+    ) -> tuple[int, str, bytes] | None:
+        """The next relayed message for this party after ``after``: (index, sender role, body).
+
+        With ``wait`` (s, at most the coordinator's limit, 20), the coordinator holds the
+        request until a message arrives or the time is up (long poll)."""
         path = f"/v1/sessions/{_segment(session)}/messages"
+        query = [("after", str(after))]
+        if wait > 0:
+            query.append(("wait", f"{wait:.3f}"))
         response = self._send(
-            "GET", path, query=[("after", str(after))], signed=True, headers={"accept": "*/*"}
+            "GET",
+            path,
+            query=query,
+            signed=True,
+            headers={"accept": "*/*"},
+            # The coordinator answers after up to ``wait`` s: the read timeout covers it.
+            timeout=None if wait <= 0 else wait + _http_timeout(self._http),
         )
         _expect(response, (200, 204), "GET session message")
         if response.status_code == 204:
@@ -660,6 +755,108 @@ class Client:
         if not index.isdigit() or not sender:
             raise ProtocolError("malformed response to GET session message: headers")
         return int(index), sender, response.content
+
+    # --- marketplace ----------------------------------------------------------------------
+
+    def publish_model(self, model: Envelope, evidence: Sequence[Envelope] = ()) -> ModelView:
+        body = self._json_body(ModelBody.model_construct(model=model, evidence=tuple(evidence)))
+        return self._view(
+            ModelView, "POST", "/v1/models", what="POST /v1/models", body=body, signed=True
+        )
+
+    def models(self, *, trainer: str | None = None) -> ModelPage:
+        query = _query(trainer=trainer)
+        return self._view(
+            ModelPage, "GET", "/v1/models", query=query, what="GET /v1/models", signed=False
+        )
+
+    def model(self, model: str) -> ModelView:
+        path = f"/v1/models/{_segment(model)}"
+        return self._view(ModelView, "GET", path, what="GET model", signed=False)
+
+    def model_uses(self, model: str) -> UsePage:
+        path = f"/v1/models/{_segment(model)}/uses"
+        return self._view(UsePage, "GET", path, what="GET model uses", signed=True)
+
+    def model_evaluations(self, model: str) -> EvaluationPage:
+        path = f"/v1/models/{_segment(model)}/evaluations"
+        return self._view(EvaluationPage, "GET", path, what="GET evaluations", signed=False)
+
+    def post_evaluation(self, evaluation: Envelope) -> EvaluationView:
+        body = self._json_body(EvaluationBody.model_construct(evaluation=evaluation))
+        return self._view(
+            EvaluationView,
+            "POST",
+            "/v1/evaluations",
+            what="POST evaluation",
+            body=body,
+            signed=True,
+        )
+
+    def post_review(self, review: Envelope) -> ReviewView:
+        body = self._json_body(ReviewBody.model_construct(review=review))
+        return self._view(
+            ReviewView, "POST", "/v1/reviews", what="POST review", body=body, signed=True
+        )
+
+    def publish_portfolio(self, portfolio: Envelope) -> PortfolioView:
+        body = self._json_body(PortfolioBody.model_construct(portfolio=portfolio))
+        return self._view(
+            PortfolioView, "POST", "/v1/portfolios", what="POST portfolio", body=body, signed=True
+        )
+
+    def portfolios(self, *, curator: str | None = None) -> PortfolioPage:
+        query = _query(curator=curator)
+        return self._view(
+            PortfolioPage, "GET", "/v1/portfolios", query=query, what="GET portfolios", signed=False
+        )
+
+    def portfolio(self, portfolio: str) -> PortfolioView:
+        path = f"/v1/portfolios/{_segment(portfolio)}"
+        return self._view(PortfolioView, "GET", path, what="GET portfolio", signed=False)
+
+    def pledge(self, portfolio: str, request: str, amount: int) -> PledgeView:
+        path = f"/v1/portfolios/{_segment(portfolio)}/pledges"
+        body = self._json_body(PledgeBody.model_construct(request=request, amount=amount))
+        return self._view(PledgeView, "POST", path, what="POST pledge", body=body, signed=True)
+
+    def get_pledge(self, request: str) -> PledgeView:
+        path = f"/v1/pledges/{_segment(request)}"
+        return self._view(PledgeView, "GET", path, what="GET pledge", signed=True)
+
+    def file_dispute(self, dispute: Envelope) -> DisputeView:
+        body = self._json_body(DisputeBody.model_construct(dispute=dispute))
+        return self._view(
+            DisputeView, "POST", "/v1/disputes", what="POST dispute", body=body, signed=True
+        )
+
+    def disputes(self) -> DisputePage:
+        return self._view(DisputePage, "GET", "/v1/disputes", what="GET disputes", signed=True)
+
+    def dispute(self, dispute: str) -> DisputeView:
+        path = f"/v1/disputes/{_segment(dispute)}"
+        return self._view(DisputeView, "GET", path, what="GET dispute", signed=True)
+
+    def resolve_dispute(self, resolution: Envelope, *, dispute: str) -> DisputeView:
+        """Post the arbiter's resolution (this client's identity must be the arbiter key)."""
+        path = f"/v1/disputes/{_segment(dispute)}/resolution"
+        body = self._json_body(ResolutionBody.model_construct(resolution=resolution))
+        return self._view(DisputeView, "POST", path, what="POST resolution", body=body, signed=True)
+
+    def arbiter(self) -> ArbiterView:
+        return self._view(
+            ArbiterView, "GET", "/v1/market/arbiter", what="GET arbiter", signed=False
+        )
+
+    def reputation(self, party: str) -> ReputationView:
+        path = f"/v1/reputation/{_segment(party)}"
+        return self._view(ReputationView, "GET", path, what="GET reputation", signed=False)
+
+
+def _http_timeout(http: httpx.Client) -> float:
+    """The client's read timeout (s), the margin a long poll adds to its wait."""
+    read = http.timeout.read
+    return DEFAULT_TIMEOUT if read is None else read
 
 
 def _pieces(body: bytes, progress: Progress) -> Iterator[bytes]:

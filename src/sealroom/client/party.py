@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sealroom.client import flows
+from sealroom.client import flows, market
 from sealroom.client.http import DEFAULT_TIMEOUT as HTTP_TIMEOUT
 from sealroom.client.http import DEFAULT_URL, Client, Progress, system_clock
 from sealroom.client.protocol_runs import ProtocolRun, run_federated, run_he, run_pjc, run_psi
@@ -26,6 +26,13 @@ from sealroom.errors import Conflict, InvalidInput, NameTaken, SealroomError
 from sealroom.protocols.channel import DEFAULT_TIMEOUT
 from sealroom.statements import Envelope, Policy, sign_statement
 from sealroom.wire import BudgetView, DatasetView, RequestView, SearchPage
+from sealroom.wire.market import (
+    DisputeView,
+    EvaluationView,
+    PortfolioView,
+    ReputationView,
+    ReviewView,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -391,6 +398,109 @@ class Party:
             measurements=measurements,
             simulation_root=simulation_root,
         )
+
+    # --- marketplace ------------------------------------------------------------------------
+
+    def publish_model(
+        self,
+        result_dir: Path,
+        *,
+        name: str,
+        price: int,
+        description: str = "",
+        max_rows: int = market.DEFAULT_MAX_ROWS,
+    ) -> market.PublishedModel:
+        """Publish this party's verified train-model result (``result_dir``, as
+        :meth:`result` wrote it) as a model for paid use: a sealed artifact dataset (predict
+        only) and a signed Model naming the training receipt."""
+        return market.publish_model(
+            self._client,
+            self.identity,
+            result_dir,
+            name=name,
+            description=description,
+            price=price,
+            home=self._home,
+            now=self.now(),
+            max_rows=max_rows,
+        )
+
+    def predict(
+        self, model: str, dataset: str, *, id_column: str | None = None, digits: int = 6
+    ) -> RequestView:
+        """Ask for predictions of ``model`` on this party's ``dataset`` (paid per use when it
+        completes); approve the own input with :meth:`auto_approve` or :meth:`approve`."""
+        artifact = self._client.model(model).artifact
+        params: dict[str, Any] = {"digits": digits}
+        if id_column is not None:
+            params["id_column"] = id_column
+        return self.request("predict", [artifact, dataset], params)
+
+    def evaluate(
+        self,
+        model: str,
+        use: str,
+        *,
+        score: str,
+        summary: str = "",
+        examples: Sequence[tuple[Mapping[str, str], str]] = (),
+    ) -> EvaluationView:
+        """Evaluate ``model``; ``use`` is this party's paid predict request of it."""
+        return market.evaluate(
+            self._client,
+            self.identity,
+            model,
+            use,
+            score=score,
+            summary=summary,
+            examples=examples,
+            now=self.now(),
+        )
+
+    def review(self, evaluation: str, use: str, *, rating: int, comment: str = "") -> ReviewView:
+        """Rate another party's evaluation (``use``: this party's paid use of the same model)."""
+        return market.review(
+            self._client,
+            self.identity,
+            evaluation,
+            use,
+            rating=rating,
+            comment=comment,
+            now=self.now(),
+        )
+
+    def curate(
+        self, *, name: str, items: Sequence[tuple[str, int]], fee: int, description: str = ""
+    ) -> PortfolioView:
+        """Publish a portfolio: (dataset, weight in basis points summing to 10 000), fee in bp."""
+        return market.publish_portfolio(
+            self._client,
+            self.identity,
+            name=name,
+            description=description,
+            items=items,
+            fee=fee,
+            now=self.now(),
+        )
+
+    def dispute(
+        self, request: str, *, respondent: str, amount: int, reason: str, subject: str = "result"
+    ) -> DisputeView:
+        """File a dispute over what this party paid ``respondent`` for ``request``."""
+        return market.file_dispute(
+            self._client,
+            self.identity,
+            request,
+            respondent=respondent,
+            subject=subject,
+            amount=amount,
+            reason=reason,
+            now=self.now(),
+        )
+
+    def reputation(self, party: str | None = None) -> ReputationView:
+        """A party's reputation per role (default: this party's)."""
+        return self._client.reputation(party or self.party_id)
 
     # --- protocols between parties, no enclave ----------------------------------------------
     #

@@ -40,6 +40,8 @@ __all__ = ["RelayTransport", "Session", "channel_for", "join_session", "open_ses
 
 _DOMAIN = b"sealroom-relay-v1\0"
 _SIG = 64
+#: The longest single wait asked of the coordinator (its limit is MAX_WAIT, 20 s).
+LONG_POLL = 15.0
 
 
 @dataclass(frozen=True)
@@ -171,10 +173,21 @@ def _checked(client: Client, view: SessionView, *, protocol: str, expect: Sequen
 
 
 class RelayTransport:
-    """Seals, signs and posts each message; polls, verifies and opens what arrives."""
+    """Seals, signs and posts each message; waits for, verifies and opens what arrives.
+
+    ``push`` (the default): each wait is one signed long-poll request that the coordinator
+    answers as soon as a message arrives. ``push=False`` polls with backoff instead (for
+    coordinators older than long polling, and as the benchmark's baseline).
+    """
 
     def __init__(
-        self, client: Client, session: Session, identity: Identity, *, max_interval: float = 0.05
+        self,
+        client: Client,
+        session: Session,
+        identity: Identity,
+        *,
+        max_interval: float = 0.05,
+        push: bool = True,
     ) -> None:
         if session.parties[session.me].party_id != identity.party_id:
             raise InvalidInput("the identity does not hold this session's role")
@@ -183,6 +196,7 @@ class RelayTransport:
         self._identity = identity
         self._after = -1
         self._max_interval = max_interval
+        self._push = push
         self._ad = hashlib.sha256(_DOMAIN + session.id.encode()).digest()
 
     def _context(self, recipient: PartyId) -> SealContext:
@@ -219,7 +233,10 @@ class RelayTransport:
         deadline = time.monotonic() + timeout
         interval = 0.002
         while True:
-            got = self._client.next_message(self._session.id, after=self._after)
+            remaining = deadline - time.monotonic()
+            wait = min(remaining, LONG_POLL) if self._push else 0.0
+            asked = time.monotonic()
+            got = self._client.next_message(self._session.id, after=self._after, wait=wait)
             if got is not None:
                 index, sender, body = got
                 self._after = index
@@ -227,6 +244,9 @@ class RelayTransport:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
+            if wait > 0 and time.monotonic() - asked >= wait / 2:
+                continue  # the coordinator held the request: ask again at once
+            # Polling, or a coordinator that does not hold requests: back off.
             time.sleep(min(interval, remaining))
             interval = min(interval * 2, self._max_interval)
 
@@ -253,13 +273,14 @@ def channel_for(
     version: int,
     peers: Sequence[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    push: bool = True,
 ) -> Channel:
     """This party's channel in ``session`` (``peers``: the roles it talks to; default all others)."""
     identity = client.identity
     if identity is None:
         raise InvalidInput("a protocol session needs a keystore")
     return Channel(
-        transport=RelayTransport(client, session, identity),
+        transport=RelayTransport(client, session, identity, push=push),
         protocol=session.protocol,
         version=version,
         session=session.id,

@@ -99,6 +99,7 @@ from sealroom.computations.base import (
     SchemaText,
     schema_text,
 )
+from sealroom.computations.column_uses import ColumnUse
 from sealroom.errors import InvalidInput, PolicyDenied
 from sealroom.policy import dp_groups
 from sealroom.statements.fields import canonical_decimal
@@ -717,9 +718,18 @@ def _cost(params: AggregateStatsParams) -> PrivacyCost:
     return PrivacyCost(epsilon=Decimal(params.dp.epsilon), delta=Decimal(params.dp.delta))
 
 
+def _columns(params: AggregateStatsParams, n_inputs: int) -> tuple[ColumnUse, ...]:
+    """The columns the request names (checked against the schemas before any row is read)."""
+    return (
+        ColumnUse(params.value, "numeric", "value"),
+        *(ColumnUse(c, "key", "group_by") for c in params.group_by),
+        *(() if params.period is None else (ColumnUse(params.period, "key", "period"),)),
+    )
+
+
 COMPUTATION = Computation(
     id="aggregate-stats",
-    version="2.1.0",
+    version="2.2.0",
     summary=(
         "Per-group count, sum, mean, percentiles and growth over the stacked rows of 2 or "
         "more parties: entity-level DP (OpenDP; groups by partition selection), or the "
@@ -731,6 +741,7 @@ COMPUTATION = Computation(
     params=AggregateStatsParams,
     output=AggregateStatsOutput,
     run_fn=run,
+    columns_fn=_columns,
     modules=(sys.modules[__name__], _stats, dp_groups),
     cost_fn=_cost,
     variadic=True,

@@ -93,6 +93,7 @@ from sealroom.computations.base import (
     PrivacyContext,
     Released,
 )
+from sealroom.computations.column_uses import ColumnUse
 from sealroom.errors import InvalidInput, PolicyDenied
 
 __all__ = ["COMPUTATION", "AssociationOutput", "AssociationParams", "Effect", "run"]
@@ -540,9 +541,19 @@ def run(
     return Released(out, Footprint(cells=(tuple(cells[0]), tuple(cells[1]))))
 
 
+def _columns(params: AssociationParams, n_inputs: int) -> tuple[ColumnUse, ...]:
+    """The columns the request names (checked against the schemas before any row is read)."""
+    return (
+        ColumnUse(params.key_signal, "key", "key_signal", 0),
+        *(() if params.signal is None else (ColumnUse(params.signal, "numeric", "signal", 0),)),
+        ColumnUse(params.key_outcome, "key", "key_outcome", 1),
+        ColumnUse(params.outcome, "numeric", "outcome", 1),
+    )
+
+
 COMPUTATION = Computation(
     id="association-test",
-    version="2.1.0",
+    version="2.2.0",
     summary=(
         "Whether a signal in one dataset predicts an outcome in another (joined on id): effect "
         "size (odds ratio, standardized mean difference or r) with interval and significance; "
@@ -554,6 +565,7 @@ COMPUTATION = Computation(
     params=AssociationParams,
     output=AssociationOutput,
     run_fn=run,
+    columns_fn=_columns,
     modules=(sys.modules[__name__], _stats, jp),
     cost_fn=jp.cost,
     isolating=(

@@ -20,6 +20,7 @@ import pyarrow as pa
 from pydantic import BaseModel
 from typing_extensions import TypeVar
 
+from sealroom.computations.column_uses import ColumnUse, check_column_uses
 from sealroom.errors import InvalidInput
 from sealroom.policy.privacy import (
     DEFAULT_K,
@@ -136,6 +137,10 @@ class Computation(Generic[P]):
     # the attested schemas, and ``run_fn`` calls it again on :func:`schema_text` of the
     # tables it is given, so the same code admits in both places. None: nothing to check.
     admit_fn: Callable[[P, Sequence[SchemaText], PrivacyContext], None] | None = None
+    # The columns a request with these parameters names, given the number of inputs: checked
+    # against the attested schemas by the pre-check and against the tables by the enclave
+    # (sealroom.computations.column_uses), so a missing column is named before anyone uploads.
+    columns_fn: Callable[[P, int], Sequence[ColumnUse]] | None = None
     _digest: list[Digest] = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -191,8 +196,16 @@ class Computation(Generic[P]):
         """Refuse (PolicyDenied, naming the rule) what the schemas and policies already rule
         out; the enclave decides again on the data."""
         self.check_inputs(len(schemas))
+        self.check_columns(params, schemas)
         if self.admit_fn is not None:
             self.admit_fn(self._own(params), schemas, privacy)
+
+    def check_columns(self, params: BaseModel, schemas: Sequence[SchemaText]) -> None:
+        """Raise :class:`InvalidInput` naming the first column the request names that an
+        input lacks or holds in a kind the computation cannot read."""
+        if self.columns_fn is not None:
+            uses = self.columns_fn(self._own(params), len(schemas))
+            check_column_uses(self.id, uses, schemas, self.input_names)
 
     def cost(self, params: BaseModel) -> PrivacyCost:
         """What a run with ``params`` consumes; charged atomically before anything runs."""
@@ -207,6 +220,7 @@ class Computation(Generic[P]):
         self.check_inputs(len(inputs))
         if len(privacy.k) != len(inputs):
             raise InvalidInput(f"{self.id}: the privacy context has {len(privacy.k)} inputs")
+        self.check_columns(params, [schema_text(t.schema) for t in inputs])
         result = self.run_fn(inputs, self._own(params), privacy)
         if not isinstance(result, Released):
             return self.output.model_validate(result.model_dump()), None

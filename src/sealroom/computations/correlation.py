@@ -76,6 +76,7 @@ from sealroom.computations.base import (
     PrivacyContext,
     Released,
 )
+from sealroom.computations.column_uses import ColumnUse
 
 __all__ = ["COMPUTATION", "Coefficient", "CorrelationOutput", "CorrelationParams", "run"]
 
@@ -246,9 +247,19 @@ def run(
     return Released(out, Footprint(cells=cells))
 
 
+def _columns(params: CorrelationParams, n_inputs: int) -> tuple[ColumnUse, ...]:
+    """The columns the request names (checked against the schemas before any row is read)."""
+    return (
+        ColumnUse(params.key_a, "key", "key_a", 0),
+        ColumnUse(params.x, "numeric", "x", 0),
+        ColumnUse(params.key_b, "key", "key_b", 1),
+        ColumnUse(params.y, "numeric", "y", 1),
+    )
+
+
 COMPUTATION = Computation(
     id="correlation",
-    version="2.1.0",
+    version="2.2.0",
     summary=(
         "Pearson (and, exactly, Spearman) correlation with intervals, p-values and n between "
         "bounded columns of two datasets joined on a key; DP, or exact from a pinned shape."
@@ -259,6 +270,7 @@ COMPUTATION = Computation(
     params=CorrelationParams,
     output=CorrelationOutput,
     run_fn=run,
+    columns_fn=_columns,
     modules=(sys.modules[__name__], _stats, jp),
     cost_fn=jp.cost,
     isolating=("key_a", "key_b", "x", "y", "agg_a", "agg_b", "x_bounds", "y_bounds"),

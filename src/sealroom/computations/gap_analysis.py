@@ -66,6 +66,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sealroom import terms
 from sealroom.computations import columns
 from sealroom.computations.base import Computation, Footprint, PrivacyContext, Released
+from sealroom.computations.column_uses import ColumnUse
 from sealroom.policy import separation
 
 __all__ = ["COMPUTATION", "Gap", "GapAnalysisOutput", "GapAnalysisParams", "run"]
@@ -169,9 +170,14 @@ def run(inputs: Sequence[pa.Table], params: GapAnalysisParams, privacy: PrivacyC
     return Released(output, Footprint(cells=(tuple(used_e.values(g.term) for g in gaps), ())))
 
 
+def _columns(params: GapAnalysisParams, n_inputs: int) -> tuple[ColumnUse, ...]:
+    """The columns the request names (checked against the schemas before any row is read)."""
+    return (ColumnUse(params.text_column, "text", "text_column"),)
+
+
 COMPUTATION = Computation(
     id="gap-analysis",
-    version="2.1.0",
+    version="2.2.0",
     summary=(
         "Topics of an expert's text dataset (terms at least k distinct expert entities use) "
         "that a learner's dataset does not cover, ranked and levelled, with recommended next "
@@ -183,5 +189,6 @@ COMPUTATION = Computation(
     params=GapAnalysisParams,
     output=GapAnalysisOutput,
     run_fn=run,
+    columns_fn=_columns,
     modules=(sys.modules[__name__], terms, columns, separation),
 )

@@ -60,6 +60,7 @@ from sealroom.computations.base import (
     PrivacyContext,
     Released,
 )
+from sealroom.computations.column_uses import ColumnUse
 
 __all__ = ["COMPUTATION", "OverlapOutput", "OverlapParams", "run"]
 
@@ -191,9 +192,14 @@ def run(
     return Released(out, Footprint(cells=(tuple(cells[0]), tuple(cells[1]))))
 
 
+def _columns(params: OverlapParams, n_inputs: int) -> tuple[ColumnUse, ...]:
+    """The columns the request names (checked against the schemas before any row is read)."""
+    return (ColumnUse(params.key_a, "key", "key_a", 0), ColumnUse(params.key_b, "key", "key_b", 1))
+
+
 COMPUTATION = Computation(
     id="intersection-overlap",
-    version="2.1.0",
+    version="2.2.0",
     summary=(
         "Size of the overlap of two identifier sets, with union, Jaccard index and the share of "
         "each side; DP sizes, or (from an owner-pinned shape) exact sizes with k on both sides."
@@ -204,6 +210,7 @@ COMPUTATION = Computation(
     params=OverlapParams,
     output=OverlapOutput,
     run_fn=run,
+    columns_fn=_columns,
     modules=(sys.modules[__name__], _stats, jp),
     cost_fn=jp.cost,
     isolating=("key_a", "key_b"),

@@ -73,6 +73,7 @@ from sealroom.computations.base import (
     PrivacyContext,
     Released,
 )
+from sealroom.computations.column_uses import ColumnUse
 from sealroom.errors import PolicyDenied
 
 __all__ = ["COMPUTATION", "IntersectionSumOutput", "IntersectionSumParams", "run"]
@@ -212,9 +213,18 @@ def run(
     return Released(out, Footprint(cells=cells))
 
 
+def _columns(params: IntersectionSumParams, n_inputs: int) -> tuple[ColumnUse, ...]:
+    """The columns the request names (checked against the schemas before any row is read)."""
+    return (
+        ColumnUse(params.key_a, "key", "key_a", 0),
+        ColumnUse(params.key_b, "key", "key_b", 1),
+        ColumnUse(params.value, "numeric", "value", 0 if params.value_input == "a" else 1),
+    )
+
+
 COMPUTATION = Computation(
     id="intersection-sum",
-    version="2.1.0",
+    version="2.2.0",
     summary=(
         "Sum and mean (with confidence interval) of a bounded value over the identifiers two "
         "datasets share; DP, or (from an owner-pinned shape) exact with k on both sides."
@@ -225,6 +235,7 @@ COMPUTATION = Computation(
     params=IntersectionSumParams,
     output=IntersectionSumOutput,
     run_fn=run,
+    columns_fn=_columns,
     modules=(sys.modules[__name__], _stats, jp),
     cost_fn=jp.cost,
     isolating=("key_a", "key_b", "value", "value_input", "value_bounds"),

@@ -82,6 +82,7 @@ from sealroom.computations.base import (
     PrivacyContext,
     Released,
 )
+from sealroom.computations.column_uses import ColumnUse
 from sealroom.errors import InvalidInput, PolicyDenied
 
 __all__ = ["COMPUTATION", "Arm", "LiftOutput", "LiftParams", "run"]
@@ -316,9 +317,23 @@ def run(
     return Released(out, Footprint(cells=(tuple(cells), tuple(conv_cells))))
 
 
+def _columns(params: LiftParams, n_inputs: int) -> tuple[ColumnUse, ...]:
+    """The columns the request names (checked against the schemas before any row is read)."""
+    return (
+        ColumnUse(params.key_exposure, "key", "key_exposure", 0),
+        ColumnUse(params.group, "key", "group", 0),
+        ColumnUse(params.key_conversions, "key", "key_conversions", 1),
+        *(
+            ()
+            if params.conversion is None
+            else (ColumnUse(params.conversion, "numeric", "conversion", 1),)
+        ),
+    )
+
+
 COMPUTATION = Computation(
     id="lift",
-    version="2.1.0",
+    version="2.2.0",
     summary=(
         "Conversion rates of a test and a control arm (exposure from one party, conversions "
         "from another, joined on id): absolute and relative lift with intervals and p-value; "
@@ -330,6 +345,7 @@ COMPUTATION = Computation(
     params=LiftParams,
     output=LiftOutput,
     run_fn=run,
+    columns_fn=_columns,
     modules=(sys.modules[__name__], _stats, jp),
     cost_fn=jp.cost,
     isolating=(

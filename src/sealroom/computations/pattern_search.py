@@ -77,6 +77,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sealroom.computations import _redact, columns
 from sealroom.computations.base import Computation, Footprint, PrivacyContext, Released
+from sealroom.computations.column_uses import ColumnUse
 from sealroom.policy import separation
 
 __all__ = [
@@ -289,9 +290,14 @@ def run(
     return Released(output, Footprint(cells=(tuple(cells),)))
 
 
+def _columns(params: PatternSearchParams, n_inputs: int) -> tuple[ColumnUse, ...]:
+    """The columns the request names (checked against the schemas before any row is read)."""
+    return (ColumnUse(params.text_column, "text", "text_column"),)
+
+
 COMPUTATION = Computation(
     id="pattern-search",
-    version="2.1.0",
+    version="2.2.0",
     summary=(
         "Records of a text log whose redacted text matches a query, summarised as recurring "
         "problem -> investigation -> solution patterns with entity counts rounded down to a "
@@ -305,5 +311,6 @@ COMPUTATION = Computation(
     params=PatternSearchParams,
     output=PatternSearchOutput,
     run_fn=run,
+    columns_fn=_columns,
     modules=(sys.modules[__name__], _redact, columns, separation),
 )

@@ -73,6 +73,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sealroom import terms
 from sealroom.computations import columns
 from sealroom.computations.base import Computation, Footprint, PrivacyContext, Released
+from sealroom.computations.column_uses import ColumnUse
 from sealroom.policy import separation
 from sealroom.statements.fields import DecimalStr, canonical_decimal
 
@@ -229,9 +230,14 @@ def run(
     return Released(output, footprint)
 
 
+def _columns(params: TopicOverlapParams, n_inputs: int) -> tuple[ColumnUse, ...]:
+    """The columns the request names (checked against the schemas before any row is read)."""
+    return (ColumnUse(params.text_column, "text", "text_column"),)
+
+
 COMPUTATION = Computation(
     id="topic-overlap",
-    version="2.1.0",
+    version="2.2.0",
     summary=(
         "Topics (terms at least k distinct entities of their dataset use) two text datasets "
         "share and those unique to each, with entity counts, a Jaccard index and a one-line "
@@ -243,5 +249,6 @@ COMPUTATION = Computation(
     params=TopicOverlapParams,
     output=TopicOverlapOutput,
     run_fn=run,
+    columns_fn=_columns,
     modules=(sys.modules[__name__], terms, columns, separation),
 )

@@ -115,6 +115,7 @@ from sealroom.computations.base import (
     PrivacyCost,
     Released,
 )
+from sealroom.computations.column_uses import ColumnUse
 from sealroom.errors import InvalidInput, PolicyDenied
 from sealroom.statements.fields import DecimalStr
 
@@ -872,9 +873,23 @@ def _cost(params: TrainModelParams) -> PrivacyCost:
     return PrivacyCost()
 
 
+def _columns(params: TrainModelParams, n_inputs: int) -> tuple[ColumnUse, ...]:
+    """The columns the request names (checked against the schemas before any row is read)."""
+    where: Literal["each", "one"] = "one" if params.layout == "join" else "each"
+    return (
+        *(
+            ()
+            if params.id_column is None or params.layout != "join"
+            else (ColumnUse(params.id_column, "key", "id_column"),)
+        ),
+        ColumnUse(params.target, "number", "target", where),
+        *(ColumnUse(f, "number", "feature", where) for f in params.features),
+    )
+
+
 COMPUTATION = Computation(
     id="train-model",
-    version="2.1.0",
+    version="2.2.0",
     summary=(
         "A generalised linear model (logistic, linear or Poisson regression) trained on the "
         "joined or stacked rows of several parties: coefficients and held-out metrics, with "
@@ -887,6 +902,7 @@ COMPUTATION = Computation(
     params=TrainModelParams,
     output=TrainModelOutput,
     run_fn=run,
+    columns_fn=_columns,
     modules=(sys.modules[__name__], _glm),
     cost_fn=_cost,
     variadic=True,

@@ -9,12 +9,16 @@ that runs out puts the request back in the queue for another worker, up to
 (:meth:`~sealroom.coordinator.state.State.sweep`). Completion stores the
 receipt, the sealed results and the request's budget charges in one
 transaction (:func:`~sealroom.coordinator.ledger.append_charges`): a release
-exists if and only if its charges do.
+exists if and only if its charges do. The stored results are wrapped under release
+keys (commit-then-reveal, :mod:`sealroom.enclave.release`): the enclave posts the
+keys, sealed to the recipients, only after it proved the charges are logged, so
+a coordinator that keeps a result but drops its charges holds nothing it can open.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, exists, or_, select, update
@@ -63,11 +67,19 @@ from sealroom.wire import (
     JobInput,
     JobView,
     LeaseView,
+    PendingRelease,
+    PendingReleases,
+    ReleaseKey,
     RequestView,
     SealedOutput,
 )
 
-__all__ = ["Jobs", "check_admitted", "running_job"]
+__all__ = ["CompletionHook", "Jobs", "check_admitted", "running_job"]
+
+CompletionHook = Callable[[str, int], None]
+"""Called with (request, now) after a request completed and its receipt was stored."""
+
+_log = logging.getLogger("sealroom.coordinator")
 
 
 # At most this many registrations are looked at when listing admitted enclaves (newest first).
@@ -75,7 +87,7 @@ _MAX_LISTED = 100
 
 
 class Jobs:
-    __slots__ = ("_admission", "_lease", "_state")
+    __slots__ = ("_admission", "_lease", "_on_complete", "_state")
 
     def __init__(
         self,
@@ -83,10 +95,14 @@ class Jobs:
         *,
         admission: AdmissionPolicy,
         lease_seconds: int = DEFAULT_LEASE_SECONDS,
+        on_complete: Sequence[CompletionHook] = (),
     ) -> None:
         self._state = state
         self._admission = admission
         self._lease = lease_seconds
+        # Called after a completion committed (e.g. the marketplace settles a paid use); a
+        # hook that fails is logged and leaves the completion as it is.
+        self._on_complete = tuple(on_complete)
 
     # --- enclaves ---------------------------------------------------------------------------
 
@@ -279,6 +295,24 @@ class Jobs:
         if not sealed:
             raise InvalidInput("outputs must be a non-empty list")
         self._state.sweep(now=now)
+        view = self._complete(request, receipt_env, sealed, charges, caller=caller, now=now)
+        for hook in self._on_complete:
+            try:
+                hook(request, now)
+            except Exception:
+                _log.exception("a completion hook failed for request %s", request)
+        return view
+
+    def _complete(
+        self,
+        request: str,
+        receipt_env: Envelope,
+        sealed: dict[str, bytes],
+        charges: Sequence[Envelope],
+        *,
+        caller: PartyId,
+        now: int,
+    ) -> RequestView:
         with write_transaction(self._state.engine) as conn:
             running_job(conn, request, caller)
             receipt = receipt_env.open(Receipt).statement
@@ -359,6 +393,76 @@ class Jobs:
                     .values(retention_seconds=retention, results_until=now + retention)
                 )
             return request_view(conn, request)
+
+    def release(
+        self, request: str, keys: Sequence[ReleaseKey], *, caller: PartyId, now: int
+    ) -> RequestView:
+        """Store the release keys of the caller's completed job (one per recipient). Idempotent:
+        a key already stored is kept (a second worker's release of the same job is not an
+        error)."""
+        with write_transaction(self._state.engine) as conn:
+            row = conn.execute(
+                select(requests.c.status)
+                .join(jobs, jobs.c.request == requests.c.request)
+                .where(requests.c.request == request, jobs.c.enclave == caller)
+            ).first()
+            if row is None:
+                raise NotFound(f"no job {request} run by you")
+            if row.status != "completed":
+                raise Conflict(f"the request is {row.status}: only a completed job's keys release")
+            sealed: dict[str, bytes] = {}
+            for k in keys:
+                if k.recipient in sealed:
+                    raise InvalidInput(f"two release keys for recipient {k.recipient}")
+                sealed[k.recipient] = k.sealed_key
+            stored = {
+                str(r.recipient): r.release_key
+                for r in conn.execute(
+                    select(results.c.recipient, results.c.release_key).where(
+                        results.c.request == request
+                    )
+                )
+            }
+            if not stored:
+                raise NotFound("the job's results were deleted (retention)")
+            if set(sealed) != set(stored):
+                raise InvalidInput("there must be exactly one release key per recipient")
+            for recipient, key in sealed.items():
+                if stored[recipient] is None:
+                    conn.execute(
+                        update(results)
+                        .where(results.c.request == request, results.c.recipient == recipient)
+                        .values(release_key=key, released_at=now)
+                    )
+            return request_view(conn, request)
+
+    def pending_releases(self, *, caller: PartyId) -> PendingReleases:
+        """The caller's completed jobs with a release key still missing (a worker that stopped
+        between completing and releasing leaves these to the next)."""
+        with read_transaction(self._state.engine) as conn:
+            rows = conn.execute(
+                select(requests.c.request, requests.c.receipt)
+                .join(jobs, jobs.c.request == requests.c.request)
+                .where(
+                    jobs.c.enclave == caller,
+                    requests.c.status == "completed",
+                    requests.c.receipt.is_not(None),
+                    exists().where(
+                        results.c.request == requests.c.request, results.c.release_key.is_(None)
+                    ),
+                )
+                .order_by(requests.c.request)
+                .limit(100)
+            ).all()
+            return PendingReleases(
+                releases=tuple(
+                    PendingRelease(
+                        request=str(r.request),
+                        receipt=statement(conn, str(r.receipt), Receipt.TYPE)[0],
+                    )
+                    for r in rows
+                )
+            )
 
     def fail(self, request: str, reason: str, *, caller: PartyId, now: int) -> RequestView:
         self._state.sweep(now=now)

@@ -30,16 +30,18 @@ from sqlalchemy import Connection, Engine, delete, select, text
 from sqlalchemy.engine import make_url
 
 from sealroom.crypto.files import read_private, write_private
-from sealroom.crypto.keys import b64decode_strict, b64encode
+from sealroom.crypto.keys import Identity, b64decode_strict, b64encode
 from sealroom.errors import Conflict, InvalidInput, KeystoreError, SealroomError
 from sealroom.storage.engine import write_transaction
 from sealroom.storage.schema import settings
 from sealroom.transparency.checkpoint import NoteSigner
 
-__all__ = ["KEYS_ENV", "LOG_KEY_FILE", "CoordinatorKeystore"]
+__all__ = ["ARBITER_KEY_FILE", "KEYS_ENV", "LOG_KEY_FILE", "CoordinatorKeystore"]
 
 KEYS_ENV = "SEALROOM_COORDINATOR_KEYS"
 LOG_KEY_FILE = "log-key.json"
+ARBITER_KEY_FILE = "arbiter-key.json"
+_ARBITER_TYPE = "sealroom.coordinator-arbiter-key"
 _KEY_TYPE = "sealroom.coordinator-log-key"
 _SEED = "log_seed"  # only in databases from before the split; moved out on start
 _ORIGIN = "log_origin"
@@ -141,10 +143,47 @@ class CoordinatorKeystore:
             )
         return signer
 
-    def _read_seed(self, origin: str) -> bytes | None:
-        raw = read_private(self.log_key_path, what="coordinator keystore")
+    @property
+    def arbiter_key_path(self) -> Path:
+        return self.directory / ARBITER_KEY_FILE
+
+    def arbiter(self, *, create: bool = True) -> Identity:
+        """The platform arbiter's identity, which signs dispute resolutions: a key of its own
+        (not the log key: a log key that also signs refunds would make every log fork a
+        refund), in ``arbiter-key.json`` (0600) beside the log key, created on first use."""
+        raw = read_private(self.arbiter_key_path, what="coordinator keystore")
         if raw is None:
-            return None
+            if not create:
+                raise KeystoreError(f"no arbiter key in {self.arbiter_key_path}")
+            identity = Identity.generate(post_quantum=False)
+            signing, sealing = identity.private_bytes()
+            doc = {
+                "type": _ARBITER_TYPE,
+                "version": 1,
+                "signing_seed": b64encode(signing),
+                "sealing_secret": b64encode(sealing),
+            }
+            write_private(
+                self.arbiter_key_path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+            )
+            return identity
+        self._check_directory()
+        try:
+            doc = json.loads(raw)
+            if set(doc) != {"type", "version", "signing_seed", "sealing_secret"}:
+                raise ValueError("fields")
+            if doc["type"] != _ARBITER_TYPE or doc["version"] != 1:
+                raise ValueError("type")
+            return Identity.from_private_bytes(
+                b64decode_strict(doc["signing_seed"], what="arbiter signing seed", size=32),
+                b64decode_strict(doc["sealing_secret"], what="arbiter sealing secret", size=32),
+            )
+        except (ValueError, TypeError, SealroomError):
+            raise KeystoreError(
+                f"{self.arbiter_key_path} is not a coordinator arbiter key"
+            ) from None
+
+    def _check_directory(self) -> None:
         mode = stat.S_IMODE(self.directory.stat().st_mode)
         if mode & 0o022:
             # Whoever can write the directory can swap the key file.
@@ -152,6 +191,12 @@ class CoordinatorKeystore:
                 f"keys directory {self.directory} is writable by group or others "
                 f"(mode {mode:04o}); run `chmod 700 {self.directory}`"
             )
+
+    def _read_seed(self, origin: str) -> bytes | None:
+        raw = read_private(self.log_key_path, what="coordinator keystore")
+        if raw is None:
+            return None
+        self._check_directory()
         try:
             doc: Any = json.loads(raw)
             if set(doc) != {"type", "version", "origin", "seed"}:

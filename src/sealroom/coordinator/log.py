@@ -13,17 +13,17 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select
 
 from sealroom.coordinator.witnessing import Witnessing
 from sealroom.crypto.merkle import leaf_hash
 from sealroom.errors import InvalidInput, NotFound, SealroomError
 from sealroom.statements import Envelope, is_public
-from sealroom.storage.engine import write_transaction
+from sealroom.storage.engine import read_transaction, write_transaction
 from sealroom.transparency.checkpoint import NoteSigner
 from sealroom.transparency.entries import committed_entry, parse_committed_entry
 from sealroom.transparency.log import LogReader, LogWriter, TransparencyLog
-from sealroom.transparency.sqlstore import SqlLogStore, SqlLogTxn
+from sealroom.transparency.sqlstore import SqlLogStore, SqlLogTxn, checkpoints
 from sealroom.wire import ConsistencyProofView, InclusionProofView, LogEntryView, LogKey
 
 __all__ = [
@@ -98,6 +98,20 @@ class Log:
         if self._witnessing is not None:
             note = self._witnessing.latest() or note
         return note
+
+    def checkpoint_at(self, size: int) -> str:
+        """The first checkpoint the log signed at tree size ``size`` (what a monitor that saw
+        the log then holds): the older end of a consistency proof shown to the public."""
+        with read_transaction(self._engine) as conn:
+            note = conn.execute(
+                select(checkpoints.c.note)
+                .where(checkpoints.c.size == size)
+                .order_by(checkpoints.c.seq)
+                .limit(1)
+            ).scalar_one_or_none()
+        if note is None:
+            raise NotFound(f"the log signed no checkpoint at size {size}")
+        return str(note)
 
     def entry(self, index: int) -> LogEntryView:
         """Leaf ``index`` as the public may see it: a public statement, or only the commitment.

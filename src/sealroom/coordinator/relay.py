@@ -8,6 +8,15 @@ the coordinator learns who takes part, the protocol's name, message sizes and
 timing, and nothing else; it cannot read, forge, reorder or replay a message
 without the recipient's channel noticing.
 
+Delivery is pushed: a reader may wait (``next_message`` with a ``wait`` of up to
+:data:`MAX_WAIT` seconds, one signed request each time) and its request answers
+as soon as a message for it is stored, on this replica or another one on the
+same PostgreSQL database (:class:`sealroom.storage.notify.Signals`: an
+in-process wake-up, fanned out across replicas by LISTEN/NOTIFY, which goes out
+only when the message's transaction commits). A wake-up carries nothing but
+"look again": the waiter reads the database, with the same authorization as
+any read, so a lost or forged notification can only delay or wake it early.
+
 A participant is ``active`` once it has posted a message, so a client joining
 "the newest session" skips runs it already took part in.
 
@@ -18,12 +27,16 @@ post only as its own role and read only its own inbox. Sessions expire
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from sealroom.coordinator.state import Stored
 from sealroom.crypto.keys import PartyId
 from sealroom.errors import Conflict, InvalidInput, NotFound
 from sealroom.storage.engine import read_transaction, write_transaction
+from sealroom.storage.notify import Signals, Watch
 from sealroom.storage.schema import parties, session_messages, session_participants, sessions
 from sealroom.wire import (
     CreateSessionBody,
@@ -34,17 +47,31 @@ from sealroom.wire import (
 )
 from sealroom.wire.relay import MAX_PARTICIPANTS, MAX_SESSION_SECONDS
 
-__all__ = ["MAX_MESSAGE", "MAX_PARTICIPANTS", "MAX_SESSION_SECONDS", "Relay"]
+__all__ = ["MAX_MESSAGE", "MAX_PARTICIPANTS", "MAX_SESSION_SECONDS", "MAX_WAIT", "Relay"]
 
 MAX_MESSAGE = 64 << 20
+#: The longest a reader's request waits for a message (s): below every client's and
+#: proxy's usual idle timeout, and short enough that each wait is freshly authenticated.
+MAX_WAIT = 20.0
 MAX_MESSAGES_PER_SESSION = 1_000_000
 
 
 class Relay:
-    __slots__ = ("_engine",)
+    __slots__ = ("_engine", "_signals")
 
-    def __init__(self, *, engine: Engine) -> None:
+    def __init__(self, *, engine: Engine, signals: Signals | None = None) -> None:
         self._engine = engine
+        self._signals = signals or Signals(engine)
+
+    @property
+    def signals(self) -> Signals:
+        return self._signals
+
+    @contextmanager
+    def watch(self, session: str, *, caller: PartyId) -> Iterator[Watch]:
+        """Wake-ups for messages to ``caller`` in ``session``; register before reading."""
+        with self._signals.watch(_key(session, caller)) as w:
+            yield w
 
     def create_session(
         self, body: CreateSessionBody, *, caller: PartyId, now: int
@@ -134,7 +161,17 @@ class Relay:
             )
             key = result.inserted_primary_key
             assert key is not None  # an INSERT always has one
-            return MessagePosted(index=int(key[0]))
+            to = conn.scalar(
+                select(session_participants.c.party).where(
+                    session_participants.c.session == session,
+                    session_participants.c.role == recipient,
+                )
+            )
+            wake = _key(session, PartyId(str(to)))
+            self._signals.publish(conn, wake)
+        # Committed: wake this replica's waiters (others hear the NOTIFY sent at commit).
+        self._signals.wake(wake)
+        return MessagePosted(index=int(key[0]))
 
     def next_message(
         self, session: str, *, after: int, caller: PartyId, now: int
@@ -203,3 +240,7 @@ class Relay:
             delete(session_participants).where(session_participants.c.session.in_(expired))
         )
         conn.execute(delete(sessions).where(sessions.c.expires_at <= now))
+
+
+def _key(session: str, party: PartyId) -> str:
+    return f"relay/{session}/{party}"

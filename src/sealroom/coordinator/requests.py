@@ -321,7 +321,7 @@ class Requests:
                     "after completion)"
                 )
             row = conn.execute(
-                select(results.c.sealed, requests.c.receipt)
+                select(results.c.sealed, results.c.release_key, requests.c.receipt)
                 .join(requests, requests.c.request == results.c.request)
                 .where(
                     results.c.request == request,
@@ -333,7 +333,11 @@ class Requests:
                 raise NotFound("no result for you on this request (yet)")
             receipt, _ = statement(conn, str(row.receipt), Receipt.TYPE)
         return ResultView(
-            request=request, recipient=caller, sealed=bytes(row.sealed), receipt=receipt
+            request=request,
+            recipient=caller,
+            sealed=bytes(row.sealed),
+            receipt=receipt,
+            release_key=None if row.release_key is None else bytes(row.release_key),
         )
 
     def bundle(self, request: str, *, caller: PartyId, now: int) -> ProofBundle:

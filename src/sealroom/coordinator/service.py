@@ -1,7 +1,7 @@
 """The coordinator: one service per resource over one database and one log key.
 
 Each resource service (:mod:`.parties`, :mod:`.datasets`, :mod:`.requests`
-with :mod:`.approvals`, :mod:`.jobs` (enclaves admitted by :mod:`.admission`), :mod:`.log`, :mod:`.relay`) takes typed arguments (wire bodies,
+with :mod:`.approvals`, :mod:`.jobs` (enclaves admitted by :mod:`.admission`), :mod:`.log`, :mod:`.relay`, :mod:`.market`) takes typed arguments (wire bodies,
 envelopes, ids), the caller (a verified party id, or none for public reads)
 and ``now``, and returns wire models; what they share lives in :mod:`.state`.
 This module only builds them together.
@@ -18,16 +18,20 @@ from sealroom.computations.registry import Registry
 from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.approvals import Approvals
 from sealroom.coordinator.datasets import Datasets
+from sealroom.coordinator.deletions import Deletions
 from sealroom.coordinator.jobs import Jobs
 from sealroom.coordinator.keys import CoordinatorKeystore
 from sealroom.coordinator.ledger import Ledgers
 from sealroom.coordinator.log import Log
+from sealroom.coordinator.market import Market
 from sealroom.coordinator.parties import Parties
+from sealroom.coordinator.payments import NoPayments, Payments
 from sealroom.coordinator.relay import Relay
 from sealroom.coordinator.requests import Requests
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS, DbNonceStore, State
 from sealroom.coordinator.uploads import Uploads
 from sealroom.coordinator.witnessing import WitnessEndpoint, Witnessing
+from sealroom.storage.notify import Signals
 
 __all__ = ["Coordinator"]
 
@@ -44,9 +48,11 @@ class Coordinator:
     approvals: Approvals
     uploads: Uploads
     jobs: Jobs
+    deletions: Deletions
     ledgers: Ledgers
     log: Log
     relay: Relay
+    market: Market
 
     @classmethod
     def open(
@@ -59,13 +65,15 @@ class Coordinator:
         lease_seconds: int = DEFAULT_LEASE_SECONDS,
         witnesses: Sequence[WitnessEndpoint] = (),
         admission: AdmissionPolicy | None = None,
+        payments: Payments | None = None,
     ) -> Coordinator:
         """The services over ``engine`` (already migrated); the log key is created once, in
         ``keystore`` (never in the database).
 
         ``witnesses``: the log submits its checkpoints to these for cosigning (C2SP
         tlog-witness) and serves them cosigned. ``admission``: which enclaves may
-        register (None: none; see :mod:`.admission`).
+        register (None: none; see :mod:`.admission`). ``payments``: the credits ledger the
+        marketplace charges through (None: :class:`~.payments.NoPayments`, only free use).
         """
         admission = admission or AdmissionPolicy()
         state = State(
@@ -73,6 +81,11 @@ class Coordinator:
             registry=registry,
             signer=keystore.log_signer(engine, log_origin),
             witnessing=Witnessing(engine, witnesses) if witnesses else None,
+        )
+        market = Market(
+            state,
+            payments=payments if payments is not None else NoPayments(),
+            arbiter=keystore.arbiter(),
         )
         return cls(
             state=state,
@@ -82,8 +95,15 @@ class Coordinator:
             requests=Requests(state),
             approvals=Approvals(state, admission=admission),
             uploads=Uploads(state, admission=admission),
-            jobs=Jobs(state, admission=admission, lease_seconds=lease_seconds),
+            jobs=Jobs(
+                state,
+                admission=admission,
+                lease_seconds=lease_seconds,
+                on_complete=(market.on_completed,),
+            ),
+            deletions=Deletions(state),
             ledgers=Ledgers(state),
             log=Log(engine, state.signer, state.witnessing),
-            relay=Relay(engine=engine),
+            relay=Relay(engine=engine, signals=Signals(engine)),
+            market=market,
         )

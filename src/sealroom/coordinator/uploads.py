@@ -15,12 +15,12 @@ import hashlib
 import hmac
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select, update
+from sqlalchemy import Connection, Row, select, update
 
 from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.approvals import maybe_ready
 from sealroom.coordinator.jobs import check_admitted, running_job
-from sealroom.coordinator.state import State, request_row, request_view
+from sealroom.coordinator.state import State, erase_upload, request_row, request_view
 from sealroom.crypto.keys import PartyId
 from sealroom.crypto.sealing import SealedHeader
 from sealroom.errors import Conflict, DecryptionFailed, InvalidInput, NotFound
@@ -87,7 +87,15 @@ class Uploads:
             if old is not None:
                 if old.completed_at is not None:
                     raise Conflict("this input has already been uploaded")
-                _drop(conn, str(old.upload))
+                # The owner sealed again: the old parts are erased, and the erasure recorded.
+                erase_upload(
+                    conn,
+                    request,
+                    str(old.upload),
+                    dataset,
+                    reason="an unfinished upload was replaced by one of another shape",
+                    now=now,
+                )
             conn.execute(
                 input_uploads.insert().values(
                     upload=uid,
@@ -188,11 +196,6 @@ class Uploads:
         if blob is None:
             raise NotFound(f"no part {index} of sealed input {dataset} in job {request}")
         return bytes(blob)
-
-
-def _drop(conn: Connection, upload: str) -> None:
-    conn.execute(delete(input_parts).where(input_parts.c.upload == upload))
-    conn.execute(delete(input_uploads).where(input_uploads.c.upload == upload))
 
 
 def _owned_input(conn: Connection, request: str, dataset: str, caller: PartyId) -> None:

@@ -27,10 +27,26 @@ release are stored together): :class:`~sealroom.errors.AlreadyReleased`, and
 nothing is computed again.
 
 What the local file (``ledger-trust.json`` in the state directory) holds is a
-cache of trust, not of budgets: the log key, the last trusted checkpoint and
-the newest head seen per dataset. Deleting it loses no budget; it only makes
-the next read trust the log's checkpoint on first use (see docs/decisions.md,
-"One budget ledger per dataset", for what that allows).
+cache of trust, not of budgets: the log key, the last trusted checkpoint, the
+newest head seen per dataset and the latest witnessed time. Deleting it loses
+no budget.
+
+**The first checkpoint.** Without witnesses configured, a fresh enclave (or one
+whose trust file was deleted) trusts the log's checkpoint on first use: a
+coordinator could show it a fork that leaves charges out. With a
+:class:`CheckpointAnchor` (m of n witness keys and a freshness bound), every read
+also takes the log's cosigned checkpoint (``GET /v1/log/checkpoint``) and
+requires cosignatures from m of the witnesses; a fresh enclave trusts it only
+if the witnessed time (the m-th newest cosignature timestamp: m witnesses
+vouch the checkpoint was current at or after it) is within ``max_age`` seconds
+of its evidence time, and later cosigned checkpoints must be consistent with
+what it trusts. Showing it a fork then needs m colluding witnesses.
+
+**Checkpoint time.** With an anchor, budget periods (``max_queries`` windows) and
+each charge's ``charged_at`` use the latest witnessed time, never the host's
+clock, which the host sets. A coordinator that withholds newer cosignatures
+can only hold that time back, which keeps old charges inside their windows
+longer (stricter), never lets a window end early.
 """
 
 from __future__ import annotations
@@ -39,7 +55,7 @@ import fcntl
 import json
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,13 +70,23 @@ from sealroom.policy.rules import PolicyRules
 from sealroom.statements import BudgetCharge, Envelope, Signed, sign_statement
 from sealroom.statements.fields import canonical_decimal
 from sealroom.transparency.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
+from sealroom.transparency.cosignature import WitnessPolicy
 from sealroom.transparency.entries import entry_leaf_hash
 from sealroom.transparency.monitor import advance_checkpoint
-from sealroom.transparency.proof import verify_inclusion
+from sealroom.transparency.proof import verify_consistency, verify_inclusion
 
-__all__ = ["LedgerSource", "LedgerTrust", "LoggedBudgetLedger", "ProvedChain"]
+__all__ = [
+    "DEFAULT_MAX_CHECKPOINT_AGE",
+    "CheckpointAnchor",
+    "LedgerSource",
+    "LedgerTrust",
+    "LoggedBudgetLedger",
+    "ProvedChain",
+]
 
 TRUST_FILE = "ledger-trust.json"
+#: How far (s) a fresh enclave's first witnessed checkpoint may be from its evidence time.
+DEFAULT_MAX_CHECKPOINT_AGE = 600
 _MAX_FILE = 16 << 20
 
 
@@ -114,18 +140,44 @@ class LedgerSource(Protocol):
 
     def log_consistency(self, first: int, second: int, /) -> ConsistencyLike: ...
 
+    def log_checkpoint(self) -> str: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ProvedChain:
-    """A dataset's charges, oldest first, each proved included in ``checkpoint``."""
+    """A dataset's charges, oldest first, each proved included in ``checkpoint``; ``time``:
+    the latest witnessed time (None without a :class:`CheckpointAnchor`)."""
 
     dataset: str
     checkpoint: Checkpoint
     charges: tuple[Signed[BudgetCharge], ...]
+    time: int | None = None
 
     @property
     def head(self) -> str | None:
         return self.charges[-1].digest if self.charges else None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointAnchor:
+    """Where a fresh enclave's first trusted checkpoint comes from: cosigned by ``witnesses``
+    (m of n), witnessed within ``max_age`` seconds of the enclave's evidence time."""
+
+    witnesses: WitnessPolicy
+    max_age: int = DEFAULT_MAX_CHECKPOINT_AGE
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_age, bool) or not isinstance(self.max_age, int) or self.max_age < 1:
+            raise InvalidInput("the first checkpoint's freshness bound must be at least 1 s")
+
+    def witnessed_time(self, note: str) -> int:
+        """The m-th newest verified cosignature time on ``note`` (ProofInvalid below m)."""
+        found = self.witnesses.check(note)
+        times = sorted((c.timestamp for c in found), reverse=True)
+        return times[self.witnesses.required - 1]
+
+    def describe(self) -> str:
+        return f"witnesses {self.witnesses.describe()}, first checkpoint within {self.max_age} s"
 
 
 class LedgerTrust:
@@ -187,7 +239,7 @@ class LoggedBudgetLedger:
     it the key is trusted on first use and then kept in the trust file.
     """
 
-    __slots__ = ("_keys", "_pinned", "_source", "_trust")
+    __slots__ = ("_anchor", "_evidence_time", "_keys", "_pinned", "_source", "_trust")
 
     def __init__(
         self,
@@ -196,20 +248,33 @@ class LoggedBudgetLedger:
         keys: EnclaveKeys,
         trust: LedgerTrust,
         log_key: str | None = None,
+        anchor: CheckpointAnchor | None = None,
+        evidence_time: Callable[[], int] | None = None,
     ) -> None:
         self._source = source
         self._keys = keys
         self._trust = trust
         self._pinned = NoteVerifier.from_vkey(log_key) if log_key is not None else None
+        self._anchor = anchor
+        # The enclave's current evidence time (a worker re-attests; default: these keys').
+        self._evidence_time = evidence_time or (lambda: keys.evidence.statement.created_at)
+
+    @property
+    def anchor(self) -> CheckpointAnchor | None:
+        return self._anchor
 
     def read(self, dataset: str) -> ProvedChain:
         """The dataset's chain, proved against a checkpoint consistent with the trusted one."""
+        # The cosigned checkpoint first: it lags the latest, so the view below extends it.
+        witnessed = self._source.log_checkpoint() if self._anchor is not None else None
         view = self._source.ledger(dataset)
         if view.dataset != dataset:
             raise ProofInvalid(f"the coordinator answered the ledger of {view.dataset}")
         with self._trust.locked() as doc:
             verifier = self._verifier(doc)
             trusted = open_checkpoint(doc["checkpoint"], verifier) if doc["checkpoint"] else None
+            if witnessed is not None:
+                trusted = self._witnessed(doc, trusted, witnessed, verifier)
             checkpoint = advance_checkpoint(trusted, view.checkpoint, verifier, self._consistency)
             charges = _prove_chain(dataset, view, checkpoint)
             seen = doc["heads"].get(dataset)
@@ -224,7 +289,50 @@ class LoggedBudgetLedger:
                 doc["heads"][dataset] = [len(charges) - 1, charges[-1].digest]
             if trusted is None or checkpoint.size > trusted.size:
                 doc["checkpoint"] = view.checkpoint
-        return ProvedChain(dataset=dataset, checkpoint=checkpoint, charges=charges)
+            when = doc.get("checkpoint_time") if self._anchor is not None else None
+        return ProvedChain(
+            dataset=dataset,
+            checkpoint=checkpoint,
+            charges=charges,
+            time=None if when is None else int(when),
+        )
+
+    def _witnessed(
+        self, doc: dict[str, Any], trusted: Checkpoint | None, note: str, verifier: NoteVerifier
+    ) -> Checkpoint:
+        """Check the cosigned ``note`` (m of n, fresh on first use, consistent with what is
+        trusted); record its witnessed time; return what is trusted now."""
+        assert self._anchor is not None
+        cosigned = open_checkpoint(note, verifier)
+        when = self._anchor.witnessed_time(note)
+        if trusted is None:
+            evidence = self._evidence_time()
+            if abs(when - evidence) > self._anchor.max_age:
+                raise ProofInvalid(
+                    f"the log's first witnessed checkpoint is not fresh: witnessed at {when}, "
+                    f"the enclave's evidence at {evidence}, bound {self._anchor.max_age} s"
+                )
+            doc["checkpoint"] = note
+            now_trusted = cosigned
+        elif cosigned.size >= trusted.size:
+            now_trusted = advance_checkpoint(trusted, note, verifier, self._consistency)
+            doc["checkpoint"] = note
+        else:
+            # An older cosigned checkpoint must be a prefix of the trusted one.
+            proof = self._consistency(cosigned.size, trusted.size) if cosigned.size else []
+            try:
+                if cosigned.size:
+                    verify_consistency(
+                        cosigned.size, trusted.size, proof, cosigned.root_hash, trusted.root_hash
+                    )
+            except ProofInvalid as exc:
+                raise ProofInvalid(
+                    f"fork: the witnessed size {cosigned.size} is not a prefix of the trusted "
+                    f"size {trusted.size}: {exc}"
+                ) from exc
+            now_trusted = trusted
+        doc["checkpoint_time"] = max(int(doc.get("checkpoint_time") or 0), when)
+        return now_trusted
 
     def stored(self, charges: Sequence[Envelope]) -> None:
         """Remember charges the coordinator accepted (with their release) as seen heads, so a
@@ -268,6 +376,9 @@ class LoggedBudgetLedger:
     ) -> Charge:
         """A signed charge on the dataset's proved head, or PolicyDenied (nothing is sent)."""
         chain = self.read(dataset)
+        # Witnessed time where there is one (the host sets the enclave's clock).
+        if chain.time is not None:
+            now = chain.time
         for c in chain.charges:
             if c.statement.request == request:
                 raise AlreadyReleased(

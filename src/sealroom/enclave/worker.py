@@ -22,6 +22,17 @@ that dies stops renewing, and the job goes back to the queue for another.
 
 Polling backs off while idle or while the coordinator is unreachable, and
 the loop stops cleanly on SIGTERM/SIGINT or when a stop event is set.
+
+After every job it ran, whatever the outcome, the worker drops its copies
+of the sealed inputs and signs a :class:`~sealroom.statements.Deletion`
+(what it held, when it let go) that it posts to the job source, which logs
+it. A deletion the source could not take now is kept and posted again on
+the next step, so a coordinator outage loses none.
+
+Results are released commit-then-reveal (:mod:`sealroom.enclave.release`): the
+posted results are wrapped, and their keys go out only after the worker proved
+the request's charges are in the log. An idle worker finishes the reveals a
+stopped worker of the deployment left behind.
 """
 
 from __future__ import annotations
@@ -40,10 +51,16 @@ from sealroom.attestation.evidence import EvidenceProvider
 from sealroom.attestation.pins import DEFAULT_MAX_EVIDENCE_AGE
 from sealroom.attestation.simulated import SimulatedEnclave, SimulationRoot
 from sealroom.computations import Registry, default_registry
-from sealroom.crypto.keys import PartyId
-from sealroom.enclave.charges import LedgerSource, LedgerTrust, LoggedBudgetLedger
+from sealroom.crypto.keys import PartyId, PublicIdentity
+from sealroom.enclave.charges import (
+    CheckpointAnchor,
+    LedgerSource,
+    LedgerTrust,
+    LoggedBudgetLedger,
+)
 from sealroom.enclave.keys import EnclaveKeys, deployment_identity
 from sealroom.enclave.ledger import BudgetLedger
+from sealroom.enclave.release import prove_charged, release_keys, wrap_outputs
 from sealroom.enclave.runner import (
     ChunkedInput,
     JobFailed,
@@ -62,7 +79,15 @@ from sealroom.errors import (
     StaleLedgerHead,
     VerificationFailed,
 )
-from sealroom.statements import Envelope
+from sealroom.statements import (
+    Deletion,
+    Envelope,
+    HeldInput,
+    Receipt,
+    SealedHash,
+    Signed,
+    sign_statement,
+)
 
 __all__ = [
     "DEFAULT_REATTEST_AFTER",
@@ -86,6 +111,8 @@ _STALE_RETRIES = 5
 DEFAULT_REATTEST_AFTER = DEFAULT_MAX_EVIDENCE_AGE // 2
 # Earlier evidence kept for jobs sealed to it (a month of re-attestations at the default).
 _KEEP_EVIDENCE = 64
+# Signed deletions kept for posting again while the job source cannot take them.
+_KEEP_DELETIONS = 1024
 
 
 class RegisteredEnclave(Protocol):
@@ -139,6 +166,19 @@ class ClaimedJob(Protocol):
     def lease_until(self) -> int: ...
 
 
+class PendingReleaseLike(Protocol):
+    @property
+    def request(self) -> str: ...
+
+    @property
+    def receipt(self) -> Envelope: ...
+
+
+class PendingReleasesLike(Protocol):
+    @property
+    def releases(self) -> Sequence[PendingReleaseLike]: ...
+
+
 class JobSource(LedgerSource, Protocol):
     """Where the enclave's jobs come from: exactly what the loop calls (the SDK client fits)."""
 
@@ -162,6 +202,16 @@ class JobSource(LedgerSource, Protocol):
     ) -> object: ...
 
     def fail_job(self, request: str, reason: str, /) -> object: ...
+
+    def record_deletion(self, request: str, deletion: Envelope, /) -> object: ...
+    def release_job(self, request: str, keys: Mapping[PartyId, bytes], /) -> object: ...
+
+    def pending_releases(self) -> PendingReleasesLike: ...
+
+    def party_identity(self, party: str, /) -> PublicIdentity: ...
+
+
+_RELEASE_SCAN_SECONDS = 5.0
 
 
 def _unix_now() -> int:
@@ -210,6 +260,30 @@ def make_enclave_keys(
     )
 
 
+class _HeldParts:
+    """Fetches the parts of a chunked input, hashing each as it first arrives in order into
+    ``held[dataset]`` (:class:`~sealroom.statements.SealedHash`, as the coordinator names the
+    same parts when it erases them); the entry appears with the first part, so an input never
+    fetched is not claimed as held, and a job that stops early names the prefix it held."""
+
+    __slots__ = ("_dataset", "_fetch", "_held", "_next")
+
+    def __init__(
+        self, fetch: Callable[[int], bytes], held: dict[str, SealedHash], dataset: str
+    ) -> None:
+        self._fetch = fetch
+        self._held = held
+        self._dataset = dataset
+        self._next = 0
+
+    def __call__(self, index: int) -> bytes:
+        piece = self._fetch(index)
+        if index == self._next:
+            self._held.setdefault(self._dataset, SealedHash()).update(piece)
+            self._next += 1
+        return piece
+
+
 @dataclass(frozen=True, slots=True)
 class StepResult:
     """What one :meth:`EnclaveWorker.step` did."""
@@ -235,7 +309,9 @@ class EnclaveWorker:
         "_keys",
         "_known",
         "_ledger",
+        "_next_release_scan",
         "_on_event",
+        "_pending_deletions",
         "_provider",
         "_reattest_after",
         "_registered",
@@ -259,6 +335,7 @@ class EnclaveWorker:
         reattest_after: int = DEFAULT_REATTEST_AFTER,
         ledger: BudgetLedger | None = None,
         log_key: str | None = None,
+        anchor: CheckpointAnchor | None = None,
     ) -> None:
         self._source = source
         self._keys = keys
@@ -269,8 +346,15 @@ class EnclaveWorker:
         self._state = state
         # The deployment's logged ledger unless a caller hands another (tests, a single
         # enclave over a database it trusts).
+        # ``anchor``: the witnesses (m of n) a fresh enclave's first checkpoint needs, fresh
+        # against this worker's current evidence (it re-attests).
         self._ledger: BudgetLedger = ledger or LoggedBudgetLedger(
-            source=source, keys=keys, trust=LedgerTrust(state.directory), log_key=log_key
+            source=source,
+            keys=keys,
+            trust=LedgerTrust(state.directory),
+            log_key=log_key,
+            anchor=anchor,
+            evidence_time=lambda: self._keys.evidence.statement.created_at,
         )
         self._registry = registry or default_registry()
         self._clock = clock
@@ -278,6 +362,9 @@ class EnclaveWorker:
         self._idle_max = idle_max
         self._on_event = on_event
         self._registered: str | None = None
+        # (request, signed Deletion) not yet accepted by the job source, oldest first.
+        self._pending_deletions: list[tuple[str, Envelope]] = []
+        self._next_release_scan = 0.0
 
     @property
     def evidence_digest(self) -> str:
@@ -338,19 +425,98 @@ class EnclaveWorker:
             self.reattest()
         if self._registered is None:
             self.register()
+        self._post_deletions()
         job = self._source.claim_job()
         if job is None:
+            self._release_pending()
             return StepResult("idle")
         request_id = job.request.digest
         self._event(f"claimed {request_id}")
-        with self._renewing(job):
-            return self._finish(job)
+        held: dict[str, SealedHash] = {}
+        issued: list[Signed[Receipt]] = []
+        try:
+            with self._renewing(job):
+                result = self._finish(job, held, issued)
+        except BaseException:
+            # Interrupted (the coordinator went away, or the process is stopping): the job goes
+            # back to the queue, and what this run held is accounted for all the same.
+            if held:
+                self._erase(job, held, [], StepResult("abandoned", request_id), post=False)
+            raise
+        self._erase(job, held, issued, result)
+        return result
 
-    def _finish(self, job: ClaimedJob) -> StepResult:
+    def _erase(
+        self,
+        job: ClaimedJob,
+        held: dict[str, SealedHash],
+        issued: list[Signed[Receipt]],
+        result: StepResult,
+        *,
+        post: bool = True,
+    ) -> None:
+        """Drop the sealed inputs of a finished job, sign what was held, and post it (or, with
+        ``post=False``, keep it for the next step)."""
+        request_id = job.request.digest
+        outcome = result.outcome
+        if outcome == "idle":  # pragma: no cover - a claimed job always ends otherwise
+            return
+        released = issued[-1] if issued and outcome == "completed" else None
+        roots = (
+            {i.dataset: i.commitment_root for i in released.statement.inputs}
+            if released is not None
+            else {}
+        )
+        inputs = tuple(
+            HeldInput(
+                dataset=dataset,
+                sealed=hashed.digest(),
+                sealed_size=hashed.size,
+                commitment_root=roots.get(dataset),
+            )
+            for dataset, hashed in sorted(held.items())
+        )
+        held.clear()
+        issued.clear()
+        keys = self._known.get(job.evidence, self._keys)
+        deletion = Deletion(
+            request=request_id,
+            enclave=keys.public.party_id,
+            evidence=keys.evidence.digest,
+            outcome=outcome,
+            receipt=released.digest if released is not None else None,
+            inputs=inputs,
+            outputs_held=len(released.statement.outputs) if released is not None else 0,
+            method="released-process-memory",
+            erased_at=self._clock(),
+        )
+        signed = sign_statement(deletion, keys.identity)
+        self._pending_deletions.append((request_id, signed.envelope))
+        del self._pending_deletions[:-_KEEP_DELETIONS]
+        if post:
+            self._post_deletions()
+
+    def _post_deletions(self) -> None:
+        """Post the signed deletions the job source has not taken yet (oldest first)."""
+        while self._pending_deletions:
+            request_id, envelope = self._pending_deletions[0]
+            try:
+                self._source.record_deletion(request_id, envelope)
+            except BackendUnavailable:
+                return  # kept for the next step
+            except SealroomError as exc:  # refused: keeping it would only repeat the refusal
+                self._event(f"{request_id}: deletion not recorded ({_safe_reason(exc)})")
+            else:
+                self._event(f"{request_id}: deletion {envelope.digest} recorded")
+            self._pending_deletions.pop(0)
+
+    def _finish(
+        self, job: ClaimedJob, held: dict[str, SealedHash], issued: list[Signed[Receipt]]
+    ) -> StepResult:
         request_id = job.request.digest
         for _attempt in range(_STALE_RETRIES):
             try:
-                output = self._execute(job)
+                output = self._execute(job, held)
             except JobFailed as exc:
                 if isinstance(exc.cause, AlreadyReleased):
                     return self._abandon(request_id, exc.reason)
@@ -363,28 +529,32 @@ class EnclaveWorker:
                 _log.exception("unexpected error in job %s", request_id)
                 return self._fail(request_id, "internal error in the enclave worker")
             try:
+                # Commit: the results go out wrapped; their keys only after the proof below.
+                wrapped = wrap_outputs(self._keys.identity, request_id, output.sealed_outputs)
                 self._source.complete_job(
-                    request_id, output.receipt.envelope, output.sealed_outputs, output.charges
+                    request_id, output.receipt.envelope, wrapped, output.charges
                 )
             except StaleLedgerHead:
                 self._event(f"{request_id}: another charge came first; reading the ledger again")
                 continue
             except Conflict as exc:  # released by another run, or the lease was taken back
                 return self._abandon(request_id, _safe_reason(exc))
+            issued.append(output.receipt)
             if isinstance(self._ledger, LoggedBudgetLedger):
                 self._ledger.stored(output.charges)
             self._event(f"completed {request_id}: receipt {output.receipt.digest}")
+            self._release(output.receipt)
             return StepResult("completed", request_id)
         return self._fail(
             request_id, f"budget: the ledger kept moving; gave up after {_STALE_RETRIES} tries"
         )
 
-    def _execute(self, job: ClaimedJob) -> JobOutput:
+    def _execute(self, job: ClaimedJob, held: dict[str, SealedHash]) -> JobOutput:
         # The evidence the job's inputs were sealed to, if it is one of this worker's (its
         # receipt then names what the owners checked); else the inputs were sealed to the
         # deployment's keys under another worker's evidence, and opening them proves it.
         return execute_job(
-            self._materials(job),
+            self._materials(job, held),
             keys=self._known.get(job.evidence, self._keys),
             registry=self._registry,
             ledger=self._ledger,
@@ -417,7 +587,42 @@ class EnclaveWorker:
             done.set()
             thread.join(10)
 
-    def _materials(self, job: ClaimedJob) -> JobMaterials:
+    def _release(self, receipt: Signed[Receipt]) -> bool:
+        """Prove the request's charges are logged, then post its results' keys (reveal).
+        False (and nothing posted) when the proof fails or the coordinator is away: the
+        reveal stays pending, for this worker's next idle step or another worker."""
+        request_id = receipt.statement.request
+        try:
+            prove_charged(self._ledger, receipt)
+            keys = release_keys(self._keys.identity, receipt, self._source.party_identity)
+            self._source.release_job(request_id, keys)
+        except BackendUnavailable as exc:
+            self._event(f"{request_id}: release pending ({exc.public_message})")
+            return False
+        except SealroomError as exc:
+            self._event(f"withheld {request_id}: {_safe_reason(exc)}")
+            return False
+        self._event(f"released {request_id}")
+        return True
+
+    def _release_pending(self) -> None:
+        """Reveal what a stopped worker of this deployment completed but did not release
+        (looked for at most every few seconds while idle)."""
+        if time.monotonic() < self._next_release_scan:
+            return
+        self._next_release_scan = time.monotonic() + _RELEASE_SCAN_SECONDS
+        for pending in self._source.pending_releases().releases:
+            try:
+                receipt = pending.receipt.open(Receipt)
+            except SealroomError as exc:
+                self._event(f"withheld {pending.request}: {_safe_reason(exc)}")
+                continue
+            if receipt.statement.request != pending.request:
+                self._event(f"withheld {pending.request}: the receipt names another request")
+                continue
+            self._release(receipt)
+
+    def _materials(self, job: ClaimedJob, held: dict[str, SealedHash]) -> JobMaterials:
         # The inputs are sealed to this deployment's keys under some worker's evidence (the
         # job names which); opening them is what proves they are ours.
         request_id = job.request.digest
@@ -429,11 +634,17 @@ class EnclaveWorker:
             if parts and leaves is not None:
                 sealed[i.dataset] = ChunkedInput(
                     count=int(parts),
-                    fetch=functools.partial(self._source.job_input_part, request_id, i.dataset),
+                    fetch=_HeldParts(
+                        functools.partial(self._source.job_input_part, request_id, i.dataset),
+                        held,
+                        i.dataset,
+                    ),
                     leaves=bytes(leaves),
                 )
             else:
-                sealed[i.dataset] = self._source.job_input(request_id, i.dataset)
+                blob = self._source.job_input(request_id, i.dataset)
+                held[i.dataset] = SealedHash(blob)
+                sealed[i.dataset] = blob
         return JobMaterials(
             request=job.request,
             approvals=tuple(job.approvals),

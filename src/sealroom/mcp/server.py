@@ -16,7 +16,14 @@ decide, never more:
   which no policy covers, so ``publish`` is refused unless the person started the
   server with ``--allow-publish``;
 - results: ``result`` opens and verifies this party's result offline, ``verify``
-  checks any proof bundle; both raise (a tool error) when a check fails.
+  checks any proof bundle; both raise (a tool error) when a check fails;
+- protocols: ``psi`` and ``pjc`` run a private set intersection / intersection-sum with
+  one named peer on a local file's column. They disclose to that peer (set sizes, a
+  count or a sum) outside any dataset policy, so both are refused unless the person
+  started the server with ``--allow-protocols``; the peer is always named (a run started
+  by anyone else is refused before any data is read), and the co-signed run record with
+  everything this party learned is kept (0600) in the results folder;
+- owners: ``budget`` shows a dataset's DP budget, spent and left.
 
 The limits are the server's start-up options (:class:`AgentLimits`); nothing inside a
 session widens them. Simulated enclaves are refused unless the person allowed them,
@@ -27,20 +34,22 @@ banner. Errors reach the agent as their public message and detail, never a trace
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
 from sealroom import __version__
 from sealroom.attestation.simulated import SIMULATED_BANNER
-from sealroom.client import Party
+from sealroom.client import Party, ProtocolRun
 from sealroom.client.flows import CardOptions, preview_card
+from sealroom.crypto.files import write_private
 from sealroom.crypto.keys import fingerprint
 from sealroom.errors import InvalidInput, NotFound, PolicyDenied, SealroomError
 from sealroom.statements.fields import DIGEST_PATTERN
@@ -60,6 +69,7 @@ MAX_SEARCH_RESULTS = 100
 INSTRUCTIONS = (
     "sealroom: learn from datasets their owners keep. Find datasets (search, show_card), "
     "ask for a computation (request), then wait and fetch the verified result (wait, result). "
+    "With a named peer, psi and pjc run private protocols on a local file (if allowed). "
     "As an owner: read the inbox, approve_within_policy, reject. You act only within the "
     "party's policies: anything they leave to a person is refused with the command the "
     "person runs."
@@ -73,6 +83,7 @@ class AgentLimits:
     results_dir: Path
     allow_simulated: bool = False
     allow_publish: bool = False
+    allow_protocols: bool = False
 
 
 def _tool_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -187,6 +198,104 @@ def build_server(party: Party, *, limits: AgentLimits) -> MCPServer:
             "rows": published.rows,
             "log_index": published.log_index,
         }
+
+    @tool
+    def budget(dataset: str) -> dict[str, Any]:
+        """A dataset's differential-privacy budget: spent and left, in total and per requester."""
+        return party.budget(dataset).model_dump(mode="json")
+
+    def _protocol_allowed(name: str) -> None:
+        if not limits.allow_protocols:
+            raise PolicyDenied(
+                f"{name} discloses to a peer (set sizes and what the protocol releases) outside "
+                f"any dataset policy; a person runs `sealroom {name}` (or starts `sealroom mcp "
+                "--allow-protocols`)",
+                rule="agent-protocols",
+            )
+
+    def _cells(path: str, *columns: str) -> list[list[Any]]:
+        from sealroom.connectors.files import read_table
+
+        table = read_table(Path(path))
+        for column in columns:
+            if column not in table.column_names:
+                have = ", ".join(table.column_names)
+                raise InvalidInput(f"no column {column!r} in {path} (columns: {have})")
+        return [table.column(c).to_pylist() for c in columns]
+
+    def _kept(run: ProtocolRun) -> dict[str, Any]:
+        data = run.to_dict()
+        # The session id comes from the coordinator: hashed into the name, never a path part.
+        name = hashlib.sha256(run.session.id.encode()).hexdigest()[:32]
+        out = results / f"protocol-{name}.json"
+        write_private(out, json.dumps(data, indent=2, sort_keys=True).encode())
+        return {**data, "record_path": str(out)}
+
+    @tool
+    def psi(
+        path: str,
+        column: str,
+        peer: str,
+        start: bool,
+        mode: Literal["cardinality", "intersection"] = "cardinality",
+        threshold: int = 0,
+        timeout_seconds: float = 120.0,
+    ) -> dict[str, Any]:
+        """Private set intersection of a local file's column with ``peer`` (a party id): start
+        the run (``start``) or join the peer's. Needs --allow-protocols."""
+        _protocol_allowed("psi")
+        if not 0 < timeout_seconds <= MAX_WAIT_SECONDS:
+            raise InvalidInput(f"timeout_seconds must be in (0, {MAX_WAIT_SECONDS:g}]")
+        (cells,) = _cells(path, column)
+        run = party.psi(
+            [str(v).encode() for v in cells if v is not None],
+            start_with=[peer] if start else (),
+            join=not start,
+            expect=() if start else [peer],
+            mode=mode,
+            threshold=threshold,
+            timeout=timeout_seconds,
+        )
+        return _kept(run)
+
+    @tool
+    def pjc(
+        path: str,
+        id_column: str,
+        peer: str,
+        start: bool,
+        value_column: str | None = None,
+        min_intersection: int = 10,
+        max_value: int = 1_000_000,
+        dp_epsilon: str | None = None,
+        timeout_seconds: float = 120.0,
+    ) -> dict[str, Any]:
+        """Private intersection-sum with ``peer``: with ``value_column`` this party's values are
+        summed over the common ids (it learns only the other set's size); without, it learns
+        the count and the sum. Needs --allow-protocols."""
+        _protocol_allowed("pjc")
+        if not 0 < timeout_seconds <= MAX_WAIT_SECONDS:
+            raise InvalidInput(f"timeout_seconds must be in (0, {MAX_WAIT_SECONDS:g}]")
+        cells = _cells(path, id_column, *([value_column] if value_column else []))
+        if any(v is None for v in cells[0]):
+            raise InvalidInput(f"column {id_column!r} has empty cells")
+        values: list[int] | None = None
+        if value_column is not None:
+            if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in cells[1]):
+                raise InvalidInput(f"column {value_column!r} must hold non-negative integers")
+            values = cells[1]
+        run = party.pjc(
+            [str(v).encode() for v in cells[0]],
+            values,
+            start_with=[peer] if start else (),
+            join=not start,
+            expect=() if start else [peer],
+            min_intersection=min_intersection,
+            max_value=max_value,
+            dp_epsilon=dp_epsilon,
+            timeout=timeout_seconds,
+        )
+        return _kept(run)
 
     @tool
     def request(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sealroom.statements.canonical import canonical_json, parse_json_strict
+from sealroom.statements.deletion import Deletion, HeldInput, SealedHash, sealed_digest
 from sealroom.statements.envelope import Envelope, Signed, Statement, digest_of, sign_statement
 from sealroom.statements.fields import Digest
 from sealroom.statements.models import (
@@ -46,10 +47,12 @@ __all__ = [
     "ComputationRequest",
     "DatasetAttestation",
     "DatasetProfile",
+    "Deletion",
     "Digest",
     "EnclaveEvidence",
     "EnclaveKeyDocument",
     "Envelope",
+    "HeldInput",
     "InputDecision",
     "InputRef",
     "Keyword",
@@ -61,6 +64,7 @@ __all__ = [
     "ProtocolReceipt",
     "Receipt",
     "ReleasedOutput",
+    "SealedHash",
     "Signed",
     "Statement",
     "StreamDigest",
@@ -71,5 +75,6 @@ __all__ = [
     "is_public",
     "output_commitment",
     "parse_json_strict",
+    "sealed_digest",
     "sign_statement",
 ]

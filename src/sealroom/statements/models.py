@@ -23,6 +23,7 @@ from sealroom.attestation.evidence import TeeEvidence
 from sealroom.crypto.keys import PublicIdentity, b64decode_strict
 from sealroom.errors import InvalidInput, SignatureInvalid
 from sealroom.statements.canonical import canonical_json
+from sealroom.statements.deletion import Deletion
 from sealroom.statements.envelope import Statement, require_signer
 from sealroom.statements.fields import (
     B64Hash,
@@ -582,5 +583,6 @@ STATEMENT_TYPES: dict[str, type[Statement]] = {
         ProtocolReceipt,
         TrainedModel,
         BudgetCharge,
+        Deletion,
     )
 }

@@ -1,6 +1,7 @@
 """Which statements the public may read: the rest are logged as salted commitments.
 
-Public: what the API serves anyone (dataset attestations, policies, enclave evidence;
+Public: what the API serves anyone (dataset attestations, policies, enclave evidence, the
+marketplace's models, portfolios, evaluations and reviews;
 checkpoints are not statements). Every other type, including types added later (budget
 charges, ...), is private unless listed here: a forgotten type stays hidden rather than
 leaking (fail closed).
@@ -8,12 +9,24 @@ leaking (fail closed).
 
 from __future__ import annotations
 
+from sealroom.statements.market_models import Evaluation, Model, Portfolio, Review
 from sealroom.statements.models import DatasetAttestation, EnclaveEvidence, Policy
 
 __all__ = ["PUBLIC_TYPES", "is_public"]
 
 PUBLIC_TYPES: frozenset[str] = frozenset(
-    {DatasetAttestation.TYPE, Policy.TYPE, EnclaveEvidence.TYPE}
+    {
+        DatasetAttestation.TYPE,
+        Policy.TYPE,
+        EnclaveEvidence.TYPE,
+        # The marketplace's public cards: models, portfolios, evaluations and reviews are
+        # served to anyone (a rating nobody can audit is worth nothing). Disputes and
+        # resolutions stay private to their parties; reputation shows only their counts.
+        Model.TYPE,
+        Portfolio.TYPE,
+        Evaluation.TYPE,
+        Review.TYPE,
+    }
 )
 
 

@@ -33,21 +33,32 @@ __all__ = [
     "all_metadata",
     "dataset_keywords",
     "datasets",
+    "disputes",
     "enclaves",
+    "erasures",
+    "evaluations",
     "input_parts",
     "input_uploads",
+    "job_deletions",
     "jobs",
     "ledger_charges",
+    "market_models",
     "metadata",
+    "model_inputs",
+    "model_uses",
     "nonces",
     "parties",
     "policies",
+    "portfolio_items",
+    "portfolio_requests",
+    "portfolios",
     "request_blobs",
     "request_history",
     "request_inputs",
     "request_recipients",
     "requests",
     "results",
+    "reviews",
     "session_messages",
     "session_participants",
     "sessions",
@@ -238,6 +249,10 @@ results = Table(
     Column("request", _DIGEST, ForeignKey("requests.request"), primary_key=True),
     Column("recipient", _PARTY, primary_key=True),
     Column("sealed", LargeBinary, nullable=False),
+    # Commit-then-reveal (enclave/release.py): ``sealed`` is wrapped under a release key that
+    # the enclave posts here, sealed to the recipient, once its charges are proved logged.
+    Column("release_key", LargeBinary, nullable=True),
+    Column("released_at", BigInteger, nullable=True),
 )
 
 enclaves = Table(
@@ -275,6 +290,35 @@ ledger_charges = Table(
     Column("charge", _DIGEST, ForeignKey("statements.digest"), nullable=False, unique=True),
     Column("charged_at", BigInteger, nullable=False),
     Index("ledger_charges_request", "request", "dataset", unique=True),
+)
+
+# The coordinator's own record of each sealed blob it erased (a sealed input when its
+# request ended, a sealed result at retention): the blob's SHA-256 and size, so a party can
+# match it to the enclave's signed Deletion. The coordinator is not trusted to have erased;
+# this is its account, not a proof.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("id", _Seq, primary_key=True, autoincrement=True),
+    Column("request", _DIGEST, ForeignKey("requests.request"), nullable=False),
+    Column("kind", String(20), nullable=False),  # "sealed-input" | "sealed-result"
+    Column("subject", String(71), nullable=False),  # the dataset, or the recipient party
+    Column("sealed", _DIGEST, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("erased_at", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Index("erasures_request", "request"),
+)
+
+# The enclave's signed Deletion statements (stored and logged in ``statements``), by request.
+job_deletions = Table(
+    "job_deletions",
+    metadata,
+    Column("deletion", _DIGEST, ForeignKey("statements.digest"), primary_key=True),
+    Column("request", _DIGEST, ForeignKey("requests.request"), nullable=False),
+    Column("enclave", _PARTY, nullable=False),
+    Column("erased_at", BigInteger, nullable=False),
+    Index("job_deletions_request", "request"),
 )
 
 nonces = Table(
@@ -326,6 +370,118 @@ settings = Table(
     metadata,
     Column("name", String(100), primary_key=True),
     Column("value", LargeBinary, nullable=False),
+)
+
+# The marketplace (sealroom.coordinator.market): indexes over its logged statements.
+# Amounts are integer minor units; the credits themselves move through the payments seam.
+market_models = Table(
+    "market_models",
+    metadata,
+    Column("model", _DIGEST, ForeignKey("statements.digest"), primary_key=True),
+    Column("trainer", _PARTY, nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("artifact", _DIGEST, nullable=False, unique=True),
+    Column("artifact_root", String(44), nullable=False),
+    Column("price", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("registered_at", BigInteger, nullable=False),
+)
+
+# The datasets a model was trained on (its provenance inputs), for owners' reputation.
+model_inputs = Table(
+    "model_inputs",
+    metadata,
+    Column("model", _DIGEST, ForeignKey("market_models.model"), primary_key=True),
+    Column("dataset", _DIGEST, primary_key=True),
+    Index("model_inputs_dataset", "dataset"),
+)
+
+# One row per completed predict request of a model: a receipted use, paid or not.
+model_uses = Table(
+    "model_uses",
+    metadata,
+    Column("request", _DIGEST, ForeignKey("requests.request"), primary_key=True),
+    Column("model", _DIGEST, ForeignKey("market_models.model"), nullable=False, index=True),
+    Column("payer", _PARTY, nullable=False, index=True),
+    Column("payee", _PARTY, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("receipt", _DIGEST, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("settled_at", BigInteger, nullable=False),
+    CheckConstraint("status IN ('paid', 'unpaid')", name="model_uses_status"),
+)
+
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("evaluation", _DIGEST, ForeignKey("statements.digest"), primary_key=True),
+    Column("model", _DIGEST, ForeignKey("market_models.model"), nullable=False, index=True),
+    Column("evaluator", _PARTY, nullable=False, index=True),
+    # One evaluation per paid use: a use is the evaluator's ticket, spent once.
+    Column("use", _DIGEST, ForeignKey("model_uses.request"), nullable=False, unique=True),
+    Column("score", String(40), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("review", _DIGEST, ForeignKey("statements.digest"), primary_key=True),
+    Column("evaluation", _DIGEST, ForeignKey("evaluations.evaluation"), nullable=False),
+    Column("reviewer", _PARTY, nullable=False),
+    Column("use", _DIGEST, ForeignKey("model_uses.request"), nullable=False),
+    Column("rating", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("reviews_once", "evaluation", "reviewer", unique=True),
+)
+
+portfolios = Table(
+    "portfolios",
+    metadata,
+    Column("portfolio", _DIGEST, ForeignKey("statements.digest"), primary_key=True),
+    Column("curator", _PARTY, nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("fee", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+portfolio_items = Table(
+    "portfolio_items",
+    metadata,
+    Column("portfolio", _DIGEST, ForeignKey("portfolios.portfolio"), primary_key=True),
+    Column("dataset", _DIGEST, ForeignKey("datasets.dataset"), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("weight", Integer, nullable=False),
+)
+
+# A request computed over a portfolio and the reward its requester pledged for it, split by
+# the weights (sealroom.coordinator.market_formulas.split_reward) when it completes.
+portfolio_requests = Table(
+    "portfolio_requests",
+    metadata,
+    Column("request", _DIGEST, ForeignKey("requests.request"), primary_key=True),
+    Column("portfolio", _DIGEST, ForeignKey("portfolios.portfolio"), nullable=False, index=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("settled_at", BigInteger, nullable=True),
+    CheckConstraint("status IN ('pledged', 'paid', 'unpaid')", name="portfolio_requests_status"),
+)
+
+disputes = Table(
+    "disputes",
+    metadata,
+    Column("dispute", _DIGEST, ForeignKey("statements.digest"), primary_key=True),
+    Column("claimant", _PARTY, nullable=False, index=True),
+    Column("respondent", _PARTY, nullable=False, index=True),
+    Column("request", _DIGEST, ForeignKey("requests.request"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("resolution", _DIGEST, nullable=True),
+    Column("refund", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    CheckConstraint("status IN ('open', 'upheld', 'dismissed')", name="disputes_status"),
 )
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "TrustPolicy",
     "VerificationReport",
     "run_checks",
+    "verdict",
     "verify_bundle",
 ]
 
@@ -62,6 +63,16 @@ class VerificationReport:
                 {"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks
             ],
         }
+
+
+def verdict(report: VerificationReport) -> str:
+    """The report's last line in plain words, the same wherever a report is shown (the CLI,
+    the public verifier page): VERIFIED only when every check passed."""
+    total, failed = len(report.checks), len(report.failures)
+    if failed or not total:
+        return f"NOT VERIFIED: {failed} of {total} checks failed."
+    label = " (simulated TEE)" if report.simulated else ""
+    return f"VERIFIED{label}: all {total} checks passed."
 
 
 class BundleRejected(VerificationFailed):

@@ -20,6 +20,10 @@ __all__ = [
     "LeaseView",
     "LedgerCharge",
     "LedgerView",
+    "PendingRelease",
+    "PendingReleases",
+    "ReleaseBody",
+    "ReleaseKey",
     "SealedOutput",
 ]
 
@@ -84,7 +88,37 @@ class JobView(WireModel):
 
 class SealedOutput(WireModel):
     recipient: str
-    sealed: B64Field = Field(description="The recipient's sealed ReleasedOutput.")
+    sealed: B64Field = Field(
+        description="The recipient's sealed ReleasedOutput, wrapped under a release key the "
+        "enclave posts later (POST /v1/jobs/{rid}/release)."
+    )
+
+
+class ReleaseKey(WireModel):
+    recipient: PartyIdStr
+    sealed_key: B64Field = Field(
+        description="The recipient's 32-byte release key, sealed to the recipient "
+        "(purpose release-key)."
+    )
+
+
+class ReleaseBody(WireModel):
+    """Posted by the enclave after it proved the request's budget charges are logged."""
+
+    keys: tuple[ReleaseKey, ...] = Field(
+        min_length=1, max_length=1024, description="One per recipient, recipients distinct."
+    )
+
+
+class PendingRelease(WireModel):
+    request: DigestStr
+    receipt: EnvelopeField = Field(description="The request's receipt, signed by the enclave.")
+
+
+class PendingReleases(WireModel):
+    """Completed jobs of the calling enclave whose release keys are not all posted yet."""
+
+    releases: tuple[PendingRelease, ...]
 
 
 class CompleteJobBody(WireModel):

@@ -105,5 +105,12 @@ class DraftView(WireModel):
 class ResultView(WireModel):
     request: DigestStr
     recipient: PartyIdStr
-    sealed: B64Field
+    sealed: B64Field = Field(
+        description="The sealed result, wrapped under the release key (commit-then-reveal)."
+    )
     receipt: EnvelopeField
+    release_key: B64Field | None = Field(
+        default=None,
+        description="The release key sealed to the recipient; null until the enclave has "
+        "proved the request's budget charges are logged and released it.",
+    )

@@ -10,13 +10,18 @@ from sealroom.api.auth import ApiDep, Caller, SignedBody, signed, signed_json
 from sealroom.api.routes.common import BINARY, answer, json_body, stored_responses
 from sealroom.wire import (
     CompleteJobBody,
+    DeletionBody,
+    DeletionRecorded,
+    DeletionsView,
     EnclaveBody,
     EnclaveList,
     EnclaveRegistered,
     JobView,
     LeaseView,
     LedgerView,
+    PendingReleases,
     ReasonBody,
+    ReleaseBody,
     RequestView,
 )
 
@@ -107,6 +112,34 @@ def complete(
 
 
 @router.post(
+    "/v1/jobs/{rid}/release",
+    response_model=RequestView,
+    openapi_extra=json_body(ReleaseBody),
+    description="Signed by the enclave that ran the completed job: the results' release keys, "
+    "each sealed to its recipient, posted once the enclave proved the request's budget "
+    "charges are in the log (commit-then-reveal). Idempotent.",
+)
+def release(
+    rid: str,
+    call: Annotated[SignedBody[ReleaseBody], Depends(signed_json(ReleaseBody))],
+    api: ApiDep,
+) -> RequestView:
+    return api.coordinator.jobs.release(
+        rid, call.body.keys, caller=call.caller.party, now=call.caller.now
+    )
+
+
+@router.get(
+    "/v1/jobs/releases",
+    response_model=PendingReleases,
+    description="Signed by an enclave: its completed jobs whose release keys are not all "
+    "posted yet (left by a worker that stopped in between).",
+)
+def pending_releases(caller: Signed, api: ApiDep) -> PendingReleases:
+    return api.coordinator.jobs.pending_releases(caller=caller.party)
+
+
+@router.post(
     "/v1/jobs/{rid}/lease",
     response_model=LeaseView,
     description="Signed by the enclave that claimed the job; the body is empty. Extends the "
@@ -140,3 +173,34 @@ def fail(
     return api.coordinator.jobs.fail(
         rid, call.body.reason, caller=call.caller.party, now=call.caller.now
     )
+
+
+@router.post(
+    "/v1/jobs/{rid}/deletion",
+    status_code=201,
+    response_model=DeletionRecorded,
+    responses=stored_responses(DeletionRecorded, "deletion"),
+    openapi_extra=json_body(DeletionBody),
+    description="Signed by the enclave that claimed the job: its signed Deletion (what it "
+    "held, when it erased it), stored and logged as a private statement.",
+)
+def record_deletion(
+    rid: str,
+    call: Annotated[SignedBody[DeletionBody], Depends(signed_json(DeletionBody))],
+    api: ApiDep,
+    response: Response,
+) -> DeletionRecorded:
+    stored = api.coordinator.deletions.record(
+        rid, call.body.deletion, caller=call.caller.party, now=call.caller.now
+    )
+    return answer(stored, response)
+
+
+@router.get(
+    "/v1/requests/{rid}/deletions",
+    response_model=DeletionsView,
+    description="Signed by a party who may see the request: the enclave's Deletions with "
+    "inclusion proofs in one checkpoint, and the coordinator's erasures of sealed blobs.",
+)
+def deletions(rid: str, caller: Signed, api: ApiDep) -> DeletionsView:
+    return api.coordinator.deletions.view(rid, caller=caller.party)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from sealroom.api.auth import (
     ApiDep,
@@ -16,7 +18,7 @@ from sealroom.api.auth import (
     signed_json,
 )
 from sealroom.api.routes.common import BINARY, answer, json_body, raw_body
-from sealroom.coordinator.relay import MAX_MESSAGE
+from sealroom.coordinator.relay import MAX_MESSAGE, MAX_WAIT
 from sealroom.wire import CreateSessionBody, MessagePosted, SessionList, SessionView
 
 __all__ = ["router"]
@@ -76,21 +78,40 @@ def post_message(
 @router.get(
     "/v1/sessions/{sid}/messages",
     response_class=Response,
+    description="With `wait`, the request is held until a message for the caller arrives "
+    f"(on any coordinator replica) or `wait` seconds (at most {MAX_WAIT:g}) pass: push "
+    "delivery without a poll per message. Every wait is its own signed request.",
     responses={
         200: {
             "description": "The caller's next message after `after`, as posted; its index and "
             "sender role in the Sealroom-Index and Sealroom-Sender headers",
             "content": {"application/octet-stream": {"schema": BINARY}},
         },
-        204: {"description": "No message yet"},
+        204: {"description": "No message (within `wait`)"},
     },
 )
-def next_message(
-    sid: str, caller: Signed, api: ApiDep, after: Annotated[int, Query(ge=-1, le=2**62)] = -1
+async def next_message(
+    sid: str,
+    caller: Signed,
+    api: ApiDep,
+    after: Annotated[int, Query(ge=-1, le=2**62)] = -1,
+    wait: Annotated[
+        float, Query(ge=0, le=MAX_WAIT, description="Seconds to hold the request (long poll).")
+    ] = 0.0,
 ) -> Response:
-    found = api.coordinator.relay.next_message(
-        sid, after=after, caller=caller.party, now=caller.now
-    )
+    relay = api.coordinator.relay
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    with relay.watch(sid, caller=caller.party) as watch:
+        while True:
+            watch.clear()
+            found = await run_in_threadpool(
+                relay.next_message, sid, after=after, caller=caller.party, now=caller.now
+            )
+            remaining = deadline - loop.time()
+            if found is not None or remaining <= 0:
+                break
+            await watch.wait_async(remaining)
     if found is None:
         return Response(status_code=204)
     index, sender, body = found
