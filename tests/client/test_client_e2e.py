@@ -232,7 +232,9 @@ def test_worker_loop_reports_a_failing_job_and_stops_on_event(tmp_path: Path) ->
             write_jsonl(tmp_path / "a.jsonl", TOPICS_A),
             title="A",
             description="",
-            policy_rules=None,
+            # Its text may be read but never released: gap-analysis is refused in compute
+            # (a missing column is refused at request time, before any job exists).
+            policy_rules={"allow": [{"id": "gap-analysis"}], "never_output": ["text"]},
             now=now(),
             home=alice_home,
         )
@@ -265,7 +267,7 @@ def test_worker_loop_reports_a_failing_job_and_stops_on_event(tmp_path: Path) ->
                 bob,
                 "gap-analysis",
                 [pub_a.dataset, pub_b.dataset],
-                {"text_column": "no_such_column"},
+                {"text_column": "text"},
                 now=now(),
             )
             flows.wait(b, view.request, until={"pending"}, timeout=1)
@@ -283,6 +285,7 @@ def test_worker_loop_reports_a_failing_job_and_stops_on_event(tmp_path: Path) ->
         assert final.status == "failed"
         assert final.status_reason is not None
         assert "compute" in final.status_reason
+        assert "never-output" in final.status_reason
         assert any(e.startswith("failed ") for e in events)
 
 
