@@ -9,7 +9,7 @@ import pytest
 
 from sealroom.crypto.sealing import SealContext, seal, seal_stream
 from sealroom.errors import Conflict, InvalidInput, NotFound
-from sealroom.statements import sign_statement
+from sealroom.statements import SealedHash, sealed_digest, sign_statement
 from sealroom.wire.uploads import MIN_PART_SIZE, StartUploadBody
 from tests.coordinator.coord_helpers import World
 from tests.helpers import T0, approval, identity
@@ -154,6 +154,11 @@ def test_a_new_shape_replaces_an_unfinished_upload_never_a_finished_one(w: World
     w.c.uploads.complete(v2.upload, caller=owner, now=T0 + 3)
     with pytest.raises(Conflict, match="uploads are closed"):
         w.c.uploads.start(rid, w.dataset, _body(w, rid, first, evidence), caller=owner, now=T0)
+    # The replaced upload's parts were erased, and the erasure names the one part it held.
+    (erased,) = w.c.deletions.view(rid, caller=owner).erasures
+    assert (erased.kind, erased.subject) == ("sealed-input", w.dataset)
+    assert (erased.sealed, erased.size) == (sealed_digest(_parts(first)[0]), PART)
+    assert "replaced" in erased.reason
 
 
 def test_shape_is_checked_before_anything_is_stored(w: World) -> None:
@@ -180,3 +185,25 @@ def test_parts_go_when_the_request_ends(w: World) -> None:
     w.c.requests.withdraw(rid, "changed my mind", caller=w.requester.party_id, now=T0 + 1)
     with pytest.raises(NotFound):
         w.c.uploads.get(view.upload, caller=owner, now=T0 + 2)
+    (erased,) = w.c.deletions.view(rid, caller=owner).erasures
+    assert (erased.sealed, erased.size) == (sealed_digest(_parts(sealed)[0]), PART)
+
+
+def test_a_completed_upload_is_erased_under_the_whole_blobs_digest(w: World) -> None:
+    """The erasure names a chunked input as SHA-256 over its parts in order and their total
+    size: the name the same ciphertext would have uploaded whole, and the enclave's."""
+    rid, evidence = _approved(w)
+    owner = w.owner.party_id
+    sealed = _sealed(w, rid)
+    view = w.c.uploads.start(rid, w.dataset, _body(w, rid, sealed, evidence), caller=owner, now=T0)
+    parts = _parts(sealed)
+    for i in reversed(range(len(parts))):  # stored in any order, hashed in part order
+        w.c.uploads.put_part(view.upload, i, parts[i], caller=owner, now=T0)
+    w.c.uploads.complete(view.upload, caller=owner, now=T0 + 1)
+    w.c.requests.withdraw(rid, "changed my mind", caller=w.requester.party_id, now=T0 + 2)
+    (erased,) = w.c.deletions.view(rid, caller=owner).erasures
+    assert (erased.kind, erased.subject) == ("sealed-input", w.dataset)
+    assert (erased.sealed, erased.size) == (sealed_digest(sealed), len(sealed))
+    assert SealedHash(*parts).digest() == erased.sealed
+    assert erased.sealed != SealedHash(*reversed(parts)).digest()
+    assert erased.reason == "the request ended (withdrawn)"
