@@ -31,7 +31,7 @@ from sealroom.crypto.keys import Identity
 from sealroom.crypto.keystore import Keystore
 from sealroom.enclave.worker import EnclaveWorker
 from sealroom.errors import InvalidInput
-from sealroom.statements import Receipt
+from sealroom.statements import Deletion, Receipt
 from tests.client.analytics_e2e_world import exact_policy
 from tests.client.client_world import now
 from tests.services import coordinator, registered_enclave
@@ -225,6 +225,18 @@ def test_million_rows_publish_chunked_upload_resume_compute_verify(world: World)
         mine = amounts[regions == region]
         assert stats["rows"] == len(mine)
         assert float(stats["sum"]) == pytest.approx(mine.sum(), rel=1e-9)
+
+    # The enclave's signed Deletion and the coordinator's erasure name the chunked input alike:
+    # SHA-256 over all its parts in order, and their total size.
+    record = analyst.client.deletions(view.request)
+    (logged,) = record.deletions
+    held = {
+        i.dataset: (i.sealed, i.sealed_size)
+        for i in logged.envelope.open(Deletion).statement.inputs
+    }
+    erased = {e.subject: (e.sealed, e.size) for e in record.erasures if e.kind == "sealed-input"}
+    assert held == erased
+    assert held[dataset][1] == sealed
 
 
 def test_size_limit_is_checked_before_sealing(
