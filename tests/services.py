@@ -28,6 +28,7 @@ from sealroom.coordinator.payments import Payments
 from sealroom.enclave.keys import EnclaveKeys
 from sealroom.enclave.state import EnclaveState
 from sealroom.enclave.worker import EnclaveWorker, make_enclave_keys, make_evidence_provider
+from sealroom.wire import PriceSchedule
 
 # The tests' deployment simulation root: the coordinators below admit enclaves under it.
 SIMULATION_ROOT = SimulationRoot.from_private_bytes(hashlib.sha256(b"tests-deployment").digest())
@@ -45,6 +46,7 @@ def coordinator(
     db_url: str | None = None,
     admit: AdmissionPolicy | None = None,
     lease_seconds: int | None = None,
+    pricing: PriceSchedule | None = None,
     web: bool = False,
     sweep_interval: float | None = None,
     payments: Payments | None = None,
@@ -65,6 +67,7 @@ def coordinator(
         registry=default_registry(),
         keys_dir=tmp_path / "coordinator-keys",
         admission=admit or admission(),
+        pricing=pricing,
         **options,
     )
     if web:

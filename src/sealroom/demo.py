@@ -49,7 +49,7 @@ from sealroom.crypto.files import write_private
 from sealroom.errors import InvalidInput, PolicyDenied, SealroomError
 from sealroom.policy import PolicyRules
 from sealroom.policy.sql_rules import analyze
-from sealroom.statements import ComputationRequest, Receipt, canonical_json
+from sealroom.statements import ComputationRequest, Receipt, Transfer, canonical_json
 from sealroom.verification.bundle import ProofBundle
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import BundleRejected, verify_bundle
@@ -222,7 +222,16 @@ def _scenario(
 
     names = ("amiller", "CloudMolty", "NewbieMolty", "Analyst", *PLANS)
     logs = {n: dataset_path(n.lower()) for n in ("amiller", "CloudMolty", "NewbieMolty")}
-    return act_three({n: work / "homes" / n for n in names}, logs, url, work / "no-trust", echo)
+    code = act_three({n: work / "homes" / n for n in names}, logs, url, work / "no-trust", echo)
+    if code != 0:
+        return code
+    parties = {n: _party(n, work, url) for n in ("Seller", "Buyer")}
+    try:
+        db = work / "coordinator.db"
+        return _act_market(parties, db, Path(f"{db}.keys"), echo, timeout)
+    finally:
+        for p in parties.values():
+            p.close()
 
 
 def _run(
@@ -780,3 +789,81 @@ def _show_sql(body: Any, echo: Echo) -> None:
         f"     {len(body['rules_checked'])} rules checked; "
         + "; ".join(t.removeprefix("entity-threshold: ") for t in thresholds)
     )
+
+
+MARKET_POLICY = {
+    "allow": [{"id": "topic-overlap"}],
+    "auto_approve": [{"id": "topic-overlap"}],
+    "k": 3,
+}
+
+
+def _act_market(parties: dict[str, Party], db: Path, keys: Path, echo: Echo, timeout: float) -> int:
+    """Credits: the operator grants (``db`` and ``keys`` are the coordinator's database and keys
+    directory), an owner offers terms, a requester accepts and pays through escrow, the receipt
+    settles it, and the balances recompute from the log."""
+    from sealroom.client import flows
+    from sealroom.coordinator.credits import audit, operator_credits
+    from sealroom.coordinator.keys import CoordinatorKeystore
+    from sealroom.storage.engine import create_engine
+    from sealroom.wire.credits import account_of
+
+    seller, buyer = parties["Seller"], parties["Buyer"]
+    echo("\n" + "=" * 92)
+    echo("ACT FOUR: the marketplace: credits, negotiated terms, escrow and settlement")
+    echo("=" * 92)
+    sold = seller.publish(
+        dataset_path("newbiemolty"), title="Onboarding log (for sale)", policy=MARKET_POLICY
+    ).dataset
+    mine = buyer.publish(
+        dataset_path("cloudmolty"), title="Buyer's own log", policy=MARKET_POLICY
+    ).dataset
+    url = f"sqlite:///{db}"
+    engine = create_engine(url)
+    try:
+        ops = operator_credits(engine, CoordinatorKeystore(directory=keys), "sealroom.local/log")
+        ops.grant(buyer.party_id, 500, key="demo-welcome", memo="welcome credits", now=buyer.now())
+        echo("\nA. the operator grants Buyer 500 credits (a signed, logged transfer)")
+        offer = flows.offer(
+            seller.client,
+            seller.identity,
+            sold,
+            "topic-overlap",
+            price=120,
+            usage_bonus=10,
+            requester=buyer.party_id,
+            now=seller.now(),
+        )
+        echo("B. Seller offers its log to Buyer for topic-overlap: price 120, usage bonus 10")
+        accepted = flows.accept(
+            buyer.client, buyer.identity, offer.envelope.digest, now=buyer.now()
+        )
+        quote = buyer.client.quote(
+            "topic-overlap", {"top": 10}, [sold, mine], [buyer.party_id], [accepted]
+        )
+        echo(f"C. Buyer accepts and quotes before signing: price {quote.price} (negotiated)")
+        req = buyer.request("topic-overlap", [sold, mine], {"top": 10}, terms=[accepted])
+        for party in (seller, buyer):
+            party.auto_approve(allow_simulated=True)
+        view = buyer.wait(req.request, timeout=timeout)
+        if view.status != "completed":
+            echo(f"error: the paid request ended {view.status}: {view.status_reason}")
+            return 1
+        b, s_ = buyer.client.credits(), seller.client.credits()
+        echo(
+            f"D. approved: {quote.price} escrowed; the receipt is logged: settled. Buyer "
+            f"{b.balance}, Seller {s_.balance} credits"
+        )
+        kinds = [t.envelope.open(Transfer).statement.kind for t in b.transfers]
+        echo(f"   Buyer's transfers: {', '.join(kinds)} (each a salted commitment in the log)")
+        recomputed, stored = audit(engine, ops.ledger.identity.public)
+        if dict(recomputed.accounts) != stored or stored.get(account_of(seller.party_id)) != 130:
+            echo("error: the balances recomputed from the log differ from the database")
+            return 1
+        echo(
+            f"E. audit: {recomputed.transfers} transfers recomputed from the log equal the "
+            "database's balances; all accounts sum to zero"
+        )
+    finally:
+        engine.dispose()
+    return 0

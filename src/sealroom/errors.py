@@ -42,6 +42,8 @@ __all__ = [
     "CommitmentMismatch",
     "Conflict",
     "DecryptionFailed",
+    "IdempotencyMismatch",
+    "InsufficientCredits",
     "InvalidInput",
     "KeystoreError",
     "KeystoreLocked",
@@ -150,6 +152,20 @@ class AlreadyReleased(Conflict):
     public_message = "the request was already charged and released"
 
 
+class InsufficientCredits(Conflict):
+    """A transfer would take an account below zero (the ledger never lends)."""
+
+    code = "insufficient_credits"
+    public_message = "the account's balance does not cover the transfer"
+
+
+class IdempotencyMismatch(Conflict):
+    """An idempotency key was used again for a different transfer."""
+
+    code = "idempotency_mismatch"
+    public_message = "this idempotency key was already used for a different transfer"
+
+
 class PolicyDenied(SealroomError):
     """A refusal under a named rule.
 
@@ -224,6 +240,8 @@ CATALOG: tuple[type[SealroomError], ...] = (
     NameTaken,
     StaleLedgerHead,
     AlreadyReleased,
+    InsufficientCredits,
+    IdempotencyMismatch,
     PolicyDenied,
     VerificationFailed,
     SignatureInvalid,

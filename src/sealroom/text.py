@@ -11,6 +11,7 @@ machine is valid on every other, and the API's JSON Schema states the same rule.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from sealroom.errors import InvalidInput
@@ -64,21 +65,22 @@ controls, separators and surrogates; zero-width joiners (emoji sequences) are al
 BIDI_CONTROLS = frozenset(chr(c) for lo, hi in _BIDI for c in range(lo, hi + 1))
 
 
-def _find(text: str, ranges: tuple[tuple[int, int], ...]) -> tuple[int, str] | None:
-    for i, ch in enumerate(text):
-        code = ord(ch)
-        for lo, hi in ranges:
-            if lo <= code <= hi:
-                return i, ch
-    return None
+def _char_class(ranges: tuple[tuple[int, int], ...]) -> re.Pattern[str]:
+    """One regular-expression class of ``ranges``: the scan runs in C, not a Python loop per
+    character and range (which made parsing a page of dataset statements cost ~25 ms)."""
+    return re.compile("[" + "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in ranges) + "]")
+
+
+_ONE_LINE_RE = _char_class(ONE_LINE_FORBIDDEN)
+_LINES_RE = _char_class(LINES_FORBIDDEN)
 
 
 def text_problem(text: str, *, multiline: bool) -> str | None:
     """Why ``text`` may not be shown to others, or None (see the two ``*_FORBIDDEN`` sets)."""
-    found = _find(text, LINES_FORBIDDEN if multiline else ONE_LINE_FORBIDDEN)
+    found = (_LINES_RE if multiline else _ONE_LINE_RE).search(text)
     if found is None:
         return None
-    i, ch = found
+    i, ch = found.start(), found.group()
     kind = "bidirectional control" if ch in BIDI_CONTROLS else "control or format character"
     return f"the {kind} U+{ord(ch):04X} at position {i} is not allowed"
 
@@ -121,7 +123,4 @@ def name_key(name: str) -> str:
 def printable(text: str) -> str:
     """``text`` safe for a terminal line: every character a single-line text may not hold
     becomes a visible ``\\uXXXX`` escape."""
-    out = []
-    for ch in text:
-        out.append(f"\\u{ord(ch):04x}" if _find(ch, ONE_LINE_FORBIDDEN) else ch)
-    return "".join(out)
+    return _ONE_LINE_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

@@ -30,7 +30,15 @@ from schemathesis import Case, GenerationMode, HookContext
 
 from sealroom.crypto.keys import b64encode, xwing_private_key
 from sealroom.crypto.request_signing import sign_request
-from sealroom.statements import ComputationRef, InputRef, Policy, sign_statement
+from sealroom.statements import (
+    Accept,
+    ComputationRef,
+    InputRef,
+    Liveness,
+    Offer,
+    Policy,
+    sign_statement,
+)
 from sealroom.statements import market_models as mm
 from tests.api.api_helpers import PAIR_COUNT, ROW_COUNT
 from tests.helpers import attestation, identity
@@ -87,6 +95,10 @@ def _request(inputs: tuple[str, ...], computation: ComputationRef, n: int) -> di
         expires_at=now + 3600,
     )
     return _signed(req)
+
+
+def _now() -> int:
+    return int(time.time())
 
 
 def _query(case: Case) -> dict[str, Any]:
@@ -242,6 +254,45 @@ def _bodies(case: Case) -> None:
             if isinstance(member, dict):
                 member["role"] = f"r{i}"
                 member["party"] = FUZZER.party_id if i == 0 else f"{member.get('party')}-{i}"
+    elif path == "/v1/credits/offers" and "offer" in body:
+        now = int(time.time())
+        body["offer"] = _signed(
+            Offer(
+                owner=FUZZER.party_id,
+                dataset=_digest((n, "offered")),
+                requester=None,
+                computation=ROW_COUNT.id,
+                price=n % 1000,
+                usage_bonus=0,
+                nonce=b64encode(n.to_bytes(16, "big")),
+                created_at=now,
+                expires_at=now + 3600,
+            )
+        )
+    elif path == "/v1/credits/accepts" and "accept" in body:
+        body["accept"] = _signed(
+            Accept(offer=_digest((n, "offer")), requester=FUZZER.party_id, created_at=_now())
+        )
+    elif path == "/v1/credits/liveness" and "liveness" in body:
+        # The challenge is the ledger's signature, which only the coordinator can make: a
+        # guessed one is refused as failed authentication (401), never as bad input.
+        body["liveness"] = _signed(
+            Liveness(
+                owner=FUZZER.party_id,
+                datasets=(_digest((n, "live")),),
+                period=_now() // 86_400,
+                challenge=b64encode(bytes(64)),
+                created_at=_now(),
+            )
+        )
+    elif path == "/v1/credits/transfers" and body.get("to") == FUZZER.party_id:
+        body["to"] = identity("schemathesis-payee").party_id  # paying oneself is bad input
+    elif path == "/v1/credits/quote" and "computation" in body:
+        body["computation"] = ROW_COUNT.id
+        body["parameters"] = {}
+        body["inputs"] = [_digest((n, "quoted"))]
+        body["recipients"] = [FUZZER.party_id]
+        body["terms"] = [_digest((n, t)) for t in dict.fromkeys(body.get("terms") or [])][:1]
     elif path in _MARKET and _MARKET[path][0] in body:
         field, build = _MARKET[path]
         body[field] = _signed(build(n))

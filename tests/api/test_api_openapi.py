@@ -43,6 +43,7 @@ PUBLIC = {
     ("get", "/v1/datasets/{dataset}"),
     ("get", "/v1/search"),
     ("get", "/v1/enclaves"),
+    ("get", "/v1/credits/ledger"),
     ("get", "/v1/models"),
     ("get", "/v1/models/{model}"),
     ("get", "/v1/models/{model}/evaluations"),
@@ -199,8 +200,9 @@ def test_openapi_bodies_match_what_the_server_requires(
         r = alice.call(method.upper(), target, {"zz_not_documented": 1})
         assert "unknown field(s) ['zz_not_documented']" in r.json()["error"]["detail"]
         checked += 1
-    assert checked == 20  # + the deletion, the release keys, the chunked uploads, and the
-    # marketplace: models, evaluations, reviews, portfolios, pledges, disputes, resolutions
+    assert checked == 25  # + the deletion, the release keys, the chunked uploads, and the
+    # marketplace: models, evaluations, reviews, portfolios, pledges, disputes, resolutions;
+    # credits: transfers, quote, offers, accepts, liveness
 
 
 def test_openapi_response_models_are_exactly_the_real_responses(

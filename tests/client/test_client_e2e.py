@@ -232,9 +232,9 @@ def test_worker_loop_reports_a_failing_job_and_stops_on_event(tmp_path: Path) ->
             write_jsonl(tmp_path / "a.jsonl", TOPICS_A),
             title="A",
             description="",
-            # Its text may be read but never released: gap-analysis is refused in compute
-            # (a missing column is refused at request time, before any job exists).
-            policy_rules={"allow": [{"id": "gap-analysis"}], "never_output": ["text"]},
+            # The owner keeps its text out of every output: a text computation passes the
+            # pre-check (the column exists and is text) and is refused by the enclave's run.
+            policy_rules={"allow": [{"id": "gap-analysis"}], "k": 3, "never_output": ["text"]},
             now=now(),
             home=alice_home,
         )
@@ -267,7 +267,7 @@ def test_worker_loop_reports_a_failing_job_and_stops_on_event(tmp_path: Path) ->
                 bob,
                 "gap-analysis",
                 [pub_a.dataset, pub_b.dataset],
-                {"text_column": "text"},
+                {},
                 now=now(),
             )
             flows.wait(b, view.request, until={"pending"}, timeout=1)

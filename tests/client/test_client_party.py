@@ -129,7 +129,17 @@ def test_owner_and_requester_through_the_verbs(
         assert any("SIMULATED ENCLAVE" in w for w in done[0].warnings)
 
         assert bob.wait(overlap.request, timeout=60).status == "completed"
-        got = bob.result(overlap.request, tmp_path / "bob-out", allow_simulated=True)
+        steps: list[str] = []
+        got = bob.result(
+            overlap.request, tmp_path / "bob-out", allow_simulated=True, on_step=steps.append
+        )
+        assert steps == [
+            "downloading the sealed result",
+            "opening it with this party's key",
+            "downloading the proof bundle",
+            "verifying signatures, TEE evidence and log proofs",
+            "writing result.json and bundle.json",
+        ]
         theirs = alice.result(overlap.request, tmp_path / "alice-out", allow_simulated=True)
         assert got.simulated
         assert got.body == theirs.body

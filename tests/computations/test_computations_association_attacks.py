@@ -88,3 +88,21 @@ def test_dp_a_planted_extreme_value_is_within_the_noise() -> None:
     world.calls = 0  # type: ignore[attr-defined]
     rate = hit_rate(world, guess, trials=trials)
     assert rate <= guess_bound(1.0) + slack(trials)
+
+
+def test_the_insight_says_a_dp_release_is_dp_and_at_what_epsilon() -> None:
+    dp = run(
+        "association-test",
+        [signal(10, np.zeros(N)), outcome(10, True)],
+        {**PARAMS, "dp": {"epsilon": "0.5"}},
+    )
+    assert dp.insight.startswith(  # type: ignore[attr-defined]
+        "differentially private release (epsilon 0.5 per entity of each input, at most 1 key(s) "
+        "per entity): the signal "
+    )
+    assert "n ~ " in dp.insight
+    assert "noisy statistics" in dp.insight
+    exact = run("association-test", [signal(10, np.zeros(N)), outcome(10, True)], PARAMS)
+    assert exact.insight.startswith("the signal ")  # type: ignore[attr-defined]
+    assert "differentially private" not in exact.insight  # type: ignore[attr-defined]
+    assert "n = " in exact.insight  # type: ignore[attr-defined]

@@ -14,12 +14,12 @@ from sealroom.computations import default_registry
 PINNED: dict[tuple[str, str], str] = {
     (
         "aggregate-stats",
-        "2.2.0",
-    ): "sha256:981533c31abe4bb3cc1d4dbc0541ff5e0a6a427323bb4e834a35a741bf25edf9",
+        "2.3.0",
+    ): "sha256:7edb5a8e816a114994ecb76a8ab63f44aaf217b15e4e3f2145f3c08935d69fe5",
     (
         "association-test",
-        "2.2.0",
-    ): "sha256:51b34fb8b98beb967e44f15c0f2a18ac7c64dfed7034b24a629ba6095999ebd7",
+        "2.3.0",
+    ): "sha256:770a321db1e8c8c55ffae765280aa50287bb26881f996ca077d3cee4b428b816",
     (
         "correlation",
         "2.2.0",
@@ -48,8 +48,8 @@ PINNED: dict[tuple[str, str], str] = {
     ): "sha256:f0ad9c7bc971109a63573a0878fedaf8f342c28362a271b9dea4fd91b543d14a",
     (
         "sql-aggregate",
-        "2.1.0",
-    ): "sha256:e683185e2f146288187941e838f129f574b53cc989b37e781e0af07cf54756db",
+        "2.2.0",
+    ): "sha256:6c6f098374510964eeb7dc5af6feae3aa1a28170a8d3ad08ecc787e2c4aed6d9",
     (
         "topic-overlap",
         "2.2.0",

@@ -65,7 +65,7 @@ def tables(df: pd.DataFrame) -> list[pa.Table]:
 
 def test_registered_and_described() -> None:
     c = default_registry().get("sql-aggregate")
-    assert c.version == "2.1.0"
+    assert c.version == "2.2.0"
     assert c.selectors
     assert c.isolating == ("sql",)
     assert c.privacy_class == "aggregate"

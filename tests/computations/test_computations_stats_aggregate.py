@@ -38,7 +38,7 @@ def close(text: str | None, expected: float, rel: float = 1e-9) -> None:
 
 def test_declaration_and_arity() -> None:
     assert AGG.variadic
-    assert AGG.version == "2.2.0"
+    assert AGG.version == "2.3.0"
     assert AGG.privacy_class == "aggregate"
     assert AGG.accepts_inputs(2)
     assert AGG.accepts_inputs(7)

@@ -70,9 +70,10 @@ def console(party: Party, results: Path, *, stream_seconds: float = 60) -> Itera
 
 
 @contextmanager
-def world(tmp_path: Path, *, enclave: bool = True) -> Iterator[World]:
+def world(tmp_path: Path, *, enclave: bool = True, web: bool = False) -> Iterator[World]:
+    """``web``: the coordinator also serves the public pages (explorer, log, verifier)."""
     with ExitStack() as stack:
-        url = stack.enter_context(coordinator(tmp_path))
+        url = stack.enter_context(coordinator(tmp_path, web=web))
         if enclave:
             stack.enter_context(running_enclave(url))
         rhea = stack.enter_context(

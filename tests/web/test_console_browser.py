@@ -7,8 +7,7 @@ events) and renders the result's chart, the proof bundle is downloaded, and
 real enclave worker, real uvicorn servers. Screenshots of each page go to
 ``$SEALROOM_TEST_OUTPUT/console`` (default ``test-output/console``).
 
-Without Chromium (or the playwright package) the test skips with the reason, unless
-``SEALROOM_REQUIRE_BROWSER=1`` (CI) makes that a failure. No browser is ever downloaded.
+Without Chromium the test skips (see ``conftest.py``).
 """
 
 from __future__ import annotations
@@ -22,32 +21,12 @@ from typing import Any
 import pytest
 
 from tests.services import SIMULATION_ROOT
+from tests.web.browser import CHROMIUM, DESKTOP, PHONE, fits, labelled
 from tests.web.console_world import World, world
 
-CHROMIUM = Path("/usr/bin/chromium")
 OUT = Path(os.environ.get("SEALROOM_TEST_OUTPUT", "test-output")) / "console"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("SEALROOM_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"SEALROOM_REQUIRE_BROWSER=1 but {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def playwright() -> Any:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e '.[test]')")
-    if not CHROMIUM.is_file():
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
-    with sync_playwright() as pw:
-        yield pw
 
 
 def _shot(page: Any, name: str, *, top_of: str | None = None) -> None:
@@ -58,22 +37,6 @@ def _shot(page: Any, name: str, *, top_of: str | None = None) -> None:
         page.locator(top_of).evaluate("e => e.scrollIntoView()")
         page.screenshot(path=str(OUT / f"{name}-screen.png"))
         page.evaluate("window.scrollTo(0, 0)")
-
-
-def _labelled(page: Any) -> None:
-    """Every visible form control has a label (what a screen reader announces)."""
-    unlabelled = page.evaluate(
-        """() => [...document.querySelectorAll('input, select, textarea')]
-            .filter(e => e.type !== 'hidden' && e.labels.length === 0)
-            .map(e => e.name)"""
-    )
-    assert unlabelled == [], unlabelled
-
-
-def _fits(page: Any) -> None:
-    """Nothing sticks out sideways (the page works at this width)."""
-    wide = page.evaluate("document.documentElement.scrollWidth") - page.viewport_size["width"]
-    assert wide <= 1, f"the page is {wide}px wider than the viewport"
 
 
 def test_request_approve_progress_chart_bundle_verify(tmp_path: Path, playwright: Any) -> None:
@@ -115,7 +78,7 @@ def _drive(w: World, browser: Any, expect: Any, tmp_path: Path) -> None:
     ]
     errors.clear()
     top.fill("10")
-    _labelled(rhea)
+    labelled(rhea)
     _shot(rhea, "02-request-builder")
     rhea.get_by_role("button", name="Sign and send the request").click()
     rhea.wait_for_url("**/requests/sha256:*")
@@ -138,9 +101,9 @@ def _drive(w: World, browser: Any, expect: Any, tmp_path: Path) -> None:
     expect(item).to_contain_text("topic-overlap from rhea")
     expect(item.locator("table.params")).to_contain_text("top")
     expect(item.locator("table.params")).to_contain_text("10")
-    _fits(otto)
+    fits(otto)
     _shot(otto, "04-owner-inbox-phone", top_of="main h1")
-    _labelled(otto)
+    labelled(otto)
     # By keyboard: type the note, Tab to the approve button, Enter.
     item.get_by_label("Note (optional)").fill("fine for the Q3 review")
     otto.keyboard.press("Tab")
@@ -154,7 +117,7 @@ def _drive(w: World, browser: Any, expect: Any, tmp_path: Path) -> None:
     expect(rhea.locator("#verdict")).to_contain_text("VERIFIED", timeout=60_000)
     expect(rhea.locator("#chart-shared-topics")).to_have_attribute("data-rendered", "yes")
     expect(rhea.get_by_role("table").filter(has_text="remote attestation").first).to_be_visible()
-    _fits(rhea)
+    fits(rhea)
     _shot(rhea, "05-result", top_of="#result-h")
 
     with rhea.expect_download() as got:
@@ -186,7 +149,7 @@ def _drive(w: World, browser: Any, expect: Any, tmp_path: Path) -> None:
     otto.get_by_role("link", name="Overview").click()
     meter = otto.locator("meter").first
     expect(meter).to_have_attribute("max", "4.0")
-    _fits(otto)
+    fits(otto)
     _shot(otto, "06-owner-budget-phone")
     rhea.goto(f"{w.requester.url}/requests")
     expect(rhea.get_by_role("table")).to_contain_text("completed")

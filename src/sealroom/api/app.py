@@ -25,6 +25,7 @@ from sealroom.api.errors import install_error_handlers
 from sealroom.api.middleware import BodyLimit
 from sealroom.api.openapi import install_openapi
 from sealroom.api.routes import (
+    credits,
     datasets,
     jobs,
     log,
@@ -45,7 +46,7 @@ from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS
 from sealroom.coordinator.witnessing import WitnessEndpoint
 from sealroom.storage.engine import create_engine
 from sealroom.storage.migrate import upgrade
-from sealroom.wire import ErrorBody
+from sealroom.wire import ErrorBody, PriceSchedule
 
 __all__ = ["create_app"]
 
@@ -88,6 +89,7 @@ def create_app(
     witnesses: Sequence[WitnessEndpoint] = (),
     keys_dir: Path | None = None,
     admission: AdmissionPolicy | None = None,
+    pricing: PriceSchedule | None = None,
     sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
     payments: Payments | None = None,
 ) -> FastAPI:
@@ -96,7 +98,8 @@ def create_app(
     ``<db file>.keys/``; PostgreSQL needs one); ``admission`` says which enclaves may
     register (None: none at all, fail closed); every ``sweep_interval`` seconds (0: never)
     a thread sweeps (retention, expiry, lapsed leases) besides the sweeps calls make;
-    ``payments`` is the credits ledger the marketplace charges through (None: free use only)."""
+    ``payments`` is what the marketplace charges through (None: the credits ledger);
+    ``pricing`` is the published price schedule (None: computations are free)."""
     keystore = (
         CoordinatorKeystore(directory=keys_dir)
         if keys_dir is not None
@@ -113,6 +116,7 @@ def create_app(
             lease_seconds=lease_seconds,
             witnesses=witnesses,
             admission=admission,
+            pricing=pricing,
             payments=payments,
         )
     except BaseException:
@@ -160,7 +164,18 @@ def create_app(
     )
     app.state.api = Api(coordinator=coordinator, clock=clock)
     app.state.readiness = Readiness(coordinator.state)
-    for module in (service, parties, log, datasets, requests, uploads, jobs, relay, market):
+    for module in (
+        service,
+        parties,
+        log,
+        datasets,
+        requests,
+        uploads,
+        jobs,
+        relay,
+        market,
+        credits,
+    ):
         app.include_router(module.router)
     install_error_handlers(app)
     install_openapi(app)

@@ -13,6 +13,7 @@ from sealroom.computations.registry import Registry, default_registry
 from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS
 from sealroom.coordinator.witnessing import WitnessEndpoint
+from sealroom.wire import PriceSchedule
 
 __all__ = ["serve"]
 
@@ -30,6 +31,7 @@ def serve(
     admission: AdmissionPolicy | None = None,
     on_ready: Callable[[int], None] | None = None,
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    pricing: PriceSchedule | None = None,
     extend: Sequence[Callable[[FastAPI], None]] = (),
     sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
 ) -> None:
@@ -47,6 +49,7 @@ def serve(
         keys_dir=keys_dir,
         admission=admission,
         lease_seconds=lease_seconds,
+        pricing=pricing,
         sweep_interval=sweep_interval,
     )
     for add in extend:

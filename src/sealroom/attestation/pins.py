@@ -15,9 +15,16 @@ Every refusal starts with ``rule enclave:`` so a reader knows which rule spoke.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sealroom.attestation.collateral import (
+    EMBEDDED_COLLATERAL_WARNING,
+    CollateralSource,
+    EmbeddedCollateral,
+    with_collateral,
+)
 from sealroom.attestation.dcap import DcapPolicy, DcapVerifier, MeasurementAllowlist
 from sealroom.attestation.evidence import EvidenceVerifier, TeeEvidence, VerifiedEvidence
 from sealroom.attestation.simulated import SimulatedVerifier
@@ -155,10 +162,19 @@ class EnclavePin:
             ) from exc
 
     def check_fresh(
-        self, evidence: TeeEvidence, *, key_document: bytes, created_at: int, now: int
+        self,
+        evidence: TeeEvidence,
+        *,
+        key_document: bytes,
+        created_at: int,
+        now: int,
+        collateral: CollateralSource | None = None,
     ) -> VerifiedEvidence:
-        """For a live decision: valid at ``now`` (current collateral) and at most
-        ``max_evidence_age`` old; evidence dated ahead of ``now`` is refused too."""
+        """For a live decision: valid at ``now`` with the collateral from ``collateral`` (the
+        party's PCCS; the evidence's own copy, with a warning, when none is configured) and
+        at most ``max_evidence_age`` old; evidence dated ahead of ``now`` is refused too.
+
+        A PCCS that cannot be reached raises :class:`~sealroom.errors.BackendUnavailable`."""
         if created_at > now + MAX_CLOCK_SKEW:
             raise AttestationInvalid(
                 f"rule enclave: the evidence is dated in the future ({created_at} > {now})"
@@ -169,7 +185,16 @@ class EnclavePin:
                 f"rule enclave: the evidence is stale ({age} s old; at most "
                 f"{self.max_evidence_age} s is accepted): the enclave must re-attest"
             )
-        return self.check_as_of(evidence, key_document=key_document, at_time=now)
+        source = EmbeddedCollateral() if collateral is None else collateral
+        # Fetched before the quote is verified: a configured PCCS that cannot be reached
+        # is an error (BackendUnavailable), never a fall back to the embedded copy.
+        checked = with_collateral(evidence, source)
+        verified = self.check_as_of(checked, key_document=key_document, at_time=now)
+        if evidence.tee == "tdx" and source.embedded:
+            verified = dataclasses.replace(
+                verified, warnings=(*verified.warnings, EMBEDDED_COLLATERAL_WARNING)
+            )
+        return verified
 
 
 def parse_enclave_pin(value: object) -> EnclavePin:

@@ -12,6 +12,7 @@ import typer
 from sealroom.cli.common import (
     DEFAULT_URL_VALUE,
     HomeOpt,
+    PccsUrlOpt,
     UrlOpt,
     handle_errors,
     passphrase_source,
@@ -24,6 +25,7 @@ __all__ = ["register"]
 
 
 def mcp(
+    pccs_url: PccsUrlOpt = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     transport: Annotated[
@@ -75,6 +77,7 @@ def mcp(
     The agent approves only what your dataset policies approve automatically; anything
     they leave to a person is refused with the command you run yourself.
     """
+    from sealroom.attestation.collateral import collateral_source
     from sealroom.client import Party
     from sealroom.crypto.keystore import resolve_home
 
@@ -94,7 +97,10 @@ def mcp(
         party_home = resolve_home(home, os.environ)
         warn_keystore(party_home)
         # Never a prompt here: on stdio, stdin is the agent's channel (SEALROOM_PASSPHRASE).
-        with Party.open(home=party_home, url=url, passphrase=passphrase_source()) as party:
+        collateral = collateral_source(pccs_url)
+        with Party.open(
+            home=party_home, url=url, passphrase=passphrase_source(), collateral=collateral
+        ) as party:
             limits = AgentLimits(
                 results_dir=results or party_home / "results",
                 allow_simulated=allow_simulated,

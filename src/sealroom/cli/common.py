@@ -75,6 +75,20 @@ HomeOpt = Annotated[
     Path | None,
     typer.Option("--home", help="Keystore directory (default: $SEALROOM_HOME or ~/.sealroom)."),
 ]
+PCCS_URL_ENV = "SEALROOM_PCCS_URL"
+PccsUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pccs-url",
+        envvar=PCCS_URL_ENV,
+        metavar="URL",
+        help=(
+            "Check enclave evidence with current DCAP collateral from this PCCS (Intel's PCS "
+            f"or your cloud's; ${PCCS_URL_ENV}). Unreachable: the command fails (exit 9). "
+            "Without it, the collateral the enclave's host sent is used, with a warning."
+        ),
+    ),
+]
 PASSPHRASE_ENV = "SEALROOM_PASSPHRASE"  # noqa: S105 - the name of a variable, not a secret
 PASSPHRASE_FILE_ENV = "SEALROOM_PASSPHRASE_FILE"  # noqa: S105 - a variable name
 PassphraseFileOpt = Annotated[
@@ -296,24 +310,34 @@ class Command:
     """One networked command's connections: this party or a public client, opened on first use
     (after the command's own checks), closed when the command ends."""
 
-    __slots__ = ("_home", "_party", "_stack", "_url")
+    __slots__ = ("_home", "_party", "_pccs_url", "_stack", "_url")
 
-    def __init__(self, stack: ExitStack, url: str, home: Path | None) -> None:
+    def __init__(
+        self, stack: ExitStack, url: str, home: Path | None, pccs_url: str | None = None
+    ) -> None:
         self._stack = stack
         self._url = url
         self._home = home
+        self._pccs_url = pccs_url
         self._party: Party | None = None
 
     def party(self) -> Party:
         """This party (its keystore from --home, $SEALROOM_HOME or ~/.sealroom), registered."""
         if self._party is None:
+            from sealroom.attestation.collateral import collateral_source
             from sealroom.client import Party
             from sealroom.crypto.keystore import resolve_home
 
             home = resolve_home(self._home, os.environ)
             warn_keystore(home)
+            collateral = collateral_source(self._pccs_url)
             self._party = self._stack.enter_context(
-                Party.open(home=home, url=self._url, passphrase=passphrase_source())
+                Party.open(
+                    home=home,
+                    url=self._url,
+                    passphrase=passphrase_source(),
+                    collateral=collateral,
+                )
             )
         return self._party
 
@@ -331,13 +355,14 @@ def command(
     url: str = DEFAULT_URL,
     home: Path | None = None,
     allow_simulated: bool = False,
+    pccs_url: str | None = None,
 ) -> Iterator[Command]:
     """What every networked command starts with: the banner when it accepts a simulated
     enclave, errors as one line (:func:`handle_errors`), and its connections."""
     if allow_simulated:
         warn_simulated()
     with handle_errors(json_output), ExitStack() as stack:
-        yield Command(stack, url, home)
+        yield Command(stack, url, home, pccs_url)
 
 
 def progress_bar(label: str) -> Progress:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ from sealroom.cli import (
     agents,
     audit,
     checkpoint,
+    credits,
     deploy,
     keys,
     market,
@@ -43,10 +45,13 @@ from sealroom.cli.common import (
     warn_simulated,
 )
 from sealroom.cli.exits import ExitCode, exit_code_for, exit_codes_epilog
+from sealroom.cli.fastparams import install as install_fast_params
 from sealroom.errors import InvalidInput, SealroomError
 
 if TYPE_CHECKING:
     from sealroom.verification.verify import VerificationReport
+
+install_fast_params()  # typer would import pydantic to coerce even `version --json`
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = int(ExitCode.OK), int(ExitCode.ERROR), int(ExitCode.USAGE)
 EXIT_VERIFICATION_FAILED = int(ExitCode.VERIFICATION_FAILED)
@@ -95,7 +100,84 @@ class SealroomGroup(TyperGroup):
         sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
-app = typer.Typer(
+class SealroomTyper(typer.Typer):
+    """Builds only the command a command line names. Typer turns every command into a click
+    command (evaluating each function's annotations) before parsing; for a CLI of 40 commands
+    that was most of a simple command's start-up. ``sealroom NAME ...`` builds NAME alone;
+    the root's help and listing build every command's name and help line only; anything else
+    (an unknown name, for its suggestion) builds the whole tree as typer does."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        argv = list(args[0] if args else kwargs.get("args") or sys.argv[1:])
+        narrowed = self._narrowed(argv)
+        if narrowed is None:
+            return super().__call__(*args, **kwargs)
+        return narrowed(*args, **kwargs)
+
+    def _narrowed(self, argv: list[str]) -> TyperGroup | None:
+        from typer.main import get_command_name, get_group
+
+        if not argv or argv[0] in ("--help", "-h"):
+            return self._listing() if argv[1:] in ([], ["--json"]) else None
+        name = argv[0]
+        commands = [
+            c
+            for c in self.registered_commands
+            if (c.name or get_command_name(c.callback.__name__ if c.callback else "")) == name
+        ]
+        groups = [g for g in self.registered_groups if g.name == name]
+        if len(commands) + len(groups) != 1:
+            return None
+        one = typer.Typer(**_typer_settings(self))
+        one.registered_commands, one.registered_groups = commands, groups
+        return get_group(one)
+
+    def _listing(self) -> TyperGroup:
+        """The root group with each command as a name and help text, no parameters (what the
+        root's help shows of them; tests/cli/test_cli_startup.py compares with the full tree)."""
+        from typer.main import get_command_name, get_group, solve_typer_info_defaults
+
+        root = get_group(typer.Typer(**_typer_settings(self)))
+        for c in self.registered_commands:
+            assert c.callback is not None
+            name = c.name or get_command_name(c.callback.__name__)
+            root.commands[name] = typer.core.TyperCommand(
+                name=name,
+                help=inspect.cleandoc(c.help) if c.help is not None else inspect.getdoc(c.callback),
+                short_help=c.short_help,
+                hidden=c.hidden,
+                deprecated=c.deprecated,
+                rich_help_panel=c.rich_help_panel,
+                rich_markup_mode=self.rich_markup_mode,
+            )
+        for g in self.registered_groups:
+            info = solve_typer_info_defaults(g)
+            if info.name:
+                root.commands[info.name] = TyperGroup(
+                    name=info.name,
+                    help=info.help,
+                    short_help=info.short_help,
+                    hidden=info.hidden,
+                    deprecated=info.deprecated,
+                    rich_help_panel=info.rich_help_panel,
+                    rich_markup_mode=self.rich_markup_mode,
+                )
+        return root
+
+
+def _typer_settings(app: typer.Typer) -> dict[str, Any]:
+    return {
+        "cls": SealroomGroup,
+        "no_args_is_help": True,
+        "add_completion": False,
+        "help": app.info.help,
+        "epilog": app.info.epilog,
+        "pretty_exceptions_enable": False,
+        "rich_markup_mode": app.rich_markup_mode,
+    }
+
+
+app = SealroomTyper(
     cls=SealroomGroup,
     no_args_is_help=True,
     add_completion=False,
@@ -414,6 +496,7 @@ checkpoint.register(app)
 keys.register(app)
 deploy.register(app)
 agents.register(app)
+credits.register(app)
 watch.register(app)
 ui.register(app)
 audit.register(app)

@@ -15,6 +15,7 @@ from sealroom.cli.common import (
     DEFAULT_URL_VALUE,
     HomeOpt,
     JsonOpt,
+    PccsUrlOpt,
     UrlOpt,
     command,
     emit,
@@ -26,7 +27,8 @@ from sealroom.cli.common import (
     who,
 )
 from sealroom.cli.exits import ExitCode, exit_code_for_status
-from sealroom.errors import InvalidInput
+from sealroom.cli.progress import NoProgressOpt, shows, step
+from sealroom.errors import InvalidInput, PolicyDenied
 from sealroom.text import printable
 
 if TYPE_CHECKING:
@@ -645,6 +647,23 @@ def request(
             ),
         ),
     ] = None,
+    terms: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--terms",
+            help="Your acceptance of an owner's offer (`sealroom offer accept`; repeatable): "
+            "that input is priced as agreed.",
+        ),
+    ] = None,
+    max_price: Annotated[
+        int | None,
+        typer.Option(
+            "--max-price",
+            min=0,
+            help="The most you agree to pay (minor units): quoted first (nothing is signed if "
+            "the price is above it) and signed into the request, so it is never escrowed higher.",
+        ),
+    ] = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
@@ -652,7 +671,7 @@ def request(
     """Request a computation on datasets; their owners approve (by hand or by policy).
 
     The parameters (and the room policy's rules) are checked here, before
-    anything is signed or sent.
+    anything is signed or sent; with --max-price, so is the price (`sealroom quote`).
     """
     from sealroom.computations import default_registry
 
@@ -662,6 +681,13 @@ def request(
         chosen = default_registry().get(computation)
         chosen.check_inputs(len(dataset))
         chosen.parse_params(values)
+        if max_price is not None:
+            me = cmd.party()
+            price = me.client.quote(computation, values, dataset, [me.party_id], terms or []).price
+            if price > max_price:
+                raise PolicyDenied(
+                    f"the price is {price}, above --max-price {max_price}; nothing was signed"
+                )
         view = cmd.party().request(
             computation,
             dataset,
@@ -669,6 +695,8 @@ def request(
             ttl=ttl,
             room_policy=room_rules,
             room_policy_name=f"room policy ({room_policy.name})" if room_policy else "room policy",
+            terms=terms or [],
+            max_price=max_price,
         )
         emit(json_output, _request_json(view), lambda: _print_request(view))
 
@@ -682,12 +710,15 @@ def inbox(
     ] = False,
     allow_simulated: AllowSimulated = False,
     simulation_root: SimulationRootOpt = None,
+    pccs_url: PccsUrlOpt = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Requests waiting for your decision."""
-    with command(json_output, url=url, home=home, allow_simulated=allow_simulated) as cmd:
+    with command(
+        json_output, url=url, home=home, allow_simulated=allow_simulated, pccs_url=pccs_url
+    ) as cmd:
         party = cmd.party()
         if auto_approve:
             done = party.auto_approve(
@@ -784,13 +815,16 @@ def approve(
     reason: Annotated[str, typer.Option("--reason")] = "approved by the owner",
     allow_simulated: AllowSimulated = False,
     simulation_root: SimulationRootOpt = None,
+    pccs_url: PccsUrlOpt = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Approve a request: choose an admitted enclave your pins accept, verify its evidence
     now, re-check your data, sign, seal and upload it."""
-    with command(json_output, url=url, home=home, allow_simulated=allow_simulated) as cmd:
+    with command(
+        json_output, url=url, home=home, allow_simulated=allow_simulated, pccs_url=pccs_url
+    ) as cmd:
         from sealroom.connectors.sources import open_source
 
         if data is None and (format is not None or delimiter is not None):
@@ -870,19 +904,27 @@ def status(
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
+    no_progress: NoProgressOpt = False,
 ) -> None:
     """Show a request's status (and history); --wait follows it to the end.
 
     With --wait the exit code is the outcome: 0 completed, 3 failed, 4 rejected,
-    5 withdrawn or expired, 6 still running at --timeout (see `sealroom --help`)."""
+    5 withdrawn or expired, 6 still running at --timeout (see `sealroom --help`).
+    At a terminal --wait shows the status live on stderr; otherwise (or with --json) it
+    writes a line there per change; --no-progress turns both off."""
     with command(json_output, url=url, home=home) as cmd:
         party = cmd.party()
         if wait:
-            view = party.wait(
-                request_id,
-                timeout=timeout,
-                progress=lambda v: typer.echo(f"  ... {v.status}", err=True),
-            )
+            live = shows(json_output, no_progress)
+            with step(f"request {request_id}", show=live) as shown:
+
+                def changed(v: RequestView) -> None:
+                    if live:
+                        shown.detail(v.status)
+                    elif not no_progress:
+                        typer.echo(f"  ... {v.status}", err=True)
+
+                view = party.wait(request_id, timeout=timeout, progress=changed)
         else:
             view = party.status(request_id)
 
@@ -908,15 +950,22 @@ def result(
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
+    no_progress: NoProgressOpt = False,
 ) -> None:
-    """Download, open and verify your result; write result.json and bundle.json."""
+    """Download, open and verify your result; write result.json and bundle.json.
+
+    At a terminal each step (download, open, verify, write) is shown live on stderr."""
     with command(json_output, url=url, home=home, allow_simulated=allow_simulated) as cmd:
-        fetched = cmd.party().result(
-            request_id,
-            out,
-            allow_simulated=allow_simulated,
-            simulation_root=_root(simulation_root),
-        )
+        party = cmd.party()
+        with step(f"result of {request_id}", show=shows(json_output, no_progress)) as shown:
+            fetched = party.result(
+                request_id,
+                out,
+                allow_simulated=allow_simulated,
+                simulation_root=_root(simulation_root),
+                on_step=shown.detail,
+            )
+            shown.detail(f"verified: {len(fetched.report.checks)} checks passed")
         data = {
             "request": fetched.request,
             "result": fetched.body,

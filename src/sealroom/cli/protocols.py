@@ -25,6 +25,7 @@ from sealroom.cli.common import (
     emit,
     who,
 )
+from sealroom.cli.progress import NoProgressOpt, Step, shows, step
 from sealroom.errors import InvalidInput, PolicyDenied
 
 if TYPE_CHECKING:
@@ -107,6 +108,15 @@ def _others(session: Session) -> list[str]:
 def _waiting(session: Session) -> None:
     others = ", ".join(who(p) for p in _others(session))
     typer.echo(f"session {session.id}: waiting for {others}", err=True)
+
+
+def _exchanged(shown: Step) -> Callable[[int, int], None]:
+    """The run's traffic as the live detail: messages and bytes, sent and received."""
+
+    def report(messages: int, size: int) -> None:
+        shown.detail(f"{messages} messages, {size / 2**20:.2f} MiB exchanged")
+
+    return report
 
 
 def _join_checks(
@@ -207,6 +217,7 @@ def psi(
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
+    no_progress: NoProgressOpt = False,
 ) -> None:
     """Private set intersection with another party (ECDH-PSI over Curve25519).
 
@@ -236,21 +247,23 @@ def psi(
         else:
             assert column is not None
             elements = [str(v).encode() for v in _column(table, column) if v is not None]
-        outcome = party.psi(
-            elements,
-            keywords=terms,
-            start_with=() if join else with_party or (),
-            join=join,
-            expect=expect,
-            on_join=on_join,
-            session=session,
-            mode=cast(Literal["cardinality", "intersection"], mode),
-            threshold=threshold,
-            workers=workers,
-            inputs=inputs,
-            timeout=timeout,
-            on_start=_waiting,
-        )
+        with step("private set intersection", show=shows(json_output, no_progress)) as shown:
+            outcome = party.psi(
+                elements,
+                keywords=terms,
+                start_with=() if join else with_party or (),
+                join=join,
+                expect=expect,
+                on_join=on_join,
+                session=session,
+                mode=cast(Literal["cardinality", "intersection"], mode),
+                threshold=threshold,
+                workers=workers,
+                inputs=inputs,
+                timeout=timeout,
+                on_start=_waiting,
+                on_exchange=_exchanged(shown),
+            )
         common = outcome.intersection
         values = sorted(v.decode("utf-8", "replace") for v in common) if common else None
 
@@ -304,6 +317,7 @@ def pjc(
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
+    no_progress: NoProgressOpt = False,
 ) -> None:
     """Private intersection-sum (Private Join and Compute): the ids-only party learns the
     number of common ids and the sum of the other party's values over them, nothing else.
@@ -330,22 +344,24 @@ def pjc(
             if not all(type(v) is int for v in raw):
                 raise InvalidInput(f"column {value_column!r} must hold integers only")
             values = raw
-        outcome = party.pjc(
-            ids,
-            values,
-            start_with=() if join else with_party or (),
-            join=join,
-            expect=expect,
-            on_join=on_join,
-            session=session,
-            min_intersection=min_intersection,
-            max_value=max_value,
-            dp_epsilon=dp_epsilon,
-            workers=workers,
-            inputs=inputs,
-            timeout=timeout,
-            on_start=_waiting,
-        )
+        with step("private intersection-sum", show=shows(json_output, no_progress)) as shown:
+            outcome = party.pjc(
+                ids,
+                values,
+                start_with=() if join else with_party or (),
+                join=join,
+                expect=expect,
+                on_join=on_join,
+                session=session,
+                min_intersection=min_intersection,
+                max_value=max_value,
+                dp_epsilon=dp_epsilon,
+                workers=workers,
+                inputs=inputs,
+                timeout=timeout,
+                on_start=_waiting,
+                on_exchange=_exchanged(shown),
+            )
 
         def human() -> None:
             s = outcome.session
@@ -401,6 +417,7 @@ def train(
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
+    no_progress: NoProgressOpt = False,
 ) -> None:
     """Train a model on several owners' data that never leaves them.
 
@@ -423,20 +440,22 @@ def train(
         if not starting:
             table, inputs = _table(party, data=data, dataset=dataset)
             rows = _training_data(table, features=names, label=label)
-        outcome = party.train(
-            "federated" if federated else "he",
-            features=names,
-            data=rows,
-            start_with=with_party or (),
-            join=join,
-            session=session,
-            model=cast(Literal["logistic", "linear"], model),
-            rounds=rounds,
-            learning_rate=learning_rate,
-            inputs=inputs,
-            timeout=timeout,
-            on_start=_waiting,
-        )
+        with step("training", show=shows(json_output, no_progress)) as shown:
+            outcome = party.train(
+                "federated" if federated else "he",
+                features=names,
+                data=rows,
+                start_with=with_party or (),
+                join=join,
+                session=session,
+                model=cast(Literal["logistic", "linear"], model),
+                rounds=rounds,
+                learning_rate=learning_rate,
+                inputs=inputs,
+                timeout=timeout,
+                on_start=_waiting,
+                on_exchange=_exchanged(shown),
+            )
 
         def human() -> None:
             s = outcome.session

@@ -174,6 +174,16 @@ def serve(
             help="Admit and list only enclaves whose evidence is at most this old (s).",
         ),
     ] = DEFAULT_MAX_EVIDENCE_AGE,
+    pricing: Annotated[
+        Path | None,
+        typer.Option(
+            "--pricing",
+            envvar="SEALROOM_PRICING",
+            dir_okay=False,
+            help="The published price schedule (JSON, docs/marketplace.md): approved requests "
+            "escrow their price in credits. Without it computations are free.",
+        ),
+    ] = None,
     json_output: Annotated[
         bool,
         typer.Option(
@@ -217,6 +227,13 @@ def serve(
                 else parse_simulation_root(simulation_root),
                 max_evidence_age=max_evidence_age,
             )
+        schedule = None
+        if pricing is not None:
+            from sealroom.wire import PriceSchedule, parse_body
+
+            schedule = parse_body(
+                PriceSchedule, read_file(pricing, "price schedule"), what="price schedule"
+            )
         admission = AdmissionPolicy(pin=pin)
         sim_root = None if pin is None else pin.simulation_root
         if pin is None:
@@ -247,6 +264,7 @@ def serve(
             admission=admission,
             on_ready=ready if json_output else None,
             lease_seconds=lease_seconds,
+            pricing=schedule,
             extend=[partial(install_public_pages, simulation_root=sim_root)],
             sweep_interval=float(sweep_every),
         )

@@ -10,7 +10,15 @@ from typing import Annotated
 
 import typer
 
-from sealroom.cli.common import DEFAULT_URL_VALUE, HomeOpt, JsonOpt, UrlOpt, command, read_file
+from sealroom.cli.common import (
+    DEFAULT_URL_VALUE,
+    HomeOpt,
+    JsonOpt,
+    PccsUrlOpt,
+    UrlOpt,
+    command,
+    read_file,
+)
 
 __all__ = ["register"]
 
@@ -50,6 +58,7 @@ def ui(
         Path | None,
         typer.Option("--measurements", help="JSON allowlist of TDX measurements to accept."),
     ] = None,
+    pccs_url: PccsUrlOpt = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
@@ -66,7 +75,9 @@ def ui(
     from sealroom.attestation.pins import parse_simulation_root
     from sealroom.web.console import ConsoleOptions, Sessions, create_console_app
 
-    with command(json_output, url=url, home=home, allow_simulated=allow_simulated) as cmd:
+    with command(
+        json_output, url=url, home=home, allow_simulated=allow_simulated, pccs_url=pccs_url
+    ) as cmd:
         root = parse_simulation_root(simulation_root) if simulation_root else None
         allow = read_file(measurements, "measurements") if measurements else None
         party = cmd.party()

@@ -15,6 +15,7 @@ from sealroom.cli.common import (
     EXIT_FAILED,
     HomeOpt,
     JsonOpt,
+    PccsUrlOpt,
     UrlOpt,
     command,
     read_file,
@@ -80,6 +81,7 @@ def watch(
             help="Seal approved data to a SIMULATED enclave (no hardware protection).",
         ),
     ] = False,
+    pccs_url: PccsUrlOpt = None,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
@@ -94,7 +96,9 @@ def watch(
     from sealroom.client.watch import watch as run_watch
     from sealroom.enclave.worker import stop_on_signals
 
-    with command(json_output, url=url, home=home, allow_simulated=allow_simulated) as cmd:
+    with command(
+        json_output, url=url, home=home, allow_simulated=allow_simulated, pccs_url=pccs_url
+    ) as cmd:
         notifiers: list[Notifier] = []
         if webhook is not None:
             secret = (

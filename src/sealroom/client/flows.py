@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 from pydantic_core import to_jsonable_python
 
+from sealroom.attestation.collateral import CollateralSource, EmbeddedCollateral
 from sealroom.attestation.pins import EnclavePin
 from sealroom.client.checkpoints import TrustedLog
 from sealroom.client.errors import WaitTimeout
@@ -36,7 +37,7 @@ from sealroom.client.uploads import (
 from sealroom.computations import DEFAULT_K, Computation, Registry, default_registry
 from sealroom.crypto.commit import DatasetCommitment, commit_table
 from sealroom.crypto.files import write_private
-from sealroom.crypto.keys import Identity, b64decode_strict, b64encode
+from sealroom.crypto.keys import Identity, PublicIdentity, b64decode_strict, b64encode
 from sealroom.crypto.release import RELEASE_PURPOSE, is_wrapped, unwrap
 from sealroom.crypto.sealing import SealContext, open_sealed
 from sealroom.errors import (
@@ -49,21 +50,26 @@ from sealroom.errors import (
 from sealroom.policy import Decision, PolicyRules
 from sealroom.policy.compose import decide_in_room
 from sealroom.statements import (
+    Accept,
     Approval,
     CommitmentRef,
     ComputationRequest,
     DatasetAttestation,
     Envelope,
+    Liveness,
+    Offer,
     Policy,
     Receipt,
     ReleasedOutput,
     Signed,
+    Transfer,
     canonical_json,
     sign_statement,
 )
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import VerificationReport, verify_bundle
 from sealroom.wire import DatasetView, RequestStatus, RequestView, ResultView
+from sealroom.wire.credits import CreditsView, OfferView, RewardsView, liveness_message
 
 if TYPE_CHECKING:
     from sealroom.connectors.profile import DatasetCard
@@ -387,8 +393,14 @@ def request(
     random: Callable[[int], bytes] = os.urandom,
     room_policy: Envelope | str | None = None,
     home: Path | None = None,
+    terms: Sequence[str] = (),
+    max_price: int | None = None,
 ) -> RequestView:
     """Build, sign and post a ComputationRequest for a computation of the local library.
+
+    ``terms``: the digests of this party's acceptances of owners' offers (:func:`accept`);
+    the inputs they cover are priced as agreed. ``max_price``: signed into the request, the
+    most it may be escrowed (a higher price rejects it instead).
 
     ``room_policy``: a room Policy composed with every input's policy (strictest
     wins), named in the request; a digest names a policy already stored, an
@@ -425,6 +437,8 @@ def request(
             created_at=now,
             expires_at=now + ttl,
             room_policy=room,
+            terms=tuple(terms),
+            max_price=max_price,
         ),
         identity,
     )
@@ -436,6 +450,138 @@ def request(
             signed.envelope, index=view.log_index, salt=view.log_salt
         )
     return view
+
+
+def offer(
+    client: Client,
+    identity: Identity,
+    dataset: str,
+    computation_id: str,
+    *,
+    price: int,
+    usage_bonus: int,
+    requester: str | None,
+    now: int,
+    ttl: int = DEFAULT_TTL,
+    random: Callable[[int], bytes] = os.urandom,
+) -> OfferView:
+    """Offer negotiated terms for one of this party's datasets: ``price`` replaces the
+    schedule's for that input, ``usage_bonus`` is paid on top per receipt (minor units)."""
+    _check_identity(client, identity)
+    signed = sign_statement(
+        Offer.build(
+            owner=identity.party_id,
+            dataset=dataset,
+            requester=requester,
+            computation=computation_id,
+            price=price,
+            usage_bonus=usage_bonus,
+            nonce=b64encode(random(16)),
+            created_at=now,
+            expires_at=now + ttl,
+        ),
+        identity,
+    )
+    view = client.post_offer(signed.envelope)
+    if view.envelope.digest != signed.digest:
+        raise VerificationFailed("the coordinator stored another offer than the one sent")
+    return view
+
+
+def accept(client: Client, identity: Identity, offer_digest: str, *, now: int) -> str:
+    """Accept an offer addressed to this party; name the returned digest in a request's terms."""
+    _check_identity(client, identity)
+    mine: dict[str, OfferView] = {v.envelope.digest: v for v in client.offers()}
+    if offer_digest not in mine:
+        raise NotFound(f"no offer {offer_digest} for you")
+    terms = mine[offer_digest].envelope.open(Offer).statement
+    if terms.requester not in (None, identity.party_id):
+        raise VerificationFailed("the offer is addressed to another requester")
+    signed = sign_statement(
+        Accept(offer=offer_digest, requester=identity.party_id, created_at=now), identity
+    )
+    view = client.post_accept(signed.envelope)
+    if view.envelope.digest != signed.digest:
+        raise VerificationFailed("the coordinator stored another acceptance than the one sent")
+    return signed.digest
+
+
+def verified_credits(
+    client: Client, identity: Identity, *, home: Path | None = None
+) -> CreditsView:
+    """This party's account, checked: every transfer is signed by the ledger key the coordinator
+    publishes, posts to this account, and the postings sum to the balance shown; every escrow
+    of one of this party's requests is at most the max_price it signed; with ``home``, every
+    transfer is in the log this party trusts. Raises :class:`VerificationFailed` otherwise."""
+    _check_identity(client, identity)
+    ledger = client.credits_ledger()
+    key = PublicIdentity(
+        signing_key=b64decode_strict(ledger.signing_key, what="ledger key", size=32),
+        sealing_key=b64decode_strict(ledger.sealing_key, what="ledger key", size=32),
+    )
+    if key.party_id != ledger.ledger:
+        raise VerificationFailed("the published ledger key does not match its party id")
+    view = client.credits()
+    if view.party != identity.party_id:
+        raise VerificationFailed("the coordinator answered with another party's account")
+    trusted = TrustedLog(client, home) if home is not None else None
+    total = 0
+    for t in view.transfers:
+        if t.envelope.signer != key:
+            raise VerificationFailed(f"transfer {t.envelope.digest} is not signed by the ledger")
+        transfer = t.envelope.open(Transfer).statement
+        mine = [p.amount for p in transfer.postings if p.account == view.account]
+        if len(mine) != 1:
+            raise VerificationFailed(f"transfer {t.envelope.digest} does not touch your account")
+        total += mine[0]
+        if transfer.kind == "escrow" and transfer.cause is not None and mine[0] < 0:
+            req = client.get_request(transfer.cause).envelope.open(ComputationRequest).statement
+            if req.requester != identity.party_id:
+                raise VerificationFailed(f"escrow {transfer.seq} names another's request")
+            if req.max_price is not None and -mine[0] > req.max_price:
+                raise VerificationFailed(
+                    f"escrow {transfer.seq} took {-mine[0]}, above your signed max_price "
+                    f"{req.max_price}"
+                )
+        if trusted is not None:
+            trusted.verify_logged(t.envelope, index=t.log_index, salt=t.salt)
+    if total != view.balance:
+        raise VerificationFailed(
+            f"your transfers sum to {total}, but the coordinator shows a balance of {view.balance}"
+        )
+    return view
+
+
+def answer_liveness(
+    client: Client, identity: Identity, datasets: Sequence[str], *, now: int
+) -> RewardsView:
+    """Answer this period's liveness challenge for ``datasets`` (base rewards). The challenge
+    is checked against the ledger key first: a coordinator cannot make us sign anything else."""
+    _check_identity(client, identity)
+    challenge = client.liveness_challenge()
+    ledger = client.credits_ledger()
+    key = PublicIdentity(
+        signing_key=b64decode_strict(ledger.signing_key, what="ledger key", size=32),
+        sealing_key=b64decode_strict(ledger.sealing_key, what="ledger key", size=32),
+    )
+    if key.party_id != ledger.ledger or challenge.party != identity.party_id:
+        raise VerificationFailed("the ledger key or the challenge is not for us")
+    key.verify(
+        b64decode_strict(challenge.challenge, what="challenge", size=64),
+        liveness_message(identity.party_id, challenge.period),
+        what="liveness challenge",
+    )
+    signed = sign_statement(
+        Liveness.build(
+            owner=identity.party_id,
+            datasets=tuple(datasets),
+            period=challenge.period,
+            challenge=challenge.challenge,
+            created_at=now,
+        ),
+        identity,
+    )
+    return client.post_liveness(signed.envelope)
 
 
 def keyword_overlap(
@@ -718,6 +864,7 @@ def approve(
     registry: Registry | None = None,
     measurements: bytes | None = None,
     simulation_root: bytes | None = None,
+    collateral: CollateralSource | None = None,
     progress: Progress | None = None,
 ) -> list[ApprovedInput]:
     """Approve the caller's inputs of a request, and seal and upload their data to the enclave.
@@ -751,6 +898,7 @@ def approve(
             allow_simulated=allow_simulated,
             measurements=measurements,
             simulation_root=simulation_root,
+            collateral=collateral or EmbeddedCollateral(),
         ),
         home=home,
         now=now,
@@ -801,6 +949,7 @@ def auto_approve(
     registry: Registry | None = None,
     measurements: bytes | None = None,
     simulation_root: bytes | None = None,
+    collateral: CollateralSource | None = None,
     progress: Progress | None = None,
 ) -> list[AutoApproval]:
     """Approve exactly the inbox items whose dataset policy approves automatically; leave the rest."""
@@ -808,7 +957,10 @@ def auto_approve(
     registry = registry or default_registry()
     out: list[AutoApproval] = []
     trust = SealingTrust(
-        allow_simulated=allow_simulated, measurements=measurements, simulation_root=simulation_root
+        allow_simulated=allow_simulated,
+        measurements=measurements,
+        simulation_root=simulation_root,
+        collateral=collateral or EmbeddedCollateral(),
     )
     checked_log = False
     for item in client.inbox():
@@ -1017,17 +1169,22 @@ def fetch_result(
     measurements: bytes | None = None,
     simulation_root: bytes | None = None,
     release_wait: float = RELEASE_WAIT,
+    on_step: Callable[[str], None] | None = None,
 ) -> FetchedResult:
     """Download, open and verify the caller's result; write result.json and bundle.json.
 
     The result opens only with the release key the enclave posts after it proved the
     request's budget charges are logged (commit-then-reveal); ``release_wait`` is how long
-    to wait for that key after completion."""
+    to wait for that key after completion. ``on_step`` is told each step as it starts (a
+    progress display)."""
+    step = on_step or (lambda _: None)
     _check_identity(client, identity)
+    step("downloading the sealed result")
     served = client.result(request_id)
     if served.request != request_id or served.recipient != identity.party_id:
         raise VerificationFailed("the coordinator served a result for another request or party")
     served = _released(client, served, release_wait)
+    step("opening it with this party's key")
     plain = open_sealed(
         _unwrapped(served, identity),
         identity,
@@ -1038,10 +1195,12 @@ def fetch_result(
     output = ReleasedOutput.from_json(plain)
     if output.request != request_id or output.recipient != identity.party_id:
         raise VerificationFailed("the opened result names another request or recipient")
+    step("downloading the proof bundle")
     bundle = client.bundle(request_id)
     receipt = bundle.receipt.open(Receipt)
     if receipt.statement.request != request_id or receipt.digest != served.receipt.digest:
         raise VerificationFailed("the proof bundle's receipt is not this request's receipt")
+    step("verifying signatures, TEE evidence and log proofs")
     log = TrustedLog(client, home)
     report = verify_bundle(
         bundle,
@@ -1060,6 +1219,7 @@ def fetch_result(
         raise VerificationFailed("the verified result body is not JSON") from None
     # The opened result, and the bundle that carries it with the request's private
     # statements: the owner's alone (0600), each written whole.
+    step("writing result.json and bundle.json")
     out_dir = Path(out_dir)
     result_path = out_dir / "result.json"
     bundle_path = out_dir / "bundle.json"

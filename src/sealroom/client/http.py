@@ -46,11 +46,13 @@ from sealroom.wire import (
     ConsistencyProofView,
     CreateRequestBody,
     CreateSessionBody,
+    CreditsView,
     DatasetPage,
     DatasetView,
     DeletionBody,
     DeletionRecorded,
     DeletionsView,
+    DirectTransferBody,
     DraftView,
     EnclaveBody,
     EnclaveList,
@@ -60,6 +62,7 @@ from sealroom.wire import (
     JobView,
     KeywordOverlapBody,
     LeaseView,
+    LedgerKeyView,
     LedgerView,
     LogEntryView,
     LogKey,
@@ -72,6 +75,8 @@ from sealroom.wire import (
     PolicyView,
     PublishDatasetBody,
     PublishedDataset,
+    Quote,
+    QuoteBody,
     ReasonBody,
     RegisterPartyBody,
     ReleaseBody,
@@ -83,8 +88,18 @@ from sealroom.wire import (
     SearchPage,
     SessionList,
     SessionView,
+    TransferView,
     WireModel,
     parse_response,
+)
+from sealroom.wire.credits import (
+    AcceptBody,
+    LivenessBody,
+    LivenessChallenge,
+    OfferBody,
+    OfferList,
+    OfferView,
+    RewardsView,
 )
 from sealroom.wire.market import (
     ArbiterView,
@@ -337,6 +352,96 @@ class Client:
             query=[("first", str(int(first))), ("second", str(int(second)))],
             what="GET /v1/log/consistency",
             signed=False,
+        )
+
+    # --- credits -----------------------------------------------------------------------
+
+    def credits_ledger(self) -> LedgerKeyView:
+        """The ledger key every Transfer is signed with, and the price schedule in force."""
+        return self._view(
+            LedgerKeyView, "GET", "/v1/credits/ledger", what="GET /v1/credits/ledger", signed=False
+        )
+
+    def credits(self) -> CreditsView:
+        """This party's balance and its transfers, with the salts of their log commitments."""
+        return self._view(CreditsView, "GET", "/v1/credits", what="GET /v1/credits", signed=True)
+
+    def pay(self, to: str, amount: int, *, key: str, memo: str = "") -> TransferView:
+        """Pay ``amount`` minor units to party ``to``; the same ``key`` again moves nothing."""
+        body = self._json_body(
+            DirectTransferBody.model_construct(to=to, amount=amount, key=key, memo=memo)
+        )
+        return self._view(
+            TransferView,
+            "POST",
+            "/v1/credits/transfers",
+            what="POST /v1/credits/transfers",
+            body=body,
+            signed=True,
+        )
+
+    def quote(
+        self,
+        computation: str,
+        parameters: Mapping[str, Any],
+        inputs: Sequence[str],
+        recipients: Sequence[str],
+        terms: Sequence[str] = (),
+    ) -> Quote:
+        """The price a request with these parts would be escrowed at, before it is signed."""
+        body = self._json_body(
+            QuoteBody.model_construct(
+                computation=computation,
+                parameters=dict(parameters),
+                inputs=tuple(inputs),
+                recipients=tuple(recipients),
+                terms=tuple(terms),
+            )
+        )
+        return self._view(
+            Quote,
+            "POST",
+            "/v1/credits/quote",
+            what="POST /v1/credits/quote",
+            body=body,
+            signed=True,
+        )
+
+    def post_offer(self, offer: Envelope) -> OfferView:
+        body = self._json_body(OfferBody.model_construct(offer=offer))
+        return self._view(
+            OfferView, "POST", "/v1/credits/offers", what="POST offer", body=body, signed=True
+        )
+
+    def offers(self) -> tuple[OfferView, ...]:
+        """Unexpired offers this party made, or that it may accept."""
+        view = self._view(OfferList, "GET", "/v1/credits/offers", what="GET offers", signed=True)
+        return view.items
+
+    def post_accept(self, accept: Envelope) -> OfferView:
+        body = self._json_body(AcceptBody.model_construct(accept=accept))
+        return self._view(
+            OfferView, "POST", "/v1/credits/accepts", what="POST accept", body=body, signed=True
+        )
+
+    def liveness_challenge(self) -> LivenessChallenge:
+        return self._view(
+            LivenessChallenge,
+            "GET",
+            "/v1/credits/challenge",
+            what="GET /v1/credits/challenge",
+            signed=True,
+        )
+
+    def post_liveness(self, liveness: Envelope) -> RewardsView:
+        body = self._json_body(LivenessBody.model_construct(liveness=liveness))
+        return self._view(
+            RewardsView,
+            "POST",
+            "/v1/credits/liveness",
+            what="POST liveness",
+            body=body,
+            signed=True,
         )
 
     # --- policies ----------------------------------------------------------------------

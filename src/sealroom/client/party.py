@@ -14,10 +14,18 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from sealroom.attestation.collateral import CollateralSource, collateral_source
 from sealroom.client import flows, market
 from sealroom.client.http import DEFAULT_TIMEOUT as HTTP_TIMEOUT
 from sealroom.client.http import DEFAULT_URL, Client, Progress, system_clock
-from sealroom.client.protocol_runs import ProtocolRun, run_federated, run_he, run_pjc, run_psi
+from sealroom.client.protocol_runs import (
+    Exchange,
+    ProtocolRun,
+    run_federated,
+    run_he,
+    run_pjc,
+    run_psi,
+)
 from sealroom.client.relay import Session, join_session, open_session
 from sealroom.computations import Registry, default_registry
 from sealroom.crypto.keys import Identity, PartyId
@@ -53,10 +61,16 @@ class Party:
     (unix seconds) times every signature and statement; tests inject one.
     """
 
-    __slots__ = ("_client", "_home", "_identity", "_name", "_registry")
+    __slots__ = ("_client", "_collateral", "_home", "_identity", "_name", "_registry")
 
     def __init__(
-        self, *, client: Client, home: Path, name: str, registry: Registry | None = None
+        self,
+        *,
+        client: Client,
+        home: Path,
+        name: str,
+        registry: Registry | None = None,
+        collateral: CollateralSource | None = None,
     ) -> None:
         if client.identity is None:
             raise InvalidInput("a party's client must sign as the party (it has no identity)")
@@ -65,6 +79,9 @@ class Party:
         self._home = Path(home)
         self._name = name
         self._registry = registry or default_registry()
+        # Where live enclave checks get DCAP collateral: the given source, else
+        # $SEALROOM_PCCS_URL, else the evidence's own copy (with a warning).
+        self._collateral = collateral if collateral is not None else collateral_source()
 
     @classmethod
     def open(
@@ -76,13 +93,18 @@ class Party:
         timeout: float = HTTP_TIMEOUT,
         registry: Registry | None = None,
         passphrase: PassphraseSource | None = None,
+        collateral: CollateralSource | None = None,
     ) -> Party:
         """The party whose keystore is in ``home``, connected to the coordinator at ``url``.
 
-        ``passphrase`` opens an encrypted keystore (a function is asked only if it is).
+        ``passphrase`` opens an encrypted keystore (a function is asked only if it is);
+        ``collateral`` is where live enclave checks get current DCAP collateral
+        (default: ``$SEALROOM_PCCS_URL``, else the evidence's own copy).
         """
         entry = Keystore.load_entry(home, passphrase=passphrase)
-        return cls._connect(entry.identity, entry.name, home, url, clock, timeout, registry)
+        return cls._connect(
+            entry.identity, entry.name, home, url, clock, timeout, registry, collateral
+        )
 
     @classmethod
     def create(
@@ -96,6 +118,7 @@ class Party:
         registry: Registry | None = None,
         passphrase: str | None = None,
         unencrypted: bool = False,
+        collateral: CollateralSource | None = None,
     ) -> Party:
         """A new party: fresh keys in a new keystore in ``home``, registered as ``name``.
 
@@ -103,7 +126,7 @@ class Party:
         ``unencrypted=True`` (as :meth:`Keystore.create`).
         """
         identity = Keystore.create(home, name=name, passphrase=passphrase, unencrypted=unencrypted)
-        return cls._connect(identity, name, home, url, clock, timeout, registry)
+        return cls._connect(identity, name, home, url, clock, timeout, registry, collateral)
 
     @classmethod
     def _connect(
@@ -115,6 +138,7 @@ class Party:
         clock: Callable[[], int],
         timeout: float,
         registry: Registry | None,
+        collateral: CollateralSource | None = None,
     ) -> Party:
         client = Client(base_url=url, identity=identity, clock=clock, timeout=timeout)
         try:
@@ -127,7 +151,7 @@ class Party:
         except SealroomError:
             client.close()
             raise
-        return cls(client=client, home=home, name=name, registry=registry)
+        return cls(client=client, home=home, name=name, registry=registry, collateral=collateral)
 
     # --- who, where, when ------------------------------------------------------------------
 
@@ -259,11 +283,15 @@ class Party:
         ttl: int = flows.DEFAULT_TTL,
         room_policy: Mapping[str, Any] | Envelope | str | None = None,
         room_policy_name: str = "room policy",
+        terms: Sequence[str] = (),
+        max_price: int | None = None,
     ) -> RequestView:
         """Ask for ``computation`` on ``datasets``; their owners approve by hand or by policy.
 
         ``room_policy``: rules this party signs (or a signed policy, or a stored policy's
-        digest) that every input's policy composes with, strictest wins.
+        digest) that every input's policy composes with, strictest wins. ``terms``: this
+        party's acceptances of owners' offers (negotiated prices); ``max_price``: the most
+        this party agrees to pay, signed into the request.
         """
         room: Envelope | str | None
         if isinstance(room_policy, Mapping):
@@ -289,6 +317,8 @@ class Party:
             registry=self._registry,
             room_policy=room,
             home=self._home,
+            terms=terms,
+            max_price=max_price,
         )
 
     def keyword_overlap(self, mine: str, theirs: str) -> RequestView:
@@ -325,6 +355,7 @@ class Party:
             measurements=measurements,
             simulation_root=simulation_root,
             progress=progress,
+            collateral=self._collateral,
         )
 
     def approve(
@@ -353,6 +384,7 @@ class Party:
             measurements=measurements,
             simulation_root=simulation_root,
             progress=progress,
+            collateral=self._collateral,
         )
 
     def reject(self, request: str, *, reason: str) -> RequestView:
@@ -385,9 +417,10 @@ class Party:
         allow_simulated: bool = False,
         measurements: bytes | None = None,
         simulation_root: bytes | None = None,
+        on_step: Callable[[str], None] | None = None,
     ) -> flows.FetchedResult:
         """Download, open and verify this party's result; write result.json and bundle.json
-        in ``out_dir``."""
+        in ``out_dir`` (``on_step`` is told each step as it starts)."""
         return flows.fetch_result(
             self._client,
             self.identity,
@@ -397,6 +430,7 @@ class Party:
             allow_simulated=allow_simulated,
             measurements=measurements,
             simulation_root=simulation_root,
+            on_step=on_step,
         )
 
     # --- marketplace ------------------------------------------------------------------------
@@ -524,6 +558,7 @@ class Party:
         timeout: float = DEFAULT_TIMEOUT,
         on_start: Callable[[Session], None] | None = None,
         on_join: Callable[[Session], None] | None = None,
+        on_exchange: Exchange | None = None,
     ) -> ProtocolRun:
         """Private set intersection with one other party (ECDH-PSI over Curve25519).
 
@@ -562,6 +597,7 @@ class Party:
             workers=workers,
             inputs=inputs,
             timeout=timeout,
+            on_exchange=on_exchange,
         )
 
     def pjc(
@@ -581,6 +617,7 @@ class Party:
         timeout: float = DEFAULT_TIMEOUT,
         on_start: Callable[[Session], None] | None = None,
         on_join: Callable[[Session], None] | None = None,
+        on_exchange: Exchange | None = None,
     ) -> ProtocolRun:
         """Private intersection-sum (Private Join and Compute) with one other party.
 
@@ -622,6 +659,7 @@ class Party:
             workers=workers,
             inputs=inputs,
             timeout=timeout,
+            on_exchange=on_exchange,
         )
 
     def train(
@@ -642,6 +680,7 @@ class Party:
         dropout_timeout: float | None = None,
         on_start: Callable[[Session], None] | None = None,
         on_join: Callable[[Session], None] | None = None,
+        on_exchange: Exchange | None = None,
     ) -> ProtocolRun:
         """Train a model on several owners' rows that never leave them.
 
@@ -701,6 +740,7 @@ class Party:
                 data=None if data is None else fedavg.OwnerData(*data),
                 inputs=inputs,
                 timeout=timeout,
+                on_exchange=on_exchange,
                 dropout_timeout=timeout if dropout_timeout is None else dropout_timeout,
             )
         from sealroom.protocols import he
@@ -720,6 +760,7 @@ class Party:
             data=data,
             inputs=inputs,
             timeout=timeout,
+            on_exchange=on_exchange,
         )
 
     def _meet(

@@ -22,7 +22,7 @@ from sealroom.client.relay import Session, channel_for
 from sealroom.crypto.keys import Identity
 from sealroom.errors import InvalidInput, SealroomError, StatementFormatError, VerificationFailed
 from sealroom.protocols import pjc, psi
-from sealroom.protocols.channel import DEFAULT_TIMEOUT, Channel
+from sealroom.protocols.channel import DEFAULT_TIMEOUT, Channel, Transport
 from sealroom.protocols.receipts import (
     RunRecord,
     exchange_receipts,
@@ -151,6 +151,35 @@ def check_run_record(doc: Any) -> CheckedRun:
     )
 
 
+Exchange = Callable[[int, int], None]
+"""Progress of a protocol run: (messages, bytes) sent and received so far."""
+
+
+class _Counted:
+    """A transport that reports the running totals of what passes through it."""
+
+    def __init__(self, inner: Transport, report: Exchange) -> None:
+        self._inner = inner
+        self._report = report
+        self._messages = 0
+        self._bytes = 0
+
+    def _count(self, size: int) -> None:
+        self._messages += 1
+        self._bytes += size
+        self._report(self._messages, self._bytes)
+
+    def send(self, recipient: str, data: bytes) -> None:
+        self._inner.send(recipient, data)
+        self._count(len(data))
+
+    def receive(self, timeout: float) -> tuple[str, bytes] | None:
+        got = self._inner.receive(timeout)
+        if got is not None:
+            self._count(len(got[1]))
+        return got
+
+
 def run_protocol(
     client: Client,
     session: Session,
@@ -162,6 +191,7 @@ def run_protocol(
     timeout: float = DEFAULT_TIMEOUT,
     dropout_timeout: float | None = None,
     now: Callable[[], int] | None = None,
+    on_exchange: Exchange | None = None,
 ) -> ProtocolRun:
     """Run ``run(channel, participants) -> (parameters, learned)`` in ``session``, then
     exchange receipts.
@@ -169,12 +199,15 @@ def run_protocol(
     ``peers``: the roles this party talks to (default: all others; a star
     protocol's clients talk only to the hub). ``dropout_timeout``: for
     protocols that tolerate dropouts, how long the hub waits for stragglers
-    in the bookkeeping steps.
+    in the bookkeeping steps. ``on_exchange(messages, bytes)`` sees the running totals of
+    messages sent and received (a progress display; the protocol does not wait for it).
     """
     identity = client.identity
     if identity is None:
         raise InvalidInput("running a protocol needs a keystore")
     channel = channel_for(client, session, version=version, peers=peers, timeout=timeout)
+    if on_exchange is not None:
+        channel.transport = _Counted(channel.transport, on_exchange)
     hub = session.roles[0]
     with channel.guard():
         brought = share_all(
@@ -299,6 +332,7 @@ def run_psi(
     workers: int = 1,
     inputs: Sequence[str] = (),
     timeout: float = DEFAULT_TIMEOUT,
+    on_exchange: Exchange | None = None,
 ) -> ProtocolRun:
     """Private set intersection of ``elements`` (or, for private discovery, of the normalised
     ``keywords``, compared by size only) with the session's other party."""
@@ -321,7 +355,13 @@ def run_psi(
         return params.as_dict(), result.public_summary()
 
     done = run_protocol(
-        client, session, version=psi.VERSION, run=run, inputs=inputs, timeout=timeout
+        client,
+        session,
+        version=psi.VERSION,
+        run=run,
+        inputs=inputs,
+        timeout=timeout,
+        on_exchange=on_exchange,
     )
     return dataclasses.replace(done, intersection=found[0])
 
@@ -336,6 +376,7 @@ def run_pjc(
     workers: int = 1,
     inputs: Sequence[str] = (),
     timeout: float = DEFAULT_TIMEOUT,
+    on_exchange: Exchange | None = None,
 ) -> ProtocolRun:
     """Private intersection-sum: role ``a`` brings ``ids``; role ``b`` brings ``ids`` and
     ``values``, whose sum over the common ids ``a`` learns."""
@@ -347,7 +388,13 @@ def run_pjc(
         return params.as_dict(), result.public_summary()
 
     return run_protocol(
-        client, session, version=pjc.VERSION, run=run, inputs=inputs, timeout=timeout
+        client,
+        session,
+        version=pjc.VERSION,
+        run=run,
+        inputs=inputs,
+        timeout=timeout,
+        on_exchange=on_exchange,
     )
 
 
@@ -361,6 +408,7 @@ def run_federated(
     inputs: Sequence[str] = (),
     timeout: float = DEFAULT_TIMEOUT,
     dropout_timeout: float = DEFAULT_TIMEOUT,
+    on_exchange: Exchange | None = None,
 ) -> ProtocolRun:
     """Federated averaging over secure aggregation: the hub aggregates (``data`` None), each
     owner trains on its ``data``; the hub signs the model statement, every owner checks it.
@@ -416,6 +464,7 @@ def run_federated(
         inputs=inputs,
         timeout=timeout,
         dropout_timeout=dropout_timeout,
+        on_exchange=on_exchange,
     )
     return dataclasses.replace(done, model=kept[0])
 
@@ -429,6 +478,7 @@ def run_he(
     data: tuple[ArrayLike, ArrayLike] | None,
     inputs: Sequence[str] = (),
     timeout: float = DEFAULT_TIMEOUT,
+    on_exchange: Exchange | None = None,
 ) -> ProtocolRun:
     """CKKS gradient descent: the hub (trainer, ``data`` None) holds the key and the weights;
     the owners add their encrypted gradients along a chain; the trainer signs the model."""
@@ -468,5 +518,13 @@ def run_he(
         kept.append(signed)
         return params.as_dict(), _learned(signed)
 
-    done = run_protocol(client, session, version=1, run=run, inputs=inputs, timeout=timeout)
+    done = run_protocol(
+        client,
+        session,
+        version=1,
+        run=run,
+        inputs=inputs,
+        timeout=timeout,
+        on_exchange=on_exchange,
+    )
     return dataclasses.replace(done, model=kept[0])

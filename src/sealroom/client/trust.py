@@ -20,12 +20,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sealroom.attestation.collateral import CollateralSource, EmbeddedCollateral, prefetch
 from sealroom.attestation.pins import DEFAULT_MAX_EVIDENCE_AGE, EnclavePin
 from sealroom.attestation.simulated import SIMULATED_BANNER, simulation_root_of
 from sealroom.client.http import Client
 from sealroom.client.local import pin_log_key, pin_simulation_root, pinned_simulation_root
 from sealroom.crypto.keys import PublicIdentity
-from sealroom.errors import AttestationInvalid, SealroomError, VerificationFailed
+from sealroom.errors import (
+    AttestationInvalid,
+    BackendUnavailable,
+    SealroomError,
+    VerificationFailed,
+)
 from sealroom.statements import EnclaveEvidence, Envelope, Signed
 from sealroom.transparency.checkpoint import NoteVerifier
 from sealroom.verification.trust import parse_measurements
@@ -72,13 +78,16 @@ class SealingTrust:
 
     ``measurements`` (JSON allowlist bytes) pins TDX enclaves; ``simulation_root``
     pins simulated ones (which also need ``allow_simulated``); ``first_use_root`` is
-    the root pinned earlier for this coordinator, used when nothing else pins one.
+    the root pinned earlier for this coordinator, used when nothing else pins one;
+    ``collateral`` is where current DCAP collateral comes from (the owner's PCCS), the
+    evidence's own copy (with a warning) when none is configured.
     """
 
     allow_simulated: bool = False
     measurements: bytes | None = None
     simulation_root: bytes | None = None
     first_use_root: bytes | None = None
+    collateral: CollateralSource = dataclasses.field(default_factory=EmbeddedCollateral)
 
 
 def verify_enclave_evidence(
@@ -112,12 +121,16 @@ def verify_enclave_evidence(
     covered = any((p.simulation_root if ev.simulated else p.measurements) is not None for p in pins)
     named = own.simulation_root if ev.simulated else own.measurements
     checks = [*pins, *([own] if named is not None or not covered else [])]
+    tee_evidence = ev.tee_evidence()
+    # One fetch from the owner's PCCS for all pins; unreachable raises BackendUnavailable.
+    collateral = prefetch(tee_evidence, trust.collateral)
     results = [
         pin.check_fresh(
-            ev.tee_evidence(),
+            tee_evidence,
             key_document=ev.keys.canonical_bytes(),
             created_at=ev.created_at,
             now=now,
+            collateral=collateral,
         )
         for pin in checks
     ]
@@ -168,6 +181,8 @@ def choose_enclave(
         try:
             verified = verify_enclave_evidence(view.envelope, pins=pins, trust=trust, now=now)
             _check_view(view, verified)
+        except BackendUnavailable:
+            raise  # the owner's PCCS is down: fail closed, and say so (not "evidence invalid")
         except SealroomError as exc:
             reasons.append(f"{view.evidence[:16]}...: {exc.detail or exc.public_message}")
             continue

@@ -729,7 +729,7 @@ def _columns(params: AggregateStatsParams, n_inputs: int) -> tuple[ColumnUse, ..
 
 COMPUTATION = Computation(
     id="aggregate-stats",
-    version="2.2.0",
+    version="2.3.0",
     summary=(
         "Per-group count, sum, mean, percentiles and growth over the stacked rows of 2 or "
         "more parties: entity-level DP (OpenDP; groups by partition selection), or the "

@@ -260,12 +260,21 @@ def _finish(
         correlation=_stats.num(corr),
         alpha=params.alpha,
         confidence=params.confidence,
-        insight=(
-            f"the signal {verdict} the outcome ({effect.name.replace('_', ' ')} "
-            f"{effect.estimate}, {_stats.p_text(p)}, n = {n}"
-            + (", differentially private)" if dp is not None else ")")
-        ),
+        insight=_insight(verdict, effect, p, n, dp),
         dp=dp,
+    )
+
+
+def _insight(verdict: str, effect: Effect, p: float, n: int, dp: jp.JoinDp | None) -> str:
+    """One sentence; a DP release says so first, with its epsilon and contribution bound,
+    and that its figures (n included) come from noisy statistics."""
+    figures = f"{effect.name.replace('_', ' ')} {effect.estimate}, {_stats.p_text(p)}"
+    if dp is None:
+        return f"the signal {verdict} the outcome ({figures}, n = {n})"
+    return (
+        f"differentially private release (epsilon {dp.epsilon} per entity of each input, at "
+        f"most {dp.max_keys_per_entity} key(s) per entity): the signal {verdict} the outcome "
+        f"({figures}, n ~ {n}; every figure is computed from noisy statistics)"
     )
 
 
@@ -553,7 +562,7 @@ def _columns(params: AssociationParams, n_inputs: int) -> tuple[ColumnUse, ...]:
 
 COMPUTATION = Computation(
     id="association-test",
-    version="2.2.0",
+    version="2.3.0",
     summary=(
         "Whether a signal in one dataset predicts an outcome in another (joined on id): effect "
         "size (odds ratio, standardized mean difference or r) with interval and significance; "

@@ -598,7 +598,7 @@ def _admit_fn(
 
 COMPUTATION = Computation(
     id="sql-aggregate",
-    version="2.1.0",
+    version="2.2.0",
     summary=(
         "The requester's aggregate SQL (DuckDB dialect, an allow-list grammar) over 1..26 "
         "inputs named a, b, c, ...: entity-level DP (COUNT, SUM, AVG; groups by partition "

@@ -17,7 +17,6 @@ from sealroom.coordinator.state import (
     request_view,
     rules,
     statement,
-    transition,
 )
 from sealroom.crypto.keys import PartyId
 from sealroom.errors import Conflict, InvalidInput, NotFound, PolicyDenied, SignatureInvalid
@@ -82,7 +81,7 @@ class Approvals:
             )
             if appr.decision == "reject":
                 why = f": {appr.reason}" if appr.reason else ""
-                transition(
+                self._state.transition(
                     conn,
                     request,
                     ("pending",),
@@ -91,7 +90,7 @@ class Approvals:
                     now,
                 )
             else:
-                maybe_ready(conn, request, now)
+                maybe_ready(self._state, conn, request, now)
             return request_view(conn, request)
 
     def _check_automatic(self, conn: Connection, request: str, appr: Approval, now: int) -> None:
@@ -181,11 +180,11 @@ class Approvals:
                 .where(request_inputs.c.request == request, request_inputs.c.dataset == dataset)
                 .values(sealed_size=len(sealed), enclave=enclave)
             )
-            maybe_ready(conn, request, now)
+            maybe_ready(self._state, conn, request, now)
             return request_view(conn, request)
 
 
-def maybe_ready(conn: Connection, request: str, now: int) -> None:
+def maybe_ready(state: State, conn: Connection, request: str, now: int) -> None:
     """``approved`` once every input is approved and sealed, all to one enclave."""
     rows = conn.execute(
         select(
@@ -194,7 +193,7 @@ def maybe_ready(conn: Connection, request: str, now: int) -> None:
     ).all()
     ready = all(r.decision == "approve" and r.sealed_size is not None for r in rows)
     if ready and len({r.enclave for r in rows}) == 1:
-        transition(
+        state.transition(
             conn,
             request,
             ("pending",),

@@ -19,7 +19,6 @@ from sealroom.coordinator.state import (
     checkpoint_size,
     latest_checkpoint,
     statement,
-    transition,
 )
 from sealroom.coordinator.state import (
     rules as stored_rules,
@@ -179,7 +178,7 @@ class Datasets:
                 .where(request_inputs.c.dataset == dataset, requests.c.status == "pending")
             ).all()
             for (req,) in pending:
-                transition(
+                self._state.transition(
                     conn,
                     str(req),
                     ("pending",),

@@ -34,7 +34,6 @@ from sealroom.coordinator.state import (
     request_view,
     rules,
     statement,
-    transition,
 )
 from sealroom.crypto.keys import PartyId
 from sealroom.errors import (
@@ -207,7 +206,9 @@ class Jobs:
                     attempts=(before or 0) + 1,
                 )
             )
-            transition(conn, request, ("approved",), "running", "claimed by the enclave", now)
+            self._state.transition(
+                conn, request, ("approved",), "running", "claimed by the enclave", now
+            )
             parts = job_parts(conn, request)
             envs = {
                 str(d): Envelope.from_json(bytes(e))
@@ -382,7 +383,7 @@ class Jobs:
                 .where(requests.c.request == request)
                 .values(receipt=receipt_env.digest)
             )
-            transition(
+            self._state.transition(
                 conn, request, ("running",), "completed", "the enclave released the result", now
             )
             retention = _retention(conn, request)
@@ -468,7 +469,7 @@ class Jobs:
         self._state.sweep(now=now)
         with write_transaction(self._state.engine) as conn:
             running_job(conn, request, caller)
-            transition(
+            self._state.transition(
                 conn,
                 request,
                 ("running",),

@@ -28,7 +28,6 @@ from sealroom.coordinator.state import (
     rules,
     schemas,
     statement,
-    transition,
 )
 from sealroom.crypto.keys import PartyId, b64encode
 from sealroom.errors import Conflict, InvalidInput, NotFound, PolicyDenied, SignatureInvalid
@@ -184,10 +183,10 @@ class Requests:
             history(conn, env.digest, "pending", "request received", now)
             denied = [(ds, d) for ds, d in checks if not d.allowed]
             if refused is not None:
-                transition(conn, env.digest, ("pending",), "rejected", refused, now)
+                self._state.transition(conn, env.digest, ("pending",), "rejected", refused, now)
             elif denied:
                 ds, d = denied[0]
-                transition(
+                self._state.transition(
                     conn,
                     env.digest,
                     ("pending",),
@@ -297,7 +296,7 @@ class Requests:
             row = request_row(conn, request, caller)
             if row.requester != caller:
                 raise PolicyDenied("only the requester may withdraw a request")
-            transition(
+            self._state.transition(
                 conn,
                 request,
                 OPEN,

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sealroom.computations.registry import Registry
 from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.approvals import Approvals
+from sealroom.coordinator.credits import CreditLedger, Credits, LedgerPayments, ledger_identity
 from sealroom.coordinator.datasets import Datasets
 from sealroom.coordinator.deletions import Deletions
 from sealroom.coordinator.jobs import Jobs
@@ -25,13 +26,14 @@ from sealroom.coordinator.ledger import Ledgers
 from sealroom.coordinator.log import Log
 from sealroom.coordinator.market import Market
 from sealroom.coordinator.parties import Parties
-from sealroom.coordinator.payments import NoPayments, Payments
+from sealroom.coordinator.payments import Payments
 from sealroom.coordinator.relay import Relay
 from sealroom.coordinator.requests import Requests
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS, DbNonceStore, State
 from sealroom.coordinator.uploads import Uploads
 from sealroom.coordinator.witnessing import WitnessEndpoint, Witnessing
 from sealroom.storage.notify import Signals
+from sealroom.wire.credits import PriceSchedule
 
 __all__ = ["Coordinator"]
 
@@ -52,6 +54,7 @@ class Coordinator:
     ledgers: Ledgers
     log: Log
     relay: Relay
+    credits: Credits
     market: Market
 
     @classmethod
@@ -65,6 +68,7 @@ class Coordinator:
         lease_seconds: int = DEFAULT_LEASE_SECONDS,
         witnesses: Sequence[WitnessEndpoint] = (),
         admission: AdmissionPolicy | None = None,
+        pricing: PriceSchedule | None = None,
         payments: Payments | None = None,
     ) -> Coordinator:
         """The services over ``engine`` (already migrated); the log key is created once, in
@@ -72,19 +76,27 @@ class Coordinator:
 
         ``witnesses``: the log submits its checkpoints to these for cosigning (C2SP
         tlog-witness) and serves them cosigned. ``admission``: which enclaves may
-        register (None: none; see :mod:`.admission`). ``payments``: the credits ledger the
-        marketplace charges through (None: :class:`~.payments.NoPayments`, only free use).
+        register (None: none; see :mod:`.admission`). ``pricing``: the published price
+        schedule (None: computations are free; the credits ledger still runs).
+        ``payments``: what the marketplace charges through (None: the credits ledger,
+        :class:`~.credits.LedgerPayments`).
         """
         admission = admission or AdmissionPolicy()
+        signer = keystore.log_signer(engine, log_origin)
+        ledger = CreditLedger(
+            identity=ledger_identity(keystore, engine),
+            pricing=pricing if pricing is not None else PriceSchedule.disabled(),
+        )
         state = State(
             engine=engine,
             registry=registry,
-            signer=keystore.log_signer(engine, log_origin),
+            signer=signer,
             witnessing=Witnessing(engine, witnesses) if witnesses else None,
+            credits=ledger,
         )
         market = Market(
             state,
-            payments=payments if payments is not None else NoPayments(),
+            payments=payments if payments is not None else LedgerPayments(state, ledger),
             arbiter=keystore.arbiter(),
         )
         return cls(
@@ -105,5 +117,6 @@ class Coordinator:
             ledgers=Ledgers(state),
             log=Log(engine, state.signer, state.witnessing),
             relay=Relay(engine=engine, signals=Signals(engine)),
+            credits=Credits(state, ledger),
             market=market,
         )

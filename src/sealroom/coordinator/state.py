@@ -17,7 +17,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, and_, delete, exists, func, or_, select, update
 
@@ -69,6 +69,7 @@ __all__ = [
     "JobParts",
     "State",
     "Stored",
+    "TransitionHooks",
     "checkpoint_size",
     "history",
     "job_parts",
@@ -119,6 +120,18 @@ class DbNonceStore:
             conn.execute(nonces.insert().values(party=party, nonce=nonce, expires_at=expires_at))
 
 
+class TransitionHooks(Protocol):
+    """What moves money when a request changes status (:class:`~.credits.CreditLedger`)."""
+
+    def escrow(self, state: State, conn: Connection, request: str, now: int) -> str | None:
+        """Escrow the request's price as it is approved; a reason to reject it if unpaid."""
+        ...
+
+    def close(self, state: State, conn: Connection, request: str, to: str, now: int) -> None:
+        """Settle (completed) or refund (any other end) the request's escrow."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class State:
     """The database, the computations and the log key every resource service works with."""
@@ -130,6 +143,28 @@ class State:
     witnessing: Witnessing | None = None
     # Fresh salts for the log commitments of private statements (injectable for tests).
     salts: Callable[[int], bytes] = os.urandom
+    # Escrow, settlement and refunds on request transitions (None: no credits ledger).
+    credits: TransitionHooks | None = None
+
+    def transition(
+        self,
+        conn: Connection,
+        request: str,
+        allowed_from: Sequence[str],
+        to: str,
+        reason: str,
+        now: int,
+    ) -> None:
+        """:func:`transition` with the credits ledger's hooks, in the same transaction: a
+        request that becomes approved escrows its price (or is rejected if its requester
+        cannot pay), and an ended one settles or refunds its escrow."""
+        if self.credits is not None and to == "approved":
+            refusal = self.credits.escrow(self, conn, request, now)
+            if refusal is not None:
+                to, reason = "rejected", refusal
+        transition(conn, request, allowed_from, to, reason, now)
+        if self.credits is not None and to in ENDED:
+            self.credits.close(self, conn, request, to, now)
 
     def store(self, conn: Connection, env: Envelope, *, now: int) -> tuple[int, bool]:
         """Store and log a verified statement once, in ``conn``'s transaction: (log index, created).
@@ -207,7 +242,7 @@ class State:
                 )
             ).all()
             for (req,) in expired:
-                transition(conn, str(req), OPEN, "expired", "the request expired", now)
+                self.transition(conn, str(req), OPEN, "expired", "the request expired", now)
             lapsed = conn.execute(
                 select(requests.c.request, jobs.c.attempts)
                 .join(jobs, jobs.c.request == requests.c.request)
@@ -215,7 +250,7 @@ class State:
             ).all()
             for req, attempts in lapsed:
                 if int(attempts) < MAX_JOB_ATTEMPTS:
-                    transition(
+                    self.transition(
                         conn,
                         str(req),
                         ("running",),
@@ -224,7 +259,7 @@ class State:
                         now,
                     )
                 else:
-                    transition(
+                    self.transition(
                         conn,
                         str(req),
                         ("running",),

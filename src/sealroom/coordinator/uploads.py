@@ -173,7 +173,7 @@ class Uploads:
                 )
                 .values(sealed_size=int(row.size), enclave=str(row.enclave))
             )
-            maybe_ready(conn, request, now)
+            maybe_ready(self._state, conn, request, now)
             return request_view(conn, request)
 
     def job_part(

@@ -366,6 +366,43 @@ class Mechanism(Generic[T]):
     release: Callable[[], T]
 
 
+_RETRIES = 24
+"""Attempts at fitting the composed shares into the budget (the margin reaches 2^-29)."""
+
+
+def _calibrate(
+    builder: _Builder,
+    statistics: Sequence[Statistic],
+    target: float,
+    labels: Sequence[str],
+    delta: Decimal,
+) -> tuple[dict[str, float], int | None, Any]:
+    """Scales giving each statistic at most ``target`` alone, the partition-selection
+    threshold for ``delta``, and the composed measurement."""
+    count = statistics[0]
+    scales: dict[str, float] = {}
+    for stat in statistics:
+        # A statistic's loss at scale 1 is its sensitivity at the bound: scale = that / share,
+        # nudged up until OpenDP's own map agrees (float rounding).
+        scale = builder.loss(builder.alone(stat, 1.0, count))[0] / target
+        while builder.loss(builder.alone(stat, scale, count))[0] > target:
+            scale = math.nextafter(scale, math.inf)
+        scales[stat.name] = scale
+    calibrated = [(s, scales[s.name]) for s in statistics]
+    threshold: int | None = None
+    if labels:
+        want = _below(delta)
+        lo, hi = 0, _NEVER
+        while lo < hi:  # the smallest threshold whose delta at the bound fits
+            mid = (lo + hi) // 2
+            if builder.loss(builder.make(calibrated[:1], mid))[1] <= want:
+                hi = mid
+            else:
+                lo = mid + 1
+        threshold = lo
+    return scales, threshold, builder.make(calibrated, threshold)
+
+
 def plan(
     *,
     schema: Mapping[str, pl.DataType],
@@ -399,32 +436,17 @@ def plan(
     if len(set(names)) != len(names) or set(names) & set(labels):
         raise InvalidInput("statistics and labels need distinct names")
     each = Context(prec=28, rounding=ROUND_DOWN).divide(epsilon, Decimal(len(statistics)))
-    target = _below(each)
     builder = _Builder.of(schema, labels, bounds)
-    count = statistics[0]
-    scales: dict[str, float] = {}
-    for stat in statistics:
-        # A statistic's loss at scale 1 is its sensitivity at the bound: scale = that / share,
-        # nudged up until OpenDP's own map agrees (float rounding).
-        scale = builder.loss(builder.alone(stat, 1.0, count))[0] / target
-        while builder.loss(builder.alone(stat, scale, count))[0] > target:
-            scale = math.nextafter(scale, math.inf)
-        scales[stat.name] = scale
-    calibrated = [(s, scales[s.name]) for s in statistics]
-    threshold: int | None = None
-    if labels:
-        want = _below(delta)
-        lo, hi = 0, _NEVER
-        while lo < hi:  # the smallest threshold whose delta at the bound fits
-            mid = (lo + hi) // 2
-            if builder.loss(builder.make(calibrated[:1], mid))[1] <= want:
-                hi = mid
-            else:
-                lo = mid + 1
-        threshold = lo
-    measurement = builder.make(calibrated, threshold)
-    spent_eps, spent_delta = builder.loss(measurement)
-    if spent_eps > _below(epsilon) or spent_delta > _below(delta):
+    # OpenDP composes the shares in floating point, rounding each addition up: eleven shares
+    # of 1/11 compose to 1.0000000000000004 > 1. Each share is then aimed a few ulps lower,
+    # the margin doubling until the composition fits (it does at the first retry in practice).
+    for attempt in range(_RETRIES):
+        target = _below(each) * (1.0 - (0.0 if attempt == 0 else 2.0 ** (attempt - 52)))
+        scales, threshold, measurement = _calibrate(builder, statistics, target, labels, delta)
+        spent_eps, spent_delta = builder.loss(measurement)
+        if spent_eps <= _below(epsilon) and spent_delta <= _below(delta):
+            break
+    else:
         raise InvalidInput("could not calibrate the DP measurement to the budget")
     return Plan(
         statistics=tuple(statistics),

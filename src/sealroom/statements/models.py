@@ -44,7 +44,11 @@ from sealroom.statements.fields import (
 )
 
 __all__ = [
+    "ACCOUNT_PATTERN",
+    "MAX_AMOUNT",
     "STATEMENT_TYPES",
+    "Accept",
+    "AccountStr",
     "Approval",
     "BudgetCharge",
     "Column",
@@ -58,9 +62,12 @@ __all__ = [
     "InputDecision",
     "InputRef",
     "Keyword",
+    "Liveness",
     "ModelWeights",
+    "Offer",
     "OutputRef",
     "Policy",
+    "Posting",
     "PrivacyCharge",
     "ProtocolParticipant",
     "ProtocolReceipt",
@@ -68,8 +75,14 @@ __all__ = [
     "StreamDigest",
     "TimeRange",
     "TrainedModel",
+    "Transfer",
     "output_commitment",
 ]
+
+
+# 2**53 - 1: amounts stay exact in every JSON reader (and the strict parser's safe range), and
+# a sum of 130 postings fits in 64 bits.
+MAX_AMOUNT = (1 << 53) - 1
 
 
 class _Part(BaseModel):
@@ -200,6 +213,21 @@ class ComputationRequest(Statement):
     # A room-level Policy composed with every input's own policy (strictest wins).
     # The enclave refuses a job whose room policy is missing or not this one.
     room_policy: DigestStr | None = None
+    # Negotiated terms: the digests of the requester's Accept statements of owners' Offers.
+    # Absent (not null) when there are none, so requests made before terms keep their bytes.
+    terms: Annotated[tuple[DigestStr, ...], Field(max_length=64)] = ()
+    # The most the requester agrees to be charged (minor units): a price above it is never
+    # escrowed, and anyone holding the request can check the escrow against it.
+    max_price: Annotated[int, Field(ge=0, le=MAX_AMOUNT)] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_marketplace_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("terms"):
+            data.pop("terms", None)
+        if data.get("max_price") is None:
+            data.pop("max_price", None)
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> ComputationRequest:
@@ -209,6 +237,8 @@ class ComputationRequest(Statement):
             raise ValueError("recipients contain a duplicate party")
         if self.expires_at <= self.created_at:
             raise ValueError("expires_at must be after created_at")
+        if len(set(self.terms)) != len(self.terms):
+            raise ValueError("terms contain a duplicate acceptance")
         return self
 
     def check_signer(self, signer: PublicIdentity) -> None:
@@ -571,6 +601,128 @@ class TrainedModel(Statement):
         require_signer(self.trainer, signer, role="trainer")
 
 
+# --- Credit transfers -----------------------------------------------------------------------
+
+# Ledger accounts: a party's, a request's escrow, the platform's fee income, the rewards
+# pool, and issuance (the one account that may go negative: every credit in existence was
+# granted out of it, so all balances always sum to zero).
+ACCOUNT_PATTERN = r"^(party:sr1[a-z2-7]{52}|escrow:sha256:[0-9a-f]{64}|platform|rewards|issuance)$"
+AccountStr = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
+TransferKind = Literal["grant", "transfer", "escrow", "settle", "refund", "reward", "bonus"]
+
+
+class Posting(_Part):
+    """One leg of a transfer: ``amount`` minor units into (positive) or out of ``account``."""
+
+    account: AccountStr
+    amount: Annotated[int, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
+
+
+class Transfer(Statement):
+    """One balanced credit transfer, signed by the coordinator's ledger key.
+
+    The transfers form one hash chain (``seq`` from 0, ``prev`` the previous
+    transfer's digest), so a reader holding them can tell a missing one and
+    recompute every balance from the log alone
+    (:func:`sealroom.wire.credits.recompute_balances`). ``key`` is the
+    idempotency key: one transfer per key, ever. ``cause`` names the statement
+    that justifies it (the request escrowed, the receipt settled, ...).
+    """
+
+    TYPE: ClassVar[str] = "sealroom.credit-transfer"
+    VERSION: ClassVar[int] = 1
+
+    ledger: PartyIdStr
+    seq: NonNegInt
+    prev: DigestStr | None
+    key: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,159}$")]
+    kind: TransferKind
+    cause: DigestStr | None
+    postings: Annotated[tuple[Posting, ...], Field(min_length=2, max_length=130)]
+    memo: Annotated[str, Field(max_length=500)]
+    created_at: UnixTime
+
+    @model_validator(mode="after")
+    def _balanced(self) -> Transfer:
+        if (self.seq == 0) != (self.prev is None):
+            raise ValueError("the first transfer (seq 0) and only it has no prev")
+        accounts = [p.account for p in self.postings]
+        if len(set(accounts)) != len(accounts):
+            raise ValueError("a transfer posts to each account at most once")
+        if any(p.amount == 0 for p in self.postings):
+            raise ValueError("a posting moves a non-zero amount")
+        if sum(p.amount for p in self.postings) != 0:
+            raise ValueError("the postings of a transfer must sum to zero")
+        return self
+
+    def check_signer(self, signer: PublicIdentity) -> None:
+        require_signer(self.ledger, signer, role="ledger")
+
+
+class Offer(Statement):
+    """An owner's negotiated terms for one dataset: a price that replaces the schedule's for
+    that input, and a usage bonus paid on top per receipt; for one requester or anyone."""
+
+    TYPE: ClassVar[str] = "sealroom.offer"
+    VERSION: ClassVar[int] = 1
+
+    owner: PartyIdStr
+    dataset: DigestStr
+    requester: PartyIdStr | None
+    computation: Identifier
+    price: Annotated[int, Field(ge=0, le=MAX_AMOUNT)]
+    usage_bonus: Annotated[int, Field(ge=0, le=MAX_AMOUNT)]
+    nonce: B64Nonce
+    created_at: UnixTime
+    expires_at: UnixTime
+
+    @model_validator(mode="after")
+    def _dates(self) -> Offer:
+        if self.expires_at <= self.created_at:
+            raise ValueError("expires_at must be after created_at")
+        return self
+
+    def check_signer(self, signer: PublicIdentity) -> None:
+        require_signer(self.owner, signer, role="owner")
+
+
+class Accept(Statement):
+    """A requester's acceptance of an Offer; a request names it in ``terms``."""
+
+    TYPE: ClassVar[str] = "sealroom.accept"
+    VERSION: ClassVar[int] = 1
+
+    offer: DigestStr
+    requester: PartyIdStr
+    created_at: UnixTime
+
+    def check_signer(self, signer: PublicIdentity) -> None:
+        require_signer(self.requester, signer, role="requester")
+
+
+class Liveness(Statement):
+    """An owner's answer to the coordinator's liveness challenge for one reward period: its
+    client is up and its datasets are available. Earns base rewards (docs/marketplace.md)."""
+
+    TYPE: ClassVar[str] = "sealroom.liveness"
+    VERSION: ClassVar[int] = 1
+
+    owner: PartyIdStr
+    datasets: Annotated[tuple[DigestStr, ...], Field(min_length=1, max_length=500)]
+    period: NonNegInt
+    challenge: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{86}==$")]
+    created_at: UnixTime
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Liveness:
+        if len(set(self.datasets)) != len(self.datasets):
+            raise ValueError("datasets contain a duplicate")
+        return self
+
+    def check_signer(self, signer: PublicIdentity) -> None:
+        require_signer(self.owner, signer, role="owner")
+
+
 STATEMENT_TYPES: dict[str, type[Statement]] = {
     cls.TYPE: cls
     for cls in (
@@ -583,6 +735,10 @@ STATEMENT_TYPES: dict[str, type[Statement]] = {
         ProtocolReceipt,
         TrainedModel,
         BudgetCharge,
+        Transfer,
+        Offer,
+        Accept,
+        Liveness,
         Deletion,
     )
 }

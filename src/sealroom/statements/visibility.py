@@ -4,7 +4,9 @@ Public: what the API serves anyone (dataset attestations, policies, enclave evid
 marketplace's models, portfolios, evaluations and reviews;
 checkpoints are not statements). Every other type, including types added later (budget
 charges, ...), is private unless listed here: a forgotten type stays hidden rather than
-leaking (fail closed).
+leaking (fail closed). The marketplace's credit transfers, offers, acceptances and liveness
+answers are deliberately private: they say who pays whom for computing on whose data
+(docs/decisions.md, "Transfers, offers, acceptances and liveness answers are private").
 """
 
 from __future__ import annotations

@@ -31,6 +31,11 @@ from sealroom.transparency import sqlstore
 
 __all__ = [
     "all_metadata",
+    "credit_accounts",
+    "credit_escrows",
+    "credit_offers",
+    "credit_postings",
+    "credit_transfers",
     "dataset_keywords",
     "datasets",
     "disputes",
@@ -290,6 +295,65 @@ ledger_charges = Table(
     Column("charge", _DIGEST, ForeignKey("statements.digest"), nullable=False, unique=True),
     Column("charged_at", BigInteger, nullable=False),
     Index("ledger_charges_request", "request", "dataset", unique=True),
+)
+
+# The credits ledger (sealroom.coordinator.credits): double entry in integer minor units.
+# Every transfer is a logged Transfer statement; these tables are indexes derived from them
+# in the same transaction. The CHECK is the last line of the no-overdraft rule (the ledger
+# also debits with a conditional UPDATE); only issuance may go negative.
+credit_accounts = Table(
+    "credit_accounts",
+    metadata,
+    Column("account", String(80), primary_key=True),
+    Column("balance", BigInteger, nullable=False),
+    CheckConstraint("balance >= 0 OR account = 'issuance'", name="credit_accounts_no_overdraft"),
+)
+
+credit_transfers = Table(
+    "credit_transfers",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("key", String(160), nullable=False, unique=True),
+    Column("transfer", _DIGEST, ForeignKey("statements.digest"), nullable=False, unique=True),
+    Column("kind", String(10), nullable=False),
+    Column("cause", _DIGEST, nullable=True, index=True),
+    # SHA-256 of the canonical (kind, cause, postings, memo): an idempotent retry matches it.
+    Column("body_digest", _DIGEST, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+credit_postings = Table(
+    "credit_postings",
+    metadata,
+    Column("seq", BigInteger, ForeignKey("credit_transfers.seq"), primary_key=True),
+    Column("account", String(80), primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+    Index("credit_postings_account", "account", "seq"),
+)
+
+# A paid request's price, fixed when it was escrowed: each input's share (JSON list of
+# [dataset, owner, amount]) so settlement pays exactly what was escrowed.
+credit_escrows = Table(
+    "credit_escrows",
+    metadata,
+    Column("request", _DIGEST, ForeignKey("requests.request"), primary_key=True),
+    Column("payer", _PARTY, nullable=False),
+    Column("price", BigInteger, nullable=False),
+    Column("fee_bps", Integer, nullable=False),
+    Column("shares", Text, nullable=False),
+    Column("status", String(10), nullable=False),
+    CheckConstraint("status IN ('held', 'settled', 'refunded')", name="credit_escrows_status"),
+)
+
+# Negotiated terms (Offer statements), indexed for the parties they are addressed to.
+credit_offers = Table(
+    "credit_offers",
+    metadata,
+    Column("offer", _DIGEST, ForeignKey("statements.digest"), primary_key=True),
+    Column("owner", _PARTY, nullable=False, index=True),
+    Column("dataset", _DIGEST, nullable=False),
+    Column("requester", _PARTY, nullable=True, index=True),
+    Column("expires_at", BigInteger, nullable=False),
 )
 
 # The coordinator's own record of each sealed blob it erased (a sealed input when its
