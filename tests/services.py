@@ -91,11 +91,15 @@ def registered_enclave(
     state: EnclaveState | None = None,
     root: SimulationRoot = SIMULATION_ROOT,
     now: int | None = None,
+    region: str | None = None,
     **options: Any,
 ) -> EnclaveWorker:
-    """A simulated enclave worker (under ``root``) registered at ``url``, not yet running."""
+    """A simulated enclave worker (under ``root``, declaring ``region``) registered at ``url``,
+    not yet running."""
     provider = make_evidence_provider(simulation_root=root)
-    keys = make_enclave_keys(now=int(time.time()) if now is None else now, provider=provider)
+    keys = make_enclave_keys(
+        now=int(time.time()) if now is None else now, provider=provider, region=region
+    )
     worker = EnclaveWorker(
         source=Client(base_url=url, identity=keys.identity),
         keys=keys,
@@ -108,10 +112,10 @@ def registered_enclave(
 
 
 @contextmanager
-def running_enclave(url: str) -> Iterator[EnclaveWorker]:
+def running_enclave(url: str, *, region: str | None = None) -> Iterator[EnclaveWorker]:
     """A registered simulated enclave running its job loop in a thread until the block ends."""
     state = EnclaveState.create_temporary()
-    worker = registered_enclave(url, state=state, idle_min=0.05, idle_max=0.2)
+    worker = registered_enclave(url, state=state, idle_min=0.05, idle_max=0.2, region=region)
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), name="enclave", daemon=True)
     thread.start()

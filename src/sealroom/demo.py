@@ -17,6 +17,15 @@ plans' rows of the RAND Health Insurance Experiment (``randhie``, split by
 rows) with a suppressed group, the same with DP noise whose budget a repeated
 request exhausts (refused by the budget ledger in the coordinator's log), and
 requester SQL that the owner admits or refuses by its analysis rules.
+
+Act four is a room of three parties from a template: summaries, pre-checks, consents to
+the policy snapshot, a withdrawn consent, a dual approval, and an auditor pack.
+
+Act five is the marketplace, every amount through the credits ledger: negotiated terms paid
+through escrow and settled on the receipt; a curator's portfolio whose reward is split by its
+weights; a model trained in the enclave, published with its provenance and used for pay
+through ``predict``; an evaluation and the trainer's reputation; a dispute the arbiter upholds
+with a refund; and the operator's audit of every balance from the log.
 """
 
 from __future__ import annotations
@@ -36,7 +45,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pyarrow as pa
@@ -55,6 +65,9 @@ from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import BundleRejected, verify_bundle
 
 __all__ = ["dataset_path", "public_data", "run_demo"]
+
+if TYPE_CHECKING:
+    from sealroom.coordinator.credits import Credits
 
 Echo = Callable[[str], None]
 
@@ -225,7 +238,15 @@ def _scenario(
     code = act_three({n: work / "homes" / n for n in names}, logs, url, work / "no-trust", echo)
     if code != 0:
         return code
-    parties = {n: _party(n, work, url) for n in ("Seller", "Buyer")}
+    parties = {n: _party(n, work, url) for n in ROOM_PARTIES}
+    try:
+        code = _act_rooms(parties, work / "room-data", results, echo, timeout, root=root)
+        if code != 0:
+            return code
+    finally:
+        for p in parties.values():
+            p.close()
+    parties = {n: _party(n, work, url) for n in MARKET_PARTIES}
     try:
         db = work / "coordinator.db"
         return _act_market(parties, db, Path(f"{db}.keys"), echo, timeout)
@@ -791,6 +812,226 @@ def _show_sql(body: Any, echo: Echo) -> None:
     )
 
 
+# --- the rooms act -------------------------------------------------------------------------
+
+ROOM_PARTIES = (
+    "Brand",
+    "Retailer",
+    "Publisher",
+    "Retailer-Ann",
+    "Retailer-Raj",
+    "Publisher-Pia",
+    "Publisher-Pat",
+)
+ROOM_OWNER_POLICY: dict[str, Any] = {
+    "allow": [{"id": "intersection-overlap"}],
+    "auto_approve": [{"id": "intersection-overlap"}],
+    "k": 5,
+    "dp": {"epsilon_per_requester": "10", "epsilon_total": "10"},
+}
+ROOM_RUN: dict[str, Any] = {"dp": {"epsilon": "1"}}
+
+
+def _act_rooms(
+    parties: dict[str, Party],
+    data_dir: Path,
+    results: Path,
+    echo: Echo,
+    timeout: float,
+    *,
+    root: bytes | None = None,
+) -> int:
+    """A room of three parties from invitation to run: a one-page summary read before a
+    pre-checked join and consent, a run approved by the room's policy, a withdrawn consent
+    that stops a run about to start, a risky room whose runs need two approvers of each data
+    party, and an auditor pack of the room verified offline (``root``: the deployment's
+    simulation root the auditor pins; None: taken from the evidence, with a warning)."""
+    brand, retailer, publisher = parties["Brand"], parties["Retailer"], parties["Publisher"]
+    members = {"Retailer": retailer, "Publisher": publisher}
+    echo("\n" + "=" * 92)
+    echo("ACT FOUR: a room (a template, invitations, consents, approvals, a withdrawal)")
+    echo("=" * 92)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ids = {"Retailer": range(0, 3000), "Publisher": range(1500, 4500)}
+    datasets: dict[str, str] = {}
+    for name, party in members.items():
+        path = data_dir / f"{name.lower()}.csv"
+        path.write_text("id,visits\n" + "".join(f"{i},{i % 9}\n" for i in ids[name]))
+        datasets[name] = party.publish(
+            path, title=f"{name} customer ids", policy=ROOM_OWNER_POLICY
+        ).dataset
+    inputs = [datasets["Retailer"], datasets["Publisher"]]
+
+    echo("\n24. Brand hosts a room from the psi-overlap template and invites two parties")
+    room = brand.rooms.create(
+        name="Shared audience sizing",
+        purpose="How many customers Retailer and Publisher share, for a joint campaign.",
+        template="psi-overlap",
+        k=10,
+        expires_at=brand.now() + 3600,
+        region=None,
+    )
+    snap = room.room.statement.snapshot
+    echo(f"   room {room.digest[:23]}...  policy snapshot {snap.digest()[:23]}...")
+    echo(
+        f"   allowed: {', '.join(q.id for q in snap.allowed_queries)}; k {snap.k}; DP required "
+        f"(epsilon {snap.dp.epsilon_per_run} per run, {snap.dp.epsilon_total} in total); "
+        f"runs approved by the room policy"
+    )
+    for name, party in members.items():
+        brand.rooms.invite(room.digest, party.party_id)
+        summary = party.rooms.summary(room.digest)
+        if summary.snapshot_digest != snap.digest():
+            echo("   error: the summary is not of the snapshot the room signed")
+            return 1
+        if name == "Retailer":
+            from sealroom.audit.render import render_html
+            from sealroom.crypto.files import write_private
+
+            write_private(results / "room-summary.html", render_html(summary).encode("utf-8"))
+        echo(
+            f"   {name:<10} reads the one-page summary of snapshot "
+            f"{summary.snapshot_digest[:23]}... ({len(summary.allowed_queries)} allowed "
+            f"query, {summary.privacy_line().split(';')[0]})"
+        )
+        report = party.rooms.precheck(room.digest, datasets[name])
+        echo(
+            f"   {name:<10} pre-check (local): {report['entities']} entities >= k "
+            f"{report['k']}, {len(report['schema'])} columns, card reveals "
+            f"{report['card']['keywords']} keywords -> joins and consents"
+        )
+        party.rooms.join(room.digest, datasets[name])
+        party.rooms.consent(room.digest)
+
+    echo("\n25. Brand starts a run; each member's client approves it under the room policy")
+    first = brand.rooms.run(room.digest, "intersection-overlap", inputs, ROOM_RUN)
+    for party in members.values():
+        party.auto_approve(allow_simulated=True)
+    view = brand.wait(first.request, timeout=timeout)
+    if view.status != "completed":
+        echo(f"   error: the run is {view.status}: {view.status_reason}")
+        return 1
+    got = retailer.result(first.request, results / "room-overlap", allow_simulated=True)
+    echo(f"   overlap (DP) {got.body['overlap']}, true overlap 1500; receipt verified by Retailer")
+
+    echo("\n26. Brand starts a second run; Publisher withdraws consent before it can start")
+    pending = brand.rooms.run(room.digest, "intersection-overlap", inputs, ROOM_RUN)
+    publisher.rooms.withdraw_consent(room.digest, reason="legal asked to pause")
+    stopped = brand.status(pending.request)
+    echo(f"   the run is {stopped.status}: {stopped.status_reason}")
+    try:
+        brand.rooms.run(room.digest, "intersection-overlap", inputs, ROOM_RUN)
+        echo("   error: a run started without Publisher's consent")
+        return 1
+    except PolicyDenied as exc:
+        echo(f"   a new run is refused [{exc.code}]: {exc.detail}")
+    if stopped.status != "withdrawn":
+        return 1
+
+    echo("\n27. a risky room (k below the template's floor): two approvers of each data party")
+    for org, people in (
+        (retailer, ("Retailer-Ann", "Retailer-Raj")),
+        (publisher, ("Publisher-Pia", "Publisher-Pat")),
+    ):
+        for person in people:
+            org.rooms.add_member(parties[person].party_id, "approver")
+    risky = brand.rooms.create(
+        name="Small-cohort sizing",
+        purpose="The overlap with a lower k, for a pilot.",
+        template="psi-overlap",
+        k=5,
+        expires_at=brand.now() + 3600,
+    )
+    flags = [f.detail for f in brand.rooms.show(risky.digest).view.red_flags]
+    echo(f"   red flag recorded: {flags[0] if flags else '(none)'}")
+    for name, party in members.items():
+        brand.rooms.invite(risky.digest, party.party_id)
+        party.rooms.join(risky.digest, datasets[name])
+        party.rooms.consent(risky.digest)
+    run = brand.rooms.run(risky.digest, "intersection-overlap", inputs, ROOM_RUN)
+    parties["Retailer-Ann"].rooms.approve_run(risky.digest, run.request, org=retailer.party_id)
+    try:
+        retailer.approve(run.request, allow_simulated=True)
+        echo("   error: one approver was enough")
+        return 1
+    except PolicyDenied as exc:
+        echo(f"   Retailer-Ann alone: refused [{exc.code}]")
+    parties["Retailer-Raj"].rooms.approve_run(risky.digest, run.request, org=retailer.party_id)
+    for person in ("Publisher-Pia", "Publisher-Pat"):
+        parties[person].rooms.approve_run(risky.digest, run.request, org=publisher.party_id)
+    retailer.approve(run.request, allow_simulated=True)
+    publisher.approve(run.request, allow_simulated=True)
+    view = brand.wait(run.request, timeout=timeout)
+    approvers = brand.rooms.show(risky.digest).view.runs[0].approvals
+    echo(f"   with two approvers each ({len(approvers)} people signed): the run is {view.status}")
+    if view.status != "completed":
+        return 1
+    return _room_audit(brand, room.digest, results, echo, root=root)
+
+
+def _room_audit(brand: Party, room: str, results: Path, echo: Echo, *, root: bytes | None) -> int:
+    """Step 28: the host issues an auditor pack of the first room; an auditor verifies it
+    offline (then a pack with one changed byte is refused)."""
+    import shutil
+
+    from sealroom.audit.pack import PackRejected, verify_pack
+    from sealroom.verification.trust import trust_policy
+
+    echo("\n28. Brand issues an auditor pack of the first room; the auditor verifies it offline")
+    out = results / "room-audit-pack"
+    shutil.rmtree(out, ignore_errors=True)  # the demo's own output of an earlier run
+    manifest = brand.rooms.pack(room, out, valid_for=7 * 86400, purpose="campaign audit")
+    kinds = [f.role for f in manifest.files]
+    echo(
+        f"   {out.name}/: snapshot, {kinds.count('bundle')} run bundle(s), "
+        f"{kinds.count('statement')} logged statements (room, policy, invitations, consents "
+        "and the withdrawal, deletions), signed by Brand, valid 7 days"
+    )
+    trust = trust_policy(
+        allow_simulated=True, log_key=brand.client.log_key().verifier_key, simulation_root=root
+    )
+    try:
+        report = verify_pack(out, trust=trust, now=brand.now(), issuer=brand.party_id)
+    except PackRejected as exc:
+        failed = exc.report.failures
+        echo(f"   error: the pack did not verify: {failed[0].name}: {failed[0].detail}")
+        return 1
+    echo(f"   verify-pack: all {len(report.checks)} checks passed (SIMULATED TEE)")
+    tampered = results / "room-audit-pack-tampered"
+    shutil.rmtree(tampered, ignore_errors=True)
+    shutil.copytree(out, tampered)
+    snapshot = tampered / "snapshot.json"
+    snapshot.write_bytes(snapshot.read_bytes().replace(b'"k":10', b'"k":11', 1))
+    try:
+        verify_pack(tampered, trust=trust, now=brand.now(), issuer=brand.party_id)
+    except PackRejected as exc:
+        first = exc.report.failures[0]
+        echo(f"   one changed byte (k 10 -> 11 in snapshot.json): REFUSED at {first.name}")
+        return 0
+    echo("   error: a tampered pack verified")
+    return 1
+
+
+MARKET_PARTIES = ("Seller", "Buyer", "Archive", "Curator", "Trainer")
+TRAIN_PARAMS: dict[str, Any] = {
+    "layout": "join",
+    "id_column": "id",
+    "target": "GRADE",
+    "features": ["GPA", "TUCE", "PSI"],
+    "test_fraction": "0",
+}
+MARKET_NUMBERS: Mapping[str, int] = MappingProxyType(
+    {
+        # Act five's amounts, checked by tests/test_demo_market.py.
+        "trainer_grant": 300,
+        "pledge": 200,
+        "fee_bps": 1000,
+        "weight_grades": 6000,
+        "weight_method": 4000,
+        "model_price": 40,
+        "disputed": 20,
+    }
+)
 MARKET_POLICY = {
     "allow": [{"id": "topic-overlap"}],
     "auto_approve": [{"id": "topic-overlap"}],
@@ -810,7 +1051,9 @@ def _act_market(parties: dict[str, Party], db: Path, keys: Path, echo: Echo, tim
 
     seller, buyer = parties["Seller"], parties["Buyer"]
     echo("\n" + "=" * 92)
-    echo("ACT FOUR: the marketplace: credits, negotiated terms, escrow and settlement")
+    echo(
+        "ACT FIVE: the marketplace: credits, escrow, a portfolio, a paid model, reputation, disputes"
+    )
     echo("=" * 92)
     sold = seller.publish(
         dataset_path("newbiemolty"), title="Onboarding log (for sale)", policy=MARKET_POLICY
@@ -864,6 +1107,217 @@ def _act_market(parties: dict[str, Party], db: Path, keys: Path, echo: Echo, tim
             f"E. audit: {recomputed.transfers} transfers recomputed from the log equal the "
             "database's balances; all accounts sum to zero"
         )
+        code = _act_market_models(parties, ops, keys, db.parent / "market", echo, timeout)
+        if code != 0:
+            return code
+        recomputed, stored = audit(engine, ops.ledger.identity.public)
+        if dict(recomputed.accounts) != stored:
+            echo("error: the balances recomputed from the log differ from the database")
+            return 1
+        echo(
+            f"L. audit: all {recomputed.transfers} transfers recomputed from the log equal the "
+            "database's balances; all accounts sum to zero"
+        )
     finally:
         engine.dispose()
+    return 0
+
+
+def _spector_halves(out: Path) -> dict[str, Path]:
+    """spector split by columns for training (grades: Seller, method and outcome: Archive)
+    and the first rows without the outcome, the Buyer's own rows to predict on."""
+    import numpy as np
+    import statsmodels.api as sm  # heavy: only the acts that use public data need it
+
+    df = sm.datasets.spector.load_pandas().data
+    ids = np.arange(len(df), dtype=np.int64)
+    cols = {"id": ids, **{c: df[c].to_numpy() for c in ("GPA", "TUCE", "PSI", "GRADE")}}
+    out.mkdir(parents=True, exist_ok=True)
+    tables = {
+        "grades": pa.table({k: cols[k] for k in ("id", "GPA", "TUCE")}),
+        "method": pa.table({k: cols[k] for k in ("id", "PSI", "GRADE")}),
+        "rows": pa.table({k: cols[k][:8] for k in ("id", "GPA", "TUCE", "PSI")}),
+    }
+    paths = {}
+    for name, table in tables.items():
+        paths[name] = out / f"spector-{name}.csv"
+        _write_csv(table, paths[name])
+    return paths
+
+
+def _balances(parties: Mapping[str, Party]) -> dict[str, int]:
+    return {n: p.client.credits().balance for n, p in parties.items()}
+
+
+def _show_balances(echo: Echo, label: str, balances: Mapping[str, int]) -> None:
+    shown = ", ".join(f"{n} {b}" for n, b in balances.items())
+    echo(f"   {label}: {shown} (sum {sum(balances.values())})")
+
+
+def _settled(check: Callable[[], bool], timeout: float) -> bool:
+    """Settlement follows the completion in the coordinator: poll briefly for it."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _act_market_models(
+    parties: Mapping[str, Party],
+    ops: Credits,
+    keys: Path,
+    work: Path,
+    echo: Echo,
+    timeout: float,
+) -> int:
+    """A curator's portfolio and a reward split by its weights, a model trained in the enclave
+    and published with its provenance, paid use through predict, an evaluation, reputation,
+    and a dispute the arbiter upholds with a refund; every amount through the credits ledger."""
+    from sealroom.client import market as mk
+    from sealroom.coordinator.keys import CoordinatorKeystore
+
+    n = MARKET_NUMBERS
+    seller, buyer, archive = parties["Seller"], parties["Buyer"], parties["Archive"]
+    curator, trainer = parties["Curator"], parties["Trainer"]
+    registry = default_registry()
+    files = _spector_halves(work)
+    pinned = {
+        "grades": exact_rule(registry.get("train-model"), TRAIN_PARAMS, partners=[files["method"]]),
+        "method": exact_rule(registry.get("train-model"), TRAIN_PARAMS, partners=[files["grades"]]),
+    }
+    train_policy = {"auto_approve": [{"id": "train-model"}], "requesters": "any", "k": 3}
+    grades = seller.publish(
+        files["grades"],
+        title="Course grades (spector)",
+        policy={**train_policy, "allow": [pinned["grades"]]},
+    ).dataset
+    method = archive.publish(
+        files["method"],
+        title="Teaching method and outcome (spector)",
+        policy={**train_policy, "allow": [pinned["method"]]},
+    ).dataset
+    portfolio = curator.curate(
+        name="spector, both halves",
+        description="grades and teaching method of the same 32 students",
+        items=[(grades, n["weight_grades"]), (method, n["weight_method"])],
+        fee=n["fee_bps"],
+    )
+    echo("")
+    echo(
+        f"F. Curator signs a portfolio: Seller's grades {n['weight_grades']} bp, Archive's "
+        f"teaching method {n['weight_method']} bp, curator's fee {n['fee_bps']} bp"
+    )
+    ops.grant(
+        trainer.party_id,
+        n["trainer_grant"],
+        key="demo-trainer",
+        memo="trainer's credits",
+        now=trainer.now(),
+    )
+    before = _balances(parties)
+    _show_balances(echo, "balances", before)
+    train = trainer.request("train-model", [grades, method], TRAIN_PARAMS)
+    pledge = trainer.client.pledge(portfolio.portfolio, train.request, n["pledge"])
+    names: dict[str, str] = {p.party_id: name for name, p in parties.items()}
+    split = ", ".join(f"{names[s.payee]} {s.amount}" for s in pledge.shares)
+    echo(f"G. Trainer asks to train a model on the portfolio and pledges {n['pledge']}: {split}")
+    for party in (seller, archive):
+        party.auto_approve(allow_simulated=True)
+    view = trainer.wait(train.request, timeout=timeout)
+    if view.status != "completed":
+        echo(f"error: the training request ended {view.status}: {view.status_reason}")
+        return 1
+    if not _settled(lambda: trainer.client.get_pledge(train.request).status == "paid", timeout):
+        echo("error: the portfolio's reward was not paid")
+        return 1
+    _show_balances(echo, "trained; the reward is split and paid", _balances(parties))
+    trainer.result(train.request, work / "trained", allow_simulated=True)
+    published = trainer.publish_model(
+        work / "trained",
+        name="grade model",
+        description="logit of GRADE on GPA, TUCE and PSI",
+        price=n["model_price"],
+    )
+    card = published.model
+    inputs = ", ".join(i["dataset"][:19] + "..." for i in card.provenance["inputs"])
+    code = card.provenance["computation"]
+    echo(
+        f"H. Trainer publishes {card.name!r} at {card.price} per use; its provenance: the "
+        f"train-model receipt {card.provenance['receipts'][0][:19]}..., inputs {inputs}, "
+        f"code {code['id']} {code['version']} {code['code_digest'][:19]}...; the weights stay "
+        "sealed in a predict-only artifact"
+    )
+    own_rows = buyer.publish(
+        files["rows"],
+        title="Buyer's students",
+        policy={
+            "allow": [{"id": "predict"}],
+            "auto_approve": [{"id": "predict"}],
+            "requesters": [buyer.party_id],
+            "k": 1,
+        },
+    ).dataset
+    use = buyer.predict(card.model, own_rows, id_column="id")
+    for party in (trainer, buyer):
+        party.auto_approve(allow_simulated=True)
+    view = buyer.wait(use.request, timeout=timeout)
+    if view.status != "completed":
+        echo(f"error: the predict request ended {view.status}: {view.status_reason}")
+        return 1
+    predictions = buyer.result(use.request, work / "predictions", allow_simulated=True)
+
+    def paid() -> bool:
+        return [u.status for u in buyer.client.model_uses(card.model).items] == ["paid"]
+
+    if not _settled(paid, timeout):
+        echo("error: the model's use was not paid")
+        return 1
+    first = predictions.body["predictions"][0]
+    echo(
+        f"I. Buyer runs predict on its own {predictions.body['rows']} rows, both sealed to the "
+        f"enclave (student {first['id']}: {first['value']}); Buyer pays {card.price} to Trainer"
+    )
+    _show_balances(echo, "balances", _balances(parties))
+    evaluation = buyer.evaluate(
+        card.model,
+        use.request,
+        score="0.8",
+        summary="sensible probabilities on my students",
+        examples=[({k: str(v) for k, v in first.items() if k != "value"}, str(first["value"]))],
+    )
+    rep = {r.role: r for r in buyer.reputation(trainer.party_id).roles}["trainer"]
+    echo(
+        f"J. Buyer (a paying user) rates the model 0.8 in a signed evaluation "
+        f"{evaluation.evaluation[:19]}...; Trainer's reputation as trainer: {rep.score} "
+        f"(weight {rep.weight}: paid use)"
+    )
+    dispute = buyer.dispute(
+        use.request,
+        respondent=trainer.party_id,
+        amount=n["disputed"],
+        reason="two of my students were scored the wrong way round",
+    )
+    before = _balances(parties)
+    arbiter = CoordinatorKeystore(directory=keys).arbiter(create=False)
+    with Client(base_url=buyer.url, identity=arbiter) as client:
+        done = mk.resolve_dispute(
+            client,
+            arbiter,
+            dispute.dispute,
+            outcome="upheld",
+            refund=n["disputed"],
+            reason="the receipt binds the run; the refund is the disputed amount",
+            now=buyer.now(),
+        )
+    after = _balances(parties)
+    rep = {r.role: r for r in buyer.reputation(trainer.party_id).roles}["trainer"]
+    echo(
+        f"K. Buyer disputes {n['disputed']} of the charge citing the receipt; the arbiter "
+        f"upholds it and refunds {done.refund}; Trainer's reputation: {rep.score} "
+        f"({rep.upheld_against} upheld against)"
+    )
+    _show_balances(echo, "before", before)
+    _show_balances(echo, "after", after)
     return 0

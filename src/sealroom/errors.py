@@ -41,7 +41,9 @@ __all__ = [
     "BodyTooLarge",
     "CommitmentMismatch",
     "Conflict",
+    "ConsentMissing",
     "DecryptionFailed",
+    "DualApprovalRequired",
     "IdempotencyMismatch",
     "InsufficientCredits",
     "InvalidInput",
@@ -52,6 +54,9 @@ __all__ = [
     "PolicyDenied",
     "ProofInvalid",
     "ProtocolError",
+    "QueryNotAllowed",
+    "RegionMismatch",
+    "RoomClosed",
     "SealroomError",
     "SignatureInvalid",
     "StaleLedgerHead",
@@ -186,6 +191,42 @@ class PolicyDenied(SealroomError):
         return text if self.rule is None else f"{text}\n  rule: {self.rule}"
 
 
+class QueryNotAllowed(PolicyDenied):
+    """A run in a room of a computation that is not among the room's allowed queries."""
+
+    code = "query_not_allowed"
+    public_message = "the room does not allow this query"
+
+
+class ConsentMissing(PolicyDenied):
+    """A room run while a member's consent to the current policy snapshot is absent or
+    withdrawn: nothing runs on its data."""
+
+    code = "consent_missing"
+    public_message = "a member has not consented to the room's policy, or withdrew consent"
+
+
+class DualApprovalRequired(PolicyDenied):
+    """A risky room template needs two distinct approvers of the same party."""
+
+    code = "dual_approval_required"
+    public_message = "this run needs two distinct approvers of each data party"
+
+
+class RegionMismatch(PolicyDenied):
+    """A region-pinned room's data may only go to an enclave declaring that region."""
+
+    code = "region_mismatch"
+    public_message = "the enclave is not in the room's region"
+
+
+class RoomClosed(PolicyDenied):
+    """The room has expired (or is otherwise closed) and refuses runs."""
+
+    code = "room_closed"
+    public_message = "the room is closed"
+
+
 class VerificationFailed(SealroomError):
     code = "verification_failed"
     public_message = "verification failed"
@@ -243,6 +284,11 @@ CATALOG: tuple[type[SealroomError], ...] = (
     InsufficientCredits,
     IdempotencyMismatch,
     PolicyDenied,
+    QueryNotAllowed,
+    ConsentMissing,
+    DualApprovalRequired,
+    RegionMismatch,
+    RoomClosed,
     VerificationFailed,
     SignatureInvalid,
     AttestationInvalid,

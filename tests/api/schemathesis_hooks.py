@@ -28,6 +28,8 @@ import requests
 import schemathesis
 from schemathesis import Case, GenerationMode, HookContext
 
+from sealroom.computations import default_registry
+from sealroom.computations.templates import RoomSettings, draft_room
 from sealroom.crypto.keys import b64encode, xwing_private_key
 from sealroom.crypto.request_signing import sign_request
 from sealroom.statements import (
@@ -36,7 +38,12 @@ from sealroom.statements import (
     InputRef,
     Liveness,
     Offer,
+    OrgMember,
     Policy,
+    Room,
+    RoomConsent,
+    RoomInvitation,
+    RunApproval,
     sign_statement,
 )
 from sealroom.statements import market_models as mm
@@ -304,6 +311,85 @@ def _bodies(case: Case) -> None:
         for i, output in enumerate(body["outputs"]):
             if isinstance(output, dict):
                 output["recipient"] = f"{output.get('recipient')}-{i}"
+    elif path.startswith(("/v1/rooms", "/v1/orgs")):
+        _room_bodies(case, body, n)
+
+
+def _room_bodies(case: Case, body: dict[str, Any], n: int) -> None:
+    """Rooms: genuinely signed statements, naming the (nonexistent) room of the path."""
+    now = int(time.time())
+    params = case.path_parameters if isinstance(case.path_parameters, dict) else {}
+    if "room" in params:
+        params["room"] = _digest(("room", n))
+    if "rid" in params and case.path.startswith("/v1/rooms/"):
+        params["rid"] = _digest(("run", n))
+    room = params.get("room", "")
+    path = case.path
+    if path == "/v1/rooms" and {"room", "policy"} <= body.keys():
+        settings = RoomSettings(
+            name=f"room {n}", purpose="fuzzing", template="psi-overlap", k=10, expires_at=now + 3600
+        )
+        rules, make_snapshot = draft_room(
+            settings, host=FUZZER.party_id, registry=default_registry(), now=now
+        )
+        # The fuzzed coordinator runs the test registry: the room's one query is row-count.
+        row_count = ROW_COUNT.ref()
+        rules["allow"] = [{"id": row_count.id, "min_version": row_count.version, "dp": "required"}]
+        rules["auto_approve"] = [{"id": row_count.id, "min_version": row_count.version}]
+        policy = sign_statement(
+            Policy(owner=FUZZER.party_id, name=f"room {n}", rules=rules, created_at=now), FUZZER
+        )
+        snapshot = make_snapshot(policy.digest).model_copy(update={"allowed_queries": (row_count,)})
+        body["policy"] = policy.envelope.to_dict()
+        body["room"] = _signed(
+            Room(
+                host=FUZZER.party_id,
+                snapshot=snapshot,
+                snapshot_digest=snapshot.digest(),
+                nonce=b64encode(n.to_bytes(16, "big")),
+                created_at=now,
+            )
+        )
+    elif path == "/v1/rooms/{room}/invitations" and "invitation" in body:
+        invitee = identity("room-invitee").party_id
+        body["invitation"] = _signed(
+            RoomInvitation(room=room, host=FUZZER.party_id, invitee=invitee, created_at=now)
+        )
+    elif path == "/v1/rooms/{room}/consents" and "consent" in body:
+        body["consent"] = _signed(
+            RoomConsent(
+                room=room,
+                party=FUZZER.party_id,
+                snapshot=_digest(n),
+                decision="consent",
+                reason="",
+                created_at=now,
+            )
+        )
+    elif path == "/v1/rooms/{room}/join" and "precheck" in body:
+        body["precheck"] = {"ok": True, "entities": 10}
+    elif path == "/v1/rooms/{room}/runs/{rid}/approvals" and "approval" in body:
+        body["approval"] = _signed(
+            RunApproval(
+                room=room,
+                request=params["rid"],
+                org=identity("room-org").party_id,
+                approver=FUZZER.party_id,
+                decision="approve",
+                reason="",
+                created_at=now,
+            )
+        )
+    elif path == "/v1/orgs/members" and "member" in body:
+        body["member"] = _signed(
+            OrgMember(
+                org=FUZZER.party_id,
+                member=identity(f"org-member-{n}").party_id,
+                role="approver",
+                active=True,
+                created_at=now,
+            )
+        )
 
 
 @schemathesis.hook

@@ -1,56 +1,45 @@
-"""A room policy snapshot as the rooms flow writes it (the shape in docs/rooms-audit.md)."""
+"""A room policy snapshot exactly as the rooms flow writes it (``draft_room``, the shape
+``sealroom.statements.RoomSnapshot`` defines and docs/rooms-audit.md describes)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sealroom.computations import default_registry
+from sealroom.computations.templates import RoomSettings, draft_room
 from sealroom.crypto.keys import Identity
 
-CODE = "sha256:" + "ab" * 32
+POLICY = "sha256:" + "ef" * 32
+CREATED = 1_800_000_000
+EXPIRES = 1_900_000_000
 
 
 def snapshot(
     host: Identity,
-    members: list[Identity],
     *,
-    code: str = CODE,
     title: str = "Cohort overlap 2026",
     k: int = 10,
+    template: str = "psi-overlap",
+    dp: str = "required",
+    region: str | None = "eu-west",
+    policy: str = POLICY,
 ) -> dict[str, Any]:
-    return {
-        "type": "sealroom.room-policy-snapshot",
-        "version": 1,
-        "room": "sha256:" + "cd" * 32,
-        "title": title,
-        "purpose": "Size the overlap of two customer cohorts before a joint campaign.",
-        "host": host.party_id,
-        "template": {
-            "id": "psi-overlap",
-            "name": "PSI overlap and cohort sizing",
-            "code_digest": code,
-        },
-        "inputs": [
-            {"party": m.party_id, "name": f"customers-{n}", "description": "hashed emails"}
-            for n, m in enumerate(members)
-        ],
-        "outputs": [
-            {
-                "name": "overlap size",
-                "description": "thresholded count of shared entities.",
-                "recipients": [m.party_id for m in members],
-            }
-        ],
-        "allowed_queries": [{"id": "topic-overlap", "version": "2.1.0", "code_digest": code}],
-        "visibility": [
-            {"party": m.party_id, "sees": "the overlap size; never the other party's rows"}
-            for m in members
-        ],
-        "k": k,
-        "dp": {"epsilon": "1.0", "delta": "0.000001"},
-        "retention_seconds": 7 * 86400,
-        "expires_at": 1_900_000_000,
-        "region": "eu-west",
-        "parties": [{"party": m.party_id, "name": f"member {n}"} for n, m in enumerate(members)],
-        # A field the summary does not show still counts in the digest.
-        "extra": {"note": "kept"},
-    }
+    settings = RoomSettings(
+        name=title,
+        purpose="Size the overlap of two customer cohorts before a joint campaign.",
+        template=template,
+        k=k,
+        dp=dp,  # type: ignore[arg-type]
+        epsilon_per_run="1" if dp == "required" else None,
+        epsilon_total="4" if dp == "required" else None,
+        retention_seconds=7 * 86400,
+        expires_at=EXPIRES,
+        region=region,
+    )
+    _, make = draft_room(settings, host=host.party_id, registry=default_registry(), now=CREATED)
+    return make(policy).to_json()
+
+
+def code(snap: dict[str, Any]) -> str:
+    """The code digest of the snapshot's (first) allowed query."""
+    return str(snap["allowed_queries"][0]["code_digest"])

@@ -34,7 +34,6 @@ from sealroom.statements import (
     Deletion,
     Digest,
     Envelope,
-    Receipt,
     canonical_json,
     sign_statement,
 )
@@ -82,9 +81,9 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Material]:
             for e in bundle.statements
             if e.type == Approval.TYPE
         )
-        code = Receipt.parse_payload(bundle.receipt.payload).computation.code_digest
-        snap = canonical_json(snapshot(run.bob, [run.alice, run.bob], code=code))
-        (tmp / "snapshot.json").write_bytes(snap)
+        # A room's snapshot (its queries include the one that ran), but not the room this run
+        # ran in: packing them together is refused (tests/rooms packs a room's real runs).
+        snap = canonical_json(snapshot(run.bob, template="research-stats"))
         issued = runner.invoke(
             app,
             [
@@ -93,8 +92,6 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Material]:
                 str(tmp / "cli-pack"),
                 "--request",
                 run.request,
-                "--snapshot",
-                str(tmp / "snapshot.json"),
                 "--valid-for",
                 "3600",
                 "--url",
@@ -143,7 +140,7 @@ def _pack(m: Material, out: Path, *, now: int | None = None, **options: object) 
         now=now or int(time.time()),
         bundles=options.pop("bundles", (m.bundle,)),  # type: ignore[arg-type]
         statements=options.pop("statements", (*m.deletions, *m.approvals)),  # type: ignore[arg-type]
-        snapshot=options.pop("snapshot", m.snapshot),  # type: ignore[arg-type]
+        snapshot=options.pop("snapshot", None),  # type: ignore[arg-type]
         audience=options.pop("audience", None),  # type: ignore[arg-type]
     )
     assert not options
@@ -173,7 +170,6 @@ def test_pack_verifies_offline_with_every_member(material: Material, tmp_path: P
     )
     assert len(material.deletions) == 1
     assert len(material.approvals) == 2
-    assert any(n.startswith("snapshot ") for n in names)
     assert any(n.startswith("deletion ") and "names a run" in n for n in names)
     assert report.simulated
     assert all(c.passed for c in report.checks)
@@ -191,7 +187,7 @@ def _members(pack: Path) -> list[str]:
 def test_pack_fails_after_a_flipped_byte_in_any_file(material: Material, tmp_path: Path) -> None:
     pristine = _pack(material, tmp_path / "pristine")
     members = _members(pristine)
-    assert len(members) == 1 + 1 + 3 + 1  # manifest, bundle, statements, snapshot
+    assert len(members) == 1 + 1 + 3  # manifest, bundle, statements
     for n, member in enumerate(members):
         copy = tmp_path / f"flip-{n}"
         shutil.copytree(pristine, copy)
@@ -291,15 +287,12 @@ def test_pack_expires(material: Material, tmp_path: Path) -> None:
 
 def test_pack_cross_checks_its_contents(material: Material, tmp_path: Path) -> None:
     # A deletion for a run whose bundle is not in the pack.
-    alone = _pack(material, tmp_path / "alone", bundles=(), snapshot=None)
+    alone = _pack(material, tmp_path / "alone", bundles=())
     _rejected(material, alone, "no verified proof bundle in the pack for request")
-    # A snapshot that does not allow the query that ran.
-    snap = json.loads(material.snapshot)
-    snap["allowed_queries"] = [
-        {"id": "row-count", "version": "2.1.0", "code_digest": "sha256:" + "11" * 32}
-    ]
-    other = _pack(material, tmp_path / "other", snapshot=canonical_json(snap))
-    _rejected(material, other, "not among the snapshot's allowed queries")
+    # A room's snapshot with a run that did not run in that room: refused when written.
+    with pytest.raises(InvalidInput, match="did not run in this room"):
+        _pack(material, tmp_path / "other", snapshot=material.snapshot)
+    assert not (tmp_path / "other").exists()
     # Another log key pinned than the one that signed the checkpoints.
     pinned = trust_policy(allow_simulated=True, log_key=_other_log_key(material))
     failure = _rejected(
@@ -377,7 +370,7 @@ def test_cli_issue_and_verify_pack(material: Material, tmp_path: Path) -> None:
     assert issued["issuer"] == material.issuer.party_id
     assert any(f.startswith("bundles/") for f in issued["files"])
     assert any(f.startswith("statements/") for f in issued["files"])
-    assert "snapshot.json" in issued["files"]
+    assert "snapshot.json" not in issued["files"]
     args = [
         "verify-pack",
         str(material.cli_pack),
@@ -400,7 +393,8 @@ def test_cli_issue_and_verify_pack(material: Material, tmp_path: Path) -> None:
 
     broken = tmp_path / "broken"
     shutil.copytree(material.cli_pack, broken)
-    (broken / "snapshot.json").write_bytes(b"{}")
+    victim = next(p for p in (broken / "statements").iterdir())
+    victim.write_bytes(b"{}")
     bad = runner.invoke(app, ["verify-pack", str(broken), "--allow-simulated", "--json"])
     assert bad.exit_code == ExitCode.VERIFICATION_FAILED
     assert json.loads(bad.stdout)["verified"] is False

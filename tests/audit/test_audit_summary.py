@@ -6,6 +6,7 @@ import copy
 import html
 import io
 import json
+import re
 from pathlib import Path
 
 import pypdfium2 as pdfium
@@ -13,13 +14,18 @@ import pytest
 from typer.testing import CliRunner
 
 from sealroom.audit.render import render_html, render_pdf, sections
-from sealroom.audit.summary import parse_snapshot, snapshot_digest, summary_from_snapshot
+from sealroom.audit.summary import (
+    parse_snapshot,
+    room_summary,
+    snapshot_digest,
+    summary_from_snapshot,
+)
 from sealroom.cli.exits import ExitCode
 from sealroom.cli.main import app
-from sealroom.crypto.keys import Identity
+from sealroom.crypto.keys import Identity, b64encode
 from sealroom.errors import StatementFormatError
-from sealroom.statements import canonical_json
-from tests.audit.snapshots import CODE, snapshot
+from sealroom.statements import Room, RoomSnapshot, canonical_json, sign_statement
+from tests.audit.snapshots import CREATED, POLICY, code, snapshot
 
 HOST, A, B = Identity.generate(), Identity.generate(), Identity.generate()
 
@@ -43,9 +49,13 @@ def _pdf_text_and_pixels(pdf: bytes) -> tuple[str, int, int]:
         doc.close()
 
 
+def names(*parties: Identity) -> dict[str, str]:
+    return {p.party_id: f"member {n}" for n, p in enumerate(parties)}
+
+
 def test_summary_pdf_renders_every_section_on_one_page() -> None:
-    snap = snapshot(HOST, [A, B])
-    s = summary_from_snapshot(snap)
+    snap = snapshot(HOST)
+    s = summary_from_snapshot(snap, room="sha256:" + "cd" * 32, names=names(HOST, A, B))
     assert s.snapshot_digest == snapshot_digest(snap)
     text, pages, dark = _pdf_text_and_pixels(render_pdf(s))
     assert pages == 1
@@ -53,23 +63,25 @@ def test_summary_pdf_renders_every_section_on_one_page() -> None:
     for needle in (
         "Policy summary: Cohort overlap 2026",
         s.snapshot_digest,
-        CODE,
+        "sha256:" + "cd" * 32,
+        POLICY,
+        code(snap),
         "PSI overlap and cohort sizing (psi-overlap)",
         "k = 10",
-        "epsilon = 1.0",
+        "epsilon = 1 per run, 4 in total",
         "deleted 7 days after completion",
         "region eu-west",
         "2030-03-17",  # 1_900_000_000 as a date
-        "member 0",
-        "topic-overlap 2.1.0",
-        "never the other party's rows",
+        "member 1",
+        "intersection-overlap 2.2.0",
+        "no one else",
     ):
         assert needle in text, needle
 
 
 def test_summary_of_a_room_of_five_still_fits_one_page() -> None:
     members = [Identity.generate() for _ in range(5)]
-    s = summary_from_snapshot(snapshot(members[0], members))
+    s = summary_from_snapshot(snapshot(members[0]), names=names(*members))
     text, pages, _ = _pdf_text_and_pixels(render_pdf(s))
     assert pages == 1
     # Each party once in full (the Parties section), elsewhere by name and fingerprint.
@@ -79,9 +91,10 @@ def test_summary_of_a_room_of_five_still_fits_one_page() -> None:
 
 
 def test_summary_html_and_pdf_say_the_same_things() -> None:
-    s = summary_from_snapshot(snapshot(HOST, [A, B]))
+    s = summary_from_snapshot(snapshot(HOST, k=5), names=names(HOST, A, B))
     page = render_html(s)
     text, _, _ = _pdf_text_and_pixels(render_pdf(s))
+    assert html.escape("RISKY: k 5 is below the template's floor 10") in page
     for heading, rows in sections(s):
         assert f">{heading}</h2>" in page
         assert heading in text
@@ -93,7 +106,7 @@ def test_summary_html_and_pdf_say_the_same_things() -> None:
 
 
 def test_summary_html_is_escaped_self_contained_and_accessible() -> None:
-    snap = snapshot(HOST, [A], title='<script>alert("x")</script> & co')
+    snap = snapshot(HOST, title='<script>alert("x")</script> & co')
     page = render_html(summary_from_snapshot(snap))
     assert "<script>" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co" in page
@@ -107,50 +120,76 @@ def test_summary_html_is_escaped_self_contained_and_accessible() -> None:
     assert '<script>alert("x")</script> & co' in text
 
 
-def test_summary_digest_changes_with_any_field() -> None:
-    snap = snapshot(HOST, [A, B])
+def test_summary_digest_is_the_rooms_and_changes_with_any_field() -> None:
+    host = Identity.generate()
+    snap = snapshot(host)
+    # The digest the summary shows is the one the rooms' model (and so every consent) names.
+    assert summary_from_snapshot(snap).snapshot_digest == (
+        RoomSnapshot.model_validate_json(canonical_json(snap)).digest()
+    )
     other = copy.deepcopy(snap)
-    other["extra"]["note"] = "changed"
-    assert snapshot_digest(snap) != snapshot_digest(other)
+    other["max_parties"] = 6  # not a line of its own on the page, still in the digest
+    assert summary_from_snapshot(other).snapshot_digest != snapshot_digest(snap)
     # Key order and whitespace do not matter: the digest is over canonical JSON.
     shuffled = json.dumps(dict(reversed(list(snap.items()))), indent=2).encode()
     assert snapshot_digest(parse_snapshot(shuffled)) == snapshot_digest(snap)
 
 
+def test_summary_of_a_signed_room_is_its_consented_digest() -> None:
+    snap = snapshot(HOST)
+    model = RoomSnapshot.model_validate_json(canonical_json(snap))
+    room = sign_statement(
+        Room.build(
+            host=HOST.party_id,
+            snapshot=model,
+            snapshot_digest=model.digest(),
+            nonce=b64encode(b"\x00" * 16),
+            created_at=CREATED,
+        ),
+        HOST,
+    )
+    s = room_summary(room.statement, room_id=room.digest)
+    assert s.snapshot_digest == room.statement.snapshot_digest
+    assert s.room == room.digest
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda s: s.update(type="sealroom.policy"), "not a room policy snapshot"),
-        (lambda s: s.update(version=2), "unknown policy snapshot version 2"),
-        (lambda s: s.pop("title"), "title must be a non-empty string"),
-        (lambda s: s.update(k=0), "k must be an integer >= 1"),
-        (lambda s: s.update(k=True), "k must be an integer >= 1"),
-        (lambda s: s["template"].update(code_digest="md5:1"), "template.code_digest must be"),
-        (lambda s: s["outputs"][0].update(recipients=[]), "outputs[0].recipients must be"),
-        (lambda s: s.update(inputs="all"), "inputs must be a list"),
-        (lambda s: s.update(dp=1), "dp must be an object or null"),
+        (lambda s: s.update(format="sealroom.policy"), "not a room policy snapshot"),
+        (lambda s: s.pop("name"), "name: Field required"),
+        (lambda s: s.update(k=0), "k: Input should be greater than or equal to 2"),
+        (lambda s: s.update(k=True), "k: Input should be a valid integer"),
+        (lambda s: s["allowed_queries"][0].update(code_digest="md5:1"), "allowed_queries.0"),
+        (lambda s: s.update(recipients="everyone"), "recipients"),
+        (lambda s: s.update(dp=1), "dp: Input should be an object"),
+        (lambda s: s.update(extra={"note": "hidden"}), "extra: Extra inputs are not permitted"),
+        # A value the model would rewrite: the page would not show what the digest covers.
+        (lambda s: s["dp"].update(epsilon_per_run="1.0"), "dp"),
+        (lambda s: s["template"].update(risky=True), "template"),
     ],
 )
 def test_summary_refuses_a_malformed_snapshot(change: object, message: str) -> None:
-    snap = snapshot(HOST, [A, B])
+    snap = snapshot(HOST)
     change(snap)  # type: ignore[operator]
-    with pytest.raises(StatementFormatError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(StatementFormatError, match=re.escape(message)):
         summary_from_snapshot(snap)
 
 
-def test_summary_without_dp_or_retention_says_so() -> None:
-    snap = snapshot(HOST, [A])
-    snap.update(dp=None, retention_seconds=None, expires_at=None, region=None)
-    s = summary_from_snapshot(snap)
+def test_summary_without_dp_or_region_says_so() -> None:
+    s = summary_from_snapshot(snapshot(HOST, dp="exact", region=None))
     rows = dict(sections(s)[-1][1])
-    assert "no differential-privacy noise (exact releases)" in rows["Privacy"]
-    assert "no retention limit" in rows["Retention"]
-    assert "never (no expiry)" in rows["Expiry"]
+    assert "no differential-privacy noise required (exact releases allowed)" in rows["Privacy"]
+    assert "deleted 7 days after completion" in rows["Retention"]
+    assert "2030-03-17" in rows["Expiry"]
     assert rows["Region"] == "any region (not pinned)"
+    risk = dict(sections(s)[2][1])["Risk"]
+    assert risk.startswith("RISKY: ")
+    assert "exact (non-DP) releases" in risk
 
 
 def test_cli_summary_writes_html_and_pdf(tmp_path: Path) -> None:
-    snap = snapshot(HOST, [A, B])
+    snap = snapshot(HOST)
     src = tmp_path / "snapshot.json"
     src.write_bytes(canonical_json(snap))
     html, pdf = tmp_path / "out" / "summary.html", tmp_path / "out" / "summary.pdf"
@@ -167,7 +206,7 @@ def test_cli_summary_writes_html_and_pdf(tmp_path: Path) -> None:
     assert pages == 1
     assert snapshot_digest(snap) in text
 
-    src.write_text('{"type": "sealroom.room-policy-snapshot", "version": 1}')
+    src.write_text('{"format": "sealroom.room-policy/v1", "name": "x"}')
     bad = CliRunner().invoke(app, ["summary", str(src), "--json"])
     assert bad.exit_code == ExitCode.ERROR
     assert json.loads(bad.stdout)["error"]["code"] == "statement_format"

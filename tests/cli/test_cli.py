@@ -61,6 +61,10 @@ def test_demo_runs_the_whole_scenario(demo_out: tuple[Path, str]) -> None:
     assert "CloudMolty and amiller received the same overlap result" in stdout
     assert "NewbieMolty asking for the overlap result gets: not found [not_found]" in stdout
     assert "-> rejected, as it must be" in stdout
+    # Act five runs through to the arbiter's refund and the audit of every balance.
+    assert "pledges 200: Curator 20, Seller 108, Archive 72" in stdout
+    assert "the arbiter upholds it and refunds 20" in stdout
+    assert "L. audit: all 9 transfers recomputed from the log" in stdout
     assert "coordinator and enclave stopped" in stdout
 
 

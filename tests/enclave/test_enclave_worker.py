@@ -57,6 +57,10 @@ class Job:
     evidence: str
     room_policy: Envelope | None = None
     lease_until: int = NOW + 300
+    room: Envelope | None = None
+    consents: tuple[Envelope, ...] = ()
+    run_approvals: tuple[Envelope, ...] = ()
+    org_members: tuple[Envelope, ...] = ()
 
 
 def job_of(case: Case, evidence: str | None = None) -> Job:

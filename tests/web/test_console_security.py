@@ -30,7 +30,7 @@ def _altered(token: str) -> str:
 def test_without_the_launch_link_nothing_is_served(pending: World) -> None:
     c = pending.owner
     with httpx.Client(base_url=c.url) as anon:
-        for path in ("/", "/inbox", "/requests", "/new", "/static/console.js"):
+        for path in ("/", "/inbox", "/requests", "/new", "/credits", "/static/console.js"):
             got = anon.get(path)
             assert got.status_code == 403, path
             assert "open the link" in got.text

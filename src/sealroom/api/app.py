@@ -33,6 +33,7 @@ from sealroom.api.routes import (
     parties,
     relay,
     requests,
+    rooms,
     service,
     uploads,
 )
@@ -175,6 +176,7 @@ def create_app(
         relay,
         market,
         credits,
+        rooms,
     ):
         app.include_router(module.router)
     install_error_handlers(app)

@@ -11,13 +11,14 @@ A pack is a directory::
                                   signed checkpoint
 
 The manifest names every other file with its SHA-256 and size, the snapshot's digest,
-the template's code digest and the computations' code digests. :func:`verify_pack` checks
+the room's policy (the host-signed Policy every run of the room names) and the
+computations' code digests. :func:`verify_pack` checks
 everything offline and raises :class:`PackRejected` (with the full report) if anything
 fails: the manifest's signature and issuer, its time window, the exact set of files
 (nothing missing, nothing added, no links), every file's digest, every bundle with the
 verification package's checks, every statement's signature, signer and log inclusion,
 the snapshot's digest, that every run ran code the manifest (and the snapshot, if any)
-names, and that every deletion statement refers to a run in the pack. Returning at all
+names under the room's policy, and that every deletion statement refers to a run in the pack. Returning at all
 means every check passed.
 """
 
@@ -35,7 +36,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sealroom.audit.summary import parse_snapshot, snapshot_digest, summary_from_snapshot
+from sealroom.audit.summary import parse_snapshot, summary_from_snapshot
 from sealroom.crypto.files import write_private
 from sealroom.crypto.keys import Identity, PublicIdentity
 from sealroom.errors import InvalidInput, SealroomError, StatementFormatError, VerificationFailed
@@ -44,6 +45,8 @@ from sealroom.statements import (
     Deletion,
     Envelope,
     Receipt,
+    Room,
+    RoomConsent,
     Statement,
     canonical_json,
     parse_json_strict,
@@ -124,7 +127,8 @@ class AuditPack(Statement):
     issued_at: UnixTime
     not_after: UnixTime
     snapshot: DigestStr | None
-    template: DigestStr | None
+    # The snapshot's ``policy``: the room Policy statement every packed run must name.
+    room_policy: DigestStr | None
     code: Annotated[tuple[DigestStr, ...], Field(max_length=256)]
     files: Annotated[tuple[PackFile, ...], Field(max_length=_MAX_FILES)]
 
@@ -137,6 +141,8 @@ class AuditPack(Statement):
             raise ValueError("files name a path twice")
         if (self.snapshot is None) != (SNAPSHOT not in paths):
             raise ValueError("the snapshot digest is named exactly when snapshot.json is packed")
+        if (self.snapshot is None) != (self.room_policy is None):
+            raise ValueError("the room policy is named exactly when a snapshot is packed")
         return self
 
     def check_signer(self, signer: PublicIdentity) -> None:
@@ -195,6 +201,28 @@ def logged_from_bundle(bundle: ProofBundle, digest: str) -> LoggedStatementProof
     return LoggedStatementProof(envelope=envelope, log=log)
 
 
+def _check_room_terms(env: Envelope, manifest: AuditPack) -> None:
+    """With a snapshot packed, a room or consent statement must be about exactly it: a consent
+    to other terms (or another room) is not evidence of consent to these."""
+    if manifest.snapshot is None:
+        return
+    if env.type == Room.TYPE:
+        named = Room.parse_payload(env.payload).snapshot_digest
+    elif env.type == RoomConsent.TYPE:
+        named = RoomConsent.parse_payload(env.payload).snapshot
+    else:
+        return
+    if named != manifest.snapshot:
+        raise VerificationFailed(
+            f"the {env.type} statement names snapshot {named}, not the packed {manifest.snapshot}"
+        )
+
+
+def _room_policies(receipt: Receipt) -> set[str | None]:
+    """The room policies the enclave enforced on the run's inputs (signed in its receipt)."""
+    return {d.room_policy for d in receipt.decisions}
+
+
 # --- writing ---------------------------------------------------------------------------------
 
 
@@ -216,8 +244,8 @@ def write_pack(
 ) -> AuditPack:
     """Write a signed pack to the new directory ``out``, whole or not at all (files 0600).
 
-    The code digests are the runs' (each receipt's computation); the template digest is
-    the snapshot's. A snapshot is canonicalised first, so its file's digest is its own."""
+    The code digests are the runs' (each receipt's computation); the room policy is the
+    snapshot's (every run must have run under it). A snapshot is canonicalised first, so its file's digest is its own."""
     if out.exists():
         raise InvalidInput(f"{out} exists already: a pack is written to a new directory")
     if not bundles and not statements:
@@ -227,12 +255,23 @@ def write_pack(
         files[_name("bundles", n, b.receipt.digest)] = ("bundle", b.to_json())
     for n, st in enumerate(statements):
         files[_name("statements", n, st.envelope.digest)] = ("statement", st.to_json())
-    snap_digest = template = None
+    snap_digest = room_policy = None
     if snapshot is not None:
         parsed = parse_snapshot(snapshot)
         summary = summary_from_snapshot(parsed)
-        snap_digest, template = snapshot_digest(parsed), summary.template_code_digest
+        snap_digest, room_policy = summary.snapshot_digest, summary.policy
         files[SNAPSHOT] = ("snapshot", canonical_json(parsed))
+        allowed = {q.code_digest for q in summary.allowed_queries}
+        for b in bundles:
+            receipt = Receipt.parse_payload(b.receipt.payload)
+            if (
+                _room_policies(receipt) != {room_policy}
+                or receipt.computation.code_digest not in allowed
+            ):
+                raise InvalidInput(
+                    f"the run {receipt.request} did not run in this room (its policy or code "
+                    "is not the snapshot's)"
+                )
     code = tuple(
         dict.fromkeys(
             Receipt.parse_payload(b.receipt.payload).computation.code_digest for b in bundles
@@ -245,7 +284,7 @@ def write_pack(
         issued_at=now,
         not_after=not_after,
         snapshot=snap_digest,
-        template=template,
+        room_policy=room_policy,
         code=code,
         files=tuple(
             PackFile(path=path, role=role, sha256=_sha256(data), size=len(data))  # type: ignore[arg-type]
@@ -429,6 +468,12 @@ def verify_pack(
                         f"the run's code {receipt.computation.code_digest} is not among the "
                         "manifest's code digests"
                     )
+                ran_under = _room_policies(receipt)
+                if manifest.room_policy is not None and ran_under != {manifest.room_policy}:
+                    raise VerificationFailed(
+                        f"the run ran under room policy {sorted(map(str, ran_under))}, not the "
+                        f"room's {manifest.room_policy}"
+                    )
                 receipts[bundle.receipt.digest] = receipt
                 run.passed(
                     name,
@@ -444,6 +489,7 @@ def verify_pack(
                     run.warnings.append(UNPINNED_LOG_KEY_WARNING)
                 if proof.envelope.type == Deletion.TYPE:
                     deletions.append((member.path, Deletion.parse_payload(proof.envelope.payload)))
+                _check_room_terms(proof.envelope, manifest)
                 run.passed(name, detail)
             else:
                 parsed = parse_snapshot(data)
@@ -454,8 +500,8 @@ def verify_pack(
                     raise VerificationFailed(
                         f"the snapshot's digest {summary.snapshot_digest} is not the manifest's"
                     )
-                if summary.template_code_digest != manifest.template:
-                    raise VerificationFailed("the snapshot's template code is not the manifest's")
+                if summary.policy != manifest.room_policy:
+                    raise VerificationFailed("the snapshot's room policy is not the manifest's")
                 allowed = {q.code_digest for q in summary.allowed_queries}
                 stray = [c for c in manifest.code if c not in allowed]
                 if stray:
@@ -464,8 +510,8 @@ def verify_pack(
                     )
                 run.passed(
                     name,
-                    f"policy snapshot {summary.snapshot_digest} of room {summary.room!r}; every "
-                    "run's code is among its allowed queries",
+                    f"policy snapshot {summary.snapshot_digest} ({summary.title!r}, host "
+                    f"{summary.host}); every run's code is among its allowed queries",
                 )
         except SealroomError as exc:
             run.failed(name, exc.detail or exc.public_message)

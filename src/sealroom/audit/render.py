@@ -22,59 +22,51 @@ __all__ = ["Section", "render_html", "render_pdf", "sections"]
 Section = tuple[str, tuple[tuple[str, str], ...]]
 
 
-def _when(ts: int | None) -> str:
-    if ts is None:
-        return "never (no expiry)"
+def _when(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def sections(s: PolicySummary) -> tuple[Section, ...]:
     """The page's content in reading order: (heading, ((label, value), ...))."""
+    room = (("Room", s.room),) if s.room else ()
     return (
         (
             "Room",
             (
                 ("Title", s.title),
-                ("Room", s.room),
+                *room,
                 ("Host", s.display(s.host)),
                 ("Purpose", s.purpose),
                 ("Policy snapshot digest", s.snapshot_digest),
+                ("Room policy", s.policy),
+                ("Created", _when(s.created_at)),
             ),
         ),
         ("Parties", tuple((s.display(p), p) for p in s.parties())),
         (
             "Template",
             (
-                ("Template", f"{s.template_name} ({s.template_id})"),
-                ("Template code digest", s.template_code_digest),
-            ),
-        ),
-        (
-            "Inputs",
-            tuple(
-                (s.display(i.party), f"{i.name}: {i.description}" if i.description else i.name)
-                for i in s.inputs
-            )
-            or (("(none)", "no party has declared an input yet"),),
-        ),
-        (
-            "Outputs",
-            tuple(
+                ("Template", f"{s.template_title} ({s.template_id})"),
                 (
-                    o.name,
-                    (f"{o.description} " if o.description else "")
-                    + "Released to: "
-                    + ", ".join(s.display(r) for r in o.recipients),
-                )
-                for o in s.outputs
+                    "Risk",
+                    "RISKY: " + "; ".join(s.risk_reasons)
+                    if s.risky
+                    else "not marked risky by its template",
+                ),
             ),
         ),
         (
             "Allowed queries",
-            tuple((f"{q.id} {q.version}", f"code {q.code_digest}") for q in s.allowed_queries)
-            or (("(none)", "no query may run"),),
+            tuple((f"{q.id} {q.version}", f"code {q.code_digest}") for q in s.allowed_queries),
         ),
-        ("Who sees what", tuple((s.display(v.party), v.sees) for v in s.visibility)),
+        (
+            "Who receives results",
+            (
+                ("Recipients", s.recipients),
+                ("Members", f"at most {s.max_parties} parties, the host included"),
+                ("Approval", s.approval_line()),
+            ),
+        ),
         (
             "Privacy, retention, expiry, region",
             (

@@ -1,71 +1,52 @@
-"""The one-page policy summary: a frozen :class:`PolicySummary` read from a room policy snapshot.
+"""The one-page policy summary: a frozen :class:`PolicySummary` read from a room's policy snapshot.
 
-A **policy snapshot** is the room's policy as one canonical JSON object (RFC 8785, as
-:func:`sealroom.statements.canonical_json` writes it); its digest, which consents name,
-is ``sha256:`` + hex SHA-256 of those canonical bytes (:func:`snapshot_digest`). The
-summary shows that digest, so what a participant reads and what it signs are tied.
-
-The fields this module reads (every other field is kept in the digest but not shown;
-docs/rooms-audit.md has the full description)::
-
-    {"type": "sealroom.room-policy-snapshot", "version": 1,
-     "room": str, "title": str, "purpose": str, "host": party,
-     "template": {"id": str, "name": str, "code_digest": "sha256:..."},
-     "inputs":  [{"party": party, "name": str, "description": str}],
-     "outputs": [{"name": str, "description": str, "recipients": [party]}],
-     "allowed_queries": [{"id": str, "version": str, "code_digest": "sha256:..."}],
-     "visibility": [{"party": party, "sees": str}],
-     "k": int, "dp": {"epsilon": decimal-str, "delta": decimal-str} | null,
-     "retention_seconds": int | null, "expires_at": unix-time | null, "region": str | null,
-     "parties": [{"party": party, "name": str}]}   # optional: display names
+The snapshot is the rooms' own (:class:`sealroom.statements.RoomSnapshot`, format
+``sealroom.room-policy/v1``), as :func:`sealroom.statements.policy_snapshot` returns it
+from a signed :class:`~sealroom.statements.Room`: one format for the room, the consent,
+the summary and the auditor pack. Its digest, which consents name, is ``sha256:`` + hex
+SHA-256 of its canonical JSON (RFC 8785, :func:`sealroom.statements.snapshot_digest`).
+The summary is drawn only from a dict that *is* a valid snapshot, field for field (no
+unknown field, no value the model would normalise), so the digest the page shows is the
+digest of exactly what it renders, and what a participant reads is what it signs.
+docs/rooms-audit.md lists the fields and how each is shown.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from sealroom.crypto.keys import PARTY_ID_PREFIX, fingerprint
 from sealroom.errors import StatementFormatError
-from sealroom.statements import canonical_json, parse_json_strict
-from sealroom.statements.fields import DIGEST_PATTERN
+from sealroom.statements import (
+    Room,
+    RoomSnapshot,
+    canonical_json,
+    parse_json_strict,
+    policy_snapshot,
+    snapshot_digest,
+)
 
 __all__ = [
     "MAX_SNAPSHOT_SIZE",
-    "SNAPSHOT_TYPE",
-    "InputLine",
-    "OutputLine",
+    "SNAPSHOT_FORMAT",
     "PolicySummary",
     "QueryLine",
-    "VisibilityLine",
     "parse_snapshot",
+    "room_summary",
     "snapshot_digest",
     "summary_from_snapshot",
 ]
 
-SNAPSHOT_TYPE = "sealroom.room-policy-snapshot"
-SNAPSHOT_VERSION = 1
+SNAPSHOT_FORMAT = "sealroom.room-policy/v1"
 MAX_SNAPSHOT_SIZE = 1 << 20
-_MAX_ITEMS = 200
-_MAX_TEXT = 2000
-
-_DIGEST_RE = re.compile(DIGEST_PATTERN)
-
-
-@dataclass(frozen=True, slots=True)
-class InputLine:
-    party: str
-    name: str
-    description: str
-
-
-@dataclass(frozen=True, slots=True)
-class OutputLine:
-    name: str
-    description: str
-    recipients: tuple[str, ...]
+_RECIPIENTS = {
+    "host-and-input-owners": "the host (who asks for each run) and every member whose data "
+    "is an input of that run; no one else",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,37 +57,38 @@ class QueryLine:
 
 
 @dataclass(frozen=True, slots=True)
-class VisibilityLine:
-    party: str
-    sees: str
-
-
-@dataclass(frozen=True, slots=True)
 class PolicySummary:
     """Everything the one page shows, already checked; both renderers read only this."""
 
     snapshot_digest: str
-    room: str
+    room: str | None  # the room's id (its Room statement's digest), when known
     title: str
     purpose: str
     host: str
     template_id: str
-    template_name: str
-    template_code_digest: str
-    inputs: tuple[InputLine, ...]
-    outputs: tuple[OutputLine, ...]
+    template_title: str
+    k_floor: int
+    risky: bool
+    risk_reasons: tuple[str, ...]
     allowed_queries: tuple[QueryLine, ...]
-    visibility: tuple[VisibilityLine, ...]
+    recipients: str
     k: int
-    dp_epsilon: str | None
-    dp_delta: str | None
-    retention_seconds: int | None
-    expires_at: int | None
+    dp_mode: str
+    dp_epsilon_per_run: str | None
+    dp_epsilon_total: str | None
+    dp_delta_total: str
+    retention_seconds: int
+    expires_at: int
+    created_at: int
     region: str | None
+    max_parties: int
+    approval: str
+    approvers_required: int
+    policy: str
     names: tuple[tuple[str, str], ...] = ()
 
     def display(self, party: str) -> str:
-        """A party as the page names it: its display name (if the snapshot gives one) and its
+        """A party as the page names it: its display name (if the caller gave one) and its
         fingerprint; the "Parties" section maps each fingerprint to the whole id."""
         name = dict(self.names).get(party)
         fp = fingerprint(party) if party.startswith(PARTY_ID_PREFIX) else party
@@ -114,22 +96,37 @@ class PolicySummary:
 
     def parties(self) -> tuple[str, ...]:
         """Every party the page names, host first, each once."""
-        named = [self.host, *(i.party for i in self.inputs)]
-        named += [r for o in self.outputs for r in o.recipients]
-        named += [v.party for v in self.visibility]
-        return tuple(dict.fromkeys(named))
+        return tuple(dict.fromkeys([self.host, *(p for p, _ in self.names)]))
 
     def privacy_line(self) -> str:
         k = f"every released group has at least k = {self.k} entities"
-        if self.dp_epsilon is None:
-            return f"{k}; no differential-privacy noise (exact releases)"
+        floor = (
+            f" (below the template's floor of {self.k_floor})"
+            if self.k < self.k_floor
+            else f" (template floor {self.k_floor})"
+        )
+        if self.dp_mode == "exact":
+            return f"{k}{floor}; no differential-privacy noise required (exact releases allowed)"
         return (
-            f"{k}; differential privacy with epsilon = {self.dp_epsilon}, delta = {self.dp_delta}"
+            f"{k}{floor}; differential privacy required: epsilon = {self.dp_epsilon_per_run} "
+            f"per run, {self.dp_epsilon_total} in total per member dataset, "
+            f"delta = {self.dp_delta_total} in total"
         )
 
+    def approval_line(self) -> str:
+        how = (
+            "each run is approved by hand"
+            if self.approval == "manual"
+            else "members' clients approve runs the room's policy admits without asking"
+        )
+        people = (
+            "one approver"
+            if self.approvers_required == 1
+            else f"{self.approvers_required} distinct approvers"
+        )
+        return f"{how}; every data party needs {people} per run"
+
     def retention_line(self) -> str:
-        if self.retention_seconds is None:
-            return "sealed results are kept until the parties delete them (no retention limit)"
         return f"sealed results are deleted {_duration(self.retention_seconds)} after completion"
 
 
@@ -141,11 +138,6 @@ def _duration(seconds: int) -> str:
     return f"{seconds} seconds"
 
 
-def snapshot_digest(snapshot: dict[str, Any]) -> str:
-    """``sha256:`` + hex SHA-256 of the snapshot's canonical JSON: what consents name."""
-    return "sha256:" + hashlib.sha256(canonical_json(snapshot)).hexdigest()
-
-
 def parse_snapshot(data: bytes) -> dict[str, Any]:
     """A snapshot file's JSON object (strict JSON, at most :data:`MAX_SNAPSHOT_SIZE`)."""
     value = parse_json_strict(data, max_size=MAX_SNAPSHOT_SIZE, what="policy snapshot")
@@ -154,126 +146,78 @@ def parse_snapshot(data: bytes) -> dict[str, Any]:
     return value
 
 
-def _text(d: dict[str, Any], key: str, where: str, *, empty: bool = False) -> str:
-    value = d.get(key)
-    if not isinstance(value, str) or len(value) > _MAX_TEXT or (not empty and not value):
+def _validated(snapshot: Mapping[str, Any]) -> RoomSnapshot:
+    """The snapshot as the rooms' model; refused unless it round-trips to the same dict."""
+    if snapshot.get("format") != SNAPSHOT_FORMAT:
         raise StatementFormatError(
-            f"policy snapshot: {where}{key} must be a {'' if empty else 'non-empty '}"
-            f"string of at most {_MAX_TEXT} characters"
+            f"not a room policy snapshot (format {snapshot.get('format')!r}; "
+            f"supported: {SNAPSHOT_FORMAT})"
         )
-    return value
-
-
-def _opt_text(d: dict[str, Any], key: str, where: str) -> str | None:
-    return None if d.get(key) is None else _text(d, key, where)
-
-
-def _digest(d: dict[str, Any], key: str, where: str) -> str:
-    value = d.get(key)
-    if not isinstance(value, str) or not _DIGEST_RE.match(value):
-        raise StatementFormatError(f"policy snapshot: {where}{key} must be sha256:<64 hex>")
-    return value
-
-
-def _int(d: dict[str, Any], key: str, where: str, *, optional: bool, low: int = 0) -> int | None:
-    value = d.get(key)
-    if value is None and optional:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value < 2**53:
-        raise StatementFormatError(f"policy snapshot: {where}{key} must be an integer >= {low}")
-    return value
-
-
-def _objects(d: dict[str, Any], key: str, *, required: bool = True) -> list[dict[str, Any]]:
-    value = d.get(key)
-    if value is None and not required:
-        return []
-    if not isinstance(value, list) or len(value) > _MAX_ITEMS:
+    try:
+        model = RoomSnapshot.model_validate_json(canonical_json(dict(snapshot)))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "snapshot"
+        raise StatementFormatError(f"policy snapshot: {where}: {first['msg']}") from None
+    if model.to_json() != dict(snapshot):
         raise StatementFormatError(
-            f"policy snapshot: {key} must be a list of at most {_MAX_ITEMS} objects"
+            "policy snapshot: not in the form the room model writes (a value it would change)"
         )
-    if not all(isinstance(v, dict) for v in value):
-        raise StatementFormatError(f"policy snapshot: every item of {key} must be an object")
-    return value
+    return model
 
 
-def summary_from_snapshot(snapshot: dict[str, Any]) -> PolicySummary:
+def summary_from_snapshot(
+    snapshot: Mapping[str, Any],
+    *,
+    room: str | None = None,
+    names: Mapping[str, str] | None = None,
+) -> PolicySummary:
     """The summary of a parsed snapshot; a missing or malformed field is a
-    :class:`StatementFormatError` naming it (a page is never drawn from a guess)."""
-    if snapshot.get("type") != SNAPSHOT_TYPE:
-        raise StatementFormatError(f"not a room policy snapshot (type {snapshot.get('type')!r})")
-    if snapshot.get("version") != SNAPSHOT_VERSION:
-        raise StatementFormatError(
-            f"unknown policy snapshot version {snapshot.get('version')!r} "
-            f"(supported: {SNAPSHOT_VERSION})"
-        )
-    template = snapshot.get("template")
-    if not isinstance(template, dict):
-        raise StatementFormatError("policy snapshot: template must be an object")
-    dp = snapshot.get("dp")
-    if dp is not None and not isinstance(dp, dict):
-        raise StatementFormatError("policy snapshot: dp must be an object or null")
-    outputs = []
-    for i, o in enumerate(_objects(snapshot, "outputs")):
-        recipients = o.get("recipients")
-        if (
-            not isinstance(recipients, list)
-            or not recipients
-            or len(recipients) > _MAX_ITEMS
-            or not all(isinstance(r, str) and 0 < len(r) <= 200 for r in recipients)
-        ):
-            raise StatementFormatError(
-                f"policy snapshot: outputs[{i}].recipients must be a non-empty list of parties"
-            )
-        outputs.append(
-            OutputLine(
-                name=_text(o, "name", f"outputs[{i}]."),
-                description=_text(o, "description", f"outputs[{i}].", empty=True),
-                recipients=tuple(recipients),
-            )
-        )
-    k = _int(snapshot, "k", "", optional=False, low=1) or 1
+    :class:`StatementFormatError` naming it (a page is never drawn from a guess).
+
+    ``room``: the room id to show; ``names``: display names of parties (not part of the
+    snapshot, so not of the digest: the page names each party by fingerprint too)."""
+    s = _validated(snapshot)
     return PolicySummary(
-        snapshot_digest=snapshot_digest(snapshot),
-        room=_text(snapshot, "room", ""),
-        title=_text(snapshot, "title", ""),
-        purpose=_text(snapshot, "purpose", ""),
-        host=_text(snapshot, "host", ""),
-        template_id=_text(template, "id", "template."),
-        template_name=_text(template, "name", "template."),
-        template_code_digest=_digest(template, "code_digest", "template."),
-        inputs=tuple(
-            InputLine(
-                party=_text(x, "party", f"inputs[{i}]."),
-                name=_text(x, "name", f"inputs[{i}]."),
-                description=_text(x, "description", f"inputs[{i}].", empty=True),
-            )
-            for i, x in enumerate(_objects(snapshot, "inputs"))
-        ),
-        outputs=tuple(outputs),
+        snapshot_digest=snapshot_digest(dict(snapshot)),
+        room=room,
+        title=s.name,
+        purpose=s.purpose,
+        host=s.host,
+        template_id=s.template.id,
+        template_title=s.template.title,
+        k_floor=s.template.k_floor,
+        risky=s.template.risky,
+        risk_reasons=s.template.risk_reasons,
         allowed_queries=tuple(
-            QueryLine(
-                id=_text(q, "id", f"allowed_queries[{i}]."),
-                version=_text(q, "version", f"allowed_queries[{i}]."),
-                code_digest=_digest(q, "code_digest", f"allowed_queries[{i}]."),
-            )
-            for i, q in enumerate(_objects(snapshot, "allowed_queries"))
+            QueryLine(id=q.id, version=q.version, code_digest=q.code_digest)
+            for q in s.allowed_queries
         ),
-        visibility=tuple(
-            VisibilityLine(
-                party=_text(v, "party", f"visibility[{i}]."),
-                sees=_text(v, "sees", f"visibility[{i}]."),
-            )
-            for i, v in enumerate(_objects(snapshot, "visibility"))
-        ),
-        k=k,
-        dp_epsilon=None if dp is None else _text(dp, "epsilon", "dp."),
-        dp_delta=None if dp is None else _text(dp, "delta", "dp."),
-        retention_seconds=_int(snapshot, "retention_seconds", "", optional=True, low=1),
-        expires_at=_int(snapshot, "expires_at", "", optional=True),
-        region=_opt_text(snapshot, "region", ""),
-        names=tuple(
-            (_text(p, "party", f"parties[{i}]."), _text(p, "name", f"parties[{i}]."))
-            for i, p in enumerate(_objects(snapshot, "parties", required=False))
-        ),
+        recipients=_RECIPIENTS[s.recipients],
+        k=s.k,
+        dp_mode=s.dp.mode,
+        dp_epsilon_per_run=s.dp.epsilon_per_run,
+        dp_epsilon_total=s.dp.epsilon_total,
+        dp_delta_total=s.dp.delta_total,
+        retention_seconds=s.retention_seconds,
+        expires_at=s.expires_at,
+        created_at=s.created_at,
+        region=s.region,
+        max_parties=s.max_parties,
+        approval=s.approval,
+        approvers_required=s.approvers_required,
+        policy=s.policy,
+        names=tuple(sorted((names or {}).items())),
     )
+
+
+def room_summary(
+    room: Room, *, room_id: str | None = None, names: Mapping[str, str] | None = None
+) -> PolicySummary:
+    """The summary of a signed room's snapshot (:func:`policy_snapshot`, the seam consents
+    and packs share); its digest is the one the host signed and members consent to."""
+    data, digest = policy_snapshot(room)
+    summary = summary_from_snapshot(data, room=room_id, names=names)
+    if summary.snapshot_digest != digest:  # pragma: no cover - policy_snapshot checks it
+        raise StatementFormatError("the room's snapshot digest does not match its snapshot")
+    return summary

@@ -32,6 +32,7 @@ from sealroom.errors import InvalidInput, SealroomError
 
 if TYPE_CHECKING:
     from sealroom.audit.pack import PackReport
+    from sealroom.audit.summary import PolicySummary
 
 __all__ = ["register"]
 
@@ -60,33 +61,41 @@ def summary(
     """Render a room policy snapshot as the one-page summary participants read before consenting
     (HTML and PDF from the same data). Without --html/--pdf, prints the digest and sections."""
     with handle_errors(json_output):
-        from sealroom.audit.render import render_html, render_pdf, sections
         from sealroom.audit.summary import parse_snapshot, summary_from_snapshot
 
         s = summary_from_snapshot(parse_snapshot(read_file(snapshot, "snapshot")))
-        written = []
-        if html is not None:
-            _write(html, render_html(s).encode("utf-8"))
-            written.append(str(html))
-        if pdf is not None:
-            _write(pdf, render_pdf(s))
-            written.append(str(pdf))
-        doc = {
-            "snapshot_digest": s.snapshot_digest,
-            "written": written,
-            "sections": {h: dict(rows) for h, rows in sections(s)},
-        }
+        emit_summary(s, html=html, pdf=pdf, json_output=json_output)
 
-        def human() -> None:
-            typer.echo(f"Policy summary of {s.title!r}, snapshot {s.snapshot_digest}")
-            for heading, rows in sections(s):
-                typer.echo(f"{heading}:")
-                for label, value in rows:
-                    typer.echo(f"  {label}: {value}")
-            for w in written:
-                typer.echo(f"wrote {w}")
 
-        emit(json_output, doc, human)
+def emit_summary(
+    s: PolicySummary, *, html: Path | None, pdf: Path | None, json_output: bool
+) -> None:
+    """Write the summary's HTML and PDF (0600) where asked, and print its digest and sections."""
+    from sealroom.audit.render import render_html, render_pdf, sections
+
+    written = []
+    if html is not None:
+        _write(html, render_html(s).encode("utf-8"))
+        written.append(str(html))
+    if pdf is not None:
+        _write(pdf, render_pdf(s))
+        written.append(str(pdf))
+    doc = {
+        "snapshot_digest": s.snapshot_digest,
+        "written": written,
+        "sections": {h: dict(rows) for h, rows in sections(s)},
+    }
+
+    def human() -> None:
+        typer.echo(f"Policy summary of {s.title!r}, snapshot {s.snapshot_digest}")
+        for heading, rows in sections(s):
+            typer.echo(f"{heading}:")
+            for label, value in rows:
+                typer.echo(f"  {label}: {value}")
+        for w in written:
+            typer.echo(f"wrote {w}")
+
+    emit(json_output, doc, human)
 
 
 def deletions(

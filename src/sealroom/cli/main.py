@@ -25,6 +25,7 @@ from sealroom.cli import (
     market,
     party,
     protocols,
+    rooms,
     services,
     ui,
     watch,
@@ -450,6 +451,8 @@ def _print_report(path: Path, report: VerificationReport) -> None:
         typer.echo(f"  {mark}  {c.name.ljust(width)}  {c.detail}")
     for w in report.warnings:
         typer.secho(f"  warning: {w}", fg="yellow")
+    if report.region is not None:
+        typer.echo(f"  region: the enclave's attested key document declares {report.region}")
     from sealroom.verification.verify import verdict
 
     typer.secho(verdict(report), fg="red" if report.failures else "green", bold=True)
@@ -498,6 +501,7 @@ deploy.register(app)
 agents.register(app)
 credits.register(app)
 watch.register(app)
+rooms.register(app)
 ui.register(app)
 audit.register(app)
 market.register(app)

@@ -399,6 +399,16 @@ def enclave(
             "Default: a fresh root that no coordinator admits.",
         ),
     ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            envvar="SEALROOM_ENCLAVE_REGION",
+            help="The region this deployment declares (e.g. eu-west); bound into the attested "
+            "key document, so region-pinned rooms may run here. A declaration by the operator, "
+            "not a location the hardware measures.",
+        ),
+    ] = None,
     witness: Annotated[
         list[str] | None,
         typer.Option(
@@ -504,6 +514,7 @@ def enclave(
                 now=int(time.time()),
                 provider=provider,
                 deployment_secret=secret,
+                region=region,
             )
             anchor = None
             if witness:

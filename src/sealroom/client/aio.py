@@ -20,10 +20,10 @@ import anyio.to_thread
 
 from sealroom.client import flows
 from sealroom.client.errors import WaitTimeout
-from sealroom.client.party import Party
+from sealroom.client.party import Party, PartyRooms
 from sealroom.wire import RequestView
 
-__all__ = ["AsyncParty"]
+__all__ = ["AsyncParty", "AsyncPartyRooms"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -38,6 +38,19 @@ def _in_thread(
 
     run.__name__ = verb.__name__
     run.__qualname__ = f"AsyncParty.{verb.__name__}"
+    run.__doc__ = verb.__doc__
+    return run
+
+
+def _room_verb(
+    verb: Callable[Concatenate[PartyRooms, P], R],
+) -> Callable[Concatenate[AsyncPartyRooms, P], Awaitable[R]]:
+    async def run(self: AsyncPartyRooms, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        call = functools.partial(verb, self.owner.party.rooms, *args, **kwargs)
+        return await anyio.to_thread.run_sync(call, limiter=self.owner._limiter)
+
+    run.__name__ = verb.__name__
+    run.__qualname__ = f"AsyncPartyRooms.{verb.__name__}"
     run.__doc__ = verb.__doc__
     return run
 
@@ -82,6 +95,11 @@ class AsyncParty:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    @property
+    def rooms(self) -> AsyncPartyRooms:
+        """The room verbs (:class:`~sealroom.client.party.PartyRooms`) as coroutines."""
+        return AsyncPartyRooms(self)
+
     publish = _in_thread(Party.publish)
     search = _in_thread(Party.search)
     show = _in_thread(Party.show)
@@ -121,3 +139,26 @@ class AsyncParty:
                 await anyio.sleep(delay)
                 delay = min(delay * 1.5, max_interval)
         raise WaitTimeout(f"request {request} is still {last} after {timeout:g} s")
+
+
+class AsyncPartyRooms:
+    """:class:`~sealroom.client.party.PartyRooms` as coroutines, one call at a time per party."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, owner: AsyncParty) -> None:
+        self.owner = owner
+
+    create = _room_verb(PartyRooms.create)
+    list = _room_verb(PartyRooms.list)
+    show = _room_verb(PartyRooms.show)
+    invite = _room_verb(PartyRooms.invite)
+    precheck = _room_verb(PartyRooms.precheck)
+    join = _room_verb(PartyRooms.join)
+    consent = _room_verb(PartyRooms.consent)
+    withdraw_consent = _room_verb(PartyRooms.withdraw_consent)
+    run = _room_verb(PartyRooms.run)
+    approve_run = _room_verb(PartyRooms.approve_run)
+    add_member = _room_verb(PartyRooms.add_member)
+    summary = _room_verb(PartyRooms.summary)
+    pack = _room_verb(PartyRooms.pack)

@@ -25,7 +25,12 @@ from sealroom.attestation.pins import EnclavePin
 from sealroom.client.checkpoints import TrustedLog
 from sealroom.client.errors import WaitTimeout
 from sealroom.client.http import Client, Progress
-from sealroom.client.local import DatasetIndex, LocalDataset, pinned_simulation_root
+from sealroom.client.local import (
+    DatasetIndex,
+    LocalDataset,
+    pinned_simulation_root,
+    recorded_consent,
+)
 from sealroom.client.trust import SealingTrust, VerifiedEnclave, choose_enclave
 from sealroom.client.uploads import (
     check_sealed_size,
@@ -638,6 +643,8 @@ class _Mine:
     already_approved: bool
     # The enclave pins of the dataset's policy and the room's (each must hold).
     pins: tuple[EnclavePin, ...] = ()
+    # The region the dataset's policy or the room pins (composition refuses two).
+    region: str | None = None
 
 
 def _open_request(
@@ -669,17 +676,20 @@ def _my_inputs(
     computation: Computation,
     *,
     now: int,
+    home: Path | None = None,
 ) -> list[_Mine]:
     """The caller's inputs still waiting for it, each with its policy's decision at ``now``.
 
     The decision is on the dataset's own policy composed with the request's room
-    policy, if it names one (strictest wins), as the enclave decides.
+    policy, if it names one (strictest wins), as the enclave decides; in a room, it is a
+    refusal unless this party's own recorded decision (in ``home``) is a consent.
     """
     # The same decision the enclave makes: with the run's DP cost, so a policy never
     # approves (automatically or not) a run its budget could not cover.
     params = computation.parse_params(req.statement.parameters)
     cost = computation.cost(params)
-    room = _room_rules(client, req)
+    room, host = _room_rules(client, req)
+    refused = _without_my_consent(room, host, req, identity=identity, home=home)
     mine: list[_Mine] = []
     for item in view.inputs:
         if item.owner != identity.party_id or item.dataset not in req.statement.inputs:
@@ -712,6 +722,10 @@ def _my_inputs(
             now=now,
             cost=cost,
         )
+        if refused is not None:
+            decision = Decision(
+                False, False, (*decision.reasons, refused), (*decision.failed, refused)
+            )
         mine.append(
             _Mine(
                 attestation=att,
@@ -723,20 +737,48 @@ def _my_inputs(
                     for r in (rules, room)
                     if r is not None and (pin := r.enclave_pin) is not None
                 ),
+                region=next(
+                    (r.region for r in (rules, room) if r is not None and r.region is not None),
+                    None,
+                ),
             )
         )
     return mine
 
 
-def _room_rules(client: Client, req: Signed[ComputationRequest]) -> PolicyRules | None:
-    """The rules of the room policy the request names, checked against its digest."""
+def _room_rules(
+    client: Client, req: Signed[ComputationRequest]
+) -> tuple[PolicyRules | None, str | None]:
+    """The rules of the room policy the request names (checked against its digest) and its
+    owner (a room's host), or (None, None)."""
     digest = req.statement.room_policy
     if digest is None:
-        return None
+        return None, None
     room = client.policy(digest).envelope.open(Policy)
     if room.digest != digest:
         raise VerificationFailed(f"the coordinator served another policy for room {digest}")
-    return PolicyRules.parse(room.statement.rules)
+    return PolicyRules.parse(room.statement.rules), room.statement.owner
+
+
+def _without_my_consent(
+    room: PolicyRules | None,
+    host: str | None,
+    req: Signed[ComputationRequest],
+    *,
+    identity: Identity,
+    home: Path | None,
+) -> str | None:
+    """Why this member's client will not approve a room run: its own recorded decision on
+    the room is not a consent (a withdrawal, or none), whatever the coordinator says."""
+    if room is None or not room.consent_required or home is None or host == identity.party_id:
+        return None
+    digest = req.statement.room_policy
+    assert digest is not None  # a room policy was found for it
+    decision = recorded_consent(home, digest)
+    if decision == "consent":
+        return None
+    state = "withdrew its consent to" if decision == "withdraw" else "has not consented to"
+    return f"rule room-consent: this party {state} the room whose policy is {digest}"
 
 
 def _load_checked(
@@ -879,7 +921,7 @@ def approve(
     if view.status != "pending":
         raise PolicyDenied(f"request {request_id} is {view.status}; nothing to approve")
     computation = _resolve(registry or default_registry(), req)
-    mine = _my_inputs(client, identity, view, req, computation, now=now)
+    mine = _my_inputs(client, identity, view, req, computation, now=now, home=home)
     if not mine:
         raise NotFound(f"request {request_id} has no input of yours waiting for a decision")
     if data_path is not None and len(mine) > 1:
@@ -903,6 +945,7 @@ def approve(
         home=home,
         now=now,
         required=_sealed_to(view),
+        region=next((item.region for item in mine if item.region is not None), None),
     )
     # Check every input before signing anything. Named data (one input) is read once and
     # kept: it may be a stream (stdin) that cannot be read twice.
@@ -974,7 +1017,7 @@ def auto_approve(
                 if inp.owner == identity.party_id and inp.decision == "pending":
                     out.append(_left(req.digest, inp.dataset, exc.detail or ""))
             continue
-        for mine in _my_inputs(client, identity, view, req, computation, now=now):
+        for mine in _my_inputs(client, identity, view, req, computation, now=now, home=home):
             if not (mine.decision.automatic and mine.policy is not None):
                 out.append(_left(req.digest, mine.attestation.digest, mine.decision.reason))
                 continue
@@ -989,6 +1032,7 @@ def auto_approve(
                 home=home,
                 now=now,
                 required=_sealed_to(client.get_request(req.digest)),
+                region=mine.region,
             )
             result = _approve_one(
                 client,

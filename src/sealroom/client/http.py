@@ -43,8 +43,10 @@ from sealroom.wire import (
     CompleteJobBody,
     ComputationInfo,
     ComputationList,
+    ConsentBody,
     ConsistencyProofView,
     CreateRequestBody,
+    CreateRoomBody,
     CreateSessionBody,
     CreditsView,
     DatasetPage,
@@ -59,7 +61,9 @@ from sealroom.wire import (
     EnclaveRegistered,
     Health,
     InclusionProofView,
+    InvitationBody,
     JobView,
+    JoinRoomBody,
     KeywordOverlapBody,
     LeaseView,
     LedgerKeyView,
@@ -67,6 +71,8 @@ from sealroom.wire import (
     LogEntryView,
     LogKey,
     MessagePosted,
+    OrgMemberBody,
+    OrgMemberView,
     Participant,
     PartyView,
     PendingReleases,
@@ -84,6 +90,10 @@ from sealroom.wire import (
     RequestList,
     RequestView,
     ResultView,
+    RoomList,
+    RoomStatements,
+    RoomView,
+    RunApprovalBody,
     SealedOutput,
     SearchPage,
     SessionList,
@@ -860,6 +870,56 @@ class Client:
         if not index.isdigit() or not sender:
             raise ProtocolError("malformed response to GET session message: headers")
         return int(index), sender, response.content
+
+    # --- rooms ------------------------------------------------------------------------
+
+    def create_room(self, room: Envelope, policy: Envelope) -> RoomView:
+        body = self._json_body(CreateRoomBody.model_construct(room=room, policy=policy))
+        return self._view(
+            RoomView, "POST", "/v1/rooms", what="POST /v1/rooms", body=body, signed=True
+        )
+
+    def rooms(self) -> tuple[RoomView, ...]:
+        return self._view(RoomList, "GET", "/v1/rooms", what="GET /v1/rooms", signed=True).items
+
+    def room(self, room: str) -> RoomView:
+        path = f"/v1/rooms/{_segment(room)}"
+        return self._view(RoomView, "GET", path, what="GET room", signed=True)
+
+    def room_statements(self, room: str) -> RoomStatements:
+        path = f"/v1/rooms/{_segment(room)}/statements"
+        return self._view(RoomStatements, "GET", path, what="GET room statements", signed=True)
+
+    def invite(self, room: str, invitation: Envelope) -> RoomView:
+        path = f"/v1/rooms/{_segment(room)}/invitations"
+        body = self._json_body(InvitationBody.model_construct(invitation=invitation))
+        return self._view(RoomView, "POST", path, what="POST invitation", body=body, signed=True)
+
+    def join_room(self, room: str, precheck: Mapping[str, Any]) -> RoomView:
+        path = f"/v1/rooms/{_segment(room)}/join"
+        body = self._json_body(JoinRoomBody.model_construct(precheck=dict(precheck)))
+        return self._view(RoomView, "POST", path, what="POST join", body=body, signed=True)
+
+    def post_consent(self, room: str, consent: Envelope) -> RoomView:
+        path = f"/v1/rooms/{_segment(room)}/consents"
+        body = self._json_body(ConsentBody.model_construct(consent=consent))
+        return self._view(RoomView, "POST", path, what="POST consent", body=body, signed=True)
+
+    def approve_run(self, room: str, request: str, approval: Envelope) -> RoomView:
+        path = f"/v1/rooms/{_segment(room)}/runs/{_segment(request)}/approvals"
+        body = self._json_body(RunApprovalBody.model_construct(approval=approval))
+        return self._view(RoomView, "POST", path, what="POST run approval", body=body, signed=True)
+
+    def put_org_member(self, member: Envelope) -> OrgMemberView:
+        body = self._json_body(OrgMemberBody.model_construct(member=member))
+        return self._view(
+            OrgMemberView,
+            "POST",
+            "/v1/orgs/members",
+            what="POST /v1/orgs/members",
+            body=body,
+            signed=True,
+        )
 
     # --- marketplace ----------------------------------------------------------------------
 

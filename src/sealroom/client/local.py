@@ -9,7 +9,11 @@ owner names the data again on approval.
 first use: the coordinator is untrusted, so a log key that changes later is
 refused rather than silently followed.
 
-Both files are small JSON documents written atomically (temp file + rename,
+``<home>/rooms.json`` records this party's own consent decisions per room (by the room's
+policy digest), so its client refuses to approve or seal data for a room it withdrew
+from whatever the coordinator says.
+
+All are small JSON documents written atomically (temp file + rename,
 mode 0600), so a crash never leaves half a file.
 """
 
@@ -26,16 +30,20 @@ from sealroom.errors import InvalidInput, ProofInvalid
 __all__ = [
     "COORDINATORS_FILE",
     "DATASETS_FILE",
+    "ROOMS_FILE",
     "DatasetIndex",
     "LocalDataset",
     "pin_log_key",
     "pin_simulation_root",
     "pinned_log_key",
     "pinned_simulation_root",
+    "record_consent",
+    "recorded_consent",
 ]
 
 DATASETS_FILE = "datasets.json"
 COORDINATORS_FILE = "coordinators.json"
+ROOMS_FILE = "rooms.json"
 _MAX_FILE = 16 << 20
 
 
@@ -170,3 +178,25 @@ def _pin(home: Path, base_url: str, name: str, value: str, what: str) -> bool:
     coordinators[base_url] = entry
     _write_json(path, {"version": 1, "coordinators": coordinators})
     return True
+
+
+def record_consent(
+    home: Path, *, room: str, policy: str, snapshot: str, decision: str, at: int
+) -> None:
+    """Remember this party's newest consent decision on ``room`` (keyed by its policy)."""
+    path = home / ROOMS_FILE
+    data = _read_json(path, "room consents file") or {"version": 1, "rooms": {}}
+    rooms = data.setdefault("rooms", {})
+    if not isinstance(rooms, dict):
+        raise InvalidInput(f"room consents file {path}: 'rooms' must be an object")
+    rooms[policy] = {"room": room, "snapshot": snapshot, "decision": decision, "at": at}
+    _write_json(path, data)
+
+
+def recorded_consent(home: Path, policy: str) -> str | None:
+    """This party's newest recorded decision ("consent" or "withdraw") on the room whose
+    policy is ``policy``; None if it never decided."""
+    rooms = _read_json(home / ROOMS_FILE, "room consents file").get("rooms", {})
+    entry = rooms.get(policy) if isinstance(rooms, dict) else None
+    decision = entry.get("decision") if isinstance(entry, dict) else None
+    return decision if isinstance(decision, str) else None

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sealroom.attestation.collateral import CollateralSource, collateral_source
 from sealroom.client import flows, market
+from sealroom.client import rooms as room_flows
 from sealroom.client.http import DEFAULT_TIMEOUT as HTTP_TIMEOUT
 from sealroom.client.http import DEFAULT_URL, Client, Progress, system_clock
 from sealroom.client.protocol_runs import (
@@ -33,7 +34,7 @@ from sealroom.crypto.keystore import Keystore, PassphraseSource
 from sealroom.errors import Conflict, InvalidInput, NameTaken, SealroomError
 from sealroom.protocols.channel import DEFAULT_TIMEOUT
 from sealroom.statements import Envelope, Policy, sign_statement
-from sealroom.wire import BudgetView, DatasetView, RequestView, SearchPage
+from sealroom.wire import BudgetView, DatasetView, OrgMemberView, RequestView, RoomView, SearchPage
 from sealroom.wire.market import (
     DisputeView,
     EvaluationView,
@@ -46,10 +47,12 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from numpy.typing import NDArray
 
+    from sealroom.audit.pack import AuditPack
+    from sealroom.audit.summary import PolicySummary
     from sealroom.connectors.sources import Source
     from sealroom.statements import DatasetAttestation, Signed
 
-__all__ = ["Party"]
+__all__ = ["Party", "PartyRooms"]
 
 
 class Party:
@@ -433,6 +436,13 @@ class Party:
             on_step=on_step,
         )
 
+    # --- rooms ------------------------------------------------------------------------------
+
+    @property
+    def rooms(self) -> PartyRooms:
+        """This party's verbs on rooms (host, member, or a person of an organisation)."""
+        return PartyRooms(self)
+
     # --- marketplace ------------------------------------------------------------------------
 
     def publish_model(
@@ -798,3 +808,205 @@ def _one_peer(start_with: Sequence[str]) -> str | None:
     if len(start_with) > 1:
         raise InvalidInput("this protocol runs between exactly two parties")
     return start_with[0] if start_with else None
+
+
+class PartyRooms:
+    """Rooms as one party acts in them: every verb signed by it, timed by its clock."""
+
+    __slots__ = ("_party",)
+
+    def __init__(self, party: Party) -> None:
+        self._party = party
+
+    def create(
+        self,
+        *,
+        name: str,
+        purpose: str,
+        template: str,
+        k: int,
+        expires_at: int,
+        dp: Literal["required", "exact"] = "required",
+        epsilon_per_run: str | None = "1",
+        epsilon_total: str | None = "4",
+        retention_seconds: int = 30 * 86400,
+        region: str | None = None,
+        max_parties: int = 5,
+        approval: Literal["manual", "policy"] = "policy",
+    ) -> room_flows.VerifiedRoom:
+        """Create a room from ``template`` (see ``sealroom.computations.templates``)."""
+        from sealroom.computations.templates import RoomSettings
+
+        p = self._party
+        settings = RoomSettings(
+            name=name,
+            purpose=purpose,
+            template=template,
+            k=k,
+            dp=dp,
+            epsilon_per_run=epsilon_per_run,
+            epsilon_total=epsilon_total,
+            retention_seconds=retention_seconds,
+            expires_at=expires_at,
+            region=region,
+            max_parties=max_parties,
+            approval=approval,
+        )
+        return room_flows.create_room(
+            p.client, p.identity, settings, now=p.now(), registry=p._registry
+        )
+
+    def list(self) -> tuple[RoomView, ...]:
+        return self._party.client.rooms()
+
+    def show(self, room: str) -> room_flows.VerifiedRoom:
+        """One of this party's rooms, checked against its signed statements."""
+        return room_flows.fetch_room(self._party.client, room)
+
+    def invite(self, room: str, party: str) -> RoomView:
+        p = self._party
+        return room_flows.invite(p.client, p.identity, room, party, now=p.now())
+
+    def precheck(
+        self,
+        room: str,
+        dataset: str,
+        *,
+        key_column: str = "id",
+        columns: Mapping[str, Literal["any", "numeric"]] | None = None,
+        data: Path | Source | None = None,
+    ) -> dict[str, Any]:
+        """The local pre-check report for joining ``room`` with ``dataset`` (nothing is sent)."""
+        p = self._party
+        return room_flows.precheck(
+            p.client,
+            self.show(room),
+            dataset,
+            home=p.home,
+            key_column=key_column,
+            columns=columns,
+            data=data,
+        )
+
+    def join(
+        self,
+        room: str,
+        dataset: str,
+        *,
+        key_column: str = "id",
+        columns: Mapping[str, Literal["any", "numeric"]] | None = None,
+        data: Path | Source | None = None,
+    ) -> room_flows.VerifiedRoom:
+        """Pre-check ``dataset`` locally, then join ``room`` with the report."""
+        verified = self.show(room)
+        report = room_flows.precheck(
+            self._party.client,
+            verified,
+            dataset,
+            home=self._party.home,
+            key_column=key_column,
+            columns=columns,
+            data=data,
+        )
+        return room_flows.join(self._party.client, verified, report)
+
+    def consent(self, room: str) -> room_flows.VerifiedRoom:
+        p = self._party
+        return room_flows.consent(p.client, p.identity, room, now=p.now(), home=p.home)
+
+    def withdraw_consent(self, room: str, *, reason: str = "") -> room_flows.VerifiedRoom:
+        p = self._party
+        return room_flows.consent(
+            p.client,
+            p.identity,
+            room,
+            decision="withdraw",
+            reason=reason,
+            now=p.now(),
+            home=p.home,
+        )
+
+    def run(
+        self, room: str, computation: str, datasets: Sequence[str], params: Mapping[str, Any]
+    ) -> RequestView:
+        p = self._party
+        return room_flows.run(
+            p.client,
+            p.identity,
+            room,
+            computation,
+            datasets,
+            params,
+            now=p.now(),
+            home=p.home,
+            registry=p._registry,
+        )
+
+    def approve_run(
+        self,
+        room: str,
+        request: str,
+        *,
+        org: str,
+        decision: Literal["approve", "reject"] = "approve",
+        reason: str = "",
+    ) -> RoomView:
+        """As a person of ``org``: approve (or reject) one run."""
+        p = self._party
+        return room_flows.approve_run(
+            p.client,
+            p.identity,
+            room,
+            request,
+            org=org,
+            decision=decision,
+            reason=reason,
+            now=p.now(),
+        )
+
+    def add_member(
+        self,
+        member: str,
+        role: Literal["admin", "approver", "analyst", "auditor"],
+        *,
+        active: bool = True,
+    ) -> OrgMemberView:
+        """As an organisation: name a person (a party with its own key) and its role."""
+        p = self._party
+        return room_flows.add_org_member(
+            p.client, p.identity, member, role, active=active, now=p.now()
+        )
+
+    def summary(self, room: str) -> PolicySummary:
+        """The room's one-page policy summary (render it with ``sealroom.audit.render``):
+        drawn from the room's signed snapshot, checked here; its digest is what
+        :meth:`consent` signs."""
+        from sealroom.client.audit import room_summary
+
+        return room_summary(self._party.client, room)
+
+    def pack(
+        self,
+        room: str,
+        out: Path,
+        *,
+        valid_for: int,
+        audience: str | None = None,
+        purpose: str = "room audit disclosure",
+    ) -> AuditPack:
+        """Issue an auditor pack of the room to the new directory ``out``: its snapshot,
+        every completed run's bundle and deletions, its consents and approvals (with log
+        proofs), signed by this party and valid for ``valid_for`` seconds."""
+        from sealroom.client.audit import issue_room_pack
+
+        p = self._party
+        return issue_room_pack(
+            p.client,
+            p.identity,
+            room,
+            out,
+            now=p.now(),
+            valid_for=valid_for,
+            audience=audience,
+            purpose=purpose,
+        )

@@ -29,6 +29,7 @@ from sealroom.crypto.keys import PublicIdentity
 from sealroom.errors import (
     AttestationInvalid,
     BackendUnavailable,
+    RegionMismatch,
     SealroomError,
     VerificationFailed,
 )
@@ -157,11 +158,13 @@ def choose_enclave(
     home: Path,
     now: int,
     required: str | None = None,
+    region: str | None = None,
 ) -> VerifiedEnclave:
     """An admitted enclave that satisfies every pin, fresh now (``required``: only that one).
 
     ``required`` is the evidence other inputs of the request are already sealed
-    to: all inputs of a job go to one enclave. The newest acceptable one wins
+    to: all inputs of a job go to one enclave. ``region``: only an enclave whose
+    attested key document declares it (a region-pinned policy or room). The newest acceptable one wins
     otherwise. Nothing acceptable: :class:`AttestationInvalid` with the reasons.
     """
     known = pinned_simulation_root(home, client.base_url)
@@ -177,19 +180,29 @@ def choose_enclave(
             )
         raise AttestationInvalid(f"the coordinator lists no admitted enclave ({listing.admission})")
     reasons: list[str] = []
+    elsewhere = 0
     for view in views:
         try:
             verified = verify_enclave_evidence(view.envelope, pins=pins, trust=trust, now=now)
             _check_view(view, verified)
+            declared = verified.evidence.statement.keys.region
+            if region is not None and declared != region:
+                raise RegionMismatch(
+                    f"rule region: the data may only go to region {region!r}; this enclave "
+                    f"declares {declared or 'no region'}"
+                )
         except BackendUnavailable:
             raise  # the owner's PCCS is down: fail closed, and say so (not "evidence invalid")
         except SealroomError as exc:
+            elsewhere += isinstance(exc, RegionMismatch)
             reasons.append(f"{view.evidence[:16]}...: {exc.detail or exc.public_message}")
             continue
         if verified.first_use_root is not None:
             pin_simulation_root(home, client.base_url, verified.first_use_root.hex())
         return verified
     shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
+    if elsewhere == len(views):
+        raise RegionMismatch(f"no admitted enclave is in region {region!r}: {shown}")
     raise AttestationInvalid(f"no admitted enclave satisfies your pins: {shown}")
 
 

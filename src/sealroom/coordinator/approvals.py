@@ -10,6 +10,7 @@ from sqlalchemy import Connection, select, update
 
 from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.jobs import check_admitted
+from sealroom.coordinator.rooms import check_dual_approval, check_region
 from sealroom.coordinator.state import (
     State,
     content_roots,
@@ -21,7 +22,7 @@ from sealroom.coordinator.state import (
 from sealroom.crypto.keys import PartyId
 from sealroom.errors import Conflict, InvalidInput, NotFound, PolicyDenied, SignatureInvalid
 from sealroom.policy.compose import decide_in_room
-from sealroom.statements import Approval, ComputationRequest, Envelope
+from sealroom.statements import Approval, ComputationRequest, EnclaveEvidence, Envelope
 from sealroom.storage.engine import write_transaction
 from sealroom.storage.schema import datasets, request_blobs, request_inputs
 from sealroom.wire import RequestView
@@ -64,6 +65,8 @@ class Approvals:
                 raise Conflict(f"the request is {row.status}; decisions are closed")
             if appr.mode == "policy":
                 self._check_automatic(conn, request, appr, now)
+            if appr.decision == "approve":
+                check_dual_approval(conn, request, caller, now)
             self._state.store(conn, env, now=now)
             conn.execute(
                 update(request_inputs)
@@ -161,6 +164,7 @@ class Approvals:
             if inp.sealed_size is not None:
                 raise Conflict("this input has already been uploaded")
             check_admitted(conn, enclave, self._admission, now=now)
+            check_region(conn, request, statement(conn, enclave, EnclaveEvidence.TYPE)[0])
             other = conn.execute(
                 select(request_inputs.c.enclave).where(
                     request_inputs.c.request == request,

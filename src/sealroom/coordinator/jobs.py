@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Row, delete, exists, or_, select, update
 
 from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.ledger import append_charges
+from sealroom.coordinator.rooms import room_materials
 from sealroom.coordinator.state import (
     DEFAULT_LEASE_SECONDS,
     State,
@@ -234,6 +235,7 @@ class Jobs:
                     )
                 )
             }
+            room = room_materials(conn, parts.room, request)
         return JobView(
             request=envs[request],
             approvals=tuple(envs[d] for d in parts.approvals),
@@ -248,6 +250,10 @@ class Jobs:
             ),
             evidence=evidence,
             lease_until=lease_until,
+            room=room.room,
+            consents=room.consents,
+            run_approvals=room.run_approvals,
+            org_members=room.org_members,
         )
 
     def job_input(self, request: str, dataset: str, *, caller: PartyId, now: int) -> bytes:

@@ -14,6 +14,7 @@ import os
 from sqlalchemy import Connection, or_, select
 
 from sealroom.coordinator.log import reader_log
+from sealroom.coordinator.rooms import check_room_run, record_room_run, room_of_request
 from sealroom.coordinator.state import (
     DEFAULT_REQUEST_TTL,
     OPEN,
@@ -107,6 +108,9 @@ class Requests:
                     f"exactly {sorted(expected)}"
                 )
             room = _room_rules(conn, req)
+            in_room = room_of_request(conn, req)
+            if in_room is not None:
+                check_room_run(conn, in_room, req, epsilon=cost.epsilon, now=now)
             roots = content_roots(conn, req.inputs)
             checks: list[tuple[str, Decision]] = []
             effective: list[PolicyRules | None] = []
@@ -181,6 +185,8 @@ class Requests:
                 ],
             )
             history(conn, env.digest, "pending", "request received", now)
+            if in_room is not None:
+                record_room_run(conn, in_room, env.digest, req, now)
             denied = [(ds, d) for ds, d in checks if not d.allowed]
             if refused is not None:
                 self._state.transition(conn, env.digest, ("pending",), "rejected", refused, now)

@@ -1,7 +1,7 @@
 """The coordinator: one service per resource over one database and one log key.
 
 Each resource service (:mod:`.parties`, :mod:`.datasets`, :mod:`.requests`
-with :mod:`.approvals`, :mod:`.jobs` (enclaves admitted by :mod:`.admission`), :mod:`.log`, :mod:`.relay`, :mod:`.market`) takes typed arguments (wire bodies,
+with :mod:`.approvals`, :mod:`.rooms`, :mod:`.jobs` (enclaves admitted by :mod:`.admission`), :mod:`.log`, :mod:`.relay`, :mod:`.market`) takes typed arguments (wire bodies,
 envelopes, ids), the caller (a verified party id, or none for public reads)
 and ``now``, and returns wire models; what they share lives in :mod:`.state`.
 This module only builds them together.
@@ -29,6 +29,7 @@ from sealroom.coordinator.parties import Parties
 from sealroom.coordinator.payments import Payments
 from sealroom.coordinator.relay import Relay
 from sealroom.coordinator.requests import Requests
+from sealroom.coordinator.rooms import Rooms
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS, DbNonceStore, State
 from sealroom.coordinator.uploads import Uploads
 from sealroom.coordinator.witnessing import WitnessEndpoint, Witnessing
@@ -56,6 +57,7 @@ class Coordinator:
     relay: Relay
     credits: Credits
     market: Market
+    rooms: Rooms
 
     @classmethod
     def open(
@@ -119,4 +121,5 @@ class Coordinator:
             relay=Relay(engine=engine, signals=Signals(engine)),
             credits=Credits(state, ledger),
             market=market,
+            rooms=Rooms(state),
         )

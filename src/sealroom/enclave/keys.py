@@ -60,19 +60,21 @@ class EnclaveKeys:
         tee: str,
         now: int,
         identity: Identity | None = None,
+        region: str | None = None,
     ) -> EnclaveKeys:
         """Fresh keys (or the deployment's ``identity``) bound to this TEE by ``provider``.
 
         The keys include an X-Wing key, so owners seal inputs with suite 2 and
         the report binds it: nobody can strip it on the way to an owner.
         """
-        return cls._attest(identity or Identity.generate(), provider, tee=tee, now=now)
+        return cls._attest(
+            identity or Identity.generate(), provider, tee=tee, now=now, region=region
+        )
 
     def reattest_at_time(self, provider: EvidenceProvider, *, now: int) -> EnclaveKeys:
         """The same keys with fresh evidence dated ``now`` (owners refuse stale evidence)."""
-        return self._attest(
-            self._identity, provider, tee=self._evidence.statement.keys.tee, now=now
-        )
+        keys = self._evidence.statement.keys
+        return self._attest(self._identity, provider, tee=keys.tee, now=now, region=keys.region)
 
     def with_evidence(self, evidence: Signed[EnclaveEvidence]) -> EnclaveKeys:
         """These keys under earlier ``evidence`` of the same keys (a job sealed to it names it)."""
@@ -87,7 +89,13 @@ class EnclaveKeys:
 
     @classmethod
     def _attest(
-        cls, identity: Identity, provider: EvidenceProvider, *, tee: str, now: int
+        cls,
+        identity: Identity,
+        provider: EvidenceProvider,
+        *,
+        tee: str,
+        now: int,
+        region: str | None = None,
     ) -> EnclaveKeys:
         document = EnclaveKeyDocument.model_validate(
             {
@@ -95,6 +103,7 @@ class EnclaveKeys:
                 **signer_keys(identity.public),
                 "tee": tee,
                 "created_at": now,
+                **({"region": region} if region is not None else {}),
             }
         )
         evidence = provider.attest(document.canonical_bytes())

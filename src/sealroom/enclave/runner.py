@@ -68,9 +68,13 @@ from sealroom.errors import (
     BackendUnavailable,
     CommitmentMismatch,
     Conflict,
+    ConsentMissing,
     DecryptionFailed,
+    DualApprovalRequired,
     InvalidInput,
     PolicyDenied,
+    RegionMismatch,
+    RoomClosed,
     SealroomError,
     VerificationFailed,
 )
@@ -82,10 +86,14 @@ from sealroom.statements import (
     DatasetAttestation,
     Envelope,
     InputDecision,
+    OrgMember,
     Policy,
     PrivacyCharge,
     Receipt,
     ReleasedOutput,
+    Room,
+    RoomConsent,
+    RunApproval,
     Signed,
     canonical_json,
 )
@@ -174,6 +182,12 @@ class JobMaterials:
     sealed_inputs: Mapping[str, SealedInput]
     # A room-level Policy whose rules apply to every input (composed, strictest wins).
     room_policy: Envelope | None = None
+    # For a room's policy (consent_required): the Room naming it and the members' consents.
+    room: Envelope | None = None
+    consents: tuple[Envelope, ...] = ()
+    # For a risky room: the people's approvals of this run and the statements naming them.
+    run_approvals: tuple[Envelope, ...] = ()
+    org_members: tuple[Envelope, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sealed_inputs", MappingProxyType(dict(self.sealed_inputs)))
@@ -250,6 +264,8 @@ def execute_job(
         _check_enclave_pins(
             keys, [*rules, PolicyRules.parse(room.statement.rules) if room else None]
         )
+        if room is not None and PolicyRules.parse(room.statement.rules).consent_required:
+            _check_room_consents(materials, room, atts, request_digest=req.digest, now=now)
     with _step("approvals"):
         approvals = _check_approvals(materials.approvals, req, atts, automatic, now=now)
     with _step("recipients"):
@@ -373,7 +389,8 @@ def _open_attestations(
 
 
 def _check_enclave_pins(keys: EnclaveKeys, rules: Sequence[PolicyRules | None]) -> None:
-    """This enclave's evidence satisfies every owner's (and the room's) ``enclave`` pin.
+    """This enclave's evidence satisfies every owner's (and the room's) ``enclave`` pin
+    and ``region``.
 
     The owners' clients check their pins before sealing; this catches inputs a
     coordinator routed here for an owner whose pin excludes this enclave. As of
@@ -381,12 +398,89 @@ def _check_enclave_pins(keys: EnclaveKeys, rules: Sequence[PolicyRules | None]) 
     """
     evidence = keys.evidence.statement
     for r in rules:
+        if r is not None and r.region is not None and r.region != evidence.keys.region:
+            raise RegionMismatch(
+                f"rule region: the data may only be processed in region {r.region!r}; this "
+                f"enclave declares {evidence.keys.region or 'no region'}"
+            )
         pin = r.enclave_pin if r is not None else None
         if pin is not None:
             pin.check_as_of(
                 evidence.tee_evidence(),
                 key_document=evidence.keys.canonical_bytes(),
                 at_time=evidence.created_at,
+            )
+
+
+def _check_room_consents(
+    materials: JobMaterials,
+    policy: Signed[Policy],
+    atts: Sequence[Signed[DatasetAttestation]],
+    *,
+    request_digest: str,
+    now: int,
+) -> None:
+    """A room's policy runs only with the room that names it and, from every input owner but
+    the host, a signed consent to that room's exact snapshot.
+
+    The coordinator cannot fabricate a consent (each is signed by its member), nor pass a
+    room policy off as an ordinary one (the policy itself requires this check). It can
+    withhold a later withdrawal: that limit is in docs/rooms.md. In a risky room each such
+    owner also needs its required number of distinct people (named by the owner's signed
+    OrgMember statements as an active approver or admin) who signed a RunApproval of
+    this run.
+    """
+    room_env, consents = materials.room, materials.consents
+    if room_env is None:
+        raise ConsentMissing("the room policy requires its room statement; none was given")
+    room = room_env.open(Room).statement
+    if room.snapshot.policy != policy.digest or room.host != policy.statement.owner:
+        raise ConsentMissing("the room given is not the room of this policy")
+    if room.snapshot.expires_at <= now:
+        raise RoomClosed(f"the room expired at {room.snapshot.expires_at}")
+    consented: set[str] = set()
+    for env in consents:
+        c = env.open(RoomConsent).statement
+        if (
+            c.room == room_env.digest
+            and c.snapshot == room.snapshot_digest
+            and c.decision == "consent"
+            and c.created_at <= now
+        ):
+            consented.add(c.party)
+    for att in atts:
+        owner = att.statement.owner
+        if owner != room.host and owner not in consented:
+            raise ConsentMissing(
+                f"no consent of input owner {owner} to the room's snapshot {room.snapshot_digest}"
+            )
+    needed = room.snapshot.approvers_required
+    if needed < 2:
+        return
+    roles: dict[tuple[str, str], OrgMember] = {}
+    for env in materials.org_members:
+        m = env.open(OrgMember).statement
+        key = (m.org, m.member)
+        if key not in roles or roles[key].created_at < m.created_at:
+            roles[key] = m
+    people: dict[str, set[str]] = {}
+    for env in materials.run_approvals:
+        a = env.open(RunApproval).statement
+        named = roles.get((a.org, a.approver))
+        if (
+            a.room == room_env.digest
+            and a.request == request_digest
+            and a.decision == "approve"
+            and named is not None
+            and named.active
+            and named.role in ("approver", "admin")
+        ):
+            people.setdefault(a.org, set()).add(a.approver)
+    for owner in {att.statement.owner for att in atts} - {room.host}:
+        if len(people.get(owner, ())) < needed:
+            raise DualApprovalRequired(
+                f"the room is risky: input owner {owner} needs {needed} distinct approvers, "
+                f"and {len(people.get(owner, ()))} signed"
             )
 
 

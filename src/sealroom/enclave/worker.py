@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import signal
 import threading
 import time
@@ -74,6 +75,7 @@ from sealroom.errors import (
     AlreadyReleased,
     BackendUnavailable,
     Conflict,
+    InvalidInput,
     NotFound,
     SealroomError,
     StaleLedgerHead,
@@ -157,6 +159,18 @@ class ClaimedJob(Protocol):
     def room_policy(self) -> Envelope | None: ...
 
     @property
+    def room(self) -> Envelope | None: ...
+
+    @property
+    def consents(self) -> Sequence[Envelope]: ...
+
+    @property
+    def run_approvals(self) -> Sequence[Envelope]: ...
+
+    @property
+    def org_members(self) -> Sequence[Envelope]: ...
+
+    @property
     def inputs(self) -> Sequence[JobInput]: ...
 
     @property
@@ -233,6 +247,9 @@ def make_evidence_provider(
     return DstackProvider(dstack_endpoint)
 
 
+_REGION = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
 def make_enclave_keys(
     *,
     tee: Literal["simulated", "dstack"] = "simulated",
@@ -240,6 +257,7 @@ def make_enclave_keys(
     dstack_endpoint: str | None = None,
     provider: EvidenceProvider | None = None,
     deployment_secret: bytes | None = None,
+    region: str | None = None,
 ) -> EnclaveKeys:
     """Enclave keys with evidence from ``provider`` (default: :func:`make_evidence_provider`).
 
@@ -247,6 +265,11 @@ def make_enclave_keys(
     keys (:func:`~sealroom.enclave.keys.deployment_identity`). Under dstack
     without a secret given, the secret is the KMS-derived app key.
     """
+    if region is not None and not _REGION.fullmatch(region):
+        raise InvalidInput(
+            f"region {region!r}: use 1-64 of a-z, 0-9, '.', '_', '-' (starting with a letter "
+            "or digit), e.g. eu-west"
+        )
     if provider is None:
         provider = make_evidence_provider(tee=tee, dstack_endpoint=dstack_endpoint)
     if deployment_secret is None and tee == "dstack":
@@ -256,7 +279,11 @@ def make_enclave_keys(
             deployment_secret = provider.app_key()
     identity = deployment_identity(deployment_secret) if deployment_secret is not None else None
     return EnclaveKeys.create_at_time(
-        provider, tee="simulated" if tee == "simulated" else "tdx", now=now, identity=identity
+        provider,
+        tee="simulated" if tee == "simulated" else "tdx",
+        now=now,
+        identity=identity,
+        region=region,
     )
 
 
@@ -652,6 +679,10 @@ class EnclaveWorker:
             policies=tuple(job.policies),
             sealed_inputs=sealed,
             room_policy=job.room_policy,
+            room=job.room,
+            consents=tuple(job.consents),
+            run_approvals=tuple(job.run_approvals),
+            org_members=tuple(job.org_members),
         )
 
     def _abandon(self, request_id: str, reason: str) -> StepResult:

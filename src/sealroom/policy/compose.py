@@ -178,6 +178,11 @@ def _pair(a: PolicyRules, b: PolicyRules) -> PolicyRules:
             f"the policies name different entity columns ({a.entity_column!r} and "
             f"{b.entity_column!r}); k cannot be counted for both"
         )
+    if a.region is not None and b.region not in (None, a.region):
+        raise PolicyDenied(
+            f"rule region: the policies pin different regions ({a.region!r} and {b.region!r}); "
+            "no enclave can satisfy both"
+        )
     return PolicyRules(
         allow=_intersect_rules(a.allow, b.allow),
         auto_approve=_intersect_rules(a.auto_approve, b.auto_approve),
@@ -193,6 +198,8 @@ def _pair(a: PolicyRules, b: PolicyRules) -> PolicyRules:
         expires_at=_min_opt(a.expires_at, b.expires_at),
         sql=_sql(a.sql, b.sql),
         retention_seconds=_min_opt(a.retention_seconds, b.retention_seconds),
+        region=a.region or b.region,
+        consent_required=a.consent_required or b.consent_required,
     )
 
 

@@ -209,6 +209,10 @@ class PolicyRules(_Rules):
     the enclaves the owner's data may be sealed to and a receipt may come from
     (:func:`sealroom.attestation.pins.parse_enclave_pin`: ``measurements`` and/or
     ``simulation_root``, and ``max_evidence_age`` in seconds for sealing decisions).
+    ``region``: only an enclave whose attested key document declares this region may
+    receive the data and run the job (None: any region). ``consent_required`` marks a
+    room's policy: the enclave runs a job under it only with the room statement that names
+    it and a signed consent to that room's snapshot from every input owner but the host.
     """
 
     allow: Annotated[tuple[ComputationRule, ...], Field(max_length=64)] = ()
@@ -226,6 +230,8 @@ class PolicyRules(_Rules):
     sql: SqlAnalysisRules | None = None
     retention_seconds: Annotated[int, Field(ge=1, le=100 * 366 * 86400)] | None = None
     enclave: dict[str, JsonValue] | None = None
+    region: Identifier | None = None
+    consent_required: bool = False
 
     @model_validator(mode="after")
     def _enclave_pin_parses(self) -> PolicyRules:

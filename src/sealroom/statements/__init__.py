@@ -6,8 +6,9 @@ from sealroom.statements.canonical import canonical_json, parse_json_strict
 from sealroom.statements.deletion import Deletion, HeldInput, SealedHash, sealed_digest
 from sealroom.statements.envelope import Envelope, Signed, Statement, digest_of, sign_statement
 from sealroom.statements.fields import Digest
+from sealroom.statements.market_models import MARKET_STATEMENT_TYPES
+from sealroom.statements.models import STATEMENT_TYPES as _MODEL_TYPES
 from sealroom.statements.models import (
-    STATEMENT_TYPES,
     Accept,
     Approval,
     BudgetCharge,
@@ -39,7 +40,20 @@ from sealroom.statements.models import (
     output_commitment,
 )
 from sealroom.statements.output import ReleasedOutput
+from sealroom.statements.rooms import (
+    ROOM_STATEMENT_TYPES,
+    OrgMember,
+    Room,
+    RoomConsent,
+    RoomInvitation,
+    RoomSnapshot,
+    RunApproval,
+    policy_snapshot,
+    snapshot_digest,
+)
 from sealroom.statements.visibility import PUBLIC_TYPES, is_public
+
+STATEMENT_TYPES = {**_MODEL_TYPES, **MARKET_STATEMENT_TYPES, **ROOM_STATEMENT_TYPES}
 
 __all__ = [
     "PUBLIC_TYPES",
@@ -65,6 +79,7 @@ __all__ = [
     "Liveness",
     "ModelWeights",
     "Offer",
+    "OrgMember",
     "OutputRef",
     "Policy",
     "Posting",
@@ -73,6 +88,11 @@ __all__ = [
     "ProtocolReceipt",
     "Receipt",
     "ReleasedOutput",
+    "Room",
+    "RoomConsent",
+    "RoomInvitation",
+    "RoomSnapshot",
+    "RunApproval",
     "SealedHash",
     "Signed",
     "Statement",
@@ -85,6 +105,8 @@ __all__ = [
     "is_public",
     "output_commitment",
     "parse_json_strict",
+    "policy_snapshot",
     "sealed_digest",
     "sign_statement",
+    "snapshot_digest",
 ]

@@ -290,12 +290,18 @@ class EnclaveKeyDocument(_Part):
     kem_key: B64KemKey | None = None
     tee: Literal["tdx", "simulated"]
     created_at: UnixTime
+    # The region the deployment declares this enclave runs in (rooms pin one). Bound into
+    # the TEE report with the keys, so it cannot be changed after attestation; it is the
+    # operator's declaration, not a location the hardware measures. Absent when undeclared.
+    region: Identifier | None = None
 
     @model_serializer(mode="wrap")
     def _omit_absent_kem_key(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
         if data.get("kem_key") is None:
             data.pop("kem_key", None)
+        if data.get("region") is None:
+            data.pop("region", None)
         return data
 
     def canonical_bytes(self) -> bytes:

@@ -52,6 +52,7 @@ __all__ = [
     "model_inputs",
     "model_uses",
     "nonces",
+    "org_members",
     "parties",
     "policies",
     "portfolio_items",
@@ -64,6 +65,11 @@ __all__ = [
     "requests",
     "results",
     "reviews",
+    "room_events",
+    "room_members",
+    "room_runs",
+    "rooms",
+    "run_approvals",
     "session_messages",
     "session_participants",
     "sessions",
@@ -427,6 +433,89 @@ session_messages = Table(
     Column("body", LargeBinary, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Index("session_messages_inbox", "session", "recipient", "id"),
+)
+
+# --- rooms (issue 14) -------------------------------------------------------------------
+
+rooms = Table(
+    "rooms",
+    metadata,
+    Column("room", _DIGEST, ForeignKey("statements.digest"), primary_key=True),
+    Column("host", _PARTY, nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("template", String(64), nullable=False),
+    Column("policy", _DIGEST, ForeignKey("statements.digest"), nullable=False, unique=True),
+    Column("snapshot_digest", _DIGEST, nullable=False),
+    Column("risky", Boolean, nullable=False),
+    Column("approvers_required", Integer, nullable=False),
+    Column("region", String(64), nullable=True),
+    Column("max_parties", Integer, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+room_members = Table(
+    "room_members",
+    metadata,
+    Column("room", _DIGEST, ForeignKey("rooms.room"), primary_key=True),
+    Column("party", _PARTY, ForeignKey("parties.party"), primary_key=True),
+    Column("role", String(10), nullable=False),  # host | member
+    Column("invitation", _DIGEST, nullable=True),
+    Column("status", String(10), nullable=False),  # invited | joined
+    # The joining party's own pre-check report (what its card reveals), as canonical JSON.
+    Column("precheck", Text, nullable=True),
+    Column("joined_at", BigInteger, nullable=True),
+    # The member's newest consent statement and what it says: none | consented | withdrawn.
+    Column("consent", _DIGEST, nullable=True),
+    Column("consent_state", String(10), nullable=False, server_default="none"),
+    Column("consent_at", BigInteger, nullable=True),
+    Column("invited_at", BigInteger, nullable=False),
+    Index("room_members_party", "party"),
+)
+
+room_runs = Table(
+    "room_runs",
+    metadata,
+    Column("request", _DIGEST, ForeignKey("requests.request"), primary_key=True),
+    Column("room", _DIGEST, ForeignKey("rooms.room"), nullable=False, index=True),
+    # Canonical JSON of the run's parameters, for the near-identical-runs red flag.
+    Column("shape", Text, nullable=False),
+)
+
+room_events = Table(
+    "room_events",
+    metadata,
+    Column("id", _Seq, primary_key=True, autoincrement=True),
+    Column("room", _DIGEST, ForeignKey("rooms.room"), nullable=False, index=True),
+    Column("at", BigInteger, nullable=False),
+    # created, invited, joined, consented, withdrew, run, approved, red-flag, refused, ...
+    Column("kind", String(20), nullable=False),
+    Column("party", _PARTY, nullable=True),
+    Column("request", _DIGEST, nullable=True),
+    Column("detail", Text, nullable=False),
+)
+
+org_members = Table(
+    "org_members",
+    metadata,
+    Column("org", _PARTY, ForeignKey("parties.party"), primary_key=True),
+    Column("member", _PARTY, ForeignKey("parties.party"), primary_key=True),
+    Column("role", String(10), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("statement", _DIGEST, ForeignKey("statements.digest"), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("org_members_member", "member"),
+)
+
+run_approvals = Table(
+    "run_approvals",
+    metadata,
+    Column("request", _DIGEST, ForeignKey("requests.request"), primary_key=True),
+    Column("approver", _PARTY, primary_key=True),
+    Column("org", _PARTY, nullable=False),
+    Column("decision", String(10), nullable=False),
+    Column("statement", _DIGEST, ForeignKey("statements.digest"), nullable=False),
+    Column("at", BigInteger, nullable=False),
 )
 
 settings = Table(

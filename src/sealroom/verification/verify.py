@@ -49,13 +49,17 @@ class VerificationReport:
     checks: tuple[Check, ...]
     warnings: tuple[str, ...]
     simulated: bool
+    # The region the enclave's attested key document declares (None: none declared).
+    region: str | None = None
 
     @property
     def failures(self) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if not c.passed)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The report as JSON; ``region`` only when the enclave declares one (so reports of
+        bundles without a region keep their exact form)."""
+        out: dict[str, Any] = {
             "verified": not self.failures,
             "simulated": self.simulated,
             "warnings": list(self.warnings),
@@ -63,6 +67,9 @@ class VerificationReport:
                 {"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks
             ],
         }
+        if self.region is not None:
+            out["region"] = self.region
+        return out
 
 
 def verdict(report: VerificationReport) -> str:
@@ -138,7 +145,8 @@ def run_checks(context: Context, checks: Sequence[NamedCheck] = CHECKS) -> Verif
                 context = passed.context
     # Unknown evidence is reported as simulated: nothing shows a real TEE was involved.
     simulated = context.evidence.statement.simulated if context.evidence is not None else True
-    return VerificationReport(tuple(results), tuple(warnings), simulated)
+    region = context.evidence.statement.keys.region if context.evidence is not None else None
+    return VerificationReport(tuple(results), tuple(warnings), simulated, region)
 
 
 def _instances(named: NamedCheck, context: Context) -> Iterator[tuple[str, Context]]:

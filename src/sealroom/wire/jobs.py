@@ -84,6 +84,25 @@ class JobView(WireModel):
     inputs: tuple[JobInput, ...]
     evidence: DigestStr
     lease_until: int
+    room: EnvelopeField | None = Field(
+        default=None,
+        description="The Room whose snapshot names the room policy (null when not a room run).",
+    )
+    consents: tuple[EnvelopeField, ...] = Field(
+        default=(),
+        max_length=64,
+        description="The room members' current RoomConsent envelopes (room runs only).",
+    )
+    run_approvals: tuple[EnvelopeField, ...] = Field(
+        default=(),
+        max_length=256,
+        description="The people's RunApproval envelopes for this run (room runs only).",
+    )
+    org_members: tuple[EnvelopeField, ...] = Field(
+        default=(),
+        max_length=256,
+        description="The OrgMember envelopes naming those people (room runs only).",
+    )
 
 
 class SealedOutput(WireModel):

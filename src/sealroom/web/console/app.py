@@ -35,11 +35,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from sealroom.api.errors import status_for
-from sealroom.client import Party
+from sealroom.client import Party, flows
 from sealroom.client.flows import TERMINAL, FetchedResult
 from sealroom.computations import Computation, Registry, default_registry
 from sealroom.crypto.keys import fingerprint
 from sealroom.errors import AuthenticationFailed, InvalidInput, NotFound, SealroomError
+from sealroom.statements import Transfer
 from sealroom.web.console.security import (
     MAX_FORM_BYTES,
     ConsoleGuard,
@@ -55,12 +56,15 @@ from sealroom.web.console.views import (
     result_tables,
 )
 from sealroom.wire import BudgetView, DatasetView, RequestView
+from sealroom.wire.credits import CreditsView
+from sealroom.wire.market import ReputationView
 
 __all__ = ["ConsoleOptions", "create_console_app"]
 
 T = TypeVar("T")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _HERE = Path(__file__).parent
+RECENT_TRANSFERS = 20  # the Credits page lists this many, newest first
 NOTICES = {
     "approved": "Approved: your data was checked, sealed to the enclave and uploaded.",
     "rejected": "Rejected: your signed rejection ends the request.",
@@ -248,6 +252,51 @@ class Console:
             inbox_count=inbox,
             request_count=requests,
         )
+
+    async def credits(self, request: Request) -> Response:
+        def load() -> tuple[CreditsView, ReputationView, list[dict[str, Any]]]:
+            # Checked, not just shown: every transfer signed by the published ledger key, in
+            # the log this party trusts, and summing to the balance (flows.verified_credits).
+            party = self.party
+            view = flows.verified_credits(party.client, party.identity, home=party.home)
+            recent = []
+            for t in reversed(view.transfers[-RECENT_TRANSFERS:]):
+                transfer = t.envelope.open(Transfer).statement
+                recent.append(
+                    {
+                        "transfer": transfer,
+                        "amount": sum(
+                            p.amount for p in transfer.postings if p.account == view.account
+                        ),
+                        "others": [
+                            self.account_name(p.account)
+                            for p in transfer.postings
+                            if p.account != view.account
+                        ],
+                        "log_index": t.log_index,
+                    }
+                )
+            return view, party.reputation(), recent
+
+        try:
+            view, reputation, recent = await self.call(load)
+        except SealroomError as exc:
+            return self.failure(request, exc)
+        return self.page(
+            request,
+            "credits.html",
+            credits=view,
+            recent=recent,
+            total=len(view.transfers),
+            reputation=reputation,
+        )
+
+    def account_name(self, account: str) -> str:
+        """A ledger account as a reader knows it: a party's name, else the account itself."""
+        kind, _, rest = account.partition(":")
+        if kind == "party" and rest:
+            return self.name(rest)
+        return account
 
     async def inbox(self, request: Request) -> Response:
         try:
@@ -497,6 +546,7 @@ def create_console_app(party: Party, *, options: ConsoleOptions, sessions: Sessi
         Route("/launch", console.launch, methods=["GET"]),
         Route("/", console.home, methods=["GET"]),
         Route("/inbox", console.inbox, methods=["GET"]),
+        Route("/credits", console.credits, methods=["GET"]),
         Route("/inbox/auto", console.auto, methods=["POST"]),
         Route("/inbox/{rid}/{action}", console.decide, methods=["POST"]),
         Route("/new", console.computations, methods=["GET"]),

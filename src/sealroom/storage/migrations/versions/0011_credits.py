@@ -1,7 +1,7 @@
 """The credits ledger: accounts, transfers (logged statements), postings, escrows, offers.
 
-Revision ID: 0010
-Revises: 0012
+Revision ID: 0011
+Revises: 0010
 
 Numbered 0010 when it was written against 0007; it runs after 0012 (the marketplace models
 and the release keys merged first), so a database already at 0012 gets it as its next step.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0012"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -1,8 +1,8 @@
 """Commit-then-reveal: a result's release key, sealed to its recipient, posted after the charges
 are proved logged (null until the enclave releases it).
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0010
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

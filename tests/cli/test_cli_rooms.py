@@ -1,0 +1,183 @@
+"""``sealroom room``: a room through the CLI, from creation to a completed run, and the
+refusals a script branches on (exit codes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner, Result
+
+from sealroom.cli.exits import ExitCode
+from sealroom.cli.main import app
+from tests.rooms.room_world import DP_RUN, IDS, OWNER_POLICY, K, write_ids
+from tests.services import SIMULATION_ROOT, coordinator, registered_enclave
+
+runner = CliRunner()
+
+
+def cli(env: dict[str, str], *args: str) -> Result:
+    return runner.invoke(app, list(args), env=env)
+
+
+def ok_json(res: Result) -> Any:
+    assert res.exit_code == 0, res.stdout + res.stderr
+    return json.loads(res.stdout)
+
+
+def test_cli_room_lifecycle(tmp_path: Path) -> None:
+    with coordinator(tmp_path) as url:
+        names = ("host", "alice", "bob", "eve")
+        env = {n: {"SEALROOM_HOME": str(tmp_path / n), "SEALROOM_URL": url} for n in names}
+        ids: dict[str, str] = {}
+        datasets: dict[str, str] = {}
+        policy = tmp_path / "policy.json"
+        policy.write_text(json.dumps(OWNER_POLICY))
+        for n in names:
+            ids[n] = ok_json(cli(env[n], "init", "--unencrypted-keystore", "--name", n, "--json"))[
+                "party"
+            ]
+        for n in ("alice", "bob"):
+            path = write_ids(tmp_path / f"{n}.csv", IDS[n])
+            datasets[n] = ok_json(
+                cli(env[n], "dataset", "publish", str(path), "--policy", str(policy), "--json")
+            )["dataset"]
+        room = ok_json(
+            cli(
+                env["host"],
+                "room",
+                "create",
+                "--template",
+                "psi-overlap",
+                "--name",
+                "overlap",
+                "--purpose",
+                "size the shared customers",
+                "--k",
+                str(K),
+                "--json",
+            )
+        )
+        rid = room["room"]
+        assert room["snapshot"]["template"]["id"] == "psi-overlap"
+        for n in ("alice", "bob"):
+            ok_json(cli(env["host"], "room", "invite", rid, ids[n], "--json"))
+            check = ok_json(
+                cli(env[n], "room", "join", rid, "--dataset", datasets[n], "--check-only", "--json")
+            )
+            assert check["precheck"]["ok"] is True
+            ok_json(cli(env[n], "room", "join", rid, "--dataset", datasets[n], "--json"))
+            # The one-page summary first: what `room consent` signs is the digest it shows.
+            page = tmp_path / f"{n}-summary"
+            summary = ok_json(
+                cli(
+                    env[n],
+                    "room",
+                    "summary",
+                    rid,
+                    "--html",
+                    str(page / "s.html"),
+                    "--pdf",
+                    str(page / "s.pdf"),
+                    "--json",
+                )
+            )
+            assert summary["snapshot_digest"] == room["snapshot_digest"]
+            assert summary["sections"]["Room"]["Room"] == rid
+            assert room["snapshot_digest"] in (page / "s.html").read_text()
+            assert (page / "s.pdf").read_bytes().startswith(b"%PDF")
+            ok_json(cli(env[n], "room", "consent", rid, "--json"))
+        members = ok_json(cli(env["bob"], "room", "members", rid, "--json"))["members"]
+        assert sorted(m["consent_state"] for m in members) == ["consented", "consented", "none"]
+
+        # A non-member sees nothing: the same answer as for a room that does not exist.
+        res = cli(env["eve"], "room", "show", rid, "--json")
+        assert res.exit_code == ExitCode.ERROR
+        assert "not_found" in res.stdout
+        assert ok_json(cli(env["eve"], "room", "list", "--json"))["rooms"] == []
+
+        inputs = ["--dataset", datasets["alice"], "--dataset", datasets["bob"]]
+        # Outside the room's allowed queries: refused as a policy denial, named.
+        res = cli(
+            env["host"],
+            "room",
+            "run",
+            rid,
+            "--computation",
+            "intersection-sum",
+            *inputs,
+            "--params",
+            json.dumps({"value": "score", "value_bounds": ["0", "7"]}),
+            "--json",
+        )
+        assert res.exit_code == ExitCode.POLICY_DENIED, res.stdout + res.stderr
+        assert "query_not_allowed" in res.stdout
+
+        run = ok_json(
+            cli(
+                env["host"],
+                "room",
+                "run",
+                rid,
+                "--computation",
+                "intersection-overlap",
+                *inputs,
+                "--params",
+                json.dumps(DP_RUN),
+                "--json",
+            )
+        )
+        worker = registered_enclave(url)
+        for n in ("alice", "bob"):
+            ok_json(
+                cli(env[n], "room", "approve", rid, run["request"], "--allow-simulated", "--json")
+            )
+        assert worker.step().outcome == "completed"
+        done = cli(env["alice"], "room", "status", rid, run["request"], "--json")
+        assert done.exit_code == 0, done.stdout + done.stderr
+        assert json.loads(done.stdout)["status"] == "completed"
+
+        # Withdrawing consent closes the room to new runs on that member's data.
+        ok_json(cli(env["bob"], "room", "withdraw-consent", rid, "--reason", "done", "--json"))
+        res = cli(
+            env["host"],
+            "room",
+            "run",
+            rid,
+            "--computation",
+            "intersection-overlap",
+            *inputs,
+            "--params",
+            json.dumps(DP_RUN),
+            "--json",
+        )
+        assert res.exit_code == ExitCode.POLICY_DENIED
+        assert "consent_missing" in res.stdout
+
+        # The auditor pack of the room: issued by the host, verified offline.
+        out = tmp_path / "room-pack"
+        issued = ok_json(
+            cli(env["host"], "room", "pack", rid, str(out), "--valid-for", "3600", "--json")
+        )
+        assert issued["snapshot"] == room["snapshot_digest"]
+        assert "snapshot.json" in issued["files"]
+        assert sum(f.startswith("bundles/") for f in issued["files"]) == 1
+        verified = ok_json(
+            cli(
+                {},
+                "verify-pack",
+                str(out),
+                "--allow-simulated",
+                "--simulation-root",
+                SIMULATION_ROOT.public_key.hex(),
+                "--issuer",
+                ids["host"],
+                "--json",
+            )
+        )
+        assert verified["verified"] is True
+        res = cli(env["eve"], "room", "pack", rid, str(tmp_path / "eve-pack"), "--json")
+        assert res.exit_code == ExitCode.ERROR
+        assert "not_found" in res.stdout
+        assert not (tmp_path / "eve-pack").exists()
