@@ -33,6 +33,7 @@ BENCHES = {
     "bench.bench_relay": (["--quick"], []),
     "bench.bench_cli": (["--repeat", "5"], []),
     "bench.bench_sources": (["--mib", "8", "--mib", "32"], []),
+    "bench.bench_bigdata": (["--rows", "1000000"], []),
 }
 SMOKE_TIMEOUT = 300.0
 

@@ -22,7 +22,11 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "http-api.md"
 _ROUTE = re.compile(r"^- `(GET|POST|PUT|DELETE) (/v1/[^`?\s]+|/healthz|/readyz)")
 _PARAM = re.compile(r"\{[^}]+\}")
 KEYS_FROM_BODY = {"/v1/parties", "/v1/enclaves"}  # the signer's keys come from the body itself
-NO_BODY = {("post", "/v1/jobs/claim"), ("post", "/v1/jobs/{rid}/lease")}
+NO_BODY = {
+    ("post", "/v1/jobs/claim"),
+    ("post", "/v1/jobs/{rid}/lease"),
+    ("post", "/v1/uploads/{upload}/complete"),
+}
 PUBLIC = {
     ("get", "/healthz"),
     ("get", "/readyz"),
@@ -134,7 +138,13 @@ def test_openapi_every_mutating_route_documents_its_body(spec: dict[str, Any]) -
         if media == "application/octet-stream":
             assert content["schema"] == {"type": "string", "format": "binary", "minLength": 1}
             params = {(p["in"], p["name"]) for p in op["parameters"]}
-            assert ("header", "Sealroom-Enclave") in params or ("query", "to") in params
+            # Bound to an enclave by a header, to a peer by a query, or (an upload's part) to
+            # the size and digest its upload declared for that index.
+            assert (
+                ("header", "Sealroom-Enclave") in params
+                or ("query", "to") in params
+                or ("path", "index") in params
+            )
             continue
         assert media == "application/json"
         model = _component(spec, content["schema"]["$ref"])
@@ -190,10 +200,10 @@ def test_openapi_bodies_match_what_the_server_requires(
         r = alice.call(method.upper(), target, {"zz_not_documented": 1})
         assert "unknown field(s) ['zz_not_documented']" in r.json()["error"]["detail"]
         checked += 1
-    assert checked == 30  # + the deletion, the release keys, and the marketplace: models,
-    # evaluations, reviews, portfolios, pledges, disputes, resolutions; credits: transfers,
-    # quote, offers, accepts, liveness; and the rooms: room, invitation, join, consent, run
-    # approval, organisation member
+    assert checked == 31  # + the deletion, the release keys, the chunked uploads, and the
+    # marketplace: models, evaluations, reviews, portfolios, pledges, disputes, resolutions;
+    # credits: transfers, quote, offers, accepts, liveness; and the rooms: room, invitation,
+    # join, consent, run approval, organisation member
 
 
 def test_openapi_response_models_are_exactly_the_real_responses(

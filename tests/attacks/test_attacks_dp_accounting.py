@@ -91,6 +91,7 @@ class ReplayingCoordinator:
         self.job: ClaimedJob | None = None
         self.replays = 0
         self.inputs: dict[tuple[str, str], bytes] = {}
+        self.parts: dict[tuple[str, str, int], bytes] = {}
         self.outputs: list[tuple[Envelope, dict[PartyId, bytes]]] = []
         self.forwarded: set[str] = set()
         self.releases: list[tuple[str, dict[PartyId, bytes]]] = []
@@ -109,6 +110,11 @@ class ReplayingCoordinator:
         if (request, dataset) not in self.inputs:
             self.inputs[request, dataset] = self.inner.job_input(request, dataset)
         return self.inputs[request, dataset]
+
+    def job_input_part(self, request: str, dataset: str, index: int, /) -> bytes:
+        if (request, dataset, index) not in self.parts:
+            self.parts[request, dataset, index] = self.inner.job_input_part(request, dataset, index)
+        return self.parts[request, dataset, index]
 
     def renew_lease(self, request: str, /) -> object:
         return self.inner.renew_lease(request)

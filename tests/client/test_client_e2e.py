@@ -124,7 +124,10 @@ def test_publish_request_approve_run_result_verify(tmp_path: Path, db_url: str) 
         try:
             with engine.connect() as conn:
                 blobs = conn.execute(
-                    sa.text("SELECT sealed FROM request_blobs WHERE request = :r"),
+                    sa.text(
+                        "SELECT p.sealed FROM input_parts p JOIN input_uploads u "
+                        "ON u.upload = p.upload WHERE u.request = :r AND p.part = 0"
+                    ),
                     {"r": view.request},
                 ).scalars()
                 suites = [SealedHeader.parse(bytes(blob)).suite for blob in blobs]
@@ -282,6 +285,7 @@ def test_worker_loop_reports_a_failing_job_and_stops_on_event(tmp_path: Path) ->
         assert final.status == "failed"
         assert final.status_reason is not None
         assert "compute" in final.status_reason
+        assert "never-output" in final.status_reason
         assert any(e.startswith("failed ") for e in events)
 
 

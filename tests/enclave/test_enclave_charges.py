@@ -105,6 +105,7 @@ class HostileCoordinator:
     inner: Client
     replay: JobView | None = None
     inputs: dict[tuple[str, str], bytes] = dataclasses.field(default_factory=dict)
+    parts: dict[tuple[str, str, int], bytes] = dataclasses.field(default_factory=dict)
     completions: list[str] = dataclasses.field(default_factory=list)
     releases: list[tuple[str, dict[PartyId, bytes]]] = dataclasses.field(default_factory=list)
     hide_newest_charge: bool = False
@@ -128,6 +129,12 @@ class HostileCoordinator:
         if key not in self.inputs:
             self.inputs[key] = self.inner.job_input(request, dataset)
         return self.inputs[key]
+
+    def job_input_part(self, request: str, dataset: str, index: int, /) -> bytes:
+        key = (request, dataset, index)
+        if key not in self.parts:
+            self.parts[key] = self.inner.job_input_part(request, dataset, index)
+        return self.parts[key]
 
     def renew_lease(self, request: str, /) -> object:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -322,6 +323,7 @@ def test_the_sdk_client_has_every_call_of_a_job_source() -> None:
         "complete_job",
         "fail_job",
         "job_input",
+        "job_input_part",
         "ledger",
         "log_checkpoint",
         "log_consistency",
@@ -399,3 +401,25 @@ def test_a_run_cut_short_by_an_outage_still_accounts_for_what_it_held(
     assert (deletion.outcome, deletion.receipt) == ("abandoned", None)
     assert len(deletion.inputs) == 1  # it had downloaded one input when the outage hit
     assert deletion.inputs[0].commitment_root is None
+
+
+def test_parts_of_a_chunked_input_are_named_as_they_arrive_in_order() -> None:
+    """The enclave names a chunked input as the coordinator does (SHA-256 over its parts in
+    order, total size): an input never fetched is not claimed, a part fetched again is not
+    counted twice, and a job that stops early names the prefix it held."""
+    from sealroom.enclave.worker import _HeldParts
+    from sealroom.statements import SealedHash
+
+    parts = [os.urandom(n) for n in (1000, 1000, 17)]
+    dataset = "sha256:" + "d" * 64
+    held: dict[str, SealedHash] = {}
+    fetch = _HeldParts(parts.__getitem__, held, dataset)
+    assert held == {}
+    assert fetch(0) == parts[0]
+    assert fetch(0) == parts[0]  # again: the same bytes, hashed once
+    assert (held[dataset].digest(), held[dataset].size) == (sealed_digest(parts[0]), 1000)
+    assert fetch(2) == parts[2]  # out of order: not part of the in-order stream
+    fetch(1)
+    fetch(2)
+    whole = b"".join(parts)
+    assert (held[dataset].digest(), held[dataset].size) == (sealed_digest(whole), len(whole))

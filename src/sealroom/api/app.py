@@ -35,6 +35,7 @@ from sealroom.api.routes import (
     requests,
     rooms,
     service,
+    uploads,
 )
 from sealroom.computations.registry import Registry
 from sealroom.coordinator.admission import AdmissionPolicy
@@ -164,7 +165,19 @@ def create_app(
     )
     app.state.api = Api(coordinator=coordinator, clock=clock)
     app.state.readiness = Readiness(coordinator.state)
-    for module in (service, parties, log, datasets, requests, jobs, relay, market, credits, rooms):
+    for module in (
+        service,
+        parties,
+        log,
+        datasets,
+        requests,
+        uploads,
+        jobs,
+        relay,
+        market,
+        credits,
+        rooms,
+    ):
         app.include_router(module.router)
     install_error_handlers(app)
     install_openapi(app)

@@ -12,6 +12,7 @@ from sealroom.coordinator.approvals import MAX_SEALED_SIZE
 from sealroom.coordinator.relay import MAX_MESSAGE
 from sealroom.errors import BodyTooLarge
 from sealroom.wire import MAX_JSON_BODY
+from sealroom.wire.uploads import MAX_PART_SIZE
 
 __all__ = ["MAX_JSON_BODY", "MAX_SEALED_BODY", "BodyLimit", "limit_for"]
 
@@ -19,6 +20,7 @@ MAX_SEALED_BODY = MAX_SEALED_SIZE
 
 _UPLOAD_PATH = re.compile(r"^/v1/requests/[^/]+/inputs/[^/]+$")
 _RELAY_PATH = re.compile(r"^/v1/sessions/[^/]+/messages$")
+_PART_PATH = re.compile(r"^/v1/uploads/[^/]+/parts/[^/]+$")
 
 
 def limit_for(scope: Scope) -> int:
@@ -26,6 +28,8 @@ def limit_for(scope: Scope) -> int:
     may be large, everything else is a JSON body of at most 1 MiB."""
     if scope["method"] == "PUT" and _UPLOAD_PATH.match(scope["path"]):
         return MAX_SEALED_BODY
+    if scope["method"] == "PUT" and _PART_PATH.match(scope["path"]):
+        return MAX_PART_SIZE
     if scope["method"] == "POST" and _RELAY_PATH.match(scope["path"]):
         return MAX_MESSAGE
     return MAX_JSON_BODY

@@ -32,12 +32,19 @@ from sealroom.client.local import (
     recorded_consent,
 )
 from sealroom.client.trust import SealingTrust, VerifiedEnclave, choose_enclave
+from sealroom.client.uploads import (
+    check_sealed_size,
+    load_spool,
+    seal_to_spool,
+    spool_path,
+    upload_spool,
+)
 from sealroom.computations import DEFAULT_K, Computation, Registry, default_registry
-from sealroom.crypto.commit import DatasetCommitment, canonical_bytes, commit_table
+from sealroom.crypto.commit import DatasetCommitment, commit_table
 from sealroom.crypto.files import write_private
 from sealroom.crypto.keys import Identity, PublicIdentity, b64decode_strict, b64encode
 from sealroom.crypto.release import RELEASE_PURPOSE, is_wrapped, unwrap
-from sealroom.crypto.sealing import SealContext, open_sealed, seal
+from sealroom.crypto.sealing import SealContext, open_sealed
 from sealroom.errors import (
     CommitmentMismatch,
     InvalidInput,
@@ -826,17 +833,32 @@ def _approve_one(
     """Approve, seal and upload one input (``table``: its checked data, or None to read it
     again from the dataset index)."""
     att = mine.attestation
-    if table is None:
-        table = _load_checked(att, data_path=None, home=home)
-    sealed = seal(
-        canonical_bytes(table),
-        enclave.public,
-        SealContext(
-            request_digest=_digest_bytes(req.digest),
-            recipient=enclave.public.party_id,
-            purpose="input",
-        ),
+    ref = att.statement.commitment
+    commitment = DatasetCommitment(
+        root=b64decode_strict(ref.root, what="commitment root", size=32),
+        length=ref.length,
+        rows=ref.rows,
+        chunk_size=ref.chunk_size,
     )
+    # The limit is checked before anything is read, sealed or signed.
+    check_sealed_size(commitment, enclave.public)
+    path = spool_path(home, req.digest, att.digest)
+    spool = load_spool(path, enclave=enclave.digest)  # a killed upload resumes from here
+    if spool is None:
+        if table is None:
+            table = _load_checked(att, data_path=None, home=home)
+        spool = seal_to_spool(
+            table,
+            commitment,
+            enclave.public,
+            enclave.digest,
+            SealContext(
+                request_digest=_digest_bytes(req.digest),
+                recipient=enclave.public.party_id,
+                purpose="input",
+            ),
+            path,
+        )
     del table
     approval_digest: str | None = None
     if not mine.already_approved:
@@ -856,16 +878,14 @@ def _approve_one(
         )
         client.post_approval(req.digest, approval.envelope)
         approval_digest = approval.digest
-    view = client.upload_input(
-        req.digest, att.digest, sealed, enclave=enclave.digest, progress=progress
-    )
+    view = upload_spool(client, req.digest, att.digest, spool, progress=progress)
     return ApprovedInput(
         request=req.digest,
         dataset=att.digest,
         mode=mode,
         reason=reason,
         approval=approval_digest,
-        sealed_bytes=len(sealed),
+        sealed_bytes=spool.size,
         enclave=enclave.digest,
         simulated=enclave.simulated,
         warnings=enclave.warnings,

@@ -134,6 +134,7 @@ from sealroom.wire.market import (
     UsePage,
 )
 from sealroom.wire.parties import party_keys
+from sealroom.wire.uploads import StartUploadBody, UploadView
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "Client", "Progress", "system_clock"]
 
@@ -627,6 +628,40 @@ class Client:
             progress=progress,
         )
 
+    def start_upload(self, request: str, dataset: str, body: StartUploadBody) -> UploadView:
+        """Start (or resume: same shape, same upload) the chunked upload of a sealed input."""
+        path = f"/v1/requests/{_segment(request)}/inputs/{_segment(dataset)}/uploads"
+        return self._view(
+            UploadView,
+            "POST",
+            path,
+            what="POST upload",
+            body=self._json_body(body),
+            signed=True,
+        )
+
+    def get_upload(self, upload: str) -> UploadView:
+        path = f"/v1/uploads/{_segment(upload)}"
+        return self._view(UploadView, "GET", path, what="GET upload", signed=True)
+
+    def put_part(self, upload: str, index: int, data: bytes) -> UploadView:
+        path = f"/v1/uploads/{_segment(upload)}/parts/{int(index)}"
+        return self._view(
+            UploadView,
+            "PUT",
+            path,
+            what="PUT upload part",
+            body=data,
+            content_type="application/octet-stream",
+            signed=True,
+        )
+
+    def complete_upload(self, upload: str) -> RequestView:
+        path = f"/v1/uploads/{_segment(upload)}/complete"
+        return self._view(
+            RequestView, "POST", path, what="POST upload complete", body=b"", signed=True
+        )
+
     def withdraw_request(self, request: str, reason: str) -> RequestView:
         path = f"/v1/requests/{_segment(request)}/withdraw"
         body = self._json_body(ReasonBody.model_construct(reason=reason))
@@ -678,6 +713,12 @@ class Client:
         path = f"/v1/jobs/{_segment(request)}/inputs/{_segment(dataset)}"
         response = self._send("GET", path, signed=True, headers={"accept": "*/*"})
         _expect(response, (200,), "GET job input")
+        return response.content
+
+    def job_input_part(self, request: str, dataset: str, index: int) -> bytes:
+        path = f"/v1/jobs/{_segment(request)}/inputs/{_segment(dataset)}/parts/{int(index)}"
+        response = self._send("GET", path, signed=True, headers={"accept": "*/*"})
+        _expect(response, (200,), "GET job input part")
         return response.content
 
     def complete_job(

@@ -27,7 +27,7 @@ from sealroom.storage.engine import write_transaction
 from sealroom.storage.schema import datasets, request_blobs, request_inputs
 from sealroom.wire import RequestView
 
-__all__ = ["MAX_SEALED_SIZE", "Approvals"]
+__all__ = ["MAX_SEALED_SIZE", "Approvals", "maybe_ready"]
 
 MAX_SEALED_SIZE = 64 << 20
 
@@ -93,7 +93,7 @@ class Approvals:
                     now,
                 )
             else:
-                _maybe_ready(self._state, conn, request, now)
+                maybe_ready(self._state, conn, request, now)
             return request_view(conn, request)
 
     def _check_automatic(self, conn: Connection, request: str, appr: Approval, now: int) -> None:
@@ -184,11 +184,11 @@ class Approvals:
                 .where(request_inputs.c.request == request, request_inputs.c.dataset == dataset)
                 .values(sealed_size=len(sealed), enclave=enclave)
             )
-            _maybe_ready(self._state, conn, request, now)
+            maybe_ready(self._state, conn, request, now)
             return request_view(conn, request)
 
 
-def _maybe_ready(state: State, conn: Connection, request: str, now: int) -> None:
+def maybe_ready(state: State, conn: Connection, request: str, now: int) -> None:
     """``approved`` once every input is approved and sealed, all to one enclave."""
     rows = conn.execute(
         select(

@@ -50,6 +50,7 @@ from sealroom.storage.engine import read_transaction, write_transaction
 from sealroom.storage.schema import (
     datasets,
     enclaves,
+    input_uploads,
     jobs,
     parties,
     request_blobs,
@@ -73,7 +74,7 @@ from sealroom.wire import (
     SealedOutput,
 )
 
-__all__ = ["CompletionHook", "Jobs", "check_admitted"]
+__all__ = ["CompletionHook", "Jobs", "check_admitted", "running_job"]
 
 CompletionHook = Callable[[str, int], None]
 """Called with (request, now) after a request completed and its receipt was stored."""
@@ -223,6 +224,17 @@ class Jobs:
                 .where(request_inputs.c.request == request)
                 .order_by(request_inputs.c.position)
             ).all()
+            chunked = {
+                str(u.dataset): (int(u.parts), bytes(u.leaves))
+                for u in conn.execute(
+                    select(
+                        input_uploads.c.dataset, input_uploads.c.parts, input_uploads.c.leaves
+                    ).where(
+                        input_uploads.c.request == request,
+                        input_uploads.c.completed_at.is_not(None),
+                    )
+                )
+            }
             room = room_materials(conn, parts.room, request)
         return JobView(
             request=envs[request],
@@ -230,7 +242,12 @@ class Jobs:
             attestations=tuple(envs[d] for d in parts.attestations),
             policies=tuple(envs[d] for d in parts.policies),
             room_policy=envs[parts.room] if parts.room is not None else None,
-            inputs=tuple(JobInput(dataset=d, size=int(s)) for d, s in sizes),
+            inputs=tuple(
+                JobInput(dataset=d, size=int(s), parts=chunked[d][0], leaves=chunked[d][1])
+                if d in chunked
+                else JobInput(dataset=d, size=int(s))
+                for d, s in sizes
+            ),
             evidence=evidence,
             lease_until=lease_until,
             room=room.room,
@@ -242,7 +259,7 @@ class Jobs:
     def job_input(self, request: str, dataset: str, *, caller: PartyId, now: int) -> bytes:
         self._state.sweep(now=now)
         with read_transaction(self._state.engine) as conn:
-            _running_job(conn, request, caller)
+            running_job(conn, request, caller)
             blob = conn.execute(
                 select(request_blobs.c.sealed).where(
                     request_blobs.c.request == request, request_blobs.c.dataset == dataset
@@ -256,7 +273,7 @@ class Jobs:
         """Extend the caller's lease on a running job (the worker calls this while it runs)."""
         self._state.sweep(now=now)
         with write_transaction(self._state.engine) as conn:
-            job = _running_job(conn, request, caller)
+            job = running_job(conn, request, caller)
             if int(job.lease_until) <= now:
                 raise Conflict("the lease ran out; the job goes back to the queue")
             lease_until = now + self._lease
@@ -304,7 +321,7 @@ class Jobs:
         now: int,
     ) -> RequestView:
         with write_transaction(self._state.engine) as conn:
-            _running_job(conn, request, caller)
+            running_job(conn, request, caller)
             receipt = receipt_env.open(Receipt).statement
             if receipt_env.signer.party_id != caller:
                 raise SignatureInvalid("the receipt must be signed by the enclave that ran the job")
@@ -457,7 +474,7 @@ class Jobs:
     def fail(self, request: str, reason: str, *, caller: PartyId, now: int) -> RequestView:
         self._state.sweep(now=now)
         with write_transaction(self._state.engine) as conn:
-            _running_job(conn, request, caller)
+            running_job(conn, request, caller)
             self._state.transition(
                 conn,
                 request,
@@ -480,7 +497,7 @@ def check_admitted(
     admission.admit(env.open(EnclaveEvidence).statement, now=now)
 
 
-def _running_job(conn: Connection, request: str, caller: PartyId) -> Row[Any]:
+def running_job(conn: Connection, request: str, caller: PartyId) -> Row[Any]:
     """The caller's job on ``request``, which must still be running."""
     job = conn.execute(
         select(jobs).where(jobs.c.request == request, jobs.c.enclave == caller)

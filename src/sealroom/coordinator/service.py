@@ -31,6 +31,7 @@ from sealroom.coordinator.relay import Relay
 from sealroom.coordinator.requests import Requests
 from sealroom.coordinator.rooms import Rooms
 from sealroom.coordinator.state import DEFAULT_LEASE_SECONDS, DbNonceStore, State
+from sealroom.coordinator.uploads import Uploads
 from sealroom.coordinator.witnessing import WitnessEndpoint, Witnessing
 from sealroom.storage.notify import Signals
 from sealroom.wire.credits import PriceSchedule
@@ -48,6 +49,7 @@ class Coordinator:
     datasets: Datasets
     requests: Requests
     approvals: Approvals
+    uploads: Uploads
     jobs: Jobs
     deletions: Deletions
     ledgers: Ledgers
@@ -106,6 +108,7 @@ class Coordinator:
             datasets=Datasets(state),
             requests=Requests(state),
             approvals=Approvals(state, admission=admission),
+            uploads=Uploads(state, admission=admission),
             jobs=Jobs(
                 state,
                 admission=admission,

@@ -35,11 +35,13 @@ from sealroom.statements import (
     Policy,
     is_public,
 )
-from sealroom.statements.deletion import sealed_digest
+from sealroom.statements.deletion import SealedHash
 from sealroom.storage.engine import read_transaction, write_transaction
 from sealroom.storage.schema import (
     datasets,
     erasures,
+    input_parts,
+    input_uploads,
     jobs,
     nonces,
     parties,
@@ -411,7 +413,53 @@ def erase_sealed_inputs(conn: Connection, request: str, *, reason: str, now: int
         conn, request, "sealed-input", [(r[0], r[1]) for r in rows], reason=reason, now=now
     )
     conn.execute(delete(request_blobs).where(request_blobs.c.request == request))
+    return len(rows) + drop_sealed_uploads(conn, request, reason=reason, now=now)
+
+
+def drop_sealed_uploads(conn: Connection, request: str, *, reason: str, now: int) -> int:
+    """Delete the chunked uploads (and their parts) of ``request``, recording each one's
+    digest and size first."""
+    rows = conn.execute(
+        select(input_uploads.c.upload, input_uploads.c.dataset)
+        .where(input_uploads.c.request == request)
+        .order_by(input_uploads.c.dataset)
+    ).all()
+    for upload, dataset in rows:
+        erase_upload(conn, request, str(upload), str(dataset), reason=reason, now=now)
     return len(rows)
+
+
+def erase_upload(
+    conn: Connection, request: str, upload: str, dataset: str, *, reason: str, now: int
+) -> None:
+    """Delete one chunked upload and its parts, recording the erasure of what was held.
+
+    The digest is :class:`~sealroom.statements.SealedHash` over the held parts in order, one
+    part read at a time (an input may be gigabytes): for a completed upload, the same name
+    the enclave gives the stream it fetched. An unfinished upload is recorded only if any
+    part arrived, over the parts that did.
+    """
+    indices = (
+        conn.execute(
+            select(input_parts.c.part)
+            .where(input_parts.c.upload == upload)
+            .order_by(input_parts.c.part)
+        )
+        .scalars()
+        .all()
+    )
+    if indices:
+        hashed = SealedHash()
+        for index in indices:
+            part = conn.execute(
+                select(input_parts.c.sealed).where(
+                    input_parts.c.upload == upload, input_parts.c.part == index
+                )
+            ).scalar_one()
+            hashed.update(bytes(part))
+        _record_digests(conn, request, "sealed-input", [(dataset, hashed)], reason=reason, now=now)
+    conn.execute(delete(input_parts).where(input_parts.c.upload == upload))
+    conn.execute(delete(input_uploads).where(input_uploads.c.upload == upload))
 
 
 def erase_results(conn: Connection, request: str, *, reason: str, now: int) -> int:
@@ -435,6 +483,25 @@ def _record_erasures(
     reason: str,
     now: int,
 ) -> None:
+    _record_digests(
+        conn,
+        request,
+        kind,
+        [(subject, SealedHash(bytes(blob))) for subject, blob in rows],
+        reason=reason,
+        now=now,
+    )
+
+
+def _record_digests(
+    conn: Connection,
+    request: str,
+    kind: str,
+    rows: Sequence[tuple[Any, SealedHash]],
+    *,
+    reason: str,
+    now: int,
+) -> None:
     if not rows:
         return
     conn.execute(
@@ -444,12 +511,12 @@ def _record_erasures(
                 "request": request,
                 "kind": kind,
                 "subject": str(subject),
-                "sealed": sealed_digest(bytes(blob)),
-                "size": len(bytes(blob)),
+                "sealed": hashed.digest(),
+                "size": hashed.size,
                 "erased_at": now,
                 "reason": reason,
             }
-            for subject, blob in rows
+            for subject, hashed in rows
         ],
     )
 

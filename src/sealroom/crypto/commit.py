@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -59,8 +60,10 @@ __all__ = [
     "commit_bytes_stream",
     "commit_table",
     "iter_canonical",
+    "leaf_hashes",
     "read_canonical",
     "read_verified",
+    "read_verified_stream",
 ]
 
 CHUNK_SIZE = 1 << 20
@@ -174,9 +177,10 @@ class _ChunkHasher:
     plus the accumulator's O(log n) subtree roots, whatever the piece sizes.
     """
 
-    __slots__ = ("_acc", "_chunk_size", "_fill", "_hash", "length")
+    __slots__ = ("_acc", "_chunk_size", "_fill", "_hash", "leaves", "length")
 
-    def __init__(self, chunk_size: int) -> None:
+    def __init__(self, chunk_size: int, *, record: bool = False) -> None:
+        self.leaves: bytearray | None = bytearray() if record else None
         self._acc = RootAccumulator()
         self._chunk_size = chunk_size
         self._hash = hashlib.sha256(_LEAF_PREFIX)
@@ -196,9 +200,15 @@ class _ChunkHasher:
             self._fill += take
             pos += take
             if self._fill == self._chunk_size:
-                self._acc.append_leaf_hash(self._hash.digest())
-                self._hash = hashlib.sha256(_LEAF_PREFIX)
-                self._fill = 0
+                self._close_leaf()
+
+    def _close_leaf(self) -> None:
+        leaf = self._hash.digest()
+        self._acc.append_leaf_hash(leaf)
+        if self.leaves is not None:
+            self.leaves += leaf
+        self._hash = hashlib.sha256(_LEAF_PREFIX)
+        self._fill = 0
 
     # The file protocol pyarrow's writer needs of a Python sink.
     closed = False
@@ -213,9 +223,7 @@ class _ChunkHasher:
     def root(self) -> bytes:
         """The root over everything so far (a trailing short chunk is its own leaf)."""
         if self._fill:
-            self._acc.append_leaf_hash(self._hash.digest())
-            self._hash = hashlib.sha256(_LEAF_PREFIX)
-            self._fill = 0
+            self._close_leaf()
         return self._acc.root()
 
 
@@ -435,6 +443,154 @@ def read_verified(ipc_bytes: BytesLike | pa.Buffer, commitment: DatasetCommitmen
     verifier.update(ipc_bytes)
     verifier.finish()
     table = read_canonical(ipc_bytes)
+    if table.num_rows != commitment.rows:
+        raise CommitmentMismatch(
+            f"the data has {table.num_rows} rows, the commitment says {commitment.rows}"
+        )
+    return table
+
+
+def leaf_hashes(table: pa.Table, *, chunk_size: int = CHUNK_SIZE) -> bytes:
+    """The commitment's leaf hashes (32 bytes each, in order), the index
+    :func:`read_verified_stream` checks each chunk against before parsing it."""
+    if not _valid_chunk_size(chunk_size):
+        raise InvalidInput(
+            f"chunk size must be a power of two in [{MIN_CHUNK_SIZE}, {MAX_CHUNK_SIZE}]"
+        )
+    hasher = _ChunkHasher(chunk_size, record=True)
+    _write_canonical(table, hasher, ROWS_PER_BATCH)
+    hasher.root()
+    assert hasher.leaves is not None
+    return bytes(hasher.leaves)
+
+
+def _check_leaf_index(leaves: BytesLike, commitment: DatasetCommitment) -> memoryview:
+    """The leaf index, once its Merkle root is the committed root (so each leaf is bound)."""
+    view = memoryview(leaves).cast("B")
+    expected = -(-commitment.length // commitment.chunk_size)
+    if len(view) != expected * HASH_SIZE:
+        raise CommitmentMismatch(
+            f"the leaf index holds {len(view) / HASH_SIZE:g} hashes, the commitment has "
+            f"{expected} chunks"
+        )
+    acc = RootAccumulator()
+    for pos in range(0, len(view), HASH_SIZE):
+        acc.append_leaf_hash(bytes(view[pos : pos + HASH_SIZE]))
+    if not hmac.compare_digest(acc.root(), commitment.root):
+        raise CommitmentMismatch("the leaf index's Merkle root differs from the commitment")
+    return view
+
+
+def _checked_chunks(
+    pieces: Iterable[BytesLike], commitment: DatasetCommitment, leaves: memoryview
+) -> Iterator[bytes]:
+    """Re-cut ``pieces`` into commitment chunks and release each only once its hash is the
+    indexed leaf: nothing reaches a parser that the owner did not commit to."""
+    size = commitment.chunk_size
+    buffer = bytearray()
+    index = 0
+    received = 0
+
+    def release(chunk: bytes) -> bytes:
+        nonlocal index
+        digest = hashlib.sha256(_LEAF_PREFIX + chunk).digest()
+        start = index * HASH_SIZE
+        if start >= len(leaves) or not hmac.compare_digest(
+            digest, bytes(leaves[start : start + HASH_SIZE])
+        ):
+            raise CommitmentMismatch(
+                f"chunk {index} (bytes {index * size}..{index * size + len(chunk)}) differs "
+                "from the committed one"
+            )
+        index += 1
+        return chunk
+
+    for piece in pieces:
+        view = memoryview(piece).cast("B")
+        received += len(view)
+        if received > commitment.length:
+            raise CommitmentMismatch(
+                f"more data than committed: over {commitment.length} bytes received"
+            )
+        pos = 0
+        while pos < len(view):
+            take = min(size - len(buffer), len(view) - pos)
+            buffer += view[pos : pos + take]
+            pos += take
+            if len(buffer) == size:
+                yield release(bytes(buffer))
+                buffer.clear()
+    if received != commitment.length:
+        raise CommitmentMismatch(
+            f"data ended early: {received} of {commitment.length} committed bytes received"
+        )
+    if buffer:
+        yield release(bytes(buffer))
+
+
+class _ChunkReader(io.RawIOBase):
+    """A read-only file over an iterator of byte chunks (what pyarrow's stream reader reads)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._current = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        dest = memoryview(buffer).cast("B")
+        while not self._current:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._current = memoryview(chunk)
+        take = min(len(dest), len(self._current))
+        dest[:take] = self._current[:take]
+        self._current = self._current[take:]
+        return take
+
+    def drain(self) -> int:
+        """Consume what is left (the checks run to the end); returns how many bytes that was."""
+        rest = len(self._current)
+        self._current = memoryview(b"")
+        for chunk in self._chunks:
+            rest += len(chunk)
+        return rest
+
+
+def read_verified_stream(
+    pieces: Iterable[BytesLike], commitment: DatasetCommitment, leaves: BytesLike
+) -> pa.Table:
+    """:func:`read_verified` for data arriving in pieces, holding the table once.
+
+    ``leaves`` is the commitment's leaf index (:func:`leaf_hashes`), untrusted: it is
+    accepted only if its Merkle root is the committed root. Each chunk of the stream is
+    then checked against its leaf before pyarrow parses it, so the parser only ever sees
+    committed bytes, as with :func:`read_verified`, without a second copy of the data.
+    Canonical form and row count are checked after parsing, as there.
+    """
+    index = _check_leaf_index(leaves, commitment)
+    reader = _ChunkReader(_checked_chunks(pieces, commitment, index))
+    try:
+        with ipc.open_stream(io.BufferedReader(reader, buffer_size=1 << 20)) as stream:
+            table = stream.read_all()
+        trailing = reader.drain()
+        table.validate(full=True)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise InvalidInput(f"not a valid Arrow IPC stream: {exc}") from None
+    if trailing:
+        raise InvalidInput(
+            f"the Arrow IPC stream is not in canonical form ({trailing} bytes after its end)"
+        )
+    again = _ChunkHasher(commitment.chunk_size)
+    _write_canonical(table, again, ROWS_PER_BATCH)
+    if again.length != commitment.length or not hmac.compare_digest(again.root(), commitment.root):
+        raise InvalidInput(
+            "the Arrow IPC stream is not in canonical form (it does not re-serialise to "
+            "the same bytes)"
+        )
     if table.num_rows != commitment.rows:
         raise CommitmentMismatch(
             f"the data has {table.num_rows} rows, the commitment says {commitment.rows}"

@@ -110,17 +110,42 @@ class ReleaseHistory(Protocol):
     def keep_release(self, request: str, release: StoredRelease, *, now: int) -> StoredRelease: ...
 
 
+# Types whose equal values always have the same repr (so a value seen before hashes the same):
+# exact types only, never subclasses (an IntEnum equals its int but has another repr and tag).
+# Floats are not here: 0.0 == -0.0 with two reprs, and NaN never equals itself.
+_REPR_STABLE: frozenset[type] = frozenset({str, int, bool, bytes, type(None)})
+
+
 def entity_hashes(key: bytes, values: Iterable[Hashable]) -> np.ndarray:
-    """Sorted, unique 64-bit keyed hashes of entity values (type-tagged, so 17 != "17")."""
-    out = set()
+    """Sorted, unique 64-bit keyed hashes of entity values (type-tagged, so 17 != "17").
+
+    Each hash is BLAKE2b-64 keyed by ``key`` over ``len(tag) || tag || repr(value)``. The
+    keyed state with each type's tag is set up once and copied per value, a repeated value
+    of a repr-stable type is not hashed again (an entity column repeats its entities across
+    rows), and the digests are sorted and deduplicated in numpy: the same outputs as hashing
+    every value from scratch, at a fraction of the cost on large inputs.
+    """
+    # type -> (keyed state over the tag, the values of that type already hashed, or None
+    # for a type whose equal values may have different reprs)
+    kinds: dict[type, tuple[hashlib.blake2b, set[Hashable] | None]] = {}
+    digests: list[bytes] = []
     for v in values:
-        tag = type(v).__name__.encode()
-        data = repr(v).encode("utf-8", "surrogatepass")
-        h = hashlib.blake2b(
-            len(tag).to_bytes(2, "big") + tag + data, digest_size=8, key=key
-        ).digest()
-        out.add(int.from_bytes(h, "big"))
-    return np.array(sorted(out), dtype=np.uint64)
+        kind = type(v)
+        known = kinds.get(kind)
+        if known is None:
+            tag = kind.__name__.encode()
+            base = hashlib.blake2b(len(tag).to_bytes(2, "big") + tag, digest_size=8, key=key)
+            known = kinds[kind] = (base, set() if kind in _REPR_STABLE else None)
+        base, seen = known
+        if seen is not None:
+            if v in seen:
+                continue
+            seen.add(v)
+        h = base.copy()
+        h.update(repr(v).encode("utf-8", "surrogatepass"))
+        digests.append(h.digest())
+    big_endian = np.frombuffer(b"".join(digests), dtype=">u8")
+    return np.unique(big_endian.astype(np.uint64))
 
 
 _metadata = sa.MetaData()

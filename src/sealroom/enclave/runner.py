@@ -57,9 +57,9 @@ from sealroom.computations.base import (
     PrivacyCost,
 )
 from sealroom.computations.registry import Registry
-from sealroom.crypto.commit import DatasetCommitment, read_verified
+from sealroom.crypto.commit import DatasetCommitment, read_verified, read_verified_stream
 from sealroom.crypto.keys import PartyId, PublicIdentity, b64decode_strict
-from sealroom.crypto.sealing import SealContext, open_sealed, seal
+from sealroom.crypto.sealing import SealContext, open_sealed, open_stream, seal
 from sealroom.enclave.history import FootprintScope, ReleaseHistory, StoredRelease
 from sealroom.enclave.keys import EnclaveKeys
 from sealroom.enclave.ledger import BudgetLedger, Charge
@@ -69,6 +69,7 @@ from sealroom.errors import (
     CommitmentMismatch,
     Conflict,
     ConsentMissing,
+    DecryptionFailed,
     DualApprovalRequired,
     InvalidInput,
     PolicyDenied,
@@ -98,7 +99,16 @@ from sealroom.statements import (
 )
 from sealroom.statements.fields import canonical_decimal
 
-__all__ = ["STEPS", "JobFailed", "JobMaterials", "JobOutput", "Step", "execute_job"]
+__all__ = [
+    "STEPS",
+    "ChunkedInput",
+    "JobFailed",
+    "JobMaterials",
+    "JobOutput",
+    "SealedInput",
+    "Step",
+    "execute_job",
+]
 
 Step = Literal[
     "enclave",
@@ -140,6 +150,26 @@ class JobFailed(SealroomError):
         super().__init__(self.reason)
 
 
+@dataclass(frozen=True, slots=True)
+class ChunkedInput:
+    """A sealed input uploaded in parts: one STREAM ciphertext cut into ``count`` pieces,
+    fetched one at a time (``fetch(i)``) while it is opened, plus the commitment's leaf
+    index sealed beside it. Untrusted like everything else the coordinator hands over:
+    the stream's nonces bind each chunk's position and the end, the index is checked
+    against the signed commitment root."""
+
+    count: int
+    fetch: Callable[[int], bytes]
+    leaves: bytes
+
+    def pieces(self) -> Iterator[bytes]:
+        for index in range(self.count):
+            yield self.fetch(index)
+
+
+SealedInput = bytes | ChunkedInput
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobMaterials:
     """Everything the coordinator hands the enclave for one job; all of it is untrusted."""
@@ -148,8 +178,8 @@ class JobMaterials:
     approvals: tuple[Envelope, ...]
     attestations: tuple[Envelope, ...]
     policies: tuple[Envelope, ...]
-    # dataset digest -> the owner's sealed canonical Arrow IPC bytes
-    sealed_inputs: Mapping[str, bytes]
+    # dataset digest -> the owner's sealed canonical Arrow IPC bytes (whole, or in parts)
+    sealed_inputs: Mapping[str, SealedInput]
     # A room-level Policy whose rules apply to every input (composed, strictest wins).
     room_policy: Envelope | None = None
     # For a room's policy (consent_required): the Room naming it and the members' consents.
@@ -697,8 +727,48 @@ def _recipients(
     return {PartyId(r): keys[PartyId(r)] for r in request.recipients}
 
 
+def _open_chunked(
+    sealed: ChunkedInput,
+    dataset: str,
+    commitment: DatasetCommitment,
+    keys: EnclaveKeys,
+    context: SealContext,
+) -> pa.Table:
+    """Open a chunked input straight into Arrow: parts are fetched, decrypted and checked
+    against the commitment's leaves one at a time, so the input is held once (as the table).
+
+    A coordinator that cannot be reached is not the input's fault: that error passes
+    through and the worker retries the job.
+    """
+    leaves_context = SealContext(
+        request_digest=context.request_digest,
+        recipient=context.recipient,
+        purpose="input-leaves",
+    )
+    with _step("inputs"):
+        leaves = open_sealed(sealed.leaves, keys.identity, leaves_context)
+    failure: SealroomError | None = None
+    try:
+        plain = open_stream(sealed.pieces(), keys.identity, context)
+        return read_verified_stream(plain, commitment, leaves)
+    except BackendUnavailable:
+        raise
+    except DecryptionFailed as exc:
+        failure = JobFailed("inputs", DecryptionFailed(f"input {dataset}: {exc.detail}"))
+    except CommitmentMismatch as exc:
+        failure = JobFailed("commitments", CommitmentMismatch(f"input {dataset}: {exc.detail}"))
+    except InvalidInput:
+        failure = JobFailed(
+            "commitments",
+            InvalidInput(f"input {dataset} matches its commitment but is not canonical Arrow IPC"),
+        )
+    except SealroomError as exc:
+        failure = JobFailed("inputs", exc)
+    raise failure
+
+
 def _open_inputs(
-    sealed_inputs: Mapping[str, bytes],
+    sealed_inputs: Mapping[str, SealedInput],
     atts: Sequence[Signed[DatasetAttestation]],
     *,
     keys: EnclaveKeys,
@@ -721,8 +791,12 @@ def _open_inputs(
                     rows=ref.rows,
                     chunk_size=ref.chunk_size,
                 )
+            sealed = sealed_inputs[att.digest]
+            if isinstance(sealed, ChunkedInput):
+                tables.append(_open_chunked(sealed, att.digest, commitment, keys, context))
+                continue
             with _step("inputs"):
-                plain = open_sealed(sealed_inputs[att.digest], keys.identity, context)
+                plain = open_sealed(sealed, keys.identity, context)
             failure: SealroomError | None = None
             try:
                 tables.append(read_verified(plain, commitment))

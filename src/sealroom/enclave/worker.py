@@ -37,6 +37,7 @@ stopped worker of the deployment left behind.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import signal
@@ -61,7 +62,14 @@ from sealroom.enclave.charges import (
 from sealroom.enclave.keys import EnclaveKeys, deployment_identity
 from sealroom.enclave.ledger import BudgetLedger
 from sealroom.enclave.release import prove_charged, release_keys, wrap_outputs
-from sealroom.enclave.runner import JobFailed, JobMaterials, JobOutput, execute_job
+from sealroom.enclave.runner import (
+    ChunkedInput,
+    JobFailed,
+    JobMaterials,
+    JobOutput,
+    SealedInput,
+    execute_job,
+)
 from sealroom.enclave.state import EnclaveState
 from sealroom.errors import (
     AlreadyReleased,
@@ -78,8 +86,8 @@ from sealroom.statements import (
     Envelope,
     HeldInput,
     Receipt,
+    SealedHash,
     Signed,
-    sealed_digest,
     sign_statement,
 )
 
@@ -194,6 +202,8 @@ class JobSource(LedgerSource, Protocol):
 
     def job_input(self, request: str, dataset: str, /) -> bytes: ...
 
+    def job_input_part(self, request: str, dataset: str, index: int, /) -> bytes: ...
+
     def renew_lease(self, request: str, /) -> object: ...
 
     def complete_job(
@@ -275,6 +285,30 @@ def make_enclave_keys(
         identity=identity,
         region=region,
     )
+
+
+class _HeldParts:
+    """Fetches the parts of a chunked input, hashing each as it first arrives in order into
+    ``held[dataset]`` (:class:`~sealroom.statements.SealedHash`, as the coordinator names the
+    same parts when it erases them); the entry appears with the first part, so an input never
+    fetched is not claimed as held, and a job that stops early names the prefix it held."""
+
+    __slots__ = ("_dataset", "_fetch", "_held", "_next")
+
+    def __init__(
+        self, fetch: Callable[[int], bytes], held: dict[str, SealedHash], dataset: str
+    ) -> None:
+        self._fetch = fetch
+        self._held = held
+        self._dataset = dataset
+        self._next = 0
+
+    def __call__(self, index: int) -> bytes:
+        piece = self._fetch(index)
+        if index == self._next:
+            self._held.setdefault(self._dataset, SealedHash()).update(piece)
+            self._next += 1
+        return piece
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,7 +459,7 @@ class EnclaveWorker:
             return StepResult("idle")
         request_id = job.request.digest
         self._event(f"claimed {request_id}")
-        held: dict[str, bytes] = {}
+        held: dict[str, SealedHash] = {}
         issued: list[Signed[Receipt]] = []
         try:
             with self._renewing(job):
@@ -442,7 +476,7 @@ class EnclaveWorker:
     def _erase(
         self,
         job: ClaimedJob,
-        held: dict[str, bytes],
+        held: dict[str, SealedHash],
         issued: list[Signed[Receipt]],
         result: StepResult,
         *,
@@ -463,11 +497,11 @@ class EnclaveWorker:
         inputs = tuple(
             HeldInput(
                 dataset=dataset,
-                sealed=sealed_digest(blob),
-                sealed_size=len(blob),
+                sealed=hashed.digest(),
+                sealed_size=hashed.size,
                 commitment_root=roots.get(dataset),
             )
-            for dataset, blob in sorted(held.items())
+            for dataset, hashed in sorted(held.items())
         )
         held.clear()
         issued.clear()
@@ -504,7 +538,7 @@ class EnclaveWorker:
             self._pending_deletions.pop(0)
 
     def _finish(
-        self, job: ClaimedJob, held: dict[str, bytes], issued: list[Signed[Receipt]]
+        self, job: ClaimedJob, held: dict[str, SealedHash], issued: list[Signed[Receipt]]
     ) -> StepResult:
         request_id = job.request.digest
         for _attempt in range(_STALE_RETRIES):
@@ -542,7 +576,7 @@ class EnclaveWorker:
             request_id, f"budget: the ledger kept moving; gave up after {_STALE_RETRIES} tries"
         )
 
-    def _execute(self, job: ClaimedJob, held: dict[str, bytes]) -> JobOutput:
+    def _execute(self, job: ClaimedJob, held: dict[str, SealedHash]) -> JobOutput:
         # The evidence the job's inputs were sealed to, if it is one of this worker's (its
         # receipt then names what the owners checked); else the inputs were sealed to the
         # deployment's keys under another worker's evidence, and opening them proves it.
@@ -615,13 +649,29 @@ class EnclaveWorker:
                 continue
             self._release(receipt)
 
-    def _materials(self, job: ClaimedJob, held: dict[str, bytes]) -> JobMaterials:
+    def _materials(self, job: ClaimedJob, held: dict[str, SealedHash]) -> JobMaterials:
         # The inputs are sealed to this deployment's keys under some worker's evidence (the
         # job names which); opening them is what proves they are ours.
         request_id = job.request.digest
-        sealed: dict[str, bytes] = {}
+        sealed: dict[str, SealedInput] = {}
         for i in job.inputs:
-            sealed[i.dataset] = held[i.dataset] = self._source.job_input(request_id, i.dataset)
+            # Job sources from before chunked uploads name no parts: one body each.
+            parts = getattr(i, "parts", 0)
+            leaves = getattr(i, "leaves", None)
+            if parts and leaves is not None:
+                sealed[i.dataset] = ChunkedInput(
+                    count=int(parts),
+                    fetch=_HeldParts(
+                        functools.partial(self._source.job_input_part, request_id, i.dataset),
+                        held,
+                        i.dataset,
+                    ),
+                    leaves=bytes(leaves),
+                )
+            else:
+                blob = self._source.job_input(request_id, i.dataset)
+                held[i.dataset] = SealedHash(blob)
+                sealed[i.dataset] = blob
         return JobMaterials(
             request=job.request,
             approvals=tuple(job.approvals),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sealroom.statements.canonical import canonical_json, parse_json_strict
-from sealroom.statements.deletion import Deletion, HeldInput, sealed_digest
+from sealroom.statements.deletion import Deletion, HeldInput, SealedHash, sealed_digest
 from sealroom.statements.envelope import Envelope, Signed, Statement, digest_of, sign_statement
 from sealroom.statements.fields import Digest
 from sealroom.statements.market_models import MARKET_STATEMENT_TYPES
@@ -93,6 +93,7 @@ __all__ = [
     "RoomInvitation",
     "RoomSnapshot",
     "RunApproval",
+    "SealedHash",
     "Signed",
     "Statement",
     "StreamDigest",

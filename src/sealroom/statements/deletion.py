@@ -26,12 +26,38 @@ from sealroom.crypto.keys import PublicIdentity
 from sealroom.statements.envelope import Statement, require_signer
 from sealroom.statements.fields import B64Hash, DigestStr, PartyIdStr, UnixTime
 
-__all__ = ["Deletion", "HeldInput", "sealed_digest"]
+__all__ = ["Deletion", "HeldInput", "SealedHash", "sealed_digest"]
 
 
 def sealed_digest(sealed: bytes) -> str:
     """The name both enclave and coordinator give a sealed blob: ``sha256:`` + hex."""
-    return "sha256:" + hashlib.sha256(sealed).hexdigest()
+    return SealedHash(sealed).digest()
+
+
+class SealedHash:
+    """The digest and size of a sealed blob fed in pieces (the parts of a chunked upload, in
+    order): SHA-256 over the concatenation, so a blob uploaded in parts is named exactly as the
+    same bytes uploaded whole. Enclave and coordinator both use it, hashing as parts stream
+    (never holding the whole input) and naming the same bytes the same way."""
+
+    __slots__ = ("_hash", "_size")
+
+    def __init__(self, *pieces: bytes) -> None:
+        self._hash = hashlib.sha256()
+        self._size = 0
+        for piece in pieces:
+            self.update(piece)
+
+    def update(self, piece: bytes) -> None:
+        self._hash.update(piece)
+        self._size += len(piece)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def digest(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
 
 
 class HeldInput(BaseModel):

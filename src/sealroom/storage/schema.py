@@ -42,6 +42,8 @@ __all__ = [
     "enclaves",
     "erasures",
     "evaluations",
+    "input_parts",
+    "input_uploads",
     "job_deletions",
     "jobs",
     "ledger_charges",
@@ -200,6 +202,36 @@ request_blobs = Table(
     metadata,
     Column("request", _DIGEST, primary_key=True),
     Column("dataset", _DIGEST, primary_key=True),
+    Column("sealed", LargeBinary, nullable=False),
+)
+
+# Chunked, resumable uploads of sealed inputs (0013): the owner declares the parts' digests
+# up front, sends the parts in any order and as often as it takes, then completes the upload.
+input_uploads = Table(
+    "input_uploads",
+    metadata,
+    Column("upload", _DIGEST, primary_key=True),
+    Column("request", _DIGEST, nullable=False),
+    Column("dataset", _DIGEST, nullable=False),
+    Column("owner", _PARTY, nullable=False),
+    Column("enclave", _DIGEST, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("part_size", Integer, nullable=False),
+    Column("parts", Integer, nullable=False),
+    # SHA-256 of each sealed part, 32 bytes each, in order.
+    Column("digests", LargeBinary, nullable=False),
+    # The commitment's leaf index, sealed to the enclave (purpose "input-leaves").
+    Column("leaves", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("completed_at", BigInteger, nullable=True),
+    Index("input_uploads_input", "request", "dataset", unique=True),
+)
+
+input_parts = Table(
+    "input_parts",
+    metadata,
+    Column("upload", _DIGEST, ForeignKey("input_uploads.upload"), primary_key=True),
+    Column("part", Integer, primary_key=True, autoincrement=False),
     Column("sealed", LargeBinary, nullable=False),
 )
 

@@ -136,6 +136,7 @@ from sealroom.wire.service import (
     Readiness,
     ReadinessCheck,
 )
+from sealroom.wire.uploads import StartUploadBody, UploadView
 
 __all__ = [
     "MAX_JSON_BODY",
@@ -251,7 +252,9 @@ __all__ = [
     "SessionView",
     "ShareView",
     "SignedEnvelope",
+    "StartUploadBody",
     "TransferView",
+    "UploadView",
     "UsePage",
     "UseView",
     "WireModel",

@@ -62,6 +62,15 @@ class EnclaveList(WireModel):
 class JobInput(WireModel):
     dataset: DigestStr
     size: int
+    parts: int = Field(
+        default=0,
+        description="0: one sealed body (GET .../inputs/{dataset}); n > 0: a chunked upload "
+        "of n parts (GET .../inputs/{dataset}/parts/{i}), one sealed stream cut in pieces.",
+    )
+    leaves: B64Field | None = Field(
+        default=None,
+        description="For a chunked upload: the commitment's leaf index, sealed to the enclave.",
+    )
 
 
 class JobView(WireModel):
