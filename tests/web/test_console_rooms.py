@@ -84,7 +84,8 @@ def _join_and_consent(w: Rooms, name: str, room: str) -> None:
     c = w.consoles[name]
     with c.browser_client() as b:
         listed = b.get("/rooms").text
-        assert room[:15] in listed and "overlap &lt;study&gt;" in listed
+        assert room[:15] in listed
+        assert "overlap &lt;study&gt;" in listed
         page = b.get(f"/rooms/{room}").text
         assert "Pre-check a dataset and join" in page
         report = b.get(f"/rooms/{room}/join", params={"dataset": w.datasets[name]})
@@ -96,11 +97,13 @@ def _join_and_consent(w: Rooms, name: str, room: str) -> None:
         assert joined.status_code == 303, joined.text
         page = b.get(f"/rooms/{room}").text
         summary = c.party.rooms.summary(room)
-        assert "One-page summary" in page and "size the shared customer base" in page
+        assert "One-page summary" in page
+        assert "size the shared customer base" in page
         assert f"Consent to snapshot {summary.snapshot_digest}" in page
         # A consent naming another snapshot than the room's is refused; nothing is signed.
         stale = _post(c, b, f"/rooms/{room}/consent", snapshot="sha256:" + "0" * 64)
-        assert stale.status_code == 400 and "reload and read it" in stale.text
+        assert stale.status_code == 400
+        assert "reload and read it" in stale.text
         done = _post(c, b, f"/rooms/{room}/consent", snapshot=summary.snapshot_digest)
         assert done.status_code == 303, done.text
         assert 'id="consent-state">consented' in b.get(f"/rooms/{room}").text
@@ -148,7 +151,8 @@ def test_room_through_the_consoles(tmp_path: Path) -> None:
             name = packed.headers["location"].rsplit("pack=", 1)[1]
             out = host.results / "packs" / name
             files = [p for p in out.rglob("*") if p.is_file()]
-            assert files and all(p.stat().st_mode & 0o777 == 0o600 for p in files)
+            assert files
+            assert all(p.stat().st_mode & 0o777 == 0o600 for p in files)
             assert f"sealroom verify-pack {out}" in hb.get(packed.headers["location"]).text
 
         # A non-member's console shows no such room.
@@ -204,9 +208,7 @@ def test_every_room_post_needs_the_csrf_token(tmp_path: Path) -> None:
                 f"/rooms/{room}/runs/{rid}/org-approve",
             ):
                 for token in ({}, {"csrf": "forged"}):
-                    got = hb.post(
-                        path, data={"party": "x", **token}, headers={"origin": host.url}
-                    )
+                    got = hb.post(path, data={"party": "x", **token}, headers={"origin": host.url})
                     assert got.status_code == 403, (path, got.status_code)
             view = host.party.rooms.show(room).view
             assert [m.party for m in view.members] == [host.party.party_id]  # nobody invited

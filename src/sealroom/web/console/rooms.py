@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from sealroom.errors import InvalidInput, NotFound, SealroomError
 
 if TYPE_CHECKING:
-    from sealroom.web.console.app import Console
+    from sealroom.client import Party
+    from sealroom.wire import RequestView
 
 __all__ = ["ROOM_NOTICES", "RoomPages"]
 
@@ -40,6 +42,26 @@ ROOM_NOTICES = {
     "room-approved": "Approved: your input was checked, sealed to the enclave and uploaded.",
     "room-org-approved": "Your approval as a person of the organisation is recorded.",
 }
+
+
+T = TypeVar("T")
+
+
+class Console(Protocol):
+    """What the rooms pages use of the console (its app module, which mounts them)."""
+
+    @property
+    def party(self) -> Party: ...
+    @property
+    def options(self) -> Any: ...
+
+    def name(self, party_id: str) -> str: ...
+    def page(
+        self, request: Request, template: str, status_code: int = 200, **context: Any
+    ) -> HTMLResponse: ...
+    def failure(self, request: Request, exc: SealroomError) -> HTMLResponse: ...
+    async def call(self, fn: Callable[[], T], *, write: bool = False) -> T: ...
+    async def form(self, request: Request) -> Mapping[str, str]: ...
 
 
 def _digest(value: str, what: str) -> str:
@@ -127,17 +149,19 @@ class RoomPages:
             verified = await c.call(lambda: c.party.rooms.show(room))
             summary = await c.call(lambda: c.party.rooms.summary(room))
             members = [{"m": m, "name": c.name(m.party)} for m in verified.view.members]
+
+            def status(rid: str) -> RequestView | None:
+                try:
+                    return c.party.status(rid)
+                except SealroomError:  # a run this party may not read: no button, still listed
+                    return None
+
             runs = []
             for r in verified.view.runs:
-                pending_mine = False
-                try:
-                    status = await c.call(lambda r=r: c.party.status(r.request))
-                    pending_mine = any(
-                        i.owner == c.party.party_id and i.decision == "pending"
-                        for i in status.inputs
-                    )
-                except SealroomError:
-                    pass
+                seen = await c.call(partial(status, r.request))
+                pending_mine = seen is not None and any(
+                    i.owner == c.party.party_id and i.decision == "pending" for i in seen.inputs
+                )
                 runs.append({"run": r, "pending_mine": pending_mine})
         except SealroomError as exc:
             return c.failure(request, exc)
@@ -168,9 +192,7 @@ class RoomPages:
             dataset = request.query_params.get("dataset", "").strip()
             key_column = request.query_params.get("key_column", "id").strip() or "id"
             verified = await c.call(lambda: c.party.rooms.show(room))
-            mine = await c.call(
-                lambda: c.party.search(owner=c.party.party_id, limit=100).items
-            )
+            mine = await c.call(lambda: c.party.search(owner=c.party.party_id, limit=100).items)
             report = None
             if dataset:
                 _digest(dataset, "dataset")
@@ -246,9 +268,7 @@ class RoomPages:
             if action == "join":
                 dataset = _digest(form.get("dataset", "").strip(), "dataset")
                 key_column = _text(form, "key_column", 128)
-                await c.call(
-                    lambda: rooms.join(room, dataset, key_column=key_column), write=True
-                )
+                await c.call(lambda: rooms.join(room, dataset, key_column=key_column), write=True)
                 return self._redirect(room, "joined")
             if action in ("consent", "withdraw"):
                 # The button names a snapshot digest: refuse if the room now has another.
@@ -280,8 +300,10 @@ class RoomPages:
                     f"/rooms/{room}?done=room-run&run={view.request}", status_code=303
                 )
             if action == "pack":
-                out = c.options.results_dir / "packs" / (
-                    f"room-{room.removeprefix('sha256:')[:16]}-{int(time.time())}"
+                out = (
+                    c.options.results_dir
+                    / "packs"
+                    / (f"room-{room.removeprefix('sha256:')[:16]}-{int(time.time())}")
                 )
                 await c.call(
                     lambda: rooms.pack(room, out, valid_for=PACK_DAYS * 86_400), write=True
@@ -316,9 +338,7 @@ class RoomPages:
                 return self._redirect(room, "approved")
             if action == "org-approve":  # a person of an organisation (dual approval)
                 org = _party(form.get("org", ""))
-                await c.call(
-                    lambda: c.party.rooms.approve_run(room, rid, org=org), write=True
-                )
+                await c.call(lambda: c.party.rooms.approve_run(room, rid, org=org), write=True)
                 return self._redirect(room, "org-approved")
             raise NotFound(f"no run action {action!r}")
         except SealroomError as exc:
