@@ -195,6 +195,20 @@ def test_every_room_post_needs_the_csrf_token(tmp_path: Path) -> None:
             room = host.party.rooms.create(
                 name="r", purpose="p", template="psi-overlap", k=K, expires_at=now() + 3600
             ).digest
+            # An invitee that is no registered party: refused before the room is signed.
+            unknown = _post(
+                host,
+                hb,
+                "/rooms",
+                template="psi-overlap",
+                name="r2",
+                purpose="p",
+                k=str(K),
+                expires_days="1",
+                invitees=w.consoles["eve"].party.party_id[:-4] + "AAAA",
+            )
+            assert unknown.status_code in (400, 404), unknown.text
+            assert [v.room for v in host.party.rooms.list()] == [room]
             rid = "sha256:" + "1" * 64
             for path in (
                 "/rooms",

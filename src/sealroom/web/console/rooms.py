@@ -244,6 +244,8 @@ class RoomPages:
             }
 
             def make() -> str:
+                for invitee in invitees:  # each a registered party, before anything is signed
+                    c.party.client.party(invitee)
                 room = c.party.rooms.create(**settings)  # type: ignore[arg-type]
                 for invitee in invitees:
                     c.party.rooms.invite(room.digest, invitee)
