@@ -14,9 +14,11 @@ from typing import Any
 
 import httpx
 
+from sealroom.audit.pack import verify_pack
 from sealroom.client import Party
+from sealroom.verification.trust import trust_policy
 from tests.rooms.room_world import IDS, K, now, write_ids
-from tests.services import coordinator, registered_enclave, running_enclave
+from tests.services import SIMULATION_ROOT, coordinator, registered_enclave, running_enclave
 from tests.web.console_world import Console, console
 
 # No auto-approval: each member approves its input by hand, in its console.
@@ -154,6 +156,13 @@ def test_room_through_the_consoles(tmp_path: Path) -> None:
             assert files
             assert all(p.stat().st_mode & 0o777 == 0o600 for p in files)
             assert f"sealroom verify-pack {out}" in hb.get(packed.headers["location"]).text
+            trust = trust_policy(
+                allow_simulated=True,
+                log_key=host.party.client.log_key().verifier_key,
+                simulation_root=SIMULATION_ROOT.public_key,
+            )
+            report = verify_pack(out, trust=trust, now=now(), issuer=host.party.party_id)
+            assert all(c.passed for c in report.checks)
 
         # A non-member's console shows no such room.
         eve = w.consoles["eve"]
@@ -208,6 +217,18 @@ def test_every_room_post_needs_the_csrf_token(tmp_path: Path) -> None:
                 invitees=w.consoles["eve"].party.party_id[:-4] + "AAAA",
             )
             assert unknown.status_code in (400, 404), unknown.text
+            assert [v.room for v in host.party.rooms.list()] == [room]
+            # Bad input: a specific error, and no room is signed.
+            base = {"template": "psi-overlap", "name": "r3", "purpose": "p", "expires_days": "1"}
+            for bad, message in (
+                ({"k": "1"}, "k is a whole number from 2"),
+                ({"k": "10", "region": "EU West!"}, "region is a name"),
+                ({"k": "10", "epsilon_per_run": "-1"}, "epsilon_per_run is a positive decimal"),
+                ({"k": "10", "template": "no-such"}, "no room template"),
+            ):
+                got = _post(host, hb, "/rooms", **{**base, **bad})
+                assert got.status_code in (400, 404), got.text
+                assert message in got.text
             assert [v.room for v in host.party.rooms.list()] == [room]
             rid = "sha256:" + "1" * 64
             for path in (

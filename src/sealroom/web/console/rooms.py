@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from sealroom.client.flows import TERMINAL
 from sealroom.errors import InvalidInput, NotFound, SealroomError
 
 if TYPE_CHECKING:
@@ -181,6 +182,7 @@ class RoomPages:
             is_host=verified.view.host == me,
             queries=[q.id for q in snapshot.allowed_queries],
             results_dir=c.options.results_dir,
+            terminal=TERMINAL,
             pack=request.query_params.get("pack"),
         )
 
