@@ -41,6 +41,7 @@ from sealroom.computations import Computation, Registry, default_registry
 from sealroom.crypto.keys import fingerprint
 from sealroom.errors import AuthenticationFailed, InvalidInput, NotFound, SealroomError
 from sealroom.statements import Transfer
+from sealroom.web.console.rooms import ROOM_NOTICES, RoomPages
 from sealroom.web.console.security import (
     MAX_FORM_BYTES,
     ConsoleGuard,
@@ -70,6 +71,7 @@ NOTICES = {
     "rejected": "Rejected: your signed rejection ends the request.",
     "auto": "Your policies decided what they could; the rest waits for you below.",
     "withdrawn": "Withdrawn.",
+    **ROOM_NOTICES,
 }
 
 
@@ -557,6 +559,7 @@ def create_console_app(party: Party, *, options: ConsoleOptions, sessions: Sessi
         Route("/requests/{rid}/events", console.events, methods=["GET"]),
         Route("/requests/{rid}/bundle.json", console.bundle, methods=["GET"]),
         Route("/requests/{rid}/withdraw", console.withdraw, methods=["POST"]),
+        *RoomPages(console).routes(),
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
     ]
     return Starlette(
