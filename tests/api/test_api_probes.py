@@ -177,7 +177,8 @@ class _Relay:
         self._flowing.clear()
 
     def cut(self) -> None:
-        self._flowing.set()
+        # Sockets first, then release the held pipes: bytes held by a pause must not slip
+        # through (a cut database answers nothing, not the query it was holding).
         with self._lock:
             self._open = False
             self._listener.close()
@@ -185,6 +186,7 @@ class _Relay:
                 with suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
                 s.close()
+        self._flowing.set()
 
 
 def test_a_probe_while_a_check_hangs_on_the_database_is_answered_at_once(
