@@ -154,6 +154,14 @@ def create(
     approval: Annotated[
         str, typer.Option("--approval", help="policy (members' clients approve) or manual.")
     ] = "policy",
+    protocols: Annotated[
+        bool,
+        typer.Option(
+            "--protocols",
+            help="Runs may also execute as the template's no-trust protocols, between the "
+            "parties without an enclave (exact releases: needs --dp exact).",
+        ),
+    ] = False,
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
     json_output: JsonOpt = False,
@@ -178,6 +186,7 @@ def create(
             region=region,
             max_parties=max_parties,
             approval=approval,  # type: ignore[arg-type]
+            protocols=protocols,
         )
         emit(json_output, _room_json(room.view), lambda: _print_room(room.view))
 
@@ -319,8 +328,18 @@ def withdraw_consent(
 @room_app.command("run")
 def run(
     room: RoomArg,
-    computation: Annotated[str, typer.Option("--computation", help="One of the room's queries.")],
     dataset: Annotated[list[str], typer.Option("--dataset", help="An input (repeat, in order).")],
+    computation: Annotated[
+        str | None,
+        typer.Option("--computation", help="One of the room's queries, run in an enclave."),
+    ] = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            "--protocol",
+            help="psi, pjc or he: run between the parties, no enclave (the room must allow it).",
+        ),
+    ] = None,
     params: Annotated[str, typer.Option("--params", help="Parameters as a JSON object.")] = "{}",
     url: UrlOpt = DEFAULT_URL_VALUE,
     home: HomeOpt = None,
@@ -328,13 +347,19 @@ def run(
 ) -> None:
     """Start a run (host only): a request under the room's policy."""
     with command(json_output, url=url, home=home) as cmd:
+        if (computation is None) == (protocol is None):
+            raise InvalidInput("name what runs: --computation NAME or --protocol NAME")
         try:
             parsed = json.loads(params)
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"--params is not JSON: {exc}") from None
         if not isinstance(parsed, dict):
             raise InvalidInput("--params must be a JSON object")
-        view = cmd.party().rooms.run(room, computation, dataset, parsed)
+        if protocol is not None:
+            view = cmd.party().rooms.request_protocol(room, protocol, dataset, parsed)
+        else:
+            assert computation is not None
+            view = cmd.party().rooms.run(room, computation, dataset, parsed)
         emit(
             json_output,
             {"request": view.request, "status": view.status, "reason": view.status_reason},
@@ -372,14 +397,23 @@ def approve(
             return
         if reject:
             raise InvalidInput("--reject applies with --org; as the owner use `sealroom reject`")
+        from sealroom.protocols.queries import PREFIX
         from sealroom.statements import ComputationRequest
 
         policy = party.rooms.show(room).room.statement.snapshot.policy
-        envelope = party.status(request).envelope
-        if ComputationRequest.parse_payload(envelope.payload).room_policy != policy:
+        req = ComputationRequest.parse_payload(party.status(request).envelope.payload)
+        if req.room_policy != policy:
             from sealroom.errors import NotFound
 
             raise NotFound(f"no run {request} in room {room}")
+        if req.computation.id.startswith(PREFIX):
+            approved = party.rooms.approve_protocol(request)
+            emit(
+                json_output,
+                {"request": approved.request, "status": approved.status},
+                lambda: typer.echo(f"approved your inputs; run is {approved.status}"),
+            )
+            return
         done = party.approve(
             request, reason=reason or "approved in the room", allow_simulated=allow_simulated
         )
@@ -395,6 +429,53 @@ def approve(
         )
         if any(a.simulated for a in done) and not json_output:
             warn_simulated(err=False)
+
+
+@room_app.command("run-protocol")
+def run_protocol(
+    room: RoomArg,
+    request: RequestArg,
+    key_column: Annotated[
+        str | None, typer.Option("--key-column", help="psi, pjc: the identifier column.")
+    ] = None,
+    value_column: Annotated[
+        str | None,
+        typer.Option("--value-column", help="pjc, the party whose values are summed: integers."),
+    ] = None,
+    features: Annotated[
+        str, typer.Option("--features", help="he, owners: comma-separated feature columns.")
+    ] = "",
+    label: Annotated[str | None, typer.Option("--label", help="he, owners: the 0/1 label.")] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds to wait for the other parties.")
+    ] = 120.0,
+    url: UrlOpt = DEFAULT_URL_VALUE,
+    home: HomeOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Take part in an approved protocol run with your attested data (the host starts it,
+    the others join); everything is checked first, and the receipts go into the log."""
+    with command(json_output, url=url, home=home) as cmd:
+        party = cmd.party()
+        if request not in {r.request for r in party.rooms.show(room).view.runs}:
+            from sealroom.errors import NotFound
+
+            raise NotFound(f"no run {request} in room {room}")
+        done = party.rooms.run_protocol(
+            request,
+            key_column=key_column,
+            value_column=value_column,
+            features=[f.strip() for f in features.split(",") if f.strip()],
+            label=label,
+            timeout=timeout,
+        )
+
+        def say() -> None:
+            typer.echo(f"ran {done.session.protocol} as {done.session.me}; you learned:")
+            for key, value in done.learned.items():
+                typer.echo(f"  {key}: {value}")
+
+        emit(json_output, done.to_dict(), say)
 
 
 @room_app.command("status")

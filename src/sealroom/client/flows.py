@@ -54,6 +54,7 @@ from sealroom.errors import (
 )
 from sealroom.policy import Decision, PolicyRules
 from sealroom.policy.compose import decide_in_room
+from sealroom.protocols.queries import PREFIX as PROTOCOL_PREFIX
 from sealroom.statements import (
     Accept,
     Approval,
@@ -659,6 +660,11 @@ def _open_request(
 
 def _resolve(registry: Registry, req: Signed[ComputationRequest]) -> Computation:
     ref = req.statement.computation
+    if ref.id.startswith(PROTOCOL_PREFIX):
+        raise PolicyDenied(
+            f"{ref.id} is a protocol run between the parties: approve it by hand "
+            "(sealroom room protocol approve), never by policy"
+        )
     try:
         return registry.resolve(ref)
     except (InvalidInput, NotFound) as exc:

@@ -79,6 +79,7 @@ from sealroom.wire import (
     PolicyBody,
     PolicyCreated,
     PolicyView,
+    ProtocolReceiptsBody,
     PublishDatasetBody,
     PublishedDataset,
     Quote,
@@ -660,6 +661,13 @@ class Client:
         path = f"/v1/uploads/{_segment(upload)}/complete"
         return self._view(
             RequestView, "POST", path, what="POST upload complete", body=b"", signed=True
+        )
+
+    def post_protocol_receipts(self, request: str, receipts: Sequence[Envelope]) -> RequestView:
+        path = f"/v1/requests/{_segment(request)}/receipts"
+        body = self._json_body(ProtocolReceiptsBody.model_construct(receipts=tuple(receipts)))
+        return self._view(
+            RequestView, "POST", path, what="POST protocol receipts", body=body, signed=True
         )
 
     def withdraw_request(self, request: str, reason: str) -> RequestView:

@@ -833,8 +833,11 @@ class PartyRooms:
         region: str | None = None,
         max_parties: int = 5,
         approval: Literal["manual", "policy"] = "policy",
+        protocols: bool = False,
     ) -> room_flows.VerifiedRoom:
-        """Create a room from ``template`` (see ``sealroom.computations.templates``)."""
+        """Create a room from ``template`` (see ``sealroom.computations.templates``);
+        ``protocols``: its runs may also execute as the template's no-trust protocols
+        (exact releases, so ``dp="exact"``)."""
         from sealroom.computations.templates import RoomSettings
 
         p = self._party
@@ -851,6 +854,7 @@ class PartyRooms:
             region=region,
             max_parties=max_parties,
             approval=approval,
+            protocols=protocols,
         )
         return room_flows.create_room(
             p.client, p.identity, settings, now=p.now(), registry=p._registry
@@ -940,6 +944,48 @@ class PartyRooms:
             now=p.now(),
             home=p.home,
             registry=p._registry,
+        )
+
+    # --- runs as no-trust protocols (sealroom.client.room_protocols) -------------------
+
+    def request_protocol(
+        self, room: str, protocol: str, datasets: Sequence[str], params: Mapping[str, Any]
+    ) -> RequestView:
+        """As the host: request a run of ``protocol`` (psi, pjc, he) on ``datasets``."""
+        from sealroom.client import room_protocols
+
+        p = self._party
+        return room_protocols.request_run(
+            p.client, p.identity, room, protocol, datasets, params, now=p.now(), home=p.home
+        )
+
+    def approve_protocol(self, request: str) -> RequestView:
+        """As a data owner: approve, by hand, your inputs of a protocol run (checked first)."""
+        from sealroom.client import room_protocols
+
+        p = self._party
+        return room_protocols.approve_run(p.client, p.identity, request, now=p.now())
+
+    def run_protocol(
+        self,
+        request: str,
+        *,
+        key_column: str | None = None,
+        value_column: str | None = None,
+        features: Sequence[str] = (),
+        label: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> ProtocolRun:
+        """Take part in an approved protocol run with your attested data (the host starts
+        it, the others join; see :class:`~sealroom.client.room_protocols.RunData`)."""
+        from sealroom.client import room_protocols
+
+        p = self._party
+        data = room_protocols.RunData(
+            key_column=key_column, value_column=value_column, features=tuple(features), label=label
+        )
+        return room_protocols.run(
+            p.client, p.identity, request, data, home=p.home, now=p.now(), timeout=timeout
         )
 
     def approve_run(

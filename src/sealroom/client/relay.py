@@ -110,8 +110,10 @@ def join_session(
     session: str | None = None,
     expect: Sequence[str] = (),
     wait: float = 60.0,
+    request: str | None = None,
 ) -> Session:
-    """Join ``session`` (or wait for the newest ``protocol`` session that invites this party)."""
+    """Join ``session`` (or wait for the newest ``protocol`` session that invites this party
+    and runs ``request``: None, a session under no request)."""
     me = client.identity
     if me is None:
         raise InvalidInput("joining a session needs a keystore")
@@ -132,9 +134,12 @@ def join_session(
                 # A session without every expected peer is someone else's invitation: skip it
                 # (and keep waiting for the expected one) rather than fail on it.
                 and set(expect) <= {p.party for p in v.participants}
+                and v.request == request  # a run under a request is joined by naming it
             ]
             view = views[0] if views else None
         if view is not None:
+            if request is not None and view.request != request:
+                raise ProtocolError(f"session {view.session} does not run request {request}")
             return _checked(client, view, protocol=protocol, expect=expect)
         if time.monotonic() >= deadline:
             what = f"session {session}" if session else f"a {protocol} session for this party"

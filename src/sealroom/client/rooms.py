@@ -24,6 +24,7 @@ from sealroom.computations.templates import RoomSettings, draft_room
 from sealroom.crypto.keys import Identity, b64encode
 from sealroom.errors import InvalidInput, QueryNotAllowed, RoomClosed, VerificationFailed
 from sealroom.policy.rules import PolicyRules
+from sealroom.protocols.queries import protocol_ref
 from sealroom.statements import (
     OrgMember,
     Policy,
@@ -101,7 +102,11 @@ def create_room(
 ) -> VerifiedRoom:
     """Sign the room's policy and the room (with its snapshot), and create it."""
     rules, make_snapshot = draft_room(
-        settings, host=identity.party_id, registry=registry or default_registry(), now=now
+        settings,
+        host=identity.party_id,
+        registry=registry or default_registry(),
+        now=now,
+        protocol_ref=protocol_ref,
     )
     policy = sign_statement(
         Policy.build(

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from sealroom.computations.registry import Registry
 from sealroom.errors import InvalidInput, NotFound
+from sealroom.statements import ComputationRef
 from sealroom.statements.fields import canonical_decimal
 from sealroom.statements.rooms import MAX_ROOM_PARTIES, SNAPSHOT_FORMAT, RoomSnapshot
 
@@ -47,6 +48,9 @@ class RoomTemplate:
     k_floor: int
     # Whether the template itself is risky whatever the settings (model training).
     always_risky: str | None = None
+    # The no-trust protocols that compute what the template's computations do, for rooms
+    # whose runs must not depend on an enclave (sealroom.protocols.queries).
+    protocols: tuple[str, ...] = ()
 
 
 TEMPLATES: tuple[RoomTemplate, ...] = (
@@ -56,6 +60,7 @@ TEMPLATES: tuple[RoomTemplate, ...] = (
         summary="How many identifiers two parties share (overlap, union, Jaccard, shares).",
         computations=("intersection-overlap",),
         k_floor=10,
+        protocols=("psi",),
     ),
     RoomTemplate(
         id="intersection-sum",
@@ -63,6 +68,7 @@ TEMPLATES: tuple[RoomTemplate, ...] = (
         summary="Sum and mean of one party's bounded value over the identifiers both hold.",
         computations=("intersection-sum",),
         k_floor=10,
+        protocols=("pjc",),
     ),
     RoomTemplate(
         id="research-stats",
@@ -85,6 +91,7 @@ TEMPLATES: tuple[RoomTemplate, ...] = (
         computations=("train-model",),
         k_floor=50,
         always_risky="the room trains a model, whose parameters can memorise records",
+        protocols=("he",),
     ),
 )
 
@@ -114,6 +121,8 @@ class RoomSettings:
     region: str | None = None
     max_parties: int = 5
     approval: Literal["manual", "policy"] = "policy"
+    # Also allow the template's no-trust protocols (exact releases: needs dp="exact").
+    protocols: bool = False
 
 
 def risk_reasons(t: RoomTemplate, registry: Registry, *, k: int, dp: str) -> tuple[str, ...]:
@@ -144,9 +153,17 @@ def _decimal(value: str | None, what: str) -> str | None:
 
 
 def draft_room(
-    settings: RoomSettings, *, host: str, registry: Registry, now: int
+    settings: RoomSettings,
+    *,
+    host: str,
+    registry: Registry,
+    now: int,
+    protocol_ref: Callable[[str], ComputationRef] | None = None,
 ) -> tuple[dict[str, Any], Callable[[str], RoomSnapshot]]:
     """The room policy's rules and a function of its digest giving the snapshot.
+
+    ``protocol_ref`` (:func:`sealroom.protocols.queries.protocol_ref`, a layer above this
+    one) names the template's protocols when ``settings.protocols`` allows them.
 
     Returns ``(rules, make_snapshot)``: sign a ``Policy`` with ``rules``, then
     ``make_snapshot(policy_digest)`` is the :class:`RoomSnapshot` to put in the room.
@@ -167,6 +184,18 @@ def draft_room(
         if Decimal(per_run) > Decimal(total):
             raise InvalidInput("epsilon_per_run cannot exceed epsilon_total")
     computations = [registry.get(c) for c in t.computations]
+    protocol_refs: tuple[ComputationRef, ...] = ()
+    if settings.protocols:
+        if not t.protocols:
+            raise InvalidInput(f"template {t.id} has no no-trust protocol; it runs in an enclave")
+        if settings.dp != "exact":
+            raise InvalidInput(
+                "a room that runs no-trust protocols sets dp to exact: their releases are exact "
+                "and no enclave holds a DP budget for them"
+            )
+        if protocol_ref is None:
+            raise InvalidInput("this caller cannot name protocols (no protocol_ref given)")
+        protocol_refs = tuple(protocol_ref(p) for p in t.protocols)
     risks = risk_reasons(t, registry, k=settings.k, dp=settings.dp)
     mode = "required" if settings.dp == "required" else "optional"
     rules: dict[str, Any] = {
@@ -183,7 +212,7 @@ def draft_room(
         rules["dp"] = {"epsilon_per_requester": total, "epsilon_total": total}
     if settings.region is not None:
         rules["region"] = settings.region
-    refs = tuple(c.ref() for c in computations)
+    refs = (*(c.ref() for c in computations), *protocol_refs)
 
     def make_snapshot(policy_digest: str) -> RoomSnapshot:
         try:

@@ -6,7 +6,9 @@ uploaded, all sealed to the same enclave.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select, update
+from typing import Any
+
+from sqlalchemy import Connection, Row, select, update
 
 from sealroom.coordinator.admission import AdmissionPolicy
 from sealroom.coordinator.jobs import check_admitted
@@ -22,12 +24,13 @@ from sealroom.coordinator.state import (
 from sealroom.crypto.keys import PartyId
 from sealroom.errors import Conflict, InvalidInput, NotFound, PolicyDenied, SignatureInvalid
 from sealroom.policy.compose import decide_in_room
+from sealroom.protocols.queries import PREFIX as PROTOCOL_PREFIX
 from sealroom.statements import Approval, ComputationRequest, EnclaveEvidence, Envelope
 from sealroom.storage.engine import write_transaction
-from sealroom.storage.schema import datasets, request_blobs, request_inputs
+from sealroom.storage.schema import datasets, request_blobs, request_inputs, requests
 from sealroom.wire import RequestView
 
-__all__ = ["MAX_SEALED_SIZE", "Approvals", "maybe_ready"]
+__all__ = ["MAX_SEALED_SIZE", "Approvals", "is_protocol_run", "maybe_ready"]
 
 MAX_SEALED_SIZE = 64 << 20
 
@@ -64,6 +67,11 @@ class Approvals:
             if row.status != "pending":
                 raise Conflict(f"the request is {row.status}; decisions are closed")
             if appr.mode == "policy":
+                if is_protocol_run(row):
+                    raise PolicyDenied(
+                        "a protocol run is approved by hand: no enclave enforces a policy on "
+                        "what it releases"
+                    )
                 self._check_automatic(conn, request, appr, now)
             if appr.decision == "approve":
                 check_dual_approval(conn, request, caller, now)
@@ -157,6 +165,8 @@ class Approvals:
             ).first()
             if inp is None:
                 raise NotFound(f"dataset {dataset} is not an input of yours in this request")
+            if is_protocol_run(row):
+                raise Conflict("a protocol run takes no sealed upload: the parties run it")
             if row.status != "pending":
                 raise Conflict(f"the request is {row.status}; uploads are closed")
             if inp.decision != "approve":
@@ -188,13 +198,33 @@ class Approvals:
             return request_view(conn, request)
 
 
+def is_protocol_run(row: Row[Any]) -> bool:
+    """Whether a ``requests`` row is a no-trust protocol run (no enclave, no uploads)."""
+    return str(row.computation_id).startswith(PROTOCOL_PREFIX)
+
+
 def maybe_ready(state: State, conn: Connection, request: str, now: int) -> None:
-    """``approved`` once every input is approved and sealed, all to one enclave."""
+    """``approved`` once every input is approved and sealed, all to one enclave (a protocol
+    run: once every input is approved; its parties then start it over the relay)."""
     rows = conn.execute(
         select(
             request_inputs.c.decision, request_inputs.c.sealed_size, request_inputs.c.enclave
         ).where(request_inputs.c.request == request)
     ).all()
+    computation = conn.execute(
+        select(requests.c.computation_id).where(requests.c.request == request)
+    ).scalar_one()
+    if str(computation).startswith(PROTOCOL_PREFIX):
+        if all(r.decision == "approve" for r in rows):
+            state.transition(
+                conn,
+                request,
+                ("pending",),
+                "approved",
+                "every input is approved; the parties may start the protocol",
+                now,
+            )
+        return
     ready = all(r.decision == "approve" and r.sealed_size is not None for r in rows)
     if ready and len({r.enclave for r in rows}) == 1:
         state.transition(

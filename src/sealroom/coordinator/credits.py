@@ -59,6 +59,7 @@ from sealroom.errors import (
     PolicyDenied,
     SealroomError,
 )
+from sealroom.protocols.queries import PREFIX as PROTOCOL_PREFIX
 from sealroom.statements import (
     Accept,
     ComputationRequest,
@@ -383,6 +384,8 @@ class CreditLedger:
             return None
         env, _ = statement(conn, request, ComputationRequest.TYPE)
         req = ComputationRequest.parse_payload(env.payload)
+        if req.computation.id.startswith(PROTOCOL_PREFIX):
+            return None  # the parties run it themselves: nothing is sold through the ledger
         try:
             quote = self.quote(state, conn, req, now)
         except (InvalidInput, NotFound) as exc:

@@ -20,6 +20,10 @@ any read, so a lost or forged notification can only delay or wake it early.
 A participant is ``active`` once it has posted a message, so a client joining
 "the newest session" skips runs it already took part in.
 
+A session naming a request is a protocol run under that request: the relay admits it only
+as :func:`sealroom.coordinator.protocol_runs.start_session` allows (the requester, an
+approved run, exactly its participants, once).
+
 Authorization: only participants see a session (others get 404); a party can
 post only as its own role and read only its own inbox. Sessions expire
 (at most a day) and their messages are deleted with them.
@@ -32,6 +36,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
+from sealroom.coordinator.protocol_runs import start_session
 from sealroom.coordinator.state import Stored
 from sealroom.crypto.keys import PartyId
 from sealroom.errors import Conflict, InvalidInput, NotFound
@@ -94,6 +99,8 @@ class Relay:
                 raise NotFound(f"participant {unknown[0]} is not a registered party")
             if conn.scalar(select(sessions.c.session).where(sessions.c.session == session)):
                 raise Conflict(f"session {session} already exists; pick a fresh random id")
+            if body.request is not None:  # a protocol run under an approved request
+                start_session(conn, body, caller=caller, now=now)
             conn.execute(
                 insert(sessions).values(
                     session=session,

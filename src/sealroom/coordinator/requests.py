@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, Row, or_, select
 
 from sealroom.coordinator.log import reader_log
-from sealroom.coordinator.rooms import check_room_run, record_room_run, room_of_request
+from sealroom.coordinator.rooms import check_room_run, record_room_run, room_k, room_of_request
 from sealroom.coordinator.state import (
     DEFAULT_REQUEST_TTL,
     OPEN,
@@ -34,6 +36,7 @@ from sealroom.crypto.keys import PartyId, b64encode
 from sealroom.errors import Conflict, InvalidInput, NotFound, PolicyDenied, SignatureInvalid
 from sealroom.policy.compose import decide_in_room
 from sealroom.policy.rules import Decision, PolicyRules, privacy_context
+from sealroom.protocols.queries import ProtocolQuery, protocol_query
 from sealroom.statements import (
     ComputationRequest,
     EnclaveEvidence,
@@ -74,6 +77,9 @@ class Requests:
         req = env.open(ComputationRequest).statement
         if req.requester != caller:
             raise SignatureInvalid("a request must be sent by its requester")
+        query = protocol_query(req.computation)
+        if query is not None:
+            return self._create_protocol_run(env, req, query, now=now)
         computation = self._state.computation(req)
         params = computation.parse_params(req.parameters)
         cost = computation.cost(params)
@@ -86,17 +92,7 @@ class Requests:
             ).first()
             if existing is not None:
                 return Stored(request_view(conn, env.digest), created=False)
-            rows = {
-                str(r.dataset): r
-                for r in conn.execute(
-                    select(datasets).where(datasets.c.dataset.in_(list(req.inputs)))
-                )
-            }
-            for ds in req.inputs:
-                if ds not in rows:
-                    raise NotFound(f"input dataset {ds} does not exist")
-                if rows[ds].status != "active":
-                    raise Conflict(f"input dataset {ds} has been withdrawn")
+            rows = _active_inputs(conn, req)
             owners = [str(rows[ds].owner) for ds in req.inputs]
             if computation.release == "requester":
                 expected = {req.requester}
@@ -150,41 +146,7 @@ class Requests:
                 }
                 for ds, d in checks
             ]
-            conn.execute(
-                requests.insert().values(
-                    request=env.digest,
-                    requester=req.requester,
-                    computation_id=req.computation.id,
-                    computation_version=req.computation.version,
-                    status="pending",
-                    status_reason="waiting for the input owners",
-                    precheck=json.dumps(precheck, separators=(",", ":"), sort_keys=True),
-                    created_at=req.created_at,
-                    expires_at=req.expires_at,
-                    registered_at=now,
-                )
-            )
-            conn.execute(
-                request_inputs.insert(),
-                [
-                    {
-                        "request": env.digest,
-                        "dataset": ds,
-                        "position": i,
-                        "owner": owners[i],
-                        "decision": "pending",
-                    }
-                    for i, ds in enumerate(req.inputs)
-                ],
-            )
-            conn.execute(
-                request_recipients.insert(),
-                [
-                    {"request": env.digest, "party": p, "position": i}
-                    for i, p in enumerate(req.recipients)
-                ],
-            )
-            history(conn, env.digest, "pending", "request received", now)
+            _insert(conn, env.digest, req, owners, precheck, now)
             if in_room is not None:
                 record_room_run(conn, in_room, env.digest, req, now)
             denied = [(ds, d) for ds, d in checks if not d.allowed]
@@ -202,6 +164,45 @@ class Requests:
                     f"{d.reason}",
                     now,
                 )
+            return Stored(request_view(conn, env.digest), created=True)
+
+    def _create_protocol_run(
+        self, env: Envelope, req: ComputationRequest, query: ProtocolQuery, *, now: int
+    ) -> Stored[RequestView]:
+        """A no-trust protocol run (:mod:`sealroom.protocols.queries`): only in a room, under
+        the room's checks; its participants follow from the request and are its recipients.
+
+        No policy engine approves it (no enclave enforces a policy on its release): every
+        owner signs by hand, and the room's dual approval applies as for any run."""
+        if req.expires_at <= now:
+            raise InvalidInput("the request has already expired")
+        if req.terms or req.max_price is not None:
+            raise InvalidInput(
+                f"{query.id} is run by the parties themselves: it carries no terms or price"
+            )
+        with write_transaction(self._state.engine) as conn:
+            if conn.execute(
+                select(requests.c.request).where(requests.c.request == env.digest)
+            ).first():
+                return Stored(request_view(conn, env.digest), created=False)
+            in_room = room_of_request(conn, req)
+            if in_room is None:
+                raise InvalidInput(
+                    f"{query.id} runs only in a room: name the room's policy (room_policy)"
+                )
+            query.parameters(req.parameters, k=room_k(conn, in_room))
+            rows = _active_inputs(conn, req)
+            owners = [str(rows[ds].owner) for ds in req.inputs]
+            parties = [p for _, p in query.roles(req.requester, owners)]
+            if sorted(req.recipients) != sorted(parties):
+                raise InvalidInput(
+                    f"{query.id}: every participant learns what the protocol gives it, so the "
+                    f"recipients must be exactly the participants {sorted(parties)}"
+                )
+            check_room_run(conn, in_room, req, epsilon=Decimal(0), now=now)
+            self._state.store(conn, env, now=now)
+            _insert(conn, env.digest, req, owners, [], now)
+            record_room_run(conn, in_room, env.digest, req, now)
             return Stored(request_view(conn, env.digest), created=True)
 
     def keyword_overlap(
@@ -386,6 +387,63 @@ class Requests:
             verifier_key=self._state.signer.verifier.vkey,
             salts=salts,
         )
+
+
+def _active_inputs(conn: Connection, req: ComputationRequest) -> dict[str, Row[Any]]:
+    """The request's input datasets' rows; each must exist and not be withdrawn."""
+    rows = {
+        str(r.dataset): r
+        for r in conn.execute(select(datasets).where(datasets.c.dataset.in_(list(req.inputs))))
+    }
+    for ds in req.inputs:
+        if ds not in rows:
+            raise NotFound(f"input dataset {ds} does not exist")
+        if rows[ds].status != "active":
+            raise Conflict(f"input dataset {ds} has been withdrawn")
+    return rows
+
+
+def _insert(
+    conn: Connection,
+    request: str,
+    req: ComputationRequest,
+    owners: list[str],
+    precheck: list[dict[str, object]],
+    now: int,
+) -> None:
+    """The request's rows: pending, its inputs (each awaiting its owner) and recipients."""
+    conn.execute(
+        requests.insert().values(
+            request=request,
+            requester=req.requester,
+            computation_id=req.computation.id,
+            computation_version=req.computation.version,
+            status="pending",
+            status_reason="waiting for the input owners",
+            precheck=json.dumps(precheck, separators=(",", ":"), sort_keys=True),
+            created_at=req.created_at,
+            expires_at=req.expires_at,
+            registered_at=now,
+        )
+    )
+    conn.execute(
+        request_inputs.insert(),
+        [
+            {
+                "request": request,
+                "dataset": ds,
+                "position": i,
+                "owner": owners[i],
+                "decision": "pending",
+            }
+            for i, ds in enumerate(req.inputs)
+        ],
+    )
+    conn.execute(
+        request_recipients.insert(),
+        [{"request": request, "party": p, "position": i} for i, p in enumerate(req.recipients)],
+    )
+    history(conn, request, "pending", "request received", now)
 
 
 def _room_rules(conn: Connection, req: ComputationRequest) -> PolicyRules | None:

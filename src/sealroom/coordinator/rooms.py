@@ -47,6 +47,8 @@ from sealroom.errors import (
     SignatureInvalid,
 )
 from sealroom.policy.rules import PolicyRules
+from sealroom.protocols.queries import PREFIX as PROTOCOL_PREFIX
+from sealroom.protocols.queries import protocol_query
 from sealroom.statements import (
     ComputationRequest,
     EnclaveEvidence,
@@ -65,6 +67,7 @@ from sealroom.storage.schema import (
     org_members,
     parties,
     policies,
+    protocol_runs,
     requests,
     room_events,
     room_members,
@@ -91,6 +94,8 @@ __all__ = [
     "check_region",
     "check_room_run",
     "record_room_run",
+    "room_event",
+    "room_k",
     "room_materials",
     "room_of_request",
 ]
@@ -104,7 +109,7 @@ _OPEN_RUN = ("pending", "approved")
 _APPROVER_ROLES = ("approver", "admin")
 
 
-def _event(
+def room_event(
     conn: Connection,
     room: str,
     kind: str,
@@ -138,8 +143,14 @@ def _check_policy_matches(room: Room, rules: PolicyRules) -> None:
     """The room policy says what the snapshot says (the snapshot is what members read)."""
     snap = room.snapshot
     allowed = sorted(r.id for r in rules.allow)
-    if allowed != sorted(q.id for q in snap.allowed_queries):
+    enclave_queries = [q for q in snap.allowed_queries if not q.id.startswith(PROTOCOL_PREFIX)]
+    if allowed != sorted(q.id for q in enclave_queries):
         raise InvalidInput("the room policy allows other computations than the snapshot lists")
+    if len(enclave_queries) != len(snap.allowed_queries) and snap.dp.mode != "exact":
+        raise InvalidInput(
+            "a room that allows no-trust protocols sets dp to exact (their releases are exact; "
+            "no enclave holds a DP budget for them)"
+        )
     if rules.k != snap.k:
         raise InvalidInput("the room policy's k differs from the snapshot's")
     if rules.region != snap.region:
@@ -183,6 +194,8 @@ class Rooms:
         _check_policy_matches(room, rules)
         for query in room.snapshot.allowed_queries:
             try:
+                if protocol_query(query) is not None:
+                    continue
                 self._state.registry.resolve(query)
             except (InvalidInput, NotFound) as exc:
                 raise InvalidInput(
@@ -230,7 +243,7 @@ class Rooms:
                     invited_at=now,
                 )
             )
-            _event(
+            room_event(
                 conn,
                 room_env.digest,
                 "created",
@@ -240,7 +253,7 @@ class Rooms:
                 party=caller,
             )
             for reason in snap.template.risk_reasons:
-                _event(conn, room_env.digest, "red-flag", f"risky room: {reason}", now)
+                room_event(conn, room_env.digest, "red-flag", f"risky room: {reason}", now)
             return Stored(self._view(conn, room_env.digest, now), created=True)
 
     def invite(self, room: str, env: Envelope, *, caller: PartyId, now: int) -> Stored[RoomView]:
@@ -283,7 +296,7 @@ class Rooms:
                     invited_at=now,
                 )
             )
-            _event(conn, room, "invited", f"invited {inv.invitee}", now, party=inv.invitee)
+            room_event(conn, room, "invited", f"invited {inv.invitee}", now, party=inv.invitee)
             return Stored(self._view(conn, room, now), created=True)
 
     # --- members ------------------------------------------------------------------------
@@ -319,9 +332,9 @@ class Rooms:
                 .where(room_members.c.room == room, room_members.c.party == caller)
                 .values(status="joined", precheck=text, joined_at=now)
             )
-            _event(conn, room, "joined", f"joined with {entities} entities", now, party=caller)
+            room_event(conn, room, "joined", f"joined with {entities} entities", now, party=caller)
             if entities < FEW_ENTITIES_FACTOR * k:
-                _event(
+                room_event(
                     conn,
                     room,
                     "red-flag",
@@ -367,10 +380,10 @@ class Rooms:
                 .values(consent=env.digest, consent_state=state, consent_at=c.created_at)
             )
             if c.decision == "consent":
-                _event(conn, room, "consented", f"consented to {c.snapshot}", now, party=caller)
+                room_event(conn, room, "consented", f"consented to {c.snapshot}", now, party=caller)
             else:
                 why = f": {c.reason}" if c.reason else ""
-                _event(conn, room, "withdrew", f"withdrew consent{why}", now, party=caller)
+                room_event(conn, room, "withdrew", f"withdrew consent{why}", now, party=caller)
                 self._stop_open_runs(conn, room, caller, now)
             return Stored(self._view(conn, room, now), created=True)
 
@@ -389,7 +402,7 @@ class Rooms:
                 f"room member {party} withdrew consent before the run started",
                 now,
             )
-            _event(
+            room_event(
                 conn,
                 room,
                 "run-stopped",
@@ -484,7 +497,7 @@ class Rooms:
                     at=now,
                 )
             )
-            _event(
+            room_event(
                 conn,
                 room,
                 "approved" if a.decision == "approve" else "rejected",
@@ -515,6 +528,7 @@ class Rooms:
     def statements(self, room: str, *, caller: PartyId, now: int) -> RoomStatements:
         """The room's signed statements, each with its inclusion proof in one checkpoint (what
         an auditor pack carries); for the room's host and invited parties (others: not found).
+        Protocol runs add their co-signed receipts.
 
         Consents and invitations are found by the room they name (every one, withdrawals
         too: the history is the audit); approvals by the room's runs."""
@@ -550,6 +564,12 @@ class Rooms:
                         )
                     )
                 ]
+            for (receipts,) in conn.execute(
+                select(protocol_runs.c.receipts)
+                .join(room_runs, room_runs.c.request == protocol_runs.c.request)
+                .where(room_runs.c.room == room, protocol_runs.c.receipts.is_not(None))
+            ):
+                digests += [str(d) for d in json.loads(receipts)]
             wanted = list(dict.fromkeys(digests))
             rows = conn.execute(
                 select(statements.c.envelope, statements.c.log_index, statements.c.log_salt)
@@ -661,6 +681,11 @@ def _open(row: Row[Any], now: int) -> None:
         raise RoomClosed(f"the room expired at {int(row.expires_at)} (now {now})")
 
 
+def room_k(conn: Connection, room: Row[Any]) -> int:
+    """The k of ``room`` (a ``rooms`` row), from its signed snapshot."""
+    return Room.parse_payload(statement(conn, room.room, Room.TYPE)[0].payload).snapshot.k
+
+
 def _snapshot(conn: Connection, room: str) -> str:
     env, _ = statement(conn, room, Room.TYPE)
     return json.dumps(Room.parse_payload(env.payload).snapshot.to_json())
@@ -730,7 +755,7 @@ def record_room_run(
         .where(room_runs.c.room == room.room, room_runs.c.shape == shape)
     ).scalar_one()
     conn.execute(room_runs.insert().values(request=request, room=room.room, shape=shape))
-    _event(
+    room_event(
         conn,
         room.room,
         "run",
@@ -740,7 +765,7 @@ def record_room_run(
         request=request,
     )
     if earlier:
-        _event(
+        room_event(
             conn,
             room.room,
             "red-flag",

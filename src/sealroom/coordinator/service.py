@@ -27,6 +27,7 @@ from sealroom.coordinator.log import Log
 from sealroom.coordinator.market import Market
 from sealroom.coordinator.parties import Parties
 from sealroom.coordinator.payments import Payments
+from sealroom.coordinator.protocol_runs import ProtocolRuns
 from sealroom.coordinator.relay import Relay
 from sealroom.coordinator.requests import Requests
 from sealroom.coordinator.rooms import Rooms
@@ -55,6 +56,7 @@ class Coordinator:
     ledgers: Ledgers
     log: Log
     relay: Relay
+    protocol_runs: ProtocolRuns
     credits: Credits
     market: Market
     rooms: Rooms
@@ -119,6 +121,7 @@ class Coordinator:
             ledgers=Ledgers(state),
             log=Log(engine, state.signer, state.witnessing),
             relay=Relay(engine=engine, signals=Signals(engine)),
+            protocol_runs=ProtocolRuns(state),
             credits=Credits(state, ledger),
             market=market,
             rooms=Rooms(state),

@@ -216,6 +216,12 @@ class State:
             requests.c.results_deleted_at.is_(None),
             requests.c.status == "completed",
         )
+        # A protocol run (no enclave job) that the parties started and never completed.
+        stalled = and_(
+            requests.c.status == "running",
+            requests.c.expires_at <= now,
+            ~exists().where(jobs.c.request == requests.c.request),
+        )
         with read_transaction(self.engine) as conn:
             due = conn.execute(
                 select(func.count())
@@ -223,6 +229,7 @@ class State:
                 .where(
                     or_(
                         retention_due,
+                        stalled,
                         and_(requests.c.status.in_(OPEN), requests.c.expires_at <= now),
                         and_(
                             requests.c.status == "running",
@@ -267,6 +274,16 @@ class State:
                         f"the enclave did not finish in time ({int(attempts)} claims)",
                         now,
                     )
+            unfinished = conn.execute(select(requests.c.request).where(stalled)).all()
+            for (req,) in unfinished:
+                self.transition(
+                    conn,
+                    str(req),
+                    ("running",),
+                    "failed",
+                    "the protocol run did not hand in its receipts before the request expired",
+                    now,
+                )
             retained = conn.execute(
                 select(requests.c.request, requests.c.retention_seconds).where(retention_due)
             ).all()
@@ -279,7 +296,7 @@ class State:
                 )
                 # Recorded without a status change: the request stays completed.
                 history(conn, str(req), "completed", reason, now)
-            return len(expired) + len(lapsed) + len(retained)
+            return len(expired) + len(lapsed) + len(unfinished) + len(retained)
 
 
 # --- statements and policies ----------------------------------------------------------------

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from sealroom.transparency import sqlstore
@@ -58,6 +59,7 @@ __all__ = [
     "portfolio_items",
     "portfolio_requests",
     "portfolios",
+    "protocol_runs",
     "request_blobs",
     "request_history",
     "request_inputs",
@@ -410,6 +412,20 @@ sessions = Table(
     Column("created_by", _PARTY, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+# A no-trust protocol run under a request (sealroom.protocols.queries): the relay session
+# its requester started (sessions expire; this row does not), and, once complete, the JSON
+# list of its co-signed receipts' statement digests (each logged).
+protocol_runs = Table(
+    "protocol_runs",
+    metadata,
+    Column("request", _DIGEST, ForeignKey("requests.request"), primary_key=True),
+    Column("session", String(32), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("completed_at", BigInteger, nullable=True),
+    Column("receipts", Text, nullable=True),
+    UniqueConstraint("session", name="protocol_runs_session"),
 )
 
 session_participants = Table(

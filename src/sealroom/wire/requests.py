@@ -47,6 +47,14 @@ class ApprovalBody(WireModel):
     approval: EnvelopeField = Field(description="An Approval envelope.")
 
 
+class ProtocolReceiptsBody(WireModel):
+    receipts: tuple[EnvelopeField, ...] = Field(
+        min_length=1,
+        max_length=200,
+        description="Every participant's ProtocolReceipt envelope of the run (its co-signed record).",
+    )
+
+
 class RequestInput(WireModel):
     dataset: DigestStr
     owner: PartyIdStr

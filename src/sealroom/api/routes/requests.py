@@ -22,6 +22,7 @@ from sealroom.wire import (
     CreateRequestBody,
     DraftView,
     KeywordOverlapBody,
+    ProtocolReceiptsBody,
     ReasonBody,
     RequestList,
     RequestView,
@@ -141,6 +142,23 @@ def upload(
 ) -> RequestView:
     return api.coordinator.approvals.upload_input(
         rid, dataset, call.body, enclave=enclave, caller=call.caller.party, now=call.caller.now
+    )
+
+
+@router.post(
+    "/v1/requests/{rid}/receipts",
+    response_model=RequestView,
+    openapi_extra=json_body(ProtocolReceiptsBody),
+    description="Signed by a participant of a protocol run: its co-signed receipts, checked "
+    "against the run and logged; the request completes.",
+)
+def protocol_receipts(
+    rid: str,
+    call: Annotated[SignedBody[ProtocolReceiptsBody], Depends(signed_json(ProtocolReceiptsBody))],
+    api: ApiDep,
+) -> RequestView:
+    return api.coordinator.protocol_runs.complete(
+        rid, call.body.receipts, caller=call.caller.party, now=call.caller.now
     )
 
 

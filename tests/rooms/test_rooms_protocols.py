@@ -1,0 +1,372 @@
+"""Room runs as no-trust protocols: the same consents and approvals as an enclave run, a
+session only the approved run can open, and co-signed receipts that must describe that run
+before they are logged. Real coordinator, real parties, the protocols over the relay."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sealroom.client import Party
+from sealroom.client.protocol_runs import ProtocolRun
+from sealroom.client.relay import open_session
+from sealroom.errors import (
+    Conflict,
+    ConsentMissing,
+    DualApprovalRequired,
+    InvalidInput,
+    PolicyDenied,
+    QueryNotAllowed,
+    VerificationFailed,
+)
+from sealroom.statements import Envelope
+from tests.rooms.room_world import K, RoomWorld, now, room_world
+
+PSI = {"mode": "cardinality", "threshold": K, "max_set_size": 1_000_000}
+
+
+def _room(world: RoomWorld) -> str:
+    """A PSI room between the host and alice whose runs may be protocols (exact, so risky:
+    two people of each organisation approve each run)."""
+    host, alice = world.parties["host"], world.parties["alice"]
+    room = host.rooms.create(
+        name="overlap without an enclave",
+        purpose="size the shared customers; neither trusts a TEE",
+        template="psi-overlap",
+        k=K,
+        dp="exact",
+        epsilon_per_run=None,
+        epsilon_total=None,
+        expires_at=now() + 3600,
+        protocols=True,
+    )
+    host.rooms.invite(room.digest, alice.party_id)
+    alice.rooms.join(room.digest, world.datasets["alice"])
+    alice.rooms.consent(room.digest)
+    for org in (host, alice):
+        for i in (1, 2):
+            person = world.new_party(f"{org.name}-approver-{i}")
+            org.rooms.add_member(person.party_id, "approver")
+    return room.digest
+
+
+def _people_approve(world: RoomWorld, room: str, request: str) -> None:
+    for org in ("host", "alice"):
+        for i in (1, 2):
+            world.parties[f"{org}-approver-{i}"].rooms.approve_run(
+                room, request, org=world.parties[org].party_id
+            )
+
+
+def _both(*calls: Callable[[], ProtocolRun]) -> list[ProtocolRun]:
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return [f.result(timeout=120) for f in [pool.submit(c) for c in calls]]
+
+
+def _request(world: RoomWorld, room: str, params: dict[str, Any] | None = None) -> str:
+    return (
+        world.parties["host"]
+        .rooms.request_protocol(
+            room, "psi", [world.datasets["host"], world.datasets["alice"]], params or PSI
+        )
+        .request
+    )
+
+
+def test_a_psi_run_in_a_room_is_approved_run_between_the_parties_and_logged(
+    tmp_path: Path, db_url: str
+) -> None:
+    with room_world(tmp_path, db_url=db_url) as world:
+        host, alice = world.parties["host"], world.parties["alice"]
+        room = _room(world)
+        snapshot = host.rooms.show(room).room.statement.snapshot
+        assert [q.id for q in snapshot.allowed_queries] == ["intersection-overlap", "protocol.psi"]
+        assert snapshot.template.risky
+        assert snapshot.approvers_required == 2
+        request = _request(world, room)
+        assert host.status(request).status == "pending"
+        # No session before every owner approved, and no approval by policy.
+        with pytest.raises(Conflict, match="approved"):
+            open_session(host.client, protocol="psi", roles=_roles(world), request=request)
+        assert alice.auto_approve(allow_simulated=True)[0].action == "left"
+        with pytest.raises(DualApprovalRequired):
+            alice.rooms.approve_protocol(request)
+        _people_approve(world, room, request)
+        host.rooms.approve_protocol(request)
+        alice.rooms.approve_protocol(request)
+        approved = host.status(request)
+        assert approved.status == "approved", approved.status_reason
+
+        mine, theirs = _both(
+            lambda: host.rooms.run_protocol(request, key_column="id"),
+            lambda: alice.rooms.run_protocol(request, key_column="id"),
+        )
+        # host holds 0..149, alice 0..199: 150 in common, learned by both (cardinality).
+        assert mine.learned["intersection_size"] == theirs.learned["intersection_size"] == 150
+        assert mine.record.receipts[0].statement.request == request
+        done = host.status(request)
+        assert done.status == "completed", done.status_reason
+        assert "co-signed receipts are in the log" in (done.status_reason or "")
+        events = [e.kind for e in alice.rooms.show(room).view.events]
+        assert "run-started" in events
+        assert "run-completed" in events
+        # A run runs once: no second session for it.
+        with pytest.raises(Conflict):
+            open_session(host.client, protocol="psi", roles=_roles(world), request=request)
+        # The receipts are in the room's statements (what an auditor pack carries).
+        logged = host.client.room_statements(room).statements
+        kinds = [s.envelope.type for s in logged]
+        assert kinds.count("sealroom.protocol-receipt") == 2
+
+
+def _roles(world: RoomWorld) -> list[tuple[str, str]]:
+    return [("a", world.parties["host"].party_id), ("b", world.parties["alice"].party_id)]
+
+
+def test_a_withdrawn_consent_stops_an_approved_protocol_run_before_its_session(
+    tmp_path: Path,
+) -> None:
+    with room_world(tmp_path) as world:
+        host, alice = world.parties["host"], world.parties["alice"]
+        room = _room(world)
+        request = _request(world, room)
+        _people_approve(world, room, request)
+        host.rooms.approve_protocol(request)
+        alice.rooms.approve_protocol(request)
+        alice.rooms.withdraw_consent(room, reason="legal review")
+        assert host.status(request).status == "withdrawn"
+        with pytest.raises(Conflict, match="withdrawn"):
+            host.rooms.run_protocol(request, key_column="id")
+        with pytest.raises(ConsentMissing):
+            alice.rooms.run_protocol(request, key_column="id", timeout=2)
+
+
+def test_the_session_is_the_requesters_with_exactly_the_runs_participants(tmp_path: Path) -> None:
+    with room_world(tmp_path) as world:
+        host, alice, bob = (world.parties[n] for n in ("host", "alice", "bob"))
+        room = _room(world)
+        request = _request(world, room)
+        _people_approve(world, room, request)
+        host.rooms.approve_protocol(request)
+        alice.rooms.approve_protocol(request)
+        with pytest.raises(PolicyDenied, match="requester"):
+            open_session(alice.client, protocol="psi", roles=_roles(world), request=request)
+        swapped = [("a", alice.party_id), ("b", host.party_id)]
+        with pytest.raises(InvalidInput, match="exactly the run's"):
+            open_session(host.client, protocol="psi", roles=swapped, request=request)
+        with pytest.raises(InvalidInput, match="protocol"):
+            open_session(host.client, protocol="pjc", roles=_roles(world), request=request)
+        outsider = [("a", host.party_id), ("b", bob.party_id)]
+        with pytest.raises(InvalidInput):
+            open_session(host.client, protocol="psi", roles=outsider, request=request)
+        assert host.status(request).status == "approved"  # nothing started
+
+
+def test_receipts_of_another_run_do_not_complete_it(tmp_path: Path) -> None:
+    with room_world(tmp_path) as world:
+        host, alice = world.parties["host"], world.parties["alice"]
+        room = _room(world)
+        request = _request(world, room)
+        _people_approve(world, room, request)
+        host.rooms.approve_protocol(request)
+        alice.rooms.approve_protocol(request)
+        open_session(host.client, protocol="psi", roles=_roles(world), request=request)
+        assert host.status(request).status == "running"
+        # The same two parties run PSI outside the room, and hand that record in.
+        ids = [str(i).encode() for i in range(20)]
+        other, _ = _both(
+            lambda: host.psi(ids, start_with=[alice.party_id]),
+            lambda: alice.psi(ids, join=True, expect=[host.party_id]),
+        )
+        envelopes = [r.envelope for r in other.record.receipts]
+        with pytest.raises(VerificationFailed, match="not this run"):
+            host.client.post_protocol_receipts(request, envelopes)
+        # An incomplete record (one party's receipt) is refused before anything is read.
+        with pytest.raises(VerificationFailed, match="no receipt from"):
+            host.client.post_protocol_receipts(request, envelopes[:1])
+        # A receipt with a flipped byte does not verify.
+        raw = bytearray(envelopes[0].to_json())
+        raw[raw.index(b'"signature":"') + 14] ^= 0x01
+        with pytest.raises((VerificationFailed, InvalidInput)):
+            host.client.post_protocol_receipts(
+                request, [Envelope.from_json(bytes(raw)), envelopes[1]]
+            )
+        assert host.status(request).status == "running"
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        ({**PSI, "threshold": K - 1}, PolicyDenied, "below the room's k"),
+        ({**PSI, "mode": "intersection"}, PolicyDenied, "identifiers"),
+        ({"mode": "cardinality", "threshold": K}, InvalidInput, "in full"),
+        ({**PSI, "extra": 1}, InvalidInput, "parameters"),
+    ],
+)
+def test_protocol_parameters_outside_the_room_are_refused(
+    tmp_path: Path, params: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with room_world(tmp_path) as world:
+        room = _room(world)
+        host = world.parties["host"]
+        with pytest.raises(error, match=match):
+            _request(world, room, params)
+        # The coordinator refuses it too when a client skips its own check.
+        _sign_and_post(host, room, world, params, error, match)
+        assert host.rooms.show(room).view.runs == ()
+
+
+def _sign_and_post(
+    host: Party,
+    room: str,
+    world: RoomWorld,
+    params: dict[str, Any],
+    error: type[Exception],
+    match: str,
+) -> None:
+    import os
+
+    from sealroom.crypto.keys import b64encode
+    from sealroom.protocols.queries import protocol_ref
+    from sealroom.statements import ComputationRequest, sign_statement
+
+    snapshot = host.rooms.show(room).room.statement.snapshot
+    signed = sign_statement(
+        ComputationRequest.build(
+            requester=host.party_id,
+            computation=protocol_ref("psi"),
+            parameters=params,
+            inputs=(world.datasets["host"], world.datasets["alice"]),
+            recipients=(host.party_id, world.parties["alice"].party_id),
+            nonce=b64encode(os.urandom(16)),
+            created_at=host.now(),
+            expires_at=host.now() + 600,
+            room_policy=snapshot.policy,
+        ),
+        host.identity,
+    )
+    with pytest.raises(error, match=match):
+        host.client.create_request(signed.envelope)
+
+
+def test_protocols_need_an_exact_room_and_a_template_that_has_one(tmp_path: Path) -> None:
+    with room_world(tmp_path) as world:
+        host = world.parties["host"]
+        base: dict[str, Any] = {
+            "name": "r",
+            "purpose": "p",
+            "k": K,
+            "expires_at": now() + 3600,
+            "protocols": True,
+        }
+        with pytest.raises(InvalidInput, match="exact"):
+            host.rooms.create(template="psi-overlap", **base)
+        with pytest.raises(InvalidInput, match="no no-trust protocol"):
+            host.rooms.create(
+                template="research-stats",
+                dp="exact",
+                epsilon_per_run=None,
+                epsilon_total=None,
+                **base,
+            )
+        # A room without protocols refuses a protocol run.
+        plain = host.rooms.create(template="psi-overlap", **{**base, "protocols": False}).digest
+        with pytest.raises(QueryNotAllowed):
+            _request(world, plain)
+
+
+def _exact_room(world: RoomWorld, template: str, k: int, members: tuple[str, ...]) -> str:
+    host = world.parties["host"]
+    room = host.rooms.create(
+        name=f"{template} without an enclave",
+        purpose="no party trusts a TEE",
+        template=template,
+        k=k,
+        dp="exact",
+        epsilon_per_run=None,
+        epsilon_total=None,
+        expires_at=now() + 3600,
+        protocols=True,
+    ).digest
+    for name in members:
+        host.rooms.invite(room, world.parties[name].party_id)
+        world.parties[name].rooms.join(room, world.datasets[name])
+        world.parties[name].rooms.consent(room)
+    return room
+
+
+def _two_approvers(world: RoomWorld, orgs: tuple[str, ...], room: str, request: str) -> None:
+    for org in orgs:
+        for i in (1, 2):
+            name = f"{org}-approver-{i}"
+            if name not in world.parties:
+                world.parties[org].rooms.add_member(world.new_party(name).party_id, "approver")
+            world.parties[name].rooms.approve_run(room, request, org=world.parties[org].party_id)
+
+
+def test_a_pjc_run_in_a_room_gives_the_first_party_the_sum_over_the_intersection(
+    tmp_path: Path,
+) -> None:
+    with room_world(tmp_path) as world:
+        host, alice = world.parties["host"], world.parties["alice"]
+        room = _exact_room(world, "intersection-sum", K, ("alice",))
+        params = {
+            "min_intersection": K,
+            "max_value": 1_000,
+            "max_set_size": 1_000_000,
+            "dp_epsilon": None,
+        }
+        request = host.rooms.request_protocol(
+            room, "pjc", [world.datasets["host"], world.datasets["alice"]], params
+        ).request
+        _two_approvers(world, ("host", "alice"), room, request)
+        host.rooms.approve_protocol(request)
+        alice.rooms.approve_protocol(request)
+        mine, theirs = _both(
+            lambda: host.rooms.run_protocol(request, key_column="id"),
+            lambda: alice.rooms.run_protocol(request, key_column="id", value_column="score"),
+        )
+        # host (a) holds 0..149, alice (b) 0..199 with score i % 7: a learns the sum.
+        assert mine.learned["intersection_size"] == 150
+        assert mine.learned["sum"] == sum(i % 7 for i in range(150))
+        assert theirs.learned["sum"] is None  # the values' owner learns only the other's size
+        assert host.status(request).status == "completed"
+
+
+@pytest.mark.slow
+def test_he_training_in_a_room_runs_with_the_host_as_trainer(tmp_path: Path) -> None:
+    with room_world(tmp_path) as world:
+        host, alice, bob = (world.parties[n] for n in ("host", "alice", "bob"))
+        for name, party in (("alice", alice), ("bob", bob)):
+            rows = "".join(f"{i},{(i % 10) / 10},{int(i % 10 >= 5)}\n" for i in range(120))
+            path = tmp_path / f"{name}-train.csv"
+            path.write_text("id,x,y\n" + rows)
+            world.datasets[name] = party.publish(path, title=f"{name} rows").dataset
+        room = _exact_room(world, "glm-training", 50, ("alice", "bob"))
+        params = {
+            "model": "logistic",
+            "features": 1,
+            "rounds": 2,
+            "learning_rate": "0.5",
+            "owners": ["o1", "o2"],
+            "poly_modulus_degree": 8192,
+        }
+        request = host.rooms.request_protocol(
+            room, "he", [world.datasets["alice"], world.datasets["bob"]], params
+        ).request
+        _two_approvers(world, ("alice", "bob"), room, request)
+        alice.rooms.approve_protocol(request)
+        bob.rooms.approve_protocol(request)
+        runs = _both(
+            lambda: host.rooms.run_protocol(request, features=["x"]),
+            lambda: alice.rooms.run_protocol(request, features=["x"], label="y"),
+            lambda: bob.rooms.run_protocol(request, features=["x"], label="y"),
+        )
+        assert runs[0].model is not None
+        assert {r.learned["model"] for r in runs} == {runs[0].learned["model"]}
+        done = host.status(request)
+        assert done.status == "completed", done.status_reason
