@@ -181,3 +181,117 @@ def test_cli_room_lifecycle(tmp_path: Path) -> None:
         assert res.exit_code == ExitCode.ERROR
         assert "not_found" in res.stdout
         assert not (tmp_path / "eve-pack").exists()
+
+
+def test_cli_room_run_as_a_protocol(tmp_path: Path) -> None:
+    """`room create --protocols`, `room run --protocol`, `room approve`, `room run-protocol`
+    (the two parties as real processes, at once)."""
+    import os
+    import subprocess
+    import sys
+
+    from sealroom.client import Party
+
+    with coordinator(tmp_path) as url:
+        env = {
+            n: {"SEALROOM_HOME": str(tmp_path / n), "SEALROOM_URL": url} for n in ("host", "alice")
+        }
+        ids: dict[str, str] = {}
+        datasets: dict[str, str] = {}
+        for n in env:
+            ids[n] = ok_json(cli(env[n], "init", "--unencrypted-keystore", "--name", n, "--json"))[
+                "party"
+            ]
+            path = write_ids(tmp_path / f"{n}.csv", IDS[n])
+            datasets[n] = ok_json(cli(env[n], "dataset", "publish", str(path), "--json"))["dataset"]
+        common = ["--template", "psi-overlap", "--name", "o", "--purpose", "p", "--k", str(K)]
+        refused = cli(env["host"], "room", "create", *common, "--protocols", "--json")
+        assert refused.exit_code == ExitCode.ERROR, refused.stdout
+        rid = ok_json(
+            cli(env["host"], "room", "create", *common, "--dp", "exact", "--protocols", "--json")
+        )["room"]
+        ok_json(cli(env["host"], "room", "invite", rid, ids["alice"], "--json"))
+        ok_json(cli(env["alice"], "room", "join", rid, "--dataset", datasets["alice"], "--json"))
+        ok_json(cli(env["alice"], "room", "consent", rid, "--json"))
+        people = {}
+        for org in env:
+            for i in (1, 2):
+                person = Party.create(
+                    home=tmp_path / f"{org}-{i}", name=f"{org}-{i}", url=url, unencrypted=True
+                )
+                people[(org, i)] = person
+                ok_json(
+                    cli(
+                        env[org],
+                        "org",
+                        "add-member",
+                        person.party_id,
+                        "--role",
+                        "approver",
+                        "--json",
+                    )
+                )
+        params = json.dumps({"mode": "cardinality", "threshold": K, "max_set_size": 1_000_000})
+        inputs = ["--dataset", datasets["host"], "--dataset", datasets["alice"]]
+        both = cli(
+            env["host"], "room", "run", rid, *inputs, "--protocol", "psi", "--computation", "x"
+        )
+        assert both.exit_code == ExitCode.ERROR
+        request = ok_json(
+            cli(
+                env["host"],
+                "room",
+                "run",
+                rid,
+                *inputs,
+                "--protocol",
+                "psi",
+                "--params",
+                params,
+                "--json",
+            )
+        )["request"]
+        for (org, _), person in people.items():
+            ok_json(
+                cli(
+                    {"SEALROOM_HOME": str(person.home), "SEALROOM_URL": url},
+                    "room",
+                    "approve",
+                    rid,
+                    request,
+                    "--org",
+                    ids[org],
+                    "--json",
+                )
+            )
+            person.close()
+        for n in env:
+            approved = ok_json(cli(env[n], "room", "approve", rid, request, "--json"))
+        assert approved["status"] == "approved"
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "sealroom.cli",
+                    "room",
+                    "run-protocol",
+                    rid,
+                    request,
+                    "--key-column",
+                    "id",
+                    "--json",
+                ],
+                env={**os.environ, **env[n]},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for n in env
+        ]
+        outs = [p.communicate(timeout=120) for p in procs]
+        for p, (_, err) in zip(procs, outs, strict=True):
+            assert p.returncode == 0, err.decode()
+        learned = [json.loads(out)["learned"]["intersection_size"] for out, _ in outs]
+        assert learned == [150, 150]
+        done = ok_json(cli(env["alice"], "room", "status", rid, request, "--json"))
+        assert done["status"] == "completed"
