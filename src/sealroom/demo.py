@@ -966,18 +966,72 @@ def _act_rooms(
     echo(f"   with two approvers each ({len(approvers)} people signed): the run is {view.status}")
     if view.status != "completed":
         return 1
+    code = _room_without_enclave(parties, datasets, echo, timeout)
+    if code:
+        return code
     return _room_audit(brand, room.digest, results, echo, root=root)
 
 
+def _room_without_enclave(
+    parties: dict[str, Party], datasets: Mapping[str, str], echo: Echo, timeout: float
+) -> int:
+    """Step 28: a room whose run executes as PSI between the two parties, no enclave: the
+    same consent and two-person approvals, a session only the approved run opens, and the
+    co-signed receipts logged."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    retailer, publisher = parties["Retailer"], parties["Publisher"]
+    echo("\n28. Retailer hosts a room that trusts no enclave: the overlap runs as PSI between")
+    echo("    the two clients, under the same consent and two-person approvals")
+    room = retailer.rooms.create(
+        name="Overlap without a TEE",
+        purpose="The overlap, computed by the two parties' own clients.",
+        template="psi-overlap",
+        k=10,
+        dp="exact",
+        epsilon_per_run=None,
+        epsilon_total=None,
+        expires_at=retailer.now() + 3600,
+        protocols=True,
+    ).digest
+    retailer.rooms.invite(room, publisher.party_id)
+    publisher.rooms.join(room, datasets["Publisher"])
+    publisher.rooms.consent(room)
+    params = {"mode": "cardinality", "threshold": 10, "max_set_size": 1_000_000}
+    run = retailer.rooms.request_protocol(
+        room, "psi", [datasets["Retailer"], datasets["Publisher"]], params
+    )
+    echo(f"   run {run.request[:23]}... names protocol.psi and its code digest; exact, so risky")
+    for org, people in (
+        (retailer, ("Retailer-Ann", "Retailer-Raj")),
+        (publisher, ("Publisher-Pia", "Publisher-Pat")),
+    ):
+        for person in people:
+            parties[person].rooms.approve_run(room, run.request, org=org.party_id)
+        org.rooms.approve_protocol(run.request)
+    with ThreadPoolExecutor(2) as pool:
+        futures = [
+            pool.submit(p.rooms.run_protocol, run.request, key_column="id", timeout=timeout)
+            for p in (retailer, publisher)
+        ]
+        done = [f.result() for f in futures]
+    view = retailer.status(run.request)
+    echo(
+        f"   both learned |A ∩ B| = {done[0].learned['intersection_size']} (and both set "
+        f"sizes, nothing else); the run is {view.status}: {view.status_reason}"
+    )
+    return 0 if view.status == "completed" else 1
+
+
 def _room_audit(brand: Party, room: str, results: Path, echo: Echo, *, root: bytes | None) -> int:
-    """Step 28: the host issues an auditor pack of the first room; an auditor verifies it
+    """Step 29: the host issues an auditor pack of the first room; an auditor verifies it
     offline (then a pack with one changed byte is refused)."""
     import shutil
 
     from sealroom.audit.pack import PackRejected, verify_pack
     from sealroom.verification.trust import trust_policy
 
-    echo("\n28. Brand issues an auditor pack of the first room; the auditor verifies it offline")
+    echo("\n29. Brand issues an auditor pack of the first room; the auditor verifies it offline")
     out = results / "room-audit-pack"
     shutil.rmtree(out, ignore_errors=True)  # the demo's own output of an earlier run
     manifest = brand.rooms.pack(room, out, valid_for=7 * 86400, purpose="campaign audit")

@@ -37,6 +37,8 @@ def test_demo_rooms_act(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "room-overlap" / "bundle.json").is_file()
     assert "reads the one-page summary of snapshot" in text
     assert (tmp_path / "out" / "room-summary.html").is_file()
+    assert "both learned |A ∩ B| = 1500" in text
+    assert "co-signed receipts are in the log" in text
     assert "verify-pack: all" in text
     assert "REFUSED at" in text
     assert (tmp_path / "out" / "room-audit-pack" / "manifest.json").is_file()
