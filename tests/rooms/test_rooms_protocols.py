@@ -337,8 +337,36 @@ def test_a_pjc_run_in_a_room_gives_the_first_party_the_sum_over_the_intersection
         assert host.status(request).status == "completed"
 
 
+TRAINING: dict[str, dict[str, Any]] = {
+    "he": {
+        "model": "logistic",
+        "features": 1,
+        "rounds": 2,
+        "learning_rate": "0.5",
+        "owners": ["o1", "o2"],
+        "poly_modulus_degree": 8192,
+    },
+    "secagg": {
+        "aggregator": "aggregator",
+        "owners": ["o1", "o2"],
+        "features": 1,
+        "rounds": 2,
+        "local_steps": 1,
+        "learning_rate": "0.5",
+        "l2": "0.0",
+        "threshold": 2,
+        "aggregator_trains": False,
+        "update_bound": "4.0",
+        "modulus_bits": 32,
+        "standardize": True,
+        "dp": None,
+    },
+}
+
+
 @pytest.mark.slow
-def test_he_training_in_a_room_runs_with_the_host_as_trainer(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["he", "secagg"])
+def test_training_in_a_room_runs_with_the_host_as_the_hub(tmp_path: Path, protocol: str) -> None:
     with room_world(tmp_path) as world:
         host, alice, bob = (world.parties[n] for n in ("host", "alice", "bob"))
         for name, party in (("alice", alice), ("bob", bob)):
@@ -347,16 +375,13 @@ def test_he_training_in_a_room_runs_with_the_host_as_trainer(tmp_path: Path) -> 
             path.write_text("id,x,y\n" + rows)
             world.datasets[name] = party.publish(path, title=f"{name} rows").dataset
         room = _exact_room(world, "glm-training", 50, ("alice", "bob"))
-        params = {
-            "model": "logistic",
-            "features": 1,
-            "rounds": 2,
-            "learning_rate": "0.5",
-            "owners": ["o1", "o2"],
-            "poly_modulus_degree": 8192,
-        }
+        wrong_roles = {**TRAINING[protocol], "owners": ["o2", "o1"]}
+        with pytest.raises(InvalidInput, match="roles"):
+            host.rooms.request_protocol(
+                room, protocol, [world.datasets["alice"], world.datasets["bob"]], wrong_roles
+            )
         request = host.rooms.request_protocol(
-            room, "he", [world.datasets["alice"], world.datasets["bob"]], params
+            room, protocol, [world.datasets["alice"], world.datasets["bob"]], TRAINING[protocol]
         ).request
         _two_approvers(world, ("alice", "bob"), room, request)
         alice.rooms.approve_protocol(request)

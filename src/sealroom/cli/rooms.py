@@ -337,7 +337,7 @@ def run(
         str | None,
         typer.Option(
             "--protocol",
-            help="psi, pjc or he: run between the parties, no enclave (the room must allow it).",
+            help="psi, pjc, he or secagg: run between the parties, no enclave (if the room allows).",
         ),
     ] = None,
     params: Annotated[str, typer.Option("--params", help="Parameters as a JSON object.")] = "{}",
@@ -443,9 +443,11 @@ def run_protocol(
         typer.Option("--value-column", help="pjc, the party whose values are summed: integers."),
     ] = None,
     features: Annotated[
-        str, typer.Option("--features", help="he, owners: comma-separated feature columns.")
+        str, typer.Option("--features", help="training: comma-separated feature columns.")
     ] = "",
-    label: Annotated[str | None, typer.Option("--label", help="he, owners: the 0/1 label.")] = None,
+    label: Annotated[
+        str | None, typer.Option("--label", help="training, owners: the 0/1 label.")
+    ] = None,
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="Seconds to wait for the other parties.")
     ] = 120.0,

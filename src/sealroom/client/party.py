@@ -951,7 +951,7 @@ class PartyRooms:
     def request_protocol(
         self, room: str, protocol: str, datasets: Sequence[str], params: Mapping[str, Any]
     ) -> RequestView:
-        """As the host: request a run of ``protocol`` (psi, pjc, he) on ``datasets``."""
+        """As the host: request a run of ``protocol`` (psi, pjc, he, secagg) on ``datasets``."""
         from sealroom.client import room_protocols
 
         p = self._party

@@ -30,7 +30,7 @@ from typing import Any
 from sealroom.client import flows
 from sealroom.client.checkpoints import TrustedLog
 from sealroom.client.http import Client
-from sealroom.client.protocol_runs import ProtocolRun, run_he, run_pjc, run_psi
+from sealroom.client.protocol_runs import ProtocolRun, run_federated, run_he, run_pjc, run_psi
 from sealroom.client.relay import Session, join_session, open_session
 from sealroom.client.rooms import VerifiedRoom, open_room
 from sealroom.crypto.keys import Identity, b64encode
@@ -75,7 +75,7 @@ class RunData:
     """Which columns of this party's attested data the protocol uses.
 
     PSI: ``key_column`` (the set). PJC: ``key_column`` (identifiers) and, for the party
-    whose values are summed (role ``b``), ``value_column`` (integers). HE training: the
+    whose values are summed (role ``b``), ``value_column`` (integers). Training (he, secagg): the
     ``features`` and the 0/1 ``label`` columns (owners only; the trainer brings none).
     """
 
@@ -116,9 +116,9 @@ def request_run(
         raise QueryNotAllowed(f"{ref.id} is not among the room's allowed queries ({allowed})")
     query = protocol_query(ref)
     assert query is not None  # protocol_ref names a protocol query
-    parameters = dict(query.parameters(params, k=snapshot.k))
     owners = [flows._open_dataset(client, d).statement.owner for d in datasets]
     roles = query.roles(identity.party_id, owners)
+    parameters = dict(query.parameters(params, k=snapshot.k, roles=roles))
     signed = sign_statement(
         ComputationRequest.build(
             requester=identity.party_id,
@@ -162,9 +162,9 @@ def check_run(
         raise PolicyDenied("only the room's host starts runs in it")
     if snapshot.expires_at <= now:
         raise RoomClosed(f"the room expired at {snapshot.expires_at}")
-    parameters = query.parameters(req.statement.parameters, k=snapshot.k)
     owners = tuple(flows._open_dataset(client, d).statement.owner for d in req.statement.inputs)
     roles = query.roles(req.statement.requester, owners)
+    parameters = query.parameters(req.statement.parameters, k=snapshot.k, roles=roles)
     if sorted(req.statement.recipients) != sorted(p for _, p in roles):
         raise PolicyDenied("the run's recipients are not exactly its participants")
     me = identity.party_id
@@ -314,14 +314,33 @@ def run(
     else:
         import numpy as np
 
-        from sealroom.protocols import he
-
         arrays = None
         if table is not None:
             columns = [
                 np.asarray(_column(table, c, "feature"), dtype=np.float64) for c in data.features
             ]
-            arrays = (np.column_stack(columns), np.asarray(_column(table, data.label, "label")))
+            label = np.asarray(_column(table, data.label, "label"), dtype=np.float64)
+            arrays = (np.column_stack(columns), label)
+        if protocol == "secagg":
+            from sealroom.protocols import fedavg, queries
+
+            return _finish(
+                client,
+                request,
+                session,
+                run_federated(
+                    client,
+                    session,
+                    config=queries.fedavg_config(params),
+                    features=data.features,
+                    data=None if arrays is None else fedavg.OwnerData(*arrays),
+                    inputs=inputs,
+                    timeout=timeout,
+                    dropout_timeout=timeout,
+                ),
+            )
+        from sealroom.protocols import he
+
         done = run_he(
             client,
             session,
@@ -331,6 +350,11 @@ def run(
             inputs=inputs,
             timeout=timeout,
         )
+    return _finish(client, request, session, done)
+
+
+def _finish(client: Client, request: str, session: Session, done: ProtocolRun) -> ProtocolRun:
+    """The hub hands the co-signed receipts in (the others have the same record)."""
     if session.me == session.roles[0]:
         client.post_protocol_receipts(request, [r.envelope for r in done.record.receipts])
     return done

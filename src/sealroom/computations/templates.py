@@ -91,7 +91,7 @@ TEMPLATES: tuple[RoomTemplate, ...] = (
         computations=("train-model",),
         k_floor=50,
         always_risky="the room trains a model, whose parameters can memorise records",
-        protocols=("he",),
+        protocols=("he", "secagg"),
     ),
 )
 

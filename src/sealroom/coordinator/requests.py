@@ -190,10 +190,11 @@ class Requests:
                 raise InvalidInput(
                     f"{query.id} runs only in a room: name the room's policy (room_policy)"
                 )
-            query.parameters(req.parameters, k=room_k(conn, in_room))
             rows = _active_inputs(conn, req)
             owners = [str(rows[ds].owner) for ds in req.inputs]
-            parties = [p for _, p in query.roles(req.requester, owners)]
+            roles = query.roles(req.requester, owners)
+            query.parameters(req.parameters, k=room_k(conn, in_room), roles=roles)
+            parties = [p for _, p in roles]
             if sorted(req.recipients) != sorted(parties):
                 raise InvalidInput(
                     f"{query.id}: every participant learns what the protocol gives it, so the "

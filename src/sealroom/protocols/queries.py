@@ -15,6 +15,10 @@ owner's signed approval, two approvers in a risky room); then:
 - the co-signed receipts, each naming the request, go into the transparency log,
   and only receipts that describe this run with these parameters complete it.
 
+Parameters are the protocol's own, in the form its receipts record them (floats of
+federated training as their ``repr`` strings); training runs name the run's roles
+(``aggregator`` or ``trainer``, then ``o1..on``).
+
 Who learns what is each protocol's own contract (``docs/protocols/``). What a room
 adds: the protocol's threshold may not be below the room's k. Protocol releases are
 exact: no enclave holds a DP budget for them, so a room admits protocols only with
@@ -25,23 +29,30 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sealroom.errors import InvalidInput, PolicyDenied
 from sealroom.protocols import pjc, psi
 from sealroom.protocols.receipts import code_digest
 from sealroom.statements import ComputationRef, canonical_json
 
+if TYPE_CHECKING:  # numpy loads only when a run trains
+    from sealroom.protocols.fedavg import FedAvgConfig
+
 __all__ = [
     "PREFIX",
     "PROTOCOL_QUERIES",
     "ProtocolQuery",
+    "fedavg_config",
     "protocol_query",
     "protocol_ref",
 ]
 
 PREFIX = "protocol."
-_HE_VERSION = 1  # sealroom.protocols.he.VERSION (that module loads TenSEAL; this one must not)
+# The wire versions of modules that load heavy libraries (TenSEAL, numpy) only when a run needs
+# them: sealroom.protocols.he.VERSION and sealroom.protocols.secagg.VERSION.
+_HE_VERSION = 1
+_SECAGG_VERSION = 1
 
 Roles = tuple[tuple[str, str], ...]
 
@@ -93,6 +104,54 @@ def _he(raw: Mapping[str, Any], k: int) -> Mapping[str, Any]:
     return he.HeParams(**raw).as_dict()
 
 
+def _number(raw: Mapping[str, Any], name: str) -> float:
+    """A float parameter, written as its ``repr`` (how the receipts record it)."""
+    value = raw[name]
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} is written as a decimal string, such as '0.5'")
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidInput(f"{name} is not a number: {value!r}") from None
+
+
+def fedavg_config(raw: Mapping[str, Any]) -> FedAvgConfig:
+    """The federated-training configuration ``raw`` (``FedAvgConfig.as_dict`` form) writes."""
+    from sealroom.protocols import fedavg
+
+    try:
+        dp = raw["dp"]
+        config = fedavg.FedAvgConfig(
+            aggregator=raw["aggregator"],
+            owners=tuple(raw["owners"]),
+            features=raw["features"],
+            rounds=raw["rounds"],
+            local_steps=raw["local_steps"],
+            learning_rate=_number(raw, "learning_rate"),
+            l2=_number(raw, "l2"),
+            threshold=raw["threshold"],
+            aggregator_trains=raw["aggregator_trains"],
+            update_bound=_number(raw, "update_bound"),
+            modulus_bits=raw["modulus_bits"],
+            standardize=raw["standardize"],
+            dp=None
+            if dp is None
+            else fedavg.DPConfig(
+                mechanism=dp["mechanism"],
+                clip_norm=_number(dp, "clip_norm"),
+                budget_per_round=_number(dp, "budget_per_round"),
+                delta=_number(dp, "delta"),
+            ),
+        )
+    except KeyError as exc:
+        raise InvalidInput(f"protocol.secagg parameters: {exc.args[0]!r} is missing") from None
+    return config
+
+
+def _secagg(raw: Mapping[str, Any], k: int) -> Mapping[str, Any]:
+    return fedavg_config(raw).as_dict()
+
+
 @dataclass(frozen=True, slots=True)
 class ProtocolQuery:
     """One protocol a room may run: how its participants follow from the request, and how
@@ -113,15 +172,21 @@ class ProtocolQuery:
             id=self.id, version=f"{self.version}.0.0", code_digest=code_digest(self.protocol)
         )
 
-    def parameters(self, raw: object, *, k: int) -> Mapping[str, Any]:
+    def parameters(self, raw: object, *, k: int, roles: Roles) -> Mapping[str, Any]:
         """The parameters, checked: they must already be in the protocol's canonical form
-        (what its receipts will say), and respect the room's ``k``."""
+        (what its receipts will say), respect the room's ``k``, and (training) name the
+        run's roles as its hub and owners."""
         if not isinstance(raw, Mapping):
             raise InvalidInput(f"{self.id} parameters must be an object")
         try:
             canonical = self._canonical(raw, k)
-        except TypeError as exc:
+        except (TypeError, AttributeError) as exc:
             raise InvalidInput(f"{self.id} parameters: {exc}") from None
+        owners = [r for r, _ in roles[1:]]
+        if "owners" in canonical and list(canonical["owners"]) != owners:
+            raise InvalidInput(f"{self.id} parameters must name the owners' roles {owners}")
+        if "aggregator" in canonical and canonical["aggregator"] != roles[0][0]:
+            raise InvalidInput(f"{self.id} parameters must name the hub's role {roles[0][0]!r}")
         if canonical_json(dict(canonical)) != canonical_json(dict(raw)):
             raise InvalidInput(
                 f"{self.id} parameters must be given in full, as the run will record them: "
@@ -136,6 +201,7 @@ PROTOCOL_QUERIES: Mapping[str, ProtocolQuery] = {
         ProtocolQuery("psi", psi.VERSION, _pair, _psi),
         ProtocolQuery("pjc", pjc.VERSION, _pair, _pjc),
         ProtocolQuery("he", _HE_VERSION, _hub("trainer"), _he),
+        ProtocolQuery("secagg", _SECAGG_VERSION, _hub("aggregator"), _secagg),
     )
 }
 
