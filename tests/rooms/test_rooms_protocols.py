@@ -139,8 +139,12 @@ def test_a_withdrawn_consent_stops_an_approved_protocol_run_before_its_session(
         alice.rooms.approve_protocol(request)
         alice.rooms.withdraw_consent(room, reason="legal review")
         assert host.status(request).status == "withdrawn"
-        with pytest.raises(Conflict, match="withdrawn"):
+        # The host's client finds alice's signed withdrawal itself; the coordinator refuses
+        # the session too when a client skips that check.
+        with pytest.raises(ConsentMissing, match="it withdrew"):
             host.rooms.run_protocol(request, key_column="id")
+        with pytest.raises(Conflict, match="withdrawn"):
+            open_session(host.client, protocol="psi", roles=_roles(world), request=request)
         with pytest.raises(ConsentMissing):
             alice.rooms.run_protocol(request, key_column="id", timeout=2)
 
@@ -395,3 +399,33 @@ def test_training_in_a_room_runs_with_the_host_as_the_hub(tmp_path: Path, protoc
         assert {r.learned["model"] for r in runs} == {runs[0].learned["model"]}
         done = host.status(request)
         assert done.status == "completed", done.status_reason
+
+
+def test_an_owner_runs_only_what_its_own_records_say_it_approved_and_consents_to(
+    tmp_path: Path,
+) -> None:
+    """The coordinator says the run is approved and alice consents; alice's client goes by
+    its own records (``<home>/rooms.json``), as a coordinator that lies would find."""
+    import json
+
+    with room_world(tmp_path) as world:
+        host, alice = world.parties["host"], world.parties["alice"]
+        room = _room(world)
+        request = _request(world, room)
+        _people_approve(world, room, request)
+        host.rooms.approve_protocol(request)
+        alice.rooms.approve_protocol(request)
+        records = alice.home / "rooms.json"
+        kept = records.read_text()
+        doc = json.loads(kept)
+        del doc["approved_runs"][request]
+        records.write_text(json.dumps(doc))
+        with pytest.raises(PolicyDenied, match="not approved"):
+            alice.rooms.run_protocol(request, key_column="id", timeout=2)
+        doc = json.loads(kept)
+        for entry in doc["rooms"].values():
+            entry["decision"] = "withdraw"
+        records.write_text(json.dumps(doc))
+        with pytest.raises(ConsentMissing):
+            alice.rooms.run_protocol(request, key_column="id", timeout=2)
+        assert host.status(request).status == "approved"  # the coordinator saw nothing

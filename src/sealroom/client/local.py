@@ -11,7 +11,8 @@ refused rather than silently followed.
 
 ``<home>/rooms.json`` records this party's own consent decisions per room (by the room's
 policy digest), so its client refuses to approve or seal data for a room it withdrew
-from whatever the coordinator says.
+from whatever the coordinator says; and the protocol runs it approved, so it takes part
+only in a run it approved itself.
 
 All are small JSON documents written atomically (temp file + rename,
 mode 0600), so a crash never leaves half a file.
@@ -38,7 +39,9 @@ __all__ = [
     "pinned_log_key",
     "pinned_simulation_root",
     "record_consent",
+    "record_protocol_approval",
     "recorded_consent",
+    "recorded_protocol_approval",
 ]
 
 DATASETS_FILE = "datasets.json"
@@ -200,3 +203,20 @@ def recorded_consent(home: Path, policy: str) -> str | None:
     entry = rooms.get(policy) if isinstance(rooms, dict) else None
     decision = entry.get("decision") if isinstance(entry, dict) else None
     return decision if isinstance(decision, str) else None
+
+
+def record_protocol_approval(home: Path, request: str, *, at: int) -> None:
+    """Remember that this party approved its inputs of the protocol run ``request``."""
+    path = home / ROOMS_FILE
+    data = _read_json(path, "room consents file") or {"version": 1, "rooms": {}}
+    runs = data.setdefault("approved_runs", {})
+    if not isinstance(runs, dict):
+        raise InvalidInput(f"room consents file {path}: 'approved_runs' must be an object")
+    runs[request] = at
+    _write_json(path, data)
+
+
+def recorded_protocol_approval(home: Path, request: str) -> bool:
+    """Whether this party recorded approving the protocol run ``request``."""
+    runs = _read_json(home / ROOMS_FILE, "room consents file").get("approved_runs", {})
+    return isinstance(runs, dict) and request in runs

@@ -964,7 +964,7 @@ class PartyRooms:
         from sealroom.client import room_protocols
 
         p = self._party
-        return room_protocols.approve_run(p.client, p.identity, request, now=p.now())
+        return room_protocols.approve_run(p.client, p.identity, request, home=p.home, now=p.now())
 
     def run_protocol(
         self,

@@ -12,8 +12,11 @@ says: the request's signature; that its protocol, version and code are this
 release's and among the room's allowed queries (from the room's signed
 snapshot); that its parameters are canonical and respect the room's k; that the
 room has not expired; that the participants follow from the request and the
-inputs' signed attestations; and, for an owner, that it approved its own inputs
-and still consents to the room. Each owner's data is re-read from its own files
+inputs' signed attestations; that every other owner's newest signed decision is a
+consent and, in a risky room, that two people of each owner signed approvals
+(:func:`~sealroom.policy.room_admission.check_room_admits`, the enclave's own check);
+and, for an owner, that it approved the run and consents to the room by its own
+records (``<home>/rooms.json``), whatever the coordinator says. Each owner's data is re-read from its own files
 and checked against the dataset's attested commitment, so a run uses exactly the
 attested data. The run's hub (the first role) hands the co-signed receipts to
 the coordinator, which logs them and completes the request.
@@ -30,6 +33,11 @@ from typing import Any
 from sealroom.client import flows
 from sealroom.client.checkpoints import TrustedLog
 from sealroom.client.http import Client
+from sealroom.client.local import (
+    record_protocol_approval,
+    recorded_consent,
+    recorded_protocol_approval,
+)
 from sealroom.client.protocol_runs import ProtocolRun, run_federated, run_he, run_pjc, run_psi
 from sealroom.client.relay import Session, join_session, open_session
 from sealroom.client.rooms import VerifiedRoom, open_room
@@ -43,9 +51,18 @@ from sealroom.errors import (
     QueryNotAllowed,
     RoomClosed,
 )
+from sealroom.policy.room_admission import check_room_admits
 from sealroom.protocols.channel import DEFAULT_TIMEOUT
 from sealroom.protocols.queries import ProtocolQuery, protocol_query, protocol_ref
-from sealroom.statements import Approval, ComputationRequest, Signed, sign_statement
+from sealroom.statements import (
+    Approval,
+    ComputationRequest,
+    OrgMember,
+    RoomConsent,
+    RunApproval,
+    Signed,
+    sign_statement,
+)
 from sealroom.wire import RequestView
 
 __all__ = ["CheckedProtocolRun", "RunData", "approve_run", "check_run", "request_run", "run"]
@@ -144,7 +161,13 @@ def request_run(
 
 
 def check_run(
-    client: Client, identity: Identity, request: str, *, now: int, approving: bool = False
+    client: Client,
+    identity: Identity,
+    request: str,
+    *,
+    home: Path,
+    now: int,
+    approving: bool = False,
 ) -> CheckedProtocolRun:
     """Everything this party checks before taking part (see the module docstring); with
     ``approving``, before approving it (the request is pending, its own approval to come)."""
@@ -170,14 +193,28 @@ def check_run(
     me = identity.party_id
     if me not in {p for _, p in roles}:
         raise NotFound(f"this party takes no part in request {request}")
-    if me in owners:
-        mine = [i for i in view.inputs if i.owner == me]
-        if not approving and any(i.decision != "approve" for i in mine):
-            raise PolicyDenied("approve your inputs of this run before taking part in it")
-        if me != snapshot.host:
-            member = next((m for m in room.view.members if m.party == me), None)
-            if member is None or member.consent_state != "consented":
-                raise ConsentMissing("you do not consent to this room's policy snapshot")
+    # Its own decisions as it recorded them, whatever the coordinator says.
+    if (
+        me in owners
+        and me != snapshot.host
+        and recorded_consent(home, snapshot.policy) != "consent"
+    ):
+        raise ConsentMissing("this party does not consent to the room's policy snapshot")
+    if not approving:
+        if me in owners and not recorded_protocol_approval(home, request):
+            raise PolicyDenied("this party has not approved its inputs of this run")
+        # Everyone's consents and the people's approvals, from their signed statements.
+        logged = [s.envelope for s in client.room_statements(room.digest).statements]
+        check_room_admits(
+            room.room.envelope,
+            room.policy,
+            owners=owners,
+            consents=[e for e in logged if e.type == RoomConsent.TYPE],
+            org_members=[e for e in logged if e.type == OrgMember.TYPE],
+            run_approvals=[e for e in logged if e.type == RunApproval.TYPE],
+            request=request,
+            now=now,
+        )
     return CheckedProtocolRun(
         request=req,
         room=room,
@@ -194,11 +231,12 @@ def approve_run(
     identity: Identity,
     request: str,
     *,
+    home: Path,
     now: int,
     reason: str = "approved by the owner for a protocol run",
 ) -> RequestView:
     """Approve, by hand, each of this party's inputs of a protocol run it checked."""
-    checked = check_run(client, identity, request, now=now, approving=True)
+    checked = check_run(client, identity, request, home=home, now=now, approving=True)
     view = client.get_request(request)
     pending = [i for i in view.inputs if i.owner == identity.party_id and i.decision == "pending"]
     if not pending:
@@ -218,6 +256,7 @@ def approve_run(
             ),
             identity,
         )
+        record_protocol_approval(home, request, at=now)
         view = client.post_approval(request, approval.envelope)
     return view
 
@@ -268,7 +307,7 @@ def run(
     hands the co-signed receipts in (the request completes)."""
     import pyarrow as pa
 
-    checked = check_run(client, identity, request, now=now)
+    checked = check_run(client, identity, request, home=home, now=now)
     me = identity.party_id
     inputs = checked.inputs_of(me)
     tables = [

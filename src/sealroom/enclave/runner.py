@@ -68,17 +68,15 @@ from sealroom.errors import (
     BackendUnavailable,
     CommitmentMismatch,
     Conflict,
-    ConsentMissing,
     DecryptionFailed,
-    DualApprovalRequired,
     InvalidInput,
     PolicyDenied,
     RegionMismatch,
-    RoomClosed,
     SealroomError,
     VerificationFailed,
 )
 from sealroom.policy.compose import decide_in_room
+from sealroom.policy.room_admission import check_room_admits
 from sealroom.policy.rules import Decision, PolicyRules, privacy_context
 from sealroom.statements import (
     Approval,
@@ -86,14 +84,10 @@ from sealroom.statements import (
     DatasetAttestation,
     Envelope,
     InputDecision,
-    OrgMember,
     Policy,
     PrivacyCharge,
     Receipt,
     ReleasedOutput,
-    Room,
-    RoomConsent,
-    RunApproval,
     Signed,
     canonical_json,
 )
@@ -265,7 +259,16 @@ def execute_job(
             keys, [*rules, PolicyRules.parse(room.statement.rules) if room else None]
         )
         if room is not None and PolicyRules.parse(room.statement.rules).consent_required:
-            _check_room_consents(materials, room, atts, request_digest=req.digest, now=now)
+            check_room_admits(
+                materials.room,
+                room,
+                owners=[a.statement.owner for a in atts],
+                consents=materials.consents,
+                org_members=materials.org_members,
+                run_approvals=materials.run_approvals,
+                request=req.digest,
+                now=now,
+            )
     with _step("approvals"):
         approvals = _check_approvals(materials.approvals, req, atts, automatic, now=now)
     with _step("recipients"):
@@ -409,78 +412,6 @@ def _check_enclave_pins(keys: EnclaveKeys, rules: Sequence[PolicyRules | None]) 
                 evidence.tee_evidence(),
                 key_document=evidence.keys.canonical_bytes(),
                 at_time=evidence.created_at,
-            )
-
-
-def _check_room_consents(
-    materials: JobMaterials,
-    policy: Signed[Policy],
-    atts: Sequence[Signed[DatasetAttestation]],
-    *,
-    request_digest: str,
-    now: int,
-) -> None:
-    """A room's policy runs only with the room that names it and, from every input owner but
-    the host, a signed consent to that room's exact snapshot.
-
-    The coordinator cannot fabricate a consent (each is signed by its member), nor pass a
-    room policy off as an ordinary one (the policy itself requires this check). It can
-    withhold a later withdrawal: that limit is in docs/rooms.md. In a risky room each such
-    owner also needs its required number of distinct people (named by the owner's signed
-    OrgMember statements as an active approver or admin) who signed a RunApproval of
-    this run.
-    """
-    room_env, consents = materials.room, materials.consents
-    if room_env is None:
-        raise ConsentMissing("the room policy requires its room statement; none was given")
-    room = room_env.open(Room).statement
-    if room.snapshot.policy != policy.digest or room.host != policy.statement.owner:
-        raise ConsentMissing("the room given is not the room of this policy")
-    if room.snapshot.expires_at <= now:
-        raise RoomClosed(f"the room expired at {room.snapshot.expires_at}")
-    consented: set[str] = set()
-    for env in consents:
-        c = env.open(RoomConsent).statement
-        if (
-            c.room == room_env.digest
-            and c.snapshot == room.snapshot_digest
-            and c.decision == "consent"
-            and c.created_at <= now
-        ):
-            consented.add(c.party)
-    for att in atts:
-        owner = att.statement.owner
-        if owner != room.host and owner not in consented:
-            raise ConsentMissing(
-                f"no consent of input owner {owner} to the room's snapshot {room.snapshot_digest}"
-            )
-    needed = room.snapshot.approvers_required
-    if needed < 2:
-        return
-    roles: dict[tuple[str, str], OrgMember] = {}
-    for env in materials.org_members:
-        m = env.open(OrgMember).statement
-        key = (m.org, m.member)
-        if key not in roles or roles[key].created_at < m.created_at:
-            roles[key] = m
-    people: dict[str, set[str]] = {}
-    for env in materials.run_approvals:
-        a = env.open(RunApproval).statement
-        named = roles.get((a.org, a.approver))
-        if (
-            a.room == room_env.digest
-            and a.request == request_digest
-            and a.decision == "approve"
-            and named is not None
-            and named.active
-            and named.role in ("approver", "admin")
-        ):
-            people.setdefault(a.org, set()).add(a.approver)
-    for owner in {att.statement.owner for att in atts} - {room.host}:
-        if len(people.get(owner, ())) < needed:
-            raise DualApprovalRequired(
-                f"the room is risky: input owner {owner} needs {needed} distinct approvers, "
-                f"and {len(people.get(owner, ()))} signed"
             )
 
 
