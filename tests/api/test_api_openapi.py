@@ -200,10 +200,10 @@ def test_openapi_bodies_match_what_the_server_requires(
         r = alice.call(method.upper(), target, {"zz_not_documented": 1})
         assert "unknown field(s) ['zz_not_documented']" in r.json()["error"]["detail"]
         checked += 1
-    assert checked == 31  # + the deletion, the release keys, the chunked uploads, and the
+    assert checked == 32  # + the deletion, the release keys, the chunked uploads, and the
     # marketplace: models, evaluations, reviews, portfolios, pledges, disputes, resolutions;
-    # credits: transfers, quote, offers, accepts, liveness; and the rooms: room, invitation,
-    # join, consent, run approval, organisation member
+    # credits: transfers, quote, offers, accepts, liveness; the rooms: room, invitation,
+    # join, consent, run approval, organisation member; and protocol runs' receipts
 
 
 def test_openapi_response_models_are_exactly_the_real_responses(

@@ -129,11 +129,11 @@ class ProtocolRuns:
         """Check the run's co-signed receipts, log each, and complete the request."""
         if not 1 <= len(envelopes) <= MAX_RECEIPTS:
             raise InvalidInput(f"send between 1 and {MAX_RECEIPTS} receipts")
-        receipts = verify_run(envelopes, require_all=True)
-        digests = sorted(r.digest for r in receipts)
         with write_transaction(self._state.engine) as conn:
-            row = request_row(conn, request, caller)
+            row = request_row(conn, request, caller)  # first: others learn nothing more
             query = _query(str(row.computation_id), request)
+            receipts = verify_run(envelopes, require_all=True)
+            digests = sorted(r.digest for r in receipts)
             run = conn.execute(
                 select(protocol_runs).where(protocol_runs.c.request == request)
             ).first()
