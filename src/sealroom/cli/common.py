@@ -53,6 +53,7 @@ __all__ = [
     "prompt_only",
     "read_file",
     "readable_numbers",
+    "report",
     "table",
     "warn_keystore",
     "warn_simulated",
@@ -140,6 +141,25 @@ def emit(json_output: bool, data: Any, human: Callable[[], None]) -> None:
         typer.echo(json.dumps(data, indent=2, sort_keys=True))
     else:
         human()
+
+
+def report(
+    json_output: bool,
+    data: Any,
+    *lines: str,
+    rows: Sequence[Sequence[str]] | None = None,
+    header: Sequence[str] = (),
+) -> None:
+    """:func:`emit` for the usual human form: ``lines``, then a :func:`table` of ``rows``
+    under ``header`` when rows are given."""
+
+    def human() -> None:
+        for line in lines:
+            typer.echo(line)
+        if rows is not None:
+            table(rows, header)
+
+    emit(json_output, data, human)
 
 
 _TINY = re.compile(r"^-?0\.0{6,}[1-9][0-9]*$")

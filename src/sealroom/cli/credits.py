@@ -21,6 +21,7 @@ from sealroom.cli.common import (
     command,
     emit,
     handle_errors,
+    report,
     table,
 )
 
@@ -104,10 +105,10 @@ def pay(
     """Pay another party directly (a logged, signed transfer)."""
     with command(json_output, url=url, home=home) as cmd:
         view = cmd.party().client.pay(to, amount, key=key, memo=memo)
-        emit(
+        report(
             json_output,
             view.to_json_dict(),
-            lambda: typer.echo(f"paid {amount} to {to} (transfer {view.envelope.digest})"),
+            f"paid {amount} to {to} (transfer {view.envelope.digest})",
         )
 
 
@@ -189,7 +190,7 @@ def grant(
             "balance": after,
         }
         word = "granted" if posted.created else "already granted (same key)"
-        emit(json_output, data, lambda: typer.echo(f"{word} {amount} to {party}: balance {after}"))
+        report(json_output, data, f"{word} {amount} to {party}: balance {after}")
 
 
 @credits_app.command("audit")
@@ -218,13 +219,11 @@ def audit(
             "accounts": len(stored),
             "issued": -stored.get("issuance", 0),
         }
-        emit(
+        report(
             json_output,
             data,
-            lambda: typer.echo(
-                f"OK: {recomputed.transfers} transfers recomputed from the log equal the "
-                f"database's {len(stored)} balances ({data['issued']} issued)"
-            ),
+            f"OK: {recomputed.transfers} transfers recomputed from the log equal the "
+            f"database's {len(stored)} balances ({data['issued']} issued)",
         )
 
 
@@ -312,11 +311,7 @@ def offer_make(
             now=me.now(),
             ttl=ttl,
         )
-        emit(
-            json_output,
-            view.to_json_dict(),
-            lambda: typer.echo(f"offer {view.envelope.digest}"),
-        )
+        report(json_output, view.to_json_dict(), f"offer {view.envelope.digest}")
 
 
 @offer_app.command("list")
@@ -361,7 +356,7 @@ def offer_accept(
     with command(json_output, url=url, home=home) as cmd:
         me = cmd.party()
         digest = flows.accept(me.client, me.identity, offer, now=me.now())
-        emit(json_output, {"accept": digest}, lambda: typer.echo(f"accept {digest}"))
+        report(json_output, {"accept": digest}, f"accept {digest}")
 
 
 @credits_app.command("live")
@@ -379,15 +374,13 @@ def live(
     with command(json_output, url=url, home=home) as cmd:
         me = cmd.party()
         view = flows.answer_liveness(me.client, me.identity, dataset, now=me.now())
-
-        def human() -> None:
-            typer.echo(f"period {view.period}")
-            table(
-                [[i.dataset, str(i.amount), i.reason] for i in view.items],
-                ["dataset", "reward", "result"],
-            )
-
-        emit(json_output, view.to_json_dict(), human)
+        report(
+            json_output,
+            view.to_json_dict(),
+            f"period {view.period}",
+            rows=[[i.dataset, str(i.amount), i.reason] for i in view.items],
+            header=["dataset", "reward", "result"],
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,7 @@ from sealroom.cli.common import (
     UrlOpt,
     command,
     emit,
-    table,
+    report,
 )
 
 # The SDK and the statement models load inside the commands (fast --help).
@@ -32,9 +32,11 @@ dispute_app = typer.Typer(no_args_is_help=True, help="File and resolve disputes.
 Digest = Annotated[str, typer.Argument(help="An id (sha256:...).")]
 
 
-def _model_json(view: Any) -> dict[str, Any]:
+def _bare(view: Any, *also: str) -> dict[str, Any]:
+    """A view's JSON without its signed envelope (checked, and long) nor the ``also`` keys."""
     data: dict[str, Any] = view.to_json_dict()
-    data.pop("envelope", None)
+    for key in ("envelope", *also):
+        data.pop(key, None)
     return data
 
 
@@ -92,7 +94,7 @@ def model_publish(
             now=me.now(),
             max_rows=max_rows,
         )
-        data = {**_model_json(done.model), "artifact_path": str(done.artifact_path)}
+        data = {**_bare(done.model), "artifact_path": str(done.artifact_path)}
         emit(json_output, data, lambda: _print_model(done.model))
 
 
@@ -105,14 +107,11 @@ def model_list(
     """List published models."""
     with command(json_output, url=url) as cmd:
         page = cmd.public().models(trainer=trainer)
-        data = {"items": [_model_json(m) for m in page.items]}
-        emit(
+        report(
             json_output,
-            data,
-            lambda: table(
-                [[m.model, m.name, str(m.price), str(m.paid_uses), m.rating] for m in page.items],
-                ["model", "name", "price", "paid uses", "rating"],
-            ),
+            {"items": [_bare(m) for m in page.items]},
+            rows=[[m.model, m.name, str(m.price), str(m.paid_uses), m.rating] for m in page.items],
+            header=["model", "name", "price", "paid uses", "rating"],
         )
 
 
@@ -130,7 +129,7 @@ def model_show(
             from sealroom.errors import ProtocolError
 
             raise ProtocolError("the coordinator served another model than the one asked")
-        emit(json_output, _model_json(view), lambda: _print_model(view))
+        emit(json_output, _bare(view), lambda: _print_model(view))
 
 
 @evaluate_app.command("submit")
@@ -151,8 +150,7 @@ def evaluate_submit(
         view = market.evaluate(
             me.client, me.identity, model, use, score=score, summary=summary, now=me.now()
         )
-        data = {k: v for k, v in view.to_json_dict().items() if k != "envelope"}
-        emit(json_output, data, lambda: typer.echo(f"evaluation {view.evaluation}"))
+        report(json_output, _bare(view), f"evaluation {view.evaluation}")
 
 
 @evaluate_app.command("review")
@@ -173,8 +171,7 @@ def evaluate_review(
         view = market.review(
             me.client, me.identity, evaluation, use, rating=rating, comment=comment, now=me.now()
         )
-        data = {k: v for k, v in view.to_json_dict().items() if k != "envelope"}
-        emit(json_output, data, lambda: typer.echo(f"review {view.review}"))
+        report(json_output, _bare(view), f"review {view.review}")
 
 
 @evaluate_app.command("list")
@@ -184,17 +181,13 @@ def evaluate_list(
     """A model's evaluations, each with its review rating."""
     with command(json_output, url=url) as cmd:
         page = cmd.public().model_evaluations(model)
-        items = [{k: v for k, v in e.to_json_dict().items() if k != "envelope"} for e in page.items]
-        emit(
+        report(
             json_output,
-            {"items": items},
-            lambda: table(
-                [
-                    [e.evaluation, e.evaluator, e.score, str(e.reviews), e.rating]
-                    for e in page.items
-                ],
-                ["evaluation", "evaluator", "score", "reviews", "rating"],
-            ),
+            {"items": [_bare(e) for e in page.items]},
+            rows=[
+                [e.evaluation, e.evaluator, e.score, str(e.reviews), e.rating] for e in page.items
+            ],
+            header=["evaluation", "evaluator", "score", "reviews", "rating"],
         )
 
 
@@ -232,8 +225,7 @@ def portfolio_create(
             fee=fee,
             now=me.now(),
         )
-        data = {k: v for k, v in view.to_json_dict().items() if k != "envelope"}
-        emit(json_output, data, lambda: typer.echo(f"portfolio {view.portfolio}"))
+        report(json_output, _bare(view), f"portfolio {view.portfolio}")
 
 
 @portfolio_app.command("show")
@@ -243,16 +235,13 @@ def portfolio_show(
     """Show a portfolio: its datasets, owners, weights and the curator's fee."""
     with command(json_output, url=url) as cmd:
         view = cmd.public().portfolio(portfolio)
-        data = {k: v for k, v in view.to_json_dict().items() if k != "envelope"}
-
-        def human() -> None:
-            typer.echo(f"portfolio {view.portfolio}: {view.name} (fee {view.fee} bp)")
-            table(
-                [[i.dataset, i.owner, str(i.weight)] for i in view.items],
-                ["dataset", "owner", "weight (bp)"],
-            )
-
-        emit(json_output, data, human)
+        report(
+            json_output,
+            _bare(view),
+            f"portfolio {view.portfolio}: {view.name} (fee {view.fee} bp)",
+            rows=[[i.dataset, i.owner, str(i.weight)] for i in view.items],
+            header=["dataset", "owner", "weight (bp)"],
+        )
 
 
 @portfolio_app.command("pledge")
@@ -267,15 +256,13 @@ def portfolio_pledge(
     """Attach a reward to your request over a portfolio; it is split when the request completes."""
     with command(json_output, url=url, home=home) as cmd:
         view = cmd.party().client.pledge(portfolio, request, amount)
-
-        def human() -> None:
-            typer.echo(f"pledge on {view.request}: {view.amount} ({view.status})")
-            table(
-                [[s.payee, s.dataset or "(curator fee)", str(s.amount)] for s in view.shares],
-                ["payee", "dataset", "amount"],
-            )
-
-        emit(json_output, view.to_json_dict(), human)
+        report(
+            json_output,
+            view.to_json_dict(),
+            f"pledge on {view.request}: {view.amount} ({view.status})",
+            rows=[[s.payee, s.dataset or "(curator fee)", str(s.amount)] for s in view.shares],
+            header=["payee", "dataset", "amount"],
+        )
 
 
 @dispute_app.command("file")
@@ -304,7 +291,7 @@ def dispute_file(
             reason=reason,
             now=me.now(),
         )
-        emit(json_output, _dispute_json(view), lambda: typer.echo(f"dispute {view.dispute} open"))
+        report(json_output, _bare(view, "resolution"), f"dispute {view.dispute} open")
 
 
 @dispute_app.command("list")
@@ -314,16 +301,13 @@ def dispute_list(
     """Disputes you filed or answer."""
     with command(json_output, url=url, home=home) as cmd:
         page = cmd.party().client.disputes()
-        emit(
+        report(
             json_output,
-            {"items": [_dispute_json(d) for d in page.items]},
-            lambda: table(
-                [
-                    [d.dispute, d.claimant, d.respondent, str(d.amount), d.status]
-                    for d in page.items
-                ],
-                ["dispute", "claimant", "respondent", "amount", "status"],
-            ),
+            {"items": [_bare(d, "resolution") for d in page.items]},
+            rows=[
+                [d.dispute, d.claimant, d.respondent, str(d.amount), d.status] for d in page.items
+            ],
+            header=["dispute", "claimant", "respondent", "amount", "status"],
         )
 
 
@@ -361,14 +345,7 @@ def dispute_resolve(
                 reason=reason,
                 now=int(time.time()),
             )
-        emit(json_output, _dispute_json(view), lambda: typer.echo(f"dispute {view.status}"))
-
-
-def _dispute_json(view: Any) -> dict[str, Any]:
-    data: dict[str, Any] = view.to_json_dict()
-    data.pop("envelope", None)
-    data.pop("resolution", None)
-    return data
+        report(json_output, _bare(view, "resolution"), f"dispute {view.status}")
 
 
 def reputation(
@@ -379,17 +356,15 @@ def reputation(
     """A party's reputation as trainer, evaluator, owner and curator (weighted by paid use)."""
     with command(json_output, url=url) as cmd:
         view = cmd.public().reputation(party)
-
-        def human() -> None:
-            table(
-                [
-                    [r.role, r.score, str(r.weight), str(r.raters), str(r.upheld_against)]
-                    for r in view.roles
-                ],
-                ["role", "score", "paid weight", "raters", "upheld disputes"],
-            )
-
-        emit(json_output, view.to_json_dict(), human)
+        report(
+            json_output,
+            view.to_json_dict(),
+            rows=[
+                [r.role, r.score, str(r.weight), str(r.raters), str(r.upheld_against)]
+                for r in view.roles
+            ],
+            header=["role", "score", "paid weight", "raters", "upheld disputes"],
+        )
 
 
 def register(app: typer.Typer) -> None:

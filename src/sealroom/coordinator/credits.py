@@ -42,7 +42,7 @@ from sqlalchemy import Connection, Engine, literal, or_, select, update
 from sealroom.computations.base import Computation
 from sealroom.computations.registry import Registry
 from sealroom.coordinator.keys import CoordinatorKeystore
-from sealroom.coordinator.payments import PaymentDeclined
+from sealroom.coordinator.payments import PaymentDeclined, check_transfer
 from sealroom.coordinator.payments import Transfer as PaymentTransfer
 from sealroom.coordinator.state import State, Stored, statement
 from sealroom.crypto.files import read_private, write_private
@@ -685,27 +685,19 @@ class Credits:
 
     def fund_rewards(self, amount: int, *, key: str, memo: str, now: int) -> Posted:
         """Issue ``amount`` new credits into the rewards pool (the operator's act)."""
-        if amount <= 0:
-            raise InvalidInput("a grant is a positive amount")
-        with write_transaction(self._state.engine) as conn:
-            return post(
-                self._state,
-                self._ledger.identity,
-                conn,
-                key=key,
-                kind="grant",
-                cause=None,
-                postings=[("issuance", -amount), ("rewards", amount)],
-                memo=memo,
-                now=now,
-            )
+        return self._issue(None, amount, key=key, memo=memo, now=now)
 
     def grant(self, party: str, amount: int, *, key: str, memo: str, now: int) -> Posted:
         """Issue ``amount`` new credits to ``party`` (the operator's act; logged like any other)."""
+        return self._issue(party, amount, key=key, memo=memo, now=now)
+
+    def _issue(self, party: str | None, amount: int, *, key: str, memo: str, now: int) -> Posted:
+        """A grant out of issuance to a registered ``party`` (None: the rewards pool)."""
         if amount <= 0:
             raise InvalidInput("a grant is a positive amount")
         with write_transaction(self._state.engine) as conn:
-            _require_party(conn, party)
+            if party is not None:
+                _require_party(conn, party)
             return post(
                 self._state,
                 self._ledger.identity,
@@ -713,7 +705,10 @@ class Credits:
                 key=key,
                 kind="grant",
                 cause=None,
-                postings=[("issuance", -amount), (account_of(party), amount)],
+                postings=[
+                    ("issuance", -amount),
+                    ("rewards" if party is None else account_of(party), amount),
+                ],
                 memo=memo,
                 now=now,
             )
@@ -808,12 +803,7 @@ class LedgerPayments:
         key: str,
         memo: str,
     ) -> PaymentTransfer:
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
-            raise InvalidInput("an amount is a non-negative integer of minor units")
-        if payer == payee:
-            raise InvalidInput("a transfer needs two different parties")
-        if not key or len(key) > 200:
-            raise InvalidInput("an idempotency key has 1-200 characters")
+        check_transfer(payer, payee, amount, key)
         done = PaymentTransfer(key, kind, payer, payee, amount, memo)
         if amount == 0:
             return done

@@ -16,11 +16,11 @@ the respondent for the request it names; a resolution needs the arbiter key.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Column, ColumnElement, Connection, Row, and_, func, select, update
 
 from sealroom.coordinator.market_formulas import (
     PaidUse,
@@ -94,13 +94,52 @@ SETTLE_BATCH = 10
 """Owed settlements retried after each completion."""
 
 
-def _envelope(conn: Connection, digest: str) -> tuple[Envelope, int]:
-    row = conn.execute(
-        select(statements.c.envelope, statements.c.log_index).where(statements.c.digest == digest)
-    ).first()
-    if row is None:  # pragma: no cover - every index row names a stored statement
-        raise NotFound(f"no statement {digest}")
-    return Envelope.from_json(bytes(row[0])), int(row[1])
+# The views' batched loaders: one query per table for a whole page of ids (`IN (...)`), so a
+# list of n items costs a few queries, not a few per item.
+
+
+def _rows(
+    conn: Connection, key: Column[str], keys: Sequence[str], what: str
+) -> dict[str, Row[Any]]:
+    """The rows of ``key``'s table whose ``key`` is one of ``keys``, by key; NotFound
+    (``no <what> <key>``) for the first of ``keys`` that has none."""
+    found = {str(r._mapping[key]): r for r in conn.execute(select(key.table).where(key.in_(keys)))}
+    missing = next((k for k in keys if k not in found), None)
+    if missing is not None:
+        raise NotFound(f"no {what} {missing}")
+    return found
+
+
+def _envelopes(conn: Connection, digests: Sequence[str]) -> dict[str, tuple[Envelope, int]]:
+    """The stored envelopes of ``digests`` with their log indexes, by digest."""
+    rows = conn.execute(
+        select(statements.c.digest, statements.c.envelope, statements.c.log_index).where(
+            statements.c.digest.in_(digests)
+        )
+    ).all()
+    found = {str(r[0]): (Envelope.from_json(bytes(r[1])), int(r[2])) for r in rows}
+    for digest in digests:
+        if digest not in found:  # pragma: no cover - every index row names a stored statement
+            raise NotFound(f"no statement {digest}")
+    return found
+
+
+def _counts(
+    conn: Connection, key: Column[str], keys: Sequence[str], *where: ColumnElement[bool]
+) -> dict[str, int]:
+    """How many rows of ``key``'s table (matching ``where``) each of ``keys`` has (absent: 0)."""
+    rows = conn.execute(select(key, func.count()).where(key.in_(keys), *where).group_by(key)).all()
+    return {str(k): int(n) for k, n in rows}
+
+
+_Signal = TypeVar("_Signal", Rating, PaidUse)
+
+
+def _by_item(signals: Iterable[_Signal]) -> dict[str, list[_Signal]]:
+    out: dict[str, list[_Signal]] = {}
+    for signal in signals:
+        out.setdefault(signal.item, []).append(signal)
+    return out
 
 
 def _score(value: str) -> Fraction:
@@ -249,42 +288,47 @@ class Market:
             query = query.where(market_models.c.trainer == trainer)
         with read_transaction(self._state.engine) as conn:
             ids = conn.execute(query.limit(MAX_LISTED)).scalars().all()
-            return ModelPage(items=tuple(self._model_view(conn, m) for m in ids))
+            return ModelPage(items=tuple(self._model_views(conn, ids)))
 
     def _model_view(self, conn: Connection, model: str) -> ModelView:
-        row = conn.execute(select(market_models).where(market_models.c.model == model)).first()
-        if row is None:
-            raise NotFound(f"no model {model}")
-        env, index = _envelope(conn, model)
-        m = Model.parse_payload(env.payload)
-        paid = conn.execute(
-            select(func.count()).where(model_uses.c.model == model, model_uses.c.status == "paid")
-        ).scalar_one()
-        n_evals = conn.execute(
-            select(func.count()).where(evaluations.c.model == model)
-        ).scalar_one()
-        rated = reputation(
-            m.trainer, self._ratings_of_models(conn, [model]), self._uses_of_models(conn, [model])
-        )
-        return ModelView(
-            model=model,
-            trainer=m.trainer,
-            name=m.name,
-            description=m.description,
-            family=m.family,
-            target=m.target,
-            features=m.features,
-            metrics=dict(m.metrics),
-            provenance=m.provenance.model_dump(mode="json"),
-            artifact=m.artifact.dataset,
-            price=m.price,
-            created_at=m.created_at,
-            paid_uses=int(paid),
-            evaluations=int(n_evals),
-            rating=rated.score_text,
-            log_index=index,
-            envelope=env,
-        )
+        return self._model_views(conn, [model])[0]
+
+    def _model_views(self, conn: Connection, models: Sequence[str]) -> list[ModelView]:
+        if not models:
+            return []
+        _rows(conn, market_models.c.model, models, "model")
+        envelopes = _envelopes(conn, models)
+        paid = _counts(conn, model_uses.c.model, models, model_uses.c.status == "paid")
+        n_evals = _counts(conn, evaluations.c.model, models)
+        ratings = _by_item(self._ratings_of_models(conn, models))
+        uses = _by_item(self._uses_of_models(conn, models))
+        views = []
+        for model in models:
+            env, index = envelopes[model]
+            m = Model.parse_payload(env.payload)
+            rated = reputation(m.trainer, ratings.get(model, []), uses.get(model, []))
+            views.append(
+                ModelView(
+                    model=model,
+                    trainer=m.trainer,
+                    name=m.name,
+                    description=m.description,
+                    family=m.family,
+                    target=m.target,
+                    features=m.features,
+                    metrics=dict(m.metrics),
+                    provenance=m.provenance.model_dump(mode="json"),
+                    artifact=m.artifact.dataset,
+                    price=m.price,
+                    created_at=m.created_at,
+                    paid_uses=paid.get(model, 0),
+                    evaluations=n_evals.get(model, 0),
+                    rating=rated.score_text,
+                    log_index=index,
+                    envelope=env,
+                )
+            )
+        return views
 
     # --- paid use ---------------------------------------------------------------------------
 
@@ -456,7 +500,7 @@ class Market:
                 .scalars()
                 .all()
             )
-            return EvaluationPage(items=tuple(self._evaluation_view(conn, e) for e in ids))
+            return EvaluationPage(items=tuple(self._evaluation_views(conn, ids)))
 
     def review(self, env: Envelope, *, caller: PartyId, now: int) -> Stored[ReviewView]:
         """Store a rating of another party's evaluation by a party with its own paid use of
@@ -503,27 +547,35 @@ class Market:
         return Stored(view, created=created)
 
     def _evaluation_view(self, conn: Connection, evaluation: str) -> EvaluationView:
-        row = conn.execute(
-            select(evaluations).where(evaluations.c.evaluation == evaluation)
-        ).first()
-        if row is None:
-            raise NotFound(f"no evaluation {evaluation}")
-        env, index = _envelope(conn, evaluation)
-        ratings, uses = self._review_signals(conn, [row])
-        n = conn.execute(
-            select(func.count()).where(reviews.c.evaluation == evaluation)
-        ).scalar_one()
-        return EvaluationView(
-            evaluation=evaluation,
-            model=row.model,
-            evaluator=row.evaluator,
-            use=row.use,
-            score=row.score,
-            reviews=int(n),
-            rating=reputation(row.evaluator, ratings, uses).score_text,
-            log_index=index,
-            envelope=env,
-        )
+        return self._evaluation_views(conn, [evaluation])[0]
+
+    def _evaluation_views(self, conn: Connection, ids: Sequence[str]) -> list[EvaluationView]:
+        if not ids:
+            return []
+        rows = _rows(conn, evaluations.c.evaluation, ids, "evaluation")
+        envelopes = _envelopes(conn, ids)
+        signals = self._review_signals(conn, evaluations.c.evaluation.in_(ids))
+        ratings, uses = _by_item(signals[0]), _by_item(signals[1])
+        n_reviews = _counts(conn, reviews.c.evaluation, ids)
+        views = []
+        for evaluation in ids:
+            row = rows[evaluation]
+            env, index = envelopes[evaluation]
+            rated = reputation(row.evaluator, ratings.get(evaluation, []), uses.get(evaluation, []))
+            views.append(
+                EvaluationView(
+                    evaluation=evaluation,
+                    model=row.model,
+                    evaluator=row.evaluator,
+                    use=row.use,
+                    score=row.score,
+                    reviews=n_reviews.get(evaluation, 0),
+                    rating=rated.score_text,
+                    log_index=index,
+                    envelope=env,
+                )
+            )
+        return views
 
     # --- portfolios -------------------------------------------------------------------------
 
@@ -582,27 +634,37 @@ class Market:
             query = query.where(portfolios.c.curator == curator)
         with read_transaction(self._state.engine) as conn:
             ids = conn.execute(query.limit(MAX_LISTED)).scalars().all()
-            return PortfolioPage(items=tuple(self._portfolio_view(conn, p) for p in ids))
+            return PortfolioPage(items=tuple(self._portfolio_views(conn, ids)))
 
     def _portfolio_view(self, conn: Connection, portfolio: str) -> PortfolioView:
-        row = conn.execute(select(portfolios).where(portfolios.c.portfolio == portfolio)).first()
-        if row is None:
-            raise NotFound(f"no portfolio {portfolio}")
-        env, index = _envelope(conn, portfolio)
-        pf = Portfolio.parse_payload(env.payload)
-        return PortfolioView(
-            portfolio=portfolio,
-            curator=pf.curator,
-            name=pf.name,
-            description=pf.description,
-            fee=pf.fee,
-            items=tuple(
-                PortfolioItemView(dataset=d, owner=o, weight=w)
-                for d, o, w in _items(conn, portfolio)
-            ),
-            log_index=index,
-            envelope=env,
-        )
+        return self._portfolio_views(conn, [portfolio])[0]
+
+    def _portfolio_views(self, conn: Connection, ids: Sequence[str]) -> list[PortfolioView]:
+        if not ids:
+            return []
+        _rows(conn, portfolios.c.portfolio, ids, "portfolio")
+        envelopes = _envelopes(conn, ids)
+        items = _items_of(conn, ids)
+        views = []
+        for portfolio in ids:
+            env, index = envelopes[portfolio]
+            pf = Portfolio.parse_payload(env.payload)
+            views.append(
+                PortfolioView(
+                    portfolio=portfolio,
+                    curator=pf.curator,
+                    name=pf.name,
+                    description=pf.description,
+                    fee=pf.fee,
+                    items=tuple(
+                        PortfolioItemView(dataset=d, owner=o, weight=w)
+                        for d, o, w in items.get(portfolio, [])
+                    ),
+                    log_index=index,
+                    envelope=env,
+                )
+            )
+        return views
 
     def pledge(
         self, portfolio: str, request: str, amount: int, *, caller: PartyId, now: int
@@ -784,7 +846,7 @@ class Market:
             query = query.where((disputes.c.claimant == caller) | (disputes.c.respondent == caller))
         with read_transaction(self._state.engine) as conn:
             ids = conn.execute(query.limit(MAX_LISTED)).scalars().all()
-            return DisputePage(items=tuple(_dispute_view(conn, d) for d in ids))
+            return DisputePage(items=tuple(_dispute_views(conn, ids)))
 
     def get_dispute(self, dispute: str, *, caller: PartyId) -> DisputeView:
         with read_transaction(self._state.engine) as conn:
@@ -841,9 +903,6 @@ class Market:
                     .distinct()
                 ).scalars()
             )
-            evaluated = conn.execute(
-                select(evaluations).where(evaluations.c.evaluator == party)
-            ).all()
             roles: list[tuple[str, Reputation]] = []
             for role, models in (
                 ("trainer", trained),
@@ -861,7 +920,7 @@ class Market:
                         ),
                     )
                 )
-            ratings, uses = self._review_signals(conn, evaluated)
+            ratings, uses = self._review_signals(conn, evaluations.c.evaluator == party)
             roles.append(("evaluator", reputation(party, ratings, uses, upheld_against=upheld)))
         return ReputationView(
             party=party,
@@ -904,35 +963,33 @@ class Market:
         return [PaidUse(payer=r[0], item=r[1], amount=int(r[2])) for r in rows]
 
     def _review_signals(
-        self, conn: Connection, evaluated: Sequence[Any]
+        self, conn: Connection, evaluated: ColumnElement[bool]
     ) -> tuple[list[Rating], list[PaidUse]]:
-        """Reviews of these evaluations as ratings, and each reviewer's paid use of the
-        evaluated model as its weight on that evaluation."""
-        ratings: list[Rating] = []
-        uses: list[PaidUse] = []
-        for ev in evaluated:
-            rows = conn.execute(
-                select(reviews.c.reviewer, reviews.c.rating, reviews.c.created_at).where(
-                    reviews.c.evaluation == ev.evaluation
-                )
-            ).all()
-            for reviewer, rating, at in rows:
-                ratings.append(
-                    Rating(
-                        rater=reviewer,
-                        item=ev.evaluation,
-                        value=Fraction(int(rating) - 1, 4),
-                        at=int(at),
-                    )
-                )
-                paid = conn.execute(
-                    select(func.coalesce(func.sum(model_uses.c.amount), 0)).where(
-                        model_uses.c.payer == reviewer,
-                        model_uses.c.model == ev.model,
+        """Reviews of the evaluations ``evaluated`` selects as ratings, and each reviewer's
+        paid use of the evaluated model as its weight on that evaluation (one query)."""
+        review = (reviews.c.review, reviews.c.evaluation, reviews.c.reviewer, reviews.c.rating)
+        rows = conn.execute(
+            select(*review, reviews.c.created_at, func.coalesce(func.sum(model_uses.c.amount), 0))
+            .select_from(
+                reviews.join(
+                    evaluations, evaluations.c.evaluation == reviews.c.evaluation
+                ).outerjoin(
+                    model_uses,
+                    and_(
+                        model_uses.c.payer == reviews.c.reviewer,
+                        model_uses.c.model == evaluations.c.model,
                         model_uses.c.status == "paid",
-                    )
-                ).scalar_one()
-                uses.append(PaidUse(payer=reviewer, item=ev.evaluation, amount=int(paid)))
+                    ),
+                )
+            )
+            .where(evaluated)
+            .group_by(*review, reviews.c.created_at)
+        ).all()
+        ratings = [
+            Rating(rater=r[2], item=r[1], value=Fraction(int(r[3]) - 1, 4), at=int(r[4]))
+            for r in rows
+        ]
+        uses = [PaidUse(payer=r[2], item=r[1], amount=int(r[5])) for r in rows]
         return ratings, uses
 
 
@@ -959,13 +1016,26 @@ def _paid_to(conn: Connection, request: str, *, payer: str, payee: str) -> int:
 
 
 def _items(conn: Connection, portfolio: str) -> list[tuple[str, str, int]]:
+    return _items_of(conn, [portfolio]).get(portfolio, [])
+
+
+def _items_of(conn: Connection, ids: Sequence[str]) -> dict[str, list[tuple[str, str, int]]]:
+    """Each portfolio's (dataset, owner, weight) items, in their order."""
     rows = conn.execute(
-        select(portfolio_items.c.dataset, datasets.c.owner, portfolio_items.c.weight)
+        select(
+            portfolio_items.c.portfolio,
+            portfolio_items.c.dataset,
+            datasets.c.owner,
+            portfolio_items.c.weight,
+        )
         .join(datasets, datasets.c.dataset == portfolio_items.c.dataset)
-        .where(portfolio_items.c.portfolio == portfolio)
-        .order_by(portfolio_items.c.position)
+        .where(portfolio_items.c.portfolio.in_(ids))
+        .order_by(portfolio_items.c.portfolio, portfolio_items.c.position)
     ).all()
-    return [(str(d), str(o), int(w)) for d, o, w in rows]
+    out: dict[str, list[tuple[str, str, int]]] = {}
+    for p, d, o, w in rows:
+        out.setdefault(str(p), []).append((str(d), str(o), int(w)))
+    return out
 
 
 def _pledge_view(conn: Connection, request: str) -> PledgeView:
@@ -1002,21 +1072,31 @@ def _use_view(row: Any) -> UseView:
 
 
 def _dispute_view(conn: Connection, dispute: str) -> DisputeView:
-    row = conn.execute(select(disputes).where(disputes.c.dispute == dispute)).first()
-    if row is None:
-        raise NotFound(f"no dispute {dispute}")
-    env, _ = _envelope(conn, dispute)
-    d = Dispute.parse_payload(env.payload)
-    resolution = None if row.resolution is None else _envelope(conn, row.resolution)[0]
-    return DisputeView(
-        dispute=dispute,
-        claimant=row.claimant,
-        respondent=row.respondent,
-        subject=d.subject,
-        request=row.request,
-        amount=int(row.amount),
-        status=row.status,
-        refund=None if row.refund is None else int(row.refund),
-        envelope=env,
-        resolution=resolution,
-    )
+    return _dispute_views(conn, [dispute])[0]
+
+
+def _dispute_views(conn: Connection, ids: Sequence[str]) -> list[DisputeView]:
+    if not ids:
+        return []
+    rows = _rows(conn, disputes.c.dispute, ids, "dispute")
+    resolutions = [r.resolution for r in rows.values() if r.resolution is not None]
+    envelopes = _envelopes(conn, [*ids, *resolutions])
+    views = []
+    for dispute in ids:
+        row = rows[dispute]
+        env = envelopes[dispute][0]
+        views.append(
+            DisputeView(
+                dispute=dispute,
+                claimant=row.claimant,
+                respondent=row.respondent,
+                subject=Dispute.parse_payload(env.payload).subject,
+                request=row.request,
+                amount=int(row.amount),
+                status=row.status,
+                refund=None if row.refund is None else int(row.refund),
+                envelope=env,
+                resolution=None if row.resolution is None else envelopes[row.resolution][0],
+            )
+        )
+    return views

@@ -21,7 +21,14 @@ from typing import Literal, Protocol
 
 from sealroom.errors import Conflict, InvalidInput
 
-__all__ = ["InMemoryPayments", "NoPayments", "PaymentDeclined", "Payments", "Transfer"]
+__all__ = [
+    "InMemoryPayments",
+    "NoPayments",
+    "PaymentDeclined",
+    "Payments",
+    "Transfer",
+    "check_transfer",
+]
 
 
 class PaymentDeclined(Conflict):
@@ -57,7 +64,8 @@ class Payments(Protocol):
         ...
 
 
-def _check(payer: str, payee: str, amount: int, key: str) -> None:
+def check_transfer(payer: str, payee: str, amount: int, key: str) -> None:
+    """What every :class:`Payments` refuses before anything moves (InvalidInput)."""
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
         raise InvalidInput("an amount is a non-negative integer of minor units")
     if payer == payee:
@@ -83,7 +91,7 @@ class InMemoryPayments:
             return tuple(self._done.values())
 
     def _move(self, t: Transfer) -> Transfer:
-        _check(t.payer, t.payee, t.amount, t.key)
+        check_transfer(t.payer, t.payee, t.amount, t.key)
         with self._lock:
             seen = self._done.get(t.key)
             if seen is not None:
@@ -115,7 +123,7 @@ class NoPayments:
         self, kind: Literal["charge", "refund"], t: tuple[str, str, int, str, str]
     ) -> Transfer:
         payer, payee, amount, key, memo = t
-        _check(payer, payee, amount, key)
+        check_transfer(payer, payee, amount, key)
         if amount:
             raise PaymentDeclined("no payments backend is configured on this coordinator")
         return Transfer(key, kind, payer, payee, 0, memo)
