@@ -121,6 +121,39 @@ def test_a_psi_run_in_a_room_is_approved_run_between_the_parties_and_logged(
         logged = host.client.room_statements(room).statements
         kinds = [s.envelope.type for s in logged]
         assert kinds.count("sealroom.protocol-receipt") == 2
+        assert kinds.count("sealroom.computation-request") == 1
+        assert kinds.count("sealroom.approval") == 2
+        # An auditor pack of the room carries them and verifies offline.
+        from sealroom.audit.pack import verify_pack
+        from sealroom.verification.trust import trust_policy
+
+        out = tmp_path / "pack"
+        host.rooms.pack(room, out, valid_for=3600)
+        trust = trust_policy(allow_simulated=True, log_key=host.client.log_key().verifier_key)
+        report = verify_pack(out, trust=trust, now=host.now(), issuer=host.party_id)
+        ran = [c for c in report.checks if c.name == f"protocol run {request}"]
+        assert len(ran) == 1
+        assert "2 co-signed receipts verify as one psi run" in ran[0].detail
+        # A pack that leaves out one party's receipt (an issuer hiding what a party saw) fails.
+        from sealroom.audit.pack import PackRejected
+        from sealroom.client.audit import issue_pack, room_statement_proofs
+        from sealroom.statements import canonical_json, policy_snapshot
+
+        proofs = room_statement_proofs(host.client, room)
+        receipts = [p for p in proofs if p.envelope.type == "sealroom.protocol-receipt"]
+        partial = tmp_path / "partial-pack"
+        issue_pack(
+            host.client,
+            host.identity,
+            partial,
+            now=host.now(),
+            valid_for=3600,
+            statements=[p for p in proofs if p is not receipts[0]],
+            snapshot=canonical_json(policy_snapshot(host.rooms.show(room).room.statement)[0]),
+        )
+        with pytest.raises(PackRejected) as rejected:
+            verify_pack(partial, trust=trust, now=host.now(), issuer=host.party_id)
+        assert any("no receipt from" in c.detail for c in rejected.value.report.failures)
 
 
 def _roles(world: RoomWorld) -> list[tuple[str, str]]:

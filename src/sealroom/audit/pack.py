@@ -42,8 +42,10 @@ from sealroom.crypto.keys import Identity, PublicIdentity
 from sealroom.errors import InvalidInput, SealroomError, StatementFormatError, VerificationFailed
 from sealroom.statements import (
     STATEMENT_TYPES,
+    ComputationRequest,
     Deletion,
     Envelope,
+    ProtocolReceipt,
     Receipt,
     Room,
     RoomConsent,
@@ -60,6 +62,7 @@ from sealroom.transparency.entries import entry_leaf_hash
 from sealroom.transparency.proof import verify_inclusion
 from sealroom.verification.bundle import MAX_BUNDLE_SIZE, LogProof, ProofBundle
 from sealroom.verification.checks import UNPINNED_LOG_KEY_WARNING
+from sealroom.verification.protocol_runs import verify_run
 from sealroom.verification.trust import TrustPolicy
 from sealroom.verification.verify import BundleRejected, Check, verify_bundle
 
@@ -447,6 +450,10 @@ def verify_pack(
         raise PackRejected(PackReport(tuple(run.checks), (), True, manifest)) from None
     receipts: dict[str, Receipt] = {}
     deletions: list[tuple[str, Deletion]] = []
+    # Protocol runs (no enclave, no bundle): their requests and co-signed receipts.
+    run_requests: dict[str, ComputationRequest] = {}
+    run_receipts: dict[str, list[Envelope]] = {}
+    allowed: set[str] | None = None
     logs: set[str] = set()  # the log keys the members' proofs name
     for member in manifest.files:
         name = f"{member.role} {member.path}"
@@ -487,8 +494,14 @@ def verify_pack(
                 logs.add(proof.log.verifier_key)
                 if not pinned and UNPINNED_LOG_KEY_WARNING not in run.warnings:
                     run.warnings.append(UNPINNED_LOG_KEY_WARNING)
-                if proof.envelope.type == Deletion.TYPE:
-                    deletions.append((member.path, Deletion.parse_payload(proof.envelope.payload)))
+                env = proof.envelope
+                if env.type == Deletion.TYPE:
+                    deletions.append((member.path, Deletion.parse_payload(env.payload)))
+                elif env.type == ComputationRequest.TYPE:
+                    run_requests[env.digest] = ComputationRequest.parse_payload(env.payload)
+                elif env.type == ProtocolReceipt.TYPE:
+                    named = ProtocolReceipt.parse_payload(env.payload).request
+                    run_receipts.setdefault(str(named), []).append(env)
                 _check_room_terms(proof.envelope, manifest)
                 run.passed(name, detail)
             else:
@@ -502,7 +515,7 @@ def verify_pack(
                     )
                 if summary.policy != manifest.room_policy:
                     raise VerificationFailed("the snapshot's room policy is not the manifest's")
-                allowed = {q.code_digest for q in summary.allowed_queries}
+                allowed = {str(q.code_digest) for q in summary.allowed_queries}
                 stray = [c for c in manifest.code if c not in allowed]
                 if stray:
                     raise VerificationFailed(
@@ -513,6 +526,31 @@ def verify_pack(
                     f"policy snapshot {summary.snapshot_digest} ({summary.title!r}, host "
                     f"{summary.host}); every run's code is among its allowed queries",
                 )
+        except SealroomError as exc:
+            run.failed(name, exc.detail or exc.public_message)
+    for request, group in sorted(run_receipts.items()):
+        name = f"protocol run {request}"
+        try:
+            done = verify_run(group, require_all=True)
+            first = done[0].statement
+            req = run_requests.get(request)
+            if req is None:
+                raise VerificationFailed("the pack holds the run's receipts, not its request")
+            if req.room_policy != manifest.room_policy:
+                raise VerificationFailed("the run was not requested under the room's policy")
+            if first.code_digest != req.computation.code_digest:
+                raise VerificationFailed("the receipts name other code than the request")
+            if canonical_json(first.parameters) != canonical_json(req.parameters):
+                raise VerificationFailed("the run used other parameters than the request's")
+            if allowed is None or first.code_digest not in allowed:
+                raise VerificationFailed(
+                    f"code {first.code_digest} ran but is not among the snapshot's allowed queries"
+                )
+            run.passed(
+                name,
+                f"{len(done)} co-signed receipts verify as one {first.protocol} run of the "
+                "request, with its parameters and an allowed query's code",
+            )
         except SealroomError as exc:
             run.failed(name, exc.detail or exc.public_message)
     for path, d in deletions:

@@ -17,11 +17,15 @@ from sealroom.audit.pack import AuditPack, LoggedStatementProof, verify_logged_s
 from sealroom.client.http import Client
 from sealroom.crypto.keys import Identity
 from sealroom.errors import VerificationFailed
+from sealroom.protocols.queries import PREFIX as PROTOCOL_PREFIX
 from sealroom.statements import (
+    Approval,
+    ComputationRequest,
     Deletion,
     Digest,
     OrgMember,
     Policy,
+    ProtocolReceipt,
     Room,
     RoomConsent,
     RoomInvitation,
@@ -156,6 +160,13 @@ def room_statement_proofs(
         elif env.type == RunApproval.TYPE:
             approval = RunApproval.parse_payload(env.payload)
             ours = approval.room == room and approval.request in runs
+        elif env.type == ComputationRequest.TYPE:  # a protocol run's record
+            req = ComputationRequest.parse_payload(env.payload)
+            ours = env.digest in runs and req.room_policy == verified.policy.digest
+        elif env.type == Approval.TYPE:
+            ours = Approval.parse_payload(env.payload).request in runs
+        elif env.type == ProtocolReceipt.TYPE:
+            ours = ProtocolReceipt.parse_payload(env.payload).request in runs
         else:
             ours = env.type == OrgMember.TYPE
         if not ours:
@@ -191,14 +202,21 @@ def issue_room_pack(
     purpose: str = "room audit disclosure",
     log_key: str | None = None,
 ) -> AuditPack:
-    """A pack of a whole room: its snapshot, every completed run's bundle and deletions, and
-    the room's statements (room, policy, invitations, consents and withdrawals, approvals)."""
+    """A pack of a whole room: its snapshot, every completed enclave run's bundle and
+    deletions, and the room's statements (room, policy, invitations, consents and
+    withdrawals, approvals; for protocol runs, the request, its approvals and receipts)."""
     from sealroom.client.rooms import fetch_room
 
     key = log_key or client.log_key().verifier_key
     verified = fetch_room(client, room)
     snapshot, _ = policy_snapshot(verified.room.statement)
-    runs = [r.request for r in verified.view.runs if r.status == "completed"]
+    # Enclave runs come as proof bundles; a protocol run's request, approvals and co-signed
+    # receipts are among the room's statements.
+    runs = [
+        r.request
+        for r in verified.view.runs
+        if r.status == "completed" and not r.computation.startswith(PROTOCOL_PREFIX)
+    ]
     return issue_pack(
         client,
         issuer,

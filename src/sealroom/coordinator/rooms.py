@@ -68,6 +68,7 @@ from sealroom.storage.schema import (
     parties,
     policies,
     protocol_runs,
+    request_inputs,
     requests,
     room_events,
     room_members,
@@ -564,11 +565,23 @@ class Rooms:
                         )
                     )
                 ]
-            for (receipts,) in conn.execute(
-                select(protocol_runs.c.receipts)
+            for request, receipts in conn.execute(
+                select(protocol_runs.c.request, protocol_runs.c.receipts)
                 .join(room_runs, room_runs.c.request == protocol_runs.c.request)
                 .where(room_runs.c.room == room, protocol_runs.c.receipts.is_not(None))
             ):
+                # A completed protocol run has no proof bundle: its request, the owners'
+                # approvals and the co-signed receipts are the record.
+                digests.append(str(request))
+                digests += [
+                    str(a)
+                    for a in conn.scalars(
+                        select(request_inputs.c.approval).where(
+                            request_inputs.c.request == request,
+                            request_inputs.c.approval.is_not(None),
+                        )
+                    )
+                ]
                 digests += [str(d) for d in json.loads(receipts)]
             wanted = list(dict.fromkeys(digests))
             rows = conn.execute(
