@@ -62,6 +62,15 @@ def _people_approve(world: RoomWorld, room: str, request: str) -> None:
             )
 
 
+def _approved(world: RoomWorld, room: str) -> str:
+    """A PSI run in ``room``, approved by both owners and two people of each."""
+    request = _request(world, room)
+    _people_approve(world, room, request)
+    world.parties["host"].rooms.approve_protocol(request)
+    world.parties["alice"].rooms.approve_protocol(request)
+    return request
+
+
 def _both(*calls: Callable[[], ProtocolRun]) -> list[ProtocolRun]:
     with ThreadPoolExecutor(len(calls)) as pool:
         return [f.result(timeout=120) for f in [pool.submit(c) for c in calls]]
@@ -166,10 +175,7 @@ def test_a_withdrawn_consent_stops_an_approved_protocol_run_before_its_session(
     with room_world(tmp_path) as world:
         host, alice = world.parties["host"], world.parties["alice"]
         room = _room(world)
-        request = _request(world, room)
-        _people_approve(world, room, request)
-        host.rooms.approve_protocol(request)
-        alice.rooms.approve_protocol(request)
+        request = _approved(world, room)
         alice.rooms.withdraw_consent(room, reason="legal review")
         assert host.status(request).status == "withdrawn"
         # The host's client finds alice's signed withdrawal itself; the coordinator refuses
@@ -186,10 +192,7 @@ def test_the_session_is_the_requesters_with_exactly_the_runs_participants(tmp_pa
     with room_world(tmp_path) as world:
         host, alice, bob = (world.parties[n] for n in ("host", "alice", "bob"))
         room = _room(world)
-        request = _request(world, room)
-        _people_approve(world, room, request)
-        host.rooms.approve_protocol(request)
-        alice.rooms.approve_protocol(request)
+        request = _approved(world, room)
         with pytest.raises(PolicyDenied, match="requester"):
             open_session(alice.client, protocol="psi", roles=_roles(world), request=request)
         swapped = [("a", alice.party_id), ("b", host.party_id)]
@@ -207,10 +210,7 @@ def test_receipts_of_another_run_do_not_complete_it(tmp_path: Path) -> None:
     with room_world(tmp_path) as world:
         host, alice = world.parties["host"], world.parties["alice"]
         room = _room(world)
-        request = _request(world, room)
-        _people_approve(world, room, request)
-        host.rooms.approve_protocol(request)
-        alice.rooms.approve_protocol(request)
+        request = _approved(world, room)
         open_session(host.client, protocol="psi", roles=_roles(world), request=request)
         assert host.status(request).status == "running"
         # The same two parties run PSI outside the room, and hand that record in.
@@ -444,10 +444,7 @@ def test_an_owner_runs_only_what_its_own_records_say_it_approved_and_consents_to
     with room_world(tmp_path) as world:
         host, alice = world.parties["host"], world.parties["alice"]
         room = _room(world)
-        request = _request(world, room)
-        _people_approve(world, room, request)
-        host.rooms.approve_protocol(request)
-        alice.rooms.approve_protocol(request)
+        request = _approved(world, room)
         records = alice.home / "rooms.json"
         kept = records.read_text()
         doc = json.loads(kept)

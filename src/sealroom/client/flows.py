@@ -102,6 +102,7 @@ __all__ = [
     "request",
     "show",
     "status",
+    "submit_request",
     "wait",
     "withdraw",
     "withdraw_dataset",
@@ -432,22 +433,28 @@ def request(
             owner = _open_dataset(client, dataset).statement.owner
             if owner not in recipients:
                 recipients.append(owner)
-    signed = sign_statement(
-        ComputationRequest.build(
-            requester=identity.party_id,
-            computation=computation.ref(),
-            parameters=dict(params),
-            inputs=tuple(datasets),
-            recipients=tuple(recipients),
-            nonce=b64encode(random(16)),
-            created_at=now,
-            expires_at=now + ttl,
-            room_policy=room,
-            terms=tuple(terms),
-            max_price=max_price,
-        ),
-        identity,
+    request = ComputationRequest.build(
+        requester=identity.party_id,
+        computation=computation.ref(),
+        parameters=dict(params),
+        inputs=tuple(datasets),
+        recipients=tuple(recipients),
+        nonce=b64encode(random(16)),
+        created_at=now,
+        expires_at=now + ttl,
+        room_policy=room,
+        terms=tuple(terms),
+        max_price=max_price,
     )
+    return submit_request(client, identity, request, home=home)
+
+
+def submit_request(
+    client: Client, identity: Identity, request: ComputationRequest, *, home: Path | None
+) -> RequestView:
+    """Sign and post ``request``; with ``home``, check its log entry against the log this
+    party trusts."""
+    signed = sign_statement(request, identity)
     view = client.create_request(signed.envelope)
     if view.request != signed.digest:
         raise VerificationFailed("the coordinator answered for a different request")

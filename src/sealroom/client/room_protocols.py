@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from sealroom.client import flows
-from sealroom.client.checkpoints import TrustedLog
 from sealroom.client.http import Client
 from sealroom.client.local import (
     record_protocol_approval,
@@ -136,28 +135,18 @@ def request_run(
     owners = [flows._open_dataset(client, d).statement.owner for d in datasets]
     roles = query.roles(identity.party_id, owners)
     parameters = dict(query.parameters(params, k=snapshot.k, roles=roles))
-    signed = sign_statement(
-        ComputationRequest.build(
-            requester=identity.party_id,
-            computation=ref,
-            parameters=parameters,
-            inputs=tuple(datasets),
-            recipients=tuple(p for _, p in roles),
-            nonce=b64encode(os.urandom(16)),
-            created_at=now,
-            expires_at=now + min(ttl, max(1, snapshot.expires_at - now)),
-            room_policy=snapshot.policy,
-        ),
-        identity,
+    request = ComputationRequest.build(
+        requester=identity.party_id,
+        computation=ref,
+        parameters=parameters,
+        inputs=tuple(datasets),
+        recipients=tuple(p for _, p in roles),
+        nonce=b64encode(os.urandom(16)),
+        created_at=now,
+        expires_at=now + min(ttl, max(1, snapshot.expires_at - now)),
+        room_policy=snapshot.policy,
     )
-    view = client.create_request(signed.envelope)
-    if view.request != signed.digest:
-        raise ProtocolError("the coordinator answered for another request")
-    if home is not None:
-        TrustedLog(client, home).verify_logged(
-            signed.envelope, index=view.log_index, salt=view.log_salt
-        )
-    return view
+    return flows.submit_request(client, identity, request, home=home)
 
 
 def check_run(
