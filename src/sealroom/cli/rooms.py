@@ -17,6 +17,7 @@ from sealroom.cli.common import (
     UrlOpt,
     command,
     emit,
+    report,
     table,
     warn_simulated,
 )
@@ -249,7 +250,7 @@ def invite(
     """Invite a party (host only)."""
     with command(json_output, url=url, home=home) as cmd:
         view = cmd.party().rooms.invite(room, party_id)
-        emit(json_output, _room_json(view), lambda: typer.echo(f"invited {party_id} to {room}"))
+        report(json_output, _room_json(view), f"invited {party_id} to {room}")
 
 
 @room_app.command("join")
@@ -304,11 +305,7 @@ def consent(
     """Consent to the room's policy snapshot (the digest is recomputed here and signed)."""
     with command(json_output, url=url, home=home) as cmd:
         view = cmd.party().rooms.consent(room).view
-        emit(
-            json_output,
-            _room_json(view),
-            lambda: typer.echo(f"consented to snapshot {view.snapshot_digest}"),
-        )
+        report(json_output, _room_json(view), f"consented to snapshot {view.snapshot_digest}")
 
 
 @room_app.command("withdraw-consent")
@@ -322,7 +319,7 @@ def withdraw_consent(
     """Withdraw your consent: the room's runs that have not started stop at once."""
     with command(json_output, url=url, home=home) as cmd:
         view = cmd.party().rooms.withdraw_consent(room, reason=reason).view
-        emit(json_output, _room_json(view), lambda: typer.echo(f"withdrew consent from {room}"))
+        report(json_output, _room_json(view), f"withdrew consent from {room}")
 
 
 @room_app.command("run")
@@ -360,10 +357,10 @@ def run(
         else:
             assert computation is not None
             view = cmd.party().rooms.run(room, computation, dataset, parsed)
-        emit(
+        report(
             json_output,
             {"request": view.request, "status": view.status, "reason": view.status_reason},
-            lambda: typer.echo(f"run {view.request} is {view.status}"),
+            f"run {view.request} is {view.status}",
         )
 
 
@@ -393,7 +390,7 @@ def approve(
             view = party.rooms.approve_run(
                 room, request, org=org, decision="reject" if reject else "approve", reason=reason
             )
-            emit(json_output, _room_json(view), lambda: typer.echo(f"recorded for {request}"))
+            report(json_output, _room_json(view), f"recorded for {request}")
             return
         if reject:
             raise InvalidInput("--reject applies with --org; as the owner use `sealroom reject`")
@@ -408,10 +405,10 @@ def approve(
             raise NotFound(f"no run {request} in room {room}")
         if req.computation.id.startswith(PREFIX):
             approved = party.rooms.approve_protocol(request)
-            emit(
+            report(
                 json_output,
                 {"request": approved.request, "status": approved.status},
-                lambda: typer.echo(f"approved your inputs; run is {approved.status}"),
+                f"approved your inputs; run is {approved.status}",
             )
             return
         done = party.approve(
@@ -503,12 +500,10 @@ def status(
             party.wait(request, timeout=wait)
             view = party.rooms.show(room).view
         run_view = next(r for r in view.runs if r.request == request)
-        emit(
+        report(
             json_output,
             run_view.to_json_dict(),
-            lambda: typer.echo(
-                f"{run_view.request} {run_view.status}: {run_view.status_reason or ''}"
-            ),
+            f"{run_view.request} {run_view.status}: {run_view.status_reason or ''}",
         )
     raise typer.Exit(exit_code_for_status(run_view.status))
 
@@ -564,13 +559,11 @@ def pack(
             "not_after": manifest.not_after,
             "files": [f.path for f in manifest.files],
         }
-        emit(
+        report(
             json_output,
             doc,
-            lambda: typer.echo(
-                f"wrote {out}: room {room}, {runs} run(s), {len(manifest.files)} files, signed "
-                f"by {manifest.issuer}, valid until {_when(manifest.not_after)}"
-            ),
+            f"wrote {out}: room {room}, {runs} run(s), {len(manifest.files)} files, signed "
+            f"by {manifest.issuer}, valid until {_when(manifest.not_after)}",
         )
 
 
@@ -588,10 +581,8 @@ def add_member(
         if role not in ("admin", "approver", "analyst", "auditor"):
             raise InvalidInput("--role must be admin, approver, analyst or auditor")
         view = cmd.party().rooms.add_member(member, role, active=not remove)  # type: ignore[arg-type]
-        emit(
-            json_output,
-            view.to_json_dict(),
-            lambda: typer.echo(f"{member}: {role}{' (removed)' if remove else ''}"),
+        report(
+            json_output, view.to_json_dict(), f"{member}: {role}{' (removed)' if remove else ''}"
         )
 
 
