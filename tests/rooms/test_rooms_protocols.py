@@ -459,3 +459,34 @@ def test_an_owner_runs_only_what_its_own_records_say_it_approved_and_consents_to
         with pytest.raises(ConsentMissing):
             alice.rooms.run_protocol(request, key_column="id", timeout=2)
         assert host.status(request).status == "approved"  # the coordinator saw nothing
+
+
+def test_a_protocol_run_that_never_hands_in_receipts_fails_when_the_request_expires(
+    tmp_path: Path,
+) -> None:
+    from sealroom.computations import default_registry
+    from sealroom.coordinator.keys import CoordinatorKeystore
+    from sealroom.coordinator.state import State
+    from sealroom.storage.engine import create_engine
+
+    with room_world(tmp_path) as world:
+        host = world.parties["host"]
+        room = _room(world)
+        request = _approved(world, room)
+        open_session(host.client, protocol="psi", roles=_roles(world), request=request)
+        view = host.status(request)
+        assert view.status == "running"
+        # The coordinator's own sweep, as `serve --sweep-every` runs it, just after expiry.
+        engine = create_engine(f"sqlite:///{tmp_path / 'coordinator.db'}")
+        keystore = CoordinatorKeystore(directory=tmp_path / "coordinator-keys")
+        state = State(
+            engine=engine,
+            registry=default_registry(),
+            signer=keystore.log_signer(engine, "sealroom.local/log"),
+        )
+        assert state.sweep(now=view.expires_at - 1) == 0
+        assert state.sweep(now=view.expires_at) == 1
+        engine.dispose()
+        failed = host.status(request)
+        assert failed.status == "failed"
+        assert "did not hand in its receipts" in (failed.status_reason or "")
