@@ -235,25 +235,23 @@ def test_receipts_of_another_run_do_not_complete_it(tmp_path: Path) -> None:
         assert host.status(request).status == "running"
 
 
-@pytest.mark.parametrize(
-    ("params", "error", "match"),
-    [
-        ({**PSI, "threshold": K - 1}, PolicyDenied, "below the room's k"),
-        ({**PSI, "mode": "intersection"}, PolicyDenied, "identifiers"),
-        ({"mode": "cardinality", "threshold": K}, InvalidInput, "in full"),
-        ({**PSI, "extra": 1}, InvalidInput, "parameters"),
-    ],
-)
-def test_protocol_parameters_outside_the_room_are_refused(
-    tmp_path: Path, params: dict[str, Any], error: type[Exception], match: str
-) -> None:
+REFUSED_PARAMETERS: list[tuple[dict[str, Any], type[Exception], str]] = [
+    ({**PSI, "threshold": K - 1}, PolicyDenied, "below the room's k"),
+    ({**PSI, "mode": "intersection"}, PolicyDenied, "identifiers"),
+    ({"mode": "cardinality", "threshold": K}, InvalidInput, "in full"),
+    ({**PSI, "extra": 1}, InvalidInput, "parameters"),
+]
+
+
+def test_protocol_parameters_outside_the_room_are_refused(tmp_path: Path) -> None:
     with room_world(tmp_path) as world:
         room = _room(world)
         host = world.parties["host"]
-        with pytest.raises(error, match=match):
-            _request(world, room, params)
-        # The coordinator refuses it too when a client skips its own check.
-        _sign_and_post(host, room, world, params, error, match)
+        for params, error, match in REFUSED_PARAMETERS:
+            with pytest.raises(error, match=match):
+                _request(world, room, params)
+            # The coordinator refuses it too when a client skips its own check.
+            _sign_and_post(host, room, world, params, error, match)
         assert host.rooms.show(room).view.runs == ()
 
 
