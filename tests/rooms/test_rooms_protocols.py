@@ -24,7 +24,7 @@ from sealroom.errors import (
     VerificationFailed,
 )
 from sealroom.statements import Envelope
-from tests.rooms.room_world import K, RoomWorld, now, room_world
+from tests.rooms.room_world import K, RoomWorld, now, room_world, write_ids
 
 PSI = {"mode": "cardinality", "threshold": K, "max_set_size": 1_000_000}
 
@@ -488,3 +488,19 @@ def test_a_protocol_run_that_never_hands_in_receipts_fails_when_the_request_expi
         failed = host.status(request)
         assert failed.status == "failed"
         assert "did not hand in its receipts" in (failed.status_reason or "")
+
+
+def test_a_rerun_on_the_same_member_data_with_a_new_host_input_is_red_flagged(
+    tmp_path: Path,
+) -> None:
+    """PSI cardinality lets a party that chooses its own set test whether one element is in
+    the other's (k - 1 known members plus the target): the room shows and records reruns
+    of a query on a member's data with other inputs."""
+    with room_world(tmp_path) as world:
+        host = world.parties["host"]
+        room = _room(world)
+        _request(world, room)
+        probe = host.publish(write_ids(tmp_path / "probe.csv", range(90, 100)), title="probe")
+        host.rooms.request_protocol(room, "psi", [probe.dataset, world.datasets["alice"]], PSI)
+        flags = [f.detail for f in world.parties["alice"].rooms.show(room).view.red_flags]
+        assert any("ran on the same member data 1 time(s) before" in f for f in flags), flags

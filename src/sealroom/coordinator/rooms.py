@@ -758,7 +758,8 @@ def check_room_run(
 def record_room_run(
     conn: Connection, room: Row[Any], request: str, req: ComputationRequest, now: int
 ) -> None:
-    """Tie a stored request to its room, and red-flag a near-identical repeat."""
+    """Tie a stored request to its room, and red-flag a near-identical repeat or a rerun of a
+    query on the same member data with other inputs (the request's inputs are stored)."""
     shape = canonical_json(
         {"computation": req.computation.id, "parameters": req.parameters, "inputs": req.inputs}
     ).decode()
@@ -784,6 +785,32 @@ def record_room_run(
             "red-flag",
             f"repeated near-identical run: the same query on the same inputs ran {earlier} "
             "time(s) before (differencing risk)",
+            now,
+            request=request,
+        )
+        return
+    members = select(request_inputs.c.dataset).where(
+        request_inputs.c.request == request, request_inputs.c.owner != room.host
+    )
+    reused = conn.execute(
+        select(func.count(func.distinct(request_inputs.c.request)))
+        .join(room_runs, room_runs.c.request == request_inputs.c.request)
+        .join(requests, requests.c.request == request_inputs.c.request)
+        .where(
+            room_runs.c.room == room.room,
+            request_inputs.c.request != request,
+            request_inputs.c.dataset.in_(members),
+            requests.c.computation_id == req.computation.id,
+        )
+    ).scalar_one()
+    if reused:
+        room_event(
+            conn,
+            room.room,
+            "red-flag",
+            f"{req.computation.id} ran on the same member data {reused} time(s) before with other "
+            "inputs: a host that changes its own input between runs can difference them or test "
+            "whether one person is in a member's data",
             now,
             request=request,
         )
