@@ -123,7 +123,9 @@ def test_a_psi_run_in_a_room_is_approved_run_between_the_parties_and_logged(
         events = [e.kind for e in alice.rooms.show(room).view.events]
         assert "run-started" in events
         assert "run-completed" in events
-        # A run runs once: no second session for it.
+        # A run runs once: the clients refuse a second time, the relay a second session.
+        with pytest.raises(PolicyDenied, match="runs once"):
+            alice.rooms.run_protocol(request, key_column="id", timeout=2)
         with pytest.raises(Conflict):
             open_session(host.client, protocol="psi", roles=_roles(world), request=request)
         # The receipts are in the room's statements (what an auditor pack carries).

@@ -11,8 +11,8 @@ refused rather than silently followed.
 
 ``<home>/rooms.json`` records this party's own consent decisions per room (by the room's
 policy digest), so its client refuses to approve or seal data for a room it withdrew
-from whatever the coordinator says; and the protocol runs it approved, so it takes part
-only in a run it approved itself.
+from whatever the coordinator says; and the protocol runs it approved and took part in,
+so it takes part only in a run it approved itself, and only once.
 
 All are small JSON documents written atomically (temp file + rename,
 mode 0600), so a crash never leaves half a file.
@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sealroom.crypto.files import write_private
 from sealroom.errors import InvalidInput, ProofInvalid
@@ -39,15 +39,16 @@ __all__ = [
     "pinned_log_key",
     "pinned_simulation_root",
     "record_consent",
-    "record_protocol_approval",
+    "record_protocol_run",
     "recorded_consent",
-    "recorded_protocol_approval",
+    "recorded_protocol_run",
 ]
 
 DATASETS_FILE = "datasets.json"
 COORDINATORS_FILE = "coordinators.json"
 ROOMS_FILE = "rooms.json"
 _MAX_FILE = 16 << 20
+ProtocolStep = Literal["approved", "ran"]
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -205,18 +206,19 @@ def recorded_consent(home: Path, policy: str) -> str | None:
     return decision if isinstance(decision, str) else None
 
 
-def record_protocol_approval(home: Path, request: str, *, at: int) -> None:
-    """Remember that this party approved its inputs of the protocol run ``request``."""
+def record_protocol_run(home: Path, request: str, step: ProtocolStep, *, at: int) -> None:
+    """Remember that this party approved (``approved``) or took part in (``ran``) the
+    protocol run ``request``."""
     path = home / ROOMS_FILE
     data = _read_json(path, "room consents file") or {"version": 1, "rooms": {}}
-    runs = data.setdefault("approved_runs", {})
+    runs = data.setdefault(f"{step}_runs", {})
     if not isinstance(runs, dict):
-        raise InvalidInput(f"room consents file {path}: 'approved_runs' must be an object")
+        raise InvalidInput(f"room consents file {path}: '{step}_runs' must be an object")
     runs[request] = at
     _write_json(path, data)
 
 
-def recorded_protocol_approval(home: Path, request: str) -> bool:
-    """Whether this party recorded approving the protocol run ``request``."""
-    runs = _read_json(home / ROOMS_FILE, "room consents file").get("approved_runs", {})
+def recorded_protocol_run(home: Path, request: str, step: ProtocolStep) -> bool:
+    """Whether this party recorded ``step`` for the protocol run ``request``."""
+    runs = _read_json(home / ROOMS_FILE, "room consents file").get(f"{step}_runs", {})
     return isinstance(runs, dict) and request in runs

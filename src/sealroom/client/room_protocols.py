@@ -32,11 +32,7 @@ from typing import Any
 
 from sealroom.client import flows
 from sealroom.client.http import Client
-from sealroom.client.local import (
-    record_protocol_approval,
-    recorded_consent,
-    recorded_protocol_approval,
-)
+from sealroom.client.local import record_protocol_run, recorded_consent, recorded_protocol_run
 from sealroom.client.protocol_runs import ProtocolRun, run_federated, run_he, run_pjc, run_psi
 from sealroom.client.relay import Session, join_session, open_session
 from sealroom.client.rooms import VerifiedRoom, open_room
@@ -190,8 +186,10 @@ def check_run(
     ):
         raise ConsentMissing("this party does not consent to the room's policy snapshot")
     if not approving:
-        if me in owners and not recorded_protocol_approval(home, request):
+        if me in owners and not recorded_protocol_run(home, request, "approved"):
             raise PolicyDenied("this party has not approved its inputs of this run")
+        if recorded_protocol_run(home, request, "ran"):
+            raise PolicyDenied("this party took part in this run already; a run runs once")
         # Everyone's consents and the people's approvals, from their signed statements.
         logged = [s.envelope for s in client.room_statements(room.digest).statements]
         check_room_admits(
@@ -245,7 +243,7 @@ def approve_run(
             ),
             identity,
         )
-        record_protocol_approval(home, request, at=now)
+        record_protocol_run(home, request, "approved", at=now)
         view = client.post_approval(request, approval.envelope)
     return view
 
@@ -305,6 +303,7 @@ def run(
     ]
     table = pa.concat_tables(tables) if tables else None
     session = _session(client, checked, identity, timeout=timeout)
+    record_protocol_run(home, request, "ran", at=now)  # before any data leaves
     protocol = checked.query.protocol
     params = dict(checked.parameters)
     if protocol == "psi":
