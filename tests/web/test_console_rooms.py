@@ -249,3 +249,42 @@ def test_every_room_post_needs_the_csrf_token(tmp_path: Path) -> None:
             assert [m.party for m in view.members] == [host.party.party_id]  # nobody invited
             assert view.runs == ()
             assert not (host.results / "packs").exists()
+
+
+def test_a_protocol_run_is_approved_by_hand_in_the_console(tmp_path: Path) -> None:
+    """The owner's Approve button on a protocol run signs a manual approval and seals
+    nothing (no enclave runs it); the page says how to take part."""
+    with rooms_world(tmp_path) as w:
+        host, alice = w.consoles["host"].party, w.consoles["alice"].party
+        room = host.rooms.create(
+            name="no enclave",
+            purpose="overlap between the two clients",
+            template="psi-overlap",
+            k=K,
+            dp="exact",
+            epsilon_per_run=None,
+            epsilon_total=None,
+            expires_at=now() + 3600,
+            protocols=True,
+        ).digest
+        host.rooms.invite(room, alice.party_id)
+        alice.rooms.join(room, w.datasets["alice"])
+        alice.rooms.consent(room)
+        psi = {"mode": "cardinality", "threshold": K, "max_set_size": 1_000_000}
+        rid = host.rooms.request_protocol(
+            room, "psi", [w.datasets["host"], w.datasets["alice"]], psi
+        ).request
+        for i in (1, 2):
+            with Party.create(
+                home=tmp_path / f"alice-{i}", name=f"alice-{i}", url=w.url, unencrypted=True
+            ) as person:
+                alice.rooms.add_member(person.party_id, "approver")
+                person.rooms.approve_run(room, rid, org=alice.party_id)
+        c = w.consoles["alice"]
+        with c.browser_client() as b:
+            done = _post(c, b, f"/rooms/{room}/runs/{rid}/approve")
+            assert done.status_code == 303, done.text
+            assert done.headers["location"].endswith("done=room-protocol-approved")
+            assert "sealroom room run-protocol" in b.get(done.headers["location"]).text
+        mine = [i for i in alice.status(rid).inputs if i.owner == alice.party_id]
+        assert [(i.decision, i.mode, i.sealed) for i in mine] == [("approve", "manual", False)]

@@ -670,7 +670,7 @@ def _resolve(registry: Registry, req: Signed[ComputationRequest]) -> Computation
     if ref.id.startswith(PROTOCOL_PREFIX):
         raise PolicyDenied(
             f"{ref.id} is a protocol run between the parties: approve it by hand "
-            "(sealroom room protocol approve), never by policy"
+            "(`sealroom room approve ROOM REQUEST`), never by policy"
         )
     try:
         return registry.resolve(ref)

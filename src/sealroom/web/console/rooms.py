@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from sealroom.client.flows import TERMINAL
 from sealroom.errors import InvalidInput, NotFound, SealroomError
+from sealroom.protocols.queries import PREFIX as PROTOCOL_PREFIX
 
 if TYPE_CHECKING:
     from sealroom.client import Party
@@ -42,6 +43,8 @@ ROOM_NOTICES = {
     "room-run": "Run started: each member approves its input (or its policy does).",
     "room-approved": "Approved: your input was checked, sealed to the enclave and uploaded.",
     "room-org-approved": "Your approval as a person of the organisation is recorded.",
+    "room-protocol-approved": "Approved: your inputs of this protocol run (nothing is sealed). "
+    "Take part with `sealroom room run-protocol ROOM RUN` once every party has approved.",
 }
 
 
@@ -327,6 +330,11 @@ class RoomPages:
             verified = await c.call(lambda: c.party.rooms.show(room))
             if rid not in {r.request for r in verified.view.runs}:
                 raise NotFound("no such run in this room")
+            run = next(r for r in verified.view.runs if r.request == rid)
+            if action == "approve" and run.computation.startswith(PROTOCOL_PREFIX):
+                # A protocol run: approved by hand (this click), no sealing; the parties run it.
+                await c.call(lambda: c.party.rooms.approve_protocol(rid), write=True)
+                return self._redirect(room, "protocol-approved")
             if action == "approve":  # this party, owner of an input, approves and seals it
                 opts = c.options
                 await c.call(
