@@ -122,13 +122,16 @@ def _process(
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the coordinator exited ({proc.returncode}):\n{_tail(log)}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/v1/health", timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.1)
+    # One client for every probe: a new one per probe builds a TLS context each time, which
+    # competes for the CPU with the coordinator that is starting up.
+    with httpx.Client(timeout=1.0) as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the coordinator exited ({proc.returncode}):\n{_tail(log)}")
+            with contextlib.suppress(httpx.HTTPError):
+                if http.get(f"{url}/v1/health").status_code == 200:
+                    return
+            time.sleep(0.1)
     raise RuntimeError(f"the coordinator did not answer within {timeout:g} s:\n{_tail(log)}")
 
 

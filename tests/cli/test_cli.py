@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import subprocess
 import sys
@@ -36,17 +38,34 @@ BUNDLES = (
 
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """The README's first command, as a real process (it starts its own coordinator and enclave)."""
-    out = tmp_path_factory.mktemp("demo") / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "sealroom.cli", "demo", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return out, proc.stdout
+    """The README's first command, as a real process (it starts its own coordinator and enclave).
+
+    It runs once per session: the tests only read what it left. Work stealing may split this
+    module's tests across xdist workers, so the workers share one run through a directory
+    beside their own temporary ones, under a lock (the first runs the demo, the others wait
+    and read it).
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # this session's, common to its workers
+    shared = base / "demo-shared"
+    shared.mkdir(exist_ok=True)
+    done = shared / "done.json"
+    with (shared / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            out = shared / f"run-{os.getpid()}"
+            proc = subprocess.run(
+                [sys.executable, "-m", "sealroom.cli", "demo", "--out", str(out)],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            done.write_text(json.dumps({"out": str(out), "stdout": proc.stdout}))
+    run = json.loads(done.read_text())
+    return Path(run["out"]), run["stdout"]
 
 
 def test_demo_runs_the_whole_scenario(demo_out: tuple[Path, str]) -> None:

@@ -1,5 +1,8 @@
 """Progress on long steps: drawn on stderr only when stderr is a terminal (a real pty here) and
-neither --json nor --no-progress is given; stdout is the same with or without it."""
+neither --json nor --no-progress is given; stdout is the same with or without it.
+
+The commands under test run as real processes (a pty is a process's stderr); the steps that
+only set their scene up (publish, request, approve, reject) run in-process."""
 
 from __future__ import annotations
 
@@ -11,7 +14,11 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
+from typer.testing import CliRunner
+
+from sealroom.cli.main import app
 from tests.cli.test_cli_protocols import _env, _party_id, _write_csv
 from tests.client.client_world import TOPICS_A, TOPICS_B, write_jsonl
 from tests.services import coordinator
@@ -79,34 +86,22 @@ def _run(args: list[str], env: dict[str, str], *, tty: bool) -> tuple[int, str, 
     return _finish(_start(args, env, tty=tty))
 
 
+def _setup(args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """A scene-setting step, in-process (its output is not what the test checks): its JSON."""
+    done = CliRunner().invoke(app, [*args, "--json"], env=env)
+    assert done.exit_code == 0, done.output
+    out: dict[str, Any] = json.loads(done.stdout)
+    return out
+
+
 def test_status_wait_shows_progress_only_at_a_terminal(tmp_path: Path) -> None:
     with coordinator(tmp_path) as url:
         alice, bob = _env(tmp_path, url, "alice"), _env(tmp_path, url, "bob")
-        a = json.loads(
-            _run(
-                ["dataset", "publish", str(write_jsonl(tmp_path / "a.jsonl", TOPICS_A)), "--json"],
-                alice,
-                tty=False,
-            )[1]
-        )
-        b = json.loads(
-            _run(
-                ["dataset", "publish", str(write_jsonl(tmp_path / "b.jsonl", TOPICS_B)), "--json"],
-                bob,
-                tty=False,
-            )[1]
-        )
-        ask = [
-            "request",
-            "topic-overlap",
-            "--dataset",
-            a["dataset"],
-            "--dataset",
-            b["dataset"],
-            "--json",
-        ]
-        req = json.loads(_run(ask, bob, tty=False)[1])["request"]
-        assert _run(["reject", req, "--reason", "not now", "--json"], alice, tty=False)[0] == 0
+        a = _setup(["dataset", "publish", str(write_jsonl(tmp_path / "a.jsonl", TOPICS_A))], alice)
+        b = _setup(["dataset", "publish", str(write_jsonl(tmp_path / "b.jsonl", TOPICS_B))], bob)
+        ask = ["request", "topic-overlap", "--dataset", a["dataset"], "--dataset", b["dataset"]]
+        req = _setup(ask, bob)["request"]
+        _setup(["reject", req, "--reason", "not now"], alice)
         wait = ["status", req, "--wait", "--timeout", "30"]
 
         code, out, err = _run(wait, bob, tty=True)
@@ -178,19 +173,17 @@ def test_result_shows_its_verification_steps_at_a_terminal(tmp_path: Path) -> No
 
     with coordinator(tmp_path) as url:
         alice, bob = _env(tmp_path, url, "alice"), _env(tmp_path, url, "bob")
-        publish = ["dataset", "publish", "--json"]
         a_file, b_file = (
             write_jsonl(tmp_path / "a.jsonl", TOPICS_A),
             write_jsonl(tmp_path / "b.jsonl", TOPICS_B),
         )
-        a = json.loads(_run([*publish, str(a_file)], alice, tty=False)[1])
-        b = json.loads(_run([*publish, str(b_file)], bob, tty=False)[1])
+        a = _setup(["dataset", "publish", str(a_file)], alice)
+        b = _setup(["dataset", "publish", str(b_file)], bob)
         ask = ["request", "topic-overlap", "--dataset", a["dataset"], "--dataset", b["dataset"]]
-        rid = json.loads(_run([*ask, "--json"], bob, tty=False)[1])["request"]
+        rid = _setup(ask, bob)["request"]
         worker = registered_enclave(url)
         for env in (alice, bob):
-            code, _, err = _run(["approve", rid, "--allow-simulated", "--json"], env, tty=False)
-            assert code == 0, err
+            _setup(["approve", rid, "--allow-simulated"], env)
         assert worker.step().outcome == "completed"
 
         fetch = ["result", rid, "--allow-simulated", "--out"]

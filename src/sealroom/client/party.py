@@ -28,7 +28,7 @@ from sealroom.client.protocol_runs import (
     run_psi,
 )
 from sealroom.client.relay import Session, join_session, open_session
-from sealroom.computations import Registry, default_registry
+from sealroom.computations import Registry
 from sealroom.crypto.keys import Identity, PartyId
 from sealroom.crypto.keystore import Keystore, PassphraseSource
 from sealroom.errors import Conflict, InvalidInput, NameTaken, SealroomError
@@ -81,7 +81,10 @@ class Party:
         self._identity = client.identity
         self._home = Path(home)
         self._name = name
-        self._registry = registry or default_registry()
+        # The computation library is loaded when a flow first needs it (``None`` here means the
+        # default one): it imports every computation's numeric stack, which a command that only
+        # lists, reads or decides never touches.
+        self._registry = registry
         # Where live enclave checks get DCAP collateral: the given source, else
         # $SEALROOM_PCCS_URL, else the evidence's own copy (with a warning).
         self._collateral = collateral if collateral is not None else collateral_source()
