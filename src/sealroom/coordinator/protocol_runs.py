@@ -132,10 +132,15 @@ class ProtocolRuns:
         with write_transaction(self._state.engine) as conn:
             row = request_row(conn, request, caller)  # first: others learn nothing more
             query = _query(str(row.computation_id), request)
+            req = _request(conn, request)
+            inputs = _owners(conn, request)
+            expected = query.roles(req.requester, [o for _, o in inputs])
+            if caller not in {p for _, p in expected}:
+                raise PolicyDenied("only a participant of the run hands in its receipts")
             receipts = verify_run(envelopes, require_all=True)
             digests = sorted(r.digest for r in receipts)
-            run = conn.execute(
-                select(protocol_runs).where(protocol_runs.c.request == request)
+            run = conn.execute(  # locked: two participants handing in at once complete it once
+                select(protocol_runs).where(protocol_runs.c.request == request).with_for_update()
             ).first()
             if run is None:
                 raise Conflict("the run's session has not started")
@@ -145,22 +150,17 @@ class ProtocolRuns:
                 raise Conflict("the run is complete with other receipts")
             if row.status != "running":
                 raise Conflict(f"the run is {row.status}; it takes no receipts")
-            req = _request(conn, request)
-            inputs = _owners(conn, request)
-            expected = query.roles(req.requester, [o for _, o in inputs])
             first = receipts[0].statement
-            if caller not in {p for _, p in expected}:
-                raise PolicyDenied("only a participant of the run hands in its receipts")
             if first.request != request or first.session != run.session:
                 raise VerificationFailed(
                     f"the receipts describe session {first.session} of request {first.request}, "
                     f"not this run (session {run.session})"
                 )
-            ref = query.ref()
+            approved = req.computation  # the code the owners approved, whatever runs here now
             if (first.protocol, f"{first.protocol_version}.0.0", first.code_digest) != (
                 query.protocol,
-                ref.version,
-                ref.code_digest,
+                approved.version,
+                approved.code_digest,
             ):
                 raise VerificationFailed("the receipts name other protocol code than the request")
             if canonical_json(first.parameters) != canonical_json(req.parameters):
