@@ -53,6 +53,8 @@ TOOLS = {
     "budget",
     "psi",
     "pjc",
+    "rooms",
+    "room",
 }
 
 

@@ -23,7 +23,10 @@ decide, never more:
   started the server with ``--allow-protocols``; the peer is always named (a run started
   by anyone else is refused before any data is read), and the co-signed run record with
   everything this party learned is kept (0600) in the results folder;
-- owners: ``budget`` shows a dataset's DP budget, spent and left.
+- owners: ``budget`` shows a dataset's DP budget, spent and left;
+- rooms: ``rooms`` and ``room`` read this party's rooms, each checked against its signed
+  statements (snapshot, members, runs, red flags). Joining, consenting and approving a room's
+  runs are a person's signed decisions: no tool does them, ``room`` names the commands.
 
 The limits are the server's start-up options (:class:`AgentLimits`); nothing inside a
 session widens them. Simulated enclaves are refused unless the person allowed them,
@@ -49,6 +52,7 @@ from sealroom import __version__
 from sealroom.attestation.simulated import SIMULATED_BANNER
 from sealroom.client import Party, ProtocolRun
 from sealroom.client.flows import CardOptions, preview_card
+from sealroom.client.rooms import VerifiedRoom
 from sealroom.crypto.files import write_private
 from sealroom.crypto.keys import fingerprint
 from sealroom.errors import InvalidInput, NotFound, PolicyDenied, SealroomError
@@ -56,7 +60,7 @@ from sealroom.statements.fields import DIGEST_PATTERN
 from sealroom.verification.bundle import ProofBundle
 from sealroom.verification.trust import trust_policy
 from sealroom.verification.verify import BundleRejected, VerificationReport, verify_bundle
-from sealroom.wire import DatasetView, RequestView
+from sealroom.wire import DatasetView, RequestView, RoomView
 
 __all__ = ["AgentLimits", "build_server"]
 
@@ -70,7 +74,8 @@ INSTRUCTIONS = (
     "sealroom: learn from datasets their owners keep. Find datasets (search, show_card), "
     "ask for a computation (request), then wait and fetch the verified result (wait, result). "
     "With a named peer, psi and pjc run private protocols on a local file (if allowed). "
-    "As an owner: read the inbox, approve_within_policy, reject. You act only within the "
+    "As an owner: read the inbox, approve_within_policy, reject. Rooms (rooms, room) are "
+    "read-only here: joining, consenting and approving are the person's. You act only within the "
     "party's policies: anything they leave to a person is refused with the command the "
     "person runs."
 )
@@ -117,6 +122,70 @@ def _report(report: VerificationReport) -> dict[str, Any]:
     return {
         "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in report.checks],
         "warnings": list(report.warnings),
+    }
+
+
+def _room_brief(party: Party, view: RoomView) -> dict[str, Any]:
+    me = next((m for m in view.members if m.party == party.party_id), None)
+    return {
+        "room": view.room,
+        "name": view.name,
+        "host": view.host,
+        "template": view.template,
+        "risky": view.risky,
+        "expired": view.expired,
+        "my_consent": None if me is None else me.consent_state,
+        "runs": len(view.runs),
+        "red_flags": len(view.red_flags),
+    }
+
+
+def _room_detail(party: Party, verified: VerifiedRoom) -> dict[str, Any]:
+    """What an agent may read of a room; consent, joins and approvals stay with the person,
+    and the answer names the command for each one that is waiting."""
+    view, snapshot = verified.view, verified.room.statement.snapshot
+    me = party.party_id
+    mine = next((m for m in view.members if m.party == me), None)
+    waiting: list[str] = []
+    if mine is not None and mine.status == "invited":
+        waiting.append(f"sealroom room join {view.room} --dataset DATASET (a local pre-check)")
+    if mine is not None and mine.role != "host" and mine.consent_state != "consented":
+        waiting.append(f"sealroom room summary {view.room}, then sealroom room consent {view.room}")
+    for run in view.runs:
+        if run.status == "pending" and me != view.host:
+            waiting.append(
+                f"sealroom room approve {view.room} {run.request} (if it uses your data)"
+            )
+    return {
+        **_room_brief(party, view),
+        "snapshot_digest": view.snapshot_digest,
+        "purpose": snapshot.purpose,
+        "allowed_queries": [
+            {"id": q.id, "version": q.version, "code_digest": q.code_digest}
+            for q in snapshot.allowed_queries
+        ],
+        "k": snapshot.k,
+        "dp": snapshot.dp.model_dump(mode="json"),
+        "approvers_required": snapshot.approvers_required,
+        "retention_seconds": snapshot.retention_seconds,
+        "expires_at": snapshot.expires_at,
+        "region": snapshot.region,
+        "members": [
+            {"party": m.party, "role": m.role, "status": m.status, "consent": m.consent_state}
+            for m in view.members
+        ],
+        "runs": [
+            {
+                "request": r.request,
+                "computation": r.computation,
+                "status": r.status,
+                "reason": r.status_reason,
+                "approvals": list(r.approvals),
+            }
+            for r in view.runs
+        ],
+        "red_flags": [f.detail for f in view.red_flags],
+        "needs_person": waiting,
     }
 
 
@@ -387,6 +456,19 @@ def build_server(party: Party, *, limits: AgentLimits) -> MCPServer:
             {"verified": True, "verification": _report(report)}, simulated=report.simulated
         )
 
+    @tool
+    def rooms() -> dict[str, Any]:
+        """The rooms this party hosts or is invited to, each checked against its signed room."""
+        return {"rooms": [_room_brief(party, v) for v in party.rooms.list()]}
+
+    @tool
+    def room(room: str) -> dict[str, Any]:
+        """One room, checked against its signed statements: its policy snapshot (purpose,
+        allowed queries with their code, k, DP, retention, expiry, region), members and their
+        consent, runs and approvals, red flags, and what is left to a person here."""
+        verified = party.rooms.show(_digest(room, "room"))
+        return _room_detail(party, verified)
+
     @server.resource("sealroom://cards/{dataset}", name="card", mime_type="application/json")
     def card(dataset: str) -> str:
         """A dataset's public card."""
@@ -408,11 +490,16 @@ def build_server(party: Party, *, limits: AgentLimits) -> MCPServer:
     return server
 
 
+def _digest(value: str, what: str) -> str:
+    """``value`` if it is an id (``sha256:<hex>``); anything else is refused."""
+    if re.fullmatch(DIGEST_PATTERN, value) is None:
+        raise InvalidInput(f"not a {what} id (sha256:<64 hex digits>)")
+    return value
+
+
 def _safe_name(request: str) -> str:
-    """A request id (``sha256:<hex>``) as one path component; anything else is refused."""
-    if re.fullmatch(DIGEST_PATTERN, request) is None:
-        raise InvalidInput("not a request id (sha256:<64 hex digits>)")
-    return request.removeprefix("sha256:")
+    """A request id as one path component."""
+    return _digest(request, "request").removeprefix("sha256:")
 
 
 def serve(
