@@ -506,3 +506,21 @@ def test_a_rerun_on_the_same_member_data_with_a_new_host_input_is_red_flagged(
         host.rooms.request_protocol(room, "psi", [probe.dataset, world.datasets["alice"]], PSI)
         flags = [f.detail for f in world.parties["alice"].rooms.show(room).view.red_flags]
         assert any("ran on the same member data 1 time(s) before" in f for f in flags), flags
+
+
+def test_a_bad_column_is_refused_before_the_session_so_the_run_can_still_go_ahead(
+    tmp_path: Path,
+) -> None:
+    with room_world(tmp_path) as world:
+        host, alice = world.parties["host"], world.parties["alice"]
+        room = _room(world)
+        request = _approved(world, room)
+        with pytest.raises(InvalidInput, match="no column 'email'"):
+            host.rooms.run_protocol(request, key_column="email")
+        assert host.status(request).status == "approved"  # no session, nothing recorded
+        mine, _ = _both(
+            lambda: host.rooms.run_protocol(request, key_column="id"),
+            lambda: alice.rooms.run_protocol(request, key_column="id"),
+        )
+        assert mine.learned["intersection_size"] == 150
+        assert host.status(request).status == "completed"

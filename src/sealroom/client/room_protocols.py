@@ -25,7 +25,7 @@ the coordinator, which logs them and completes the request.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -302,86 +302,93 @@ def run(
         for d in inputs
     ]
     table = pa.concat_tables(tables) if tables else None
+    role = next(r for r, p in checked.roles if p == me)
+    # Everything is read and checked before the session opens: a bad column must not leave
+    # a started run behind.
+    start = _prepare(checked, table, data, role=role, inputs=inputs, timeout=timeout)
     session = _session(client, checked, identity, timeout=timeout)
     record_protocol_run(home, request, "ran", at=now)  # before any data leaves
+    done = start(client, session)
+    if session.me == session.roles[0]:  # the hub hands in the co-signed receipts
+        client.post_protocol_receipts(request, [r.envelope for r in done.record.receipts])
+    return done
+
+
+Start = Callable[[Client, Session], ProtocolRun]
+
+
+def _prepare(
+    checked: CheckedProtocolRun,
+    table: Any,
+    data: RunData,
+    *,
+    role: str,
+    inputs: list[str],
+    timeout: float,
+) -> Start:
+    """This party's side of the run with its data already read: a function of the session."""
     protocol = checked.query.protocol
     params = dict(checked.parameters)
     if protocol == "psi":
         from sealroom.protocols import psi
 
-        assert table is not None  # both PSI parties bring an input
         elements = [str(v).encode() for v in _column(table, data.key_column, "key")]
-        done = run_psi(
-            client,
-            session,
-            elements=elements,
-            params=psi.PsiParams(**params),
-            inputs=inputs,
-            timeout=timeout,
+        psi_params = psi.PsiParams(**params)
+        return lambda client, session: run_psi(
+            client, session, elements=elements, params=psi_params, inputs=inputs, timeout=timeout
         )
-    elif protocol == "pjc":
+    if protocol == "pjc":
         from sealroom.protocols import pjc
 
-        assert table is not None
         ids = [str(v).encode() for v in _column(table, data.key_column, "key")]
         values: list[int] | None = None
-        if session.me == "b":
+        if role == "b":
             values = _column(table, data.value_column, "value")
             if not all(type(v) is int for v in values):
                 raise InvalidInput(f"column {data.value_column!r} must hold integers only")
-        done = run_pjc(
+        pjc_params = pjc.PjcParams(**params)
+        return lambda client, session: run_pjc(
             client,
             session,
             ids=ids,
             values=values,
-            params=pjc.PjcParams(**params),
+            params=pjc_params,
             inputs=inputs,
             timeout=timeout,
         )
-    else:
-        import numpy as np
+    import numpy as np
 
-        arrays = None
-        if table is not None:
-            columns = [
-                np.asarray(_column(table, c, "feature"), dtype=np.float64) for c in data.features
-            ]
-            label = np.asarray(_column(table, data.label, "label"), dtype=np.float64)
-            arrays = (np.column_stack(columns), label)
-        if protocol == "secagg":
-            from sealroom.protocols import fedavg, queries
+    arrays = None
+    if table is not None:
+        columns = [
+            np.asarray(_column(table, c, "feature"), dtype=np.float64) for c in data.features
+        ]
+        label = np.asarray(_column(table, data.label, "label"), dtype=np.float64)
+        arrays = (np.column_stack(columns), label)
+    if protocol == "secagg":
+        from sealroom.protocols import fedavg, queries
 
-            return _finish(
-                client,
-                request,
-                session,
-                run_federated(
-                    client,
-                    session,
-                    config=queries.fedavg_config(params),
-                    features=data.features,
-                    data=None if arrays is None else fedavg.OwnerData(*arrays),
-                    inputs=inputs,
-                    timeout=timeout,
-                    dropout_timeout=timeout,
-                ),
-            )
-        from sealroom.protocols import he
-
-        done = run_he(
+        config = queries.fedavg_config(params)
+        owned = None if arrays is None else fedavg.OwnerData(*arrays)
+        return lambda client, session: run_federated(
             client,
             session,
-            params=he.HeParams(**params),
+            config=config,
             features=data.features,
-            data=arrays,
+            data=owned,
             inputs=inputs,
             timeout=timeout,
+            dropout_timeout=timeout,
         )
-    return _finish(client, request, session, done)
+    from sealroom.protocols import he
 
-
-def _finish(client: Client, request: str, session: Session, done: ProtocolRun) -> ProtocolRun:
-    """The hub hands the co-signed receipts in (the others have the same record)."""
-    if session.me == session.roles[0]:
-        client.post_protocol_receipts(request, [r.envelope for r in done.record.receipts])
-    return done
+    he_params = he.HeParams(**params)
+    return lambda client, session: run_he(
+        client,
+        session,
+        params=he_params,
+        features=data.features,
+        data=arrays,
+        inputs=inputs,
+        timeout=timeout,
+    )
