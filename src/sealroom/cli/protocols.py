@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 
 import typer
 
@@ -26,10 +26,11 @@ from sealroom.cli.common import (
     who,
 )
 from sealroom.cli.progress import NoProgressOpt, Step, shows, step
+from sealroom.client.columns import column as read_column
+from sealroom.client.columns import training_arrays
 from sealroom.errors import InvalidInput, PolicyDenied
 
 if TYPE_CHECKING:
-    import numpy as np
     import pyarrow as pa
 
     from sealroom.client import Party, ProtocolRun
@@ -82,13 +83,6 @@ def _table(party: Party, *, data: Path | None, dataset: str | None) -> tuple[pa.
     from sealroom.connectors.files import read_table
 
     return read_table(data), []
-
-
-def _column(table: pa.Table, name: str) -> list[Any]:
-    if name not in table.column_names:
-        raise InvalidInput(f"no column {name!r} (columns: {', '.join(table.column_names)})")
-    values: list[Any] = table.column(name).to_pylist()
-    return values
 
 
 PeerFingerprintOpt = Annotated[
@@ -246,7 +240,7 @@ def psi(
             terms = [t for t, _ in profile_table(table, k=1, max_keywords=KEYWORD_MAX).keywords]
         else:
             assert column is not None
-            elements = [str(v).encode() for v in _column(table, column) if v is not None]
+            elements = [str(v).encode() for v in read_column(table, column) if v is not None]
         with step("private set intersection", show=shows(json_output, no_progress)) as shown:
             outcome = party.psi(
                 elements,
@@ -334,13 +328,13 @@ def pjc(
             json_output=json_output,
         )
         table, inputs = _table(party, data=data, dataset=dataset)
-        ids_raw = _column(table, id_column)
+        ids_raw = read_column(table, id_column)
         if any(v is None for v in ids_raw):
             raise InvalidInput(f"column {id_column!r} has empty identifiers")
         ids = [str(v).encode() for v in ids_raw]
         values: list[int] | None = None
         if value_column is not None:
-            raw = _column(table, value_column)
+            raw = read_column(table, value_column)
             if not all(type(v) is int for v in raw):
                 raise InvalidInput(f"column {value_column!r} must hold integers only")
             values = raw
@@ -370,23 +364,6 @@ def pjc(
                 typer.echo(f"  {key}: {value}")
 
         _finish(outcome, out, json_output, human)
-
-
-def _training_data(
-    table: pa.Table, *, features: Sequence[str], label: str
-) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    import numpy as np
-
-    columns = []
-    for name in (*features, label):
-        values = _column(table, name)
-        if any(v is None for v in values):
-            raise InvalidInput(f"column {name!r} has empty cells; fill or drop them first")
-        if not all(isinstance(v, int | float) and not isinstance(v, str) for v in values):
-            raise InvalidInput(f"column {name!r} must be numeric (true/false count as 1/0)")
-        columns.append(np.asarray(values, dtype=np.float64))
-    x = np.column_stack(columns[:-1]) if features else np.zeros((table.num_rows, 0))
-    return x, columns[-1]
 
 
 def train(
@@ -439,7 +416,7 @@ def train(
         inputs: list[str] = []
         if not starting:
             table, inputs = _table(party, data=data, dataset=dataset)
-            rows = _training_data(table, features=names, label=label)
+            rows = training_arrays(table, features=names, label=label)
         with step("training", show=shows(json_output, no_progress)) as shown:
             outcome = party.train(
                 "federated" if federated else "he",

@@ -394,7 +394,7 @@ def approve(
             return
         if reject:
             raise InvalidInput("--reject applies with --org; as the owner use `sealroom reject`")
-        from sealroom.protocols.queries import PREFIX
+        from sealroom.protocols.queries import is_protocol
         from sealroom.statements import ComputationRequest
 
         policy = party.rooms.show(room).room.statement.snapshot.policy
@@ -403,7 +403,7 @@ def approve(
             from sealroom.errors import NotFound
 
             raise NotFound(f"no run {request} in room {room}")
-        if req.computation.id.startswith(PREFIX):
+        if is_protocol(req.computation.id):
             approved = party.rooms.approve_protocol(request)
             report(
                 json_output,

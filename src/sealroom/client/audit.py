@@ -17,7 +17,7 @@ from sealroom.audit.pack import AuditPack, LoggedStatementProof, verify_logged_s
 from sealroom.client.http import Client
 from sealroom.crypto.keys import Identity
 from sealroom.errors import VerificationFailed
-from sealroom.protocols.queries import PREFIX as PROTOCOL_PREFIX
+from sealroom.protocols.queries import is_protocol
 from sealroom.statements import (
     Approval,
     ComputationRequest,
@@ -215,7 +215,7 @@ def issue_room_pack(
     runs = [
         r.request
         for r in verified.view.runs
-        if r.status == "completed" and not r.computation.startswith(PROTOCOL_PREFIX)
+        if r.status == "completed" and not is_protocol(r.computation)
     ]
     return issue_pack(
         client,

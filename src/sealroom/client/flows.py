@@ -54,7 +54,7 @@ from sealroom.errors import (
 )
 from sealroom.policy import Decision, PolicyRules
 from sealroom.policy.compose import decide_in_room
-from sealroom.protocols.queries import PREFIX as PROTOCOL_PREFIX
+from sealroom.protocols.queries import is_protocol
 from sealroom.statements import (
     Accept,
     Approval,
@@ -667,7 +667,7 @@ def _open_request(
 
 def _resolve(registry: Registry, req: Signed[ComputationRequest]) -> Computation:
     ref = req.statement.computation
-    if ref.id.startswith(PROTOCOL_PREFIX):
+    if is_protocol(ref.id):
         raise PolicyDenied(
             f"{ref.id} is a protocol run between the parties: approve it by hand "
             "(`sealroom room approve ROOM REQUEST`), never by policy"

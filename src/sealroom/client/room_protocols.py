@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sealroom.client import flows
+from sealroom.client.columns import column, training_arrays
 from sealroom.client.http import Client
 from sealroom.client.local import record_protocol_run, recorded_consent, recorded_protocol_run
 from sealroom.client.protocol_runs import ProtocolRun, run_federated, run_he, run_pjc, run_psi
@@ -272,9 +273,7 @@ def _session(
 def _column(table: Any, name: str | None, what: str) -> list[Any]:
     if name is None:
         raise InvalidInput(f"name the {what} column")
-    if name not in table.column_names:
-        raise InvalidInput(f"no column {name!r} (columns: {', '.join(table.column_names)})")
-    values: list[Any] = table.column(name).to_pylist()
+    values = column(table, name)
     if any(v is None for v in values):
         raise InvalidInput(f"column {name!r} has empty cells")
     return values
@@ -356,15 +355,11 @@ def _prepare(
             inputs=inputs,
             timeout=timeout,
         )
-    import numpy as np
-
     arrays = None
     if table is not None:
-        columns = [
-            np.asarray(_column(table, c, "feature"), dtype=np.float64) for c in data.features
-        ]
-        label = np.asarray(_column(table, data.label, "label"), dtype=np.float64)
-        arrays = (np.column_stack(columns), label)
+        if data.label is None:
+            raise InvalidInput("name the label column")
+        arrays = training_arrays(table, features=data.features, label=data.label)
     if protocol == "secagg":
         from sealroom.protocols import fedavg, queries
 

@@ -24,7 +24,7 @@ from sealroom.coordinator.state import (
 from sealroom.crypto.keys import PartyId
 from sealroom.errors import Conflict, InvalidInput, NotFound, PolicyDenied, SignatureInvalid
 from sealroom.policy.compose import decide_in_room
-from sealroom.protocols.queries import PREFIX as PROTOCOL_PREFIX
+from sealroom.protocols.queries import is_protocol
 from sealroom.statements import Approval, ComputationRequest, EnclaveEvidence, Envelope
 from sealroom.storage.engine import write_transaction
 from sealroom.storage.schema import datasets, request_blobs, request_inputs, requests
@@ -200,7 +200,7 @@ class Approvals:
 
 def is_protocol_run(row: Row[Any]) -> bool:
     """Whether a ``requests`` row is a no-trust protocol run (no enclave, no uploads)."""
-    return str(row.computation_id).startswith(PROTOCOL_PREFIX)
+    return is_protocol(str(row.computation_id))
 
 
 def maybe_ready(state: State, conn: Connection, request: str, now: int) -> None:
@@ -214,7 +214,7 @@ def maybe_ready(state: State, conn: Connection, request: str, now: int) -> None:
     computation = conn.execute(
         select(requests.c.computation_id).where(requests.c.request == request)
     ).scalar_one()
-    if str(computation).startswith(PROTOCOL_PREFIX):
+    if is_protocol(str(computation)):
         if all(r.decision == "approve" for r in rows):
             state.transition(
                 conn,

@@ -59,7 +59,7 @@ from sealroom.errors import (
     PolicyDenied,
     SealroomError,
 )
-from sealroom.protocols.queries import PREFIX as PROTOCOL_PREFIX
+from sealroom.protocols.queries import is_protocol
 from sealroom.statements import (
     Accept,
     ComputationRequest,
@@ -384,7 +384,7 @@ class CreditLedger:
             return None
         env, _ = statement(conn, request, ComputationRequest.TYPE)
         req = ComputationRequest.parse_payload(env.payload)
-        if req.computation.id.startswith(PROTOCOL_PREFIX):
+        if is_protocol(req.computation.id):
             return None  # the parties run it themselves: nothing is sold through the ledger
         try:
             quote = self.quote(state, conn, req, now)

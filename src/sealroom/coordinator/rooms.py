@@ -47,8 +47,7 @@ from sealroom.errors import (
     SignatureInvalid,
 )
 from sealroom.policy.rules import PolicyRules
-from sealroom.protocols.queries import PREFIX as PROTOCOL_PREFIX
-from sealroom.protocols.queries import protocol_query
+from sealroom.protocols.queries import is_protocol, protocol_query
 from sealroom.statements import (
     ComputationRequest,
     EnclaveEvidence,
@@ -144,7 +143,7 @@ def _check_policy_matches(room: Room, rules: PolicyRules) -> None:
     """The room policy says what the snapshot says (the snapshot is what members read)."""
     snap = room.snapshot
     allowed = sorted(r.id for r in rules.allow)
-    enclave_queries = [q for q in snap.allowed_queries if not q.id.startswith(PROTOCOL_PREFIX)]
+    enclave_queries = [q for q in snap.allowed_queries if not is_protocol(q.id)]
     if allowed != sorted(q.id for q in enclave_queries):
         raise InvalidInput("the room policy allows other computations than the snapshot lists")
     if len(enclave_queries) != len(snap.allowed_queries) and snap.dp.mode != "exact":

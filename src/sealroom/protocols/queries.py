@@ -44,6 +44,7 @@ __all__ = [
     "PROTOCOL_QUERIES",
     "ProtocolQuery",
     "fedavg_config",
+    "is_protocol",
     "protocol_query",
     "protocol_ref",
 ]
@@ -206,6 +207,11 @@ PROTOCOL_QUERIES: Mapping[str, ProtocolQuery] = {
 }
 
 
+def is_protocol(computation_id: str) -> bool:
+    """Whether a computation id names a protocol run (``protocol.<name>``), not an enclave's."""
+    return computation_id.startswith(PREFIX)
+
+
 def protocol_ref(protocol: str) -> ComputationRef:
     """The computation reference naming ``protocol`` at this release's code."""
     query = PROTOCOL_QUERIES.get(PREFIX + protocol)
@@ -219,7 +225,7 @@ def protocol_query(ref: ComputationRef) -> ProtocolQuery | None:
 
     A ``protocol.`` reference at another version or code digest than this release's
     is refused: the parties would run other code than the one approved."""
-    if not ref.id.startswith(PREFIX):
+    if not is_protocol(ref.id):
         return None
     query = PROTOCOL_QUERIES.get(ref.id)
     if query is None:

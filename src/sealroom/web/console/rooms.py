@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from sealroom.client.flows import TERMINAL
 from sealroom.errors import InvalidInput, NotFound, SealroomError
-from sealroom.protocols.queries import PREFIX as PROTOCOL_PREFIX
+from sealroom.protocols.queries import is_protocol
 
 if TYPE_CHECKING:
     from sealroom.client import Party
@@ -331,7 +331,7 @@ class RoomPages:
             if rid not in {r.request for r in verified.view.runs}:
                 raise NotFound("no such run in this room")
             run = next(r for r in verified.view.runs if r.request == rid)
-            if action == "approve" and run.computation.startswith(PROTOCOL_PREFIX):
+            if action == "approve" and is_protocol(run.computation):
                 # A protocol run: approved by hand (this click), no sealing; the parties run it.
                 await c.call(lambda: c.party.rooms.approve_protocol(rid), write=True)
                 return self._redirect(room, "protocol-approved")
