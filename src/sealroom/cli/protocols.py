@@ -26,8 +26,6 @@ from sealroom.cli.common import (
     who,
 )
 from sealroom.cli.progress import NoProgressOpt, Step, shows, step
-from sealroom.client.columns import column as read_column
-from sealroom.client.columns import training_arrays
 from sealroom.errors import InvalidInput, PolicyDenied
 
 if TYPE_CHECKING:
@@ -231,6 +229,8 @@ def psi(
             json_output=json_output,
         )
         table, inputs = _table(party, data=data, dataset=dataset)
+        from sealroom.client.columns import column as read_column
+
         terms: list[str] | None = None
         elements: list[bytes] = []
         if keywords:
@@ -328,6 +328,8 @@ def pjc(
             json_output=json_output,
         )
         table, inputs = _table(party, data=data, dataset=dataset)
+        from sealroom.client.columns import column as read_column
+
         ids_raw = read_column(table, id_column)
         if any(v is None for v in ids_raw):
             raise InvalidInput(f"column {id_column!r} has empty identifiers")
@@ -416,6 +418,8 @@ def train(
         inputs: list[str] = []
         if not starting:
             table, inputs = _table(party, data=data, dataset=dataset)
+            from sealroom.client.columns import training_arrays
+
             rows = training_arrays(table, features=names, label=label)
         with step("training", show=shows(json_output, no_progress)) as shown:
             outcome = party.train(
